@@ -1,0 +1,72 @@
+//! The one error type of the store. Every variant says what failed and on
+//! which object, so the CLI can print it as it is.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{context}: {path}: {source}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("size mismatch for {what}: expected {expected} bytes, got {actual}")]
+    SizeMismatch { what: String, expected: u64, actual: u64 },
+    #[error("invalid digest {0:?}: expected sha256:<64 hex digits>")]
+    InvalidDigest(String),
+    #[error("invalid reference format {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+    #[error("No such image: {0}")]
+    ImageNotFound(String),
+    #[error("image reference {reference:?} is ambiguous: it matches {count} images; use more characters of the ID")]
+    AmbiguousImage { reference: String, count: usize },
+    #[error("No such container: {0}")]
+    ContainerNotFound(String),
+    #[error("container reference {reference:?} is ambiguous: it matches {count} containers")]
+    AmbiguousContainer { reference: String, count: usize },
+    #[error("the container name \"/{0}\" is already in use; remove that container or choose another name")]
+    NameInUse(String),
+    #[error("blob {0} is not in the store")]
+    BlobNotFound(String),
+    #[error("layer {layer}: {source}")]
+    Layer {
+        layer: String,
+        #[source]
+        source: berth_archive::ArchiveError,
+    },
+    #[error("image config {digest}: {source}")]
+    BadConfig {
+        digest: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Attach a path and a verb to an `io::Error`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, context: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, context: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| StoreError::Io {
+            context,
+            path: path.into(),
+            source,
+        })
+    }
+}
