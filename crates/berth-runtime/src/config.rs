@@ -1,0 +1,179 @@
+//! The container's configuration as the engine hands it to this crate, and
+//! Docker's ENTRYPOINT/CMD composition rule.
+//!
+//! This module is pure data and pure functions: it must never touch the file
+//! system, spawn processes or consult the host.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Everything needed to create one container; serialized as
+/// `containers/<id>/berth.json` by the engine.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct ContainerConfig {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub image_ref: String,
+    /// Final argv, already composed by [`resolve_args`].
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    /// `uid[:gid]` or `name[:group]`, resolved against the rootfs' /etc/passwd and /etc/group.
+    pub user: String,
+    pub hostname: String,
+    pub domainname: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub labels: BTreeMap<String, String>,
+    /// e.g. "SIGTERM", "15", "TERM"; `None` means SIGTERM.
+    pub stop_signal: Option<String>,
+    /// Seconds to wait after the stop signal before SIGKILL; `None` means 10.
+    pub stop_timeout: Option<u32>,
+    pub mounts: Vec<MountSpec>,
+    pub read_only: bool,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `seccomp=<path>|unconfined`, `no-new-privileges[=true|false]`; `apparmor=...` and `label=...` are ignored with a warning.
+    pub security_opt: Vec<String>,
+    /// `--device` values: `host[:container[:perms]]`.
+    pub devices: Vec<String>,
+    pub init: bool,
+    /// "none" | "host" | "private" (default: own network namespace with loopback up)
+    /// | "container:<path-to-netns>" / "ns:<path>" to join an existing namespace.
+    pub network_mode: String,
+    pub resources: Resources,
+    pub restart_policy: RestartPolicy,
+    pub healthcheck: Option<HealthConfig>,
+    pub auto_remove: bool,
+    /// The image's SHELL, used for CMD-SHELL healthchecks (default `["/bin/sh","-c"]`).
+    pub shell: Vec<String>,
+}
+
+/// What kind of mount a [`MountSpec`] is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A host path bound into the container.
+    #[default]
+    Bind,
+    /// A named/anonymous volume; `source` is the resolved host directory.
+    Volume,
+    /// A tmpfs; `source` is ignored.
+    Tmpfs,
+}
+
+/// One `-v`/`--mount`/`--tmpfs` entry.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(default)]
+pub struct MountSpec {
+    pub kind: MountKind,
+    pub source: PathBuf,
+    pub target: String,
+    pub readonly: bool,
+    /// "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"; empty = rprivate.
+    pub propagation: String,
+    /// Extra mount options (tmpfs: "size=64m", "mode=1777", "noexec", ...).
+    pub options: Vec<String>,
+}
+
+/// Resource limits (`--memory`, `--cpus`, `--ulimit`, ...).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct Resources {
+    /// Bytes; `None` = unlimited.
+    pub memory: Option<i64>,
+    /// Memory + swap in bytes, Docker's `--memory-swap`; `-1` = unlimited swap;
+    /// `None` with `memory` set = twice the memory (Docker's default).
+    pub memory_swap: Option<i64>,
+    /// Number of CPUs (fractional), turned into a CFS quota over a 100ms period.
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    /// `None` or a value <= 0 = unlimited.
+    pub pids_limit: Option<i64>,
+    /// (name without RLIMIT_ prefix, e.g. "nofile"; soft; hard)
+    pub ulimits: Vec<(String, u64, u64)>,
+}
+
+/// `--restart` policy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// Restart on a non-zero exit, at most `max` times (0 = no limit).
+    OnFailure {
+        max: u32,
+    },
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Parses Docker's `--restart` syntax: `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+    pub fn parse(s: &str) -> Result<Self, crate::RuntimeError> {
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (s, None),
+        };
+        let bad = || {
+            crate::RuntimeError::InvalidConfig(format!(
+                "invalid restart policy {s:?}: use no, always, unless-stopped or on-failure[:max-retries]"
+            ))
+        };
+        match (name, arg) {
+            ("" | "no", None) => Ok(RestartPolicy::No),
+            ("always", None) => Ok(RestartPolicy::Always),
+            ("unless-stopped", None) => Ok(RestartPolicy::UnlessStopped),
+            ("on-failure", None) => Ok(RestartPolicy::OnFailure { max: 0 }),
+            ("on-failure", Some(n)) => n.parse().map(|max| RestartPolicy::OnFailure { max }).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A HEALTHCHECK, in Docker's representation. Durations are nanoseconds as in
+/// the image config; zero means Docker's default.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(default)]
+pub struct HealthConfig {
+    /// `["CMD", arg...]`, `["CMD-SHELL", "command"]` or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval: u64,
+    pub timeout: u64,
+    pub start_period: u64,
+    pub start_interval: u64,
+    pub retries: u32,
+}
+
+/// Docker's rule for combining ENTRYPOINT and CMD.
+///
+/// * `override_entrypoint`: `None` keeps the image's ENTRYPOINT; `Some(v)`
+///   replaces it (`Some(vec![])` is `--entrypoint ''`, which clears it) and
+///   also discards the image's CMD.
+/// * non-empty `user_args` replace CMD.
+///
+/// The result is ENTRYPOINT followed by CMD. An empty result means "no
+/// command specified", which the caller must report.
+pub fn resolve_args(
+    image_entrypoint: &[String],
+    image_cmd: &[String],
+    override_entrypoint: Option<Vec<String>>,
+    user_args: Vec<String>,
+) -> Vec<String> {
+    let (entrypoint, default_cmd): (Vec<String>, &[String]) = match override_entrypoint {
+        Some(ep) => (ep.into_iter().filter(|s| !s.is_empty()).collect(), &[]),
+        None => (image_entrypoint.to_vec(), image_cmd),
+    };
+    let cmd = if user_args.is_empty() {
+        default_cmd.to_vec()
+    } else {
+        user_args
+    };
+    let mut out = entrypoint;
+    out.extend(cmd);
+    out
+}

@@ -1,0 +1,38 @@
+//! berth-runtime: from an image config and `docker run` options to a
+//! running, supervised container, through an OCI runtime CLI (runc, crun,
+//! youki), without a daemon.
+//!
+//! * [`config`]: the container configuration and Docker's ENTRYPOINT/CMD rule.
+//! * [`spec`]: configuration → OCI runtime spec with Docker's defaults.
+//! * [`seccomp`]: the default seccomp profile.
+//! * [`mount`]: overlay root file systems.
+//! * [`oci`]: the OCI runtime command line.
+//! * [`monitor`]: the per-container monitor (logs, exit, restarts, health).
+//! * [`state`], [`logs`], [`exec`], [`health`], [`ops`]: what the CLI reads and does.
+//!
+//! This crate never touches the engine's database or image store; it works
+//! on a container directory the engine prepared.
+
+pub mod config;
+pub mod error;
+pub mod exec;
+pub mod health;
+pub mod logs;
+pub mod monitor;
+pub mod mount;
+pub mod oci;
+pub mod ops;
+pub mod seccomp;
+pub mod spec;
+pub mod state;
+
+pub use config::{resolve_args, ContainerConfig, HealthConfig, MountKind, MountSpec, Resources, RestartPolicy};
+pub use error::{Result, RuntimeError};
+pub use exec::{exec, ExecOptions};
+pub use logs::{read_logs, LogOptions};
+pub use monitor::{monitor_main, spawn_monitor, MonitorOptions};
+pub use mount::{mount_overlay, unmount};
+pub use oci::{OciRuntime, OciState};
+pub use ops::{kill, pause, stats, stop, top, unpause, ProcessInfo, Stats};
+pub use spec::build_spec;
+pub use state::{read_state, ContainerState, Health, HealthLog};

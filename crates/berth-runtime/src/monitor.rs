@@ -1,0 +1,875 @@
+//! The container monitor: the one small process (berth re-executed, or the
+//! foreground `berth run` itself) that owns a container's life. It creates
+//! and starts the container through the OCI runtime, copies its output into
+//! the json-file log (and to the terminal when attached), waits for it as
+//! child subreaper, records the exit (code, OOM), deletes the runtime
+//! state, applies the restart policy and runs the healthcheck.
+//!
+//! The monitor only reads and writes files in the container directory and
+//! talks to the OCI runtime; it must never open the engine's database,
+//! mount or unmount anything, or allocate in proportion to the container's
+//! output.
+
+use crate::config::{ContainerConfig, RestartPolicy};
+use crate::error::{IoContext, Result, RuntimeError};
+use crate::health;
+use crate::logs::{LogWriter, Stream, LOG_FILE};
+use crate::oci::OciRuntime;
+use crate::state::{self, update_state, REMOVE_MARKER, STOP_MARKER};
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The container configuration the engine writes into the container dir.
+pub const CONFIG_FILE: &str = "berth.json";
+/// The monitor's options, written by [`spawn_monitor`].
+pub const MONITOR_FILE: &str = "monitor.json";
+/// The container process's pid, written by the runtime.
+pub const PID_FILE: &str = "ctr.pid";
+/// The runtime's own log (JSON lines), where create/start errors are read from.
+pub const RUNTIME_LOG: &str = "runtime.log";
+/// Environment variable naming the fd a detached monitor reports readiness on.
+pub const READY_FD_ENV: &str = "BERTH_MONITOR_READY_FD";
+/// Longest wait between restarts (Docker's cap).
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How the monitor runs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MonitorOptions {
+    pub runtime: OciRuntime,
+    /// Foreground: also copy output to this process's stdout/stderr, feed
+    /// stdin to the container (with `open_stdin`), put the terminal in raw
+    /// mode (with `tty`), forward signals and window size changes.
+    #[serde(default)]
+    pub attach: bool,
+    /// A command run once the container has finally exited and will not be
+    /// restarted (e.g. `["berth", "rm", "-f", "<id>"]` for `--rm` detached).
+    #[serde(default)]
+    pub on_exit: Vec<String>,
+    /// Where readiness ("ok <pid>" or "err <code> <message>") is written once.
+    #[serde(skip)]
+    pub ready: Option<OwnedFd>,
+}
+
+impl MonitorOptions {
+    /// Options for a foreground run.
+    pub fn attached(runtime: OciRuntime) -> Self {
+        MonitorOptions {
+            runtime,
+            attach: true,
+            on_exit: Vec::new(),
+            ready: None,
+        }
+    }
+
+    /// Loads the options [`spawn_monitor`] left in the container dir and
+    /// picks up the readiness fd from the environment. This is what the
+    /// engine's `berth __monitor <dir>` entry point calls.
+    pub fn from_dir(container_dir: &Path) -> Result<Self> {
+        let p = container_dir.join(MONITOR_FILE);
+        let text = std::fs::read_to_string(&p).ctx(|| format!("reading {}", p.display()))?;
+        let mut o: MonitorOptions = serde_json::from_str(&text).map_err(|e| RuntimeError::Corrupt {
+            path: p,
+            reason: e.to_string(),
+        })?;
+        o.attach = false;
+        if let Some(fd) = std::env::var(READY_FD_ENV).ok().and_then(|v| v.parse::<i32>().ok()) {
+            std::env::remove_var(READY_FD_ENV);
+            // SAFETY: fcntl(F_GETFD) on an arbitrary number only queries; no memory is touched.
+            let open = unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+            if open && fd > 2 {
+                // SAFETY: the fd was handed to us by spawn_monitor for our exclusive use
+                // (checked open above); nothing else in this process owns it.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                let _ = rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC);
+                o.ready = Some(owned);
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Reports readiness to whoever spawned the monitor, once.
+struct Notifier(Option<OwnedFd>);
+
+impl Notifier {
+    fn send(&mut self, msg: &str) {
+        if let Some(fd) = self.0.take() {
+            let mut f = std::fs::File::from(fd);
+            let _ = f.write_all(msg.as_bytes());
+        }
+    }
+    fn ok(&mut self, pid: i32) {
+        self.send(&format!("ok {pid}\n"));
+    }
+    fn fail(&mut self, e: &RuntimeError) {
+        let msg = e.to_string().replace('\n', " ");
+        self.send(&format!("err {} {msg}\n", e.exit_code()));
+    }
+}
+
+/// Loads `berth.json` from the container dir.
+pub fn load_config(container_dir: &Path) -> Result<ContainerConfig> {
+    let p = container_dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&p).ctx(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).map_err(|e| RuntimeError::Corrupt {
+        path: p,
+        reason: e.to_string(),
+    })
+}
+
+/// Runs the container in `container_dir` to completion (including
+/// restarts) and returns its last exit code. The directory must hold the
+/// bundle (`config.json` with a mounted rootfs) and `berth.json`.
+/// A start failure is returned as `StartFailed` (exit code 125/126/127) and
+/// also recorded in the state.
+pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i32> {
+    let mut notifier = Notifier(opts.ready.take());
+    match run(container_dir, &opts, &mut notifier) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            notifier.fail(&e);
+            let msg = e.to_string();
+            let code = e.exit_code();
+            let _ = update_state(container_dir, |s| {
+                s.status = "exited".into();
+                s.exit_code = code;
+                s.error = msg;
+                s.pid = 0;
+                s.finished_at = Some(state::now_rfc3339());
+            });
+            run_on_exit(&opts.on_exit);
+            Err(e)
+        }
+    }
+}
+
+fn run_on_exit(cmd: &[String]) {
+    if let Some((exe, args)) = cmd.split_first() {
+        let _ = std::process::Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Whether Docker's policy restarts a container that exited with `code`
+/// after `restarts` restarts.
+pub fn should_restart(policy: &RestartPolicy, code: i32, restarts: u32) -> bool {
+    match policy {
+        RestartPolicy::No => false,
+        RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        RestartPolicy::OnFailure { max } => code != 0 && (*max == 0 || restarts < *max),
+    }
+}
+
+fn user_stopped(dir: &Path) -> bool {
+    dir.join(STOP_MARKER).exists() || dir.join(REMOVE_MARKER).exists()
+}
+
+fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32> {
+    let me = rustix::process::getpid();
+    rustix::process::set_child_subreaper(Some(me)).ctx(|| "becoming child subreaper".to_string())?;
+    let cfg = load_config(dir)?;
+    let _ = std::fs::remove_file(dir.join(STOP_MARKER));
+    let me_start = state::process_start_time(me.as_raw_nonzero().get()).unwrap_or(0);
+    update_state(dir, |s| {
+        s.monitor_pid = me.as_raw_nonzero().get();
+        s.monitor_start = me_start;
+        s.error.clear();
+    })?;
+    let sched = cfg.healthcheck.as_ref().and_then(|h| health::schedule(h, &cfg.shell));
+    let signals = if opts.attach {
+        Some(SignalPipe::install()?)
+    } else {
+        None
+    };
+    let mut log = LogWriter::open(&dir.join(LOG_FILE))?;
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    let mut last;
+    loop {
+        let t0 = Instant::now();
+        match run_once(dir, &cfg, opts, sched.as_ref(), notifier, signals.as_ref(), &mut log) {
+            Ok(code) => last = code,
+            Err(e) if first => return Err(e),
+            Err(e) => {
+                last = e.exit_code();
+                let msg = e.to_string();
+                update_state(dir, |s| {
+                    s.status = "exited".into();
+                    s.exit_code = last;
+                    s.error = msg;
+                    s.finished_at = Some(state::now_rfc3339());
+                })?;
+            }
+        }
+        first = false;
+        let restarts = state::read_state(dir).map(|s| s.restart_count).unwrap_or(0);
+        if user_stopped(dir) || !should_restart(&cfg.restart_policy, last, restarts) {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(100);
+        }
+        update_state(dir, |s| {
+            s.status = "restarting".into();
+            s.restart_count += 1;
+        })?;
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && !user_stopped(dir) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if user_stopped(dir) {
+            update_state(dir, |s| s.status = "exited".into())?;
+            break;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    run_on_exit(&opts.on_exit);
+    Ok(last)
+}
+
+/// The container's output channels.
+enum Io {
+    Pipes {
+        out: Option<OwnedFd>,
+        err: Option<OwnedFd>,
+        stdin: Option<OwnedFd>,
+    },
+    Pty {
+        master: Option<OwnedFd>,
+    },
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "creating a pipe".to_string())
+}
+
+/// A short, private directory for the console socket (unix socket paths are limited to 108 bytes).
+fn console_socket_dir() -> Result<PathBuf> {
+    use std::sync::atomic::AtomicU32;
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "berth-cs-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir(&d).ctx(|| format!("creating {}", d.display()))?;
+    rustix::fs::chmod(&d, rustix::fs::Mode::from_raw_mode(0o700)).ctx(|| format!("chmod {}", d.display()))?;
+    Ok(d)
+}
+
+/// Receives the pty master the runtime sends over the console socket.
+fn receive_master(listener: &std::os::unix::net::UnixListener) -> Result<OwnedFd> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    use std::mem::MaybeUninit;
+    listener.set_nonblocking(true).ctx(|| "console socket".to_string())?;
+    let (stream, _) = listener
+        .accept()
+        .ctx(|| "the OCI runtime did not connect to the console socket".to_string())?;
+    let mut buf = [0u8; 4096];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    recvmsg(&stream, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC).ctx(|| "receiving the pty master".to_string())?;
+    for msg in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(RuntimeError::Unsupported(
+        "the OCI runtime sent no pty master over the console socket".into(),
+    ))
+}
+
+fn read_pid(path: &Path) -> Result<i32> {
+    let text = std::fs::read_to_string(path).ctx(|| format!("reading pid file {}", path.display()))?;
+    text.trim().parse().map_err(|_| RuntimeError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not a pid: {text:?}"),
+    })
+}
+
+/// Cgroup file of the container, for the controller `ctrl` (v1) or the unified tree (v2).
+pub fn cgroup_file(id: &str, ctrl: &str, file: &str) -> PathBuf {
+    let rel = crate::spec::cgroups_path(id);
+    if crate::spec::cgroup_v2_unified() {
+        PathBuf::from(format!("/sys/fs/cgroup{rel}/{file}"))
+    } else {
+        PathBuf::from(format!("/sys/fs/cgroup/{ctrl}{rel}/{file}"))
+    }
+}
+
+/// Whether the kernel's OOM killer hit the container's cgroup.
+fn oom_killed(id: &str) -> bool {
+    let file = if crate::spec::cgroup_v2_unified() {
+        "memory.events"
+    } else {
+        "memory.oom_control"
+    };
+    let text = std::fs::read_to_string(cgroup_file(id, "memory", file)).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_once(
+    dir: &Path,
+    cfg: &ContainerConfig,
+    opts: &MonitorOptions,
+    sched: Option<&health::Schedule>,
+    notifier: &mut Notifier,
+    signals: Option<&SignalPipe>,
+    log: &mut LogWriter,
+) -> Result<i32> {
+    let rt = &opts.runtime;
+    let id = cfg.id.as_str();
+    let pid_file = dir.join(PID_FILE);
+    let rlog = dir.join(RUNTIME_LOG);
+    let _ = std::fs::remove_file(&pid_file);
+    let _ = rt.delete(id, true);
+    let mut io = if cfg.tty {
+        let sock_dir = console_socket_dir()?;
+        let sock = sock_dir.join("s");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).ctx(|| format!("binding {}", sock.display()))?;
+        let res = rt
+            .create(
+                id,
+                dir,
+                &pid_file,
+                Some(&sock),
+                (Stdio::null(), Stdio::null(), Stdio::null()),
+                &rlog,
+            )
+            .and_then(|_| receive_master(&listener));
+        drop(listener);
+        let _ = std::fs::remove_dir_all(&sock_dir);
+        let master = res.inspect_err(|_| {
+            let _ = rt.delete(id, true);
+        })?;
+        Io::Pty { master: Some(master) }
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (stdin_child, stdin_ours) = if opts.attach && cfg.open_stdin {
+            let (r, w) = pipe()?;
+            (Stdio::from(r), Some(w))
+        } else {
+            (Stdio::null(), None)
+        };
+        rt.create(
+            id,
+            dir,
+            &pid_file,
+            None,
+            (stdin_child, Stdio::from(out_w), Stdio::from(err_w)),
+            &rlog,
+        )
+        .inspect_err(|_| {
+            let _ = rt.delete(id, true);
+        })?;
+        Io::Pipes {
+            out: Some(out_r),
+            err: Some(err_r),
+            stdin: stdin_ours,
+        }
+    };
+    let pid = read_pid(&pid_file)?;
+    let rpid = rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::Corrupt {
+        path: pid_file.clone(),
+        reason: "pid 0".into(),
+    })?;
+    let pidfd = rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty())
+        .ctx(|| format!("watching container process {pid}"))?;
+    if let Err(e) = rt.start(id) {
+        let _ = rt.delete(id, true);
+        let _ = rustix::process::waitpid(Some(rpid), rustix::process::WaitOptions::NOHANG);
+        return Err(e);
+    }
+    let pid_start = state::process_start_time(pid).unwrap_or(0);
+    update_state(dir, |s| {
+        s.status = "running".into();
+        s.pid = pid;
+        s.pid_start = pid_start;
+        s.started_at = Some(state::now_rfc3339());
+        s.finished_at = None;
+        s.exit_code = 0;
+        s.oom_killed = false;
+        s.error.clear();
+        s.health = sched.map(|_| state::Health {
+            status: "starting".into(),
+            ..Default::default()
+        });
+    })?;
+    notifier.ok(pid);
+
+    // Healthcheck thread.
+    let (health_stop, health_thread) = match sched.cloned() {
+        Some(s) => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (d, r, c) = (dir.to_path_buf(), rt.clone(), cfg.clone());
+            (
+                Some(tx),
+                Some(std::thread::spawn(move || health::health_loop(&d, &r, &c, s, rx))),
+            )
+        }
+        None => (None, None),
+    };
+
+    let raw = if opts.attach && cfg.tty {
+        RawTerminal::enter()
+    } else {
+        None
+    };
+    if let (true, Io::Pty { master: Some(m) }) = (opts.attach, &io) {
+        copy_winsize(m);
+    }
+    let status = pump(&mut io, &pidfd, rpid, opts.attach && cfg.open_stdin, signals, log);
+    drop(raw);
+    if let Some(tx) = health_stop {
+        let _ = tx.send(());
+    }
+    if let Some(t) = health_thread {
+        let _ = t.join();
+    }
+    log.flush()?;
+    let code = status?;
+    let oom = oom_killed(id);
+    let _ = rt.delete(id, true);
+    let _ = std::fs::remove_file(&pid_file);
+    update_state(dir, |s| {
+        s.status = "exited".into();
+        s.exit_code = code;
+        s.oom_killed = oom;
+        s.pid = 0;
+        s.finished_at = Some(state::now_rfc3339());
+    })?;
+    Ok(code)
+}
+
+fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
+    // None = end of stream (EOF, or EIO on a pty whose other side closed).
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(0) => return None,
+            Ok(n) => return Some(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Some(0),
+            Err(_) => return None,
+        }
+    }
+}
+
+fn attach_write(stream: Stream, data: &[u8]) {
+    let _ = match stream {
+        Stream::Stdout => {
+            let mut o = std::io::stdout().lock();
+            o.write_all(data).and_then(|_| o.flush())
+        }
+        Stream::Stderr => {
+            let mut e = std::io::stderr().lock();
+            e.write_all(data).and_then(|_| e.flush())
+        }
+    };
+}
+
+/// Copies output until the container exits and its output is drained;
+/// returns the exit code (128+signal when killed).
+fn pump(
+    io: &mut Io,
+    pidfd: &OwnedFd,
+    pid: rustix::process::Pid,
+    forward_stdin: bool,
+    signals: Option<&SignalPipe>,
+    log: &mut LogWriter,
+) -> Result<i32> {
+    let attach = signals.is_some();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut exit: Option<i32> = None;
+    let mut drain_deadline: Option<Instant> = None;
+    // SAFETY: fd 0 stays open for the life of the process.
+    let stdin_fd = unsafe { BorrowedFd::borrow_raw(0) };
+    let mut stdin_open = forward_stdin;
+    let mut pending: Vec<u8> = Vec::new();
+    if let Io::Pty { master: Some(m) } = io {
+        let _ = rustix::io::ioctl_fionbio(&*m, true);
+    }
+    if let Io::Pipes { stdin: Some(w), .. } = io {
+        let _ = rustix::io::ioctl_fionbio(&*w, true);
+    }
+    loop {
+        let outputs_open = match io {
+            Io::Pipes { out, err, .. } => out.is_some() || err.is_some(),
+            Io::Pty { master } => master.is_some(),
+        };
+        if let Some(code) = exit {
+            if !outputs_open || drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(code);
+            }
+        }
+        // Build the poll set: slot kinds in parallel.
+        #[derive(Clone, Copy)]
+        enum Slot {
+            Pid,
+            Out,
+            Err,
+            Master,
+            Stdin,
+            StdinOut,
+            Sig,
+        }
+        let mut fds: Vec<PollFd> = Vec::with_capacity(6);
+        let mut kinds: Vec<Slot> = Vec::with_capacity(6);
+        if exit.is_none() {
+            fds.push(PollFd::new(pidfd, PollFlags::IN));
+            kinds.push(Slot::Pid);
+        }
+        match io {
+            Io::Pipes { out, err, stdin } => {
+                if let Some(o) = out {
+                    fds.push(PollFd::new(&*o, PollFlags::IN));
+                    kinds.push(Slot::Out);
+                }
+                if let Some(e) = err {
+                    fds.push(PollFd::new(&*e, PollFlags::IN));
+                    kinds.push(Slot::Err);
+                }
+                if let (Some(w), false) = (stdin.as_ref(), pending.is_empty()) {
+                    fds.push(PollFd::new(w, PollFlags::OUT));
+                    kinds.push(Slot::StdinOut);
+                }
+            }
+            Io::Pty { master } => {
+                if let Some(m) = master {
+                    let mut f = PollFlags::IN;
+                    if !pending.is_empty() {
+                        f |= PollFlags::OUT;
+                    }
+                    fds.push(PollFd::new(&*m, f));
+                    kinds.push(Slot::Master);
+                }
+            }
+        }
+        if stdin_open && pending.len() < 64 * 1024 && exit.is_none() {
+            fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
+            kinds.push(Slot::Stdin);
+        }
+        if let Some(s) = signals {
+            fds.push(PollFd::new(&s.read, PollFlags::IN));
+            kinds.push(Slot::Sig);
+        }
+        let timeout = if exit.is_some() {
+            Some(rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            })
+        } else {
+            None
+        };
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(RuntimeError::io("waiting for the container", e.into())),
+        }
+        let ready: Vec<(Slot, PollFlags)> = kinds.iter().copied().zip(fds.iter().map(|f| f.revents())).collect();
+        drop(fds);
+        for (kind, rev) in ready {
+            if rev.is_empty() {
+                continue;
+            }
+            match kind {
+                Slot::Pid => {
+                    let st = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+                        .ctx(|| format!("waiting for container process {pid:?}"))?;
+                    let code = match st {
+                        Some((_, ws)) => ws
+                            .exit_status()
+                            .or_else(|| ws.terminating_signal().map(|s| 128 + s))
+                            .unwrap_or(crate::state::EXIT_UNKNOWN),
+                        None => crate::state::EXIT_UNKNOWN,
+                    };
+                    exit = Some(code);
+                    drain_deadline = Some(Instant::now() + Duration::from_secs(2));
+                }
+                Slot::Out | Slot::Err => {
+                    let (stream, slot) = match (kind, &mut *io) {
+                        (Slot::Out, Io::Pipes { out, .. }) => (Stream::Stdout, out),
+                        (_, Io::Pipes { err, .. }) => (Stream::Stderr, err),
+                        _ => unreachable!("pipe slots only exist for pipe io"),
+                    };
+                    let fd = slot.as_ref().expect("polled fd is open");
+                    match read_some(fd, &mut buf) {
+                        Some(n) => {
+                            log.write(stream, &buf[..n])?;
+                            if attach {
+                                attach_write(stream, &buf[..n]);
+                            }
+                        }
+                        None => *slot = None,
+                    }
+                }
+                Slot::Master => {
+                    let Io::Pty { master } = &mut *io else {
+                        continue;
+                    };
+                    if rev.contains(PollFlags::OUT) && !pending.is_empty() {
+                        if let Some(m) = master.as_ref() {
+                            if let Ok(n) = rustix::io::write(m, &pending) {
+                                pending.drain(..n);
+                            }
+                        }
+                    }
+                    if rev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+                        let m = master.as_ref().expect("polled fd is open");
+                        match read_some(m, &mut buf) {
+                            Some(n) => {
+                                log.write(Stream::Stdout, &buf[..n])?;
+                                if attach {
+                                    attach_write(Stream::Stdout, &buf[..n]);
+                                }
+                            }
+                            None => *master = None,
+                        }
+                    }
+                }
+                Slot::StdinOut => {
+                    if let Io::Pipes { stdin: Some(w), .. } = &*io {
+                        match rustix::io::write(w, &pending) {
+                            Ok(n) => {
+                                pending.drain(..n);
+                            }
+                            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+                            Err(_) => pending.clear(),
+                        }
+                    }
+                    if pending.is_empty() && !stdin_open {
+                        if let Io::Pipes { stdin, .. } = &mut *io {
+                            *stdin = None;
+                        }
+                    }
+                }
+                Slot::Stdin => match rustix::io::read(stdin_fd, &mut buf) {
+                    Ok(0) | Err(_) => {
+                        stdin_open = false;
+                        if pending.is_empty() {
+                            if let Io::Pipes { stdin, .. } = &mut *io {
+                                *stdin = None; // EOF for the container
+                            }
+                        }
+                    }
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                },
+                Slot::Sig => {
+                    let Some(s) = signals else { continue };
+                    let mut sb = [0u8; 16];
+                    let n = rustix::io::read(&s.read, &mut sb).unwrap_or(0);
+                    for sig in &sb[..n] {
+                        let sig = *sig as i32;
+                        if sig == libc::SIGWINCH {
+                            if let Io::Pty { master: Some(m) } = &*io {
+                                copy_winsize(m);
+                            }
+                        } else if exit.is_none() {
+                            // SAFETY: kill(2) with a pid we own and a valid signal number.
+                            unsafe { libc::kill(pid.as_raw_nonzero().get(), sig) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Copies this terminal's window size to the container's pty.
+fn copy_winsize(master: &OwnedFd) {
+    for fd in [0, 1] {
+        // SAFETY: fds 0 and 1 stay open for the life of the process.
+        let b = unsafe { BorrowedFd::borrow_raw(fd) };
+        if let Ok(ws) = rustix::termios::tcgetwinsize(b) {
+            let _ = rustix::termios::tcsetwinsize(master, ws);
+            return;
+        }
+    }
+}
+
+/// Puts the controlling terminal (stdin) in raw mode; restores it on drop.
+struct RawTerminal(rustix::termios::Termios);
+
+impl RawTerminal {
+    fn enter() -> Option<Self> {
+        // SAFETY: fd 0 stays open for the life of the process.
+        let fd = unsafe { BorrowedFd::borrow_raw(0) };
+        if !rustix::termios::isatty(fd) {
+            return None;
+        }
+        let saved = rustix::termios::tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(RawTerminal(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        // SAFETY: fd 0 stays open for the life of the process.
+        let fd = unsafe { BorrowedFd::borrow_raw(0) };
+        let _ = rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Now, &self.0);
+    }
+}
+
+/// Self-pipe for the signals a foreground run forwards to the container.
+struct SignalPipe {
+    read: OwnedFd,
+    _write: OwnedFd,
+    saved: Vec<(i32, libc::sigaction)>,
+}
+
+static SIGNAL_WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+const FORWARDED: &[i32] = &[
+    libc::SIGWINCH,
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_WRITE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a live local byte.
+        unsafe { libc::write(fd, &b as *const u8 as *const libc::c_void, 1) };
+    }
+}
+
+impl SignalPipe {
+    fn install() -> Result<Self> {
+        let (read, write) = pipe()?;
+        let _ = rustix::io::ioctl_fionbio(&write, true);
+        SIGNAL_WRITE_FD.store(write.as_raw_fd(), Ordering::Relaxed);
+        let mut saved = Vec::new();
+        for &sig in FORWARDED {
+            // SAFETY: a zeroed sigaction is a valid "default" value that we fill in;
+            // sigaction(2) receives valid pointers to locals; the handler only calls
+            // async-signal-safe write(2).
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as *const () as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &sa, &mut old) == 0 {
+                    saved.push((sig, old));
+                }
+            }
+        }
+        Ok(SignalPipe {
+            read,
+            _write: write,
+            saved,
+        })
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        for (sig, old) in &self.saved {
+            // SAFETY: restores a disposition previously returned by sigaction(2).
+            unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
+        }
+        SIGNAL_WRITE_FD.store(-1, Ordering::Relaxed);
+    }
+}
+
+/// Starts a detached monitor: writes `monitor.json`, runs
+/// `exe args... <container_dir>` in a new session with stdio on /dev/null,
+/// and waits until it reports the container running (returns the monitor's
+/// pid) or failed to start (returns its error, with Docker's exit code).
+pub fn spawn_monitor(container_dir: &Path, exe: &Path, args: &[String], opts: &MonitorOptions) -> Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let bytes = serde_json::to_vec_pretty(opts).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
+    crate::spec::write_atomic(&container_dir.join(MONITOR_FILE), &bytes)?;
+    let (r, w) = pipe()?;
+    let wfd = w.as_raw_fd();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(args)
+        .arg(container_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .env(READY_FD_ENV, "3");
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (setsid, dup2, fcntl) on plain integers.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            if wfd == 3 {
+                let flags = libc::fcntl(3, libc::F_GETFD);
+                libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            } else if libc::dup2(wfd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().ctx(|| format!("starting the monitor {}", exe.display()))?;
+    drop(cmd);
+    drop(w);
+    let mut msg = String::new();
+    let mut f = std::fs::File::from(r);
+    let _ = std::io::Read::read_to_string(&mut f, &mut msg);
+    let pid = child.id();
+    let line = msg.lines().next().unwrap_or("").to_string();
+    if line.starts_with("ok") {
+        // Reap the monitor whenever it ends, so long-lived callers keep no zombies.
+        std::thread::spawn(move || child.wait());
+        return Ok(pid);
+    }
+    if let Some(rest) = line.strip_prefix("err ") {
+        let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+        let _ = child.wait();
+        return Err(RuntimeError::StartFailed {
+            code: code.parse().unwrap_or(crate::error::EXIT_ENGINE_FAILURE),
+            message: message.to_string(),
+        });
+    }
+    let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+    Err(RuntimeError::StartFailed {
+        code: crate::error::EXIT_ENGINE_FAILURE,
+        message: format!(
+            "the container monitor exited before the container started ({status}); see {}",
+            container_dir.join(RUNTIME_LOG).display()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policy_decisions() {
+        assert!(!should_restart(&RestartPolicy::No, 1, 0));
+        assert!(should_restart(&RestartPolicy::Always, 0, 100));
+        assert!(should_restart(&RestartPolicy::UnlessStopped, 0, 0));
+        assert!(!should_restart(&RestartPolicy::OnFailure { max: 2 }, 0, 0));
+        assert!(should_restart(&RestartPolicy::OnFailure { max: 2 }, 1, 1));
+        assert!(!should_restart(&RestartPolicy::OnFailure { max: 2 }, 1, 2));
+        assert!(should_restart(&RestartPolicy::OnFailure { max: 0 }, 1, 99));
+    }
+}

@@ -1,0 +1,289 @@
+//! Operations on a container from outside its monitor: stop, kill, pause,
+//! unpause, top, stats. They are what `berth stop/kill/pause/top/stats` call.
+//!
+//! They signal through the OCI runtime and read the cgroup and /proc; they
+//! must never write the state except for facts they caused (pause) or
+//! observed (a monitor that died).
+
+use crate::error::{Result, RuntimeError};
+use crate::monitor::{cgroup_file, load_config};
+use crate::oci::OciRuntime;
+use crate::state::{self, read_state, update_state, STOP_MARKER};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Normalizes "SIGTERM", "TERM", "15" to the runtime's spelling ("TERM" or "15").
+pub fn normalize_signal(sig: &str) -> Result<String> {
+    let s = sig.trim().to_ascii_uppercase();
+    let s = s.strip_prefix("SIG").unwrap_or(&s).to_string();
+    if s.is_empty() {
+        return Err(RuntimeError::InvalidConfig("empty signal name".into()));
+    }
+    if let Ok(n) = s.parse::<u32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n.to_string());
+        }
+    }
+    const NAMES: &[&str] = &[
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+        "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF",
+        "WINCH", "IO", "PWR", "SYS",
+    ];
+    if NAMES.contains(&s.as_str()) || s.starts_with("RTMIN") || s.starts_with("RTMAX") {
+        Ok(s)
+    } else {
+        Err(RuntimeError::InvalidConfig(format!(
+            "invalid signal {sig:?} (use a name like SIGTERM or a number)"
+        )))
+    }
+}
+
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops the container like `docker stop`: marks it stopped by the user (so
+/// no restart policy applies), sends its stop signal, and after `timeout`
+/// seconds (default: the container's stop timeout, else 10) SIGKILL. Waits
+/// until the monitor has recorded the exit. If the monitor is gone, records
+/// the exit itself (code unknown) and deletes the runtime state.
+pub fn stop(container_dir: &Path, runtime: &OciRuntime, timeout: Option<u32>) -> Result<()> {
+    let cfg = load_config(container_dir)?;
+    std::fs::write(container_dir.join(STOP_MARKER), b"")
+        .map_err(|e| RuntimeError::io(format!("writing {}", container_dir.join(STOP_MARKER).display()), e))?;
+    let st = read_state(container_dir)?;
+    if !st.is_running() {
+        return Ok(());
+    }
+    let sig = normalize_signal(cfg.stop_signal.as_deref().unwrap_or("TERM"))?;
+    let secs = timeout.or(cfg.stop_timeout).unwrap_or(10);
+    let alive = |st: &state::ContainerState| state::pid_alive(st.pid, st.pid_start);
+    if st.status != "restarting" {
+        let _ = runtime.kill(&cfg.id, &sig, false);
+        if st.status == "paused" {
+            let _ = runtime.resume(&cfg.id);
+        }
+        if !wait_until(Duration::from_secs(secs as u64), || !alive(&st)) {
+            let _ = runtime.kill(&cfg.id, "KILL", true);
+            if !wait_until(Duration::from_secs(10), || !alive(&st)) {
+                return Err(RuntimeError::WrongState {
+                    id: cfg.id.clone(),
+                    status: "running".into(),
+                    what: format!(
+                        "process {} survived SIGKILL for 10s (stuck in the kernel?); try again",
+                        st.pid
+                    ),
+                });
+            }
+        }
+    }
+    // Let the monitor record the exit (or notice the stop marker while restarting).
+    let recorded = wait_until(Duration::from_secs(10), || {
+        read_state(container_dir).map(|s| !s.is_running()).unwrap_or(true)
+    });
+    if !recorded {
+        let _ = runtime.delete(&cfg.id, true);
+        update_state(container_dir, |s| {
+            if s.is_running() {
+                s.status = "exited".into();
+                s.exit_code = state::EXIT_UNKNOWN;
+                s.finished_at = Some(state::now_rfc3339());
+                s.error = "the monitor did not record the exit; recorded by stop".into();
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Sends `signal` to the container's main process. SIGKILL and the
+/// container's stop signal count as a user stop (no restart), as in Docker.
+pub fn kill(container_dir: &Path, runtime: &OciRuntime, signal: &str) -> Result<()> {
+    let cfg = load_config(container_dir)?;
+    let st = read_state(container_dir)?;
+    if !st.is_running() {
+        return Err(RuntimeError::WrongState {
+            id: cfg.id,
+            status: st.status,
+            what: "cannot kill a container that is not running; start it first".into(),
+        });
+    }
+    let sig = normalize_signal(signal)?;
+    let stop_sig = normalize_signal(cfg.stop_signal.as_deref().unwrap_or("TERM"))?;
+    if sig == "KILL" || sig == "9" || sig == stop_sig {
+        let _ = std::fs::write(container_dir.join(STOP_MARKER), b"");
+    }
+    runtime.kill(&cfg.id, &sig, false)
+}
+
+/// Freezes the container.
+pub fn pause(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
+    let cfg = load_config(container_dir)?;
+    let st = read_state(container_dir)?;
+    if st.status != "running" {
+        return Err(RuntimeError::WrongState {
+            id: cfg.id,
+            status: st.status,
+            what: "only a running container can be paused".into(),
+        });
+    }
+    runtime.pause(&cfg.id)?;
+    update_state(container_dir, |s| {
+        if s.status == "running" {
+            s.status = "paused".into()
+        }
+    })?;
+    Ok(())
+}
+
+/// Thaws a paused container.
+pub fn unpause(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
+    let cfg = load_config(container_dir)?;
+    let st = read_state(container_dir)?;
+    if st.status != "paused" {
+        return Err(RuntimeError::WrongState {
+            id: cfg.id,
+            status: st.status,
+            what: "the container is not paused".into(),
+        });
+    }
+    runtime.resume(&cfg.id)?;
+    update_state(container_dir, |s| {
+        if s.status == "paused" {
+            s.status = "running".into()
+        }
+    })?;
+    Ok(())
+}
+
+/// One process of a container, for `berth top`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub uid: u32,
+    pub pid: i32,
+    pub ppid: i32,
+    /// CPU time used (user + system), seconds.
+    pub cpu_seconds: u64,
+    pub cmd: String,
+}
+
+fn process_info(pid: i32) -> Option<ProcessInfo> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, tail) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_string();
+    let f: Vec<&str> = tail.split_whitespace().collect();
+    let ppid = f.get(1)?.parse().ok()?;
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(0);
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmd = if cmdline.is_empty() {
+        format!("[{comm}]")
+    } else {
+        String::from_utf8_lossy(&cmdline)
+            .trim_end_matches('\0')
+            .replace('\0', " ")
+    };
+    Some(ProcessInfo {
+        uid,
+        pid,
+        ppid,
+        cpu_seconds: ticks / 100,
+        cmd,
+    })
+}
+
+/// The container's processes (host pids), like `docker top`.
+pub fn top(container_dir: &Path, runtime: &OciRuntime) -> Result<Vec<ProcessInfo>> {
+    let cfg = load_config(container_dir)?;
+    let st = read_state(container_dir)?;
+    if !st.is_running() {
+        return Err(RuntimeError::WrongState {
+            id: cfg.id,
+            status: st.status,
+            what: "top needs a running container".into(),
+        });
+    }
+    let pids = runtime.ps(&cfg.id)?;
+    Ok(pids.into_iter().filter_map(process_info).collect())
+}
+
+/// Resource usage, for `berth stats`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stats {
+    pub memory_usage: u64,
+    /// `None` = unlimited.
+    pub memory_limit: Option<u64>,
+    /// Total CPU time, nanoseconds.
+    pub cpu_usage_ns: u64,
+    pub pids_current: u64,
+    pub pids_limit: Option<u64>,
+}
+
+fn read_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// Reads the container's cgroup counters (v1 or v2).
+pub fn stats(container_dir: &Path) -> Result<Stats> {
+    let cfg = load_config(container_dir)?;
+    let id = cfg.id.as_str();
+    let f = |ctrl: &str, file: &str| cgroup_file(id, ctrl, file);
+    if !f("memory", "").exists() && !f("pids", "").exists() {
+        return Err(RuntimeError::WrongState {
+            id: id.into(),
+            status: read_state(container_dir).map(|s| s.status).unwrap_or_default(),
+            what: "no cgroup found (is it running?)".into(),
+        });
+    }
+    let mut s = Stats::default();
+    if crate::spec::cgroup_v2_unified() {
+        s.memory_usage = read_u64(&f("", "memory.current")).unwrap_or(0);
+        s.memory_limit = read_u64(&f("", "memory.max"));
+        s.cpu_usage_ns = std::fs::read_to_string(f("", "cpu.stat"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1000;
+        s.pids_limit = read_u64(&f("", "pids.max"));
+    } else {
+        s.memory_usage = read_u64(&f("memory", "memory.usage_in_bytes")).unwrap_or(0);
+        s.memory_limit = read_u64(&f("memory", "memory.limit_in_bytes")).filter(|l| *l < (1u64 << 62));
+        s.cpu_usage_ns = read_u64(&f("cpuacct", "cpuacct.usage")).unwrap_or(0);
+        s.pids_limit = read_u64(&f("pids", "pids.max"));
+    }
+    s.pids_current = read_u64(&f("pids", "pids.current")).unwrap_or(0);
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_normalize() {
+        assert_eq!(normalize_signal("SIGTERM").unwrap(), "TERM");
+        assert_eq!(normalize_signal("kill").unwrap(), "KILL");
+        assert_eq!(normalize_signal("9").unwrap(), "9");
+        assert!(normalize_signal("SIGNOPE").is_err());
+        assert!(normalize_signal("99").is_err());
+    }
+}

@@ -1,0 +1,943 @@
+//! Turns a [`ContainerConfig`] plus an image rootfs into an OCI runtime spec
+//! (`config.json`) with Docker's defaults: namespaces, mounts, capabilities,
+//! masked paths, seccomp, devices, rlimits, user, env and cgroup limits.
+//!
+//! It writes the container's `hosts`, `hostname` and `resolv.conf` into the
+//! container directory (they are bind-mounted into the container). It must
+//! never mount anything, start processes or modify the image's rootfs.
+//!
+//! DNS note: a container in its own network namespace cannot reach a
+//! resolver on the host's loopback (127.x, e.g. systemd-resolved's
+//! 127.0.0.53). Such nameservers are dropped from the copied resolv.conf
+//! (systemd-resolved's upstream list is used when present); if none remain,
+//! the file keeps only search/options lines and a comment saying why, and
+//! berth's network layer is expected to supply a resolver.
+
+use crate::config::{ContainerConfig, MountKind};
+use crate::error::{IoContext, Result, RuntimeError};
+use crate::seccomp;
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+/// PATH used when the image does not set one (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's default capability set (CapEff 00000000a80425fb).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability, in bit order (bit n = ALL_CAPS[n]).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Paths Docker hides from containers (bind-mounted over with /dev/null or an empty tmpfs).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths Docker makes read-only inside containers.
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Where `--init`'s binary is bound inside the container (on the /dev tmpfs,
+/// so the image's file system is never touched).
+pub const INIT_PATH_IN_CONTAINER: &str = "/dev/init";
+
+/// Host locations searched for a tiny init for `--init`, in order.
+pub const INIT_CANDIDATES: &[&str] = &[
+    "/usr/bin/tini-static",
+    "/usr/bin/tini",
+    "/usr/local/bin/tini",
+    "/usr/libexec/podman/catatonit",
+    "/usr/bin/catatonit",
+    "/usr/libexec/catatonit/catatonit",
+    "/usr/bin/docker-init",
+];
+
+/// Default `RLIMIT_NOFILE` (containerd's), clamped to what this process may set.
+pub const DEFAULT_NOFILE: u64 = 1_048_576;
+
+/// Normalizes "chown", "CAP_CHOWN", "cap_chown" to "CAP_CHOWN"; "all" to "ALL".
+pub fn normalize_cap(name: &str) -> Result<String> {
+    let up = name.trim().to_ascii_uppercase();
+    if up == "ALL" {
+        return Ok(up);
+    }
+    let full = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
+    if ALL_CAPS.contains(&full.as_str()) {
+        Ok(full)
+    } else {
+        Err(RuntimeError::InvalidConfig(format!(
+            "unknown capability {name:?} (see capabilities(7) for the names)"
+        )))
+    }
+}
+
+/// The capability set Docker grants: defaults, plus `cap_add`, minus `cap_drop`
+/// (`ALL` allowed on either side; `--cap-drop ALL --cap-add X` leaves only X).
+pub fn effective_caps(cfg: &ContainerConfig) -> Result<BTreeSet<String>> {
+    if cfg.privileged {
+        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let add: Vec<String> = cfg.cap_add.iter().map(|c| normalize_cap(c)).collect::<Result<_>>()?;
+    let drop: Vec<String> = cfg.cap_drop.iter().map(|c| normalize_cap(c)).collect::<Result<_>>()?;
+    let mut caps: BTreeSet<String> = if drop.iter().any(|c| c == "ALL") {
+        BTreeSet::new()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    for c in &drop {
+        caps.remove(c);
+    }
+    if add.iter().any(|c| c == "ALL") {
+        caps.extend(ALL_CAPS.iter().map(|s| s.to_string()));
+        for c in drop.iter().filter(|c| *c != "ALL") {
+            caps.remove(c);
+        }
+    }
+    caps.extend(add.into_iter().filter(|c| c != "ALL"));
+    Ok(caps)
+}
+
+/// The capability bit mask for a set of names (what /proc/<pid>/status shows as CapEff).
+pub fn cap_mask(caps: &BTreeSet<String>) -> u64 {
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| caps.contains(**c))
+        .fold(0u64, |m, (i, _)| m | (1u64 << i))
+}
+
+/// A user resolved against the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub home: String,
+    pub name: Option<String>,
+}
+
+/// Reads a file of the rootfs without following symlinks out of it.
+fn read_in_root(rootfs: &Path, rel: &str) -> Option<String> {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let _ = CWD;
+    let fd = openat2(
+        &root,
+        rel.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    )
+    .ok()?;
+    let mut s = String::new();
+    use std::io::Read;
+    std::fs::File::from(fd).read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
+/// Resolves `uid[:gid]` / `name[:group]` against the rootfs' /etc/passwd
+/// and /etc/group, including supplementary groups (Docker's rules: a
+/// numeric uid needs no passwd entry; a name must exist).
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser> {
+    let passwd = read_in_root(rootfs, "/etc/passwd").unwrap_or_default();
+    let group = read_in_root(rootfs, "/etc/group").unwrap_or_default();
+    let user = if user.is_empty() { "0" } else { user };
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    // passwd: name:x:uid:gid:gecos:home:shell
+    let entries: Vec<Vec<&str>> = passwd
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
+    let found = entries
+        .iter()
+        .find(|f| f[0] == u || (u.parse::<u32>().ok().is_some() && f[2].parse::<u32>().ok() == u.parse::<u32>().ok()));
+    let (uid, mut gid, home, name) = match (u.parse::<u32>(), found) {
+        (_, Some(f)) => (
+            f[2].parse::<u32>().map_err(|_| RuntimeError::UserNotFound {
+                user: user.into(),
+                reason: format!("bad uid {:?} in /etc/passwd", f[2]),
+            })?,
+            f[3].parse::<u32>().unwrap_or(0),
+            f.get(5).copied().unwrap_or("/").to_string(),
+            Some(f[0].to_string()),
+        ),
+        (Ok(n), None) => (n, 0, "/".to_string(), None),
+        (Err(_), None) => {
+            return Err(RuntimeError::UserNotFound {
+                user: user.into(),
+                reason: "no matching entries in passwd file".into(),
+            })
+        }
+    };
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 3)
+        .collect();
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups
+                .iter()
+                .find(|f| f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| RuntimeError::UserNotFound {
+                    user: user.into(),
+                    reason: format!("group {g:?} not found in /etc/group"),
+                })?,
+        };
+    }
+    let mut additional_gids = Vec::new();
+    if let (Some(n), None) = (&name, g) {
+        for f in &groups {
+            let members = f.get(3).copied().unwrap_or("");
+            if members.split(',').any(|m| m == n) {
+                if let Ok(id) = f[2].parse::<u32>() {
+                    if id != gid && !additional_gids.contains(&id) {
+                        additional_gids.push(id);
+                    }
+                }
+            }
+        }
+    }
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids,
+        home,
+        name,
+    })
+}
+
+fn warn_once(once: &'static Once, msg: String) {
+    once.call_once(|| log::warn!("{msg}"));
+}
+
+static NOFILE_WARN: Once = Once::new();
+static APPARMOR_WARN: Once = Once::new();
+
+fn rlimit_resource(name: &str) -> Option<(&'static str, rustix::process::Resource)> {
+    use rustix::process::Resource as R;
+    Some(match name.to_ascii_lowercase().trim_start_matches("rlimit_") {
+        "cpu" => ("RLIMIT_CPU", R::Cpu),
+        "fsize" => ("RLIMIT_FSIZE", R::Fsize),
+        "data" => ("RLIMIT_DATA", R::Data),
+        "stack" => ("RLIMIT_STACK", R::Stack),
+        "core" => ("RLIMIT_CORE", R::Core),
+        "rss" => ("RLIMIT_RSS", R::Rss),
+        "nproc" => ("RLIMIT_NPROC", R::Nproc),
+        "nofile" => ("RLIMIT_NOFILE", R::Nofile),
+        "memlock" => ("RLIMIT_MEMLOCK", R::Memlock),
+        "as" => ("RLIMIT_AS", R::As),
+        "locks" => ("RLIMIT_LOCKS", R::Locks),
+        "sigpending" => ("RLIMIT_SIGPENDING", R::Sigpending),
+        "msgqueue" => ("RLIMIT_MSGQUEUE", R::Msgqueue),
+        "nice" => ("RLIMIT_NICE", R::Nice),
+        "rtprio" => ("RLIMIT_RTPRIO", R::Rtprio),
+        "rttime" => ("RLIMIT_RTTIME", R::Rttime),
+        _ => return None,
+    })
+}
+
+/// Whether this process can raise rlimits past their hard limit.
+fn has_sys_resource() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .map(|m| m & (1 << 24) != 0)
+        .unwrap_or(false)
+}
+
+/// The rlimits for the container: nofile default plus `--ulimit`s, each
+/// clamped to this process's hard limit when it cannot raise it (no
+/// CAP_SYS_RESOURCE), with one warning.
+fn rlimits(cfg: &ContainerConfig) -> Result<Vec<Value>> {
+    let mut wanted: Vec<(&'static str, rustix::process::Resource, u64, u64)> = Vec::new();
+    let (n, r) = rlimit_resource("nofile").expect("nofile is known");
+    wanted.push((n, r, DEFAULT_NOFILE, DEFAULT_NOFILE));
+    for (name, soft, hard) in &cfg.resources.ulimits {
+        let (n, r) = rlimit_resource(name).ok_or_else(|| {
+            RuntimeError::InvalidConfig(format!(
+                "unknown ulimit {name:?} (use e.g. nofile, nproc, core, memlock, stack)"
+            ))
+        })?;
+        if soft > hard {
+            return Err(RuntimeError::InvalidConfig(format!(
+                "ulimit {name}: soft limit {soft} is greater than hard limit {hard}"
+            )));
+        }
+        wanted.retain(|w| w.0 != n);
+        wanted.push((n, r, *soft, *hard));
+    }
+    let can_raise = has_sys_resource();
+    let mut out = Vec::new();
+    for (name, res, mut soft, mut hard) in wanted {
+        if !can_raise {
+            if let Some(max) = rustix::process::getrlimit(res).maximum {
+                if hard > max {
+                    warn_once(
+                        &NOFILE_WARN,
+                        format!(
+                            "{name} hard limit {hard} exceeds this host's limit {max} and berth lacks CAP_SYS_RESOURCE; clamping to {max}"
+                        ),
+                    );
+                    hard = max;
+                    soft = soft.min(max);
+                }
+            }
+        }
+        out.push(json!({"type": name, "hard": hard, "soft": soft}));
+    }
+    Ok(out)
+}
+
+/// Writes `content` to `path` atomically (tmp + rename).
+pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, content).ctx(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("renaming {} into place", path.display()))
+}
+
+/// The resolv.conf for a container: the host's, minus loopback nameservers
+/// when the container has its own network namespace.
+pub fn container_resolv_conf(host_resolv: &str, own_netns: bool) -> String {
+    if !own_netns {
+        return host_resolv.to_string();
+    }
+    let mut out = String::new();
+    let mut dropped = Vec::new();
+    let mut kept = 0;
+    for line in host_resolv.lines() {
+        let t = line.trim();
+        if let Some(ns) = t.strip_prefix("nameserver") {
+            let ns = ns.trim();
+            if ns.starts_with("127.") || ns == "::1" {
+                dropped.push(ns.to_string());
+                continue;
+            }
+            kept += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if kept == 0 && !dropped.is_empty() {
+        out.push_str(&format!(
+            "# berth: the host's nameserver(s) {} are on its loopback and unreachable from this container's network namespace\n",
+            dropped.join(", ")
+        ));
+    }
+    out
+}
+
+fn network_mode(cfg: &ContainerConfig) -> (bool, Option<String>) {
+    // (own new netns?, path to join)
+    match cfg.network_mode.as_str() {
+        "host" => (false, None),
+        m => {
+            if let Some(p) = m.strip_prefix("ns:").or_else(|| m.strip_prefix("netns:")) {
+                (false, Some(p.to_string()))
+            } else {
+                (true, None)
+            }
+        }
+    }
+}
+
+fn write_etc_files(cfg: &ContainerConfig, hostname: &str, container_dir: &Path) -> Result<()> {
+    let (own_netns, joined) = network_mode(cfg);
+    let host_net = !own_netns && joined.is_none();
+    let hosts = if host_net {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into())
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
+        )
+    };
+    write_atomic(&container_dir.join("hosts"), hosts.as_bytes())?;
+    write_atomic(&container_dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
+    let mut host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if !host_net && host_resolv.lines().any(|l| l.trim().starts_with("nameserver 127.")) {
+        if let Ok(upstream) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
+            host_resolv = upstream;
+        }
+    }
+    write_atomic(
+        &container_dir.join("resolv.conf"),
+        container_resolv_conf(&host_resolv, !host_net).as_bytes(),
+    )
+}
+
+/// Parses a `--device host[:container[:perms]]` value into (OCI device, cgroup rule).
+fn device_entry(spec: &str) -> Result<(Value, Value)> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let host = parts[0];
+    let (ctr, perms) = match parts.len() {
+        1 => (host, "rwm"),
+        2 if parts[1].chars().all(|c| "rwm".contains(c)) && !parts[1].starts_with('/') => (host, parts[1]),
+        2 => (parts[1], "rwm"),
+        _ => (parts[1], parts[2]),
+    };
+    let md = std::fs::metadata(host).ctx(|| format!("--device {spec}: cannot stat {host}"))?;
+    let ft = md.file_type();
+    let t = if ft.is_char_device() {
+        "c"
+    } else if ft.is_block_device() {
+        "b"
+    } else {
+        return Err(RuntimeError::InvalidConfig(format!(
+            "--device {spec}: {host} is not a device node"
+        )));
+    };
+    let rdev = md.rdev();
+    let (maj, min) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+    Ok((
+        json!({"path": ctr, "type": t, "major": maj, "minor": min,
+               "fileMode": md.mode() & 0o7777, "uid": md.uid(), "gid": md.gid()}),
+        json!({"allow": true, "type": t, "major": maj, "minor": min, "access": perms}),
+    ))
+}
+
+/// All device nodes under the host's /dev (for `--privileged`).
+fn host_devices() -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::from("/dev")];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let ft = md.file_type();
+            if ft.is_dir() {
+                let name = e.file_name();
+                if !matches!(name.to_str(), Some("pts" | "shm" | "mqueue" | "fd")) {
+                    stack.push(p);
+                }
+                continue;
+            }
+            let t = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            let s = p.to_string_lossy();
+            if s == "/dev/console" || s == "/dev/ptmx" || s.starts_with("/dev/tty") && s != "/dev/tty" {
+                continue;
+            }
+            out.push(json!({"path": s, "type": t, "major": rustix::fs::major(md.rdev()),
+                            "minor": rustix::fs::minor(md.rdev()), "fileMode": md.mode() & 0o7777,
+                            "uid": md.uid(), "gid": md.gid()}));
+        }
+    }
+    out
+}
+
+/// Finds the host binary used for `--init`.
+pub fn find_init() -> Result<PathBuf> {
+    INIT_CANDIDATES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            RuntimeError::Unsupported(format!(
+                "--init needs a tiny init on the host and none was found (looked for {}); install tini (apt install tini) or catatonit",
+                INIT_CANDIDATES.join(", ")
+            ))
+        })
+}
+
+/// Reads this user's subordinate id range from /etc/subuid or /etc/subgid.
+fn subid_range(file: &str, id: u32) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+        p.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 2 && f[2] == id.to_string())
+            .map(|f| f[0].to_string())
+    });
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.trim().split(':').collect();
+        if f.len() == 3 && (f[0] == id.to_string() || Some(f[0]) == name.as_deref()) {
+            Some((f[1].parse().ok()?, f[2].parse().ok()?))
+        } else {
+            None
+        }
+    })
+}
+
+/// Whether the host runs cgroup v2 only.
+pub fn cgroup_v2_unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The cgroups path berth uses for a container.
+pub fn cgroups_path(id: &str) -> String {
+    format!("/berth/{id}")
+}
+
+fn parse_security_opts(cfg: &ContainerConfig) -> Result<(Option<Option<PathBuf>>, bool)> {
+    // (seccomp: None = default, Some(None) = unconfined, Some(Some(p)) = file ; no_new_privs)
+    let mut seccomp = None;
+    let mut nnp = false;
+    for opt in &cfg.security_opt {
+        let (k, v) = opt.split_once(['=', ':']).unwrap_or((opt.as_str(), ""));
+        match k {
+            "seccomp" if v == "unconfined" => seccomp = Some(None),
+            "seccomp" if !v.is_empty() => seccomp = Some(Some(PathBuf::from(v))),
+            "no-new-privileges" => nnp = v.is_empty() || v == "true",
+            "apparmor" | "label" => warn_once(
+                &APPARMOR_WARN,
+                format!("--security-opt {opt}: AppArmor/SELinux options are ignored by berth"),
+            ),
+            _ => {
+                return Err(RuntimeError::InvalidConfig(format!(
+                    "unknown --security-opt {opt:?} (supported: seccomp=<path>|unconfined, no-new-privileges, apparmor=..., label=...)"
+                )))
+            }
+        }
+    }
+    Ok((seccomp, nnp))
+}
+
+fn bind_opts(readonly: bool, propagation: &str) -> Vec<String> {
+    let mut o = vec!["rbind".to_string()];
+    o.push(if propagation.is_empty() {
+        "rprivate".to_string()
+    } else {
+        propagation.to_string()
+    });
+    o.push(if readonly { "ro" } else { "rw" }.to_string());
+    o
+}
+
+/// Builds the OCI runtime spec for `cfg`, with `rootfs` as the root file
+/// system, writing hosts/hostname/resolv.conf into `container_dir`.
+pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) -> Result<Spec> {
+    if cfg.args.is_empty() {
+        return Err(RuntimeError::InvalidConfig(
+            "no command specified: the image has no ENTRYPOINT or CMD; give a command after the image name".into(),
+        ));
+    }
+    let euid = rustix::process::geteuid().as_raw();
+    let egid = rustix::process::getegid().as_raw();
+    let rootless = euid != 0;
+    let hostname = if !cfg.hostname.is_empty() {
+        cfg.hostname.clone()
+    } else {
+        cfg.id.chars().take(12).collect()
+    };
+    let (own_netns, join_netns) = network_mode(cfg);
+    let host_net = !own_netns && join_netns.is_none();
+    let user = resolve_user(rootfs, &cfg.user)?;
+    let caps = effective_caps(cfg)?;
+    let (seccomp_opt, no_new_privs) = parse_security_opts(cfg)?;
+
+    // Environment: image/user env, then defaults Docker adds.
+    let mut env: Vec<String> = Vec::new();
+    for e in &cfg.env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x: &String| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "PATH") {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has(&env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
+    if cfg.tty && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    if !has(&env, "HOME") {
+        env.push(format!("HOME={}", if user.home.is_empty() { "/" } else { &user.home }));
+    }
+
+    let mut args = cfg.args.clone();
+    let mut mounts: Vec<Value> = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid","noexec","nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid","strictatime","mode=755","size=65536k"]}),
+        if rootless {
+            json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]})
+        } else {
+            json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620","gid=5"]})
+        },
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid","noexec","nodev","mode=1777","size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid","noexec","nodev"]}),
+    ];
+    let sys_ro = if cfg.privileged { "rw" } else { "ro" };
+    if rootless && host_net {
+        mounts.push(json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind","nosuid","noexec","nodev", sys_ro]}));
+    } else {
+        mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid","noexec","nodev", sys_ro]}));
+    }
+    mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid","noexec","nodev","relatime", sys_ro]}));
+
+    write_etc_files(cfg, &hostname, container_dir)?;
+    let user_targets: BTreeSet<String> = cfg
+        .mounts
+        .iter()
+        .map(|m| m.target.trim_end_matches('/').to_string())
+        .collect();
+    mounts.retain(|m| !user_targets.contains(m["destination"].as_str().unwrap_or("")));
+    for f in ["hosts", "hostname", "resolv.conf"] {
+        let dest = format!("/etc/{f}");
+        if !user_targets.contains(&dest) {
+            let src = container_dir.join(f);
+            mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind","rprivate", if cfg.read_only { "ro" } else { "rw" }]}));
+        }
+    }
+    for m in &cfg.mounts {
+        if !m.target.starts_with('/') {
+            return Err(RuntimeError::InvalidConfig(format!(
+                "mount target {:?} must be an absolute path",
+                m.target
+            )));
+        }
+        match m.kind {
+            MountKind::Bind | MountKind::Volume => {
+                if !m.source.exists() {
+                    return Err(RuntimeError::InvalidConfig(format!(
+                        "bind source path does not exist: {} (create it first or use a named volume)",
+                        m.source.display()
+                    )));
+                }
+                mounts.push(json!({"destination": m.target, "type": "bind", "source": m.source,
+                                   "options": bind_opts(m.readonly, &m.propagation)}));
+            }
+            MountKind::Tmpfs => {
+                let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+                for x in &m.options {
+                    if x == "exec" {
+                        o.retain(|y| y != "noexec");
+                    } else if x == "suid" {
+                        o.retain(|y| y != "nosuid");
+                    } else if x == "dev" {
+                        o.retain(|y| y != "nodev");
+                    } else {
+                        o.push(x.clone());
+                    }
+                }
+                if m.readonly {
+                    o.push("ro".into());
+                }
+                mounts.push(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": o}));
+            }
+        }
+    }
+    if cfg.init {
+        let init = find_init()?;
+        mounts.push(json!({"destination": INIT_PATH_IN_CONTAINER, "type": "bind", "source": init, "options": ["bind","ro","nosuid","nodev"]}));
+        let mut a = vec![INIT_PATH_IN_CONTAINER.to_string(), "--".to_string()];
+        a.append(&mut args);
+        args = a;
+    }
+
+    // Namespaces.
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "mount"}),
+        json!({"type": "uts"}),
+        json!({"type": "ipc"}),
+        json!({"type": "cgroup"}),
+    ];
+    if own_netns {
+        namespaces.push(json!({"type": "network"}));
+    } else if let Some(p) = &join_netns {
+        namespaces.push(json!({"type": "network", "path": p}));
+    }
+    let mut uid_mappings = Vec::new();
+    let mut gid_mappings = Vec::new();
+    if rootless {
+        namespaces.push(json!({"type": "user"}));
+        uid_mappings.push(json!({"containerID": 0, "hostID": euid, "size": 1}));
+        gid_mappings.push(json!({"containerID": 0, "hostID": egid, "size": 1}));
+        if let Some((start, count)) = subid_range("/etc/subuid", euid) {
+            uid_mappings.push(json!({"containerID": 1, "hostID": start, "size": count.min(65536)}));
+        }
+        if let Some((start, count)) = subid_range("/etc/subgid", euid) {
+            gid_mappings.push(json!({"containerID": 1, "hostID": start, "size": count.min(65536)}));
+        }
+    }
+
+    // Devices and their cgroup rules.
+    let mut devices: Vec<Value> = Vec::new();
+    let mut dev_rules: Vec<Value> = Vec::new();
+    if cfg.privileged && !rootless {
+        devices = host_devices();
+        dev_rules.push(json!({"allow": true, "access": "rwm"}));
+    } else {
+        dev_rules.push(json!({"allow": false, "access": "rwm"}));
+        for (t, maj, min, acc) in [
+            ("c", Some(1), Some(3), "rwm"), // null
+            ("c", Some(1), Some(5), "rwm"), // zero
+            ("c", Some(1), Some(7), "rwm"), // full
+            ("c", Some(1), Some(8), "rwm"), // random
+            ("c", Some(1), Some(9), "rwm"), // urandom
+            ("c", Some(5), Some(0), "rwm"), // tty
+            ("c", Some(5), Some(1), "rwm"), // console
+            ("c", Some(5), Some(2), "rwm"), // ptmx
+            ("c", Some(136), None, "rwm"),  // pts/*
+            ("c", None, None, "m"),         // mknod of char devices
+            ("b", None, None, "m"),         // mknod of block devices
+        ] {
+            let mut r = json!({"allow": true, "type": t, "access": acc});
+            if let Some(m) = maj {
+                r["major"] = json!(m);
+            }
+            if let Some(m) = min {
+                r["minor"] = json!(m);
+            }
+            dev_rules.push(r);
+        }
+    }
+    for d in &cfg.devices {
+        let (dev, rule) = device_entry(d)?;
+        devices.push(dev);
+        dev_rules.push(rule);
+    }
+
+    // Resources.
+    let r = &cfg.resources;
+    let mut resources = json!({"devices": dev_rules});
+    if let Some(mem) = r.memory.filter(|m| *m > 0) {
+        let mut m = json!({"limit": mem});
+        let swap = match r.memory_swap {
+            Some(-1) => Some(-1),
+            Some(s) if s > 0 => {
+                if s < mem {
+                    return Err(RuntimeError::InvalidConfig(
+                        "--memory-swap must be larger than or equal to --memory (it is memory + swap)".into(),
+                    ));
+                }
+                Some(s)
+            }
+            _ => Some(mem.saturating_mul(2)),
+        };
+        let swap_supported =
+            cgroup_v2_unified() || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+        if let Some(s) = swap {
+            if swap_supported {
+                m["swap"] = json!(s);
+            } else {
+                log::warn!("this kernel has no swap accounting; --memory-swap is ignored");
+            }
+        }
+        resources["memory"] = m;
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(c) = r.cpus.filter(|c| *c > 0.0) {
+        cpu.insert("period".into(), json!(100_000u64));
+        cpu.insert("quota".into(), json!((c * 100_000.0).round() as i64));
+    }
+    if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = r.pids_limit.filter(|p| *p > 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+
+    let cap_list: Vec<&String> = caps.iter().collect();
+    let mut process = json!({
+        "terminal": cfg.tty,
+        "user": {"uid": user.uid, "gid": user.gid},
+        "args": args,
+        "env": env,
+        "cwd": if cfg.working_dir.is_empty() { "/" } else { cfg.working_dir.as_str() },
+        "capabilities": {"bounding": cap_list, "effective": cap_list, "permitted": cap_list},
+        "rlimits": rlimits(cfg)?,
+        "noNewPrivileges": no_new_privs,
+    });
+    if !user.additional_gids.is_empty() {
+        process["user"]["additionalGids"] = json!(user.additional_gids);
+    }
+
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "devices": devices,
+    });
+    if !rootless {
+        linux["cgroupsPath"] = json!(cgroups_path(&cfg.id));
+    }
+    if rootless {
+        linux["uidMappings"] = json!(uid_mappings);
+        linux["gidMappings"] = json!(gid_mappings);
+    }
+    if !cfg.privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        let profile = match seccomp_opt {
+            None => Some(seccomp::default_profile(&caps)?),
+            Some(None) => None,
+            Some(Some(p)) => Some(seccomp::load_profile(&p)?),
+        };
+        if let Some(p) = profile {
+            linux["seccomp"] = serde_json::to_value(p).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
+        }
+    } else if let Some(Some(p)) = seccomp_opt {
+        linux["seccomp"] =
+            serde_json::to_value(seccomp::load_profile(&p)?).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
+    }
+
+    let mut spec = json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": rootfs, "readonly": cfg.read_only},
+        "hostname": hostname,
+        "mounts": mounts,
+        "process": process,
+        "linux": linux,
+        "annotations": cfg.labels,
+    });
+    if !cfg.domainname.is_empty() {
+        spec["domainname"] = json!(cfg.domainname);
+    }
+    serde_json::from_value(spec).map_err(|e| {
+        RuntimeError::InvalidConfig(format!("generated OCI spec does not fit the schema (a berth bug): {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_caps_mask_matches_docker() {
+        let caps: BTreeSet<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+        assert_eq!(format!("{:016x}", cap_mask(&caps)), "00000000a80425fb");
+    }
+
+    #[test]
+    fn cap_add_drop_all() {
+        let c = ContainerConfig {
+            cap_drop: vec!["ALL".into()],
+            cap_add: vec!["net_admin".into()],
+            ..Default::default()
+        };
+        let caps = effective_caps(&c).unwrap();
+        assert_eq!(caps.into_iter().collect::<Vec<_>>(), vec!["CAP_NET_ADMIN"]);
+        let c = ContainerConfig {
+            cap_add: vec!["ALL".into()],
+            cap_drop: vec!["CAP_SYS_ADMIN".into()],
+            ..Default::default()
+        };
+        let caps = effective_caps(&c).unwrap();
+        assert_eq!(caps.len(), ALL_CAPS.len() - 1);
+        assert!(!caps.contains("CAP_SYS_ADMIN"));
+        let mut c = ContainerConfig {
+            cap_drop: vec!["chown".into()],
+            ..Default::default()
+        };
+        let caps = effective_caps(&c).unwrap();
+        assert!(!caps.contains("CAP_CHOWN") && caps.contains("CAP_KILL"));
+        c.cap_add = vec!["NOPE".into()];
+        assert!(effective_caps(&c).is_err());
+    }
+
+    #[test]
+    fn resolv_conf_drops_loopback_resolvers() {
+        let host = "search example.com\nnameserver 127.0.0.53\noptions edns0\n";
+        let c = container_resolv_conf(host, true);
+        assert!(!c.contains("nameserver 127.0.0.53\n"));
+        assert!(c.contains("search example.com") && c.contains("unreachable"));
+        assert_eq!(container_resolv_conf(host, false), host);
+        let c = container_resolv_conf("nameserver 10.0.0.1\nnameserver 127.0.0.1\n", true);
+        assert_eq!(c, "nameserver 10.0.0.1\n");
+    }
+}

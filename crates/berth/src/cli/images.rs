@@ -1,0 +1,523 @@
+//! Image commands: import, load, save, images, image inspect, history, tag,
+//! rmi, image prune. Parse, call the engine, print as Docker prints.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::format::{human_size, since, Format};
+use crate::engine::image_archive::SaveFormat;
+use crate::engine::images::{ListFilter, Removal};
+use crate::engine::import::ImportOptions;
+use crate::engine::Engine;
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageGroup {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Display detailed information on one or more images
+    Inspect(ImageInspectArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Remove unused images
+    Prune(PruneArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive
+    Save(SaveArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// A file, a URL, or - for STDIN
+    #[arg(value_name = "file|URL|-")]
+    pub source: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change")]
+    pub changes: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// docker-archive (default), oci-archive or oci-dir
+    #[arg(long, default_value = "docker-archive")]
+    pub format: String,
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImagesArgs {
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub repository: Option<String>,
+    /// Show all images (default hides intermediate images)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter output based on conditions provided (dangling=, reference=, label=, before=, since=)
+    #[arg(short, long = "filter")]
+    pub filters: Vec<String>,
+    /// Format output using a Go template, "table", or "json"
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImageInspectArgs {
+    #[arg(short, long)]
+    pub format: Option<String>,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct HistoryArgs {
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub human: bool,
+    #[arg(long)]
+    pub no_trunc: bool,
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub format: Option<String>,
+    pub image: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do not delete untagged parents
+    #[arg(long)]
+    pub no_prune: bool,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(long = "filter")]
+    pub filters: Vec<String>,
+}
+
+pub fn dispatch(engine: &Engine, cmd: ImageCommand) -> Result<i32> {
+    match cmd {
+        ImageCommand::Import(a) => import(engine, a),
+        ImageCommand::Load(a) => load(engine, a),
+        ImageCommand::Save(a) => save(engine, a),
+        ImageCommand::Images(a) => images(engine, a),
+        ImageCommand::History(a) => history(engine, a),
+        ImageCommand::Tag(a) => tag(engine, a),
+        ImageCommand::Rmi(a) => rmi(engine, a),
+    }
+}
+
+pub fn dispatch_group(engine: &Engine, cmd: ImageGroup) -> Result<i32> {
+    match cmd {
+        ImageGroup::Ls(a) => images(engine, a),
+        ImageGroup::Inspect(a) => image_inspect(engine, a),
+        ImageGroup::History(a) => history(engine, a),
+        ImageGroup::Tag(a) => tag(engine, a),
+        ImageGroup::Rm(a) => rmi(engine, a),
+        ImageGroup::Prune(a) => prune(engine, a),
+        ImageGroup::Import(a) => import(engine, a),
+        ImageGroup::Load(a) => load(engine, a),
+        ImageGroup::Save(a) => save(engine, a),
+    }
+}
+
+fn import(engine: &Engine, a: ImportArgs) -> Result<i32> {
+    let opts = ImportOptions {
+        reference: a.reference.clone(),
+        changes: a.changes.clone(),
+        message: a.message.clone(),
+        platform: a.platform.clone(),
+        source_name: a.source.clone(),
+    };
+    let id = if a.source == "-" {
+        engine.import(io::stdin().lock(), &opts)?
+    } else if a.source.starts_with("http://") || a.source.starts_with("https://") {
+        bail!("importing from a URL needs the registry client, which is not built yet; download the file and import it: berth import FILE")
+    } else {
+        let f = std::fs::File::open(&a.source).with_context(|| format!("opening {}", a.source))?;
+        engine.import(io::BufReader::with_capacity(1 << 20, f), &opts)?
+    };
+    println!("{id}");
+    Ok(0)
+}
+
+fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
+    let loaded = match &a.input {
+        Some(p) => {
+            let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            engine.load(f)?
+        }
+        None => {
+            if io::stdin().is_terminal() {
+                bail!("requested load from stdin, but stdin is empty: use -i FILE or pipe an archive in");
+            }
+            engine.load(io::stdin().lock())?
+        }
+    };
+    if !a.quiet {
+        for l in loaded {
+            if l.tags.is_empty() {
+                println!("Loaded image ID: {}", l.id);
+            }
+            for t in l.tags {
+                println!("Loaded image: {t}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
+    let format: SaveFormat = a.format.parse()?;
+    if format == SaveFormat::OciDir {
+        let dir = a.output.as_ref().context("--format oci-dir needs -o DIR")?;
+        engine.save_oci_dir(&a.images, dir)?;
+        return Ok(0);
+    }
+    match &a.output {
+        Some(p) => {
+            // Write beside the target and rename: a failed save leaves no half file.
+            let tmp = p.with_file_name(format!(
+                ".{}.berth-tmp",
+                p.file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            ));
+            let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let res = engine.save(&a.images, format, io::BufWriter::with_capacity(1 << 20, &f));
+            if let Err(e) = res {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            f.sync_all()?;
+            std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+        }
+        None => {
+            if io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            engine.save(&a.images, format, io::BufWriter::new(io::stdout().lock()))?;
+        }
+    }
+    Ok(0)
+}
+
+fn parse_filters(filters: &[String]) -> Result<ListFilter> {
+    let mut f = ListFilter::default();
+    for item in filters {
+        let (k, v) = item
+            .split_once('=')
+            .with_context(|| format!("bad format of filter {item:?} (expected name=value)"))?;
+        match k {
+            "dangling" => {
+                f.dangling = Some(match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("invalid filter 'dangling={v}': use true or false"),
+                })
+            }
+            "reference" => f.references.push(v.to_string()),
+            "label" => f.labels.push(v.to_string()),
+            "before" => f.before = Some(v.to_string()),
+            "since" => f.since = Some(v.to_string()),
+            other => bail!("invalid filter {other:?}: images take dangling, reference, label, before, since"),
+        }
+    }
+    Ok(f)
+}
+
+fn short_id(id: &str, no_trunc: bool) -> String {
+    if no_trunc {
+        id.to_string()
+    } else {
+        id.trim_start_matches("sha256:").chars().take(12).collect()
+    }
+}
+
+fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
+    let mut filter = parse_filters(&a.filters)?;
+    filter.all = a.all;
+    filter.repository = a.repository.clone();
+    let rows = engine.list_images(&filter)?;
+    if a.quiet {
+        let mut seen = std::collections::HashSet::new();
+        for r in &rows {
+            if seen.insert(r.id.clone()) {
+                println!("{}", short_id(r.id.as_str(), a.no_trunc));
+            }
+        }
+        return Ok(0);
+    }
+    let default = if a.digests {
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    let spec = match a.format.as_deref() {
+        None | Some("") | Some("table") => default.to_string(),
+        Some(s) => s.to_string(),
+    };
+    let fmt = Format::parse(Some(&spec))?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "Containers": if r.containers > 0 { r.containers.to_string() } else { "N/A".into() },
+                "CreatedAt": r.created,
+                "CreatedSince": since(&r.created),
+                "Digest": r.digest,
+                "ID": short_id(r.id.as_str(), a.no_trunc),
+                "Repository": r.repository,
+                "SharedSize": "N/A",
+                "Size": human_size(r.size),
+                "Tag": r.tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": human_size(r.size),
+            })
+        })
+        .collect();
+    let headers: HashMap<&str, &str> = [
+        ("ID", "IMAGE ID"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("Digest", "DIGEST"),
+        ("Size", "SIZE"),
+    ]
+    .into_iter()
+    .collect();
+    fmt.print_items(&items, &headers)?;
+    Ok(0)
+}
+
+/// Print inspect results: a JSON array (Docker's indent), or one template line each.
+pub fn print_inspect(fmt: &Format, values: &[Value]) -> Result<()> {
+    if fmt.is_default() {
+        let mut out = serde_json::to_string_pretty(values)?;
+        out.push('\n');
+        io::stdout().write_all(out.as_bytes())?;
+    } else {
+        let mut out = String::new();
+        for v in values {
+            out.push_str(&fmt.render(v)?);
+            out.push('\n');
+        }
+        io::stdout().write_all(out.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
+    let fmt = Format::parse(a.format.as_deref())?;
+    let mut values = Vec::new();
+    let mut failed = None;
+    for i in &a.images {
+        match engine.image_inspect(i) {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                failed = Some(e);
+            }
+        }
+    }
+    print_inspect(&fmt, &values)?;
+    match failed {
+        Some(e) => {
+            eprintln!("Error: {e:#}");
+            Ok(1)
+        }
+        None => Ok(0),
+    }
+}
+
+fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
+    let rows = engine.history(&a.image)?;
+    if a.quiet {
+        for r in &rows {
+            println!("{}", short_id(r["ID"].as_str().unwrap_or(""), a.no_trunc));
+        }
+        return Ok(0);
+    }
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let id = r["ID"].as_str().unwrap_or("");
+            let created = r["Created"].as_str().unwrap_or("");
+            let mut by = r["CreatedBy"].as_str().unwrap_or("").to_string();
+            if !a.no_trunc && by.chars().count() > 45 {
+                by = by.chars().take(44).collect::<String>() + "…";
+            }
+            let size = r["Size"].as_u64().unwrap_or(0);
+            json!({
+                "ID": if id == "<missing>" { id.to_string() } else { short_id(id, a.no_trunc) },
+                "CreatedSince": if a.human { since(created) } else { created.to_string() },
+                "CreatedAt": created,
+                "CreatedBy": by,
+                "Size": if a.human { human_size(size) } else { size.to_string() },
+                "Comment": r["Comment"],
+            })
+        })
+        .collect();
+    let spec = a
+        .format
+        .clone()
+        .unwrap_or_else(|| "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".into());
+    let headers: HashMap<&str, &str> = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ]
+    .into_iter()
+    .collect();
+    Format::parse(Some(&spec))?.print_items(&items, &headers)?;
+    Ok(0)
+}
+
+fn tag(engine: &Engine, a: TagArgs) -> Result<i32> {
+    engine.tag(&a.source, &a.target)?;
+    Ok(0)
+}
+
+fn rmi(engine: &Engine, a: RmiArgs) -> Result<i32> {
+    let mut code = 0;
+    for i in &a.images {
+        match engine.remove_image(i, a.force, !a.no_prune) {
+            Ok(out) => print_removals(&out),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn print_removals(out: &[Removal]) {
+    for r in out {
+        match r {
+            Removal::Untagged(n) => println!("Untagged: {n}"),
+            Removal::Deleted(d) => println!("Deleted: {d}"),
+        }
+    }
+}
+
+/// Docker's "Are you sure?" prompt; false when stdin says no or is closed.
+pub fn confirm(warning: &str) -> Result<bool> {
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    io::stdout().flush()?;
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
+    let mut labels = Vec::new();
+    for f in &a.filters {
+        match f.split_once('=') {
+            Some(("label", v)) => labels.push(v.to_string()),
+            _ => bail!("invalid filter {f:?}: image prune takes label=KEY[=VALUE]"),
+        }
+    }
+    let warning = if a.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !a.force && !confirm(warning)? {
+        return Ok(0);
+    }
+    let (removed, freed) = engine.prune_images(a.all, &labels)?;
+    if !removed.is_empty() {
+        println!("Deleted Images:");
+        for r in &removed {
+            match r {
+                Removal::Untagged(n) => println!("untagged: {n}"),
+                Removal::Deleted(d) => println!("deleted: {d}"),
+            }
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(freed));
+    Ok(0)
+}

@@ -1,0 +1,1 @@
+//! `build`: the engine side of the builder. (Being written.)

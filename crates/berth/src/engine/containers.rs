@@ -1,0 +1,1 @@
+//! Containers: create, start, stop, remove, and everything in between. (Being written.)

@@ -1,0 +1,106 @@
+//! `berth import`: a root filesystem tar (plain, gzip or zstd) becomes a
+//! one-layer image in a single pass — the raw bytes are hashed into a blob
+//! while the same stream is unpacked into a staged layer.
+
+use std::io::Read;
+
+use anyhow::{bail, Context, Result};
+use berth_archive::TeeReader;
+use berth_store::{Digest, History, ImageConfig, NewImage, NewLayer, Reference, RootFs};
+
+use super::{now_rfc3339, Engine};
+
+#[derive(Default, Debug)]
+pub struct ImportOptions {
+    pub reference: Option<String>,
+    /// Dockerfile instructions (`CMD ["sh"]`, `ENV A=b` …).
+    pub changes: Vec<String>,
+    pub message: Option<String>,
+    /// `os/arch[/variant]`
+    pub platform: Option<String>,
+    /// What the history says it came from (`-`, a file name, a URL).
+    pub source_name: String,
+}
+
+/// `os/arch[/variant]` → parts, defaulting to this host.
+pub fn parse_platform(p: Option<&str>) -> Result<(String, String, Option<String>)> {
+    let host_arch = ImageConfig::host_architecture().to_string();
+    let Some(p) = p.filter(|p| !p.is_empty()) else {
+        return Ok(("linux".into(), host_arch, None));
+    };
+    let parts: Vec<&str> = p.split('/').collect();
+    match parts.as_slice() {
+        [os] => Ok((os.to_string(), host_arch, None)),
+        [os, arch] => Ok((os.to_string(), arch.to_string(), None)),
+        [os, arch, variant] => Ok((os.to_string(), arch.to_string(), Some(variant.to_string()))),
+        _ => bail!("invalid platform {p:?}: expected os/arch[/variant], e.g. linux/arm64"),
+    }
+}
+
+impl Engine {
+    pub fn import<R: Read>(&self, input: R, opts: &ImportOptions) -> Result<Digest> {
+        let target = opts.reference.as_deref().map(Reference::parse).transpose()?;
+        let (os, architecture, variant) = parse_platform(opts.platform.as_deref())?;
+        let mut changed = ImageConfig::default();
+        super::changes::apply_changes(&mut changed, &opts.changes)?;
+
+        let mut writer = self.store.blob_writer("import")?;
+        let staged_layer = {
+            let tee = TeeReader::new(input, &mut writer);
+            self.store
+                .stage_layer(tee, "imported tar")
+                .context("importing the root filesystem")?
+        };
+        let staged_blob = writer.finish()?;
+        let mut head = [0u8; 4];
+        let n = std::fs::File::open(staged_blob.path())
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        let media_type = match berth_archive::sniff(&head[..n]) {
+            berth_archive::Compression::Gzip => berth_store::images::MEDIA_OCI_LAYER_GZIP,
+            berth_archive::Compression::Zstd => berth_store::images::MEDIA_OCI_LAYER_ZSTD,
+            berth_archive::Compression::None => berth_store::images::MEDIA_OCI_LAYER,
+        };
+        let created = now_rfc3339();
+        let comment = opts
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Imported from {}", opts.source_name));
+        let config = ImageConfig {
+            created: Some(created.clone()),
+            author: None,
+            architecture,
+            os,
+            variant,
+            config: changed.config,
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![staged_layer.diff_id.to_string()],
+            },
+            history: vec![History {
+                created: Some(created),
+                comment: Some(comment),
+                ..Default::default()
+            }],
+            extra: Default::default(),
+        };
+        let layer = NewLayer {
+            diff_id: staged_layer.diff_id.clone(),
+            blob: staged_blob.digest.clone(),
+            media_type: media_type.to_string(),
+            blob_size: staged_blob.size,
+            size: staged_layer.size,
+            staged_blob: Some(staged_blob),
+            staged_dir: Some(staged_layer),
+        };
+        let rec = self.store.commit_image(NewImage {
+            config: config.to_bytes(),
+            layers: vec![layer],
+            parent: None,
+            tags: target.iter().map(|r| r.full()).collect(),
+            repo_digests: vec![],
+            manifest: None,
+        })?;
+        Ok(rec.id)
+    }
+}

@@ -1,0 +1,113 @@
+//! Shared arrangements for the end-to-end tests: a fresh store root per test,
+//! the real `berth` binary, and a busybox image made from Debian's
+//! `busybox-static` (no network needed).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A fresh store root under the target dir's tmp, removed on drop.
+pub struct Root {
+    pub dir: tempfile::TempDir,
+}
+
+impl Root {
+    pub fn new() -> Root {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::create_dir_all(&base).unwrap();
+        Root {
+            dir: tempfile::Builder::new().prefix("berth-test-").tempdir_in(base).unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `berth --root <this root> ARGS…`
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.arg("--root").arg(self.path().join("store")).args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Run and return the output (no assertion).
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("berth runs")
+    }
+
+    /// Run, assert success, return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Import a busybox image as `name` and return its ID.
+    pub fn busybox(&self, name: &str) -> String {
+        let tar = busybox_tar();
+        self.ok(&["import", tar.to_str().unwrap(), name]).trim().to_string()
+    }
+}
+
+/// A tar of a tiny busybox root filesystem (cached per test process).
+pub fn busybox_tar() -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-rootfs-{}.tar", std::process::id()));
+    if out.exists() {
+        return out;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    make_busybox_rootfs(dir.path());
+    let tmp = out.with_extension("tmp");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tmp)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// bin/busybox plus a relative symlink for every applet, /etc/passwd and
+/// /etc/group with root and nobody, and the usual empty directories.
+pub fn make_busybox_rootfs(root: &Path) {
+    let bb = Path::new("/bin/busybox");
+    assert!(bb.exists(), "busybox-static is not installed (apt-get install busybox-static)");
+    for d in ["bin", "etc", "tmp", "root", "var/www", "home"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(bb, root.join("bin/busybox")).unwrap();
+    let list = Command::new(bb).arg("--list").output().unwrap();
+    for name in String::from_utf8(list.stdout).unwrap().lines() {
+        if name != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(name));
+        }
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
