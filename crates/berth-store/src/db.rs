@@ -58,12 +58,49 @@ CREATE TABLE IF NOT EXISTS volumes (
 );
 "#;
 
+const SCHEMA_VERSION: i64 = 1;
+
 pub fn open(path: &Path) -> Result<Connection> {
+    // Opening races with other berth processes creating or checkpointing
+    // the same database; SQLite reports those as BUSY or a short read. Retry
+    // a few times before giving up.
+    let mut delay = Duration::from_millis(5);
+    let mut attempt = 0;
+    loop {
+        match try_open(path) {
+            Ok(c) => return Ok(c),
+            Err(rusqlite::Error::SqliteFailure(e, msg))
+                if attempt < 8
+                    && matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy
+                            | rusqlite::ErrorCode::DatabaseLocked
+                            | rusqlite::ErrorCode::SystemIoFailure
+                    ) =>
+            {
+                log::debug!("opening {}: {e} {msg:?}; retrying", path.display());
+                std::thread::sleep(delay);
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn try_open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.execute_batch(SCHEMA)?;
+    // Set up once: later opens only read the version (no write lock taken).
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        log::debug!("journal mode {mode}");
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+    }
     Ok(conn)
 }

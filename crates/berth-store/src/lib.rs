@@ -17,6 +17,7 @@ pub mod images;
 pub mod layers;
 pub mod reference;
 pub mod staging;
+pub mod volumes;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

@@ -24,13 +24,18 @@ impl Staging {
         fs::create_dir_all(tmp_root).ctx("creating staging directory", tmp_root)?;
         sweep(tmp_root);
         let name = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
-        let dir = tmp_root.join(&name);
-        fs::create_dir(&dir).ctx("creating staging directory", &dir)?;
+        // The lock file appears already locked (locked under a private name,
+        // then renamed), and before the directory: a sweeping neighbour can
+        // never see our directory without a held lock.
         let lock_path = tmp_root.join(format!("{name}.lock"));
-        let lock = File::create(&lock_path).ctx("creating staging lock", &lock_path)?;
+        let private = tmp_root.join(format!(".{name}.lock-new"));
+        let lock = File::create(&private).ctx("creating staging lock", &private)?;
         flock(&lock, FlockOperation::NonBlockingLockExclusive)
             .map_err(std::io::Error::from)
-            .ctx("locking staging directory", &lock_path)?;
+            .ctx("locking staging directory", &private)?;
+        fs::rename(&private, &lock_path).ctx("creating staging lock", &lock_path)?;
+        let dir = tmp_root.join(&name);
+        fs::create_dir(&dir).ctx("creating staging directory", &dir)?;
         Ok(Staging {
             dir,
             _lock: lock,
@@ -51,39 +56,38 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-        let lock = self.dir.with_extension("lock");
+        remove_tree(&self.dir);
         let mut name = self.dir.file_name().unwrap_or_default().to_os_string();
         name.push(".lock");
         let _ = fs::remove_file(self.dir.with_file_name(name));
-        let _ = lock;
     }
 }
 
-/// Remove staging dirs whose owner no longer holds its lock.
+/// Remove staging dirs (and lock files) whose owner no longer holds its lock.
 fn sweep(tmp_root: &Path) {
     let Ok(entries) = fs::read_dir(tmp_root) else { return };
     for e in entries.flatten() {
         let path = e.path();
-        if path.extension().is_some_and(|x| x == "lock") {
+        let name = e.file_name().to_string_lossy().to_string();
+        // Private lock files are renamed into place at once; leave them be.
+        if name.starts_with('.') {
             continue;
         }
-        let mut lock_name = e.file_name();
-        lock_name.push(".lock");
-        let lock_path = tmp_root.join(&lock_name);
-        let stale = match File::open(&lock_path) {
-            Ok(f) => flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok(),
-            // No lock file: a half-created dir of a dead process, or an
-            // unrelated leftover; either way nothing live owns it.
-            Err(_) => true,
+        let (dir, lock_path) = match name.strip_suffix(".lock") {
+            Some(base) => (tmp_root.join(base), path.clone()),
+            None => (path.clone(), tmp_root.join(format!("{name}.lock"))),
         };
-        if stale {
-            log::debug!("sweeping stale staging dir {}", path.display());
-            if path.is_dir() {
-                remove_tree(&path);
-            } else {
-                let _ = fs::remove_file(&path);
+        let Ok(f) = File::open(&lock_path) else {
+            // A directory without a lock file: its owner died before or
+            // after the lock's life (the lock is created first).
+            if lock_path != path && dir.is_dir() {
+                remove_tree(&dir);
             }
+            continue;
+        };
+        if flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            log::debug!("sweeping stale staging dir {}", dir.display());
+            remove_tree(&dir);
             let _ = fs::remove_file(&lock_path);
         }
     }

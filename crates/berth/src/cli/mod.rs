@@ -105,7 +105,7 @@ pub fn main() -> i32 {
         Err(e) => {
             let (code, shown) = match e.downcast_ref::<ExitError>() {
                 Some(x) => (x.code, x.message.clone()),
-                None => (125, format!("{e:#}")),
+                None => (125, error_chain(&e)),
             };
             if !shown.is_empty() {
                 eprintln!("Error: {shown}");
@@ -113,6 +113,23 @@ pub fn main() -> i32 {
             code
         }
     }
+}
+
+/// "context: cause: cause", skipping a cause whose text the message above
+/// already carries (library errors often include their source's text).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {

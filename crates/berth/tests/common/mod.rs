@@ -59,13 +59,18 @@ impl Root {
 
 /// A tar of a tiny busybox root filesystem (cached per test process).
 pub fn busybox_tar() -> PathBuf {
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-rootfs-{}.tar", std::process::id()));
+    static TAR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TAR.get_or_init(make_busybox_tar).clone()
+}
+
+fn make_busybox_tar() -> PathBuf {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("busybox-rootfs.tar");
     if out.exists() {
         return out;
     }
     let dir = tempfile::tempdir().unwrap();
     make_busybox_rootfs(dir.path());
-    let tmp = out.with_extension("tmp");
+    let tmp = out.with_extension(format!("tmp{}", std::process::id()));
     let st = Command::new("tar")
         .arg("-C")
         .arg(dir.path())
@@ -83,7 +88,10 @@ pub fn busybox_tar() -> PathBuf {
 /// /etc/group with root and nobody, and the usual empty directories.
 pub fn make_busybox_rootfs(root: &Path) {
     let bb = Path::new("/bin/busybox");
-    assert!(bb.exists(), "busybox-static is not installed (apt-get install busybox-static)");
+    assert!(
+        bb.exists(),
+        "busybox-static is not installed (apt-get install busybox-static)"
+    );
     for d in ["bin", "etc", "tmp", "root", "var/www", "home"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
