@@ -74,7 +74,10 @@ pub fn stop(container_dir: &Path, runtime: &OciRuntime, timeout: Option<u32>) ->
             let _ = runtime.resume(&cfg.id);
         }
         if !wait_until(Duration::from_secs(secs as u64), || !alive(&st)) {
-            let _ = runtime.kill(&cfg.id, "KILL", true);
+            // `kill --all` needs the container's cgroup; rootless runc may have none.
+            if runtime.kill(&cfg.id, "KILL", true).is_err() {
+                let _ = runtime.kill(&cfg.id, "KILL", false);
+            }
             if !wait_until(Duration::from_secs(10), || !alive(&st)) {
                 return Err(RuntimeError::WrongState {
                     id: cfg.id.clone(),

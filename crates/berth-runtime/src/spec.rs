@@ -150,7 +150,7 @@ pub fn normalize_cap(name: &str) -> Result<String> {
 /// (`ALL` allowed on either side; `--cap-drop ALL --cap-add X` leaves only X).
 pub fn effective_caps(cfg: &ContainerConfig) -> Result<BTreeSet<String>> {
     if cfg.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(within_bounding_set(ALL_CAPS.iter().map(|s| s.to_string()).collect()));
     }
     let add: Vec<String> = cfg.cap_add.iter().map(|c| normalize_cap(c)).collect::<Result<_>>()?;
     let drop: Vec<String> = cfg.cap_drop.iter().map(|c| normalize_cap(c)).collect::<Result<_>>()?;
@@ -163,13 +163,36 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<BTreeSet<String>> {
         caps.remove(c);
     }
     if add.iter().any(|c| c == "ALL") {
-        caps.extend(ALL_CAPS.iter().map(|s| s.to_string()));
+        caps.extend(within_bounding_set(ALL_CAPS.iter().map(|s| s.to_string()).collect()));
         for c in drop.iter().filter(|c| *c != "ALL") {
             caps.remove(c);
         }
     }
     caps.extend(add.into_iter().filter(|c| c != "ALL"));
     Ok(caps)
+}
+
+/// "All capabilities" means all this process may hand on (its bounding
+/// set), as in Podman: a host that withholds one (e.g. CAP_SYS_RESOURCE in
+/// a sandbox) would otherwise make every `--privileged` start fail.
+fn within_bounding_set(caps: BTreeSet<String>) -> BTreeSet<String> {
+    let bnd = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    });
+    match bnd {
+        Some(mask) => caps
+            .into_iter()
+            .filter(|c| {
+                ALL_CAPS
+                    .iter()
+                    .position(|x| x == c)
+                    .is_some_and(|i| mask & (1u64 << i) != 0)
+            })
+            .collect(),
+        None => caps,
+    }
 }
 
 /// The capability bit mask for a set of names (what /proc/<pid>/status shows as CapEff).
@@ -918,7 +941,8 @@ mod tests {
             ..Default::default()
         };
         let caps = effective_caps(&c).unwrap();
-        assert_eq!(caps.len(), ALL_CAPS.len() - 1);
+        let all = within_bounding_set(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        assert_eq!(caps.len(), all.len() - usize::from(all.contains("CAP_SYS_ADMIN")));
         assert!(!caps.contains("CAP_SYS_ADMIN"));
         let mut c = ContainerConfig {
             cap_drop: vec!["chown".into()],

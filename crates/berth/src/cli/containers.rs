@@ -1,15 +1,75 @@
-//! Container commands (run, create, start, ps, logs, …). Placeholder until
-//! the runtime lands: every command says it is not available yet.
+//! Container commands: run, create, start, stop, restart, kill, rm, ps,
+//! logs, wait, exec, cp, top, stats, attach, pause, unpause, rename, port,
+//! diff, commit, export, prune. Parse as Docker does, call one engine
+//! function, print as Docker prints.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
+use serde_json::{json, Value};
 
+use super::format::{human_size, Format};
+use crate::engine::containers::create::{HealthFlags, ImageMissing};
+use crate::engine::containers::files::{CpEnd, CpOptions};
+use crate::engine::containers::view::PsFilter;
+use crate::engine::containers::CreateOptions;
 use crate::engine::Engine;
 
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Create a new container
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// List containers
+    #[command(name = "ls", visible_alias = "list", hide = true)]
+    Ls(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(NamesArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Attach to a running container's output
+    Attach(AttachArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(OneArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Remove all stopped containers
+    #[command(hide = true)]
+    Prune(PruneArgs),
     /// (internal) supervise one container
     #[command(name = "__monitor", hide = true)]
     Monitor(MonitorArgs),
@@ -20,19 +80,1095 @@ pub struct MonitorArgs {
     pub container_dir: std::path::PathBuf,
 }
 
-pub fn dispatch(_engine: &Engine, _cmd: ContainerCommand) -> Result<i32> {
-    bail!("containers are not available yet")
+#[derive(clap::Args, Debug, Default)]
+#[command(disable_help_flag = true)]
+pub struct CreateArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Set meta data on a container
+    #[arg(short, long = "label")]
+    pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file")]
+    pub label_file: Vec<PathBuf>,
+    /// Bind mount a volume (/host:/ctr[:ro], name:/ctr, /ctr)
+    #[arg(short, long = "volume")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,…)
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Memory limit
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<u64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Ulimit options
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Security Options
+    #[arg(long)]
+    pub security_opt: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Signal to stop the container
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long)]
+    pub stop_timeout: Option<u32>,
+    /// Connect a container to a network (none, host, bridge, container:NAME)
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Write the container ID to the file
+    #[arg(long)]
+    pub cidfile: Option<PathBuf>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long)]
+    pub pull: Option<String>,
+    /// Publish a container's port(s) to the host
+    #[arg(short, long = "publish")]
+    pub publish: Vec<String>,
+    /// Command to run to check health
+    #[arg(long)]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long)]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long)]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long)]
+    pub health_retries: Option<u32>,
+    /// Start period for the container to initialize before starting health-retries countdown
+    #[arg(long)]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period
+    #[arg(long)]
+    pub health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long)]
+    pub no_healthcheck: bool,
+    /// Suppress the pull output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// IMAGE [COMMAND] [ARG...]
+    #[arg(required = true, value_name = "IMAGE [COMMAND] [ARG...]", trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+    pub image_and_cmd: Vec<String>,
 }
 
-pub fn monitor(_root: &Path, _a: &MonitorArgs) -> Result<i32> {
-    bail!("containers are not available yet")
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Attach to STDIN, STDOUT or STDERR (accepted; berth attaches all)
+    #[arg(short, long)]
+    pub attach: Vec<String>,
+    /// Override the key sequence for detaching a container (accepted, unused)
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+    #[command(flatten)]
+    pub create: CreateArgs,
 }
 
-pub fn inspect_value(_engine: &Engine, name: &str, _size: bool) -> Result<serde_json::Value> {
-    bail!("No such container: {name}")
+#[derive(clap::Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short, long)]
+    pub interactive: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short, long = "time", alias = "timeout")]
+    pub time: Option<u32>,
+    /// Signal to send to the container (accepted; the stop signal is used)
+    #[arg(short, long)]
+    pub signal: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Remove the specified link (accepted, no links exist)
+    #[arg(short, long)]
+    pub link: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long, allow_hyphen_values = true)]
+    pub last: Option<i64>,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a Go template, "table", or "json"
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" or a number)
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp or relative (e.g. 42m)
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Show extra details (accepted)
+    #[arg(long)]
+    pub details: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct NamesArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct OneArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// Detached mode: run command in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
+    /// Override the key sequence for detaching (accepted, unused)
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+    /// CONTAINER COMMAND [ARG...]
+    #[arg(required = true, num_args = 2.., value_name = "CONTAINER COMMAND [ARG...]", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub container_and_cmd: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output during copy (accepted)
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(value_name = "SRC")]
+    pub src: String,
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// ps options (accepted, ignored)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format output using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AttachArgs {
+    /// Do not attach STDIN (berth attaches output only)
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process (accepted)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
+    /// Override the key sequence for detaching (accepted)
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RenameArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "NEW_NAME")]
+    pub new_name: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change")]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pause: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (accepted: label=…)
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+}
+
+pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
+    match cmd {
+        ContainerCommand::Run(a) => run(engine, a),
+        ContainerCommand::Create(a) => create(engine, a),
+        ContainerCommand::Start(a) => start(engine, a),
+        ContainerCommand::Stop(a) => each_parallel(&a.containers, |c| engine.stop_container(c, a.time)),
+        ContainerCommand::Restart(a) => each_parallel(&a.containers, |c| engine.restart_container(c, a.time)),
+        ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
+        ContainerCommand::Rm(a) => each(&a.containers, |c| engine.remove_container(c, a.force, a.volumes)),
+        ContainerCommand::Ps(a) | ContainerCommand::Ls(a) => ps(engine, a),
+        ContainerCommand::Logs(a) => logs(engine, a),
+        ContainerCommand::Wait(a) => wait(engine, a),
+        ContainerCommand::Exec(a) => exec(engine, a),
+        ContainerCommand::Cp(a) => cp(engine, a),
+        ContainerCommand::Top(a) => top(engine, a),
+        ContainerCommand::Stats(a) => stats(engine, a),
+        ContainerCommand::Attach(a) => attach(engine, a),
+        ContainerCommand::Pause(a) => each(&a.containers, |c| engine.pause_container(c)),
+        ContainerCommand::Unpause(a) => each(&a.containers, |c| engine.unpause_container(c)),
+        ContainerCommand::Rename(a) => {
+            engine.rename_container(&a.container, &a.new_name)?;
+            Ok(0)
+        }
+        ContainerCommand::Port(a) => {
+            engine.container(&a.container)?;
+            if let Some(p) = a.port {
+                bail!("No public port '{p}' published for {}", a.container);
+            }
+            Ok(0)
+        }
+        ContainerCommand::Diff(a) => {
+            let mut out = String::new();
+            for (k, p) in engine.container_diff(&a.container)? {
+                out.push_str(&format!("{k} {p}\n"));
+            }
+            io::stdout().write_all(out.as_bytes())?;
+            Ok(0)
+        }
+        ContainerCommand::Commit(a) => {
+            let id = engine.commit_container(
+                &a.container,
+                a.reference.as_deref(),
+                &a.change,
+                a.message.as_deref(),
+                a.author.as_deref(),
+                a.pause,
+            )?;
+            println!("{id}");
+            Ok(0)
+        }
+        ContainerCommand::Export(a) => export(engine, a),
+        ContainerCommand::Prune(a) => prune(engine, a),
+        ContainerCommand::Monitor(_) => bail!("__monitor is internal"),
+    }
+}
+
+/// Runs `f` on each name, printing the name on success and the error on
+/// failure (Docker's behaviour for stop, rm, kill, …); exit 1 if any failed.
+fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
+    let mut failed = false;
+    for n in names {
+        match f(n) {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Like [`each`], but all at once (as Docker stops containers in
+/// parallel); results are printed in the order given.
+fn each_parallel(names: &[String], f: impl Fn(&str) -> Result<()> + Sync) -> Result<i32> {
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = names.iter().map(|n| s.spawn(|| f(n))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("internal error: worker panicked")))
+            })
+            .collect()
+    });
+    let mut failed = false;
+    for (n, r) in names.iter().zip(results) {
+        match r {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
+    if !a.publish.is_empty() {
+        bail!("publishing ports (-p {}) needs berth's network layer, which is not available yet; use --network host to share the host's ports", a.publish.join(" -p "));
+    }
+    let mut it = a.image_and_cmd.iter();
+    let image = it
+        .next()
+        .cloned()
+        .ok_or_else(|| anyhow!("\"run\" requires at least 1 argument"))?;
+    Ok(CreateOptions {
+        image,
+        cmd: it.cloned().collect(),
+        name: a.name.clone(),
+        entrypoint: a.entrypoint.clone(),
+        env: a.env.clone(),
+        env_files: a.env_file.clone(),
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        domainname: a.domainname.clone(),
+        labels: a.label.clone(),
+        label_files: a.label_file.clone(),
+        volumes: a.volume.clone(),
+        mounts: a.mount.clone(),
+        tmpfs: a.tmpfs.clone(),
+        read_only: a.read_only,
+        memory: a.memory.clone(),
+        memory_swap: a.memory_swap.clone(),
+        cpus: a.cpus,
+        cpu_shares: a.cpu_shares,
+        pids_limit: a.pids_limit,
+        ulimits: a.ulimit.clone(),
+        cap_add: a.cap_add.clone(),
+        cap_drop: a.cap_drop.clone(),
+        security_opt: a.security_opt.clone(),
+        devices: a.device.clone(),
+        privileged: a.privileged,
+        init: a.init,
+        restart: a.restart.clone(),
+        stop_signal: a.stop_signal.clone(),
+        stop_timeout: a.stop_timeout,
+        network: a.network.clone(),
+        tty: a.tty,
+        interactive: a.interactive,
+        auto_remove: a.rm,
+        platform: a.platform.clone(),
+        pull: a.pull.clone(),
+        health: HealthFlags {
+            cmd: a.health_cmd.clone(),
+            interval: a.health_interval.clone(),
+            timeout: a.health_timeout.clone(),
+            retries: a.health_retries,
+            start_period: a.health_start_period.clone(),
+            start_interval: a.health_start_interval.clone(),
+            none: a.no_healthcheck,
+        },
+    })
+}
+
+/// Creates the container, printing Docker's line for a missing image.
+fn do_create(engine: &Engine, a: &CreateArgs, keep_mounted: bool) -> Result<String> {
+    if let Some(f) = &a.cidfile {
+        if f.exists() {
+            bail!(
+                "Container ID file found, make sure the other container isn't running or delete {}",
+                f.display()
+            );
+        }
+    }
+    let o = create_options(a)?;
+    let created = match engine.create_container(&o, keep_mounted) {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(m) = e.downcast_ref::<ImageMissing>() {
+                eprintln!("Unable to find image '{}' locally", m.shown);
+            }
+            return Err(e);
+        }
+    };
+    for w in &created.warnings {
+        eprintln!("WARNING: {w}");
+    }
+    if let Some(f) = &a.cidfile {
+        std::fs::write(f, &created.id).with_context(|| format!("writing the container ID file {}", f.display()))?;
+    }
+    Ok(created.id)
+}
+
+fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
+    let id = do_create(engine, &a.create, true)?;
+    if a.detach {
+        engine.start_detached(&id)?;
+        println!("{id}");
+        return Ok(0);
+    }
+    engine.start_attached(&id)
+}
+
+fn create(engine: &Engine, a: CreateArgs) -> Result<i32> {
+    let id = do_create(engine, &a, false)?;
+    println!("{id}");
+    Ok(0)
+}
+
+fn start(engine: &Engine, a: StartArgs) -> Result<i32> {
+    if a.attach || a.interactive {
+        if a.containers.len() > 1 {
+            bail!("you cannot start and attach multiple containers at once");
+        }
+        return engine.start_attached(&a.containers[0]);
+    }
+    each(&a.containers, |c| {
+        let ctr = engine.container(c)?;
+        if ctr.state.is_running() {
+            return Ok(());
+        }
+        engine.start_detached(c)
+    })
+}
+
+fn ps(engine: &Engine, a: PsArgs) -> Result<i32> {
+    let filter = PsFilter::parse(&a.filter)?;
+    let limit = if a.latest {
+        Some(1)
+    } else {
+        a.last.filter(|n| *n > 0).map(|n| n as usize)
+    };
+    let all = a.all || limit.is_some();
+    let mut list = engine.ps(all, &filter)?;
+    if let Some(n) = limit {
+        list.truncate(n);
+    }
+    if a.quiet {
+        let mut out = String::new();
+        for c in &list {
+            out.push_str(if a.no_trunc { &c.rec.id } else { c.short_id() });
+            out.push('\n');
+        }
+        io::stdout().write_all(out.as_bytes())?;
+        return Ok(0);
+    }
+    let rows: Vec<Value> = list.iter().map(|c| engine.ps_row(c, a.no_trunc, a.size)).collect();
+    let default = if a.size {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
+    } else {
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    };
+    let spec = match a.format.as_deref() {
+        None | Some("") | Some("table") => default.to_string(),
+        Some(f) => f.to_string(),
+    };
+    let headers: HashMap<&str, &str> = [
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Ports", "PORTS"),
+        ("Status", "STATUS"),
+        ("State", "STATE"),
+        ("Size", "SIZE"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Mounts", "MOUNTS"),
+        ("Networks", "NETWORKS"),
+        ("LocalVolumes", "LOCAL VOLUMES"),
+    ]
+    .into_iter()
+    .collect();
+    Format::parse(Some(&spec))?.print_items(&rows, &headers)?;
+    Ok(0)
+}
+
+/// A `--since`/`--until` value: RFC 3339, a unix timestamp, or a Go
+/// duration relative to now.
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
+        return Ok(t.and_utc());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    if let Ok(f) = s.parse::<f64>() {
+        let secs = f.trunc() as i64;
+        let ns = ((f - f.trunc()) * 1e9) as u32;
+        return chrono::DateTime::from_timestamp(secs, ns).ok_or_else(|| anyhow!("invalid timestamp {s:?}"));
+    }
+    let ns = crate::engine::containers::parse_duration_ns(s).map_err(|_| {
+        anyhow!("invalid time {s:?}: use RFC 3339 (2013-01-02T13:23:37Z), a unix timestamp or a duration like 42m")
+    })?;
+    Ok(chrono::Utc::now() - chrono::Duration::nanoseconds(ns as i64))
+}
+
+fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
+    let tail = match a.tail.as_str() {
+        "all" | "" => None,
+        n => Some(
+            n.parse::<i64>()
+                .map_err(|_| anyhow!("invalid --tail {n:?}: use a number or \"all\""))?
+                .max(0) as usize,
+        ),
+    };
+    let opts = berth_runtime::LogOptions {
+        follow: a.follow,
+        tail,
+        timestamps: a.timestamps,
+        since: a.since.as_deref().map(parse_time).transpose()?,
+        until: a.until.as_deref().map(parse_time).transpose()?,
+    };
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let mut out = stdout.lock();
+    let mut err = stderr.lock();
+    engine.container_logs(&a.container, &opts, &mut out, &mut err)?;
+    out.flush()?;
+    Ok(0)
+}
+
+fn wait(engine: &Engine, a: NamesArgs) -> Result<i32> {
+    let mut failed = false;
+    for c in &a.containers {
+        match engine.wait_container(c) {
+            Ok(code) => println!("{code}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn read_env_files(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading env file {}", f.display()))?;
+        out.extend(
+            text.lines()
+                .map(str::trim_start)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    Ok(out)
+}
+
+fn exec(engine: &Engine, a: ExecArgs) -> Result<i32> {
+    let (ctr, cmd) = a
+        .container_and_cmd
+        .split_first()
+        .ok_or_else(|| anyhow!("exec needs a container and a command"))?;
+    let mut env = read_env_files(&a.env_file)?;
+    env.extend(a.env.iter().filter_map(|e| {
+        if e.contains('=') {
+            Some(e.clone())
+        } else {
+            std::env::var(e).ok().map(|v| format!("{e}={v}"))
+        }
+    }));
+    let opts = berth_runtime::ExecOptions {
+        cmd: cmd.to_vec(),
+        env,
+        working_dir: a.workdir.clone(),
+        user: a.user.clone(),
+        tty: a.tty,
+        interactive: a.interactive,
+        detach: a.detach,
+        privileged: a.privileged,
+    };
+    engine.exec_in_container(ctr, &opts)
+}
+
+/// `CONTAINER:PATH` or a local path (anything starting with `/` or `.`, or
+/// without a colon).
+fn cp_end(s: &str) -> CpEnd {
+    if s.starts_with('/') || s.starts_with('.') || s == "-" {
+        return CpEnd::Host(s.to_string());
+    }
+    match s.split_once(':') {
+        Some((c, p)) if !c.is_empty() && !c.contains('/') => CpEnd::Container {
+            word: c.to_string(),
+            path: if p.is_empty() { "/".into() } else { p.to_string() },
+        },
+        _ => CpEnd::Host(s.to_string()),
+    }
+}
+
+fn cp(engine: &Engine, a: CpArgs) -> Result<i32> {
+    let o = CpOptions {
+        archive: a.archive,
+        follow_link: a.follow_link,
+    };
+    match (cp_end(&a.src), cp_end(&a.dest)) {
+        (CpEnd::Container { word, path }, CpEnd::Host(dest)) => {
+            if dest == "-" && io::stdout().is_terminal() {
+                bail!("cowardly refusing to write a tar archive to a terminal; redirect the output");
+            }
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            engine.copy_from_container(&word, &path, &dest, &o, &mut out)?;
+            out.flush()?;
+            if dest != "-" && !a.quiet {
+                eprintln!("Successfully copied from {word}:{path} to {dest}");
+            }
+        }
+        (CpEnd::Host(src), CpEnd::Container { word, path }) => {
+            engine.copy_into_container(&src, &word, &path, &o, Box::new(io::stdin()))?;
+            if src != "-" && !a.quiet {
+                eprintln!("Successfully copied {src} to {word}:{path}");
+            }
+        }
+        (CpEnd::Container { .. }, CpEnd::Container { .. }) => {
+            bail!("copying between containers is not supported")
+        }
+        (CpEnd::Host(_), CpEnd::Host(_)) => {
+            bail!("must specify at least one container source (CONTAINER:PATH)")
+        }
+    }
+    Ok(0)
+}
+
+fn top(engine: &Engine, a: TopArgs) -> Result<i32> {
+    let (_, procs) = engine.container_top(&a.container)?;
+    let mut rows = vec!["UID\tPID\tPPID\tC\tSTIME\tTTY\tTIME\tCMD".to_string()];
+    for p in procs {
+        let user = if p.uid == 0 {
+            "root".to_string()
+        } else {
+            p.uid.to_string()
+        };
+        let t = p.cpu_seconds;
+        rows.push(format!(
+            "{user}\t{}\t{}\t0\t-\t?\t{:02}:{:02}:{:02}\t{}",
+            p.pid,
+            p.ppid,
+            t / 3600,
+            (t % 3600) / 60,
+            t % 60,
+            p.cmd
+        ));
+    }
+    print!("{}", super::format::align(&rows));
+    Ok(0)
+}
+
+/// go-units BytesSize: binary units, 4 significant digits ("1.5MiB").
+fn bytes_size(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    // Go's %.4g: four significant digits.
+    let decimals = if v >= 1000.0 {
+        0
+    } else if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    format!("{s}{}", units[i])
+}
+
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn stats(engine: &Engine, a: StatsArgs) -> Result<i32> {
+    let headers: HashMap<&str, &str> = [
+        ("Container", "CONTAINER"),
+        ("ID", "CONTAINER ID"),
+        ("Name", "NAME"),
+        ("CPUPerc", "CPU %"),
+        ("MemUsage", "MEM USAGE / LIMIT"),
+        ("MemPerc", "MEM %"),
+        ("NetIO", "NET I/O"),
+        ("BlockIO", "BLOCK I/O"),
+        ("PIDs", "PIDS"),
+    ]
+    .into_iter()
+    .collect();
+    let spec = a.format.clone().unwrap_or_else(|| {
+        "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+            .into()
+    });
+    let fmt = Format::parse(Some(&spec))?;
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    loop {
+        let list = if a.containers.is_empty() {
+            engine.ps(a.all, &PsFilter::default())?
+        } else {
+            a.containers
+                .iter()
+                .map(|c| engine.container(c))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let first: Vec<Option<berth_runtime::Stats>> = list
+            .iter()
+            .map(|c| c.state.is_running().then(|| engine.container_stats(c).ok()).flatten())
+            .collect();
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let mut rows = Vec::new();
+        for (c, s0) in list.iter().zip(first) {
+            let s1 = c.state.is_running().then(|| engine.container_stats(c).ok()).flatten();
+            let (cpu, mem, pids) = match (&s0, &s1) {
+                (Some(a0), Some(a1)) => {
+                    let dt = t0.elapsed().as_nanos() as f64;
+                    let used = a1.cpu_usage_ns.saturating_sub(a0.cpu_usage_ns) as f64;
+                    let limit = a1.memory_limit.unwrap_or_else(host_memory);
+                    let pct = if limit > 0 {
+                        a1.memory_usage as f64 * 100.0 / limit as f64
+                    } else {
+                        0.0
+                    };
+                    (
+                        format!("{:.2}%", used * 100.0 / dt),
+                        (
+                            format!("{} / {}", bytes_size(a1.memory_usage), bytes_size(limit)),
+                            format!("{pct:.2}%"),
+                        ),
+                        a1.pids_current.to_string(),
+                    )
+                }
+                _ => ("0.00%".into(), ("0B / 0B".into(), "0.00%".into()), "0".into()),
+            };
+            let _ = ncpu;
+            rows.push(json!({
+                "Container": c.short_id(),
+                "ID": if a.no_trunc { c.rec.id.clone() } else { c.short_id().to_string() },
+                "Name": c.rec.name,
+                "CPUPerc": cpu,
+                "MemUsage": mem.0,
+                "MemPerc": mem.1,
+                "NetIO": "0B / 0B",
+                "BlockIO": "0B / 0B",
+                "PIDs": pids,
+            }));
+        }
+        if !a.no_stream {
+            print!("\x1b[2J\x1b[H");
+        }
+        fmt.print_items(&rows, &headers)?;
+        io::stdout().flush()?;
+        if a.no_stream {
+            return Ok(0);
+        }
+    }
+}
+
+/// Follows the container's output until it exits; returns its exit code.
+fn attach(engine: &Engine, a: AttachArgs) -> Result<i32> {
+    let c = engine.container(&a.container)?;
+    if !c.state.is_running() {
+        bail!("You cannot attach to a stopped container, start it first");
+    }
+    let opts = berth_runtime::LogOptions {
+        follow: true,
+        tail: Some(0),
+        ..Default::default()
+    };
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    engine.container_logs(&a.container, &opts, &mut stdout.lock(), &mut stderr.lock())?;
+    engine.wait_container(&c.rec.id)
+}
+
+fn export(engine: &Engine, a: ExportArgs) -> Result<i32> {
+    match &a.output {
+        Some(p) => {
+            let tmp = p.with_extension("berth-tmp");
+            let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let r = engine
+                .export_container(&a.container, &mut f)
+                .and_then(|_| Ok(f.sync_all()?));
+            if let Err(e) = r {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+        }
+        None => {
+            if io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::new(stdout.lock());
+            engine.export_container(&a.container, &mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
+    if !a.filter.is_empty() {
+        bail!("container prune filters are not supported yet");
+    }
+    if !a.force && !super::images::confirm("WARNING! This will remove all stopped containers.")? {
+        return Ok(0);
+    }
+    let removed = prune_stopped(engine)?;
+    if !removed.is_empty() {
+        println!("Deleted Containers:");
+        for id in &removed {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(0));
+    Ok(0)
+}
+
+/// `berth __monitor DIR`: supervise a detached container until it is done,
+/// then unmount its rootfs.
+pub fn monitor(_root: &Path, a: &MonitorArgs) -> Result<i32> {
+    let dir = &a.container_dir;
+    let opts = berth_runtime::MonitorOptions::from_dir(dir)?;
+    let res = berth_runtime::monitor_main(dir, opts);
+    let _ = berth_runtime::unmount(&dir.join(crate::engine::containers::ROOTFS));
+    Ok(res?)
+}
+
+pub fn inspect_value(engine: &Engine, name: &str, size: bool) -> Result<serde_json::Value> {
+    engine.inspect_container(name, size)
 }
 
 /// Remove every stopped container; returns their IDs.
-pub fn prune_stopped(_engine: &Engine) -> Result<Vec<String>> {
-    Ok(Vec::new())
+pub fn prune_stopped(engine: &Engine) -> Result<Vec<String>> {
+    engine.prune_containers()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cp_ends() {
+        assert!(matches!(cp_end("web:/a"), CpEnd::Container { .. }));
+        assert!(matches!(cp_end("./a:b"), CpEnd::Host(_)));
+        assert!(matches!(cp_end("/x"), CpEnd::Host(_)));
+        assert!(matches!(cp_end("-"), CpEnd::Host(_)));
+        assert!(matches!(cp_end("file"), CpEnd::Host(_)));
+    }
+
+    #[test]
+    fn binary_sizes() {
+        assert_eq!(bytes_size(1536 * 1024), "1.5MiB");
+        assert_eq!(bytes_size(0), "0B");
+        assert_eq!(bytes_size(25_276_000_000), "23.54GiB");
+    }
 }

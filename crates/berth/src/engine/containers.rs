@@ -1,1 +1,0 @@
-//! Containers: create, start, stop, remove, and everything in between. (Being written.)

@@ -1,0 +1,369 @@
+//! The container's life after `create`: start (attached in this process, or
+//! detached under a monitor process), stop, kill, restart, pause, wait,
+//! rename, exec, logs, top, stats, rm and prune.
+//!
+//! Mount discipline: the rootfs is mounted by whoever starts the container
+//! and unmounted by whoever saw it end (the foreground `run`, the detached
+//! monitor's wrapper, `stop`, `rm`); unmounting twice is harmless, and
+//! nothing is ever deleted while the rootfs is still mounted.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use berth_runtime::state::{pid_alive, REMOVE_MARKER};
+use berth_runtime::{ExecOptions, LogOptions, MonitorOptions, OciRuntime, ProcessInfo, RuntimeError, Stats};
+use berth_store::Digest;
+
+use super::{Container, ROOTFS};
+use crate::engine::{Engine, ExitError};
+
+/// Turns a runtime error into the exit code Docker would use.
+pub fn runtime_exit(e: RuntimeError) -> anyhow::Error {
+    match e {
+        RuntimeError::StartFailed { code, message } => anyhow!(ExitError::new(code, message)),
+        e => anyhow!(e),
+    }
+}
+
+fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the container's monitor process is still alive (and is not us
+/// or our parent, which may be running this command as its exit hook).
+fn monitor_alive(dir: &Path) -> bool {
+    let Ok(st) = berth_runtime::read_state(dir) else {
+        return false;
+    };
+    let me = std::process::id() as i32;
+    let parent = rustix::process::getppid()
+        .map(|p| p.as_raw_nonzero().get())
+        .unwrap_or(0);
+    st.monitor_pid != me
+        && st.monitor_pid != parent
+        && pid_alive(st.monitor_pid, st.monitor_start)
+        && !is_zombie(st.monitor_pid)
+}
+
+/// A process that exited but was not yet reaped (a detached monitor's
+/// parent is whatever adopted it, which may reap late).
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string))
+        })
+        .is_some_and(|st| st == "Z" || st == "X")
+}
+
+/// Unmounts a container's rootfs; fails if it is still mounted afterwards.
+pub fn unmount_rootfs(dir: &Path) -> Result<()> {
+    if crate::engine::is_rootless() {
+        return Ok(()); // only ever mounted inside the container
+    }
+    let rootfs = dir.join(ROOTFS);
+    berth_runtime::unmount(&rootfs)?;
+    if berth_runtime::mount::is_mountpoint(&rootfs) {
+        bail!("{} is still mounted; unmount it and try again", rootfs.display());
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Checks a container can start and mounts its rootfs.
+    fn prepare_start(&self, c: &Container) -> Result<OciRuntime> {
+        if c.state.is_running() {
+            bail!("container {} is already running", c.rec.name);
+        }
+        if !c.dir.is_dir() {
+            bail!(
+                "container {} cannot start: its directory {} is missing; remove it with `berth rm {}`",
+                c.rec.name,
+                c.dir.display(),
+                c.rec.name
+            );
+        }
+        // A previous monitor may still be finishing (unmounting, exit hook).
+        wait_for(Duration::from_secs(10), || !monitor_alive(&c.dir));
+        let _ = std::fs::remove_file(c.dir.join(REMOVE_MARKER));
+        let rt = self.oci_runtime()?;
+        let img = self
+            .store
+            .image(&Digest::parse(&c.rec.image_id)?)
+            .with_context(|| format!("the image of container {} is gone", c.rec.name))?;
+        self.mount_rootfs(&img, &c.dir)?;
+        Ok(rt)
+    }
+
+    /// Runs the container in this process, attached to this terminal, until
+    /// it exits (restarts included); returns its exit code. Removes it
+    /// afterwards with `--rm`.
+    pub fn start_attached(&self, word: &str) -> Result<i32> {
+        let c = self.container(word)?;
+        let rt = self.prepare_start(&c)?;
+        let res = berth_runtime::monitor_main(&c.dir, MonitorOptions::attached(rt));
+        let _ = unmount_rootfs(&c.dir);
+        if c.cfg.auto_remove {
+            self.remove_container(&c.rec.id, true, true)?;
+        }
+        res.map_err(runtime_exit)
+    }
+
+    /// Starts the container under a detached monitor; returns once it runs.
+    pub fn start_detached(&self, word: &str) -> Result<()> {
+        let c = self.container(word)?;
+        let rt = self.prepare_start(&c)?;
+        let exe = std::env::current_exe().context("finding the berth executable")?;
+        let root = self.root().display().to_string();
+        let mut global = vec!["--root".to_string(), root];
+        if let Some(r) = &self.runtime {
+            global.push("--runtime".into());
+            global.push(r.clone());
+        }
+        let mut opts = MonitorOptions {
+            runtime: rt,
+            attach: false,
+            on_exit: vec![],
+            ready: None,
+        };
+        if c.cfg.auto_remove {
+            opts.on_exit = vec![exe.display().to_string()];
+            opts.on_exit.extend(global.iter().cloned());
+            opts.on_exit
+                .extend(["rm", "-f", "-v", c.rec.id.as_str()].map(String::from));
+        }
+        let mut args = global;
+        args.push("__monitor".into());
+        match berth_runtime::spawn_monitor(&c.dir, &exe, &args, &opts) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // The monitor unmounts on its way out; make sure of it.
+                wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
+                let _ = unmount_rootfs(&c.dir);
+                if c.cfg.auto_remove {
+                    let _ = self.remove_container(&c.rec.id, true, true);
+                }
+                Err(runtime_exit(e))
+            }
+        }
+    }
+
+    /// `stop`: stop signal, then SIGKILL after the timeout; unmounts.
+    pub fn stop_container(&self, word: &str, timeout: Option<u32>) -> Result<()> {
+        let c = self.container(word)?;
+        if !c.dir.is_dir() {
+            return Ok(());
+        }
+        let rt = self.oci_runtime()?;
+        berth_runtime::stop(&c.dir, &rt, timeout)?;
+        wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
+        if c.dir.is_dir()
+            && !berth_runtime::read_state(&c.dir)
+                .map(|s| s.is_running())
+                .unwrap_or(false)
+        {
+            unmount_rootfs(&c.dir)?;
+        }
+        Ok(())
+    }
+
+    /// `kill -s SIGNAL`.
+    pub fn kill_container(&self, word: &str, signal: &str) -> Result<()> {
+        let c = self.container(word)?;
+        let rt = self.oci_runtime()?;
+        berth_runtime::kill(&c.dir, &rt, signal).map_err(|e| match e {
+            RuntimeError::WrongState { .. } => {
+                anyhow!("cannot kill container: {}: container {} is not running", word, c.rec.id)
+            }
+            e => anyhow!(e),
+        })
+    }
+
+    /// `restart`: stop (if running) and start detached.
+    pub fn restart_container(&self, word: &str, timeout: Option<u32>) -> Result<()> {
+        self.stop_container(word, timeout)?;
+        self.start_detached(word)
+    }
+
+    pub fn pause_container(&self, word: &str) -> Result<()> {
+        let c = self.container(word)?;
+        let rt = self.oci_runtime()?;
+        berth_runtime::pause(&c.dir, &rt).map_err(|e| match e {
+            RuntimeError::WrongState { .. } => anyhow!("container {} is not running", c.rec.id),
+            e => anyhow!(e),
+        })
+    }
+
+    pub fn unpause_container(&self, word: &str) -> Result<()> {
+        let c = self.container(word)?;
+        let rt = self.oci_runtime()?;
+        berth_runtime::unpause(&c.dir, &rt).map_err(|e| match e {
+            RuntimeError::WrongState { .. } => anyhow!("container {} is not paused", c.rec.id),
+            e => anyhow!(e),
+        })
+    }
+
+    /// `wait`: blocks until the container is stopped; returns its exit code.
+    pub fn wait_container(&self, word: &str) -> Result<i32> {
+        let c = self.container(word)?;
+        loop {
+            if !c.dir.is_dir() {
+                // Removed while we waited (--rm): the last recorded code is gone with it.
+                return Ok(c.state.exit_code);
+            }
+            let st = berth_runtime::read_state(&c.dir)?;
+            if matches!(st.status.as_str(), "exited" | "dead") {
+                return Ok(st.exit_code);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `rename OLD NEW`.
+    pub fn rename_container(&self, word: &str, new_name: &str) -> Result<()> {
+        let c = self.container(word)?;
+        let n = new_name.strip_prefix('/').unwrap_or(new_name);
+        if !super::valid_name(n) {
+            bail!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        }
+        if c.rec.name == n {
+            bail!("Renaming a container with the same name as its current name");
+        }
+        self.store.rename_container(&c.rec.id, n)?;
+        let mut cfg = c.cfg.clone();
+        cfg.name = n.to_string();
+        if c.dir.is_dir() {
+            super::write_atomic(
+                &c.dir.join(berth_runtime::monitor::CONFIG_FILE),
+                &serde_json::to_vec_pretty(&cfg)?,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `rm [-f] [-v]`: removes the container, its directory and (with
+    /// `volumes`) its anonymous volumes.
+    pub fn remove_container(&self, word: &str, force: bool, volumes: bool) -> Result<()> {
+        let c = self.container(word)?;
+        if c.dir.is_dir() {
+            if c.state.is_running() {
+                if !force {
+                    bail!(
+                        "cannot remove container \"/{}\": container is {}: stop the container before removing or force remove",
+                        c.rec.name,
+                        if c.state.status == "paused" { "paused" } else { "running" }
+                    );
+                }
+                std::fs::write(c.dir.join(REMOVE_MARKER), b"")
+                    .with_context(|| format!("marking {} for removal", c.dir.display()))?;
+                let rt = self.oci_runtime()?;
+                berth_runtime::stop(&c.dir, &rt, Some(0))?;
+            }
+            wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
+            if let Ok(rt) = self.oci_runtime() {
+                let _ = rt.delete(&c.rec.id, true);
+            }
+            unmount_rootfs(&c.dir)?;
+            // Move the directory out of sight first: a crash from here on
+            // leaves only garbage in tmp/, never a half-removed container.
+            let grave = self.store.staging().path(&format!("rm-{}", c.short_id()));
+            match std::fs::rename(&c.dir, &grave) {
+                Ok(()) => {}
+                // Removed under us (a `--rm` monitor's exit hook won the race).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !c.dir.exists() => {}
+                Err(e) => return Err(e).with_context(|| format!("moving {} away", c.dir.display())),
+            }
+            self.store.remove_container(&c.rec.id)?;
+            berth_store::staging::remove_tree(&grave);
+        } else {
+            self.store.remove_container(&c.rec.id)?;
+        }
+        if volumes {
+            self.remove_anonymous_volumes(&c)?;
+        }
+        Ok(())
+    }
+
+    fn remove_anonymous_volumes(&self, c: &Container) -> Result<()> {
+        let Some(anon) = c.rec.config["AnonymousVolumes"].as_array() else {
+            return Ok(());
+        };
+        let others = self.store.list_containers()?;
+        for v in anon.iter().filter_map(|v| v.as_str()) {
+            let used = others.iter().any(|o| {
+                o.config["Mounts"]
+                    .as_array()
+                    .is_some_and(|ms| ms.iter().any(|m| m["Name"].as_str() == Some(v)))
+            });
+            if used {
+                continue;
+            }
+            self.store.remove_volume(v)?;
+            berth_store::staging::remove_tree(&self.store.volumes_dir().join(v));
+        }
+        Ok(())
+    }
+
+    /// `container prune`: removes every container that is not running;
+    /// returns their IDs.
+    pub fn prune_containers(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for c in self.list_all_containers()? {
+            if c.state.is_running() {
+                continue;
+            }
+            self.remove_container(&c.rec.id, false, false)?;
+            out.push(c.rec.id.clone());
+        }
+        Ok(out)
+    }
+
+    /// `exec`: runs a command in a running container; returns its exit code.
+    pub fn exec_in_container(&self, word: &str, opts: &ExecOptions) -> Result<i32> {
+        let c = self.container(word)?;
+        match c.state.status.as_str() {
+            "running" => {}
+            "paused" => bail!("container {} is paused, unpause the container before exec", c.rec.id),
+            _ => bail!("container {} is not running", c.rec.id),
+        }
+        let rt = self.oci_runtime()?;
+        berth_runtime::exec(&c.dir, &rt, &c.rec.id, opts).map_err(runtime_exit)
+    }
+
+    pub fn container_logs(
+        &self,
+        word: &str,
+        opts: &LogOptions,
+        out: &mut dyn std::io::Write,
+        err: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        let c = self.container(word)?;
+        berth_runtime::read_logs(&c.dir, opts, out, err)?;
+        Ok(())
+    }
+
+    pub fn container_top(&self, word: &str) -> Result<(Container, Vec<ProcessInfo>)> {
+        let c = self.container(word)?;
+        if !c.state.is_running() {
+            bail!("container {} is not running", c.rec.id);
+        }
+        let rt = self.oci_runtime()?;
+        let ps = berth_runtime::top(&c.dir, &rt)?;
+        Ok((c, ps))
+    }
+
+    pub fn container_stats(&self, c: &Container) -> Result<Stats> {
+        Ok(berth_runtime::stats(&c.dir)?)
+    }
+}

@@ -1,0 +1,55 @@
+//! Healthchecks: busybox httpd probed with wget turns healthy, and
+//! unhealthy once httpd is killed.
+
+mod common;
+
+use common::Root;
+use std::time::{Duration, Instant};
+
+#[test]
+fn httpd_turns_healthy_then_unhealthy() {
+    if !rustix::process::geteuid().is_root() {
+        println!("SKIP: needs root");
+        return;
+    }
+    let r = Root::new();
+    r.busybox("bb");
+    r.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--health-cmd",
+        "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "2",
+        "bb",
+        "sh",
+        "-c",
+        "echo ok > /tmp/index.html; httpd -f -p 8080 -h /tmp & exec sleep 100000",
+    ]);
+    let wait_for = |want: &str| {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let st = r.ok(&["ps", "--format", "{{.Status}}"]);
+            if st.contains(want) {
+                return st;
+            }
+            assert!(Instant::now() < end, "never became {want}: {st}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let st = wait_for("(healthy)");
+    assert!(st.starts_with("Up "), "{st}");
+    assert_eq!(r.ok(&["ps", "-q", "--filter", "health=healthy"]).lines().count(), 1);
+    r.ok(&["exec", "web", "killall", "httpd"]);
+    wait_for("(unhealthy)");
+    let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", "web"])).unwrap();
+    let h = &v[0]["State"]["Health"];
+    assert_eq!(h["Status"], "unhealthy");
+    assert!(h["FailingStreak"].as_u64().unwrap() >= 2);
+    assert!(!h["Log"].as_array().unwrap().is_empty());
+    r.ok(&["rm", "-f", "web"]);
+}

@@ -1,0 +1,337 @@
+//! `berth run` end to end: real containers from a busybox image, checked
+//! the way a user would see them (output, exit codes, files on the host).
+
+mod common;
+
+use common::{stderr, stdout, Root};
+use std::process::{Command, Stdio};
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A root with busybox imported as `bb`; removes its containers on drop.
+struct Env {
+    root: Root,
+}
+
+impl Env {
+    fn new() -> Option<Env> {
+        if !is_root() {
+            println!("SKIP: running containers here needs root (rootless is tested separately)");
+            return None;
+        }
+        let root = Root::new();
+        root.busybox("bb");
+        Some(Env { root })
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ids = self.root.run(&["ps", "-aq", "--no-trunc"]);
+        for id in stdout(&ids).lines() {
+            let _ = self.root.run(&["rm", "-f", id]);
+        }
+    }
+}
+
+#[test]
+fn echo_hello_exit_codes_and_missing_things() {
+    let Some(e) = Env::new() else { return };
+    let r = &e.root;
+    assert_eq!(r.ok(&["run", "--rm", "bb", "echo", "hello"]), "hello\n");
+
+    let o = r.run(&["run", "--rm", "bb", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3));
+
+    let o = r.run(&["run", "--rm", "bb", "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nosuchcommand"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+
+    let o = r.run(&["run", "--rm", "bb", "/etc"]);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+
+    let o = r.run(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("Unable to find image 'nosuchimage:latest' locally"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("Error: No such image: nosuchimage"),
+        "{}",
+        stderr(&o)
+    );
+
+    // --rm left nothing behind.
+    assert_eq!(r.ok(&["ps", "-aq"]), "");
+    let left: Vec<_> = std::fs::read_dir(r.path().join("store/containers")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn entrypoint_and_cmd_like_docker() {
+    let Some(e) = Env::new() else { return };
+    let r = &e.root;
+    let tar = common::busybox_tar();
+    r.ok(&[
+        "import",
+        "--change",
+        r#"ENTRYPOINT ["ls"]"#,
+        "--change",
+        r#"CMD ["--help"]"#,
+        tar.to_str().unwrap(),
+        "lsimg",
+    ]);
+    // No args: ENTRYPOINT + CMD = `ls --help` (busybox prints usage on stderr).
+    let o = r.run(&["run", "--rm", "lsimg"]);
+    assert!(
+        stderr(&o).contains("Usage: ls") || stdout(&o).contains("Usage: ls"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    // `.` replaces CMD.
+    let out = r.ok(&["run", "--rm", "lsimg", "."]);
+    assert!(
+        out.lines().any(|l| l == "bin") && out.lines().any(|l| l == "etc"),
+        "{out}"
+    );
+    // `-la` too.
+    let out = r.ok(&["run", "--rm", "lsimg", "-la"]);
+    assert!(out.contains("total") && out.contains("bin"), "{out}");
+    // --entrypoint resets CMD.
+    assert_eq!(
+        r.ok(&["run", "--rm", "--entrypoint", "/bin/sh", "lsimg", "-c", "echo ok"]),
+        "ok\n"
+    );
+    // --entrypoint '' clears it.
+    assert_eq!(
+        r.ok(&["run", "--rm", "--entrypoint", "", "lsimg", "echo", "cleared"]),
+        "cleared\n"
+    );
+    // inspect shows Docker's Path/Args/Config.
+    r.ok(&["create", "--name", "ep", "lsimg", "-la"]);
+    let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", "ep"])).unwrap();
+    assert_eq!(v[0]["Path"], "ls");
+    assert_eq!(v[0]["Args"], serde_json::json!(["-la"]));
+    assert_eq!(v[0]["Config"]["Entrypoint"], serde_json::json!(["ls"]));
+    assert_eq!(v[0]["Config"]["Cmd"], serde_json::json!(["-la"]));
+    // An image without a command needs one.
+    let o = r.run(&["run", "--rm", "bb"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("no command specified"), "{}", stderr(&o));
+}
+
+#[test]
+fn bind_mount_writes_a_host_file() {
+    let Some(e) = Env::new() else { return };
+    let r = &e.root;
+    let host = tempfile::tempdir().unwrap();
+    let spec = format!("{}:/test_mnt/", host.path().display());
+    r.ok(&[
+        "run",
+        "--rm",
+        "--volume",
+        &spec,
+        "bb",
+        "sh",
+        "-c",
+        "echo written > /test_mnt/hello.txt",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("hello.txt")).unwrap(),
+        "written\n"
+    );
+    // :ro refuses writes.
+    let spec = format!("{}:/test_mnt:ro", host.path().display());
+    let o = r.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "bb",
+        "sh",
+        "-c",
+        "echo x > /test_mnt/no.txt",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!host.path().join("no.txt").exists());
+}
+
+#[test]
+fn named_volume_is_created_prefilled_and_kept() {
+    let Some(e) = Env::new() else { return };
+    let r = &e.root;
+    // First use copies the image's /etc into the new volume.
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/etc",
+        "bb",
+        "sh",
+        "-c",
+        "cat /etc/passwd; echo kept > /etc/mine",
+    ]);
+    assert!(out.contains("root:x:0:0"), "{out}");
+    let data = r.path().join("store/volumes/data/_data");
+    assert!(data.join("passwd").is_file());
+    assert_eq!(
+        r.ok(&["run", "--rm", "-v", "data:/x", "bb", "cat", "/x/mine"]),
+        "kept\n"
+    );
+    // --mount and --tmpfs.
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,source=data,target=/v",
+        "--tmpfs",
+        "/scratch",
+        "bb",
+        "sh",
+        "-c",
+        "cat /v/mine; grep /scratch /proc/mounts | cut -d' ' -f3",
+    ]);
+    assert_eq!(out, "kept\ntmpfs\n");
+}
+
+#[test]
+fn isolation_pid1_hostname_caps_no_mount() {
+    let Some(e) = Env::new() else { return };
+    let r = &e.root;
+    assert_eq!(r.ok(&["run", "--rm", "bb", "sh", "-c", "echo $$"]), "1\n");
+    assert_eq!(r.ok(&["run", "--rm", "--hostname", "box", "bb", "hostname"]), "box\n");
+    let status = r.ok(&["run", "--rm", "bb", "cat", "/proc/self/status"]);
+    let cap = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    assert_eq!(cap.split_whitespace().nth(1), Some("00000000a80425fb"), "{cap}");
+    let o = r.run(&["run", "--rm", "bb", "mount", "-t", "tmpfs", "none", "/mnt"]);
+    assert_ne!(o.status.code(), Some(0), "mount inside must fail");
+    // --privileged lifts it.
+    let status = r.ok(&["run", "--rm", "--privileged", "bb", "cat", "/proc/self/status"]);
+    assert!(!status.contains("00000000a80425fb"));
+    // Own network namespace: only loopback.
+    let out = r.ok(&["run", "--rm", "bb", "cat", "/proc/net/dev"]);
+    assert!(out.contains("lo:") && !out.contains("eth0"), "{out}");
+    // Env, workdir, user, read-only.
+    assert_eq!(
+        r.ok(&[
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "-w",
+            "/tmp",
+            "-u",
+            "nobody",
+            "bb",
+            "sh",
+            "-c",
+            "echo $A $(pwd) $(id -u)"
+        ]),
+        "1 /tmp 65534\n"
+    );
+    let o = r.run(&["run", "--rm", "--read-only", "bb", "touch", "/x"]);
+    assert_ne!(o.status.code(), Some(0));
+}
+
+#[test]
+fn memory_limit_oom_kill_is_137_and_recorded() {
+    let Some(e) = Env::new() else { return };
+    let r = &e.root;
+    let o = r.run(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "32m",
+        "bb",
+        "sh",
+        "-c",
+        "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        r.ok(&["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog"]),
+        "true 137\n"
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", "hog"])).unwrap();
+    assert_eq!(v[0]["HostConfig"]["Memory"], 32 * 1024 * 1024);
+}
+
+#[test]
+fn interactive_stdin_and_a_real_tty() {
+    let Some(e) = Env::new() else { return };
+    let r = &e.root;
+    let mut c = r.cmd(&["run", "--rm", "-i", "bb", "sh", "-c", "read x; echo got $x"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"line\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "got line\n");
+
+    // -it under a pty (script(1)): the container sees a terminal.
+    if Command::new("script").arg("--version").output().is_err() {
+        println!("SKIP: script(1) not installed");
+        return;
+    }
+    let cmdline = format!(
+        "{} --root {} run --rm -it bb sh -c 'tty; stty size >/dev/null && echo sized'",
+        env!("CARGO_BIN_EXE_berth"),
+        r.path().join("store").display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("sized"), "{out}");
+}
+
+#[test]
+fn names_conflicts_and_detached_rm() {
+    let Some(e) = Env::new() else { return };
+    let r = &e.root;
+    let id = r
+        .ok(&["run", "-d", "--name", "web", "bb", "sleep", "30"])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let o = r.run(&["run", "--name", "web", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("the container name \"/web\" is already in use"),
+        "{}",
+        stderr(&o)
+    );
+    // A failed create left no directory behind.
+    assert_eq!(std::fs::read_dir(r.path().join("store/containers")).unwrap().count(), 1);
+    // Random names look like Docker's.
+    let id2 = r.ok(&["create", "bb", "true"]).trim().to_string();
+    let name = r.ok(&["inspect", "-f", "{{.Name}}", &id2]);
+    assert!(name.starts_with('/') && name.contains('_'), "{name}");
+    // -d --rm: gone once it exits.
+    let id3 = r.ok(&["run", "-d", "--rm", "bb", "true"]).trim().to_string();
+    for _ in 0..100 {
+        if !r.ok(&["ps", "-aq", "--no-trunc"]).contains(&id3) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!r.ok(&["ps", "-aq", "--no-trunc"]).contains(&id3));
+    // --cidfile
+    let cid = r.path().join("cid");
+    let id4 = r
+        .ok(&["run", "-d", "--cidfile", cid.to_str().unwrap(), "bb", "true"])
+        .trim()
+        .to_string();
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id4);
+    r.ok(&["rm", "-f", &id]);
+}
