@@ -363,9 +363,10 @@ fn has_sys_resource() -> bool {
 /// clamped to this process's hard limit when it cannot raise it (no
 /// CAP_SYS_RESOURCE), with one warning.
 fn rlimits(cfg: &ContainerConfig) -> Result<Vec<Value>> {
-    let mut wanted: Vec<(&'static str, rustix::process::Resource, u64, u64)> = Vec::new();
+    // (name, resource, soft, hard, asked for by the user)
+    let mut wanted: Vec<(&'static str, rustix::process::Resource, u64, u64, bool)> = Vec::new();
     let (n, r) = rlimit_resource("nofile").expect("nofile is known");
-    wanted.push((n, r, DEFAULT_NOFILE, DEFAULT_NOFILE));
+    wanted.push((n, r, DEFAULT_NOFILE, DEFAULT_NOFILE, false));
     for (name, soft, hard) in &cfg.resources.ulimits {
         let (n, r) = rlimit_resource(name).ok_or_else(|| {
             RuntimeError::InvalidConfig(format!(
@@ -378,14 +379,19 @@ fn rlimits(cfg: &ContainerConfig) -> Result<Vec<Value>> {
             )));
         }
         wanted.retain(|w| w.0 != n);
-        wanted.push((n, r, *soft, *hard));
+        wanted.push((n, r, *soft, *hard, true));
     }
     let can_raise = has_sys_resource();
     let mut out = Vec::new();
-    for (name, res, mut soft, mut hard) in wanted {
+    for (name, res, mut soft, mut hard, asked) in wanted {
         if !can_raise {
             if let Some(max) = rustix::process::getrlimit(res).maximum {
-                if hard > max {
+                // The default is quietly fitted to the host; only a limit the
+                // user asked for is worth a warning.
+                if hard > max && !asked {
+                    hard = max;
+                    soft = soft.min(max);
+                } else if hard > max {
                     warn_once(
                         &NOFILE_WARN,
                         format!(

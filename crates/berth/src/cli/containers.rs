@@ -37,8 +37,6 @@ pub enum ContainerCommand {
     /// List containers
     Ps(PsArgs),
     /// List containers
-    #[command(name = "ls", visible_alias = "list", hide = true)]
-    Ls(PsArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
     /// Block until one or more containers stop, then print their exit codes
@@ -67,9 +65,6 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
-    /// Remove all stopped containers
-    #[command(hide = true)]
-    Prune(PruneArgs),
     /// (internal) supervise one container
     #[command(name = "__monitor", hide = true)]
     Monitor(MonitorArgs),
@@ -501,6 +496,57 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
+/// `berth container …`: the top-level container commands plus the ones
+/// only the group has (as in Docker: `container ls`, `inspect`, `prune`).
+#[derive(Subcommand, Debug)]
+pub enum ContainerGroup {
+    #[command(flatten)]
+    Common(ContainerCommand),
+    /// List containers
+    #[command(visible_alias = "list")]
+    Ls(PsArgs),
+    /// Display detailed information on one or more containers
+    Inspect(ContainerInspectArgs),
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ContainerInspectArgs {
+    /// Format output using a Go template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Display total file sizes
+    #[arg(short, long)]
+    pub size: bool,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+pub fn dispatch_group(engine: &Engine, cmd: ContainerGroup) -> Result<i32> {
+    match cmd {
+        ContainerGroup::Common(c) => dispatch(engine, c),
+        ContainerGroup::Ls(a) => ps(engine, a),
+        ContainerGroup::Prune(a) => prune(engine, a),
+        ContainerGroup::Inspect(a) => {
+            let fmt = super::format::Format::parse(a.format.as_deref())?;
+            let mut values = Vec::new();
+            let mut code = 0;
+            for c in &a.containers {
+                match inspect_value(engine, c, a.size) {
+                    Ok(v) => values.push(v),
+                    Err(e) => {
+                        eprintln!("Error: {e:#}");
+                        code = 1;
+                    }
+                }
+            }
+            super::images::print_inspect(&fmt, &values)?;
+            Ok(code)
+        }
+    }
+}
+
 pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
     match cmd {
         ContainerCommand::Run(a) => run(engine, a),
@@ -510,7 +556,7 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
         ContainerCommand::Restart(a) => each_parallel(&a.containers, |c| engine.restart_container(c, a.time)),
         ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
         ContainerCommand::Rm(a) => each(&a.containers, |c| engine.remove_container(c, a.force, a.volumes)),
-        ContainerCommand::Ps(a) | ContainerCommand::Ls(a) => ps(engine, a),
+        ContainerCommand::Ps(a) => ps(engine, a),
         ContainerCommand::Logs(a) => logs(engine, a),
         ContainerCommand::Wait(a) => wait(engine, a),
         ContainerCommand::Exec(a) => exec(engine, a),
@@ -552,7 +598,6 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
             Ok(0)
         }
         ContainerCommand::Export(a) => export(engine, a),
-        ContainerCommand::Prune(a) => prune(engine, a),
         ContainerCommand::Monitor(_) => bail!("__monitor is internal"),
     }
 }
@@ -565,7 +610,7 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> 
         match f(n) {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error response from daemon: {e:#}");
+                eprintln!("Error: {e:#}");
                 failed = true;
             }
         }
@@ -591,7 +636,7 @@ fn each_parallel(names: &[String], f: impl Fn(&str) -> Result<()> + Sync) -> Res
         match r {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error response from daemon: {e:#}");
+                eprintln!("Error: {e:#}");
                 failed = true;
             }
         }
@@ -826,7 +871,7 @@ fn wait(engine: &Engine, a: NamesArgs) -> Result<i32> {
         match engine.wait_container(c) {
             Ok(code) => println!("{code}"),
             Err(e) => {
-                eprintln!("Error response from daemon: {e:#}");
+                eprintln!("Error: {e:#}");
                 failed = true;
             }
         }
