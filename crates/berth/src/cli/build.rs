@@ -1,15 +1,308 @@
-//! `berth build`. Placeholder until the builder lands.
+//! `berth build`: Docker's flags, one engine call, the classic builder's
+//! output (`--progress=tty` currently prints the same plain lines).
 
-use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
 
-use crate::engine::Engine;
+use anyhow::{bail, Context, Result};
+use berth_build::dockerfile::Severity;
+use berth_build::executor::{BuildOptions, ErrorKind};
+use berth_store::reference::familiar_name;
+
+use crate::engine::build::{BuildRequest, BuildResult, ContextSource};
+use crate::engine::{Engine, ExitError};
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
+    /// Name of the Dockerfile (default: CONTEXT/Dockerfile)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Name and optionally a tag (name:tag); may be repeated
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub tags: Vec<String>,
+    /// Build this stage (and only what it needs)
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Do not use the cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the base images
+    #[arg(long)]
+    pub pull: bool,
+    /// Set metadata on the image (KEY=VALUE)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Write the image ID to this file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Print only the image ID
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Network for RUN steps: default (private, loopback only), none, host
+    #[arg(long, default_value = "default", value_name = "MODE")]
+    pub network: String,
+    /// A secret for RUN --mount=type=secret: id=NAME,src=FILE (or env=VAR)
+    #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
+    pub secrets: Vec<String>,
+    /// Target platform (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Output style: auto, plain, tty (tty prints plain lines for now)
+    #[arg(long, default_value = "auto", value_name = "TYPE")]
+    pub progress: String,
+    /// Check the Dockerfile (parse and lint) without building
+    #[arg(long)]
+    pub check: bool,
+    /// Timestamp (seconds since the epoch) for created times and file mtimes
+    #[arg(long, value_name = "SECONDS")]
+    pub source_date_epoch: Option<i64>,
+    /// Export the build cache: type=local,dest=DIR
+    #[arg(long = "cache-to", value_name = "type=local,dest=DIR")]
+    pub cache_to: Option<String>,
+    /// Import a build cache: type=local,src=DIR
+    #[arg(long = "cache-from", value_name = "type=local,src=DIR")]
+    pub cache_from: Vec<String>,
+    /// What to do when a step fails: `shell` opens a shell in the last good step
+    #[arg(long = "on-failure", value_name = "ACTION")]
+    pub on_failure: Option<String>,
     /// Build context (a directory, or - for a tar on stdin)
     pub context: Option<String>,
 }
 
-pub fn run(_engine: &Engine, _a: BuildArgs) -> Result<i32> {
-    bail!("build is not available yet")
+/// `a=1,b=2` → map.
+fn csv_map(s: &str) -> BTreeMap<String, String> {
+    s.split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.trim().to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+fn local_dir(flag: &str, spec: &str, key: &str) -> Result<PathBuf> {
+    let m = csv_map(spec);
+    match m.get("type").map(String::as_str) {
+        Some("local") | None => {}
+        Some(t) => bail!("{flag} {spec}: only type=local is supported (not {t})"),
+    }
+    m.get(key)
+        .map(PathBuf::from)
+        .with_context(|| format!("{flag} {spec}: {key}=DIR is required"))
+}
+
+fn options(a: &BuildArgs) -> Result<BuildOptions> {
+    let mut build_args = BTreeMap::new();
+    for ba in &a.build_args {
+        match ba.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(ba) {
+                    build_args.insert(ba.clone(), v);
+                }
+            }
+        }
+    }
+    let mut labels = BTreeMap::new();
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut secrets = BTreeMap::new();
+    for s in &a.secrets {
+        let m = csv_map(s);
+        let id = m
+            .get("id")
+            .cloned()
+            .with_context(|| format!("--secret {s}: id= is required"))?;
+        let src = match (m.get("src").or_else(|| m.get("source")), m.get("env")) {
+            (Some(src), _) => PathBuf::from(src),
+            (None, Some(var)) => {
+                // Secrets from the environment go through a private file.
+                let v = std::env::var(var).with_context(|| format!("--secret {s}: ${var} is not set"))?;
+                let p = std::env::temp_dir().join(format!("berth-secret-{}-{id}", std::process::id()));
+                std::fs::write(&p, v)?;
+                p
+            }
+            (None, None) => bail!("--secret {s}: src=FILE or env=VAR is required"),
+        };
+        secrets.insert(id, src);
+    }
+    let epoch = match a.source_date_epoch {
+        Some(e) => Some(e),
+        None => build_args
+            .get("SOURCE_DATE_EPOCH")
+            .cloned()
+            .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))
+            })
+            .transpose()?,
+    };
+    match a.network.as_str() {
+        "default" | "none" | "host" | "private" | "bridge" => {}
+        n => bail!("--network {n}: use default, none or host"),
+    }
+    match a.progress.as_str() {
+        "auto" | "plain" | "tty" | "quiet" => {}
+        p => bail!("--progress {p}: use auto, plain or tty"),
+    }
+    let cache_to = a
+        .cache_to
+        .as_deref()
+        .map(|s| local_dir("--cache-to", s, "dest"))
+        .transpose()?;
+    let cache_from = a
+        .cache_from
+        .iter()
+        .map(|s| local_dir("--cache-from", s, "src"))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(BuildOptions {
+        build_args,
+        labels,
+        secrets,
+        target: a.target.clone(),
+        no_cache: a.no_cache,
+        pull: a.pull,
+        network: a.network.clone(),
+        platform: a.platform.clone(),
+        source_date_epoch: epoch,
+        cache_to,
+        cache_from,
+        ..Default::default()
+    })
+}
+
+pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
+    let Some(ctx) = a.context.clone() else {
+        bail!("\"berth build\" requires exactly 1 argument: the build context (a directory, or - for stdin)");
+    };
+    if let Some(f) = a.on_failure.as_deref() {
+        if f != "shell" && f != "none" {
+            bail!("--on-failure {f}: use shell (or none)");
+        }
+    }
+    if a.check {
+        return check(engine, &a, &ctx);
+    }
+    let opts = options(&a)?;
+    let quiet = a.quiet || a.progress == "quiet";
+    let context = if ctx == "-" {
+        ContextSource::Tar(Box::new(std::io::stdin()))
+    } else {
+        ContextSource::Dir(PathBuf::from(&ctx))
+    };
+    // `auto` and `tty` print the plain classic lines (a live view is not
+    // written yet); the choice is accepted so scripts keep working.
+    let _tty = a.progress == "tty" || (a.progress == "auto" && std::io::stdout().is_terminal());
+    let req = BuildRequest {
+        context,
+        file: a.file.clone(),
+        tags: a.tags.clone(),
+        options: opts,
+        quiet,
+    };
+    let (res, kept) = engine.build(req, Box::new(std::io::stdout()))?;
+    match res {
+        BuildResult::Built(o) => {
+            for arg in &o.unused_args {
+                if !quiet {
+                    println!("[Warning] One or more build-args [{arg}] were not consumed");
+                }
+            }
+            if let Some(f) = &a.iidfile {
+                std::fs::write(f, o.id.as_str()).with_context(|| format!("writing --iidfile {}", f.display()))?;
+            }
+            if quiet {
+                println!("{}", o.id);
+            } else {
+                println!("Successfully built {}", o.id.short());
+                for t in &a.tags {
+                    let full = berth_store::Reference::parse(t)
+                        .map(|r| r.full())
+                        .unwrap_or_else(|_| t.clone());
+                    println!("Successfully tagged {}", familiar_name(&full));
+                }
+            }
+            Ok(0)
+        }
+        BuildResult::Failed(e) => {
+            if quiet && !kept.is_empty() {
+                eprint!("{kept}");
+            }
+            let mut msg = e.to_string();
+            if e.kind == ErrorKind::Step || e.kind == ErrorKind::Other {
+                if let Some(good) = &e.last_good {
+                    msg.push_str(&format!(
+                        "\n  last good step: {}\nTo debug: berth run --rm -it {} sh",
+                        good.short(),
+                        good.short()
+                    ));
+                    if a.on_failure.as_deref() == Some("shell") {
+                        eprintln!("Error: {msg}");
+                        return open_shell(engine, good.short());
+                    }
+                }
+            }
+            Err(ExitError::new(1, msg).into())
+        }
+    }
+}
+
+/// `--on-failure=shell`: become `berth run --rm -it <id> sh`.
+fn open_shell(engine: &Engine, id: &str) -> Result<i32> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("finding the berth binary")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root").arg(engine.root());
+    if let Some(r) = &engine.runtime {
+        cmd.arg("--runtime").arg(r);
+    }
+    cmd.args(["run", "--rm", "-it", id, "sh"]);
+    eprintln!("Opening a shell in {id} (exit it to end the build)");
+    let err = cmd.exec();
+    Err(anyhow::anyhow!("starting the debug shell: {err}"))
+}
+
+/// `--check`: lint and report like `docker build --check`.
+fn check(engine: &Engine, a: &BuildArgs, ctx: &str) -> Result<i32> {
+    let dir = if ctx == "-" {
+        PathBuf::from(".")
+    } else {
+        PathBuf::from(ctx)
+    };
+    let (name, res) = engine.build_check(&dir, a.file.as_deref())?;
+    let diags = match res {
+        Ok(d) => d,
+        Err(e) => return Err(ExitError::new(1, e.to_string()).into()),
+    };
+    let mut errors = 0;
+    for d in &diags {
+        let level = match d.severity {
+            Severity::Warning => "WARNING",
+            Severity::Error => {
+                errors += 1;
+                "ERROR"
+            }
+        };
+        println!("{name}:{}:{}: {level} {}: {}", d.line, d.column, d.rule, d.message);
+    }
+    if diags.is_empty() {
+        println!("Check complete, no warnings found.");
+    } else {
+        println!(
+            "Check complete, {} warning{} found.",
+            diags.len(),
+            if diags.len() == 1 { " has been" } else { "s have been" }
+        );
+    }
+    Ok(if errors > 0 { 1 } else { 0 })
 }

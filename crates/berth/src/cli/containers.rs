@@ -501,7 +501,7 @@ pub struct PruneArgs {
 #[derive(Subcommand, Debug)]
 pub enum ContainerGroup {
     #[command(flatten)]
-    Common(ContainerCommand),
+    Common(Box<ContainerCommand>),
     /// List containers
     #[command(visible_alias = "list")]
     Ls(PsArgs),
@@ -525,7 +525,7 @@ pub struct ContainerInspectArgs {
 
 pub fn dispatch_group(engine: &Engine, cmd: ContainerGroup) -> Result<i32> {
     match cmd {
-        ContainerGroup::Common(c) => dispatch(engine, c),
+        ContainerGroup::Common(c) => dispatch(engine, *c),
         ContainerGroup::Ls(a) => ps(engine, a),
         ContainerGroup::Prune(a) => prune(engine, a),
         ContainerGroup::Inspect(a) => {

@@ -1,1 +1,133 @@
-//! `build`: the engine side of the builder. (Being written.)
+//! `build`: the engine side of the builder. Prepares the context (a
+//! directory, or a tar read from stdin and unpacked into staging), reads the
+//! Dockerfile and hands everything to `berth_build::executor`, which owns
+//! the stage graph, the steps and the cache.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use berth_build::context::BuildContext;
+use berth_build::dockerfile::Diagnostic;
+use berth_build::executor::{self, BuildError, BuildOptions, BuildOutcome, Progress};
+use berth_store::Reference;
+
+use super::Engine;
+
+/// Where the context comes from.
+pub enum ContextSource<'a> {
+    Dir(PathBuf),
+    /// `-`: a tar on stdin.
+    Tar(Box<dyn Read + 'a>),
+}
+
+/// A build request as the fronts make it.
+pub struct BuildRequest<'a> {
+    pub context: ContextSource<'a>,
+    /// `-f`: a path (relative to the current directory); default
+    /// `<context>/Dockerfile` (for a tar: `Dockerfile` inside it).
+    pub file: Option<PathBuf>,
+    /// Names as the user wrote them (`bb`, `bb:1`).
+    pub tags: Vec<String>,
+    pub options: BuildOptions,
+    pub quiet: bool,
+}
+
+/// The Dockerfile's text, its display name and its path.
+fn read_dockerfile(context_dir: &Path, file: Option<&Path>) -> Result<(String, String, PathBuf)> {
+    let (path, name) = match file {
+        Some(f) => {
+            let shown = f.to_string_lossy().into_owned();
+            let p = if f.is_absolute() || f.exists() {
+                f.to_path_buf()
+            } else {
+                context_dir.join(f)
+            };
+            (p, shown)
+        }
+        None => (context_dir.join("Dockerfile"), "Dockerfile".to_string()),
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("unable to read the Dockerfile {}", path.display()))?;
+    Ok((text, name, path))
+}
+
+/// A finished build, or why it failed (with the failing step's position).
+pub enum BuildResult {
+    Built(BuildOutcome),
+    Failed(BuildError),
+}
+
+impl Engine {
+    /// `berth build --check`: parse and lint, run nothing.
+    pub fn build_check(
+        &self,
+        context_dir: &Path,
+        file: Option<&Path>,
+    ) -> Result<(String, Result<Vec<Diagnostic>, BuildError>)> {
+        let (text, name, _) = read_dockerfile(context_dir, file)?;
+        Ok((name.clone(), executor::check(&text, &name)))
+    }
+
+    /// Build an image; progress goes to `out`.
+    pub fn build(&self, req: BuildRequest<'_>, out: Box<dyn Write + Send>) -> Result<(BuildResult, String)> {
+        let mut opts = req.options;
+        let staged_context;
+        let (context_dir, file) = match req.context {
+            ContextSource::Dir(d) => {
+                if !d.is_dir() {
+                    bail!(
+                        "unable to prepare context: path {:?} not found",
+                        d.display().to_string()
+                    );
+                }
+                (d, req.file)
+            }
+            ContextSource::Tar(r) => {
+                let dir = self.store.staging().path("context");
+                std::fs::create_dir_all(&dir)?;
+                staged_context = StagedDir(dir.clone());
+                let name = req
+                    .file
+                    .as_ref()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "Dockerfile".into());
+                BuildContext::from_tar(r, &staged_context.0, &name).context("reading the build context from stdin")?;
+                (dir, Some(PathBuf::from(name)))
+            }
+        };
+        let (text, name, path) = read_dockerfile(&context_dir, file.as_deref())?;
+        opts.context_dir = context_dir;
+        opts.dockerfile_text = text;
+        opts.dockerfile_name = name;
+        opts.dockerfile_path = path;
+        let mut tags = Vec::new();
+        for t in &req.tags {
+            let r = Reference::parse(t).with_context(|| format!("invalid tag {t:?}"))?;
+            tags.push(r.full());
+        }
+        opts.tags = tags;
+        if opts.runtime.is_none() {
+            opts.runtime = self.runtime.clone();
+        }
+        let mut progress = Progress::new(out, req.quiet);
+        let res = executor::build(&self.store, &opts, &mut progress);
+        let kept = progress.kept();
+        Ok((
+            match res {
+                Ok(o) => BuildResult::Built(o),
+                Err(e) => BuildResult::Failed(e),
+            },
+            kept,
+        ))
+    }
+}
+
+/// A staged directory removed when dropped.
+struct StagedDir(PathBuf);
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        berth_store::staging::remove_tree(&self.0);
+    }
+}

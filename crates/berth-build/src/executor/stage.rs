@@ -1,0 +1,518 @@
+//! One stage: FROM (a prior stage, a stored image or scratch, then the base
+//! image's ONBUILD triggers), then each instruction expanded with the
+//! stage's ENV and declared ARGs, keyed, and served from the cache or run.
+
+use std::collections::BTreeMap;
+
+use berth_store::{Digest, ImageConfig};
+
+use super::cache::step_key;
+use super::commit::{commit_step, diff_upper, scratch_config, LayerOut};
+use super::{step_copy, step_run, store_err, BuildError, Builder, StageOut, UsedStep};
+use crate::dockerfile::expand::{expand_from, map_lookup};
+use crate::dockerfile::{expand_instruction, Instruction, InstructionKind, ShellOrExec};
+use crate::metadata::{apply_metadata, env_get, MetaState};
+
+/// Where a stage is: its last image and what the next step builds on.
+pub(crate) struct Cur {
+    pub image: Option<Digest>,
+    pub config: ImageConfig,
+    pub meta: MetaState,
+    /// ARGs declared in this stage that have a value.
+    pub args: BTreeMap<String, String>,
+    /// Stage name for output prefixes.
+    pub label: String,
+}
+
+impl Cur {
+    /// Variables for expansion: ENV wins over ARG, as in Docker.
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        let env = self.config.config.env.as_deref().unwrap_or(&[]);
+        move |k: &str| env_get(env, k).map(String::from).or_else(|| self.args.get(k).cloned())
+    }
+
+    /// ARG values a RUN sees as environment variables (those ENV does not set).
+    pub fn run_args(&self) -> Vec<(String, String)> {
+        let env = self.config.config.env.as_deref().unwrap_or(&[]);
+        self.args
+            .iter()
+            .filter(|(k, _)| env_get(env, k).is_none())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+pub(crate) fn short(d: &Digest) -> &str {
+    d.short()
+}
+
+/// Build one stage to its end.
+pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildError> {
+    let df = b.df;
+    let stage = &df.stages[s];
+    let label = b.stage_label(s);
+    let esc = df.directives.escape;
+    let p = b.progress;
+    // A stage starts (and says so) once every stage it needs is done: its
+    // output then never interleaves with theirs.
+    for dep in df.dependencies_with_args(s, &b.opts.build_args) {
+        b.wait_stage(dep)?;
+    }
+    let base_out = match df.base_stage(s, &b.opts.build_args) {
+        Some(dep) => Some(b.wait_stage(dep)?),
+        None => None,
+    };
+    p.line(
+        &label,
+        &format!(
+            "Step {}/{} : {}",
+            b.step_number(s, 0),
+            b.total_steps,
+            stage.from_original.trim()
+        ),
+    );
+    let at = |e: BuildError| e.at(b.file(), stage.from_line, stage.from_column);
+    let globals = map_lookup(&b.globals);
+    let (base, platform) = expand_from(stage, &globals, esc).map_err(|e| BuildError::from(e.with_file(b.file())))?;
+    let mut cur = Cur {
+        image: None,
+        config: scratch_config(platform.as_deref().or(b.opts.platform.as_deref())),
+        meta: MetaState::default(),
+        args: BTreeMap::new(),
+        label: label.clone(),
+    };
+    if let Some(out) = base_out {
+        cur.image = out.image;
+        cur.config = out.config;
+    } else if base.eq_ignore_ascii_case("scratch") {
+        // Nothing to start from.
+    } else {
+        if base.is_empty() {
+            return Err(at(BuildError::other(
+                "FROM names no image (the expanded value is empty)",
+            )));
+        }
+        if b.opts.pull {
+            p.line(
+                &label,
+                &format!(" ---> --pull: berth has no registry client yet; using the local {base}"),
+            );
+        }
+        let rec = b.store.resolve_image(&base).map_err(|e| {
+            let mut err = at(BuildError::other(format!(
+                "pull access denied for {base}, repository does not exist or may require authorization: No such image: {base}"
+            )));
+            err.hint = Some(format!(
+                "berth does not pull images yet; `berth load` or `berth import` it first ({e})"
+            ));
+            err
+        })?;
+        cur.config = b
+            .store
+            .image_config(&rec.id)
+            .map_err(|e| at(store_err("reading the base image", e)))?;
+        if let Some(want) = platform.as_deref().or(b.opts.platform.as_deref()) {
+            let have = format!("{}/{}", cur.config.os, cur.config.architecture);
+            if !want.starts_with(&have) {
+                p.line(
+                    &label,
+                    &format!(" ---> [Warning] {base} is {have}, not the requested {want} (berth cannot pull other platforms yet)"),
+                );
+            }
+        }
+        cur.image = Some(rec.id);
+    }
+    if let Some(id) = &cur.image {
+        p.line(&label, &format!(" ---> {}", short(id)));
+    }
+    // ONBUILD triggers of the base image run now and are not inherited.
+    if let Some(triggers) = cur.config.config.on_build.take().filter(|t| !t.is_empty()) {
+        p.line(
+            &label,
+            &format!(
+                " # Executing {} build trigger{}",
+                triggers.len(),
+                if triggers.len() == 1 { "" } else { "s" }
+            ),
+        );
+        for t in triggers {
+            let parsed = crate::dockerfile::parse(&format!("FROM scratch\n{t}\n"), b.file())
+                .map_err(|e| at(BuildError::other(format!("ONBUILD trigger {t:?}: {}", e.message))))?;
+            for ins in parsed.stages.into_iter().flat_map(|st| st.instructions) {
+                let mut ins = ins;
+                ins.line = stage.from_line;
+                ins.column = stage.from_column;
+                if matches!(ins.kind, InstructionKind::Onbuild(_)) {
+                    return Err(at(BuildError::other("ONBUILD triggers may not contain ONBUILD")));
+                }
+                exec_instruction(b, &mut cur, &ins).map_err(|e| e.good(cur.image.as_ref()))?;
+            }
+        }
+    }
+    for (i, ins) in stage.instructions.iter().enumerate() {
+        if b.aborted() {
+            return Err(BuildError::new(super::ErrorKind::Aborted, "aborted"));
+        }
+        p.line(
+            &label,
+            &format!(
+                "Step {}/{} : {}",
+                b.step_number(s, i + 1),
+                b.total_steps,
+                ins.original.trim()
+            ),
+        );
+        exec_instruction(b, &mut cur, ins)
+            .map_err(|e| e.at(b.file(), ins.line, ins.column).good(cur.image.as_ref()))?;
+    }
+    if s == b.target && !b.opts.labels.is_empty() {
+        let pairs: Vec<(String, String)> = b.opts.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let text = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", quote_if_needed(v)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let original = format!("LABEL {text}");
+        p.line(
+            &label,
+            &format!("Step {}/{} : {original}", b.total_steps, b.total_steps),
+        );
+        let ins = Instruction {
+            line: 0,
+            end_line: 0,
+            column: 0,
+            keyword: "LABEL".into(),
+            original,
+            kind: InstructionKind::Label(pairs),
+        };
+        // Already literal: expansion must not touch `$` in the values.
+        meta_step(b, &mut cur, &ins).map_err(|e| e.good(cur.image.as_ref()))?;
+    }
+    Ok(StageOut {
+        image: cur.image,
+        config: cur.config,
+    })
+}
+
+fn quote_if_needed(v: &str) -> String {
+    if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
+        format!("{v:?}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// Expand and run one instruction on `cur`.
+pub(crate) fn exec_instruction(b: &Builder<'_>, cur: &mut Cur, ins: &Instruction) -> Result<(), BuildError> {
+    let esc = b.df.directives.escape;
+    let x = {
+        let vars = cur.lookup();
+        expand_instruction(ins, &vars, esc).map_err(|e| BuildError::from(e.with_file(b.file())))?
+    };
+    match &x.kind {
+        InstructionKind::Arg(decls) => {
+            let mut shown = Vec::new();
+            for d in decls {
+                let value = b
+                    .opts
+                    .build_args
+                    .get(&d.name)
+                    .cloned()
+                    .or_else(|| d.default.clone())
+                    .or_else(|| {
+                        if b.df.global_args.iter().any(|g| g.name == d.name) {
+                            b.globals.get(&d.name).cloned()
+                        } else {
+                            b.predefined.get(&d.name).cloned()
+                        }
+                    });
+                b.consumed_args
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(d.name.clone());
+                match &value {
+                    Some(v) => {
+                        cur.args.insert(d.name.clone(), v.clone());
+                        shown.push(format!("{}={v}", d.name));
+                    }
+                    None => {
+                        cur.args.remove(&d.name);
+                        shown.push(d.name.clone());
+                    }
+                }
+            }
+            let text = format!("ARG {}", shown.join(" "));
+            let created_by = format!("/bin/sh -c #(nop)  {}", ins.original.trim());
+            let config = cur.config.clone();
+            cached_step(b, cur, step_key(cur.image.as_ref(), &text, &[]), move |_| {
+                Ok((config, None, created_by))
+            })
+        }
+        InstructionKind::Run { .. } => step_run::run_step(b, cur, &x),
+        InstructionKind::Copy(c) => step_copy::copy_step(b, cur, &x, c, false),
+        InstructionKind::Add(c) => step_copy::copy_step(b, cur, &x, c, true),
+        _ => meta_step(b, cur, &x),
+    }
+}
+
+/// A metadata instruction (already expanded): a config change, no layer.
+fn meta_step(b: &Builder<'_>, cur: &mut Cur, x: &Instruction) -> Result<(), BuildError> {
+    let mut config = cur.config.clone();
+    let mut meta = cur.meta.clone();
+    apply_metadata(&x.kind, &x.original, &mut config, &mut meta);
+    let created_by = nop_created_by(x, &config);
+    let key_text = match &x.kind {
+        InstructionKind::Onbuild(_) => x.original.trim().to_string(),
+        k => format!("{k:?}"),
+    };
+    let key = step_key(cur.image.as_ref(), &key_text, &[]);
+    cur.meta = meta;
+    let is_workdir = matches!(x.kind, InstructionKind::Workdir(_));
+    cached_step(b, cur, key, move |cur| {
+        // WORKDIR creates the directory when the image lacks it.
+        let layer = if is_workdir {
+            workdir_layer(b, cur, &config.config.working_dir)?
+        } else {
+            None
+        };
+        Ok((config, layer, created_by))
+    })
+}
+
+/// A layer holding `dir` (and its missing parents) when the parent image
+/// does not have it; existing parents keep their mode, owner and mtime.
+/// Paths through a symlink are left to the runtime.
+fn workdir_layer(b: &Builder<'_>, cur: &Cur, dir: &str) -> Result<Option<LayerOut>, BuildError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let comps: Vec<&str> = dir.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    if comps.is_empty() {
+        return Ok(None);
+    }
+    let mut lowers = Vec::new();
+    if let Some(id) = &cur.image {
+        let rec = b
+            .store
+            .image(id)
+            .map_err(|e| store_err("reading the parent image", e))?;
+        for chain in rec.layers.iter().rev() {
+            lowers.push(b.store.layer_dir(chain));
+        }
+    }
+    let find = |rel: &str| lowers.iter().find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok());
+    if find(&comps.join("/")).is_some() {
+        return Ok(None);
+    }
+    let sd = super::step_run::StepDir::create(&b.build_dir, &super::new_step_id())?;
+    let upper = sd.dir.join("upper");
+    let io = |e: std::io::Error| store_err("creating the WORKDIR", e);
+    std::fs::create_dir_all(&upper).map_err(io)?;
+    let mut rel = String::new();
+    for c in comps {
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str(c);
+        let p = upper.join(&rel);
+        match find(&rel) {
+            Some(m) if m.is_dir() => {
+                std::fs::create_dir(&p).map_err(io)?;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m.mode() & 0o7777)).map_err(io)?;
+                let _ = std::os::unix::fs::chown(&p, Some(m.uid()), Some(m.gid()));
+                if let Ok(t) = m.modified() {
+                    let _ = std::fs::File::open(&p).and_then(|f| f.set_modified(t));
+                }
+            }
+            Some(_) => return Ok(None),
+            None => {
+                std::fs::create_dir(&p).map_err(io)?;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+            }
+        }
+    }
+    diff_upper(b.store, &upper, b.opts.source_date_epoch, Vec::new())
+}
+
+/// Docker's history text for a metadata step: `/bin/sh -c #(nop)  CMD ["sh"]`.
+fn nop_created_by(x: &Instruction, config: &ImageConfig) -> String {
+    let json = |v: &Option<Vec<String>>| serde_json::to_string(v.as_deref().unwrap_or(&[])).unwrap_or_default();
+    let rest = || {
+        let t = x.original.trim();
+        t.split_once(char::is_whitespace)
+            .map(|(_, r)| r.trim().to_string())
+            .unwrap_or_default()
+    };
+    let text = match &x.kind {
+        InstructionKind::Cmd(_) => format!("CMD {}", json(&config.config.cmd)),
+        InstructionKind::Entrypoint(_) => format!("ENTRYPOINT {}", json(&config.config.entrypoint)),
+        InstructionKind::Shell(v) => format!("SHELL {}", serde_json::to_string(v).unwrap_or_default()),
+        InstructionKind::Env(pairs) => format!(
+            "ENV {}",
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        InstructionKind::Label(pairs) => format!(
+            "LABEL {}",
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={}", quote_if_needed(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        InstructionKind::Workdir(w) => return format!("/bin/sh -c #(nop) WORKDIR {w}"),
+        InstructionKind::User(u) => format!("USER {u}"),
+        InstructionKind::Expose(p) => format!("EXPOSE {}", p.join(" ")),
+        InstructionKind::Volume(v) => format!("VOLUME {}", serde_json::to_string(v).unwrap_or_default()),
+        InstructionKind::Stopsignal(s) => format!("STOPSIGNAL {s}"),
+        InstructionKind::Healthcheck(_) => match &config.config.healthcheck {
+            Some(h) if h.test.first().map(String::as_str) == Some("NONE") => "HEALTHCHECK NONE".to_string(),
+            Some(h) => format!(
+                "HEALTHCHECK &{{{:?} \"{}\" \"{}\" \"{}\" \"{}\" '\\x{:02x}'}}",
+                h.test,
+                go_duration(h.interval),
+                go_duration(h.timeout),
+                go_duration(h.start_period),
+                go_duration(h.start_interval),
+                h.retries
+            ),
+            None => format!("HEALTHCHECK {}", rest()),
+        },
+        other => format!("{} {}", other.name(), rest()),
+    };
+    format!("/bin/sh -c #(nop)  {text}")
+}
+
+/// Nanoseconds as Go prints a `time.Duration` (`5s`, `1m30s`, `0s`).
+fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let secs = ns as f64 / 1e9;
+    let (h, rem) = ((secs / 3600.0).floor() as i64, secs % 3600.0);
+    let (m, s) = ((rem / 60.0).floor() as i64, rem % 60.0);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    let s_txt = format!("{s}");
+    out.push_str(&s_txt);
+    out.push('s');
+    out
+}
+
+/// The history text of a RUN: `|2 A=1 B=2 /bin/sh -c make` (ARGs in effect
+/// first, as the classic builder records them).
+pub(crate) fn run_created_by(argv: &[String], args: &[(String, String)]) -> String {
+    let cmd = argv.join(" ");
+    if args.is_empty() {
+        cmd
+    } else {
+        let a: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("|{} {} {cmd}", a.len(), a.join(" "))
+    }
+}
+
+/// The shell a shell-form command runs with.
+pub(crate) fn shell_argv(cmd: &ShellOrExec, config: &ImageConfig) -> Vec<String> {
+    crate::metadata::to_argv(cmd, config.config.shell.as_ref())
+}
+
+/// Serve a step from the cache, or run `make` and commit what it returns
+/// (the new config, the layer, the history text).
+pub(crate) fn cached_step<F>(b: &Builder<'_>, cur: &mut Cur, key: String, make: F) -> Result<(), BuildError>
+where
+    F: FnOnce(&mut Cur) -> Result<(ImageConfig, Option<LayerOut>, String), BuildError>,
+{
+    let p = b.progress;
+    if !b.opts.no_cache {
+        if let Some(id) = b
+            .store
+            .cache_get(&key)
+            .map_err(|e| store_err("reading the build cache", e))?
+        {
+            let config = b
+                .store
+                .image_config(&id)
+                .map_err(|e| store_err("reading a cached step", e))?;
+            p.line(&cur.label, " ---> Using cache");
+            p.line(&cur.label, &format!(" ---> {}", short(&id)));
+            cur.image = Some(id.clone());
+            cur.config = config;
+            b.used
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(UsedStep { key, image: id });
+            b.counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
+            return Ok(());
+        }
+    }
+    let (config, layer, created_by) = make(cur)?;
+    let (id, config) = commit_step(
+        b.store,
+        cur.image.as_ref(),
+        config,
+        layer,
+        &created_by,
+        b.opts.source_date_epoch,
+    )?;
+    b.store
+        .cache_put(&key, &id)
+        .map_err(|e| store_err("recording the build cache", e))?;
+    p.line(&cur.label, &format!(" ---> {}", short(&id)));
+    cur.image = Some(id.clone());
+    cur.config = config;
+    b.used
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(UsedStep { key, image: id });
+    b.counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+    Ok(())
+}
+
+/// A `FROM scratch` target with no steps still needs an image.
+pub(crate) fn commit_scratch(b: &Builder<'_>, config: &ImageConfig) -> Result<Digest, BuildError> {
+    let (id, _) = commit_step(
+        b.store,
+        None,
+        config.clone(),
+        None,
+        "/bin/sh -c #(nop)  FROM scratch",
+        b.opts.source_date_epoch,
+    )?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_texts_follow_docker() {
+        assert_eq!(go_duration(5_000_000_000), "5s");
+        assert_eq!(go_duration(90_000_000_000), "1m30s");
+        assert_eq!(
+            run_created_by(&["/bin/sh".into(), "-c".into(), "echo hi".into()], &[]),
+            "/bin/sh -c echo hi"
+        );
+        assert_eq!(
+            run_created_by(
+                &["/bin/sh".into(), "-c".into(), "make".into()],
+                &[("V".into(), "1".into())]
+            ),
+            "|1 V=1 /bin/sh -c make"
+        );
+        let df = crate::dockerfile::parse("FROM scratch\nCMD [\"sh\"]\nWORKDIR /app\n", "D").unwrap();
+        let mut cfg = ImageConfig::default();
+        let mut st = MetaState::default();
+        let ins = &df.stages[0].instructions[0];
+        apply_metadata(&ins.kind, &ins.original, &mut cfg, &mut st);
+        assert_eq!(nop_created_by(ins, &cfg), "/bin/sh -c #(nop)  CMD [\"sh\"]");
+        let ins = &df.stages[0].instructions[1];
+        assert_eq!(nop_created_by(ins, &cfg), "/bin/sh -c #(nop) WORKDIR /app");
+    }
+}
