@@ -5,6 +5,7 @@ pub mod build;
 pub mod containers;
 pub mod format;
 pub mod images;
+pub mod registry;
 pub mod system;
 
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     #[command(flatten)]
@@ -49,10 +52,12 @@ pub enum Command {
     /// Manage containers
     Container {
         #[command(subcommand)]
-        cmd: containers::ContainerCommand,
+        cmd: containers::ContainerGroup,
     },
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
+    #[command(flatten)]
+    Registry(registry::RegistryCommand),
     /// Return low-level information on containers or images
     Inspect(InspectArgs),
     /// Show berth's version
@@ -141,12 +146,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Containers(containers::ContainerCommand::Monitor(a)) = &cli.command {
         return containers::monitor(&root, a);
     }
+    if let Command::Registry(c) = &cli.command {
+        if let Some(r) = registry::run_without_store(c) {
+            return r;
+        }
+    }
     let engine = Engine::open(&root, cli.runtime.clone())?;
     match cli.command {
         Command::Images(c) => images::dispatch(&engine, c),
         Command::Image { cmd } => images::dispatch_group(&engine, cmd),
-        Command::Containers(c) | Command::Container { cmd: c } => containers::dispatch(&engine, c),
+        Command::Containers(c) => containers::dispatch(&engine, c),
+        Command::Container { cmd } => containers::dispatch_group(&engine, cmd),
         Command::Build(a) => build::run(&engine, a),
+        Command::Registry(c) => registry::dispatch(&engine, c),
         Command::Inspect(a) => inspect(&engine, a),
         Command::Version(_) => unreachable!("handled above"),
         Command::Info(a) => system::info(&engine, a),

@@ -9,6 +9,7 @@ pub mod containers;
 pub mod image_archive;
 pub mod images;
 pub mod import;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 

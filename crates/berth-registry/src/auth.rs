@@ -1,0 +1,378 @@
+//! Credentials and challenges.
+//!
+//! berth keeps logins in `${XDG_CONFIG_HOME:-~/.config}/berth/auth.json`
+//! (mode 0600), in the same `{"auths": {"host": {"auth": base64(user:pass)}}}`
+//! shape Docker and Podman use, so either file can be copied over. Docker's
+//! own `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`) is read as
+//! a fallback; berth never writes it. Credential helpers are not run.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::error::{RegistryError, Result};
+
+/// A user name and a password (or identity token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, ****)", self.username)
+    }
+}
+
+impl Credentials {
+    /// `user:password` as `--creds` takes it.
+    pub fn parse(s: &str) -> Result<Credentials> {
+        match s.split_once(':') {
+            Some((u, p)) if !u.is_empty() => Ok(Credentials {
+                username: u.to_string(),
+                password: p.to_string(),
+            }),
+            _ => Err(RegistryError::Config(
+                "credentials must be given as USERNAME:PASSWORD".to_string(),
+            )),
+        }
+    }
+
+    pub(crate) fn basic_header(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+}
+
+/// The key a registry is filed under: `docker.io` for Docker Hub (Docker's
+/// own file uses `https://index.docker.io/v1/`, read as the same).
+pub fn normalize_server(server: &str) -> String {
+    let s = server.trim();
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let host = s.split('/').next().unwrap_or(s);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" | "" => "docker.io".to_string(),
+        h => h.to_string(),
+    }
+}
+
+/// `${XDG_CONFIG_HOME:-~/.config}/berth/auth.json`, or `$REGISTRY_AUTH_FILE`.
+pub fn default_auth_file() -> PathBuf {
+    if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE").filter(|v| !v.is_empty()) {
+        return PathBuf::from(p);
+    }
+    config_home().join("berth").join("auth.json")
+}
+
+pub(crate) fn config_home() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x);
+    }
+    home().join(".config")
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+fn docker_config_file() -> PathBuf {
+    match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("config.json"),
+        None => home().join(".docker").join("config.json"),
+    }
+}
+
+/// The logins of one auth file.
+pub struct AuthFile {
+    path: PathBuf,
+    doc: Value,
+}
+
+impl AuthFile {
+    /// Read (a missing file is an empty one).
+    pub fn open(path: &Path) -> Result<AuthFile> {
+        let doc = match std::fs::read(path) {
+            Ok(b) if b.iter().all(|c| c.is_ascii_whitespace()) => json!({}),
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                RegistryError::Config(format!(
+                    "the auth file {} is not valid JSON ({e}): fix or remove it",
+                    path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
+            Err(source) => {
+                return Err(RegistryError::File {
+                    context: "reading auth file",
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Ok(AuthFile {
+            path: path.to_path_buf(),
+            doc,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn auths(&self) -> BTreeMap<String, Value> {
+        self.doc["auths"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The credentials stored for `server` (any spelling of it).
+    pub fn get(&self, server: &str) -> Option<Credentials> {
+        let want = normalize_server(server);
+        for (k, v) in self.auths() {
+            if normalize_server(&k) != want {
+                continue;
+            }
+            if let Some(enc) = v["auth"].as_str().filter(|s| !s.is_empty()) {
+                let raw = base64::engine::general_purpose::STANDARD.decode(enc.trim()).ok()?;
+                let raw = String::from_utf8(raw).ok()?;
+                let (u, p) = raw.split_once(':')?;
+                return Some(Credentials {
+                    username: u.to_string(),
+                    password: p.to_string(),
+                });
+            }
+            if let (Some(u), Some(p)) = (v["username"].as_str(), v["password"].as_str()) {
+                return Some(Credentials {
+                    username: u.to_string(),
+                    password: p.to_string(),
+                });
+            }
+            if let Some(t) = v["identitytoken"].as_str() {
+                return Some(Credentials {
+                    username: "<token>".to_string(),
+                    password: t.to_string(),
+                });
+            }
+        }
+        None
+    }
+
+    pub fn set(&mut self, server: &str, creds: &Credentials) {
+        let key = normalize_server(server);
+        self.remove(&key);
+        if !self.doc.is_object() {
+            self.doc = json!({});
+        }
+        if !self.doc["auths"].is_object() {
+            self.doc["auths"] = json!({});
+        }
+        let raw = format!("{}:{}", creds.username, creds.password);
+        self.doc["auths"][key] = json!({"auth": base64::engine::general_purpose::STANDARD.encode(raw)});
+    }
+
+    /// Remove every spelling of `server`; false if there was none.
+    pub fn remove(&mut self, server: &str) -> bool {
+        let want = normalize_server(server);
+        let Some(m) = self.doc["auths"].as_object_mut() else {
+            return false;
+        };
+        let keys: Vec<String> = m.keys().filter(|k| normalize_server(k) == want).cloned().collect();
+        for k in &keys {
+            m.remove(k);
+        }
+        !keys.is_empty()
+    }
+
+    /// Write atomically with mode 0600 (the directory 0700 if we create it).
+    pub fn save(&self) -> Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let io = |context: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RegistryError::File { context, path, source }
+        };
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("creating directory", dir))?;
+        let tmp = dir.join(format!(".auth.json.{}", std::process::id()));
+        let bytes = serde_json::to_vec_pretty(&self.doc).expect("json serialises");
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io("writing auth file", &tmp))?;
+            f.write_all(&bytes).map_err(io("writing auth file", &tmp))?;
+            f.write_all(b"\n").map_err(io("writing auth file", &tmp))?;
+            f.sync_all().map_err(io("writing auth file", &tmp))?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io("writing auth file", &self.path))?;
+        Ok(())
+    }
+}
+
+/// Credentials for `server`: berth's auth file first, then Docker's.
+pub fn lookup(auth_file: Option<&Path>, server: &str) -> Result<Option<Credentials>> {
+    let own = auth_file.map(Path::to_path_buf).unwrap_or_else(default_auth_file);
+    if let Some(c) = AuthFile::open(&own)?.get(server) {
+        return Ok(Some(c));
+    }
+    // Docker's file is a fallback only: a broken one is ignored, not fatal.
+    match AuthFile::open(&docker_config_file()) {
+        Ok(f) => Ok(f.get(server)),
+        Err(e) => {
+            log::debug!("ignoring Docker's config: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// A `WWW-Authenticate` challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+/// Parse `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    let params = parse_params(rest);
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => Some(Challenge::Bearer {
+            realm: params.get("realm")?.clone(),
+            service: params.get("service").cloned(),
+            scope: params.get("scope").cloned(),
+        }),
+        _ => None,
+    }
+}
+
+/// `k="v", k2=v2` with quoted commas kept inside values.
+fn parse_params(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let b: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && (b[i] == ',' || b[i].is_whitespace()) {
+            i += 1;
+        }
+        let ks = i;
+        while i < b.len() && b[i] != '=' && b[i] != ',' {
+            i += 1;
+        }
+        let key: String = b[ks..i].iter().collect::<String>().trim().to_ascii_lowercase();
+        if i >= b.len() || b[i] != '=' {
+            continue;
+        }
+        i += 1;
+        let mut val = String::new();
+        if i < b.len() && b[i] == '"' {
+            i += 1;
+            while i < b.len() && b[i] != '"' {
+                if b[i] == '\\' && i + 1 < b.len() {
+                    i += 1;
+                }
+                val.push(b[i]);
+                i += 1;
+            }
+            i += 1;
+        } else {
+            while i < b.len() && b[i] != ',' {
+                val.push(b[i]);
+                i += 1;
+            }
+            val = val.trim().to_string();
+        }
+        if !key.is_empty() {
+            out.insert(key, val);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_and_basic_challenges() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+                scope: Some("repository:library/busybox:pull,push".into()),
+            }
+        );
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+        assert_eq!(
+            parse_challenge("Bearer service=x"),
+            None,
+            "a bearer challenge needs a realm"
+        );
+    }
+
+    #[test]
+    fn server_names_normalise() {
+        for s in [
+            "docker.io",
+            "https://index.docker.io/v1/",
+            "index.docker.io",
+            "registry-1.docker.io",
+        ] {
+            assert_eq!(normalize_server(s), "docker.io", "{s}");
+        }
+        assert_eq!(normalize_server("http://127.0.0.1:5000/v2/"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn auth_file_round_trip_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/auth.json");
+        let mut f = AuthFile::open(&p).unwrap();
+        assert!(f.get("127.0.0.1:5000").is_none());
+        let c = Credentials::parse("alice:s3:cret").unwrap();
+        assert_eq!(c.password, "s3:cret");
+        f.set("127.0.0.1:5000", &c);
+        f.set("https://index.docker.io/v1/", &c);
+        f.save().unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let f = AuthFile::open(&p).unwrap();
+        assert_eq!(f.get("http://127.0.0.1:5000"), Some(c.clone()));
+        assert_eq!(f.get("docker.io"), Some(c));
+        let mut f = f;
+        assert!(f.remove("127.0.0.1:5000"));
+        assert!(!f.remove("127.0.0.1:5000"));
+    }
+}

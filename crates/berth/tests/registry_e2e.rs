@@ -1,0 +1,704 @@
+//! End-to-end: pull, push, login and manifest lists against a real
+//! registry — Debian's `docker-registry` (distribution/registry v2, the code
+//! of `registry:2`) started by each test on 127.0.0.1, plain HTTP or TLS with
+//! htpasswd — with skopeo as the independent reader and writer.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{busybox_tar, stderr, stdout, Root};
+
+const USER: &str = "alice";
+const PASS: &str = "s3cret";
+/// bcrypt (cost 4, cheap: the registry checks it on every request) of PASS.
+const HTPASSWD: &str = "alice:$2b$04$J.FB.Ze9QpJrxLa.2A8pfujDT8fz0BrTiwd4TiWB8kDbrSS7qI52C\n";
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// A `docker-registry serve` on 127.0.0.1, killed on drop.
+struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+    /// The CA that signed its certificate (TLS variant).
+    ca_dir: Option<PathBuf>,
+}
+
+impl Registry {
+    fn plain() -> Registry {
+        Registry::start(false)
+    }
+
+    fn tls_htpasswd() -> Registry {
+        Registry::start(true)
+    }
+
+    fn start(tls: bool) -> Registry {
+        assert!(
+            have("docker-registry"),
+            "docker-registry is not installed (apt-get install docker-registry)"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("berth-registry-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path();
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            d.join("data").display()
+        );
+        let mut ca_dir = None;
+        if tls {
+            make_certs(d);
+            cfg.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                d.join("server.crt").display(),
+                d.join("server.key").display()
+            ));
+            std::fs::write(d.join("htpasswd"), HTPASSWD).unwrap();
+            cfg.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                d.join("htpasswd").display()
+            ));
+            let cas = d.join("certs");
+            std::fs::create_dir_all(&cas).unwrap();
+            std::fs::copy(d.join("ca.crt"), cas.join("ca.crt")).unwrap();
+            ca_dir = Some(cas);
+        }
+        std::fs::write(d.join("config.yml"), cfg).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(d.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("registry.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            dir,
+            port,
+            ca_dir,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn name(&self, repo: &str) -> String {
+        format!("127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// The registry's copy of a blob.
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it.
+fn make_certs(d: &Path) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).current_dir(d).output().unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+/// berth with its own HOME and XDG_CONFIG_HOME (so logins stay in the test).
+fn berth(r: &Root, args: &[&str]) -> Output {
+    let home = r.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    r.cmd(args)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("DOCKER_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn ok(r: &Root, args: &[&str]) -> String {
+    let o = berth(r, args);
+    assert!(
+        o.status.success(),
+        "berth {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let o = Command::new("skopeo").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "skopeo {args:?} failed:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+fn inspect(r: &Root, name: &str, fmt: &str) -> String {
+    ok(r, &["image", "inspect", "--format", fmt, name]).trim().to_string()
+}
+
+/// Every blob in the store is named by the sha256 of its content, and no
+/// staging file survived.
+fn assert_store_consistent(r: &Root) {
+    let blobs = r.path().join("store/blobs/sha256");
+    if let Ok(rd) = std::fs::read_dir(&blobs) {
+        for e in rd.flatten() {
+            let bytes = std::fs::read(e.path()).unwrap();
+            let got = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            assert_eq!(got, e.file_name().to_string_lossy(), "blob {:?} is damaged", e.path());
+        }
+    }
+}
+
+fn blob_count(r: &Root) -> usize {
+    std::fs::read_dir(r.path().join("store/blobs/sha256"))
+        .map(|rd| rd.count())
+        .unwrap_or(0)
+}
+
+fn layer_count(r: &Root) -> usize {
+    std::fs::read_dir(r.path().join("store/layers"))
+        .map(|rd| rd.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn push_is_read_by_skopeo_and_pulls_back_with_the_same_id() {
+    let reg = Registry::plain();
+    let a = Root::new();
+    let name = reg.name("bb:1");
+    let id = a.busybox(&name);
+    let digestfile = a.path().join("digest");
+    let out = ok(&a, &["push", &name, "--digestfile", digestfile.to_str().unwrap()]);
+    let digest = std::fs::read_to_string(&digestfile).unwrap();
+    assert!(
+        out.contains(&format!("The push refers to repository [{}]", reg.name("bb"))),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    assert!(out.contains(&format!("1: digest: {digest} size: ")), "{out}");
+
+    // skopeo reads what berth pushed.
+    let v = json(&skopeo(&["inspect", "--tls-verify=false", &format!("docker://{name}")]));
+    assert_eq!(v["Digest"], digest.as_str());
+    assert_eq!(v["Architecture"], "amd64");
+    let raw = json(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]));
+    assert_eq!(raw["config"]["digest"], id.as_str(), "the config is pushed as it is");
+    assert_eq!(
+        raw["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let oci = a.path().join("oci");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("oci:{}:x", oci.display()),
+    ]);
+
+    // A second push only asks (the compressed digest was remembered).
+    let again = ok(&a, &["push", &name]);
+    assert!(again.contains("Layer already exists"), "{again}");
+    assert!(!again.contains(": Pushed"), "{again}");
+    assert!(again.contains(&format!("1: digest: {digest}")), "{again}");
+    // Docker records the pushed digest.
+    assert!(inspect(&a, &name, "{{json .RepoDigests}}").contains(&digest));
+
+    // A fresh store pulls the same image back and runs it.
+    let b = Root::new();
+    let out = ok(&b, &["pull", &name]);
+    assert!(out.contains(": Pull complete"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    assert_eq!(inspect(&b, &name, "{{.Id}}"), id);
+    assert_eq!(
+        inspect(&b, &name, "{{json .RepoDigests}}"),
+        format!("[\"{}@{digest}\"]", reg.name("bb"))
+    );
+    let run = ok(&b, &["run", "--rm", &name, "echo", "pulled and running"]);
+    assert_eq!(run.trim(), "pulled and running");
+    // Pulling again changes nothing; by digest works too; -q prints the name.
+    let again = ok(&b, &["pull", &name]);
+    assert!(again.contains("Status: Image is up to date"), "{again}");
+    let by_digest = format!("{}@{digest}", reg.name("bb"));
+    assert_eq!(ok(&b, &["pull", "-q", &by_digest]).trim(), by_digest);
+    assert_eq!(inspect(&b, &by_digest, "{{.Id}}"), id);
+    assert_store_consistent(&b);
+
+    // zstd on request: skopeo sees zstd, berth pulls the same image.
+    let z = reg.name("bb:zstd");
+    ok(&a, &["push", "--compression-format", "zstd", &name, &z]);
+    let raw = json(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{z}"),
+    ]));
+    assert_eq!(
+        raw["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let c = Root::new();
+    ok(&c, &["pull", &z]);
+    assert_eq!(inspect(&c, &z, "{{.Id}}"), id);
+}
+
+#[test]
+fn image_copied_in_by_skopeo_pulls_with_the_same_id() {
+    let reg = Registry::plain();
+    let a = Root::new();
+    let id = a.busybox("bb:latest");
+    let archive = a.path().join("bb.tar");
+    ok(&a, &["save", "-o", archive.to_str().unwrap(), "bb:latest"]);
+    for (tag, format) in [("v2s2", "v2s2"), ("oci", "oci")] {
+        let dest = reg.name(&format!("sk:{tag}"));
+        skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--format",
+            format,
+            &format!("docker-archive:{}", archive.display()),
+            &format!("docker://{dest}"),
+        ]);
+        let sk = json(&skopeo(&["inspect", "--tls-verify=false", &format!("docker://{dest}")]));
+        let b = Root::new();
+        let out = ok(&b, &["pull", &dest]);
+        assert!(out.contains("Pull complete"), "{out}");
+        assert_eq!(
+            inspect(&b, &dest, "{{.Id}}"),
+            id,
+            "{format}: same image ID as the source"
+        );
+        assert!(
+            inspect(&b, &dest, "{{json .RepoDigests}}").contains(sk["Digest"].as_str().unwrap()),
+            "{format}: RepoDigests has skopeo's digest"
+        );
+        assert_eq!(ok(&b, &["run", "--rm", &dest, "echo", "ok"]).trim(), "ok");
+        assert_store_consistent(&b);
+    }
+
+    // -a pulls every tag of the repository.
+    let b = Root::new();
+    let out = ok(&b, &["pull", "-a", &reg.name("sk")]);
+    assert!(out.contains("Pulling all tags"), "{out}");
+    let names = ok(&b, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    for t in ["oci", "v2s2"] {
+        assert!(names.contains(&format!("{}:{t}", reg.name("sk"))), "{names}");
+    }
+    // A missing tag is a clear error.
+    let o = berth(&b, &["pull", &reg.name("sk:nope")]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+}
+
+#[test]
+fn auth_and_tls_with_a_custom_ca() {
+    let reg = Registry::tls_htpasswd();
+    let host = reg.host();
+    let cert_dir = reg.ca_dir.clone().unwrap();
+    let cert_dir = cert_dir.to_str().unwrap();
+    let r = Root::new();
+    let name = reg.name("private:1");
+    r.busybox(&name);
+
+    // Without login: refused, and told what to do.
+    let o = berth(&r, &["push", &name]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("authentication required"), "{err}");
+    assert!(err.contains(&format!("berth login {host}")), "{err}");
+
+    // Wrong password: exit 125 and a clear message; nothing stored.
+    let o = berth(&r, &["login", "-u", USER, "-p", "wrong", "--cert-dir", cert_dir, &host]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("incorrect username or password"), "{}", stderr(&o));
+    let auth_file = r.path().join("home/.config/berth/auth.json");
+    assert!(!auth_file.exists() || !std::fs::read_to_string(&auth_file).unwrap().contains(&host));
+
+    // Verified TLS needs the CA: without it the certificate is refused.
+    let o = berth(&r, &["login", "--tls-verify", "-u", USER, "-p", PASS, &host]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).to_lowercase().contains("certificate"), "{}", stderr(&o));
+
+    // Right password, --password-stdin, verified against the test CA.
+    let mut c = r.cmd(&[
+        "login",
+        "--tls-verify=true",
+        "--cert-dir",
+        cert_dir,
+        "-u",
+        USER,
+        "--password-stdin",
+        &host,
+    ]);
+    let home = r.path().join("home");
+    c.env("HOME", &home).env("XDG_CONFIG_HOME", home.join(".config"));
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASS}\n").as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Login Succeeded"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&auth_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Now push works (verified TLS), and skopeo with the same CA reads it.
+    let out = ok(&r, &["push", "--tls-verify", "--cert-dir", cert_dir, &name]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    let v = json(&skopeo(&[
+        "inspect",
+        "--cert-dir",
+        cert_dir,
+        "--creds",
+        &format!("{USER}:{PASS}"),
+        &format!("docker://{name}"),
+    ]));
+    assert!(v["Digest"].as_str().unwrap().starts_with("sha256:"));
+
+    // Another store with the same login pulls it.
+    let b = Root::new();
+    std::fs::create_dir_all(b.path().join("home/.config/berth")).unwrap();
+    std::fs::copy(&auth_file, b.path().join("home/.config/berth/auth.json")).unwrap();
+    ok(&b, &["pull", "--cert-dir", cert_dir, &name]);
+
+    // Docker's config.json is read too.
+    let d = Root::new();
+    std::fs::create_dir_all(d.path().join("home/.docker")).unwrap();
+    std::fs::write(
+        d.path().join("home/.docker/config.json"),
+        std::fs::read_to_string(&auth_file).unwrap(),
+    )
+    .unwrap();
+    ok(&d, &["pull", "-q", &name]);
+
+    // Logout: refused again.
+    let out = ok(&r, &["logout", &host]);
+    assert!(out.contains("Removing login credentials"), "{out}");
+    let o = berth(&r, &["push", &name]);
+    assert!(stderr(&o).contains("authentication required"), "{}", stderr(&o));
+}
+
+#[test]
+fn multi_platform_index_pushed_and_pulled_by_platform() {
+    let reg = Registry::plain();
+    let a = Root::new();
+    let tar = busybox_tar();
+    let tar = tar.to_str().unwrap();
+    let amd = ok(&a, &["import", "--platform", "linux/amd64", tar, "multi:amd64"])
+        .trim()
+        .to_string();
+    let arm = ok(&a, &["import", "--platform", "linux/arm64", tar, "multi:arm64"])
+        .trim()
+        .to_string();
+    assert_ne!(amd, arm);
+    let list = reg.name("multi:latest");
+    ok(&a, &["manifest", "create", &list, "multi:amd64"]);
+    ok(&a, &["manifest", "add", &list, "multi:arm64"]);
+    ok(
+        &a,
+        &[
+            "manifest",
+            "annotate",
+            "--annotation",
+            "org.example.note=arm",
+            &list,
+            "multi:arm64",
+        ],
+    );
+    let local = json(&ok(&a, &["manifest", "inspect", &list]));
+    let archs: Vec<&str> = local["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    let o = berth(&a, &["manifest", "create", &list]);
+    assert_eq!(o.status.code(), Some(125), "a second create is refused");
+
+    let out = ok(&a, &["manifest", "push", &list]);
+    assert!(out.contains("latest: digest: sha256:"), "{out}");
+    let raw = json(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{list}"),
+    ]));
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2);
+    assert_eq!(raw["manifests"][1]["annotations"]["org.example.note"], "arm");
+    // skopeo picks per platform from what berth pushed.
+    let sk_arm = json(&skopeo(&[
+        "inspect",
+        "--override-arch",
+        "arm64",
+        "--tls-verify=false",
+        &format!("docker://{list}"),
+    ]));
+    assert_eq!(sk_arm["Architecture"], "arm64");
+    // Without the local list, inspect asks the registry.
+    ok(&a, &["manifest", "rm", &list]);
+    let remote = json(&ok(&a, &["manifest", "inspect", &list]));
+    assert_eq!(remote["manifests"].as_array().unwrap().len(), 2);
+
+    let b = Root::new();
+    ok(&b, &["pull", "--platform", "linux/arm64", &list]);
+    assert_eq!(inspect(&b, &list, "{{.Id}}"), arm);
+    assert_eq!(inspect(&b, &list, "{{.Architecture}}"), "arm64");
+    let c = Root::new();
+    ok(&c, &["pull", &list]);
+    assert_eq!(inspect(&c, &list, "{{.Id}}"), amd, "the host's platform by default");
+    let o = berth(&c, &["pull", "--platform", "linux/s390x", &list]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("no matching manifest for linux/s390x"),
+        "{}",
+        stderr(&o)
+    );
+
+    assert_eq!(berth(&a, &["manifest", "rm", &list]).status.code(), Some(1));
+}
+
+#[test]
+fn a_tampered_layer_is_refused_and_leaves_no_trace() {
+    let reg = Registry::plain();
+    let a = Root::new();
+    let name = reg.name("tamper:1");
+    a.busybox(&name);
+    ok(&a, &["push", &name]);
+    let raw = json(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]));
+    let layer = raw["layers"][0]["digest"].as_str().unwrap().to_string();
+    let path = reg.blob_path(&layer);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let b = Root::new();
+    let o = berth(&b, &["pull", &name]);
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(err.contains("digest mismatch"), "{err}");
+    assert!(err.contains(&layer), "the error names the blob: {err}");
+    assert_eq!(ok(&b, &["images", "-q"]).trim(), "");
+    assert_eq!(blob_count(&b), 0, "no blob of the image is kept");
+    assert_eq!(layer_count(&b), 0, "no layer of the image is kept");
+
+    // Truncated: the same.
+    std::fs::write(&path, &bytes[..mid]).unwrap();
+    let o = berth(&b, &["pull", &name]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("digest mismatch"), "{}", stderr(&o));
+    assert_eq!(blob_count(&b), 0);
+    assert_eq!(layer_count(&b), 0);
+}
+
+/// A tar with one file of `mb` MiB of incompressible bytes.
+fn random_layer_tar(dir: &Path, mb: usize, seed: u64) -> PathBuf {
+    let root = dir.join(format!("rootfs-{seed}"));
+    std::fs::create_dir_all(&root).unwrap();
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut data = vec![0u8; mb << 20];
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(root.join("blob.bin"), &data).unwrap();
+    let tar = dir.join(format!("layer-{seed}.tar"));
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let m = e.metadata().unwrap();
+            n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+        }
+    }
+    n
+}
+
+#[test]
+fn a_pull_killed_midway_is_completed_by_the_next() {
+    let reg = Registry::plain();
+    let a = Root::new();
+    let name = reg.name("big:1");
+    let tar = random_layer_tar(a.path(), 48, 7);
+    let id = ok(&a, &["import", tar.to_str().unwrap(), &name]).trim().to_string();
+    ok(&a, &["push", &name]);
+
+    let b = Root::new();
+    let tmp = b.path().join("store/tmp");
+    let mut killed_midway = 0;
+    for round in 0..3 {
+        let home = b.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut child = b
+            .cmd(&["pull", &name])
+            .env("HOME", &home)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill once some of the layer has arrived (or, late rounds, at once).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while round < 2 && dir_bytes(&tmp) < (4 << 20) && Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_store_consistent(&b);
+        let images = ok(&b, &["images", "-q", "--no-trunc"]);
+        assert!(images.trim().is_empty() || images.trim() == id, "{images}");
+        if images.trim().is_empty() {
+            killed_midway += 1;
+        }
+    }
+    let out = ok(&b, &["pull", &name]);
+    assert!(out.contains(&name), "{out}");
+    assert_eq!(inspect(&b, &name, "{{.Id}}"), id);
+    assert_store_consistent(&b);
+    // The staging left by the killed pulls is swept.
+    let left = dir_bytes(&tmp);
+    assert!(left < (1 << 20), "staging garbage left: {left} bytes");
+    assert!(
+        killed_midway > 0,
+        "no pull was caught mid-way (the layer arrived too fast to interrupt)"
+    );
+    let size: u64 = inspect(&b, &name, "{{.Size}}").parse().unwrap();
+    assert!(size >= 48 << 20, "{size}");
+}
