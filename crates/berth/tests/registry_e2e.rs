@@ -702,3 +702,46 @@ fn a_pull_killed_midway_is_completed_by_the_next() {
     let size: u64 = inspect(&b, &name, "{{.Size}}").parse().unwrap();
     assert!(size >= 48 << 20, "{size}");
 }
+
+#[test]
+fn run_and_build_pull_missing_images_and_build_pushes() {
+    let reg = Registry::plain();
+    let src = Root::new();
+    src.busybox("bb");
+    let base = reg.name("base:1");
+    ok(&src, &["tag", "bb", &base]);
+    ok(&src, &["push", &base]);
+
+    // run: a missing image is pulled (Docker's lines on stderr), then runs.
+    let r = Root::new();
+    let o = berth(&r, &["run", "--rm", &base, "echo", "ran"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ran");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Unable to find image") && err.contains("Pull complete"),
+        "{err}"
+    );
+    // --pull never refuses a missing image.
+    let o = berth(&r, &["run", "--rm", "--pull", "never", &reg.name("other:1"), "true"]);
+    assert_eq!(o.status.code(), Some(125));
+
+    // build: FROM a registry image pulls it; --push sends the result.
+    let b = Root::new();
+    let ctx = b.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nCMD [\"echo\", \"from the registry\"]\n"),
+    )
+    .unwrap();
+    let built = reg.name("built:1");
+    let out = ok(&b, &["build", "--push", "-t", &built, ctx.to_str().unwrap()]);
+    assert!(
+        out.contains("Pull complete") && out.contains("digest: sha256:"),
+        "{out}"
+    );
+    let fresh = Root::new();
+    let o = berth(&fresh, &["run", "--rm", &built]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "from the registry");
+}

@@ -65,6 +65,22 @@ pub struct BuildOptions {
     pub cache_to: Option<PathBuf>,
     /// Preferred OCI runtime (probed when None).
     pub runtime: Option<String>,
+    /// Fetches a base image that is missing (or always, with `pull`); the
+    /// engine supplies it, since pulling lives above this crate.
+    pub fetch_base: Option<BaseFetcher>,
+}
+
+/// `(image, platform) -> progress text` or why the image could not be had.
+pub type FetchFn = dyn Fn(&str, Option<&str>) -> Result<String, String> + Send + Sync;
+
+/// A shareable base-image fetcher (see [`BuildOptions::fetch_base`]).
+#[derive(Clone)]
+pub struct BaseFetcher(pub std::sync::Arc<FetchFn>);
+
+impl std::fmt::Debug for BaseFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BaseFetcher")
+    }
 }
 
 /// What a successful build produced.

@@ -92,18 +92,36 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
                 "FROM names no image (the expanded value is empty)",
             )));
         }
-        if b.opts.pull {
-            p.line(
-                &label,
-                &format!(" ---> --pull: berth has no registry client yet; using the local {base}"),
-            );
+        let want_platform = platform.as_deref().or(b.opts.platform.as_deref());
+        let mut pull_error = None;
+        if b.opts.pull || b.store.resolve_image(&base).is_err() {
+            match &b.opts.fetch_base {
+                Some(fetch) => match (fetch.0)(&base, want_platform) {
+                    Ok(text) => {
+                        for line in text.lines() {
+                            p.line(&label, line);
+                        }
+                    }
+                    Err(e) => pull_error = Some(e),
+                },
+                None if b.opts.pull => {
+                    p.line(
+                        &label,
+                        &format!(" ---> --pull: no registry client here; using the local {base}"),
+                    );
+                }
+                None => {}
+            }
         }
         let rec = b.store.resolve_image(&base).map_err(|e| {
-            let mut err = at(BuildError::other(format!(
-                "pull access denied for {base}, repository does not exist or may require authorization: No such image: {base}"
-            )));
+            let mut err = at(BuildError::other(match &pull_error {
+                Some(pe) => format!("failed to pull {base}: {pe}"),
+                None => format!(
+                    "pull access denied for {base}, repository does not exist or may require authorization: No such image: {base}"
+                ),
+            }));
             err.hint = Some(format!(
-                "berth does not pull images yet; `berth load` or `berth import` it first ({e})"
+                "check the name, `berth login` to its registry, or `berth load`/`berth import` it first ({e})"
             ));
             err
         })?;

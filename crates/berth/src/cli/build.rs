@@ -24,6 +24,9 @@ pub struct BuildArgs {
     /// Build this stage (and only what it needs)
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
+    /// Push every -t name to its registry after a successful build
+    #[arg(long)]
+    pub push: bool,
     /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment)
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
@@ -230,6 +233,16 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
                         .map(|r| r.full())
                         .unwrap_or_else(|_| t.clone());
                     println!("Successfully tagged {}", familiar_name(&full));
+                }
+            }
+            if a.push {
+                if a.tags.is_empty() {
+                    anyhow::bail!("--push needs at least one -t NAME to push to");
+                }
+                let opts = crate::engine::registry::PushOptions::default();
+                for t in &a.tags {
+                    let mut out = std::io::stdout();
+                    engine.push(t, None, &opts, if quiet { None } else { Some(&mut out) })?;
                 }
             }
             Ok(0)

@@ -703,6 +703,17 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
     })
 }
 
+/// `--pull`: fetch the image, with Docker's progress lines on stderr.
+fn pull_for_run(engine: &Engine, image: &str, platform: Option<&str>) -> Result<()> {
+    let opts = crate::engine::registry::PullOptions {
+        platform: platform.filter(|p| !p.is_empty()).map(String::from),
+        ..Default::default()
+    };
+    let mut err = std::io::stderr();
+    engine.pull(image, &opts, Some(&mut err))?;
+    Ok(())
+}
+
 /// Creates the container, printing Docker's line for a missing image.
 fn do_create(engine: &Engine, a: &CreateArgs, keep_mounted: bool) -> Result<String> {
     if let Some(f) = &a.cidfile {
@@ -714,13 +725,22 @@ fn do_create(engine: &Engine, a: &CreateArgs, keep_mounted: bool) -> Result<Stri
         }
     }
     let o = create_options(a)?;
+    let policy = a.pull.as_deref().unwrap_or("missing");
+    if policy == "always" {
+        pull_for_run(engine, &o.image, a.platform.as_deref())?;
+    }
     let created = match engine.create_container(&o, keep_mounted) {
         Ok(c) => c,
         Err(e) => {
-            if let Some(m) = e.downcast_ref::<ImageMissing>() {
-                eprintln!("Unable to find image '{}' locally", m.shown);
+            let Some(m) = e.downcast_ref::<ImageMissing>() else {
+                return Err(e);
+            };
+            eprintln!("Unable to find image '{}' locally", m.shown);
+            if policy == "never" {
+                return Err(e);
             }
-            return Err(e);
+            pull_for_run(engine, &o.image, a.platform.as_deref())?;
+            engine.create_container(&o, keep_mounted)?
         }
     };
     for w in &created.warnings {

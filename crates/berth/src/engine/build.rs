@@ -110,6 +110,23 @@ impl Engine {
         if opts.runtime.is_none() {
             opts.runtime = self.runtime.clone();
         }
+        if opts.fetch_base.is_none() {
+            // Pulls run on the builder's threads: each opens its own engine.
+            let root = self.root().to_path_buf();
+            let runtime = self.runtime.clone();
+            opts.fetch_base = Some(executor::BaseFetcher(std::sync::Arc::new(move |image, platform| {
+                let engine = Engine::open(&root, runtime.clone()).map_err(|e| format!("{e:#}"))?;
+                let pull = super::registry::PullOptions {
+                    platform: platform.map(String::from),
+                    ..Default::default()
+                };
+                let mut text = Vec::new();
+                engine
+                    .pull(image, &pull, Some(&mut text))
+                    .map_err(|e| format!("{e:#}"))?;
+                Ok(String::from_utf8_lossy(&text).into_owned())
+            })));
+        }
         let mut progress = Progress::new(out, req.quiet);
         let res = executor::build(&self.store, &opts, &mut progress);
         let kept = progress.kept();

@@ -81,19 +81,14 @@ pub struct Created {
 }
 
 /// The image named by a `run`/`create` argument, with Docker's wording
-/// when it is missing (there is no pull yet).
+/// when it is missing (the CLI then pulls it, per `--pull`).
 pub fn image_for_run(engine: &Engine, word: &str, pull: Option<&str>) -> Result<ImageRecord> {
     match pull.unwrap_or("missing") {
         "missing" | "always" | "never" => {}
         p => bail!("invalid pull option: {p:?}: must be one of \"always\", \"missing\" or \"never\""),
     }
     match engine.store.resolve_image(word) {
-        Ok(i) => {
-            if pull == Some("always") {
-                log::warn!("--pull always: berth cannot pull yet; using the local image {word}");
-            }
-            Ok(i)
-        }
+        Ok(i) => Ok(i),
         Err(StoreError::ImageNotFound(_)) => {
             let shown = Reference::parse(word)
                 .map(|r| r.familiar())
