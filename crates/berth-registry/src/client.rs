@@ -128,6 +128,27 @@ pub fn push_scope(repo: &str) -> String {
     format!("repository:{repo}:pull,push")
 }
 
+/// `$BERTH_ALLOWED_REGISTRIES` (comma-separated hosts; `loopback` for any
+/// loopback address): when set, no request goes anywhere else. Sandboxes
+/// and test suites use it to make sure nothing leaves the machine.
+fn check_allowed(domain: &str, host: &str) -> Result<()> {
+    let Ok(allowed) = std::env::var("BERTH_ALLOWED_REGISTRIES") else {
+        return Ok(());
+    };
+    let ok = allowed
+        .split(',')
+        .map(str::trim)
+        .any(|a| (a == "loopback" && is_loopback(host)) || a == domain || a == host);
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::NotAllowed {
+            registry: domain.to_string(),
+            allowed,
+        })
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     let h = host
         .rsplit_once(':')
@@ -287,6 +308,7 @@ impl Registry {
         } else {
             domain
         };
+        check_allowed(domain, host)?;
         let (roots, identity) = load_certs(host, opts)?;
         let listed = opts.insecure_registries.iter().any(|r| r == domain || r == host);
         let insecure = match opts.tls_verify {

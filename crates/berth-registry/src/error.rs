@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    #[error("registry {registry} is not allowed here (BERTH_ALLOWED_REGISTRIES={allowed}); no request was sent")]
+    NotAllowed { registry: String, allowed: String },
+
     #[error("unauthorized: authentication required for {registry}{detail} — run: berth login {registry}")]
     AuthRequired { registry: String, detail: String },
 

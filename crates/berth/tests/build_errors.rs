@@ -35,10 +35,17 @@ fn parse_errors_point_at_line_and_column() {
 #[test]
 fn missing_base_image_is_a_clear_error() {
     let root = Root::new();
+    // The test environment allows loopback registries only, so the pull
+    // of a Docker Hub name is refused before any request is sent.
     let err = fails(&root, "FROM nosuchimage:1.0\nRUN true\n", &[]);
-    assert!(err.contains("pull access denied for nosuchimage:1.0"), "{err}");
+    assert!(err.contains("failed to pull nosuchimage:1.0"), "{err}");
+    assert!(err.contains("not allowed here"), "{err}");
     assert!(err.contains("No such image"), "{err}");
     assert!(err.contains("at Dockerfile:1:1"), "{err}");
+    // A registry that answers "no such manifest" is named in the error.
+    let err = fails(&root, "FROM 127.0.0.1:1/nosuch:1\nRUN true\n", &[]);
+    assert!(err.contains("failed to pull 127.0.0.1:1/nosuch:1"), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
 }
 
 #[test]

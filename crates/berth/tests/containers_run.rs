@@ -60,6 +60,14 @@ fn echo_hello_exit_codes_and_missing_things() {
         "{}",
         stderr(&o)
     );
+    // Tests allow loopback registries only: the pull is refused unsent.
+    assert!(
+        stderr(&o).contains("registry docker.io is not allowed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = r.run(&["run", "--rm", "--pull", "never", "nosuchimage"]);
+    assert_eq!(o.status.code(), Some(125));
     assert!(
         stderr(&o).contains("Error: No such image: nosuchimage"),
         "{}",

@@ -29,6 +29,9 @@ impl Root {
         let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
         c.arg("--root").arg(self.path().join("store")).args(args);
         c.stdin(Stdio::null());
+        // Tests talk to registries on 127.0.0.1 only; a name like `nosuch`
+        // must never turn into a request to Docker Hub.
+        c.env("BERTH_ALLOWED_REGISTRIES", "loopback");
         c
     }
 
