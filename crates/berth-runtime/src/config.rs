@@ -45,6 +45,9 @@ pub struct ContainerConfig {
     /// "none" | "host" | "private" (default: own network namespace with loopback up)
     /// | "container:<path-to-netns>" / "ns:<path>" to join an existing namespace.
     pub network_mode: String,
+    /// Published ports (`-p`/`-P`), forwarded by the monitor into the
+    /// container's own network namespace.
+    pub ports: Vec<berth_net::PortMapping>,
     pub resources: Resources,
     pub restart_policy: RestartPolicy,
     pub healthcheck: Option<HealthConfig>,

@@ -185,6 +185,7 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
         s.monitor_start = me_start;
         s.error.clear();
     })?;
+    let ports = PublishedPorts::bind(dir, &cfg)?;
     let sched = cfg.healthcheck.as_ref().and_then(|h| health::schedule(h, &cfg.shell));
     let signals = if opts.attach {
         Some(SignalPipe::install()?)
@@ -197,7 +198,17 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
     let mut last;
     loop {
         let t0 = Instant::now();
-        match run_once(dir, &cfg, opts, sched.as_ref(), notifier, signals.as_ref(), &mut log) {
+        let fwd = ports.as_ref().map(|p| &p.fwd);
+        match run_once(
+            dir,
+            &cfg,
+            opts,
+            sched.as_ref(),
+            notifier,
+            signals.as_ref(),
+            &mut log,
+            fwd,
+        ) {
             Ok(code) => last = code,
             Err(e) if first => return Err(e),
             Err(e) => {
@@ -235,6 +246,39 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
     }
     run_on_exit(&opts.on_exit);
     Ok(last)
+}
+
+/// The host ports a container publishes, held from before its first start
+/// until the monitor ends (restarts keep them); `ports.json` in the
+/// container dir says which, while they are held.
+struct PublishedPorts {
+    fwd: berth_net::Forwarder,
+    dir: PathBuf,
+}
+
+impl PublishedPorts {
+    fn bind(dir: &Path, cfg: &ContainerConfig) -> Result<Option<Self>> {
+        let mode = cfg.network_mode.as_str();
+        if cfg.ports.is_empty() || mode == "host" || mode.starts_with("ns:") || mode.starts_with("netns:") {
+            return Ok(None);
+        }
+        let start_failed = |e: berth_net::NetError| RuntimeError::StartFailed {
+            code: crate::error::EXIT_ENGINE_FAILURE,
+            message: e.to_string(),
+        };
+        let fwd = berth_net::Forwarder::bind(&cfg.ports).map_err(start_failed)?;
+        berth_net::write_bindings(dir, fwd.bindings()).map_err(start_failed)?;
+        Ok(Some(PublishedPorts {
+            fwd,
+            dir: dir.to_path_buf(),
+        }))
+    }
+}
+
+impl Drop for PublishedPorts {
+    fn drop(&mut self) {
+        berth_net::remove_bindings(&self.dir);
+    }
 }
 
 /// The container's output channels.
@@ -334,6 +378,7 @@ fn run_once(
     notifier: &mut Notifier,
     signals: Option<&SignalPipe>,
     log: &mut LogWriter,
+    ports: Option<&berth_net::Forwarder>,
 ) -> Result<i32> {
     let rt = &opts.runtime;
     let id = cfg.id.as_str();
@@ -399,6 +444,16 @@ fn run_once(
         let _ = rustix::process::waitpid(Some(rpid), rustix::process::WaitOptions::NOHANG);
         return Err(e);
     }
+    if let Some(f) = ports {
+        if let Err(e) = f.attach(pid) {
+            let _ = rt.delete(id, true);
+            let _ = rustix::process::waitpid(Some(rpid), rustix::process::WaitOptions::empty());
+            return Err(RuntimeError::StartFailed {
+                code: crate::error::EXIT_ENGINE_FAILURE,
+                message: format!("publishing ports: {e}"),
+            });
+        }
+    }
     let pid_start = state::process_start_time(pid).unwrap_or(0);
     update_state(dir, |s| {
         s.status = "running".into();
@@ -438,6 +493,9 @@ fn run_once(
         copy_winsize(m);
     }
     let status = pump(&mut io, &pidfd, rpid, opts.attach && cfg.open_stdin, signals, log);
+    if let Some(f) = ports {
+        f.detach();
+    }
     drop(raw);
     if let Some(tx) = health_stop {
         let _ = tx.send(());

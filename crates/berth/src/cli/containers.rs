@@ -190,8 +190,11 @@ pub struct CreateArgs {
     #[arg(long)]
     pub pull: Option<String>,
     /// Publish a container's port(s) to the host
-    #[arg(short, long = "publish")]
+    #[arg(short, long = "publish", value_name = "[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]")]
     pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Command to run to check health
     #[arg(long)]
     pub health_cmd: Option<String>,
@@ -570,13 +573,7 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
             engine.rename_container(&a.container, &a.new_name)?;
             Ok(0)
         }
-        ContainerCommand::Port(a) => {
-            engine.container(&a.container)?;
-            if let Some(p) = a.port {
-                bail!("No public port '{p}' published for {}", a.container);
-            }
-            Ok(0)
-        }
+        ContainerCommand::Port(a) => port(engine, a),
         ContainerCommand::Diff(a) => {
             let mut out = String::new();
             for (k, p) in engine.container_diff(&a.container)? {
@@ -645,9 +642,6 @@ fn each_parallel(names: &[String], f: impl Fn(&str) -> Result<()> + Sync) -> Res
 }
 
 fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
-    if !a.publish.is_empty() {
-        bail!("publishing ports (-p {}) needs berth's network layer, which is not available yet; use --network host to share the host's ports", a.publish.join(" -p "));
-    }
     let mut it = a.image_and_cmd.iter();
     let image = it
         .next()
@@ -686,6 +680,8 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         network: a.network.clone(),
+        publish: a.publish.clone(),
+        publish_all: a.publish_all,
         tty: a.tty,
         interactive: a.interactive,
         auto_remove: a.rm,
@@ -782,6 +778,40 @@ fn start(engine: &Engine, a: StartArgs) -> Result<i32> {
         }
         engine.start_detached(c)
     })
+}
+
+/// `port CONTAINER [PRIVATE_PORT[/PROTO]]`: `80/tcp -> 0.0.0.0:8000` lines,
+/// or only the host addresses of one port.
+fn port(engine: &Engine, a: PortArgs) -> Result<i32> {
+    let c = engine.container(&a.container)?;
+    let bindings = engine.container_ports(&c);
+    let mut out = String::new();
+    match a.port.as_deref() {
+        None => {
+            for b in &bindings {
+                out.push_str(&format!("{} -> {}\n", b.key(), b.host_addr()));
+            }
+        }
+        Some(p) => {
+            let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            let num: u16 = num
+                .parse()
+                .map_err(|_| anyhow!("invalid port {p:?}: use PRIVATE_PORT[/PROTO], e.g. 80/tcp"))?;
+            let proto = berth_net::Proto::parse(proto).map_err(|e| anyhow!("invalid port {p:?}: {e}"))?;
+            let hits: Vec<_> = bindings
+                .iter()
+                .filter(|b| b.container_port == num && b.proto == proto)
+                .collect();
+            if hits.is_empty() {
+                bail!("No public port '{num}/{proto}' published for {}", a.container);
+            }
+            for b in hits {
+                out.push_str(&format!("{}\n", b.host_addr()));
+            }
+        }
+    }
+    io::stdout().write_all(out.as_bytes())?;
+    Ok(0)
 }
 
 fn ps(engine: &Engine, a: PsArgs) -> Result<i32> {

@@ -63,6 +63,10 @@ pub struct CreateOptions {
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<u32>,
     pub network: Option<String>,
+    /// `-p` values, Docker's syntax.
+    pub publish: Vec<String>,
+    /// `-P`: every EXPOSEd port of the image to a random host port.
+    pub publish_all: bool,
     pub tty: bool,
     pub interactive: bool,
     pub auto_remove: bool,
@@ -414,6 +418,74 @@ fn network_mode(engine: &Engine, n: Option<&str>) -> Result<(String, String)> {
     }
 }
 
+/// The `-p`/`-P` mappings, checked against the network mode.
+fn published_ports(
+    o: &CreateOptions,
+    exposed: Option<&BTreeMap<String, Value>>,
+    net_mode: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<berth_net::PortMapping>> {
+    let mut ports = Vec::new();
+    for p in &o.publish {
+        ports.extend(berth_net::parse_publish(p)?);
+    }
+    if o.publish_all {
+        for key in exposed.map(|e| e.keys().collect::<Vec<_>>()).unwrap_or_default() {
+            for (port, proto) in berth_net::parse_exposed(key) {
+                if !ports.iter().any(|m| m.container_port == port && m.proto == proto) {
+                    ports.push(berth_net::PortMapping {
+                        container_port: port,
+                        proto,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    if ports.is_empty() {
+        return Ok(ports);
+    }
+    match net_mode {
+        "host" => {
+            warnings.push("Published ports are discarded when using host network mode".into());
+            ports.clear();
+        }
+        "none" if !o.publish.is_empty() => bail!(
+            "cannot publish ports (-p {}) of a container with --network none: it has no network to reach; drop -p or use the default network",
+            o.publish.join(" -p ")
+        ),
+        "none" => ports.clear(),
+        m if m.starts_with("ns:") => bail!("conflicting options: port publishing and the container type network mode"),
+        _ => {}
+    }
+    Ok(ports)
+}
+
+/// `Config.ExposedPorts`: the image's, plus every published port (as Docker does).
+fn exposed_ports(image: Option<&BTreeMap<String, Value>>, ports: &[berth_net::PortMapping]) -> Value {
+    let mut all = image.cloned().unwrap_or_default();
+    for m in ports {
+        all.entry(m.key()).or_insert_with(|| json!({}));
+    }
+    if all.is_empty() {
+        Value::Null
+    } else {
+        json!(all)
+    }
+}
+
+/// `HostConfig.PortBindings` in Docker's shape: `{"80/tcp": [{"HostIp": "", "HostPort": "8000"}]}`.
+fn port_bindings(ports: &[berth_net::PortMapping]) -> Value {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for m in ports {
+        out.entry(m.key()).or_default().push(json!({
+            "HostIp": m.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            "HostPort": m.host_port_spec(),
+        }));
+    }
+    json!(out)
+}
+
 fn validate_platform(p: &str, cfg: &berth_store::ImageConfig) -> Result<()> {
     let (os, arch, _) = crate::engine::import::parse_platform(Some(p))?;
     if os != cfg.os || arch != cfg.architecture {
@@ -572,6 +644,11 @@ impl Engine {
         if net_mode == "host" && o.hostname.is_some() {
             warnings.push("--hostname has no effect with --network host".into());
         }
+        let ports = published_ports(o, ic.exposed_ports.as_ref(), &net_mode, &mut warnings)?;
+        if keep_mounted && !ports.is_empty() {
+            // `run`: a taken port fails now, before anything exists.
+            berth_net::check_available(&ports)?;
+        }
 
         // Mounts: -v, --mount, --tmpfs, then the image's VOLUMEs not covered.
         let mut planned: Vec<PlannedMount> = Vec::new();
@@ -660,6 +737,7 @@ impl Engine {
             devices: o.devices.clone(),
             init: o.init,
             network_mode: net_mode.clone(),
+            ports,
             resources: resources.clone(),
             restart_policy: restart_policy.clone(),
             healthcheck: healthcheck.clone(),
@@ -861,7 +939,7 @@ impl Engine {
             "AttachStdin": o.interactive,
             "AttachStdout": true,
             "AttachStderr": true,
-            "ExposedPorts": icfg.config.exposed_ports,
+            "ExposedPorts": exposed_ports(icfg.config.exposed_ports.as_ref(), &cc.ports),
             "Tty": cc.tty,
             "OpenStdin": cc.open_stdin,
             "StdinOnce": cc.open_stdin,
@@ -910,7 +988,7 @@ impl Engine {
             "ContainerIDFile": "",
             "LogConfig": {"Type": "json-file", "Config": {}},
             "NetworkMode": net_shown,
-            "PortBindings": {},
+            "PortBindings": port_bindings(&cc.ports),
             "RestartPolicy": {"Name": rp_name, "MaximumRetryCount": rp_max},
             "AutoRemove": cc.auto_remove,
             "VolumeDriver": "",
@@ -919,7 +997,7 @@ impl Engine {
             "CapDrop": if cc.cap_drop.is_empty() { Value::Null } else { json!(cc.cap_drop) },
             "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": Value::Null,
             "Privileged": cc.privileged,
-            "PublishAllPorts": false,
+            "PublishAllPorts": o.publish_all,
             "ReadonlyRootfs": cc.read_only,
             "SecurityOpt": if cc.security_opt.is_empty() { Value::Null } else { json!(cc.security_opt) },
             "Tmpfs": if tmpfs.is_empty() { Value::Null } else { json!(tmpfs) },
@@ -1006,6 +1084,41 @@ mod tests {
         assert_eq!(m.spec.options, vec!["size=1048576".to_string()]);
         assert!(parse_mount_flag("type=bind,target=/x").is_err());
         assert!(parse_mount_flag("type=nfs,target=/x").is_err());
+    }
+
+    #[test]
+    fn publish_flags() {
+        let exposed: BTreeMap<String, Value> = [("8080/tcp".to_string(), json!({})), ("53/udp".to_string(), json!({}))]
+            .into_iter()
+            .collect();
+        let mut o = CreateOptions {
+            publish: vec!["127.0.0.1:9000:8080".into()],
+            publish_all: true,
+            ..Default::default()
+        };
+        let mut w = Vec::new();
+        let p = published_ports(&o, Some(&exposed), "private", &mut w).unwrap();
+        // -p keeps its binding; -P adds the other exposed port on a random host port.
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].container_port, p[0].host_port), (8080, 9000));
+        assert_eq!(
+            (p[1].container_port, p[1].host_port, p[1].proto),
+            (53, 0, berth_net::Proto::Udp)
+        );
+        assert_eq!(
+            port_bindings(&p),
+            json!({"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "9000"}], "53/udp": [{"HostIp": "", "HostPort": ""}]})
+        );
+        assert!(published_ports(&o, Some(&exposed), "host", &mut w).unwrap().is_empty());
+        assert_eq!(
+            w,
+            vec!["Published ports are discarded when using host network mode".to_string()]
+        );
+        assert!(published_ports(&o, None, "none", &mut w).is_err());
+        assert!(published_ports(&o, None, "ns:/proc/1/ns/net", &mut w).is_err());
+        o.publish.clear();
+        assert!(published_ports(&o, Some(&exposed), "none", &mut w).unwrap().is_empty());
+        assert_eq!(exposed_ports(None, &p), json!({"53/udp": {}, "8080/tcp": {}}));
     }
 
     #[test]

@@ -131,7 +131,49 @@ fn dir_size(p: &std::path::Path) -> u64 {
     }
 }
 
+/// The container ports exposed (image EXPOSE and published), as `80/tcp` keys.
+fn exposed_keys(c: &Container) -> Vec<(u16, berth_net::Proto)> {
+    if c.cfg.network_mode == "host" {
+        return Vec::new(); // the host's ports, not the container's
+    }
+    let mut keys: Vec<(u16, berth_net::Proto)> = c.rec.config["Config"]["ExposedPorts"]
+        .as_object()
+        .map(|m| m.keys().flat_map(|k| berth_net::parse_exposed(k)).collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Docker's PORTS column: `0.0.0.0:8000->80/tcp, 443/tcp`.
+fn ports_string(c: &Container, bindings: &[berth_net::PortBinding]) -> String {
+    if !matches!(c.state.status.as_str(), "running" | "paused" | "restarting") {
+        return String::new();
+    }
+    let mut parts: Vec<(u16, berth_net::Proto, String)> = bindings
+        .iter()
+        .map(|b| (b.container_port, b.proto, b.to_string()))
+        .collect();
+    for (port, proto) in exposed_keys(c) {
+        if !bindings.iter().any(|b| b.container_port == port && b.proto == proto) {
+            parts.push((port, proto, format!("{port}/{proto}")));
+        }
+    }
+    parts.sort();
+    parts.into_iter().map(|(_, _, s)| s).collect::<Vec<_>>().join(", ")
+}
+
 impl Engine {
+    /// The host ports a running container holds (empty when it is not running).
+    pub fn container_ports(&self, c: &Container) -> Vec<berth_net::PortBinding> {
+        if !matches!(c.state.status.as_str(), "running" | "paused" | "restarting") {
+            return Vec::new();
+        }
+        let mut b = berth_net::read_bindings(&c.dir);
+        b.sort_by_key(|b| (b.container_port, b.proto, b.host_ip, b.host_port));
+        b
+    }
+
     /// Containers for `ps`, newest first, filtered.
     pub fn ps(&self, all: bool, f: &PsFilter) -> Result<Vec<Container>> {
         let mut out = Vec::new();
@@ -245,7 +287,7 @@ impl Engine {
             "Command": format!("{command:?}").replace("\\u{2026}", "…"),
             "CreatedAt": created_at,
             "RunningFor": crate::cli::format::since(&c.rec.created),
-            "Ports": "",
+            "Ports": ports_string(c, &self.container_ports(c)),
             "Status": status_string(c),
             "State": c.state.status,
             "Size": size_s,
@@ -298,6 +340,21 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
+        let mut net_ports = serde_json::Map::new();
+        if matches!(st.status.as_str(), "running" | "paused" | "restarting") {
+            for (port, proto) in exposed_keys(&c) {
+                net_ports.insert(format!("{port}/{proto}"), Value::Null);
+            }
+            for b in self.container_ports(&c) {
+                let e = net_ports.entry(b.key()).or_insert(Value::Null);
+                if e.is_null() {
+                    *e = json!([]);
+                }
+                if let Some(a) = e.as_array_mut() {
+                    a.push(json!({"HostIp": b.host_ip.to_string(), "HostPort": b.host_port.to_string()}));
+                }
+            }
+        }
         let mut v = json!({
             "Id": c.rec.id,
             "Created": c.rec.created,
@@ -332,7 +389,7 @@ impl Engine {
             "NetworkSettings": {
                 "Bridge": "", "SandboxID": "", "SandboxKey": "",
                 "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                "Ports": {},
+                "Ports": net_ports,
                 "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
                 "Networks": {},
             },

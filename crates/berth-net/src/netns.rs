@@ -1,0 +1,272 @@
+//! Sockets inside a container's network namespace.
+//!
+//! A socket belongs for life to the network namespace it was created in, so
+//! the forwarder needs sockets made *inside* the container's namespace and
+//! can then use them from anywhere. Entering a namespace owned by another
+//! user namespace (every rootless container) needs CAP_SYS_ADMIN there,
+//! which means joining that user namespace first, which the kernel only
+//! allows a single-threaded process. So a tiny helper is forked (no exec):
+//! it joins the container's user namespace (when it differs from ours) and
+//! network namespace, then makes sockets on request and passes them back
+//! over a unix socket pair (SCM_RIGHTS). The same path serves root and
+//! rootless; as root the user namespace step is simply skipped.
+//!
+//! The child runs only async-signal-safe system calls (no allocation, no
+//! locks), because the parent is multi-threaded when it forks.
+
+use crate::error::{NetError, Result};
+use rustix::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+
+/// What the helper is asked to create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum SocketKind {
+    Tcp4 = 1,
+    Udp4 = 2,
+}
+
+/// A forked helper living in a container's network namespace.
+pub(crate) struct NetnsHelper {
+    pid: libc::pid_t,
+    chan: Mutex<OwnedFd>,
+}
+
+fn same_ns(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.ino() == y.ino() && x.dev() == y.dev(),
+        _ => false,
+    }
+}
+
+fn open_ns(pid: i32, kind: &str) -> Result<OwnedFd> {
+    let path = format!("/proc/{pid}/ns/{kind}");
+    rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| NetError::Netns {
+        pid,
+        reason: format!("opening {path}: {}", std::io::Error::from(e)),
+    })
+}
+
+impl NetnsHelper {
+    /// Forks the helper for the network namespace of process `pid`.
+    pub(crate) fn spawn(pid: i32) -> Result<NetnsHelper> {
+        // Already there (host network, or a test): nothing to enter.
+        let netns = if same_ns("/proc/self/ns/net", &format!("/proc/{pid}/ns/net")) {
+            None
+        } else {
+            Some(open_ns(pid, "net")?)
+        };
+        let userns = if same_ns("/proc/self/ns/user", &format!("/proc/{pid}/ns/user")) {
+            None
+        } else {
+            Some(open_ns(pid, "user")?)
+        };
+        let (ours, theirs) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| NetError::io("creating a socket pair", e))?;
+        let parent = std::process::id() as libc::pid_t;
+        let (c_chan, c_net, c_user) = (
+            theirs.as_raw_fd(),
+            netns.as_ref().map_or(-1, |f| f.as_raw_fd()),
+            userns.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        );
+        // SAFETY: fork(2) in a multi-threaded process is sound as long as the
+        // child only makes async-signal-safe calls before exiting; child_main
+        // uses nothing but raw system calls on integers and stack buffers and
+        // never returns.
+        let child = unsafe { libc::fork() };
+        if child < 0 {
+            return Err(NetError::io(
+                "forking the port forwarder's namespace helper",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        if child == 0 {
+            child_main(c_chan, c_net, c_user, parent);
+        }
+        drop(theirs);
+        drop(netns);
+        drop(userns);
+        let helper = NetnsHelper {
+            pid: child,
+            chan: Mutex::new(ours),
+        };
+        // The child reports whether it entered the namespaces.
+        let mut st = [0u8; 4];
+        let n = {
+            let chan = helper.chan.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                match rustix::io::read(&*chan, &mut st) {
+                    Err(rustix::io::Errno::INTR) => continue,
+                    r => break r,
+                }
+            }
+        };
+        match n {
+            Ok(4) if i32::from_ne_bytes(st) == 0 => Ok(helper),
+            Ok(4) => Err(NetError::Netns {
+                pid,
+                reason: format!(
+                    "setns: {}{}",
+                    std::io::Error::from_raw_os_error(i32::from_ne_bytes(st)),
+                    if rustix::process::geteuid().is_root() {
+                        ""
+                    } else {
+                        " (rootless: the container's user namespace must be owned by this user)"
+                    }
+                ),
+            }),
+            _ => Err(NetError::Netns {
+                pid,
+                reason: "the namespace helper exited before reporting".into(),
+            }),
+        }
+    }
+
+    /// A new socket of `kind`, created inside the namespace.
+    pub(crate) fn socket(&self, kind: SocketKind) -> std::io::Result<OwnedFd> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendFlags};
+        use std::mem::MaybeUninit;
+        let chan = self.chan.lock().unwrap_or_else(|e| e.into_inner());
+        rustix::net::send(&*chan, &[kind as u8], SendFlags::NOSIGNAL)?;
+        let mut st = [0u8; 4];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut anc = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [std::io::IoSliceMut::new(&mut st)];
+        let got = loop {
+            match rustix::net::recvmsg(&*chan, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => break r?,
+            }
+        };
+        let mut fd = None;
+        for msg in anc.drain() {
+            if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+                fd = fds.next();
+            }
+        }
+        if got.bytes != 4 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the container's namespace helper is gone (did the container exit?)",
+            ));
+        }
+        let code = i32::from_ne_bytes(st);
+        match fd {
+            Some(fd) if code == 0 => Ok(fd),
+            _ => Err(std::io::Error::from_raw_os_error(if code == 0 {
+                libc::EIO
+            } else {
+                code
+            })),
+        }
+    }
+}
+
+impl Drop for NetnsHelper {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) and waitpid(2) on the helper we forked and have not reaped yet.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// Sends a 4-byte status and, optionally, one file descriptor.
+///
+/// SAFETY (for callers): `chan` must be an open socket; only raw system calls are made.
+unsafe fn send_reply(chan: i32, code: i32, fd: i32) {
+    let mut body = code.to_ne_bytes();
+    let mut iov = libc::iovec {
+        iov_base: body.as_mut_ptr().cast(),
+        iov_len: body.len(),
+    };
+    // Room for one cmsghdr with one int, 8-byte aligned.
+    let mut cbuf = [0u64; 4];
+    let mut msg: libc::msghdr = std::mem::zeroed();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if fd >= 0 {
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as _;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
+    }
+    while libc::sendmsg(chan, &msg, libc::MSG_NOSIGNAL) < 0 && *libc::__errno_location() == libc::EINTR {}
+}
+
+fn errno() -> i32 {
+    // SAFETY: reading this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// The forked child: enter the namespaces, then serve socket requests
+/// until the parent closes its end. Never returns.
+fn child_main(chan: i32, netns: i32, userns: i32, parent: libc::pid_t) -> ! {
+    // SAFETY: only async-signal-safe system calls on integers and stack
+    // buffers follow; the process ends with _exit(2).
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+        let mut status = 0;
+        if userns >= 0 && libc::setns(userns, libc::CLONE_NEWUSER) != 0 {
+            status = errno();
+        }
+        if status == 0 && netns >= 0 && libc::setns(netns, libc::CLONE_NEWNET) != 0 {
+            status = errno();
+        }
+        // Keep only the channel (as fd 3): listeners, pipes and the
+        // monitor's readiness fd must not live on in this process.
+        let chan = if chan == 3 || libc::dup2(chan, 3) == 3 { 3 } else { chan };
+        if chan == 3 && libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) != 0 {
+            for fd in 4..4096 {
+                libc::close(fd);
+            }
+        }
+        send_reply(chan, status, -1);
+        if status != 0 {
+            libc::_exit(1);
+        }
+        loop {
+            let mut req = [0u8; 1];
+            let n = libc::recv(chan, req.as_mut_ptr().cast(), 1, 0);
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            if n <= 0 {
+                libc::_exit(0);
+            }
+            let ty = match req[0] {
+                1 => libc::SOCK_STREAM,
+                2 => libc::SOCK_DGRAM,
+                _ => {
+                    send_reply(chan, libc::EINVAL, -1);
+                    continue;
+                }
+            };
+            let s = libc::socket(libc::AF_INET, ty | libc::SOCK_CLOEXEC, 0);
+            if s < 0 {
+                send_reply(chan, errno(), -1);
+            } else {
+                send_reply(chan, 0, s);
+                libc::close(s);
+            }
+        }
+    }
+}
