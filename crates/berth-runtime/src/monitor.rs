@@ -385,7 +385,11 @@ fn run_once(
     let pid_file = dir.join(PID_FILE);
     let rlog = dir.join(RUNTIME_LOG);
     let _ = std::fs::remove_file(&pid_file);
-    let _ = rt.delete(id, true);
+    // Leftover runtime state (a restart, a crashed monitor): clear it. Most
+    // starts have none, and asking the runtime costs a whole process.
+    if rt.root.join(id).exists() {
+        let _ = rt.delete(id, true);
+    }
     let mut io = if cfg.tty {
         let sock_dir = console_socket_dir()?;
         let sock = sock_dir.join("s");

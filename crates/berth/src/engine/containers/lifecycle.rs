@@ -271,8 +271,12 @@ impl Engine {
                 berth_runtime::stop(&c.dir, &rt, Some(0))?;
             }
             wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
+            // The monitor deletes the runtime's state when the container
+            // exits; only a dead monitor leaves some behind.
             if let Ok(rt) = self.oci_runtime() {
-                let _ = rt.delete(&c.rec.id, true);
+                if rt.root.join(&c.rec.id).exists() {
+                    let _ = rt.delete(&c.rec.id, true);
+                }
             }
             unmount_rootfs(&c.dir)?;
             // Move the directory out of sight first: a crash from here on
