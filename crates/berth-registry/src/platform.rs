@@ -57,17 +57,7 @@ pub struct Platform {
 impl Platform {
     /// This machine (`linux/amd64`, `linux/arm64/v8`, …).
     pub fn host() -> Platform {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "arm" => "arm",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
-        Platform::normalised("linux", arch, None)
+        Platform::normalised("linux", berth_store::ImageConfig::host_architecture(), None)
     }
 
     pub fn parse(s: &str) -> Result<Platform> {

@@ -121,6 +121,11 @@ impl ImageConfig {
         serde_json::to_vec(self).expect("an image config always serialises")
     }
 
+    /// The layers' diff IDs, validated.
+    pub fn diff_ids(&self) -> crate::Result<Vec<crate::Digest>> {
+        self.rootfs.diff_ids.iter().map(|d| crate::Digest::parse(d)).collect()
+    }
+
     /// The host's platform in OCI terms.
     pub fn host_architecture() -> &'static str {
         match std::env::consts::ARCH {

@@ -4,24 +4,10 @@
 
 mod common;
 
+use common::subuid_user;
+
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
 use std::process::Command;
-
-/// A non-root user with a subordinate id range, as (name, uid, gid).
-fn subuid_user() -> Option<(String, u32, u32)> {
-    let subuid = std::fs::read_to_string("/etc/subuid").ok()?;
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    for line in subuid.lines() {
-        let name = line.split(':').next()?;
-        for p in passwd.lines() {
-            let f: Vec<&str> = p.split(':').collect();
-            if f.len() > 3 && f[0] == name && f[2] != "0" {
-                return Some((name.to_string(), f[2].parse().ok()?, f[3].parse().ok()?));
-            }
-        }
-    }
-    None
-}
 
 #[test]
 fn rootless_run_is_root_inside() {

@@ -6,15 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{busybox_tar, stderr, stdout, Root};
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
+use common::{busybox_tar, have, stderr, stdout, Root};
 
 /// Every file under `dir` with its content hash, for "the store is exactly as before".
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Root;
+use common::{subuid_user, Root};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -233,22 +233,6 @@ fn foreground_run_publishes_until_exit() {
     assert_eq!(body(&resp.expect("served while running in the foreground")), "fg\n");
     assert!(st.success());
     assert!(port_freed(port));
-}
-
-/// A non-root user with a subordinate id range, as (name, uid, gid).
-fn subuid_user() -> Option<(String, u32, u32)> {
-    let subuid = std::fs::read_to_string("/etc/subuid").ok()?;
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    for line in subuid.lines() {
-        let name = line.split(':').next()?;
-        for p in passwd.lines() {
-            let f: Vec<&str> = p.split(':').collect();
-            if f.len() > 3 && f[0] == name && f[2] != "0" {
-                return Some((name.to_string(), f[2].parse().ok()?, f[3].parse().ok()?));
-            }
-        }
-    }
-    None
 }
 
 #[test]

@@ -10,20 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{busybox_tar, stderr, stdout, Root};
+use common::{busybox_tar, have, stderr, stdout, Root};
 
 const USER: &str = "alice";
 const PASS: &str = "s3cret";
 /// bcrypt (cost 4, cheap: the registry checks it on every request) of PASS.
 const HTPASSWD: &str = "alice:$2b$04$J.FB.Ze9QpJrxLa.2A8pfujDT8fz0BrTiwd4TiWB8kDbrSS7qI52C\n";
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 /// A `docker-registry serve` on 127.0.0.1, killed on drop.
 struct Registry {

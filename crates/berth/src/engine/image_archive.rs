@@ -305,12 +305,7 @@ impl Engine {
             }
             let cfg = ImageConfig::from_bytes(&config)
                 .with_context(|| format!("image config {} is not valid", plan.config_key))?;
-            let diff_ids: Vec<Digest> = cfg
-                .rootfs
-                .diff_ids
-                .iter()
-                .map(|d| Digest::parse(d))
-                .collect::<std::result::Result<_, _>>()?;
+            let diff_ids: Vec<Digest> = cfg.diff_ids()?;
             if diff_ids.len() != plan.layers.len() {
                 bail!(
                     "image {config_digest}: its config lists {} layers but the archive gives {}",
@@ -394,12 +389,7 @@ impl Engine {
         let mut out = Vec::new();
         for r in ready {
             let cfg = ImageConfig::from_bytes(&r.config)?;
-            let diff_ids: Vec<Digest> = cfg
-                .rootfs
-                .diff_ids
-                .iter()
-                .map(|d| Digest::parse(d))
-                .collect::<std::result::Result<_, _>>()?;
+            let diff_ids: Vec<Digest> = cfg.diff_ids()?;
             let chains = chain_ids(&diff_ids);
             let mut layers = Vec::new();
             for (i, (key, blob, blob_size, diff_id, media)) in r.layers.into_iter().enumerate() {

@@ -430,12 +430,7 @@ impl Engine {
                 );
             }
         }
-        let diff_ids: Vec<Digest> = cfg
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|d| Digest::parse(d))
-            .collect::<std::result::Result<_, _>>()?;
+        let diff_ids: Vec<Digest> = cfg.diff_ids()?;
         if diff_ids.len() != layer_descs.len() {
             bail!(
                 "the image config of {} lists {} layers but its manifest {}",

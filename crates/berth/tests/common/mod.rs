@@ -122,3 +122,28 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
+
+/// A non-root user with a subordinate id range, as (name, uid, gid).
+pub fn subuid_user() -> Option<(String, u32, u32)> {
+    let subuid = std::fs::read_to_string("/etc/subuid").ok()?;
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    for line in subuid.lines() {
+        let name = line.split(':').next()?;
+        for p in passwd.lines() {
+            let f: Vec<&str> = p.split(':').collect();
+            if f.len() > 3 && f[0] == name && f[2] != "0" {
+                return Some((name.to_string(), f[2].parse().ok()?, f[3].parse().ok()?));
+            }
+        }
+    }
+    None
+}
+
+/// Is `tool` on PATH?
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
