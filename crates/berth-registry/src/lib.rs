@@ -10,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod compress;
 pub mod error;
+pub mod fetch;
 pub mod platform;
 
 pub use auth::{AuthFile, Credentials};

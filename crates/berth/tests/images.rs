@@ -566,3 +566,45 @@ fn concurrent_imports_tags_and_removals_keep_the_store_consistent() {
     let tmp: Vec<_> = std::fs::read_dir(root.join("tmp")).unwrap().flatten().collect();
     assert!(tmp.len() <= 2, "staging leftovers: {tmp:?}");
 }
+
+#[test]
+fn import_from_a_url() {
+    let r = Root::new();
+    let www = r.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::copy(busybox_tar(), www.join("rootfs.tar")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("busybox")
+        .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}"), "-h"])
+        .arg(&www)
+        .spawn()
+        .unwrap();
+    // Wait until it answers.
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}/rootfs.tar");
+    let o = r.run(&["import", &url, "fromurl:1"]);
+    let missing = r.run(&["import", &format!("http://127.0.0.1:{port}/nosuch.tar")]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", "fromurl:1"])).unwrap();
+    assert_eq!(v[0]["Comment"], format!("Imported from {url}"));
+    assert_eq!(missing.status.code(), Some(125));
+    assert!(stderr(&missing).contains("HTTP 404"), "{}", stderr(&missing));
+    let staged: Vec<_> = std::fs::read_dir(r.path().join("store/tmp"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(staged
+        .iter()
+        .all(|e| !e.file_name().to_string_lossy().contains("download")));
+}

@@ -210,7 +210,7 @@ fn import(engine: &Engine, a: ImportArgs) -> Result<i32> {
     let id = if a.source == "-" {
         engine.import(io::stdin().lock(), &opts)?
     } else if a.source.starts_with("http://") || a.source.starts_with("https://") {
-        bail!("importing from a URL needs the registry client, which is not built yet; download the file and import it: berth import FILE")
+        engine.import_url(&a.source, &opts)?
     } else {
         let f = std::fs::File::open(&a.source).with_context(|| format!("opening {}", a.source))?;
         engine.import(io::BufReader::with_capacity(1 << 20, f), &opts)?

@@ -2,7 +2,7 @@
 //! one-layer image in a single pass — the raw bytes are hashed into a blob
 //! while the same stream is unpacked into a staged layer.
 
-use std::io::Read;
+use std::io::{Read, Write};
 
 use anyhow::{bail, Context, Result};
 use berth_archive::TeeReader;
@@ -38,6 +38,23 @@ pub fn parse_platform(p: Option<&str>) -> Result<(String, String, Option<String>
 }
 
 impl Engine {
+    /// Download `url` into staging, then import it.
+    pub fn import_url(&self, url: &str, opts: &ImportOptions) -> Result<Digest> {
+        let path = self.store.staging().path("download");
+        let result = (|| {
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(&path).with_context(|| format!("staging {}", path.display()))?,
+            );
+            berth_registry::fetch::download(url, &mut f)?;
+            f.flush()?;
+            drop(f);
+            let f = std::fs::File::open(&path)?;
+            self.import(std::io::BufReader::with_capacity(1 << 20, f), opts)
+        })();
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
     pub fn import<R: Read>(&self, input: R, opts: &ImportOptions) -> Result<Digest> {
         let target = opts.reference.as_deref().map(Reference::parse).transpose()?;
         let (os, architecture, variant) = parse_platform(opts.platform.as_deref())?;
