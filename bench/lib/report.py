@@ -18,7 +18,12 @@ ORDER = ["run-true", "exec", "detached-20", "ps-200", "import-1g", "images-1000"
 def sections(text):
     out = {}
     for m in re.finditer(r"<!-- scenario:(\S+) -->\n(.*?)<!-- /scenario:\1 -->", text, re.S):
-        out[m.group(1)] = m.group(2)
+        body = m.group(2)
+        # The "## name" heading is written anew with the section: drop the old one(s).
+        heading = f"## {m.group(1)}\n\n"
+        while body.startswith(heading):
+            body = body[len(heading):]
+        out[m.group(1)] = body
     return out
 
 
