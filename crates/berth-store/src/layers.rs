@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use berth_archive::{apply_layer, ApplyOptions};
 use rusqlite::{params, OptionalExtension};
@@ -109,6 +109,26 @@ impl Store {
         Ok(staged)
     }
 
+    /// Take over `dir`, a directory on the store's filesystem that holds
+    /// exactly what [`stage_layer`](Self::stage_layer) would unpack from the
+    /// layer tar with `diff_id` and `size` (the files of a build step's
+    /// upper dir, diffed into that tar): it is renamed into the staging area
+    /// as the staged layer's `diff`, so the tar is never unpacked again.
+    /// The caller vouches for the match; nothing is checked here. On error
+    /// `dir` is left where it was.
+    pub fn adopt_layer_dir(&self, dir: &Path, diff_id: Digest, size: u64) -> Result<StagedLayer> {
+        let staged = self.staging().path("layer");
+        fs::create_dir(&staged).ctx("creating staged layer", &staged)?;
+        let layer = StagedLayer {
+            diff_id,
+            size,
+            dir: staged,
+        };
+        // Dropped on error: removes the (still empty) staged directory.
+        fs::rename(dir, layer.diff_dir()).ctx("adopting a layer directory", dir)?;
+        Ok(layer)
+    }
+
     /// Make a staged layer visible as `layers/<chain>`; if another process
     /// got there first, keep theirs.
     pub(crate) fn publish_layer(&self, mut staged: StagedLayer, chain: &Digest) -> Result<()> {
@@ -180,4 +200,36 @@ pub(crate) fn row_to_layer(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Lay
             blob_size: blob_size as u64,
         })
     })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::chain_ids;
+
+    #[test]
+    fn adopted_dir_is_published_as_the_layer() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("root")).unwrap();
+        let dir = store.root().join("build-upper");
+        fs::create_dir_all(dir.join("app")).unwrap();
+        fs::write(dir.join("app/f"), b"hello").unwrap();
+        let diff_id = Digest::of_bytes(b"not checked");
+        let staged = store.adopt_layer_dir(&dir, diff_id.clone(), 5).unwrap();
+        assert!(!dir.exists(), "the directory moved");
+        assert_eq!(fs::read(staged.diff_dir().join("app/f")).unwrap(), b"hello");
+        let chain = chain_ids(std::slice::from_ref(&diff_id)).remove(0);
+        store.publish_layer(staged, &chain).unwrap();
+        assert_eq!(fs::read(store.layer_dir(&chain).join("app/f")).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn failed_adoption_leaves_the_directory_and_no_staging() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("root")).unwrap();
+        let missing = t.path().join("nope");
+        assert!(store.adopt_layer_dir(&missing, Digest::of_bytes(b""), 0).is_err());
+        let left: Vec<_> = fs::read_dir(store.staging().dir()).unwrap().collect();
+        assert!(left.is_empty(), "staging keeps nothing: {left:?}");
+    }
 }

@@ -3,19 +3,28 @@
 //! layers plus the step's own, recorded with the parent link so `berth
 //! history` and the failure report can walk back.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use berth_archive::{write_layer, DiffOptions};
 use berth_store::images::MEDIA_OCI_LAYER;
-use berth_store::{Digest, History, ImageConfig, NewImage, NewLayer, StagedBlob, Store};
+use berth_store::{Digest, History, ImageConfig, NewImage, NewLayer, StagedBlob, StagedLayer, Store, StoreLock};
 
-use super::{store_err, BuildError};
+use super::{layer_dir, store_err, BuildError};
 
 /// A layer a step wrote, staged until its image is committed.
 pub(crate) struct LayerOut {
     pub diff_id: Digest,
+    /// Bytes of the (uncompressed) tar: the blob's size and digest are the
+    /// diff ID's.
     pub size: u64,
-    pub blob: StagedBlob,
+    /// The blob, synced; `None` when the store already holds it.
+    pub blob: Option<StagedBlob>,
+    /// The step's upper dir, taken over as the unpacked layer (as root); the
+    /// store unpacks the blob instead when this is `None`.
+    pub dir: Option<StagedLayer>,
+    /// Keeps garbage collection from removing a blob this layer relies on
+    /// before the image is recorded.
+    _lock: StoreLock,
 }
 
 /// The `created` time of new configs and history entries: the
@@ -27,33 +36,86 @@ pub(crate) fn created_time(epoch: Option<i64>) -> String {
     }
 }
 
-/// Diff a step's upper dir into a staged layer blob; `None` when nothing
-/// changed (no entries).
+/// A file in the store's staging dir, removed on drop unless kept.
+struct StagedFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Diff a step's upper dir (`exclude`: paths left out of the layer) into a
+/// staged layer: the tar blob and, where it can be, the upper dir itself
+/// as the unpacked layer, so that nothing is unpacked again. `None` when
+/// nothing changed (no entries). Consumes the upper dir when it is adopted.
 pub(crate) fn diff_upper(
     store: &Store,
     upper: &Path,
     epoch: Option<i64>,
     exclude: Vec<String>,
 ) -> Result<Option<LayerOut>, BuildError> {
-    let mut w = store
-        .blob_writer("build-layer")
-        .map_err(|e| store_err("staging a layer", e))?;
+    let lock = store.write_lock().map_err(|e| store_err("locking the store", e))?;
+    let adopt = layer_dir::adoptable()
+        && match layer_dir::prepare(upper, &exclude, epoch) {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("{}: not adopted as a layer ({e}); it will be unpacked", upper.display());
+                false
+            }
+        };
+    let staged = StagedFile {
+        path: store.staging().path("build-layer"),
+        keep: false,
+    };
+    let path = staged.path.clone();
+    let io = |e: std::io::Error| store_err(&format!("staging a layer: {}", path.display()), e);
+    let mut file = std::fs::File::create(&staged.path).map_err(io)?;
     let opts = DiffOptions {
         source_date_epoch: epoch,
         overlay_whiteouts: true,
         exclude,
         ..Default::default()
     };
-    let d = write_layer(upper, &mut w, &opts).map_err(|e| store_err("writing the step's layer", e))?;
+    // write_layer hands the file 1 MiB chunks and hashes on a second thread.
+    let d = write_layer(upper, &mut file, &opts).map_err(|e| store_err("writing the step's layer", e))?;
     if d.entries == 0 {
-        return Ok(None); // the writer is dropped: its staged file goes
+        return Ok(None); // the staged file goes
     }
-    let blob = w.finish().map_err(|e| store_err("staging a layer", e))?;
     let diff_id = Digest::parse(&d.diff_id).map_err(|e| store_err("layer digest", e))?;
+    // An unchanged step (a --no-cache rebuild) makes a blob the store has:
+    // no need to make this copy durable.
+    let blob = if store.blobs().contains(&diff_id) {
+        None
+    } else {
+        file.sync_all().map_err(io)?;
+        let mut staged = staged;
+        staged.keep = true;
+        Some(store.blobs().adopt_staged(path.clone(), diff_id.clone(), d.size))
+    };
+    drop(file);
+    let dir = if adopt {
+        match store.adopt_layer_dir(upper, diff_id.clone(), d.size) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::debug!("{}: not adopted as a layer ({e}); it will be unpacked", upper.display());
+                None
+            }
+        }
+    } else {
+        None
+    };
     Ok(Some(LayerOut {
         diff_id,
         size: d.size,
         blob,
+        dir,
+        _lock: lock,
     }))
 }
 
@@ -108,12 +170,12 @@ pub(crate) fn commit_step(
         config.rootfs.diff_ids.push(l.diff_id.to_string());
         layers.push(NewLayer {
             diff_id: l.diff_id.clone(),
-            blob: l.blob.digest.clone(),
+            blob: l.diff_id.clone(),
             media_type: MEDIA_OCI_LAYER.to_string(),
-            blob_size: l.blob.size,
+            blob_size: l.size,
             size: l.size,
-            staged_blob: Some(l.blob),
-            staged_dir: None,
+            staged_blob: l.blob,
+            staged_dir: l.dir,
         });
     }
     let bytes = config.to_bytes();

@@ -19,6 +19,7 @@
 
 pub mod cache;
 mod commit;
+mod layer_dir;
 pub mod progress;
 mod stage;
 mod step_copy;

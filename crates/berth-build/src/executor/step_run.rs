@@ -75,8 +75,7 @@ impl StepDir {
                 lowers.push(b.store.layer_dir(chain));
             }
         }
-        mount_overlay(&lowers, &upper, &work, &root)
-            .map_err(|e| store_err("mounting the step's root filesystem", e))?;
+        mount_step_overlay(&lowers, &upper, &work, &root)?;
         self.mounts.push(root.clone());
         Ok(Rootfs { root, upper, lowers })
     }
@@ -100,6 +99,40 @@ impl Drop for StepDir {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// A step's overlay: a container's, but `volatile` where the kernel has it.
+/// Unmounting a plain overlay syncs its whole upper file system; a step's
+/// upper dir is either thrown away or becomes a layer, which the store
+/// syncs once when it publishes it, so that sync only costs time (and makes
+/// a thrown-away upper dir's data reach the disk before it is deleted).
+fn mount_step_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, root: &Path) -> Result<(), BuildError> {
+    if !lowers.is_empty() {
+        match mount_volatile(lowers, upper, work, root) {
+            Ok(()) => return Ok(()),
+            Err(e) => log::debug!("volatile overlay at {}: {e}; mounting a plain one", root.display()),
+        }
+    }
+    mount_overlay(lowers, upper, work, root).map_err(|e| store_err("mounting the step's root filesystem", e))
+}
+
+fn mount_volatile(lowers: &[PathBuf], upper: &Path, work: &Path, root: &Path) -> rustix::io::Result<()> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags,
+        FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    };
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for l in lowers {
+        fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
+    }
+    fsconfig_set_string(&fs, "upperdir", upper)?;
+    fsconfig_set_string(&fs, "workdir", work)?;
+    // As berth-runtime mounts containers: inode numbers stay sane.
+    let _ = fsconfig_set_string(&fs, "index", "off");
+    fsconfig_set_flag(&fs, "volatile")?;
+    fsconfig_create(&fs)?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+    move_mount(&mnt, "", rustix::fs::CWD, root, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
 }
 
 /// Remove the step dirs (and their mounts) of builds that were killed:
