@@ -31,7 +31,7 @@ pub use error::{Result, RuntimeError};
 pub use exec::{exec, ExecOptions};
 pub use logs::{read_logs, LogOptions};
 pub use monitor::{monitor_main, spawn_monitor, MonitorOptions};
-pub use mount::{mount_overlay, unmount};
+pub use mount::{mount_overlay, mount_overlay_opts, unmount};
 pub use oci::{OciRuntime, OciState};
 pub use ops::{kill, pause, stats, stop, top, unpause, ProcessInfo, Stats};
 pub use spec::build_spec;

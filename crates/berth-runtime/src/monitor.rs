@@ -345,6 +345,48 @@ fn read_pid(path: &Path) -> Result<i32> {
     })
 }
 
+/// Drops this process's page-table entries for its program and library
+/// code (read-only, executable, file-backed mappings no page of which was
+/// ever written). A detached monitor calls it once the container runs: the
+/// code of its start-up (option parsing, the runtime call) is then no
+/// longer counted in its resident set, while the pages themselves stay in
+/// the page cache, shared; what the wait loop touches faults back in (a
+/// minor fault, no I/O). Writable and relocated (RELRO) mappings are never
+/// touched, so no data is lost.
+fn release_text_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut candidate: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some((lo, hi)) = first.split_once('-') {
+            // A mapping's header: "start-end perms offset dev inode path".
+            let range = usize::from_str_radix(lo, 16)
+                .ok()
+                .zip(usize::from_str_radix(hi, 16).ok());
+            let perms = fields.next().unwrap_or("");
+            let path = fields.nth(3).unwrap_or("");
+            candidate = match range {
+                Some((lo, hi)) if perms == "r-xp" && path.starts_with('/') && hi > lo => Some((lo, hi)),
+                _ => None,
+            };
+        } else if first == "Anonymous:" {
+            if let Some((lo, hi)) = candidate.take() {
+                if fields.next() == Some("0") {
+                    // SAFETY: [lo, hi) is a whole private, read-only, executable
+                    // file mapping of this process with no anonymous (written,
+                    // copy-on-write) pages: MADV_DONTNEED only drops its page-table
+                    // entries, and every later access re-reads the same bytes from
+                    // the file's page cache. No Rust object lives in it.
+                    unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED) };
+                }
+            }
+        }
+    }
+}
+
 /// Cgroup file of the container, for the controller `ctrl` (v1) or the unified tree (v2).
 pub fn cgroup_file(id: &str, ctrl: &str, file: &str) -> PathBuf {
     let rel = crate::spec::cgroups_path(id);
@@ -390,12 +432,19 @@ fn run_once(
     if rt.root.join(id).exists() {
         let _ = rt.delete(id, true);
     }
+    let cleanup = |rt: &OciRuntime| {
+        if rt.root.join(id).exists() {
+            let _ = rt.delete(id, true);
+        }
+    };
+    // `run --detach`: create and start in one runtime process (create +
+    // start cost one Go start-up more).
     let mut io = if cfg.tty {
         let sock_dir = console_socket_dir()?;
         let sock = sock_dir.join("s");
         let listener = std::os::unix::net::UnixListener::bind(&sock).ctx(|| format!("binding {}", sock.display()))?;
         let res = rt
-            .create(
+            .run_detached(
                 id,
                 dir,
                 &pid_file,
@@ -406,9 +455,7 @@ fn run_once(
             .and_then(|_| receive_master(&listener));
         drop(listener);
         let _ = std::fs::remove_dir_all(&sock_dir);
-        let master = res.inspect_err(|_| {
-            let _ = rt.delete(id, true);
-        })?;
+        let master = res.inspect_err(|_| cleanup(rt))?;
         Io::Pty { master: Some(master) }
     } else {
         let (out_r, out_w) = pipe()?;
@@ -419,7 +466,7 @@ fn run_once(
         } else {
             (Stdio::null(), None)
         };
-        rt.create(
+        rt.run_detached(
             id,
             dir,
             &pid_file,
@@ -427,31 +474,27 @@ fn run_once(
             (stdin_child, Stdio::from(out_w), Stdio::from(err_w)),
             &rlog,
         )
-        .inspect_err(|_| {
-            let _ = rt.delete(id, true);
-        })?;
+        .inspect_err(|_| cleanup(rt))?;
         Io::Pipes {
             out: Some(out_r),
             err: Some(err_r),
             stdin: stdin_ours,
         }
     };
+    // `run --detach` returned: the process runs (or already exited) and is
+    // our child now (we are its subreaper), so its pid is not reused before
+    // we reap it.
     let pid = read_pid(&pid_file)?;
-    let rpid = rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::Corrupt {
+    let waited = rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::Corrupt {
         path: pid_file.clone(),
         reason: "pid 0".into(),
     })?;
-    let pidfd = rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty())
-        .ctx(|| format!("watching container process {pid}"))?;
-    if let Err(e) = rt.start(id) {
-        let _ = rt.delete(id, true);
-        let _ = rustix::process::waitpid(Some(rpid), rustix::process::WaitOptions::NOHANG);
-        return Err(e);
-    }
+    let pidfd = rustix::process::pidfd_open(waited, rustix::process::PidfdFlags::empty())
+        .ctx(|| format!("watching process {}", waited.as_raw_nonzero()))?;
     if let Some(f) = ports {
         if let Err(e) = f.attach(pid) {
             let _ = rt.delete(id, true);
-            let _ = rustix::process::waitpid(Some(rpid), rustix::process::WaitOptions::empty());
+            let _ = rustix::process::waitpid(Some(waited), rustix::process::WaitOptions::empty());
             return Err(RuntimeError::StartFailed {
                 code: crate::error::EXIT_ENGINE_FAILURE,
                 message: format!("publishing ports: {e}"),
@@ -488,6 +531,10 @@ fn run_once(
         None => (None, None),
     };
 
+    if !opts.attach {
+        // A detached monitor now only waits: let go of the start-up code.
+        release_text_pages();
+    }
     let raw = if opts.attach && cfg.tty {
         RawTerminal::enter()
     } else {
@@ -496,7 +543,7 @@ fn run_once(
     if let (true, Io::Pty { master: Some(m) }) = (opts.attach, &io) {
         copy_winsize(m);
     }
-    let status = pump(&mut io, &pidfd, rpid, opts.attach && cfg.open_stdin, signals, log);
+    let status = pump(&mut io, &pidfd, waited, opts.attach && cfg.open_stdin, signals, log);
     if let Some(f) = ports {
         f.detach();
     }
@@ -510,7 +557,7 @@ fn run_once(
     log.flush()?;
     let code = status?;
     let oom = oom_killed(id);
-    let _ = rt.delete(id, true);
+    cleanup(rt);
     let _ = std::fs::remove_file(&pid_file);
     update_state(dir, |s| {
         s.status = "exited".into();
@@ -855,6 +902,25 @@ impl Drop for SignalPipe {
             unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
         }
         SIGNAL_WRITE_FD.store(-1, Ordering::Relaxed);
+    }
+}
+
+/// The container's root file system mount point inside its directory.
+pub const ROOTFS_DIR: &str = "rootfs";
+
+/// The whole life of a detached monitor process (`berth-monitor __monitor
+/// DIR`, or `berth __monitor DIR`): load the options [`spawn_monitor`]
+/// left, supervise the container until it is done, unmount its rootfs.
+/// Returns the process exit code.
+pub fn detached_monitor_main(container_dir: &Path) -> i32 {
+    let res = MonitorOptions::from_dir(container_dir).and_then(|opts| monitor_main(container_dir, opts));
+    let _ = crate::mount::unmount(&container_dir.join(ROOTFS_DIR));
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            e.exit_code()
+        }
     }
 }
 

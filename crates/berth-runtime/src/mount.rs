@@ -45,6 +45,20 @@ fn check_dir(p: &Path, what: &str, target: &Path) -> Result<()> {
 /// `work` (same file system as `upper`, empty). With no lowers (a scratch
 /// image) an empty directory next to `work` (`empty-lower`) is the lower.
 pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
+    mount_overlay_opts(lowers, upper, work, target, false)
+}
+
+/// Where overlayfs marks a work dir that was mounted `volatile`; it then
+/// refuses to mount it again until the marker is gone.
+const VOLATILE_MARKER: &str = "work/incompat/volatile";
+
+/// [`mount_overlay`], optionally `volatile` (kernel 5.10+; ignored where
+/// unsupported): overlayfs then never syncs the upper dir, neither on
+/// fsync nor on unmount (an unmount otherwise syncs the whole file system
+/// the upper dir lives on). For disposable containers only (`--rm`): after
+/// a crash the upper dir may have lost writes. Such a work dir can only be
+/// mounted again volatile, which first clears overlayfs's marker.
+pub fn mount_overlay_opts(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path, volatile: bool) -> Result<()> {
     let mut lowers: Vec<PathBuf> = lowers.to_vec();
     if lowers.is_empty() {
         let empty = empty_lower_for(work);
@@ -58,7 +72,14 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
     check_dir(upper, "upper dir", target)?;
     check_dir(work, "work dir", target)?;
     check_dir(target, "mount point", target)?;
-    match mount_new_api(&lowers, upper, work, target) {
+    if volatile {
+        let marker = work.join(VOLATILE_MARKER);
+        if marker.exists() {
+            std::fs::remove_dir_all(&marker)
+                .map_err(|e| merr(target, format!("removing overlayfs's marker {}: {e}", marker.display())))?;
+        }
+    }
+    match mount_new_api(&lowers, upper, work, target, volatile) {
         Ok(()) => Ok(()),
         Err(new_err) => {
             log::debug!(
@@ -75,7 +96,13 @@ pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Pat
     }
 }
 
-fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> std::result::Result<(), String> {
+fn mount_new_api(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    volatile: bool,
+) -> std::result::Result<(), String> {
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| format!("fsopen: {e}"))?;
     for l in lowers {
         fsconfig_set_string(&fs, "lowerdir+", l.as_path()).map_err(|e| format!("lowerdir+ {}: {e}", l.display()))?;
@@ -84,6 +111,10 @@ fn mount_new_api(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -
     fsconfig_set_string(&fs, "workdir", work).map_err(|e| format!("workdir: {e}"))?;
     // Not fatal on kernels that do not know it; keeps inode numbers sane.
     let _ = fsconfig_set_string(&fs, "index", "off");
+    if volatile {
+        // Not fatal either: a kernel without it syncs as usual.
+        let _ = rustix::mount::fsconfig_set_flag(&fs, "volatile");
+    }
     fsconfig_create(&fs).map_err(|e| format!("creating the overlay: {e}"))?;
     let mnt =
         fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).map_err(|e| format!("fsmount: {e}"))?;

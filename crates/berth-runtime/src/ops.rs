@@ -39,17 +39,95 @@ pub fn normalize_signal(sig: &str) -> Result<String> {
     }
 }
 
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+/// Polls `done` until it holds or `timeout` passes: every millisecond at
+/// first (a process dies, a monitor records an exit, in a few ms), backing
+/// off to every 50 ms.
+pub fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
     loop {
         if done() {
             return true;
         }
-        if Instant::now() >= end {
+        let now = Instant::now();
+        if now >= end {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(pause.min(end - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// Sends SIGKILL to `pid` if it is still the process that started at
+/// `start` (never to a process that reused the pid). False when it could
+/// not be sent that way.
+fn kill_process(pid: i32, start: u64) -> bool {
+    if start == 0 {
+        return false;
+    }
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
+        return false;
+    };
+    // The pidfd pins one process: if it still has the recorded start
+    // time, it is the container's and the signal goes to it alone.
+    if state::process_start_time(pid) != Some(start) {
+        return false;
+    }
+    rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL).is_ok()
+}
+
+/// SIGKILL now, no stop signal and no grace period, as `rm -f` does:
+/// marks the container stopped by the user and kills its main process
+/// (the init of its own pid namespace, so everything in it dies), without
+/// waiting. Does nothing to a container that is not running.
+pub fn kill_now(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
+    let st = read_state(container_dir)?;
+    if !st.is_running() {
+        return Ok(());
+    }
+    std::fs::write(container_dir.join(STOP_MARKER), b"")
+        .map_err(|e| RuntimeError::io(format!("writing {}", container_dir.join(STOP_MARKER).display()), e))?;
+    if st.status == "running" && kill_process(st.pid, st.pid_start) {
+        return Ok(());
+    }
+    let cfg = load_config(container_dir)?;
+    let _ = runtime.kill(&cfg.id, "KILL", false);
+    if st.status == "paused" {
+        let _ = runtime.resume(&cfg.id);
+    }
+    Ok(())
+}
+
+/// [`kill_now`], then waits like [`stop`] until the monitor has recorded
+/// the exit (or records it itself when the monitor is gone).
+pub fn kill_and_wait(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
+    let st = read_state(container_dir)?;
+    if !st.is_running() || st.status == "restarting" {
+        // A restarting container has no process: stop() handles the marker.
+        return stop(container_dir, runtime, Some(0));
+    }
+    kill_now(container_dir, runtime)?;
+    let cfg = load_config(container_dir)?;
+    let alive = |st: &state::ContainerState| state::pid_alive(st.pid, st.pid_start);
+    if !wait_until(Duration::from_secs(10), || !alive(&st)) {
+        if runtime.kill(&cfg.id, "KILL", true).is_err() {
+            let _ = runtime.kill(&cfg.id, "KILL", false);
+        }
+        if !wait_until(Duration::from_secs(10), || !alive(&st)) {
+            return Err(RuntimeError::WrongState {
+                id: cfg.id.clone(),
+                status: "running".into(),
+                what: format!(
+                    "process {} survived SIGKILL for 20s (stuck in the kernel?); try again",
+                    st.pid
+                ),
+            });
+        }
+    }
+    await_recorded(container_dir, runtime, &cfg.id)
 }
 
 /// Stops the container like `docker stop`: marks it stopped by the user (so
@@ -90,12 +168,17 @@ pub fn stop(container_dir: &Path, runtime: &OciRuntime, timeout: Option<u32>) ->
             }
         }
     }
-    // Let the monitor record the exit (or notice the stop marker while restarting).
+    await_recorded(container_dir, runtime, &cfg.id)
+}
+
+/// Lets the monitor record the exit (or notice the stop marker while
+/// restarting); records it when the monitor does not.
+fn await_recorded(container_dir: &Path, runtime: &OciRuntime, id: &str) -> Result<()> {
     let recorded = wait_until(Duration::from_secs(10), || {
         read_state(container_dir).map(|s| !s.is_running()).unwrap_or(true)
     });
     if !recorded {
-        let _ = runtime.delete(&cfg.id, true);
+        let _ = runtime.delete(id, true);
         update_state(container_dir, |s| {
             if s.is_running() {
                 s.status = "exited".into();

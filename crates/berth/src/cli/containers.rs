@@ -558,7 +558,14 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
         ContainerCommand::Stop(a) => each_parallel(&a.containers, |c| engine.stop_container(c, a.time)),
         ContainerCommand::Restart(a) => each_parallel(&a.containers, |c| engine.restart_container(c, a.time)),
         ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
-        ContainerCommand::Rm(a) => each(&a.containers, |c| engine.remove_container(c, a.force, a.volumes)),
+        ContainerCommand::Rm(a) => {
+            if a.force && a.containers.len() > 1 {
+                for c in &a.containers {
+                    engine.kill_for_removal(c);
+                }
+            }
+            each(&a.containers, |c| engine.remove_container(c, a.force, a.volumes))
+        }
         ContainerCommand::Ps(a) => ps(engine, a),
         ContainerCommand::Logs(a) => logs(engine, a),
         ContainerCommand::Wait(a) => wait(engine, a),

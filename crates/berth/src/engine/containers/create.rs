@@ -758,7 +758,7 @@ impl Engine {
             std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
         let rootfs = dir.join(ROOTFS);
-        self.mount_rootfs(&img, &dir)?;
+        self.mount_rootfs(&img, &dir, cc.auto_remove)?;
 
         // Volumes (created on first use, pre-filled from the image).
         for p in &mut planned {
@@ -817,8 +817,10 @@ impl Engine {
     }
 
     /// Mounts the overlay rootfs of a container dir: the image's layers
-    /// (top-most first) under the container's upper dir.
-    pub(crate) fn mount_rootfs(&self, img: &ImageRecord, dir: &Path) -> Result<()> {
+    /// (top-most first) under the container's upper dir. `disposable`
+    /// (`--rm`) mounts it volatile: its unmount then does not sync the whole
+    /// file system the store is on, and its writes are never worth a sync.
+    pub(crate) fn mount_rootfs(&self, img: &ImageRecord, dir: &Path, disposable: bool) -> Result<()> {
         if crate::engine::is_rootless() {
             // An unprivileged user cannot mount overlayfs here; the OCI
             // runtime mounts it inside the container's user namespace.
@@ -837,7 +839,7 @@ impl Engine {
                 );
             }
         }
-        berth_runtime::mount_overlay(&lowers, &dir.join(UPPER), &dir.join(WORK), &rootfs)?;
+        berth_runtime::mount_overlay_opts(&lowers, &dir.join(UPPER), &dir.join(WORK), &rootfs, disposable)?;
         Ok(())
     }
 

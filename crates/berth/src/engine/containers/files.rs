@@ -260,7 +260,7 @@ impl Engine {
             .store
             .image(&Digest::parse(&c.rec.image_id)?)
             .with_context(|| format!("the image of container {} is gone", c.rec.name))?;
-        self.mount_rootfs(&img, &c.dir)?;
+        self.mount_rootfs(&img, &c.dir, c.cfg.auto_remove)?;
         Ok(TempMount { rootfs: Some(rootfs) })
     }
 

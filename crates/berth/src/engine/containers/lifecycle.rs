@@ -8,7 +8,7 @@
 //! nothing is ever deleted while the rootfs is still mounted.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use berth_runtime::state::{pid_alive, REMOVE_MARKER};
@@ -18,6 +18,9 @@ use berth_store::Digest;
 use super::{Container, ROOTFS};
 use crate::engine::{Engine, ExitError};
 
+/// The monitor program installed beside `berth` (see `src/bin/berth-monitor.rs`).
+pub const MONITOR_EXE: &str = "berth-monitor";
+
 /// Turns a runtime error into the exit code Docker would use.
 pub fn runtime_exit(e: RuntimeError) -> anyhow::Error {
     match e {
@@ -26,17 +29,8 @@ pub fn runtime_exit(e: RuntimeError) -> anyhow::Error {
     }
 }
 
-fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for(timeout: Duration, done: impl FnMut() -> bool) -> bool {
+    berth_runtime::ops::wait_until(timeout, done)
 }
 
 /// Whether the container's monitor process is still alive (and is not us
@@ -102,7 +96,7 @@ impl Engine {
             .store
             .image(&Digest::parse(&c.rec.image_id)?)
             .with_context(|| format!("the image of container {} is gone", c.rec.name))?;
-        self.mount_rootfs(&img, &c.dir)?;
+        self.mount_rootfs(&img, &c.dir, c.cfg.auto_remove)?;
         Ok(rt)
     }
 
@@ -143,9 +137,18 @@ impl Engine {
             opts.on_exit
                 .extend(["rm", "-f", "-v", c.rec.id.as_str()].map(String::from));
         }
-        let mut args = global;
-        args.push("__monitor".into());
-        match berth_runtime::spawn_monitor(&c.dir, &exe, &args, &opts) {
+        // The small monitor program beside this executable when there is
+        // one (it needs no global flags: everything is in monitor.json),
+        // else this executable's own `__monitor`.
+        let small = exe.with_file_name(MONITOR_EXE);
+        let (monitor_exe, args) = if small.is_file() {
+            (small, vec!["__monitor".to_string()])
+        } else {
+            let mut args = global;
+            args.push("__monitor".into());
+            (exe, args)
+        };
+        match berth_runtime::spawn_monitor(&c.dir, &monitor_exe, &args, &opts) {
             Ok(_) => Ok(()),
             Err(e) => {
                 // The monitor unmounts on its way out; make sure of it.
@@ -268,7 +271,8 @@ impl Engine {
                 std::fs::write(c.dir.join(REMOVE_MARKER), b"")
                     .with_context(|| format!("marking {} for removal", c.dir.display()))?;
                 let rt = self.oci_runtime()?;
-                berth_runtime::stop(&c.dir, &rt, Some(0))?;
+                // Docker's `rm -f`: SIGKILL at once, no stop signal first.
+                berth_runtime::ops::kill_and_wait(&c.dir, &rt)?;
             }
             wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
             // The monitor deletes the runtime's state when the container
@@ -297,6 +301,23 @@ impl Engine {
             self.remove_anonymous_volumes(&c)?;
         }
         Ok(())
+    }
+
+    /// The first half of a forced removal of several containers: marks each
+    /// running one for removal and sends it SIGKILL without waiting, so
+    /// their monitors wind down side by side while [`Self::remove_container`]
+    /// takes them one by one. Errors are left for that second half to report.
+    pub fn kill_for_removal(&self, word: &str) {
+        let Ok(c) = self.container(word) else { return };
+        if !c.dir.is_dir() || !c.state.is_running() {
+            return;
+        }
+        if std::fs::write(c.dir.join(REMOVE_MARKER), b"").is_err() {
+            return;
+        }
+        if let Ok(rt) = self.oci_runtime() {
+            let _ = berth_runtime::ops::kill_now(&c.dir, &rt);
+        }
     }
 
     fn remove_anonymous_volumes(&self, c: &Container) -> Result<()> {
