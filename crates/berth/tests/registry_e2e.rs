@@ -714,6 +714,13 @@ fn run_and_build_pull_missing_images_and_build_pushes() {
         err.contains("Unable to find image") && err.contains("Pull complete"),
         "{err}"
     );
+    // Removing a pulled image by its tag also drops its digest reference.
+    let out = ok(&r, &["rmi", &base]);
+    assert!(
+        out.contains("Untagged: ") && out.contains("@sha256:") && out.contains("Deleted: sha256:"),
+        "{out}"
+    );
+    assert_eq!(ok(&r, &["images", "-a", "-q"]).trim(), "");
     // --pull never refuses a missing image.
     let o = berth(&r, &["run", "--rm", "--pull", "never", &reg.name("other:1"), "true"]);
     assert_eq!(o.status.code(), Some(125));

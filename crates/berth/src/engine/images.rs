@@ -358,7 +358,10 @@ impl Engine {
         let users = self.store.containers_using(img.id.as_str())?;
         let mut out = Vec::new();
         if let Some(name) = by_name {
-            if img.tags.len() + img.repo_digests.len() > 1 {
+            // Other tags keep the image; its digest references alone do not
+            // (Docker untags `repo@sha256:…` with the last tag and deletes).
+            let is_tag = img.tags.contains(&name);
+            if (is_tag && img.tags.len() > 1) || (!is_tag && img.tags.len() + img.repo_digests.len() > 1) {
                 self.store.untag(&name)?;
                 out.push(Removal::Untagged(familiar_name(&name)));
                 return Ok(out);
