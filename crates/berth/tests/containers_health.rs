@@ -44,7 +44,12 @@ fn httpd_turns_healthy_then_unhealthy() {
     let st = wait_for("(healthy)");
     assert!(st.starts_with("Up "), "{st}");
     assert_eq!(r.ok(&["ps", "-q", "--filter", "health=healthy"]).lines().count(), 1);
+    // `healthcheck run` probes now: silent and 0 while httpd answers.
+    assert_eq!(r.ok(&["healthcheck", "run", "web"]), "");
     r.ok(&["exec", "web", "killall", "httpd"]);
+    let o = r.run(&["healthcheck", "run", "web"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "unhealthy");
     wait_for("(unhealthy)");
     let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", "web"])).unwrap();
     let h = &v[0]["State"]["Health"];

@@ -65,9 +65,20 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Run a container's healthcheck now (exit 0 healthy, 1 unhealthy)
+    Healthcheck {
+        #[command(subcommand)]
+        cmd: HealthcheckCommand,
+    },
     /// (internal) supervise one container
     #[command(name = "__monitor", hide = true)]
     Monitor(MonitorArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HealthcheckCommand {
+    /// Run the healthcheck of a running container once and record the result
+    Run(OneArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -581,6 +592,16 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
             Ok(0)
         }
         ContainerCommand::Port(a) => port(engine, a),
+        ContainerCommand::Healthcheck {
+            cmd: HealthcheckCommand::Run(a),
+        } => {
+            if engine.healthcheck_run(&a.container)? {
+                Ok(0)
+            } else {
+                println!("unhealthy");
+                Ok(1)
+            }
+        }
         ContainerCommand::Diff(a) => {
             let mut out = String::new();
             for (k, p) in engine.container_diff(&a.container)? {

@@ -392,3 +392,28 @@ impl Engine {
         Ok(berth_runtime::stats(&c.dir)?)
     }
 }
+
+impl Engine {
+    /// `healthcheck run`: one probe now, recorded like the monitor's own;
+    /// returns whether this probe passed.
+    pub fn healthcheck_run(&self, word: &str) -> Result<bool> {
+        let c = self.container(word)?;
+        let Some(h) = &c.cfg.healthcheck else {
+            bail!("container {} has no healthcheck", c.rec.name);
+        };
+        let Some(sched) = berth_runtime::health::schedule(h, &c.cfg.shell) else {
+            bail!("container {} has no healthcheck", c.rec.name);
+        };
+        if !c.state.is_running() {
+            bail!("container {} is not running", c.rec.name);
+        }
+        let rt = self.oci_runtime()?;
+        let result = berth_runtime::health::probe(&c.dir, &rt, &c.rec.id, &sched);
+        let passed = result.exit_code == 0;
+        berth_runtime::state::update_state(&c.dir, |s| {
+            let health = s.health.get_or_insert_with(Default::default);
+            berth_runtime::health::apply_result(health, result, false, sched.retries);
+        })?;
+        Ok(passed)
+    }
+}
