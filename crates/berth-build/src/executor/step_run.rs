@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use berth_runtime::{
-    build_spec, monitor_main, mount_overlay, unmount, ContainerConfig, MonitorOptions, MountKind, MountSpec,
-};
+use berth_runtime::{build_spec, monitor_main, unmount, ContainerConfig, MonitorOptions, MountKind, MountSpec};
 use berth_store::Digest;
 
 use super::cache::step_key;
@@ -101,38 +99,13 @@ impl Drop for StepDir {
     }
 }
 
-/// A step's overlay: a container's, but `volatile` where the kernel has it.
-/// Unmounting a plain overlay syncs its whole upper file system; a step's
-/// upper dir is either thrown away or becomes a layer, which the store
-/// syncs once when it publishes it, so that sync only costs time (and makes
-/// a thrown-away upper dir's data reach the disk before it is deleted).
+/// A step's overlay: a container's, but `volatile`. Unmounting a plain
+/// overlay syncs its whole upper file system; a step's upper dir is either
+/// thrown away or becomes a layer, which the store syncs once when it
+/// publishes it, so that sync only costs time.
 fn mount_step_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, root: &Path) -> Result<(), BuildError> {
-    if !lowers.is_empty() {
-        match mount_volatile(lowers, upper, work, root) {
-            Ok(()) => return Ok(()),
-            Err(e) => log::debug!("volatile overlay at {}: {e}; mounting a plain one", root.display()),
-        }
-    }
-    mount_overlay(lowers, upper, work, root).map_err(|e| store_err("mounting the step's root filesystem", e))
-}
-
-fn mount_volatile(lowers: &[PathBuf], upper: &Path, work: &Path, root: &Path) -> rustix::io::Result<()> {
-    use rustix::mount::{
-        fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, FsMountFlags,
-        FsOpenFlags, MountAttrFlags, MoveMountFlags,
-    };
-    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    for l in lowers {
-        fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
-    }
-    fsconfig_set_string(&fs, "upperdir", upper)?;
-    fsconfig_set_string(&fs, "workdir", work)?;
-    // As berth-runtime mounts containers: inode numbers stay sane.
-    let _ = fsconfig_set_string(&fs, "index", "off");
-    fsconfig_set_flag(&fs, "volatile")?;
-    fsconfig_create(&fs)?;
-    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
-    move_mount(&mnt, "", rustix::fs::CWD, root, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+    berth_runtime::mount_overlay_opts(lowers, upper, work, root, true)
+        .map_err(|e| store_err("mounting the step's root filesystem", e))
 }
 
 /// Remove the step dirs (and their mounts) of builds that were killed:
