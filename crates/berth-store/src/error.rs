@@ -36,6 +36,8 @@ pub enum StoreError {
     AmbiguousContainer { reference: String, count: usize },
     #[error("the container name \"/{0}\" is already in use; remove that container or choose another name")]
     NameInUse(String),
+    #[error("layer {layer} of image {image} is not in the store; re-pull or re-load the image")]
+    LayerMissing { layer: String, image: String },
     #[error("blob {0} is not in the store")]
     BlobNotFound(String),
     #[error("layer {layer}: {source}")]

@@ -351,6 +351,29 @@ impl Store {
         Ok(out)
     }
 
+    /// An image's layers as they stand in the store, to build a new image on
+    /// top of them (a build step, a commit, a pushed copy).
+    pub fn image_layers(&self, img: &ImageRecord) -> Result<Vec<NewLayer>> {
+        img.layers
+            .iter()
+            .map(|chain| {
+                let l = self.layer(chain)?.ok_or_else(|| StoreError::LayerMissing {
+                    layer: chain.to_string(),
+                    image: img.id.to_string(),
+                })?;
+                Ok(NewLayer {
+                    diff_id: l.diff_id,
+                    blob: l.blob,
+                    media_type: l.media_type,
+                    blob_size: l.blob_size,
+                    size: l.size,
+                    staged_blob: None,
+                    staged_dir: None,
+                })
+            })
+            .collect()
+    }
+
     /// Delete an image record and its names; files go at the next `gc`.
     pub fn delete_image(&self, id: &Digest) -> Result<()> {
         let mut db = self.db();

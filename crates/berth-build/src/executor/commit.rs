@@ -124,23 +124,9 @@ pub(crate) fn stored_layers(store: &Store, image: &Digest) -> Result<Vec<NewLaye
     let rec = store
         .image(image)
         .map_err(|e| store_err("reading the parent image", e))?;
-    let mut out = Vec::with_capacity(rec.layers.len());
-    for chain in &rec.layers {
-        let l = store
-            .layer(chain)
-            .map_err(|e| store_err("reading a layer record", e))?
-            .ok_or_else(|| BuildError::other(format!("layer {chain} of image {image} is not in the store")))?;
-        out.push(NewLayer {
-            diff_id: l.diff_id,
-            blob: l.blob,
-            media_type: l.media_type,
-            blob_size: l.blob_size,
-            size: l.size,
-            staged_blob: None,
-            staged_dir: None,
-        });
-    }
-    Ok(out)
+    store
+        .image_layers(&rec)
+        .map_err(|e| store_err("reading the parent image's layers", e))
 }
 
 /// Commit a step: `config` is the parent's config with the step's changes

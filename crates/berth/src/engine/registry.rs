@@ -447,7 +447,7 @@ impl Engine {
         // Already complete: only names change.
         let existing = self.store.image(&config_desc.digest).ok();
         if let Some(img) = existing.filter(|img| img.layers.iter().all(|c| self.store.has_layer_dir(c))) {
-            let layers = self.existing_layers(&img)?;
+            let layers = self.store.image_layers(&img)?;
             let manifest_bytes = self.store.blobs().read(&img.manifest)?;
             let rec = self.store.commit_image(NewImage {
                 config,
@@ -498,27 +498,6 @@ impl Engine {
             digest: top_digest,
             downloaded: true,
         })
-    }
-
-    fn existing_layers(&self, img: &ImageRecord) -> Result<Vec<NewLayer>> {
-        img.layers
-            .iter()
-            .map(|c| {
-                let l = self
-                    .store
-                    .layer(c)?
-                    .ok_or_else(|| anyhow!("layer {c} of image {} has no record", img.id))?;
-                Ok(NewLayer {
-                    diff_id: l.diff_id,
-                    blob: l.blob,
-                    media_type: l.media_type,
-                    blob_size: l.blob_size,
-                    size: l.size,
-                    staged_blob: None,
-                    staged_dir: None,
-                })
-            })
-            .collect()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -725,7 +704,7 @@ impl Engine {
         let manifest = self.store.blobs().read(&img.manifest)?;
         self.store.commit_image(NewImage {
             config,
-            layers: self.existing_layers(img)?,
+            layers: self.store.image_layers(img)?,
             parent: img.parent.clone(),
             tags: vec![],
             repo_digests: vec![name.to_string()],

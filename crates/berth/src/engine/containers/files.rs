@@ -536,22 +536,7 @@ impl Engine {
             comment: message.map(str::to_string),
             empty_layer: false,
         });
-        let mut layers = Vec::new();
-        for chain in &parent.layers {
-            let l = self
-                .store
-                .layer(chain)?
-                .ok_or_else(|| anyhow!("layer {chain} of the container's image is not in the store"))?;
-            layers.push(NewLayer {
-                diff_id: l.diff_id,
-                blob: l.blob,
-                media_type: l.media_type,
-                blob_size: l.blob_size,
-                size: l.size,
-                staged_blob: None,
-                staged_dir: None,
-            });
-        }
+        let mut layers = self.store.image_layers(&parent)?;
         layers.push(NewLayer {
             diff_id: Digest::parse(&diffed.diff_id)?,
             blob: staged.digest.clone(),
