@@ -157,22 +157,6 @@ impl OciRuntime {
         }
     }
 
-    /// `create`: sets the container up, leaving its process waiting for `start`.
-    /// `stdio` become the container process's stdio (when not a tty).
-    /// Errors go to `log_file` too, from which the message is taken.
-    #[allow(clippy::too_many_arguments)]
-    pub fn create(
-        &self,
-        id: &str,
-        bundle: &Path,
-        pid_file: &Path,
-        console_socket: Option<&Path>,
-        stdio: (Stdio, Stdio, Stdio),
-        log_file: &Path,
-    ) -> Result<()> {
-        self.create_or_run(&["create"], id, bundle, pid_file, console_socket, stdio, log_file)
-    }
-
     /// `run --detach`: `create` and `start` in one invocation of the
     /// runtime (one process start-up less). Returns once the container's
     /// process runs; it is then a child of the nearest subreaper.
@@ -186,28 +170,7 @@ impl OciRuntime {
         stdio: (Stdio, Stdio, Stdio),
         log_file: &Path,
     ) -> Result<()> {
-        self.create_or_run(
-            &["run", "--detach"],
-            id,
-            bundle,
-            pid_file,
-            console_socket,
-            stdio,
-            log_file,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn create_or_run(
-        &self,
-        action: &[&str],
-        id: &str,
-        bundle: &Path,
-        pid_file: &Path,
-        console_socket: Option<&Path>,
-        stdio: (Stdio, Stdio, Stdio),
-        log_file: &Path,
-    ) -> Result<()> {
+        let action = ["run", "--detach"];
         self.ensure_root()?;
         let _ = std::fs::remove_file(log_file);
         let mut cmd = self.command();
@@ -232,16 +195,6 @@ impl OciRuntime {
         let msg = read_runtime_log_error(log_file)
             .unwrap_or_else(|| format!("{} {} exited with {status}", self.name, action[0]));
         Err(start_error(&msg))
-    }
-
-    /// `start`: runs the user process of a created container.
-    pub fn start(&self, id: &str) -> Result<()> {
-        let mut cmd = self.command();
-        cmd.arg("start").arg(id);
-        self.run("start", cmd).map(|_| ()).map_err(|e| match e {
-            RuntimeError::RuntimeFailed { message, .. } => start_error(&message),
-            e => e,
-        })
     }
 
     /// `state`.
