@@ -141,19 +141,18 @@ impl Engine {
             }
         }
         // Resolve links (old Docker archives link shared layer.tar files).
-        for (k, mut t) in links {
+        // A link may point at another link: follow a few hops.
+        for (k, first) in &links {
+            let mut t = first;
             for _ in 0..8 {
-                if files.contains_key(&t) {
-                    break;
+                match links.get(t) {
+                    Some(next) if !files.contains_key(t) => t = next,
+                    _ => break,
                 }
-                t = match files.get(&t) {
-                    Some(_) => t,
-                    None => break,
-                };
             }
-            if let Some(f) = files.get(&t) {
+            if let Some(f) = files.get(t) {
                 let (path, digest, size) = (f.path.clone(), f.digest.clone(), f.size);
-                files.insert(k, StagedFile { path, digest, size });
+                files.insert(k.clone(), StagedFile { path, digest, size });
             }
         }
         let plans = if files.contains_key("manifest.json") {
@@ -526,7 +525,6 @@ impl Engine {
         add_dir(b, "blobs/sha256/")?;
         for (img, names) in set {
             let cfg_bytes = self.store.blobs().read(&img.id)?;
-            let cfg = ImageConfig::from_bytes(&cfg_bytes)?;
             let mut layer_paths = Vec::new();
             let mut descs = Vec::new();
             for (i, chain) in img.layers.iter().enumerate() {
@@ -543,7 +541,6 @@ impl Engine {
                 descs.push(json!({"mediaType": MEDIA_OCI_LAYER, "digest": rec.diff_id.as_str(), "size": rec.size}));
                 layer_paths.push(path);
             }
-            let _ = cfg;
             if written.insert(img.id.clone()) {
                 add_bytes(b, &format!("blobs/sha256/{}", img.id.hex()), &cfg_bytes)?;
             }
@@ -619,7 +616,7 @@ fn hash_uncompressed(path: &Path) -> Result<(Digest, u64)> {
     Ok((Digest::parse(&d)?, n))
 }
 
-fn header(path: &str, size: u64, kind: tar::EntryType, mode: u32) -> tar::Header {
+fn header(size: u64, kind: tar::EntryType, mode: u32) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
     h.set_size(size);
@@ -627,26 +624,25 @@ fn header(path: &str, size: u64, kind: tar::EntryType, mode: u32) -> tar::Header
     h.set_mtime(0);
     h.set_uid(0);
     h.set_gid(0);
-    let _ = path;
     h
 }
 
 fn add_bytes<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> Result<()> {
-    let mut h = header(path, data.len() as u64, tar::EntryType::Regular, 0o644);
+    let mut h = header(data.len() as u64, tar::EntryType::Regular, 0o644);
     b.append_data(&mut h, path, data)
         .with_context(|| format!("writing {path}"))?;
     Ok(())
 }
 
 fn add_dir<W: Write>(b: &mut tar::Builder<W>, path: &str) -> Result<()> {
-    let mut h = header(path, 0, tar::EntryType::Directory, 0o755);
+    let mut h = header(0, tar::EntryType::Directory, 0o755);
     b.append_data(&mut h, path, io::empty())
         .with_context(|| format!("writing {path}"))?;
     Ok(())
 }
 
 fn add_reader<W: Write, R: Read>(b: &mut tar::Builder<W>, path: &str, size: u64, r: R) -> Result<()> {
-    let mut h = header(path, size, tar::EntryType::Regular, 0o644);
+    let mut h = header(size, tar::EntryType::Regular, 0o644);
     // A reader shorter or longer than promised would corrupt the archive: check.
     let mut counted = CountingReader { inner: r, n: 0 };
     b.append_data(&mut h, path, &mut counted)
