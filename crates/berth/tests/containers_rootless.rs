@@ -4,52 +4,21 @@
 
 mod common;
 
-use common::subuid_user;
+use common::Rootless;
 
-use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
-use std::process::Command;
+use std::os::unix::fs::{chown, MetadataExt};
 
 #[test]
 fn rootless_run_is_root_inside() {
-    if !rustix::process::geteuid().is_root() {
-        println!("SKIP: this test switches to an unprivileged user and must start as root");
-        return;
-    }
-    let Some((user, uid, gid)) = subuid_user() else {
-        println!("SKIP: no user with an /etc/subuid range");
+    let Some(rl) = Rootless::new("berth-rootless-") else {
         return;
     };
-    if Command::new("newuidmap").arg("--help").output().is_err() && !std::path::Path::new("/usr/bin/newuidmap").exists()
-    {
-        println!("SKIP: newuidmap (uidmap) is not installed");
-        return;
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("berth-rootless-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.path().join("berth");
-    std::fs::copy(env!("CARGO_BIN_EXE_berth"), &exe).unwrap();
-    let tar = dir.path().join("bb.tar");
-    std::fs::copy(common::busybox_tar(), &tar).unwrap();
-    let host = dir.path().join("host");
+    let (uid, gid) = (rl.uid, rl.gid);
+    let host = rl.dir.path().join("host");
     std::fs::create_dir(&host).unwrap();
-    for p in [dir.path().to_path_buf(), exe.clone(), tar.clone(), host.clone()] {
-        chown(&p, Some(uid), Some(gid)).unwrap();
-    }
-    let store = dir.path().join("store");
-    let run = |args: &str| {
-        let line = format!(
-            "cd {d} && HOME={d} XDG_RUNTIME_DIR={d} ./berth --root {s} {args}",
-            d = dir.path().display(),
-            s = store.display()
-        );
-        Command::new("su")
-            .args([user.as_str(), "-s", "/bin/sh", "-c", &line])
-            .output()
-            .unwrap()
-    };
+    chown(&host, Some(uid), Some(gid)).unwrap();
+    let store = rl.store();
+    let run = |args: &str| rl.run(args);
     let o = run("import bb.tar bb");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = run("run --rm bb id -u");

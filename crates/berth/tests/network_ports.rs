@@ -4,11 +4,9 @@
 
 mod common;
 
-use common::{subuid_user, Root};
+use common::{Root, Rootless};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const HTTPD: &str = "echo hi > /tmp/index.html; exec httpd -f -p 8080 -h /tmp";
@@ -237,38 +235,10 @@ fn foreground_run_publishes_until_exit() {
 
 #[test]
 fn rootless_publish() {
-    if !rustix::process::geteuid().is_root() {
-        println!("SKIP: this test switches to an unprivileged user and must start as root");
-        return;
-    }
-    let Some((user, uid, gid)) = subuid_user() else {
-        println!("SKIP: no user with an /etc/subuid range");
+    let Some(rl) = Rootless::new("berth-rl-net-") else {
         return;
     };
-    let dir = tempfile::Builder::new()
-        .prefix("berth-rl-net-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.path().join("berth");
-    std::fs::copy(env!("CARGO_BIN_EXE_berth"), &exe).unwrap();
-    let tar = dir.path().join("bb.tar");
-    std::fs::copy(common::busybox_tar(), &tar).unwrap();
-    for p in [dir.path().to_path_buf(), exe.clone(), tar.clone()] {
-        std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
-    }
-    let store = dir.path().join("store");
-    let run = |args: &str| {
-        let line = format!(
-            "cd {d} && HOME={d} XDG_RUNTIME_DIR={d} ./berth --root {s} {args}",
-            d = dir.path().display(),
-            s = store.display()
-        );
-        Command::new("su")
-            .args([user.as_str(), "-s", "/bin/sh", "-c", &line])
-            .output()
-            .unwrap()
-    };
+    let run = |args: &str| rl.run(args);
     let o = run("import bb.tar bb");
     assert!(o.status.success(), "{}", common::stderr(&o));
     let port = free_port();

@@ -147,3 +147,57 @@ pub fn have(tool: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// A throwaway store owned by an unprivileged user with subordinate ids,
+/// and a copy of berth that user can run. `None` (with the reason printed)
+/// when this machine cannot run rootless tests.
+pub struct Rootless {
+    pub dir: tempfile::TempDir,
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Rootless {
+    pub fn new(prefix: &str) -> Option<Rootless> {
+        if !rustix::process::geteuid().is_root() {
+            println!("SKIP: this test switches to an unprivileged user and must start as root");
+            return None;
+        }
+        let Some((user, uid, gid)) = subuid_user() else {
+            println!("SKIP: no user with an /etc/subuid range");
+            return None;
+        };
+        if !Path::new("/usr/bin/newuidmap").exists() && !have("newuidmap") {
+            println!("SKIP: newuidmap (uidmap) is not installed");
+            return None;
+        }
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.path().join("berth");
+        std::fs::copy(env!("CARGO_BIN_EXE_berth"), &exe).unwrap();
+        let tar = dir.path().join("bb.tar");
+        std::fs::copy(busybox_tar(), &tar).unwrap();
+        for p in [dir.path().to_path_buf(), exe, tar] {
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+        }
+        Some(Rootless { dir, user, uid, gid })
+    }
+
+    /// `berth --root <store> ARGS` as the user, in the test dir (which holds `bb.tar`).
+    pub fn run(&self, args: &str) -> Output {
+        let line = format!(
+            "cd {d} && HOME={d} XDG_RUNTIME_DIR={d} ./berth --root {d}/store {args}",
+            d = self.dir.path().display()
+        );
+        Command::new("su")
+            .args([self.user.as_str(), "-s", "/bin/sh", "-c", &line])
+            .output()
+            .unwrap()
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+}
