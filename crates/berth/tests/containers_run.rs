@@ -343,3 +343,14 @@ fn names_conflicts_and_detached_rm() {
     assert_eq!(std::fs::read_to_string(&cid).unwrap(), id4);
     r.ok(&["rm", "-f", &id]);
 }
+
+#[test]
+fn a_mistyped_flag_before_the_image_is_an_unknown_flag() {
+    let r = Root::new();
+    r.busybox("bb");
+    let o = r.run(&["run", "--rmm", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("unknown flag: --rmm"), "{}", stderr(&o));
+    // Flags after the image belong to the command.
+    assert_eq!(r.ok(&["run", "--rm", "bb", "ls", "-d", "/bin"]).trim(), "/bin");
+}

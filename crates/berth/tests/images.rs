@@ -608,3 +608,15 @@ fn import_from_a_url() {
         .iter()
         .all(|e| !e.file_name().to_string_lossy().contains("download")));
 }
+
+#[test]
+fn another_users_store_is_a_clear_permission_error() {
+    let Some(rl) = common::Rootless::new("berth-perm-") else {
+        return;
+    };
+    let r = Root::new();
+    r.busybox("bb");
+    let o = rl.run(&format!("images --root {}", r.path().join("store").display()));
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("permission denied on the store"), "{}", stderr(&o));
+}

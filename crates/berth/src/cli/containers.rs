@@ -669,12 +669,23 @@ fn each_parallel(names: &[String], f: impl Fn(&str) -> Result<()> + Sync) -> Res
     Ok(if failed { 1 } else { 0 })
 }
 
+/// The operands after the flags take hyphens (`run bb ls -la`), so clap
+/// cannot reject a mistyped flag before the image or container: do it here,
+/// in Docker's words.
+fn reject_flag_as_operand(word: &str, command: &str) -> Result<()> {
+    if word.starts_with('-') && word.len() > 1 {
+        bail!("unknown flag: {word}\nSee 'berth {command} --help'.");
+    }
+    Ok(())
+}
+
 fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
     let mut it = a.image_and_cmd.iter();
     let image = it
         .next()
         .cloned()
         .ok_or_else(|| anyhow!("\"run\" requires at least 1 argument"))?;
+    reject_flag_as_operand(&image, "run")?;
     Ok(CreateOptions {
         image,
         cmd: it.cloned().collect(),
@@ -976,6 +987,7 @@ fn exec(engine: &Engine, a: ExecArgs) -> Result<i32> {
         .container_and_cmd
         .split_first()
         .ok_or_else(|| anyhow!("exec needs a container and a command"))?;
+    reject_flag_as_operand(ctr, "exec")?;
     let mut env = read_env_files(&a.env_file)?;
     env.extend(a.env.iter().filter_map(|e| {
         if e.contains('=') {

@@ -13,7 +13,7 @@ pub mod registry;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use berth_store::Store;
 
 /// A failure that carries the exit code berth must end with (a container's
@@ -43,7 +43,20 @@ pub struct Engine {
 
 impl Engine {
     pub fn open(root: &Path, runtime: Option<String>) -> Result<Engine> {
-        let store = Store::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
+        let store = Store::open(root).map_err(|e| {
+            let denied = matches!(&e, berth_store::StoreError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied);
+            if denied {
+                anyhow::anyhow!(
+                    "permission denied on the store at {}: it belongs to another user. As a normal user berth \
+                     keeps its own store in ~/.local/share/berth (the default); choose another with --root DIR, \
+                     or run as root ({e})",
+                    root.display()
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("opening the store at {}", root.display()))
+            }
+        })?;
         Ok(Engine {
             store,
             root: root.to_path_buf(),
