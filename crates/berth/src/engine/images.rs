@@ -20,7 +20,6 @@ pub struct ImageSummary {
     pub digest: String,
     pub created: String,
     pub size: u64,
-    pub labels: BTreeMap<String, String>,
     pub dangling: bool,
     pub intermediate: bool,
     pub containers: usize,
@@ -122,15 +121,7 @@ impl Engine {
                     continue;
                 }
             }
-            let config = self.store.image_config(&img.id).ok();
-            let labels = config
-                .as_ref()
-                .and_then(|c| c.config.labels.clone())
-                .unwrap_or_default();
-            if !f.labels.iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => labels.get(k).map(|x| x == v).unwrap_or(false),
-                None => labels.contains_key(l.as_str()),
-            }) {
+            if !self.has_labels(&img.id, &f.labels) {
                 continue;
             }
             let digest = img
@@ -145,7 +136,6 @@ impl Engine {
                 digest,
                 created: img.created.clone(),
                 size: img.size,
-                labels,
                 dangling,
                 intermediate,
                 containers: used.get(img.id.as_str()).copied().unwrap_or(0),
@@ -456,19 +446,8 @@ impl Engine {
                 if !all && !untagged {
                     continue;
                 }
-                if !labels.is_empty() {
-                    let l = self
-                        .store
-                        .image_config(&img.id)
-                        .ok()
-                        .and_then(|c| c.config.labels)
-                        .unwrap_or_default();
-                    if !labels.iter().all(|f| match f.split_once('=') {
-                        Some((k, v)) => l.get(k).is_some_and(|x| x == v),
-                        None => l.contains_key(f.as_str()),
-                    }) {
-                        continue;
-                    }
+                if !self.has_labels(&img.id, labels) {
+                    continue;
                 }
                 for t in img.tags.iter().chain(&img.repo_digests) {
                     self.store.untag(t)?;
@@ -485,6 +464,24 @@ impl Engine {
         self.store.gc()?;
         let after = self.disk_usage_images()?;
         Ok((removed, before.saturating_sub(after)))
+    }
+
+    /// Does the image carry every `key` / `key=value` label filter? Reads
+    /// the config only when there is a filter.
+    fn has_labels(&self, id: &Digest, filters: &[String]) -> bool {
+        if filters.is_empty() {
+            return true;
+        }
+        let labels = self
+            .store
+            .image_config(id)
+            .ok()
+            .and_then(|c| c.config.labels)
+            .unwrap_or_default();
+        filters.iter().all(|f| match f.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(f.as_str()),
+        })
     }
 
     /// Bytes of all unpacked layers.
