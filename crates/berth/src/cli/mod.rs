@@ -139,6 +139,11 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let root = cli.root.clone().unwrap_or_else(engine::default_root);
+    // Absolute from here on: the root is written into bundles, monitor
+    // options and hooks that run from other directories.
+    let root = anyhow::Context::with_context(std::path::absolute(&root), || {
+        format!("resolving the store root {}", root.display())
+    })?;
     // Commands that need no store.
     if let Command::Version(a) = &cli.command {
         return system::version(a);
