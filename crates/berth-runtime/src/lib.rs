@@ -8,11 +8,14 @@
 //! * [`mount`]: overlay root file systems.
 //! * [`oci`]: the OCI runtime command line.
 //! * [`monitor`]: the per-container monitor (logs, exit, restarts, health).
+//! * [`attach`]: the monitor's attach socket and the client of `run -it`, `attach`.
+//! * [`term`]: raw mode, window size and forwarded signals.
 //! * [`state`], [`logs`], [`exec`], [`health`], [`ops`]: what the CLI reads and does.
 //!
 //! This crate never touches the engine's database or image store; it works
 //! on a container directory the engine prepared.
 
+pub mod attach;
 pub mod config;
 pub mod error;
 pub mod exec;
@@ -25,12 +28,14 @@ pub mod ops;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod term;
 
+pub use attach::{AttachClient, AttachEnd, AttachOptions};
 pub use config::{resolve_args, ContainerConfig, HealthConfig, MountKind, MountSpec, Resources, RestartPolicy};
 pub use error::{Result, RuntimeError};
 pub use exec::{exec, ExecOptions};
 pub use logs::{read_logs, LogOptions};
-pub use monitor::{monitor_main, spawn_monitor, MonitorOptions};
+pub use monitor::{monitor_main, spawn_monitor, spawn_monitor_with, MonitorOptions};
 pub use mount::{mount_overlay, mount_overlay_opts, unmount};
 pub use oci::{OciRuntime, OciState};
 pub use ops::{kill, pause, stats, stop, top, unpause, ProcessInfo, Stats};

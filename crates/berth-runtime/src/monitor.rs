@@ -10,19 +10,21 @@
 //! mount or unmount anything, or allocate in proportion to the container's
 //! output.
 
+use crate::attach::{AttachServer, Request};
 use crate::config::{ContainerConfig, RestartPolicy};
 use crate::error::{IoContext, Result, RuntimeError};
 use crate::health;
 use crate::logs::{LogWriter, Stream, LOG_FILE};
 use crate::oci::OciRuntime;
 use crate::state::{self, update_state, REMOVE_MARKER, STOP_MARKER};
+use crate::term::{copy_winsize, pipe, RawTerminal, SignalPipe};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The container configuration the engine writes into the container dir.
@@ -51,6 +53,11 @@ pub struct MonitorOptions {
     /// restarted (e.g. `["berth", "rm", "-f", "<id>"]` for `--rm` detached).
     #[serde(default)]
     pub on_exit: Vec<String>,
+    /// Start the container only once a client has attached (`run -it`,
+    /// `start -a`): the monitor reports "listening" on the readiness fd,
+    /// waits for the first connection to `attach.sock`, then starts.
+    #[serde(default)]
+    pub wait_attach: bool,
     /// Where readiness ("ok <pid>" or "err <code> <message>") is written once.
     #[serde(skip)]
     pub ready: Option<OwnedFd>,
@@ -63,6 +70,7 @@ impl MonitorOptions {
             runtime,
             attach: true,
             on_exit: Vec::new(),
+            wait_attach: false,
             ready: None,
         }
     }
@@ -98,6 +106,12 @@ impl MonitorOptions {
 struct Notifier(Option<OwnedFd>);
 
 impl Notifier {
+    /// An intermediate line; the fd stays open for the final word.
+    fn line(&mut self, msg: &str) {
+        if let Some(fd) = self.0.as_ref() {
+            let _ = rustix::io::write(fd, msg.as_bytes());
+        }
+    }
     fn send(&mut self, msg: &str) {
         if let Some(fd) = self.0.take() {
             let mut f = std::fs::File::from(fd);
@@ -186,6 +200,11 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
         s.error.clear();
     })?;
     let ports = PublishedPorts::bind(dir, &cfg)?;
+    let mut clients = AttachServer::bind(dir)?;
+    if opts.wait_attach {
+        notifier.line("listening\n");
+        clients.wait_first(Duration::from_secs(30))?;
+    }
     let sched = cfg.healthcheck.as_ref().and_then(|h| health::schedule(h, &cfg.shell));
     let signals = if opts.attach {
         Some(SignalPipe::install()?)
@@ -208,11 +227,16 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
             signals.as_ref(),
             &mut log,
             fwd,
+            &mut clients,
         ) {
-            Ok(code) => last = code,
+            Ok(code) => {
+                last = code;
+                clients.send_exit(code);
+            }
             Err(e) if first => return Err(e),
             Err(e) => {
                 last = e.exit_code();
+                clients.send_exit(last);
                 let msg = e.to_string();
                 update_state(dir, |s| {
                     s.status = "exited".into();
@@ -227,6 +251,8 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
         if user_stopped(dir) || !should_restart(&cfg.restart_policy, last, restarts) {
             break;
         }
+        // Attached clients saw this exit; the restarted container is not theirs.
+        clients.disconnect_all();
         if t0.elapsed() > Duration::from_secs(10) {
             backoff = Duration::from_millis(100);
         }
@@ -245,6 +271,7 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
     run_on_exit(&opts.on_exit);
+    clients.disconnect_all();
     Ok(last)
 }
 
@@ -291,10 +318,6 @@ enum Io {
     Pty {
         master: Option<OwnedFd>,
     },
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "creating a pipe".to_string())
 }
 
 /// A short, private directory for the console socket (unix socket paths are limited to 108 bytes).
@@ -421,6 +444,7 @@ fn run_once(
     signals: Option<&SignalPipe>,
     log: &mut LogWriter,
     ports: Option<&berth_net::Forwarder>,
+    clients: &mut AttachServer,
 ) -> Result<i32> {
     let rt = &opts.runtime;
     let id = cfg.id.as_str();
@@ -460,7 +484,9 @@ fn run_once(
     } else {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let (stdin_child, stdin_ours) = if opts.attach && cfg.open_stdin {
+        // With `-i` the container's stdin is a pipe the monitor holds open
+        // for as long as the container runs: attached clients write to it.
+        let (stdin_child, stdin_ours) = if cfg.open_stdin {
             let (r, w) = pipe()?;
             (Stdio::from(r), Some(w))
         } else {
@@ -543,7 +569,15 @@ fn run_once(
     if let (true, Io::Pty { master: Some(m) }) = (opts.attach, &io) {
         copy_winsize(m);
     }
-    let status = pump(&mut io, &pidfd, waited, opts.attach && cfg.open_stdin, signals, log);
+    let status = pump(
+        &mut io,
+        &pidfd,
+        waited,
+        opts.attach && cfg.open_stdin,
+        signals,
+        log,
+        clients,
+    );
     if let Some(f) = ports {
         f.detach();
     }
@@ -596,7 +630,9 @@ fn attach_write(stream: Stream, data: &[u8]) {
 }
 
 /// Copies output until the container exits and its output is drained;
-/// returns the exit code (128+signal when killed).
+/// returns the exit code (128+signal when killed). Output goes to the log,
+/// to every attached client, and (foreground) to this process's terminal;
+/// stdin comes from this process (foreground `-i`) and from clients.
 fn pump(
     io: &mut Io,
     pidfd: &OwnedFd,
@@ -604,6 +640,7 @@ fn pump(
     forward_stdin: bool,
     signals: Option<&SignalPipe>,
     log: &mut LogWriter,
+    clients: &mut AttachServer,
 ) -> Result<i32> {
     let attach = signals.is_some();
     let mut buf = vec![0u8; 32 * 1024];
@@ -612,6 +649,9 @@ fn pump(
     // SAFETY: fd 0 stays open for the life of the process.
     let stdin_fd = unsafe { BorrowedFd::borrow_raw(0) };
     let mut stdin_open = forward_stdin;
+    // Close the container's stdin once `pending` is written (our stdin
+    // ended, or a client said its stdin did).
+    let mut close_stdin = false;
     let mut pending: Vec<u8> = Vec::new();
     if let Io::Pty { master: Some(m) } = io {
         let _ = rustix::io::ioctl_fionbio(&*m, true);
@@ -629,6 +669,18 @@ fn pump(
                 return Ok(code);
             }
         }
+        if close_stdin && pending.is_empty() {
+            match &mut *io {
+                Io::Pipes { stdin, .. } => *stdin = None, // EOF for the container
+                // A terminal has no end: type Ctrl-D (EOF at the start of a
+                // line in canonical mode), once, as a person would.
+                Io::Pty { .. } => pending.push(0x04),
+            }
+            close_stdin = false;
+        }
+        // Output waits while a client is far behind (it is read again once
+        // the client catches up; the container blocks meanwhile, as with Docker).
+        let read_output = !clients.backlogged();
         // Build the poll set: slot kinds in parallel.
         #[derive(Clone, Copy)]
         enum Slot {
@@ -639,20 +691,22 @@ fn pump(
             Stdin,
             StdinOut,
             Sig,
+            Listen,
+            Client(usize),
         }
-        let mut fds: Vec<PollFd> = Vec::with_capacity(6);
-        let mut kinds: Vec<Slot> = Vec::with_capacity(6);
+        let mut fds: Vec<PollFd> = Vec::with_capacity(8);
+        let mut kinds: Vec<Slot> = Vec::with_capacity(8);
         if exit.is_none() {
             fds.push(PollFd::new(pidfd, PollFlags::IN));
             kinds.push(Slot::Pid);
         }
         match io {
             Io::Pipes { out, err, stdin } => {
-                if let Some(o) = out {
+                if let (Some(o), true) = (out, read_output) {
                     fds.push(PollFd::new(&*o, PollFlags::IN));
                     kinds.push(Slot::Out);
                 }
-                if let Some(e) = err {
+                if let (Some(e), true) = (err, read_output) {
                     fds.push(PollFd::new(&*e, PollFlags::IN));
                     kinds.push(Slot::Err);
                 }
@@ -663,7 +717,10 @@ fn pump(
             }
             Io::Pty { master } => {
                 if let Some(m) = master {
-                    let mut f = PollFlags::IN;
+                    let mut f = PollFlags::empty();
+                    if read_output {
+                        f |= PollFlags::IN;
+                    }
                     if !pending.is_empty() {
                         f |= PollFlags::OUT;
                     }
@@ -680,6 +737,14 @@ fn pump(
             fds.push(PollFd::new(&s.read, PollFlags::IN));
             kinds.push(Slot::Sig);
         }
+        let listener = clients.listener();
+        fds.push(PollFd::new(&listener, PollFlags::IN));
+        kinds.push(Slot::Listen);
+        let client_set = clients.poll_set();
+        for (i, (fd, f)) in client_set.iter().enumerate() {
+            fds.push(PollFd::new(fd, *f));
+            kinds.push(Slot::Client(i));
+        }
         let timeout = if exit.is_some() {
             Some(rustix::event::Timespec {
                 tv_sec: 0,
@@ -694,6 +759,7 @@ fn pump(
         }
         let ready: Vec<(Slot, PollFlags)> = kinds.iter().copied().zip(fds.iter().map(|f| f.revents())).collect();
         drop(fds);
+        drop(client_set);
         for (kind, rev) in ready {
             if rev.is_empty() {
                 continue;
@@ -720,12 +786,7 @@ fn pump(
                     };
                     let fd = slot.as_ref().expect("polled fd is open");
                     match read_some(fd, &mut buf) {
-                        Some(n) => {
-                            log.write(stream, &buf[..n])?;
-                            if attach {
-                                attach_write(stream, &buf[..n]);
-                            }
-                        }
+                        Some(n) => output(log, clients, attach, stream, &buf[..n])?,
                         None => *slot = None,
                     }
                 }
@@ -743,12 +804,7 @@ fn pump(
                     if rev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
                         let m = master.as_ref().expect("polled fd is open");
                         match read_some(m, &mut buf) {
-                            Some(n) => {
-                                log.write(Stream::Stdout, &buf[..n])?;
-                                if attach {
-                                    attach_write(Stream::Stdout, &buf[..n]);
-                                }
-                            }
+                            Some(n) => output(log, clients, attach, Stream::Stdout, &buf[..n])?,
                             None => *master = None,
                         }
                     }
@@ -763,146 +819,86 @@ fn pump(
                             Err(_) => pending.clear(),
                         }
                     }
-                    if pending.is_empty() && !stdin_open {
-                        if let Io::Pipes { stdin, .. } = &mut *io {
-                            *stdin = None;
-                        }
-                    }
                 }
                 Slot::Stdin => match rustix::io::read(stdin_fd, &mut buf) {
                     Ok(0) | Err(_) => {
                         stdin_open = false;
-                        if pending.is_empty() {
-                            if let Io::Pipes { stdin, .. } = &mut *io {
-                                *stdin = None; // EOF for the container
-                            }
-                        }
+                        close_stdin = true;
                     }
                     Ok(n) => pending.extend_from_slice(&buf[..n]),
                 },
                 Slot::Sig => {
                     let Some(s) = signals else { continue };
-                    let mut sb = [0u8; 16];
-                    let n = rustix::io::read(&s.read, &mut sb).unwrap_or(0);
-                    for sig in &sb[..n] {
-                        let sig = *sig as i32;
+                    for sig in s.drain() {
                         if sig == libc::SIGWINCH {
                             if let Io::Pty { master: Some(m) } = &*io {
                                 copy_winsize(m);
                             }
                         } else if exit.is_none() {
-                            // SAFETY: kill(2) with a pid we own and a valid signal number.
-                            unsafe { libc::kill(pid.as_raw_nonzero().get(), sig) };
+                            signal(pid, sig);
+                        }
+                    }
+                }
+                Slot::Listen => clients.accept(),
+                Slot::Client(i) => {
+                    for req in clients.service(i, rev) {
+                        match req {
+                            Request::Stdin(d) => {
+                                let has_stdin = match &*io {
+                                    Io::Pipes { stdin, .. } => stdin.is_some(),
+                                    Io::Pty { master } => master.is_some(),
+                                };
+                                if has_stdin && exit.is_none() {
+                                    pending.extend_from_slice(&d);
+                                }
+                            }
+                            Request::Resize { rows, cols } => {
+                                if let Io::Pty { master: Some(m) } = &*io {
+                                    let ws = rustix::termios::Winsize {
+                                        ws_row: rows,
+                                        ws_col: cols,
+                                        ws_xpixel: 0,
+                                        ws_ypixel: 0,
+                                    };
+                                    let _ = rustix::termios::tcsetwinsize(m, ws);
+                                }
+                            }
+                            Request::CloseStdin => close_stdin = true,
+                            Request::Signal(sig) => {
+                                if exit.is_none() && sig > 0 && sig < 65 {
+                                    signal(pid, sig);
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+        clients.reap();
     }
 }
 
-/// Copies this terminal's window size to the container's pty.
-fn copy_winsize(master: &OwnedFd) {
-    for fd in [0, 1] {
-        // SAFETY: fds 0 and 1 stay open for the life of the process.
-        let b = unsafe { BorrowedFd::borrow_raw(fd) };
-        if let Ok(ws) = rustix::termios::tcgetwinsize(b) {
-            let _ = rustix::termios::tcsetwinsize(master, ws);
-            return;
-        }
-    }
+/// Sends `sig` to the container's process.
+fn signal(pid: rustix::process::Pid, sig: i32) {
+    // SAFETY: kill(2) with a pid we own (our unreaped child) and a signal number.
+    unsafe { libc::kill(pid.as_raw_nonzero().get(), sig) };
 }
 
-/// Puts the controlling terminal (stdin) in raw mode; restores it on drop.
-struct RawTerminal(rustix::termios::Termios);
-
-impl RawTerminal {
-    fn enter() -> Option<Self> {
-        // SAFETY: fd 0 stays open for the life of the process.
-        let fd = unsafe { BorrowedFd::borrow_raw(0) };
-        if !rustix::termios::isatty(fd) {
-            return None;
-        }
-        let saved = rustix::termios::tcgetattr(fd).ok()?;
-        let mut raw = saved.clone();
-        raw.make_raw();
-        rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Now, &raw).ok()?;
-        Some(RawTerminal(saved))
+/// One piece of the container's output: into the log, to every attached
+/// client, and to this terminal when the run is in the foreground.
+fn output(log: &mut LogWriter, clients: &mut AttachServer, attach: bool, stream: Stream, data: &[u8]) -> Result<()> {
+    log.write(stream, data)?;
+    if !clients.is_empty() {
+        let tag = match stream {
+            Stream::Stdout => crate::attach::TAG_STDOUT,
+            Stream::Stderr => crate::attach::TAG_STDERR,
+        };
+        clients.broadcast(tag, data);
     }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        // SAFETY: fd 0 stays open for the life of the process.
-        let fd = unsafe { BorrowedFd::borrow_raw(0) };
-        let _ = rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Now, &self.0);
+    if attach {
+        attach_write(stream, data);
     }
-}
-
-/// Self-pipe for the signals a foreground run forwards to the container.
-struct SignalPipe {
-    read: OwnedFd,
-    _write: OwnedFd,
-    saved: Vec<(i32, libc::sigaction)>,
-}
-
-static SIGNAL_WRITE_FD: AtomicI32 = AtomicI32::new(-1);
-const FORWARDED: &[i32] = &[
-    libc::SIGWINCH,
-    libc::SIGINT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-];
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    let fd = SIGNAL_WRITE_FD.load(Ordering::Relaxed);
-    if fd >= 0 {
-        let b = sig as u8;
-        // SAFETY: write(2) is async-signal-safe; the buffer is a live local byte.
-        unsafe { libc::write(fd, &b as *const u8 as *const libc::c_void, 1) };
-    }
-}
-
-impl SignalPipe {
-    fn install() -> Result<Self> {
-        let (read, write) = pipe()?;
-        let _ = rustix::io::ioctl_fionbio(&write, true);
-        SIGNAL_WRITE_FD.store(write.as_raw_fd(), Ordering::Relaxed);
-        let mut saved = Vec::new();
-        for &sig in FORWARDED {
-            // SAFETY: a zeroed sigaction is a valid "default" value that we fill in;
-            // sigaction(2) receives valid pointers to locals; the handler only calls
-            // async-signal-safe write(2).
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_signal as *const () as usize;
-                sa.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut sa.sa_mask);
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, &sa, &mut old) == 0 {
-                    saved.push((sig, old));
-                }
-            }
-        }
-        Ok(SignalPipe {
-            read,
-            _write: write,
-            saved,
-        })
-    }
-}
-
-impl Drop for SignalPipe {
-    fn drop(&mut self) {
-        for (sig, old) in &self.saved {
-            // SAFETY: restores a disposition previously returned by sigaction(2).
-            unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
-        }
-        SIGNAL_WRITE_FD.store(-1, Ordering::Relaxed);
-    }
+    Ok(())
 }
 
 /// The container's root file system mount point inside its directory.
@@ -929,6 +925,20 @@ pub fn detached_monitor_main(container_dir: &Path) -> i32 {
 /// and waits until it reports the container running (returns the monitor's
 /// pid) or failed to start (returns its error, with Docker's exit code).
 pub fn spawn_monitor(container_dir: &Path, exe: &Path, args: &[String], opts: &MonitorOptions) -> Result<u32> {
+    spawn_monitor_with(container_dir, exe, args, opts, &mut || Ok(()))
+}
+
+/// [`spawn_monitor`] for a monitor with `wait_attach`: `on_listening`
+/// runs once the monitor listens on its attach socket and before the
+/// container starts (it connects the client that will see everything).
+pub fn spawn_monitor_with(
+    container_dir: &Path,
+    exe: &Path,
+    args: &[String],
+    opts: &MonitorOptions,
+    on_listening: &mut dyn FnMut() -> Result<()>,
+) -> Result<u32> {
+    use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     let bytes = serde_json::to_vec_pretty(opts).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
     crate::spec::write_atomic(&container_dir.join(MONITOR_FILE), &bytes)?;
@@ -958,11 +968,22 @@ pub fn spawn_monitor(container_dir: &Path, exe: &Path, args: &[String], opts: &M
     let mut child = cmd.spawn().ctx(|| format!("starting the monitor {}", exe.display()))?;
     drop(cmd);
     drop(w);
-    let mut msg = String::new();
-    let mut f = std::fs::File::from(r);
-    let _ = std::io::Read::read_to_string(&mut f, &mut msg);
     let pid = child.id();
-    let line = msg.lines().next().unwrap_or("").to_string();
+    let mut lines = std::io::BufReader::new(std::fs::File::from(r));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let _ = lines.read_line(&mut line);
+        if line.trim_end() != "listening" {
+            break;
+        }
+        if let Err(e) = on_listening() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    }
+    let line = line.trim_end().to_string();
     if line.starts_with("ok") {
         // Reap the monitor whenever it ends, so long-lived callers keep no zombies.
         std::thread::spawn(move || child.wait());

@@ -467,6 +467,7 @@ fn execute(
             runtime: b.runtime.clone(),
             attach: false,
             on_exit: Vec::new(),
+            wait_attach: false,
             ready: None,
         };
         let r = monitor_main(&sd.dir, opts);

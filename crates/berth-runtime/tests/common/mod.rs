@@ -123,6 +123,7 @@ impl Ctr {
             runtime: self.runtime.clone(),
             attach: false,
             on_exit: vec![],
+            wait_attach: false,
             ready: None,
         }
     }

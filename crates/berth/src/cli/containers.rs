@@ -8,6 +8,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use berth_runtime::{AttachEnd, AttachOptions};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
@@ -243,9 +244,12 @@ pub struct RunArgs {
     /// Attach to STDIN, STDOUT or STDERR (accepted; berth attaches all)
     #[arg(short, long)]
     pub attach: Vec<String>,
-    /// Override the key sequence for detaching a container (accepted, unused)
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
     #[arg(long)]
     pub detach_keys: Option<String>,
+    /// Proxy received signals to the process
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -258,6 +262,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+    #[arg(long)]
+    pub detach_keys: Option<String>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -442,13 +449,13 @@ pub struct StatsArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct AttachArgs {
-    /// Do not attach STDIN (berth attaches output only)
+    /// Do not attach STDIN
     #[arg(long)]
     pub no_stdin: bool,
-    /// Proxy all received signals to the process (accepted)
+    /// Proxy all received signals to the process
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,
-    /// Override the key sequence for detaching (accepted)
+    /// Override the key sequence for detaching (default ctrl-p,ctrl-q)
     #[arg(long)]
     pub detach_keys: Option<String>,
     #[arg(value_name = "CONTAINER")]
@@ -788,13 +795,52 @@ fn do_create(engine: &Engine, a: &CreateArgs, keep_mounted: bool) -> Result<Stri
 }
 
 fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
+    // `-it` in the foreground: the container runs under its own monitor
+    // and this process attaches to it, so Ctrl-P Ctrl-Q can leave it running.
+    let interactive_tty = !a.detach && a.create.tty && a.create.interactive;
+    let keys = detach_keys(a.detach_keys.as_deref())?;
     let id = do_create(engine, &a.create, true)?;
     if a.detach {
         engine.start_detached(&id)?;
         println!("{id}");
         return Ok(0);
     }
+    if interactive_tty {
+        let opts = AttachOptions {
+            stdin: true,
+            tty: true,
+            detach_keys: keys,
+            close_stdin_on_eof: true,
+            sig_proxy: a.sig_proxy,
+        };
+        let end = engine.start_and_attach(&id, &opts)?;
+        return attach_exit(engine, &id, end, false);
+    }
     engine.start_attached(&id)
+}
+
+/// Parses `--detach-keys` (absent or empty: Ctrl-P Ctrl-Q).
+fn detach_keys(spec: Option<&str>) -> Result<Vec<u8>> {
+    berth_runtime::attach::parse_detach_keys(spec.unwrap_or("")).map_err(|e| anyhow!(e))
+}
+
+/// The exit code after an attach session: the container's; after a
+/// detach 0 (`run`, `start`) or 1 with Docker's message (`attach`).
+fn attach_exit(engine: &Engine, id: &str, end: AttachEnd, from_attach: bool) -> Result<i32> {
+    match end {
+        AttachEnd::Exited(code) => Ok(code),
+        AttachEnd::Detached if from_attach => {
+            eprintln!("read escape sequence");
+            Ok(1)
+        }
+        AttachEnd::Detached => Ok(0),
+        AttachEnd::Lost => match engine.container(id) {
+            Ok(c) if !c.state.is_running() => Ok(c.state.exit_code),
+            _ => bail!(
+                "lost the connection to container {id}'s monitor before it reported an exit; `berth ps -a` shows its state"
+            ),
+        },
+    }
 }
 
 fn create(engine: &Engine, a: CreateArgs) -> Result<i32> {
@@ -808,7 +854,21 @@ fn start(engine: &Engine, a: StartArgs) -> Result<i32> {
         if a.containers.len() > 1 {
             bail!("you cannot start and attach multiple containers at once");
         }
-        return engine.start_attached(&a.containers[0]);
+        let keys = detach_keys(a.detach_keys.as_deref())?;
+        let c = engine.container(&a.containers[0])?;
+        let opts = AttachOptions {
+            stdin: a.interactive && c.cfg.open_stdin,
+            tty: c.cfg.tty,
+            detach_keys: keys,
+            close_stdin_on_eof: a.interactive,
+            sig_proxy: true,
+        };
+        let end = if c.state.is_running() {
+            engine.attach_container(&c.rec.id, &opts)?
+        } else {
+            engine.start_and_attach(&c.rec.id, &opts)?
+        };
+        return attach_exit(engine, &c.rec.id, end, false);
     }
     each(&a.containers, |c| {
         let ctr = engine.container(c)?;
@@ -1205,21 +1265,20 @@ fn stats(engine: &Engine, a: StatsArgs) -> Result<i32> {
     }
 }
 
-/// Follows the container's output until it exits; returns its exit code.
+/// Joins a running container's output (and stdin, when it was created
+/// with `-i`) until it exits or the user detaches.
 fn attach(engine: &Engine, a: AttachArgs) -> Result<i32> {
+    let keys = detach_keys(a.detach_keys.as_deref())?;
     let c = engine.container(&a.container)?;
-    if !c.state.is_running() {
-        bail!("You cannot attach to a stopped container, start it first");
-    }
-    let opts = berth_runtime::LogOptions {
-        follow: true,
-        tail: Some(0),
-        ..Default::default()
+    let opts = AttachOptions {
+        stdin: !a.no_stdin && c.cfg.open_stdin,
+        tty: c.cfg.tty,
+        detach_keys: keys,
+        close_stdin_on_eof: false,
+        sig_proxy: a.sig_proxy,
     };
-    let stdout = io::stdout();
-    let stderr = io::stderr();
-    engine.container_logs(&a.container, &opts, &mut stdout.lock(), &mut stderr.lock())?;
-    engine.wait_container(&c.rec.id)
+    let end = engine.attach_container(&c.rec.id, &opts)?;
+    attach_exit(engine, &c.rec.id, end, true)
 }
 
 fn export(engine: &Engine, a: ExportArgs) -> Result<i32> {

@@ -187,8 +187,14 @@ impl Rootless {
 
     /// `berth --root <store> ARGS` as the user, in the test dir (which holds `bb.tar`).
     pub fn run(&self, args: &str) -> Output {
+        self.sh(&format!("./berth --root {}/store {args}", self.dir.path().display()))
+    }
+
+    /// A shell command line as the user, in the test dir, with HOME and
+    /// XDG_RUNTIME_DIR there.
+    pub fn sh(&self, cmd: &str) -> Output {
         let line = format!(
-            "cd {d} && HOME={d} XDG_RUNTIME_DIR={d} ./berth --root {d}/store {args}",
+            "cd {d} && export HOME={d} XDG_RUNTIME_DIR={d} && {cmd}",
             d = self.dir.path().display()
         );
         Command::new("su")

@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use berth_runtime::state::{pid_alive, REMOVE_MARKER};
-use berth_runtime::{ExecOptions, LogOptions, MonitorOptions, OciRuntime, ProcessInfo, RuntimeError, Stats};
+use berth_runtime::{
+    AttachClient, AttachEnd, AttachOptions, ExecOptions, LogOptions, MonitorOptions, OciRuntime, ProcessInfo,
+    RuntimeError, Stats,
+};
 use berth_store::Digest;
 
 use super::{Container, ROOTFS};
@@ -97,6 +100,9 @@ impl Engine {
             .image(&Digest::parse(&c.rec.image_id)?)
             .with_context(|| format!("the image of container {} is gone", c.rec.name))?;
         self.mount_rootfs(&img, &c.dir, c.cfg.auto_remove)?;
+        if c.cfg.tty {
+            berth_runtime::term::set_console_size(&c.dir)?;
+        }
         Ok(rt)
     }
 
@@ -116,6 +122,56 @@ impl Engine {
 
     /// Starts the container under a detached monitor; returns once it runs.
     pub fn start_detached(&self, word: &str) -> Result<()> {
+        self.start_monitored(word, false).map(|_| ())
+    }
+
+    /// Starts the container under a detached monitor with a client
+    /// attached from before the start (so it sees all the output), and
+    /// runs the attach session in this process: `run -it`, `start -a`.
+    /// The container outlives a detach (Ctrl-P Ctrl-Q).
+    pub fn start_and_attach(&self, word: &str, opts: &AttachOptions) -> Result<AttachEnd> {
+        let client = self
+            .start_monitored(word, true)?
+            .context("the monitor did not accept the attach")?;
+        let end = client.session(opts).map_err(runtime_exit)?;
+        self.wait_monitor_after(word, end);
+        Ok(end)
+    }
+
+    /// `attach`: joins a running container's monitor.
+    pub fn attach_container(&self, word: &str, opts: &AttachOptions) -> Result<AttachEnd> {
+        let c = self.container(word)?;
+        if !c.state.is_running() {
+            bail!("You cannot attach to a stopped container, start it first");
+        }
+        if c.state.status == "paused" {
+            bail!("You cannot attach to a paused container, unpause it first");
+        }
+        let client = AttachClient::connect(&c.dir).map_err(|e| {
+            anyhow!(
+                "cannot attach to container {}: {e} (its monitor is gone or predates attach support; `berth logs -f {}` follows its output)",
+                c.rec.name,
+                c.rec.name
+            )
+        })?;
+        let end = client.session(opts).map_err(runtime_exit)?;
+        self.wait_monitor_after(word, end);
+        Ok(end)
+    }
+
+    /// After an attach session saw the container exit, waits (briefly)
+    /// for its monitor to finish (unmount, `--rm`), so the next command
+    /// sees the final state, as after `docker run`.
+    fn wait_monitor_after(&self, word: &str, end: AttachEnd) {
+        if end == AttachEnd::Detached {
+            return;
+        }
+        if let Ok(c) = self.container(word) {
+            wait_for(Duration::from_secs(10), || !monitor_alive(&c.dir));
+        }
+    }
+
+    fn start_monitored(&self, word: &str, attach: bool) -> Result<Option<AttachClient>> {
         let c = self.container(word)?;
         let rt = self.prepare_start(&c)?;
         let exe = std::env::current_exe().context("finding the berth executable")?;
@@ -129,6 +185,7 @@ impl Engine {
             runtime: rt,
             attach: false,
             on_exit: vec![],
+            wait_attach: attach,
             ready: None,
         };
         if c.cfg.auto_remove {
@@ -148,8 +205,13 @@ impl Engine {
             args.push("__monitor".into());
             (exe, args)
         };
-        match berth_runtime::spawn_monitor(&c.dir, &monitor_exe, &args, &opts) {
-            Ok(_) => Ok(()),
+        let mut client = None;
+        let mut connect = || {
+            client = Some(AttachClient::connect(&c.dir)?);
+            Ok(())
+        };
+        match berth_runtime::spawn_monitor_with(&c.dir, &monitor_exe, &args, &opts, &mut connect) {
+            Ok(_) => Ok(client),
             Err(e) => {
                 // The monitor unmounts on its way out; make sure of it.
                 wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));

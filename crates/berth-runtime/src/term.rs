@@ -1,0 +1,162 @@
+//! The user's terminal: raw mode, window size, and the signals a
+//! foreground run or an attach session passes on to the container.
+
+use crate::error::{IoContext, Result};
+use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Copies this terminal's window size to the container's pty.
+pub fn copy_winsize(master: &OwnedFd) {
+    if let Some(ws) = winsize() {
+        let _ = rustix::termios::tcsetwinsize(master, ws);
+    }
+}
+
+/// This process's terminal window size (from stdin or stdout).
+pub fn winsize() -> Option<rustix::termios::Winsize> {
+    for fd in [0, 1] {
+        // SAFETY: fds 0 and 1 stay open for the life of the process.
+        let b = unsafe { BorrowedFd::borrow_raw(fd) };
+        if let Ok(ws) = rustix::termios::tcgetwinsize(b) {
+            return Some(ws);
+        }
+    }
+    None
+}
+
+/// Puts the controlling terminal (stdin) in raw mode; restores it on drop.
+pub struct RawTerminal(rustix::termios::Termios);
+
+impl RawTerminal {
+    pub fn enter() -> Option<Self> {
+        // SAFETY: fd 0 stays open for the life of the process.
+        let fd = unsafe { BorrowedFd::borrow_raw(0) };
+        if !rustix::termios::isatty(fd) {
+            return None;
+        }
+        let saved = rustix::termios::tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(RawTerminal(saved))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        // SAFETY: fd 0 stays open for the life of the process.
+        let fd = unsafe { BorrowedFd::borrow_raw(0) };
+        let _ = rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Now, &self.0);
+    }
+}
+
+/// Self-pipe for the signals a foreground run (or an attach session)
+/// forwards to the container.
+pub struct SignalPipe {
+    pub read: OwnedFd,
+    _write: OwnedFd,
+    saved: Vec<(i32, libc::sigaction)>,
+}
+
+static SIGNAL_WRITE_FD: AtomicI32 = AtomicI32::new(-1);
+pub const FORWARDED: &[i32] = &[
+    libc::SIGWINCH,
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_WRITE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a live local byte.
+        unsafe { libc::write(fd, &b as *const u8 as *const libc::c_void, 1) };
+    }
+}
+
+impl SignalPipe {
+    pub fn install() -> Result<Self> {
+        let (read, write) = pipe()?;
+        let _ = rustix::io::ioctl_fionbio(&write, true);
+        SIGNAL_WRITE_FD.store(write.as_raw_fd(), Ordering::Relaxed);
+        let mut saved = Vec::new();
+        for &sig in FORWARDED {
+            // SAFETY: a zeroed sigaction is a valid "default" value that we fill in;
+            // sigaction(2) receives valid pointers to locals; the handler only calls
+            // async-signal-safe write(2).
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as *const () as usize;
+                sa.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut sa.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &sa, &mut old) == 0 {
+                    saved.push((sig, old));
+                }
+            }
+        }
+        Ok(SignalPipe {
+            read,
+            _write: write,
+            saved,
+        })
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        for (sig, old) in &self.saved {
+            // SAFETY: restores a disposition previously returned by sigaction(2).
+            unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
+        }
+        SIGNAL_WRITE_FD.store(-1, Ordering::Relaxed);
+    }
+}
+
+impl SignalPipe {
+    /// The signals delivered since the last call (non-blocking).
+    pub fn drain(&self) -> Vec<i32> {
+        let mut sb = [0u8; 16];
+        let n = rustix::io::read(&self.read, &mut sb).unwrap_or(0);
+        sb[..n].iter().map(|s| *s as i32).collect()
+    }
+}
+
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "creating a pipe".to_string())
+}
+
+/// Records this terminal's window size as the bundle's initial console
+/// size (`process.consoleSize` in `config.json`), so a `-t` container
+/// starts with the right size instead of 0×0 until the first resize.
+/// Without a terminal here, any size from an earlier start is removed.
+pub fn set_console_size(bundle_dir: &std::path::Path) -> Result<()> {
+    let path = bundle_dir.join("config.json");
+    let text = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
+    let mut spec: serde_json::Value = serde_json::from_slice(&text).map_err(|e| crate::RuntimeError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let Some(process) = spec.get_mut("process").and_then(|p| p.as_object_mut()) else {
+        return Ok(());
+    };
+    match winsize().filter(|w| w.ws_row > 0 && w.ws_col > 0) {
+        Some(ws) => {
+            process.insert(
+                "consoleSize".into(),
+                serde_json::json!({"height": ws.ws_row, "width": ws.ws_col}),
+            );
+        }
+        None => {
+            if process.remove("consoleSize").is_none() {
+                return Ok(());
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(&spec).map_err(|e| crate::RuntimeError::InvalidConfig(e.to_string()))?;
+    crate::spec::write_atomic(&path, &bytes)
+}
