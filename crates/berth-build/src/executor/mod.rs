@@ -11,7 +11,8 @@
 //! - `step_copy`: COPY/ADD through the context module.
 //! - `commit`: step images (config, history, layers).
 //! - [`cache`]: step keys, `--cache-to` / `--cache-from` (OCI layout dirs).
-//! - [`progress`]: the classic builder's plain output.
+//! - [`progress`]: build output: the classic builder's plain lines, or a
+//!   live terminal view.
 //!
 //! Side effects live here and nowhere in `dockerfile/`. A failed step leaves
 //! nothing behind: its mounts are undone, its directory under
@@ -36,7 +37,7 @@ use berth_store::{Digest, ImageConfig, Store};
 use crate::context::{BuildContext, StatCache};
 use crate::dockerfile::{self, Dockerfile, ParseError};
 
-pub use progress::Progress;
+pub use progress::{Progress, ProgressMode};
 
 /// Everything `berth build` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -509,6 +510,7 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
                 match res {
                     Ok(out) => b.board.post(s, Ok(out)),
                     Err(e) => {
+                        b.progress.failed(&b.stage_label(s), e.kind == ErrorKind::Aborted);
                         b.board.post(s, Err(()));
                         errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
                     }

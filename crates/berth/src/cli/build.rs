@@ -1,5 +1,7 @@
-//! `berth build`: Docker's flags, one engine call, the classic builder's
-//! output (`--progress=tty` currently prints the same plain lines).
+//! `berth build`: Docker's flags, one engine call, and the output: the
+//! classic builder's lines (`--progress=plain`) or the live view
+//! (`--progress=tty`; `auto` picks it when stdout, where build output goes,
+//! is a terminal).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -7,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use berth_build::dockerfile::Severity;
-use berth_build::executor::{BuildOptions, ErrorKind};
+use berth_build::executor::{BuildOptions, ErrorKind, ProgressMode};
 use berth_store::reference::familiar_name;
 
 use crate::engine::build::{BuildRequest, BuildResult, ContextSource};
@@ -54,7 +56,7 @@ pub struct BuildArgs {
     /// Target platform (os/arch[/variant])
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
-    /// Output style: auto, plain, tty (tty prints plain lines for now)
+    /// Output style: auto (tty on a terminal, else plain), plain, tty, quiet
     #[arg(long, default_value = "auto", value_name = "TYPE")]
     pub progress: String,
     /// Check the Dockerfile (parse and lint) without building
@@ -156,7 +158,7 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
     }
     match a.progress.as_str() {
         "auto" | "plain" | "tty" | "quiet" => {}
-        p => bail!("--progress {p}: use auto, plain or tty"),
+        p => bail!("--progress {p}: unknown output style; use auto, plain, tty or quiet"),
     }
     let cache_to = a
         .cache_to
@@ -203,15 +205,21 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     } else {
         ContextSource::Dir(PathBuf::from(&ctx))
     };
-    // `auto` and `tty` print the plain classic lines (a live view is not
-    // written yet); the choice is accepted so scripts keep working.
-    let _tty = a.progress == "tty" || (a.progress == "auto" && std::io::stdout().is_terminal());
+    let progress = if quiet {
+        ProgressMode::Quiet
+    } else if a.progress == "tty" || (a.progress == "auto" && std::io::stdout().is_terminal()) {
+        ProgressMode::Tty {
+            width: terminal_width(),
+        }
+    } else {
+        ProgressMode::Plain
+    };
     let req = BuildRequest {
         context,
         file: a.file.clone(),
         tags: a.tags.clone(),
         options: opts,
-        quiet,
+        progress,
     };
     let (res, kept) = engine.build(req, Box::new(std::io::stdout()))?;
     match res {
@@ -267,6 +275,15 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
             }
             Err(ExitError::new(1, msg).into())
         }
+    }
+}
+
+/// Columns of the terminal on stdout (80 when it is not one, as with
+/// `--progress=tty` into a pipe).
+fn terminal_width() -> usize {
+    match rustix::termios::tcgetwinsize(std::io::stdout()) {
+        Ok(ws) if ws.ws_col > 0 => ws.ws_col as usize,
+        _ => 80,
     }
 }
 
