@@ -60,6 +60,9 @@ pub struct BuildOptions {
     pub network: String,
     /// `--secret id=…,src=…`
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh ID=SOCKET`: SSH agent sockets for `RUN --mount=type=ssh`, by ID
+    /// (`default` when the mount names none); absolute paths.
+    pub ssh: BTreeMap<String, PathBuf>,
     /// `os/arch[/variant]`
     pub platform: Option<String>,
     pub source_date_epoch: Option<i64>,

@@ -53,6 +53,9 @@ pub struct BuildArgs {
     /// A secret for RUN --mount=type=secret: id=NAME,src=FILE (or env=VAR)
     #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
     pub secrets: Vec<String>,
+    /// SSH agent for RUN --mount=type=ssh: default (the agent at $SSH_AUTH_SOCK) or ID=SOCKET
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub ssh: Vec<String>,
     /// Target platform (os/arch[/variant])
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
@@ -99,6 +102,41 @@ fn local_dir(flag: &str, spec: &str, key: &str) -> Result<PathBuf> {
         .with_context(|| format!("{flag} {spec}: {key}=DIR is required"))
 }
 
+/// `--ssh default`, `--ssh ID` (both: the agent at $SSH_AUTH_SOCK) or
+/// `--ssh ID=SOCKET` → (ID, absolute socket path), checked to be a socket.
+fn ssh_agent(spec: &str) -> Result<(String, PathBuf)> {
+    use std::os::unix::fs::FileTypeExt;
+    let (id, path) = match spec.split_once('=') {
+        Some((id, p)) => (id.trim(), PathBuf::from(p.trim())),
+        None => {
+            let sock = std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .with_context(|| {
+                    format!(
+                        "--ssh {spec}: $SSH_AUTH_SOCK is not set: start an agent (eval $(ssh-agent); ssh-add) \
+                     or name its socket: --ssh {spec}=/path/to/agent.sock"
+                    )
+                })?;
+            (spec.trim(), PathBuf::from(sock))
+        }
+    };
+    if id.is_empty() || id.contains(',') {
+        bail!(
+            "--ssh {spec}: expected default, ID or ID=SOCKET (one agent socket per --ssh; key files are not supported)"
+        );
+    }
+    let path = std::path::absolute(&path).with_context(|| format!("--ssh {spec}: {}", path.display()))?;
+    let meta = std::fs::metadata(&path)
+        .with_context(|| format!("--ssh {spec}: cannot use the agent socket {}", path.display()))?;
+    if !meta.file_type().is_socket() {
+        bail!(
+            "--ssh {spec}: {} is not a unix socket: give an SSH agent's socket (berth does not load key files)",
+            path.display()
+        );
+    }
+    Ok((id.to_string(), path))
+}
+
 fn options(a: &BuildArgs) -> Result<BuildOptions> {
     let mut build_args = BTreeMap::new();
     for ba in &a.build_args {
@@ -138,6 +176,11 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
         };
         secrets.insert(id, src);
     }
+    let mut ssh = BTreeMap::new();
+    for spec in &a.ssh {
+        let (id, path) = ssh_agent(spec)?;
+        ssh.insert(id, path);
+    }
     let epoch = match a.source_date_epoch {
         Some(e) => Some(e),
         None => build_args
@@ -174,6 +217,7 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
         build_args,
         labels,
         secrets,
+        ssh,
         target: a.target.clone(),
         no_cache: a.no_cache,
         pull: a.pull,
