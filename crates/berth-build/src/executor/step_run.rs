@@ -421,25 +421,23 @@ fn execute(
                     target.clone()
                 };
                 ssh_n += 1;
-                match b.opts.ssh.get(&sid) {
-                    Some(sock) => {
-                        specs.push(MountSpec {
-                            kind: MountKind::Bind,
-                            source: sock.clone(),
-                            target: t.clone(),
-                            readonly: false,
-                            ..Default::default()
-                        });
-                        candidates.push(rel(&t));
-                        if target.is_empty() {
-                            candidates.push("run/buildkit".into());
-                            candidates.push("run".into());
-                        }
-                        if ssh_sock.is_none() {
-                            ssh_sock = Some(t);
-                        }
+                // An optional agent that was not given is not mounted.
+                if let Some(sock) = b.opts.ssh.get(&sid) {
+                    specs.push(MountSpec {
+                        kind: MountKind::Bind,
+                        source: sock.clone(),
+                        target: t.clone(),
+                        readonly: false,
+                        ..Default::default()
+                    });
+                    candidates.push(rel(&t));
+                    if target.is_empty() {
+                        candidates.push("run/buildkit".into());
+                        candidates.push("run".into());
                     }
-                    None => {}
+                    if ssh_sock.is_none() {
+                        ssh_sock = Some(t);
+                    }
                 }
                 continue;
             }
