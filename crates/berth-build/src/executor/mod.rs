@@ -9,6 +9,7 @@
 //! - `stage`: one stage's instructions (expansion, ARG scoping, metadata).
 //! - `step_run`: RUN in a container of the parent image (overlay, mounts).
 //! - `step_copy`: COPY/ADD through the context module.
+//! - `remote`: `ADD <url>` sources (through the injected downloader).
 //! - `commit`: step images (config, history, layers).
 //! - [`cache`]: step keys, `--cache-to` / `--cache-from` (OCI layout dirs).
 //! - [`progress`]: build output: the classic builder's plain lines, or a
@@ -22,6 +23,7 @@ pub mod cache;
 mod commit;
 mod layer_dir;
 pub mod progress;
+mod remote;
 mod stage;
 mod step_copy;
 mod step_run;
@@ -73,6 +75,29 @@ pub struct BuildOptions {
     /// Fetches a base image that is missing (or always, with `pull`); the
     /// engine supplies it, since pulling lives above this crate.
     pub fetch_base: Option<BaseFetcher>,
+    /// Downloads the sources of `ADD <url>`; the engine supplies it, since
+    /// HTTP lives above this crate.
+    pub download: Option<Downloader>,
+}
+
+/// What a download told besides the body.
+#[derive(Debug, Clone, Default)]
+pub struct UrlMeta {
+    /// The `Last-Modified` header, as sent.
+    pub last_modified: Option<String>,
+}
+
+/// `(url, body sink) -> headers`, or why the URL could not be had.
+pub type DownloadFn = dyn Fn(&str, &mut dyn std::io::Write) -> Result<UrlMeta, String> + Send + Sync;
+
+/// A shareable downloader (see [`BuildOptions::download`]).
+#[derive(Clone)]
+pub struct Downloader(pub std::sync::Arc<DownloadFn>);
+
+impl std::fmt::Debug for Downloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Downloader")
+    }
 }
 
 /// `(image, platform) -> progress text` or why the image could not be had.

@@ -128,6 +128,16 @@ impl Engine {
                 Ok(String::from_utf8_lossy(&text).into_owned())
             })));
         }
+        if opts.download.is_none() {
+            // ADD <url>: the registry crate's plain downloader, which obeys
+            // BERTH_ALLOWED_REGISTRIES like every other request.
+            opts.download = Some(executor::Downloader(std::sync::Arc::new(|url, out| {
+                let d = berth_registry::fetch::download_meta(url, out).map_err(|e| e.to_string())?;
+                Ok(executor::UrlMeta {
+                    last_modified: d.last_modified,
+                })
+            })));
+        }
         let mut progress = Progress::new(out, req.progress);
         let res = executor::build(&self.store, &opts, &mut progress);
         progress.finish();
