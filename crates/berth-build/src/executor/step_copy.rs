@@ -11,15 +11,16 @@
 //!
 //! `--link` builds the layer on its own: the sources go into an empty
 //! directory (nothing of the parent is seen or followed), and the layer is
-//! cached under a key without the parent, so a changed base re-commits the
-//! same layer blob on the new parent instead of copying again.
+//! cached under a key without the parent (pointing at the first step image
+//! that has it on top), so a changed base re-commits the same layer blob on
+//! the new parent instead of copying again.
 
 use std::path::{Path, PathBuf};
 
 use berth_store::Digest;
 
 use super::cache::step_key;
-use super::commit::{commit_step, diff_upper, scratch_config, LayerOut};
+use super::commit::{diff_upper, LayerOut};
 use super::remote::{self, Fetched};
 use super::stage::{cached_step, Cur};
 use super::step_run::{resolve_from, StepDir};
@@ -192,6 +193,7 @@ pub(crate) fn copy_step(
     } else {
         cur.config.config.working_dir.clone()
     };
+    let mut link_record = None;
     let res = cached_step(b, cur, key, |cur| {
         let job = CopyJob {
             c,
@@ -202,7 +204,9 @@ pub(crate) fn copy_step(
             workdir: &workdir,
         };
         let layer = if c.link {
-            linked_layer(b, cur, x, &extra, &job)?
+            let (layer, record) = linked_layer(b, cur, x, &extra, &job)?;
+            link_record = record;
+            layer
         } else {
             let id = new_step_id();
             let mut sd = StepDir::create(&b.build_dir, &id)?;
@@ -217,7 +221,13 @@ pub(crate) fn copy_step(
         Ok((cur.config.clone(), layer, created_by))
     });
     drop(dl_dir);
-    res
+    res?;
+    if let (Some(link_key), Some(img)) = (link_record, &cur.image) {
+        b.store
+            .cache_put(&link_key, img)
+            .map_err(|e| store_err("recording the build cache", e))?;
+    }
+    Ok(())
 }
 
 /// `--chown` as numeric ids, names looked up in `root`.
@@ -333,17 +343,20 @@ impl CopyJob<'_> {
 }
 
 /// `--link`: the step's layer, from the link cache (keyed without the
-/// parent image) or copied into an empty directory and recorded there.
+/// parent image) or copied into an empty directory. The link cache maps
+/// that key to a step image whose top layer is the linked layer (the image
+/// keeps the blob alive); returns the key to record for the step's image
+/// when the layer was made here.
 fn linked_layer(
     b: &Builder<'_>,
     cur: &Cur,
     x: &Instruction,
     extra: &[(&str, String)],
     job: &CopyJob<'_>,
-) -> Result<Option<LayerOut>, BuildError> {
+) -> Result<(Option<LayerOut>, Option<String>), BuildError> {
     let mut sd = StepDir::create(&b.build_dir, &new_step_id())?;
-    // User names are looked up in the parent (read only, as BuildKit does);
-    // the numeric result is part of the key.
+    // User names are looked up in the parent (read only); the numeric
+    // result is part of the key.
     let chown = match &job.c.chown {
         Some(_) => {
             let parent = sd.mount_image(b, cur.image.as_ref(), "parent")?;
@@ -357,59 +370,33 @@ fn linked_layer(
     link_extra.push(("epoch", format!("{:?}", b.opts.source_date_epoch)));
     let link_key = step_key(None, &format!("link {:?}", x.kind), &link_extra);
     let store = b.store;
-    let cached = if b.opts.no_cache {
-        None
-    } else {
-        store
+    if !b.opts.no_cache {
+        let holder = store
             .cache_get(&link_key)
-            .map_err(|e| store_err("reading the build cache", e))?
-    };
-    let holder = match cached {
-        Some(img) => {
-            b.progress.line(
-                &cur.label,
-                &format!(" ---> Using cache for the linked layer of {}", img.short()),
-            );
-            Some(img)
-        }
-        None => {
-            let upper = sd.dir.join("link");
-            std::fs::create_dir_all(&upper).map_err(|e| store_err("creating the linked layer's directory", e))?;
-            job.copy_into(b, &mut sd, &upper, chown)?;
-            sd.unmount_all()?;
-            match diff_upper(store, &upper, b.opts.source_date_epoch, Vec::new())? {
-                None => None,
-                Some(layer) => {
-                    // The layer as an image of its own: the link cache's
-                    // entry, and what keeps its blob from garbage collection.
-                    let (img, _) = commit_step(
-                        store,
-                        None,
-                        scratch_config(b.opts.platform.as_deref()),
-                        Some(layer),
-                        &format!("berth linked layer: {}", x.original.trim()),
-                        b.opts.source_date_epoch,
-                    )?;
-                    store
-                        .cache_put(&link_key, &img)
-                        .map_err(|e| store_err("recording the build cache", e))?;
-                    Some(img)
-                }
+            .map_err(|e| store_err("reading the build cache", e))?;
+        if let Some(img) = holder {
+            let rec = store
+                .image(&img)
+                .map_err(|e| store_err("reading the linked layer", e))?;
+            let layers = store
+                .image_layers(&rec)
+                .map_err(|e| store_err("reading the linked layer", e))?;
+            if let Some(l) = layers.into_iter().last() {
+                b.progress.line(
+                    &cur.label,
+                    &format!(" ---> Using cache for the linked layer {}", &l.diff_id.hex()[..12]),
+                );
+                return Ok((Some(LayerOut::stored(store, l.diff_id, l.blob_size)?), None));
             }
         }
-    };
-    drop(sd);
-    let Some(img) = holder else { return Ok(None) };
-    let rec = store
-        .image(&img)
-        .map_err(|e| store_err("reading the linked layer", e))?;
-    let layers = store
-        .image_layers(&rec)
-        .map_err(|e| store_err("reading the linked layer", e))?;
-    let Some(l) = layers.into_iter().last() else {
-        return Ok(None);
-    };
-    LayerOut::stored(store, l.diff_id, l.blob_size).map(Some)
+    }
+    let upper = sd.dir.join("link");
+    std::fs::create_dir_all(&upper).map_err(|e| store_err("creating the linked layer's directory", e))?;
+    job.copy_into(b, &mut sd, &upper, chown)?;
+    sd.unmount_all()?;
+    let layer = diff_upper(store, &upper, b.opts.source_date_epoch, Vec::new())?;
+    let record = layer.is_some().then_some(link_key);
+    Ok((layer, record))
 }
 
 #[cfg(test)]
