@@ -120,6 +120,7 @@ ADD {tgz} /arch/
 ADD --chown=65534:65534 --chmod=0644 {hello} /owned.txt
 ADD --checksum=sha256:{sum} {hello} /checked/
 RUN stat -c '%a %u %Y' /dl/hello.txt > /stat1 && stat -c '%a %u:%g' /owned.txt > /stat2 && ls /arch > /archls
+ADD --link {hello} /linked/
 ",
         hello = srv.url("/files/hello.txt"),
         tgz = srv.url("/files/data.tar.gz"),
@@ -143,13 +144,14 @@ RUN stat -c '%a %u %Y' /dl/hello.txt > /stat1 && stat -c '%a %u:%g' /owned.txt >
     // The archive is kept as downloaded, not extracted.
     assert_eq!(file("/archls").unwrap().trim(), "data.tar.gz");
     assert_eq!(file("/arch/inner.txt"), None);
+    assert_eq!(file("/linked/hello.txt").as_deref(), Some("hello v1\n"));
 
     // Downloaded again on the next build; same content: every step cached.
     let before = srv.hits();
     let out = build_ok(&root, &[ctx.path().to_str().unwrap()]);
-    assert_eq!(srv.hits(), before + 5, "each URL source is fetched once per build");
+    assert_eq!(srv.hits(), before + 6, "each URL source is fetched once per build");
     assert_eq!(running_lines(&out), 0, "{out}");
-    assert_eq!(out.matches(" ---> Using cache").count(), 6, "{out}");
+    assert_eq!(out.matches(" ---> Using cache").count(), 7, "{out}");
 
     // Changed content: the ADD steps that use it run again.
     srv.put("/files/hello.txt", b"hello v2\n");
@@ -157,7 +159,7 @@ RUN stat -c '%a %u %Y' /dl/hello.txt > /stat1 && stat -c '%a %u:%g' /owned.txt >
     std::fs::write(ctx.path().join("Dockerfile"), dockerfile2).unwrap();
     let out = build_ok(&root, &["-t", "remote2", ctx.path().to_str().unwrap()]);
     assert!(
-        out.contains("Step 2/7 : ADD") && !out.split("Step 3/7").next().unwrap().contains("Using cache"),
+        out.contains("Step 2/8 : ADD") && !out.split("Step 3/8").next().unwrap().contains("Using cache"),
         "{out}"
     );
     assert_eq!(
