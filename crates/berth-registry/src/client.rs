@@ -131,7 +131,7 @@ pub fn push_scope(repo: &str) -> String {
 /// `$BERTH_ALLOWED_REGISTRIES` (comma-separated hosts; `loopback` for any
 /// loopback address): when set, no request goes anywhere else. Sandboxes
 /// and test suites use it to make sure nothing leaves the machine.
-fn check_allowed(domain: &str, host: &str) -> Result<()> {
+pub(crate) fn check_allowed(domain: &str, host: &str) -> Result<()> {
     let Ok(allowed) = std::env::var("BERTH_ALLOWED_REGISTRIES") else {
         return Ok(());
     };

@@ -36,7 +36,8 @@ pub use dockerignore::IgnoreMatcher;
 pub use statcache::StatCache;
 
 use pattern::{has_wildcard, Seg};
-use walk::{clean_components, expand_wildcard, join, judge, resolve_path};
+pub(crate) use walk::clean_components;
+use walk::{expand_wildcard, join, judge, resolve_path};
 
 /// Everything that can go wrong with a build context.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +141,9 @@ pub struct Source {
     /// Real path relative to its root, symlinks resolved in-root ("" is
     /// the root itself).
     pub rel: PathBuf,
+    /// The path as written or matched, cleaned, relative to its root
+    /// (symlinks not resolved): what `COPY --parents` keeps.
+    pub path: PathBuf,
     /// A directory: its contents are copied, not itself.
     pub is_dir: bool,
     /// Came from a wildcard pattern.
@@ -370,6 +374,7 @@ fn resolve_one(root: &Path, src: &str, filter: &Filter, out: &mut Vec<Source>) -
         }
         out.push(Source {
             rel: real,
+            path: join(&comps),
             is_dir: meta.is_dir(),
             wildcard: false,
             name: comps.last().cloned().unwrap_or_default(),
@@ -409,6 +414,7 @@ fn resolve_one(root: &Path, src: &str, filter: &Filter, out: &mut Vec<Source>) -
         }
         out.push(Source {
             name: root_rel.file_name().map(|n| n.to_owned()).unwrap_or_default(),
+            path: root_rel.clone(),
             rel: real,
             is_dir: meta.is_dir(),
             wildcard: true,

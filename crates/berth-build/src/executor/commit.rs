@@ -27,6 +27,21 @@ pub(crate) struct LayerOut {
     _lock: StoreLock,
 }
 
+impl LayerOut {
+    /// A layer the store holds already (its blob is `diff_id`, uncompressed),
+    /// to be committed again on another parent.
+    pub(crate) fn stored(store: &Store, diff_id: Digest, size: u64) -> Result<LayerOut, BuildError> {
+        let lock = store.write_lock().map_err(|e| store_err("locking the store", e))?;
+        Ok(LayerOut {
+            diff_id,
+            size,
+            blob: None,
+            dir: None,
+            _lock: lock,
+        })
+    }
+}
+
 /// The `created` time of new configs and history entries: the
 /// SOURCE_DATE_EPOCH when given (reproducible), else now.
 pub(crate) fn created_time(epoch: Option<i64>) -> String {

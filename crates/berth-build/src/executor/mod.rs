@@ -9,9 +9,11 @@
 //! - `stage`: one stage's instructions (expansion, ARG scoping, metadata).
 //! - `step_run`: RUN in a container of the parent image (overlay, mounts).
 //! - `step_copy`: COPY/ADD through the context module.
+//! - `remote`: `ADD <url>` sources (through the injected downloader).
 //! - `commit`: step images (config, history, layers).
 //! - [`cache`]: step keys, `--cache-to` / `--cache-from` (OCI layout dirs).
-//! - [`progress`]: the classic builder's plain output.
+//! - [`progress`]: build output: the classic builder's plain lines, or a
+//!   live terminal view.
 //!
 //! Side effects live here and nowhere in `dockerfile/`. A failed step leaves
 //! nothing behind: its mounts are undone, its directory under
@@ -21,6 +23,7 @@ pub mod cache;
 mod commit;
 mod layer_dir;
 pub mod progress;
+mod remote;
 mod stage;
 mod step_copy;
 mod step_run;
@@ -36,7 +39,7 @@ use berth_store::{Digest, ImageConfig, Store};
 use crate::context::{BuildContext, StatCache};
 use crate::dockerfile::{self, Dockerfile, ParseError};
 
-pub use progress::Progress;
+pub use progress::{Progress, ProgressMode};
 
 /// Everything `berth build` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +62,9 @@ pub struct BuildOptions {
     pub network: String,
     /// `--secret id=…,src=…`
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh ID=SOCKET`: SSH agent sockets for `RUN --mount=type=ssh`, by ID
+    /// (`default` when the mount names none); absolute paths.
+    pub ssh: BTreeMap<String, PathBuf>,
     /// `os/arch[/variant]`
     pub platform: Option<String>,
     pub source_date_epoch: Option<i64>,
@@ -69,6 +75,29 @@ pub struct BuildOptions {
     /// Fetches a base image that is missing (or always, with `pull`); the
     /// engine supplies it, since pulling lives above this crate.
     pub fetch_base: Option<BaseFetcher>,
+    /// Downloads the sources of `ADD <url>`; the engine supplies it, since
+    /// HTTP lives above this crate.
+    pub download: Option<Downloader>,
+}
+
+/// What a download told besides the body.
+#[derive(Debug, Clone, Default)]
+pub struct UrlMeta {
+    /// The `Last-Modified` header, as sent.
+    pub last_modified: Option<String>,
+}
+
+/// `(url, body sink) -> headers`, or why the URL could not be had.
+pub type DownloadFn = dyn Fn(&str, &mut dyn std::io::Write) -> Result<UrlMeta, String> + Send + Sync;
+
+/// A shareable downloader (see [`BuildOptions::download`]).
+#[derive(Clone)]
+pub struct Downloader(pub std::sync::Arc<DownloadFn>);
+
+impl std::fmt::Debug for Downloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Downloader")
+    }
 }
 
 /// `(image, platform) -> progress text` or why the image could not be had.
@@ -509,6 +538,7 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
                 match res {
                     Ok(out) => b.board.post(s, Ok(out)),
                     Err(e) => {
+                        b.progress.failed(&b.stage_label(s), e.kind == ErrorKind::Aborted);
                         b.board.post(s, Err(()));
                         errors.lock().unwrap_or_else(|p| p.into_inner()).push(e);
                     }

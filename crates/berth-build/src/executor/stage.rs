@@ -62,15 +62,7 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         Some(dep) => Some(b.wait_stage(dep)?),
         None => None,
     };
-    p.line(
-        &label,
-        &format!(
-            "Step {}/{} : {}",
-            b.step_number(s, 0),
-            b.total_steps,
-            stage.from_original.trim()
-        ),
-    );
+    p.step(&label, b.step_number(s, 0), b.total_steps, stage.from_original.trim());
     let at = |e: BuildError| e.at(b.file(), stage.from_line, stage.from_column);
     let globals = map_lookup(&b.globals);
     let (base, platform) = expand_from(stage, &globals, esc).map_err(|e| BuildError::from(e.with_file(b.file())))?;
@@ -141,7 +133,9 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         cur.image = Some(rec.id);
     }
     if let Some(id) = &cur.image {
-        p.line(&label, &format!(" ---> {}", short(id)));
+        p.done(&label, short(id));
+    } else {
+        p.settled(&label);
     }
     // ONBUILD triggers of the base image run now and are not inherited.
     if let Some(triggers) = cur.config.config.on_build.take().filter(|t| !t.is_empty()) {
@@ -171,15 +165,7 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         if b.aborted() {
             return Err(BuildError::new(super::ErrorKind::Aborted, "aborted"));
         }
-        p.line(
-            &label,
-            &format!(
-                "Step {}/{} : {}",
-                b.step_number(s, i + 1),
-                b.total_steps,
-                ins.original.trim()
-            ),
-        );
+        p.step(&label, b.step_number(s, i + 1), b.total_steps, ins.original.trim());
         exec_instruction(b, &mut cur, ins)
             .map_err(|e| e.at(b.file(), ins.line, ins.column).good(cur.image.as_ref()))?;
     }
@@ -191,10 +177,7 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
             .collect::<Vec<_>>()
             .join(" ");
         let original = format!("LABEL {text}");
-        p.line(
-            &label,
-            &format!("Step {}/{} : {original}", b.total_steps, b.total_steps),
-        );
+        p.step(&label, b.total_steps, b.total_steps, &original);
         let ins = Instruction {
             line: 0,
             end_line: 0,
@@ -457,8 +440,7 @@ where
                 .store
                 .image_config(&id)
                 .map_err(|e| store_err("reading a cached step", e))?;
-            p.line(&cur.label, " ---> Using cache");
-            p.line(&cur.label, &format!(" ---> {}", short(&id)));
+            p.cached(&cur.label, short(&id));
             cur.image = Some(id.clone());
             cur.config = config;
             b.used
@@ -481,7 +463,7 @@ where
     b.store
         .cache_put(&key, &id)
         .map_err(|e| store_err("recording the build cache", e))?;
-    p.line(&cur.label, &format!(" ---> {}", short(&id)));
+    p.done(&cur.label, short(&id));
     cur.image = Some(id.clone());
     cur.config = config;
     b.used

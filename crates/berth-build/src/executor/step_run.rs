@@ -210,6 +210,20 @@ pub(crate) fn run_step(b: &Builder<'_>, cur: &mut Cur, x: &Instruction) -> Resul
             )))
         }
     };
+    // A required SSH agent must be there even when the step is cached.
+    for m in mounts.iter().filter(|m| m.kind == RunMountKind::Ssh) {
+        let sid = m.options.get("id").map(String::as_str).unwrap_or("default");
+        if m.options.get("required").map(String::as_str) == Some("true") && !b.opts.ssh.contains_key(sid) {
+            let arg = if sid == "default" {
+                "--ssh default (the agent at $SSH_AUTH_SOCK)".to_string()
+            } else {
+                format!("--ssh {sid}=/path/to/agent.sock")
+            };
+            return Err(BuildError::other(format!(
+                "--mount=type=ssh: the SSH agent \"{sid}\" is required but none was given: build with {arg}"
+            )));
+        }
+    }
     let mut extra: Vec<(&str, String)> = args.iter().map(|(k, v)| ("arg", format!("{k}={v}"))).collect();
     // Bind mounts from other stages: their image is an input of the step.
     let mut from_images = Vec::new();
@@ -282,6 +296,9 @@ fn execute(
 
     let mut specs: Vec<MountSpec> = Vec::new();
     let mut candidates: Vec<String> = RUNTIME_MOUNT_POINTS.iter().map(|s| s.to_string()).collect();
+    // SSH mounts are numbered in order; the first one is SSH_AUTH_SOCK.
+    let mut ssh_n = 0;
+    let mut ssh_sock: Option<String> = None;
     for m in mounts {
         let target = m.target.clone().unwrap_or_default();
         let opt = |k: &str| m.options.get(k).map(String::as_str);
@@ -395,8 +412,33 @@ fn execute(
                 continue;
             }
             RunMountKind::Ssh => {
-                b.progress
-                    .line(&cur.label, " ---> --mount=type=ssh is not supported yet; ignored");
+                // The agent's socket itself is bound in (uid, gid and mode
+                // are the host socket's: it cannot be changed for one RUN).
+                let sid = opt("id").unwrap_or("default").to_string();
+                let t = if target.is_empty() {
+                    format!("/run/buildkit/ssh_agent.{ssh_n}")
+                } else {
+                    target.clone()
+                };
+                ssh_n += 1;
+                // An optional agent that was not given is not mounted.
+                if let Some(sock) = b.opts.ssh.get(&sid) {
+                    specs.push(MountSpec {
+                        kind: MountKind::Bind,
+                        source: sock.clone(),
+                        target: t.clone(),
+                        readonly: false,
+                        ..Default::default()
+                    });
+                    candidates.push(rel(&t));
+                    if target.is_empty() {
+                        candidates.push("run/buildkit".into());
+                        candidates.push("run".into());
+                    }
+                    if ssh_sock.is_none() {
+                        ssh_sock = Some(t);
+                    }
+                }
                 continue;
             }
         }
@@ -426,6 +468,10 @@ fn execute(
     let mut env = cur.config.config.env.clone().unwrap_or_default();
     for (k, v) in cur.run_args() {
         env.push(format!("{k}={v}"));
+    }
+    if let Some(sock) = ssh_sock {
+        env.retain(|e| !e.starts_with("SSH_AUTH_SOCK="));
+        env.push(format!("SSH_AUTH_SOCK={sock}"));
     }
     let cfg = ContainerConfig {
         id: id.clone(),

@@ -1,5 +1,7 @@
-//! `berth build`: Docker's flags, one engine call, the classic builder's
-//! output (`--progress=tty` currently prints the same plain lines).
+//! `berth build`: Docker's flags, one engine call, and the output: the
+//! classic builder's lines (`--progress=plain`) or the live view
+//! (`--progress=tty`; `auto` picks it when stdout, where build output goes,
+//! is a terminal).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -7,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use berth_build::dockerfile::Severity;
-use berth_build::executor::{BuildOptions, ErrorKind};
+use berth_build::executor::{BuildOptions, ErrorKind, ProgressMode};
 use berth_store::reference::familiar_name;
 
 use crate::engine::build::{BuildRequest, BuildResult, ContextSource};
@@ -51,10 +53,13 @@ pub struct BuildArgs {
     /// A secret for RUN --mount=type=secret: id=NAME,src=FILE (or env=VAR)
     #[arg(long = "secret", value_name = "id=NAME,src=FILE")]
     pub secrets: Vec<String>,
+    /// SSH agent for RUN --mount=type=ssh: default (the agent at $SSH_AUTH_SOCK) or ID=SOCKET
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub ssh: Vec<String>,
     /// Target platform (os/arch[/variant])
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
-    /// Output style: auto, plain, tty (tty prints plain lines for now)
+    /// Output style: auto (tty on a terminal, else plain), plain, tty, quiet
     #[arg(long, default_value = "auto", value_name = "TYPE")]
     pub progress: String,
     /// Check the Dockerfile (parse and lint) without building
@@ -97,6 +102,41 @@ fn local_dir(flag: &str, spec: &str, key: &str) -> Result<PathBuf> {
         .with_context(|| format!("{flag} {spec}: {key}=DIR is required"))
 }
 
+/// `--ssh default`, `--ssh ID` (both: the agent at $SSH_AUTH_SOCK) or
+/// `--ssh ID=SOCKET` → (ID, absolute socket path), checked to be a socket.
+fn ssh_agent(spec: &str) -> Result<(String, PathBuf)> {
+    use std::os::unix::fs::FileTypeExt;
+    let (id, path) = match spec.split_once('=') {
+        Some((id, p)) => (id.trim(), PathBuf::from(p.trim())),
+        None => {
+            let sock = std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .with_context(|| {
+                    format!(
+                        "--ssh {spec}: $SSH_AUTH_SOCK is not set: start an agent (eval $(ssh-agent); ssh-add) \
+                     or name its socket: --ssh {spec}=/path/to/agent.sock"
+                    )
+                })?;
+            (spec.trim(), PathBuf::from(sock))
+        }
+    };
+    if id.is_empty() || id.contains(',') {
+        bail!(
+            "--ssh {spec}: expected default, ID or ID=SOCKET (one agent socket per --ssh; key files are not supported)"
+        );
+    }
+    let path = std::path::absolute(&path).with_context(|| format!("--ssh {spec}: {}", path.display()))?;
+    let meta = std::fs::metadata(&path)
+        .with_context(|| format!("--ssh {spec}: cannot use the agent socket {}", path.display()))?;
+    if !meta.file_type().is_socket() {
+        bail!(
+            "--ssh {spec}: {} is not a unix socket: give an SSH agent's socket (berth does not load key files)",
+            path.display()
+        );
+    }
+    Ok((id.to_string(), path))
+}
+
 fn options(a: &BuildArgs) -> Result<BuildOptions> {
     let mut build_args = BTreeMap::new();
     for ba in &a.build_args {
@@ -136,6 +176,11 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
         };
         secrets.insert(id, src);
     }
+    let mut ssh = BTreeMap::new();
+    for spec in &a.ssh {
+        let (id, path) = ssh_agent(spec)?;
+        ssh.insert(id, path);
+    }
     let epoch = match a.source_date_epoch {
         Some(e) => Some(e),
         None => build_args
@@ -156,7 +201,7 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
     }
     match a.progress.as_str() {
         "auto" | "plain" | "tty" | "quiet" => {}
-        p => bail!("--progress {p}: use auto, plain or tty"),
+        p => bail!("--progress {p}: unknown output style; use auto, plain, tty or quiet"),
     }
     let cache_to = a
         .cache_to
@@ -172,6 +217,7 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
         build_args,
         labels,
         secrets,
+        ssh,
         target: a.target.clone(),
         no_cache: a.no_cache,
         pull: a.pull,
@@ -203,15 +249,21 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     } else {
         ContextSource::Dir(PathBuf::from(&ctx))
     };
-    // `auto` and `tty` print the plain classic lines (a live view is not
-    // written yet); the choice is accepted so scripts keep working.
-    let _tty = a.progress == "tty" || (a.progress == "auto" && std::io::stdout().is_terminal());
+    let progress = if quiet {
+        ProgressMode::Quiet
+    } else if a.progress == "tty" || (a.progress == "auto" && std::io::stdout().is_terminal()) {
+        ProgressMode::Tty {
+            width: terminal_width(),
+        }
+    } else {
+        ProgressMode::Plain
+    };
     let req = BuildRequest {
         context,
         file: a.file.clone(),
         tags: a.tags.clone(),
         options: opts,
-        quiet,
+        progress,
     };
     let (res, kept) = engine.build(req, Box::new(std::io::stdout()))?;
     match res {
@@ -267,6 +319,15 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
             }
             Err(ExitError::new(1, msg).into())
         }
+    }
+}
+
+/// Columns of the terminal on stdout (80 when it is not one, as with
+/// `--progress=tty` into a pipe).
+fn terminal_width() -> usize {
+    match rustix::termios::tcgetwinsize(std::io::stdout()) {
+        Ok(ws) if ws.ws_col > 0 => ws.ws_col as usize,
+        _ => 80,
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use berth_build::context::BuildContext;
 use berth_build::dockerfile::Diagnostic;
-use berth_build::executor::{self, BuildError, BuildOptions, BuildOutcome, Progress};
+use berth_build::executor::{self, BuildError, BuildOptions, BuildOutcome, Progress, ProgressMode};
 use berth_store::Reference;
 
 use super::Engine;
@@ -30,7 +30,8 @@ pub struct BuildRequest<'a> {
     /// Names as the user wrote them (`bb`, `bb:1`).
     pub tags: Vec<String>,
     pub options: BuildOptions,
-    pub quiet: bool,
+    /// Plain lines, the live terminal view, or quiet.
+    pub progress: ProgressMode,
 }
 
 /// The Dockerfile's text, its display name and its path.
@@ -127,8 +128,19 @@ impl Engine {
                 Ok(String::from_utf8_lossy(&text).into_owned())
             })));
         }
-        let mut progress = Progress::new(out, req.quiet);
+        if opts.download.is_none() {
+            // ADD <url>: the registry crate's plain downloader, which obeys
+            // BERTH_ALLOWED_REGISTRIES like every other request.
+            opts.download = Some(executor::Downloader(std::sync::Arc::new(|url, out| {
+                let d = berth_registry::fetch::download_meta(url, out).map_err(|e| e.to_string())?;
+                Ok(executor::UrlMeta {
+                    last_modified: d.last_modified,
+                })
+            })));
+        }
+        let mut progress = Progress::new(out, req.progress);
         let res = executor::build(&self.store, &opts, &mut progress);
+        progress.finish();
         let kept = progress.kept();
         Ok((
             match res {

@@ -1,0 +1,312 @@
+//! Build output, shared by the stage threads. Three styles:
+//!
+//! - plain: the classic builder's lines (`Step 3/9 : RUN make`, ` --->
+//!   Using cache`, ` ---> 4f2a9c1e0b7d`); lines of stages that run beside
+//!   another stage carry the stage name (`[build] `) so interleaved output
+//!   stays readable;
+//! - tty: a live view redrawn in place ([`tty::TtyView`]), ten times a
+//!   second and on every step event;
+//! - quiet (`-q`): nothing, but what plain would have printed is kept, so
+//!   a failure can still show the failing step's output.
+//!
+//! The executor reports events (a step starts, is cached, is committed,
+//! fails; a container prints); each style renders them.
+
+pub mod tty;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tty::TtyView;
+
+/// How build output looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    Plain,
+    /// The live view, for a terminal this many columns wide.
+    Tty {
+        width: usize,
+    },
+    Quiet,
+}
+
+/// How often the live view redraws when nothing happens (elapsed times).
+const TICK: Duration = Duration::from_millis(100);
+
+/// The writer and, in tty mode, the view (one lock: frames never interleave).
+struct Out {
+    w: Box<dyn Write + Send>,
+    view: Option<TtyView>,
+}
+
+/// Where build output goes.
+pub struct Progress {
+    out: Arc<Mutex<Out>>,
+    mode: ProgressMode,
+    /// Prefix lines with the stage name (plain).
+    prefix: bool,
+    /// Quiet mode: everything, for the failure report.
+    kept: Mutex<Vec<u8>>,
+    /// The tty ticker: its stop flag and thread.
+    ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Progress {
+    pub fn new(out: Box<dyn Write + Send>, mode: ProgressMode) -> Self {
+        let view = match mode {
+            ProgressMode::Tty { width } => Some(TtyView::new(width)),
+            _ => None,
+        };
+        let out = Arc::new(Mutex::new(Out { w: out, view }));
+        let ticker = matches!(mode, ProgressMode::Tty { .. }).then(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (o, s) = (out.clone(), stop.clone());
+            let t = std::thread::spawn(move || {
+                while !s.load(Ordering::SeqCst) {
+                    std::thread::park_timeout(TICK);
+                    if s.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let mut g = lock(&o);
+                    let Out { w, view } = &mut *g;
+                    if let Some(v) = view {
+                        let frame = v.render(Instant::now());
+                        let _ = w.write_all(frame.as_bytes());
+                        let _ = w.flush();
+                    }
+                }
+            });
+            (stop, t)
+        });
+        Progress {
+            out,
+            mode,
+            prefix: false,
+            kept: Mutex::new(Vec::new()),
+            ticker,
+        }
+    }
+
+    /// Turn stage prefixes on (set before the stage threads start).
+    pub fn set_prefix(&mut self, on: bool) {
+        self.prefix = on;
+    }
+
+    pub fn is_quiet(&self) -> bool {
+        self.mode == ProgressMode::Quiet
+    }
+
+    fn emit(&self, bytes: &[u8]) {
+        if self.is_quiet() {
+            let mut k = lock(&self.kept);
+            // Keep the tail only: enough for the failing step.
+            if k.len() > (1 << 20) {
+                let cut = k.len() - (1 << 19);
+                k.drain(..cut);
+            }
+            k.extend_from_slice(bytes);
+            return;
+        }
+        let mut o = lock(&self.out);
+        let _ = o.w.write_all(bytes);
+        let _ = o.w.flush();
+    }
+
+    /// Tty mode: change the view, and redraw when `redraw`. Returns false
+    /// in the other modes (the caller prints plain lines).
+    fn view(&self, redraw: bool, f: impl FnOnce(&mut TtyView)) -> bool {
+        let mut g = lock(&self.out);
+        let Out { w, view } = &mut *g;
+        let Some(v) = view else { return false };
+        f(v);
+        if redraw {
+            let frame = v.render(Instant::now());
+            let _ = w.write_all(frame.as_bytes());
+            let _ = w.flush();
+        }
+        true
+    }
+
+    fn plain_line(&self, stage: &str, text: &str) {
+        let mut s = String::with_capacity(text.len() + stage.len() + 4);
+        if self.prefix && !stage.is_empty() {
+            s.push('[');
+            s.push_str(stage);
+            s.push_str("] ");
+        }
+        s.push_str(text);
+        s.push('\n');
+        self.emit(s.as_bytes());
+    }
+
+    /// A step of `stage` starts: `Step n/total : text`.
+    pub fn step(&self, stage: &str, n: usize, total: usize, text: &str) {
+        if !self.view(true, |v| v.step(stage, n, total, text, Instant::now())) {
+            self.plain_line(stage, &format!("Step {n}/{total} : {text}"));
+        }
+    }
+
+    /// The stage's step was served from the cache: it is image `id`.
+    pub fn cached(&self, stage: &str, id: &str) {
+        if !self.view(true, |v| v.finish_step(stage, id, true, Instant::now())) {
+            self.plain_line(stage, " ---> Using cache");
+            self.plain_line(stage, &format!(" ---> {id}"));
+        }
+    }
+
+    /// The stage's step is done: image `id`.
+    pub fn done(&self, stage: &str, id: &str) {
+        if !self.view(true, |v| v.finish_step(stage, id, false, Instant::now())) {
+            self.plain_line(stage, &format!(" ---> {id}"));
+        }
+    }
+
+    /// The stage's step is over without an image (`FROM scratch`).
+    pub fn settled(&self, stage: &str) {
+        self.view(true, |v| v.finish_step(stage, "", false, Instant::now()));
+    }
+
+    /// The stage's step failed (`canceled`: because another stage did).
+    pub fn failed(&self, stage: &str, canceled: bool) {
+        self.view(true, |v| v.fail_step(stage, canceled, Instant::now()));
+    }
+
+    /// One line the builder says about `stage` (no trailing newline needed).
+    pub fn line(&self, stage: &str, text: &str) {
+        if !self.view(true, |v| v.note(stage, text)) {
+            self.plain_line(stage, text);
+        }
+    }
+
+    /// Output of a step's container: passed through as it comes, each line
+    /// prefixed when stages run in parallel (plain); the view shows its tail.
+    pub fn output(&self, stage: &str, text: &str) {
+        if self.view(false, |v| v.output(stage, text)) {
+            return;
+        }
+        if !self.prefix || stage.is_empty() {
+            self.emit(text.as_bytes());
+            return;
+        }
+        let mut s = String::with_capacity(text.len() + 16);
+        for l in text.split_inclusive('\n') {
+            s.push('[');
+            s.push_str(stage);
+            s.push_str("] ");
+            s.push_str(l);
+        }
+        self.emit(s.as_bytes());
+    }
+
+    /// The build is over: the live view stops and leaves its summary (and
+    /// the failed steps' output). Nothing to do in the other modes.
+    pub fn finish(&mut self) {
+        if let Some((stop, t)) = self.ticker.take() {
+            stop.store(true, Ordering::SeqCst);
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        let mut g = lock(&self.out);
+        let Out { w, view } = &mut *g;
+        if let Some(v) = view {
+            let frame = v.finish(Instant::now());
+            let _ = w.write_all(frame.as_bytes());
+            let _ = w.flush();
+        }
+    }
+
+    /// Text that goes out even in quiet mode (the final ID of `-q`).
+    pub fn always(&self, text: &str) {
+        let mut o = lock(&self.out);
+        let _ = o.w.write_all(text.as_bytes());
+        let _ = o.w.flush();
+    }
+
+    /// What quiet mode held back (empty otherwise).
+    pub fn kept(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.kept)).into_owned()
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.ticker.is_some() {
+            self.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn plain_prints_the_classic_lines_prefixed_when_parallel() {
+        let b = Buf::default();
+        let mut p = Progress::new(Box::new(b.clone()), ProgressMode::Plain);
+        p.set_prefix(true);
+        p.step("a", 1, 2, "FROM bb");
+        p.done("a", "0123456789ab");
+        p.step("a", 2, 2, "RUN x");
+        p.output("a", "x\ny\n");
+        p.cached("a", "ba9876543210");
+        p.finish();
+        assert_eq!(
+            b.text(),
+            "[a] Step 1/2 : FROM bb\n[a]  ---> 0123456789ab\n[a] Step 2/2 : RUN x\n[a] x\n[a] y\n\
+             [a]  ---> Using cache\n[a]  ---> ba9876543210\n"
+        );
+    }
+
+    #[test]
+    fn quiet_keeps_output_for_failures() {
+        let b = Buf::default();
+        let p = Progress::new(Box::new(b.clone()), ProgressMode::Quiet);
+        p.step("", 1, 1, "RUN false");
+        p.always("sha256:x\n");
+        assert_eq!(b.text(), "sha256:x\n");
+        assert!(p.kept().contains("Step 1/1"));
+    }
+
+    #[test]
+    fn tty_redraws_in_place_and_ends_with_a_summary() {
+        let b = Buf::default();
+        let mut p = Progress::new(Box::new(b.clone()), ProgressMode::Tty { width: 80 });
+        p.step("stage-0", 1, 2, "FROM bb");
+        p.done("stage-0", "0123456789ab");
+        p.step("stage-0", 2, 2, "RUN false");
+        p.output("stage-0", "boom\n");
+        p.failed("stage-0", false);
+        p.finish();
+        let s = b.text();
+        assert!(s.contains("\x1b[J"), "{s:?}");
+        assert!(s.contains("A\r\x1b[J"), "the running row was redrawn: {s:?}");
+        assert!(s.contains("[stage-0 1/2] FROM bb"), "{s:?}");
+        assert!(s.contains("0123456789ab"), "{s:?}");
+        assert!(s.ends_with(" > [stage-0 2/2] RUN false:\nboom\n------\n"), "{s:?}");
+    }
+}
