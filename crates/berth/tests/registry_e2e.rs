@@ -744,3 +744,236 @@ fn run_and_build_pull_missing_images_and_build_pushes() {
     let o = berth(&fresh, &["run", "--rm", &built]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "from the registry");
 }
+
+/// A two-stage project: the builder stage makes a file the final stage copies.
+fn cache_project(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM bb AS builder\nRUN echo built > /artifact\n\
+         FROM bb\nENV GREETING=hello\nCOPY --from=builder /artifact /artifact\nCOPY note.txt /note.txt\n\
+         RUN cat /artifact /note.txt > /both\nCMD [\"cat\", \"/both\"]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("note.txt"), "a note\n").unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+fn runs(out: &str) -> usize {
+    out.matches("Running in").count()
+}
+
+#[test]
+fn build_cache_in_a_registry_serves_a_fresh_store() {
+    let reg = Registry::plain();
+    let a = Root::new();
+    a.busybox("bb");
+    let base_tar = a.path().join("bb.tar");
+    ok(&a, &["save", "-o", base_tar.to_str().unwrap(), "bb"]);
+    let ctx = cache_project(&a.path().join("ctx"));
+    let cache_max = reg.name("app:cache-max");
+    let cache_min = reg.name("app:cache-min");
+
+    // mode=max: every step of both stages.
+    let out = ok(
+        &a,
+        &[
+            "build",
+            "--cache-to",
+            &format!("type=registry,ref={cache_max},mode=max"),
+            "-t",
+            "app",
+            &ctx,
+        ],
+    );
+    assert_eq!(runs(&out), 2, "{out}");
+    assert!(out.contains("Exporting the build cache (6 step images)"), "{out}");
+    let id = inspect(&a, "app", "{{.Id}}");
+    // mode=min (the default): the final image's own steps; served from A's
+    // local cache, which is exported as well.
+    let out = ok(
+        &a,
+        &[
+            "build",
+            "--cache-to",
+            &format!("type=registry,ref={cache_min}"),
+            "-t",
+            "app",
+            &ctx,
+        ],
+    );
+    assert_eq!(runs(&out), 0, "{out}");
+    assert!(out.contains("Exporting the build cache (5 step images)"), "{out}");
+
+    // What is in the registry is an OCI index of ordinary image manifests.
+    let raw = json(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{cache_max}"),
+    ]));
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(raw["artifactType"], "application/vnd.berth.build-cache.v1+json");
+    let entries = raw["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 6);
+    assert!(entries
+        .iter()
+        .any(|e| e["annotations"]["io.berth.build-cache.image"] == id.as_str()));
+
+    // A fresh store with only the base image: nothing runs, same image.
+    let b = Root::new();
+    ok(&b, &["load", "-i", base_tar.to_str().unwrap()]);
+    let out = ok(
+        &b,
+        &[
+            "build",
+            "--cache-from",
+            &format!("type=registry,ref={cache_max}"),
+            "-t",
+            "app",
+            &ctx,
+        ],
+    );
+    assert_eq!(runs(&out), 0, "{out}");
+    assert_eq!(out.matches(" ---> Using cache").count(), 6, "{out}");
+    assert_eq!(inspect(&b, "app", "{{.Id}}"), id);
+    assert_eq!(ok(&b, &["run", "--rm", "app"]), "built\na note\n");
+    assert_store_consistent(&b);
+
+    // min: the builder stage was not exported, so it runs again; a COPY
+    // --from step's key names the source stage's image, which is new, so
+    // the final stage is served only up to that step.
+    let c = Root::new();
+    ok(&c, &["load", "-i", base_tar.to_str().unwrap()]);
+    let out = ok(
+        &c,
+        &[
+            "build",
+            "--cache-from",
+            &format!("type=registry,ref={cache_min}"),
+            "-t",
+            "app",
+            &ctx,
+        ],
+    );
+    assert_eq!(runs(&out), 2, "{out}");
+    assert_eq!(out.matches(" ---> Using cache").count(), 1, "{out}");
+
+    // A changed file: the steps before it still come from the cache.
+    std::fs::write(Path::new(&ctx).join("note.txt"), "another note\n").unwrap();
+    let d = Root::new();
+    ok(&d, &["load", "-i", base_tar.to_str().unwrap()]);
+    let out = ok(
+        &d,
+        &[
+            "build",
+            "--cache-from",
+            &format!("type=registry,ref={cache_max}"),
+            "-t",
+            "app",
+            &ctx,
+        ],
+    );
+    assert_eq!(runs(&out), 1, "{out}");
+    assert_eq!(out.matches(" ---> Using cache").count(), 3, "{out}");
+}
+
+#[test]
+fn build_cache_errors_are_clear() {
+    let reg = Registry::plain();
+    let a = Root::new();
+    a.busybox("bb");
+    let ctx = cache_project(&a.path().join("ctx"));
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("127.0.0.1:{dead}/app:cache");
+
+    // cache-to: an error before anything is built.
+    for (spec, want) in [
+        (format!("type=registry,ref={dead}"), "cannot reach registry"),
+        ("type=registry,ref=Bad/Name".to_string(), "not a valid image reference"),
+        ("type=registry".to_string(), "needs ref="),
+        (
+            "type=registry,ref=example.com/app:cache".to_string(),
+            "is not allowed here",
+        ),
+        ("type=s3,ref=x".to_string(), "type=s3 is not supported"),
+    ] {
+        let o = berth(&a, &["build", "--cache-to", &spec, "-t", "app", &ctx]);
+        assert_eq!(o.status.code(), Some(125), "{spec}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{spec}: {}", stderr(&o));
+        assert!(!stdout(&o).contains("Running in"), "{spec}: built anyway");
+    }
+
+    // cache-from: a warning, and the build goes on without it.
+    let image = reg.name("notacache:1");
+    ok(&a, &["tag", "bb", &image]);
+    ok(&a, &["push", &image]);
+    for (spec, want) in [
+        (format!("type=registry,ref={dead}"), "cannot reach registry"),
+        (format!("type=registry,ref={}", reg.name("app:nosuch")), "not found"),
+        (format!("type=registry,ref={image}"), "is an image, not a build cache"),
+        (
+            "type=registry,ref=example.com/app:cache".to_string(),
+            "is not allowed here",
+        ),
+    ] {
+        let o = berth(&a, &["build", "--cache-from", &spec, "-t", "app", &ctx]);
+        assert!(o.status.success(), "{spec}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("[Warning] --cache-from") && err.contains(want),
+            "{spec}: {err}"
+        );
+        assert!(err.contains("building without it"), "{err}");
+    }
+}
+
+#[test]
+fn build_cache_respects_registry_auth() {
+    let reg = Registry::tls_htpasswd();
+    let host = reg.host();
+    let a = Root::new();
+    a.busybox("bb");
+    let base_tar = a.path().join("bb.tar");
+    ok(&a, &["save", "-o", base_tar.to_str().unwrap(), "bb"]);
+    let ctx = cache_project(&a.path().join("ctx"));
+    let cache = reg.name("private/app:cache");
+    let spec = format!("type=registry,ref={cache},mode=max");
+
+    let o = berth(&a, &["build", "--cache-to", &spec, "-t", "app", &ctx]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("exporting the build cache") && err.contains(&format!("berth login {host}")),
+        "{err}"
+    );
+
+    ok(&a, &["login", "-u", USER, "-p", PASS, &host]);
+    ok(&a, &["build", "--cache-to", &spec, "-t", "app", &ctx]);
+    let id = inspect(&a, "app", "{{.Id}}");
+
+    // Another store of the same user (same login) uses it; without the
+    // login the cache is skipped with a warning that says why.
+    let b = Root::new();
+    ok(&b, &["load", "-i", base_tar.to_str().unwrap()]);
+    let o = berth(&b, &["build", "--cache-from", &spec, "-t", "app", &ctx]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("authentication required"), "{}", stderr(&o));
+    assert_eq!(runs(&stdout(&o)), 2);
+    let c = Root::new();
+    ok(&c, &["load", "-i", base_tar.to_str().unwrap()]);
+    std::fs::create_dir_all(c.path().join("home/.config/berth")).unwrap();
+    std::fs::copy(
+        a.path().join("home/.config/berth/auth.json"),
+        c.path().join("home/.config/berth/auth.json"),
+    )
+    .unwrap();
+    let spec = format!("type=registry,ref={cache}");
+    let out = ok(&c, &["build", "--cache-from", &spec, "-t", "app", &ctx]);
+    assert_eq!(runs(&out), 0, "{out}");
+    assert_eq!(inspect(&c, "app", "{{.Id}}"), id);
+}

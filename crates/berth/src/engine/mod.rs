@@ -4,6 +4,7 @@
 //! except progress lines a caller asks for.
 
 pub mod build;
+pub mod build_cache;
 pub mod changes;
 pub mod containers;
 pub mod image_archive;

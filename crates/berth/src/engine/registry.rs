@@ -38,7 +38,7 @@ use serde_json::{json, Value};
 use super::Engine;
 
 /// Layers downloaded or uploaded at once.
-const PARALLEL: usize = 3;
+pub(super) const PARALLEL: usize = 3;
 /// Bytes per PATCH of a chunked upload.
 const UPLOAD_CHUNK: usize = 16 << 20;
 /// Whole-blob attempts on transient failures (each request retries too).
@@ -89,13 +89,13 @@ pub struct PushedImage {
 type SentLayer = (Digest, u64, String, Option<(Digest, LayerCompression)>, bool);
 
 /// Where progress lines go (nowhere for a quiet pull).
-struct Out<'a>(RefCell<Option<&'a mut dyn Write>>);
+pub(super) struct Out<'a>(RefCell<Option<&'a mut dyn Write>>);
 
 impl<'a> Out<'a> {
-    fn new(w: Option<&'a mut dyn Write>) -> Self {
+    pub(super) fn new(w: Option<&'a mut dyn Write>) -> Self {
         Out(RefCell::new(w))
     }
-    fn line(&self, s: &str) {
+    pub(super) fn line(&self, s: &str) {
         if let Some(w) = self.0.borrow_mut().as_mut() {
             let _ = writeln!(w, "{s}");
             let _ = w.flush();
@@ -103,7 +103,7 @@ impl<'a> Out<'a> {
     }
 }
 
-fn runtime() -> Result<berth_registry::tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<berth_registry::tokio::runtime::Runtime> {
     berth_registry::tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -114,14 +114,14 @@ fn runtime() -> Result<berth_registry::tokio::runtime::Runtime> {
 /// digests of layers it compressed for a push (so the next push only
 /// HEADs), and the repositories a blob is known to be in (for mounts).
 /// A cache: losing it costs time, never correctness.
-struct BlobInfo {
+pub(super) struct BlobInfo {
     path: PathBuf,
     doc: Value,
     dirty: bool,
 }
 
 impl BlobInfo {
-    fn load(root: &Path) -> BlobInfo {
+    pub(super) fn load(root: &Path) -> BlobInfo {
         let path = root.join("registry").join("blobinfo.json");
         let doc = std::fs::read(&path)
             .ok()
@@ -175,7 +175,7 @@ impl BlobInfo {
         }
     }
 
-    fn save(&self) {
+    pub(super) fn save(&self) {
         if !self.dirty {
             return;
         }
@@ -190,13 +190,13 @@ impl BlobInfo {
 
 /// A descriptor from a manifest.
 #[derive(Clone, Debug)]
-struct Desc {
-    media_type: String,
-    digest: Digest,
-    size: u64,
+pub(super) struct Desc {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
 }
 
-fn desc_of(v: &Value, what: &str) -> Result<Desc> {
+pub(super) fn desc_of(v: &Value, what: &str) -> Result<Desc> {
     Ok(Desc {
         media_type: v["mediaType"].as_str().unwrap_or_default().to_string(),
         digest: Digest::parse(v["digest"].as_str().unwrap_or_default())
@@ -501,7 +501,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn pull_layer<'scope, 'env>(
+    pub(super) async fn pull_layer<'scope, 'env>(
         &'env self,
         s: &'scope Scope<'scope, 'env>,
         reg: &Registry,
@@ -716,7 +716,7 @@ impl Engine {
     /// Push one image's blobs and manifest; put the manifest under `tag`
     /// (or its digest). Returns the manifest's digest, size and media type.
     #[allow(clippy::too_many_arguments)]
-    async fn push_image<'scope, 'env>(
+    pub(super) async fn push_image<'scope, 'env>(
         &'env self,
         s: &'scope Scope<'scope, 'env>,
         reg: &Registry,
