@@ -35,7 +35,23 @@ impl Registry {
         Registry::start(true)
     }
 
+    /// Plain HTTP with `auth: token` (a token server's realm and the
+    /// certificate its tokens are signed with).
+    fn token(realm: &str, cert: &Path) -> Registry {
+        Registry::start_with(
+            false,
+            Some(format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                cert.display()
+            )),
+        )
+    }
+
     fn start(tls: bool) -> Registry {
+        Registry::start_with(tls, None)
+    }
+
+    fn start_with(tls: bool, auth: Option<String>) -> Registry {
         assert!(
             have("docker-registry"),
             "docker-registry is not installed (apt-get install docker-registry)"
@@ -71,6 +87,9 @@ impl Registry {
             std::fs::create_dir_all(&cas).unwrap();
             std::fs::copy(d.join("ca.crt"), cas.join("ca.crt")).unwrap();
             ca_dir = Some(cas);
+        }
+        if let Some(a) = auth {
+            cfg.push_str(&a);
         }
         std::fs::write(d.join("config.yml"), cfg).unwrap();
         let child = Command::new("docker-registry")
@@ -976,4 +995,348 @@ fn build_cache_respects_registry_auth() {
     let out = ok(&c, &["build", "--cache-from", &spec, "-t", "app", &ctx]);
     assert_eq!(runs(&out), 0, "{out}");
     assert_eq!(inspect(&c, "app", "{{.Id}}"), id);
+}
+
+const TOKEN_SERVICE: &str = "berth-test-registry";
+const TOKEN_ISSUER: &str = "berth-test-issuer";
+
+/// One request to the token server.
+#[derive(Clone, Debug)]
+struct TokenRequest {
+    account: Option<String>,
+    scopes: Vec<String>,
+    /// The password was right (or none was given).
+    accepted: bool,
+    /// The token issued had expired already.
+    expired: bool,
+}
+
+/// A token server as Docker's token auth describes it, on 127.0.0.1: Basic
+/// credentials in, a JWT (RS256, signed by `openssl dgst`, its certificate
+/// in the `x5c` header — what distribution verifies against its
+/// rootcertbundle) out. Anonymous requests get a token granting nothing,
+/// as Docker Hub does for private repositories.
+struct TokenServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    log: std::sync::Arc<std::sync::Mutex<Vec<TokenRequest>>>,
+    /// The next token issued is already expired (but says it lasts).
+    expire_next: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn b64(data: &[u8], url: bool) -> String {
+    let table: &[u8] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+    }
+    out
+}
+
+fn b64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' | b'-' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s.bytes().filter(|c| *c != b'=').collect();
+    let mut out = Vec::new();
+    for chunk in clean.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, c)| n | (val(*c) as u32) << (18 - 6 * i));
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+impl TokenServer {
+    fn start() -> TokenServer {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-tokens-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let o = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem",
+            ])
+            .args(["-days", "2", "-subj", "/CN=berth test token issuer"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let der = Command::new("openssl")
+            .args(["x509", "-in", "cert.pem", "-outform", "der"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+            .stdout;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let expire_next = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (log2, expire2, key) = (log.clone(), expire_next.clone(), dir.path().join("key.pem"));
+        let x5c = b64(&der, false);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = serve_token(&mut conn, &key, &x5c, &log2, &expire2);
+            }
+        });
+        TokenServer {
+            port,
+            dir,
+            log,
+            expire_next,
+        }
+    }
+
+    fn realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    /// The requests so far, and forget them.
+    fn take(&self) -> Vec<TokenRequest> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+fn serve_token(
+    conn: &mut TcpStream,
+    key: &Path,
+    x5c: &str,
+    log: &std::sync::Mutex<Vec<TokenRequest>>,
+    expire_next: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte)? == 0 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let target = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let mut scopes = Vec::new();
+    let mut service = String::new();
+    for kv in query.split('&') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "scope" => scopes.push(percent_decode(v)),
+            "service" => service = percent_decode(v),
+            _ => {}
+        }
+    }
+    let basic = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Authorization: Basic ")
+                .or_else(|| l.strip_prefix("authorization: Basic "))
+        })
+        .map(|b| String::from_utf8(b64_decode(b.trim())).unwrap());
+    let (account, accepted) = match &basic {
+        Some(up) => {
+            let (u, p) = up.split_once(':').unwrap();
+            (Some(u.to_string()), u == USER && p == PASS)
+        }
+        None => (None, true),
+    };
+    let expired = accepted && expire_next.swap(false, std::sync::atomic::Ordering::SeqCst);
+    log.lock().unwrap().push(TokenRequest {
+        account: account.clone(),
+        scopes: scopes.clone(),
+        accepted,
+        expired,
+    });
+    if !accepted || service != TOKEN_SERVICE {
+        let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid username or password"}]}"#;
+        write!(
+            conn,
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Logged in: what was asked for; anonymous: nothing.
+    let access: Vec<serde_json::Value> = if account.is_some() {
+        scopes
+            .iter()
+            .filter_map(|s| {
+                let mut p = s.splitn(3, ':');
+                let (t, n, a) = (p.next()?, p.next()?, p.next()?);
+                Some(serde_json::json!({"type": t, "name": n, "actions": a.split(',').collect::<Vec<_>>()}))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Expired an hour ago: past distribution's 60 s leeway.
+    let exp = if expired { now - 3600 } else { now + 600 };
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER, "sub": account.clone().unwrap_or_default(), "aud": TOKEN_SERVICE,
+        "exp": exp, "nbf": exp - 7200, "iat": exp - 7200, "jti": format!("t{}", now),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes(), true),
+        b64(claims.to_string().as_bytes(), true)
+    );
+    let mut sign = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    sign.stdin.take().unwrap().write_all(signing_input.as_bytes())?;
+    let sig = sign.wait_with_output()?.stdout;
+    let jwt = format!("{signing_input}.{}", b64(&sig, true));
+    // The client is told the token lasts, whether or not it does.
+    let body = serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 300}).to_string();
+    write!(
+        conn,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    Ok(())
+}
+
+/// Each scope asked for at most once: tokens are cached for the run.
+fn assert_one_token_per_scope(reqs: &[TokenRequest], what: &str) {
+    let mut seen = std::collections::BTreeSet::new();
+    for r in reqs {
+        let key = r.scopes.join(" ");
+        assert!(
+            seen.insert(key.clone()),
+            "{what}: a second token for {key:?}: {reqs:#?}"
+        );
+    }
+}
+
+#[test]
+fn bearer_tokens_from_a_token_server() {
+    let tokens = TokenServer::start();
+    let reg = Registry::token(&tokens.realm(), &tokens.cert());
+    let host = reg.host();
+    let a = Root::new();
+    a.busybox("bb");
+    // Three layers, so the push sends requests side by side.
+    let ctx = a.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM bb\nRUN echo 1 > /1\nRUN echo 2 > /2\n").unwrap();
+    let name = reg.name("private/app:1");
+    ok(&a, &["build", "-q", "-t", &name, ctx.to_str().unwrap()]);
+    let id = inspect(&a, &name, "{{.Id}}");
+
+    // Anonymous: the token grants nothing; refused, told to log in.
+    let o = berth(&a, &["push", &name]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("authentication required for {host}")), "{err}");
+    assert!(err.contains(&format!("berth login {host}")), "{err}");
+    let reqs = tokens.take();
+    assert!(
+        !reqs.is_empty() && reqs.iter().all(|r| r.account.is_none()),
+        "{reqs:#?}"
+    );
+
+    // A wrong password is refused by the token server.
+    let o = berth(&a, &["login", "-u", USER, "-p", "wrong", &host]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("incorrect username or password"), "{}", stderr(&o));
+    assert!(tokens.take().iter().all(|r| !r.accepted));
+
+    ok(&a, &["login", "-u", USER, "-p", PASS, &host]);
+    let reqs = tokens.take();
+    assert_eq!(reqs.len(), 1, "{reqs:#?}");
+    assert!(reqs[0].accepted && reqs[0].account.as_deref() == Some(USER));
+
+    // Push: every request authorised, one token per scope for the run.
+    let out = ok(&a, &["push", &name]);
+    assert_eq!(out.matches(": Pushed").count(), 3, "{out}");
+    let reqs = tokens.take();
+    assert_one_token_per_scope(&reqs, "push");
+    assert!(
+        reqs.iter().any(|r| r.scopes == ["repository:private/app:pull,push"]),
+        "{reqs:#?}"
+    );
+
+    // Pull into a fresh store with the same login: one token.
+    let auth = a.path().join("home/.config/berth/auth.json");
+    let fresh = |r: &Root| {
+        std::fs::create_dir_all(r.path().join("home/.config/berth")).unwrap();
+        std::fs::copy(&auth, r.path().join("home/.config/berth/auth.json")).unwrap();
+    };
+    let b = Root::new();
+    fresh(&b);
+    ok(&b, &["pull", &name]);
+    assert_eq!(inspect(&b, &name, "{{.Id}}"), id);
+    let reqs = tokens.take();
+    assert_eq!(reqs.len(), 1, "{reqs:#?}");
+    assert_eq!(reqs[0].scopes, ["repository:private/app:pull"]);
+
+    // A token the registry finds expired is replaced, and the pull goes on.
+    tokens.expire_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    let c = Root::new();
+    fresh(&c);
+    ok(&c, &["pull", &name]);
+    assert_eq!(inspect(&c, &name, "{{.Id}}"), id);
+    let reqs = tokens.take();
+    assert_eq!(reqs.len(), 2, "{reqs:#?}");
+    assert!(reqs[0].expired && !reqs[1].expired, "{reqs:#?}");
+
+    // Anonymous pull of the private repository: refused, told what to do.
+    let d = Root::new();
+    let o = berth(&d, &["pull", &name]);
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("authentication required for {host}")), "{err}");
+    assert!(err.contains(&format!("berth login {host}")), "{err}");
+    assert_eq!(ok(&d, &["images", "-q"]).trim(), "");
 }
