@@ -891,22 +891,30 @@ impl Registry {
         Ok(bytes)
     }
 
-    /// Stream a blob of `size` bytes into `tx`, resuming with `Range` where
-    /// the connection drops. Refuses a blob longer or shorter than `size`
-    /// (the digest itself is checked by whoever hashes what `tx` receives).
-    /// `progress` is told the bytes received so far.
+    /// Stream a blob of `size` bytes into `tx`, from byte `start` (the
+    /// caller has the bytes before it, e.g. from an interrupted pull) and
+    /// resuming with `Range` where the connection drops. `on_start` is told,
+    /// once and before any bytes are sent, where the stream begins: `start`
+    /// when the registry honours the range (206), 0 when it sends the whole
+    /// blob instead (200). Refuses a blob longer or shorter than `size`
+    /// (the digest itself is checked by whoever hashes the whole blob).
+    /// `progress` is told the bytes of the blob had so far.
+    #[allow(clippy::too_many_arguments)]
     pub async fn fetch_blob(
         &self,
         repo: &str,
         digest: &Digest,
         size: u64,
+        start: u64,
+        on_start: &dyn Fn(u64),
         tx: &tokio::sync::mpsc::Sender<Bytes>,
         progress: &dyn Fn(u64),
     ) -> Result<()> {
         let what = format!("blob {digest} of {repo}");
         let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
         let scopes = [pull_scope(repo)];
-        let mut offset = 0u64;
+        let mut offset = start.min(size);
+        let mut started = false;
         let mut resumes = 0u32;
         let mut last_err = String::new();
         'request: loop {
@@ -929,13 +937,25 @@ impl Registry {
                 })
                 .await?;
             let status = resp.status();
-            if from > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
+            if !started && from > 0 && (status == StatusCode::OK || status == StatusCode::RANGE_NOT_SATISFIABLE) {
+                if status == StatusCode::RANGE_NOT_SATISFIABLE {
+                    // What we hold is no prefix of this blob: start over.
+                    log::debug!("{}: {what}: range from {from} refused; downloading it all", self.name);
+                    offset = 0;
+                    continue 'request;
+                }
+                // No ranges here: this is the whole blob.
+                log::debug!("{}: {what}: no resume from {from}; downloading it all", self.name);
+                offset = 0;
+                started = true;
+                on_start(0);
+            } else if from > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
                 return Err(self.truncated(&what, digest, from, size));
             }
             if !status.is_success() {
                 return Err(self.fail(resp, &what, repo).await);
             }
-            if from > 0 {
+            if offset > 0 {
                 let start = resp
                     .headers()
                     .get(CONTENT_RANGE)
@@ -952,6 +972,10 @@ impl Registry {
                         ),
                     });
                 }
+            }
+            if !started {
+                started = true;
+                on_start(offset);
             }
             let mut resp = resp;
             loop {

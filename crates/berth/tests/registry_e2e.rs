@@ -1340,3 +1340,268 @@ fn bearer_tokens_from_a_token_server() {
     assert!(err.contains(&format!("berth login {host}")), "{err}");
     assert_eq!(ok(&d, &["images", "-q"]).trim(), "");
 }
+
+/// One request through the [`Proxy`].
+#[derive(Clone, Debug)]
+struct Proxied {
+    path: String,
+    range: Option<String>,
+    status: u16,
+    /// Body bytes passed on to the client.
+    body: u64,
+}
+
+/// An HTTP proxy in front of a registry (berth talks to it as if it were
+/// the registry): logs each request, can hold a response after some body
+/// bytes (a download caught mid-way, for as long as the test wants), and
+/// can drop `Range` headers (a registry that cannot resume).
+struct Proxy {
+    port: u16,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Proxied>>>,
+    /// Hold every response after this many body bytes (0: never).
+    stall_after: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    strip_range: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let p = Proxy {
+            port,
+            log: Arc::new(Mutex::new(Vec::new())),
+            stall_after: Arc::new(AtomicU64::new(0)),
+            strip_range: Arc::new(AtomicBool::new(false)),
+        };
+        let (log, stall, strip) = (p.log.clone(), p.stall_after.clone(), p.strip_range.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (log, stall, strip) = (log.clone(), stall.clone(), strip.clone());
+                std::thread::spawn(move || {
+                    let _ = proxy_conn(conn, upstream, &log, &stall, &strip);
+                });
+            }
+        });
+        p
+    }
+
+    fn name(&self, repo: &str) -> String {
+        format!("127.0.0.1:{}/{repo}", self.port)
+    }
+
+    fn take(&self) -> Vec<Proxied> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+fn read_head(r: &mut impl std::io::Read) -> std::io::Result<Option<Vec<u8>>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if r.read(&mut byte)? == 0 {
+            return Ok(None);
+        }
+        head.push(byte[0]);
+    }
+    Ok(Some(head))
+}
+
+fn proxy_conn(
+    mut client: TcpStream,
+    upstream: u16,
+    log: &std::sync::Mutex<Vec<Proxied>>,
+    stall_after: &std::sync::atomic::AtomicU64,
+    strip_range: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    // berth tries HTTPS first: a TLS hello is refused at once, as a plain
+    // HTTP registry does.
+    let mut first = [0u8; 1];
+    if client.peek(&mut first)? == 0 || first[0] == 0x16 {
+        return Ok(());
+    }
+    // One request per connection: the registry is asked to close after it,
+    // and so is the client.
+    let Some(head) = read_head(&mut client)? else {
+        return Ok(());
+    };
+    let head = String::from_utf8_lossy(&head).to_string();
+    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut range = None;
+    let mut out = String::new();
+    for (i, line) in head.split("\r\n").enumerate() {
+        let lower = line.to_ascii_lowercase();
+        if line.is_empty() || lower.starts_with("connection:") {
+            continue;
+        }
+        if lower.starts_with("range:") {
+            range = Some(line[6..].trim().to_string());
+            if strip_range.load(Ordering::SeqCst) {
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+        if i == 0 {
+            out.push_str("Connection: close\r\n");
+        }
+    }
+    out.push_str("\r\n");
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    up.write_all(out.as_bytes())?;
+    let Some(resp_head) = read_head(&mut up)? else {
+        return Ok(());
+    };
+    let resp_text = String::from_utf8_lossy(&resp_head).to_string();
+    let status: u16 = resp_text.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+    client.write_all(&resp_head)?;
+    let stall = stall_after.load(Ordering::SeqCst);
+    let mut body = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    let result = loop {
+        let want = if stall > 0 {
+            buf.len().min((stall - body) as usize)
+        } else {
+            buf.len()
+        };
+        if want == 0 {
+            // Caught mid-way: hold the connection until the client goes.
+            let mut probe = [0u8; 1];
+            let _ = client.read(&mut probe);
+            break Ok(());
+        }
+        let n = match up.read(&mut buf[..want]) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(e),
+        };
+        if let Err(e) = client.write_all(&buf[..n]) {
+            break Err(e);
+        }
+        body += n as u64;
+    };
+    log.lock().unwrap().push(Proxied {
+        path,
+        range,
+        status,
+        body,
+    });
+    result
+}
+
+/// Start a pull through `proxy` (which holds the big layer part-way), wait
+/// until its partial download holds some of it, kill -9 it; returns the
+/// partial's size.
+fn pull_killed_midway(r: &Root, name: &str, partial: &Path) -> u64 {
+    let home = r.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut child = r
+        .cmd(&["pull", name])
+        .env("HOME", &home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The proxy holds the layer after 8 MiB: the partial grows to a few MiB
+    // and stays there until the kill (the deadline only guards a hang).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0) < (4 << 20) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended before it was caught"
+        );
+        assert!(Instant::now() < deadline, "the partial download never grew");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::metadata(partial).unwrap().len()
+}
+
+#[test]
+fn an_interrupted_download_resumes_where_it_stopped() {
+    use std::sync::atomic::Ordering;
+    let reg = Registry::plain();
+    let a = Root::new();
+    let tar = random_layer_tar(a.path(), 24, 11);
+    let id = ok(&a, &["import", tar.to_str().unwrap(), &reg.name("big:1")])
+        .trim()
+        .to_string();
+    ok(&a, &["push", &reg.name("big:1")]);
+    let raw = json(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}", reg.name("big:1")),
+    ]));
+    let layer = raw["layers"][0]["digest"].as_str().unwrap().to_string();
+    let layer_size = raw["layers"][0]["size"].as_u64().unwrap();
+    assert!(layer_size > 16 << 20, "{layer_size}");
+    let proxy = Proxy::start(reg.port);
+    let name = proxy.name("big:1");
+
+    // Killed mid-layer: the bytes so far stay, outside the swept staging.
+    let b = Root::new();
+    let partial = b
+        .path()
+        .join("store/downloads")
+        .join(format!("{}.partial", layer.trim_start_matches("sha256:")));
+    proxy.stall_after.store(8 << 20, Ordering::SeqCst);
+    let have = pull_killed_midway(&b, &name, &partial);
+    assert!(have >= 4 << 20 && have < layer_size, "{have}");
+    assert_store_consistent(&b);
+    assert_eq!(ok(&b, &["images", "-q"]).trim(), "");
+
+    // The next pull asks for the rest only, and gets the right image.
+    proxy.stall_after.store(0, Ordering::SeqCst);
+    proxy.take();
+    let out = ok(&b, &["pull", &name]);
+    assert!(out.contains("Resuming download at"), "{out}");
+    let reqs = proxy.take();
+    let blob: Vec<&Proxied> = reqs.iter().filter(|r| r.path.ends_with(&layer)).collect();
+    assert_eq!(blob.len(), 1, "{reqs:#?}");
+    assert_eq!(
+        blob[0].range.as_deref(),
+        Some(format!("bytes={have}-").as_str()),
+        "{reqs:#?}"
+    );
+    assert_eq!(blob[0].status, 206);
+    assert_eq!(blob[0].body, layer_size - have, "only the rest was sent");
+    assert_eq!(inspect(&b, &name, "{{.Id}}"), id);
+    assert!(!partial.exists(), "the partial became the blob");
+    assert_store_consistent(&b);
+    assert_eq!(std::fs::read_dir(b.path().join("store/downloads")).unwrap().count(), 0);
+
+    // A registry that ignores ranges: the whole blob again, still right.
+    let c = Root::new();
+    let partial = c.path().join("store/downloads").join(partial.file_name().unwrap());
+    proxy.stall_after.store(8 << 20, Ordering::SeqCst);
+    pull_killed_midway(&c, &name, &partial);
+    proxy.stall_after.store(0, Ordering::SeqCst);
+    proxy.strip_range.store(true, Ordering::SeqCst);
+    proxy.take();
+    ok(&c, &["pull", &name]);
+    let reqs = proxy.take();
+    let blob: Vec<&Proxied> = reqs.iter().filter(|r| r.path.ends_with(&layer)).collect();
+    assert_eq!(blob.len(), 1, "{reqs:#?}");
+    assert!(blob[0].range.is_some() && blob[0].status == 200, "{reqs:#?}");
+    assert_eq!(blob[0].body, layer_size);
+    assert_eq!(inspect(&c, &name, "{{.Id}}"), id);
+    assert_store_consistent(&c);
+
+    // A partial that is not a prefix of the blob (damaged): the digest
+    // check catches it and the layer is downloaded again from the start.
+    let d = Root::new();
+    let partial = d.path().join("store/downloads").join(partial.file_name().unwrap());
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, vec![0x5a; 3 << 20]).unwrap();
+    proxy.strip_range.store(false, Ordering::SeqCst);
+    let out = ok(&d, &["pull", &name]);
+    assert!(out.contains("downloading it again"), "{out}");
+    assert_eq!(inspect(&d, &name, "{{.Id}}"), id);
+    assert_store_consistent(&d);
+}
