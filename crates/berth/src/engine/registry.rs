@@ -56,6 +56,7 @@ pub struct PullOptions {
     /// `-a`: every tag of the repository.
     pub all_tags: bool,
     pub registry: Options,
+    pub layer_bytes: Option<LayerBytes>,
 }
 
 /// One image a pull brought (or found up to date).
@@ -78,6 +79,7 @@ pub struct PushOptions {
     /// (plain-tar layers are always compressed, with gzip by default).
     pub compression: Option<LayerCompression>,
     pub registry: Options,
+    pub layer_bytes: Option<LayerBytes>,
 }
 
 #[derive(Clone, Debug)]
@@ -93,17 +95,40 @@ pub struct PushedImage {
 /// (diff ID, format) and whether bytes were sent.
 type SentLayer = (Digest, u64, String, Option<(Digest, LayerCompression)>, bool);
 
-/// Where progress lines go (nowhere for a quiet pull).
-pub(super) struct Out<'a>(RefCell<Option<&'a mut dyn Write>>);
+/// Told, as a layer moves, its short ID, the bytes done and its size (0:
+/// not known yet, e.g. while it is being compressed for a push). For live
+/// progress bars; the lines say the same in words.
+#[derive(Clone)]
+pub struct LayerBytes(pub std::sync::Arc<LayerBytesFn>);
+
+/// `(short layer ID, bytes done, size or 0)`.
+pub type LayerBytesFn = dyn Fn(&str, u64, u64) + Send + Sync;
+
+impl std::fmt::Debug for LayerBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LayerBytes")
+    }
+}
+
+/// Where progress lines go (nowhere for a quiet pull), and byte counts.
+pub(super) struct Out<'a>(RefCell<Option<&'a mut dyn Write>>, Option<LayerBytes>);
 
 impl<'a> Out<'a> {
     pub(super) fn new(w: Option<&'a mut dyn Write>) -> Self {
-        Out(RefCell::new(w))
+        Out(RefCell::new(w), None)
+    }
+    pub(super) fn with_bytes(w: Option<&'a mut dyn Write>, bytes: Option<LayerBytes>) -> Self {
+        Out(RefCell::new(w), bytes)
     }
     pub(super) fn line(&self, s: &str) {
         if let Some(w) = self.0.borrow_mut().as_mut() {
             let _ = writeln!(w, "{s}");
             let _ = w.flush();
+        }
+    }
+    pub(super) fn bytes(&self, id: &str, done: u64, total: u64) {
+        if let Some(b) = &self.1 {
+            (b.0)(id, done, total);
         }
     }
 }
@@ -398,7 +423,7 @@ impl Engine {
         progress: Option<&mut dyn Write>,
     ) -> Result<Vec<PulledImage>> {
         let r = Reference::parse(reference)?;
-        let out = Out::new(progress);
+        let out = Out::with_bytes(progress, opts.layer_bytes.clone());
         let explicit_platform = opts.platform.is_some();
         let want = match &opts.platform {
             Some(p) => Platform::parse(p)?,
@@ -680,7 +705,9 @@ impl Engine {
                 let _ = start_tx.send(n);
             };
             let fetched = reg
-                .fetch_blob(repo, &desc.digest, desc.size, have, &on_start, &tx, &|_| {})
+                .fetch_blob(repo, &desc.digest, desc.size, have, &on_start, &tx, &|n| {
+                    out.bytes(&short, n, desc.size)
+                })
                 .await;
             drop(tx);
             drop(start_tx);
@@ -721,7 +748,7 @@ impl Engine {
         opts: &PushOptions,
         progress: Option<&mut dyn Write>,
     ) -> Result<Vec<PushedImage>> {
-        let out = Out::new(progress);
+        let out = Out::with_bytes(progress, opts.layer_bytes.clone());
         let target_word = dest.unwrap_or(source);
         let target = Reference::parse(target_word).with_context(|| {
             format!("{target_word:?} is not a name to push to: tag the image first (berth tag IMAGE HOST/NAME:TAG)")
@@ -961,7 +988,11 @@ impl Engine {
                     }
                 }
                 match p.recompress {
-                    None => self.upload_stored(reg, repo, &digest, size).await?,
+                    None => {
+                        out.bytes(&short, 0, size);
+                        self.upload_stored(reg, repo, &digest, size).await?;
+                        out.bytes(&short, size, size);
+                    }
                     Some(c) => {
                         // The remembered digest is not there: compress again
                         // (deterministic, so the digest is the same).
@@ -1084,6 +1115,7 @@ impl Engine {
                     loc = reg.upload_chunk(repo, &loc, offset, chunk).await?;
                     log::debug!("layer {short}: sent {n} bytes at {offset} in {:?}", t.elapsed());
                     offset += n;
+                    out.bytes(short, offset, 0);
                 }
                 Ok::<_, RegistryError>((loc, offset))
             }
