@@ -1605,3 +1605,96 @@ fn an_interrupted_download_resumes_where_it_stopped() {
     assert_eq!(inspect(&d, &name, "{{.Id}}"), id);
     assert_store_consistent(&d);
 }
+
+#[test]
+fn docker_credential_helpers_are_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = Registry::tls_htpasswd();
+    let host = reg.host();
+    let r = Root::new();
+    let name = reg.name("helped/bb:1");
+    r.busybox(&name);
+    // A helper that knows one server, logs what it is asked, and says
+    // "not found" (as the protocol does) for any other.
+    let bin = r.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let asked = r.path().join("asked");
+    let helper = format!(
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread server\necho \"$server\" >> {asked}\n\
+         if [ \"$server\" = \"{host}\" ]; then\n\
+           printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASS}\"}}' \"$server\"\n\
+         else\n  echo 'credentials not found in native keychain'; exit 1\nfi\n",
+        asked = asked.display()
+    );
+    for n in ["docker-credential-berthtest", "docker-credential-empty"] {
+        let p = bin.join(n);
+        let text = if n.ends_with("empty") {
+            "#!/bin/sh\necho 'credentials not found in native keychain'\nexit 1\n".to_string()
+        } else {
+            helper.clone()
+        };
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let home = r.path().join("home");
+    let docker_config = |v: serde_json::Value| {
+        std::fs::create_dir_all(home.join(".docker")).unwrap();
+        std::fs::write(home.join(".docker/config.json"), v.to_string()).unwrap();
+    };
+    let run_in = |r: &Root, args: &[&str]| {
+        r.cmd(args)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("DOCKER_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let run = |args: &[&str]| run_in(&r, args);
+
+    // credHelpers for this registry: push with no login at all.
+    docker_config(serde_json::json!({"credHelpers": {host.clone(): "berthtest"}}));
+    let o = run(&["push", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&asked).unwrap().trim(), host);
+    assert!(!home.join(".config/berth/auth.json").exists(), "nothing was written");
+
+    // credsStore for every registry: a fresh store pulls it.
+    docker_config(serde_json::json!({"credsStore": "berthtest", "auths": {host.clone(): {}}}));
+    let r2 = Root::new();
+    let o = run_in(&r2, &["pull", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // A helper with nothing stored: anonymous, and told to log in.
+    docker_config(serde_json::json!({"credHelpers": {host.clone(): "empty"}}));
+    let o = run(&["push", &name]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains(&format!("berth login {host}")), "{}", stderr(&o));
+
+    // The registry's helper missing: a clear error that names it.
+    docker_config(serde_json::json!({"credHelpers": {host.clone(): "nosuch"}}));
+    let o = run(&["push", &name]);
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(
+        err.contains("docker-credential-nosuch is not on PATH") && err.contains("credHelpers in"),
+        "{err}"
+    );
+
+    // berth's own login still comes first.
+    docker_config(serde_json::json!({"credHelpers": {host.clone(): "nosuch"}}));
+    let mut login = r.cmd(&["login", "-u", USER, "--password-stdin", &host]);
+    login
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(Stdio::piped());
+    let mut child = login.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(PASS.as_bytes()).unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let o = run(&["push", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
