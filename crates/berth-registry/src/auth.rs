@@ -324,9 +324,16 @@ fn run_helper(name: &str, server: &str) -> std::result::Result<Option<Credential
             _ => format!("running {prog}: {e}"),
         })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(helper_server(server).as_bytes())
-            .map_err(|e| format!("writing to {prog}: {e}"))?;
+        // A helper may answer without reading its input (and be gone):
+        // what it says and how it exits tell, not a broken pipe.
+        match stdin.write_all(helper_server(server).as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("writing to {prog}: {e}"));
+            }
+            _ => {}
+        }
     }
     let out = child.wait_with_output().map_err(|e| format!("running {prog}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
