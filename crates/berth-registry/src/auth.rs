@@ -4,7 +4,15 @@
 //! (mode 0600), in the same `{"auths": {"host": {"auth": base64(user:pass)}}}`
 //! shape Docker and Podman use, so either file can be copied over. Docker's
 //! own `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`) is read as
-//! a fallback; berth never writes it. Credential helpers are not run.
+//! a fallback; berth never writes it.
+//!
+//! Either file may name credential helpers, as Docker's does:
+//! `"credHelpers": {"host": "NAME"}` for one registry and `"credsStore":
+//! "NAME"` for all. berth then runs `docker-credential-NAME get` with the
+//! server on stdin and reads `{"Username": …, "Secret": …}` from its
+//! stdout (a `Username` of `<token>` marks an identity token). A helper
+//! named for the registry comes first, then the store, then the file's
+//! own `auths` entry.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -228,17 +236,128 @@ impl AuthFile {
 /// Credentials for `server`: berth's auth file first, then Docker's.
 pub fn lookup(auth_file: Option<&Path>, server: &str) -> Result<Option<Credentials>> {
     let own = auth_file.map(Path::to_path_buf).unwrap_or_else(default_auth_file);
-    if let Some(c) = AuthFile::open(&own)?.get(server) {
+    if let Some(c) = AuthFile::open(&own)?.credentials(server)? {
         return Ok(Some(c));
     }
     // Docker's file is a fallback only: a broken one is ignored, not fatal.
     match AuthFile::open(&docker_config_file()) {
-        Ok(f) => Ok(f.get(server)),
+        Ok(f) => f.credentials(server),
         Err(e) => {
             log::debug!("ignoring Docker's config: {e}");
             Ok(None)
         }
     }
+}
+
+impl AuthFile {
+    /// The helper this file names for `server`: (name, is it the one
+    /// named for this registry rather than the general store).
+    fn helper_for(&self, server: &str) -> Option<(String, bool)> {
+        let want = normalize_server(server);
+        let specific = self.doc["credHelpers"].as_object().and_then(|m| {
+            m.iter()
+                .find(|(k, _)| normalize_server(k) == want)
+                .and_then(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        });
+        match specific {
+            Some(h) => Some((h, true)),
+            None => self.doc["credsStore"]
+                .as_str()
+                .filter(|v| !v.is_empty())
+                .map(|h| (h.to_string(), false)),
+        }
+    }
+
+    /// The credentials for `server`: from its credential helper if the
+    /// file names one, else from the file.
+    pub fn credentials(&self, server: &str) -> Result<Option<Credentials>> {
+        if let Some((helper, specific)) = self.helper_for(server) {
+            let where_ = if specific {
+                format!("credHelpers in {}", self.path.display())
+            } else {
+                format!("credsStore in {}", self.path.display())
+            };
+            match run_helper(&helper, server) {
+                Ok(Some(c)) => return Ok(Some(c)),
+                Ok(None) => {}
+                // The registry's own helper must work; a general store
+                // that does not only costs its credentials.
+                Err(e) if specific => {
+                    return Err(RegistryError::Config(format!(
+                        "credential helper docker-credential-{helper} ({where_}) for {server}: {e}"
+                    )))
+                }
+                Err(e) => {
+                    log::warn!("credential helper docker-credential-{helper} ({where_}): {e}; going on without it")
+                }
+            }
+        }
+        Ok(self.get(server))
+    }
+}
+
+/// What a helper is asked about: Docker files Docker Hub under its old URL.
+fn helper_server(server: &str) -> String {
+    match normalize_server(server).as_str() {
+        "docker.io" => "https://index.docker.io/v1/".to_string(),
+        s => s.to_string(),
+    }
+}
+
+/// `docker-credential-NAME get`: Ok(None) when it has no credentials.
+fn run_helper(name: &str, server: &str) -> std::result::Result<Option<Credentials>, String> {
+    use std::process::{Command, Stdio};
+    if name.contains('/') {
+        return Err(format!("{name:?} is not a helper name"));
+    }
+    let prog = format!("docker-credential-{name}");
+    let mut child = Command::new(&prog)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{prog} is not on PATH: install it, or remove it from the file"),
+            _ => format!("running {prog}: {e}"),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper may answer without reading its input (and be gone):
+        // what it says and how it exits tell, not a broken pipe.
+        match stdin.write_all(helper_server(server).as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("writing to {prog}: {e}"));
+            }
+            _ => {}
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| format!("running {prog}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let msg = format!("{}{}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
+        // The helper protocol's way of saying "nothing stored".
+        if msg.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(format!("{prog} get failed ({}): {msg}", out.status));
+    }
+    let v: Value = serde_json::from_str(&stdout).map_err(|e| format!("{prog} get did not answer JSON: {e}"))?;
+    let (user, secret) = (v["Username"].as_str().unwrap_or(""), v["Secret"].as_str().unwrap_or(""));
+    if secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credentials {
+        username: if user.is_empty() {
+            "<token>".into()
+        } else {
+            user.to_string()
+        },
+        password: secret.to_string(),
+    }))
 }
 
 /// A `WWW-Authenticate` challenge.

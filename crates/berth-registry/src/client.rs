@@ -101,6 +101,28 @@ impl Manifest {
 struct Token {
     value: String,
     expires: Instant,
+    /// The scopes it was asked for.
+    scopes: Vec<String>,
+}
+
+/// `repository:NAME:pull,push` → (`repository:NAME`, [pull, push]).
+fn split_scope(s: &str) -> (&str, Vec<&str>) {
+    match s.rsplit_once(':') {
+        Some((res, actions)) => (res, actions.split(',').filter(|a| !a.is_empty()).collect()),
+        None => (s, Vec::new()),
+    }
+}
+
+/// Does a token asked for `granted` also serve `wanted` (a pull,push
+/// token serves pulls of the same repository)?
+fn scopes_cover(granted: &[String], wanted: &[String]) -> bool {
+    wanted.iter().all(|w| {
+        let (wr, wa) = split_scope(w);
+        granted.iter().any(|g| {
+            let (gr, ga) = split_scope(g);
+            gr == wr && wa.iter().all(|a| ga.contains(a))
+        })
+    })
 }
 
 #[derive(Default)]
@@ -116,6 +138,9 @@ pub struct Registry {
     http: reqwest::Client,
     creds: Option<Credentials>,
     state: Mutex<AuthState>,
+    /// Held while a token is fetched, so requests refused at the same time
+    /// share one new token instead of each fetching its own.
+    token_fetch: tokio::sync::Mutex<()>,
 }
 
 /// `repository:NAME:pull`.
@@ -350,6 +375,7 @@ impl Registry {
                                 challenge,
                                 tokens: HashMap::new(),
                             }),
+                            token_fetch: tokio::sync::Mutex::new(()),
                         });
                     }
                     Ok(resp) => {
@@ -410,17 +436,25 @@ impl Registry {
         match &st.challenge {
             None => None,
             Some(Challenge::Basic) => self.creds.as_ref().map(Credentials::basic_header),
-            Some(Challenge::Bearer { .. }) => st
-                .tokens
-                .get(&scopes.join(" "))
-                .filter(|t| t.expires > Instant::now())
-                .map(|t| format!("Bearer {}", t.value)),
+            Some(Challenge::Bearer { .. }) => {
+                let now = Instant::now();
+                let exact = st.tokens.get(&scopes.join(" ")).filter(|t| t.expires > now);
+                exact
+                    .or_else(|| {
+                        st.tokens
+                            .values()
+                            .find(|t| t.expires > now && scopes_cover(&t.scopes, scopes))
+                    })
+                    .map(|t| format!("Bearer {}", t.value))
+            }
         }
     }
 
     /// Answer a 401: fetch a token or switch to Basic. True if the request
-    /// is worth repeating.
-    async fn answer_challenge(&self, headers: &HeaderMap, scopes: &[String], had_auth: bool) -> Result<bool> {
+    /// is worth repeating. `sent` is the Authorization the refused request
+    /// carried.
+    async fn answer_challenge(&self, headers: &HeaderMap, scopes: &[String], sent: Option<&str>) -> Result<bool> {
+        let had_auth = sent.is_some();
         let challenge = headers
             .get_all(WWW_AUTHENTICATE)
             .iter()
@@ -434,6 +468,14 @@ impl Registry {
                 let mut scopes = scopes.to_vec();
                 if scopes.is_empty() {
                     scopes.extend(scope);
+                }
+                let _one_at_a_time = self.token_fetch.lock().await;
+                // Another request may have fetched a token while this one
+                // waited: use it, unless it is the one just refused.
+                if let Some(now) = self.auth_header(&scopes) {
+                    if Some(now.as_str()) != sent {
+                        return Ok(true);
+                    }
                 }
                 self.fetch_token(&realm, service.as_deref(), &scopes).await?;
                 Ok(true)
@@ -528,6 +570,7 @@ impl Registry {
             Token {
                 value: token.clone(),
                 expires: Instant::now() + Duration::from_secs(ttl - 5),
+                scopes: scopes.to_vec(),
             },
         );
         Ok(token)
@@ -537,12 +580,13 @@ impl Registry {
     /// authentication for `scopes`, retrying transient failures.
     async fn send(&self, scopes: &[String], what: &str, mk: impl Fn() -> RequestBuilder) -> Result<Response> {
         let mut attempt = 0;
-        let mut answered = false;
+        // Challenges answered: once for a request sent without a token,
+        // once more for a token refused (expired or revoked).
+        let mut answered = 0;
         loop {
             let mut rb = mk();
             let auth = self.auth_header(scopes);
-            let had_auth = auth.is_some();
-            if let Some(h) = auth {
+            if let Some(h) = &auth {
                 rb = rb.header(AUTHORIZATION, h);
             }
             match rb.send().await {
@@ -556,9 +600,9 @@ impl Registry {
                         reason: format!("{} (gave up after {} attempts)", reason(&e), attempt + 1),
                     })
                 }
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !answered => {
-                    answered = true;
-                    if self.answer_challenge(resp.headers(), scopes, had_auth).await? {
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && answered < 1 + u32::from(auth.is_some()) => {
+                    answered += 1;
+                    if self.answer_challenge(resp.headers(), scopes, auth.as_deref()).await? {
                         continue;
                     }
                     return Ok(resp);
@@ -594,7 +638,18 @@ impl Registry {
         let status = resp.status();
         let body = resp.bytes().await.unwrap_or_default();
         let detail = error_detail(&body);
+        let bearer = matches!(
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).challenge,
+            Some(Challenge::Bearer { .. })
+        );
         match status {
+            // The token service took the credentials, the registry not the
+            // token: this account may not do this here.
+            StatusCode::UNAUTHORIZED if self.creds.is_some() && bearer && !repo.is_empty() => RegistryError::Denied {
+                registry: self.name.clone(),
+                repository: repo.to_string(),
+                detail,
+            },
             StatusCode::UNAUTHORIZED if self.creds.is_some() && !detail.contains("DENIED") => {
                 RegistryError::BadCredentials {
                     registry: self.name.clone(),
@@ -836,22 +891,30 @@ impl Registry {
         Ok(bytes)
     }
 
-    /// Stream a blob of `size` bytes into `tx`, resuming with `Range` where
-    /// the connection drops. Refuses a blob longer or shorter than `size`
-    /// (the digest itself is checked by whoever hashes what `tx` receives).
-    /// `progress` is told the bytes received so far.
+    /// Stream a blob of `size` bytes into `tx`, from byte `start` (the
+    /// caller has the bytes before it, e.g. from an interrupted pull) and
+    /// resuming with `Range` where the connection drops. `on_start` is told,
+    /// once and before any bytes are sent, where the stream begins: `start`
+    /// when the registry honours the range (206), 0 when it sends the whole
+    /// blob instead (200). Refuses a blob longer or shorter than `size`
+    /// (the digest itself is checked by whoever hashes the whole blob).
+    /// `progress` is told the bytes of the blob had so far.
+    #[allow(clippy::too_many_arguments)]
     pub async fn fetch_blob(
         &self,
         repo: &str,
         digest: &Digest,
         size: u64,
+        start: u64,
+        on_start: &dyn Fn(u64),
         tx: &tokio::sync::mpsc::Sender<Bytes>,
         progress: &dyn Fn(u64),
     ) -> Result<()> {
         let what = format!("blob {digest} of {repo}");
         let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
         let scopes = [pull_scope(repo)];
-        let mut offset = 0u64;
+        let mut offset = start.min(size);
+        let mut started = false;
         let mut resumes = 0u32;
         let mut last_err = String::new();
         'request: loop {
@@ -874,13 +937,25 @@ impl Registry {
                 })
                 .await?;
             let status = resp.status();
-            if from > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
+            if !started && from > 0 && (status == StatusCode::OK || status == StatusCode::RANGE_NOT_SATISFIABLE) {
+                if status == StatusCode::RANGE_NOT_SATISFIABLE {
+                    // What we hold is no prefix of this blob: start over.
+                    log::debug!("{}: {what}: range from {from} refused; downloading it all", self.name);
+                    offset = 0;
+                    continue 'request;
+                }
+                // No ranges here: this is the whole blob.
+                log::debug!("{}: {what}: no resume from {from}; downloading it all", self.name);
+                offset = 0;
+                started = true;
+                on_start(0);
+            } else if from > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
                 return Err(self.truncated(&what, digest, from, size));
             }
             if !status.is_success() {
                 return Err(self.fail(resp, &what, repo).await);
             }
-            if from > 0 {
+            if offset > 0 {
                 let start = resp
                     .headers()
                     .get(CONTENT_RANGE)
@@ -897,6 +972,10 @@ impl Registry {
                         ),
                     });
                 }
+            }
+            if !started {
+                started = true;
+                on_start(offset);
             }
             let mut resp = resp;
             loop {
@@ -1135,6 +1214,18 @@ mod tests {
         for h in ["registry-1.docker.io", "10.0.0.1:5000", "ghcr.io"] {
             assert!(!is_loopback(h), "{h}");
         }
+    }
+
+    #[test]
+    fn push_tokens_serve_pulls_of_the_same_repository() {
+        let push = vec![push_scope("a/b")];
+        assert!(scopes_cover(&push, &[pull_scope("a/b")]));
+        assert!(scopes_cover(&push, &push));
+        assert!(!scopes_cover(&push, &[pull_scope("a/c")]));
+        assert!(!scopes_cover(&[pull_scope("a/b")], &push));
+        let mount = vec![push_scope("x"), pull_scope("y")];
+        assert!(scopes_cover(&mount, &[pull_scope("y")]));
+        assert!(!scopes_cover(&[], &[pull_scope("y")]));
     }
 
     #[test]

@@ -140,3 +140,36 @@ impl ImageConfig {
         }
     }
 }
+
+/// A time as Go's RFC3339Nano writes it (what Docker, skopeo and the
+/// registries re-marshalling a config write): nanoseconds without trailing
+/// zeros, `Z`. A config whose `created` another tool would write
+/// differently changes digest (and image ID) when that tool converts it.
+pub fn rfc3339_go(t: chrono::DateTime<chrono::Utc>) -> String {
+    let s = t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    match s.split_once('.') {
+        Some((secs, frac)) => {
+            let digits = frac.trim_end_matches('Z').trim_end_matches('0');
+            if digits.is_empty() {
+                format!("{secs}Z")
+            } else {
+                format!("{secs}.{digits}Z")
+            }
+        }
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::rfc3339_go;
+
+    #[test]
+    fn times_are_written_as_go_writes_them() {
+        let t = |ns| chrono::DateTime::from_timestamp(1_700_000_000, ns).unwrap();
+        assert_eq!(rfc3339_go(t(123_456_780)), "2023-11-14T22:13:20.12345678Z");
+        assert_eq!(rfc3339_go(t(100_000_000)), "2023-11-14T22:13:20.1Z");
+        assert_eq!(rfc3339_go(t(0)), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339_go(t(5)), "2023-11-14T22:13:20.000000005Z");
+    }
+}

@@ -15,6 +15,7 @@ pub mod digest;
 pub mod error;
 pub mod images;
 pub mod layers;
+pub mod partial;
 pub mod reference;
 pub mod staging;
 pub mod volumes;
@@ -32,6 +33,7 @@ pub use digest::{chain_ids, Digest};
 pub use error::{Result, StoreError};
 pub use images::{ImageRecord, NewImage, NewLayer};
 pub use layers::{LayerRecord, StagedLayer};
+pub use partial::PartialBlob;
 pub use reference::Reference;
 pub use staging::Staging;
 
@@ -60,13 +62,15 @@ impl Store {
         let blobs = BlobStore::new(root)?;
         let staging = Staging::open(&root.join("tmp"))?;
         let db = db::open(&root.join("berth.db"))?;
-        Ok(Store {
+        let store = Store {
             root: root.to_path_buf(),
             blobs,
             staging,
             db: Mutex::new(db),
             lock_path: root.join("store.lock"),
-        })
+        };
+        store.sweep_partials();
+        Ok(store)
     }
 
     pub fn root(&self) -> &Path {

@@ -47,7 +47,7 @@ impl LayerOut {
 pub(crate) fn created_time(epoch: Option<i64>) -> String {
     match epoch.and_then(|e| chrono::DateTime::from_timestamp(e, 0)) {
         Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        None => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        None => berth_store::config::rfc3339_go(chrono::Utc::now()),
     }
 }
 

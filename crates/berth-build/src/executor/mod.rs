@@ -78,6 +78,10 @@ pub struct BuildOptions {
     /// Downloads the sources of `ADD <url>`; the engine supplies it, since
     /// HTTP lives above this crate.
     pub download: Option<Downloader>,
+    /// Asked for a step key the store does not know (`--cache-from
+    /// type=registry`): brings the cached step image into the store and
+    /// returns its ID, or None when the remote cache has no such step.
+    pub cache_lookup: Option<CacheLookup>,
 }
 
 /// What a download told besides the body.
@@ -113,6 +117,28 @@ impl std::fmt::Debug for BaseFetcher {
     }
 }
 
+/// `step key -> Some(image ID)` once that image is in the store, None for
+/// a miss, or why the remote cache could not be read.
+pub type CacheLookupFn = dyn Fn(&str) -> Result<Option<Digest>, String> + Send + Sync;
+
+/// A shareable remote-cache lookup (see [`BuildOptions::cache_lookup`]).
+#[derive(Clone)]
+pub struct CacheLookup(pub std::sync::Arc<CacheLookupFn>);
+
+impl std::fmt::Debug for CacheLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheLookup")
+    }
+}
+
+/// A build step served from the cache or committed, as a cache export
+/// records it: the step's cache key and its image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedStep {
+    pub key: String,
+    pub image: Digest,
+}
+
 /// What a successful build produced.
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
@@ -122,6 +148,8 @@ pub struct BuildOutcome {
     pub executed_steps: usize,
     /// Build args given but never declared.
     pub unused_args: Vec<String>,
+    /// Every step of the build, in the order they finished (for cache exports).
+    pub steps: Vec<CachedStep>,
 }
 
 /// Why a build failed.
@@ -567,8 +595,8 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
     for t in &opts.tags {
         store.tag(&id, t).map_err(|e| store_err("tagging", e))?;
     }
+    let used = b.used.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some(dir) = &opts.cache_to {
-        let used = b.used.lock().unwrap_or_else(|p| p.into_inner()).clone();
         cache::export(store, dir, &used).map_err(|e| store_err(&format!("--cache-to {}", dir.display()), e))?;
     }
     let consumed = b.consumed_args.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -584,6 +612,13 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
         cached_steps,
         executed_steps,
         unused_args,
+        steps: used
+            .into_iter()
+            .map(|u| CachedStep {
+                key: u.key,
+                image: u.image,
+            })
+            .collect(),
     })
 }
 

@@ -431,11 +431,20 @@ where
 {
     let p = b.progress;
     if !b.opts.no_cache {
-        if let Some(id) = b
+        let mut hit = b
             .store
             .cache_get(&key)
-            .map_err(|e| store_err("reading the build cache", e))?
-        {
+            .map_err(|e| store_err("reading the build cache", e))?;
+        if hit.is_none() {
+            if let Some(lookup) = &b.opts.cache_lookup {
+                // A remote cache that fails only costs this step's time.
+                match (lookup.0)(&key) {
+                    Ok(found) => hit = found,
+                    Err(e) => p.line(&cur.label, &format!("[Warning] --cache-from: {e}; running the step")),
+                }
+            }
+        }
+        if let Some(id) = hit {
             let config = b
                 .store
                 .image_config(&id)

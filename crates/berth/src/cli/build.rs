@@ -13,6 +13,7 @@ use berth_build::executor::{BuildOptions, ErrorKind, ProgressMode};
 use berth_store::reference::familiar_name;
 
 use crate::engine::build::{BuildRequest, BuildResult, ContextSource};
+use crate::engine::build_cache::RegistryCache;
 use crate::engine::{Engine, ExitError};
 
 #[derive(clap::Args, Debug)]
@@ -68,10 +69,10 @@ pub struct BuildArgs {
     /// Timestamp (seconds since the epoch) for created times and file mtimes
     #[arg(long, value_name = "SECONDS")]
     pub source_date_epoch: Option<i64>,
-    /// Export the build cache: type=local,dest=DIR
+    /// Export the build cache: type=local,dest=DIR or type=registry,ref=HOST/REPO:TAG[,mode=min|max]
     #[arg(long = "cache-to", value_name = "type=local,dest=DIR")]
     pub cache_to: Option<String>,
-    /// Import a build cache: type=local,src=DIR
+    /// Import a build cache: type=local,src=DIR or type=registry,ref=HOST/REPO:TAG
     #[arg(long = "cache-from", value_name = "type=local,src=DIR")]
     pub cache_from: Vec<String>,
     /// What to do when a step fails: `shell` opens a shell in the last good step
@@ -91,15 +92,10 @@ fn csv_map(s: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn local_dir(flag: &str, spec: &str, key: &str) -> Result<PathBuf> {
-    let m = csv_map(spec);
-    match m.get("type").map(String::as_str) {
-        Some("local") | None => {}
-        Some(t) => bail!("{flag} {spec}: only type=local is supported (not {t})"),
-    }
-    m.get(key)
-        .map(PathBuf::from)
-        .with_context(|| format!("{flag} {spec}: {key}=DIR is required"))
+/// A `--cache-to` / `--cache-from` value.
+enum CacheSpec {
+    Local(PathBuf),
+    Registry(RegistryCache),
 }
 
 /// `--ssh default`, `--ssh ID` (both: the agent at $SSH_AUTH_SOCK) or
@@ -137,7 +133,26 @@ fn ssh_agent(spec: &str) -> Result<(String, PathBuf)> {
     Ok((id.to_string(), path))
 }
 
-fn options(a: &BuildArgs) -> Result<BuildOptions> {
+fn cache_spec(flag: &str, spec: &str, dir_key: &str) -> Result<CacheSpec> {
+    let m = csv_map(spec);
+    match m.get("type").map(String::as_str) {
+        Some("local") | None => m
+            .get(dir_key)
+            .map(|d| CacheSpec::Local(PathBuf::from(d)))
+            .with_context(|| format!("{flag} {spec}: {dir_key}=DIR is required for type=local")),
+        Some("registry") => Ok(CacheSpec::Registry(RegistryCache::parse(flag, spec, &m)?)),
+        Some(t) => bail!("{flag} {spec}: type={t} is not supported (use type=local or type=registry)"),
+    }
+}
+
+/// The registry caches of a build (the local ones go into the options).
+#[derive(Default)]
+struct RegistryCaches {
+    to: Option<RegistryCache>,
+    from: Vec<RegistryCache>,
+}
+
+fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
     let mut build_args = BTreeMap::new();
     for ba in &a.build_args {
         match ba.split_once('=') {
@@ -203,17 +218,22 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
         "auto" | "plain" | "tty" | "quiet" => {}
         p => bail!("--progress {p}: unknown output style; use auto, plain, tty or quiet"),
     }
-    let cache_to = a
-        .cache_to
-        .as_deref()
-        .map(|s| local_dir("--cache-to", s, "dest"))
-        .transpose()?;
-    let cache_from = a
-        .cache_from
-        .iter()
-        .map(|s| local_dir("--cache-from", s, "src"))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(BuildOptions {
+    let mut remote = RegistryCaches::default();
+    let mut cache_to = None;
+    if let Some(s) = a.cache_to.as_deref() {
+        match cache_spec("--cache-to", s, "dest")? {
+            CacheSpec::Local(d) => cache_to = Some(d),
+            CacheSpec::Registry(r) => remote.to = Some(r),
+        }
+    }
+    let mut cache_from = Vec::new();
+    for s in &a.cache_from {
+        match cache_spec("--cache-from", s, "src")? {
+            CacheSpec::Local(d) => cache_from.push(d),
+            CacheSpec::Registry(r) => remote.from.push(r),
+        }
+    }
+    let opts = BuildOptions {
         build_args,
         labels,
         secrets,
@@ -227,7 +247,8 @@ fn options(a: &BuildArgs) -> Result<BuildOptions> {
         cache_to,
         cache_from,
         ..Default::default()
-    })
+    };
+    Ok((opts, remote))
 }
 
 pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
@@ -242,8 +263,16 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     if a.check {
         return check(engine, &a, &ctx);
     }
-    let opts = options(&a)?;
+    let (mut opts, remote) = options(&a)?;
     let quiet = a.quiet || a.progress == "quiet";
+    let reg_opts = berth_registry::Options::from_config();
+    if let Some(to) = &remote.to {
+        // Fail before the build, not after it, when the cache cannot go there.
+        engine
+            .check_registry_cache_target(to, &reg_opts)
+            .with_context(|| format!("--cache-to type=registry,ref={}", to.reference.familiar()))?;
+    }
+    opts.cache_lookup = engine.open_registry_caches(&remote.from, &reg_opts, &mut |w| eprintln!("{w}"))?;
     let context = if ctx == "-" {
         ContextSource::Tar(Box::new(std::io::stdin()))
     } else {
@@ -286,6 +315,24 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
                         .unwrap_or_else(|_| t.clone());
                     println!("Successfully tagged {}", familiar_name(&full));
                 }
+            }
+            if let Some(to) = &remote.to {
+                let mut out = std::io::stdout();
+                engine
+                    .export_registry_cache(
+                        to,
+                        &o.steps,
+                        &o.id,
+                        &reg_opts,
+                        if quiet { None } else { Some(&mut out) },
+                    )
+                    .with_context(|| {
+                        format!(
+                            "the image {} was built, but exporting the build cache to {} failed",
+                            o.id.short(),
+                            to.reference.familiar()
+                        )
+                    })?;
             }
             if a.push {
                 if a.tags.is_empty() {

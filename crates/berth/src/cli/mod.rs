@@ -5,6 +5,7 @@ pub mod build;
 pub mod containers;
 pub mod format;
 pub mod images;
+pub mod layer_progress;
 pub mod registry;
 pub mod system;
 

@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use berth_registry::{Credentials, LayerCompression, Options};
 use clap::Subcommand;
 
+use crate::cli::layer_progress::Display;
 use crate::engine::registry::{EntryOptions, PullOptions, PushOptions};
 use crate::engine::Engine;
 
@@ -235,17 +236,16 @@ pub fn dispatch(engine: &Engine, cmd: RegistryCommand) -> Result<i32> {
 }
 
 fn pull(engine: &Engine, a: PullArgs) -> Result<i32> {
+    let display = Display::choose(a.quiet);
     let opts = PullOptions {
         platform: a.platform.clone().filter(|p| !p.is_empty()),
         all_tags: a.all_tags,
         registry: a.conn.options()?,
+        layer_bytes: display.layer_bytes(),
     };
     let mut stdout = io::stdout();
-    let pulled = if a.quiet {
-        engine.pull(&a.image, &opts, None)?
-    } else {
-        engine.pull(&a.image, &opts, Some(&mut stdout))?
-    };
+    let mut w = display.writer();
+    let pulled = engine.pull(&a.image, &opts, w.as_mut().map(|b| b.as_mut() as &mut dyn Write))?;
     if a.quiet {
         for p in &pulled {
             writeln!(stdout, "{}", p.name)?;
@@ -255,17 +255,26 @@ fn pull(engine: &Engine, a: PullArgs) -> Result<i32> {
 }
 
 fn push(engine: &Engine, a: PushArgs) -> Result<i32> {
+    let display = Display::choose(a.quiet);
     let opts = PushOptions {
         all_tags: a.all_tags,
         compression: a.compression_format,
         registry: a.conn.options()?,
+        layer_bytes: display.layer_bytes(),
     };
-    let mut stdout = io::stdout();
-    let pushed = if a.quiet {
-        engine.push(&a.image, a.destination.as_deref(), &opts, None)?
-    } else {
-        engine.push(&a.image, a.destination.as_deref(), &opts, Some(&mut stdout))?
-    };
+    let mut w = display.writer();
+    let pushed = engine.push(
+        &a.image,
+        a.destination.as_deref(),
+        &opts,
+        w.as_mut().map(|b| b.as_mut() as &mut dyn Write),
+    )?;
+    if a.quiet {
+        let mut stdout = io::stdout();
+        for p in &pushed {
+            writeln!(stdout, "{}", p.name)?;
+        }
+    }
     if let (Some(f), Some(last)) = (&a.digestfile, pushed.last()) {
         std::fs::write(f, last.digest.as_str()).with_context(|| format!("writing {}", f.display()))?;
     }
@@ -390,6 +399,7 @@ fn manifest(engine: &Engine, cmd: ManifestCommand) -> Result<i32> {
                 all_tags: false,
                 compression: a.compression_format,
                 registry: a.conn.options()?,
+                layer_bytes: None,
             };
             let d = if a.quiet {
                 engine.manifest_push(&a.list, a.destination.as_deref(), &opts, None)?

@@ -4,6 +4,7 @@
 //! except progress lines a caller asks for.
 
 pub mod build;
+pub mod build_cache;
 pub mod changes;
 pub mod containers;
 pub mod image_archive;
@@ -87,7 +88,7 @@ pub fn is_rootless() -> bool {
     !rustix::process::geteuid().is_root()
 }
 
-/// RFC 3339 with nanoseconds and `Z`, as Docker prints times.
+/// RFC 3339 with nanoseconds and `Z`, as Docker (Go) writes times.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    berth_store::config::rfc3339_go(chrono::Utc::now())
 }

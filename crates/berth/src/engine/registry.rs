@@ -6,7 +6,11 @@
 //! every blob digest and every diff ID is checked, and only then is the
 //! image committed — blobs, layers and the record in one `commit_image`.
 //! A pull killed at any moment leaves only staging garbage that the next
-//! command sweeps; a tampered blob is refused and nothing of it is kept.
+//! command sweeps, and the layers it was downloading as partial downloads
+//! (`downloads/`, see `berth_store::partial`): the next pull asks the
+//! registry for the rest with a `Range` request (all of it again if the
+//! registry answers 200) and checks the digest over the whole blob. A
+//! tampered blob is refused and nothing of it is kept.
 //!
 //! A push sends what the registry lacks (HEAD, then a cross-repository
 //! mount, then an upload), compressing plain-tar layers on the way out and
@@ -31,14 +35,15 @@ use berth_registry::tokio::sync::{mpsc, oneshot};
 use berth_registry::{auth, AuthFile, Credentials, LayerCompression, Options, Registry, RegistryError};
 use berth_store::reference::familiar_name;
 use berth_store::{
-    chain_ids, Digest, ImageConfig, ImageRecord, NewImage, NewLayer, Reference, StagedBlob, StagedLayer, Store,
+    chain_ids, Digest, ImageConfig, ImageRecord, NewImage, NewLayer, PartialBlob, Reference, StagedBlob, StagedLayer,
+    Store,
 };
 use serde_json::{json, Value};
 
 use super::Engine;
 
 /// Layers downloaded or uploaded at once.
-const PARALLEL: usize = 3;
+pub(super) const PARALLEL: usize = 3;
 /// Bytes per PATCH of a chunked upload.
 const UPLOAD_CHUNK: usize = 16 << 20;
 /// Whole-blob attempts on transient failures (each request retries too).
@@ -51,6 +56,7 @@ pub struct PullOptions {
     /// `-a`: every tag of the repository.
     pub all_tags: bool,
     pub registry: Options,
+    pub layer_bytes: Option<LayerBytes>,
 }
 
 /// One image a pull brought (or found up to date).
@@ -73,6 +79,7 @@ pub struct PushOptions {
     /// (plain-tar layers are always compressed, with gzip by default).
     pub compression: Option<LayerCompression>,
     pub registry: Options,
+    pub layer_bytes: Option<LayerBytes>,
 }
 
 #[derive(Clone, Debug)]
@@ -88,22 +95,45 @@ pub struct PushedImage {
 /// (diff ID, format) and whether bytes were sent.
 type SentLayer = (Digest, u64, String, Option<(Digest, LayerCompression)>, bool);
 
-/// Where progress lines go (nowhere for a quiet pull).
-struct Out<'a>(RefCell<Option<&'a mut dyn Write>>);
+/// Told, as a layer moves, its short ID, the bytes done and its size (0:
+/// not known yet, e.g. while it is being compressed for a push). For live
+/// progress bars; the lines say the same in words.
+#[derive(Clone)]
+pub struct LayerBytes(pub std::sync::Arc<LayerBytesFn>);
+
+/// `(short layer ID, bytes done, size or 0)`.
+pub type LayerBytesFn = dyn Fn(&str, u64, u64) + Send + Sync;
+
+impl std::fmt::Debug for LayerBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LayerBytes")
+    }
+}
+
+/// Where progress lines go (nowhere for a quiet pull), and byte counts.
+pub(super) struct Out<'a>(RefCell<Option<&'a mut dyn Write>>, Option<LayerBytes>);
 
 impl<'a> Out<'a> {
-    fn new(w: Option<&'a mut dyn Write>) -> Self {
-        Out(RefCell::new(w))
+    pub(super) fn new(w: Option<&'a mut dyn Write>) -> Self {
+        Out(RefCell::new(w), None)
     }
-    fn line(&self, s: &str) {
+    pub(super) fn with_bytes(w: Option<&'a mut dyn Write>, bytes: Option<LayerBytes>) -> Self {
+        Out(RefCell::new(w), bytes)
+    }
+    pub(super) fn line(&self, s: &str) {
         if let Some(w) = self.0.borrow_mut().as_mut() {
             let _ = writeln!(w, "{s}");
             let _ = w.flush();
         }
     }
+    pub(super) fn bytes(&self, id: &str, done: u64, total: u64) {
+        if let Some(b) = &self.1 {
+            (b.0)(id, done, total);
+        }
+    }
 }
 
-fn runtime() -> Result<berth_registry::tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<berth_registry::tokio::runtime::Runtime> {
     berth_registry::tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -114,14 +144,14 @@ fn runtime() -> Result<berth_registry::tokio::runtime::Runtime> {
 /// digests of layers it compressed for a push (so the next push only
 /// HEADs), and the repositories a blob is known to be in (for mounts).
 /// A cache: losing it costs time, never correctness.
-struct BlobInfo {
+pub(super) struct BlobInfo {
     path: PathBuf,
     doc: Value,
     dirty: bool,
 }
 
 impl BlobInfo {
-    fn load(root: &Path) -> BlobInfo {
+    pub(super) fn load(root: &Path) -> BlobInfo {
         let path = root.join("registry").join("blobinfo.json");
         let doc = std::fs::read(&path)
             .ok()
@@ -175,7 +205,7 @@ impl BlobInfo {
         }
     }
 
-    fn save(&self) {
+    pub(super) fn save(&self) {
         if !self.dirty {
             return;
         }
@@ -188,15 +218,29 @@ impl BlobInfo {
     }
 }
 
-/// A descriptor from a manifest.
-#[derive(Clone, Debug)]
-struct Desc {
-    media_type: String,
-    digest: Digest,
-    size: u64,
+/// `12.3MB`, as Docker shows sizes.
+pub(super) fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n < 1000.0 {
+        format!("{n}B")
+    } else if n < 1e6 {
+        format!("{:.1}kB", n / 1e3)
+    } else if n < 1e9 {
+        format!("{:.1}MB", n / 1e6)
+    } else {
+        format!("{:.2}GB", n / 1e9)
+    }
 }
 
-fn desc_of(v: &Value, what: &str) -> Result<Desc> {
+/// A descriptor from a manifest.
+#[derive(Clone, Debug)]
+pub(super) struct Desc {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+pub(super) fn desc_of(v: &Value, what: &str) -> Result<Desc> {
     Ok(Desc {
         media_type: v["mediaType"].as_str().unwrap_or_default().to_string(),
         digest: Digest::parse(v["digest"].as_str().unwrap_or_default())
@@ -258,21 +302,18 @@ impl Write for ChannelWriter {
     }
 }
 
-/// Take a layer stream: hash it into a staged blob and, if `unpack`,
-/// unpack it into a staged layer (else only hash its uncompressed content).
-/// The blob digest is checked first, so a tampered blob is reported as a
-/// digest mismatch even when it also breaks the unpacking.
-fn consume_layer(
-    store: &Store,
-    mut reader: impl Read,
-    unpack: bool,
-    blob: &Digest,
-    diff_id: &Digest,
-    what: &str,
-) -> Result<(StagedBlob, Option<StagedLayer>, u64)> {
-    let mut writer = store.blob_writer("pull")?;
+/// What taking in a layer stream gave: the unpacking's outcome (staged
+/// layer, diff ID, size) and the reading's.
+type Consumed = (Result<(Option<StagedLayer>, Digest, u64)>, io::Result<u64>);
+
+/// Take a layer stream: write it to `sink` (which keeps and hashes it)
+/// and, if `unpack`, unpack it into a staged layer (else only hash its
+/// uncompressed content). Whatever happens, the stream is read to its end,
+/// so the blob digest can be checked before any error of the unpacking is
+/// believed. Returns the unpacking's outcome and the reading's.
+fn consume_layer(store: &Store, mut reader: impl Read, sink: &mut dyn Write, unpack: bool, what: &str) -> Consumed {
     let outcome: Result<(Option<StagedLayer>, Digest, u64)> = {
-        let mut tee = TeeReader::new(&mut reader, &mut writer);
+        let mut tee = TeeReader::new(&mut reader, &mut *sink);
         if unpack {
             store
                 .stage_layer(&mut tee, what)
@@ -291,9 +332,20 @@ fn consume_layer(
             })()
         }
     };
-    // Whatever happened, take in the rest so the blob digest can speak.
-    let drained = io::copy(&mut TeeReader::new(&mut reader, &mut writer), &mut io::sink());
-    let staged = writer.finish()?;
+    let drained = io::copy(&mut TeeReader::new(&mut reader, &mut *sink), &mut io::sink());
+    (outcome, drained)
+}
+
+/// Check what `consume_layer` made: the blob digest first (so a tampered
+/// blob is reported as a digest mismatch even when it also broke the
+/// unpacking), then the reading, the unpacking and the diff ID.
+fn check_layer(
+    staged: StagedBlob,
+    (outcome, drained): Consumed,
+    blob: &Digest,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<(StagedBlob, Option<StagedLayer>, u64)> {
     staged.verify(Some(blob), what)?;
     drained.with_context(|| format!("reading {what}"))?;
     let (sl, got, size) = outcome?;
@@ -301,6 +353,61 @@ fn consume_layer(
         bail!("digest mismatch for {what}: its content is {got}, but the image config says {diff_id}");
     }
     Ok((staged, sl, size))
+}
+
+/// Take in a layer into a fresh staged blob.
+fn take_layer(
+    store: &Store,
+    reader: impl Read,
+    unpack: bool,
+    blob: &Digest,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<(StagedBlob, Option<StagedLayer>, u64)> {
+    let mut writer = store.blob_writer("pull")?;
+    let res = consume_layer(store, reader, &mut writer, unpack, what);
+    let staged = writer.finish()?;
+    check_layer(staged, res, blob, diff_id, what)
+}
+
+/// Take in a layer through its partial download: the stream starts at the
+/// byte `starts` says (what the registry agreed to resume from), the bytes
+/// before it are read back from the partial, the new ones appended to it;
+/// the digest is checked over the whole. A stream that ends short leaves
+/// the partial for the next attempt; a complete one becomes the staged blob.
+#[allow(clippy::too_many_arguments)]
+fn take_layer_resuming(
+    store: &Store,
+    mut partial: PartialBlob,
+    starts: std::sync::mpsc::Receiver<u64>,
+    body: impl Read,
+    unpack: bool,
+    desc: &Desc,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<(StagedBlob, Option<StagedLayer>, u64)> {
+    let start = starts
+        .recv()
+        .map_err(|_| anyhow!("the download of {what} did not start"))?;
+    partial.truncate(start)?;
+    let prefix = partial.prefix(start)?;
+    let mut hasher = HashingWriter::new(io::sink());
+    let res = {
+        let body = TeeReader::new(body, &mut partial);
+        consume_layer(store, prefix.chain(body), &mut hasher, unpack, what)
+    };
+    let (_, d, n) = hasher.finish();
+    if n != desc.size {
+        // Cut short: keep what arrived for the next try.
+        partial.flush()?;
+        return Err(res
+            .1
+            .err()
+            .map(anyhow::Error::from)
+            .unwrap_or_else(|| anyhow!("{what}: the download ended at byte {n} of {}", desc.size)));
+    }
+    let staged = partial.finish(store, Digest::parse(&d)?, n)?;
+    check_layer(staged, res, &desc.digest, diff_id, what)
 }
 
 impl Engine {
@@ -316,7 +423,7 @@ impl Engine {
         progress: Option<&mut dyn Write>,
     ) -> Result<Vec<PulledImage>> {
         let r = Reference::parse(reference)?;
-        let out = Out::new(progress);
+        let out = Out::with_bytes(progress, opts.layer_bytes.clone());
         let explicit_platform = opts.platform.is_some();
         let want = match &opts.platform {
             Some(p) => Platform::parse(p)?,
@@ -501,7 +608,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn pull_layer<'scope, 'env>(
+    pub(super) async fn pull_layer<'scope, 'env>(
         &'env self,
         s: &'scope Scope<'scope, 'env>,
         reg: &Registry,
@@ -560,25 +667,63 @@ impl Engine {
             return Ok(new_layer(None, Some(sl), size));
         }
         let mut last: Option<anyhow::Error> = None;
+        let mut fresh_retry = false;
         for attempt in 0..BLOB_ATTEMPTS {
-            if attempt > 0 {
+            if attempt > 0 && !fresh_retry {
                 berth_registry::tokio::time::sleep(std::time::Duration::from_millis(500 << attempt)).await;
             }
+            fresh_retry = false;
             let (tx, rx) = mpsc::channel::<Bytes>(256);
             let (done_tx, done_rx) = oneshot::channel();
-            let (blob, diff, what2) = (desc.digest.clone(), diff_id.clone(), what.clone());
+            let (desc2, diff, what2) = (desc.clone(), diff_id.clone(), what.clone());
             let unpack = !have_dir;
+            // What an interrupted pull left (None: another pull is at it).
+            let mut partial = store.partial_blob(&desc.digest)?;
+            let mut have = 0;
+            if let Some(p) = partial.as_mut() {
+                have = p.len();
+                if have >= desc.size {
+                    p.truncate(0)?;
+                    have = 0;
+                }
+            }
+            if have > 0 {
+                out.line(&format!("{short}: Resuming download at {}", human_bytes(have)));
+            }
+            let (start_tx, start_rx) = std::sync::mpsc::channel::<u64>();
             s.spawn(move || {
                 let reader = ChannelReader { rx, cur: Bytes::new() };
-                let _ = done_tx.send(consume_layer(store, reader, unpack, &blob, &diff, &what2));
+                let r = match partial {
+                    Some(p) => take_layer_resuming(store, p, start_rx, reader, unpack, &desc2, &diff, &what2),
+                    None => take_layer(store, reader, unpack, &desc2.digest, &diff, &what2),
+                };
+                let _ = done_tx.send(r);
             });
-            let fetched = reg.fetch_blob(repo, &desc.digest, desc.size, &tx, &|_| {}).await;
+            let began = std::cell::Cell::new(0u64);
+            let on_start = |n: u64| {
+                began.set(n);
+                let _ = start_tx.send(n);
+            };
+            let fetched = reg
+                .fetch_blob(repo, &desc.digest, desc.size, have, &on_start, &tx, &|n| {
+                    out.bytes(&short, n, desc.size)
+                })
+                .await;
             drop(tx);
+            drop(start_tx);
             let consumed = done_rx.await.map_err(|_| anyhow!("the thread taking in {what} died"))?;
             match (fetched, consumed) {
                 (Ok(()), Ok((sb, sl, size))) => {
                     out.line(&format!("{short}: Pull complete"));
                     return Ok(new_layer(Some(sb), sl, size));
+                }
+                // A resumed download that proves wrong: the partial is gone
+                // with it; once more from the start.
+                (Ok(()), Err(e)) if began.get() > 0 && attempt + 1 < BLOB_ATTEMPTS => {
+                    log::debug!("{what}: resumed at {} but {e:#}; downloading it all", began.get());
+                    out.line(&format!("{short}: Resumed download was wrong; downloading it again"));
+                    fresh_retry = true;
+                    last = Some(e);
                 }
                 (Err(RegistryError::Cancelled), Err(e)) | (Ok(()), Err(e)) => return Err(e),
                 (Err(e), _) if e.is_transient() => {
@@ -603,7 +748,7 @@ impl Engine {
         opts: &PushOptions,
         progress: Option<&mut dyn Write>,
     ) -> Result<Vec<PushedImage>> {
-        let out = Out::new(progress);
+        let out = Out::with_bytes(progress, opts.layer_bytes.clone());
         let target_word = dest.unwrap_or(source);
         let target = Reference::parse(target_word).with_context(|| {
             format!("{target_word:?} is not a name to push to: tag the image first (berth tag IMAGE HOST/NAME:TAG)")
@@ -716,7 +861,7 @@ impl Engine {
     /// Push one image's blobs and manifest; put the manifest under `tag`
     /// (or its digest). Returns the manifest's digest, size and media type.
     #[allow(clippy::too_many_arguments)]
-    async fn push_image<'scope, 'env>(
+    pub(super) async fn push_image<'scope, 'env>(
         &'env self,
         s: &'scope Scope<'scope, 'env>,
         reg: &Registry,
@@ -843,7 +988,11 @@ impl Engine {
                     }
                 }
                 match p.recompress {
-                    None => self.upload_stored(reg, repo, &digest, size).await?,
+                    None => {
+                        out.bytes(&short, 0, size);
+                        self.upload_stored(reg, repo, &digest, size).await?;
+                        out.bytes(&short, size, size);
+                    }
                     Some(c) => {
                         // The remembered digest is not there: compress again
                         // (deterministic, so the digest is the same).
@@ -966,6 +1115,7 @@ impl Engine {
                     loc = reg.upload_chunk(repo, &loc, offset, chunk).await?;
                     log::debug!("layer {short}: sent {n} bytes at {offset} in {:?}", t.elapsed());
                     offset += n;
+                    out.bytes(short, offset, 0);
                 }
                 Ok::<_, RegistryError>((loc, offset))
             }
