@@ -1361,6 +1361,9 @@ struct Proxy {
     /// Hold every response after this many body bytes (0: never).
     stall_after: std::sync::Arc<std::sync::atomic::AtomicU64>,
     strip_range: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Connections being served (a killed client's is logged only once
+    /// the proxy notices it is gone).
+    busy: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
@@ -1374,14 +1377,22 @@ impl Proxy {
             log: Arc::new(Mutex::new(Vec::new())),
             stall_after: Arc::new(AtomicU64::new(0)),
             strip_range: Arc::new(AtomicBool::new(false)),
+            busy: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         };
-        let (log, stall, strip) = (p.log.clone(), p.stall_after.clone(), p.strip_range.clone());
+        let (log, stall, strip, busy) = (
+            p.log.clone(),
+            p.stall_after.clone(),
+            p.strip_range.clone(),
+            p.busy.clone(),
+        );
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (log, stall, strip) = (log.clone(), stall.clone(), strip.clone());
+                let (log, stall, strip, busy) = (log.clone(), stall.clone(), strip.clone(), busy.clone());
+                busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 std::thread::spawn(move || {
                     let _ = proxy_conn(conn, upstream, &log, &stall, &strip);
+                    busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
         });
@@ -1392,7 +1403,12 @@ impl Proxy {
         format!("127.0.0.1:{}/{repo}", self.port)
     }
 
+    /// The requests logged so far, once every connection is done.
     fn take(&self) -> Vec<Proxied> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.busy.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::mem::take(&mut *self.log.lock().unwrap())
     }
 }
