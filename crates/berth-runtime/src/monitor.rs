@@ -591,7 +591,10 @@ fn run_once(
     log.flush()?;
     let code = status?;
     let oom = oom_killed(id);
-    cleanup(rt);
+    // The process is reaped: its runtime state goes (without a runtime start-up for runc).
+    if rt.root.join(id).exists() {
+        let _ = rt.delete_exited(id);
+    }
     let _ = std::fs::remove_file(&pid_file);
     update_state(dir, |s| {
         s.status = "exited".into();

@@ -240,6 +240,61 @@ impl OciRuntime {
         }
     }
 
+    /// Removes what the runtime keeps for a container whose init process
+    /// has exited and been reaped (the monitor's case after every run):
+    /// for runc that is its state directory and the container's empty
+    /// cgroup directories, which take a few rmdirs, where `runc delete`
+    /// costs a whole Go start-up (≈ 8 ms of a 60 ms `run --rm`). Only for
+    /// runc, whose state file lists the cgroup paths, and only when the
+    /// bundle has no hooks (a poststop hook must run through the runtime);
+    /// anything unexpected (a cgroup still busy, say, with `--pid host`)
+    /// falls back to `delete --force`.
+    pub fn delete_exited(&self, id: &str) -> Result<()> {
+        if self.name != "runc" || self.remove_runc_state(id).is_err() {
+            return self.delete(id, true);
+        }
+        Ok(())
+    }
+
+    fn remove_runc_state(&self, id: &str) -> std::result::Result<(), ()> {
+        #[derive(Deserialize)]
+        struct RuncState {
+            #[serde(default)]
+            cgroup_paths: std::collections::BTreeMap<String, PathBuf>,
+            #[serde(default)]
+            config: serde_json::Value,
+        }
+        let dir = self.root.join(id);
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(());
+        }
+        let text = match std::fs::read(dir.join("state.json")) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Ok(()),
+            Err(_) => return Err(()),
+        };
+        let st: RuncState = serde_json::from_slice(&text).map_err(|_| ())?;
+        let has_hooks = |h: Option<&serde_json::Value>| {
+            h.and_then(|h| h.as_object())
+                .is_some_and(|o| o.values().any(|v| v.as_array().is_some_and(|a| !a.is_empty())))
+        };
+        if has_hooks(st.config.get("Hooks")) || has_hooks(st.config.get("hooks")) {
+            return Err(());
+        }
+        for path in st.cgroup_paths.values() {
+            // Only the container's own leaf, under the cgroup file system.
+            if !path.starts_with("/sys/fs/cgroup") || !path.ends_with(id) {
+                return Err(());
+            }
+            match std::fs::remove_dir(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => return Err(()),
+            }
+        }
+        std::fs::remove_dir_all(&dir).map_err(|_| ())
+    }
+
     /// `pause`.
     pub fn pause(&self, id: &str) -> Result<()> {
         let mut cmd = self.command();
