@@ -182,6 +182,7 @@ json.dump(c, open(f"{bd}/config.json", "w"), indent=1)
 c["linux"]["resources"].pop("devices", None)
 json.dump(c, open(f"{bd}-crun/config.json", "w"), indent=1)
 EOF
+    prepare_berth_bundles
     # crun 1.8 refuses hybrid cgroups ("drop all controllers from
     # cgroupv2"); give it a mount namespace in which /sys/fs/cgroup is the
     # cgroup2 hierarchy alone. Entered by setns in timeit.py (no extra exec).
@@ -193,6 +194,39 @@ EOF
         unshare --mount="$MNTNS" --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup' \
             || { log "could not make the crun mount namespace"; rm -f "$MNTNS"; }
     fi
+}
+
+# The very bundle berth itself hands to the runtime for `run --rm
+# --network none bb true` (Docker's capabilities, seccomp profile, masked
+# paths, cgroup mounts), with its own copy of the rootfs and of the
+# hosts/hostname/resolv.conf files: runc and crun on it show what berth
+# adds over the runtime, like for like.
+prepare_berth_bundles() {
+    local bd=$BENCH_TMP/bundle-berth id cfg
+    rm -rf "$bd" "$bd-crun"; mkdir -p "$bd" "$bd-crun"
+    id=$($B create --network none bb true 2>/dev/null) || { log "berth create failed: no berth bundle"; return 0; }
+    cfg=$(find "$BENCH_TMP" -path "*/containers/$id/config.json" 2>/dev/null | head -1)
+    if [ -z "$cfg" ]; then $B rm "$id" >/dev/null 2>&1; return 0; fi
+    cp -a "$BENCH_TMP/bb-rootfs" "$bd/rootfs"
+    "$PY" - "$bd" "$cfg" <<'EOF'
+import json, os, shutil, sys
+bd, cfg = sys.argv[1], sys.argv[2]
+cdir = os.path.dirname(cfg)
+for out in (bd, bd + "-crun"):
+    c = json.load(open(cfg))
+    c["root"] = {"path": f"{bd}/rootfs", "readonly": False}
+    for m in c.get("mounts", []):
+        src = m.get("source", "")
+        if src.startswith(cdir + "/"):
+            dst = os.path.join(out, os.path.basename(src))
+            shutil.copy(src, dst)
+            m["source"] = dst
+    c["linux"]["cgroupsPath"] = "/berth-bench/bench-true"
+    if out != bd:
+        c["linux"].get("resources", {}).pop("devices", None)
+    json.dump(c, open(f"{out}/config.json", "w"), indent=1)
+EOF
+    $B rm "$id" >/dev/null 2>&1 || true
 }
 
 crun_ok() { [ -e "$MNTNS" ] && nsenter --mount="$MNTNS" crun run -b "$BENCH_TMP/bundle-crun" bench-probe >/dev/null 2>&1; }
