@@ -358,12 +358,20 @@ impl OciRuntime {
 }
 
 /// Picks the useful line out of a runtime's stderr.
+/// The message of one JSON log line: runc and crun write `msg`, youki
+/// `message` (with an anyhow backtrace after a blank line, dropped here).
+fn log_message(v: &serde_json::Value) -> Option<String> {
+    let m = v.get("msg").or_else(|| v.get("message"))?.as_str()?;
+    let m = m.split("\n\nStack backtrace:").next().unwrap_or(m);
+    Some(m.trim().to_string())
+}
+
 fn clean_message(stderr: &str) -> String {
     let mut msgs = Vec::new();
     for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-            if let Some(m) = v.get("msg").and_then(|m| m.as_str()) {
-                msgs.push(m.to_string());
+            if let Some(m) = log_message(&v) {
+                msgs.push(m);
                 continue;
             }
         }
@@ -377,8 +385,12 @@ pub fn read_runtime_log_error(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| matches!(v.get("level").and_then(|l| l.as_str()), Some("error" | "fatal")))
-        .filter_map(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
+        .filter(|v| {
+            v.get("level")
+                .and_then(|l| l.as_str())
+                .is_some_and(|l| l.eq_ignore_ascii_case("error") || l.eq_ignore_ascii_case("fatal"))
+        })
+        .filter_map(|v| log_message(&v))
         .next_back()
         .or_else(|| {
             let t = text.trim();
@@ -391,16 +403,30 @@ pub fn read_runtime_log_error(log: &Path) -> Option<String> {
 pub fn start_error(message: &str) -> RuntimeError {
     let m = message.to_ascii_lowercase();
     let is_exec = m.contains("exec:") || m.contains("exec ") || m.contains("executable") || m.contains("execve");
-    let code = if m.contains("executable file not found") || (is_exec && m.contains("no such file or directory")) {
+    // runc: `exec: "x": executable file not found in $PATH`; youki:
+    // `executable 'x' not found in $PATH`.
+    let code = if m.contains("executable file not found")
+        || (is_exec && (m.contains("no such file or directory") || m.contains("not found in $path")))
+    {
         EXIT_NOT_FOUND
-    } else if is_exec && (m.contains("permission denied") || m.contains("is a directory")) {
+    } else if is_exec
+        && (m.contains("permission denied")
+            || m.contains("is a directory")
+            || m.contains("does not have correct permissions"))
+    {
         EXIT_NOT_EXECUTABLE
     } else {
         EXIT_ENGINE_FAILURE
     };
+    let hint = if m.contains("hybrid mode not supported") {
+        " (crun refuses hosts whose cgroup2 mount holds controllers while the others are on v1; \
+         berth picks runc or youki there by default: drop --runtime crun)"
+    } else {
+        ""
+    };
     RuntimeError::StartFailed {
         code,
-        message: format!("OCI runtime create failed: {message}"),
+        message: format!("OCI runtime create failed: {message}{hint}"),
     }
 }
 
@@ -420,6 +446,11 @@ mod tests {
         assert_eq!(e.exit_code(), 127);
         let e = start_error("cgroup: cannot write memory.limit_in_bytes: device or resource busy");
         assert_eq!(e.exit_code(), 125);
+        // youki's wording.
+        let e = start_error(
+            "failed to create container: exec process failed with error error in executing process : executable 'nope' not found in $PATH",
+        );
+        assert_eq!(e.exit_code(), 127);
     }
 
     #[test]
@@ -438,6 +469,22 @@ mod tests {
         let explicit = OciRuntime::select(Some(rt.path.to_str().unwrap()), root).unwrap();
         assert_eq!(explicit.reason, "explicitly requested");
         assert!(OciRuntime::select(Some("/nonexistent/runtime"), root).is_err());
+    }
+
+    #[test]
+    fn youki_log_lines_lose_their_backtrace() {
+        let line = r#"{"timestamp":"2026-11-29T14:12:07Z","level":"ERROR","message":"error in executing command: failed to create container\n\nStack backtrace:\n   0: <unknown>","target":"youki"}"#;
+        assert_eq!(
+            clean_message(line),
+            "error in executing command: failed to create container"
+        );
+        let t = tempfile::tempdir().unwrap();
+        let log = t.path().join("log");
+        std::fs::write(&log, format!("{line}\n")).unwrap();
+        assert_eq!(
+            read_runtime_log_error(&log).as_deref(),
+            Some("error in executing command: failed to create container")
+        );
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! The same container life on every OCI runtime berth can drive here:
+//! runc (the default on this host), youki (when installed: `scripts/setup`
+//! builds it with cargo), and crun, which refuses this host's hybrid
+//! cgroups — berth must then say so and what to do.
+
+mod common;
+
+use common::{stderr, stdout, Root};
+use std::io::Write;
+use std::process::Stdio;
+
+fn runtime_path(name: &str) -> Option<String> {
+    [
+        "/usr/local/bin",
+        "/usr/local/sbin",
+        "/usr/bin",
+        "/usr/sbin",
+        "/root/.cargo/bin",
+    ]
+    .iter()
+    .map(|d| format!("{d}/{name}"))
+    .find(|p| std::path::Path::new(p).is_file())
+}
+
+/// A root whose every command passes `--runtime PATH`.
+struct On {
+    root: Root,
+    rt: String,
+}
+
+impl On {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut a = vec!["--runtime", self.rt.as_str()];
+        a.extend_from_slice(args);
+        self.root.run(&a)
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{} {args:?}: {:?}\n{}",
+            self.rt,
+            o.status.code(),
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+}
+
+fn life_on(rt: &str) {
+    let on = On {
+        root: Root::new(),
+        rt: rt.to_string(),
+    };
+    on.root.busybox("bb");
+    assert_eq!(on.ok(&["run", "--rm", "bb", "echo", "hello"]), "hello\n");
+    assert_eq!(
+        on.run(&["run", "--rm", "bb", "sh", "-c", "exit 3"]).status.code(),
+        Some(3)
+    );
+    let o = on.run(&["run", "--rm", "bb", "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(127), "{rt}: {}", stderr(&o));
+    let o = on.run(&["run", "--rm", "bb", "/etc"]);
+    assert_eq!(o.status.code(), Some(126), "{rt}: {}", stderr(&o));
+    // PID 1 is the command; Docker's capabilities.
+    assert_eq!(on.ok(&["run", "--rm", "bb", "sh", "-c", "echo $$"]), "1\n");
+    let caps = on.ok(&["run", "--rm", "bb", "grep", "CapEff", "/proc/self/status"]);
+    assert!(caps.contains("00000000a80425fb"), "{rt}: {caps}");
+    // Detached, exec, stop, rm.
+    on.ok(&["run", "-d", "--name", "bg", "bb", "sleep", "1000"]);
+    assert_eq!(on.ok(&["exec", "bg", "echo", "in"]), "in\n");
+    on.ok(&["stop", "-t", "1", "bg"]);
+    assert!(on
+        .ok(&["ps", "-a", "--format", "{{.Status}}"])
+        .starts_with("Exited (137)"));
+    on.ok(&["rm", "bg"]);
+    // A tty, detached with Ctrl-P Ctrl-Q, then attached again.
+    let mut child = on
+        .root
+        .cmd(&["--runtime", rt, "run", "-it", "--name", "tt", "bb", "sh"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut i = child.stdin.take().unwrap();
+    i.write_all(b"echo typed-$((1+1))\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    i.write_all(b"\x10\x11").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{rt}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("typed-2"));
+    let mut a = on
+        .root
+        .cmd(&["--runtime", rt, "attach", "tt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    a.stdin.take().unwrap().write_all(b"exit 6\n").unwrap();
+    assert_eq!(a.wait_with_output().unwrap().status.code(), Some(6));
+    on.ok(&["rm", "tt"]);
+    // A memory limit the kernel enforces: OOM kill, 137, recorded.
+    let o = on.run(&[
+        "run",
+        "--name",
+        "oom",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "32m",
+        "bb",
+        "sh",
+        "-c",
+        "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{rt}: {}", stderr(&o));
+    assert_eq!(
+        on.ok(&["inspect", "--format", "{{.State.OOMKilled}}", "oom"]).trim(),
+        "true"
+    );
+    on.ok(&["rm", "oom"]);
+}
+
+fn root_only() -> bool {
+    if !rustix::process::geteuid().is_root() {
+        println!("SKIP: running containers here needs root");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn runc_runs_the_whole_life() {
+    if !root_only() {
+        return;
+    }
+    let Some(rt) = runtime_path("runc") else {
+        panic!("runc is not installed (scripts/setup installs it)");
+    };
+    life_on(&rt);
+}
+
+#[test]
+fn youki_runs_the_whole_life() {
+    if !root_only() {
+        return;
+    }
+    let Some(rt) = runtime_path("youki") else {
+        println!("SKIP: youki is not installed (scripts/setup builds it with cargo)");
+        return;
+    };
+    life_on(&rt);
+}
+
+#[test]
+fn crun_runs_or_says_why_not() {
+    if !root_only() {
+        return;
+    }
+    let Some(rt) = runtime_path("crun") else {
+        println!("SKIP: crun is not installed");
+        return;
+    };
+    let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .map(|c| !c.trim().is_empty())
+        .unwrap_or(false);
+    if !hybrid {
+        life_on(&rt);
+        return;
+    }
+    // This host: crun refuses the hybrid layout; berth passes its reason on
+    // with what to do, exit 125, and leaves nothing behind.
+    let on = On { root: Root::new(), rt };
+    on.root.busybox("bb");
+    let o = on.run(&["run", "--rm", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(err.contains("hybrid") && err.contains("drop --runtime crun"), "{err}");
+    assert_eq!(on.ok(&["ps", "-aq"]), "");
+}
