@@ -298,6 +298,92 @@ impl AuthFile {
     }
 }
 
+impl AuthFile {
+    /// Keeps a login the way this file says: in the credential helper it
+    /// names for `server` (`credHelpers`, else `credsStore`; the secret then
+    /// never enters the file, and any copy in `auths` is dropped), or in the
+    /// file itself. Saves the file. Returns the helper used, if any.
+    pub fn store(&mut self, server: &str, creds: &Credentials) -> Result<Option<String>> {
+        match self.helper_for(server) {
+            Some((helper, _)) => {
+                let input = json!({
+                    "ServerURL": helper_server(server),
+                    "Username": creds.username,
+                    "Secret": creds.password,
+                })
+                .to_string();
+                helper_call(&helper, "store", &input)
+                    .map_err(|e| RegistryError::Config(format!("storing the login for {server}: {e}")))?;
+                if self.remove(server) {
+                    self.save()?;
+                }
+                Ok(Some(helper))
+            }
+            None => {
+                self.set(server, creds);
+                self.save()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Forgets a login: in the file's credential helper for `server` (if
+    /// it names one) and in the file. False if neither had one.
+    pub fn forget(&mut self, server: &str) -> Result<bool> {
+        let mut found = false;
+        if let Some((helper, _)) = self.helper_for(server) {
+            match helper_call(&helper, "erase", &helper_server(server)) {
+                Ok(_) => found = true,
+                Err(e) if e.to_ascii_lowercase().contains("credentials not found") => {}
+                Err(e) => {
+                    return Err(RegistryError::Config(format!("removing the login for {server}: {e}")));
+                }
+            }
+        }
+        if self.remove(server) {
+            self.save()?;
+            found = true;
+        }
+        Ok(found)
+    }
+}
+
+/// Runs `docker-credential-NAME VERB` with `input` on stdin; its stdout.
+fn helper_call(name: &str, verb: &str, input: &str) -> std::result::Result<String, String> {
+    use std::process::{Command, Stdio};
+    if name.contains('/') {
+        return Err(format!("{name:?} is not a helper name"));
+    }
+    let prog = format!("docker-credential-{name}");
+    let mut child = Command::new(&prog)
+        .arg(verb)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{prog} is not on PATH: install it, or remove it from the file"),
+            _ => format!("running {prog}: {e}"),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        match stdin.write_all(input.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("writing to {prog}: {e}"));
+            }
+            _ => {}
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| format!("running {prog}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        let msg = format!("{}{}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
+        return Err(format!("{prog} {verb} failed ({}): {msg}", out.status));
+    }
+    Ok(stdout)
+}
+
 /// What a helper is asked about: Docker files Docker Hub under its old URL.
 fn helper_server(server: &str) -> String {
     match normalize_server(server).as_str() {
@@ -308,43 +394,13 @@ fn helper_server(server: &str) -> String {
 
 /// `docker-credential-NAME get`: Ok(None) when it has no credentials.
 fn run_helper(name: &str, server: &str) -> std::result::Result<Option<Credentials>, String> {
-    use std::process::{Command, Stdio};
-    if name.contains('/') {
-        return Err(format!("{name:?} is not a helper name"));
-    }
     let prog = format!("docker-credential-{name}");
-    let mut child = Command::new(&prog)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!("{prog} is not on PATH: install it, or remove it from the file"),
-            _ => format!("running {prog}: {e}"),
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper may answer without reading its input (and be gone):
-        // what it says and how it exits tell, not a broken pipe.
-        match stdin.write_all(helper_server(server).as_bytes()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("writing to {prog}: {e}"));
-            }
-            _ => {}
-        }
-    }
-    let out = child.wait_with_output().map_err(|e| format!("running {prog}: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let msg = format!("{}{}", stdout.trim(), String::from_utf8_lossy(&out.stderr).trim());
+    let stdout = match helper_call(name, "get", &helper_server(server)) {
+        Ok(out) => out,
         // The helper protocol's way of saying "nothing stored".
-        if msg.to_ascii_lowercase().contains("credentials not found") {
-            return Ok(None);
-        }
-        return Err(format!("{prog} get failed ({}): {msg}", out.status));
-    }
+        Err(e) if e.to_ascii_lowercase().contains("credentials not found") => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let v: Value = serde_json::from_str(&stdout).map_err(|e| format!("{prog} get did not answer JSON: {e}"))?;
     let (user, secret) = (v["Username"].as_str().unwrap_or(""), v["Secret"].as_str().unwrap_or(""));
     if secret.is_empty() {

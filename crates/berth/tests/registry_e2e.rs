@@ -1714,3 +1714,71 @@ fn docker_credential_helpers_are_asked() {
     let o = run(&["push", &name]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn login_and_logout_go_through_the_credential_store_berths_auth_file_names() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = Registry::tls_htpasswd();
+    let host = reg.host();
+    let r = Root::new();
+    let name = reg.name("stored/bb:1");
+    r.busybox(&name);
+    // A credential store kept in a file: store / get / erase, as the
+    // docker-credential-* protocol has them.
+    let bin = r.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let vault = r.path().join("vault");
+    let helper = format!(
+        "#!/bin/sh\nv={vault}\ncase \"$1\" in\n\
+         store) cat > \"$v\" ;;\n\
+         get) read s; if [ -s \"$v\" ] && grep -q \"$s\" \"$v\"; then cat \"$v\"; else echo 'credentials not found in native keychain'; exit 1; fi ;;\n\
+         erase) read s; rm -f \"$v\" ;;\n\
+         *) exit 2 ;;\nesac\n",
+        vault = vault.display()
+    );
+    let p = bin.join("docker-credential-vault");
+    std::fs::write(&p, helper).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = r.path().join("home");
+    let auth = home.join(".config/berth/auth.json");
+    std::fs::create_dir_all(auth.parent().unwrap()).unwrap();
+    std::fs::write(&auth, r#"{"credsStore": "vault"}"#).unwrap();
+    let run = |args: &[&str], input: Option<&str>| {
+        let mut c = r.cmd(args);
+        c.env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()))
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("DOCKER_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut i = child.stdin.take().unwrap();
+            if let Some(t) = input {
+                i.write_all(t.as_bytes()).unwrap();
+            }
+        }
+        child.wait_with_output().unwrap()
+    };
+    let o = run(&["login", "-u", USER, "--password-stdin", &host], Some(PASS));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The secret went to the store, not into the file.
+    let kept = std::fs::read_to_string(&vault).unwrap();
+    assert!(kept.contains(PASS) && kept.contains(&host), "{kept}");
+    assert!(
+        !std::fs::read_to_string(&auth).unwrap().contains("auths\": {\""),
+        "no plain login in the file"
+    );
+    let o = run(&["push", &name], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // logout erases it from the store: pushing is refused again.
+    let o = run(&["logout", &host], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!vault.exists(), "the store still has the login");
+    let o = run(&["push", &name], None);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains(&format!("berth login {host}")), "{}", stderr(&o));
+}

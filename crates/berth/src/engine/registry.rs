@@ -1148,9 +1148,9 @@ impl Engine {
 
     // ---- login / logout ---------------------------------------------------
 
-    /// Check credentials against the registry and store them. Returns the
-    /// auth file written.
-    pub fn login(&self, server: &str, creds: &Credentials, opts: &Options) -> Result<PathBuf> {
+    /// Check credentials against the registry and store them. Returns
+    /// where they went (the auth file, or the credential helper it names).
+    pub fn login(&self, server: &str, creds: &Credentials, opts: &Options) -> Result<String> {
         login(server, creds, opts)
     }
 
@@ -1160,7 +1160,7 @@ impl Engine {
 }
 
 /// `login` needs no store: usable before one exists.
-pub fn login(server: &str, creds: &Credentials, opts: &Options) -> Result<PathBuf> {
+pub fn login(server: &str, creds: &Credentials, opts: &Options) -> Result<String> {
     let domain = auth::normalize_server(server);
     let rt = runtime()?;
     rt.block_on(async {
@@ -1175,20 +1175,17 @@ pub fn login(server: &str, creds: &Credentials, opts: &Options) -> Result<PathBu
     })?;
     let path = opts.auth_file.clone().unwrap_or_else(auth::default_auth_file);
     let mut f = AuthFile::open(&path)?;
-    f.set(&domain, creds);
-    f.save()?;
-    Ok(path)
+    Ok(match f.store(&domain, creds)? {
+        Some(helper) => format!("docker-credential-{helper} (named in {})", path.display()),
+        None => path.display().to_string(),
+    })
 }
 
 /// Forget the login for `server`; false if there was none.
 pub fn logout(server: &str, opts: &Options) -> Result<bool> {
     let path = opts.auth_file.clone().unwrap_or_else(auth::default_auth_file);
     let mut f = AuthFile::open(&path)?;
-    if !f.remove(server) {
-        return Ok(false);
-    }
-    f.save()?;
-    Ok(true)
+    Ok(f.forget(server)?)
 }
 
 /// Did the user write a tag (`x:1`, `host:5000/x:1`, not `host:5000/x`)?
