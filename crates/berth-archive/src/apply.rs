@@ -591,6 +591,9 @@ impl<'o> Applier<'o> {
                 .map_err(|e| ArchiveError::io(raw, "write file", e))?;
             written += n as u64;
         }
+        if written >= WRITEBACK_AT {
+            start_writeback(&file);
+        }
         // The tar reader reports a stream that ends inside an entry as a
         // short entry; a sparse entry's expanded size differs legitimately.
         if !sparse && written != entry.size() {
@@ -870,4 +873,20 @@ pub fn sync_tree(root: &Path) -> Result<(), ArchiveError> {
     )
     .map_err(err("open"))?;
     rfs::syncfs(&fd).map_err(err("syncfs"))
+}
+
+/// Files at least this big have their write-back started as soon as they
+/// are written (see [`start_writeback`]).
+const WRITEBACK_AT: u64 = 1 << 20;
+
+/// Asks the kernel to start writing `file`'s dirty pages to disk now,
+/// without waiting: the layer is synced as a whole before it is published,
+/// and by then most of a big layer's data is already on its way, written
+/// while the rest was still downloading or unpacking.
+pub fn start_writeback(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads the descriptor number; `file` is
+    // open for the whole call. Failure (e.g. an fs without support) is
+    // harmless: the later sync does the work.
+    unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
 }
