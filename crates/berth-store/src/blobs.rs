@@ -121,7 +121,13 @@ impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
+        let before = self.size;
         self.size += n as u64;
+        // Every 8 MiB, start write-back of what reached the file (see
+        // berth_archive::start_writeback): the commit's sync then waits less.
+        if before >> 23 != self.size >> 23 {
+            berth_archive::start_writeback(self.file.get_ref());
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
