@@ -4,32 +4,8 @@
 
 mod common;
 
-use common::{stderr, stdout, Root};
+use common::{stderr, stdout, Env};
 use std::time::{Duration, Instant};
-
-struct Env {
-    root: Root,
-}
-
-impl Env {
-    fn new() -> Option<Env> {
-        if !rustix::process::geteuid().is_root() {
-            println!("SKIP: running containers here needs root");
-            return None;
-        }
-        let root = Root::new();
-        root.busybox("bb");
-        Some(Env { root })
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for id in stdout(&self.root.run(&["ps", "-aq", "--no-trunc"])).lines() {
-            let _ = self.root.run(&["rm", "-f", id]);
-        }
-    }
-}
 
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(20);

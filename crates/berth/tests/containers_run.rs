@@ -3,38 +3,9 @@
 
 mod common;
 
-use common::{stderr, stdout, Root};
+use common::{stderr, stdout, Env, Root};
 use std::process::{Command, Stdio};
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// A root with busybox imported as `bb`; removes its containers on drop.
-struct Env {
-    root: Root,
-}
-
-impl Env {
-    fn new() -> Option<Env> {
-        if !is_root() {
-            println!("SKIP: running containers here needs root (rootless is tested separately)");
-            return None;
-        }
-        let root = Root::new();
-        root.busybox("bb");
-        Some(Env { root })
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let ids = self.root.run(&["ps", "-aq", "--no-trunc"]);
-        for id in stdout(&ids).lines() {
-            let _ = self.root.run(&["rm", "-f", id]);
-        }
-    }
-}
 
 #[test]
 fn echo_hello_exit_codes_and_missing_things() {

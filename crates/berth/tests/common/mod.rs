@@ -139,6 +139,39 @@ pub fn subuid_user() -> Option<(String, u32, u32)> {
     None
 }
 
+/// A fresh root with busybox imported as `bb`, for tests that run
+/// containers (`None`, with the reason printed, when not root); removes
+/// its containers on drop.
+pub struct Env {
+    pub root: Root,
+}
+
+impl Env {
+    pub fn new() -> Option<Env> {
+        if !rustix::process::geteuid().is_root() {
+            println!("SKIP: running containers here needs root (rootless is tested separately)");
+            return None;
+        }
+        let root = Root::new();
+        root.busybox("bb");
+        Some(Env { root })
+    }
+
+    /// `.State.Status` of a container.
+    pub fn status(&self, name: &str) -> String {
+        let o = self.root.run(&["inspect", "--format", "{{.State.Status}}", name]);
+        stdout(&o).trim().to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in stdout(&self.root.run(&["ps", "-aq", "--no-trunc"])).lines() {
+            let _ = self.root.run(&["rm", "-f", id]);
+        }
+    }
+}
+
 /// Is `tool` on PATH?
 pub fn have(tool: &str) -> bool {
     Command::new("sh")
