@@ -79,6 +79,13 @@ fn kill_process(pid: i32, start: u64) -> bool {
     rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL).is_ok()
 }
 
+/// Leaves the marker that tells the monitor the user stopped the
+/// container (no restart policy applies).
+fn mark_user_stop(container_dir: &Path) -> Result<()> {
+    let p = container_dir.join(STOP_MARKER);
+    std::fs::write(&p, b"").map_err(|e| RuntimeError::io(format!("writing {}", p.display()), e))
+}
+
 /// SIGKILL now, no stop signal and no grace period, as `rm -f` does:
 /// marks the container stopped by the user and kills its main process
 /// (the init of its own pid namespace, so everything in it dies), without
@@ -88,8 +95,7 @@ pub fn kill_now(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
     if !st.is_running() {
         return Ok(());
     }
-    std::fs::write(container_dir.join(STOP_MARKER), b"")
-        .map_err(|e| RuntimeError::io(format!("writing {}", container_dir.join(STOP_MARKER).display()), e))?;
+    mark_user_stop(container_dir)?;
     if st.status == "running" && kill_process(st.pid, st.pid_start) {
         return Ok(());
     }
@@ -111,23 +117,34 @@ pub fn kill_and_wait(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
     }
     kill_now(container_dir, runtime)?;
     let cfg = load_config(container_dir)?;
-    let alive = |st: &state::ContainerState| state::pid_alive(st.pid, st.pid_start);
     if !wait_until(Duration::from_secs(10), || !alive(&st)) {
-        if runtime.kill(&cfg.id, "KILL", true).is_err() {
-            let _ = runtime.kill(&cfg.id, "KILL", false);
-        }
-        if !wait_until(Duration::from_secs(10), || !alive(&st)) {
-            return Err(RuntimeError::WrongState {
-                id: cfg.id.clone(),
-                status: "running".into(),
-                what: format!(
-                    "process {} survived SIGKILL for 20s (stuck in the kernel?); try again",
-                    st.pid
-                ),
-            });
-        }
+        kill_all_and_wait(runtime, &cfg.id, &st, "20s")?;
     }
     await_recorded(container_dir, runtime, &cfg.id)
+}
+
+fn alive(st: &state::ContainerState) -> bool {
+    state::pid_alive(st.pid, st.pid_start)
+}
+
+/// SIGKILL to every process of the container, then up to 10 s for the
+/// main process to go; `survived` says for how long it has resisted by then.
+fn kill_all_and_wait(runtime: &OciRuntime, id: &str, st: &state::ContainerState, survived: &str) -> Result<()> {
+    // `kill --all` needs the container's cgroup; rootless runc may have none.
+    if runtime.kill(id, "KILL", true).is_err() {
+        let _ = runtime.kill(id, "KILL", false);
+    }
+    if wait_until(Duration::from_secs(10), || !alive(st)) {
+        return Ok(());
+    }
+    Err(RuntimeError::WrongState {
+        id: id.to_string(),
+        status: "running".into(),
+        what: format!(
+            "process {} survived SIGKILL for {survived} (stuck in the kernel?); try again",
+            st.pid
+        ),
+    })
 }
 
 /// Stops the container like `docker stop`: marks it stopped by the user (so
@@ -137,35 +154,20 @@ pub fn kill_and_wait(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
 /// the exit itself (code unknown) and deletes the runtime state.
 pub fn stop(container_dir: &Path, runtime: &OciRuntime, timeout: Option<u32>) -> Result<()> {
     let cfg = load_config(container_dir)?;
-    std::fs::write(container_dir.join(STOP_MARKER), b"")
-        .map_err(|e| RuntimeError::io(format!("writing {}", container_dir.join(STOP_MARKER).display()), e))?;
+    mark_user_stop(container_dir)?;
     let st = read_state(container_dir)?;
     if !st.is_running() {
         return Ok(());
     }
     let sig = normalize_signal(cfg.stop_signal.as_deref().unwrap_or("TERM"))?;
     let secs = timeout.or(cfg.stop_timeout).unwrap_or(10);
-    let alive = |st: &state::ContainerState| state::pid_alive(st.pid, st.pid_start);
     if st.status != "restarting" {
         let _ = runtime.kill(&cfg.id, &sig, false);
         if st.status == "paused" {
             let _ = runtime.resume(&cfg.id);
         }
         if !wait_until(Duration::from_secs(secs as u64), || !alive(&st)) {
-            // `kill --all` needs the container's cgroup; rootless runc may have none.
-            if runtime.kill(&cfg.id, "KILL", true).is_err() {
-                let _ = runtime.kill(&cfg.id, "KILL", false);
-            }
-            if !wait_until(Duration::from_secs(10), || !alive(&st)) {
-                return Err(RuntimeError::WrongState {
-                    id: cfg.id.clone(),
-                    status: "running".into(),
-                    what: format!(
-                        "process {} survived SIGKILL for 10s (stuck in the kernel?); try again",
-                        st.pid
-                    ),
-                });
-            }
+            kill_all_and_wait(runtime, &cfg.id, &st, "10s")?;
         }
     }
     await_recorded(container_dir, runtime, &cfg.id)
@@ -206,46 +208,52 @@ pub fn kill(container_dir: &Path, runtime: &OciRuntime, signal: &str) -> Result<
     let sig = normalize_signal(signal)?;
     let stop_sig = normalize_signal(cfg.stop_signal.as_deref().unwrap_or("TERM"))?;
     if sig == "KILL" || sig == "9" || sig == stop_sig {
-        let _ = std::fs::write(container_dir.join(STOP_MARKER), b"");
+        let _ = mark_user_stop(container_dir);
     }
     runtime.kill(&cfg.id, &sig, false)
 }
 
 /// Freezes the container.
 pub fn pause(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
-    let cfg = load_config(container_dir)?;
-    let st = read_state(container_dir)?;
-    if st.status != "running" {
-        return Err(RuntimeError::WrongState {
-            id: cfg.id,
-            status: st.status,
-            what: "only a running container can be paused".into(),
-        });
-    }
-    runtime.pause(&cfg.id)?;
-    update_state(container_dir, |s| {
-        if s.status == "running" {
-            s.status = "paused".into()
-        }
-    })?;
-    Ok(())
+    transition(
+        container_dir,
+        ("running", "paused"),
+        "only a running container can be paused",
+        |id| runtime.pause(id),
+    )
 }
 
 /// Thaws a paused container.
 pub fn unpause(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
+    transition(
+        container_dir,
+        ("paused", "running"),
+        "the container is not paused",
+        |id| runtime.resume(id),
+    )
+}
+
+/// Runs `op` on a container in status `from`, then records `to` (unless
+/// the status changed meanwhile); `what` is the error for any other status.
+fn transition(
+    container_dir: &Path,
+    (from, to): (&str, &str),
+    what: &str,
+    op: impl FnOnce(&str) -> Result<()>,
+) -> Result<()> {
     let cfg = load_config(container_dir)?;
     let st = read_state(container_dir)?;
-    if st.status != "paused" {
+    if st.status != from {
         return Err(RuntimeError::WrongState {
             id: cfg.id,
             status: st.status,
-            what: "the container is not paused".into(),
+            what: what.into(),
         });
     }
-    runtime.resume(&cfg.id)?;
+    op(&cfg.id)?;
     update_state(container_dir, |s| {
-        if s.status == "paused" {
-            s.status = "running".into()
+        if s.status == from {
+            s.status = to.into()
         }
     })?;
     Ok(())
