@@ -357,7 +357,6 @@ impl OciRuntime {
     }
 }
 
-/// Picks the useful line out of a runtime's stderr.
 /// The message of one JSON log line: runc and crun write `msg`, youki
 /// `message` (with an anyhow backtrace after a blank line, dropped here).
 fn log_message(v: &serde_json::Value) -> Option<String> {
@@ -366,18 +365,20 @@ fn log_message(v: &serde_json::Value) -> Option<String> {
     Some(m.trim().to_string())
 }
 
+/// Picks the useful line out of a runtime's stderr: the last one, by its
+/// message when it is a JSON log line.
 fn clean_message(stderr: &str) -> String {
-    let mut msgs = Vec::new();
-    for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-            if let Some(m) = log_message(&v) {
-                msgs.push(m);
-                continue;
-            }
-        }
-        msgs.push(line.to_string());
-    }
-    msgs.last().cloned().unwrap_or_else(|| "no error message".into())
+    stderr
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| log_message(&v))
+                .unwrap_or_else(|| l.to_string())
+        })
+        .unwrap_or_else(|| "no error message".into())
 }
 
 /// Reads the last error message from a runtime's JSON log file.
