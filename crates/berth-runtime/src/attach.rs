@@ -24,12 +24,12 @@
 //! closes its connection; the container goes on under its monitor.
 
 use crate::error::{IoContext, Result, RuntimeError};
-use crate::term::{RawTerminal, SignalPipe};
+use crate::logs::Stream;
+use crate::term::{write_out, RawTerminal, SignalPipe};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
 use std::collections::VecDeque;
-use std::io::Write;
 use std::path::Path;
 
 /// The attach socket's name in the container directory.
@@ -135,6 +135,8 @@ struct Client {
 pub struct AttachServer {
     listener: OwnedFd,
     clients: Vec<Client>,
+    /// Where requests are received (one buffer for every client).
+    buf: Vec<u8>,
 }
 
 impl AttachServer {
@@ -151,6 +153,7 @@ impl AttachServer {
         Ok(AttachServer {
             listener,
             clients: Vec::new(),
+            buf: vec![0u8; MAX_PAYLOAD + 16],
         })
     }
 
@@ -227,23 +230,22 @@ impl AttachServer {
     /// sends what the sockets take now.
     pub fn broadcast(&mut self, tag: u8, data: &[u8]) {
         for chunk in data.chunks(MAX_PAYLOAD) {
-            for c in &mut self.clients {
-                let f = frame(tag, chunk);
-                c.queued += f.len();
-                c.queue.push_back(f);
-            }
+            self.queue_all(&frame(tag, chunk));
         }
         self.flush_all();
     }
 
     /// Sends the exit code to every client.
     pub fn send_exit(&mut self, code: i32) {
-        let f = frame(TAG_EXIT, &code.to_be_bytes());
+        self.queue_all(&frame(TAG_EXIT, &code.to_be_bytes()));
+        self.flush_all();
+    }
+
+    fn queue_all(&mut self, f: &[u8]) {
         for c in &mut self.clients {
             c.queued += f.len();
-            c.queue.push_back(f.clone());
+            c.queue.push_back(f.to_vec());
         }
-        self.flush_all();
     }
 
     fn flush_all(&mut self) {
@@ -263,9 +265,9 @@ impl AttachServer {
             dead = true;
         }
         if rev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
-            let mut buf = vec![0u8; MAX_PAYLOAD + 16];
+            let buf = &mut self.buf;
             loop {
-                match rustix::net::recv(&c.fd, &mut buf, RecvFlags::DONTWAIT) {
+                match rustix::net::recv(&c.fd, &mut buf[..], RecvFlags::DONTWAIT) {
                     Ok((0, _)) => {
                         dead = true;
                         break;
@@ -569,14 +571,8 @@ impl AttachClient {
                     Ok((n, _)) => {
                         let msg = &buf[..n.min(buf.len())];
                         match msg.split_first() {
-                            Some((&TAG_STDOUT, d)) => {
-                                let mut o = std::io::stdout().lock();
-                                let _ = o.write_all(d).and_then(|_| o.flush());
-                            }
-                            Some((&TAG_STDERR, d)) => {
-                                let mut e = std::io::stderr().lock();
-                                let _ = e.write_all(d).and_then(|_| e.flush());
-                            }
+                            Some((&TAG_STDOUT, d)) => write_out(Stream::Stdout, d),
+                            Some((&TAG_STDERR, d)) => write_out(Stream::Stderr, d),
                             Some((&TAG_EXIT, d)) if d.len() == 4 => {
                                 exit = Some(i32::from_be_bytes([d[0], d[1], d[2], d[3]]));
                             }

@@ -17,7 +17,7 @@ use crate::health;
 use crate::logs::{LogWriter, Stream, LOG_FILE};
 use crate::oci::OciRuntime;
 use crate::state::{self, update_state, REMOVE_MARKER, STOP_MARKER};
-use crate::term::{copy_winsize, pipe, RawTerminal, SignalPipe};
+use crate::term::{copy_winsize, pipe, write_out, RawTerminal, SignalPipe};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use serde::{Deserialize, Serialize};
@@ -451,16 +451,15 @@ fn run_once(
     let pid_file = dir.join(PID_FILE);
     let rlog = dir.join(RUNTIME_LOG);
     let _ = std::fs::remove_file(&pid_file);
-    // Leftover runtime state (a restart, a crashed monitor): clear it. Most
-    // starts have none, and asking the runtime costs a whole process.
-    if rt.root.join(id).exists() {
-        let _ = rt.delete(id, true);
-    }
+    // Clears runtime state: leftovers before a start (a restart, a crashed
+    // monitor), or a failed start's. Most starts have none, and asking the
+    // runtime costs a whole process.
     let cleanup = |rt: &OciRuntime| {
         if rt.root.join(id).exists() {
             let _ = rt.delete(id, true);
         }
     };
+    cleanup(rt);
     // `run --detach`: create and start in one runtime process (create +
     // start cost one Go start-up more).
     let mut io = if cfg.tty {
@@ -617,19 +616,6 @@ fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
             Err(_) => return None,
         }
     }
-}
-
-fn attach_write(stream: Stream, data: &[u8]) {
-    let _ = match stream {
-        Stream::Stdout => {
-            let mut o = std::io::stdout().lock();
-            o.write_all(data).and_then(|_| o.flush())
-        }
-        Stream::Stderr => {
-            let mut e = std::io::stderr().lock();
-            e.write_all(data).and_then(|_| e.flush())
-        }
-    };
 }
 
 /// Copies output until the container exits and its output is drained;
@@ -899,7 +885,7 @@ fn output(log: &mut LogWriter, clients: &mut AttachServer, attach: bool, stream:
         clients.broadcast(tag, data);
     }
     if attach {
-        attach_write(stream, data);
+        write_out(stream, data);
     }
     Ok(())
 }

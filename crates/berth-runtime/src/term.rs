@@ -2,7 +2,9 @@
 //! foreground run or an attach session passes on to the container.
 
 use crate::error::{IoContext, Result};
+use crate::logs::Stream;
 use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::io::Write;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Copies this terminal's window size to the container's pty.
@@ -124,6 +126,20 @@ impl SignalPipe {
         let n = rustix::io::read(&self.read, &mut sb).unwrap_or(0);
         sb[..n].iter().map(|s| *s as i32).collect()
     }
+}
+
+/// Writes container output to this process's stdout or stderr, at once.
+pub(crate) fn write_out(stream: Stream, data: &[u8]) {
+    let _ = match stream {
+        Stream::Stdout => {
+            let mut o = std::io::stdout().lock();
+            o.write_all(data).and_then(|_| o.flush())
+        }
+        Stream::Stderr => {
+            let mut e = std::io::stderr().lock();
+            e.write_all(data).and_then(|_| e.flush())
+        }
+    };
 }
 
 pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
