@@ -150,7 +150,7 @@ pub fn normalize_cap(name: &str) -> Result<String> {
 /// (`ALL` allowed on either side; `--cap-drop ALL --cap-add X` leaves only X).
 pub fn effective_caps(cfg: &ContainerConfig) -> Result<BTreeSet<String>> {
     if cfg.privileged {
-        return Ok(within_bounding_set(ALL_CAPS.iter().map(|s| s.to_string()).collect()));
+        return Ok(grantable_caps());
     }
     let add: Vec<String> = cfg.cap_add.iter().map(|c| normalize_cap(c)).collect::<Result<_>>()?;
     let drop: Vec<String> = cfg.cap_drop.iter().map(|c| normalize_cap(c)).collect::<Result<_>>()?;
@@ -163,7 +163,7 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<BTreeSet<String>> {
         caps.remove(c);
     }
     if add.iter().any(|c| c == "ALL") {
-        caps.extend(within_bounding_set(ALL_CAPS.iter().map(|s| s.to_string()).collect()));
+        caps.extend(grantable_caps());
         for c in drop.iter().filter(|c| *c != "ALL") {
             caps.remove(c);
         }
@@ -175,24 +175,22 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<BTreeSet<String>> {
 /// "All capabilities" means all this process may hand on (its bounding
 /// set), as in Podman: a host that withholds one (e.g. CAP_SYS_RESOURCE in
 /// a sandbox) would otherwise make every `--privileged` start fail.
-fn within_bounding_set(caps: BTreeSet<String>) -> BTreeSet<String> {
-    let bnd = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("CapBnd:"))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-    });
-    match bnd {
-        Some(mask) => caps
-            .into_iter()
-            .filter(|c| {
-                ALL_CAPS
-                    .iter()
-                    .position(|x| x == c)
-                    .is_some_and(|i| mask & (1u64 << i) != 0)
-            })
-            .collect(),
-        None => caps,
-    }
+fn grantable_caps() -> BTreeSet<String> {
+    let mask = own_cap_mask("CapBnd:").unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+/// One of this process's capability masks in /proc/self/status
+/// (`field` is e.g. "CapEff:").
+fn own_cap_mask(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let v = status.lines().find_map(|l| l.strip_prefix(field))?;
+    u64::from_str_radix(v.trim(), 16).ok()
 }
 
 /// The capability bit mask for a set of names (what /proc/<pid>/status shows as CapEff).
@@ -350,13 +348,7 @@ fn rlimit_resource(name: &str) -> Option<(&'static str, rustix::process::Resourc
 
 /// Whether this process can raise rlimits past their hard limit.
 fn has_sys_resource() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .map(|m| m & (1 << 24) != 0)
-        .unwrap_or(false)
+    own_cap_mask("CapEff:").is_some_and(|m| m & (1 << 24) != 0)
 }
 
 /// The rlimits for the container: nofile default plus `--ulimit`s, each
@@ -388,16 +380,15 @@ fn rlimits(cfg: &ContainerConfig) -> Result<Vec<Value>> {
             if let Some(max) = rustix::process::getrlimit(res).maximum {
                 // The default is quietly fitted to the host; only a limit the
                 // user asked for is worth a warning.
-                if hard > max && !asked {
-                    hard = max;
-                    soft = soft.min(max);
-                } else if hard > max {
-                    warn_once(
-                        &NOFILE_WARN,
-                        format!(
-                            "{name} hard limit {hard} exceeds this host's limit {max} and berth lacks CAP_SYS_RESOURCE; clamping to {max}"
-                        ),
-                    );
+                if hard > max {
+                    if asked {
+                        warn_once(
+                            &NOFILE_WARN,
+                            format!(
+                                "{name} hard limit {hard} exceeds this host's limit {max} and berth lacks CAP_SYS_RESOURCE; clamping to {max}"
+                            ),
+                        );
+                    }
                     hard = max;
                     soft = soft.min(max);
                 }
@@ -947,7 +938,7 @@ mod tests {
             ..Default::default()
         };
         let caps = effective_caps(&c).unwrap();
-        let all = within_bounding_set(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        let all = grantable_caps();
         assert_eq!(caps.len(), all.len() - usize::from(all.contains("CAP_SYS_ADMIN")));
         assert!(!caps.contains("CAP_SYS_ADMIN"));
         let mut c = ContainerConfig {
