@@ -157,10 +157,8 @@ fn bind_one(m: &PortMapping) -> Result<(Socket, PortBinding)> {
             Proto::Tcp => TcpListener::bind(addr).map(Socket::Tcp),
             Proto::Udp => UdpSocket::bind(addr).map(Socket::Udp),
         };
-        let shown = match ip {
-            std::net::IpAddr::V6(_) => format!("[{ip}]:{port}"),
-            _ => format!("{ip}:{port}"),
-        };
+        // `1.2.3.4:80` or `[::1]:80`.
+        let shown = addr.to_string();
         match res {
             Ok(s) => {
                 let local = match &s {
@@ -202,11 +200,6 @@ fn bind_one(m: &PortMapping) -> Result<(Socket, PortBinding)> {
             Err(e) => return Err(NetError::io(format!("binding {shown} ({})", m.proto), e)),
         }
     }
-}
-
-fn stopped(stop: &OwnedFd) -> bool {
-    let mut fds = [PollFd::new(stop, PollFlags::IN)];
-    matches!(poll(&mut fds, Some(&Timespec::default())), Ok(n) if n > 0)
 }
 
 fn accept_loop(listeners: Vec<(TcpListener, u16)>, stop: Arc<OwnedFd>, target: SharedTarget) {
@@ -412,7 +405,7 @@ fn udp_loop(host: UdpSocket, port: u16, stop: &OwnedFd, target: &SharedTarget) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(_) => return,
         }
-        if !fds[0].revents().is_empty() || stopped(stop) {
+        if !fds[0].revents().is_empty() {
             return;
         }
         let host_ready = !fds[1].revents().is_empty();

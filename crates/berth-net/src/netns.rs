@@ -206,7 +206,7 @@ unsafe fn send_reply(chan: i32, code: i32, fd: i32) {
         (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), fd);
     }
-    while libc::sendmsg(chan, &msg, libc::MSG_NOSIGNAL) < 0 && *libc::__errno_location() == libc::EINTR {}
+    while libc::sendmsg(chan, &msg, libc::MSG_NOSIGNAL) < 0 && errno() == libc::EINTR {}
 }
 
 fn errno() -> i32 {

@@ -94,10 +94,7 @@ impl PortBinding {
 
     /// `0.0.0.0:8000` or `[::1]:8000`, as `docker port` prints it.
     pub fn host_addr(&self) -> String {
-        match self.host_ip {
-            IpAddr::V4(ip) => format!("{ip}:{}", self.host_port),
-            IpAddr::V6(ip) => format!("[{ip}]:{}", self.host_port),
-        }
+        std::net::SocketAddr::new(self.host_ip, self.host_port).to_string()
     }
 }
 
