@@ -351,6 +351,9 @@ impl Registry {
         } else {
             vec![("https", true)]
         };
+        // One client per verification setting, shared by the schemes and
+        // the rounds (building one can read the system's trust store).
+        let mut clients: [Option<reqwest::Client>; 2] = [None, None];
         let mut first_err: Option<RegistryError> = None;
         for round in 0..3u32 {
             if round > 0 {
@@ -359,16 +362,18 @@ impl Registry {
             for (scheme, verify) in &candidates {
                 let base = Url::parse(&format!("{scheme}://{host}/"))
                     .map_err(|e| RegistryError::Config(format!("invalid registry address {host:?}: {e}")))?;
-                let http = build_client(&roots, identity.as_ref(), *verify)?;
+                let http = match &clients[usize::from(*verify)] {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = build_client(&roots, identity.as_ref(), *verify)?;
+                        clients[usize::from(*verify)] = Some(c.clone());
+                        c
+                    }
+                };
                 let ping = base.join("v2/").expect("valid url");
                 match http.get(ping.clone()).send().await {
                     Ok(resp) if resp.status().is_success() || resp.status() == StatusCode::UNAUTHORIZED => {
-                        let challenge = resp
-                            .headers()
-                            .get_all(WWW_AUTHENTICATE)
-                            .iter()
-                            .filter_map(|h| h.to_str().ok().and_then(parse_challenge))
-                            .next();
+                        let challenge = first_challenge(resp.headers());
                         log::debug!("registry {domain}: {base} answers, challenge {challenge:?}");
                         return Ok(Registry {
                             name: domain.to_string(),
@@ -459,12 +464,9 @@ impl Registry {
     /// carried.
     async fn answer_challenge(&self, headers: &HeaderMap, scopes: &[String], sent: Option<&str>) -> Result<bool> {
         let had_auth = sent.is_some();
-        let challenge = headers
-            .get_all(WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|h| h.to_str().ok().and_then(parse_challenge))
-            .next();
-        let Some(ch) = challenge else { return Ok(false) };
+        let Some(ch) = first_challenge(headers) else {
+            return Ok(false);
+        };
         self.state.lock().unwrap_or_else(|p| p.into_inner()).challenge = Some(ch.clone());
         match ch {
             Challenge::Basic => Ok(self.creds.is_some() && !had_auth),
@@ -1194,6 +1196,14 @@ impl Registry {
             reason: reason.to_string(),
         }
     }
+}
+
+/// The first `WWW-Authenticate` challenge berth understands.
+fn first_challenge(h: &HeaderMap) -> Option<Challenge> {
+    h.get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().and_then(parse_challenge))
+        .next()
 }
 
 fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
