@@ -334,7 +334,7 @@ impl AuthFile {
         if let Some((helper, _)) = self.helper_for(server) {
             match helper_call(&helper, "erase", &helper_server(server)) {
                 Ok(_) => found = true,
-                Err(e) if e.to_ascii_lowercase().contains("credentials not found") => {}
+                Err(e) if nothing_stored(&e) => {}
                 Err(e) => {
                     return Err(RegistryError::Config(format!("removing the login for {server}: {e}")));
                 }
@@ -384,6 +384,12 @@ fn helper_call(name: &str, verb: &str, input: &str) -> std::result::Result<Strin
     Ok(stdout)
 }
 
+/// The helper protocol's way of saying "nothing stored" (a failed call's
+/// message says "credentials not found").
+fn nothing_stored(helper_error: &str) -> bool {
+    helper_error.to_ascii_lowercase().contains("credentials not found")
+}
+
 /// What a helper is asked about: Docker files Docker Hub under its old URL.
 fn helper_server(server: &str) -> String {
     match normalize_server(server).as_str() {
@@ -397,8 +403,7 @@ fn run_helper(name: &str, server: &str) -> std::result::Result<Option<Credential
     let prog = format!("docker-credential-{name}");
     let stdout = match helper_call(name, "get", &helper_server(server)) {
         Ok(out) => out,
-        // The helper protocol's way of saying "nothing stored".
-        Err(e) if e.to_ascii_lowercase().contains("credentials not found") => return Ok(None),
+        Err(e) if nothing_stored(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
     let v: Value = serde_json::from_str(&stdout).map_err(|e| format!("{prog} get did not answer JSON: {e}"))?;
