@@ -106,6 +106,15 @@ impl BlobStore {
     }
 }
 
+/// Called as a file grows from `before` to `after` bytes: every 8 MiB,
+/// start write-back of what reached it (see
+/// `berth_archive::start_writeback`), so the final sync waits less.
+pub(crate) fn hint_writeback(file: &File, before: u64, after: u64) {
+    if before >> 23 != after >> 23 {
+        berth_archive::start_writeback(file);
+    }
+}
+
 /// Hashes while it writes into `tmp/`; `commit` checks the digest and only
 /// then renames the file into `blobs/`. Dropped without commit: the staged
 /// file is removed.
@@ -123,11 +132,7 @@ impl Write for BlobWriter {
         self.hasher.update(&buf[..n]);
         let before = self.size;
         self.size += n as u64;
-        // Every 8 MiB, start write-back of what reached the file (see
-        // berth_archive::start_writeback): the commit's sync then waits less.
-        if before >> 23 != self.size >> 23 {
-            berth_archive::start_writeback(self.file.get_ref());
-        }
+        hint_writeback(self.file.get_ref(), before, self.size);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

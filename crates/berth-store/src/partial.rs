@@ -84,11 +84,7 @@ impl Write for PartialBlob {
         let n = self.file.write(buf)?;
         let before = self.len;
         self.len += n as u64;
-        // Every 8 MiB, start writing back what came in, so that the final
-        // sync finds most of the blob already on disk.
-        if before >> 23 != self.len >> 23 {
-            berth_archive::start_writeback(&self.file);
-        }
+        crate::blobs::hint_writeback(&self.file, before, self.len);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
