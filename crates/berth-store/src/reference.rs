@@ -195,6 +195,16 @@ impl Reference {
     pub fn familiar(&self) -> String {
         familiar_name(&self.full())
     }
+
+    /// What to ask a registry's manifest endpoint for: the digest if there
+    /// is one, else the tag (`latest` if there is neither).
+    pub fn tag_or_digest(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
 }
 
 /// `docker.io/library/x` → `x`, `docker.io/u/x` → `u/x`, others unchanged.

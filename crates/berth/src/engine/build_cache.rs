@@ -112,11 +112,7 @@ impl RegistryCache {
     }
 
     fn tag_or_digest(&self) -> String {
-        match (&self.reference.digest, &self.reference.tag) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.clone(),
-            (None, None) => "latest".into(),
-        }
+        self.reference.tag_or_digest()
     }
 }
 

@@ -218,20 +218,6 @@ impl BlobInfo {
     }
 }
 
-/// `12.3MB`, as Docker shows sizes.
-pub(super) fn human_bytes(n: u64) -> String {
-    let n = n as f64;
-    if n < 1000.0 {
-        format!("{n}B")
-    } else if n < 1e6 {
-        format!("{:.1}kB", n / 1e3)
-    } else if n < 1e9 {
-        format!("{:.1}MB", n / 1e6)
-    } else {
-        format!("{:.2}GB", n / 1e9)
-    }
-}
-
 /// A descriptor from a manifest.
 #[derive(Clone, Debug)]
 pub(super) struct Desc {
@@ -487,11 +473,7 @@ impl Engine {
             .tag
             .clone()
             .unwrap_or_else(|| r.digest.as_ref().map(|d| d.to_string()).unwrap_or_default());
-        let reference = match (&r.digest, &r.tag) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.clone(),
-            (None, None) => "latest".to_string(),
-        };
+        let reference = r.tag_or_digest();
         out.line(&format!("{shown_ref}: Pulling from {}", r.path));
         let top = reg.get_manifest(repo, &reference).await?;
         let top_digest = top.digest.clone();
@@ -566,9 +548,7 @@ impl Engine {
             })?;
             out.line(&format!("Digest: {top_digest}"));
             out.line(&format!("Status: Image is up to date for {}", r.familiar()));
-            if !out.0.borrow().is_none() {
-                out.line(&r.full());
-            }
+            out.line(&r.full());
             return Ok(PulledImage {
                 id: rec.id,
                 name: r.full(),
@@ -688,7 +668,10 @@ impl Engine {
                 }
             }
             if have > 0 {
-                out.line(&format!("{short}: Resuming download at {}", human_bytes(have)));
+                out.line(&format!(
+                    "{short}: Resuming download at {}",
+                    crate::cli::format::human_size(have)
+                ));
             }
             let (start_tx, start_rx) = std::sync::mpsc::channel::<u64>();
             s.spawn(move || {
@@ -875,11 +858,10 @@ impl Engine {
     ) -> Result<(Digest, u64, String)> {
         let store = &self.store;
         let config = store.blobs().read(&img.id)?;
-        let stored_manifest: Value = store
-            .blobs()
-            .read(&img.manifest)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+        let stored_bytes = store.blobs().read(&img.manifest).ok();
+        let stored_manifest: Value = stored_bytes
+            .as_deref()
+            .and_then(|b| serde_json::from_slice(b).ok())
             .unwrap_or(Value::Null);
         let stored_layers: Vec<Option<Desc>> = stored_manifest["layers"]
             .as_array()
@@ -910,19 +892,14 @@ impl Engine {
                 }
             };
             let mut have = LayerCompression::of_media_type(&mt);
-            if have.is_none() && !mt.ends_with(".tar") && !mt.ends_with("rootfs.diff.tar") {
+            if have.is_none() && !mt.ends_with(".tar") {
                 // An unknown media type: trust the bytes.
                 let mut head = [0u8; 4];
                 let n = store
                     .blobs()
                     .open(&blob)
-                    .and_then(|mut f| {
-                        f.read(&mut head).map_err(|e| berth_store::StoreError::Io {
-                            context: "reading blob",
-                            path: store.blobs().path(&blob),
-                            source: e,
-                        })
-                    })
+                    .ok()
+                    .and_then(|mut f| f.read(&mut head).ok())
                     .unwrap_or(0);
                 have = match berth_archive::sniff(&head[..n]) {
                     berth_archive::Compression::Gzip => Some(LayerCompression::Gzip),
@@ -1024,25 +1001,27 @@ impl Engine {
         done.insert(img.id.clone());
         // Manifest: the stored one as it is when it still describes what
         // was sent (a re-push keeps its digest), else a new OCI manifest.
-        let (bytes, media_type) = if verbatim && stored_manifest["config"]["digest"].as_str() == Some(img.id.as_str()) {
-            let b = store.blobs().read(&img.manifest)?;
-            let mt = stored_manifest["mediaType"]
-                .as_str()
-                .unwrap_or(platform::OCI_MANIFEST)
-                .to_string();
-            (b, mt)
-        } else {
-            let config_mt = stored_manifest["config"]["mediaType"]
-                .as_str()
-                .filter(|m| *m == platform::DOCKER_CONFIG || *m == platform::OCI_CONFIG)
-                .unwrap_or(platform::OCI_CONFIG);
-            let m = json!({
-                "schemaVersion": 2,
-                "mediaType": platform::OCI_MANIFEST,
-                "config": {"mediaType": config_mt, "digest": img.id.as_str(), "size": config.len()},
-                "layers": layer_descs,
-            });
-            (serde_json::to_vec(&m)?, platform::OCI_MANIFEST.to_string())
+        let (bytes, media_type) = match stored_bytes {
+            Some(b) if verbatim && stored_manifest["config"]["digest"].as_str() == Some(img.id.as_str()) => {
+                let mt = stored_manifest["mediaType"]
+                    .as_str()
+                    .unwrap_or(platform::OCI_MANIFEST)
+                    .to_string();
+                (b, mt)
+            }
+            _ => {
+                let config_mt = stored_manifest["config"]["mediaType"]
+                    .as_str()
+                    .filter(|m| *m == platform::DOCKER_CONFIG || *m == platform::OCI_CONFIG)
+                    .unwrap_or(platform::OCI_CONFIG);
+                let m = json!({
+                    "schemaVersion": 2,
+                    "mediaType": platform::OCI_MANIFEST,
+                    "config": {"mediaType": config_mt, "digest": img.id.as_str(), "size": config.len()},
+                    "layers": layer_descs,
+                });
+                (serde_json::to_vec(&m)?, platform::OCI_MANIFEST.to_string())
+            }
         };
         let digest = Digest::of_bytes(&bytes);
         let reference = tag.map(str::to_string).unwrap_or_else(|| digest.to_string());
@@ -1368,13 +1347,7 @@ impl Engine {
         let rt = runtime()?;
         let m = rt.block_on(async {
             let reg = Registry::connect(&r.domain, opts).await?;
-            let reference = r
-                .digest
-                .as_ref()
-                .map(|d| d.to_string())
-                .or(r.tag.clone())
-                .unwrap_or_else(|| "latest".into());
-            reg.get_manifest(&r.path, &reference).await
+            reg.get_manifest(&r.path, &r.tag_or_digest()).await
         })?;
         Ok(m.json()?)
     }
