@@ -120,6 +120,18 @@ fn dot_if_empty(p: &Path) -> &Path {
     }
 }
 
+/// Access and modification times both `mtime` (seconds, nanoseconds).
+fn times(mtime: (i64, u32)) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime.0,
+        tv_nsec: mtime.1 as _,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
 /// A directory whose mode, owner and mtime are set after its contents.
 struct Deferred {
     /// Real path relative to the destination root.
@@ -213,16 +225,7 @@ impl Writer<'_> {
                     }
                     rfs::chmodat(&parent, &c, Mode::from_raw_mode(0o755), AtFlags::empty())
                         .map_err(|e| self.err("chmod", &here.join(&c), e))?;
-                    if let Some((u, g)) = self.owner {
-                        rfs::chownat(
-                            &parent,
-                            &c,
-                            Some(Uid::from_raw(u)),
-                            Some(Gid::from_raw(g)),
-                            AtFlags::SYMLINK_NOFOLLOW,
-                        )
-                        .map_err(|e| self.err("chown", &here.join(&c), e))?;
-                    }
+                    self.chown_at(&parent, &c, &here.join(&c))?;
                     self.stats.dirs += 1;
                     created = true;
                 }
@@ -243,6 +246,21 @@ impl Writer<'_> {
 
     fn mode(&self, m: &Metadata) -> u32 {
         self.opts.chmod.unwrap_or(m.mode() & 0o7777)
+    }
+
+    /// Give `name` in `dir` the copy's owner (as root), never following it.
+    fn chown_at(&self, dir: &OwnedFd, name: &OsStr, rel: &Path) -> Result<(), ContextError> {
+        if let Some((u, g)) = self.owner {
+            rfs::chownat(
+                dir,
+                name,
+                Some(Uid::from_raw(u)),
+                Some(Gid::from_raw(g)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| self.err("chown", rel, e))?;
+        }
+        Ok(())
     }
 
     /// Make room for a new non-directory `name` in `dir`: an existing file
@@ -282,17 +300,7 @@ impl Writer<'_> {
     ) -> Result<(), ContextError> {
         let ft = meta.file_type();
         let path = dir_rel.join(name);
-        let mtime = self.mtime(meta);
-        let ts = Timestamps {
-            last_access: Timespec {
-                tv_sec: mtime.0,
-                tv_nsec: mtime.1 as _,
-            },
-            last_modification: Timespec {
-                tv_sec: mtime.0,
-                tv_nsec: mtime.1 as _,
-            },
-        };
+        let ts = times(self.mtime(meta));
         if ft.is_file() {
             self.clear(dir, dir_rel, name)?;
             let out = rfs::openat(
@@ -302,15 +310,7 @@ impl Writer<'_> {
                 Mode::from_raw_mode(0o600),
             )
             .map_err(|e| self.err("create", &path, e))?;
-            let inp = rfs::openat2(
-                &self.src_fd,
-                src_rel,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-                Mode::empty(),
-                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-            )
-            .map_err(|e| ContextError::io("open", &self.src_root.join(src_rel), e.into()))?;
-            let (mut inp, mut out) = (File::from(inp), File::from(out));
+            let (mut inp, mut out) = (self.open_src(src_rel)?, File::from(out));
             let n = io::copy(&mut inp, &mut out).map_err(|e| self.err("write", &path, e))?;
             if let Some((u, g)) = self.owner {
                 rfs::fchown(&out, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))
@@ -325,32 +325,14 @@ impl Writer<'_> {
             let target = rfs::readlinkat(&self.src_fd, src_rel, Vec::new())
                 .map_err(|e| ContextError::io("readlink", &self.src_root.join(src_rel), e.into()))?;
             rfs::symlinkat(target.as_c_str(), dir, name).map_err(|e| self.err("symlink", &path, e))?;
-            if let Some((u, g)) = self.owner {
-                rfs::chownat(
-                    dir,
-                    name,
-                    Some(Uid::from_raw(u)),
-                    Some(Gid::from_raw(g)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(|e| self.err("chown", &path, e))?;
-            }
+            self.chown_at(dir, name, &path)?;
             rfs::utimensat(dir, name, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| self.err("set times", &path, e))?;
             self.stats.symlinks += 1;
         } else if ft.is_fifo() {
             self.clear(dir, dir_rel, name)?;
             rfs::mknodat(dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
                 .map_err(|e| self.err("mkfifo", &path, e))?;
-            if let Some((u, g)) = self.owner {
-                rfs::chownat(
-                    dir,
-                    name,
-                    Some(Uid::from_raw(u)),
-                    Some(Gid::from_raw(g)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(|e| self.err("chown", &path, e))?;
-            }
+            self.chown_at(dir, name, &path)?;
             rfs::chmodat(dir, name, Mode::from_raw_mode(self.mode(meta)), AtFlags::empty())
                 .map_err(|e| self.err("chmod", &path, e))?;
         } else {
@@ -435,16 +417,7 @@ impl Writer<'_> {
             rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700)).map_err(|e| self.err("mkdir", &rel, e))?;
         }
         self.stats.dirs += 1;
-        if let Some((u, g)) = self.owner {
-            rfs::chownat(
-                parent,
-                name,
-                Some(Uid::from_raw(u)),
-                Some(Gid::from_raw(g)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| self.err("chown", &rel, e))?;
-        }
+        self.chown_at(parent, name, &rel)?;
         self.deferred.push(Deferred {
             path: rel.clone(),
             mode: self.mode(meta),
@@ -476,15 +449,7 @@ impl Writer<'_> {
             }
             rfs::chmodat(&parent, &name, Mode::from_raw_mode(d.mode), AtFlags::empty())
                 .map_err(|e| self.err("chmod", &d.path, e))?;
-            let t = Timespec {
-                tv_sec: d.mtime.0,
-                tv_nsec: d.mtime.1 as _,
-            };
-            let ts = Timestamps {
-                last_access: t,
-                last_modification: t,
-            };
-            rfs::utimensat(&parent, &name, &ts, AtFlags::SYMLINK_NOFOLLOW)
+            rfs::utimensat(&parent, &name, &times(d.mtime), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| self.err("set times", &d.path, e))?;
         }
         Ok(())
