@@ -159,6 +159,8 @@ pub(crate) fn copy_step(
 
     let mut kind_word = "multi";
     let mut content = String::new();
+    // Context sources as resolved for the key: a miss copies these.
+    let mut resolved = None;
     if from_image.is_none() && !locals.is_empty() {
         let sources = b.context.resolve(&local_paths, &c.exclude).map_err(ctx_err)?;
         let digest = {
@@ -175,6 +177,7 @@ pub(crate) fn copy_step(
             let paths: Vec<String> = sources.iter().map(|s| s.path.display().to_string()).collect();
             extra.push(("parents", paths.join("\0")));
         }
+        resolved = Some(sources);
     } else if let Some(img) = &from_image {
         content = img.as_ref().map(|d| d.hex().to_string()).unwrap_or_default();
         kind_word = "dir";
@@ -200,6 +203,7 @@ pub(crate) fn copy_step(
             is_add,
             from_image: &from_image,
             pivots: &pivots,
+            resolved: resolved.as_deref(),
             fetched: &fetched,
             workdir: &workdir,
         };
@@ -248,6 +252,8 @@ struct CopyJob<'a> {
     is_add: bool,
     from_image: &'a Option<Option<Digest>>,
     pivots: &'a [(usize, String)],
+    /// The context sources, already resolved (not with `--from`).
+    resolved: Option<&'a [Source]>,
     fetched: &'a [Fetched],
     workdir: &'a str,
 }
@@ -310,11 +316,14 @@ impl CopyJob<'_> {
                         context::resolve_in(&root, s, &c.exclude).map_err(ctx_err)
                     })?;
                 }
-                None => {
-                    copy_local(&b.context.root, &|s: &[String]| {
+                None => match self.resolved {
+                    Some(sources) if !c.parents => {
+                        copy(&b.context.root, sources, &opts)?;
+                    }
+                    _ => copy_local(&b.context.root, &|s: &[String]| {
                         b.context.resolve(s, &c.exclude).map_err(ctx_err)
-                    })?;
-                }
+                    })?,
+                },
             }
         }
         // Downloads are copied as they are: never extracted.
