@@ -42,10 +42,6 @@ impl Cur {
     }
 }
 
-pub(crate) fn short(d: &Digest) -> &str {
-    d.short()
-}
-
 /// Build one stage to its end.
 pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildError> {
     let df = b.df;
@@ -133,7 +129,7 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         cur.image = Some(rec.id);
     }
     if let Some(id) = &cur.image {
-        p.done(&label, short(id));
+        p.done(&label, id.short());
     } else {
         p.settled(&label);
     }
@@ -289,16 +285,7 @@ fn workdir_layer(b: &Builder<'_>, cur: &Cur, dir: &str) -> Result<Option<LayerOu
     if comps.is_empty() {
         return Ok(None);
     }
-    let mut lowers = Vec::new();
-    if let Some(id) = &cur.image {
-        let rec = b
-            .store
-            .image(id)
-            .map_err(|e| store_err("reading the parent image", e))?;
-        for chain in rec.layers.iter().rev() {
-            lowers.push(b.store.layer_dir(chain));
-        }
-    }
+    let lowers = super::step_run::image_lowers(b, cur.image.as_ref(), "reading the parent image")?;
     let find = |rel: &str| lowers.iter().find_map(|l| std::fs::symlink_metadata(l.join(rel)).ok());
     if find(&comps.join("/")).is_some() {
         return Ok(None);
@@ -430,7 +417,9 @@ where
     F: FnOnce(&mut Cur) -> Result<(ImageConfig, Option<LayerOut>, String), BuildError>,
 {
     let p = b.progress;
-    if !b.opts.no_cache {
+    let hit = if b.opts.no_cache {
+        None
+    } else {
         let mut hit = b
             .store
             .cache_get(&key)
@@ -444,42 +433,47 @@ where
                 }
             }
         }
-        if let Some(id) = hit {
+        hit
+    };
+    let ran = hit.is_none();
+    let (id, config) = match hit {
+        Some(id) => {
             let config = b
                 .store
                 .image_config(&id)
                 .map_err(|e| store_err("reading a cached step", e))?;
-            p.cached(&cur.label, short(&id));
-            cur.image = Some(id.clone());
-            cur.config = config;
-            b.used
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(UsedStep { key, image: id });
-            b.counts.lock().unwrap_or_else(|p| p.into_inner()).0 += 1;
-            return Ok(());
+            p.cached(&cur.label, id.short());
+            (id, config)
         }
-    }
-    let (config, layer, created_by) = make(cur)?;
-    let (id, config) = commit_step(
-        b.store,
-        cur.image.as_ref(),
-        config,
-        layer,
-        &created_by,
-        b.opts.source_date_epoch,
-    )?;
-    b.store
-        .cache_put(&key, &id)
-        .map_err(|e| store_err("recording the build cache", e))?;
-    p.done(&cur.label, short(&id));
+        None => {
+            let (config, layer, created_by) = make(cur)?;
+            let (id, config) = commit_step(
+                b.store,
+                cur.image.as_ref(),
+                config,
+                layer,
+                &created_by,
+                b.opts.source_date_epoch,
+            )?;
+            b.store
+                .cache_put(&key, &id)
+                .map_err(|e| store_err("recording the build cache", e))?;
+            p.done(&cur.label, id.short());
+            (id, config)
+        }
+    };
     cur.image = Some(id.clone());
     cur.config = config;
     b.used
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(UsedStep { key, image: id });
-    b.counts.lock().unwrap_or_else(|p| p.into_inner()).1 += 1;
+    let mut counts = b.counts.lock().unwrap_or_else(|p| p.into_inner());
+    if ran {
+        counts.1 += 1;
+    } else {
+        counts.0 += 1;
+    }
     Ok(())
 }
 

@@ -21,7 +21,9 @@ use super::cache::step_key;
 use super::commit::diff_upper;
 use super::stage::{cached_step, run_created_by, shell_argv, Cur};
 use super::{new_step_id, store_err, BuildError, Builder, Progress};
-use crate::dockerfile::{run_heredoc_plan, Instruction, InstructionKind, MountKind as RunMountKind, RunHeredocPlan};
+use crate::dockerfile::{
+    run_heredoc_plan, Instruction, InstructionKind, MountKind as RunMountKind, RunHeredocPlan, ShellOrExec,
+};
 
 /// A step's working directory and the mounts in it; dropped: everything
 /// unmounted (innermost first) and the directory removed.
@@ -66,13 +68,7 @@ impl StepDir {
         for d in [&upper, &work, &root] {
             std::fs::create_dir_all(d).map_err(|e| store_err(&format!("creating {}", d.display()), e))?;
         }
-        let mut lowers = Vec::new();
-        if let Some(id) = image {
-            let rec = b.store.image(id).map_err(|e| store_err("reading an image", e))?;
-            for chain in rec.layers.iter().rev() {
-                lowers.push(b.store.layer_dir(chain));
-            }
-        }
+        let lowers = image_lowers(b, image, "reading an image")?;
         mount_step_overlay(&lowers, &upper, &work, &root)?;
         self.mounts.push(root.clone());
         Ok(Rootfs { root, upper, lowers })
@@ -97,6 +93,13 @@ impl Drop for StepDir {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// The layer dirs of `image` (None: none), topmost first, as overlay lowers.
+pub(crate) fn image_lowers(b: &Builder<'_>, image: Option<&Digest>, what: &str) -> Result<Vec<PathBuf>, BuildError> {
+    let Some(id) = image else { return Ok(Vec::new()) };
+    let rec = b.store.image(id).map_err(|e| store_err(what, e))?;
+    Ok(rec.layers.iter().rev().map(|chain| b.store.layer_dir(chain)).collect())
 }
 
 /// A step's overlay: a container's, but `volatile`. Unmounting a plain
@@ -173,25 +176,8 @@ pub(crate) fn run_step(b: &Builder<'_>, cur: &mut Cur, x: &Instruction) -> Resul
             script = Some((name, body));
             vec![path]
         }
-        Some(RunHeredocPlan::Script(body)) => {
-            let mut v = cur
-                .config
-                .config
-                .shell
-                .clone()
-                .unwrap_or_else(crate::metadata::default_shell);
-            v.push(body);
-            v
-        }
-        Some(RunHeredocPlan::Shell(full)) => {
-            let mut v = cur
-                .config
-                .config
-                .shell
-                .clone()
-                .unwrap_or_else(crate::metadata::default_shell);
-            v.push(full);
-            v
+        Some(RunHeredocPlan::Script(body) | RunHeredocPlan::Shell(body)) => {
+            shell_argv(&ShellOrExec::Shell(body), &cur.config)
         }
     };
     let args = cur.run_args();
