@@ -6,7 +6,6 @@ mod common;
 use common::{stderr, stdout, Env, Root};
 use std::process::{Command, Stdio};
 
-
 #[test]
 fn echo_hello_exit_codes_and_missing_things() {
     let Some(e) = Env::new() else { return };
