@@ -216,7 +216,9 @@ fn parse_pax_time(v: &[u8]) -> Option<Timespec> {
 
 /// Remove `name` in `dir`, recursively if it is a directory. Never follows
 /// symlinks (a symlink is removed, not its target).
-fn remove_node(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
+/// `rm -rf dir/name` without ever following a symlink: unlinks a
+/// non-directory, empties and removes a directory; a missing name is fine.
+pub fn remove_all_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
     match rfs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
         Err(Errno::ISDIR) => remove_tree(dir, name),
@@ -224,9 +226,10 @@ fn remove_node(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
     }
 }
 
-fn list_dir(fd: OwnedFd) -> Result<Vec<std::ffi::CString>, Errno> {
+/// The names in the directory open as `dir`, without `.` and `..`.
+pub fn dir_entries(dir: BorrowedFd<'_>) -> Result<Vec<std::ffi::CString>, Errno> {
     let mut names = Vec::new();
-    for e in Dir::new(fd)? {
+    for e in Dir::read_from(dir)? {
         let e = e?;
         let n = e.file_name();
         if n.to_bytes() != b"." && n.to_bytes() != b".." {
@@ -243,9 +246,8 @@ fn remove_tree(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let keep = fd.try_clone().map_err(|_| Errno::MFILE)?;
-    for child in list_dir(fd)? {
-        remove_node(keep.as_fd(), child.to_bytes())?;
+    for child in dir_entries(fd.as_fd())? {
+        remove_all_at(fd.as_fd(), child.to_bytes())?;
     }
     match rfs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
@@ -488,7 +490,7 @@ impl<'o> Applier<'o> {
     /// the removed node may have been on its path.
     fn remove(&mut self, dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
         self.cache = None;
-        remove_node(dir, name)
+        remove_all_at(dir, name)
     }
 
     /// Run `create`; if the name is taken, remove the old node and retry once.
@@ -791,10 +793,7 @@ impl<'o> Applier<'o> {
             return rfs::fsetxattr(&fd, self.opaque_xattr.as_str(), b"y", XattrFlags::empty())
                 .map_err(|e| ArchiveError::io(raw, "set opaque xattr", e));
         }
-        let keep = fd
-            .try_clone()
-            .map_err(|e| ArchiveError::io(raw, "open opaque directory", e))?;
-        let children = list_dir(fd).map_err(|e| ArchiveError::io(raw, "list opaque directory", e))?;
+        let children = dir_entries(fd.as_fd()).map_err(|e| ArchiveError::io(raw, "list opaque directory", e))?;
         let mut path = Vec::new();
         for child in children {
             path.clear();
@@ -806,7 +805,7 @@ impl<'o> Applier<'o> {
             if self.created.as_ref().is_some_and(|c| c.contains(&path)) {
                 continue;
             }
-            self.remove(keep.as_fd(), child.to_bytes())
+            self.remove(fd.as_fd(), child.to_bytes())
                 .map_err(|e| ArchiveError::io(raw, "empty opaque directory", e))?;
         }
         Ok(())

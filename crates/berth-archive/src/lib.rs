@@ -17,7 +17,7 @@ mod error;
 mod io;
 mod path;
 
-pub use apply::{apply_layer, start_writeback, sync_tree, Applied, ApplyOptions};
+pub use apply::{apply_layer, dir_entries, remove_all_at, start_writeback, sync_tree, Applied, ApplyOptions};
 pub use compress::{decompressed, sniff, Compression};
 pub use diff::{write_layer, DiffOptions, Diffed};
 pub use error::ArchiveError;

@@ -22,12 +22,12 @@
 //! lookup is relative to an open directory and never follows a symlink: a
 //! RUN step's upper dir is as hostile as any rootfs.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{self as rfs, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
 const CAPABILITY_XATTR: &[u8] = b"security.capability";
@@ -92,7 +92,7 @@ fn remove_excluded(root: &OwnedFd, rel: &str) -> io::Result<()> {
     };
     let before = rfs::fstat(&parent)?;
     match rfs::statat(&parent, *name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => remove_at(parent.as_fd(), &CString::new(*name)?, &st)?,
+        Ok(_) => berth_archive::remove_all_at(parent.as_fd(), name.as_bytes())?,
         Err(Errno::NOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
     }
@@ -126,39 +126,6 @@ impl StatTimes for rfs::Stat {
     }
 }
 
-/// `rm -rf dir/name`, never following a symlink.
-fn remove_at(dir: BorrowedFd<'_>, name: &CStr, st: &rfs::Stat) -> io::Result<()> {
-    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-        return rfs::unlinkat(dir, name, AtFlags::empty()).map_err(Into::into);
-    }
-    let fd = rfs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    for child in children(fd.as_fd())? {
-        match rfs::statat(&fd, &child, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(cst) => remove_at(fd.as_fd(), &child, &cst)?,
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    rfs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(Into::into)
-}
-
-fn children(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
-    let mut out = Vec::new();
-    for e in Dir::read_from(dir)? {
-        let e = e?;
-        let n = e.file_name();
-        if n.to_bytes() != b"." && n.to_bytes() != b".." {
-            out.push(n.to_owned());
-        }
-    }
-    Ok(out)
-}
-
 /// The times `apply_layer` gives an entry the tar says has `st`'s mtime.
 fn layer_times(st: &rfs::Stat, epoch: Option<i64>) -> Timestamps {
     let mut m: i64 = st.st_mtime;
@@ -176,7 +143,7 @@ fn layer_times(st: &rfs::Stat, epoch: Option<i64>) -> Timestamps {
 }
 
 fn walk(dir: BorrowedFd<'_>, epoch: Option<i64>) -> io::Result<()> {
-    for name in children(dir)? {
+    for name in berth_archive::dir_entries(dir)? {
         let st = match rfs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => continue,
