@@ -5,7 +5,7 @@
 //! It must never enter namespaces itself; the runtime does that.
 
 use crate::error::{IoContext, Result, RuntimeError};
-use crate::oci::{start_error, OciRuntime};
+use crate::oci::{start_error_of, OciRuntime};
 use crate::spec;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ pub fn exec(container_dir: &Path, runtime: &OciRuntime, id: &str, opts: &ExecOpt
     let status = status?;
     if let Some(msg) = err_text.filter(|m| m.contains("exec") || m.contains("start")) {
         if !status.success() {
-            return Err(start_error(&msg));
+            return Err(start_error_of("exec", &msg));
         }
     }
     Ok(exit_code_of(status))

@@ -734,14 +734,12 @@ fn pump(
             fds.push(PollFd::new(fd, *f));
             kinds.push(Slot::Client(i));
         }
-        let timeout = if exit.is_some() {
-            Some(rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: 100_000_000,
-            })
-        } else {
-            None
-        };
+        // While the container runs, wake once a second to reap strays
+        // (see reap_strays); after it exited, drain its output briefly.
+        let timeout = Some(rustix::event::Timespec {
+            tv_sec: if exit.is_some() { 0 } else { 1 },
+            tv_nsec: if exit.is_some() { 100_000_000 } else { 0 },
+        });
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(RuntimeError::io("waiting for the container", e.into())),
@@ -864,7 +862,54 @@ fn pump(
             }
         }
         clients.reap();
+        if exit.is_none() {
+            reap_strays();
+        }
     }
+}
+
+/// Reaps zombie children of ours that live in a container's pid
+/// namespace without being its init. They come from a runtime's `exec`
+/// that exited without waiting for its own child (crun does when the
+/// command cannot be started): orphaned, they are handed to us, the
+/// subreaper, when we are the exec's ancestor (healthchecks, an in-process
+/// caller). Unreaped, such a zombie keeps the container's init from ever
+/// finishing its exit (the kernel waits for every process of the pid
+/// namespace to be reaped), and the monitor would wait forever.
+///
+/// `waitid(WNOWAIT)` shows one waitable child without reaping it; only a
+/// stray is then reaped, so children that other code waits for (runtime
+/// commands, the container itself) are left alone. A stray behind one of
+/// those is found on a later call.
+fn reap_strays() {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid(2).
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid(2) writes into the local siginfo_t only.
+        let rc = unsafe { libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+        // SAFETY: waitid filled info (or left it zeroed: si_pid 0).
+        let pid = unsafe { info.si_pid() };
+        if rc != 0 || pid <= 0 || !is_stray(pid) {
+            return;
+        }
+        let _ = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::NOHANG,
+        );
+    }
+}
+
+/// A process in a nested pid namespace that is not that namespace's init.
+fn is_stray(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let nspid: Vec<&str> = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|v| v.split_whitespace().collect())
+        .unwrap_or_default();
+    nspid.len() > 1 && nspid.last() != Some(&"1")
 }
 
 /// Sends `sig` to the container's process.

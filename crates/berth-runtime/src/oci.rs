@@ -34,6 +34,11 @@ pub struct OciRuntime {
     pub reason: String,
     /// The runtime's `--root` (berth uses `<berth-root>/runtime`).
     pub root: PathBuf,
+    /// Run the runtime in a private mount namespace in which the hybrid
+    /// host's cgroup2 mount (`/sys/fs/cgroup/unified`) is covered, so crun
+    /// sees a plain cgroup v1 host instead of refusing the hybrid layout.
+    #[serde(default)]
+    pub hide_cgroup2: bool,
 }
 
 const SEARCH_DIRS: &[&str] = &[
@@ -54,7 +59,9 @@ fn find_binary(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Whether crun can run on this host's cgroup layout, and if not, why.
+/// Whether crun can run on this host's cgroup layout as it is, and if
+/// not, why: crun refuses a hybrid host whose cgroup2 mount holds
+/// controllers (`cgroups in hybrid mode not supported`).
 pub fn crun_cgroup_probe() -> std::result::Result<(), String> {
     if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         return Ok(());
@@ -62,19 +69,64 @@ pub fn crun_cgroup_probe() -> std::result::Result<(), String> {
     let unified = Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
     match std::fs::read_to_string(unified) {
         Ok(c) if !c.trim().is_empty() => Err(format!(
-            "crun refuses hybrid cgroups whose v2 mount holds controllers ({}); using runc",
+            "this host's cgroups are hybrid and the cgroup2 mount holds controllers ({}), which crun refuses",
             c.trim()
         )),
         _ => Ok(()),
     }
 }
 
+/// Between fork and exec of the runtime: a private mount namespace whose
+/// `/sys/fs/cgroup/unified` is covered by an empty tmpfs. The runtime then
+/// sees (and uses) the host's v1 controllers only; the host's mounts are
+/// untouched, and the namespace ends with the runtime process. The tmpfs is
+/// writable because crun still makes the container's directory in the
+/// (now controller-less) unified hierarchy.
+fn hide_cgroup2_mount() -> std::io::Result<()> {
+    // SAFETY: unshare and mount are async-signal-safe system calls; every
+    // argument is a static NUL-terminated string or null, so nothing is
+    // allocated between fork and exec.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // Nothing mounted here may propagate back to the host.
+        let none = c"none";
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::mount(
+            none.as_ptr(),
+            c"/sys/fs/cgroup/unified".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            c"size=64k".as_ptr().cast(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 impl OciRuntime {
     /// Picks the runtime for this host. An explicit `preferred` name or path
-    /// wins; otherwise crun if this host's cgroups suit it, else runc, else
-    /// crun, else youki. `root` is the runtime state directory.
+    /// wins; otherwise crun, else runc, else youki. On a hybrid host whose
+    /// cgroup2 mount holds controllers, crun runs with that mount hidden
+    /// (see [`hide_cgroup2_mount`]) when berth runs as root; rootless, that
+    /// needs a mount namespace the user cannot make, so runc is preferred
+    /// there. `root` is the runtime state directory.
     pub fn select(preferred: Option<&str>, root: &Path) -> Result<Self> {
+        let as_root = rustix::process::geteuid().is_root();
         let make = |name: &str, path: PathBuf, reason: String| OciRuntime {
+            hide_cgroup2: name == "crun" && as_root && crun_cgroup_probe().is_err(),
             name: name.to_string(),
             path,
             reason,
@@ -104,8 +156,16 @@ impl OciRuntime {
                     c,
                     "crun found and this host's cgroup layout suits it".into(),
                 )),
+                Err(why) if as_root => Ok(make(
+                    "crun",
+                    c,
+                    format!(
+                        "crun found; {why}, so berth runs it in a private mount namespace \
+                         where that mount is hidden and the v1 controllers are used"
+                    ),
+                )),
                 Err(why) => match runc {
-                    Some(r) => Ok(make("runc", r, why)),
+                    Some(r) => Ok(make("runc", r, format!("{why} when rootless; runc found"))),
                     None => Ok(make(
                         "crun",
                         c,
@@ -127,6 +187,12 @@ impl OciRuntime {
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.path);
         c.arg("--root").arg(&self.root);
+        if self.hide_cgroup2 {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: hide_cgroup2_mount only makes system calls with
+            // static arguments; it neither allocates nor takes locks.
+            unsafe { c.pre_exec(hide_cgroup2_mount) };
+        }
         c
     }
 
@@ -157,9 +223,12 @@ impl OciRuntime {
         }
     }
 
-    /// `run --detach`: `create` and `start` in one invocation of the
-    /// runtime (one process start-up less). Returns once the container's
-    /// process runs; it is then a child of the nearest subreaper.
+    /// Creates and starts a container, returning once its process runs; it
+    /// is then a child of the nearest subreaper. runc and youki do both in
+    /// one `run --detach` (one Go start-up less). crun gets `create` then
+    /// `start`: after `crun run --detach` a process that exits at once may
+    /// already have been reaped by crun, and its exit code lost, whereas a
+    /// created container waits for `start`, by which time it is ours.
     #[allow(clippy::too_many_arguments)]
     pub fn run_detached(
         &self,
@@ -170,8 +239,17 @@ impl OciRuntime {
         stdio: (Stdio, Stdio, Stdio),
         log_file: &Path,
     ) -> Result<()> {
-        let action = ["run", "--detach"];
+        let two_step = self.name == "crun";
+        let action: &[&str] = if two_step { &["create"] } else { &["run", "--detach"] };
         self.ensure_root()?;
+        // crun: the seccomp program it compiled for this profile before.
+        let seccomp = match (two_step, self.root.parent()) {
+            (true, Some(berth_root)) => {
+                crate::seccomp::precompiled::apply(bundle, &berth_root.join("cache").join("seccomp"), &self.path)
+                    .unwrap_or(crate::seccomp::precompiled::Applied::Nothing)
+            }
+            _ => crate::seccomp::precompiled::Applied::Nothing,
+        };
         let _ = std::fs::remove_file(log_file);
         let mut cmd = self.command();
         cmd.arg("--log").arg(log_file).arg("--log-format").arg("json");
@@ -185,15 +263,35 @@ impl OciRuntime {
         }
         cmd.arg(id);
         cmd.stdin(stdio.0).stdout(stdio.1).stderr(stdio.2);
+        self.status_or_start_error(action[0], cmd, log_file)?;
+        if let crate::seccomp::precompiled::Applied::Missing(cached) = seccomp {
+            crate::seccomp::precompiled::remember(&self.root.join(id), &cached);
+        }
+        if two_step {
+            let mut cmd = self.command();
+            cmd.arg("--log").arg(log_file).arg("--log-format").arg("json");
+            cmd.arg("start").arg(id);
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            if let Err(e) = self.status_or_start_error("start", cmd, log_file) {
+                let _ = self.delete(id, true);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a create/start step; a failure becomes the runtime's own error
+    /// from its JSON log, classified like Docker's (see [`start_error`]).
+    fn status_or_start_error(&self, what: &str, mut cmd: Command, log_file: &Path) -> Result<()> {
         let status = cmd
             .status()
-            .map_err(|e| RuntimeError::io(format!("running {} {}", self.path.display(), action[0]), e))?;
+            .map_err(|e| RuntimeError::io(format!("running {} {what}", self.path.display()), e))?;
         drop(cmd);
         if status.success() {
             return Ok(());
         }
-        let msg = read_runtime_log_error(log_file)
-            .unwrap_or_else(|| format!("{} {} exited with {status}", self.name, action[0]));
+        let msg =
+            read_runtime_log_error(log_file).unwrap_or_else(|| format!("{} {what} exited with {status}", self.name));
         Err(start_error(&msg))
     }
 
@@ -242,18 +340,31 @@ impl OciRuntime {
 
     /// Removes what the runtime keeps for a container whose init process
     /// has exited and been reaped (the monitor's case after every run):
-    /// for runc that is its state directory and the container's empty
-    /// cgroup directories, which take a few rmdirs, where `runc delete`
-    /// costs a whole Go start-up (≈ 8 ms of a 60 ms `run --rm`). Only for
-    /// runc, whose state file lists the cgroup paths, and only when the
-    /// bundle has no hooks (a poststop hook must run through the runtime);
-    /// anything unexpected (a cgroup still busy, say, with `--pid host`)
-    /// falls back to `delete --force`.
+    /// its state directory and the container's empty cgroup directories,
+    /// which take a few rmdirs, where `delete` costs a whole runtime
+    /// start-up (≈ 8 ms of a 60 ms `run --rm` for runc's Go, ≈ 5 ms for
+    /// crun). Only for runc and crun, whose state files name the cgroups,
+    /// and only when the bundle has no hooks (a poststop hook must run
+    /// through the runtime); anything unexpected (a cgroup still busy, say,
+    /// with `--pid host`) falls back to `delete --force`.
     pub fn delete_exited(&self, id: &str) -> Result<()> {
-        if self.name != "runc" || self.remove_runc_state(id).is_err() {
+        let removed = match self.name.as_str() {
+            "runc" => self.remove_runc_state(id),
+            "crun" => self.remove_crun_state(id),
+            _ => Err(()),
+        };
+        if removed.is_err() {
             return self.delete(id, true);
         }
         Ok(())
+    }
+
+    /// The runtime's state directory for `id`, when `id` is a plain name.
+    fn state_dir(&self, id: &str) -> std::result::Result<PathBuf, ()> {
+        if id.is_empty() || id.contains('/') || id.starts_with('.') {
+            return Err(());
+        }
+        Ok(self.root.join(id))
     }
 
     fn remove_runc_state(&self, id: &str) -> std::result::Result<(), ()> {
@@ -264,20 +375,13 @@ impl OciRuntime {
             #[serde(default)]
             config: serde_json::Value,
         }
-        let dir = self.root.join(id);
-        if id.is_empty() || id.contains('/') || id.starts_with('.') {
-            return Err(());
-        }
+        let dir = self.state_dir(id)?;
         let text = match std::fs::read(dir.join("state.json")) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Ok(()),
             Err(_) => return Err(()),
         };
         let st: RuncState = serde_json::from_slice(&text).map_err(|_| ())?;
-        let has_hooks = |h: Option<&serde_json::Value>| {
-            h.and_then(|h| h.as_object())
-                .is_some_and(|o| o.values().any(|v| v.as_array().is_some_and(|a| !a.is_empty())))
-        };
         if has_hooks(st.config.get("Hooks")) || has_hooks(st.config.get("hooks")) {
             return Err(());
         }
@@ -286,10 +390,41 @@ impl OciRuntime {
             if !path.starts_with("/sys/fs/cgroup") || !path.ends_with(id) {
                 return Err(());
             }
-            match std::fs::remove_dir(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(_) => return Err(()),
+            remove_cgroup_dir(path)?;
+        }
+        std::fs::remove_dir_all(&dir).map_err(|_| ())
+    }
+
+    /// crun keeps `status` (with the cgroup path relative to each
+    /// hierarchy) and a copy of the bundle's `config.json`.
+    fn remove_crun_state(&self, id: &str) -> std::result::Result<(), ()> {
+        #[derive(Deserialize)]
+        struct CrunStatus {
+            #[serde(rename = "cgroup-path", default)]
+            cgroup_path: String,
+            #[serde(rename = "systemd-cgroup", default)]
+            systemd_cgroup: bool,
+        }
+        let dir = self.state_dir(id)?;
+        let text = match std::fs::read(dir.join("status")) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Ok(()),
+            Err(_) => return Err(()),
+        };
+        let st: CrunStatus = serde_json::from_slice(&text).map_err(|_| ())?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).map_err(|_| ())?).map_err(|_| ())?;
+        if st.systemd_cgroup || has_hooks(config.get("hooks")) {
+            return Err(());
+        }
+        if !st.cgroup_path.is_empty() {
+            let rel = Path::new(st.cgroup_path.trim_start_matches('/'));
+            // Only the container's own leaf, never a shared parent.
+            if !rel.ends_with(id) || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+                return Err(());
+            }
+            for hierarchy in cgroup_hierarchies(self.hide_cgroup2) {
+                remove_cgroup_dir(&hierarchy.join(rel))?;
             }
         }
         std::fs::remove_dir_all(&dir).map_err(|_| ())
@@ -357,6 +492,41 @@ impl OciRuntime {
     }
 }
 
+/// Whether an OCI `hooks` object holds any hook.
+fn has_hooks(h: Option<&serde_json::Value>) -> bool {
+    h.and_then(|h| h.as_object())
+        .is_some_and(|o| o.values().any(|v| v.as_array().is_some_and(|a| !a.is_empty())))
+}
+
+/// Removes one (empty) cgroup directory; one that is not there is fine.
+fn remove_cgroup_dir(path: &Path) -> std::result::Result<(), ()> {
+    match std::fs::remove_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => Err(()),
+    }
+}
+
+/// The roots of the cgroup hierarchies a runtime places containers in:
+/// `/sys/fs/cgroup` on a cgroup2 host; otherwise every v1 hierarchy under
+/// it (symlinks such as `cpu -> cpu,cpuacct` skipped), and the hybrid
+/// host's cgroup2 mount unless it was hidden from the runtime.
+fn cgroup_hierarchies(cgroup2_hidden: bool) -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    if base.join("cgroup.controllers").exists() {
+        return vec![base.to_path_buf()];
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !(cgroup2_hidden && e.file_name() == "unified"))
+        .map(|e| e.path())
+        .collect()
+}
+
 /// The message of one JSON log line: runc and crun write `msg`, youki
 /// `message` (with an anyhow backtrace after a blank line, dropped here).
 fn log_message(v: &serde_json::Value) -> Option<String> {
@@ -402,6 +572,12 @@ pub fn read_runtime_log_error(log: &Path) -> Option<String> {
 /// Classifies a runtime's create/start error the way Docker does:
 /// command not found → 127, not executable → 126, anything else → 125.
 pub fn start_error(message: &str) -> RuntimeError {
+    start_error_of("create", message)
+}
+
+/// [`start_error`] for the runtime command `verb` ("create", "exec"),
+/// worded like Docker's "OCI runtime exec failed: …".
+pub fn start_error_of(verb: &str, message: &str) -> RuntimeError {
     let m = message.to_ascii_lowercase();
     let is_exec = m.contains("exec:") || m.contains("exec ") || m.contains("executable") || m.contains("execve");
     // runc: `exec: "x": executable file not found in $PATH`; youki:
@@ -412,6 +588,7 @@ pub fn start_error(message: &str) -> RuntimeError {
         EXIT_NOT_FOUND
     } else if is_exec
         && (m.contains("permission denied")
+            || m.contains("operation not permitted")
             || m.contains("is a directory")
             || m.contains("does not have correct permissions"))
     {
@@ -421,13 +598,14 @@ pub fn start_error(message: &str) -> RuntimeError {
     };
     let hint = if m.contains("hybrid mode not supported") {
         " (crun refuses hosts whose cgroup2 mount holds controllers while the others are on v1; \
-         berth picks runc or youki there by default: drop --runtime crun)"
+         berth hides that mount from crun when it runs as root, but a rootless user cannot: \
+         drop --runtime crun, and berth picks runc or youki)"
     } else {
         ""
     };
     RuntimeError::StartFailed {
         code,
-        message: format!("OCI runtime create failed: {message}{hint}"),
+        message: format!("OCI runtime {verb} failed: {message}{hint}"),
     }
 }
 
@@ -452,10 +630,15 @@ mod tests {
             "failed to create container: exec process failed with error error in executing process : executable 'nope' not found in $PATH",
         );
         assert_eq!(e.exit_code(), 127);
+        // crun's wording, for a missing command and for a directory.
+        let e = start_error("executable file `nosuch` not found in $PATH: No such file or directory");
+        assert_eq!(e.exit_code(), 127);
+        let e = start_error("open executable: Operation not permitted");
+        assert_eq!(e.exit_code(), 126);
     }
 
     #[test]
-    fn select_prefers_runc_on_hybrid_hosts_with_v2_controllers() {
+    fn select_hides_cgroup2_from_crun_on_hybrid_hosts() {
         let root = std::path::Path::new("/tmp/berth-select-test");
         let Ok(rt) = OciRuntime::select(None, root) else {
             println!("SKIP: no OCI runtime installed");
@@ -463,9 +646,18 @@ mod tests {
         };
         assert_eq!(rt.root, root);
         assert!(!rt.reason.is_empty());
-        if crun_cgroup_probe().is_err() && find_binary("runc").is_some() {
-            assert_eq!(rt.name, "runc");
-            assert!(rt.reason.contains("crun refuses hybrid"), "{}", rt.reason);
+        let root_user = rustix::process::geteuid().is_root();
+        if find_binary("crun").is_some() && crun_cgroup_probe().is_err() {
+            if root_user {
+                assert_eq!(rt.name, "crun");
+                assert!(rt.hide_cgroup2);
+                assert!(rt.reason.contains("private mount namespace"), "{}", rt.reason);
+            } else if find_binary("runc").is_some() {
+                assert_eq!(rt.name, "runc");
+                assert!(rt.reason.contains("which crun refuses"), "{}", rt.reason);
+            }
+        } else {
+            assert!(!rt.hide_cgroup2);
         }
         let explicit = OciRuntime::select(Some(rt.path.to_str().unwrap()), root).unwrap();
         assert_eq!(explicit.reason, "explicitly requested");

@@ -58,3 +58,51 @@ fn httpd_turns_healthy_then_unhealthy() {
     assert!(!h["Log"].as_array().unwrap().is_empty());
     r.ok(&["rm", "-f", "web"]);
 }
+
+/// A probe in exec form whose command does not exist fails (exit 127
+/// inside the runtime's exec, which crun leaves as an orphan in the
+/// container's pid namespace, handed to the monitor): the container still
+/// turns unhealthy, and `stop` ends it instead of waiting forever for a
+/// pid namespace that cannot empty.
+#[test]
+fn a_probe_that_cannot_start_turns_unhealthy_and_stop_still_ends_it() {
+    if !rustix::process::geteuid().is_root() {
+        println!("SKIP: needs root");
+        return;
+    }
+    let r = Root::new();
+    r.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nHEALTHCHECK --interval=1s --retries=2 CMD [\"/nosuchprobe\"]\n",
+    )
+    .unwrap();
+    r.ok(&["build", "-q", "-t", "probe", ctx.path().to_str().unwrap()]);
+    r.ok(&["run", "-d", "--name", "pr", "probe", "sleep", "100000"]);
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = r.ok(&["ps", "--format", "{{.Status}}"]);
+        if st.contains("(unhealthy)") {
+            break;
+        }
+        assert!(Instant::now() < end, "never became unhealthy: {st}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = r.ok(&["inspect", "--format", "{{json .State.Health.Log}}", "pr"]);
+    assert!(log.contains("nosuchprobe"), "{log}");
+    // `stop` in a thread: a hang is a failure, not a stuck test run.
+    let mut stop = r.cmd(&["stop", "-t", "1", "pr"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(stop.output().unwrap());
+    });
+    let o = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("stop never returned: the container's pid namespace never emptied");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(r
+        .ok(&["ps", "-a", "--format", "{{.Status}}"])
+        .starts_with("Exited (137)"));
+    r.ok(&["rm", "pr"]);
+}

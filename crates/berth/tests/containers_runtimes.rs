@@ -1,7 +1,9 @@
 //! The same container life on every OCI runtime berth can drive here:
-//! runc (the default on this host), youki (when installed: `scripts/setup`
-//! builds it with cargo), and crun, which refuses this host's hybrid
-//! cgroups — berth must then say so and what to do.
+//! crun (the default as root), runc (the default rootless on a hybrid
+//! host), and youki (when installed: `scripts/setup` builds it with cargo).
+//! crun refuses hybrid cgroups whose v2 mount holds controllers; as root,
+//! berth hides that mount from it in a private mount namespace, and
+//! rootless it says why crun cannot run and what to do.
 
 mod common;
 
@@ -74,6 +76,24 @@ fn life_on(rt: &str) {
         .ok(&["ps", "-a", "--format", "{{.Status}}"])
         .starts_with("Exited (137)"));
     on.ok(&["rm", "bg"]);
+    // Paused (the freezer), listed by top, resumed, and gone without a
+    // trace: no runtime state, no cgroup directory of any controller.
+    let id = on.ok(&["run", "-d", "--name", "pz", "bb", "sleep", "1000"]);
+    let id = id.trim();
+    on.ok(&["pause", "pz"]);
+    assert!(on.ok(&["ps", "--format", "{{.Status}}"]).contains("(Paused)"));
+    assert!(on.ok(&["top", "pz"]).contains("sleep 1000"));
+    on.ok(&["unpause", "pz"]);
+    assert_eq!(on.ok(&["exec", "pz", "echo", "awake"]), "awake\n");
+    on.ok(&["rm", "-f", "pz"]);
+    assert!(
+        !on.root.path().join("runtime").join(id).exists(),
+        "{rt}: runtime state left"
+    );
+    for ctrl in ["memory", "pids", "cpu", "freezer", "devices", "systemd", "unified"] {
+        let cg = std::path::Path::new("/sys/fs/cgroup").join(ctrl).join("berth").join(id);
+        assert!(!cg.exists(), "{rt}: {} left behind", cg.display());
+    }
     // A tty, detached with Ctrl-P Ctrl-Q, then attached again.
     let mut child = on
         .root
@@ -159,7 +179,7 @@ fn youki_runs_the_whole_life() {
 }
 
 #[test]
-fn crun_runs_or_says_why_not() {
+fn crun_runs_the_whole_life() {
     if !root_only() {
         return;
     }
@@ -167,20 +187,56 @@ fn crun_runs_or_says_why_not() {
         println!("SKIP: crun is not installed");
         return;
     };
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    life_on(&rt);
+    // The private mount namespace crun ran in left the host's mounts as
+    // they were: no tmpfs over the cgroup2 mount out here.
+    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let unified = |m: &str| m.lines().filter(|l| l.contains(" /sys/fs/cgroup/unified ")).count();
+    assert_eq!(unified(&mounts_before), unified(&mounts_after));
+}
+
+/// The default runtime as root is crun, whatever the cgroup layout, and
+/// `info` says why.
+#[test]
+fn crun_is_the_default_as_root() {
+    if !root_only() || runtime_path("crun").is_none() {
+        return;
+    }
+    let root = Root::new();
+    let info = root.ok(&["info"]);
+    assert!(info.contains("Default Runtime: crun"), "{info}");
     let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
         .map(|c| !c.trim().is_empty())
         .unwrap_or(false);
-    if !hybrid {
-        life_on(&rt);
+    if hybrid {
+        assert!(info.contains("private mount namespace"), "{info}");
+    }
+}
+
+/// Rootless on a hybrid host, crun cannot run (hiding the cgroup2 mount
+/// takes a mount namespace an unprivileged user cannot make without
+/// losing its subordinate ids): berth passes crun's reason on with what to
+/// do, exits 125, and leaves nothing behind; by default it picks runc.
+#[test]
+fn rootless_crun_on_a_hybrid_host_says_why_not() {
+    let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .map(|c| !c.trim().is_empty())
+        .unwrap_or(false);
+    if !hybrid || runtime_path("crun").is_none() {
+        println!("SKIP: not a hybrid host with crun");
         return;
     }
-    // This host: crun refuses the hybrid layout; berth passes its reason on
-    // with what to do, exit 125, and leaves nothing behind.
-    let on = On { root: Root::new(), rt };
-    on.root.busybox("bb");
-    let o = on.run(&["run", "--rm", "bb", "true"]);
+    let Some(rl) = common::Rootless::new("berth-rl-crun-") else {
+        return;
+    };
+    let o = rl.run("import bb.tar bb");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = rl.run("--runtime crun run --rm bb true");
     assert_eq!(o.status.code(), Some(125));
     let err = stderr(&o);
     assert!(err.contains("hybrid") && err.contains("drop --runtime crun"), "{err}");
-    assert_eq!(on.ok(&["ps", "-aq"]), "");
+    assert_eq!(stdout(&rl.run("ps -aq")), "");
+    let info = stdout(&rl.run("info"));
+    assert!(info.contains("Default Runtime: runc"), "{info}");
 }

@@ -8,6 +8,8 @@
 //! This module only produces data; it must never install a filter itself
 //! (the OCI runtime does that inside the container).
 
+pub mod precompiled;
+
 use crate::error::{Result, RuntimeError};
 use oci_spec::runtime::LinuxSeccomp;
 use serde_json::{json, Value};
