@@ -58,6 +58,11 @@ pub struct MonitorOptions {
     /// waits for the first connection to `attach.sock`, then starts.
     #[serde(default)]
     pub wait_attach: bool,
+    /// Reap strays (see `reap_strays`) even without a healthcheck: for a
+    /// caller that runs `exec` from the monitor's own process. A healthcheck
+    /// turns it on by itself (its probes are the monitor's descendants).
+    #[serde(default)]
+    pub reap_strays: bool,
     /// Where readiness ("ok <pid>" or "err <code> <message>") is written once.
     #[serde(skip)]
     pub ready: Option<OwnedFd>,
@@ -71,6 +76,7 @@ impl MonitorOptions {
             attach: true,
             on_exit: Vec::new(),
             wait_attach: false,
+            reap_strays: false,
             ready: None,
         }
     }
@@ -576,6 +582,7 @@ fn run_once(
         signals,
         log,
         clients,
+        opts.reap_strays || sched.is_some(),
     );
     if let Some(f) = ports {
         f.detach();
@@ -622,6 +629,7 @@ fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
 /// returns the exit code (128+signal when killed). Output goes to the log,
 /// to every attached client, and (foreground) to this process's terminal;
 /// stdin comes from this process (foreground `-i`) and from clients.
+#[allow(clippy::too_many_arguments)]
 fn pump(
     io: &mut Io,
     pidfd: &OwnedFd,
@@ -630,6 +638,7 @@ fn pump(
     signals: Option<&SignalPipe>,
     log: &mut LogWriter,
     clients: &mut AttachServer,
+    strays: bool,
 ) -> Result<i32> {
     let attach = signals.is_some();
     let mut buf = vec![0u8; 32 * 1024];
@@ -734,12 +743,18 @@ fn pump(
             fds.push(PollFd::new(fd, *f));
             kinds.push(Slot::Client(i));
         }
-        // While the container runs, wake once a second to reap strays
-        // (see reap_strays); after it exited, drain its output briefly.
-        let timeout = Some(rustix::event::Timespec {
-            tv_sec: if exit.is_some() { 0 } else { 1 },
-            tv_nsec: if exit.is_some() { 100_000_000 } else { 0 },
-        });
+        // After the exit, drain the output briefly. While the container
+        // runs, wake once a second to reap strays (see reap_strays) when
+        // there can be any; otherwise sleep until something happens (an
+        // idle monitor touches no pages).
+        let timeout = match (exit, strays) {
+            (Some(_), _) => Some(rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            }),
+            (None, true) => Some(rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 }),
+            (None, false) => None,
+        };
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(RuntimeError::io("waiting for the container", e.into())),
@@ -862,7 +877,7 @@ fn pump(
             }
         }
         clients.reap();
-        if exit.is_none() {
+        if strays && exit.is_none() {
             reap_strays();
         }
     }

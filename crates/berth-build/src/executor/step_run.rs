@@ -500,6 +500,7 @@ fn execute(
             attach: false,
             on_exit: Vec::new(),
             wait_attach: false,
+            reap_strays: false,
             ready: None,
         };
         let r = monitor_main(&sd.dir, opts);

@@ -124,6 +124,8 @@ impl Ctr {
             attach: false,
             on_exit: vec![],
             wait_attach: false,
+            // The tests run `exec` from this very process.
+            reap_strays: true,
             ready: None,
         }
     }

@@ -186,6 +186,7 @@ impl Engine {
             attach: false,
             on_exit: vec![],
             wait_attach: attach,
+            reap_strays: false,
             ready: None,
         };
         if c.cfg.auto_remove {
