@@ -253,7 +253,6 @@ impl Store {
         })?;
         let actual = Digest::parse(&d.diff_id)?;
         if actual != *diff_id {
-            log::warn!("layer {chain}: its directory gives {actual}, not {diff_id}");
             return Err(StoreError::LayerDirMismatch {
                 chain: chain.to_string(),
                 expected: diff_id.to_string(),
