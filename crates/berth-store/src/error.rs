@@ -40,6 +40,12 @@ pub enum StoreError {
     LayerMissing { layer: String, image: String },
     #[error("blob {0} is not in the store")]
     BlobNotFound(String),
+    #[error("layer {chain}: its unpacked files no longer give its diff ID {expected} (they give {actual}); the store has no other copy of this layer: remove the image and rebuild it with --no-cache (or pull or load it again)")]
+    LayerDirMismatch {
+        chain: String,
+        expected: String,
+        actual: String,
+    },
     #[error("layer {layer}: {source}")]
     Layer {
         layer: String,

@@ -107,18 +107,24 @@ impl Store {
                 staged_blob,
                 staged_dir,
             } = l;
+            let chain = &chains[i];
             if let Some(sb) = staged_blob {
                 sb.commit()?;
             } else if !self.blobs().contains(&blob) {
-                return Err(StoreError::BlobNotFound(blob.to_string()));
+                // The uncompressed tar of a layer the store has (or is
+                // given) unpacked need not be stored: it is made on demand.
+                let lazy = blob == diff_id
+                    && (staged_dir.is_some() || self.has_layer_dir(chain) || self.has_layer_blob(&blob)?);
+                if !lazy {
+                    return Err(StoreError::BlobNotFound(blob.to_string()));
+                }
             }
-            let chain = &chains[i];
             if !self.has_layer_dir(chain) {
                 match staged_dir {
                     Some(sd) => self.publish_layer(sd, chain)?,
                     None => {
-                        // Unpack from the stored blob.
-                        let f = self.blobs().open(&blob)?;
+                        // Unpack from the blob (made first if lazy).
+                        let f = self.open_layer_blob(&blob)?;
                         let sd = self.stage_layer(
                             std::io::BufReader::with_capacity(1 << 20, f),
                             &format!("layer {}", i + 1),
@@ -400,7 +406,9 @@ impl Store {
         })
     }
 
-    /// Remove blobs and layers that no image references. Returns the bytes freed.
+    /// Remove blobs and layers that no image references. Returns the bytes
+    /// freed. A live layer's blob may be absent (lazy: made from its
+    /// directory when read); that is not damage and nothing is done about it.
     pub fn gc(&self) -> Result<u64> {
         let _lock = self.gc_lock()?;
         let images = self.list_images()?;

@@ -2,14 +2,22 @@
 //! `berth-archive` into a staged directory and renamed into place. A layer
 //! directory is read-only to everything but this module and is shared by
 //! every image and container that stands on it.
+//!
+//! A layer a build step made is recorded with its uncompressed tar as its
+//! blob (blob = diff ID), but that blob is not written: the step's upper
+//! dir became the layer directory, and the tar is made again from it, and
+//! checked against the diff ID, the first time something reads the blob
+//! ([`Store::layer_blob`]). Such a blob is *lazy*; everything that reads a
+//! layer blob goes through the methods here, never `blobs()` directly.
 
-use std::fs;
-use std::io::Read;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use berth_archive::{apply_layer, ApplyOptions};
+use berth_archive::{apply_layer, write_layer, ApplyOptions, DiffOptions};
 use rusqlite::{params, OptionalExtension};
 
+use crate::blobs::hint_writeback;
 use crate::digest::Digest;
 use crate::error::{IoContext, Result, StoreError};
 use crate::staging::remove_tree;
@@ -155,6 +163,113 @@ impl Store {
         }
     }
 
+    /// Chain IDs of the layers with this diff ID whose directory exists.
+    fn layer_dirs_for_diff(&self, diff_id: &Digest) -> Result<Vec<Digest>> {
+        let chains: Vec<String> = {
+            let db = self.db();
+            let mut st = db.prepare_cached("SELECT chain_id FROM layers WHERE diff_id = ?1 ORDER BY chain_id")?;
+            let rows = st.query_map(params![diff_id.as_str()], |r| r.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut out = Vec::new();
+        for c in chains {
+            let c = Digest::parse(&c)?;
+            if self.has_layer_dir(&c) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the layer blob `blob` can be read: it is stored, or it is
+    /// the uncompressed tar of a layer whose directory the store has (a
+    /// lazy blob, made on first read).
+    pub fn has_layer_blob(&self, blob: &Digest) -> Result<bool> {
+        Ok(self.blobs().contains(blob) || !self.layer_dirs_for_diff(blob)?.is_empty())
+    }
+
+    /// The path of a layer's blob, made from its directory first if it is
+    /// lazy (see the module docs).
+    pub fn layer_blob(&self, rec: &LayerRecord) -> Result<PathBuf> {
+        let path = self.blobs().path(&rec.blob);
+        if path.exists() {
+            return Ok(path);
+        }
+        if rec.blob != rec.diff_id {
+            // A compressed blob cannot be made again.
+            return Err(StoreError::BlobNotFound(rec.blob.to_string()));
+        }
+        if self.has_layer_dir(&rec.chain_id) {
+            return self.materialize_layer_blob(&rec.chain_id, &rec.diff_id);
+        }
+        self.layer_blob_by_digest(&rec.blob)
+    }
+
+    /// The path of the layer blob `blob` (as a manifest names it), made
+    /// first if it is the lazy tar of a layer the store has unpacked.
+    pub fn layer_blob_by_digest(&self, blob: &Digest) -> Result<PathBuf> {
+        let path = self.blobs().path(blob);
+        if path.exists() {
+            return Ok(path);
+        }
+        match self.layer_dirs_for_diff(blob)?.first() {
+            Some(chain) => self.materialize_layer_blob(chain, blob),
+            None => Err(StoreError::BlobNotFound(blob.to_string())),
+        }
+    }
+
+    /// Open the layer blob `blob` for reading (made first if lazy).
+    pub fn open_layer_blob(&self, blob: &Digest) -> Result<File> {
+        let path = self.layer_blob_by_digest(blob)?;
+        File::open(&path).ctx("opening blob", path)
+    }
+
+    /// Write the tar of `layers/<chain>/diff` as the blob `diff_id`: staged,
+    /// synced, proven to be `diff_id`, then renamed into `blobs/`. A tree
+    /// that no longer gives `diff_id` is an error and stores nothing.
+    fn materialize_layer_blob(&self, chain: &Digest, diff_id: &Digest) -> Result<PathBuf> {
+        // As every writer: garbage collection waits until the blob is in.
+        let _lock = self.write_lock()?;
+        let target = self.blobs().path(diff_id);
+        if target.exists() {
+            return Ok(target); // another process made it meanwhile
+        }
+        let dir = self.layer_dir(chain);
+        let staging = self.staging().path("lazy-layer");
+        let file = File::create(&staging).ctx("creating staged blob", &staging)?;
+        let mut guard = RemoveOnDrop(staging.clone());
+        let mut out = WritebackFile { file, written: 0 };
+        // The directory was made exactly what unpacking the build's tar
+        // gives (excludes removed, mtimes whole seconds already clamped to
+        // SOURCE_DATE_EPOCH), so these options give the same tar: clamping
+        // again would change nothing.
+        let opts = DiffOptions {
+            overlay_whiteouts: true,
+            ..Default::default()
+        };
+        let d = write_layer(&dir, &mut out, &opts).map_err(|source| StoreError::Layer {
+            layer: chain.to_string(),
+            source,
+        })?;
+        let actual = Digest::parse(&d.diff_id)?;
+        if actual != *diff_id {
+            return Err(StoreError::LayerDirMismatch {
+                chain: chain.to_string(),
+                expected: diff_id.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        out.file.sync_all().ctx("syncing blob", &staging)?;
+        drop(out);
+        guard.0 = PathBuf::new();
+        // Hashed by write_layer as it wrote the file.
+        let staged = self.blobs().adopt_staged(staging, actual, d.size);
+        staged.verify(Some(diff_id), &format!("layer {chain}"))?;
+        staged.commit()?;
+        log::debug!("layer {chain}: made its blob {diff_id} ({} bytes)", d.size);
+        Ok(target)
+    }
+
     pub fn list_layers(&self) -> Result<Vec<LayerRecord>> {
         let db = self.db();
         let mut st = db.prepare("SELECT chain_id, diff_id, parent, size, blob, media_type, blob_size FROM layers")?;
@@ -178,6 +293,37 @@ impl Store {
                 remove_tree(&p);
             }
         }
+    }
+}
+
+/// A staged file removed on drop unless its path was taken.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// A file that starts write-back as it grows (as `BlobWriter` does);
+/// `write_layer` hands it 1 MiB chunks and hashes them itself.
+struct WritebackFile {
+    file: File,
+    written: u64,
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        let before = self.written;
+        self.written += n as u64;
+        hint_writeback(&self.file, before, self.written);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -221,6 +367,80 @@ mod tests {
         let chain = chain_ids(std::slice::from_ref(&diff_id)).remove(0);
         store.publish_layer(staged, &chain).unwrap();
         assert_eq!(fs::read(store.layer_dir(&chain).join("app/f")).unwrap(), b"hello");
+    }
+
+    /// An adopted layer recorded without its blob: the blob is made on
+    /// first read and proven; a damaged directory gives an error and no blob.
+    #[test]
+    fn a_lazy_blob_is_made_from_the_layer_dir_and_checked() {
+        use crate::images::{NewImage, NewLayer, MEDIA_OCI_LAYER};
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("root")).unwrap();
+        let dir = store.root().join("build-upper");
+        fs::create_dir_all(dir.join("app")).unwrap();
+        fs::write(dir.join("app/f"), b"hello").unwrap();
+        let opts = DiffOptions {
+            overlay_whiteouts: true,
+            ..Default::default()
+        };
+        let d = write_layer(&dir, io::sink(), &opts).unwrap();
+        let diff_id = Digest::parse(&d.diff_id).unwrap();
+        let staged = store.adopt_layer_dir(&dir, diff_id.clone(), d.size).unwrap();
+        let config =
+            format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#);
+        let img = store
+            .commit_image(NewImage {
+                config: config.into_bytes(),
+                layers: vec![NewLayer {
+                    diff_id: diff_id.clone(),
+                    blob: diff_id.clone(),
+                    media_type: MEDIA_OCI_LAYER.to_string(),
+                    blob_size: d.size,
+                    size: d.size,
+                    staged_blob: None,
+                    staged_dir: Some(staged),
+                }],
+                parent: None,
+                tags: Vec::new(),
+                repo_digests: Vec::new(),
+                manifest: None,
+            })
+            .unwrap();
+        assert!(!store.blobs().contains(&diff_id), "the blob is not written");
+        assert!(store.has_layer_blob(&diff_id).unwrap());
+        let rec = store.layer(&img.layers[0]).unwrap().unwrap();
+        // gc keeps the layer and does not mind the missing blob.
+        store.gc().unwrap();
+        assert!(store.has_layer_dir(&rec.chain_id));
+
+        // Damaged: refused, nothing stored, nothing left in staging.
+        let f = store.layer_dir(&rec.chain_id).join("app/f");
+        let before = fs::metadata(&f).unwrap().modified().unwrap();
+        fs::write(&f, b"hellO").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        let e = store.layer_blob(&rec).unwrap_err();
+        assert!(matches!(e, StoreError::LayerDirMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("--no-cache"), "{e}");
+        assert!(!store.blobs().contains(&diff_id));
+        let left: Vec<_> = fs::read_dir(store.staging().dir()).unwrap().collect();
+        assert!(left.is_empty(), "staging keeps nothing: {left:?}");
+
+        // Repaired: made, and it is the tar the diff ID names.
+        fs::write(&f, b"hello").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        let p = store.layer_blob(&rec).unwrap();
+        assert_eq!(Digest::of_bytes(&fs::read(&p).unwrap()), diff_id);
+        assert_eq!(store.layer_blob_by_digest(&diff_id).unwrap(), p);
     }
 
     #[test]

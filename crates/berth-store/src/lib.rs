@@ -2,10 +2,13 @@
 //!
 //! Blobs (`blobs/sha256/<hex>`) are written only through a `BlobWriter` that
 //! proves their digest; unpacked layers live in `layers/<chain-id>/diff` and
-//! are unpacked exactly once; metadata (images, tags, containers, build cache)
-//! is in SQLite. Nothing becomes visible before its files are durable, and a
-//! store-wide lock keeps garbage collection away from imports in flight.
-//! This crate never runs containers and never talks to a network.
+//! are unpacked exactly once (a build step's layer is its adopted upper dir,
+//! and its uncompressed tar blob is made from that dir, and proven, only
+//! when something reads it: see `layers`); metadata (images, tags,
+//! containers, build cache) is in SQLite. Nothing becomes visible before its
+//! files are durable, and a store-wide lock keeps garbage collection away
+//! from imports in flight. This crate never runs containers and never talks
+//! to a network.
 
 pub mod blobs;
 pub mod config;

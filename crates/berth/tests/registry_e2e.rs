@@ -762,6 +762,40 @@ fn run_and_build_pull_missing_images_and_build_pushes() {
     let fresh = Root::new();
     let o = berth(&fresh, &["run", "--rm", &built]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "from the registry");
+
+    // A built layer's blob is not written by the build (the layer is kept
+    // as its directory); the push makes it, and a fresh store pulls the
+    // same image.
+    std::fs::write(ctx.join("note.txt"), "copied, pushed, pulled\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nCOPY note.txt /note.txt\nRUN cat /note.txt > /again\nCMD [\"cat\", \"/again\"]\n"),
+    )
+    .unwrap();
+    let noted = reg.name("noted:1");
+    ok(&b, &["build", "-t", &noted, ctx.to_str().unwrap()]);
+    let id = inspect(&b, &noted, "{{.Id}}");
+    let layers: Vec<String> = serde_json::from_str(&inspect(&b, &noted, "{{json .RootFS.Layers}}")).unwrap();
+    let blob = |d: &str| {
+        b.path()
+            .join("store/blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    for d in &layers[layers.len() - 2..] {
+        assert!(!blob(d).exists(), "a built layer's blob {d} was written by the build");
+    }
+    let out = ok(&b, &["push", &noted]);
+    assert!(out.contains(": Pushed"), "{out}");
+    for d in &layers[layers.len() - 2..] {
+        assert!(blob(d).exists(), "the push made the blob {d}");
+    }
+    assert_store_consistent(&b);
+    let fresh = Root::new();
+    ok(&fresh, &["pull", &noted]);
+    assert_eq!(inspect(&fresh, &noted, "{{.Id}}"), id);
+    let o = berth(&fresh, &["run", "--rm", &noted]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "copied, pushed, pulled");
+    assert_store_consistent(&fresh);
 }
 
 /// A two-stage project: the builder stage makes a file the final stage copies.

@@ -70,12 +70,20 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-fn copy_blob(store: &Store, dir: &Path, d: &Digest) -> io::Result<u64> {
+/// Copy a blob into the cache dir; `layer`: a layer blob, which may be lazy
+/// (made from its layer directory first).
+fn copy_blob(store: &Store, dir: &Path, d: &Digest, layer: bool) -> io::Result<u64> {
     let dst = blob_path(dir, d);
     if let Ok(m) = fs::metadata(&dst) {
         return Ok(m.len());
     }
-    let src = store.blobs().path(d);
+    let src = if layer {
+        store
+            .layer_blob_by_digest(d)
+            .map_err(|e| io::Error::other(format!("layer blob {d}: {e}")))?
+    } else {
+        store.blobs().path(d)
+    };
     let tmp = dst.with_extension("tmp");
     let n = fs::copy(&src, &tmp)?;
     fs::rename(&tmp, &dst)?;
@@ -96,8 +104,8 @@ pub(crate) fn export(store: &Store, dir: &Path, used: &[UsedStep]) -> io::Result
     let other = |e: berth_store::StoreError| io::Error::other(e.to_string());
     for u in used {
         let rec = store.image(&u.image).map_err(other)?;
-        copy_blob(store, dir, &rec.id)?;
-        copy_blob(store, dir, &rec.manifest)?;
+        copy_blob(store, dir, &rec.id, false)?;
+        copy_blob(store, dir, &rec.manifest, false)?;
         let manifest: serde_json::Value =
             serde_json::from_slice(&store.blobs().read(&rec.manifest).map_err(other)?).map_err(io::Error::other)?;
         for l in manifest["layers"].as_array().into_iter().flatten() {
@@ -105,7 +113,7 @@ pub(crate) fn export(store: &Store, dir: &Path, used: &[UsedStep]) -> io::Result
                 .as_str()
                 .and_then(|s| Digest::parse(s).ok())
                 .ok_or_else(|| io::Error::other(format!("manifest {} has a bad layer digest", rec.manifest)))?;
-            copy_blob(store, dir, &d)?;
+            copy_blob(store, dir, &d, true)?;
         }
         by_key.insert(
             u.key.clone(),

@@ -17,7 +17,9 @@ pub(crate) struct LayerOut {
     /// Bytes of the (uncompressed) tar: the blob's size and digest are the
     /// diff ID's.
     pub size: u64,
-    /// The blob, synced; `None` when the store already holds it.
+    /// The blob, synced; `None` when the store already holds it, or when
+    /// `dir` is set (the blob is then lazy: made from the layer directory
+    /// when something reads it).
     pub blob: Option<StagedBlob>,
     /// The step's upper dir, taken over as the unpacked layer (as root); the
     /// store unpacks the blob instead when this is `None`.
@@ -66,9 +68,13 @@ impl Drop for StagedFile {
 }
 
 /// Diff a step's upper dir (`exclude`: paths left out of the layer) into a
-/// staged layer: the tar blob and, where it can be, the upper dir itself
-/// as the unpacked layer, so that nothing is unpacked again. `None` when
-/// nothing changed (no entries). Consumes the upper dir when it is adopted.
+/// staged layer. Where it can be, the upper dir itself becomes the unpacked
+/// layer and the tar is only hashed, never written: the store makes the
+/// blob from the layer directory when something reads it (a lazy blob, see
+/// `berth_store::layers`). Otherwise (rootless, or the dir could not be
+/// prepared or moved) the tar is staged as the blob, which the store
+/// unpacks. `None` when nothing changed (no entries). Consumes the upper
+/// dir when it is adopted.
 pub(crate) fn diff_upper(
     store: &Store,
     upper: &Path,
@@ -84,6 +90,35 @@ pub(crate) fn diff_upper(
                 false
             }
         };
+    let opts = DiffOptions {
+        source_date_epoch: epoch,
+        overlay_whiteouts: true,
+        exclude,
+        ..Default::default()
+    };
+    if adopt {
+        // Only the diff ID and size: the directory is the layer.
+        let d = write_layer(upper, std::io::sink(), &opts).map_err(|e| store_err("writing the step's layer", e))?;
+        if d.entries == 0 {
+            return Ok(None);
+        }
+        let diff_id = Digest::parse(&d.diff_id).map_err(|e| store_err("layer digest", e))?;
+        match store.adopt_layer_dir(upper, diff_id.clone(), d.size) {
+            Ok(l) => {
+                return Ok(Some(LayerOut {
+                    diff_id,
+                    size: d.size,
+                    blob: None,
+                    dir: Some(l),
+                    _lock: lock,
+                }))
+            }
+            Err(e) => {
+                // Left where it was: write the tar after all.
+                log::debug!("{}: not adopted as a layer ({e}); it will be unpacked", upper.display());
+            }
+        }
+    }
     let staged = StagedFile {
         path: store.staging().path("build-layer"),
         keep: false,
@@ -91,12 +126,6 @@ pub(crate) fn diff_upper(
     let path = staged.path.clone();
     let io = |e: std::io::Error| store_err(&format!("staging a layer: {}", path.display()), e);
     let mut file = std::fs::File::create(&staged.path).map_err(io)?;
-    let opts = DiffOptions {
-        source_date_epoch: epoch,
-        overlay_whiteouts: true,
-        exclude,
-        ..Default::default()
-    };
     // write_layer hands the file 1 MiB chunks and hashes on a second thread.
     let d = write_layer(upper, &mut file, &opts).map_err(|e| store_err("writing the step's layer", e))?;
     if d.entries == 0 {
@@ -114,22 +143,11 @@ pub(crate) fn diff_upper(
         Some(store.blobs().adopt_staged(path.clone(), diff_id.clone(), d.size))
     };
     drop(file);
-    let dir = if adopt {
-        match store.adopt_layer_dir(upper, diff_id.clone(), d.size) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                log::debug!("{}: not adopted as a layer ({e}); it will be unpacked", upper.display());
-                None
-            }
-        }
-    } else {
-        None
-    };
     Ok(Some(LayerOut {
         diff_id,
         size: d.size,
         blob,
-        dir,
+        dir: None,
         _lock: lock,
     }))
 }

@@ -458,15 +458,20 @@ impl Engine {
         for (img, names) in &set {
             let manifest = self.store.blobs().read(&img.manifest)?;
             let m: Value = serde_json::from_slice(&manifest)?;
-            let mut blobs = vec![img.manifest.clone(), img.id.clone()];
+            // (digest, is a layer): a layer blob may be lazy.
+            let mut blobs = vec![(img.manifest.clone(), false), (img.id.clone(), false)];
             for l in m["layers"].as_array().into_iter().flatten() {
-                blobs.push(Digest::parse(l["digest"].as_str().unwrap_or_default())?);
+                blobs.push((Digest::parse(l["digest"].as_str().unwrap_or_default())?, true));
             }
-            for d in blobs {
+            for (d, layer) in blobs {
                 let target = dir.join("blobs/sha256").join(d.hex());
                 if !target.exists() {
-                    std::fs::copy(self.store.blobs().path(&d), &target)
-                        .with_context(|| format!("writing {}", target.display()))?;
+                    let src = if layer {
+                        self.store.layer_blob_by_digest(&d)?
+                    } else {
+                        self.store.blobs().path(&d)
+                    };
+                    std::fs::copy(&src, &target).with_context(|| format!("writing {}", target.display()))?;
                 }
             }
             index.extend(index_entries(img, names, manifest.len()));
@@ -488,16 +493,21 @@ impl Engine {
         for (img, names) in set {
             let manifest = self.store.blobs().read(&img.manifest)?;
             let m: Value = serde_json::from_slice(&manifest)?;
+            // (digest, is a layer): a layer blob may be lazy.
             let mut blobs = Vec::new();
             for l in m["layers"].as_array().into_iter().flatten() {
-                blobs.push(Digest::parse(l["digest"].as_str().unwrap_or_default())?);
+                blobs.push((Digest::parse(l["digest"].as_str().unwrap_or_default())?, true));
             }
-            blobs.push(img.id.clone());
-            blobs.push(img.manifest.clone());
-            for d in blobs {
+            blobs.push((img.id.clone(), false));
+            blobs.push((img.manifest.clone(), false));
+            for (d, layer) in blobs {
                 if written.insert(d.clone()) {
-                    let size = self.store.blobs().size(&d)?;
-                    let f = self.store.blobs().open(&d)?;
+                    let (size, f) = if layer {
+                        let f = self.store.open_layer_blob(&d)?;
+                        (f.metadata().with_context(|| format!("reading blob {d}"))?.len(), f)
+                    } else {
+                        (self.store.blobs().size(&d)?, self.store.blobs().open(&d)?)
+                    };
                     add_reader(b, &format!("blobs/sha256/{}", d.hex()), size, f)?;
                 }
             }
@@ -534,7 +544,9 @@ impl Engine {
                     .ok_or_else(|| anyhow!("layer {} of image {} has no record", i + 1, img.id))?;
                 let path = format!("blobs/sha256/{}", rec.diff_id.hex());
                 if written.insert(rec.diff_id.clone()) {
-                    let f = BufReader::with_capacity(1 << 20, self.store.blobs().open(&rec.blob)?);
+                    let src = self.store.layer_blob(&rec)?;
+                    let f = File::open(&src).with_context(|| format!("opening {}", src.display()))?;
+                    let f = BufReader::with_capacity(1 << 20, f);
                     let r = berth_archive::decompressed(f)?;
                     add_reader(b, &path, rec.size, r).with_context(|| format!("writing layer {}", rec.diff_id))?;
                 }

@@ -602,7 +602,8 @@ impl Engine {
         let store: &'env Store = &self.store;
         let short = desc.digest.short().to_string();
         let have_dir = store.has_layer_dir(chain);
-        let have_blob = store.blobs().contains(&desc.digest);
+        // A lazy blob (the uncompressed tar of a layer unpacked here) counts.
+        let have_blob = store.has_layer_blob(&desc.digest)?;
         let media_type = if desc.media_type.is_empty() {
             berth_store::images::MEDIA_OCI_LAYER_GZIP.to_string()
         } else {
@@ -629,7 +630,7 @@ impl Engine {
             let what2 = what.clone();
             s.spawn(move || {
                 let r = (|| -> Result<_> {
-                    let f = BufReader::with_capacity(1 << 20, store.blobs().open(&blob)?);
+                    let f = BufReader::with_capacity(1 << 20, store.open_layer_blob(&blob)?);
                     let sl = store.stage_layer(f, &what2)?;
                     if sl.diff_id != diff {
                         bail!(
@@ -885,7 +886,7 @@ impl Engine {
                 .layer(chain)?
                 .ok_or_else(|| anyhow!("layer {} of image {} has no record", i + 1, img.id))?;
             let (blob, size, mt) = match stored_layers.get(i).cloned().flatten() {
-                Some(d) if store.blobs().contains(&d.digest) => (d.digest, d.size, d.media_type),
+                Some(d) if store.has_layer_blob(&d.digest)? => (d.digest, d.size, d.media_type),
                 _ => {
                     verbatim = false;
                     (rec.blob.clone(), rec.blob_size, rec.media_type.clone())
@@ -896,8 +897,7 @@ impl Engine {
                 // An unknown media type: trust the bytes.
                 let mut head = [0u8; 4];
                 let n = store
-                    .blobs()
-                    .open(&blob)
+                    .open_layer_blob(&blob)
                     .ok()
                     .and_then(|mut f| f.read(&mut head).ok())
                     .unwrap_or(0);
@@ -1032,7 +1032,7 @@ impl Engine {
     /// Upload a blob from the store, retrying the whole blob on transient
     /// failures.
     async fn upload_stored(&self, reg: &Registry, repo: &str, digest: &Digest, size: u64) -> Result<()> {
-        let path = self.store.blobs().path(digest);
+        let path = self.store.layer_blob_by_digest(digest)?;
         let mut attempt = 0;
         loop {
             match reg.upload_file(repo, digest, &path, size).await {
@@ -1068,7 +1068,8 @@ impl Engine {
             let src = source.clone();
             s.spawn(move || {
                 let r = (|| -> Result<(Digest, u64)> {
-                    let f = BufReader::with_capacity(1 << 20, store.blobs().open(&src)?);
+                    // A lazy blob is made here, off the network thread.
+                    let f = BufReader::with_capacity(1 << 20, store.open_layer_blob(&src)?);
                     let mut plain = berth_archive::decompressed(f)?;
                     let mut hw = HashingWriter::new(ChannelWriter {
                         tx,
