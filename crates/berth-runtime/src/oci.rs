@@ -76,6 +76,19 @@ pub fn crun_cgroup_probe() -> std::result::Result<(), String> {
     }
 }
 
+/// Whether this process has CAP_SYS_ADMIN in its effective set (bit 21 of
+/// `CapEff` in /proc/self/status).
+fn has_cap_sys_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 21) != 0)
+}
+
 /// Between fork and exec of the runtime: a private mount namespace whose
 /// `/sys/fs/cgroup/unified` is covered by an empty tmpfs. The runtime then
 /// sees (and uses) the host's v1 controllers only; the host's mounts are
@@ -124,7 +137,9 @@ impl OciRuntime {
     /// needs a mount namespace the user cannot make, so runc is preferred
     /// there. `root` is the runtime state directory.
     pub fn select(preferred: Option<&str>, root: &Path) -> Result<Self> {
-        let as_root = rustix::process::geteuid().is_root();
+        // Hiding the cgroup2 mount takes a mount namespace: root with
+        // CAP_SYS_ADMIN (not, say, root in a container without it).
+        let as_root = rustix::process::geteuid().is_root() && has_cap_sys_admin();
         let make = |name: &str, path: PathBuf, reason: String| OciRuntime {
             hide_cgroup2: name == "crun" && as_root && crun_cgroup_probe().is_err(),
             name: name.to_string(),
@@ -165,7 +180,11 @@ impl OciRuntime {
                     ),
                 )),
                 Err(why) => match runc {
-                    Some(r) => Ok(make("runc", r, format!("{why} when rootless; runc found"))),
+                    Some(r) => Ok(make(
+                        "runc",
+                        r,
+                        format!("{why}; hiding that mount needs a mount namespace, which this process cannot make (rootless, or no CAP_SYS_ADMIN); runc found"),
+                    )),
                     None => Ok(make(
                         "crun",
                         c,
@@ -646,7 +665,7 @@ mod tests {
         };
         assert_eq!(rt.root, root);
         assert!(!rt.reason.is_empty());
-        let root_user = rustix::process::geteuid().is_root();
+        let root_user = rustix::process::geteuid().is_root() && has_cap_sys_admin();
         if find_binary("crun").is_some() && crun_cgroup_probe().is_err() {
             if root_user {
                 assert_eq!(rt.name, "crun");

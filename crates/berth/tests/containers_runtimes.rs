@@ -240,3 +240,34 @@ fn rootless_crun_on_a_hybrid_host_says_why_not() {
     let info = stdout(&rl.run("info"));
     assert!(info.contains("Default Runtime: runc"), "{info}");
 }
+
+/// Root without CAP_SYS_ADMIN (root in a container, say) cannot make the
+/// mount namespace that hides the cgroup2 mount from crun: on a hybrid
+/// host berth then picks runc, and says why.
+#[test]
+fn root_without_cap_sys_admin_picks_runc_on_a_hybrid_host() {
+    let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .map(|c| !c.trim().is_empty())
+        .unwrap_or(false);
+    if !root_only() || !hybrid || runtime_path("crun").is_none() || runtime_path("runc").is_none() {
+        println!("SKIP: needs root on a hybrid host with crun and runc");
+        return;
+    }
+    if !common::have("capsh") {
+        println!("SKIP: capsh (libcap2-bin) is not installed");
+        return;
+    }
+    let root = Root::new();
+    let line = format!(
+        "{} --root {} info",
+        env!("CARGO_BIN_EXE_berth"),
+        root.path().join("store").display()
+    );
+    let o = std::process::Command::new("capsh")
+        .args(["--drop=cap_sys_admin", "--", "-c", &line])
+        .output()
+        .unwrap();
+    let info = stdout(&o);
+    assert!(info.contains("Default Runtime: runc"), "{info}{}", stderr(&o));
+    assert!(info.contains("no CAP_SYS_ADMIN"), "{info}");
+}
