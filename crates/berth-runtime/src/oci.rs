@@ -137,11 +137,12 @@ impl OciRuntime {
     /// needs a mount namespace the user cannot make, so runc is preferred
     /// there. `root` is the runtime state directory.
     pub fn select(preferred: Option<&str>, root: &Path) -> Result<Self> {
+        let probe = crun_cgroup_probe();
         // Hiding the cgroup2 mount takes a mount namespace: root with
         // CAP_SYS_ADMIN (not, say, root in a container without it).
-        let as_root = rustix::process::geteuid().is_root() && has_cap_sys_admin();
+        let can_hide = probe.is_err() && rustix::process::geteuid().is_root() && has_cap_sys_admin();
         let make = |name: &str, path: PathBuf, reason: String| OciRuntime {
-            hide_cgroup2: name == "crun" && as_root && crun_cgroup_probe().is_err(),
+            hide_cgroup2: name == "crun" && can_hide,
             name: name.to_string(),
             path,
             reason,
@@ -165,13 +166,13 @@ impl OciRuntime {
         let crun = find_binary("crun");
         let runc = find_binary("runc");
         match (crun, runc) {
-            (Some(c), runc) => match crun_cgroup_probe() {
+            (Some(c), runc) => match probe {
                 Ok(()) => Ok(make(
                     "crun",
                     c,
                     "crun found and this host's cgroup layout suits it".into(),
                 )),
-                Err(why) if as_root => Ok(make(
+                Err(why) if can_hide => Ok(make(
                     "crun",
                     c,
                     format!(
@@ -395,10 +396,8 @@ impl OciRuntime {
             config: serde_json::Value,
         }
         let dir = self.state_dir(id)?;
-        let text = match std::fs::read(dir.join("state.json")) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Ok(()),
-            Err(_) => return Err(()),
+        let Some(text) = read_state_file(&dir, "state.json")? else {
+            return Ok(());
         };
         let st: RuncState = serde_json::from_slice(&text).map_err(|_| ())?;
         if has_hooks(st.config.get("Hooks")) || has_hooks(st.config.get("hooks")) {
@@ -425,10 +424,8 @@ impl OciRuntime {
             systemd_cgroup: bool,
         }
         let dir = self.state_dir(id)?;
-        let text = match std::fs::read(dir.join("status")) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Ok(()),
-            Err(_) => return Err(()),
+        let Some(text) = read_state_file(&dir, "status")? else {
+            return Ok(());
         };
         let st: CrunStatus = serde_json::from_slice(&text).map_err(|_| ())?;
         let config: serde_json::Value =
@@ -508,6 +505,16 @@ impl OciRuntime {
         }
         cmd.arg(id);
         cmd
+    }
+}
+
+/// A runtime's state file for a container; `None` when the runtime keeps
+/// no state for it at all (nothing to remove).
+fn read_state_file(dir: &Path, name: &str) -> std::result::Result<Option<Vec<u8>>, ()> {
+    match std::fs::read(dir.join(name)) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => Ok(None),
+        Err(_) => Err(()),
     }
 }
 
