@@ -174,12 +174,9 @@ impl AttachServer {
                     message: "no client attached to the container within the time allowed".into(),
                 });
             }
-            let ts = rustix::event::Timespec {
-                tv_sec: left.as_secs() as i64,
-                tv_nsec: left.subsec_nanos() as i64,
-            };
+            let ts = rustix::event::Timespec::try_from(left).ok();
             let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
-            let _ = poll(&mut fds, Some(&ts));
+            let _ = poll(&mut fds, ts.as_ref());
             self.accept();
         }
         Ok(())
@@ -195,11 +192,6 @@ impl AttachServer {
                 dead: false,
             });
         }
-    }
-
-    /// Number of attached clients.
-    pub fn len(&self) -> usize {
-        self.clients.len()
     }
 
     /// Whether no client is attached.
@@ -248,8 +240,17 @@ impl AttachServer {
         }
     }
 
+    /// Sends what the sockets take now. A client whose socket failed is
+    /// only marked: [`Self::reap`] removes it after the poll round, so the
+    /// indexes [`Self::service`] is given stay valid.
     fn flush_all(&mut self) {
-        self.clients.retain_mut(|c| flush(c).is_ok());
+        for c in &mut self.clients {
+            if flush(c).is_err() {
+                c.dead = true;
+                c.queue.clear();
+                c.queued = 0;
+            }
+        }
     }
 
     /// Handles the events `poll` reported for client `i` (in the order of
@@ -312,17 +313,14 @@ impl AttachServer {
             if left.is_zero() {
                 return;
             }
-            let ts = rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: left.as_nanos().min(50_000_000) as i64,
-            };
+            let ts = rustix::event::Timespec::try_from(left.min(std::time::Duration::from_millis(50))).ok();
             let mut fds: Vec<PollFd> = self
                 .clients
                 .iter()
                 .filter(|c| !c.queue.is_empty())
                 .map(|c| PollFd::new(&c.fd, PollFlags::OUT))
                 .collect();
-            let _ = poll(&mut fds, Some(&ts));
+            let _ = poll(&mut fds, ts.as_ref());
         }
     }
 
@@ -650,7 +648,7 @@ mod tests {
         let mut server = AttachServer::bind(&dir).unwrap();
         let client = AttachClient::connect(&dir).unwrap();
         server.wait_first(std::time::Duration::from_secs(5)).unwrap();
-        assert_eq!(server.len(), 1);
+        assert_eq!(server.clients.len(), 1);
         assert!(client.send(TAG_STDIN, b"hello"));
         let mut fds = [PollFd::new(&server.clients[0].fd, PollFlags::IN)];
         poll(&mut fds, None).unwrap();

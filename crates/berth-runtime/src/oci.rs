@@ -79,14 +79,7 @@ pub fn crun_cgroup_probe() -> std::result::Result<(), String> {
 /// Whether this process has CAP_SYS_ADMIN in its effective set (bit 21 of
 /// `CapEff` in /proc/self/status).
 fn has_cap_sys_admin() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 21) != 0)
+    crate::spec::own_cap_mask("CapEff:").is_some_and(|caps| caps & (1 << 21) != 0)
 }
 
 /// Between fork and exec of the runtime: a private mount namespace whose

@@ -187,7 +187,7 @@ fn grantable_caps() -> BTreeSet<String> {
 
 /// One of this process's capability masks in /proc/self/status
 /// (`field` is e.g. "CapEff:").
-fn own_cap_mask(field: &str) -> Option<u64> {
+pub(crate) fn own_cap_mask(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let v = status.lines().find_map(|l| l.strip_prefix(field))?;
     u64::from_str_radix(v.trim(), 16).ok()

@@ -151,12 +151,7 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// starts with the right size instead of 0×0 until the first resize.
 /// Without a terminal here, any size from an earlier start is removed.
 pub fn set_console_size(bundle_dir: &std::path::Path) -> Result<()> {
-    let path = bundle_dir.join("config.json");
-    let text = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
-    let mut spec: serde_json::Value = serde_json::from_slice(&text).map_err(|e| crate::RuntimeError::Corrupt {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let mut spec = crate::exec::load_spec_json(bundle_dir)?;
     let Some(process) = spec.get_mut("process").and_then(|p| p.as_object_mut()) else {
         return Ok(());
     };
@@ -174,5 +169,5 @@ pub fn set_console_size(bundle_dir: &std::path::Path) -> Result<()> {
         }
     }
     let bytes = serde_json::to_vec(&spec).map_err(|e| crate::RuntimeError::InvalidConfig(e.to_string()))?;
-    crate::spec::write_atomic(&path, &bytes)
+    crate::spec::write_atomic(&bundle_dir.join("config.json"), &bytes)
 }
