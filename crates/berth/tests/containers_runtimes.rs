@@ -86,12 +86,12 @@ fn life_on(rt: &str) {
     on.ok(&["unpause", "pz"]);
     assert_eq!(on.ok(&["exec", "pz", "echo", "awake"]), "awake\n");
     on.ok(&["rm", "-f", "pz"]);
-    assert!(
-        !on.root.path().join("runtime").join(id).exists(),
-        "{rt}: runtime state left"
-    );
-    for ctrl in ["memory", "pids", "cpu", "freezer", "devices", "systemd", "unified"] {
-        let cg = std::path::Path::new("/sys/fs/cgroup").join(ctrl).join("berth").join(id);
+    // Root::cmd passes `--root <dir>/store`; the runtime's state is under it.
+    let state = on.root.path().join("store").join("runtime");
+    assert!(state.is_dir(), "{rt}: no runtime state dir at {}", state.display());
+    assert!(!state.join(id).exists(), "{rt}: runtime state left");
+    for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let cg = ctrl.path().join("berth").join(id);
         assert!(!cg.exists(), "{rt}: {} left behind", cg.display());
     }
     // A tty, detached with Ctrl-P Ctrl-Q, then attached again.

@@ -1802,10 +1802,13 @@ fn login_and_logout_go_through_the_credential_store_berths_auth_file_names() {
     // The secret went to the store, not into the file.
     let kept = std::fs::read_to_string(&vault).unwrap();
     assert!(kept.contains(PASS) && kept.contains(&host), "{kept}");
+    let file = std::fs::read_to_string(&auth).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&file).unwrap();
     assert!(
-        !std::fs::read_to_string(&auth).unwrap().contains("auths\": {\""),
-        "no plain login in the file"
+        v["auths"].get(&host).and_then(|a| a.get("auth")).is_none(),
+        "no plain login in the file: {file}"
     );
+    assert!(!file.contains(PASS), "{file}");
     let o = run(&["push", &name], None);
     assert!(o.status.success(), "{}", stderr(&o));
     // logout erases it from the store: pushing is refused again.
