@@ -13,10 +13,8 @@
 //! changed one is not. No ETag revalidation.
 
 use std::fs;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest as _, Sha256};
 
 use super::{BuildError, Builder};
 
@@ -103,13 +101,10 @@ pub(crate) fn fetch(
     let path = dir.join(name);
     let io = |e: std::io::Error| BuildError::other(format!("ADD {url}: writing {}: {e}", path.display()));
     let file = fs::File::create(&path).map_err(io)?;
-    let mut hashing = HashingWriter {
-        inner: BufWriter::new(file),
-        hash: Sha256::new(),
-    };
+    let mut hashing = berth_archive::HashingWriter::new(BufWriter::new(file));
     let meta = (download.0)(url, &mut hashing).map_err(|e| BuildError::other(format!("ADD {url}: {e}")))?;
-    let file = hashing.inner.into_inner().map_err(|e| io(e.into_error()))?;
-    let digest = format!("sha256:{}", hex::encode(hashing.hash.finalize()));
+    let (w, digest, _) = hashing.finish();
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     if let Some(want) = checksum {
         if want != digest {
             return Err(BuildError::other(format!(
@@ -129,23 +124,6 @@ pub(crate) fn fetch(
         digest,
         last_modified: meta.last_modified,
     })
-}
-
-struct HashingWriter<W: Write> {
-    inner: W,
-    hash: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 #[cfg(test)]
