@@ -7,7 +7,7 @@
 //! blob (blob = diff ID), but that blob is not written: the step's upper
 //! dir became the layer directory, and the tar is made again from it, and
 //! checked against the diff ID, the first time something reads the blob
-//! ([`Store::layer_blob`]). Such a blob is *lazy*; everything that reads a
+//! ([`Store::layer_blob_by_digest`]). Such a blob is *lazy*; everything that reads a
 //! layer blob goes through the methods here, never `blobs()` directly.
 
 use std::fs::{self, File};
@@ -163,46 +163,29 @@ impl Store {
         }
     }
 
-    /// Chain IDs of the layers with this diff ID whose directory exists.
-    fn layer_dirs_for_diff(&self, diff_id: &Digest) -> Result<Vec<Digest>> {
+    /// The first chain ID (in order) of a layer with this diff ID whose
+    /// directory exists.
+    fn layer_dir_for_diff(&self, diff_id: &Digest) -> Result<Option<Digest>> {
         let chains: Vec<String> = {
             let db = self.db();
             let mut st = db.prepare_cached("SELECT chain_id FROM layers WHERE diff_id = ?1 ORDER BY chain_id")?;
             let rows = st.query_map(params![diff_id.as_str()], |r| r.get::<_, String>(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
-        let mut out = Vec::new();
         for c in chains {
             let c = Digest::parse(&c)?;
             if self.has_layer_dir(&c) {
-                out.push(c);
+                return Ok(Some(c));
             }
         }
-        Ok(out)
+        Ok(None)
     }
 
     /// Whether the layer blob `blob` can be read: it is stored, or it is
     /// the uncompressed tar of a layer whose directory the store has (a
     /// lazy blob, made on first read).
     pub fn has_layer_blob(&self, blob: &Digest) -> Result<bool> {
-        Ok(self.blobs().contains(blob) || !self.layer_dirs_for_diff(blob)?.is_empty())
-    }
-
-    /// The path of a layer's blob, made from its directory first if it is
-    /// lazy (see the module docs).
-    pub fn layer_blob(&self, rec: &LayerRecord) -> Result<PathBuf> {
-        let path = self.blobs().path(&rec.blob);
-        if path.exists() {
-            return Ok(path);
-        }
-        if rec.blob != rec.diff_id {
-            // A compressed blob cannot be made again.
-            return Err(StoreError::BlobNotFound(rec.blob.to_string()));
-        }
-        if self.has_layer_dir(&rec.chain_id) {
-            return self.materialize_layer_blob(&rec.chain_id, &rec.diff_id);
-        }
-        self.layer_blob_by_digest(&rec.blob)
+        Ok(self.blobs().contains(blob) || self.layer_dir_for_diff(blob)?.is_some())
     }
 
     /// The path of the layer blob `blob` (as a manifest names it), made
@@ -212,8 +195,8 @@ impl Store {
         if path.exists() {
             return Ok(path);
         }
-        match self.layer_dirs_for_diff(blob)?.first() {
-            Some(chain) => self.materialize_layer_blob(chain, blob),
+        match self.layer_dir_for_diff(blob)? {
+            Some(chain) => self.materialize_layer_blob(&chain, blob),
             None => Err(StoreError::BlobNotFound(blob.to_string())),
         }
     }
@@ -237,7 +220,8 @@ impl Store {
         let dir = self.layer_dir(chain);
         let staging = self.staging().path("lazy-layer");
         let file = File::create(&staging).ctx("creating staged blob", &staging)?;
-        let mut guard = RemoveOnDrop(staging.clone());
+        // Removed on any error below; committed once proven.
+        let mut staged = self.blobs().adopt_staged(staging.clone(), diff_id.clone(), 0);
         let mut out = WritebackFile { file, written: 0 };
         // The directory was made exactly what unpacking the build's tar
         // gives (excludes removed, mtimes whole seconds already clamped to
@@ -261,10 +245,7 @@ impl Store {
         }
         out.file.sync_all().ctx("syncing blob", &staging)?;
         drop(out);
-        guard.0 = PathBuf::new();
-        // Hashed by write_layer as it wrote the file.
-        let staged = self.blobs().adopt_staged(staging, actual, d.size);
-        staged.verify(Some(diff_id), &format!("layer {chain}"))?;
+        staged.size = d.size;
         staged.commit()?;
         log::debug!("layer {chain}: made its blob {diff_id} ({} bytes)", d.size);
         Ok(target)
@@ -292,17 +273,6 @@ impl Store {
             } else {
                 remove_tree(&p);
             }
-        }
-    }
-}
-
-/// A staged file removed on drop unless its path was taken.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if !self.0.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.0);
         }
     }
 }
@@ -423,7 +393,7 @@ mod tests {
             .unwrap()
             .set_modified(before)
             .unwrap();
-        let e = store.layer_blob(&rec).unwrap_err();
+        let e = store.layer_blob_by_digest(&rec.blob).unwrap_err();
         assert!(matches!(e, StoreError::LayerDirMismatch { .. }), "{e}");
         assert!(e.to_string().contains("--no-cache"), "{e}");
         assert!(!store.blobs().contains(&diff_id));
@@ -438,7 +408,7 @@ mod tests {
             .unwrap()
             .set_modified(before)
             .unwrap();
-        let p = store.layer_blob(&rec).unwrap();
+        let p = store.layer_blob_by_digest(&rec.blob).unwrap();
         assert_eq!(Digest::of_bytes(&fs::read(&p).unwrap()), diff_id);
         assert_eq!(store.layer_blob_by_digest(&diff_id).unwrap(), p);
     }

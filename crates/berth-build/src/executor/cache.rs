@@ -70,20 +70,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
-/// Copy a blob into the cache dir; `layer`: a layer blob, which may be lazy
-/// (made from its layer directory first).
-fn copy_blob(store: &Store, dir: &Path, d: &Digest, layer: bool) -> io::Result<u64> {
+/// Copy a blob into the cache dir (a lazy layer blob is made from its
+/// layer directory first).
+fn copy_blob(store: &Store, dir: &Path, d: &Digest) -> io::Result<u64> {
     let dst = blob_path(dir, d);
     if let Ok(m) = fs::metadata(&dst) {
         return Ok(m.len());
     }
-    let src = if layer {
-        store
-            .layer_blob_by_digest(d)
-            .map_err(|e| io::Error::other(format!("layer blob {d}: {e}")))?
-    } else {
-        store.blobs().path(d)
-    };
+    let src = store
+        .layer_blob_by_digest(d)
+        .map_err(|e| io::Error::other(format!("blob {d}: {e}")))?;
     let tmp = dst.with_extension("tmp");
     let n = fs::copy(&src, &tmp)?;
     fs::rename(&tmp, &dst)?;
@@ -104,8 +100,8 @@ pub(crate) fn export(store: &Store, dir: &Path, used: &[UsedStep]) -> io::Result
     let other = |e: berth_store::StoreError| io::Error::other(e.to_string());
     for u in used {
         let rec = store.image(&u.image).map_err(other)?;
-        copy_blob(store, dir, &rec.id, false)?;
-        copy_blob(store, dir, &rec.manifest, false)?;
+        copy_blob(store, dir, &rec.id)?;
+        copy_blob(store, dir, &rec.manifest)?;
         let manifest: serde_json::Value =
             serde_json::from_slice(&store.blobs().read(&rec.manifest).map_err(other)?).map_err(io::Error::other)?;
         for l in manifest["layers"].as_array().into_iter().flatten() {
@@ -113,7 +109,7 @@ pub(crate) fn export(store: &Store, dir: &Path, used: &[UsedStep]) -> io::Result
                 .as_str()
                 .and_then(|s| Digest::parse(s).ok())
                 .ok_or_else(|| io::Error::other(format!("manifest {} has a bad layer digest", rec.manifest)))?;
-            copy_blob(store, dir, &d, true)?;
+            copy_blob(store, dir, &d)?;
         }
         by_key.insert(
             u.key.clone(),

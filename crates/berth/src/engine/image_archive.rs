@@ -458,19 +458,15 @@ impl Engine {
         for (img, names) in &set {
             let manifest = self.store.blobs().read(&img.manifest)?;
             let m: Value = serde_json::from_slice(&manifest)?;
-            // (digest, is a layer): a layer blob may be lazy.
-            let mut blobs = vec![(img.manifest.clone(), false), (img.id.clone(), false)];
+            // A stored blob's path, or a lazy layer blob made first.
+            let mut blobs = vec![img.manifest.clone(), img.id.clone()];
             for l in m["layers"].as_array().into_iter().flatten() {
-                blobs.push((Digest::parse(l["digest"].as_str().unwrap_or_default())?, true));
+                blobs.push(Digest::parse(l["digest"].as_str().unwrap_or_default())?);
             }
-            for (d, layer) in blobs {
+            for d in blobs {
                 let target = dir.join("blobs/sha256").join(d.hex());
                 if !target.exists() {
-                    let src = if layer {
-                        self.store.layer_blob_by_digest(&d)?
-                    } else {
-                        self.store.blobs().path(&d)
-                    };
+                    let src = self.store.layer_blob_by_digest(&d)?;
                     std::fs::copy(&src, &target).with_context(|| format!("writing {}", target.display()))?;
                 }
             }
@@ -493,21 +489,17 @@ impl Engine {
         for (img, names) in set {
             let manifest = self.store.blobs().read(&img.manifest)?;
             let m: Value = serde_json::from_slice(&manifest)?;
-            // (digest, is a layer): a layer blob may be lazy.
+            // A stored blob, or a lazy layer blob made first.
             let mut blobs = Vec::new();
             for l in m["layers"].as_array().into_iter().flatten() {
-                blobs.push((Digest::parse(l["digest"].as_str().unwrap_or_default())?, true));
+                blobs.push(Digest::parse(l["digest"].as_str().unwrap_or_default())?);
             }
-            blobs.push((img.id.clone(), false));
-            blobs.push((img.manifest.clone(), false));
-            for (d, layer) in blobs {
+            blobs.push(img.id.clone());
+            blobs.push(img.manifest.clone());
+            for d in blobs {
                 if written.insert(d.clone()) {
-                    let (size, f) = if layer {
-                        let f = self.store.open_layer_blob(&d)?;
-                        (f.metadata().with_context(|| format!("reading blob {d}"))?.len(), f)
-                    } else {
-                        (self.store.blobs().size(&d)?, self.store.blobs().open(&d)?)
-                    };
+                    let f = self.store.open_layer_blob(&d)?;
+                    let size = f.metadata().with_context(|| format!("reading blob {d}"))?.len();
                     add_reader(b, &format!("blobs/sha256/{}", d.hex()), size, f)?;
                 }
             }
@@ -544,9 +536,7 @@ impl Engine {
                     .ok_or_else(|| anyhow!("layer {} of image {} has no record", i + 1, img.id))?;
                 let path = format!("blobs/sha256/{}", rec.diff_id.hex());
                 if written.insert(rec.diff_id.clone()) {
-                    let src = self.store.layer_blob(&rec)?;
-                    let f = File::open(&src).with_context(|| format!("opening {}", src.display()))?;
-                    let f = BufReader::with_capacity(1 << 20, f);
+                    let f = BufReader::with_capacity(1 << 20, self.store.open_layer_blob(&rec.blob)?);
                     let r = berth_archive::decompressed(f)?;
                     add_reader(b, &path, rec.size, r).with_context(|| format!("writing layer {}", rec.diff_id))?;
                 }
