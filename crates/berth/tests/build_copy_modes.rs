@@ -115,6 +115,11 @@ RUN cat /app/data/app.txt /base-version > /seen
             .replace("COPY --link", "COPY"),
     )
     .unwrap();
-    let out = build_ok(&root, &["--build-arg", "V=3", ctx.path().to_str().unwrap()]);
+    let out = build_ok(&root, &["--build-arg", "V=3", "-t", "l3", ctx.path().to_str().unwrap()]);
     assert!(!out.contains("linked layer"), "{out}");
+    // Copied onto the base this time: through its /app/data -> /tmp link,
+    // into a layer of its own.
+    assert_eq!(image_file(&root, "l3", "/tmp/app.txt").as_deref(), Some("app\n"));
+    let third = diff_ids(&root, "l3");
+    assert_ne!(third[link_layer], first[link_layer], "without --link the layer differs");
 }

@@ -148,6 +148,28 @@ fn a_lone_ctrl_p_is_passed_on_and_detach_keys_can_be_changed() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(env.status("dk"), "running");
 
+    // The bytes themselves reach the container (read raw, not through a
+    // shell's echo): a lone Ctrl-P with the default keys, and Ctrl-P
+    // Ctrl-Q once the keys were changed.
+    for (keys, typed, want) in [
+        (None, &b"\x10x"[..], "10 78"),
+        (Some("ctrl-a,d"), &b"\x10\x11x"[..], "10 11 78"),
+    ] {
+        let n = typed.len().to_string();
+        let script = format!("stty raw -echo; echo ready; head -c {n} | od -An -tx1");
+        let mut args = vec!["run", "-it", "--rm"];
+        if let Some(k) = keys {
+            args.extend(["--detach-keys", k]);
+        }
+        args.extend(["bb", "sh", "-c", &script]);
+        let mut s = Session::start(&env.root, &args);
+        s.expect("ready");
+        s.type_(typed);
+        s.expect(want);
+        let (code, err) = s.finish();
+        assert_eq!(code, 0, "{err}");
+    }
+
     // A bad sequence is refused before anything is created.
     let before = stdout(&env.root.run(&["ps", "-aq"])).lines().count();
     let o = env.root.run(&["run", "-it", "--detach-keys", "ctrl-", "bb", "true"]);

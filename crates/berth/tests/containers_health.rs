@@ -59,19 +59,18 @@ fn httpd_turns_healthy_then_unhealthy() {
     r.ok(&["rm", "-f", "web"]);
 }
 
-/// A probe in exec form whose command does not exist fails (exit 127
-/// inside the runtime's exec, which crun leaves as an orphan in the
+/// A probe in exec form whose command does not exist fails (the runtime's
+/// exec cannot start it; crun leaves its child as an orphan in the
 /// container's pid namespace, handed to the monitor): the container still
 /// turns unhealthy, and `stop` ends it instead of waiting forever for a
 /// pid namespace that cannot empty.
 #[test]
 fn a_probe_that_cannot_start_turns_unhealthy_and_stop_still_ends_it() {
-    if !rustix::process::geteuid().is_root() {
-        println!("SKIP: needs root");
+    // Env removes the container even when an assertion fails.
+    let Some(env) = common::Env::new() else {
         return;
-    }
-    let r = Root::new();
-    r.busybox("bb");
+    };
+    let r = &env.root;
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
         ctx.path().join("Dockerfile"),
@@ -91,6 +90,10 @@ fn a_probe_that_cannot_start_turns_unhealthy_and_stop_still_ends_it() {
     }
     let log = r.ok(&["inspect", "--format", "{{json .State.Health.Log}}", "pr"]);
     assert!(log.contains("nosuchprobe"), "{log}");
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let last = log.as_array().unwrap().last().unwrap();
+    assert_ne!(last["ExitCode"], 0, "{log}");
+    assert!(last["Output"].as_str().unwrap().contains("not found"), "{log}");
     // `stop` in a thread: a hang is a failure, not a stuck test run.
     let mut stop = r.cmd(&["stop", "-t", "1", "pr"]);
     let (tx, rx) = std::sync::mpsc::channel();
