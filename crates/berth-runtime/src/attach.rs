@@ -504,7 +504,7 @@ impl AttachClient {
     pub fn session(self, opts: &AttachOptions) -> Result<AttachEnd> {
         // SAFETY: fd 0 stays open for the life of the process.
         let stdin_fd = unsafe { BorrowedFd::borrow_raw(0) };
-        let raw = if opts.tty && opts.stdin {
+        let mut raw = if opts.tty && opts.stdin {
             RawTerminal::enter()
         } else {
             None
@@ -539,6 +539,11 @@ impl AttachClient {
                         }
                     } else if opts.sig_proxy {
                         self.send(TAG_SIGNAL, &[sig as u8]);
+                    } else {
+                        // Not proxied: the signal is this client's own (Ctrl-C
+                        // ends `attach --sig-proxy=false`, the container goes on).
+                        drop(raw.take());
+                        signals.reraise(sig);
                     }
                 }
             }

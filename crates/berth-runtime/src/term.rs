@@ -120,6 +120,20 @@ impl Drop for SignalPipe {
 }
 
 impl SignalPipe {
+    /// Delivers `sig` to this process as if no handler had been installed
+    /// for it: its earlier disposition comes back first (so a signal the
+    /// caller ignored stays ignored).
+    pub fn reraise(&self, sig: i32) {
+        if let Some((_, old)) = self.saved.iter().find(|(s, _)| *s == sig) {
+            // SAFETY: restores a disposition sigaction(2) returned, then
+            // raises a signal number we received.
+            unsafe {
+                libc::sigaction(sig, old, std::ptr::null_mut());
+                libc::raise(sig);
+            }
+        }
+    }
+
     /// The signals delivered since the last call (non-blocking).
     pub fn drain(&self) -> Vec<i32> {
         let mut sb = [0u8; 16];

@@ -298,3 +298,31 @@ fn rootless_run_it_detaches_and_reattaches() {
     assert_eq!(o.status.code(), Some(9), "{}", stderr(&o));
     let _ = rl.run("rm -f rl");
 }
+
+/// `attach --sig-proxy=false`: SIGINT is the client's own, as with
+/// docker: the client ends by it and the container goes on.
+#[test]
+fn attach_without_sig_proxy_ends_on_sigint_and_leaves_the_container() {
+    let Some(env) = Env::new() else { return };
+    env.root.ok(&["run", "-d", "-i", "--name", "sp", "bb", "sh"]);
+    let mut s = Session::start(&env.root, &["attach", "--sig-proxy=false", "sp"]);
+    // Attached once the container's output reaches this client.
+    s.type_(b"echo attached-$((2+3))\n");
+    s.expect("attached-5");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(s.child.id() as i32, libc::SIGINT) };
+    let end = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = s.child.kill();
+            panic!("attach --sig-proxy=false ignored SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGINT), "{st:?}");
+    assert_eq!(env.status("sp"), "running");
+}
