@@ -268,7 +268,7 @@ async fn backoff(attempt: u32) {
 }
 
 /// The error text of a reqwest error with its causes.
-fn reason(e: &reqwest::Error) -> String {
+pub(crate) fn reason(e: &reqwest::Error) -> String {
     let mut s = String::new();
     // reqwest's own top line only repeats the URL; its causes say what broke.
     let top: &dyn std::error::Error = e;

@@ -70,16 +70,12 @@ pub fn download_meta(url: &str, out: &mut dyn Write) -> Result<Downloaded> {
             .redirect(redirects)
             .build()
             .map_err(|e| RegistryError::Config(format!("setting up the HTTP client: {e}")))?;
-        let resp = client.get(parsed.clone()).send().await.map_err(|e| {
-            // Show the whole chain: a refused redirect says why.
-            let mut reason = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                reason.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            fail(reason)
-        })?;
+        // The whole cause chain: a refused redirect says why.
+        let resp = client
+            .get(parsed.clone())
+            .send()
+            .await
+            .map_err(|e| fail(crate::client::reason(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(fail(format!("the server answered HTTP {}", status.as_u16())));
