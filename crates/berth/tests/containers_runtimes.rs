@@ -147,6 +147,12 @@ fn life_on(rt: &str) {
     on.ok(&["rm", "oom"]);
 }
 
+/// A hybrid host whose cgroup2 mount holds controllers: the layout crun
+/// refuses.
+fn hybrid_with_v2_controllers() -> bool {
+    std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty())
+}
+
 fn root_only() -> bool {
     if !rustix::process::geteuid().is_root() {
         println!("SKIP: running containers here needs root");
@@ -206,9 +212,7 @@ fn crun_is_the_default_as_root() {
     let root = Root::new();
     let info = root.ok(&["info"]);
     assert!(info.contains("Default Runtime: crun"), "{info}");
-    let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
-        .map(|c| !c.trim().is_empty())
-        .unwrap_or(false);
+    let hybrid = hybrid_with_v2_controllers();
     if hybrid {
         assert!(info.contains("private mount namespace"), "{info}");
     }
@@ -220,9 +224,7 @@ fn crun_is_the_default_as_root() {
 /// do, exits 125, and leaves nothing behind; by default it picks runc.
 #[test]
 fn rootless_crun_on_a_hybrid_host_says_why_not() {
-    let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
-        .map(|c| !c.trim().is_empty())
-        .unwrap_or(false);
+    let hybrid = hybrid_with_v2_controllers();
     if !hybrid || runtime_path("crun").is_none() {
         println!("SKIP: not a hybrid host with crun");
         return;
@@ -246,9 +248,7 @@ fn rootless_crun_on_a_hybrid_host_says_why_not() {
 /// host berth then picks runc, and says why.
 #[test]
 fn root_without_cap_sys_admin_picks_runc_on_a_hybrid_host() {
-    let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
-        .map(|c| !c.trim().is_empty())
-        .unwrap_or(false);
+    let hybrid = hybrid_with_v2_controllers();
     if !root_only() || !hybrid || runtime_path("crun").is_none() || runtime_path("runc").is_none() {
         println!("SKIP: needs root on a hybrid host with crun and runc");
         return;
