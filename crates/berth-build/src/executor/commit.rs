@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_archive::{write_layer, DiffOptions};
+use berth_archive::{write_layer, DiffOptions, Diffed};
 use berth_store::images::MEDIA_OCI_LAYER;
 use berth_store::{Digest, History, ImageConfig, NewImage, NewLayer, StagedBlob, StagedLayer, Store, StoreLock};
 
@@ -99,10 +99,9 @@ pub(crate) fn diff_upper(
     if adopt {
         // Only the diff ID and size: the directory is the layer.
         let d = write_layer(upper, std::io::sink(), &opts).map_err(|e| store_err("writing the step's layer", e))?;
-        if d.entries == 0 {
+        let Some(diff_id) = diff_id_of(&d)? else {
             return Ok(None);
-        }
-        let diff_id = Digest::parse(&d.diff_id).map_err(|e| store_err("layer digest", e))?;
+        };
         match store.adopt_layer_dir(upper, diff_id.clone(), d.size) {
             Ok(l) => {
                 return Ok(Some(LayerOut {
@@ -128,10 +127,9 @@ pub(crate) fn diff_upper(
     let mut file = std::fs::File::create(&staged.path).map_err(io)?;
     // write_layer hands the file 1 MiB chunks and hashes on a second thread.
     let d = write_layer(upper, &mut file, &opts).map_err(|e| store_err("writing the step's layer", e))?;
-    if d.entries == 0 {
+    let Some(diff_id) = diff_id_of(&d)? else {
         return Ok(None); // the staged file goes
-    }
-    let diff_id = Digest::parse(&d.diff_id).map_err(|e| store_err("layer digest", e))?;
+    };
     // An unchanged step (a --no-cache rebuild) makes a blob the store has:
     // no need to make this copy durable.
     let blob = if store.blobs().contains(&diff_id) {
@@ -150,6 +148,17 @@ pub(crate) fn diff_upper(
         dir: None,
         _lock: lock,
     }))
+}
+
+/// The diff ID of a layer `write_layer` went through; `None` when it has
+/// no entries (the step changed nothing).
+fn diff_id_of(d: &Diffed) -> Result<Option<Digest>, BuildError> {
+    if d.entries == 0 {
+        return Ok(None);
+    }
+    Digest::parse(&d.diff_id)
+        .map(Some)
+        .map_err(|e| store_err("layer digest", e))
 }
 
 /// The layers of an image as `NewLayer`s that are already stored.
