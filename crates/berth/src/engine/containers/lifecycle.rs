@@ -7,7 +7,7 @@
 //! monitor's wrapper, `stop`, `rm`); unmounting twice is harmless, and
 //! nothing is ever deleted while the rootfs is still mounted.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -130,12 +130,9 @@ impl Engine {
     /// runs the attach session in this process: `run -it`, `start -a`.
     /// The container outlives a detach (Ctrl-P Ctrl-Q).
     pub fn start_and_attach(&self, word: &str, opts: &AttachOptions) -> Result<AttachEnd> {
-        let client = self
-            .start_monitored(word, true)?
-            .context("the monitor did not accept the attach")?;
-        let end = client.session(opts).map_err(runtime_exit)?;
-        self.wait_monitor_after(word, end);
-        Ok(end)
+        let (dir, client) = self.start_monitored(word, true)?;
+        let client = client.context("the monitor did not accept the attach")?;
+        session_then_wait(client, &dir, opts)
     }
 
     /// `attach`: joins a running container's monitor.
@@ -154,24 +151,12 @@ impl Engine {
                 c.rec.name
             )
         })?;
-        let end = client.session(opts).map_err(runtime_exit)?;
-        self.wait_monitor_after(word, end);
-        Ok(end)
+        session_then_wait(client, &c.dir, opts)
     }
 
-    /// After an attach session saw the container exit, waits (briefly)
-    /// for its monitor to finish (unmount, `--rm`), so the next command
-    /// sees the final state, as after `docker run`.
-    fn wait_monitor_after(&self, word: &str, end: AttachEnd) {
-        if end == AttachEnd::Detached {
-            return;
-        }
-        if let Ok(c) = self.container(word) {
-            wait_for(Duration::from_secs(10), || !monitor_alive(&c.dir));
-        }
-    }
-
-    fn start_monitored(&self, word: &str, attach: bool) -> Result<Option<AttachClient>> {
+    /// Starts the container under its monitor; returns the container's
+    /// directory and, with `attach`, the client connected before the start.
+    fn start_monitored(&self, word: &str, attach: bool) -> Result<(PathBuf, Option<AttachClient>)> {
         let c = self.container(word)?;
         let rt = self.prepare_start(&c)?;
         let exe = std::env::current_exe().context("finding the berth executable")?;
@@ -212,7 +197,7 @@ impl Engine {
             Ok(())
         };
         match berth_runtime::spawn_monitor_with(&c.dir, &monitor_exe, &args, &opts, &mut connect) {
-            Ok(_) => Ok(client),
+            Ok(_) => Ok((c.dir.clone(), client)),
             Err(e) => {
                 // The monitor unmounts on its way out; make sure of it.
                 wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
@@ -479,4 +464,16 @@ impl Engine {
         })?;
         Ok(passed)
     }
+}
+
+/// Runs an attach session; once it saw the container exit, waits (briefly)
+/// for the monitor to finish (unmount, `--rm`), so the next command sees
+/// the final state, as after `docker run`. The directory is known from
+/// before: with `--rm` the container is gone by then.
+fn session_then_wait(client: AttachClient, dir: &Path, opts: &AttachOptions) -> Result<AttachEnd> {
+    let end = client.session(opts).map_err(runtime_exit)?;
+    if end != AttachEnd::Detached {
+        wait_for(Duration::from_secs(10), || !monitor_alive(dir));
+    }
+    Ok(end)
 }
