@@ -41,6 +41,23 @@ struct Out {
     view: Option<TtyView>,
 }
 
+impl Out {
+    /// Writes and flushes (a terminal must show it now); output errors
+    /// never stop a build.
+    fn put(&mut self, bytes: &[u8]) {
+        let _ = self.w.write_all(bytes);
+        let _ = self.w.flush();
+    }
+
+    /// Redraws the live view, if there is one.
+    fn redraw(&mut self) {
+        if let Some(v) = &mut self.view {
+            let frame = v.render(Instant::now());
+            self.put(frame.as_bytes());
+        }
+    }
+}
+
 /// Where build output goes.
 pub struct Progress {
     out: Arc<Mutex<Out>>,
@@ -73,13 +90,7 @@ impl Progress {
                     if s.load(Ordering::SeqCst) {
                         break;
                     }
-                    let mut g = lock(&o);
-                    let Out { w, view } = &mut *g;
-                    if let Some(v) = view {
-                        let frame = v.render(Instant::now());
-                        let _ = w.write_all(frame.as_bytes());
-                        let _ = w.flush();
-                    }
+                    lock(&o).redraw();
                 }
             });
             (stop, t)
@@ -113,22 +124,20 @@ impl Progress {
             k.extend_from_slice(bytes);
             return;
         }
-        let mut o = lock(&self.out);
-        let _ = o.w.write_all(bytes);
-        let _ = o.w.flush();
+        lock(&self.out).put(bytes);
     }
 
     /// Tty mode: change the view, and redraw when `redraw`. Returns false
     /// in the other modes (the caller prints plain lines).
     fn view(&self, redraw: bool, f: impl FnOnce(&mut TtyView)) -> bool {
+        if !matches!(self.mode, ProgressMode::Tty { .. }) {
+            return false;
+        }
         let mut g = lock(&self.out);
-        let Out { w, view } = &mut *g;
-        let Some(v) = view else { return false };
+        let Some(v) = g.view.as_mut() else { return false };
         f(v);
         if redraw {
-            let frame = v.render(Instant::now());
-            let _ = w.write_all(frame.as_bytes());
-            let _ = w.flush();
+            g.redraw();
         }
         true
     }
@@ -213,19 +222,15 @@ impl Progress {
             let _ = t.join();
         }
         let mut g = lock(&self.out);
-        let Out { w, view } = &mut *g;
-        if let Some(v) = view {
+        if let Some(v) = &mut g.view {
             let frame = v.finish(Instant::now());
-            let _ = w.write_all(frame.as_bytes());
-            let _ = w.flush();
+            g.put(frame.as_bytes());
         }
     }
 
     /// Text that goes out even in quiet mode (the final ID of `-q`).
     pub fn always(&self, text: &str) {
-        let mut o = lock(&self.out);
-        let _ = o.w.write_all(text.as_bytes());
-        let _ = o.w.flush();
+        lock(&self.out).put(text.as_bytes());
     }
 
     /// What quiet mode held back (empty otherwise).
