@@ -7,6 +7,7 @@
 //! * [`seccomp`]: the default seccomp profile.
 //! * [`mount`]: overlay root file systems.
 //! * [`oci`]: the OCI runtime command line.
+//! * [`cgroup_warm`]: overlaps the kernel's wait of a cgroup attach with the start.
 //! * [`monitor`]: the per-container monitor (logs, exit, restarts, health).
 //! * [`attach`]: the monitor's attach socket and the client of `run -it`, `attach`.
 //! * [`term`]: raw mode, window size and forwarded signals.
@@ -16,6 +17,7 @@
 //! on a container directory the engine prepared.
 
 pub mod attach;
+pub mod cgroup_warm;
 pub mod config;
 pub mod error;
 pub mod exec;
@@ -31,6 +33,7 @@ pub mod state;
 pub mod term;
 
 pub use attach::{AttachClient, AttachEnd, AttachOptions};
+pub use cgroup_warm::{warm_cgroup_attach, AttachWarmer};
 pub use config::{resolve_args, ContainerConfig, HealthConfig, MountKind, MountSpec, Resources, RestartPolicy};
 pub use error::{Result, RuntimeError};
 pub use exec::{exec, ExecOptions};

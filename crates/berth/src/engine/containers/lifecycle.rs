@@ -13,8 +13,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use berth_runtime::state::{pid_alive, REMOVE_MARKER};
 use berth_runtime::{
-    AttachClient, AttachEnd, AttachOptions, ExecOptions, LogOptions, MonitorOptions, OciRuntime, ProcessInfo,
-    RuntimeError, Stats,
+    warm_cgroup_attach, AttachClient, AttachEnd, AttachOptions, AttachWarmer, ExecOptions, LogOptions, MonitorOptions,
+    OciRuntime, ProcessInfo, RuntimeError, Stats,
 };
 use berth_store::Digest;
 
@@ -78,8 +78,9 @@ pub fn unmount_rootfs(dir: &Path) -> Result<()> {
 }
 
 impl Engine {
-    /// Checks a container can start and mounts its rootfs.
-    fn prepare_start(&self, c: &Container) -> Result<OciRuntime> {
+    /// Checks a container can start and mounts its rootfs. The warmer
+    /// returned with the runtime should live until the container runs.
+    fn prepare_start(&self, c: &Container) -> Result<(OciRuntime, Option<AttachWarmer>)> {
         if c.state.is_running() {
             bail!("container {} is already running", c.rec.name);
         }
@@ -94,6 +95,7 @@ impl Engine {
         // A previous monitor may still be finishing (unmounting, exit hook).
         wait_for(Duration::from_secs(10), || !monitor_alive(&c.dir));
         let _ = std::fs::remove_file(c.dir.join(REMOVE_MARKER));
+        let warm = warm_cgroup_attach();
         let rt = self.oci_runtime()?;
         let img = self
             .store
@@ -103,7 +105,7 @@ impl Engine {
         if c.cfg.tty {
             berth_runtime::term::set_console_size(&c.dir)?;
         }
-        Ok(rt)
+        Ok((rt, warm))
     }
 
     /// Runs the container in this process, attached to this terminal, until
@@ -111,7 +113,7 @@ impl Engine {
     /// afterwards with `--rm`.
     pub fn start_attached(&self, word: &str) -> Result<i32> {
         let c = self.container(word)?;
-        let rt = self.prepare_start(&c)?;
+        let (rt, _warm) = self.prepare_start(&c)?;
         let res = berth_runtime::monitor_main(&c.dir, MonitorOptions::attached(rt));
         let _ = unmount_rootfs(&c.dir);
         if c.cfg.auto_remove {
@@ -158,7 +160,7 @@ impl Engine {
     /// directory and, with `attach`, the client connected before the start.
     fn start_monitored(&self, word: &str, attach: bool) -> Result<(PathBuf, Option<AttachClient>)> {
         let c = self.container(word)?;
-        let rt = self.prepare_start(&c)?;
+        let (rt, _warm) = self.prepare_start(&c)?;
         let exe = std::env::current_exe().context("finding the berth executable")?;
         let root = self.root().display().to_string();
         let mut global = vec!["--root".to_string(), root];
@@ -333,7 +335,7 @@ impl Engine {
             unmount_rootfs(&c.dir)?;
             // Move the directory out of sight first: a crash from here on
             // leaves only garbage in tmp/, never a half-removed container.
-            let grave = self.store.staging().path(&format!("rm-{}", c.short_id()));
+            let grave = self.store.staging().path(&format!("rm-{}", c.short_id()))?;
             match std::fs::rename(&c.dir, &grave) {
                 Ok(()) => {}
                 // Removed under us (a `--rm` monitor's exit hook won the race).
@@ -410,6 +412,7 @@ impl Engine {
             "paused" => bail!("container {} is paused, unpause the container before exec", c.rec.id),
             _ => bail!("container {} is not running", c.rec.id),
         }
+        let _warm = warm_cgroup_attach();
         let rt = self.oci_runtime()?;
         berth_runtime::exec(&c.dir, &rt, &c.rec.id, opts).map_err(runtime_exit)
     }
