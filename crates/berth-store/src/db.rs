@@ -88,9 +88,34 @@ pub fn open(path: &Path) -> Result<Connection> {
     }
 }
 
+/// Keeps the `-wal` and `-shm` files when the last connection closes.
+/// SQLite deletes them by default, so every berth command created and
+/// deleted two files; on ext4 without a journal each recently deleted
+/// inode slows the creation of later files in its group for minutes
+/// (`recently_deleted` in the inode allocator), and containers create
+/// many. The files' content stays checkpointed as before.
+fn keep_wal_files(conn: &Connection) {
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: the handle is this open connection's; "main" names its main
+    // database; SQLITE_FCNTL_PERSIST_WAL reads and writes one int through
+    // the pointer, which lives for the call.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::ffi::c_int).cast(),
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        log::debug!("SQLITE_FCNTL_PERSIST_WAL: code {rc}");
+    }
+}
+
 fn try_open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
+    keep_wal_files(&conn);
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Set up once: later opens only read the version (no write lock taken).

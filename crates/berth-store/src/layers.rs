@@ -99,7 +99,7 @@ impl Store {
     /// Apply a layer stream (any compression) into a fresh staged directory.
     /// `what` names the layer in errors.
     pub fn stage_layer<R: Read>(&self, input: R, what: &str) -> Result<StagedLayer> {
-        let dir = self.staging().path("layer");
+        let dir = self.staging().path("layer")?;
         let diff = dir.join("diff");
         fs::create_dir_all(&diff).ctx("creating staged layer", &diff)?;
         let mut staged = StagedLayer {
@@ -125,7 +125,7 @@ impl Store {
     /// The caller vouches for the match; nothing is checked here. On error
     /// `dir` is left where it was.
     pub fn adopt_layer_dir(&self, dir: &Path, diff_id: Digest, size: u64) -> Result<StagedLayer> {
-        let staged = self.staging().path("layer");
+        let staged = self.staging().path("layer")?;
         fs::create_dir(&staged).ctx("creating staged layer", &staged)?;
         let layer = StagedLayer {
             diff_id,
@@ -218,7 +218,7 @@ impl Store {
             return Ok(target); // another process made it meanwhile
         }
         let dir = self.layer_dir(chain);
-        let staging = self.staging().path("lazy-layer");
+        let staging = self.staging().path("lazy-layer")?;
         let file = File::create(&staging).ctx("creating staged blob", &staging)?;
         // Removed on any error below; committed once proven.
         let mut staged = self.blobs().adopt_staged(staging.clone(), diff_id.clone(), 0);
@@ -268,7 +268,7 @@ impl Store {
         if p.exists() {
             // Rename first so a half-removed layer is never visible as present.
             let doomed = self.staging().path("doomed-layer");
-            if fs::rename(&p, &doomed).is_ok() {
+            if let Some(doomed) = doomed.ok().filter(|d| fs::rename(&p, d).is_ok()) {
                 remove_tree(&doomed);
             } else {
                 remove_tree(&p);
@@ -397,7 +397,7 @@ mod tests {
         assert!(matches!(e, StoreError::LayerDirMismatch { .. }), "{e}");
         assert!(e.to_string().contains("--no-cache"), "{e}");
         assert!(!store.blobs().contains(&diff_id));
-        let left: Vec<_> = fs::read_dir(store.staging().dir()).unwrap().collect();
+        let left: Vec<_> = fs::read_dir(store.staging().dir().unwrap()).unwrap().collect();
         assert!(left.is_empty(), "staging keeps nothing: {left:?}");
 
         // Repaired: made, and it is the tar the diff ID names.
@@ -419,7 +419,7 @@ mod tests {
         let store = Store::open(&t.path().join("root")).unwrap();
         let missing = t.path().join("nope");
         assert!(store.adopt_layer_dir(&missing, Digest::of_bytes(b""), 0).is_err());
-        let left: Vec<_> = fs::read_dir(store.staging().dir()).unwrap().collect();
+        let left: Vec<_> = fs::read_dir(store.staging().dir().unwrap()).unwrap().collect();
         assert!(left.is_empty(), "staging keeps nothing: {left:?}");
     }
 }

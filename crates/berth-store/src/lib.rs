@@ -94,12 +94,12 @@ impl Store {
 
     /// Start writing a blob (staged under `tmp/`).
     pub fn blob_writer(&self, hint: &str) -> Result<BlobWriter> {
-        self.blobs.writer(self.staging.path(hint))
+        self.blobs.writer(self.staging.path(hint)?)
     }
 
     /// Store a small blob (config, manifest) and return its digest.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
-        self.blobs.put_bytes(self.staging.path("blob"), bytes)
+        self.blobs.put_bytes(self.staging.path("blob")?, bytes)
     }
 
     fn lock(&self, op: FlockOperation) -> Result<StoreLock> {

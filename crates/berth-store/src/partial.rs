@@ -68,7 +68,7 @@ impl PartialBlob {
     /// caller over the whole content).
     pub fn finish(self, store: &Store, digest: Digest, size: u64) -> Result<StagedBlob> {
         self.file.sync_all().ctx("syncing blob", &self.path)?;
-        let staged = store.staging().path("pull");
+        let staged = store.staging().path("pull")?;
         fs::rename(&self.path, &staged).ctx("staging downloaded blob", &self.path)?;
         Ok(store.blobs().adopt_staged(staged, digest, size))
     }

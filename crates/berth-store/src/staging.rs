@@ -6,60 +6,95 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{IoContext, Result};
 
 pub struct Staging {
-    dir: PathBuf,
-    _lock: File,
+    root: PathBuf,
+    own: OnceLock<Own>,
     counter: AtomicU64,
 }
 
+/// This process's staging dir and the lock that keeps sweepers off it.
+struct Own {
+    dir: PathBuf,
+    _lock: File,
+}
+
 impl Staging {
-    /// Create this process's staging dir under `tmp_root` and sweep the
-    /// directories of processes that are gone.
+    /// Sweeps the staging dirs of processes that are gone. This process's
+    /// own dir is made on first use: most commands (`ps`, `rm`, `run` of
+    /// an image in the store) never stage anything, and a dir made and
+    /// removed for nothing costs two inodes, which on ext4 without a
+    /// journal slow every later file creation for minutes.
     pub fn open(tmp_root: &Path) -> Result<Self> {
         fs::create_dir_all(tmp_root).ctx("creating staging directory", tmp_root)?;
         sweep(tmp_root);
-        let name = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
-        // The lock file appears already locked (locked under a private name,
-        // then renamed), and before the directory: a sweeping neighbour can
-        // never see our directory without a held lock.
-        let lock_path = tmp_root.join(format!("{name}.lock"));
-        let private = tmp_root.join(format!(".{name}.lock-new"));
-        let lock = File::create(&private).ctx("creating staging lock", &private)?;
-        flock(&lock, FlockOperation::NonBlockingLockExclusive)
-            .map_err(std::io::Error::from)
-            .ctx("locking staging directory", &private)?;
-        fs::rename(&private, &lock_path).ctx("creating staging lock", &lock_path)?;
-        let dir = tmp_root.join(&name);
-        fs::create_dir(&dir).ctx("creating staging directory", &dir)?;
         Ok(Staging {
-            dir,
-            _lock: lock,
+            root: tmp_root.to_path_buf(),
+            own: OnceLock::new(),
             counter: AtomicU64::new(0),
         })
     }
 
-    /// A fresh, unique path inside the staging dir (nothing is created).
-    pub fn path(&self, hint: &str) -> PathBuf {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        self.dir.join(format!("{hint}-{n}"))
+    fn own(&self) -> Result<&Own> {
+        if let Some(own) = self.own.get() {
+            return Ok(own);
+        }
+        let made = make_own(&self.root)?;
+        // Another thread may have made one meanwhile: keep the first, and
+        // drop (remove) the spare.
+        if let Err(spare) = self.own.set(made) {
+            remove_own(&spare);
+        }
+        Ok(self.own.get().expect("set above"))
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// A fresh, unique path inside the staging dir (nothing is created
+    /// there; the dir itself is made on first use).
+    pub fn path(&self, hint: &str) -> Result<PathBuf> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        Ok(self.own()?.dir.join(format!("{hint}-{n}")))
     }
+
+    pub fn dir(&self) -> Result<&Path> {
+        Ok(&self.own()?.dir)
+    }
+}
+
+/// Creates a staging dir with its lock held. The lock file appears
+/// already locked (locked under a private name, then renamed), and
+/// before the directory: a sweeping neighbour can never see the
+/// directory without a held lock.
+fn make_own(tmp_root: &Path) -> Result<Own> {
+    let name = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+    let lock_path = tmp_root.join(format!("{name}.lock"));
+    let private = tmp_root.join(format!(".{name}.lock-new"));
+    let lock = File::create(&private).ctx("creating staging lock", &private)?;
+    flock(&lock, FlockOperation::NonBlockingLockExclusive)
+        .map_err(std::io::Error::from)
+        .ctx("locking staging directory", &private)?;
+    fs::rename(&private, &lock_path).ctx("creating staging lock", &lock_path)?;
+    let dir = tmp_root.join(&name);
+    fs::create_dir(&dir).ctx("creating staging directory", &dir)?;
+    Ok(Own { dir, _lock: lock })
+}
+
+fn remove_own(own: &Own) {
+    remove_tree(&own.dir);
+    let mut name = own.dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let _ = fs::remove_file(own.dir.with_file_name(name));
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        remove_tree(&self.dir);
-        let mut name = self.dir.file_name().unwrap_or_default().to_os_string();
-        name.push(".lock");
-        let _ = fs::remove_file(self.dir.with_file_name(name));
+        if let Some(own) = self.own.get() {
+            remove_own(own);
+        }
     }
 }
 

@@ -119,7 +119,10 @@ pub(crate) fn diff_upper(
         }
     }
     let staged = StagedFile {
-        path: store.staging().path("build-layer"),
+        path: store
+            .staging()
+            .path("build-layer")
+            .map_err(|e| store_err("staging a layer", e))?,
         keep: false,
     };
     let path = staged.path.clone();

@@ -85,7 +85,7 @@ impl Engine {
                 (d, req.file)
             }
             ContextSource::Tar(r) => {
-                let dir = self.store.staging().path("context");
+                let dir = self.store.staging().path("context")?;
                 std::fs::create_dir_all(&dir)?;
                 staged_context = StagedDir(dir.clone());
                 let name = req

@@ -107,7 +107,7 @@ impl Engine {
             };
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let path = self.store.staging().path("load");
+                    let path = self.store.staging().path("load")?;
                     let f = File::create(&path).with_context(|| format!("staging {}", path.display()))?;
                     let mut hw = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f));
                     io::copy(&mut entry, &mut hw).with_context(|| format!("reading archive member {key}"))?;

@@ -40,7 +40,7 @@ pub fn parse_platform(p: Option<&str>) -> Result<(String, String, Option<String>
 impl Engine {
     /// Download `url` into staging, then import it.
     pub fn import_url(&self, url: &str, opts: &ImportOptions) -> Result<Digest> {
-        let path = self.store.staging().path("download");
+        let path = self.store.staging().path("download")?;
         let result = (|| {
             let mut f = std::io::BufWriter::new(
                 std::fs::File::create(&path).with_context(|| format!("staging {}", path.display()))?,

@@ -1232,7 +1232,7 @@ impl Engine {
         let p = self.list_path(&l.name);
         let dir = p.parent().expect("has a parent");
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tmp = self.store.staging().path("manifest-list");
+        let tmp = self.store.staging().path("manifest-list")?;
         let doc = json!({"name": l.name, "index": l.index, "images": l.images});
         let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
         f.write_all(&serde_json::to_vec_pretty(&doc)?)?;
