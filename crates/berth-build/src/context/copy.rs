@@ -302,13 +302,23 @@ impl Writer<'_> {
         let path = dir_rel.join(name);
         let ts = times(self.mtime(meta));
         if ft.is_file() {
-            self.clear(dir, dir_rel, name)?;
-            let out = rfs::openat(
-                dir,
-                name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )
+            let create = || {
+                rfs::openat(
+                    dir,
+                    name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+            };
+            // Most destinations are new: create first, and make room only
+            // when something is there (one lookup per file instead of two).
+            let out = match create() {
+                Err(Errno::EXIST) => {
+                    self.clear(dir, dir_rel, name)?;
+                    create()
+                }
+                r => r,
+            }
             .map_err(|e| self.err("create", &path, e))?;
             let (mut inp, mut out) = (self.open_src(src_rel)?, File::from(out));
             let n = io::copy(&mut inp, &mut out).map_err(|e| self.err("write", &path, e))?;
