@@ -58,6 +58,16 @@ pub struct StoreLock(#[allow(dead_code)] File);
 impl Store {
     pub fn open(root: &Path) -> Result<Store> {
         fs::create_dir_all(root).ctx("creating store root", root)?;
+        // Every command may write (the database, staging), and nothing
+        // else below fails early any more for a store of another user.
+        rustix::fs::accessat(
+            rustix::fs::CWD,
+            root,
+            rustix::fs::Access::WRITE_OK,
+            rustix::fs::AtFlags::EACCESS,
+        )
+        .map_err(std::io::Error::from)
+        .ctx("opening store root for writing", root)?;
         for sub in ["layers", "containers", "volumes"] {
             let p = root.join(sub);
             fs::create_dir_all(&p).ctx("creating store directory", &p)?;
