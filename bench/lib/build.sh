@@ -39,7 +39,8 @@ builders() {
 slug() { echo "$1" | tr -c 'a-zA-Z0-9\n' '-' | sed 's/-\+/-/g; s/-$//'; }
 
 # add_build_cases MAKE_FN TAG EXTRA_FLAGS PREP_TEMPLATE
-#   MAKE_FN makes a project dir; PREP_TEMPLATE may use @DIR@ and @LABEL@.
+#   MAKE_FN makes a project dir; PREP_TEMPLATE may use @DIR@, @LABEL@ and
+#   @ENGINE@ (the engine's `version` command, to load its binary).
 add_build_cases() {
     local make=$1 tag=$2 flags=$3 prep=$4 entry label cmd dir p
     builders
@@ -47,7 +48,7 @@ add_build_cases() {
         label=${entry%%|*}; cmd=${entry#*|}
         dir=$BENCH_TMP/work/$tag-$(slug "$label")
         [ -d "$dir" ] || "$make" "$dir"
-        p=${prep//@DIR@/$dir}; p=${p//@LABEL@/$(slug "$label")}
+        p=${prep//@DIR@/$dir}; p=${p//@LABEL@/$(slug "$label")}; p=${p//@ENGINE@/${cmd%% bu*} version}
         if [ "$label" = berth ]; then
             local out
             if ! out=$($cmd -t bench/$tag "$dir" 2>&1 >/dev/null); then
