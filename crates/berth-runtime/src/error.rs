@@ -55,6 +55,12 @@ pub enum RuntimeError {
     #[error("{message}")]
     StartFailed { code: i32, message: String },
 
+    /// Like `StartFailed`, but the runtime itself already wrote why on the
+    /// stderr it shares with the user (crun and runc do for `exec`), so
+    /// printing it again would say it twice.
+    #[error("the OCI runtime failed to start the process (exit code {code}; it printed why)")]
+    Reported { code: i32 },
+
     /// A state, config or log file could not be parsed.
     #[error("cannot parse {path}: {reason} (the file may be corrupt; remove the container and recreate it)")]
     Corrupt { path: PathBuf, reason: String },
@@ -81,7 +87,7 @@ impl RuntimeError {
     /// commands that cannot be run, 125 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            RuntimeError::StartFailed { code, .. } => *code,
+            RuntimeError::StartFailed { code, .. } | RuntimeError::Reported { code } => *code,
             _ => EXIT_ENGINE_FAILURE,
         }
     }

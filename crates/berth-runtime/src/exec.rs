@@ -112,10 +112,22 @@ pub fn exec(container_dir: &Path, runtime: &OciRuntime, id: &str, opts: &ExecOpt
     let status = status?;
     if let Some(msg) = err_text.filter(|m| m.contains("exec") || m.contains("start")) {
         if !status.success() {
-            return Err(start_error_of("exec", &msg));
+            let err = start_error_of("exec", &msg);
+            // crun and runc print the same message on their stderr, which
+            // is ours: say it once, as docker does.
+            if prints_own_errors(&runtime.name) && err.exit_code() != crate::error::EXIT_ENGINE_FAILURE {
+                return Err(RuntimeError::Reported { code: err.exit_code() });
+            }
+            return Err(err);
         }
     }
     Ok(exit_code_of(status))
+}
+
+/// Runtimes that write a failed exec's reason to their own stderr (as
+/// well as to `--log`): seen with crun 1.8 and runc 1.1; youki does not.
+fn prints_own_errors(runtime_name: &str) -> bool {
+    matches!(runtime_name, "crun" | "runc")
 }
 
 /// Docker's exit code for a finished process: the code, or 128+signal.

@@ -71,6 +71,11 @@ fn life_on(rt: &str) {
     // Detached, exec, stop, rm.
     on.ok(&["run", "-d", "--name", "bg", "bb", "sleep", "1000"]);
     assert_eq!(on.ok(&["exec", "bg", "echo", "in"]), "in\n");
+    // An exec of a missing command exits 127 and says why once: crun and
+    // runc print the reason themselves, berth then adds nothing.
+    let o = on.run(&["exec", "bg", "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(127), "{rt}: {}", stderr(&o));
+    assert_eq!(stderr(&o).matches("nosuchcmd").count(), 1, "{rt}: {}", stderr(&o));
     on.ok(&["stop", "-t", "1", "bg"]);
     assert!(on
         .ok(&["ps", "-a", "--format", "{{.Status}}"])

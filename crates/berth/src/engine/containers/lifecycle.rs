@@ -28,6 +28,8 @@ pub const MONITOR_EXE: &str = "berth-monitor";
 pub fn runtime_exit(e: RuntimeError) -> anyhow::Error {
     match e {
         RuntimeError::StartFailed { code, message } => anyhow!(ExitError::new(code, message)),
+        // The runtime already printed why on our stderr: only the code.
+        RuntimeError::Reported { code } => anyhow!(ExitError::new(code, "")),
         e => anyhow!(e),
     }
 }
