@@ -101,7 +101,8 @@ fn run_probe(container_dir: &Path, runtime: &OciRuntime, id: &str, s: &Schedule)
         .try_clone()
         .map_err(|e| crate::RuntimeError::io("duplicating a pipe", e))?;
     let r = std::fs::File::from(r);
-    let mut cmd = runtime.exec_command(id, &pfile, false, false, None, Some(&pid_file), None);
+    let log = pfile.with_extension("log");
+    let mut cmd = runtime.exec_command(id, &pfile, false, false, None, Some(&pid_file), Some(&log));
     cmd.stdin(Stdio::null()).stdout(w).stderr(w2);
     let spawned = cmd.spawn();
     drop(cmd);
@@ -151,10 +152,19 @@ fn run_probe(container_dir: &Path, runtime: &OciRuntime, id: &str, s: &Schedule)
         }
     };
     let out = reader.join().unwrap_or_default();
-    let _ = std::fs::remove_file(&pfile);
-    let _ = std::fs::remove_file(&pid_file);
+    let start_error = crate::oci::read_runtime_log_error(&log);
+    for f in [&pfile, &pid_file, &log] {
+        let _ = std::fs::remove_file(f);
+    }
     if timed_out {
         return Ok((-1, format!("Health check exceeded timeout ({:?})", s.timeout)));
+    }
+    // A probe the runtime could not start has no exit code of its own:
+    // Docker records -1 and the runtime's reason.
+    if let (Some(st), Some(msg)) = (status, start_error) {
+        if !st.success() && (msg.contains("exec") || msg.contains("start")) {
+            return Ok((-1, crate::oci::start_error_of("exec", &msg).to_string()));
+        }
     }
     let code = status.map(crate::exec::exit_code_of).unwrap_or(-1);
     Ok((code, String::from_utf8_lossy(&out).into_owned()))

@@ -92,8 +92,13 @@ fn a_probe_that_cannot_start_turns_unhealthy_and_stop_still_ends_it() {
     assert!(log.contains("nosuchprobe"), "{log}");
     let log: serde_json::Value = serde_json::from_str(&log).unwrap();
     let last = log.as_array().unwrap().last().unwrap();
-    assert_ne!(last["ExitCode"], 0, "{log}");
+    // Docker's record of a probe that could not start: -1 and the reason.
+    assert_eq!(last["ExitCode"], -1, "{log}");
     assert!(last["Output"].as_str().unwrap().contains("not found"), "{log}");
+    assert!(
+        last["Output"].as_str().unwrap().contains("OCI runtime exec failed"),
+        "{log}"
+    );
     // `stop` in a thread: a hang is a failure, not a stuck test run.
     let mut stop = r.cmd(&["stop", "-t", "1", "pr"]);
     let (tx, rx) = std::sync::mpsc::channel();
