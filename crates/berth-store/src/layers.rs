@@ -323,13 +323,32 @@ mod tests {
     use super::*;
     use crate::digest::chain_ids;
 
-    #[test]
-    fn adopted_dir_is_published_as_the_layer() {
-        let t = tempfile::tempdir().unwrap();
+    /// A store, and a build's upper dir in it holding `app/f` = "hello".
+    fn store_with_upper(t: &tempfile::TempDir) -> (Store, std::path::PathBuf) {
         let store = Store::open(&t.path().join("root")).unwrap();
         let dir = store.root().join("build-upper");
         fs::create_dir_all(dir.join("app")).unwrap();
         fs::write(dir.join("app/f"), b"hello").unwrap();
+        (store, dir)
+    }
+
+    /// Rewrites a file and puts its mtime back, as a change that a stat
+    /// check cannot see.
+    fn rewrite_keeping_mtime(f: &Path, content: &[u8]) {
+        let before = fs::metadata(f).unwrap().modified().unwrap();
+        fs::write(f, content).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+    }
+
+    #[test]
+    fn adopted_dir_is_published_as_the_layer() {
+        let t = tempfile::tempdir().unwrap();
+        let (store, dir) = store_with_upper(&t);
         let diff_id = Digest::of_bytes(b"not checked");
         let staged = store.adopt_layer_dir(&dir, diff_id.clone(), 5).unwrap();
         assert!(!dir.exists(), "the directory moved");
@@ -345,10 +364,7 @@ mod tests {
     fn a_lazy_blob_is_made_from_the_layer_dir_and_checked() {
         use crate::images::{NewImage, NewLayer, MEDIA_OCI_LAYER};
         let t = tempfile::tempdir().unwrap();
-        let store = Store::open(&t.path().join("root")).unwrap();
-        let dir = store.root().join("build-upper");
-        fs::create_dir_all(dir.join("app")).unwrap();
-        fs::write(dir.join("app/f"), b"hello").unwrap();
+        let (store, dir) = store_with_upper(&t);
         let opts = DiffOptions {
             overlay_whiteouts: true,
             ..Default::default()
@@ -385,14 +401,7 @@ mod tests {
 
         // Damaged: refused, nothing stored, nothing left in staging.
         let f = store.layer_dir(&rec.chain_id).join("app/f");
-        let before = fs::metadata(&f).unwrap().modified().unwrap();
-        fs::write(&f, b"hellO").unwrap();
-        fs::File::options()
-            .write(true)
-            .open(&f)
-            .unwrap()
-            .set_modified(before)
-            .unwrap();
+        rewrite_keeping_mtime(&f, b"hellO");
         let e = store.layer_blob_by_digest(&rec.blob).unwrap_err();
         assert!(matches!(e, StoreError::LayerDirMismatch { .. }), "{e}");
         assert!(e.to_string().contains("--no-cache"), "{e}");
@@ -401,13 +410,7 @@ mod tests {
         assert!(left.is_empty(), "staging keeps nothing: {left:?}");
 
         // Repaired: made, and it is the tar the diff ID names.
-        fs::write(&f, b"hello").unwrap();
-        fs::File::options()
-            .write(true)
-            .open(&f)
-            .unwrap()
-            .set_modified(before)
-            .unwrap();
+        rewrite_keeping_mtime(&f, b"hello");
         let p = store.layer_blob_by_digest(&rec.blob).unwrap();
         assert_eq!(Digest::of_bytes(&fs::read(&p).unwrap()), diff_id);
         assert_eq!(store.layer_blob_by_digest(&diff_id).unwrap(), p);
