@@ -68,6 +68,17 @@ pub struct MonitorOptions {
     pub ready: Option<OwnedFd>,
 }
 
+/// The runtime the last monitor of this container ran it with, if any
+/// (from `monitor.json`; only that field is read).
+pub fn recorded_runtime(container_dir: &Path) -> Option<OciRuntime> {
+    #[derive(Deserialize)]
+    struct Recorded {
+        runtime: OciRuntime,
+    }
+    let text = std::fs::read(container_dir.join(MONITOR_FILE)).ok()?;
+    serde_json::from_slice::<Recorded>(&text).ok().map(|r| r.runtime)
+}
+
 impl MonitorOptions {
     /// Options for a foreground run.
     pub fn attached(runtime: OciRuntime) -> Self {

@@ -207,11 +207,15 @@ fn crun_runs_the_whole_life() {
     assert_eq!(unified(&mounts_before), unified(&mounts_after));
 }
 
-/// The default runtime as root is crun, whatever the cgroup layout, and
-/// `info` says why.
+/// The default runtime as root (with CAP_SYS_ADMIN, as tests run) is
+/// crun, whatever the cgroup layout, and `info` says why.
 #[test]
 fn crun_is_the_default_as_root() {
-    if !root_only() || runtime_path("crun").is_none() {
+    if !root_only() {
+        return;
+    }
+    if runtime_path("crun").is_none() {
+        println!("SKIP: crun is not installed");
         return;
     }
     let root = Root::new();
@@ -221,6 +225,35 @@ fn crun_is_the_default_as_root() {
     if hybrid {
         assert!(info.contains("private mount namespace"), "{info}");
     }
+}
+
+/// A container keeps the runtime it was started with: started with
+/// `--runtime runc` where the default is crun, it is exec'd into, paused,
+/// stopped, started again and removed by runc without the flag.
+#[test]
+fn a_container_keeps_the_runtime_it_was_started_with() {
+    if !root_only() {
+        return;
+    }
+    let Some(runc) = runtime_path("runc") else {
+        panic!("runc is not installed (scripts/setup installs it)");
+    };
+    let r = Root::new();
+    if !r.ok(&["info"]).contains("Default Runtime: crun") {
+        println!("SKIP: the default runtime here is not crun");
+        return;
+    }
+    r.busybox("bb");
+    r.ok(&["--runtime", &runc, "run", "-d", "--name", "kept", "bb", "sleep", "1000"]);
+    assert_eq!(r.ok(&["exec", "kept", "echo", "in"]), "in\n");
+    assert!(r.ok(&["top", "kept"]).contains("sleep 1000"));
+    r.ok(&["pause", "kept"]);
+    r.ok(&["unpause", "kept"]);
+    r.ok(&["stop", "-t", "1", "kept"]);
+    r.ok(&["start", "kept"]);
+    assert_eq!(r.ok(&["exec", "kept", "echo", "again"]), "again\n");
+    r.ok(&["rm", "-f", "kept"]);
+    assert_eq!(r.ok(&["ps", "-aq"]), "");
 }
 
 /// Rootless on a hybrid host, crun cannot run (hiding the cgroup2 mount

@@ -462,7 +462,7 @@ impl Engine {
     ) -> Result<Digest> {
         let c = self.container(word)?;
         let target = reference.map(Reference::parse).transpose()?;
-        let rt = self.oci_runtime()?;
+        let rt = self.container_runtime(&c)?;
         let paused = pause && c.state.status == "running" && berth_runtime::pause(&c.dir, &rt).is_ok();
         let res = self.commit_inner(&c, target, changes, message, author);
         if paused {

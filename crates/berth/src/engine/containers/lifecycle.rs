@@ -98,7 +98,11 @@ impl Engine {
         wait_for(Duration::from_secs(10), || !monitor_alive(&c.dir));
         let _ = std::fs::remove_file(c.dir.join(REMOVE_MARKER));
         let warm = warm_cgroup_attach();
-        let rt = self.oci_runtime()?;
+        // An explicit --runtime picks the runtime for this start.
+        let rt = match self.runtime {
+            Some(_) => self.oci_runtime()?,
+            None => self.container_runtime(c)?,
+        };
         let img = self
             .store
             .image(&Digest::parse(&c.rec.image_id)?)
@@ -220,7 +224,7 @@ impl Engine {
         if !c.dir.is_dir() {
             return Ok(());
         }
-        let rt = self.oci_runtime()?;
+        let rt = self.container_runtime(&c)?;
         berth_runtime::stop(&c.dir, &rt, timeout)?;
         wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
         if c.dir.is_dir()
@@ -236,7 +240,7 @@ impl Engine {
     /// `kill -s SIGNAL`.
     pub fn kill_container(&self, word: &str, signal: &str) -> Result<()> {
         let c = self.container(word)?;
-        let rt = self.oci_runtime()?;
+        let rt = self.container_runtime(&c)?;
         berth_runtime::kill(&c.dir, &rt, signal).map_err(|e| match e {
             RuntimeError::WrongState { .. } => {
                 anyhow!("cannot kill container: {}: container {} is not running", word, c.rec.id)
@@ -253,7 +257,7 @@ impl Engine {
 
     pub fn pause_container(&self, word: &str) -> Result<()> {
         let c = self.container(word)?;
-        let rt = self.oci_runtime()?;
+        let rt = self.container_runtime(&c)?;
         berth_runtime::pause(&c.dir, &rt).map_err(|e| match e {
             RuntimeError::WrongState { .. } => anyhow!("container {} is not running", c.rec.id),
             e => anyhow!(e),
@@ -262,7 +266,7 @@ impl Engine {
 
     pub fn unpause_container(&self, word: &str) -> Result<()> {
         let c = self.container(word)?;
-        let rt = self.oci_runtime()?;
+        let rt = self.container_runtime(&c)?;
         berth_runtime::unpause(&c.dir, &rt).map_err(|e| match e {
             RuntimeError::WrongState { .. } => anyhow!("container {} is not paused", c.rec.id),
             e => anyhow!(e),
@@ -322,14 +326,14 @@ impl Engine {
                 }
                 std::fs::write(c.dir.join(REMOVE_MARKER), b"")
                     .with_context(|| format!("marking {} for removal", c.dir.display()))?;
-                let rt = self.oci_runtime()?;
+                let rt = self.container_runtime(&c)?;
                 // Docker's `rm -f`: SIGKILL at once, no stop signal first.
                 berth_runtime::ops::kill_and_wait(&c.dir, &rt)?;
             }
             wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
             // The monitor deletes the runtime's state when the container
             // exits; only a dead monitor leaves some behind.
-            if let Ok(rt) = self.oci_runtime() {
+            if let Ok(rt) = self.container_runtime(&c) {
                 if rt.root.join(&c.rec.id).exists() {
                     let _ = rt.delete(&c.rec.id, true);
                 }
@@ -367,7 +371,7 @@ impl Engine {
         if std::fs::write(c.dir.join(REMOVE_MARKER), b"").is_err() {
             return;
         }
-        if let Ok(rt) = self.oci_runtime() {
+        if let Ok(rt) = self.container_runtime(&c) {
             let _ = berth_runtime::ops::kill_now(&c.dir, &rt);
         }
     }
@@ -415,7 +419,7 @@ impl Engine {
             _ => bail!("container {} is not running", c.rec.id),
         }
         let _warm = warm_cgroup_attach();
-        let rt = self.oci_runtime()?;
+        let rt = self.container_runtime(&c)?;
         berth_runtime::exec(&c.dir, &rt, &c.rec.id, opts).map_err(runtime_exit)
     }
 
@@ -436,7 +440,7 @@ impl Engine {
         if !c.state.is_running() {
             bail!("container {} is not running", c.rec.id);
         }
-        let rt = self.oci_runtime()?;
+        let rt = self.container_runtime(&c)?;
         let ps = berth_runtime::top(&c.dir, &rt)?;
         Ok((c, ps))
     }
@@ -460,7 +464,7 @@ impl Engine {
         if !c.state.is_running() {
             bail!("container {} is not running", c.rec.name);
         }
-        let rt = self.oci_runtime()?;
+        let rt = self.container_runtime(&c)?;
         let result = berth_runtime::health::probe(&c.dir, &rt, &c.rec.id, &sched);
         let passed = result.exit_code == 0;
         berth_runtime::state::update_state(&c.dir, |s| {

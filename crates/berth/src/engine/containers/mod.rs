@@ -59,6 +59,19 @@ impl Engine {
         )?)
     }
 
+    /// The runtime that runs (or last ran) a container: the one its
+    /// monitor recorded at the last start, so a container started with
+    /// `--runtime runc` is stopped, exec'd into and removed by runc
+    /// whatever this command would pick (as Docker and Podman keep a
+    /// container's runtime). A container never started gets this
+    /// command's choice.
+    pub fn container_runtime(&self, c: &Container) -> Result<OciRuntime> {
+        match berth_runtime::monitor::recorded_runtime(&c.dir) {
+            Some(rt) => Ok(rt),
+            None => self.oci_runtime(),
+        }
+    }
+
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.store.containers_dir().join(id)
     }
