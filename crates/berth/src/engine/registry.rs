@@ -602,8 +602,13 @@ impl Engine {
         let store: &'env Store = &self.store;
         let short = desc.digest.short().to_string();
         let have_dir = store.has_layer_dir(chain);
-        // A lazy blob (the uncompressed tar of a layer unpacked here) counts.
-        let have_blob = store.has_layer_blob(&desc.digest)?;
+        // A lazy blob counts only for this very layer, as a build recorded
+        // it (its blob is its own uncompressed tar, made from its dir on
+        // demand). Another layer's dir with the same diff ID may have been
+        // unpacked from another tool's tar, which berth cannot remake
+        // byte for byte: the registry has the real bytes.
+        let have_blob = store.blobs().contains(&desc.digest)
+            || (have_dir && store.layer(chain)?.is_some_and(|l| l.blob == desc.digest));
         let media_type = if desc.media_type.is_empty() {
             berth_store::images::MEDIA_OCI_LAYER_GZIP.to_string()
         } else {
