@@ -106,22 +106,28 @@ pub fn exec(container_dir: &Path, runtime: &OciRuntime, id: &str, opts: &ExecOpt
         cmd.stdin(Stdio::null());
     }
     let status = cmd.status().ctx(|| format!("running {} exec", runtime.name));
-    let err_text = crate::oci::read_runtime_log_error(&log);
+    let start_error = status.as_ref().ok().and_then(|st| exec_start_error(*st, &log));
     let _ = std::fs::remove_file(&pfile);
     let _ = std::fs::remove_file(&log);
     let status = status?;
-    if let Some(msg) = err_text.filter(|m| m.contains("exec") || m.contains("start")) {
-        if !status.success() {
-            let err = start_error_of("exec", &msg);
-            // crun and runc print the same message on their stderr, which
-            // is ours: say it once, as docker does.
-            if prints_own_errors(&runtime.name) && err.exit_code() != crate::error::EXIT_ENGINE_FAILURE {
-                return Err(RuntimeError::Reported { code: err.exit_code() });
-            }
-            return Err(err);
-        }
+    match start_error {
+        // crun and runc print the same message on their stderr, which is
+        // ours: say it once, as docker does.
+        Some(e) if prints_own_errors(&runtime.name) => Err(RuntimeError::Reported { code: e.exit_code() }),
+        Some(e) => Err(e),
+        None => Ok(exit_code_of(status)),
     }
-    Ok(exit_code_of(status))
+}
+
+/// Why the runtime could not start an exec'd process, from its `--log`,
+/// when it failed for that reason (and not because the process ran and
+/// failed): a `StartFailed` with Docker's 125/126/127.
+pub(crate) fn exec_start_error(status: std::process::ExitStatus, log: &Path) -> Option<RuntimeError> {
+    if status.success() {
+        return None;
+    }
+    let msg = crate::oci::read_runtime_log_error(log).filter(|m| m.contains("exec") || m.contains("start"))?;
+    Some(start_error_of("exec", &msg))
 }
 
 /// Runtimes that write a failed exec's reason to their own stderr (as

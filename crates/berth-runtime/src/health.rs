@@ -152,7 +152,7 @@ fn run_probe(container_dir: &Path, runtime: &OciRuntime, id: &str, s: &Schedule)
         }
     };
     let out = reader.join().unwrap_or_default();
-    let start_error = crate::oci::read_runtime_log_error(&log);
+    let start_error = status.and_then(|st| crate::exec::exec_start_error(st, &log));
     for f in [&pfile, &pid_file, &log] {
         let _ = std::fs::remove_file(f);
     }
@@ -161,10 +161,8 @@ fn run_probe(container_dir: &Path, runtime: &OciRuntime, id: &str, s: &Schedule)
     }
     // A probe the runtime could not start has no exit code of its own:
     // Docker records -1 and the runtime's reason.
-    if let (Some(st), Some(msg)) = (status, start_error) {
-        if !st.success() && (msg.contains("exec") || msg.contains("start")) {
-            return Ok((-1, crate::oci::start_error_of("exec", &msg).to_string()));
-        }
+    if let Some(e) = start_error {
+        return Ok((-1, e.to_string()));
     }
     let code = status.map(crate::exec::exit_code_of).unwrap_or(-1);
     Ok((code, String::from_utf8_lossy(&out).into_owned()))
