@@ -44,8 +44,7 @@ impl Drop for AttachWarmer {
 /// Starts warming when this process may attach itself to its own cgroup;
 /// `None` where it may not (not root, no cgroup file found).
 pub fn warm_cgroup_attach() -> Option<AttachWarmer> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         return None;
     }
     let procs = own_cgroup_procs()?;
