@@ -36,6 +36,12 @@ pub(crate) fn load_spec_json(container_dir: &Path) -> Result<Value> {
     })
 }
 
+/// Writes the container's OCI spec back (atomically).
+pub(crate) fn save_spec_json(container_dir: &Path, spec: &Value) -> Result<()> {
+    let bytes = serde_json::to_vec(spec).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
+    spec::write_atomic(&container_dir.join("config.json"), &bytes)
+}
+
 /// Builds the OCI process for an exec from the container's spec.
 pub fn exec_process(spec: &Value, opts: &ExecOptions) -> Result<Value> {
     if opts.cmd.is_empty() {

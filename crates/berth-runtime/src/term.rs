@@ -182,6 +182,5 @@ pub fn set_console_size(bundle_dir: &std::path::Path) -> Result<()> {
             }
         }
     }
-    let bytes = serde_json::to_vec(&spec).map_err(|e| crate::RuntimeError::InvalidConfig(e.to_string()))?;
-    crate::spec::write_atomic(&bundle_dir.join("config.json"), &bytes)
+    crate::exec::save_spec_json(bundle_dir, &spec)
 }

@@ -11,7 +11,7 @@
 //!
 //! Only data moves here; the runtime installs the filter in the container.
 
-use crate::error::{Result, RuntimeError};
+use crate::error::Result;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -36,12 +36,7 @@ pub enum Applied {
 /// `config.json`, when there is one. `runtime` is the crun binary (its
 /// size and time are part of the key, so an upgrade recompiles).
 pub fn apply(bundle: &Path, cache_dir: &Path, runtime: &Path) -> Result<Applied> {
-    let path = bundle.join("config.json");
-    let text = std::fs::read(&path).map_err(|e| RuntimeError::io(format!("reading {}", path.display()), e))?;
-    let mut spec: serde_json::Value = serde_json::from_slice(&text).map_err(|e| RuntimeError::Corrupt {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let mut spec = crate::exec::load_spec_json(bundle)?;
     let Some(profile) = spec.pointer("/linux/seccomp").filter(|p| !p.is_null()) else {
         return Ok(Applied::Nothing);
     };
@@ -68,8 +63,7 @@ pub fn apply(bundle: &Path, cache_dir: &Path, runtime: &Path) -> Result<Applied>
         }
         None => spec["annotations"] = serde_json::json!({ ANNOTATION: data }),
     }
-    let bytes = serde_json::to_vec(&spec).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
-    crate::spec::write_atomic(&path, &bytes)?;
+    crate::exec::save_spec_json(bundle, &spec)?;
     Ok(Applied::FromCache)
 }
 
@@ -87,11 +81,7 @@ pub fn remember(state_dir: &Path, cached: &Path) {
     if std::fs::create_dir_all(dir).is_err() {
         return;
     }
-    let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, &program).is_ok() && std::fs::rename(&tmp, cached).is_ok() {
-        return;
-    }
-    let _ = std::fs::remove_file(&tmp);
+    let _ = crate::spec::write_atomic(cached, &program);
 }
 
 /// A BPF program is a non-empty array of 8-byte instructions (at most
@@ -110,7 +100,7 @@ fn key(profile: &serde_json::Value, runtime: &Path) -> Option<String> {
     h.update(meta.mtime_nsec().to_le_bytes());
     h.update(std::env::consts::ARCH.as_bytes());
     h.update(serde_json::to_vec(profile).ok()?);
-    Some(hex::encode(h.finalize()))
+    Some(format!("{:x}", h.finalize()))
 }
 
 #[cfg(test)]
