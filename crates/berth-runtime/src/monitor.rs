@@ -477,8 +477,8 @@ fn run_once(
         }
     };
     cleanup(rt);
-    // `run --detach`: create and start in one runtime process (create +
-    // start cost one Go start-up more).
+    // runc: `run --detach` (create + start would cost one Go start-up
+    // more); crun: create then start (see `OciRuntime::run_detached`).
     let mut io = if cfg.tty {
         let sock_dir = console_socket_dir()?;
         let sock = sock_dir.join("s");
@@ -608,7 +608,7 @@ fn run_once(
     log.flush()?;
     let code = status?;
     let oom = oom_killed(id);
-    // The process is reaped: its runtime state goes (without a runtime start-up for runc).
+    // The process is reaped: its runtime state goes (without a runtime start-up, for runc and crun).
     if rt.root.join(id).exists() {
         let _ = rt.delete_exited(id);
     }
@@ -668,6 +668,7 @@ fn pump(
     if let Io::Pipes { stdin: Some(w), .. } = io {
         let _ = rustix::io::ioctl_fionbio(&*w, true);
     }
+    let mut next_reap = Instant::now();
     loop {
         let outputs_open = match io {
             Io::Pipes { out, err, .. } => out.is_some() || err.is_some(),
@@ -888,8 +889,10 @@ fn pump(
             }
         }
         clients.reap();
-        if strays && exit.is_none() {
+        // At most once a second, not after every chunk of output.
+        if strays && exit.is_none() && Instant::now() >= next_reap {
             reap_strays();
+            next_reap = Instant::now() + Duration::from_secs(1);
         }
     }
 }

@@ -285,10 +285,9 @@ impl OciRuntime {
             cmd.arg("--log").arg(log_file).arg("--log-format").arg("json");
             cmd.arg("start").arg(id);
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-            if let Err(e) = self.status_or_start_error("start", cmd, log_file) {
-                let _ = self.delete(id, true);
-                return Err(e);
-            }
+            // On failure the caller deletes what create left (as after a
+            // failed create).
+            self.status_or_start_error("start", cmd, log_file)?;
         }
         Ok(())
     }
