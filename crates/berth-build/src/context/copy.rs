@@ -276,6 +276,28 @@ impl Writer<'_> {
         }
     }
 
+    /// Creates the non-directory `name` in `dir` with `create`, which must
+    /// fail with EEXIST when something is there: most destinations are new,
+    /// so room is made (see [`Self::clear`]) only then, and `create` runs
+    /// again (one lookup per entry instead of two).
+    fn replace<T>(
+        &self,
+        dir: &OwnedFd,
+        dir_rel: &Path,
+        name: &OsStr,
+        op: &'static str,
+        create: impl Fn() -> rustix::io::Result<T>,
+    ) -> Result<T, ContextError> {
+        match create() {
+            Err(Errno::EXIST) => {
+                self.clear(dir, dir_rel, name)?;
+                create()
+            }
+            r => r,
+        }
+        .map_err(|e| self.err(op, &dir_rel.join(name), e))
+    }
+
     /// One non-directory source to `dir_rel/name`.
     fn copy_single(&mut self, src: &Source, dir_rel: &Path, name: &OsStr) -> Result<(), ContextError> {
         let dir = self
@@ -302,24 +324,14 @@ impl Writer<'_> {
         let path = dir_rel.join(name);
         let ts = times(self.mtime(meta));
         if ft.is_file() {
-            let create = || {
+            let out = self.replace(dir, dir_rel, name, "create", || {
                 rfs::openat(
                     dir,
                     name,
                     OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
-            };
-            // Most destinations are new: create first, and make room only
-            // when something is there (one lookup per file instead of two).
-            let out = match create() {
-                Err(Errno::EXIST) => {
-                    self.clear(dir, dir_rel, name)?;
-                    create()
-                }
-                r => r,
-            }
-            .map_err(|e| self.err("create", &path, e))?;
+            })?;
             let (mut inp, mut out) = (self.open_src(src_rel)?, File::from(out));
             let n = io::copy(&mut inp, &mut out).map_err(|e| self.err("write", &path, e))?;
             if let Some((u, g)) = self.owner {
@@ -331,17 +343,18 @@ impl Writer<'_> {
             self.stats.files += 1;
             self.stats.bytes += n;
         } else if ft.is_symlink() {
-            self.clear(dir, dir_rel, name)?;
             let target = rfs::readlinkat(&self.src_fd, src_rel, Vec::new())
                 .map_err(|e| ContextError::io("readlink", &self.src_root.join(src_rel), e.into()))?;
-            rfs::symlinkat(target.as_c_str(), dir, name).map_err(|e| self.err("symlink", &path, e))?;
+            self.replace(dir, dir_rel, name, "symlink", || {
+                rfs::symlinkat(target.as_c_str(), dir, name)
+            })?;
             self.chown_at(dir, name, &path)?;
             rfs::utimensat(dir, name, &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| self.err("set times", &path, e))?;
             self.stats.symlinks += 1;
         } else if ft.is_fifo() {
-            self.clear(dir, dir_rel, name)?;
-            rfs::mknodat(dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
-                .map_err(|e| self.err("mkfifo", &path, e))?;
+            self.replace(dir, dir_rel, name, "mkfifo", || {
+                rfs::mknodat(dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+            })?;
             self.chown_at(dir, name, &path)?;
             rfs::chmodat(dir, name, Mode::from_raw_mode(self.mode(meta)), AtFlags::empty())
                 .map_err(|e| self.err("chmod", &path, e))?;
