@@ -114,7 +114,7 @@ impl Store {
                 // The uncompressed tar of a layer the store has (or is
                 // given) unpacked need not be stored: it is made on demand.
                 let lazy = blob == diff_id
-                    && (staged_dir.is_some() || self.has_layer_dir(chain) || self.has_layer_blob(&blob)?);
+                    && (staged_dir.is_some() || self.has_layer_dir(chain) || self.layer_dir_for_diff(&blob)?.is_some());
                 if !lazy {
                     return Err(StoreError::BlobNotFound(blob.to_string()));
                 }

@@ -83,19 +83,6 @@ impl Store {
         row.transpose()
     }
 
-    /// Layer records by diff ID (any chain): used to find a blob for a diff ID.
-    pub fn layer_by_diff_id(&self, diff_id: &Digest) -> Result<Option<LayerRecord>> {
-        let db = self.db();
-        let row = db
-            .query_row(
-                "SELECT chain_id, diff_id, parent, size, blob, media_type, blob_size FROM layers WHERE diff_id = ?1 LIMIT 1",
-                params![diff_id.as_str()],
-                row_to_layer,
-            )
-            .optional()?;
-        row.transpose()
-    }
-
     /// Apply a layer stream (any compression) into a fresh staged directory.
     /// `what` names the layer in errors.
     pub fn stage_layer<R: Read>(&self, input: R, what: &str) -> Result<StagedLayer> {
@@ -165,7 +152,7 @@ impl Store {
 
     /// The first chain ID (in order) of a layer with this diff ID whose
     /// directory exists.
-    fn layer_dir_for_diff(&self, diff_id: &Digest) -> Result<Option<Digest>> {
+    pub(crate) fn layer_dir_for_diff(&self, diff_id: &Digest) -> Result<Option<Digest>> {
         let chains: Vec<String> = {
             let db = self.db();
             let mut st = db.prepare_cached("SELECT chain_id FROM layers WHERE diff_id = ?1 ORDER BY chain_id")?;

@@ -44,12 +44,9 @@ impl Staging {
         if let Some(own) = self.own.get() {
             return Ok(own);
         }
-        let made = make_own(&self.root)?;
-        // Another thread may have made one meanwhile: keep the first, and
-        // drop (remove) the spare.
-        if let Err(spare) = self.own.set(made) {
-            remove_own(&spare);
-        }
+        // Another thread may have made one meanwhile: the first is kept,
+        // and the spare removed as it drops.
+        let _ = self.own.set(make_own(&self.root)?);
         Ok(self.own.get().expect("set above"))
     }
 
@@ -83,18 +80,14 @@ fn make_own(tmp_root: &Path) -> Result<Own> {
     Ok(Own { dir, _lock: lock })
 }
 
-fn remove_own(own: &Own) {
-    remove_tree(&own.dir);
-    let mut name = own.dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    let _ = fs::remove_file(own.dir.with_file_name(name));
-}
-
-impl Drop for Staging {
+/// The dir and its lock file go while the lock is still held (the
+/// fields drop after this body).
+impl Drop for Own {
     fn drop(&mut self) {
-        if let Some(own) = self.own.get() {
-            remove_own(own);
-        }
+        remove_tree(&self.dir);
+        let mut name = self.dir.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let _ = fs::remove_file(self.dir.with_file_name(name));
     }
 }
 
