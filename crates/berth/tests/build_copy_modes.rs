@@ -55,15 +55,6 @@ RUN find /dst /pivot /whole /from -type f | sort > /list
 }
 
 /// The image's diff IDs.
-fn diff_ids(root: &Root, image: &str) -> Vec<String> {
-    inspect(root, image)["RootFS"]["Layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn copy_link_layer_survives_a_new_base() {
     let root = Root::new();

@@ -26,10 +26,20 @@ fn built(root: &Root) -> (tempfile::TempDir, Vec<String>) {
         ("sub/deeper/c.txt", "c\n"),
     ]);
     build_ok(root, &["-q", "-t", "app", ctx.path().to_str().unwrap()]);
-    let layers = root.ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", "app"]);
-    let layers: Vec<String> = serde_json::from_str(layers.trim()).unwrap();
+    let layers = diff_ids(root, "app");
     assert_eq!(layers.len(), 3, "{layers:?}");
     (ctx, layers)
+}
+
+/// `app` built in a fresh root; None (the test skips) when not root.
+fn built_as_root() -> Option<(Root, tempfile::TempDir, Vec<String>)> {
+    if !is_root() {
+        println!("SKIP: layers are adopted as directories only as root");
+        return None;
+    }
+    let r = Root::new();
+    let (ctx, layers) = built(&r);
+    Some((r, ctx, layers))
 }
 
 fn blob_path(root: &Root, digest: &str) -> PathBuf {
@@ -45,12 +55,9 @@ fn sha256_file(p: &std::path::Path) -> String {
 
 #[test]
 fn a_built_layer_blob_is_made_by_save_and_loads_as_the_same_image() {
-    if !is_root() {
-        eprintln!("skipped: layers are adopted as directories only as root");
+    let Some((r, _ctx, layers)) = built_as_root() else {
         return;
-    }
-    let r = Root::new();
-    let (_ctx, layers) = built(&r);
+    };
     let id = image_id(&r, "app");
     for d in &layers[1..] {
         assert!(!blob_path(&r, d).exists(), "the build wrote the blob of layer {d}");
@@ -89,12 +96,9 @@ fn a_built_layer_blob_is_made_by_save_and_loads_as_the_same_image() {
 
 #[test]
 fn an_oci_save_and_a_cache_export_make_the_blobs_too() {
-    if !is_root() {
-        eprintln!("skipped: layers are adopted as directories only as root");
+    let Some((r, ctx, _layers)) = built_as_root() else {
         return;
-    }
-    let r = Root::new();
-    let (ctx, _) = built(&r);
+    };
     let id = image_id(&r, "app");
     let oci = r.path().join("app-oci.tar");
     r.ok(&["save", "--format", "oci-archive", "-o", oci.to_str().unwrap(), "app"]);
@@ -114,9 +118,7 @@ fn an_oci_save_and_a_cache_export_make_the_blobs_too() {
         &["-q", "--cache-to", &spec, "-t", "app", ctx.path().to_str().unwrap()],
     );
     let id = image_id(&c, "app");
-    let layers = c.ok(&["image", "inspect", "--format", "{{json .RootFS.Layers}}", "app"]);
-    let layers: Vec<String> = serde_json::from_str(layers.trim()).unwrap();
-    for d in &layers {
+    for d in &diff_ids(&c, "app") {
         let p = dest.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
         assert_eq!(&sha256_file(&p), d, "the cache holds layer {d}");
     }
@@ -131,12 +133,9 @@ fn an_oci_save_and_a_cache_export_make_the_blobs_too() {
 
 #[test]
 fn a_damaged_layer_dir_fails_save_and_stores_no_wrong_blob() {
-    if !is_root() {
-        eprintln!("skipped: layers are adopted as directories only as root");
+    let Some((r, _ctx, layers)) = built_as_root() else {
         return;
-    }
-    let r = Root::new();
-    let (_ctx, layers) = built(&r);
+    };
     let copy_layer = &layers[1];
     let lowers = inspect(&r, "app")["GraphDriver"]["Data"]["LowerDir"]
         .as_str()
@@ -169,13 +168,11 @@ fn a_damaged_layer_dir_fails_save_and_stores_no_wrong_blob() {
         let name = format!("sha256:{}", p.file_name().unwrap().to_string_lossy());
         assert_eq!(sha256_file(&p), name, "blob {} is damaged", p.display());
     }
-    // Nothing was left staged.
-    let tmp = r.path().join("store/tmp");
-    for e in std::fs::read_dir(&tmp).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            let left: Vec<_> = std::fs::read_dir(&p).unwrap().collect();
-            assert!(left.is_empty(), "{} keeps {left:?}", p.display());
-        }
-    }
+    // Nothing was left staged: no staging dir, no lock, no partial blob.
+    let left: Vec<_> = std::fs::read_dir(r.path().join("store/tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left staged: {left:?}");
 }

@@ -64,6 +64,16 @@ pub fn inspect(root: &Root, name: &str) -> serde_json::Value {
     v[0].clone()
 }
 
+/// An image's layer diff IDs (`RootFS.Layers`).
+pub fn diff_ids(root: &Root, image: &str) -> Vec<String> {
+    inspect(root, image)["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A file of an image, read from its layer directories (top-most first).
 pub fn image_file(root: &Root, image: &str, path: &str) -> Option<String> {
     let v = inspect(root, image);

@@ -79,14 +79,12 @@ impl Session {
         );
     }
 
-    /// Waits for the process to end; returns its exit code and stderr.
-    fn finish(mut self) -> (i32, String) {
+    /// Waits (at most 20 s, a hang guard) for the process to end.
+    fn wait(&mut self) -> std::process::ExitStatus {
         let end = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                let err = String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned();
-                return (st.code().unwrap_or(-1), err);
+                return st;
             }
             if Instant::now() > end {
                 let _ = self.child.kill();
@@ -94,6 +92,14 @@ impl Session {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits for the process to end; returns its exit code and stderr.
+    fn finish(mut self) -> (i32, String) {
+        let st = self.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        let err = String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned();
+        (st.code().unwrap_or(-1), err)
     }
 }
 
@@ -311,17 +317,7 @@ fn attach_without_sig_proxy_ends_on_sigint_and_leaves_the_container() {
     s.expect("attached-5");
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(s.child.id() as i32, libc::SIGINT) };
-    let end = Instant::now() + Duration::from_secs(10);
-    let st = loop {
-        if let Some(st) = s.child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > end {
-            let _ = s.child.kill();
-            panic!("attach --sig-proxy=false ignored SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let st = s.wait();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(libc::SIGINT), "{st:?}");
     assert_eq!(env.status("sp"), "running");

@@ -95,8 +95,11 @@ fn life_on(rt: &str) {
     let state = on.root.path().join("store").join("runtime");
     assert!(state.is_dir(), "{rt}: no runtime state dir at {}", state.display());
     assert!(!state.join(id).exists(), "{rt}: runtime state left");
-    for ctrl in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let cg = ctrl.path().join("berth").join(id);
+    // Every v1 controller's tree, and a cgroup2-only host's one tree.
+    let trees = std::iter::once(std::path::PathBuf::from("/sys/fs/cgroup"))
+        .chain(std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path()));
+    for tree in trees {
+        let cg = tree.join("berth").join(id);
         assert!(!cg.exists(), "{rt}: {} left behind", cg.display());
     }
     // A tty, detached with Ctrl-P Ctrl-Q, then attached again.

@@ -781,8 +781,11 @@ fn run_and_build_pull_missing_images_and_build_pushes() {
             .join("store/blobs/sha256")
             .join(d.trim_start_matches("sha256:"))
     };
-    for d in &layers[layers.len() - 2..] {
-        assert!(!blob(d).exists(), "a built layer's blob {d} was written by the build");
+    // (Only as root are build layers kept as directories.)
+    if rustix::process::geteuid().is_root() {
+        for d in &layers[layers.len() - 2..] {
+            assert!(!blob(d).exists(), "a built layer's blob {d} was written by the build");
+        }
     }
     let out = ok(&b, &["push", &noted]);
     assert!(out.contains(": Pushed"), "{out}");
