@@ -209,6 +209,13 @@ impl OciRuntime {
         c
     }
 
+    /// [`Self::command`] with the runtime's JSON log going to `log`.
+    fn logged_command(&self, log: &Path) -> Command {
+        let mut c = self.command();
+        c.arg("--log").arg(log).arg("--log-format").arg("json");
+        c
+    }
+
     fn ensure_root(&self) -> Result<()> {
         std::fs::create_dir_all(&self.root)
             .map_err(|e| RuntimeError::io(format!("creating runtime state dir {}", self.root.display()), e))
@@ -264,8 +271,7 @@ impl OciRuntime {
             _ => crate::seccomp::precompiled::Applied::Nothing,
         };
         let _ = std::fs::remove_file(log_file);
-        let mut cmd = self.command();
-        cmd.arg("--log").arg(log_file).arg("--log-format").arg("json");
+        let mut cmd = self.logged_command(log_file);
         cmd.args(action)
             .arg("--bundle")
             .arg(bundle)
@@ -281,8 +287,7 @@ impl OciRuntime {
             crate::seccomp::precompiled::remember(&self.root.join(id), &cached);
         }
         if two_step {
-            let mut cmd = self.command();
-            cmd.arg("--log").arg(log_file).arg("--log-format").arg("json");
+            let mut cmd = self.logged_command(log_file);
             cmd.arg("start").arg(id);
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
             // On failure the caller deletes what create left (as after a
@@ -420,9 +425,16 @@ impl OciRuntime {
             return Ok(());
         };
         let st: CrunStatus = serde_json::from_slice(&text).map_err(|_| ())?;
-        let config: serde_json::Value =
+        // Only the hooks of crun's copy of the spec (which also holds the
+        // seccomp profile and program): the rest is skipped unparsed.
+        #[derive(Deserialize)]
+        struct Hooks {
+            #[serde(default)]
+            hooks: Option<serde_json::Value>,
+        }
+        let config: Hooks =
             serde_json::from_slice(&std::fs::read(dir.join("config.json")).map_err(|_| ())?).map_err(|_| ())?;
-        if st.systemd_cgroup || has_hooks(config.get("hooks")) {
+        if st.systemd_cgroup || has_hooks(config.hooks.as_ref()) {
             return Err(());
         }
         if !st.cgroup_path.is_empty() {
@@ -478,10 +490,10 @@ impl OciRuntime {
         pid_file: Option<&Path>,
         log_file: Option<&Path>,
     ) -> Command {
-        let mut cmd = self.command();
-        if let Some(l) = log_file {
-            cmd.arg("--log").arg(l).arg("--log-format").arg("json");
-        }
+        let mut cmd = match log_file {
+            Some(l) => self.logged_command(l),
+            None => self.command(),
+        };
         cmd.arg("exec").arg("--process").arg(process_json);
         if tty {
             cmd.arg("--tty");
