@@ -131,6 +131,15 @@ struct Client {
     dead: bool,
 }
 
+impl Client {
+    /// Hung up or failed: nothing more is queued for it or sent to it.
+    fn mark_dead(&mut self) {
+        self.dead = true;
+        self.queue.clear();
+        self.queued = 0;
+    }
+}
+
 /// The monitor's side: the listening socket and its attached clients.
 pub struct AttachServer {
     listener: OwnedFd,
@@ -234,7 +243,7 @@ impl AttachServer {
     }
 
     fn queue_all(&mut self, f: &[u8]) {
-        for c in &mut self.clients {
+        for c in self.clients.iter_mut().filter(|c| !c.dead) {
             c.queued += f.len();
             c.queue.push_back(f.to_vec());
         }
@@ -244,11 +253,9 @@ impl AttachServer {
     /// only marked: [`Self::reap`] removes it after the poll round, so the
     /// indexes [`Self::service`] is given stay valid.
     fn flush_all(&mut self) {
-        for c in &mut self.clients {
+        for c in self.clients.iter_mut().filter(|c| !c.dead) {
             if flush(c).is_err() {
-                c.dead = true;
-                c.queue.clear();
-                c.queued = 0;
+                c.mark_dead();
             }
         }
     }
@@ -288,9 +295,7 @@ impl AttachServer {
             }
         }
         if dead {
-            c.dead = true;
-            c.queue.clear();
-            c.queued = 0;
+            c.mark_dead();
         }
         out
     }
@@ -539,12 +544,14 @@ impl AttachClient {
                         }
                     } else if opts.sig_proxy {
                         self.send(TAG_SIGNAL, &[sig as u8]);
-                    } else {
+                    } else if signals.was_default(sig) {
                         // Not proxied: the signal is this client's own (Ctrl-C
-                        // ends `attach --sig-proxy=false`, the container goes on).
+                        // ends `attach --sig-proxy=false`, the container goes
+                        // on). The terminal is restored before it ends us.
                         drop(raw.take());
                         signals.reraise(sig);
                     }
+                    // (One our caller ignored stays ignored: the session goes on.)
                 }
             }
             if revs.len() > 2 && !revs[2].is_empty() {

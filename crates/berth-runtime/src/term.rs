@@ -123,6 +123,16 @@ impl SignalPipe {
     /// Delivers `sig` to this process as if no handler had been installed
     /// for it: its earlier disposition comes back first (so a signal the
     /// caller ignored stays ignored).
+    /// Whether `sig` had its default action before this pipe took it over
+    /// (so that [`Self::reraise`] ends the process, for the signals forwarded
+    /// here); false when the caller ignored it or had a handler.
+    pub fn was_default(&self, sig: i32) -> bool {
+        self.saved
+            .iter()
+            .find(|(s, _)| *s == sig)
+            .is_some_and(|(_, old)| old.sa_sigaction == libc::SIG_DFL)
+    }
+
     pub fn reraise(&self, sig: i32) {
         if let Some((_, old)) = self.saved.iter().find(|(s, _)| *s == sig) {
             // SAFETY: restores a disposition sigaction(2) returned, then
