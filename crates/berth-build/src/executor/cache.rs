@@ -77,9 +77,10 @@ fn copy_blob(store: &Store, dir: &Path, d: &Digest) -> io::Result<u64> {
     if let Ok(m) = fs::metadata(&dst) {
         return Ok(m.len());
     }
+    // (The store's error names the blob.)
     let src = store
         .layer_blob_by_digest(d)
-        .map_err(|e| io::Error::other(format!("blob {d}: {e}")))?;
+        .map_err(|e| io::Error::other(e.to_string()))?;
     let tmp = dst.with_extension("tmp");
     let n = fs::copy(&src, &tmp)?;
     fs::rename(&tmp, &dst)?;
