@@ -115,6 +115,26 @@ pub(crate) fn hint_writeback(file: &File, before: u64, after: u64) {
     }
 }
 
+/// A file that starts its write-back as it grows (see [`hint_writeback`]);
+/// `written` is its length so far.
+pub(crate) struct WritebackFile {
+    pub(crate) file: File,
+    pub(crate) written: u64,
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        let before = self.written;
+        self.written += n as u64;
+        hint_writeback(&self.file, before, self.written);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Hashes while it writes into `tmp/`; `commit` checks the digest and only
 /// then renames the file into `blobs/`. Dropped without commit: the staged
 /// file is removed.

@@ -11,13 +11,13 @@
 //! layer blob goes through the methods here, never `blobs()` directly.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use berth_archive::{apply_layer, write_layer, ApplyOptions, DiffOptions};
 use rusqlite::{params, OptionalExtension};
 
-use crate::blobs::hint_writeback;
+use crate::blobs::WritebackFile;
 use crate::digest::Digest;
 use crate::error::{IoContext, Result, StoreError};
 use crate::staging::remove_tree;
@@ -264,26 +264,6 @@ impl Store {
     }
 }
 
-/// A file that starts write-back as it grows (as `BlobWriter` does);
-/// `write_layer` hands it 1 MiB chunks and hashes them itself.
-struct WritebackFile {
-    file: File,
-    written: u64,
-}
-
-impl Write for WritebackFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        let before = self.written;
-        self.written += n as u64;
-        hint_writeback(&self.file, before, self.written);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
 pub(crate) fn row_to_layer(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LayerRecord>> {
     let chain: String = r.get(0)?;
     let diff: String = r.get(1)?;
@@ -309,6 +289,7 @@ pub(crate) fn row_to_layer(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Lay
 mod tests {
     use super::*;
     use crate::digest::chain_ids;
+    use std::io;
 
     /// A store, and a build's upper dir in it holding `app/f` = "hello".
     fn store_with_upper(t: &tempfile::TempDir) -> (Store, std::path::PathBuf) {

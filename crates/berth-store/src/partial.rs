@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{flock, FlockOperation};
 
+use crate::blobs::WritebackFile;
 use crate::error::{IoContext, Result};
 use crate::{Digest, StagedBlob, Store};
 
@@ -28,19 +29,19 @@ const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A locked partial download.
 pub struct PartialBlob {
-    file: File,
+    /// Its length so far is `out.written`.
+    out: WritebackFile,
     path: PathBuf,
-    len: u64,
 }
 
 impl PartialBlob {
     /// Bytes already there.
     pub fn len(&self) -> u64 {
-        self.len
+        self.out.written
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.out.written == 0
     }
 
     pub fn path(&self) -> &Path {
@@ -49,11 +50,15 @@ impl PartialBlob {
 
     /// Keep only the first `n` bytes; later writes append after them.
     pub fn truncate(&mut self, n: u64) -> Result<()> {
-        self.file.set_len(n).ctx("truncating partial download", &self.path)?;
-        self.file
+        self.out
+            .file
+            .set_len(n)
+            .ctx("truncating partial download", &self.path)?;
+        self.out
+            .file
             .seek(SeekFrom::Start(n))
             .ctx("truncating partial download", &self.path)?;
-        self.len = n;
+        self.out.written = n;
         Ok(())
     }
 
@@ -67,7 +72,7 @@ impl PartialBlob {
     /// staging as a blob to verify (`digest` and `size` as hashed by the
     /// caller over the whole content).
     pub fn finish(self, store: &Store, digest: Digest, size: u64) -> Result<StagedBlob> {
-        self.file.sync_all().ctx("syncing blob", &self.path)?;
+        self.out.file.sync_all().ctx("syncing blob", &self.path)?;
         let staged = store.staging().path("pull")?;
         fs::rename(&self.path, &staged).ctx("staging downloaded blob", &self.path)?;
         Ok(store.blobs().adopt_staged(staged, digest, size))
@@ -81,14 +86,10 @@ impl PartialBlob {
 
 impl Write for PartialBlob {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        let before = self.len;
-        self.len += n as u64;
-        crate::blobs::hint_writeback(&self.file, before, self.len);
-        Ok(n)
+        self.out.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.out.flush()
     }
 }
 
@@ -122,9 +123,11 @@ impl Store {
             match fs::metadata(&path) {
                 Ok(m) if m.ino() == held.ino() && m.dev() == held.dev() => {
                     return Ok(Some(PartialBlob {
-                        file,
+                        out: WritebackFile {
+                            file,
+                            written: held.len(),
+                        },
                         path,
-                        len: held.len(),
                     }))
                 }
                 _ => continue,
