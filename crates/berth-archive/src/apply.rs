@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
@@ -31,6 +31,7 @@ use tar::EntryType;
 use crate::compress::{peek, Decoder};
 use crate::error::{lossy, ArchiveError};
 use crate::io::{with_hash_thread, ChunkHashReader, CHUNK};
+use crate::limits::{LimitKind, Limits};
 use crate::path::{clean_into, split};
 
 /// How a layer is applied.
@@ -53,6 +54,12 @@ pub struct ApplyOptions {
     pub preserve_owner: bool,
     /// uid/gid shift added to every owner (rootless id maps); 0 = none.
     pub id_shift: u32,
+    /// Every entry owned by this (uid, gid), whatever the tar says (a copy
+    /// into a container whose root is not host root); chowns even when
+    /// `preserve_owner` is false.
+    pub owner: Option<(u32, u32)>,
+    /// How much the layer may unpack to (see [`Limits::from_env`]).
+    pub limits: Limits,
 }
 
 impl ApplyOptions {
@@ -70,6 +77,8 @@ impl ApplyOptions {
             allow_devices: root,
             preserve_owner: root,
             id_shift: 0,
+            owner: None,
+            limits: Limits::from_env(),
         }
     }
 }
@@ -88,6 +97,8 @@ pub struct Applied {
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
+/// The most extents a sparse file's map may list (a real one has a few).
+const MAX_SPARSE_EXTENTS: usize = 1 << 20;
 /// Overlay metadata a layer must not smuggle in through PAX xattrs.
 const OVERLAY_XATTRS: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
 
@@ -97,6 +108,13 @@ const OVERLAY_XATTRS: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
 /// while it is extracted. The input is read to EOF, including the padding
 /// after the end of the tar, so a caller can tee the raw bytes into a blob
 /// writer. Nothing is fsynced; see [`sync_tree`](crate::sync_tree).
+///
+/// A stream longer than `opts.limits.max_size` uncompressed, or with more
+/// than `opts.limits.max_entries` entries, stops with
+/// [`ArchiveError::Limit`]; what was written into `root` until then is left
+/// for the caller to remove (it applies into a staging directory). Sparse
+/// files (GNU `S` entries and the PAX 0.0, 0.1 and 1.0 formats) are written
+/// as holes.
 pub fn apply_layer<R: Read>(input: R, root: &Path, opts: &ApplyOptions) -> Result<Applied, ArchiveError> {
     let root_fd = rfs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
         ArchiveError::Root {
@@ -107,12 +125,29 @@ pub fn apply_layer<R: Read>(input: R, root: &Path, opts: &ApplyOptions) -> Resul
     })?;
     let stream_err = |after: String| move |source| ArchiveError::Stream { after, source };
     let (kind, mut raw) = peek(input).map_err(stream_err(String::new()))?;
+    let max_size = opts.limits.max_size;
+    let too_big = || ArchiveError::Limit {
+        kind: LimitKind::Size,
+        limit: max_size,
+    };
     let (res, diff_id) = with_hash_thread(|pipe| {
         let dec = Decoder::new(kind, &mut raw).map_err(stream_err(String::new()))?;
-        let mut archive = tar::Archive::new(ChunkHashReader::new(dec, pipe));
+        // The guard keeps the tar reader from buffering a huge extended header.
+        let dec = crate::guard::MetaGuard::new(dec);
+        let mut archive = tar::Archive::new(ChunkHashReader::new(dec, pipe, max_size));
         let mut ap = Applier::new(root_fd, opts);
-        let (entries, last) = ap.run(&mut archive)?;
-        let (size, _) = archive.into_inner().drain().map_err(stream_err(lossy(&last)))?;
+        let ran = ap.run(&mut archive);
+        let mut reader = archive.into_inner();
+        // However the reader's error surfaced (a short entry, a bad header).
+        if reader.limit_hit() {
+            return Err(too_big());
+        }
+        let (entries, last) = ran?;
+        let size = match reader.drain() {
+            Ok(size) => size,
+            Err(_) if reader.limit_hit() => return Err(too_big()),
+            Err(e) => return Err(stream_err(lossy(&last))(e)),
+        };
         ap.finish_dirs()?;
         Ok::<_, ArchiveError>((size, entries, last))
     });
@@ -128,6 +163,76 @@ struct Meta {
     gid: u64,
     mtime: Timespec,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A PAX sparse file (`GNU.sparse.*` records).
+    sparse: Option<PaxSparse>,
+}
+
+/// The `GNU.sparse.*` records of a PAX header: GNU tar's sparse formats
+/// 0.0 (`offset`/`numbytes` pairs), 0.1 (`map`) and 1.0 (the map at the
+/// start of the data; `major`=1, `minor`=0).
+#[derive(Default)]
+struct PaxSparse {
+    major: Option<u64>,
+    minor: Option<u64>,
+    /// The file's real name (the entry's is `…/GNUSparseFile.<pid>/…`).
+    name: Option<Vec<u8>>,
+    /// The file's length with its holes.
+    realsize: Option<u64>,
+    /// (offset, length) of the data extents, for 0.0 and 0.1.
+    map: Vec<(u64, u64)>,
+    /// A 0.0 `offset` waiting for its `numbytes`.
+    offset: Option<u64>,
+}
+
+impl PaxSparse {
+    /// Takes one `GNU.sparse.<key>` record.
+    fn record(&mut self, key: &[u8], v: &[u8]) -> Result<(), String> {
+        let num = |v: &[u8]| -> Result<u64, String> {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| format!("bad sparse record GNU.sparse.{}", lossy(key)))
+        };
+        match key {
+            b"major" => self.major = Some(num(v)?),
+            b"minor" => self.minor = Some(num(v)?),
+            b"name" => self.name = Some(v.to_vec()),
+            b"size" | b"realsize" => self.realsize = Some(num(v)?),
+            b"offset" => self.offset = Some(num(v)?),
+            b"numbytes" => {
+                let off = self.offset.take().ok_or("sparse record numbytes without its offset")?;
+                self.push(off, num(v)?)?;
+            }
+            b"map" => {
+                let nums = v
+                    .split(|&b| b == b',')
+                    .filter(|n| !n.is_empty())
+                    .map(num)
+                    .collect::<Result<Vec<u64>, String>>()?;
+                if nums.len() % 2 != 0 {
+                    return Err("sparse map with an odd count of numbers".into());
+                }
+                for pair in nums.chunks(2) {
+                    self.push(pair[0], pair[1])?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, off: u64, len: u64) -> Result<(), String> {
+        if self.map.len() >= MAX_SPARSE_EXTENTS {
+            return Err(format!("sparse map of more than {MAX_SPARSE_EXTENTS} extents"));
+        }
+        self.map.push((off, len));
+        Ok(())
+    }
+
+    /// Whether the records describe a sparse file at all.
+    fn is_sparse(&self) -> bool {
+        self.realsize.is_some() || self.major.is_some()
+    }
 }
 
 /// A directory whose mode and mtime are set once all entries are written.
@@ -296,6 +401,12 @@ impl<'o> Applier<'o> {
                 }
             };
             count += 1;
+            if count > self.opts.limits.max_entries {
+                return Err(ArchiveError::Limit {
+                    kind: LimitKind::Entries,
+                    limit: self.opts.limits.max_entries,
+                });
+            }
             last.clear();
             last.extend_from_slice(&entry.path_bytes());
             self.entry(&mut entry, &last)?;
@@ -326,6 +437,7 @@ impl<'o> Applier<'o> {
                 tv_nsec: 0,
             },
             xattrs: Vec::new(),
+            sparse: None,
         };
         let dev = if matches!(etype, EntryType::Char | EntryType::Block) {
             let major = hdr.device_major().map_err(bad)?.unwrap_or(0);
@@ -344,6 +456,11 @@ impl<'o> Applier<'o> {
                 let (k, v) = (ext.key_bytes(), ext.value_bytes());
                 if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
                     meta.xattrs.push((name.to_vec(), v.to_vec()));
+                } else if let Some(key) = k.strip_prefix(b"GNU.sparse.") {
+                    meta.sparse
+                        .get_or_insert_with(PaxSparse::default)
+                        .record(key, v)
+                        .map_err(|e| ArchiveError::invalid(raw, e))?;
                 } else if k == b"mtime" {
                     meta.mtime = parse_pax_time(v).ok_or_else(|| ArchiveError::invalid(raw, "bad PAX mtime"))?;
                 } else if k == b"uid" || k == b"gid" {
@@ -360,6 +477,16 @@ impl<'o> Applier<'o> {
             }
         }
 
+        meta.sparse = meta.sparse.filter(PaxSparse::is_sparse);
+        // A PAX sparse file's entry name is a stand-in; its real one is a record.
+        let sparse_name = meta.sparse.as_mut().and_then(|s| s.name.take());
+        let raw = sparse_name.as_deref().unwrap_or(raw);
+        if meta.sparse.is_some() && !matches!(etype, EntryType::Regular | EntryType::Continuous) {
+            return Err(ArchiveError::invalid(
+                raw,
+                "sparse records on an entry that is not a file",
+            ));
+        }
         let mut clean = std::mem::take(&mut self.clean);
         let r = self.entry_at(entry, raw, etype, &meta, dev, &mut clean);
         self.clean = clean;
@@ -426,7 +553,8 @@ impl<'o> Applier<'o> {
                 };
                 self.make_node(dir, name, raw, meta, ft, dev)?;
             }
-            _ => self.make_file(dir, name, raw, meta, entry, etype == EntryType::GNUSparse)?,
+            EntryType::GNUSparse => self.make_gnu_sparse_file(dir, name, raw, meta, entry)?,
+            _ => self.make_file(dir, name, raw, meta, entry)?,
         }
         if let Some(created) = &mut self.created {
             created.insert(clean.clone());
@@ -513,6 +641,9 @@ impl<'o> Applier<'o> {
     }
 
     fn owner(&self, meta: &Meta, raw: &[u8]) -> Result<Option<(rfs::Uid, rfs::Gid)>, ArchiveError> {
+        if let Some((u, g)) = self.opts.owner {
+            return Ok(Some((rfs::Uid::from_raw(u), rfs::Gid::from_raw(g))));
+        }
         if !self.opts.preserve_owner {
             return Ok(None);
         }
@@ -565,6 +696,7 @@ impl<'o> Applier<'o> {
         Ok(())
     }
 
+    /// A regular file (a PAX sparse one with its holes).
     fn make_file<R: Read>(
         &mut self,
         dir: BorrowedFd<'_>,
@@ -572,7 +704,6 @@ impl<'o> Applier<'o> {
         raw: &[u8],
         meta: &Meta,
         entry: &mut tar::Entry<'_, R>,
-        sparse: bool,
     ) -> Result<(), ArchiveError> {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let mut fd = None;
@@ -581,9 +712,30 @@ impl<'o> Applier<'o> {
             Ok(())
         })?;
         let mut file = File::from(fd.expect("created"));
+        match &meta.sparse {
+            Some(sparse) => self.write_pax_sparse(&mut file, entry, sparse, raw)?,
+            None => {
+                let written = self.copy_data(&mut file, entry, u64::MAX, raw)?;
+                // The tar reader reports a stream that ends inside an entry
+                // as a short entry.
+                if written != entry.size() {
+                    return Err(short_entry(raw, written, entry.size()));
+                }
+                if written >= WRITEBACK_AT {
+                    start_writeback(&file);
+                }
+            }
+        }
+        self.file_metadata(&file, raw, meta)
+    }
+
+    /// Copies up to `max` bytes of entry data into `file` at its offset;
+    /// returns how many there were.
+    fn copy_data(&mut self, file: &mut File, r: &mut impl Read, max: u64, raw: &[u8]) -> Result<u64, ArchiveError> {
         let mut written = 0u64;
-        loop {
-            let n = match entry.read(&mut self.buf) {
+        while written < max {
+            let want = (max - written).min(self.buf.len() as u64) as usize;
+            let n = match r.read(&mut self.buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -593,29 +745,95 @@ impl<'o> Applier<'o> {
                 .map_err(|e| ArchiveError::io(raw, "write file", e))?;
             written += n as u64;
         }
-        if written >= WRITEBACK_AT {
-            start_writeback(&file);
+        Ok(written)
+    }
+
+    /// A PAX sparse file: each data extent at its offset, the rest holes.
+    /// For format 1.0 the map comes first in the data, as decimal lines
+    /// (count, then offset and length of each extent), padded to 512 bytes.
+    fn write_pax_sparse<R: Read>(
+        &mut self,
+        file: &mut File,
+        entry: &mut tar::Entry<'_, R>,
+        sparse: &PaxSparse,
+        raw: &[u8],
+    ) -> Result<(), ArchiveError> {
+        let bad = |what: String| ArchiveError::invalid(raw, what);
+        let realsize = sparse
+            .realsize
+            .ok_or_else(|| bad("sparse file without its real size".into()))?;
+        let mut data = io::BufReader::with_capacity(64 * 1024, entry);
+        let map = match (sparse.major, sparse.minor) {
+            (Some(1), Some(0)) => read_sparse_map_1_0(&mut data).map_err(|e| bad(e.to_string()))?,
+            (None | Some(0), _) => sparse.map.clone(),
+            (major, minor) => {
+                return Err(bad(format!(
+                    "unsupported sparse format {}.{}",
+                    major.unwrap_or(0),
+                    minor.unwrap_or(0)
+                )))
+            }
+        };
+        let mut end = 0u64;
+        for (off, len) in map {
+            let stop = off.checked_add(len).filter(|&s| off >= end && s <= realsize);
+            let Some(stop) = stop else {
+                return Err(bad(format!(
+                    "sparse extent {off}+{len} overlaps another or lies past the file's size {realsize}"
+                )));
+            };
+            file.seek(SeekFrom::Start(off))
+                .map_err(|e| ArchiveError::io(raw, "seek in sparse file", e))?;
+            let got = self.copy_data(file, &mut data, len, raw)?;
+            if got != len {
+                return Err(short_entry(raw, got, len));
+            }
+            end = stop;
         }
-        // The tar reader reports a stream that ends inside an entry as a
-        // short entry; a sparse entry's expanded size differs legitimately.
-        if !sparse && written != entry.size() {
-            return Err(ArchiveError::io(
-                raw,
-                "read entry data",
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("stream ended after {written} of {} bytes", entry.size()),
-                ),
-            ));
-        }
-        // Owner, then mode (chown clears set-id bits), then xattrs (chown
-        // and writes clear security.capability), then times.
+        file.set_len(realsize)
+            .map_err(|e| ArchiveError::io(raw, "size sparse file", e))
+    }
+
+    /// A GNU sparse entry (type `S`): the tar reader knows its map (some of
+    /// it in extension headers only it reads) and writes the data extents
+    /// with holes between them, by name: the file is made through this
+    /// process's link to the (in-root resolved) directory, after whatever
+    /// had the name is removed.
+    fn make_gnu_sparse_file<R: Read>(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        raw: &[u8],
+        meta: &Meta,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), ArchiveError> {
+        use std::os::unix::ffi::OsStrExt;
+        self.remove(dir, name)
+            .map_err(|e| ArchiveError::io(raw, "remove existing node", e))?;
+        let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+        path.extend_from_slice(name);
+        entry.set_preserve_permissions(false);
+        entry.set_preserve_mtime(false);
+        entry.set_unpack_xattrs(false);
+        // Mode 0 until the header's is set below, with owner and set-id bits.
+        entry.set_mask(0o7777);
+        let file = match entry.unpack(std::ffi::OsStr::from_bytes(&path)) {
+            Ok(tar::Unpacked::File(f)) => f,
+            Ok(_) => return Err(ArchiveError::invalid(raw, "sparse entry did not unpack as a file")),
+            Err(e) => return Err(ArchiveError::io(raw, "write sparse file", e)),
+        };
+        self.file_metadata(&file, raw, meta)
+    }
+
+    /// Owner, then mode (chown clears set-id bits), then xattrs (chown and
+    /// writes clear security.capability), then times.
+    fn file_metadata(&self, file: &File, raw: &[u8], meta: &Meta) -> Result<(), ArchiveError> {
         if let Some((u, g)) = self.owner(meta, raw)? {
-            rfs::fchown(&file, Some(u), Some(g)).map_err(|e| ArchiveError::io(raw, "chown", e))?;
+            rfs::fchown(file, Some(u), Some(g)).map_err(|e| ArchiveError::io(raw, "chown", e))?;
         }
-        rfs::fchmod(&file, Mode::from_raw_mode(meta.mode)).map_err(|e| ArchiveError::io(raw, "chmod", e))?;
+        rfs::fchmod(file, Mode::from_raw_mode(meta.mode)).map_err(|e| ArchiveError::io(raw, "chmod", e))?;
         self.set_xattrs(XattrTarget::Fd(file.as_fd()), raw, meta)?;
-        rfs::futimens(&file, &ts(meta.mtime.tv_sec, meta.mtime.tv_nsec))
+        rfs::futimens(file, &ts(meta.mtime.tv_sec, meta.mtime.tv_nsec))
             .map_err(|e| ArchiveError::io(raw, "set times", e))?;
         Ok(())
     }
@@ -852,6 +1070,57 @@ impl<'o> Applier<'o> {
         }
         Ok(())
     }
+}
+
+/// The error for an entry whose data ends early.
+fn short_entry(raw: &[u8], got: u64, want: u64) -> ArchiveError {
+    ArchiveError::io(
+        raw,
+        "read entry data",
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("stream ended after {got} of {want} bytes"),
+        ),
+    )
+}
+
+/// The map at the start of a PAX 1.0 sparse file's data: a count, then an
+/// offset and a length per extent, each a decimal line; then padding to
+/// the next 512 bytes.
+fn read_sparse_map_1_0(r: &mut impl BufRead) -> io::Result<Vec<(u64, u64)>> {
+    let mut consumed = 0u64;
+    let mut line = Vec::new();
+    let mut number = |r: &mut dyn BufRead| -> io::Result<u64> {
+        line.clear();
+        // 20 digits and the newline at most.
+        let n = r.take(21).read_until(b'\n', &mut line)?;
+        consumed += n as u64;
+        let digits = line.strip_suffix(b"\n").unwrap_or(&[]);
+        std::str::from_utf8(digits)
+            .ok()
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed sparse map"))
+    };
+    let count = number(r)?;
+    if count > MAX_SPARSE_EXTENTS as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("sparse map of more than {MAX_SPARSE_EXTENTS} extents"),
+        ));
+    }
+    let mut map = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let off = number(r)?;
+        let len = number(r)?;
+        map.push((off, len));
+    }
+    let pad = consumed.next_multiple_of(512) - consumed;
+    let skipped = io::copy(&mut r.take(pad), &mut io::sink())?;
+    if skipped != pad {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "sparse map cut short"));
+    }
+    Ok(map)
 }
 
 /// Flush the filesystem holding `root` to disk once (`syncfs`), instead of

@@ -87,15 +87,54 @@ impl<B: BufRead> Read for Decoder<B> {
 }
 
 /// Wrap any reader: detect its compression (by peeking) and return a reader
-/// of the decompressed bytes.
+/// of the decompressed bytes. Compressed input yields at most
+/// [`Limits::max_size`](crate::Limits) bytes (as the environment sets it):
+/// past that a read fails with [`ArchiveError::Limit`] inside the
+/// `io::Error`, so a small gzip of zeros cannot become terabytes.
 pub fn decompressed<'a, R: Read + 'a>(r: R) -> Result<Box<dyn Read + 'a>, ArchiveError> {
+    decompressed_within(r, crate::Limits::from_env().max_size)
+}
+
+/// [`decompressed`] with an explicit limit on the decompressed bytes.
+pub fn decompressed_within<'a, R: Read + 'a>(r: R, max_size: u64) -> Result<Box<dyn Read + 'a>, ArchiveError> {
     let stream_err = |source| ArchiveError::Stream {
         after: String::new(),
         source,
     };
     let (kind, raw) = peek(r).map_err(stream_err)?;
     let dec = Decoder::new(kind, raw).map_err(stream_err)?;
-    Ok(Box::new(dec))
+    if kind == Compression::None {
+        // As long as its input: nothing to bound.
+        return Ok(Box::new(dec));
+    }
+    Ok(Box::new(Bounded {
+        inner: dec,
+        left: max_size,
+        limit: max_size,
+    }))
+}
+
+/// A reader that fails once more than `limit` bytes came through.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.left.checked_sub(n as u64) {
+            Some(left) => {
+                self.left = left;
+                Ok(n)
+            }
+            None => Err(io::Error::other(ArchiveError::Limit {
+                kind: crate::LimitKind::Size,
+                limit: self.limit,
+            })),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +177,25 @@ mod tests {
             decompressed(Trickle(blob)).unwrap().read_to_end(&mut out).unwrap();
             assert!(out == payload, "round trip differs");
         }
+    }
+
+    #[test]
+    fn a_gzip_of_zeros_stops_at_the_limit() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let gz = gz.finish().unwrap();
+        assert!(gz.len() < 1 << 20, "64 MiB of zeros compress to {} bytes", gz.len());
+        let e = io::copy(&mut decompressed_within(&gz[..], 8 << 20).unwrap(), &mut io::sink()).unwrap_err();
+        assert!(e.to_string().contains("more than 8 MiB"), "{e}");
+        assert!(e.to_string().contains("BERTH_MAX_LAYER_SIZE=16M"), "{e}");
+        // The same within a larger limit, and plain input is never bounded.
+        let n = io::copy(&mut decompressed_within(&gz[..], 64 << 20).unwrap(), &mut io::sink()).unwrap();
+        assert_eq!(n, 64 << 20);
+        let n = io::copy(&mut decompressed_within(&zeros[..], 10).unwrap(), &mut io::sink()).unwrap();
+        assert_eq!(n, 1 << 20);
     }
 
     #[test]

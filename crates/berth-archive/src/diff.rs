@@ -42,6 +42,11 @@ pub struct DiffOptions {
     /// Paths (relative, no leading slash) to leave out with everything
     /// under them, e.g. a container's bind-mount targets.
     pub exclude: Vec<String>,
+    /// Owners as seen through a user namespace: `(host_start, size)` makes
+    /// a host id in `host_start..host_start+size` the id minus
+    /// `host_start` (a container whose root is host id `host_start`);
+    /// other ids stay as they are.
+    pub id_unshift: Option<(u32, u32)>,
 }
 
 impl Default for DiffOptions {
@@ -51,6 +56,7 @@ impl Default for DiffOptions {
             overlay_whiteouts: false,
             xattr_prefix: "trusted.overlay.".to_owned(),
             exclude: Vec::new(),
+            id_unshift: None,
         }
     }
 }
@@ -308,10 +314,14 @@ impl Walker<'_> {
             Err(e) => return Err(ArchiveError::io(&self.rel, "stat", e)),
         };
         let ft = FileType::from_raw_mode(st.st_mode);
+        let unshift = |id: u32| match self.opts.id_unshift {
+            Some((start, size)) if id >= start && id - start < size => id - start,
+            _ => id,
+        };
         let mut f = Facts {
             mode: st.st_mode & 0o7777,
-            uid: st.st_uid,
-            gid: st.st_gid,
+            uid: unshift(st.st_uid),
+            gid: unshift(st.st_gid),
             mtime: self.mtime(&st),
             size: 0,
             dev: None,

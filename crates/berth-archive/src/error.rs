@@ -51,6 +51,14 @@ pub enum ArchiveError {
         #[source]
         source: io::Error,
     },
+    /// The layer went past one of its [`Limits`](crate::Limits).
+    #[error("{}", crate::limits::exceeded(*kind, *limit))]
+    Limit {
+        /// Which limit.
+        kind: crate::LimitKind,
+        /// Its value.
+        limit: u64,
+    },
     /// The root directory given by the caller cannot be used.
     #[error("layer root {root:?}: {op}: {source}")]
     Root {
@@ -74,7 +82,7 @@ impl ArchiveError {
             | ArchiveError::Invalid { path, .. }
             | ArchiveError::Io { path, .. } => path,
             ArchiveError::Stream { after, .. } => after,
-            ArchiveError::Root { .. } => "",
+            ArchiveError::Root { .. } | ArchiveError::Limit { .. } => "",
         }
     }
 

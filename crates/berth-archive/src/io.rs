@@ -157,8 +157,21 @@ pub(crate) fn with_hash_thread<T>(f: impl FnOnce(&mut HashPipe) -> T) -> (T, Str
     })
 }
 
+/// Past its limit, a [`ChunkHashReader`] fails every read with this.
+#[derive(Debug)]
+pub(crate) struct SizeLimitHit;
+
+impl std::fmt::Display for SizeLimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the stream is longer than its limit")
+    }
+}
+
+impl std::error::Error for SizeLimitHit {}
+
 /// A reader that reads its inner stream in large chunks and sends each
-/// chunk to the hashing thread once it has been consumed.
+/// chunk to the hashing thread once it has been consumed. It reads at most
+/// `limit` bytes: past that every read fails (see [`Self::limit_hit`]).
 pub(crate) struct ChunkHashReader<'p, R> {
     inner: R,
     pipe: &'p mut HashPipe,
@@ -166,10 +179,12 @@ pub(crate) struct ChunkHashReader<'p, R> {
     len: usize,
     pos: usize,
     total: u64,
+    limit: u64,
+    limit_hit: bool,
 }
 
 impl<'p, R: Read> ChunkHashReader<'p, R> {
-    pub(crate) fn new(inner: R, pipe: &'p mut HashPipe) -> Self {
+    pub(crate) fn new(inner: R, pipe: &'p mut HashPipe, limit: u64) -> Self {
         let cur = pipe.take_buffer();
         ChunkHashReader {
             inner,
@@ -178,16 +193,24 @@ impl<'p, R: Read> ChunkHashReader<'p, R> {
             len: 0,
             pos: 0,
             total: 0,
+            limit,
+            limit_hit: false,
         }
     }
 
+    /// Whether the stream went past the limit.
+    pub(crate) fn limit_hit(&self) -> bool {
+        self.limit_hit
+    }
+
     /// Read the rest of the stream (hashing it) and return the total byte
-    /// count and the inner reader.
-    pub(crate) fn drain(mut self) -> io::Result<(u64, R)> {
+    /// count.
+    pub(crate) fn drain(&mut self) -> io::Result<u64> {
         while self.refill()? {}
         let cur = std::mem::take(&mut self.cur);
         self.pipe.submit(cur, self.len);
-        Ok((self.total, self.inner))
+        self.len = 0;
+        Ok(self.total)
     }
 
     /// Hand the consumed chunk to the hasher and read the next one; false
@@ -210,6 +233,11 @@ impl<'p, R: Read> ChunkHashReader<'p, R> {
             }
         }
         self.total += self.len as u64;
+        if self.total > self.limit {
+            self.limit_hit = true;
+            self.len = 0;
+            return Err(io::Error::other(SizeLimitHit));
+        }
         Ok(self.len > 0)
     }
 }
@@ -375,10 +403,10 @@ mod tests {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         let (res, digest) = with_hash_thread(|pipe| {
-            let mut r = ChunkHashReader::new(&data[..], pipe);
+            let mut r = ChunkHashReader::new(&data[..], pipe, u64::MAX);
             let mut first = vec![0; 1000];
             r.read_exact(&mut first).unwrap();
-            let (total, _) = r.drain().unwrap();
+            let total = r.drain().unwrap();
             (first, total)
         });
         assert_eq!(res.0, data[..1000]);

@@ -458,10 +458,12 @@ fn pax_long_names_xattrs_and_mtime() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn owner_mode_and_id_shift_as_root() {
-    if !is_root() {
-        return;
-    }
+    assert!(
+        is_root(),
+        "this test needs root: run it as root with --include-ignored (scripts/test does)"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let root = nested_root(&tmp);
     let mut h = Tar::header("suid", EntryType::Regular, 2, 0o4755);
@@ -563,10 +565,12 @@ fn old_style_directory_by_trailing_slash() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn xattrs_on_symlinks_are_set_on_the_link_itself() {
-    if !is_root() {
-        return;
-    }
+    assert!(
+        is_root(),
+        "this test needs root: run it as root with --include-ignored (scripts/test does)"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let root = nested_root(&tmp);
     let target = tmp.path().join("target");

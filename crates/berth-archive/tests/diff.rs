@@ -268,10 +268,12 @@ fn excluded_paths_and_their_contents_are_left_out() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn capability_xattr_is_written_and_restored() {
-    if !is_root() {
-        return;
-    }
+    assert!(
+        is_root(),
+        "this test needs root: run it as root with --include-ignored (scripts/test does)"
+    );
     let src = tempfile::tempdir().unwrap();
     let f = src.path().join("ping");
     fs::write(&f, b"elf").unwrap();

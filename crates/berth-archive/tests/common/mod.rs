@@ -35,6 +35,8 @@ pub fn opts() -> ApplyOptions {
         allow_devices: false,
         preserve_owner: false,
         id_shift: 0,
+        owner: None,
+        limits: berth_archive::Limits::default(),
     }
 }
 
