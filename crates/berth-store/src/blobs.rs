@@ -5,6 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use berth_archive::perms;
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
@@ -18,7 +19,7 @@ pub struct BlobStore {
 impl BlobStore {
     pub fn new(root: &Path) -> Result<Self> {
         let dir = root.join("blobs").join("sha256");
-        fs::create_dir_all(&dir).ctx("creating blob directory", &dir)?;
+        crate::private_dir(&dir)?;
         Ok(BlobStore { dir })
     }
 
@@ -56,7 +57,7 @@ impl BlobStore {
 
     /// Start writing a blob into `staging_path` (a path in this process's staging dir).
     pub fn writer(&self, staging_path: PathBuf) -> Result<BlobWriter> {
-        let file = File::create(&staging_path).ctx("creating staged blob", &staging_path)?;
+        let file = perms::create_new(&staging_path, perms::PRIVATE_FILE).ctx("creating staged blob", &staging_path)?;
         Ok(BlobWriter {
             file: io::BufWriter::with_capacity(1 << 20, file),
             hasher: Sha256::new(),

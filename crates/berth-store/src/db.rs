@@ -58,7 +58,61 @@ CREATE TABLE IF NOT EXISTS volumes (
 );
 "#;
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2: networks and their endpoints (address leases), and Docker's
+/// volume model (driver, options). Added to a version-1 database in place.
+const MIGRATION_2: &str = r#"
+CREATE TABLE IF NOT EXISTS networks (
+    id          TEXT PRIMARY KEY,      -- 64 hex digits
+    name        TEXT NOT NULL UNIQUE,
+    driver      TEXT NOT NULL,         -- bridge
+    subnet      TEXT NOT NULL,         -- 172.18.0.0/16
+    gateway     TEXT NOT NULL,         -- 172.18.0.1
+    ip_range    TEXT NOT NULL DEFAULT '', -- addresses handed out come from here ('' = the subnet)
+    internal    INTEGER NOT NULL DEFAULT 0,
+    dns         INTEGER NOT NULL DEFAULT 1, -- containers resolve each other by name
+    bridge      TEXT NOT NULL UNIQUE,  -- the Linux bridge's name
+    labels      TEXT NOT NULL DEFAULT '{}',
+    options     TEXT NOT NULL DEFAULT '{}',
+    created     TEXT NOT NULL,
+    next_ip     INTEGER NOT NULL DEFAULT 0  -- where the next allocation starts looking (u32 address)
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    network_id  TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL,
+    name        TEXT NOT NULL DEFAULT '',   -- the container's name, for DNS
+    ip          TEXT NOT NULL,
+    mac         TEXT NOT NULL DEFAULT '',
+    aliases     TEXT NOT NULL DEFAULT '[]',
+    host_veth   TEXT NOT NULL DEFAULT '',   -- the bridge side of the veth pair, once plugged
+    netns       TEXT NOT NULL DEFAULT '',   -- the namespace it was plugged into
+    created     INTEGER NOT NULL,
+    PRIMARY KEY (network_id, container_id),
+    UNIQUE (network_id, ip)
+);
+CREATE INDEX IF NOT EXISTS endpoints_container ON endpoints(container_id);
+ALTER TABLE volumes ADD COLUMN driver TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE volumes ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+"#;
+/// Version 3: leases, which keep what a live process uses from prune,
+/// rmi and gc (see `leases.rs`).
+const MIGRATION_3: &str = r#"
+CREATE TABLE IF NOT EXISTS leases (
+    id          TEXT PRIMARY KEY,
+    pid         INTEGER NOT NULL,      -- the holding process...
+    start       INTEGER NOT NULL,      -- ...and its start time (/proc/<pid>/stat)
+    what        TEXT NOT NULL,         -- build, run, pull, … (for messages)
+    created     INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease_refs (
+    lease       TEXT NOT NULL,
+    kind        TEXT NOT NULL,         -- image, layer, blob
+    ref         TEXT NOT NULL,         -- its digest
+    PRIMARY KEY (lease, kind, ref)
+);
+CREATE INDEX IF NOT EXISTS lease_refs_ref ON lease_refs(kind, ref);
+"#;
+
+const SCHEMA_VERSION: i64 = 3;
 
 pub fn open(path: &Path) -> Result<Connection> {
     // Opening races with other berth processes creating or checkpointing
@@ -113,6 +167,11 @@ fn keep_wal_files(conn: &Connection) {
 }
 
 fn try_open(path: &Path) -> rusqlite::Result<Connection> {
+    // Made 0600 before SQLite sees it: SQLite gives its -wal and -shm files
+    // the database's mode, and the database holds containers' environments.
+    if let Err(e) = berth_archive::perms::open_rw(path, berth_archive::perms::PRIVATE_FILE) {
+        log::debug!("{}: {e}", path.display());
+    }
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     keep_wal_files(&conn);
@@ -123,9 +182,22 @@ fn try_open(path: &Path) -> rusqlite::Result<Connection> {
     if version < SCHEMA_VERSION {
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         log::debug!("journal mode {mode}");
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))?;
+        conn.execute_batch("BEGIN IMMEDIATE;")?;
+        // Another process may have migrated while we waited for the lock.
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let steps = match version {
+            ..=0 => format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3}"),
+            1 => format!("{MIGRATION_2} {MIGRATION_3}"),
+            2 => MIGRATION_3.to_string(),
+            _ => String::new(),
+        };
+        match conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK;");
+                return Err(e);
+            }
+        }
     }
     Ok(conn)
 }

@@ -60,6 +60,30 @@ pub enum StoreError {
     },
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
+    #[error("network reference {reference:?} is ambiguous: it matches {count} networks")]
+    AmbiguousNetwork { reference: String, count: usize },
+    #[error("error while removing network: network {network} has active endpoints ({})", containers.join(", "))]
+    NetworkInUse { network: String, containers: Vec<String> },
+    #[error("container {container} is already attached to network {network}")]
+    AlreadyAttached { container: String, network: String },
+    #[error("Address already in use: {0} is leased to another container on this network")]
+    AddressInUse(String),
+    #[error("no available IPv4 addresses on network {0}: every address of its range is leased")]
+    NoAddressLeft(String),
+    #[error("{path}: {reason}")]
+    BadSettings { path: PathBuf, reason: String },
+    #[error("no {wanted} free host ids for a user namespace: {reason}")]
+    NoHostIds { wanted: u32, reason: String },
+    #[error(
+        "conflict: unable to delete {image} (cannot be forced) - image is being used by a running {what} (pid {pid})"
+    )]
+    InUse { image: String, what: String, pid: u32 },
+    #[error("conflict: unable to delete {image} (must be forced) - image is being used by container {container}")]
+    UsedByContainer { image: String, container: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

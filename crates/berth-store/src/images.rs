@@ -2,7 +2,7 @@
 //! its config, manifest, layer blobs and unpacked layers are durable. Names
 //! are stored fully qualified (`docker.io/library/bb:latest`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension};
 use serde_json::json;
@@ -94,6 +94,9 @@ impl Store {
             }
         }
         let chains = chain_ids(&diff_ids);
+        // Where each layer's files are (the image's `layers`): its own chain's
+        // directory, or one with the same content under another stack.
+        let mut keys: Vec<Digest> = Vec::with_capacity(chains.len());
         let mut layer_rows = Vec::new();
         let mut descriptors = Vec::new();
         let mut total = 0u64;
@@ -107,7 +110,7 @@ impl Store {
                 staged_blob,
                 staged_dir,
             } = l;
-            let chain = &chains[i];
+            let chain = &self.layer_key(&chains[i], &diff_id, staged_dir.is_some(), &keys)?;
             if let Some(sb) = staged_blob {
                 sb.commit()?;
             } else if !self.blobs().contains(&blob) {
@@ -145,12 +148,13 @@ impl Store {
             layer_rows.push((
                 chain.clone(),
                 diff_id,
-                if i == 0 { None } else { Some(chains[i - 1].clone()) },
+                keys.last().cloned(),
                 size,
                 blob,
                 media_type,
                 blob_size,
             ));
+            keys.push(chain.clone());
         }
         let config_digest = self.put_blob(&new.config)?;
         let manifest_bytes = match new.manifest {
@@ -165,7 +169,7 @@ impl Store {
         };
         let manifest_digest = self.put_blob(&manifest_bytes)?;
         let created = config.created.clone().unwrap_or_default();
-        let layers_json = serde_json::to_string(&chains.iter().map(|c| c.as_str()).collect::<Vec<_>>()).expect("json");
+        let layers_json = serde_json::to_string(&keys.iter().map(|c| c.as_str()).collect::<Vec<_>>()).expect("json");
         {
             let mut db = self.db();
             let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -315,12 +319,17 @@ impl Store {
         Err(StoreError::ImageNotFound(word.to_string()))
     }
 
-    /// Point `name` (a full reference) at `id`.
+    /// Point `name` (a full reference) at `id`, in one statement with the
+    /// image's existence: a tag never points at a deleted image
+    /// (`ImageNotFound` when `id` is gone).
     pub fn tag(&self, id: &Digest, name: &str) -> Result<()> {
-        self.db().execute(
-            "INSERT OR REPLACE INTO tags (name, image_id, added) VALUES (?1, ?2, ?3)",
+        let n = self.db().execute(
+            "INSERT OR REPLACE INTO tags (name, image_id, added) SELECT ?1, id, ?3 FROM images WHERE id = ?2",
             params![name, id.as_str(), now_unix()],
         )?;
+        if n == 0 {
+            return Err(StoreError::ImageNotFound(id.to_string()));
+        }
         Ok(())
     }
 
@@ -381,9 +390,51 @@ impl Store {
     }
 
     /// Delete an image record and its names; files go at the next `gc`.
+    /// An image a live process holds a lease on (a build standing on it, a
+    /// `run` about to record its container) is refused with `InUse`, one a
+    /// container was created from with `UsedByContainer`: both checked in
+    /// the deleting transaction, so no lease or container can come between.
     pub fn delete_image(&self, id: &Digest) -> Result<()> {
+        self.delete_image_unless(id, false).map(drop)
+    }
+
+    /// [`Self::delete_image`] for an image that is dangling: in the same
+    /// transaction, an image that has (been given) a name meanwhile is left
+    /// (false). What `prune` without `-a` deletes with.
+    pub fn delete_dangling_image(&self, id: &Digest) -> Result<bool> {
+        self.delete_image_unless(id, true)
+    }
+
+    fn delete_image_unless(&self, id: &Digest, named: bool) -> Result<bool> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let count = |sql: &str| -> rusqlite::Result<i64> { tx.query_row(sql, params![id.as_str()], |r| r.get(0)) };
+        if named
+            && count("SELECT (SELECT COUNT(*) FROM tags WHERE image_id = ?1) + (SELECT COUNT(*) FROM repo_digests WHERE image_id = ?1)")? > 0
+        {
+            return Ok(false);
+        }
+        let container: Option<String> = tx
+            .query_row(
+                "SELECT id FROM containers WHERE image_id = ?1 LIMIT 1",
+                params![id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(c) = container {
+            return Err(StoreError::UsedByContainer {
+                image: id.short().to_string(),
+                container: c[..12.min(c.len())].to_string(),
+            });
+        }
+        // Inside the transaction: a lease taken after it sees the image gone.
+        if let Some((what, pid)) = crate::leases::live_image_holder(&tx, id)? {
+            return Err(StoreError::InUse {
+                image: id.short().to_string(),
+                what,
+                pid,
+            });
+        }
         tx.execute("DELETE FROM tags WHERE image_id = ?1", params![id.as_str()])?;
         tx.execute("DELETE FROM repo_digests WHERE image_id = ?1", params![id.as_str()])?;
         tx.execute("DELETE FROM build_cache WHERE image_id = ?1", params![id.as_str()])?;
@@ -394,7 +445,7 @@ impl Store {
         )?;
         tx.execute("DELETE FROM images WHERE id = ?1", params![id.as_str()])?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// The parsed config of an image.
@@ -409,36 +460,23 @@ impl Store {
     /// Remove blobs and layers that no image references. Returns the bytes
     /// freed. A live layer's blob may be absent (lazy: made from its
     /// directory when read); that is not damage and nothing is done about it.
+    ///
+    /// Kept as well: what a live process leases, and every layer a mount
+    /// uses as a lower dir (a step of a build, a container's root). A
+    /// layer's record goes before its directory, so a kill in between
+    /// leaves a directory without a record, which the next `gc` removes.
     pub fn gc(&self) -> Result<u64> {
         let _lock = self.gc_lock()?;
-        let images = self.list_images()?;
-        let mut keep_blobs: HashSet<Digest> = HashSet::new();
-        let mut keep_layers: HashSet<Digest> = HashSet::new();
-        for img in &images {
-            keep_blobs.insert(img.id.clone());
-            keep_blobs.insert(img.manifest.clone());
-            if let Ok(m) = self.blobs().read(&img.manifest) {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&m) {
-                    for l in v["layers"].as_array().into_iter().flatten() {
-                        if let Some(d) = l["digest"].as_str().and_then(|d| Digest::parse(d).ok()) {
-                            keep_blobs.insert(d);
-                        }
-                    }
-                }
-            }
-            keep_layers.extend(img.layers.iter().cloned());
-        }
+        let (keep_blobs, keep_layers) = self.referenced()?;
         let mut freed = 0u64;
         // Layers.
         let layers = self.list_layers()?;
         for l in &layers {
             if !keep_layers.contains(&l.chain_id) {
-                self.remove_layer_dir(&l.chain_id);
                 self.db()
                     .execute("DELETE FROM layers WHERE chain_id = ?1", params![l.chain_id.as_str()])?;
+                self.remove_layer_dir(&l.chain_id);
                 freed += l.size;
-            } else {
-                keep_blobs.insert(l.blob.clone());
             }
         }
         // Layer dirs with no record (an interrupted publish).
@@ -479,6 +517,20 @@ impl Store {
             params![key, id.as_str(), now_unix()],
         )?;
         Ok(())
+    }
+
+    /// Every build cache entry: (step key, image ID), oldest first (for
+    /// `system df`).
+    pub fn cache_entries(&self) -> Result<Vec<(String, Digest)>> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT key, image_id FROM build_cache ORDER BY added")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (k, id) = row?;
+            out.push((k, Digest::parse(&id)?));
+        }
+        Ok(out)
     }
 
     /// Number of images and containers (for `berth info`).

@@ -10,11 +10,12 @@
 //! ([`Store::layer_blob_by_digest`]). Such a blob is *lazy*; everything that reads a
 //! layer blob goes through the methods here, never `blobs()` directly.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use berth_archive::{apply_layer, write_layer, ApplyOptions, DiffOptions};
+use berth_archive::{apply_layer, perms, write_layer, ApplyOptions, DiffOptions};
 use rusqlite::{params, OptionalExtension};
 
 use crate::blobs::WritebackFile;
@@ -88,13 +89,18 @@ impl Store {
     pub fn stage_layer<R: Read>(&self, input: R, what: &str) -> Result<StagedLayer> {
         let dir = self.staging().path("layer")?;
         let diff = dir.join("diff");
-        fs::create_dir_all(&diff).ctx("creating staged layer", &diff)?;
+        perms::create_dir(&dir, perms::PRIVATE_DIR).ctx("creating staged layer", &dir)?;
+        // The root of what a container on this layer sees.
+        perms::create_dir(&diff, perms::CONTENT_DIR).ctx("creating staged layer", &diff)?;
         let mut staged = StagedLayer {
             diff_id: Digest::of_bytes(b""),
             size: 0,
             dir,
         };
-        let opts = ApplyOptions::for_current_user();
+        let opts = ApplyOptions {
+            limits: self.layer_limits(),
+            ..ApplyOptions::for_current_user()
+        };
         let applied = apply_layer(input, &diff, &opts).map_err(|source| StoreError::Layer {
             layer: what.to_string(),
             source,
@@ -113,7 +119,7 @@ impl Store {
     /// `dir` is left where it was.
     pub fn adopt_layer_dir(&self, dir: &Path, diff_id: Digest, size: u64) -> Result<StagedLayer> {
         let staged = self.staging().path("layer")?;
-        fs::create_dir(&staged).ctx("creating staged layer", &staged)?;
+        perms::create_dir(&staged, perms::PRIVATE_DIR).ctx("creating staged layer", &staged)?;
         let layer = StagedLayer {
             diff_id,
             size,
@@ -148,6 +154,56 @@ impl Store {
                 source: e,
             }),
         }
+    }
+
+    /// Where the files of the layer at `chain` (content `diff_id`) are, for
+    /// an image whose lower layers are at `below`: `chain`'s own directory
+    /// when it exists or the caller brings the files (`own_files`);
+    /// otherwise the directory of a layer with the same diff ID under
+    /// another stack. A layer directory holds that layer's files only (its
+    /// whiteouts included), never its parents', so its content depends on
+    /// the diff ID alone and every stack with that layer can share it: an
+    /// image made of other images' layers unpacks nothing. One directory
+    /// never serves two positions of an image (overlayfs refuses a lower
+    /// dir given twice).
+    pub fn layer_key(&self, chain: &Digest, diff_id: &Digest, own_files: bool, below: &[Digest]) -> Result<Digest> {
+        if self.has_layer_dir(chain) || own_files {
+            if below.contains(chain) {
+                return Err(StoreError::Conflict(format!(
+                    "layer {chain} would stand twice in one image"
+                )));
+            }
+            return Ok(chain.clone());
+        }
+        Ok(self
+            .layer_dirs_for_diff(diff_id)?
+            .into_iter()
+            .find(|k| !below.contains(k))
+            .unwrap_or_else(|| chain.clone()))
+    }
+
+    /// Whether the store has the files of the layer `diff_id` at `chain`:
+    /// its own directory or a shared one (see [`layer_key`](Self::layer_key)).
+    pub fn has_layer_files(&self, chain: &Digest, diff_id: &Digest) -> Result<bool> {
+        Ok(self.has_layer_dir(chain) || self.layer_dir_for_diff(diff_id)?.is_some())
+    }
+
+    /// Chain IDs (in order) of the layers with this diff ID whose directory exists.
+    fn layer_dirs_for_diff(&self, diff_id: &Digest) -> Result<Vec<Digest>> {
+        let chains: Vec<String> = {
+            let db = self.db();
+            let mut st = db.prepare_cached("SELECT chain_id FROM layers WHERE diff_id = ?1 ORDER BY chain_id")?;
+            let rows = st.query_map(params![diff_id.as_str()], |r| r.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut out = Vec::new();
+        for c in chains {
+            let c = Digest::parse(&c)?;
+            if self.has_layer_dir(&c) {
+                out.push(c);
+            }
+        }
+        Ok(out)
     }
 
     /// The first chain ID (in order) of a layer with this diff ID whose
@@ -206,7 +262,7 @@ impl Store {
         }
         let dir = self.layer_dir(chain);
         let staging = self.staging().path("lazy-layer")?;
-        let file = File::create(&staging).ctx("creating staged blob", &staging)?;
+        let file = perms::create_new(&staging, perms::PRIVATE_FILE).ctx("creating staged blob", &staging)?;
         // Removed on any error below; committed once proven.
         let mut staged = self.blobs().adopt_staged(staging.clone(), diff_id.clone(), 0);
         let mut out = WritebackFile { file, written: 0 };
@@ -249,6 +305,42 @@ impl Store {
         Ok(out)
     }
 
+    /// The layers that mounts of this mount namespace use as lower dirs
+    /// (from `/proc/self/mountinfo`: overlay mounts' `lowerdir=` and
+    /// `lowerdir+=` options).
+    pub fn mounted_layers(&self) -> HashSet<Digest> {
+        let layers = self.root().join("layers");
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut out = HashSet::new();
+        for line in info.lines() {
+            let Some((_, rest)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mut f = rest.split(' ');
+            if f.next() != Some("overlay") {
+                continue;
+            }
+            let opts = f.nth(1).unwrap_or("");
+            for o in opts.split(',') {
+                let Some(dirs) = o.strip_prefix("lowerdir=").or_else(|| o.strip_prefix("lowerdir+=")) else {
+                    continue;
+                };
+                for d in dirs.split(':') {
+                    let d = unescape_mountinfo(d);
+                    let Ok(rel) = Path::new(&d).strip_prefix(&layers) else {
+                        continue;
+                    };
+                    if let Some(c) = rel.iter().next().and_then(|c| c.to_str()) {
+                        if let Ok(c) = Digest::from_hex(c) {
+                            out.insert(c);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Remove a layer directory (only called by gc).
     pub(crate) fn remove_layer_dir(&self, chain: &Digest) {
         let p = self.layer_path(chain);
@@ -262,6 +354,23 @@ impl Store {
             }
         }
     }
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space, …).
+pub(crate) fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub(crate) fn row_to_layer(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LayerRecord>> {
@@ -382,6 +491,60 @@ mod tests {
         let p = store.layer_blob_by_digest(&rec.blob).unwrap();
         assert_eq!(Digest::of_bytes(&fs::read(&p).unwrap()), diff_id);
         assert_eq!(store.layer_blob_by_digest(&diff_id).unwrap(), p);
+    }
+
+    /// Every path under `dir`, sorted.
+    fn tree(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    todo.push(e.path());
+                }
+                out.push(e.path());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_layer_past_its_size_limit_leaves_the_store_as_it_was() {
+        use std::io::Write;
+        let t = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&t.path().join("root")).unwrap();
+        store.set_layer_limits(berth_archive::Limits {
+            max_size: 16 << 20,
+            ..Default::default()
+        });
+        let _ = store.staging().dir().unwrap();
+        let before = tree(store.root());
+        // A gzip of a tar of 256 MiB of zeros: a few hundred KB.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("zeros").unwrap();
+        h.set_size(256 << 20);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        gz.write_all(h.as_bytes()).unwrap();
+        for _ in 0..256 {
+            gz.write_all(&[0u8; 1 << 20]).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        // As an import does: the raw input teed into a blob as it is applied.
+        let mut w = store.blob_writer("import").unwrap();
+        let e = match store.stage_layer(berth_archive::TeeReader::new(&bomb[..], &mut w), "imported tar") {
+            Ok(_) => panic!("the bomb was applied"),
+            Err(e) => e,
+        };
+        drop(w);
+        assert!(e.to_string().contains("more than 16 MiB"), "{e}");
+        assert!(e.to_string().contains("BERTH_MAX_LAYER_SIZE="), "{e}");
+        assert_eq!(tree(store.root()), before, "the store changed");
     }
 
     #[test]

@@ -12,12 +12,13 @@
 //! the writer's staging dir and becomes an ordinary [`StagedBlob`].
 //! Partials nobody touched for a week are removed when a store opens.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use berth_archive::perms;
 use rustix::fs::{flock, FlockOperation};
 
 use crate::blobs::WritebackFile;
@@ -102,16 +103,13 @@ impl Store {
     /// empty if there is none. None while another process downloads it.
     pub fn partial_blob(&self, digest: &Digest) -> Result<Option<PartialBlob>> {
         let dir = self.downloads_dir();
-        fs::create_dir_all(&dir).ctx("creating downloads directory", &dir)?;
+        crate::private_dir(&dir)?;
         let path = dir.join(format!("{}.partial", digest.hex()));
         loop {
-            let file = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .open(&path)
-                .ctx("opening partial download", &path)?;
+            let file = perms::open_or_create(&path, perms::PRIVATE_FILE, |o| {
+                o.read(true).append(true);
+            })
+            .ctx("opening partial download", &path)?;
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use berth_archive::perms;
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{IoContext, Result};
@@ -31,7 +32,7 @@ impl Staging {
     /// removed for nothing costs two inodes, which on ext4 without a
     /// journal slow every later file creation for minutes.
     pub fn open(tmp_root: &Path) -> Result<Self> {
-        fs::create_dir_all(tmp_root).ctx("creating staging directory", tmp_root)?;
+        crate::private_dir(tmp_root)?;
         sweep(tmp_root);
         Ok(Staging {
             root: tmp_root.to_path_buf(),
@@ -70,13 +71,13 @@ fn make_own(tmp_root: &Path) -> Result<Own> {
     let name = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
     let lock_path = tmp_root.join(format!("{name}.lock"));
     let private = tmp_root.join(format!(".{name}.lock-new"));
-    let lock = File::create(&private).ctx("creating staging lock", &private)?;
+    let lock = perms::create_new(&private, perms::PRIVATE_FILE).ctx("creating staging lock", &private)?;
     flock(&lock, FlockOperation::NonBlockingLockExclusive)
         .map_err(std::io::Error::from)
         .ctx("locking staging directory", &private)?;
     fs::rename(&private, &lock_path).ctx("creating staging lock", &lock_path)?;
     let dir = tmp_root.join(&name);
-    fs::create_dir(&dir).ctx("creating staging directory", &dir)?;
+    perms::create_dir(&dir, perms::PRIVATE_DIR).ctx("creating staging directory", &dir)?;
     Ok(Own { dir, _lock: lock })
 }
 
