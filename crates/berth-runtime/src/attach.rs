@@ -22,14 +22,18 @@
 //! Detaching (Ctrl-P Ctrl-Q by default, or `--detach-keys`) is the
 //! client's business: it watches its own stdin for the sequence, and just
 //! closes its connection; the container goes on under its monitor.
+//!
+//! The client's side works on the [`Streams`] it is given (the CLI's
+//! terminal, a server's hijacked connection, a test's buffers): it never
+//! touches this process's stdio, terminal modes or signal handlers.
 
 use crate::error::{IoContext, Result, RuntimeError};
-use crate::logs::Stream;
-use crate::term::{write_out, RawTerminal, SignalPipe};
+use crate::streams::{Control, Streams};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
 use std::collections::VecDeque;
+use std::io::Write;
 use std::path::Path;
 
 /// The attach socket's name in the container directory.
@@ -158,6 +162,9 @@ impl AttachServer {
             let addr = SocketAddrUnix::new(p).ctx(|| format!("attach socket path {}", p.display()))?;
             rustix::net::bind(&listener, &addr).ctx(|| format!("binding {}", dir.join(ATTACH_SOCKET).display()))
         })?;
+        // Connecting needs write access: the store's owner only.
+        berth_archive::perms::set_mode(&dir.join(ATTACH_SOCKET), berth_archive::perms::PRIVATE_FILE)
+            .ctx(|| format!("chmod {}", dir.join(ATTACH_SOCKET).display()))?;
         rustix::net::listen(&listener, 16).ctx(|| "listening on the attach socket".to_string())?;
         Ok(AttachServer {
             listener,
@@ -439,18 +446,12 @@ impl DetachScanner {
 }
 
 /// How a client attaches.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct AttachOptions {
-    /// Forward this process's stdin to the container.
-    pub stdin: bool,
-    /// The container has a terminal: raw mode, window size, detach keys.
-    pub tty: bool,
-    /// The detach sequence (see [`parse_detach_keys`]); only with `tty`.
+    /// The detach sequence (see [`parse_detach_keys`]); only with a tty.
     pub detach_keys: Vec<u8>,
     /// Close the container's stdin when ours ends (`run -i`: Docker's StdinOnce).
     pub close_stdin_on_eof: bool,
-    /// Pass SIGINT, SIGTERM, … received here on to the container (`--sig-proxy`).
-    pub sig_proxy: bool,
 }
 
 /// How an attach session ended.
@@ -460,6 +461,9 @@ pub enum AttachEnd {
     Exited(i32),
     /// The user typed the detach sequence; the container goes on.
     Detached,
+    /// The caller's output is gone (a closed connection or pipe); the
+    /// container goes on.
+    Closed,
     /// The monitor went away without reporting an exit.
     Lost,
 }
@@ -495,40 +499,27 @@ impl AttachClient {
         rustix::net::send(&self.fd, &frame(tag, data), SendFlags::NOSIGNAL).is_ok()
     }
 
-    fn send_winsize(&self) {
-        if let Some(ws) = crate::term::winsize() {
-            let mut p = ws.ws_row.to_be_bytes().to_vec();
-            p.extend_from_slice(&ws.ws_col.to_be_bytes());
-            self.send(TAG_RESIZE, &p);
-        }
-    }
-
-    /// Copies the container's output to this process's stdout/stderr and
-    /// (with `opts.stdin`) this process's stdin to the container, until the
-    /// container exits, the user detaches, or the monitor goes away.
-    pub fn session(self, opts: &AttachOptions) -> Result<AttachEnd> {
-        // SAFETY: fd 0 stays open for the life of the process.
-        let stdin_fd = unsafe { BorrowedFd::borrow_raw(0) };
-        let mut raw = if opts.tty && opts.stdin {
-            RawTerminal::enter()
-        } else {
-            None
-        };
-        let signals = SignalPipe::install()?;
-        if opts.tty {
-            self.send_winsize();
-        }
-        let mut scanner = DetachScanner::new(if opts.tty { opts.detach_keys.clone() } else { Vec::new() });
-        let mut stdin_open = opts.stdin;
+    /// Copies the container's output to `io`'s stdout/stderr and `io`'s
+    /// stdin (if any) to the container, and passes on `io`'s window sizes
+    /// and signals, until the container exits, the user detaches, the
+    /// caller's output goes away, or the monitor does.
+    pub fn session(self, opts: &AttachOptions, mut io: Streams) -> Result<AttachEnd> {
+        let stdin = io.stdin_fd()?;
+        let mut out = io.stdout.into_writer();
+        let mut err = io.stderr.into_writer();
+        let mut controls = io.controls.take();
+        let mut scanner = DetachScanner::new(if io.tty { opts.detach_keys.clone() } else { Vec::new() });
+        let mut stdin_open = stdin.is_some();
         let mut exit: Option<i32> = None;
         let mut buf = vec![0u8; MAX_PAYLOAD + 16];
         let end = loop {
-            let mut fds = vec![
-                PollFd::new(&self.fd, PollFlags::IN),
-                PollFd::new(&signals.read, PollFlags::IN),
-            ];
-            if stdin_open && exit.is_none() {
-                fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
+            let mut fds = vec![PollFd::new(&self.fd, PollFlags::IN)];
+            if let Some(c) = &controls {
+                fds.push(PollFd::from_borrowed_fd(c.fd(), PollFlags::IN));
+            }
+            let stdin_slot = fds.len();
+            if let (Some(fd), true, None) = (&stdin, stdin_open, exit) {
+                fds.push(PollFd::new(fd, PollFlags::IN));
             }
             match poll(&mut fds, None) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -536,26 +527,27 @@ impl AttachClient {
             }
             let revs: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
             drop(fds);
-            if !revs[1].is_empty() {
-                for sig in signals.drain() {
-                    if sig == libc::SIGWINCH {
-                        if opts.tty {
-                            self.send_winsize();
+            if let Some(c) = controls.as_mut().filter(|_| !revs[1].is_empty()) {
+                let (msgs, closed) = c.drain();
+                for m in msgs {
+                    match m {
+                        Control::Resize(s) => {
+                            let mut p = s.rows.to_be_bytes().to_vec();
+                            p.extend_from_slice(&s.cols.to_be_bytes());
+                            self.send(TAG_RESIZE, &p);
                         }
-                    } else if opts.sig_proxy {
-                        self.send(TAG_SIGNAL, &[sig as u8]);
-                    } else if signals.was_default(sig) {
-                        // Not proxied: the signal is this client's own (Ctrl-C
-                        // ends `attach --sig-proxy=false`, the container goes
-                        // on). The terminal is restored before it ends us.
-                        drop(raw.take());
-                        signals.reraise(sig);
+                        Control::Signal(sig) => {
+                            self.send(TAG_SIGNAL, &[sig as u8]);
+                        }
                     }
-                    // (One our caller ignored stays ignored: the session goes on.)
+                }
+                if closed {
+                    controls = None;
                 }
             }
-            if revs.len() > 2 && !revs[2].is_empty() {
-                match rustix::io::read(stdin_fd, &mut buf[..MAX_PAYLOAD]) {
+            if revs.len() > stdin_slot && !revs[stdin_slot].is_empty() {
+                let fd = stdin.as_ref().expect("polled stdin is open");
+                match rustix::io::read(fd, &mut buf[..MAX_PAYLOAD]) {
                     Ok(0) | Err(_) => {
                         stdin_open = false;
                         if opts.close_stdin_on_eof {
@@ -580,20 +572,25 @@ impl AttachClient {
                     }
                     Ok((n, _)) => {
                         let msg = &buf[..n.min(buf.len())];
-                        match msg.split_first() {
-                            Some((&TAG_STDOUT, d)) => write_out(Stream::Stdout, d),
-                            Some((&TAG_STDERR, d)) => write_out(Stream::Stderr, d),
+                        let written = match msg.split_first() {
+                            Some((&TAG_STDOUT, d)) => out.write_all(d).and_then(|_| out.flush()),
+                            Some((&TAG_STDERR, d)) => err.write_all(d).and_then(|_| err.flush()),
                             Some((&TAG_EXIT, d)) if d.len() == 4 => {
                                 exit = Some(i32::from_be_bytes([d[0], d[1], d[2], d[3]]));
+                                Ok(())
                             }
-                            _ => {}
+                            _ => Ok(()),
+                        };
+                        if written.is_err() && exit.is_none() {
+                            break AttachEnd::Closed;
                         }
                     }
                 }
             }
         };
-        drop(raw);
-        drop(signals);
+        // Whatever still holds a copy of the socket (a stdin copy thread),
+        // the monitor sees this client go now.
+        let _ = rustix::net::shutdown(&self.fd, rustix::net::Shutdown::Both);
         Ok(end)
     }
 }

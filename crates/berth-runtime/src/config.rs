@@ -54,6 +54,9 @@ pub struct ContainerConfig {
     pub auto_remove: bool,
     /// The image's SHELL, used for CMD-SHELL healthchecks (default `["/bin/sh","-c"]`).
     pub shell: Vec<String>,
+    /// `--userns` other than `host`: the container's own user namespace
+    /// with these maps (instead of a rootless user's default ones).
+    pub id_mappings: Option<crate::idmap::IdMappings>,
 }
 
 /// What kind of mount a [`MountSpec`] is.
@@ -152,31 +155,42 @@ pub struct HealthConfig {
     pub retries: u32,
 }
 
-/// Docker's rule for combining ENTRYPOINT and CMD.
+/// Docker's rule for combining ENTRYPOINT and CMD: the effective
+/// ENTRYPOINT and CMD (what `inspect` shows); the process runs the one
+/// followed by the other.
 ///
 /// * `override_entrypoint`: `None` keeps the image's ENTRYPOINT; `Some(v)`
-///   replaces it (`Some(vec![])` is `--entrypoint ''`, which clears it) and
+///   replaces it (`Some(&[])` is `--entrypoint ''`, which clears it) and
 ///   also discards the image's CMD.
 /// * non-empty `user_args` replace CMD.
-///
-/// The result is ENTRYPOINT followed by CMD. An empty result means "no
-/// command specified", which the caller must report.
+pub fn entrypoint_and_cmd(
+    image_entrypoint: &[String],
+    image_cmd: &[String],
+    override_entrypoint: Option<&[String]>,
+    user_args: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let (entrypoint, default_cmd): (Vec<String>, &[String]) = match override_entrypoint {
+        Some(ep) => (ep.iter().filter(|s| !s.is_empty()).cloned().collect(), &[]),
+        None => (image_entrypoint.to_vec(), image_cmd),
+    };
+    let cmd = if user_args.is_empty() {
+        default_cmd.to_vec()
+    } else {
+        user_args.to_vec()
+    };
+    (entrypoint, cmd)
+}
+
+/// The process's argv by [`entrypoint_and_cmd`]: ENTRYPOINT followed by
+/// CMD. An empty result means "no command specified", which the caller
+/// must report.
 pub fn resolve_args(
     image_entrypoint: &[String],
     image_cmd: &[String],
     override_entrypoint: Option<Vec<String>>,
     user_args: Vec<String>,
 ) -> Vec<String> {
-    let (entrypoint, default_cmd): (Vec<String>, &[String]) = match override_entrypoint {
-        Some(ep) => (ep.into_iter().filter(|s| !s.is_empty()).collect(), &[]),
-        None => (image_entrypoint.to_vec(), image_cmd),
-    };
-    let cmd = if user_args.is_empty() {
-        default_cmd.to_vec()
-    } else {
-        user_args
-    };
-    let mut out = entrypoint;
+    let (mut out, cmd) = entrypoint_and_cmd(image_entrypoint, image_cmd, override_entrypoint.as_deref(), &user_args);
     out.extend(cmd);
     out
 }

@@ -72,6 +72,12 @@ pub enum RuntimeError {
     /// The feature requested is not available on this host.
     #[error("{0}")]
     Unsupported(String),
+
+    /// An image of another platform that this host cannot run as it is set
+    /// up: `gap` says why and what to do (`has no binfmt handler for it:
+    /// run berth system binfmt --install arm64`). Docker's exit code 125.
+    #[error("image is {image}, this host is {host} and {gap}")]
+    ForeignPlatform { image: String, host: String, gap: String },
 }
 
 impl RuntimeError {

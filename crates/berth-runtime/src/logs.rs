@@ -49,10 +49,8 @@ pub struct LogWriter {
 impl LogWriter {
     /// Opens (creating or appending to) the log file.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
+        // What the container printed: private to the store's owner.
+        let file = berth_archive::perms::open_append(path, berth_archive::perms::PRIVATE_FILE)
             .ctx(|| format!("opening log file {}", path.display()))?;
         Ok(LogWriter {
             file,

@@ -17,9 +17,10 @@ use crate::health;
 use crate::logs::{LogWriter, Stream, LOG_FILE};
 use crate::oci::OciRuntime;
 use crate::state::{self, update_state, REMOVE_MARKER, STOP_MARKER};
-use crate::term::{copy_winsize, pipe, write_out, RawTerminal, SignalPipe};
+use crate::streams::{Control, ControlReceiver, Streams};
+use crate::term::pipe;
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use rustix::fd::{AsRawFd, FromRawFd, OwnedFd};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,15 +45,22 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MonitorOptions {
     pub runtime: OciRuntime,
-    /// Foreground: also copy output to this process's stdout/stderr, feed
-    /// stdin to the container (with `open_stdin`), put the terminal in raw
-    /// mode (with `tty`), forward signals and window size changes.
+    /// Foreground: the caller's streams. Output is copied there too, stdin
+    /// (with `open_stdin`) comes from there, window sizes and signals from
+    /// their control channel. Never written to `monitor.json`: a detached
+    /// monitor has none.
+    #[serde(skip)]
+    pub attached: Option<Streams>,
+    /// The container is to be removed once it has finally exited and will
+    /// not be restarted (`--rm`). The monitor's program does the removal
+    /// (see [`OnDone`]); this crate only records the wish.
     #[serde(default)]
-    pub attach: bool,
-    /// A command run once the container has finally exited and will not be
-    /// restarted (e.g. `["berth", "rm", "-f", "<id>"]` for `--rm` detached).
-    #[serde(default)]
-    pub on_exit: Vec<String>,
+    pub remove_when_done: bool,
+    /// Run once the container has finally exited and will not be
+    /// restarted, before attached clients are let go (so a client that saw
+    /// the exit then sees the container gone). Never serialized.
+    #[serde(skip)]
+    pub on_done: OnDone,
     /// Start the container only once a client has attached (`run -it`,
     /// `start -a`): the monitor reports "listening" on the readiness fd,
     /// waits for the first connection to `attach.sock`, then starts.
@@ -80,12 +88,13 @@ pub fn recorded_runtime(container_dir: &Path) -> Option<OciRuntime> {
 }
 
 impl MonitorOptions {
-    /// Options for a foreground run.
-    pub fn attached(runtime: OciRuntime) -> Self {
+    /// Options for a foreground run with the caller's `streams`.
+    pub fn attached(runtime: OciRuntime, streams: Streams) -> Self {
         MonitorOptions {
             runtime,
-            attach: true,
-            on_exit: Vec::new(),
+            attached: Some(streams),
+            remove_when_done: false,
+            on_done: OnDone::default(),
             wait_attach: false,
             reap_strays: false,
             ready: None,
@@ -102,7 +111,6 @@ impl MonitorOptions {
             path: p,
             reason: e.to_string(),
         })?;
-        o.attach = false;
         if let Some(fd) = std::env::var(READY_FD_ENV).ok().and_then(|v| v.parse::<i32>().ok()) {
             std::env::remove_var(READY_FD_ENV);
             // SAFETY: fcntl(F_GETFD) on an arbitrary number only queries; no memory is touched.
@@ -161,7 +169,15 @@ pub fn load_config(container_dir: &Path) -> Result<ContainerConfig> {
 /// also recorded in the state.
 pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i32> {
     let mut notifier = Notifier(opts.ready.take());
-    match run(container_dir, &opts, &mut notifier) {
+    let mut on_done = opts.on_done.0.take();
+    let fg = match opts.attached.take().map(Foreground::new).transpose() {
+        Ok(fg) => fg,
+        Err(e) => {
+            notifier.fail(&e);
+            return Err(e);
+        }
+    };
+    match run(container_dir, &opts, &mut notifier, fg, &mut on_done) {
         Ok(code) => Ok(code),
         Err(e) => {
             notifier.fail(&e);
@@ -174,20 +190,29 @@ pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i3
                 s.pid = 0;
                 s.finished_at = Some(state::now_rfc3339());
             });
-            run_on_exit(&opts.on_exit);
+            if let Some(h) = on_done.take() {
+                h();
+            }
             Err(e)
         }
     }
 }
 
-fn run_on_exit(cmd: &[String]) {
-    if let Some((exe, args)) = cmd.split_first() {
-        let _ = std::process::Command::new(exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+/// What the monitor's program does once the container is done (remove a
+/// `--rm` container through the engine library).
+pub type DoneHook = Box<dyn FnOnce() + Send>;
+
+/// A [`DoneHook`], if any.
+#[derive(Default)]
+pub struct OnDone(pub Option<DoneHook>);
+
+impl std::fmt::Debug for OnDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "OnDone(Some)"
+        } else {
+            "OnDone(None)"
+        })
     }
 }
 
@@ -205,7 +230,42 @@ fn user_stopped(dir: &Path) -> bool {
     dir.join(STOP_MARKER).exists() || dir.join(REMOVE_MARKER).exists()
 }
 
-fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32> {
+/// A foreground run's side of the caller's streams.
+struct Foreground {
+    stdin: Option<OwnedFd>,
+    out: Box<dyn Write + Send>,
+    err: Box<dyn Write + Send>,
+    controls: Option<ControlReceiver>,
+}
+
+impl Foreground {
+    fn new(mut s: Streams) -> Result<Foreground> {
+        Ok(Foreground {
+            stdin: s.stdin_fd()?,
+            controls: s.controls.take(),
+            out: s.stdout.into_writer(),
+            err: s.stderr.into_writer(),
+        })
+    }
+
+    /// Container output to the caller, at once (a failing caller's output
+    /// is not the container's problem: the log still has everything).
+    fn write(&mut self, stream: Stream, data: &[u8]) {
+        let w = match stream {
+            Stream::Stdout => &mut self.out,
+            Stream::Stderr => &mut self.err,
+        };
+        let _ = w.write_all(data).and_then(|_| w.flush());
+    }
+}
+
+fn run(
+    dir: &Path,
+    opts: &MonitorOptions,
+    notifier: &mut Notifier,
+    mut fg: Option<Foreground>,
+    on_done: &mut Option<DoneHook>,
+) -> Result<i32> {
     let me = rustix::process::getpid();
     rustix::process::set_child_subreaper(Some(me)).ctx(|| "becoming child subreaper".to_string())?;
     let cfg = load_config(dir)?;
@@ -223,11 +283,6 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
         clients.wait_first(Duration::from_secs(30))?;
     }
     let sched = cfg.healthcheck.as_ref().and_then(|h| health::schedule(h, &cfg.shell));
-    let signals = if opts.attach {
-        Some(SignalPipe::install()?)
-    } else {
-        None
-    };
     let mut log = LogWriter::open(&dir.join(LOG_FILE))?;
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
@@ -241,7 +296,7 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
             opts,
             sched.as_ref(),
             notifier,
-            signals.as_ref(),
+            fg.as_mut(),
             &mut log,
             fwd,
             &mut clients,
@@ -287,7 +342,9 @@ fn run(dir: &Path, opts: &MonitorOptions, notifier: &mut Notifier) -> Result<i32
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
-    run_on_exit(&opts.on_exit);
+    if let Some(h) = on_done.take() {
+        h();
+    }
     clients.disconnect_all();
     Ok(last)
 }
@@ -347,8 +404,8 @@ fn console_socket_dir() -> Result<PathBuf> {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir(&d).ctx(|| format!("creating {}", d.display()))?;
-    rustix::fs::chmod(&d, rustix::fs::Mode::from_raw_mode(0o700)).ctx(|| format!("chmod {}", d.display()))?;
+    berth_archive::perms::create_dir(&d, berth_archive::perms::PRIVATE_DIR)
+        .ctx(|| format!("creating {}", d.display()))?;
     Ok(d)
 }
 
@@ -458,7 +515,7 @@ fn run_once(
     opts: &MonitorOptions,
     sched: Option<&health::Schedule>,
     notifier: &mut Notifier,
-    signals: Option<&SignalPipe>,
+    fg: Option<&mut Foreground>,
     log: &mut LogWriter,
     ports: Option<&berth_net::Forwarder>,
     clients: &mut AttachServer,
@@ -526,6 +583,8 @@ fn run_once(
     // `run --detach` returned: the process runs (or already exited) and is
     // our child now (we are its subreaper), so its pid is not reused before
     // we reap it.
+    // The runtime wrote it with its own umask.
+    let _ = berth_archive::perms::set_mode(&pid_file, berth_archive::perms::PRIVATE_FILE);
     let pid = read_pid(&pid_file)?;
     let waited = rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::Corrupt {
         path: pid_file.clone(),
@@ -573,24 +632,16 @@ fn run_once(
         None => (None, None),
     };
 
-    if !opts.attach {
+    if fg.is_none() {
         // A detached monitor now only waits: let go of the start-up code.
         release_text_pages();
-    }
-    let raw = if opts.attach && cfg.tty {
-        RawTerminal::enter()
-    } else {
-        None
-    };
-    if let (true, Io::Pty { master: Some(m) }) = (opts.attach, &io) {
-        copy_winsize(m);
     }
     let status = pump(
         &mut io,
         &pidfd,
         waited,
-        opts.attach && cfg.open_stdin,
-        signals,
+        cfg.open_stdin,
+        fg,
         log,
         clients,
         opts.reap_strays || sched.is_some(),
@@ -598,7 +649,6 @@ fn run_once(
     if let Some(f) = ports {
         f.detach();
     }
-    drop(raw);
     if let Some(tx) = health_stop {
         let _ = tx.send(());
     }
@@ -638,26 +688,24 @@ fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
 
 /// Copies output until the container exits and its output is drained;
 /// returns the exit code (128+signal when killed). Output goes to the log,
-/// to every attached client, and (foreground) to this process's terminal;
-/// stdin comes from this process (foreground `-i`) and from clients.
+/// to every attached client, and (foreground) to the caller's streams;
+/// stdin comes from the caller (foreground `-i`) and from clients, window
+/// sizes and signals from the caller's control channel.
 #[allow(clippy::too_many_arguments)]
 fn pump(
     io: &mut Io,
     pidfd: &OwnedFd,
     pid: rustix::process::Pid,
-    forward_stdin: bool,
-    signals: Option<&SignalPipe>,
+    open_stdin: bool,
+    mut fg: Option<&mut Foreground>,
     log: &mut LogWriter,
     clients: &mut AttachServer,
     strays: bool,
 ) -> Result<i32> {
-    let attach = signals.is_some();
     let mut buf = vec![0u8; 32 * 1024];
     let mut exit: Option<i32> = None;
     let mut drain_deadline: Option<Instant> = None;
-    // SAFETY: fd 0 stays open for the life of the process.
-    let stdin_fd = unsafe { BorrowedFd::borrow_raw(0) };
-    let mut stdin_open = forward_stdin;
+    let mut stdin_open = open_stdin && fg.as_ref().is_some_and(|f| f.stdin.is_some());
     // Close the container's stdin once `pending` is written (our stdin
     // ended, or a client said its stdin did).
     let mut close_stdin = false;
@@ -739,12 +787,17 @@ fn pump(
                 }
             }
         }
-        if stdin_open && pending.len() < 64 * 1024 && exit.is_none() {
-            fds.push(PollFd::new(&stdin_fd, PollFlags::IN));
+        if let (true, true, None, Some(fd)) = (
+            stdin_open,
+            pending.len() < 64 * 1024,
+            exit,
+            fg.as_ref().and_then(|f| f.stdin.as_ref()),
+        ) {
+            fds.push(PollFd::new(fd, PollFlags::IN));
             kinds.push(Slot::Stdin);
         }
-        if let Some(s) = signals {
-            fds.push(PollFd::new(&s.read, PollFlags::IN));
+        if let Some(c) = fg.as_ref().and_then(|f| f.controls.as_ref()) {
+            fds.push(PollFd::from_borrowed_fd(c.fd(), PollFlags::IN));
             kinds.push(Slot::Sig);
         }
         let listener = clients.listener();
@@ -800,7 +853,7 @@ fn pump(
                     };
                     let fd = slot.as_ref().expect("polled fd is open");
                     match read_some(fd, &mut buf) {
-                        Some(n) => output(log, clients, attach, stream, &buf[..n])?,
+                        Some(n) => output(log, clients, fg.as_deref_mut(), stream, &buf[..n])?,
                         None => *slot = None,
                     }
                 }
@@ -818,7 +871,7 @@ fn pump(
                     if rev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
                         let m = master.as_ref().expect("polled fd is open");
                         match read_some(m, &mut buf) {
-                            Some(n) => output(log, clients, attach, Stream::Stdout, &buf[..n])?,
+                            Some(n) => output(log, clients, fg.as_deref_mut(), Stream::Stdout, &buf[..n])?,
                             None => *master = None,
                         }
                     }
@@ -834,22 +887,37 @@ fn pump(
                         }
                     }
                 }
-                Slot::Stdin => match rustix::io::read(stdin_fd, &mut buf) {
-                    Ok(0) | Err(_) => {
-                        stdin_open = false;
-                        close_stdin = true;
+                Slot::Stdin => {
+                    let Some(fd) = fg.as_ref().and_then(|f| f.stdin.as_ref()) else {
+                        continue;
+                    };
+                    match rustix::io::read(fd, &mut buf) {
+                        Ok(0) | Err(_) => {
+                            stdin_open = false;
+                            close_stdin = true;
+                        }
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
                     }
-                    Ok(n) => pending.extend_from_slice(&buf[..n]),
-                },
+                }
                 Slot::Sig => {
-                    let Some(s) = signals else { continue };
-                    for sig in s.drain() {
-                        if sig == libc::SIGWINCH {
-                            if let Io::Pty { master: Some(m) } = &*io {
-                                copy_winsize(m);
+                    let Some(f) = fg.as_deref_mut() else { continue };
+                    let Some(c) = f.controls.as_mut() else { continue };
+                    let (msgs, closed) = c.drain();
+                    if closed {
+                        f.controls = None;
+                    }
+                    for m in msgs {
+                        match m {
+                            Control::Resize(s) => {
+                                if let Io::Pty { master: Some(m) } = &*io {
+                                    set_winsize(m, s.rows, s.cols);
+                                }
                             }
-                        } else if exit.is_none() {
-                            signal(pid, sig);
+                            Control::Signal(sig) => {
+                                if exit.is_none() && sig > 0 && sig < 65 {
+                                    signal(pid, sig);
+                                }
+                            }
                         }
                     }
                 }
@@ -868,13 +936,7 @@ fn pump(
                             }
                             Request::Resize { rows, cols } => {
                                 if let Io::Pty { master: Some(m) } = &*io {
-                                    let ws = rustix::termios::Winsize {
-                                        ws_row: rows,
-                                        ws_col: cols,
-                                        ws_xpixel: 0,
-                                        ws_ypixel: 0,
-                                    };
-                                    let _ = rustix::termios::tcsetwinsize(m, ws);
+                                    set_winsize(m, rows, cols);
                                 }
                             }
                             Request::CloseStdin => close_stdin = true,
@@ -941,6 +1003,17 @@ fn is_stray(pid: i32) -> bool {
     nspid.len() > 1 && nspid.last() != Some(&"1")
 }
 
+/// Sets the container's pty to `rows` × `cols`.
+fn set_winsize(master: &OwnedFd, rows: u16, cols: u16) {
+    let ws = rustix::termios::Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let _ = rustix::termios::tcsetwinsize(master, ws);
+}
+
 /// Sends `sig` to the container's process.
 fn signal(pid: rustix::process::Pid, sig: i32) {
     // SAFETY: kill(2) with a pid we own (our unreaped child) and a signal number.
@@ -948,8 +1021,14 @@ fn signal(pid: rustix::process::Pid, sig: i32) {
 }
 
 /// One piece of the container's output: into the log, to every attached
-/// client, and to this terminal when the run is in the foreground.
-fn output(log: &mut LogWriter, clients: &mut AttachServer, attach: bool, stream: Stream, data: &[u8]) -> Result<()> {
+/// client, and to the caller's streams when the run is in the foreground.
+fn output(
+    log: &mut LogWriter,
+    clients: &mut AttachServer,
+    fg: Option<&mut Foreground>,
+    stream: Stream,
+    data: &[u8],
+) -> Result<()> {
     log.write(stream, data)?;
     if !clients.is_empty() {
         let tag = match stream {
@@ -958,8 +1037,8 @@ fn output(log: &mut LogWriter, clients: &mut AttachServer, attach: bool, stream:
         };
         clients.broadcast(tag, data);
     }
-    if attach {
-        write_out(stream, data);
+    if let Some(f) = fg {
+        f.write(stream, data);
     }
     Ok(())
 }
@@ -969,10 +1048,16 @@ pub const ROOTFS_DIR: &str = "rootfs";
 
 /// The whole life of a detached monitor process (`berth-monitor __monitor
 /// DIR`, or `berth __monitor DIR`): load the options [`spawn_monitor`]
-/// left, supervise the container until it is done, unmount its rootfs.
-/// Returns the process exit code.
-pub fn detached_monitor_main(container_dir: &Path) -> i32 {
-    let res = MonitorOptions::from_dir(container_dir).and_then(|opts| monitor_main(container_dir, opts));
+/// left, supervise the container until it is done (running `on_done` then
+/// when the options ask for removal), unmount its rootfs. Returns the
+/// process exit code.
+pub fn detached_monitor_main(container_dir: &Path, on_done: Option<DoneHook>) -> i32 {
+    let res = MonitorOptions::from_dir(container_dir).and_then(|mut opts| {
+        if opts.remove_when_done {
+            opts.on_done = OnDone(on_done);
+        }
+        monitor_main(container_dir, opts)
+    });
     let _ = crate::mount::unmount(&container_dir.join(ROOTFS_DIR));
     match res {
         Ok(code) => code,
@@ -1004,7 +1089,11 @@ pub fn spawn_monitor_with(
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     let bytes = serde_json::to_vec_pretty(opts).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
-    crate::spec::write_atomic(&container_dir.join(MONITOR_FILE), &bytes)?;
+    crate::spec::write_atomic(
+        &container_dir.join(MONITOR_FILE),
+        &bytes,
+        berth_archive::perms::PRIVATE_FILE,
+    )?;
     let (r, w) = pipe()?;
     let wfd = w.as_raw_fd();
     let mut cmd = std::process::Command::new(exe);

@@ -83,7 +83,9 @@ fn kill_process(pid: i32, start: u64) -> bool {
 /// container (no restart policy applies).
 fn mark_user_stop(container_dir: &Path) -> Result<()> {
     let p = container_dir.join(STOP_MARKER);
-    std::fs::write(&p, b"").map_err(|e| RuntimeError::io(format!("writing {}", p.display()), e))
+    berth_archive::perms::open_rw(&p, berth_archive::perms::PRIVATE_FILE)
+        .map(drop)
+        .map_err(|e| RuntimeError::io(format!("writing {}", p.display()), e))
 }
 
 /// SIGKILL now, no stop signal and no grace period, as `rm -f` does:

@@ -16,6 +16,7 @@
 use crate::config::{ContainerConfig, MountKind};
 use crate::error::{IoContext, Result, RuntimeError};
 use crate::seccomp;
+use berth_archive::perms;
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -399,11 +400,10 @@ fn rlimits(cfg: &ContainerConfig) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-/// Writes `content` to `path` atomically (tmp + rename).
-pub(crate) fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, content).ctx(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("renaming {} into place", path.display()))
+/// Writes `content` to `path` atomically (tmp + rename) with exactly
+/// `mode` (see `berth_archive::perms`).
+pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<()> {
+    perms::write_atomic(path, content, mode).ctx(|| format!("writing {}", path.display()))
 }
 
 /// The resolv.conf for a container: the host's, minus loopback nameservers
@@ -461,8 +461,13 @@ fn write_etc_files(cfg: &ContainerConfig, hostname: &str, container_dir: &Path) 
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
         )
     };
-    write_atomic(&container_dir.join("hosts"), hosts.as_bytes())?;
-    write_atomic(&container_dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
+    // Bound into the container, where its non-root users read them.
+    write_atomic(&container_dir.join("hosts"), hosts.as_bytes(), perms::MOUNTED_FILE)?;
+    write_atomic(
+        &container_dir.join("hostname"),
+        format!("{hostname}\n").as_bytes(),
+        perms::MOUNTED_FILE,
+    )?;
     let mut host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     if !host_net && host_resolv.lines().any(|l| l.trim().starts_with("nameserver 127.")) {
         if let Ok(upstream) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
@@ -472,6 +477,7 @@ fn write_etc_files(cfg: &ContainerConfig, hostname: &str, container_dir: &Path) 
     write_atomic(
         &container_dir.join("resolv.conf"),
         container_resolv_conf(&host_resolv, !host_net).as_bytes(),
+        perms::MOUNTED_FILE,
     )
 }
 
@@ -679,7 +685,10 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid","noexec","nodev"]}),
     ];
     let sys_ro = if cfg.privileged { "rw" } else { "ro" };
-    if rootless && host_net {
+    // sysfs can only be mounted by a user namespace that owns the network
+    // namespace: with the host's network, the host's /sys is bound.
+    let own_userns = rootless || cfg.id_mappings.is_some();
+    if own_userns && host_net {
         mounts.push(json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind","nosuid","noexec","nodev", sys_ro]}));
     } else {
         mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid","noexec","nodev", sys_ro]}));
@@ -761,7 +770,11 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     }
     let mut uid_mappings = Vec::new();
     let mut gid_mappings = Vec::new();
-    if rootless {
+    if let Some(m) = &cfg.id_mappings {
+        namespaces.push(json!({"type": "user"}));
+        uid_mappings = m.uid.iter().map(|x| json!(x)).collect();
+        gid_mappings = m.gid.iter().map(|x| json!(x)).collect();
+    } else if rootless {
         namespaces.push(json!({"type": "user"}));
         uid_mappings.push(json!({"containerID": 0, "hostID": euid, "size": 1}));
         gid_mappings.push(json!({"containerID": 0, "hostID": egid, "size": 1}));
@@ -876,7 +889,7 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     if !rootless {
         linux["cgroupsPath"] = json!(cgroups_path(&cfg.id));
     }
-    if rootless {
+    if own_userns {
         linux["uidMappings"] = json!(uid_mappings);
         linux["gidMappings"] = json!(gid_mappings);
     }

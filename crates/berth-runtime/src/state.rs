@@ -112,18 +112,14 @@ fn load(dir: &Path) -> Result<ContainerState> {
 /// Runs `f` on the state under the state lock and saves the result atomically.
 pub fn update_state<T>(dir: &Path, f: impl FnOnce(&mut ContainerState) -> T) -> Result<(T, ContainerState)> {
     let lock_path = dir.join(STATE_LOCK);
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
+    let lock = berth_archive::perms::open_rw(&lock_path, berth_archive::perms::PRIVATE_FILE)
         .ctx(|| format!("opening {}", lock_path.display()))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .ctx(|| format!("locking {}", lock_path.display()))?;
     let mut st = load(dir)?;
     let out = f(&mut st);
     let bytes = serde_json::to_vec_pretty(&st).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
-    crate::spec::write_atomic(&dir.join(STATE_FILE), &bytes)?;
+    crate::spec::write_atomic(&dir.join(STATE_FILE), &bytes, berth_archive::perms::PRIVATE_FILE)?;
     drop(lock);
     Ok((out, st))
 }

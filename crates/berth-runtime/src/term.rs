@@ -1,18 +1,12 @@
-//! The user's terminal: raw mode, window size, and the signals a
-//! foreground run or an attach session passes on to the container.
+//! A terminal's side, for a front that has one (the CLI): raw mode, the
+//! window size, and the signals a foreground run or an attach session
+//! passes on to the container (through a control channel, see
+//! [`crate::streams`]). The runtime's own sessions never call these: they
+//! work on the streams they are given.
 
 use crate::error::{IoContext, Result};
-use crate::logs::Stream;
 use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::io::Write;
 use std::sync::atomic::{AtomicI32, Ordering};
-
-/// Copies this terminal's window size to the container's pty.
-pub fn copy_winsize(master: &OwnedFd) {
-    if let Some(ws) = winsize() {
-        let _ = rustix::termios::tcsetwinsize(master, ws);
-    }
-}
 
 /// This process's terminal window size (from stdin or stdout).
 pub fn winsize() -> Option<rustix::termios::Winsize> {
@@ -152,38 +146,24 @@ impl SignalPipe {
     }
 }
 
-/// Writes container output to this process's stdout or stderr, at once.
-pub(crate) fn write_out(stream: Stream, data: &[u8]) {
-    let _ = match stream {
-        Stream::Stdout => {
-            let mut o = std::io::stdout().lock();
-            o.write_all(data).and_then(|_| o.flush())
-        }
-        Stream::Stderr => {
-            let mut e = std::io::stderr().lock();
-            e.write_all(data).and_then(|_| e.flush())
-        }
-    };
-}
-
 pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "creating a pipe".to_string())
 }
 
-/// Records this terminal's window size as the bundle's initial console
-/// size (`process.consoleSize` in `config.json`), so a `-t` container
-/// starts with the right size instead of 0×0 until the first resize.
-/// Without a terminal here, any size from an earlier start is removed.
-pub fn set_console_size(bundle_dir: &std::path::Path) -> Result<()> {
+/// Records the caller's window size as the bundle's initial console size
+/// (`process.consoleSize` in `config.json`), so a `-t` container starts
+/// with the right size instead of 0×0 until the first resize. Without a
+/// size, any size from an earlier start is removed.
+pub fn set_console_size(bundle_dir: &std::path::Path, size: Option<crate::streams::ConsoleSize>) -> Result<()> {
     let mut spec = crate::exec::load_spec_json(bundle_dir)?;
     let Some(process) = spec.get_mut("process").and_then(|p| p.as_object_mut()) else {
         return Ok(());
     };
-    match winsize().filter(|w| w.ws_row > 0 && w.ws_col > 0) {
-        Some(ws) => {
+    match size.filter(|s| s.rows > 0 && s.cols > 0) {
+        Some(s) => {
             process.insert(
                 "consoleSize".into(),
-                serde_json::json!({"height": ws.ws_row, "width": ws.ws_col}),
+                serde_json::json!({"height": s.rows, "width": s.cols}),
             );
         }
         None => {

@@ -6,17 +6,10 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-macro_rules! need_root {
-    () => {
-        if !can_run() {
-            return;
-        }
-    };
-}
-
 #[test]
+#[ignore = "needs root"]
 fn echo_hello_is_logged_in_json_file_format() {
-    need_root!();
+    need_root();
     let c = Ctr::new("hello", &["echo", "hello"]);
     assert_eq!(c.run().unwrap(), 0);
     let log = std::fs::read_to_string(c.dir.join("ctr.log")).unwrap();
@@ -30,8 +23,9 @@ fn echo_hello_is_logged_in_json_file_format() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn exit_code_and_stderr() {
-    need_root!();
+    need_root();
     let c = Ctr::new("exit3", &["sh", "-c", "echo oops >&2; exit 3"]);
     assert_eq!(c.run().unwrap(), 3);
     let log = std::fs::read_to_string(c.dir.join("ctr.log")).unwrap();
@@ -40,8 +34,9 @@ fn exit_code_and_stderr() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn missing_command_is_127_and_not_executable_is_126() {
-    need_root!();
+    need_root();
     let c = Ctr::new("missing", &["no-such-command"]);
     let e = c.run().unwrap_err();
     assert_eq!(e.exit_code(), 127, "{e}");
@@ -55,8 +50,9 @@ fn missing_command_is_127_and_not_executable_is_126() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn pid1_caps_hostname_user_and_env() {
-    need_root!();
+    need_root();
     let mut c = Ctr::new("inside", &[
         "sh",
         "-c",
@@ -84,8 +80,9 @@ fn pid1_caps_hostname_user_and_env() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn mounting_inside_is_denied_and_masks_apply() {
-    need_root!();
+    need_root();
     let c = Ctr::new("nomount", &[
         "sh",
         "-c",
@@ -101,8 +98,9 @@ fn mounting_inside_is_denied_and_masks_apply() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn loopback_is_up_in_private_network() {
-    need_root!();
+    need_root();
     let c = Ctr::new("lo", &["sh", "-c", "ip addr show lo; ip link | grep -c '^[0-9]'"]);
     c.run().unwrap();
     let out = c.output();
@@ -112,8 +110,9 @@ fn loopback_is_up_in_private_network() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn etc_files_are_bound() {
-    need_root!();
+    need_root();
     let mut c = Ctr::new("etc", &["sh", "-c", "cat /etc/hostname; grep webhost /etc/hosts"]);
     c.cfg.hostname = "webhost".into();
     c.run().unwrap();
@@ -123,8 +122,9 @@ fn etc_files_are_bound() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn tty_output_goes_through_a_pty() {
-    need_root!();
+    need_root();
     let mut c = Ctr::new("tty", &["sh", "-c", "tty; echo TERM=$TERM"]);
     c.cfg.tty = true;
     assert_eq!(c.run().unwrap(), 0);
@@ -137,8 +137,9 @@ fn tty_output_goes_through_a_pty() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn memory_limit_oom_kills_with_137() {
-    need_root!();
+    need_root();
     let mut c = Ctr::new("oom", &["tail", "/dev/zero"]);
     c.cfg.resources.memory = Some(32 * 1024 * 1024);
     assert_eq!(c.run().unwrap(), 137);
@@ -148,8 +149,9 @@ fn memory_limit_oom_kills_with_137() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ulimit_pids_and_cpu_limits_apply() {
-    need_root!();
+    need_root();
     let mut c = Ctr::new(
         "limits",
         &[
@@ -174,8 +176,9 @@ fn run_in_thread(c: &Ctr) -> std::thread::JoinHandle<Result<i32>> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn stop_sends_signal_then_kills_after_timeout_and_does_not_restart() {
-    need_root!();
+    need_root();
     // sleep as PID 1 ignores SIGTERM (no handler), so stop must escalate.
     let mut c = Ctr::new("stop", &["sleep", "1000"]);
     c.cfg.restart_policy = RestartPolicy::Always;
@@ -200,8 +203,9 @@ fn stop_sends_signal_then_kills_after_timeout_and_does_not_restart() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn stop_with_graceful_signal_handler() {
-    need_root!();
+    need_root();
     let c = Ctr::new(
         "graceful",
         &[
@@ -221,8 +225,9 @@ fn stop_with_graceful_signal_handler() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn on_failure_restarts_with_backoff_up_to_max() {
-    need_root!();
+    need_root();
     let mut c = Ctr::new("restart", &["sh", "-c", "echo run; exit 1"]);
     c.cfg.restart_policy = RestartPolicy::OnFailure { max: 2 };
     let t0 = Instant::now();
@@ -235,8 +240,9 @@ fn on_failure_restarts_with_backoff_up_to_max() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn healthcheck_becomes_healthy_or_unhealthy() {
-    need_root!();
+    need_root();
     let ms = 1_000_000u64;
     let mut good = Ctr::new("healthy", &["sleep", "1000"]);
     good.cfg.healthcheck = Some(HealthConfig {
@@ -277,23 +283,56 @@ fn healthcheck_becomes_healthy_or_unhealthy() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn exec_top_stats_pause_in_running_container() {
-    need_root!();
+    need_root();
     let mut c = Ctr::new("exec", &["sleep", "1000"]);
     c.cfg.resources.memory = Some(64 * 1024 * 1024);
     let h = run_in_thread(&c);
     c.wait_for(10, "running", |s| s.status == "running");
+    // The exec'd process's stdin, stdout and stderr are the caller's streams.
+    let (out, err) = (common::Buf::default(), common::Buf::default());
+    let mut streams = Streams::output(out.stream(), err.stream());
+    streams.stdin = Some(StreamIn::Reader(Box::new(std::io::Cursor::new(b"typed\n".to_vec()))));
     let code = exec(
         &c.dir,
         &c.runtime,
         &c.cfg.id,
         &ExecOptions {
-            cmd: vec!["sh".into(), "-c".into(), "exit 5".into()],
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "read l; echo out-$l; echo err-$l >&2; exit 5".into(),
+            ],
+            interactive: true,
             ..Default::default()
         },
+        Some(streams),
     )
     .unwrap();
     assert_eq!(code, 5);
+    assert_eq!(
+        (out.text().as_str(), err.text().as_str()),
+        ("out-typed\n", "err-typed\n")
+    );
+    // With a tty and no terminal of the caller's, a pty of ours stands in.
+    let tty_out = common::Buf::default();
+    let mut streams = Streams::output(tty_out.stream(), common::Buf::default().stream());
+    streams.tty = true;
+    let code = exec(
+        &c.dir,
+        &c.runtime,
+        &c.cfg.id,
+        &ExecOptions {
+            cmd: vec!["sh".into(), "-c".into(), "tty >/dev/null && echo has-a-tty".into()],
+            tty: true,
+            ..Default::default()
+        },
+        Some(streams),
+    )
+    .unwrap();
+    assert_eq!(code, 0);
+    assert!(tty_out.text().contains("has-a-tty"), "{:?}", tty_out.text());
     let e = exec(
         &c.dir,
         &c.runtime,
@@ -302,6 +341,10 @@ fn exec_top_stats_pause_in_running_container() {
             cmd: vec!["nope".into()],
             ..Default::default()
         },
+        Some(Streams::output(
+            common::Buf::default().stream(),
+            common::Buf::default().stream(),
+        )),
     )
     .unwrap_err();
     assert_eq!(e.exit_code(), 127, "{e}");
@@ -358,8 +401,9 @@ fn monitor_child_entry() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn detached_monitor_reports_start_and_failure() {
-    need_root!();
+    need_root();
     let exe = std::env::current_exe().unwrap();
     let args: Vec<String> = ["--exact", "monitor_child_entry", "--nocapture", "--test-threads=1"]
         .iter()
@@ -404,11 +448,9 @@ fn detached_monitor_reports_start_and_failure() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn overlay_with_130_lowers_and_scratch() {
-    if rustix::process::geteuid().as_raw() != 0 {
-        println!("SKIP: not root");
-        return;
-    }
+    need_root();
     let t = tempfile::tempdir().unwrap();
     // Long paths so the legacy option string could not hold them.
     let base = t

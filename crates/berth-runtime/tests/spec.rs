@@ -88,7 +88,9 @@ fn base() -> ContainerConfig {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn spec_has_docker_defaults() {
+    common::need_root();
     let (t, s) = spec_for(&base());
     let p = s.process().as_ref().unwrap();
     let caps = p.capabilities().as_ref().unwrap();
@@ -210,7 +212,9 @@ fn spec_resolves_users_from_the_image() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn spec_options_privileged_host_net_tty_readonly() {
+    common::need_root();
     let mut c = base();
     c.privileged = true;
     c.network_mode = "host".into();

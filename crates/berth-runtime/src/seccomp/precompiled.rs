@@ -78,10 +78,11 @@ pub fn remember(state_dir: &Path, cached: &Path) {
         return;
     }
     let Some(dir) = cached.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
+    use berth_archive::perms;
+    if perms::create_dir_all(dir, perms::PRIVATE_DIR).is_err() {
         return;
     }
-    let _ = crate::spec::write_atomic(cached, &program);
+    let _ = crate::spec::write_atomic(cached, &program, perms::PRIVATE_FILE);
 }
 
 /// A BPF program is a non-empty array of 8-byte instructions (at most

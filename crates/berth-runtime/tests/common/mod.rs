@@ -7,21 +7,22 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-/// Whether containers can run here; prints why not.
-pub fn can_run() -> bool {
-    if rustix::process::geteuid().as_raw() != 0 {
-        println!("SKIP: not root");
-        return false;
-    }
-    if OciRuntime::select(None, Path::new("/tmp")).is_err() {
-        println!("SKIP: no OCI runtime (runc/crun) installed");
-        return false;
-    }
-    if !Path::new("/bin/busybox").exists() {
-        println!("SKIP: /bin/busybox missing (apt install busybox-static)");
-        return false;
-    }
-    true
+/// Fails the test unless containers can run here: as root, with an OCI
+/// runtime and busybox installed. Such tests are `#[ignore = "needs
+/// root"]`; `scripts/test` runs them as root with `--include-ignored`.
+pub fn need_root() {
+    assert!(
+        rustix::process::geteuid().as_raw() == 0,
+        "this test needs root: run it as root with --include-ignored (scripts/test does)"
+    );
+    assert!(
+        OciRuntime::select(None, Path::new("/tmp")).is_ok(),
+        "no OCI runtime (runc/crun) is installed (scripts/setup installs them)"
+    );
+    assert!(
+        Path::new("/bin/busybox").exists(),
+        "/bin/busybox is missing (apt-get install busybox-static)"
+    );
 }
 
 /// A shared read-only busybox layer.
@@ -121,8 +122,9 @@ impl Ctr {
     pub fn opts(&self) -> berth_runtime::MonitorOptions {
         berth_runtime::MonitorOptions {
             runtime: self.runtime.clone(),
-            attach: false,
-            on_exit: vec![],
+            attached: None,
+            remove_when_done: false,
+            on_done: Default::default(),
             wait_attach: false,
             // The tests run `exec` from this very process.
             reap_strays: true,
@@ -171,5 +173,28 @@ impl Drop for Ctr {
     fn drop(&mut self) {
         let _ = self.runtime.delete(&self.cfg.id, true);
         let _ = unmount(&self.merged);
+    }
+}
+
+/// A writer that keeps what it gets; clones share it.
+#[derive(Clone, Default)]
+pub struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Buf {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+    pub fn stream(&self) -> berth_runtime::StreamOut {
+        berth_runtime::StreamOut::Writer(Box::new(self.clone()))
+    }
+}
+
+impl std::io::Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
