@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-/// Everything that can go wrong while parsing or publishing ports.
+/// Everything that can go wrong in berth's networking.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// A `-p`/`--publish` value that does not parse.
@@ -29,6 +29,34 @@ pub enum NetError {
     /// The container's network namespace could not be entered.
     #[error("cannot enter the network namespace of container process {pid}: {reason}")]
     Netns { pid: i32, reason: String },
+
+    /// A network request that cannot be honoured (bad subnet, gateway, name, driver …).
+    #[error("{0}")]
+    InvalidNetwork(String),
+
+    /// The kernel refused a netlink request.
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// nftables refused a change.
+    #[error("firewall: {0}")]
+    Firewall(String),
+
+    /// The DNS server could not be run or updated.
+    #[error("DNS server: {0}")]
+    Dns(String),
+
+    /// The rootless network namespace could not be made or entered.
+    #[error("rootless network: {0}")]
+    Rootless(String),
+
+    /// A store operation (records, leases) failed.
+    #[error(transparent)]
+    Store(#[from] berth_store::StoreError),
 
     /// A system call failed; `what` names the operation.
     #[error("{what}: {source}")]

@@ -23,17 +23,24 @@ const RELAY_BUF: usize = 16 * 1024;
 const UDP_IDLE: Duration = Duration::from_secs(90);
 const UDP_MAX_FLOWS: usize = 1024;
 
+/// How connections reach the container: sockets made by a helper inside
+/// some namespace (none: this process's own) connected to `ip`.
+struct Route {
+    helper: Option<NetnsHelper>,
+    ip: Ipv4Addr,
+}
+
 /// The container the forwarder currently sends to: a generation number
-/// (bumped on every attach/detach) and the namespace helper, if running.
+/// (bumped on every attach/detach) and the route, while it runs.
 #[derive(Default)]
 struct Target {
     generation: u64,
-    helper: Option<Arc<NetnsHelper>>,
+    helper: Option<Arc<Route>>,
 }
 
 type SharedTarget = Arc<Mutex<Target>>;
 
-fn current(t: &SharedTarget) -> (u64, Option<Arc<NetnsHelper>>) {
+fn current(t: &SharedTarget) -> (u64, Option<Arc<Route>>) {
     let g = t.lock().unwrap_or_else(|e| e.into_inner());
     (g.generation, g.helper.clone())
 }
@@ -92,13 +99,32 @@ impl Forwarder {
         &self.bindings
     }
 
-    /// Points the forwarder at the (new) container process `pid`.
+    /// Points the forwarder at the (new) container process `pid`: its
+    /// namespace's loopback (a container with a private network).
     pub fn attach(&self, pid: i32) -> Result<()> {
-        let helper = Arc::new(NetnsHelper::spawn(pid)?);
+        self.set_route(Route {
+            helper: Some(NetnsHelper::spawn(pid)?),
+            ip: Ipv4Addr::LOCALHOST,
+        });
+        Ok(())
+    }
+
+    /// Points the forwarder at a container's address on a bridge network,
+    /// reached from this process's namespace (root) or from the namespace
+    /// of process `via` (rootless: the rootless network namespace's holder).
+    pub fn attach_address(&self, ip: Ipv4Addr, via: Option<i32>) -> Result<()> {
+        let helper = match via {
+            Some(pid) => Some(NetnsHelper::spawn(pid)?),
+            None => None,
+        };
+        self.set_route(Route { helper, ip });
+        Ok(())
+    }
+
+    fn set_route(&self, r: Route) {
         let mut t = self.target.lock().unwrap_or_else(|e| e.into_inner());
         t.generation += 1;
-        t.helper = Some(helper);
-        Ok(())
+        t.helper = Some(Arc::new(r));
     }
 
     /// The container exited: refuse new connections until the next attach.
@@ -243,17 +269,31 @@ fn accept_loop(listeners: Vec<(TcpListener, u16)>, stop: Arc<OwnedFd>, target: S
     }
 }
 
-fn connect_inside(helper: &NetnsHelper, kind: SocketKind, port: u16) -> std::io::Result<OwnedFd> {
-    let fd = helper.socket(kind)?;
-    rustix::net::connect(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
+fn connect_inside(route: &Route, kind: SocketKind, port: u16) -> std::io::Result<OwnedFd> {
+    let fd = match &route.helper {
+        Some(h) => h.socket(kind)?,
+        None => {
+            use rustix::net::{AddressFamily, SocketFlags, SocketType};
+            let ty = if kind == SocketKind::Udp4 {
+                SocketType::DGRAM
+            } else {
+                SocketType::STREAM
+            };
+            rustix::net::socket_with(AddressFamily::INET, ty, SocketFlags::CLOEXEC, None)?
+        }
+    };
+    rustix::net::connect(&fd, &SocketAddrV4::new(route.ip, port))?;
     Ok(fd)
 }
 
-fn tcp_relay(client: TcpStream, helper: Arc<NetnsHelper>, port: u16, stop: &OwnedFd) {
+fn tcp_relay(client: TcpStream, helper: Arc<Route>, port: u16, stop: &OwnedFd) {
     let up = match connect_inside(&helper, SocketKind::Tcp4, port) {
         Ok(fd) => TcpStream::from(fd),
         Err(e) => {
-            log::debug!("port forwarder: connecting to 127.0.0.1:{port} in the container: {e}");
+            log::debug!(
+                "port forwarder: connecting to {}:{port} in the container: {e}",
+                helper.ip
+            );
             return;
         }
     };
@@ -520,6 +560,24 @@ mod tests {
         c.read_to_end(&mut back).unwrap();
         assert_eq!(back.len(), big.len() + 1);
         assert_eq!(back.last(), Some(&b'!'));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn attach_address_connects_to_the_container_address() {
+        // A bridge container's address, stood in for by 127.0.0.1 here.
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let sport = server.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = server.accept().unwrap();
+            c.write_all(b"from the container").unwrap();
+        });
+        let f = Forwarder::bind(&[local(0, sport, Proto::Tcp)]).unwrap();
+        f.attach_address(Ipv4Addr::LOCALHOST, None).unwrap();
+        let mut c = TcpStream::connect(("127.0.0.1", f.bindings()[0].host_port)).unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "from the container");
         t.join().unwrap();
     }
 

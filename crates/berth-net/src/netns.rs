@@ -24,6 +24,8 @@ use std::sync::Mutex;
 pub(crate) enum SocketKind {
     Tcp4 = 1,
     Udp4 = 2,
+    /// `NETLINK_ROUTE`, to configure the namespace's links.
+    NetlinkRoute = 3,
 }
 
 /// A forked helper living in a container's network namespace.
@@ -67,6 +69,13 @@ impl NetnsHelper {
         } else {
             Some(open_ns(pid, "user")?)
         };
+        Self::spawn_fds(pid, netns, userns)
+    }
+
+    /// Forks the helper for the network namespace `netns` (an open
+    /// namespace file), joining the user namespace `userns` first when
+    /// given. `pid` only names the target in errors.
+    pub(crate) fn spawn_fds(pid: i32, netns: Option<OwnedFd>, userns: Option<OwnedFd>) -> Result<NetnsHelper> {
         let (ours, theirs) = rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
             rustix::net::SocketType::SEQPACKET,
@@ -252,15 +261,16 @@ fn child_main(chan: i32, netns: i32, userns: i32, parent: libc::pid_t) -> ! {
             if n <= 0 {
                 libc::_exit(0);
             }
-            let ty = match req[0] {
-                1 => libc::SOCK_STREAM,
-                2 => libc::SOCK_DGRAM,
+            let (family, ty, proto) = match req[0] {
+                1 => (libc::AF_INET, libc::SOCK_STREAM, 0),
+                2 => (libc::AF_INET, libc::SOCK_DGRAM, 0),
+                3 => (libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE),
                 _ => {
                     send_reply(chan, libc::EINVAL, -1);
                     continue;
                 }
             };
-            let s = libc::socket(libc::AF_INET, ty | libc::SOCK_CLOEXEC, 0);
+            let s = libc::socket(family, ty | libc::SOCK_CLOEXEC, proto);
             if s < 0 {
                 send_reply(chan, errno(), -1);
             } else {

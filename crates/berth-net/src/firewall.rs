@@ -1,0 +1,255 @@
+//! berth's firewall rules: one nftables table, `ip berth`, whose rules
+//! never change after it is made; networks come and go as elements of its
+//! sets. A container joining or leaving a network touches no rule at all.
+//!
+//! ```text
+//! bridges   every berth bridge          isolation: bridge → other bridge dropped
+//! same      (bridge . bridge) pairs     traffic within one bridge accepted
+//! internal  bridges of --internal nets  nothing routed in or out
+//! masq      subnets with outbound NAT   masquerade when leaving via a non-bridge
+//! ```
+//!
+//! Every change is one `nft -f -` transaction (atomic). This module never
+//! touches any other table and never flushes anything but its own chains.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::error::{NetError, Result};
+use crate::ipam::Subnet;
+use crate::ns::Namespace;
+
+/// The table's name (family `ip`).
+pub const TABLE: &str = "berth";
+
+const BASE: &str = r#"
+add table ip berth
+add set ip berth bridges { type ifname; }
+add set ip berth same { type ifname . ifname; }
+add set ip berth internal { type ifname; }
+add set ip berth masq { type ipv4_addr; flags interval; }
+add chain ip berth forward { type filter hook forward priority filter; policy accept; }
+add chain ip berth postrouting { type nat hook postrouting priority srcnat; policy accept; }
+flush chain ip berth forward
+flush chain ip berth postrouting
+add rule ip berth forward iifname . oifname @same accept
+add rule ip berth forward iifname @internal drop
+add rule ip berth forward oifname @internal drop
+add rule ip berth forward iifname @bridges oifname @bridges drop
+add rule ip berth forward oifname @bridges ct state established,related accept
+add rule ip berth forward iifname @bridges accept
+add rule ip berth postrouting ip saddr @masq oifname != @bridges masquerade
+"#;
+
+/// What the table holds for one network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkRules {
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub internal: bool,
+}
+
+/// The firewall of one network namespace (the host's, or the rootless one).
+pub struct Firewall {
+    ns: Namespace,
+}
+
+/// What the table currently holds (for cleanup checks and reconcile).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableState {
+    pub exists: bool,
+    pub bridges: Vec<String>,
+    pub internal: Vec<String>,
+    pub masq: Vec<String>,
+}
+
+fn quote(name: &str) -> Result<String> {
+    if name.is_empty()
+        || name.len() > 15
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(NetError::InvalidNetwork(format!("invalid interface name {name:?}")));
+    }
+    Ok(format!("\"{name}\""))
+}
+
+impl Firewall {
+    pub fn new(ns: Namespace) -> Firewall {
+        Firewall { ns }
+    }
+
+    fn nft(&self, args: &[&str], input: Option<&str>) -> Result<String> {
+        let mut cmd = Command::new("nft");
+        cmd.args(args)
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let _ns = enter_in_child(&mut cmd, &self.ns)?;
+        let mut child = cmd.spawn().map_err(|e| {
+            NetError::io(
+                "running nft (install Debian's nftables package: apt-get install nftables)",
+                e,
+            )
+        })?;
+        if let Some(text) = input {
+            let mut stdin = child.stdin.take().expect("piped");
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| NetError::io("writing nft's input", e))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| NetError::io("waiting for nft", e))?;
+        if !out.status.success() {
+            return Err(NetError::Firewall(format!(
+                "nft {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Makes the table (idempotent) and adds a network's elements, in one transaction.
+    pub fn add_network(&self, n: &NetworkRules) -> Result<()> {
+        let state = self.state()?;
+        let b = quote(&n.bridge)?;
+        let mut t = String::from(BASE);
+        if !state.bridges.contains(&n.bridge) {
+            t.push_str(&format!("add element ip berth bridges {{ {b} }}\n"));
+            t.push_str(&format!("add element ip berth same {{ {b} . {b} }}\n"));
+        }
+        if n.internal && !state.internal.contains(&n.bridge) {
+            t.push_str(&format!("add element ip berth internal {{ {b} }}\n"));
+        }
+        let net = format!("{}/{}", n.subnet.network(), n.subnet.prefix);
+        if !n.internal && !state.masq.contains(&net) {
+            t.push_str(&format!("add element ip berth masq {{ {net} }}\n"));
+        }
+        self.nft(&["-f", "-"], Some(&t)).map(drop)
+    }
+
+    /// Removes a network's elements (those present), in one transaction.
+    pub fn remove_network(&self, n: &NetworkRules) -> Result<()> {
+        let state = self.state()?;
+        if !state.exists {
+            return Ok(());
+        }
+        let b = quote(&n.bridge)?;
+        let mut t = String::new();
+        if state.bridges.contains(&n.bridge) {
+            t.push_str(&format!("delete element ip berth bridges {{ {b} }}\n"));
+            t.push_str(&format!("delete element ip berth same {{ {b} . {b} }}\n"));
+        }
+        if state.internal.contains(&n.bridge) {
+            t.push_str(&format!("delete element ip berth internal {{ {b} }}\n"));
+        }
+        let net = format!("{}/{}", n.subnet.network(), n.subnet.prefix);
+        if state.masq.contains(&net) {
+            t.push_str(&format!("delete element ip berth masq {{ {net} }}\n"));
+        }
+        if t.is_empty() {
+            return Ok(());
+        }
+        self.nft(&["-f", "-"], Some(&t)).map(drop)
+    }
+
+    /// Deletes the whole table when no network is left in it.
+    pub fn remove_table_if_unused(&self) -> Result<bool> {
+        let s = self.state()?;
+        if s.exists && s.bridges.is_empty() && s.internal.is_empty() && s.masq.is_empty() {
+            self.nft(&["delete", "table", "ip", TABLE], None)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The table's sets as they are now.
+    pub fn state(&self) -> Result<TableState> {
+        let out = match self.nft(&["-j", "list", "table", "ip", TABLE], None) {
+            Ok(o) => o,
+            Err(NetError::Firewall(m)) if m.contains("No such file or directory") => return Ok(TableState::default()),
+            Err(e) => return Err(e),
+        };
+        let v: Value =
+            serde_json::from_str(&out).map_err(|e| NetError::Firewall(format!("reading nft's JSON: {e}")))?;
+        let mut st = TableState {
+            exists: true,
+            ..Default::default()
+        };
+        for item in v["nftables"].as_array().into_iter().flatten() {
+            let set = &item["set"];
+            if set.is_null() {
+                continue;
+            }
+            let elems: Vec<String> = set["elem"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| match e {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Object(o) => o
+                        .get("prefix")
+                        .map(|p| format!("{}/{}", p["addr"].as_str().unwrap_or(""), p["len"])),
+                    _ => None,
+                })
+                .collect();
+            match set["name"].as_str() {
+                Some("bridges") => st.bridges = elems,
+                Some("internal") => st.internal = elems,
+                Some("masq") => st.masq = elems,
+                _ => {}
+            }
+        }
+        Ok(st)
+    }
+}
+
+/// Makes `cmd` run inside `ns` (joining its user namespace first when it
+/// has one): the child calls setns(2) between fork and exec, where it is
+/// single-threaded. The host's namespace needs nothing.
+/// Keep the returned guard until the command is spawned.
+pub(crate) fn enter_in_child(cmd: &mut Command, ns: &Namespace) -> Result<NsFds> {
+    use std::os::unix::process::CommandExt;
+    if ns.netns == std::path::Path::new("/proc/self/ns/net") && ns.userns.is_none() {
+        return Ok(NsFds(None, None));
+    }
+    let user: Option<OwnedFd> = match &ns.userns {
+        Some(u) => Some(
+            rustix::fs::open(
+                u,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| NetError::io(format!("opening {}", u.display()), e))?,
+        ),
+        None => None,
+    };
+    let net = ns.open()?;
+    let fds = (user.as_ref().map(|f| f.as_raw_fd()), net.as_raw_fd());
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only setns(2), on descriptors the returned guard keeps open until the
+    // caller has spawned the command.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(u) = fds.0 {
+                if libc::setns(u, libc::CLONE_NEWUSER) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::setns(fds.1, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(NsFds(user, Some(net)))
+}
+
+/// Namespace descriptors a command's child joins; hold until spawned.
+pub(crate) struct NsFds(#[allow(dead_code)] Option<OwnedFd>, #[allow(dead_code)] Option<OwnedFd>);

@@ -1,0 +1,211 @@
+//! Handles on network namespaces: the host's, a container's (a bind-mounted
+//! `/run/netns/NAME`, `/proc/PID/ns/net`, …), and the rootless network
+//! namespace's. berth-net reaches into a namespace only through sockets
+//! created inside it (a socket stays in the namespace it was made in):
+//!
+//! * as root, a short-lived thread enters the namespace, makes the socket
+//!   and ends (a thread's namespace change dies with it);
+//! * rootless, a namespace owned by another user namespace can be entered
+//!   only after joining that user namespace, which needs a single-threaded
+//!   process, so the forked helper of `netns.rs` makes the socket.
+//!
+//! The calling thread never changes namespace.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::error::{NetError, Result};
+use crate::netns::{NetnsHelper, SocketKind};
+use crate::nl::Netlink;
+
+/// A network namespace, and the user namespace to join before entering
+/// it (rootless).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// The namespace file: `/run/netns/x`, `/proc/PID/ns/net`, …
+    pub netns: PathBuf,
+    /// The owning user namespace's file, when it is not ours.
+    pub userns: Option<PathBuf>,
+}
+
+fn open(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| NetError::io(format!("opening network namespace {}", path.display()), e))
+}
+
+impl Namespace {
+    /// A namespace we may enter directly (root).
+    pub fn path(netns: impl Into<PathBuf>) -> Namespace {
+        Namespace {
+            netns: netns.into(),
+            userns: None,
+        }
+    }
+
+    /// The namespace of process `pid` (and its user namespace, when
+    /// joining it is needed to enter).
+    pub fn of_pid(pid: u32, with_userns: bool) -> Namespace {
+        Namespace {
+            netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
+            userns: with_userns.then(|| PathBuf::from(format!("/proc/{pid}/ns/user"))),
+        }
+    }
+
+    /// The namespace file, open.
+    pub fn open(&self) -> Result<OwnedFd> {
+        open(&self.netns)
+    }
+
+    /// An rtnetlink connection inside this namespace.
+    pub fn netlink(&self) -> Result<Netlink> {
+        Netlink::from_fd(self.socket(SocketKind::NetlinkRoute)?)
+    }
+
+    /// A TCP socket (IPv4) inside this namespace.
+    pub fn tcp_socket(&self) -> Result<OwnedFd> {
+        self.socket(SocketKind::Tcp4)
+    }
+
+    /// A UDP socket (IPv4) inside this namespace.
+    pub fn udp_socket(&self) -> Result<OwnedFd> {
+        self.socket(SocketKind::Udp4)
+    }
+
+    fn socket(&self, kind: SocketKind) -> Result<OwnedFd> {
+        if self.userns.is_none() && is_current(&self.netns) {
+            return make_socket(kind).map_err(|e| NetError::io("making a socket", e));
+        }
+        let ns = self.open()?;
+        match &self.userns {
+            Some(u) => {
+                let user = open(u)?;
+                let helper = NetnsHelper::spawn_fds(0, Some(ns), Some(user))?;
+                helper
+                    .socket(kind)
+                    .map_err(|e| NetError::io(format!("making a socket in {}", self.netns.display()), e))
+            }
+            None => socket_via_thread(ns, kind, &self.netns),
+        }
+    }
+}
+
+fn is_current(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata("/proc/thread-self/ns/net"), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+fn make_socket(kind: SocketKind) -> std::io::Result<OwnedFd> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let (fam, ty, proto) = match kind {
+        SocketKind::Tcp4 => (AddressFamily::INET, SocketType::STREAM, None),
+        SocketKind::Udp4 => (AddressFamily::INET, SocketType::DGRAM, None),
+        SocketKind::NetlinkRoute => (AddressFamily::NETLINK, SocketType::RAW, None), // NETLINK_ROUTE is protocol 0
+    };
+    Ok(rustix::net::socket_with(fam, ty, SocketFlags::CLOEXEC, proto)?)
+}
+
+fn socket_via_thread(ns: OwnedFd, kind: SocketKind, path: &Path) -> Result<OwnedFd> {
+    let shown = path.display().to_string();
+    std::thread::Builder::new()
+        .name("berth-netns".into())
+        .stack_size(64 * 1024)
+        .spawn(move || -> Result<OwnedFd> {
+            // Only this thread's network namespace changes, and the thread ends here.
+            rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
+                .map_err(|e| NetError::io(format!("entering network namespace {shown}"), e))?;
+            make_socket(kind).map_err(|e| NetError::io(format!("making a socket in {shown}"), e))
+        })
+        .map_err(|e| NetError::io("starting a thread", e))?
+        .join()
+        .unwrap_or_else(|_| {
+            Err(NetError::io(
+                "making a socket",
+                std::io::Error::other("thread panicked"),
+            ))
+        })
+}
+
+/// Makes a new network namespace (loopback up) kept alive by a bind
+/// mount at `path`, as `ip netns add` does, for a container to join
+/// (`ns:<path>` in its spec). Root only: rootless containers' namespaces
+/// are made inside the rootless user namespace.
+pub fn create_persistent(path: &Path) -> Result<Namespace> {
+    let shown = path.display().to_string();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
+    }
+    std::fs::File::create(path).map_err(|e| NetError::io(format!("creating {shown}"), e))?;
+    let target = path.to_path_buf();
+    let made = std::thread::Builder::new()
+        .name("berth-netns".into())
+        .stack_size(64 * 1024)
+        .spawn(move || -> Result<()> {
+            // This thread alone moves to the new namespace, and ends here.
+            // SAFETY: only the network namespace is unshared, for this
+            // thread, which owns no file descriptors or memory whose
+            // meaning changes with it (the unsafety concerns CLONE_FILES
+            // and CLONE_FS-style flags).
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+                .map_err(|e| NetError::io("unshare(CLONE_NEWNET)", e))?;
+            rustix::mount::mount_bind("/proc/thread-self/ns/net", &target)
+                .map_err(|e| NetError::io(format!("bind-mounting the namespace on {}", target.display()), e))?;
+            let mut nl = Netlink::new()?;
+            if let Some(lo) = nl.link("lo")? {
+                nl.set_up(lo.index)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| NetError::io("starting a thread", e))?
+        .join()
+        .unwrap_or_else(|_| {
+            Err(NetError::io(
+                "making a namespace",
+                std::io::Error::other("thread panicked"),
+            ))
+        });
+    if let Err(e) = made {
+        let _ = remove_persistent(path);
+        return Err(e);
+    }
+    Ok(Namespace::path(path))
+}
+
+/// Unmounts and removes a namespace made by [`create_persistent`]; the
+/// kernel frees it (and the veths in it) once nothing else holds it.
+pub fn remove_persistent(path: &Path) -> Result<()> {
+    match rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(NetError::io(format!("unmounting {}", path.display()), e)),
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(NetError::io(format!("removing {}", path.display()), e)),
+    }
+}
+
+/// Namespace mounts (nsfs) under `dir`, from this process's mount table.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            (f.get(sep + 1) == Some(&"nsfs")).then(|| PathBuf::from(f[4]))
+        })
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+/// The host's (this process's) network namespace.
+pub fn host() -> Namespace {
+    Namespace::path("/proc/self/ns/net")
+}

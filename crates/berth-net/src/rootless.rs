@@ -1,0 +1,410 @@
+//! The rootless network namespace: one per user, holding that user's
+//! bridges, as Podman has it. An unprivileged user cannot make bridges or
+//! firewall rules in the host's namespace, so berth makes them in a network
+//! namespace of its own, owned by a user namespace of its own (root in it
+//! is the user; the user's `/etc/subuid` range is mapped too, so
+//! containers can live inside it), and connects that namespace to the
+//! host through `pasta` (Debian's `passt` package): outbound connections
+//! leave through pasta's sockets on the host, DNS queries to
+//! [`DNS_FORWARD`] reach the host's resolver.
+//!
+//! A small holder process keeps the namespaces alive (`sleep infinity`,
+//! shown as `berth-rootless-netns`); its pid is in `holder.pid` in the
+//! directory given (`$XDG_RUNTIME_DIR/berth-rootless-netns`). berth
+//! processes reach into it by joining its user namespace first (the
+//! forked helper of `netns.rs`, or `setns` between fork and exec).
+//!
+//! Containers must live in namespaces owned by this user namespace (or its
+//! descendants) for a veth to be moved into them: the OCI runtime has to
+//! run inside it (phase 2 of the engine work).
+
+use std::ffi::CString;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::bridge::{store_tag, NetContext};
+use crate::error::{NetError, Result};
+use crate::ns::Namespace;
+
+/// The address inside the namespace whose DNS queries pasta forwards to
+/// the host's first resolver.
+pub const DNS_FORWARD: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+
+/// What the holder's command line says, to tell it from a reused pid.
+const HOLDER_NAME: &str = "berth-rootless-netns";
+
+/// A running rootless network namespace.
+#[derive(Clone, Debug)]
+pub struct RootlessNetns {
+    dir: PathBuf,
+    holder: i32,
+}
+
+fn err(m: impl Into<String>) -> NetError {
+    NetError::Rootless(m.into())
+}
+
+fn read_pid(p: &Path) -> Option<i32> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// `(start, count)` of `name`'s (or `uid`'s) range in /etc/subuid or /etc/subgid.
+fn subid(file: &str, name: &str, id: u32) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.trim().split(':').collect();
+        (f.len() == 3 && (f[0] == name || f[0] == id.to_string()))
+            .then(|| Some((f[1].parse().ok()?, f[2].parse().ok()?)))
+            .flatten()
+    })
+}
+
+fn user_name(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The per-user directory: `$XDG_RUNTIME_DIR/berth-rootless-netns`, or
+/// `/tmp/berth-<uid>/rootless-netns` without one.
+pub fn default_dir() -> PathBuf {
+    let uid = rustix::process::geteuid().as_raw();
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("berth-rootless-netns"),
+        None => PathBuf::from(format!("/tmp/berth-{uid}/rootless-netns")),
+    }
+}
+
+impl RootlessNetns {
+    /// The running namespace of `dir`, made (holder and pasta) when there is none.
+    pub fn ensure(dir: &Path) -> Result<RootlessNetns> {
+        let _lock = crate::lock_file(&dir.join("lock"))?;
+        if let Some(rl) = Self::running(dir) {
+            // pasta gone (killed) while the namespace lives: connect it again.
+            if rl.pasta_pid().is_none() {
+                rl.start_pasta()?;
+            }
+            return Ok(rl);
+        }
+        let holder = spawn_holder()?;
+        let rl = RootlessNetns {
+            dir: dir.to_path_buf(),
+            holder,
+        };
+        std::fs::write(dir.join("holder.pid"), holder.to_string())
+            .map_err(|e| NetError::io("writing holder.pid", e))?;
+        if let Err(e) = rl.start_pasta() {
+            rl.stop();
+            return Err(e);
+        }
+        Ok(rl)
+    }
+
+    /// The namespace of `dir` if its holder is alive.
+    pub fn running(dir: &Path) -> Option<RootlessNetns> {
+        let pid = read_pid(&dir.join("holder.pid"))?;
+        cmdline(pid).starts_with(HOLDER_NAME).then(|| RootlessNetns {
+            dir: dir.to_path_buf(),
+            holder: pid,
+        })
+    }
+
+    /// The holder's pid (what the port forwarder enters).
+    pub fn holder_pid(&self) -> i32 {
+        self.holder
+    }
+
+    /// The pid of pasta, if it runs.
+    pub fn pasta_pid(&self) -> Option<i32> {
+        let pid = read_pid(&self.dir.join("pasta.pid"))?;
+        cmdline(pid).contains("pasta").then_some(pid)
+    }
+
+    /// The network namespace holding the bridges (entered through its user namespace).
+    pub fn namespace(&self) -> Namespace {
+        Namespace::of_pid(self.holder as u32, true)
+    }
+
+    /// The user namespace containers must be created under.
+    pub fn userns_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/user", self.holder))
+    }
+
+    /// A context for one store's networks inside this namespace.
+    pub fn context(&self, store_root: &Path) -> NetContext {
+        let tag = store_tag(store_root);
+        NetContext {
+            run_dir: self.dir.join(format!("net-{tag}")),
+            lock_dir: self.dir.clone(),
+            bridge_ns: self.namespace(),
+            tag,
+            default_store: false,
+            dns_forward: Some(DNS_FORWARD),
+            set_ip_forward: false,
+            upstream_override: None,
+        }
+    }
+
+    fn start_pasta(&self) -> Result<()> {
+        let pidfile = self.dir.join("pasta.pid");
+        let mut cmd = Command::new("pasta");
+        cmd.args(["--config-net", "--quiet", "--foreground"])
+            .args(["-t", "none", "-u", "none", "-T", "none", "-U", "none"])
+            .arg("--dns-forward")
+            .arg(DNS_FORWARD.to_string())
+            .arg("--pid")
+            .arg(&pidfile)
+            .arg("--userns")
+            .arg(self.userns_path())
+            .arg("--netns")
+            .arg(format!("/proc/{}/ns/net", self.holder))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: setsid(2) between fork and exec: pasta outlives this process.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| err(format!("starting pasta (install Debian's passt package): {e}")))?;
+        // pasta writes its pid file once the namespace is configured.
+        for _ in 0..200 {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Err(err(format!("pasta exited ({st}) before configuring the namespace")));
+            }
+            if read_pid(&pidfile).is_some() {
+                // Reaped by init once we exit; it must not be our zombie meanwhile.
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        Err(err("pasta did not configure the namespace within 2 s"))
+    }
+
+    /// Stops the namespace when no store has networks in it any more (no
+    /// `net-*` run directory is left); true when it was stopped.
+    pub fn stop_if_unused(&self) -> bool {
+        let used = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("net-"));
+        if !used {
+            self.stop();
+        }
+        !used
+    }
+
+    /// Ends pasta and the holder (the namespace goes with them), and
+    /// waits (up to 2 s) until both are gone.
+    pub fn stop(&self) {
+        let mut pids = Vec::new();
+        if let Some(p) = self.pasta_pid() {
+            // SAFETY: kill(2) on pasta's pid, checked to be pasta.
+            unsafe { libc::kill(p, libc::SIGTERM) };
+            pids.push(p);
+        }
+        if cmdline(self.holder).starts_with(HOLDER_NAME) {
+            // SAFETY: kill(2) on the holder, checked to be ours.
+            unsafe { libc::kill(self.holder, libc::SIGKILL) };
+            pids.push(self.holder);
+        }
+        for _ in 0..200 {
+            if pids.iter().all(|p| !alive(*p)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = std::fs::remove_file(self.dir.join("pasta.pid"));
+        let _ = std::fs::remove_file(self.dir.join("holder.pid"));
+    }
+}
+
+/// Running (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).expect("no NUL")
+}
+
+/// Forks the holder: new user namespace (mapped by newuidmap/newgidmap
+/// from the parent), then new network and mount namespaces, loopback up,
+/// IPv4 forwarding on, then `sleep infinity` under the holder's name.
+fn spawn_holder() -> Result<i32> {
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    let name = user_name(uid);
+    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| NetError::io("pipe", e));
+    let (to_parent_r, to_parent_w): (OwnedFd, OwnedFd) = pipe()?;
+    let (to_child_r, to_child_w): (OwnedFd, OwnedFd) = pipe()?;
+    let sleep = cstr("/bin/sleep");
+    let argv0 = cstr(HOLDER_NAME);
+    let argv1 = cstr("infinity");
+    let fwd = cstr("/proc/sys/net/ipv4/ip_forward");
+    let (pw, cr) = (to_parent_w.as_raw_fd(), to_child_r.as_raw_fd());
+    // SAFETY: the child makes only raw system calls on integers and on
+    // strings prepared above, then execs or _exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(NetError::io(
+            "forking the rootless namespace holder",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe { holder_child(pw, cr, &sleep, &argv0, &argv1, &fwd) }
+    }
+    drop(to_parent_w);
+    drop(to_child_r);
+    let read_status = |fd: &OwnedFd| -> Option<i32> {
+        let mut b = [0u8; 4];
+        match rustix::io::read(fd, &mut b) {
+            Ok(4) => Some(i32::from_ne_bytes(b)),
+            _ => None,
+        }
+    };
+    let fail = |m: String| {
+        // SAFETY: kill/waitpid on the child we forked.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        err(m)
+    };
+    match read_status(&to_parent_r) {
+        Some(0) => {}
+        Some(e) => {
+            return Err(fail(format!(
+                "unshare(CLONE_NEWUSER): {}",
+                std::io::Error::from_raw_os_error(e)
+            )))
+        }
+        None => return Err(fail("the holder exited early".into())),
+    }
+    // Map root to the user, and the subordinate range after it.
+    let map = |tool: &str, id: u32, file: &str| -> Result<()> {
+        let mut args = vec![pid.to_string(), "0".into(), id.to_string(), "1".into()];
+        if let Some((start, count)) = subid(file, &name, uid) {
+            args.extend(["1".into(), start.to_string(), count.min(65536).to_string()]);
+        }
+        let o = Command::new(tool)
+            .args(&args)
+            .output()
+            .map_err(|e| err(format!("running {tool} (install Debian's uidmap package): {e}")))?;
+        if !o.status.success() {
+            return Err(err(format!(
+                "{tool} {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            )));
+        }
+        Ok(())
+    };
+    if let Err(e) = map("newuidmap", uid, "/etc/subuid").and_then(|_| map("newgidmap", gid, "/etc/subgid")) {
+        return Err(fail(e.to_string()));
+    }
+    let _ = rustix::io::write(&to_child_w, &[1u8]);
+    match read_status(&to_parent_r) {
+        Some(0) => {}
+        Some(e) => {
+            return Err(fail(format!(
+                "making the network namespace: {}",
+                std::io::Error::from_raw_os_error(e)
+            )))
+        }
+        None => return Err(fail("the holder exited while making its namespaces".into())),
+    }
+    // The holder outlives us: a thread reaps it if it dies while we run.
+    std::thread::spawn(move || {
+        // SAFETY: waitpid on our own child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    });
+    Ok(pid)
+}
+
+/// The holder's side. Never returns.
+///
+/// # Safety
+/// Must be called only in a freshly forked child; uses raw system calls only.
+unsafe fn holder_child(pw: i32, cr: i32, sleep: &CString, argv0: &CString, argv1: &CString, fwd: &CString) -> ! {
+    let errno = || *libc::__errno_location();
+    let report = |code: i32| {
+        let b = code.to_ne_bytes();
+        libc::write(pw, b.as_ptr().cast(), 4);
+    };
+    libc::setsid();
+    if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+        report(errno());
+        libc::_exit(1);
+    }
+    report(0);
+    let mut b = [0u8; 1];
+    if libc::read(cr, b.as_mut_ptr().cast(), 1) != 1 {
+        libc::_exit(1);
+    }
+    // Root of the new user namespace (mapped to the user by now).
+    if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+        report(errno());
+        libc::_exit(1);
+    }
+    if libc::unshare(libc::CLONE_NEWNET | libc::CLONE_NEWNS) != 0 {
+        report(errno());
+        libc::_exit(1);
+    }
+    // Loopback up.
+    let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+    if s >= 0 {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as libc::c_char;
+        req.ifr_name[1] = b'o' as libc::c_char;
+        if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(s, libc::SIOCSIFFLAGS, &req);
+        }
+        libc::close(s);
+    }
+    let f = libc::open(fwd.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    if f >= 0 {
+        libc::write(f, b"1".as_ptr().cast(), 1);
+        libc::close(f);
+    }
+    report(0);
+    // Nothing of ours stays open in the holder.
+    let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+    if devnull >= 0 {
+        libc::dup2(devnull, 0);
+        libc::dup2(devnull, 1);
+        libc::dup2(devnull, 2);
+    }
+    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+    let argv = [argv0.as_ptr(), argv1.as_ptr(), std::ptr::null()];
+    libc::execv(sleep.as_ptr(), argv.as_ptr());
+    libc::_exit(127)
+}
