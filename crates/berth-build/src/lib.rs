@@ -4,3 +4,4 @@ pub mod context;
 pub mod dockerfile;
 pub mod executor;
 pub mod metadata;
+mod wildcard;

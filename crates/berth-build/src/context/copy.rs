@@ -528,7 +528,9 @@ impl Writer<'_> {
             allow_devices: false,
             preserve_owner: self.owner.is_some() && self.opts.chown.is_none(),
             id_shift: 0,
+            owner: None,
             xattr_prefix: base.xattr_prefix,
+            limits: base.limits,
         };
         apply_layer(f, &via, &ao).map_err(|source| ContextError::Archive {
             path: self.src_root.join(rel).display().to_string(),

@@ -210,7 +210,9 @@ impl BuildContext {
             preserve_owner: false,
             allow_devices: false,
             id_shift: 0,
+            owner: None,
             xattr_prefix: base.xattr_prefix,
+            limits: base.limits,
         };
         apply_layer(r, staging, &opts).map_err(|source| ContextError::Archive {
             path: "build context".into(),

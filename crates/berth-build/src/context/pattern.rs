@@ -136,35 +136,7 @@ fn class_char(p: &[char], i: usize) -> Result<(char, usize), BadPattern> {
 /// Match a validated pattern against a whole name, backtracking only to the
 /// last `*` (linear in practice).
 fn glob(p: &[char], s: &[char]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        if pi < p.len() {
-            if p[pi] == '*' {
-                star = Some((pi + 1, si));
-                pi += 1;
-                continue;
-            }
-            if si < s.len() {
-                if let Some(next) = one(p, pi, s[si]) {
-                    pi = next;
-                    si += 1;
-                    continue;
-                }
-            }
-        } else if si == s.len() {
-            return true;
-        }
-        // Mismatch: let the last star eat one more character.
-        match star {
-            Some((sp, ss)) if ss < s.len() => {
-                star = Some((sp, ss + 1));
-                pi = sp;
-                si = ss + 1;
-            }
-            _ => return false,
-        }
-    }
+    crate::wildcard::matches(p, s, |pi, c| one(p, pi, c), || Ok::<(), std::convert::Infallible>(())).unwrap_or(false)
 }
 
 /// Match one non-star term at `p[pi]` against `c`; the index after it.

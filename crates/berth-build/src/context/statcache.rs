@@ -10,6 +10,7 @@
 //! length u32, path bytes, size u64, mtime ns i64, inode u64, ctime ns i64,
 //! sha256 32 bytes; then the sha256 of everything before it.
 
+use berth_archive::perms;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, BufWriter, Write};
@@ -74,13 +75,14 @@ impl StatCache {
     /// Write atomically (temporary file beside `path`, then rename).
     pub fn save(&self, path: &Path) -> Result<(), ContextError> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| ContextError::io("create directory", dir, e))?;
+            perms::create_dir_all(dir, perms::PRIVATE_DIR).map_err(|e| ContextError::io("create directory", dir, e))?;
         }
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(format!(".tmp{}", std::process::id()));
         let tmp = std::path::PathBuf::from(tmp);
         let res = (|| -> io::Result<()> {
-            let f = fs::File::create(&tmp)?;
+            let _ = fs::remove_file(&tmp);
+            let f = perms::create_new(&tmp, perms::PRIVATE_FILE)?;
             let mut w = BufWriter::with_capacity(256 * 1024, HashTee::new(f));
             w.write_all(MAGIC)?;
             w.write_all(&(self.entries.len() as u64).to_le_bytes())?;

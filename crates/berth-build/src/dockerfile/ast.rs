@@ -19,6 +19,11 @@ pub struct Dockerfile {
     /// `ARG`s before the first `FROM` (visible to `FROM` lines only, unless
     /// a stage declares them again).
     pub global_args: Vec<ArgDecl>,
+    /// The predefined platform ARGs of the build this file is for
+    /// (`TARGETARCH`, `BUILDPLATFORM`, …): in the global scope with the
+    /// global ARGs, as BuildKit has them. Empty after parsing; the executor
+    /// sets them from the build's target platform.
+    pub predefined_args: BTreeMap<String, String>,
     pub stages: Vec<Stage>,
     /// Warnings found while parsing (`JSONArgsRecommended`,
     /// `NoEmptyContinuation`, `LegacyKeyValueFormat`).
@@ -80,6 +85,9 @@ pub struct ArgDecl {
     pub name: String,
     /// Unexpanded, quotes still present.
     pub default: Option<String>,
+    /// Where the declaration is (1-based line and column), for errors.
+    pub line: usize,
+    pub column: usize,
 }
 
 /// One `FROM` and what follows it up to the next `FROM`.

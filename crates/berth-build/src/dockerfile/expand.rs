@@ -13,11 +13,44 @@
 //! The escape character (`\` or the `# escape=` one) makes the next
 //! character literal; single quotes disable expansion; double quotes keep
 //! whitespace and allow expansion.
+//!
+//! The text is untrusted (a Dockerfile, an image's ONBUILD triggers), so
+//! every expansion is bounded: `${…}` nests at most [`MAX_NESTING`] deep
+//! (no stack overflow), an expanded word is at most [`MAX_WORD_LEN`] bytes
+//! (no exponential `ARG A2=$A1$A1` chains), and glob patterns do at most
+//! [`MAX_MATCH_STEPS`] steps of matching per word. Past a limit the error
+//! names it; none of them stops a real Dockerfile.
 
 use std::collections::BTreeMap;
 
 use super::ast::{Instruction, InstructionKind, Stage};
 use super::ExpandError;
+
+/// How deep `${…}` may nest inside another `${…}` (Docker's expander has
+/// no limit; real Dockerfiles nest two or three deep).
+pub const MAX_NESTING: usize = 64;
+
+/// The longest a word may become once expanded: 1 MiB. The kernel refuses
+/// longer environment strings or arguments (`MAX_ARG_STRLEN`, 128 KiB), so
+/// a longer word could not reach a process anyway.
+pub const MAX_WORD_LEN: usize = 1 << 20;
+
+/// The most the values of one scope's variables (the global ARGs, or a
+/// stage's ARGs and ENV together) may hold: 8 MiB, four times what the
+/// kernel lets a process's whole environment be.
+pub const MAX_VARS_LEN: usize = 8 << 20;
+
+/// The error for variables past [`MAX_VARS_LEN`].
+pub fn vars_too_long() -> String {
+    format!(
+        "ARG and ENV values here hold more than {} MiB in all; this limit cannot be raised: no process \
+         could be given an environment this large",
+        MAX_VARS_LEN >> 20
+    )
+}
+
+/// Steps of glob matching (`${V#pat}`, `${V/pat/r}`) one word may spend.
+pub const MAX_MATCH_STEPS: u64 = 10_000_000;
 
 /// The variable lookup the caller provides.
 pub type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -26,7 +59,7 @@ pub type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub fn expand(word: &str, vars: Vars<'_>, escape: char) -> Result<String, ExpandError> {
     let mut lx = Lexer::new(word, vars, escape, false);
     let mut out = Out::new(false);
-    lx.process(None, &mut out).map_err(err)?;
+    lx.process(None, &mut out).and_then(|()| out.check()).map_err(err)?;
     Ok(out.finish_one())
 }
 
@@ -35,7 +68,7 @@ pub fn expand(word: &str, vars: Vars<'_>, escape: char) -> Result<String, Expand
 pub fn expand_words(text: &str, vars: Vars<'_>, escape: char) -> Result<Vec<String>, ExpandError> {
     let mut lx = Lexer::new(text, vars, escape, false);
     let mut out = Out::new(true);
-    lx.process(None, &mut out).map_err(err)?;
+    lx.process(None, &mut out).and_then(|()| out.check()).map_err(err)?;
     Ok(out.finish_words())
 }
 
@@ -45,7 +78,7 @@ pub fn expand_words(text: &str, vars: Vars<'_>, escape: char) -> Result<Vec<Stri
 pub fn expand_raw(text: &str, vars: Vars<'_>, escape: char) -> Result<String, ExpandError> {
     let mut lx = Lexer::new(text, vars, escape, true);
     let mut out = Out::new(false);
-    lx.process(None, &mut out).map_err(err)?;
+    lx.process(None, &mut out).and_then(|()| out.check()).map_err(err)?;
     Ok(out.finish_one())
 }
 
@@ -90,7 +123,18 @@ pub fn map_lookup(map: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<Str
 /// the instruction's line.
 pub fn expand_instruction(ins: &Instruction, vars: Vars<'_>, escape: char) -> Result<Instruction, ExpandError> {
     let at = |e: ExpandError| e.at(ins.line, ins.column);
-    let one = |s: &str| expand(s, vars, escape).map_err(at);
+    // All the words of one instruction together stay within MAX_VARS_LEN.
+    let total = std::cell::Cell::new(0usize);
+    let count = |w: String| {
+        total.set(total.get() + w.len());
+        if total.get() > MAX_VARS_LEN {
+            Err(err(vars_too_long()).at(ins.line, ins.column))
+        } else {
+            Ok(w)
+        }
+    };
+    let one = |s: &str| expand(s, vars, escape).map_err(at).and_then(count);
+    let raw = |s: &str| expand_raw(s, vars, escape).map_err(at).and_then(count);
     let opt = |s: &Option<String>| s.as_deref().map(one).transpose();
     let mut out = ins.clone();
     match &mut out.kind {
@@ -106,13 +150,7 @@ pub fn expand_instruction(ins: &Instruction, vars: Vars<'_>, escape: char) -> Re
             }
         }
         InstructionKind::Copy(c) | InstructionKind::Add(c) => {
-            let path = |s: &str| {
-                if c.json {
-                    expand_raw(s, vars, escape).map_err(at)
-                } else {
-                    one(s)
-                }
-            };
+            let path = |s: &str| if c.json { raw(s) } else { one(s) };
             let sources = c.sources.iter().map(|s| path(s)).collect::<Result<Vec<_>, _>>()?;
             let dest = path(&c.dest)?;
             c.sources = sources;
@@ -125,13 +163,15 @@ pub fn expand_instruction(ins: &Instruction, vars: Vars<'_>, escape: char) -> Re
                 *e = one(e)?;
             }
             for h in c.heredocs.iter_mut().filter(|h| h.expand) {
-                h.content = expand_raw(&h.content, vars, escape).map_err(at)?;
+                h.content = raw(&h.content)?;
             }
         }
         InstructionKind::Expose(ports) => {
             let mut all = Vec::new();
             for p in ports.iter() {
-                all.extend(expand_words(p, vars, escape).map_err(at)?);
+                for w in expand_words(p, vars, escape).map_err(at)? {
+                    all.push(count(w)?);
+                }
             }
             *ports = all;
         }
@@ -178,12 +218,17 @@ fn err(message: String) -> ExpandError {
     ExpandError::new("", 0, 0, message)
 }
 
-/// Collects output characters, optionally splitting into words.
+/// Collects output characters, optionally splitting into words. Stops
+/// collecting past [`MAX_WORD_LEN`] bytes in all and remembers it
+/// ([`Out::check`]).
 struct Out {
     split: bool,
     words: Vec<String>,
     cur: String,
     started: bool,
+    /// Bytes collected, over all words.
+    len: usize,
+    too_long: bool,
 }
 
 impl Out {
@@ -193,12 +238,35 @@ impl Out {
             words: Vec::new(),
             cur: String::new(),
             started: false,
+            len: 0,
+            too_long: false,
         }
+    }
+
+    /// An error once the output grew past [`MAX_WORD_LEN`].
+    fn check(&self) -> Result<(), String> {
+        if self.too_long {
+            Err(too_long())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether `n` more bytes still fit (and remembers when not).
+    fn room(&mut self, n: usize) -> bool {
+        if self.too_long || self.len + n > MAX_WORD_LEN {
+            self.too_long = true;
+            return false;
+        }
+        self.len += n;
+        true
     }
 
     /// A character that never splits (quoted or escaped).
     fn lit(&mut self, c: char) {
-        self.cur.push(c);
+        if self.room(c.len_utf8()) {
+            self.cur.push(c);
+        }
         self.started = true;
     }
 
@@ -220,6 +288,19 @@ impl Out {
     }
 
     fn text(&mut self, s: &str, quoted: bool) {
+        if self.too_long || self.len + s.len() > MAX_WORD_LEN {
+            self.too_long = true;
+            return;
+        }
+        if quoted || !self.split {
+            // No word splitting: the whole value at once.
+            if !s.is_empty() {
+                self.len += s.len();
+                self.cur.push_str(s);
+                self.started = true;
+            }
+            return;
+        }
         for c in s.chars() {
             if quoted {
                 self.lit(c);
@@ -248,6 +329,10 @@ struct Lexer<'a> {
     vars: Vars<'a>,
     raw: bool,
     unmatched: Vec<String>,
+    /// `${` entered and not yet left.
+    depth: usize,
+    /// Glob matching steps spent so far.
+    steps: u64,
 }
 
 impl<'a> Lexer<'a> {
@@ -259,6 +344,8 @@ impl<'a> Lexer<'a> {
             vars,
             raw,
             unmatched: Vec::new(),
+            depth: 0,
+            steps: 0,
         }
     }
 
@@ -285,6 +372,7 @@ impl<'a> Lexer<'a> {
     /// Processes until `stop` (consumed) or the end of the text.
     fn process(&mut self, stop: Option<char>, out: &mut Out) -> Result<(), String> {
         loop {
+            out.check()?;
             let Some(c) = self.peek() else {
                 return match stop {
                     Some(s) => Err(format!("missing '{s}' in substitution")),
@@ -338,6 +426,7 @@ impl<'a> Lexer<'a> {
 
     fn double_quoted(&mut self, out: &mut Out) -> Result<(), String> {
         loop {
+            out.check()?;
             match self.bump() {
                 None => return Err("unexpected end of statement while looking for matching double-quote".into()),
                 Some('"') => return Ok(()),
@@ -372,6 +461,7 @@ impl<'a> Lexer<'a> {
     fn sub_word(&mut self, stop: char) -> Result<String, String> {
         let mut o = Out::new(false);
         self.process(Some(stop), &mut o)?;
+        o.check()?;
         Ok(o.finish_one())
     }
 
@@ -403,7 +493,21 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// After `${`: one level deeper, within [`MAX_NESTING`].
     fn braced(&mut self, out: &mut Out, quoted: bool) -> Result<(), String> {
+        if self.depth >= MAX_NESTING {
+            return Err(format!(
+                "substitutions nest more than {MAX_NESTING} deep (`${{…${{…}}…}}`); this limit cannot be raised: \
+                 split the value over several ARG or ENV instructions"
+            ));
+        }
+        self.depth += 1;
+        let r = self.braced_inner(out, quoted);
+        self.depth -= 1;
+        r
+    }
+
+    fn braced_inner(&mut self, out: &mut Out, quoted: bool) -> Result<(), String> {
         let name = self.name();
         if name.is_empty() {
             return Err("bad substitution: expected a variable name after '${'".into());
@@ -466,10 +570,13 @@ impl<'a> Lexer<'a> {
                     self.pos += 1;
                 }
                 let pat: Vec<char> = self.sub_word('}')?.chars().collect();
-                self.lookup(&name).map(|v| {
-                    let s: Vec<char> = v.chars().collect();
-                    trim_pattern(&s, &pat, op == '#', longest)
-                })
+                match self.lookup(&name) {
+                    Some(v) => {
+                        let s: Vec<char> = v.chars().collect();
+                        Some(trim_pattern(&s, &pat, op == '#', longest, &mut self.steps)?)
+                    }
+                    None => None,
+                }
             }
             '/' => {
                 let all = self.peek() == Some('/');
@@ -501,6 +608,7 @@ impl<'a> Lexer<'a> {
                             } else {
                                 o.lit(c);
                             }
+                            o.check()?;
                             debug_assert!(self.pos > start);
                         }
                     }
@@ -512,8 +620,16 @@ impl<'a> Lexer<'a> {
                     self.pos += 1; // the '}'
                     String::new()
                 };
-                self.lookup(&name)
-                    .map(|v| replace_pattern(&v.chars().collect::<Vec<_>>(), &pat, &repl, all))
+                match self.lookup(&name) {
+                    Some(v) => Some(replace_pattern(
+                        &v.chars().collect::<Vec<_>>(),
+                        &pat,
+                        &repl,
+                        all,
+                        &mut self.steps,
+                    )?),
+                    None => None,
+                }
             }
             other => return Err(format!("unsupported modifier ({other}) in substitution")),
         };
@@ -524,17 +640,40 @@ impl<'a> Lexer<'a> {
     }
 }
 
-/// Glob match of the whole of `s` against `pat` (`*`, `?`, `[…]`, `\x`).
-fn glob(pat: &[char], s: &[char]) -> bool {
-    match pat.first() {
-        None => s.is_empty(),
-        Some('*') => (0..=s.len()).any(|i| glob(&pat[1..], &s[i..])),
-        Some('?') => !s.is_empty() && glob(&pat[1..], &s[1..]),
-        Some('[') => {
+fn too_long() -> String {
+    format!(
+        "the expanded word is longer than {} MiB; this limit cannot be raised: no process could be given \
+         a value this long (are ARG or ENV values doubling each other?)",
+        MAX_WORD_LEN >> 20
+    )
+}
+
+fn too_costly() -> String {
+    format!(
+        "matching a pattern in a substitution took more than {MAX_MATCH_STEPS} steps; this limit cannot be raised: \
+         use a simpler pattern or a shorter value"
+    )
+}
+
+/// Spends one step of the glob budget.
+fn spend(steps: &mut u64, n: u64) -> Result<(), String> {
+    *steps += n;
+    if *steps > MAX_MATCH_STEPS {
+        Err(too_costly())
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the pattern element at the start of `pat` (not `*`) matches
+/// `c`; if so, how many pattern characters it spans.
+fn match_one(pat: &[char], c: char) -> Option<usize> {
+    match pat[0] {
+        '?' => Some(1),
+        '[' => {
             let Some(close) = pat.iter().skip(2).position(|&c| c == ']').map(|p| p + 2) else {
-                return s.first() == Some(&'[') && glob(&pat[1..], &s[1..]);
+                return (c == '[').then_some(1);
             };
-            let Some(&c) = s.first() else { return false };
             let mut set = &pat[1..close];
             let negate = matches!(set.first(), Some('!' | '^'));
             if negate {
@@ -551,38 +690,85 @@ fn glob(pat: &[char], s: &[char]) -> bool {
                     i += 1;
                 }
             }
-            hit != negate && glob(&pat[close + 1..], &s[1..])
+            (hit != negate).then_some(close + 1)
         }
-        Some('\\') if pat.len() > 1 => s.first() == Some(&pat[1]) && glob(&pat[2..], &s[1..]),
-        Some(&p) => s.first() == Some(&p) && glob(&pat[1..], &s[1..]),
+        '\\' if pat.len() > 1 => (pat[1] == c).then_some(2),
+        p => (p == c).then_some(1),
     }
 }
 
-fn trim_pattern(s: &[char], pat: &[char], prefix: bool, longest: bool) -> String {
+/// Glob match of the whole of `s` against `pat` (`*`, `?`, `[…]`, `\x`);
+/// each step is paid from `steps`.
+fn glob(pat: &[char], s: &[char], steps: &mut u64) -> Result<bool, String> {
+    crate::wildcard::matches(
+        pat,
+        s,
+        |p, c| match_one(&pat[p..], c).map(|n| p + n),
+        || spend(steps, 1),
+    )
+}
+
+/// The lengths of text `pat` can match: (the least, whether any more).
+fn match_lengths(pat: &[char]) -> (usize, bool) {
+    let (mut p, mut min, mut star) = (0, 0, false);
+    while p < pat.len() {
+        if pat[p] == '*' {
+            star = true;
+            p += 1;
+            continue;
+        }
+        p += match pat[p] {
+            '[' => pat.iter().skip(p + 2).position(|&c| c == ']').map_or(1, |q| q + 3),
+            '\\' if p + 1 < pat.len() => 2,
+            _ => 1,
+        };
+        min += 1;
+    }
+    (min, star)
+}
+
+/// Whether a text of `len` characters could match (see [`match_lengths`]).
+fn could_match(len: usize, (min, star): (usize, bool)) -> bool {
+    len == min || (star && len > min)
+}
+
+fn trim_pattern(s: &[char], pat: &[char], prefix: bool, longest: bool, steps: &mut u64) -> Result<String, String> {
     let n = s.len();
-    let mut lens: Vec<usize> = (0..=n).collect();
+    let lengths = match_lengths(pat);
+    let mut lens: Vec<usize> = (0..=n).filter(|&l| could_match(l, lengths)).collect();
     if longest {
         lens.reverse();
     }
     for l in lens {
-        if prefix && glob(pat, &s[..l]) {
-            return s[l..].iter().collect();
+        if prefix && glob(pat, &s[..l], steps)? {
+            return Ok(s[l..].iter().collect());
         }
-        if !prefix && glob(pat, &s[n - l..]) {
-            return s[..n - l].iter().collect();
+        if !prefix && glob(pat, &s[n - l..], steps)? {
+            return Ok(s[..n - l].iter().collect());
         }
     }
-    s.iter().collect()
+    Ok(s.iter().collect())
 }
 
-fn replace_pattern(s: &[char], pat: &[char], repl: &str, all: bool) -> String {
+fn replace_pattern(s: &[char], pat: &[char], repl: &str, all: bool, steps: &mut u64) -> Result<String, String> {
     let mut out = String::new();
     let mut i = 0;
     let mut done = false;
+    let lengths = match_lengths(pat);
     while i < s.len() {
         if !done && !pat.is_empty() {
             // Longest match starting at i.
-            if let Some(l) = (1..=s.len() - i).rev().find(|&l| glob(pat, &s[i..i + l])) {
+            let mut found = None;
+            for l in (1..=s.len() - i).rev().filter(|&l| could_match(l, lengths)) {
+                if glob(pat, &s[i..i + l], steps)? {
+                    found = Some(l);
+                    break;
+                }
+            }
+            if let Some(l) = found {
+                if out.len() + repl.len() > MAX_WORD_LEN {
+                    return Err(too_long());
+                }
                 out.push_str(repl);
                 i += l;
                 done = !all;
@@ -592,5 +778,5 @@ fn replace_pattern(s: &[char], pat: &[char], repl: &str, all: bool) -> String {
         out.push(s[i]);
         i += 1;
     }
-    out
+    Ok(out)
 }

@@ -22,6 +22,8 @@ pub mod lint;
 pub mod parser;
 
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
 mod tests;
 
 pub use ast::*;

@@ -93,6 +93,7 @@ pub fn parse(source: &str, file_name: &str) -> Result<Dockerfile, ParseError> {
         file: file_name.to_string(),
         directives,
         global_args,
+        predefined_args: Default::default(),
         stages,
         warnings: p.warnings,
     })
@@ -463,7 +464,13 @@ impl Parser {
                     if n.is_empty() {
                         return Err(self.err(ll, rest_off + w.offset, "ARG names can not be blank"));
                     }
-                    decls.push(ArgDecl { name: n, default: d });
+                    let (line, column) = ll.pos(rest_off + w.offset);
+                    decls.push(ArgDecl {
+                        name: n,
+                        default: d,
+                        line,
+                        column,
+                    });
                 }
                 InstructionKind::Arg(decls)
             }

@@ -411,15 +411,21 @@ fn simple_instructions() {
         InstructionKind::Arg(vec![
             ArgDecl {
                 name: "A".into(),
-                default: None
+                default: None,
+                line: 8,
+                column: 5
             },
             ArgDecl {
                 name: "B".into(),
-                default: Some("2".into())
+                default: Some("2".into()),
+                line: 8,
+                column: 7
             },
             ArgDecl {
                 name: "C".into(),
-                default: Some("\"x y\"".into())
+                default: Some("\"x y\"".into()),
+                line: 8,
+                column: 11
             },
         ])
     );
@@ -617,7 +623,9 @@ fn from_forms() {
         df.global_args,
         [ArgDecl {
             name: "V".into(),
-            default: Some("3".into())
+            default: Some("3".into()),
+            line: 1,
+            column: 5
         }]
     );
     let s = &df.stages[0];

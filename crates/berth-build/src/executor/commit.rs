@@ -127,7 +127,7 @@ pub(crate) fn diff_upper(
     };
     let path = staged.path.clone();
     let io = |e: std::io::Error| store_err(&format!("staging a layer: {}", path.display()), e);
-    let mut file = std::fs::File::create(&staged.path).map_err(io)?;
+    let mut file = berth_archive::perms::create_new(&staged.path, berth_archive::perms::PRIVATE_FILE).map_err(io)?;
     // write_layer hands the file 1 MiB chunks and hashes on a second thread.
     let d = write_layer(upper, &mut file, &opts).map_err(|e| store_err("writing the step's layer", e))?;
     let Some(diff_id) = diff_id_of(&d)? else {
@@ -178,10 +178,40 @@ pub(crate) fn stored_layers(store: &Store, image: &Digest) -> Result<Vec<NewLaye
 /// applied; this adds the created time, the history entry and the layer.
 pub(crate) fn commit_step(
     store: &Store,
+    lease: &berth_store::Lease<'_>,
     parent: Option<&Digest>,
-    mut config: ImageConfig,
+    config: ImageConfig,
     layer: Option<LayerOut>,
     created_by: &str,
+    epoch: Option<i64>,
+) -> Result<(Digest, ImageConfig), BuildError> {
+    let layer = layer.map(|l| NewLayer {
+        diff_id: l.diff_id.clone(),
+        blob: l.diff_id.clone(),
+        media_type: MEDIA_OCI_LAYER.to_string(),
+        blob_size: l.size,
+        size: l.size,
+        staged_blob: l.blob,
+        staged_dir: l.dir,
+    });
+    commit_step_layers(
+        store,
+        lease,
+        parent,
+        config,
+        vec![(created_by.to_string(), layer)],
+        epoch,
+    )
+}
+
+/// [`commit_step`] for a step that adds several layers (or none): one
+/// history entry per `(created_by, layer)`, `empty_layer` where `None`.
+pub(crate) fn commit_step_layers(
+    store: &Store,
+    lease: &berth_store::Lease<'_>,
+    parent: Option<&Digest>,
+    mut config: ImageConfig,
+    entries: Vec<(String, Option<NewLayer>)>,
     epoch: Option<i64>,
 ) -> Result<(Digest, ImageConfig), BuildError> {
     let created = created_time(epoch);
@@ -190,26 +220,25 @@ pub(crate) fn commit_step(
         None => Vec::new(),
     };
     config.created = Some(created.clone());
-    config.history.push(History {
-        created: Some(created),
-        created_by: Some(created_by.to_string()),
-        author: None,
-        comment: None,
-        empty_layer: layer.is_none(),
-    });
-    if let Some(l) = layer {
-        config.rootfs.diff_ids.push(l.diff_id.to_string());
-        layers.push(NewLayer {
-            diff_id: l.diff_id.clone(),
-            blob: l.diff_id.clone(),
-            media_type: MEDIA_OCI_LAYER.to_string(),
-            blob_size: l.size,
-            size: l.size,
-            staged_blob: l.blob,
-            staged_dir: l.dir,
+    for (created_by, layer) in entries {
+        config.history.push(History {
+            created: Some(created.clone()),
+            created_by: Some(created_by),
+            author: None,
+            comment: None,
+            empty_layer: layer.is_none(),
         });
+        if let Some(l) = layer {
+            config.rootfs.diff_ids.push(l.diff_id.to_string());
+            layers.push(l);
+        }
     }
     let bytes = config.to_bytes();
+    // Held from before it exists: a prune beside the build never sees it
+    // unleased (dangling, as step images are).
+    lease
+        .hold(berth_store::LeaseKind::Image, &Digest::of_bytes(&bytes))
+        .map_err(|e| store_err("leasing the step's image", e))?;
     let rec = store
         .commit_image(NewImage {
             config: bytes,
@@ -224,12 +253,27 @@ pub(crate) fn commit_step(
 }
 
 /// The config a `FROM scratch` stage starts from.
-pub(crate) fn scratch_config(platform: Option<&str>) -> ImageConfig {
-    let p = super::predefined_args(platform);
+pub(crate) fn scratch_config(platform: &[String; 3]) -> ImageConfig {
     ImageConfig {
-        architecture: p["TARGETARCH"].clone(),
-        os: p["TARGETOS"].clone(),
-        variant: Some(p["TARGETVARIANT"].clone()).filter(|v| !v.is_empty()),
+        os: platform[0].clone(),
+        architecture: platform[1].clone(),
+        variant: Some(platform[2].clone()).filter(|v| !v.is_empty()),
         ..Default::default()
     }
+}
+
+/// An image of `parent`'s layers and history with `config` (which differs
+/// only in its platform fields): no step of its own.
+pub(crate) fn commit_config(store: &Store, parent: &Digest, config: &ImageConfig) -> Result<Digest, BuildError> {
+    let rec = store
+        .commit_image(NewImage {
+            config: config.to_bytes(),
+            layers: stored_layers(store, parent)?,
+            parent: Some(parent.clone()),
+            tags: Vec::new(),
+            repo_digests: Vec::new(),
+            manifest: None,
+        })
+        .map_err(|e| store_err("committing the image for the target platform", e))?;
+    Ok(rec.id)
 }

@@ -22,8 +22,10 @@
 pub mod cache;
 mod commit;
 mod layer_dir;
+mod link_reuse;
 pub mod progress;
 mod remote;
+mod secrets;
 mod stage;
 mod step_copy;
 mod step_run;
@@ -33,13 +35,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
+use berth_archive::perms;
 use berth_runtime::OciRuntime;
 use berth_store::{Digest, ImageConfig, Store};
 
 use crate::context::{BuildContext, StatCache};
 use crate::dockerfile::{self, Dockerfile, ParseError};
 
-pub use progress::{Progress, ProgressMode};
+pub use progress::{BuildEvent, EventSink, Progress, ProgressMode};
+pub use secrets::{SecretSource, SecretValue};
 
 /// Everything `berth build` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -60,8 +64,9 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `default` (own network namespace, loopback only), `none`, `host`.
     pub network: String,
-    /// `--secret id=…,src=…`
-    pub secrets: BTreeMap<String, PathBuf>,
+    /// `--secret id=…,src=FILE|env=VAR`: a file, or the value itself
+    /// (written to a private file for the build only; see [`SecretSource`]).
+    pub secrets: BTreeMap<String, SecretSource>,
     /// `--ssh ID=SOCKET`: SSH agent sockets for `RUN --mount=type=ssh`, by ID
     /// (`default` when the mount names none); absolute paths.
     pub ssh: BTreeMap<String, PathBuf>,
@@ -285,6 +290,9 @@ pub(crate) struct StageOut {
     /// The stage's last image (None: `FROM scratch` with nothing committed).
     pub image: Option<Digest>,
     pub config: ImageConfig,
+    /// The platform the stage was built for (normalised), which a stage
+    /// built `FROM` it inherits.
+    pub platform: [String; 3],
 }
 
 /// Stage results as they come in; stages wait here for their dependencies.
@@ -358,12 +366,22 @@ pub(crate) struct Builder<'a> {
     pub target: usize,
     /// The stages that run.
     needed: BTreeSet<usize>,
-    /// Global ARG values plus the predefined platform args.
+    /// The global scope: the predefined platform ARGs and the global ARGs.
     pub globals: BTreeMap<String, String>,
-    pub predefined: BTreeMap<String, String>,
+    /// The platform the build is for (normalised `[os, arch, variant]`).
+    pub target_platform: [String; 3],
+    /// Whether `--platform` named it (else it is this host's, and a stage
+    /// keeps its base image's platform, as in BuildKit).
+    pub explicit_platform: bool,
     pub consumed_args: Mutex<BTreeSet<String>>,
     pub used: Mutex<Vec<UsedStep>>,
     pub counts: Mutex<(usize, usize)>,
+    /// The files `RUN --mount=type=secret` binds (private ones removed
+    /// when the build ends).
+    pub secrets: secrets::SecretFiles,
+    /// Holds the base and step images this build stands on, so `prune`
+    /// and `rmi` beside it leave them be.
+    pub lease: berth_store::Lease<'a>,
 }
 
 impl Builder<'_> {
@@ -396,36 +414,40 @@ impl Builder<'_> {
     }
 }
 
-/// The predefined platform ARGs (`TARGETARCH`, `BUILDPLATFORM`, …).
-pub fn predefined_args(platform: Option<&str>) -> BTreeMap<String, String> {
-    let host_arch = ImageConfig::host_architecture().to_string();
-    let (tos, tarch, tvar) = match platform.filter(|p| !p.is_empty()) {
-        Some(p) => {
-            let parts: Vec<&str> = p.split('/').collect();
-            (
-                parts.first().map(|s| s.to_string()).unwrap_or_else(|| "linux".into()),
-                parts.get(1).map(|s| s.to_string()).unwrap_or_else(|| host_arch.clone()),
-                parts.get(2).map(|s| s.to_string()).unwrap_or_default(),
-            )
-        }
-        None => ("linux".into(), host_arch.clone(), String::new()),
-    };
-    let plat = |os: &str, arch: &str, v: &str| {
-        if v.is_empty() {
-            format!("{os}/{arch}")
-        } else {
-            format!("{os}/{arch}/{v}")
-        }
-    };
+/// A platform `os/arch[/variant]` in containerd's normal form, as BuildKit
+/// writes it into the platform ARGs and image configs (the one reading of
+/// `--platform`, [`berth_store::Platform`]), as `[os, arch, variant]`.
+pub fn normalise_platform(p: &str) -> Result<[String; 3], String> {
+    let p = berth_store::Platform::parse(p).map_err(|e| e.to_string())?;
+    Ok([p.os, p.architecture, p.variant.unwrap_or_default()])
+}
+
+/// `os/arch[/variant]` of normalised parts.
+pub fn platform_string(p: &[String; 3]) -> String {
+    if p[2].is_empty() {
+        format!("{}/{}", p[0], p[1])
+    } else {
+        format!("{}/{}/{}", p[0], p[1], p[2])
+    }
+}
+
+/// This host as a build platform (BuildKit's `BUILDPLATFORM`).
+pub fn build_platform() -> [String; 3] {
+    ["linux".into(), ImageConfig::host_architecture().into(), String::new()]
+}
+
+/// The predefined platform ARGs (`TARGETARCH`, `BUILDPLATFORM`, …) for a
+/// build whose target is `target` (normalised, see [`normalise_platform`]):
+/// in scope on FROM lines, and in a stage once it declares them with ARG.
+pub fn predefined_args(target: &[String; 3]) -> BTreeMap<String, String> {
+    let build = build_platform();
     let mut m = BTreeMap::new();
-    m.insert("TARGETPLATFORM".into(), plat(&tos, &tarch, &tvar));
-    m.insert("TARGETOS".into(), tos.clone());
-    m.insert("TARGETARCH".into(), tarch.clone());
-    m.insert("TARGETVARIANT".into(), tvar.clone());
-    m.insert("BUILDPLATFORM".into(), plat("linux", &host_arch, ""));
-    m.insert("BUILDOS".into(), "linux".into());
-    m.insert("BUILDARCH".into(), host_arch);
-    m.insert("BUILDVARIANT".into(), String::new());
+    for (prefix, p) in [("TARGET", target), ("BUILD", &build)] {
+        m.insert(format!("{prefix}PLATFORM"), platform_string(p));
+        m.insert(format!("{prefix}OS"), p[0].clone());
+        m.insert(format!("{prefix}ARCH"), p[1].clone());
+        m.insert(format!("{prefix}VARIANT"), p[2].clone());
+    }
     m
 }
 
@@ -456,7 +478,21 @@ pub fn check(text: &str, file: &str) -> Result<Vec<dockerfile::Diagnostic>, Buil
 
 /// Build: parse, plan, run the needed stages, tag the result.
 pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Result<BuildOutcome, BuildError> {
-    let df = dockerfile::parse(&opts.dockerfile_text, &opts.dockerfile_name)?;
+    let mut df = dockerfile::parse(&opts.dockerfile_text, &opts.dockerfile_name)?;
+    let requested = opts.platform.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    let target_platform = match requested {
+        None => build_platform(),
+        Some(p) if p.contains(',') => {
+            return Err(BuildError::other(format!(
+            "--platform {p}: berth builds one platform at a time for now; build each and join them with berth manifest"
+        )))
+        }
+        Some(p) => normalise_platform(p).map_err(|e| BuildError::other(format!("--platform: {e}")))?,
+    };
+    df.predefined_args = predefined_args(&target_platform);
+    let globals = df
+        .checked_global_arg_values(&opts.build_args)
+        .map_err(|e| BuildError::from(e.with_file(&df.file)))?;
     if df.stages.is_empty() {
         return Err(BuildError::other(format!(
             "{}: the Dockerfile has no FROM instruction: a build needs at least one stage",
@@ -503,8 +539,8 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
     let runtime = OciRuntime::select(opts.runtime.as_deref(), &store.root().join("runtime"))
         .map_err(|e| store_err("choosing an OCI runtime", e))?;
     let build_dir = store.root().join("build");
-    std::fs::create_dir_all(&build_dir).map_err(|e| store_err("creating the build directory", e))?;
-    step_run::sweep_stale(&build_dir);
+    perms::create_dir_all(&build_dir, perms::PRIVATE_DIR).map_err(|e| store_err("creating the build directory", e))?;
+    berth_store::sweep::sweep_dead_steps(&build_dir);
     let context = BuildContext::from_dir(&opts.context_dir, &opts.dockerfile_path)
         .map_err(|e| store_err("reading the build context", e))?;
     let stat_cache = StatCache::load(&build_dir.join("statcache"));
@@ -518,13 +554,8 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
         }
     }
 
-    let predefined = predefined_args(opts.platform.as_deref());
-    let mut globals = df.global_arg_values(&opts.build_args);
-    for (k, v) in &predefined {
-        globals.entry(k.clone()).or_insert_with(|| v.clone());
-    }
     let mut consumed: BTreeSet<String> = df.global_args.iter().map(|a| a.name.clone()).collect();
-    consumed.extend(predefined.keys().cloned());
+    consumed.extend(df.predefined_args.keys().cloned());
 
     let b = Builder {
         store,
@@ -544,10 +575,15 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
         target,
         needed: needed.iter().copied().collect(),
         globals,
-        predefined,
+        target_platform,
+        explicit_platform: requested.is_some(),
         consumed_args: Mutex::new(consumed),
         used: Mutex::new(Vec::new()),
         counts: Mutex::new((0, 0)),
+        secrets: secrets::SecretFiles::new(store, &opts.secrets)?,
+        lease: store
+            .lease("build")
+            .map_err(|e| store_err("leasing the build's images", e))?,
     };
 
     let errors: Mutex<Vec<BuildError>> = Mutex::new(Vec::new());
@@ -592,6 +628,7 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
         Some(id) => id,
         None => stage::commit_scratch(&b, &out.config)?,
     };
+    let id = stage::commit_target_platform(&b, id, out.config)?;
     for t in &opts.tags {
         store.tag(&id, t).map_err(|e| store_err("tagging", e))?;
     }
@@ -663,12 +700,45 @@ mod tests {
     }
 
     #[test]
-    fn predefined_platform_args() {
-        let m = predefined_args(Some("linux/arm64/v8"));
+    fn predefined_platform_args_are_normalised_as_buildkit_writes_them() {
+        let m = predefined_args(&normalise_platform("linux/arm64/v8").unwrap());
         assert_eq!(m["TARGETARCH"], "arm64");
-        assert_eq!(m["TARGETVARIANT"], "v8");
-        assert_eq!(m["TARGETPLATFORM"], "linux/arm64/v8");
+        assert_eq!(m["TARGETVARIANT"], "", "arm64's v8 is implied");
+        assert_eq!(m["TARGETPLATFORM"], "linux/arm64");
         assert_eq!(m["BUILDOS"], "linux");
+        assert_eq!(m["BUILDARCH"], ImageConfig::host_architecture());
+        assert_eq!(
+            m["BUILDPLATFORM"],
+            format!("linux/{}", ImageConfig::host_architecture())
+        );
+        assert_eq!(m["BUILDVARIANT"], "");
+        let m = predefined_args(&normalise_platform("linux/arm").unwrap());
+        assert_eq!(
+            (m["TARGETPLATFORM"].as_str(), m["TARGETVARIANT"].as_str()),
+            ("linux/arm/v7", "v7")
+        );
+        assert_eq!(m.len(), 8);
+    }
+
+    #[test]
+    fn platforms_are_normalised_like_containerd() {
+        let n = |p: &str| normalise_platform(p).map(|x| platform_string(&x));
+        assert_eq!(n("linux/x86_64").unwrap(), "linux/amd64");
+        assert_eq!(n("linux/amd64/v1").unwrap(), "linux/amd64");
+        assert_eq!(n("linux/amd64/v3").unwrap(), "linux/amd64/v3");
+        assert_eq!(n("linux/aarch64").unwrap(), "linux/arm64");
+        assert_eq!(n("linux/armhf").unwrap(), "linux/arm/v7");
+        assert_eq!(n("linux/arm/6").unwrap(), "linux/arm/v6");
+        assert_eq!(n("linux/i386").unwrap(), "linux/386");
+        assert_eq!(n("arm64").unwrap(), "linux/arm64");
+        assert_eq!(n("Linux/ARM64").unwrap(), "linux/arm64");
+        assert_eq!(
+            n("linux").unwrap(),
+            format!("linux/{}", ImageConfig::host_architecture())
+        );
+        for bad in ["", "linux/", "/arm64", "a/b/c/d"] {
+            assert!(n(bad).unwrap_err().contains("expected os/arch[/variant]"), "{bad:?}");
+        }
     }
 
     #[test]

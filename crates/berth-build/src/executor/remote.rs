@@ -12,7 +12,7 @@
 //! becomes the file's mtime), so an unchanged file is a cache hit and a
 //! changed one is not. No ETag revalidation.
 
-use std::fs;
+use berth_archive::perms;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
@@ -97,10 +97,11 @@ pub(crate) fn fetch(
             "ADD {url}: this build has no downloader for remote sources; download the file into the context"
         )));
     };
-    fs::create_dir_all(dir).map_err(|e| BuildError::other(format!("ADD {url}: creating {}: {e}", dir.display())))?;
+    perms::create_dir_all(dir, perms::PRIVATE_DIR)
+        .map_err(|e| BuildError::other(format!("ADD {url}: creating {}: {e}", dir.display())))?;
     let path = dir.join(name);
     let io = |e: std::io::Error| BuildError::other(format!("ADD {url}: writing {}: {e}", path.display()));
-    let file = fs::File::create(&path).map_err(io)?;
+    let file = perms::create_new(&path, perms::PRIVATE_FILE).map_err(io)?;
     let mut hashing = berth_archive::HashingWriter::new(BufWriter::new(file));
     let meta = (download.0)(url, &mut hashing).map_err(|e| BuildError::other(format!("ADD {url}: {e}")))?;
     let (w, digest, _) = hashing.finish();
@@ -112,8 +113,6 @@ pub(crate) fn fetch(
             )));
         }
     }
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io)?;
     if let Some(t) = meta.last_modified.as_deref().and_then(http_date) {
         let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
         file.set_modified(when).map_err(io)?;

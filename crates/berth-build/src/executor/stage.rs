@@ -8,8 +8,8 @@ use berth_store::{Digest, ImageConfig};
 
 use super::cache::step_key;
 use super::commit::{commit_step, diff_upper, scratch_config, LayerOut};
-use super::{step_copy, step_run, store_err, BuildError, Builder, StageOut, UsedStep};
-use crate::dockerfile::expand::{expand_from, map_lookup};
+use super::{step_copy, step_run, store_err, BuildError, Builder, ErrorKind, StageOut, UsedStep};
+use crate::dockerfile::expand::{expand_from, map_lookup, vars_too_long, MAX_VARS_LEN};
 use crate::dockerfile::{expand_instruction, Instruction, InstructionKind, ShellOrExec};
 use crate::metadata::{apply_metadata, env_get, MetaState};
 
@@ -22,6 +22,8 @@ pub(crate) struct Cur {
     pub args: BTreeMap<String, String>,
     /// Stage name for output prefixes.
     pub label: String,
+    /// The platform the stage is built for (normalised `[os, arch, variant]`).
+    pub platform: [String; 3],
 }
 
 impl Cur {
@@ -39,6 +41,17 @@ impl Cur {
             .filter(|(k, _)| env_get(env, k).is_none())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+
+    /// The cache key of a step on this stage's current image. A step on
+    /// nothing (`FROM scratch`) depends on the platform its config carries.
+    pub fn step_key(&self, instruction: &str, extra: &[(&str, String)]) -> String {
+        if self.image.is_some() {
+            return step_key(self.image.as_ref(), instruction, extra);
+        }
+        let mut extra = extra.to_vec();
+        extra.push(("scratch-platform", super::platform_string(&self.platform)));
+        step_key(None, instruction, &extra)
     }
 }
 
@@ -62,25 +75,46 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
     let at = |e: BuildError| e.at(b.file(), stage.from_line, stage.from_column);
     let globals = map_lookup(&b.globals);
     let (base, platform) = expand_from(stage, &globals, esc).map_err(|e| BuildError::from(e.with_file(b.file())))?;
+    // `FROM --platform=…`: this stage's own platform ($BUILDPLATFORM for a
+    // stage that cross-compiles natively).
+    let stage_platform = match platform {
+        None => None,
+        Some(p) if p.trim().is_empty() => {
+            return Err(at(BuildError::other(format!(
+                "empty platform value from expression {}",
+                stage.platform.as_deref().unwrap_or_default()
+            ))))
+        }
+        Some(p) => Some(
+            super::normalise_platform(&p).map_err(|e| at(BuildError::other(format!("FROM --platform={p}: {e}"))))?,
+        ),
+    };
     let mut cur = Cur {
         image: None,
-        config: scratch_config(platform.as_deref().or(b.opts.platform.as_deref())),
+        config: scratch_config(&b.target_platform),
         meta: MetaState::default(),
         args: BTreeMap::new(),
         label: label.clone(),
+        platform: b.target_platform.clone(),
     };
     if let Some(out) = base_out {
+        // A stage built on a stage keeps its platform, as in BuildKit.
         cur.image = out.image;
         cur.config = out.config;
+        cur.platform = out.platform;
     } else if base.eq_ignore_ascii_case("scratch") {
-        // Nothing to start from.
+        // Nothing to start from: the target platform's empty config.
     } else {
         if base.is_empty() {
             return Err(at(BuildError::other(
                 "FROM names no image (the expanded value is empty)",
             )));
         }
-        let want_platform = platform.as_deref().or(b.opts.platform.as_deref());
+        let want = stage_platform
+            .clone()
+            .or_else(|| b.explicit_platform.then(|| b.target_platform.clone()));
+        let want_text = want.as_ref().map(super::platform_string);
+        let want_platform = want_text.as_deref();
         let mut pull_error = None;
         if b.opts.pull || b.store.resolve_image(&base).is_err() {
             match &b.opts.fetch_base {
@@ -101,7 +135,7 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
                 None => {}
             }
         }
-        let rec = b.store.resolve_image(&base).map_err(|e| {
+        let rec = lease_resolved(b, &base).map_err(|e| {
             let mut err = at(BuildError::other(match &pull_error {
                 Some(pe) => format!("failed to pull {base}: {pe}"),
                 None => format!(
@@ -117,15 +151,22 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
             .store
             .image_config(&rec.id)
             .map_err(|e| at(store_err("reading the base image", e)))?;
-        if let Some(want) = platform.as_deref().or(b.opts.platform.as_deref()) {
-            let have = format!("{}/{}", cur.config.os, cur.config.architecture);
-            if !want.starts_with(&have) {
+        let have = config_platform(&cur.config);
+        if let Some(want) = &want {
+            if (&have[0], &have[1]) != (&want[0], &want[1]) {
                 p.line(
                     &label,
-                    &format!(" ---> [Warning] {base} is {have}, not the requested {want} (berth cannot pull other platforms yet)"),
+                    &format!(
+                        " ---> [Warning] {base} is {}, not the requested {} (berth cannot pull other platforms yet)",
+                        super::platform_string(&have),
+                        super::platform_string(want)
+                    ),
                 );
             }
         }
+        // Without a platform asked for, the stage is the base image's
+        // (BuildKit's automatic platform).
+        cur.platform = want.unwrap_or(have);
         cur.image = Some(rec.id);
     }
     if let Some(id) = &cur.image {
@@ -188,7 +229,49 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
     Ok(StageOut {
         image: cur.image,
         config: cur.config,
+        platform: cur.platform,
     })
+}
+
+/// The normalised platform an image config says it is for.
+fn config_platform(c: &ImageConfig) -> [String; 3] {
+    let text = format!("{}/{}/{}", c.os, c.architecture, c.variant.as_deref().unwrap_or(""));
+    super::normalise_platform(text.trim_end_matches('/')).unwrap_or_else(|_| {
+        [
+            c.os.clone(),
+            c.architecture.clone(),
+            c.variant.clone().unwrap_or_default(),
+        ]
+    })
+}
+
+/// With `--platform`, the built image says it is for the target platform
+/// whatever its last stage was built on (a `FROM --platform=$BUILDPLATFORM`
+/// stage, a base image of another platform), as BuildKit writes it: os and
+/// architecture always, the variant when the target has one or the
+/// architecture changed. Commits an image with only that change when one
+/// is needed; else `id` as it is.
+pub(crate) fn commit_target_platform(
+    b: &Builder<'_>,
+    id: Digest,
+    mut config: ImageConfig,
+) -> Result<Digest, BuildError> {
+    if !b.explicit_platform {
+        return Ok(id);
+    }
+    let [os, arch, variant] = &b.target_platform;
+    let same_os_arch = &config.os == os && &config.architecture == arch;
+    let mut changed = config.clone();
+    changed.os = os.clone();
+    changed.architecture = arch.clone();
+    if !variant.is_empty() || !same_os_arch {
+        changed.variant = Some(variant.clone()).filter(|v| !v.is_empty());
+    }
+    if changed.to_bytes() == config.to_bytes() {
+        return Ok(id);
+    }
+    config = changed;
+    super::commit::commit_config(b.store, &id, &config)
 }
 
 fn quote_if_needed(v: &str) -> String {
@@ -216,13 +299,9 @@ pub(crate) fn exec_instruction(b: &Builder<'_>, cur: &mut Cur, ins: &Instruction
                     .get(&d.name)
                     .cloned()
                     .or_else(|| d.default.clone())
-                    .or_else(|| {
-                        if b.df.global_args.iter().any(|g| g.name == d.name) {
-                            b.globals.get(&d.name).cloned()
-                        } else {
-                            b.predefined.get(&d.name).cloned()
-                        }
-                    });
+                    // Else the global scope's value: a global ARG's, or a
+                    // predefined platform ARG's (BuildKit's scoping).
+                    .or_else(|| b.globals.get(&d.name).cloned());
                 b.consumed_args
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -238,18 +317,35 @@ pub(crate) fn exec_instruction(b: &Builder<'_>, cur: &mut Cur, ins: &Instruction
                     }
                 }
             }
+            check_vars(b, cur, ins)?;
             let text = format!("ARG {}", shown.join(" "));
             let created_by = format!("/bin/sh -c #(nop)  {}", ins.original.trim());
             let config = cur.config.clone();
-            cached_step(b, cur, step_key(cur.image.as_ref(), &text, &[]), move |_| {
+            cached_step(b, cur, cur.step_key(&text, &[]), move |_| {
                 Ok((config, None, created_by))
             })
+        }
+        InstructionKind::Env(_) => {
+            meta_step(b, cur, &x)?;
+            check_vars(b, cur, ins)
         }
         InstructionKind::Run { .. } => step_run::run_step(b, cur, &x),
         InstructionKind::Copy(c) => step_copy::copy_step(b, cur, &x, c, false),
         InstructionKind::Add(c) => step_copy::copy_step(b, cur, &x, c, true),
         _ => meta_step(b, cur, &x),
     }
+}
+
+/// The stage's ARG and ENV values together stay within [`MAX_VARS_LEN`]
+/// (each instruction's words are bounded by the expander; this bounds
+/// their sum over the stage).
+fn check_vars(b: &Builder<'_>, cur: &Cur, ins: &Instruction) -> Result<(), BuildError> {
+    let env: usize = cur.config.config.env.iter().flatten().map(|e| e.len()).sum();
+    let args: usize = cur.args.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if env + args > MAX_VARS_LEN {
+        return Err(BuildError::new(ErrorKind::Dockerfile, vars_too_long()).at(b.file(), ins.line, ins.column));
+    }
+    Ok(())
 }
 
 /// A metadata instruction (already expanded): a config change, no layer.
@@ -262,7 +358,7 @@ fn meta_step(b: &Builder<'_>, cur: &mut Cur, x: &Instruction) -> Result<(), Buil
         InstructionKind::Onbuild(_) => x.original.trim().to_string(),
         k => format!("{k:?}"),
     };
-    let key = step_key(cur.image.as_ref(), &key_text, &[]);
+    let key = cur.step_key(&key_text, &[]);
     cur.meta = meta;
     let is_workdir = matches!(x.kind, InstructionKind::Workdir(_));
     cached_step(b, cur, key, move |cur| {
@@ -293,7 +389,7 @@ fn workdir_layer(b: &Builder<'_>, cur: &Cur, dir: &str) -> Result<Option<LayerOu
     let sd = super::step_run::StepDir::create(&b.build_dir, &super::new_step_id())?;
     let upper = sd.dir.join("upper");
     let io = |e: std::io::Error| store_err("creating the WORKDIR", e);
-    std::fs::create_dir_all(&upper).map_err(io)?;
+    berth_archive::perms::create_dir(&upper, berth_archive::perms::CONTENT_DIR).map_err(io)?;
     let mut rel = String::new();
     for c in comps {
         if !rel.is_empty() {
@@ -416,6 +512,26 @@ pub(crate) fn cached_step<F>(b: &Builder<'_>, cur: &mut Cur, key: String, make: 
 where
     F: FnOnce(&mut Cur) -> Result<(ImageConfig, Option<LayerOut>, String), BuildError>,
 {
+    cached_step_committed(b, cur, key, |cur| {
+        let (config, layer, created_by) = make(cur)?;
+        commit_step(
+            b.store,
+            &b.lease,
+            cur.image.as_ref(),
+            config,
+            layer,
+            &created_by,
+            b.opts.source_date_epoch,
+        )
+    })
+}
+
+/// [`cached_step`] for a step that commits its image itself (a step of
+/// several layers): `commit` returns the image and its config.
+pub(crate) fn cached_step_committed<F>(b: &Builder<'_>, cur: &mut Cur, key: String, commit: F) -> Result<(), BuildError>
+where
+    F: FnOnce(&mut Cur) -> Result<(Digest, ImageConfig), BuildError>,
+{
     let p = b.progress;
     let hit = if b.opts.no_cache {
         None
@@ -435,6 +551,8 @@ where
         }
         hit
     };
+    // A hit is held before it is used; one removed meanwhile is a miss.
+    let hit = hit.filter(|id| b.lease.image(id).is_ok());
     let ran = hit.is_none();
     let (id, config) = match hit {
         Some(id) => {
@@ -446,15 +564,7 @@ where
             (id, config)
         }
         None => {
-            let (config, layer, created_by) = make(cur)?;
-            let (id, config) = commit_step(
-                b.store,
-                cur.image.as_ref(),
-                config,
-                layer,
-                &created_by,
-                b.opts.source_date_epoch,
-            )?;
+            let (id, config) = commit(cur)?;
             b.store
                 .cache_put(&key, &id)
                 .map_err(|e| store_err("recording the build cache", e))?;
@@ -477,10 +587,23 @@ where
     Ok(())
 }
 
+/// The image `word` names, held by the build's lease (resolved again if it
+/// was removed between the lookup and the lease).
+pub(crate) fn lease_resolved(b: &Builder<'_>, word: &str) -> berth_store::Result<berth_store::ImageRecord> {
+    loop {
+        let rec = b.store.resolve_image(word)?;
+        match b.lease.image(&rec.id) {
+            Err(berth_store::StoreError::ImageNotFound(_)) => continue,
+            r => return r.map(|()| rec),
+        }
+    }
+}
+
 /// A `FROM scratch` target with no steps still needs an image.
 pub(crate) fn commit_scratch(b: &Builder<'_>, config: &ImageConfig) -> Result<Digest, BuildError> {
     let (id, _) = commit_step(
         b.store,
+        &b.lease,
         None,
         config.clone(),
         None,

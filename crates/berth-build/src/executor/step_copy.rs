@@ -15,14 +15,16 @@
 //! that has it on top), so a changed base re-commits the same layer blob on
 //! the new parent instead of copying again.
 
+use berth_archive::perms;
 use std::path::{Path, PathBuf};
 
 use berth_store::Digest;
 
 use super::cache::step_key;
-use super::commit::{diff_upper, LayerOut};
+use super::commit::{commit_step, commit_step_layers, diff_upper, LayerOut};
+use super::link_reuse::{self, is_whole_image_copy};
 use super::remote::{self, Fetched};
-use super::stage::{cached_step, Cur};
+use super::stage::{cached_step_committed, Cur};
 use super::step_run::{resolve_from, StepDir};
 use super::{new_step_id, store_err, BuildError, Builder};
 use crate::context::{self, CopyOptions, Source};
@@ -189,7 +191,7 @@ pub(crate) fn copy_step(
         kind_word = "file";
         content = fetched[0].digest.trim_start_matches("sha256:").to_string();
     }
-    let key = step_key(cur.image.as_ref(), &format!("{:?}", x.kind), &extra);
+    let key = cur.step_key(&format!("{:?}", x.kind), &extra);
     let created_by = format!("/bin/sh -c #(nop) {name} {kind_word}:{content} in {} ", c.dest);
     let workdir = if cur.config.config.working_dir.is_empty() {
         "/".to_string()
@@ -197,7 +199,36 @@ pub(crate) fn copy_step(
         cur.config.config.working_dir.clone()
     };
     let mut link_record = None;
-    let res = cached_step(b, cur, key, |cur| {
+    let res = cached_step_committed(b, cur, key, |cur| {
+        if let (true, Some(Some(src))) = (is_whole_image_copy(c, is_add), &from_image) {
+            let name = c.from.as_deref().unwrap_or_default();
+            match link_reuse::plan(b, cur.image.as_ref(), src, name)? {
+                Ok(reuse) => {
+                    b.progress.line(
+                        &cur.label,
+                        &format!(
+                            " ---> Reusing {} of {name} as they are ({} already below): nothing copied",
+                            plural(reuse.layers.len(), "layer"),
+                            reuse.present
+                        ),
+                    );
+                    let mut entries: Vec<(String, Option<berth_store::NewLayer>)> = reuse
+                        .layers
+                        .into_iter()
+                        .map(|(i, l)| (format!("{created_by}# layer {} of {name}, reused", i + 1), Some(l)))
+                        .collect();
+                    if entries.is_empty() {
+                        entries.push((created_by.clone(), None));
+                    }
+                    let epoch = b.opts.source_date_epoch;
+                    return commit_step_layers(b.store, &b.lease, cur.image.as_ref(), cur.config.clone(), entries, epoch);
+                }
+                Err(why) => b.progress.line(
+                    &cur.label,
+                    &format!(" ---> COPY --link --from={name} / /: copying the files, the layers cannot be reused as they are: {why}"),
+                ),
+            }
+        }
         let job = CopyJob {
             c,
             is_add,
@@ -222,7 +253,16 @@ pub(crate) fn copy_step(
             drop(sd);
             layer
         };
-        Ok((cur.config.clone(), layer, created_by))
+        let epoch = b.opts.source_date_epoch;
+        commit_step(
+            b.store,
+            &b.lease,
+            cur.image.as_ref(),
+            cur.config.clone(),
+            layer,
+            &created_by,
+            epoch,
+        )
     });
     drop(dl_dir);
     res?;
@@ -232,6 +272,15 @@ pub(crate) fn copy_step(
             .map_err(|e| store_err("recording the build cache", e))?;
     }
     Ok(())
+}
+
+/// `1 layer`, `2 layers`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// `--chown` as numeric ids, names looked up in `root`.
@@ -337,10 +386,12 @@ impl CopyJob<'_> {
         }
         if !c.heredocs.is_empty() {
             let dir = sd.dir.join("heredocs");
-            std::fs::create_dir_all(&dir).map_err(|e| BuildError::other(format!("writing heredoc sources: {e}")))?;
+            perms::create_dir(&dir, perms::PRIVATE_DIR)
+                .map_err(|e| BuildError::other(format!("writing heredoc sources: {e}")))?;
             let mut names = Vec::new();
             for h in &c.heredocs {
-                std::fs::write(dir.join(&h.name), &h.content)
+                // What COPY gives a heredoc file without --chmod, as Docker.
+                perms::write_new(&dir.join(&h.name), h.content.as_bytes(), 0o644)
                     .map_err(|e| BuildError::other(format!("writing heredoc {}: {e}", h.name)))?;
                 names.push(h.name.clone());
             }
@@ -382,7 +433,8 @@ fn linked_layer(
     if !b.opts.no_cache {
         let holder = store
             .cache_get(&link_key)
-            .map_err(|e| store_err("reading the build cache", e))?;
+            .map_err(|e| store_err("reading the build cache", e))?
+            .filter(|id| b.lease.image(id).is_ok());
         if let Some(img) = holder {
             let rec = store
                 .image(&img)
@@ -400,7 +452,7 @@ fn linked_layer(
         }
     }
     let upper = sd.dir.join("link");
-    std::fs::create_dir_all(&upper).map_err(|e| store_err("creating the linked layer's directory", e))?;
+    perms::create_dir(&upper, perms::CONTENT_DIR).map_err(|e| store_err("creating the linked layer's directory", e))?;
     job.copy_into(b, &mut sd, &upper, chown)?;
     sd.unmount_all()?;
     let layer = diff_upper(store, &upper, b.opts.source_date_epoch, Vec::new())?;

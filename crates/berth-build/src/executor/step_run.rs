@@ -8,6 +8,7 @@
 //! [`StepDir`] owns every mount and the directory: whatever happens, a step
 //! leaves no mount and no directory behind.
 
+use berth_archive::perms;
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -17,7 +18,6 @@ use std::time::Duration;
 use berth_runtime::{build_spec, monitor_main, unmount, ContainerConfig, MonitorOptions, MountKind, MountSpec};
 use berth_store::Digest;
 
-use super::cache::step_key;
 use super::commit::diff_upper;
 use super::stage::{cached_step, run_created_by, shell_argv, Cur};
 use super::{new_step_id, store_err, BuildError, Builder, Progress};
@@ -27,8 +27,8 @@ use crate::dockerfile::{
 
 /// A step's working directory and the mounts in it; dropped: everything
 /// unmounted (innermost first) and the directory removed.
-/// While a step runs, `<step-dir>.lock` is flocked: [`sweep_stale`] leaves
-/// live steps of concurrent builds alone.
+/// While a step runs, `<step-dir>.lock` is flocked: the sweep of dead
+/// steps (`berth_store::sweep`) leaves live steps of concurrent builds alone.
 pub(crate) struct StepDir {
     pub dir: PathBuf,
     mounts: Vec<PathBuf>,
@@ -36,26 +36,26 @@ pub(crate) struct StepDir {
     lock: Option<(std::fs::File, PathBuf)>,
 }
 
-fn lock_path(dir: &Path) -> PathBuf {
-    let mut name = dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    dir.with_file_name(name)
-}
-
 impl StepDir {
     pub fn create(build_dir: &Path, id: &str) -> Result<StepDir, BuildError> {
         let dir = super::step_dir(build_dir, id);
-        let lp = lock_path(&dir);
-        let lock = std::fs::File::create(&lp).map_err(|e| store_err(&format!("creating {}", lp.display()), e))?;
+        let lp = berth_store::sweep::step_lock_path(&dir);
+        // Locked under a private name, then renamed into place: a sweeping
+        // neighbour never sees the lock unheld (see berth_store::sweep).
+        let private = build_dir.join(format!(".{id}.lock-new"));
+        let lock = perms::create_new(&private, perms::PRIVATE_FILE)
+            .map_err(|e| store_err(&format!("creating {}", private.display()), e))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-            .map_err(|e| store_err(&format!("locking {}", lp.display()), e))?;
+            .map_err(|e| store_err(&format!("locking {}", private.display()), e))?;
+        std::fs::rename(&private, &lp).map_err(|e| store_err(&format!("creating {}", lp.display()), e))?;
         let sd = StepDir {
             dir,
             mounts: Vec::new(),
             n: 0,
             lock: Some((lock, lp)),
         };
-        std::fs::create_dir_all(&sd.dir).map_err(|e| store_err(&format!("creating {}", sd.dir.display()), e))?;
+        perms::create_dir_all(&sd.dir, perms::PRIVATE_DIR)
+            .map_err(|e| store_err(&format!("creating {}", sd.dir.display()), e))?;
         Ok(sd)
     }
 
@@ -65,8 +65,14 @@ impl StepDir {
         self.n += 1;
         let base = self.dir.join(format!("{name}{}", self.n));
         let (upper, work, root) = (base.join("upper"), base.join("work"), base.join("rootfs"));
-        for d in [&upper, &work, &root] {
-            std::fs::create_dir_all(d).map_err(|e| store_err(&format!("creating {}", d.display()), e))?;
+        // The upper dir's mode is the container's `/`.
+        for (d, mode) in [
+            (&base, perms::PRIVATE_DIR),
+            (&upper, perms::CONTENT_DIR),
+            (&work, perms::PRIVATE_DIR),
+            (&root, perms::PRIVATE_DIR),
+        ] {
+            perms::create_dir_all(d, mode).map_err(|e| store_err(&format!("creating {}", d.display()), e))?;
         }
         let lowers = image_lowers(b, image, "reading an image")?;
         mount_step_overlay(&lowers, &upper, &work, &root)?;
@@ -109,40 +115,6 @@ pub(crate) fn image_lowers(b: &Builder<'_>, image: Option<&Digest>, what: &str) 
 fn mount_step_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, root: &Path) -> Result<(), BuildError> {
     berth_runtime::mount_overlay_opts(lowers, upper, work, root, true)
         .map_err(|e| store_err("mounting the step's root filesystem", e))
-}
-
-/// Remove the step dirs (and their mounts) of builds that were killed:
-/// those whose lock nobody holds.
-pub(crate) fn sweep_stale(build_dir: &Path) {
-    let Ok(rd) = std::fs::read_dir(build_dir) else { return };
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.len() != 64 || !name.bytes().all(|c| c.is_ascii_hexdigit()) {
-            continue;
-        }
-        let dir = e.path();
-        let lp = lock_path(&dir);
-        let stale = match std::fs::File::open(&lp) {
-            Ok(f) => rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok(),
-            Err(_) => true,
-        };
-        if !stale {
-            continue;
-        }
-        let prefix = format!("{}/", dir.display());
-        let mut mounts: Vec<&str> = mountinfo
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|mp| mp.starts_with(&prefix))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = unmount(Path::new(m));
-        }
-        berth_store::staging::remove_tree(&dir);
-        let _ = std::fs::remove_file(&lp);
-    }
 }
 
 /// A mounted image root.
@@ -233,9 +205,14 @@ pub(crate) fn run_step(b: &Builder<'_>, cur: &mut Cur, x: &Instruction) -> Resul
             extra.push(("mount-bind", d));
         }
     }
-    let key = step_key(cur.image.as_ref(), &format!("{:?}", x.kind), &extra);
+    let key = cur.step_key(&format!("{:?}", x.kind), &extra);
     let cmd_text = argv.join(" ");
     cached_step(b, cur, key, |cur| {
+        // A foreign platform's programs need a binfmt handler: say so
+        // here rather than let the runtime fail with "exec format error".
+        let c = &cur.config;
+        berth_runtime::binfmt::check_on_this_host(&c.os, &c.architecture, c.variant.as_deref())
+            .map_err(|e| BuildError::other(e.to_string()))?;
         let layer = execute(b, cur, &argv, script, mounts, &from_images, &net, &cmd_text)?;
         Ok((cur.config.clone(), layer, created_by))
     })
@@ -246,7 +223,7 @@ pub(crate) fn resolve_from(b: &Builder<'_>, from: &str) -> Result<Option<Digest>
     if let Some(st) = b.df.stage_by_name_or_index(from) {
         return Ok(b.wait_stage(st.index)?.image);
     }
-    b.store.resolve_image(from).map(|r| Some(r.id)).map_err(|_| {
+    super::stage::lease_resolved(b, from).map(|r| Some(r.id)).map_err(|_| {
         BuildError::other(format!(
             "{from:?} is neither a stage of this Dockerfile nor an image in the store"
         ))
@@ -298,7 +275,12 @@ fn execute(
                 let cid = opt("id").unwrap_or(&target).to_string();
                 let dir = cache_mount_dir(b, &cid);
                 if !dir.exists() {
-                    std::fs::create_dir_all(&dir).map_err(|e| store_err("creating a cache mount", e))?;
+                    if let Some(parent) = dir.parent() {
+                        perms::create_dir_all(parent, perms::PRIVATE_DIR)
+                            .map_err(|e| store_err("creating a cache mount", e))?;
+                    }
+                    // Mounted into the step's container, like a volume.
+                    perms::create_dir(&dir, perms::CONTENT_DIR).map_err(|e| store_err("creating a cache mount", e))?;
                     let uid = opt("uid").and_then(|u| u.parse::<u32>().ok());
                     let gid = opt("gid").and_then(|g| g.parse::<u32>().ok());
                     if uid.is_some() || gid.is_some() {
@@ -373,11 +355,11 @@ fn execute(
                 } else {
                     target.clone()
                 };
-                match b.opts.secrets.get(&sid) {
+                match b.secrets.get(&sid) {
                     Some(src) if src.exists() => {
                         specs.push(MountSpec {
                             kind: MountKind::Bind,
-                            source: src.clone(),
+                            source: src.to_path_buf(),
                             target: t.clone(),
                             readonly: true,
                             ..Default::default()
@@ -434,9 +416,8 @@ fn execute(
     }
     if let Some((name, body)) = &script {
         let p = sd.dir.join(format!("heredoc-{name}"));
-        std::fs::write(&p, body).map_err(|e| store_err("writing the heredoc script", e))?;
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
+        // Mounted into the step's container and run by its user.
+        perms::write_new(&p, body.as_bytes(), 0o755).map_err(|e| store_err("writing the heredoc script", e))?;
         specs.push(MountSpec {
             kind: MountKind::Bind,
             source: p,
@@ -484,11 +465,17 @@ fn execute(
         ..Default::default()
     };
     let spec = build_spec(&cfg, &root, &sd.dir).map_err(|e| store_err("preparing the step's container", e))?;
-    spec.save(sd.dir.join("config.json"))
+    // Both hold the step's environment (build args among them).
+    let spec_json = serde_json::to_vec(&spec).map_err(|e| store_err("writing the step's bundle", e))?;
+    perms::write_new(&sd.dir.join("config.json"), &spec_json, perms::PRIVATE_FILE)
         .map_err(|e| store_err("writing the step's bundle", e))?;
     let cfg_json = serde_json::to_vec_pretty(&cfg).map_err(|e| store_err("writing the step's config", e))?;
-    std::fs::write(sd.dir.join(berth_runtime::monitor::CONFIG_FILE), cfg_json)
-        .map_err(|e| store_err("writing the step's config", e))?;
+    perms::write_new(
+        &sd.dir.join(berth_runtime::monitor::CONFIG_FILE),
+        &cfg_json,
+        perms::PRIVATE_FILE,
+    )
+    .map_err(|e| store_err("writing the step's config", e))?;
 
     b.progress.line(&cur.label, &format!(" ---> Running in {short}"));
     let stop = AtomicBool::new(false);
@@ -497,8 +484,9 @@ fn execute(
         let t = s.spawn(|| tail_log(&log, &stop, b.progress, &cur.label));
         let opts = MonitorOptions {
             runtime: b.runtime.clone(),
-            attach: false,
-            on_exit: Vec::new(),
+            attached: None,
+            remove_when_done: false,
+            on_done: Default::default(),
             wait_attach: false,
             reap_strays: false,
             ready: None,

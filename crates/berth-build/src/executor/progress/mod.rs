@@ -10,7 +10,12 @@
 //!   a failure can still show the failing step's output.
 //!
 //! The executor reports events (a step starts, is cached, is committed,
-//! fails; a container prints); each style renders them.
+//! fails; a container prints); each style renders them. A progress made
+//! with [`Progress::to_events`] renders nothing and hands each event on as
+//! a [`BuildEvent`] instead, for a front that renders (or serialises) them
+//! itself; [`Progress::apply`] renders such an event, so a front can feed
+//! them to a plain or tty [`Progress`] of its own and print exactly what
+//! the builder would have printed.
 
 pub mod tty;
 
@@ -31,6 +36,67 @@ pub enum ProgressMode {
     },
     Quiet,
 }
+
+/// One thing a build says, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// Stages run side by side (plain lines then carry the stage name).
+    Parallel(bool),
+    /// Step `n` of `total` of `stage` starts: `text` is the instruction.
+    Step {
+        /// The stage's name (`stage-0`, or its `AS` name).
+        stage: String,
+        /// The step's number, from 1.
+        n: usize,
+        /// The stage's steps.
+        total: usize,
+        /// The instruction as written.
+        text: String,
+    },
+    /// The step was served from the cache: it is image `id` (short).
+    Cached {
+        /// The stage.
+        stage: String,
+        /// The step's image ID, short.
+        id: String,
+    },
+    /// The step is done: image `id` (short).
+    Done {
+        /// The stage.
+        stage: String,
+        /// The step's image ID, short.
+        id: String,
+    },
+    /// The step is over without an image (`FROM scratch`).
+    Settled {
+        /// The stage.
+        stage: String,
+    },
+    /// The step failed (`canceled`: because another stage did).
+    Failed {
+        /// The stage.
+        stage: String,
+        /// Stopped because another stage failed.
+        canceled: bool,
+    },
+    /// A line the builder says about the stage (a warning, a base image's pull).
+    Line {
+        /// The stage.
+        stage: String,
+        /// The line, no newline.
+        text: String,
+    },
+    /// Output of the step's container, as it came (newlines included).
+    Output {
+        /// The stage.
+        stage: String,
+        /// The bytes, as text.
+        text: String,
+    },
+}
+
+/// Where [`Progress::to_events`] sends events.
+pub type EventSink = Arc<dyn Fn(BuildEvent) + Send + Sync>;
 
 /// How often the live view redraws when nothing happens (elapsed times).
 const TICK: Duration = Duration::from_millis(100);
@@ -63,11 +129,13 @@ pub struct Progress {
     out: Arc<Mutex<Out>>,
     mode: ProgressMode,
     /// Prefix lines with the stage name (plain).
-    prefix: bool,
+    prefix: AtomicBool,
     /// Quiet mode: everything, for the failure report.
     kept: Mutex<Vec<u8>>,
     /// The tty ticker: its stop flag and thread.
-    ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    ticker: Mutex<Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
+    /// Events go here instead of being rendered.
+    events: Option<EventSink>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -98,15 +166,55 @@ impl Progress {
         Progress {
             out,
             mode,
-            prefix: false,
+            prefix: AtomicBool::new(false),
             kept: Mutex::new(Vec::new()),
-            ticker,
+            ticker: Mutex::new(ticker),
+            events: None,
+        }
+    }
+
+    /// A progress that renders nothing and hands every event to `sink`.
+    pub fn to_events(sink: EventSink) -> Self {
+        let mut p = Progress::new(Box::new(std::io::sink()), ProgressMode::Quiet);
+        p.events = Some(sink);
+        p
+    }
+
+    /// Hands `e` to the event sink, if this progress has one.
+    fn sent(&self, e: impl FnOnce() -> BuildEvent) -> bool {
+        match &self.events {
+            Some(s) => {
+                s(e());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Renders an event as if the builder had reported it here.
+    pub fn apply(&self, e: BuildEvent) {
+        match e {
+            BuildEvent::Parallel(on) => self.set_prefix(on),
+            BuildEvent::Step { stage, n, total, text } => self.step(&stage, n, total, &text),
+            BuildEvent::Cached { stage, id } => self.cached(&stage, &id),
+            BuildEvent::Done { stage, id } => self.done(&stage, &id),
+            BuildEvent::Settled { stage } => self.settled(&stage),
+            BuildEvent::Failed { stage, canceled } => self.failed(&stage, canceled),
+            BuildEvent::Line { stage, text } => self.line(&stage, &text),
+            BuildEvent::Output { stage, text } => self.output(&stage, &text),
         }
     }
 
     /// Turn stage prefixes on (set before the stage threads start).
-    pub fn set_prefix(&mut self, on: bool) {
-        self.prefix = on;
+    pub fn set_prefix(&self, on: bool) {
+        if self.sent(|| BuildEvent::Parallel(on)) {
+            return;
+        }
+        self.prefix.store(on, Ordering::SeqCst);
+    }
+
+    fn prefixed(&self) -> bool {
+        self.prefix.load(Ordering::SeqCst)
     }
 
     pub fn is_quiet(&self) -> bool {
@@ -144,7 +252,7 @@ impl Progress {
 
     fn plain_line(&self, stage: &str, text: &str) {
         let mut s = String::with_capacity(text.len() + stage.len() + 4);
-        if self.prefix && !stage.is_empty() {
+        if self.prefixed() && !stage.is_empty() {
             s.push('[');
             s.push_str(stage);
             s.push_str("] ");
@@ -156,6 +264,14 @@ impl Progress {
 
     /// A step of `stage` starts: `Step n/total : text`.
     pub fn step(&self, stage: &str, n: usize, total: usize, text: &str) {
+        if self.sent(|| BuildEvent::Step {
+            stage: stage.into(),
+            n,
+            total,
+            text: text.into(),
+        }) {
+            return;
+        }
         if !self.view(true, |v| v.step(stage, n, total, text, Instant::now())) {
             self.plain_line(stage, &format!("Step {n}/{total} : {text}"));
         }
@@ -163,6 +279,12 @@ impl Progress {
 
     /// The stage's step was served from the cache: it is image `id`.
     pub fn cached(&self, stage: &str, id: &str) {
+        if self.sent(|| BuildEvent::Cached {
+            stage: stage.into(),
+            id: id.into(),
+        }) {
+            return;
+        }
         if !self.view(true, |v| v.finish_step(stage, id, true, Instant::now())) {
             self.plain_line(stage, " ---> Using cache");
             self.plain_line(stage, &format!(" ---> {id}"));
@@ -171,6 +293,12 @@ impl Progress {
 
     /// The stage's step is done: image `id`.
     pub fn done(&self, stage: &str, id: &str) {
+        if self.sent(|| BuildEvent::Done {
+            stage: stage.into(),
+            id: id.into(),
+        }) {
+            return;
+        }
         if !self.view(true, |v| v.finish_step(stage, id, false, Instant::now())) {
             self.plain_line(stage, &format!(" ---> {id}"));
         }
@@ -178,16 +306,31 @@ impl Progress {
 
     /// The stage's step is over without an image (`FROM scratch`).
     pub fn settled(&self, stage: &str) {
+        if self.sent(|| BuildEvent::Settled { stage: stage.into() }) {
+            return;
+        }
         self.view(true, |v| v.finish_step(stage, "", false, Instant::now()));
     }
 
     /// The stage's step failed (`canceled`: because another stage did).
     pub fn failed(&self, stage: &str, canceled: bool) {
+        if self.sent(|| BuildEvent::Failed {
+            stage: stage.into(),
+            canceled,
+        }) {
+            return;
+        }
         self.view(true, |v| v.fail_step(stage, canceled, Instant::now()));
     }
 
     /// One line the builder says about `stage` (no trailing newline needed).
     pub fn line(&self, stage: &str, text: &str) {
+        if self.sent(|| BuildEvent::Line {
+            stage: stage.into(),
+            text: text.into(),
+        }) {
+            return;
+        }
         if !self.view(true, |v| v.note(stage, text)) {
             self.plain_line(stage, text);
         }
@@ -196,10 +339,16 @@ impl Progress {
     /// Output of a step's container: passed through as it comes, each line
     /// prefixed when stages run in parallel (plain); the view shows its tail.
     pub fn output(&self, stage: &str, text: &str) {
+        if self.sent(|| BuildEvent::Output {
+            stage: stage.into(),
+            text: text.into(),
+        }) {
+            return;
+        }
         if self.view(false, |v| v.output(stage, text)) {
             return;
         }
-        if !self.prefix || stage.is_empty() {
+        if !self.prefixed() || stage.is_empty() {
             self.emit(text.as_bytes());
             return;
         }
@@ -215,8 +364,9 @@ impl Progress {
 
     /// The build is over: the live view stops and leaves its summary (and
     /// the failed steps' output). Nothing to do in the other modes.
-    pub fn finish(&mut self) {
-        if let Some((stop, t)) = self.ticker.take() {
+    pub fn finish(&self) {
+        let ticker = lock(&self.ticker).take();
+        if let Some((stop, t)) = ticker {
             stop.store(true, Ordering::SeqCst);
             t.thread().unpark();
             let _ = t.join();
@@ -241,7 +391,7 @@ impl Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        if self.ticker.is_some() {
+        if lock(&self.ticker).is_some() {
             self.finish();
         }
     }
@@ -272,7 +422,7 @@ mod tests {
     #[test]
     fn plain_prints_the_classic_lines_prefixed_when_parallel() {
         let b = Buf::default();
-        let mut p = Progress::new(Box::new(b.clone()), ProgressMode::Plain);
+        let p = Progress::new(Box::new(b.clone()), ProgressMode::Plain);
         p.set_prefix(true);
         p.step("a", 1, 2, "FROM bb");
         p.done("a", "0123456789ab");
@@ -288,6 +438,32 @@ mod tests {
     }
 
     #[test]
+    fn events_rendered_elsewhere_print_the_same_bytes() {
+        let direct = Buf::default();
+        let relayed = Buf::default();
+        let renderer = Arc::new(Progress::new(Box::new(relayed.clone()), ProgressMode::Plain));
+        let r = renderer.clone();
+        let sink: EventSink = Arc::new(move |e| r.apply(e));
+        for p in [
+            Progress::new(Box::new(direct.clone()), ProgressMode::Plain),
+            Progress::to_events(sink),
+        ] {
+            p.set_prefix(true);
+            p.step("a", 1, 2, "FROM bb");
+            p.done("a", "0123456789ab");
+            p.step("a", 2, 2, "RUN x");
+            p.output("a", "x\ny\n");
+            p.line("a", "note");
+            p.cached("a", "ba9876543210");
+            p.failed("a", false);
+            p.finish();
+        }
+        renderer.finish();
+        assert!(!direct.text().is_empty());
+        assert_eq!(relayed.text(), direct.text());
+    }
+
+    #[test]
     fn quiet_keeps_output_for_failures() {
         let b = Buf::default();
         let p = Progress::new(Box::new(b.clone()), ProgressMode::Quiet);
@@ -300,7 +476,7 @@ mod tests {
     #[test]
     fn tty_redraws_in_place_and_ends_with_a_summary() {
         let b = Buf::default();
-        let mut p = Progress::new(Box::new(b.clone()), ProgressMode::Tty { width: 80 });
+        let p = Progress::new(Box::new(b.clone()), ProgressMode::Tty { width: 80 });
         p.step("stage-0", 1, 2, "FROM bb");
         p.done("stage-0", "0123456789ab");
         p.step("stage-0", 2, 2, "RUN false");
