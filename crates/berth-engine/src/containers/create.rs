@@ -1,0 +1,969 @@
+//! `create` (and the first half of `run`): a [`ContainerSpec`] plus the
+//! image's config → container directory (`berth.json`, `config.json`,
+//! `upper/ work/ rootfs/`), volumes, and the database record, in that order.
+//! A failure at any step removes what the earlier steps made: no
+//! half-created container is ever visible.
+//!
+//! The spec is validated before anything is touched; nothing here reads
+//! the caller's environment or files it names (fronts resolve those).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use berth_runtime::{
+    entrypoint_and_cmd, ContainerConfig, HealthConfig, MountKind, MountSpec, Resources, RestartPolicy,
+};
+use berth_store::volumes::VolumeRecord;
+use berth_store::{ContainerRecord, ImageRecord, Reference, StoreError};
+use serde_json::{json, Value};
+
+use super::record::{ContainerDoc, MountPoint};
+use super::{random_hex, random_name, valid_name, write_atomic, ROOTFS, UPPER, WORK};
+use crate::error::{bail, Result};
+use crate::spec::{ContainerSpec, HealthSpec, MemorySwap, MountOrigin, MountSource, NetworkMode, PullPolicy};
+use crate::{now_rfc3339, Engine, EngineError};
+
+/// What `create` made.
+#[derive(Debug)]
+pub struct Created {
+    /// The container's full ID.
+    pub id: String,
+    /// Its name (given or picked).
+    pub name: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// What the user should know (`Published ports are discarded …`).
+    pub warnings: Vec<String>,
+}
+
+/// The image named by a `run`/`create` argument, with Docker's wording
+/// when it is missing ([`ImageMissing`]).
+pub fn image_for_run(engine: &Engine, word: &str) -> Result<ImageRecord> {
+    match engine.store.resolve_image(word) {
+        Ok(i) => Ok(i),
+        Err(StoreError::ImageNotFound(_)) => {
+            let shown = Reference::parse(word)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| word.to_string());
+            Err(anyhow!(ImageMissing {
+                shown,
+                word: word.to_string()
+            })
+            .into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A `run`/`create` image that is not in the store.
+#[derive(Debug, thiserror::Error)]
+#[error("No such image: {word}")]
+pub struct ImageMissing {
+    /// `name:tag` as Docker prints it in "Unable to find image … locally".
+    pub shown: String,
+    /// The name as given.
+    pub word: String,
+}
+
+/// Later entries win; entries are `KEY=VALUE`.
+fn merge_env(base: &mut Vec<String>, add: &[String]) {
+    for e in add {
+        let k = e.split('=').next().unwrap_or("");
+        base.retain(|x| x.split('=').next() != Some(k));
+        base.push(e.clone());
+    }
+}
+
+/// One mount as the engine plans it: the runtime's spec plus what
+/// `inspect` shows.
+#[derive(Debug, Clone)]
+struct PlannedMount {
+    spec: MountSpec,
+    /// Named or anonymous volume name.
+    volume: Option<String>,
+    anonymous: bool,
+    /// Create a missing bind source (Docker does for `-v` only).
+    create_source: bool,
+    origin: MountOrigin,
+    /// One of the image's VOLUMEs that no mount covered.
+    from_image: bool,
+}
+
+impl PlannedMount {
+    fn from_spec(m: &crate::spec::Mount) -> PlannedMount {
+        let (kind, source, volume, options, create_source) = match &m.source {
+            MountSource::Bind { path, create } => (MountKind::Bind, path.clone(), None, vec![], *create),
+            MountSource::Volume { name } => (MountKind::Volume, PathBuf::new(), name.clone(), vec![], false),
+            MountSource::Tmpfs { options } => (MountKind::Tmpfs, PathBuf::new(), None, options.clone(), false),
+        };
+        PlannedMount {
+            anonymous: kind == MountKind::Volume && volume.is_none(),
+            spec: MountSpec {
+                kind,
+                source,
+                target: m.target.clone(),
+                readonly: m.readonly,
+                propagation: m.propagation.clone(),
+                options,
+            },
+            volume,
+            create_source,
+            origin: m.origin.clone(),
+            from_image: false,
+        }
+    }
+
+    /// The mode text `inspect`'s Mounts show.
+    fn mode(&self) -> &str {
+        match &self.origin {
+            MountOrigin::Volume { mode } => mode,
+            MountOrigin::Tmpfs { options } => options,
+            MountOrigin::Mount => "",
+        }
+    }
+}
+
+fn health_config(image: Option<&berth_store::HealthConfig>, f: &HealthSpec) -> Option<HealthConfig> {
+    if f.disabled {
+        return Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        });
+    }
+    let mut h = image
+        .map(|i| HealthConfig {
+            test: i.test.clone(),
+            interval: i.interval.max(0) as u64,
+            timeout: i.timeout.max(0) as u64,
+            start_period: i.start_period.max(0) as u64,
+            start_interval: i.start_interval.max(0) as u64,
+            retries: i.retries.max(0) as u32,
+        })
+        .unwrap_or_default();
+    if let Some(t) = &f.test {
+        h.test = t.clone();
+    }
+    let ns = |d: std::time::Duration| d.as_nanos().min(u64::MAX as u128) as u64;
+    if let Some(v) = f.interval {
+        h.interval = ns(v);
+    }
+    if let Some(v) = f.timeout {
+        h.timeout = ns(v);
+    }
+    if let Some(v) = f.start_period {
+        h.start_period = ns(v);
+    }
+    if let Some(v) = f.start_interval {
+        h.start_interval = ns(v);
+    }
+    if let Some(r) = f.retries {
+        h.retries = r;
+    }
+    (!h.test.is_empty()).then_some(h)
+}
+
+/// The runtime's network mode and what `inspect` shows for it. Joining
+/// another container's namespace needs it running.
+fn network_mode(engine: &Engine, n: &NetworkMode) -> Result<(String, String)> {
+    match n {
+        NetworkMode::Private(shown) => Ok(("private".into(), shown.clone())),
+        NetworkMode::None => Ok(("none".into(), "none".into())),
+        NetworkMode::Host => Ok(("host".into(), "host".into())),
+        NetworkMode::Container(word) => {
+            let other = engine.container(word)?;
+            if other.state.status != "running" || other.state.pid <= 0 {
+                return Err(EngineError::not_running(format!(
+                    "cannot join the network of container {}: it is not running",
+                    other.rec.name
+                )));
+            }
+            Ok((
+                format!("ns:/proc/{}/ns/net", other.state.pid),
+                format!("container:{}", other.rec.id),
+            ))
+        }
+    }
+}
+
+/// The `-p`/`-P` mappings, checked against the network mode.
+fn published_ports(
+    o: &ContainerSpec,
+    exposed: Option<&BTreeMap<String, Value>>,
+    net_mode: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<berth_net::PortMapping>> {
+    let mut ports = o.ports.clone();
+    if o.publish_all {
+        for key in exposed.map(|e| e.keys().collect::<Vec<_>>()).unwrap_or_default() {
+            for (port, proto) in berth_net::parse_exposed(key) {
+                if !ports.iter().any(|m| m.container_port == port && m.proto == proto) {
+                    ports.push(berth_net::PortMapping {
+                        container_port: port,
+                        proto,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    if ports.is_empty() {
+        return Ok(ports);
+    }
+    match net_mode {
+        "host" => {
+            warnings.push("Published ports are discarded when using host network mode".into());
+            ports.clear();
+        }
+        "none" if !o.ports.is_empty() => {
+            let shown: Vec<String> = o.ports.iter().map(port_flag).collect();
+            return Err(EngineError::invalid(format!(
+                "cannot publish ports (-p {}) of a container with --network none: it has no network to reach; drop -p or use the default network",
+                shown.join(" -p ")
+            )));
+        }
+        "none" => ports.clear(),
+        m if m.starts_with("ns:") => {
+            return Err(EngineError::invalid(
+                "conflicting options: port publishing and the container type network mode",
+            ))
+        }
+        _ => {}
+    }
+    Ok(ports)
+}
+
+/// A mapping as `-p` spells it (`127.0.0.1:8000:80/udp`).
+fn port_flag(m: &berth_net::PortMapping) -> String {
+    let mut s = String::new();
+    if let Some(ip) = m.host_ip {
+        s.push_str(&format!("{ip}:"));
+    }
+    let host = m.host_port_spec();
+    if !host.is_empty() || m.host_ip.is_some() {
+        s.push_str(&format!("{host}:"));
+    }
+    s.push_str(&m.container_port.to_string());
+    if m.proto != berth_net::Proto::Tcp {
+        s.push_str(&format!("/{}", m.proto));
+    }
+    s
+}
+
+/// `Config.ExposedPorts`: the image's, plus every published port (as Docker does).
+fn exposed_ports(image: Option<&BTreeMap<String, Value>>, ports: &[berth_net::PortMapping]) -> Value {
+    let mut all = image.cloned().unwrap_or_default();
+    for m in ports {
+        all.entry(m.key()).or_insert_with(|| json!({}));
+    }
+    if all.is_empty() {
+        Value::Null
+    } else {
+        json!(all)
+    }
+}
+
+/// `HostConfig.PortBindings` in Docker's shape: `{"80/tcp": [{"HostIp": "", "HostPort": "8000"}]}`.
+fn port_bindings(ports: &[berth_net::PortMapping]) -> Value {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for m in ports {
+        out.entry(m.key()).or_default().push(json!({
+            "HostIp": m.host_ip.map(|i| i.to_string()).unwrap_or_default(),
+            "HostPort": m.host_port_spec(),
+        }));
+    }
+    json!(out)
+}
+
+fn validate_platform(p: &str, cfg: &berth_store::ImageConfig) -> Result<()> {
+    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid(e.to_string()))?;
+    let have = berth_store::Platform::normalised(&cfg.os, &cfg.architecture, cfg.variant.as_deref());
+    if !want.same_os_arch(&have) {
+        return Err(EngineError::conflict(format!(
+            "image with reference was found but its platform ({have}) does not match the requested platform ({want})"
+        )));
+    }
+    Ok(())
+}
+
+/// Removes what a failed create made.
+struct Cleanup<'a> {
+    engine: &'a Engine,
+    dir: Option<PathBuf>,
+    volumes: Vec<String>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if let Some(d) = self.dir.take() {
+            if let Some(id) = d.file_name().and_then(|n| n.to_str()) {
+                let _ = self.engine.store.free_host_ids(id);
+            }
+            let rootfs = d.join(ROOTFS);
+            let _ = berth_runtime::unmount(&rootfs);
+            if !berth_runtime::mount::is_mountpoint(&rootfs) {
+                berth_store::staging::remove_tree(&d);
+            }
+        }
+        for v in self.volumes.drain(..) {
+            let _ = self.engine.store.remove_volume(&v);
+            berth_store::staging::remove_tree(&self.engine.store.volumes_dir().join(&v));
+        }
+    }
+}
+
+/// How a container is created.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateOptions {
+    /// Keep the rootfs mounted and check the published ports are free now:
+    /// `run` starts the container next.
+    pub start_next: bool,
+}
+
+impl Engine {
+    /// Creates a container, pulling its image first as `spec.pull` says
+    /// (Docker's `run`/`create`): with [`PullPolicy::Missing`] a missing
+    /// image is pulled and the create tried again. Events: an
+    /// [`Event::ImageMissing`](crate::progress::Event::ImageMissing), then
+    /// the pull's.
+    pub fn create_container_pulling(
+        &self,
+        spec: &ContainerSpec,
+        opts: CreateOptions,
+        progress: &crate::progress::Progress,
+    ) -> Result<Created> {
+        spec.validate()?;
+        let pull = || -> Result<()> {
+            let po = crate::registry::PullOptions {
+                platform: spec.platform.clone().filter(|p| !p.is_empty()),
+                ..Default::default()
+            };
+            self.pull(&spec.image, &po, progress)?;
+            Ok(())
+        };
+        if spec.pull == PullPolicy::Always {
+            pull()?;
+        }
+        match self.create_container(spec, opts) {
+            Err(e) if spec.pull != PullPolicy::Always => {
+                let Some(m) = e.downcast_ref::<ImageMissing>() else {
+                    return Err(e);
+                };
+                progress.emit(crate::progress::Event::ImageMissing { name: m.shown.clone() });
+                if spec.pull == PullPolicy::Never {
+                    return Err(e);
+                }
+                pull()?;
+                self.create_container(spec, opts)
+            }
+            r => r,
+        }
+    }
+
+    /// Creates a container from `spec` (validated first); a missing image
+    /// is an [`ImageMissing`] error (see [`Self::create_container_pulling`]).
+    pub fn create_container(&self, o: &ContainerSpec, opts: CreateOptions) -> Result<Created> {
+        o.validate()?;
+        let keep_mounted = opts.start_next;
+        let img = image_for_run(self, &o.image)?;
+        // Held until the container is recorded: a prune beside us leaves it.
+        let _lease = self.store.lease_image(&img.id, "run")?;
+        let icfg = self.store.image_config(&img.id)?;
+        let mut warnings = Vec::new();
+        if let Some(p) = o.platform.as_deref().filter(|p| !p.is_empty()) {
+            validate_platform(p, &icfg)?;
+        }
+        let ic = &icfg.config;
+
+        // Name.
+        let name = match &o.name {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !valid_name(n) {
+                    return Err(EngineError::invalid(format!(
+                        "Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                        crate::error::shown(n).trim_matches('"')
+                    )));
+                }
+                if self.store.container(n).map(|r| r.name == n).unwrap_or(false) {
+                    return Err(StoreError::NameInUse(n.to_string()).into());
+                }
+                n.to_string()
+            }
+            None => {
+                let mut n = random_name();
+                for _ in 0..20 {
+                    if self.store.container(&n).map(|r| r.name != n).unwrap_or(true) {
+                        break;
+                    }
+                    n = format!("{}{}", random_name(), &random_hex(1)[..1]);
+                }
+                n
+            }
+        };
+        let id = random_hex(32);
+
+        // Command.
+        let image_ep = ic.entrypoint.clone().unwrap_or_default();
+        let image_cmd = ic.cmd.clone().unwrap_or_default();
+        let (eff_ep, eff_cmd) = entrypoint_and_cmd(&image_ep, &image_cmd, o.entrypoint.as_deref(), &o.command);
+        let args: Vec<String> = eff_ep.iter().chain(&eff_cmd).cloned().collect();
+        if args.is_empty() {
+            return Err(EngineError::invalid(format!(
+                "no command specified: the image {} has no ENTRYPOINT or CMD; give a command after the image name",
+                o.image
+            )));
+        }
+
+        // Environment.
+        let mut env = ic.env.clone().unwrap_or_default();
+        merge_env(&mut env, &o.env);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, format!("PATH={}", berth_runtime::spec::DEFAULT_PATH));
+        }
+
+        let working_dir = o.working_dir.clone().unwrap_or_else(|| ic.working_dir.clone());
+        if !working_dir.is_empty() && !working_dir.starts_with('/') {
+            return Err(EngineError::invalid(format!(
+                "the working directory {working_dir:?} is invalid: it needs to be an absolute path"
+            )));
+        }
+        let user = o
+            .user
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| ic.user.clone());
+
+        let mut labels = ic.labels.clone().unwrap_or_default();
+        labels.extend(o.labels.clone());
+
+        // Resources.
+        let r = &o.resources;
+        let resources = Resources {
+            memory: r.memory.map(|m| m as i64),
+            memory_swap: r.memory_swap.map(|s| match s {
+                MemorySwap::Unlimited => -1,
+                MemorySwap::Limit(n) => n as i64,
+            }),
+            cpus: r.nano_cpus.filter(|n| *n > 0).map(|n| n as f64 / 1e9),
+            cpu_shares: r.cpu_shares,
+            pids_limit: r.pids_limit,
+            ulimits: r.ulimits.iter().map(|u| (u.name.clone(), u.soft, u.hard)).collect(),
+        };
+        let restart_policy = o.restart.clone();
+        let healthcheck = health_config(ic.healthcheck.as_ref(), &o.health);
+        let (net_mode, net_shown) = network_mode(self, &o.network)?;
+        if net_mode == "host" && o.hostname.is_some() {
+            warnings.push("--hostname has no effect with --network host".into());
+        }
+        let ports = published_ports(o, ic.exposed_ports.as_ref(), &net_mode, &mut warnings)?;
+        if keep_mounted && !ports.is_empty() {
+            // `run`: a taken port fails now, before anything exists.
+            berth_net::check_available(&ports)?;
+        }
+
+        // Mounts: -v, --mount, --tmpfs, then the image's VOLUMEs not covered.
+        let mut planned: Vec<PlannedMount> = o.mounts.iter().map(PlannedMount::from_spec).collect();
+        if let Some(vols) = &ic.volumes {
+            for path in vols.keys() {
+                let t = path.trim_end_matches('/');
+                if !planned.iter().any(|p| p.spec.target.trim_end_matches('/') == t) {
+                    planned.push(PlannedMount {
+                        spec: MountSpec {
+                            kind: MountKind::Volume,
+                            target: path.clone(),
+                            ..Default::default()
+                        },
+                        volume: None,
+                        anonymous: true,
+                        create_source: false,
+                        origin: MountOrigin::Mount,
+                        from_image: true,
+                    });
+                }
+            }
+        }
+        for p in &mut planned {
+            if p.spec.kind == MountKind::Bind {
+                if !p.spec.source.exists() {
+                    if p.create_source {
+                        std::fs::create_dir_all(&p.spec.source)
+                            .with_context(|| format!("creating the bind mount source {}", p.spec.source.display()))?;
+                    } else {
+                        return Err(EngineError::invalid(format!(
+                            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                            p.spec.source.display()
+                        )));
+                    }
+                }
+                p.spec.source = p.spec.source.canonicalize().unwrap_or_else(|_| p.spec.source.clone());
+            }
+            if p.spec.kind == MountKind::Volume && p.volume.is_none() {
+                p.volume = Some(random_hex(32));
+            }
+        }
+
+        let shell = ic.shell.clone().unwrap_or_default();
+        let mut cc = ContainerConfig {
+            id: id.clone(),
+            name: name.clone(),
+            image_id: img.id.to_string(),
+            image_ref: o.image.clone(),
+            args: args.clone(),
+            env: env.clone(),
+            working_dir: working_dir.clone(),
+            user: user.clone(),
+            hostname: o.hostname.clone().unwrap_or_default(),
+            domainname: o.domainname.clone().unwrap_or_default(),
+            tty: o.tty,
+            open_stdin: o.open_stdin,
+            labels: labels.clone(),
+            stop_signal: o
+                .stop_signal
+                .as_ref()
+                .map(|s| s.as_str().to_string())
+                .or_else(|| (!ic.stop_signal.is_empty()).then(|| ic.stop_signal.clone())),
+            stop_timeout: o.stop_timeout.map(|d| d.as_secs().min(u32::MAX as u64) as u32),
+            mounts: vec![],
+            read_only: o.read_only,
+            privileged: o.privileged,
+            cap_add: o.cap_add.clone(),
+            cap_drop: o.cap_drop.clone(),
+            security_opt: o.security_opt.clone(),
+            devices: o.devices.clone(),
+            init: o.init,
+            network_mode: net_mode.clone(),
+            ports,
+            resources: resources.clone(),
+            restart_policy: restart_policy.clone(),
+            healthcheck: healthcheck.clone(),
+            auto_remove: o.auto_remove,
+            shell,
+            id_mappings: None,
+        };
+        // Validate before touching the disk.
+        berth_runtime::spec::effective_caps(&cc).map_err(|e| EngineError::invalid(e.to_string()))?;
+        let userns_mode = self.userns_mode(o.userns.as_deref())?;
+
+        // The container directory.
+        let dir = self.container_dir(&id);
+        let mut cleanup = Cleanup {
+            engine: self,
+            dir: Some(dir.clone()),
+            volumes: vec![],
+        };
+        // Private, but the upper dir's mode is the container's `/`.
+        use berth_archive::perms::{self, CONTENT_DIR, PRIVATE_DIR};
+        for (sub, mode) in [
+            ("", PRIVATE_DIR),
+            (UPPER, CONTENT_DIR),
+            (WORK, PRIVATE_DIR),
+            (ROOTFS, PRIVATE_DIR),
+        ] {
+            let p = dir.join(sub);
+            perms::create_dir_all(&p, mode).with_context(|| format!("creating {}", p.display()))?;
+        }
+        let rootfs = dir.join(ROOTFS);
+        let userns = self.container_userns(&userns_mode, &id, &dir)?;
+        cc.id_mappings = userns.mappings.clone();
+        if let (Some(u), None) = (&userns.user, &o.user) {
+            cc.user = u.clone();
+        }
+        self.mount_rootfs(&img, &dir, cc.auto_remove)?;
+        let mut new_volumes = Vec::new();
+
+        // Volumes (created on first use, pre-filled from the image).
+        for p in &mut planned {
+            if p.spec.kind != MountKind::Volume {
+                continue;
+            }
+            let vname = p.volume.clone().expect("volume name set above");
+            let (data, created) = self.ensure_volume(&vname, p.anonymous)?;
+            if created {
+                cleanup.volumes.push(vname.clone());
+                new_volumes.push(data.clone());
+            }
+            if created || dir_is_empty(&data) {
+                super::files::copy_image_path_into(&rootfs, &p.spec.target, &data)
+                    .with_context(|| format!("copying the image's {} into volume {vname}", p.spec.target))?;
+            }
+            p.spec.source = data;
+        }
+        cc.mounts = planned.iter().map(|p| p.spec.clone()).collect();
+
+        let spec = berth_runtime::build_spec(&cc, &rootfs, &dir).map_err(|e| match e {
+            e @ (berth_runtime::RuntimeError::InvalidConfig(_) | berth_runtime::RuntimeError::UserNotFound { .. }) => {
+                EngineError::invalid(e.to_string())
+            }
+            e => e.into(),
+        })?;
+        self.give_to_container_root(&dir, &new_volumes)?;
+        let mut spec = serde_json::to_value(&spec).context("serialising the OCI spec")?;
+        if crate::is_rootless() {
+            self.rootless_overlay(&img, &dir, &mut spec)?;
+        }
+        write_atomic(
+            &dir.join("config.json"),
+            &serde_json::to_vec_pretty(&spec).context("serialising the OCI spec")?,
+        )?;
+        write_atomic(
+            &dir.join(berth_runtime::monitor::CONFIG_FILE),
+            &serde_json::to_vec_pretty(&cc).context("serialising berth.json")?,
+        )?;
+        berth_runtime::state::update_state(&dir, |s| s.status = "created".into())?;
+        if !keep_mounted {
+            super::lifecycle::unmount_rootfs(&dir)?;
+        }
+
+        // Record last: only now does the container exist. Held until this
+        // command ends (a run's start, wait and --rm): prune leaves it.
+        self.store.hold_for_process(berth_store::LeaseKind::Container, &id)?;
+        let created = now_rfc3339();
+        let mut record = self.record_json(o, &cc, &img, &planned, &eff_ep, &eff_cmd, &net_shown, &icfg);
+        record["HostConfig"]["UsernsMode"] = json!(userns.shown);
+        self.store.insert_container(&ContainerRecord {
+            id: id.clone(),
+            name: name.clone(),
+            image_id: img.id.to_string(),
+            created,
+            config: record,
+        })?;
+        cleanup.dir = None;
+        cleanup.volumes.clear();
+        Ok(Created {
+            id,
+            name,
+            dir,
+            warnings,
+        })
+    }
+
+    /// Mounts the overlay rootfs of a container dir: the image's layers
+    /// (top-most first) under the container's upper dir. `disposable`
+    /// (`--rm`) mounts it volatile: its unmount then does not sync the whole
+    /// file system the store is on, and its writes are never worth a sync.
+    pub(crate) fn mount_rootfs(&self, img: &ImageRecord, dir: &Path, disposable: bool) -> anyhow::Result<()> {
+        if crate::is_rootless() {
+            // An unprivileged user cannot mount overlayfs here; the OCI
+            // runtime mounts it inside the container's user namespace.
+            return Ok(());
+        }
+        let rootfs = dir.join(ROOTFS);
+        if berth_runtime::mount::is_mountpoint(&rootfs) {
+            return Ok(());
+        }
+        if let Some(maps) = crate::userns::dir_mappings(dir) {
+            return self.mount_rootfs_userns(img, dir, disposable, &maps);
+        }
+        let lowers: Vec<PathBuf> = img.layers.iter().rev().map(|l| self.store.layer_dir(l)).collect();
+        for l in &lowers {
+            if !l.is_dir() {
+                bail!(
+                    "the image's layer {} is missing from the store; re-import or re-pull the image",
+                    l.display()
+                );
+            }
+        }
+        berth_runtime::mount_overlay_opts(&lowers, &dir.join(UPPER), &dir.join(WORK), &rootfs, disposable)?;
+        Ok(())
+    }
+
+    /// Rootless: the overlay becomes the spec's first mount, on `/`, so the
+    /// runtime mounts it inside the user namespace it creates (overlayfs in
+    /// a user namespace needs kernel 5.11+; `userxattr` keeps its metadata
+    /// in `user.overlay.*`).
+    fn rootless_overlay(&self, img: &ImageRecord, dir: &Path, spec: &mut Value) -> anyhow::Result<()> {
+        let mut lowers: Vec<String> = img
+            .layers
+            .iter()
+            .rev()
+            .map(|l| self.store.layer_dir(l).display().to_string())
+            .collect();
+        if lowers.is_empty() {
+            let empty = dir.join("empty-lower");
+            berth_archive::perms::create_dir_all(&empty, berth_archive::perms::CONTENT_DIR)
+                .with_context(|| format!("creating {}", empty.display()))?;
+            lowers.push(empty.display().to_string());
+        }
+        let options = vec![
+            format!("lowerdir={}", lowers.join(":")),
+            format!("upperdir={}", dir.join(UPPER).display()),
+            format!("workdir={}", dir.join(WORK).display()),
+            "userxattr".to_string(),
+        ];
+        if options.iter().map(|o| o.len() + 1).sum::<usize>() >= 4096 {
+            bail!(
+                "the image has too many layers ({}) for a rootless overlay mount option string; flatten it (berth export | berth import)",
+                lowers.len()
+            );
+        }
+        let m = json!({"destination": "/", "type": "overlay", "source": "overlay", "options": options});
+        match spec["mounts"].as_array_mut() {
+            Some(ms) => ms.insert(0, m),
+            None => spec["mounts"] = json!([m]),
+        }
+        Ok(())
+    }
+
+    /// The volume's data dir, creating the volume when new; returns
+    /// whether it was created now.
+    pub fn ensure_volume(&self, name: &str, anonymous: bool) -> Result<(PathBuf, bool)> {
+        let vdir = self.store.volumes_dir().join(name);
+        let data = vdir.join("_data");
+        if self.store.volume(name)?.is_some() && data.is_dir() {
+            return Ok((data, false));
+        }
+        use berth_archive::perms;
+        perms::create_dir_all(&vdir, perms::PRIVATE_DIR)
+            .and_then(|()| perms::create_dir_all(&data, perms::CONTENT_DIR))
+            .with_context(|| format!("creating volume directory {}", data.display()))?;
+        let mut labels = BTreeMap::new();
+        if anonymous {
+            labels.insert("com.docker.volume.anonymous".to_string(), String::new());
+        }
+        let inserted = self.store.insert_volume(&VolumeRecord {
+            name: name.to_string(),
+            created: now_rfc3339(),
+            labels,
+        })?;
+        Ok((data, inserted))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_json(
+        &self,
+        o: &ContainerSpec,
+        cc: &ContainerConfig,
+        img: &ImageRecord,
+        planned: &[PlannedMount],
+        entrypoint: &[String],
+        cmd: &[String],
+        net_shown: &str,
+        icfg: &berth_store::ImageConfig,
+    ) -> Value {
+        let hc = cc.healthcheck.as_ref().map(|h| {
+            let mut v = json!({"Test": h.test});
+            for (k, n) in [
+                ("Interval", h.interval),
+                ("Timeout", h.timeout),
+                ("StartPeriod", h.start_period),
+                ("StartInterval", h.start_interval),
+            ] {
+                if n > 0 {
+                    v[k] = json!(n);
+                }
+            }
+            if h.retries > 0 {
+                v["Retries"] = json!(h.retries);
+            }
+            v
+        });
+        let volumes: BTreeMap<String, Value> = planned
+            .iter()
+            .filter(|p| p.spec.kind == MountKind::Volume)
+            .map(|p| (p.spec.target.clone(), json!({})))
+            .collect();
+        let config = json!({
+            "Hostname": if cc.hostname.is_empty() { cc.id[..12].to_string() } else { cc.hostname.clone() },
+            "Domainname": cc.domainname,
+            "User": cc.user,
+            "AttachStdin": o.open_stdin,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "ExposedPorts": exposed_ports(icfg.config.exposed_ports.as_ref(), &cc.ports),
+            "Tty": cc.tty,
+            "OpenStdin": cc.open_stdin,
+            "StdinOnce": cc.open_stdin,
+            "Env": cc.env,
+            "Cmd": if cmd.is_empty() { Value::Null } else { json!(cmd) },
+            "Healthcheck": hc,
+            "Image": o.image,
+            "Volumes": if volumes.is_empty() { Value::Null } else { json!(volumes) },
+            "WorkingDir": cc.working_dir,
+            "Entrypoint": if entrypoint.is_empty() { Value::Null } else { json!(entrypoint) },
+            "OnBuild": Value::Null,
+            "Labels": cc.labels,
+            "StopSignal": cc.stop_signal,
+            "StopTimeout": cc.stop_timeout,
+        });
+        // `-v` binds and named volumes as Docker lists them: SRC:DST[:MODE].
+        let binds: Vec<String> = planned
+            .iter()
+            .filter_map(|p| {
+                let MountOrigin::Volume { mode } = &p.origin else {
+                    return None;
+                };
+                let src = match (&p.spec.kind, &p.volume) {
+                    (MountKind::Bind, _) => p.spec.source.display().to_string(),
+                    (_, Some(v)) if !p.anonymous => v.clone(),
+                    _ => return None,
+                };
+                Some(if mode.is_empty() {
+                    format!("{src}:{}", p.spec.target)
+                } else {
+                    format!("{src}:{}:{mode}", p.spec.target)
+                })
+            })
+            .collect();
+        let mounts_flag: Vec<Value> = planned
+            .iter()
+            .filter(|p| p.origin == MountOrigin::Mount && !p.from_image && p.spec.kind != MountKind::Tmpfs)
+            .map(|p| {
+                json!({
+                    "Type": match p.spec.kind { MountKind::Bind => "bind", MountKind::Volume => "volume", MountKind::Tmpfs => "tmpfs" },
+                    "Source": p.volume.clone().unwrap_or_else(|| p.spec.source.display().to_string()),
+                    "Target": p.spec.target,
+                    "ReadOnly": p.spec.readonly,
+                })
+            })
+            .collect();
+        let tmpfs: BTreeMap<String, String> = planned
+            .iter()
+            .filter_map(|p| match &p.origin {
+                MountOrigin::Tmpfs { options } => Some((p.spec.target.clone(), options.clone())),
+                _ => None,
+            })
+            .collect();
+        let (rp_name, rp_max) = match &cc.restart_policy {
+            RestartPolicy::No => ("no", 0),
+            RestartPolicy::Always => ("always", 0),
+            RestartPolicy::UnlessStopped => ("unless-stopped", 0),
+            RestartPolicy::OnFailure { max } => ("on-failure", *max),
+        };
+        let r = &cc.resources;
+        let host_config = json!({
+            "Binds": if binds.is_empty() { Value::Null } else { json!(binds) },
+            "ContainerIDFile": "",
+            "LogConfig": {"Type": "json-file", "Config": {}},
+            "NetworkMode": net_shown,
+            "PortBindings": port_bindings(&cc.ports),
+            "RestartPolicy": {"Name": rp_name, "MaximumRetryCount": rp_max},
+            "AutoRemove": cc.auto_remove,
+            "VolumeDriver": "",
+            "VolumesFrom": Value::Null,
+            "CapAdd": if cc.cap_add.is_empty() { Value::Null } else { json!(cc.cap_add) },
+            "CapDrop": if cc.cap_drop.is_empty() { Value::Null } else { json!(cc.cap_drop) },
+            "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": Value::Null,
+            "Privileged": cc.privileged,
+            "PublishAllPorts": o.publish_all,
+            "ReadonlyRootfs": cc.read_only,
+            "SecurityOpt": if cc.security_opt.is_empty() { Value::Null } else { json!(cc.security_opt) },
+            "Tmpfs": if tmpfs.is_empty() { Value::Null } else { json!(tmpfs) },
+            "UTSMode": "", "UsernsMode": "", "IpcMode": "private", "PidMode": "", "Cgroup": "", "CgroupnsMode": "private",
+            "Runtime": self.runtime.clone().unwrap_or_else(|| "runc".into()),
+            "Memory": r.memory.unwrap_or(0),
+            "MemorySwap": r.memory_swap.unwrap_or(0),
+            "NanoCpus": r.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0),
+            "CpuShares": r.cpu_shares.unwrap_or(0),
+            "PidsLimit": r.pids_limit,
+            "Ulimits": r.ulimits.iter().map(|(n, s, h)| json!({"Name": n, "Soft": s, "Hard": h})).collect::<Vec<_>>(),
+            "Devices": cc.devices.iter().map(|d| {
+                let p: Vec<&str> = d.split(':').collect();
+                json!({"PathOnHost": p[0], "PathInContainer": p.get(1).copied().unwrap_or(p[0]), "CgroupPermissions": p.get(2).copied().unwrap_or("rwm")})
+            }).collect::<Vec<_>>(),
+            "Init": cc.init,
+            "Mounts": if mounts_flag.is_empty() { Value::Null } else { json!(mounts_flag) },
+            "MaskedPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::MASKED_PATHS) },
+            "ReadonlyPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::READONLY_PATHS) },
+        });
+        let mounts: Vec<MountPoint> = planned
+            .iter()
+            .map(|p| {
+                let common = MountPoint {
+                    destination: p.spec.target.clone(),
+                    mode: p.mode().to_string(),
+                    rw: !p.spec.readonly,
+                    ..Default::default()
+                };
+                match p.spec.kind {
+                    MountKind::Bind => MountPoint {
+                        kind: "bind".into(),
+                        source: p.spec.source.display().to_string(),
+                        propagation: if p.spec.propagation.is_empty() {
+                            "rprivate".into()
+                        } else {
+                            p.spec.propagation.clone()
+                        },
+                        ..common
+                    },
+                    MountKind::Volume => MountPoint {
+                        kind: "volume".into(),
+                        name: p.volume.clone(),
+                        source: p.spec.source.display().to_string(),
+                        driver: Some("local".into()),
+                        mode: if p.mode().is_empty() {
+                            "z".into()
+                        } else {
+                            p.mode().to_string()
+                        },
+                        ..common
+                    },
+                    MountKind::Tmpfs => MountPoint {
+                        kind: "tmpfs".into(),
+                        ..common
+                    },
+                }
+            })
+            .collect();
+        let doc = ContainerDoc {
+            path: cc.args.first().cloned(),
+            args: cc.args.get(1..).unwrap_or(&[]).to_vec(),
+            config: serde_json::from_value(config).unwrap_or_default(),
+            host_config: serde_json::from_value(host_config).unwrap_or_default(),
+            mounts,
+            anonymous_volumes: planned
+                .iter()
+                .filter(|p| p.anonymous)
+                .filter_map(|p| p.volume.clone())
+                .collect(),
+            platform: icfg.os.clone(),
+            image_ref: img.tags.first().cloned().unwrap_or_default(),
+        };
+        doc.to_value()
+    }
+}
+
+fn dir_is_empty(p: &Path) -> bool {
+    std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_flags() {
+        let exposed: BTreeMap<String, Value> = [("8080/tcp".to_string(), json!({})), ("53/udp".to_string(), json!({}))]
+            .into_iter()
+            .collect();
+        let mut o = ContainerSpec {
+            ports: crate::spec::parse_publish("127.0.0.1:9000:8080").unwrap(),
+            publish_all: true,
+            ..Default::default()
+        };
+        let mut w = Vec::new();
+        let p = published_ports(&o, Some(&exposed), "private", &mut w).unwrap();
+        // -p keeps its binding; -P adds the other exposed port on a random host port.
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].container_port, p[0].host_port), (8080, 9000));
+        assert_eq!(
+            (p[1].container_port, p[1].host_port, p[1].proto),
+            (53, 0, berth_net::Proto::Udp)
+        );
+        assert_eq!(
+            port_bindings(&p),
+            json!({"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "9000"}], "53/udp": [{"HostIp": "", "HostPort": ""}]})
+        );
+        assert!(published_ports(&o, Some(&exposed), "host", &mut w).unwrap().is_empty());
+        assert_eq!(
+            w,
+            vec!["Published ports are discarded when using host network mode".to_string()]
+        );
+        let e = published_ports(&o, None, "none", &mut w).unwrap_err();
+        assert!(e.to_string().contains("-p 127.0.0.1:9000:8080"), "{e}");
+        assert!(published_ports(&o, None, "ns:/proc/1/ns/net", &mut w).is_err());
+        o.ports.clear();
+        assert!(published_ports(&o, Some(&exposed), "none", &mut w).unwrap().is_empty());
+        assert_eq!(exposed_ports(None, &p), json!({"53/udp": {}, "8080/tcp": {}}));
+    }
+}

@@ -1,0 +1,329 @@
+//! The engine's one error type: [`EngineError`], a message (with the
+//! context it gathered on its way up) and an [`ErrorKind`] a front maps to
+//! what it speaks — the CLI to Docker's exit codes, the API server to HTTP
+//! statuses — without ever reading the message.
+//!
+//! Kinds are given where the engine decides (a missing container, a name in
+//! use, a bad value in a request) and recognised in the errors of the
+//! crates below (`No such image` from the store, `unauthorized` from a
+//! registry). Everything else is [`ErrorKind::Other`].
+//!
+//! This module must never print: fronts decide how errors reach the user.
+
+use std::fmt;
+
+/// What kind of failure an [`EngineError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The container, image, volume, or object named does not exist (HTTP 404).
+    NotFound,
+    /// The request conflicts with the current state: a name in use, a
+    /// running container in the way, an image in use (HTTP 409).
+    Conflict,
+    /// A value in the request is wrong: a bad size, signal, user, mount (HTTP 400).
+    InvalidArgument,
+    /// The container must be running for this and is not (HTTP 409).
+    NotRunning,
+    /// The container must be paused for this and is not (HTTP 409).
+    NotPaused,
+    /// A registry refused the credentials, or has none for the request (HTTP 401).
+    Unauthorized,
+    /// The operation ran and ended with this exit code (a container's own,
+    /// 126/127 for a command that could not start, 1 for a failed build):
+    /// the CLI ends with it.
+    Exit(i32),
+    /// Anything else: the engine or the host failed (HTTP 500, exit 125).
+    Other,
+}
+
+/// An engine failure: its kind, and the message with every context added
+/// on the way up.
+pub struct EngineError {
+    kind: ErrorKind,
+    error: anyhow::Error,
+}
+
+/// The engine's result type.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Exit code Docker's CLI ends with when the engine itself failed.
+pub const EXIT_ENGINE_FAILURE: i32 = 125;
+
+impl EngineError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl fmt::Display) -> Self {
+        EngineError {
+            kind,
+            error: anyhow::Error::msg(message.to_string()),
+        }
+    }
+
+    /// [`ErrorKind::NotFound`].
+    pub fn not_found(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// [`ErrorKind::Conflict`].
+    pub fn conflict(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    /// [`ErrorKind::InvalidArgument`].
+    pub fn invalid(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// [`ErrorKind::NotRunning`].
+    pub fn not_running(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::NotRunning, message)
+    }
+
+    /// [`ErrorKind::NotPaused`].
+    pub fn not_paused(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::NotPaused, message)
+    }
+
+    /// [`ErrorKind::Unauthorized`].
+    pub fn unauthorized(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Unauthorized, message)
+    }
+
+    /// [`ErrorKind::Exit`]: the front ends with `code` and shows `message`
+    /// (nothing when it is empty: whoever failed already said why).
+    pub fn exit(code: i32, message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Exit(code), message)
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The exit code Docker's CLI ends with for this error: the carried
+    /// code for [`ErrorKind::Exit`], else 125.
+    pub fn exit_code(&self) -> i32 {
+        match self.kind {
+            ErrorKind::Exit(c) => c,
+            _ => EXIT_ENGINE_FAILURE,
+        }
+    }
+
+    /// The message: every context and cause, joined with `: `, a cause
+    /// whose text an outer message already carries said once.
+    pub fn message(&self) -> String {
+        chain_text(self.error.chain().map(|c| c.to_string()))
+    }
+
+    /// The first error of type `T` in the chain (for a front that wants
+    /// the details of a typed error, e.g. a build's failing step).
+    pub fn downcast_ref<T: std::error::Error + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.error.chain().find_map(|c| c.downcast_ref::<T>())
+    }
+
+    /// Adds context (what was being done) in front of the message; the
+    /// kind stays.
+    pub fn context(self, context: impl fmt::Display + Send + Sync + 'static) -> Self {
+        EngineError {
+            kind: self.kind,
+            error: self.error.context(context),
+        }
+    }
+
+    /// The kind of any error: an [`EngineError`] found in its chain gives
+    /// its own, the errors of the crates below are recognised, anything
+    /// else is [`ErrorKind::Other`].
+    pub fn classify(e: &anyhow::Error) -> ErrorKind {
+        for cause in e.chain() {
+            if let Some(k) = kind_of(cause) {
+                return k;
+            }
+        }
+        ErrorKind::Other
+    }
+}
+
+/// The kind a single error in a chain stands for, if it stands for one.
+fn kind_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    use berth_registry::RegistryError as R;
+    use berth_runtime::RuntimeError as Rt;
+    use berth_store::StoreError as S;
+    if let Some(e) = cause.downcast_ref::<EngineError>() {
+        return Some(e.kind);
+    }
+    if cause.is::<crate::containers::create::ImageMissing>() {
+        return Some(ErrorKind::NotFound);
+    }
+    if cause.is::<berth_store::platform::PlatformError>() {
+        return Some(ErrorKind::InvalidArgument);
+    }
+    if let Some(e) = cause.downcast_ref::<S>() {
+        return match e {
+            S::ImageNotFound(_) | S::ContainerNotFound(_) | S::BlobNotFound(_) => Some(ErrorKind::NotFound),
+            S::NameInUse(_) | S::Conflict(_) => Some(ErrorKind::Conflict),
+            S::InvalidDigest(_)
+            | S::InvalidReference { .. }
+            | S::AmbiguousImage { .. }
+            | S::AmbiguousContainer { .. } => Some(ErrorKind::InvalidArgument),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<R>() {
+        return match e {
+            R::AuthRequired { .. } | R::BadCredentials { .. } | R::Denied { .. } => Some(ErrorKind::Unauthorized),
+            R::NotFound { .. } => Some(ErrorKind::NotFound),
+            R::Config(_) => Some(ErrorKind::InvalidArgument),
+            _ => None,
+        };
+    }
+    if let Some(e) = cause.downcast_ref::<Rt>() {
+        return match e {
+            Rt::InvalidConfig(_) | Rt::UserNotFound { .. } => Some(ErrorKind::InvalidArgument),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// Joins messages with `: `, skipping one whose text is already there
+/// (library errors often repeat their source's text in their own).
+pub fn chain_text(parts: impl IntoIterator<Item = String>) -> String {
+    let mut out = String::new();
+    for text in parts {
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl fmt::Debug for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EngineError({:?}, {:?})", self.kind, self.message())
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl From<anyhow::Error> for EngineError {
+    fn from(error: anyhow::Error) -> Self {
+        // An EngineError that only travelled through anyhow comes back as it was.
+        let error = match error.downcast::<EngineError>() {
+            Ok(e) => return e,
+            Err(error) => error,
+        };
+        EngineError {
+            kind: EngineError::classify(&error),
+            error,
+        }
+    }
+}
+
+/// `From` for the error types of the crates below and of std, through
+/// [`anyhow::Error`] (which keeps them for [`EngineError::classify`]).
+macro_rules! from_errors {
+    ($($t:ty),* $(,)?) => {
+        $(impl From<$t> for EngineError {
+            fn from(e: $t) -> Self {
+                EngineError::from(anyhow::Error::new(e))
+            }
+        })*
+    };
+}
+
+from_errors!(
+    berth_store::StoreError,
+    berth_runtime::RuntimeError,
+    berth_registry::RegistryError,
+    berth_archive::ArchiveError,
+    berth_net::NetError,
+    std::io::Error,
+    serde_json::Error,
+    rustix::io::Errno,
+);
+
+/// `bail!` for the engine: returns an [`anyhow::Error`] made from the
+/// arguments, converted to whatever error type the function returns
+/// ([`EngineError`] or `anyhow::Error`). The kind is recognised from the
+/// message's origin only when it is an error value; plain text is
+/// [`ErrorKind::Other`] — use [`EngineError`]'s constructors for a kind.
+macro_rules! bail {
+    ($($t:tt)*) => {
+        return ::core::result::Result::Err(::anyhow::anyhow!($($t)*).into())
+    };
+}
+pub(crate) use bail;
+
+/// Shows user input inside an error message safely: quoted, with control,
+/// bidirectional and other invisible characters escaped, and cut after
+/// 120 characters (with the total length said), so a message never
+/// carries raw terminal escapes, reordering marks or megabytes of input.
+pub fn shown(input: &str) -> String {
+    const MAX: usize = 120;
+    let count = input.chars().count();
+    let cut: String = input.chars().take(MAX).collect();
+    let mut q = format!("{cut:?}");
+    if count > MAX {
+        q.pop(); // the closing quote
+        q.push_str(&format!("…\" ({count} characters)"));
+    }
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_survive_context_and_anyhow() {
+        let e = EngineError::conflict("name in use").context("creating web");
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(e.to_string(), "creating web: name in use");
+        let a = anyhow::Error::new(e).context("compose up");
+        assert_eq!(EngineError::classify(&a), ErrorKind::Conflict);
+        let back = EngineError::from(a);
+        assert_eq!(back.kind(), ErrorKind::Conflict);
+        assert_eq!(back.exit_code(), 125);
+        assert_eq!(EngineError::exit(3, "").exit_code(), 3);
+    }
+
+    #[test]
+    fn lower_errors_are_recognised() {
+        let e = EngineError::from(berth_store::StoreError::ContainerNotFound("x".into()));
+        assert_eq!(
+            (e.kind(), e.to_string().as_str()),
+            (ErrorKind::NotFound, "No such container: x")
+        );
+        let e = EngineError::from(berth_store::StoreError::NameInUse("web".into()));
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        let e = EngineError::from(std::io::Error::other("disk on fire"));
+        assert_eq!(e.kind(), ErrorKind::Other);
+    }
+
+    #[test]
+    fn repeated_causes_are_said_once() {
+        assert_eq!(
+            chain_text(["a: b".to_string(), "b".to_string(), "c".to_string()]),
+            "a: b: c"
+        );
+    }
+
+    #[test]
+    fn input_in_messages_is_escaped_and_cut() {
+        assert_eq!(shown("web"), "\"web\"");
+        assert_eq!(shown("a\u{202e}b\u{1b}[2J\0"), "\"a\\u{202e}b\\u{1b}[2J\\0\"");
+        let huge = "\0".repeat(100_000);
+        let s = shown(&huge);
+        assert!(s.len() < 400, "{}", s.len());
+        assert!(s.ends_with("…\" (100000 characters)"), "{s}");
+    }
+}

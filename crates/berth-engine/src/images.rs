@@ -1,0 +1,570 @@
+//! Image operations: list, inspect, history, tag, remove, prune, disk usage.
+//! Docker's rules for what `rmi` untags versus deletes live here, once.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::error::Result;
+use anyhow::Context;
+use berth_store::reference::{familiar_name, familiar_repository, split_repo};
+use berth_store::{Digest, ImageRecord, Reference};
+use serde_json::{json, Value};
+
+use super::{Engine, EngineError};
+
+/// One row of `berth images`.
+#[derive(Clone, Debug)]
+pub struct ImageSummary {
+    /// The image's ID.
+    pub id: Digest,
+    /// Familiar repository, or `<none>`.
+    pub repository: String,
+    /// The tag, or `<none>`.
+    pub tag: String,
+    /// The digest its registry gave it, or `<none>`.
+    pub digest: String,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// Bytes of its unpacked layers.
+    pub size: u64,
+    /// No name, and no image built on it.
+    pub dangling: bool,
+    /// No name, but a parent of other images (a build step).
+    pub intermediate: bool,
+    /// Containers that use it.
+    pub containers: usize,
+}
+
+#[derive(Default, Debug)]
+/// What `images` lists.
+pub struct ListFilter {
+    /// Intermediate images too (`-a`).
+    pub all: bool,
+    /// `dangling=true|false`.
+    pub dangling: Option<bool>,
+    /// `reference=` patterns (all must match).
+    pub references: Vec<String>,
+    /// `key` or `key=value`
+    pub labels: Vec<String>,
+    /// `before=IMAGE`: added before that image.
+    pub before: Option<String>,
+    /// `since=IMAGE`: added after that image.
+    pub since: Option<String>,
+    /// A positional `[REPOSITORY[:TAG]]`.
+    pub repository: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+/// One thing `rmi` or a prune did.
+pub enum Removal {
+    /// A name was removed.
+    Untagged(String),
+    /// An image was deleted.
+    Deleted(Digest),
+}
+
+/// Go's path.Match subset Docker uses for `reference=` filters: `*`, `?`, `[...]`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn m(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len())
+                .take_while(|&i| i == 0 || n[i - 1] != '/')
+                .any(|i| m(&p[1..], &n[i..])),
+            Some('?') => !n.is_empty() && n[0] != '/' && m(&p[1..], &n[1..]),
+            Some('[') => {
+                let Some(end) = p.iter().position(|&c| c == ']') else {
+                    return false;
+                };
+                if n.is_empty() {
+                    return false;
+                }
+                let class = &p[1..end];
+                let (neg, class) = match class.first() {
+                    Some('^') | Some('!') => (true, &class[1..]),
+                    _ => (false, class),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < class.len() {
+                    if i + 2 < class.len() && class[i + 1] == '-' {
+                        hit |= class[i] <= n[0] && n[0] <= class[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= class[i] == n[0];
+                        i += 1;
+                    }
+                }
+                hit != neg && m(&p[end + 1..], &n[1..])
+            }
+            Some(&c) => !n.is_empty() && n[0] == c && m(&p[1..], &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    m(&p, &n)
+}
+
+impl Engine {
+    /// `berth images`: one row per tag (or one `<none>` row), Docker's rules
+    /// for hiding intermediate build images unless `all`.
+    pub fn list_images(&self, f: &ListFilter) -> Result<Vec<ImageSummary>> {
+        let images = self.store.list_images()?;
+        let parents: HashSet<Digest> = images.iter().filter_map(|i| i.parent.clone()).collect();
+        let mut used: BTreeMap<String, usize> = BTreeMap::new();
+        for c in self.store.list_containers()? {
+            *used.entry(c.image_id).or_default() += 1;
+        }
+        let before = f.before.as_deref().map(|b| self.store.resolve_image(b)).transpose()?;
+        let since = f.since.as_deref().map(|b| self.store.resolve_image(b)).transpose()?;
+        let mut rows = Vec::new();
+        for img in &images {
+            let untagged = img.tags.is_empty();
+            let intermediate = untagged && parents.contains(&img.id);
+            if intermediate && !f.all {
+                continue;
+            }
+            let dangling = untagged && !intermediate;
+            if let Some(d) = f.dangling {
+                if d != dangling {
+                    continue;
+                }
+            }
+            if let Some(b) = &before {
+                if img.added >= b.added {
+                    continue;
+                }
+            }
+            if let Some(s) = &since {
+                if img.added <= s.added {
+                    continue;
+                }
+            }
+            if !self.has_labels(&img.id, &f.labels) {
+                continue;
+            }
+            let digest = img
+                .repo_digests
+                .first()
+                .map(|d| d.split_once('@').map(|x| x.1.to_string()).unwrap_or_default())
+                .unwrap_or_else(|| "<none>".into());
+            let base = ImageSummary {
+                id: img.id.clone(),
+                repository: "<none>".into(),
+                tag: "<none>".into(),
+                digest,
+                created: img.created.clone(),
+                size: img.size,
+                dangling,
+                intermediate,
+                containers: used.get(img.id.as_str()).copied().unwrap_or(0),
+            };
+            let names: Vec<(String, String)> = img
+                .tags
+                .iter()
+                .map(|t| {
+                    let (repo, suffix) = split_repo(t);
+                    (familiar_repository(repo), suffix.trim_start_matches(':').to_string())
+                })
+                .collect();
+            let names = if names.is_empty() {
+                // Pulled by digest only: show the repository with <none> tag.
+                img.repo_digests
+                    .iter()
+                    .map(|d| (familiar_repository(split_repo(d).0), "<none>".to_string()))
+                    .collect::<Vec<_>>()
+            } else {
+                names
+            };
+            let wanted = |repo: &str, tag: &str| -> bool {
+                let full = format!("{repo}:{tag}");
+                let ref_ok = f.references.iter().all(|p| {
+                    glob_match(p, &full)
+                        || glob_match(p, repo)
+                        || Reference::parse(p).map(|r| r.familiar() == full).unwrap_or(false)
+                });
+                let repo_ok = match &f.repository {
+                    None => true,
+                    Some(r) => match r.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+                        Some((rr, t)) => {
+                            familiar_repository(&Reference::parse(rr).map(|x| x.repository()).unwrap_or_default())
+                                == repo
+                                && t == tag
+                        }
+                        None => Reference::parse(r).map(|x| x.familiar_repository()).unwrap_or_default() == repo,
+                    },
+                };
+                ref_ok && repo_ok
+            };
+            if names.is_empty() {
+                if f.references.is_empty() && f.repository.is_none() {
+                    rows.push(base);
+                }
+            } else {
+                for (repo, tag) in names {
+                    if wanted(&repo, &tag) {
+                        rows.push(ImageSummary {
+                            repository: repo,
+                            tag,
+                            ..base.clone()
+                        });
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Docker's `image inspect` JSON for one image.
+    pub fn image_inspect(&self, word: &str) -> Result<Value> {
+        let img = self.store.resolve_image(word)?;
+        self.image_inspect_record(&img)
+    }
+
+    /// Docker's `image inspect` JSON for an image record.
+    pub fn image_inspect_record(&self, img: &ImageRecord) -> Result<Value> {
+        let cfg = self.store.image_config(&img.id)?;
+        let c = &cfg.config;
+        let config = json!({
+            "Hostname": "", "Domainname": "", "User": c.user,
+            "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+            "ExposedPorts": c.exposed_ports,
+            "Tty": false, "OpenStdin": false, "StdinOnce": false,
+            "Env": c.env, "Cmd": c.cmd, "Healthcheck": c.healthcheck, "ArgsEscaped": c.args_escaped,
+            "Image": "", "Volumes": c.volumes, "WorkingDir": c.working_dir,
+            "Entrypoint": c.entrypoint, "OnBuild": c.on_build, "Labels": c.labels,
+            "StopSignal": if c.stop_signal.is_empty() { Value::Null } else { json!(c.stop_signal) },
+            "Shell": c.shell,
+        });
+        let mut config = config;
+        if let Value::Object(m) = &mut config {
+            // Docker omits these when unset.
+            for k in ["ExposedPorts", "Healthcheck", "ArgsEscaped", "StopSignal", "Shell"] {
+                if m.get(k).map(|v| v.is_null()).unwrap_or(false) {
+                    m.remove(k);
+                }
+            }
+        }
+        let lower: Vec<String> = img
+            .layers
+            .iter()
+            .rev()
+            .map(|l| self.store.layer_dir(l).display().to_string())
+            .collect();
+        let comment = cfg.history.last().and_then(|h| h.comment.clone()).unwrap_or_default();
+        Ok(json!({
+            "Id": img.id.as_str(),
+            "RepoTags": img.tags.iter().map(|t| familiar_name(t)).collect::<Vec<_>>(),
+            "RepoDigests": img.repo_digests.iter().map(|t| familiar_name(t)).collect::<Vec<_>>(),
+            "Parent": img.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            "Comment": comment,
+            "Created": img.created,
+            "DockerVersion": cfg.extra.get("docker_version").and_then(|v| v.as_str()).unwrap_or(""),
+            "Author": cfg.author.clone().unwrap_or_default(),
+            "Config": config,
+            "Architecture": cfg.architecture,
+            "Variant": cfg.variant,
+            "Os": cfg.os,
+            "Size": img.size,
+            "GraphDriver": {
+                "Data": { "LowerDir": lower.join(":") },
+                "Name": "overlay"
+            },
+            "RootFS": { "Type": cfg.rootfs.kind, "Layers": cfg.rootfs.diff_ids },
+            "Metadata": { "LastTagTime": chrono::DateTime::from_timestamp(img.added, 0).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)).unwrap_or_default() }
+        }))
+        .map(|mut v| {
+            if v["Variant"].is_null() {
+                v.as_object_mut().expect("object").remove("Variant");
+            }
+            v
+        })
+    }
+
+    /// `berth history`: newest first, with the size of each step's layer.
+    pub fn history(&self, word: &str) -> Result<Vec<Value>> {
+        let img = self.store.resolve_image(word)?;
+        let cfg = self.store.image_config(&img.id)?;
+        let mut sizes = Vec::new();
+        for chain in &img.layers {
+            sizes.push(self.store.layer(chain)?.map(|l| l.size).unwrap_or(0));
+        }
+        let mut rows = Vec::new();
+        let mut layer_i = 0usize;
+        let history: Vec<berth_store::History> = if cfg.history.is_empty() {
+            cfg.rootfs
+                .diff_ids
+                .iter()
+                .map(|_| berth_store::History::default())
+                .collect()
+        } else {
+            cfg.history.clone()
+        };
+        let n = history.len();
+        for (i, h) in history.iter().enumerate() {
+            let size = if h.empty_layer {
+                0
+            } else {
+                let s = sizes.get(layer_i).copied().unwrap_or(0);
+                layer_i += 1;
+                s
+            };
+            // Only the newest row carries the image ID (Docker shows <missing> for the rest
+            // unless the step's image is in the store; we record parents).
+            let id = if i + 1 == n {
+                img.id.to_string()
+            } else {
+                "<missing>".to_string()
+            };
+            rows.push(json!({
+                "ID": id,
+                "Created": h.created.clone().unwrap_or_default(),
+                "CreatedBy": h.created_by.clone().unwrap_or_default(),
+                "Size": size,
+                "Comment": h.comment.clone().unwrap_or_default(),
+                "Tags": if i + 1 == n { img.tags.iter().map(|t| familiar_name(t)).collect::<Vec<_>>() } else { vec![] },
+            }));
+        }
+        // Fill step IDs from the parent chain we recorded at build time.
+        let mut cur = img.parent.clone();
+        for row in rows.iter_mut().rev().skip(1) {
+            let is_step = row["Size"].as_u64() != Some(0) || row["CreatedBy"].as_str().is_some_and(|s| !s.is_empty());
+            if !is_step {
+                continue;
+            }
+            match cur.take() {
+                Some(p) => match self.store.image(&p) {
+                    Ok(parent) => {
+                        row["ID"] = json!(parent.id.to_string());
+                        cur = parent.parent.clone();
+                    }
+                    Err(_) => break,
+                },
+                None => break,
+            }
+        }
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// `berth tag SOURCE TARGET`.
+    pub fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let img = self.store.resolve_image(source)?;
+        let r = Reference::parse(target)?;
+        if r.digest.is_some() {
+            return Err(EngineError::invalid(format!(
+                "refusing to create a tag with a digest reference: {target}"
+            )));
+        }
+        self.store.tag(&img.id, &r.full())?;
+        Ok(())
+    }
+
+    /// `berth rmi`: untag, or delete when the last name goes, following Docker's conflicts.
+    pub fn remove_image(&self, word: &str, force: bool, prune_parents: bool) -> Result<Vec<Removal>> {
+        let img = self.store.resolve_image(word)?;
+        let by_name = Reference::parse(word)
+            .ok()
+            .map(|r| r.full())
+            .filter(|n| img.tags.contains(n) || img.repo_digests.contains(n));
+        let users = self.store.containers_using(img.id.as_str())?;
+        let mut out = Vec::new();
+        if let Some(name) = by_name {
+            // Other tags keep the image; its digest references alone do not
+            // (Docker untags `repo@sha256:…` with the last tag and deletes).
+            let is_tag = img.tags.contains(&name);
+            if (is_tag && img.tags.len() > 1) || (!is_tag && img.tags.len() + img.repo_digests.len() > 1) {
+                self.store.untag(&name)?;
+                out.push(Removal::Untagged(familiar_name(&name)));
+                return Ok(out);
+            }
+            if let Some(c) = users.first() {
+                if !force {
+                    return Err(EngineError::conflict(format!("conflict: unable to remove repository reference \"{word}\" (must force) - container {} is using its referenced image {}",
+                        &c.id[..12.min(c.id.len())],
+                        img.id.short()
+                    )));
+                }
+                self.store.untag(&name)?;
+                out.push(Removal::Untagged(familiar_name(&name)));
+                return Ok(out);
+            }
+        } else {
+            let names = img.tags.len() + img.repo_digests.len();
+            if names > 1 && !force {
+                return Err(EngineError::conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    img.id.short()
+                )));
+            }
+            if let Some(c) = users.first() {
+                if !force {
+                    return Err(EngineError::conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                        img.id.short(),
+                        &c.id[..12.min(c.id.len())]
+                    )));
+                }
+                for t in img.tags.iter().chain(&img.repo_digests) {
+                    self.store.untag(t)?;
+                    out.push(Removal::Untagged(familiar_name(t)));
+                }
+                return Ok(out);
+            }
+        }
+        if !self.store.children(&img.id)?.is_empty() {
+            if out.is_empty() && img.tags.is_empty() {
+                return Err(EngineError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+                    img.id.short()
+                )));
+            }
+            // Tagged parent of other images: untag only.
+            for t in img.tags.iter().chain(&img.repo_digests) {
+                self.store.untag(t)?;
+                out.push(Removal::Untagged(familiar_name(t)));
+            }
+            return Ok(out);
+        }
+        for t in img.tags.iter().chain(&img.repo_digests) {
+            out.push(Removal::Untagged(familiar_name(t)));
+        }
+        self.store.delete_image(&img.id)?;
+        out.push(Removal::Deleted(img.id.clone()));
+        // Untagged build parents that nothing else needs go too.
+        let mut parent = if prune_parents { img.parent.clone() } else { None };
+        while let Some(p) = parent.take() {
+            let Ok(pimg) = self.store.image(&p) else { break };
+            if !pimg.tags.is_empty()
+                || !pimg.repo_digests.is_empty()
+                || !self.store.children(&p)?.is_empty()
+                || !self.store.containers_using(p.as_str())?.is_empty()
+            {
+                break;
+            }
+            match self.store.delete_dangling_image(&p) {
+                Ok(true) => {}
+                // Named, leased or used meanwhile: it stays, and so do its parents.
+                Ok(false)
+                | Err(berth_store::StoreError::InUse { .. })
+                | Err(berth_store::StoreError::UsedByContainer { .. }) => break,
+                Err(e) => return Err(e.into()),
+            }
+            out.push(Removal::Deleted(p));
+            parent = pimg.parent.clone();
+        }
+        self.store.gc().context("collecting unused layers")?;
+        Ok(out)
+    }
+
+    /// `image prune`: dangling images (or, with `all`, every image no container uses).
+    pub fn prune_images(&self, all: bool, labels: &[String]) -> Result<(Vec<Removal>, u64)> {
+        let mut removed = Vec::new();
+        let before = self.disk_usage_images()?;
+        loop {
+            let images = self.store.list_images()?;
+            let parents: HashSet<Digest> = images.iter().filter_map(|i| i.parent.clone()).collect();
+            let used: HashSet<String> = self.store.list_containers()?.into_iter().map(|c| c.image_id).collect();
+            // What builds and runs in flight hold.
+            let leased = self.store.leased()?;
+            let mut progress = false;
+            for img in &images {
+                if used.contains(img.id.as_str()) || parents.contains(&img.id) || leased.images.contains(&img.id) {
+                    continue;
+                }
+                let untagged = img.tags.is_empty() && img.repo_digests.is_empty();
+                if !all && !untagged {
+                    continue;
+                }
+                if !self.has_labels(&img.id, labels) {
+                    continue;
+                }
+                for t in img.tags.iter().chain(&img.repo_digests) {
+                    self.store.untag(t)?;
+                    removed.push(Removal::Untagged(familiar_name(t)));
+                }
+                // Dangling is checked again as it is deleted: a build may
+                // have named it since the list was read.
+                let deleted = if untagged {
+                    self.store.delete_dangling_image(&img.id)
+                } else {
+                    self.store.delete_image(&img.id).map(|()| true)
+                };
+                match deleted {
+                    Ok(true) => {}
+                    // Named, leased or given a container since the list was read.
+                    Ok(false)
+                    | Err(berth_store::StoreError::InUse { .. })
+                    | Err(berth_store::StoreError::UsedByContainer { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+                removed.push(Removal::Deleted(img.id.clone()));
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.store.gc()?;
+        let after = self.disk_usage_images()?;
+        Ok((removed, before.saturating_sub(after)))
+    }
+
+    /// Does the image carry every `key` / `key=value` label filter? Reads
+    /// the config only when there is a filter.
+    fn has_labels(&self, id: &Digest, filters: &[String]) -> bool {
+        if filters.is_empty() {
+            return true;
+        }
+        let labels = self
+            .store
+            .image_config(id)
+            .ok()
+            .and_then(|c| c.config.labels)
+            .unwrap_or_default();
+        filters.iter().all(|f| match f.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(f.as_str()),
+        })
+    }
+
+    /// Bytes of all unpacked layers.
+    fn disk_usage_images(&self) -> anyhow::Result<u64> {
+        Ok(self.store.list_layers()?.iter().map(|l| l.size).sum())
+    }
+
+    /// `system df` numbers for images: (total, active, size, reclaimable).
+    pub fn df_images(&self) -> Result<(usize, usize, u64, u64)> {
+        let images = self.store.list_images()?;
+        let used: HashSet<String> = self.store.list_containers()?.into_iter().map(|c| c.image_id).collect();
+        let layers = self.store.list_layers()?;
+        let size_of: BTreeMap<&Digest, u64> = layers.iter().map(|l| (&l.chain_id, l.size)).collect();
+        let mut all_layers: HashSet<&Digest> = HashSet::new();
+        let mut active_layers: HashSet<&Digest> = HashSet::new();
+        let mut active = 0;
+        for img in &images {
+            all_layers.extend(img.layers.iter());
+            if used.contains(img.id.as_str()) {
+                active += 1;
+                active_layers.extend(img.layers.iter());
+            }
+        }
+        let total: u64 = all_layers.iter().map(|l| size_of.get(l).copied().unwrap_or(0)).sum();
+        let act: u64 = active_layers.iter().map(|l| size_of.get(l).copied().unwrap_or(0)).sum();
+        Ok((images.len(), active, total, total - act))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn reference_globs_like_go_path_match() {
+        assert!(glob_match("bb*", "bb:latest"));
+        assert!(glob_match("*:latest", "bb:latest"));
+        assert!(!glob_match("*", "a/b"));
+        assert!(glob_match("a/*", "a/b"));
+        assert!(glob_match("b[a-c]", "bb"));
+        assert!(!glob_match("b[!a-c]", "bb"));
+    }
+}

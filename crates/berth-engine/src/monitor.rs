@@ -1,0 +1,55 @@
+//! The detached monitor's whole life, as the `berth-monitor` program (and
+//! the CLI's `__monitor` fallback) runs it: load the options the engine
+//! left in the container directory, supervise the container until it is
+//! done (berth-runtime's monitor), and, for a `--rm` container, remove it
+//! through this library — never by running the CLI again.
+//!
+//! Nothing of the engine is touched until the container is done: the
+//! store is opened only for the removal, so an idle monitor's resident
+//! memory stays that of the runtime's wait loop.
+
+use std::path::{Path, PathBuf};
+
+use crate::Engine;
+
+/// The store root and container ID a container directory
+/// (`$ROOT/containers/<id>`) belongs to.
+fn root_and_id(container_dir: &Path) -> Option<(PathBuf, String)> {
+    let id = container_dir.file_name()?.to_str()?.to_string();
+    let root = container_dir.parent()?.parent()?.to_path_buf();
+    Some((root, id))
+}
+
+/// Runs the detached monitor of the container in `container_dir`; returns
+/// the process's exit code.
+pub fn detached_monitor_main(container_dir: &Path) -> i32 {
+    let dir = container_dir.to_path_buf();
+    let hook: berth_runtime::monitor::DoneHook = Box::new(move || {
+        // The container is done and will not restart: remove it, its
+        // directory, its record and its anonymous volumes, as `rm -f -v`.
+        let Some((root, id)) = root_and_id(&dir) else { return };
+        match Engine::open(&root, None) {
+            Ok(engine) => {
+                if let Err(e) = engine.remove_container(&id, true, true) {
+                    log::warn!("removing container {id} (--rm): {e}");
+                }
+            }
+            Err(e) => log::warn!("removing container {id} (--rm): {e}"),
+        }
+    });
+    berth_runtime::monitor::detached_monitor_main(container_dir, Some(hook))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_dir_names_its_store_and_id() {
+        assert_eq!(
+            root_and_id(Path::new("/var/lib/berth/containers/abc")),
+            Some((PathBuf::from("/var/lib/berth"), "abc".to_string()))
+        );
+        assert_eq!(root_and_id(Path::new("/")), None);
+    }
+}

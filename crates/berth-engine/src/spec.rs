@@ -1,0 +1,1015 @@
+//! What a front asks the engine to create: [`ContainerSpec`], every value
+//! typed and resolved (sizes in bytes, durations as [`Duration`], ports as
+//! [`PortMapping`]s, mounts as [`Mount`]s, the environment as `KEY=VALUE`),
+//! in the spirit of Podman's specgen.
+//!
+//! Each front converts its own input into a spec: the CLI parses Docker's
+//! flags with the parsers below (which compose's short syntax shares) and
+//! reads `--env-file` and its own environment; the API server converts a
+//! `HostConfig`. [`ContainerSpec::validate`] checks what no type can (ranges,
+//! absolute paths, known signals) with Docker's wording, and
+//! [`crate::Engine::create_container`] calls it, so every front gets the
+//! same refusals.
+//!
+//! Nothing here reads the caller's environment or files: a parser that
+//! needs an environment variable is given a lookup function. User input
+//! echoed in an error goes through [`shown`] (escaped, cut).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use berth_net::{PortMapping, Proto};
+pub use berth_runtime::RestartPolicy;
+
+use crate::error::{shown, EngineError, Result};
+
+/// The highest uid or gid Docker accepts (`2^31 - 1`).
+pub const MAX_ID: u64 = 2_147_483_647;
+/// The smallest memory limit Docker accepts.
+pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
+/// The smallest CPU share `--cpus` can give: a 1 ms quota per 100 ms period.
+pub const MIN_NANO_CPUS: u64 = 10_000_000;
+
+/// A container to create.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerSpec {
+    /// The image, as the user named it (`bb`, `127.0.0.1:5000/app:1`, an ID).
+    pub image: String,
+    /// The container's name; `None` picks a Docker-style random one.
+    pub name: Option<String>,
+    /// Replaces the image's CMD when not empty.
+    pub command: Vec<String>,
+    /// Replaces the image's ENTRYPOINT (and drops its CMD); `Some(vec![])`
+    /// clears it (`--entrypoint ''`).
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE` entries over the image's environment, later ones winning.
+    pub env: Vec<String>,
+    /// Over the image's WORKDIR; must be absolute.
+    pub working_dir: Option<String>,
+    /// Over the image's USER.
+    pub user: Option<UserSpec>,
+    /// The container's host name (default: the short ID).
+    pub hostname: Option<String>,
+    /// The container's NIS domain name.
+    pub domainname: Option<String>,
+    /// Over the image's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `-v`, `--mount` and `--tmpfs`, in that order.
+    pub mounts: Vec<Mount>,
+    /// Mount the root file system read-only.
+    pub read_only: bool,
+    /// Memory, CPU, pids and rlimits.
+    pub resources: Resources,
+    /// Capabilities to add (`NET_ADMIN`, `CAP_NET_ADMIN`, `ALL`).
+    pub cap_add: Vec<String>,
+    /// Capabilities to drop.
+    pub cap_drop: Vec<String>,
+    /// `seccomp=…`, `no-new-privileges`, … as Docker spells them.
+    pub security_opt: Vec<String>,
+    /// Host devices: `host[:container[:perms]]`.
+    pub devices: Vec<String>,
+    /// Every capability, every device, no confinement.
+    pub privileged: bool,
+    /// An init process as PID 1 that forwards signals and reaps.
+    pub init: bool,
+    /// What happens when the container exits.
+    pub restart: RestartPolicy,
+    /// Over the image's STOPSIGNAL.
+    pub stop_signal: Option<Signal>,
+    /// How long `stop` waits before SIGKILL (default 10 s); whole seconds.
+    pub stop_timeout: Option<Duration>,
+    /// The network the container joins.
+    pub network: NetworkMode,
+    /// Host ports published to the container (`-p`).
+    pub ports: Vec<PortMapping>,
+    /// `-P`: also every EXPOSEd port of the image, on a random host port.
+    pub publish_all: bool,
+    /// Give the container a terminal.
+    pub tty: bool,
+    /// Keep its stdin open for attached clients (`-i`).
+    pub open_stdin: bool,
+    /// Remove the container when it exits (`--rm`).
+    pub auto_remove: bool,
+    /// The platform the image must have.
+    pub platform: Option<String>,
+    /// When to pull the image.
+    pub pull: PullPolicy,
+    /// Over the image's HEALTHCHECK.
+    pub health: HealthSpec,
+    /// `--userns`: `host`, `auto[:size=N]`, `keep-id`, `nomap`; `None` is
+    /// the store's default (see [`crate::userns`]).
+    pub userns: Option<String>,
+}
+
+/// `--user`: a user and optionally a group, by name or number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    /// A name in the image's `/etc/passwd`, or a uid.
+    pub user: String,
+    /// A name in the image's `/etc/group`, or a gid.
+    pub group: Option<String>,
+}
+
+impl UserSpec {
+    /// Parses `user[:group]`, refusing numeric ids outside 0–2147483647 as
+    /// Docker does.
+    pub fn parse(s: &str) -> Result<UserSpec> {
+        let (user, group) = match s.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (s, None),
+        };
+        if user.is_empty() || group.is_some_and(str::is_empty) {
+            return Err(EngineError::invalid(format!(
+                "invalid --user {}: use user[:group], names or numeric ids",
+                shown(s)
+            )));
+        }
+        for part in std::iter::once(user).chain(group) {
+            if part
+                .bytes()
+                .any(|b| b.is_ascii_control() || b == b':' || b.is_ascii_whitespace())
+            {
+                return Err(EngineError::invalid(format!("invalid --user {}", shown(s))));
+            }
+            let numeric = part.bytes().all(|b| b.is_ascii_digit()) || part.starts_with('-');
+            if numeric {
+                let ok = part.parse::<i64>().is_ok_and(|n| (0..=MAX_ID as i64).contains(&n));
+                if !ok {
+                    return Err(EngineError::invalid(format!(
+                        "invalid --user {}: uids and gids must be in range 0-{MAX_ID}",
+                        shown(s)
+                    )));
+                }
+            }
+        }
+        Ok(UserSpec {
+            user: user.to_string(),
+            group: group.map(str::to_string),
+        })
+    }
+}
+
+impl std::fmt::Display for UserSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.group {
+            Some(g) => write!(f, "{}:{g}", self.user),
+            None => f.write_str(&self.user),
+        }
+    }
+}
+
+/// A signal, checked to exist: `SIGTERM`, `TERM`, `15`, `SIGRTMIN+3`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal(String);
+
+impl Signal {
+    /// Parses a signal name or number (1–64), as Docker's `--stop-signal`
+    /// and `kill -s` take it.
+    pub fn parse(s: &str) -> Result<Signal> {
+        match berth_runtime::ops::normalize_signal(s) {
+            Ok(_) => Ok(Signal(s.trim().to_string())),
+            Err(_) => Err(EngineError::invalid(format!("Invalid signal: {}", shown_bare(s)))),
+        }
+    }
+
+    /// As the user wrote it (what `inspect` shows).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// When to pull a container's image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Only when it is not in the store.
+    #[default]
+    Missing,
+    /// Every time, even when it is.
+    Always,
+    /// Never: a missing image is an error.
+    Never,
+}
+
+impl PullPolicy {
+    /// Parses `--pull`: `missing`, `always`, `never`.
+    pub fn parse(s: &str) -> Result<PullPolicy> {
+        match s {
+            "missing" | "" => Ok(PullPolicy::Missing),
+            "always" => Ok(PullPolicy::Always),
+            "never" => Ok(PullPolicy::Never),
+            p => Err(EngineError::invalid(format!(
+                "invalid pull option: {}: must be one of \"always\", \"missing\" or \"never\"",
+                shown(p)
+            ))),
+        }
+    }
+}
+
+/// The network a container joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Its own network namespace with loopback up; the name is what
+    /// `inspect` shows (`bridge`, `default`, `private`).
+    Private(String),
+    /// Its own network namespace, never connected.
+    None,
+    /// The host's network namespace.
+    Host,
+    /// The network namespace of another (running) container, by name or ID.
+    Container(String),
+}
+
+impl Default for NetworkMode {
+    fn default() -> Self {
+        NetworkMode::Private("bridge".into())
+    }
+}
+
+impl NetworkMode {
+    /// Parses `--network`.
+    pub fn parse(s: &str) -> Result<NetworkMode> {
+        match s {
+            "" => Ok(NetworkMode::default()),
+            "default" | "bridge" | "private" => Ok(NetworkMode::Private(s.to_string())),
+            "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
+            m if m.starts_with("container:") && m.len() > "container:".len() => {
+                Ok(NetworkMode::Container(m["container:".len()..].to_string()))
+            }
+            m => Err(EngineError::not_found(format!(
+                "network {} not found (berth supports none, host, bridge and container:NAME for now)",
+                shown_bare(m)
+            ))),
+        }
+    }
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Where it appears in the container (absolute, never `/`).
+    pub target: String,
+    /// What is mounted there.
+    pub source: MountSource,
+    /// Mounted read-only.
+    pub readonly: bool,
+    /// Bind propagation (`rprivate`, `shared`, …); empty for the default.
+    pub propagation: String,
+    /// Which flag asked for it, and the mode text `inspect` shows.
+    pub origin: MountOrigin,
+}
+
+/// What a [`Mount`] mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A host path (absolute).
+    Bind {
+        /// The host path.
+        path: PathBuf,
+        /// Create it when missing (Docker does for `-v`, not for `--mount`).
+        create: bool,
+    },
+    /// A volume, created on first use and filled from the image.
+    Volume {
+        /// `None`: an anonymous volume with a random name.
+        name: Option<String>,
+    },
+    /// A tmpfs.
+    Tmpfs {
+        /// Mount options (`size=…`, `mode=…`, `noexec`, …).
+        options: Vec<String>,
+    },
+}
+
+/// Which flag a [`Mount`] came from; `inspect` shows them differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOrigin {
+    /// `-v`, with its options text (`ro`, `rw,z`, empty).
+    Volume {
+        /// The options after the second colon.
+        mode: String,
+    },
+    /// `--mount`.
+    Mount,
+    /// `--tmpfs`, with its options text.
+    Tmpfs {
+        /// The options after the colon.
+        options: String,
+    },
+}
+
+/// Resource limits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// Memory plus swap.
+    pub memory_swap: Option<MemorySwap>,
+    /// CPU time in billionths of a CPU (`--cpus 1.5` = 1,500,000,000).
+    pub nano_cpus: Option<u64>,
+    /// Relative CPU weight.
+    pub cpu_shares: Option<u64>,
+    /// Most processes at once; `-1` or 0 unlimited.
+    pub pids_limit: Option<i64>,
+    /// Resource limits of the container's processes.
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// `--memory-swap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemorySwap {
+    /// `-1`: swap without limit.
+    Unlimited,
+    /// Memory plus swap, in bytes.
+    Limit(u64),
+}
+
+/// One `--ulimit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    /// Without `RLIMIT_`, lowercase: `nofile`, `nproc`.
+    pub name: String,
+    /// The soft limit (`u64::MAX`: unlimited).
+    pub soft: u64,
+    /// The hard limit (`u64::MAX`: unlimited).
+    pub hard: u64,
+}
+
+/// The healthcheck, over the image's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// `--no-healthcheck`: none, whatever the image says.
+    pub disabled: bool,
+    /// The test (`["CMD-SHELL", "curl -f localhost"]`, `["CMD", …]`).
+    pub test: Option<Vec<String>>,
+    /// Time between checks.
+    pub interval: Option<Duration>,
+    /// Longest a check may run.
+    pub timeout: Option<Duration>,
+    /// Grace time after the start.
+    pub start_period: Option<Duration>,
+    /// Time between checks during the start period.
+    pub start_interval: Option<Duration>,
+    /// Failures in a row before unhealthy.
+    pub retries: Option<u32>,
+}
+
+impl HealthSpec {
+    fn overrides(&self) -> bool {
+        self.test.is_some()
+            || self.interval.is_some()
+            || self.timeout.is_some()
+            || self.start_period.is_some()
+            || self.start_interval.is_some()
+            || self.retries.is_some()
+    }
+}
+
+impl ContainerSpec {
+    /// A spec for `image` with everything else at Docker's defaults.
+    pub fn new(image: impl Into<String>) -> Self {
+        ContainerSpec {
+            image: image.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Checks what the types cannot: the rules Docker applies at create,
+    /// with its wording (`--cpus` against this host's CPUs).
+    pub fn validate(&self) -> Result<()> {
+        // The CPU count costs a few file reads: only when it matters.
+        let ncpu = if self.resources.nano_cpus.is_some_and(|n| n > 0) {
+            crate::host_cpus()
+        } else {
+            0
+        };
+        self.validate_for(ncpu)
+    }
+
+    /// [`Self::validate`] for a host with `ncpu` CPUs.
+    pub fn validate_for(&self, ncpu: usize) -> Result<()> {
+        if self.image.is_empty() {
+            return Err(EngineError::invalid("no image given: name the image to run"));
+        }
+        for e in &self.env {
+            check_env(e)?;
+        }
+        if let Some(w) = self.working_dir.as_deref().filter(|w| !w.is_empty()) {
+            if !w.starts_with('/') {
+                return Err(EngineError::invalid(format!(
+                    "the working directory {} is invalid: it needs to be an absolute path",
+                    shown(w)
+                )));
+            }
+        }
+        if let Some(u) = &self.user {
+            UserSpec::parse(&u.to_string())?;
+        }
+        let r = &self.resources;
+        if let Some(m) = r.memory {
+            if m > 0 && m < MIN_MEMORY {
+                return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));
+            }
+            if m > i64::MAX as u64 {
+                return Err(EngineError::invalid(format!(
+                    "invalid memory limit {m}: the largest is {} bytes",
+                    i64::MAX
+                )));
+            }
+        }
+        match (r.memory_swap, r.memory) {
+            (Some(_), None) => {
+                return Err(EngineError::invalid(
+                    "You should always set the Memory limit when using Memoryswap limit, see usage",
+                ))
+            }
+            (Some(MemorySwap::Limit(s)), Some(m)) if m > 0 && s < m => {
+                return Err(EngineError::invalid(
+                    "Minimum memoryswap limit should be larger than memory limit, see usage",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(n) = r.nano_cpus.filter(|n| *n > 0) {
+            let max = ncpu as u64 * 1_000_000_000;
+            if !(MIN_NANO_CPUS..=max).contains(&n) {
+                return Err(EngineError::invalid(format!(
+                    "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+                )));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for m in &self.mounts {
+            check_target(&m.target, "mount")?;
+            let t = m.target.trim_end_matches('/').to_string();
+            if !seen.insert(t.clone()) {
+                return Err(EngineError::invalid(format!("Duplicate mount point: {t}")));
+            }
+            if let MountSource::Bind { path, .. } = &m.source {
+                if !path.is_absolute() {
+                    return Err(EngineError::invalid(format!(
+                        "invalid mount config for type \"bind\": invalid mount path: {} mount path must be absolute",
+                        shown(&path.display().to_string())
+                    )));
+                }
+            }
+            if let MountSource::Volume { name: Some(n) } = &m.source {
+                if !valid_volume_name(n) {
+                    return Err(EngineError::invalid(format!(
+                        "invalid volume name {}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                        shown(n)
+                    )));
+                }
+            }
+        }
+        if self.auto_remove && self.restart != RestartPolicy::No {
+            return Err(EngineError::invalid(
+                "conflicting options: cannot specify both --restart and --rm",
+            ));
+        }
+        if self.health.disabled && self.health.overrides() {
+            return Err(EngineError::invalid(
+                "--no-healthcheck conflicts with --health-* options",
+            ));
+        }
+        for (what, d) in [
+            ("Interval", self.health.interval),
+            ("Timeout", self.health.timeout),
+            ("StartPeriod", self.health.start_period),
+            ("StartInterval", self.health.start_interval),
+        ] {
+            if d.is_some_and(|d| !d.is_zero() && d < Duration::from_millis(1)) {
+                return Err(EngineError::invalid(format!(
+                    "{what} in Healthcheck cannot be less than 1ms"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A container path: absolute, not `/`, no control characters; else why not.
+fn target_problem(t: &str) -> Option<String> {
+    if !t.starts_with('/') {
+        Some(format!("the container path {} must be absolute", shown(t)))
+    } else if t.trim_end_matches('/').is_empty() {
+        Some("destination can't be '/'".into())
+    } else if t.chars().any(char::is_control) {
+        Some(format!("the container path {} holds control characters", shown(t)))
+    } else {
+        None
+    }
+}
+
+fn check_target(t: &str, what: &str) -> Result<()> {
+    match target_problem(t) {
+        Some(why) => Err(EngineError::invalid(format!("invalid {what} {}: {why}", shown(t)))),
+        None => Ok(()),
+    }
+}
+
+/// A `KEY=VALUE` environment entry with a name.
+fn check_env(e: &str) -> Result<()> {
+    match e.split_once('=') {
+        Some((k, _)) if !k.is_empty() => Ok(()),
+        _ => Err(EngineError::invalid(format!(
+            "invalid environment variable: {}",
+            shown_bare(e)
+        ))),
+    }
+}
+
+/// Like [`shown`] for text inside Docker's fixed wording, which does not
+/// quote: plain when it is plain, escaped and quoted otherwise.
+fn shown_bare(s: &str) -> String {
+    let plain = s.len() <= 120 && s.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+    if plain {
+        s.to_string()
+    } else {
+        shown(s)
+    }
+}
+
+// ---- Docker's syntaxes, shared by the fronts --------------------------------
+
+/// One `-e` value: `KEY=VALUE` as it is; `KEY` takes the value `lookup`
+/// gives (the front's own environment), and is dropped when there is
+/// none. An empty name (`''`, `=x`) is refused with Docker's wording.
+pub fn parse_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>> {
+    let (k, v) = match item.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (item, None),
+    };
+    if k.is_empty() {
+        return Err(EngineError::invalid(format!(
+            "invalid environment variable: {}",
+            shown_bare(item)
+        )));
+    }
+    Ok(match v {
+        Some(_) => Some(item.to_string()),
+        None => lookup(k).map(|v| format!("{k}={v}")),
+    })
+}
+
+/// One `--label` value: `KEY=VALUE`, or `KEY` with an empty value.
+pub fn parse_label(item: &str) -> Result<(String, String)> {
+    let (k, v) = item.split_once('=').unwrap_or((item, ""));
+    if k.is_empty() {
+        return Err(EngineError::invalid(format!(
+            "invalid label {}: the key is empty",
+            shown(item)
+        )));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Docker's byte sizes (`32m`, `1g`, `512k`, `100000`, `1.5gb`), binary
+/// units. `what` names the flag in the error (`--memory`).
+pub fn parse_bytes(what: &str, s: &str) -> Result<u64> {
+    let bad = || EngineError::invalid(format!("invalid {what} {}: use a size like 512k, 32m or 1g", shown(s)));
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(unit);
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024f64.powi(2),
+        "g" => 1024f64.powi(3),
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return Err(bad()),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes >= i64::MAX as f64 {
+        return Err(EngineError::invalid(format!(
+            "invalid {what} {}: the value is too large (at most {} bytes)",
+            shown(s),
+            i64::MAX
+        )));
+    }
+    Ok(bytes as u64)
+}
+
+/// `--cpus`: a decimal number of CPUs, in billionths (Docker's NanoCPUs).
+/// `nan`, `inf` and anything finer than a billionth are refused with
+/// Docker's wording; the range is checked by [`ContainerSpec::validate`].
+pub fn parse_cpus(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let bad = || {
+        EngineError::invalid(format!(
+            "invalid argument {} for \"--cpus\" flag: failed to parse {} as a rational number",
+            shown(s),
+            shown_bare(t)
+        ))
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    if frac.trim_end_matches('0').len() > 9 {
+        return Err(EngineError::invalid(format!(
+            "invalid argument {} for \"--cpus\" flag: value is too precise",
+            shown(s)
+        )));
+    }
+    let whole: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
+    let mut f = frac.trim_end_matches('0').to_string();
+    while f.len() < 9 {
+        f.push('0');
+    }
+    let part: u64 = f.parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(1_000_000_000)
+        .and_then(|w| w.checked_add(part))
+        .ok_or_else(|| {
+            EngineError::invalid(format!(
+                "invalid argument {} for \"--cpus\" flag: value is too large",
+                shown(s)
+            ))
+        })
+}
+
+/// A Go duration (`1s`, `500ms`, `1m30s`, `2h`, `0`).
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    crate::containers::parse_duration_ns(s).map(Duration::from_nanos)
+}
+
+fn valid_volume_name(n: &str) -> bool {
+    crate::containers::valid_name(n) || (n.len() == 1 && n.as_bytes()[0].is_ascii_alphanumeric())
+}
+
+/// `-v SRC:DST[:OPTS]` or `-v DST` (an anonymous volume). A SRC starting
+/// with `/` or `.` is a host path (`.` relative to `cwd`, the front's
+/// working directory); anything else names a volume.
+pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [d] => ("", *d, ""),
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => {
+            return Err(EngineError::invalid(format!(
+                "invalid volume specification: {} (use /host/path:/container/path[:ro] or name:/path)",
+                shown(v)
+            )))
+        }
+    };
+    if let Some(why) = target_problem(dst) {
+        return Err(EngineError::invalid(format!(
+            "invalid volume specification: {}: {why}",
+            shown(v)
+        )));
+    }
+    let mut readonly = false;
+    let mut propagation = String::new();
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => readonly = true,
+            "rw" => readonly = false,
+            "z" | "Z" | "nocopy" | "copy" => {}
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => propagation = o.to_string(),
+            _ => {
+                return Err(EngineError::invalid(format!(
+                    "invalid volume specification: {}: unknown option {} (use ro, rw or a propagation mode)",
+                    shown(v),
+                    shown(o)
+                )))
+            }
+        }
+    }
+    let source = if src.is_empty() {
+        MountSource::Volume { name: None }
+    } else if src.starts_with('/') || src.starts_with('.') {
+        MountSource::Bind {
+            path: if src.starts_with('.') {
+                cwd.join(src)
+            } else {
+                PathBuf::from(src)
+            },
+            create: true,
+        }
+    } else if valid_volume_name(src) {
+        MountSource::Volume {
+            name: Some(src.to_string()),
+        }
+    } else {
+        return Err(EngineError::invalid(format!(
+            "invalid volume name {}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed; use an absolute path for a bind mount",
+            shown(src)
+        )));
+    };
+    Ok(Mount {
+        target: dst.to_string(),
+        source,
+        readonly,
+        propagation,
+        origin: MountOrigin::Volume { mode: opts.to_string() },
+    })
+}
+
+/// `--mount type=bind|volume|tmpfs,source=…,target=…,readonly,…`. A
+/// relative bind source is taken from `cwd`.
+pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
+    let bad = |why: String| EngineError::invalid(format!("invalid --mount {}: {why}", shown(m)));
+    let mut kind = "volume".to_string();
+    let mut src = String::new();
+    let mut dst = String::new();
+    let mut readonly = false;
+    let mut propagation = String::new();
+    let mut options = Vec::new();
+    for field in m.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => kind = v.to_string(),
+            "source" | "src" => src = v.to_string(),
+            "target" | "destination" | "dst" => dst = v.to_string(),
+            "readonly" | "ro" => readonly = v.is_empty() || v == "true" || v == "1",
+            "bind-propagation" => propagation = v.to_string(),
+            "tmpfs-size" => options.push(format!("size={}", parse_bytes("tmpfs-size", v)?)),
+            "tmpfs-mode" => options.push(format!("mode={v}")),
+            "volume-nocopy" | "consistency" | "bind-nonrecursive" | "volume-driver" | "volume-label" | "volume-opt" => {
+            }
+            _ => return Err(bad(format!("unknown field {}", shown(k)))),
+        }
+    }
+    if dst.is_empty() {
+        return Err(bad("target is required".into()));
+    }
+    if let Some(why) = target_problem(&dst) {
+        return Err(bad(why));
+    }
+    let source = match kind.as_str() {
+        "bind" => {
+            if src.is_empty() {
+                return Err(bad("source is required for a bind mount".into()));
+            }
+            MountSource::Bind {
+                path: cwd.join(&src),
+                create: false,
+            }
+        }
+        "volume" => {
+            if !src.is_empty() && !valid_volume_name(&src) {
+                return Err(bad(format!("invalid volume name {}", shown(&src))));
+            }
+            MountSource::Volume {
+                name: (!src.is_empty()).then_some(src),
+            }
+        }
+        "tmpfs" => MountSource::Tmpfs { options },
+        t => return Err(bad(format!("unknown type {} (use bind, volume or tmpfs)", shown(t)))),
+    };
+    Ok(Mount {
+        target: dst,
+        source,
+        readonly,
+        propagation,
+        origin: MountOrigin::Mount,
+    })
+}
+
+/// `--tmpfs /path[:opts]`.
+pub fn parse_tmpfs(t: &str) -> Result<Mount> {
+    let (dst, opts) = t.split_once(':').unwrap_or((t, ""));
+    check_target(dst, "--tmpfs")?;
+    let options: Vec<String> = opts.split(',').filter(|o| !o.is_empty()).map(str::to_string).collect();
+    let readonly = options.iter().any(|o| o == "ro");
+    Ok(Mount {
+        target: dst.to_string(),
+        source: MountSource::Tmpfs {
+            options: options.into_iter().filter(|o| o != "ro" && o != "rw").collect(),
+        },
+        readonly,
+        propagation: String::new(),
+        origin: MountOrigin::Tmpfs {
+            options: opts.to_string(),
+        },
+    })
+}
+
+/// `--ulimit name=soft[:hard]` (`-1` or `unlimited` for no limit).
+pub fn parse_ulimit(u: &str) -> Result<Ulimit> {
+    let bad = || {
+        EngineError::invalid(format!(
+            "invalid --ulimit {}: use name=soft[:hard], e.g. nofile=1024:2048",
+            shown(u)
+        ))
+    };
+    let (name, vals) = u.split_once('=').ok_or_else(bad)?;
+    if name.is_empty() {
+        return Err(bad());
+    }
+    let parse = |s: &str| -> Result<u64> {
+        if s == "-1" || s == "unlimited" {
+            Ok(u64::MAX)
+        } else {
+            s.parse().map_err(|_| bad())
+        }
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((s, h)) => (parse(s)?, parse(h)?),
+        None => {
+            let v = parse(vals)?;
+            (v, v)
+        }
+    };
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+/// `-p` values: Docker's `[IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`.
+pub fn parse_publish(p: &str) -> Result<Vec<PortMapping>> {
+    Ok(berth_net::parse_publish(p)?)
+}
+
+/// `--restart`: `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+pub fn parse_restart(s: &str) -> Result<RestartPolicy> {
+    RestartPolicy::parse(s).map_err(|e| EngineError::invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn invalid(r: Result<impl std::fmt::Debug>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn users_outside_dockers_id_range_are_refused() {
+        assert_eq!(UserSpec::parse("1000:1000").unwrap().to_string(), "1000:1000");
+        assert_eq!(UserSpec::parse("nobody").unwrap().group, None);
+        assert_eq!(UserSpec::parse("2147483647").unwrap().user, "2147483647");
+        for bad in ["4294967295", "2147483648", "1000:4294967295", "-1", "0:-5"] {
+            let m = invalid(UserSpec::parse(bad));
+            assert!(m.contains("uids and gids must be in range 0-2147483647"), "{bad}: {m}");
+        }
+        invalid(UserSpec::parse(""));
+        invalid(UserSpec::parse("a:"));
+    }
+
+    #[test]
+    fn signals_are_checked_when_given() {
+        for ok in ["SIGTERM", "TERM", "15", "sigusr1", "SIGRTMIN+3"] {
+            assert_eq!(Signal::parse(ok).unwrap().as_str(), ok);
+        }
+        assert_eq!(invalid(Signal::parse("SIGBOGUS")), "Invalid signal: SIGBOGUS");
+        invalid(Signal::parse("0"));
+        invalid(Signal::parse("65"));
+        assert_eq!(invalid(Signal::parse("\u{1b}[2J")), "Invalid signal: \"\\u{1b}[2J\"");
+    }
+
+    #[test]
+    fn cpus_are_rational_and_in_range() {
+        assert_eq!(parse_cpus("1.5").unwrap(), 1_500_000_000);
+        assert_eq!(parse_cpus("0.01").unwrap(), 10_000_000);
+        assert_eq!(parse_cpus("2").unwrap(), 2_000_000_000);
+        assert_eq!(parse_cpus(".5").unwrap(), 500_000_000);
+        for bad in ["nan", "inf", "-1", "1e3", "", "."] {
+            let m = invalid(parse_cpus(bad));
+            assert!(m.contains("as a rational number"), "{bad}: {m}");
+        }
+        assert!(invalid(parse_cpus("0.0000000001")).contains("value is too precise"));
+        let mut s = ContainerSpec::new("bb");
+        s.resources.nano_cpus = Some(parse_cpus("0.0001").unwrap());
+        assert_eq!(
+            invalid(s.validate_for(2)),
+            "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
+        );
+        s.resources.nano_cpus = Some(parse_cpus("3").unwrap());
+        invalid(s.validate_for(2));
+        s.resources.nano_cpus = Some(parse_cpus("0").unwrap());
+        s.validate_for(2).unwrap();
+    }
+
+    #[test]
+    fn sizes_refuse_what_does_not_fit() {
+        assert_eq!(parse_bytes("--memory", "32m").unwrap(), 32 << 20);
+        assert_eq!(parse_bytes("--memory", "1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("--memory", "64MB").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("--memory", "1024").unwrap(), 1024);
+        assert!(invalid(parse_bytes("--memory", "lots")).starts_with("invalid --memory \"lots\""));
+        assert!(invalid(parse_bytes("--memory", "99999999999999p")).contains("too large"));
+        assert!(invalid(parse_bytes("--memory", "1e400")).contains("--memory"));
+        let mut s = ContainerSpec::new("bb");
+        s.resources.memory = Some(1024);
+        assert_eq!(invalid(s.validate_for(1)), "Minimum memory limit allowed is 6MB");
+    }
+
+    #[test]
+    fn environment_entries_need_a_name() {
+        let none = |_: &str| None;
+        let home = |k: &str| (k == "HOME").then(|| "/root".to_string());
+        assert_eq!(parse_env("A=1", &none).unwrap().as_deref(), Some("A=1"));
+        assert_eq!(parse_env("A=", &none).unwrap().as_deref(), Some("A="));
+        assert_eq!(parse_env("HOME", &home).unwrap().as_deref(), Some("HOME=/root"));
+        assert_eq!(parse_env("UNSET", &home).unwrap(), None);
+        assert_eq!(invalid(parse_env("", &none)), "invalid environment variable: ");
+        assert_eq!(invalid(parse_env("=x", &none)), "invalid environment variable: =x");
+        let mut s = ContainerSpec::new("bb");
+        s.env = vec!["=x".into()];
+        invalid(s.validate_for(1));
+    }
+
+    #[test]
+    fn volumes_and_mounts() {
+        let cwd = Path::new("/work");
+        let m = parse_volume("/a:/b:ro", cwd).unwrap();
+        assert!(matches!(&m.source, MountSource::Bind { path, create: true } if path == Path::new("/a")));
+        assert!(m.readonly);
+        let m = parse_volume("./x:/b", cwd).unwrap();
+        assert!(matches!(&m.source, MountSource::Bind { path, .. } if path == Path::new("/work/./x")));
+        let m = parse_volume("data:/b", cwd).unwrap();
+        assert_eq!(
+            m.source,
+            MountSource::Volume {
+                name: Some("data".into())
+            }
+        );
+        assert_eq!(
+            parse_volume("/b", cwd).unwrap().source,
+            MountSource::Volume { name: None }
+        );
+        invalid(parse_volume("a:b", cwd));
+        invalid(parse_volume("/a:/b:bogus", cwd));
+        let m = invalid(parse_volume("src:/", cwd));
+        assert!(m.contains("destination can't be '/'"), "{m}");
+        invalid(parse_volume("/a://", cwd));
+
+        let m = parse_mount("type=bind,source=/tmp,target=/x,readonly", cwd).unwrap();
+        assert!(m.readonly && matches!(m.source, MountSource::Bind { create: false, .. }));
+        let m = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m", cwd).unwrap();
+        assert_eq!(
+            m.source,
+            MountSource::Tmpfs {
+                options: vec!["size=1048576".into()]
+            }
+        );
+        invalid(parse_mount("type=bind,target=/x", cwd));
+        invalid(parse_mount("type=nfs,target=/x", cwd));
+        invalid(parse_mount("type=volume,target=/", cwd));
+        invalid(parse_tmpfs("/"));
+        assert!(
+            parse_tmpfs("/run:rw,size=64m").unwrap().source
+                == MountSource::Tmpfs {
+                    options: vec!["size=64m".into()]
+                }
+        );
+
+        let mut s = ContainerSpec::new("bb");
+        s.mounts = vec![parse_tmpfs("/x").unwrap(), parse_volume("/y:/x/", cwd).unwrap()];
+        assert!(invalid(s.validate_for(1)).contains("Duplicate mount point: /x"));
+    }
+
+    #[test]
+    fn ulimits_and_other_flags() {
+        assert_eq!(
+            parse_ulimit("nofile=10:20").unwrap(),
+            Ulimit {
+                name: "nofile".into(),
+                soft: 10,
+                hard: 20
+            }
+        );
+        assert_eq!(parse_ulimit("nproc=5").unwrap().hard, 5);
+        invalid(parse_ulimit("nofile"));
+        assert_eq!(PullPolicy::parse("always").unwrap(), PullPolicy::Always);
+        invalid(PullPolicy::parse("sometimes"));
+        assert_eq!(
+            NetworkMode::parse("container:web").unwrap(),
+            NetworkMode::Container("web".into())
+        );
+        assert_eq!(NetworkMode::parse("nosuch").unwrap_err().kind(), ErrorKind::NotFound);
+        invalid(parse_restart("sometimes"));
+    }
+
+    #[test]
+    fn messages_never_echo_raw_control_characters_or_huge_input() {
+        let huge = format!("{}:/x", "\0".repeat(100_000));
+        let m = invalid(parse_volume(&huge, Path::new("/")));
+        assert!(m.len() < 1000, "{}", m.len());
+        assert!(!m.contains('\0'));
+        let m = invalid(parse_bytes("--memory", "1\u{202e}g"));
+        assert!(!m.contains('\u{202e}') && m.contains("\\u{202e}"), "{m}");
+    }
+}

@@ -1,0 +1,276 @@
+//! Volumes as objects, Docker's `local` driver model: `volume create/ls/
+//! inspect/rm/prune`. A volume's data is `$ROOT/volumes/NAME/_data`
+//! (created before the record, removed after it); options `type`,
+//! `device` and `o` are recorded for the mount made when a container uses
+//! the volume (`type=tmpfs`, `type=none,o=bind,device=/path`, or a device).
+//! A volume is in use while any container, running or not, mounts it.
+//!
+//! Docker's wording: "get NAME: no such volume", "remove NAME: volume is
+//! in use - [IDs]".
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Context, Result};
+use berth_store::volumes::{Volume, VolumeRecord, ANONYMOUS_LABEL};
+use serde_json::{json, Value};
+
+use crate::networks::{dangling_value, label_matches, split_filter};
+use crate::{now_rfc3339, Engine};
+
+/// What `volume create` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct VolumeCreate {
+    /// A random 64-hex name when `None`.
+    pub name: Option<String>,
+    /// `local` (the default) is the only driver.
+    pub driver: Option<String>,
+    /// `--opt type=… device=… o=…`.
+    pub options: BTreeMap<String, String>,
+    /// `--label` values.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `volume ls --filter` values.
+#[derive(Clone, Debug, Default)]
+pub struct VolumeFilters {
+    /// `name=` values (substrings).
+    pub names: Vec<String>,
+    /// `driver=` values.
+    pub drivers: Vec<String>,
+    /// `label=` values (`KEY` or `KEY=VALUE`).
+    pub labels: Vec<String>,
+    /// `dangling=true`: volumes no container uses.
+    pub dangling: Option<bool>,
+}
+
+impl VolumeFilters {
+    /// Parses `--filter KEY=VALUE` values.
+    pub fn parse(filters: &[String]) -> Result<VolumeFilters> {
+        let mut f = VolumeFilters::default();
+        for raw in filters {
+            let (k, v) = split_filter(raw)?;
+            match k {
+                "name" => f.names.push(v.into()),
+                "driver" => f.drivers.push(v.into()),
+                "label" => f.labels.push(v.into()),
+                "dangling" => f.dangling = Some(dangling_value(v)?),
+                other => bail!("invalid filter {other:?}: volumes take name, driver, label, dangling"),
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// A volume as `ls` and `inspect` show it.
+#[derive(Clone, Debug)]
+pub struct VolumeView {
+    /// The stored volume.
+    pub volume: Volume,
+    /// Where its data lives on the host.
+    pub mountpoint: String,
+    /// IDs of the containers that mount it.
+    pub users: Vec<String>,
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut b = n.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphanumeric())
+        && n.len() > 1
+        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// Docker's `CreatedAt`: seconds, `Z`.
+fn created_at(rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => t.with_timezone(&chrono::Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
+fn check_options(opts: &BTreeMap<String, String>) -> Result<()> {
+    for k in opts.keys() {
+        if !["type", "device", "o", "size"].contains(&k.as_str()) {
+            bail!("invalid option key: {k:?} (the local driver takes type, device and o)");
+        }
+    }
+    match opts.get("type").map(String::as_str) {
+        None if opts.contains_key("device") || opts.contains_key("o") => {
+            bail!("missing required option: \"type\" (e.g. type=tmpfs, or type=none with o=bind)")
+        }
+        Some("none") if opts.get("o").is_some_and(|o| o.split(',').any(|x| x == "bind")) => {
+            let dev = opts
+                .get("device")
+                .ok_or_else(|| anyhow!("missing required option: \"device\" (the directory to bind)"))?;
+            if !std::path::Path::new(dev).is_dir() {
+                bail!("invalid mount config for type \"none\": bind source path does not exist: {dev}");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// `volume create`: makes `volumes/NAME/_data`, then the record. An
+    /// existing volume of that name is returned as it is (Docker does the
+    /// same) unless other options were asked for.
+    pub fn volume_create(&self, req: &VolumeCreate) -> Result<Volume> {
+        let driver = req.driver.clone().unwrap_or_else(|| "local".into());
+        let name = req.name.clone().unwrap_or_else(|| crate::containers::random_hex(32));
+        if driver != "local" {
+            bail!("create {name}: error looking up volume plugin {driver}: plugin {driver:?} not found");
+        }
+        if !valid_name(&name) {
+            bail!("create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path");
+        }
+        check_options(&req.options).with_context(|| format!("create {name}"))?;
+        if let Some(v) = self.store.volume_full(&name)? {
+            if !req.options.is_empty() && v.options != req.options {
+                bail!("create {name}: a volume with the same name already exists with different options");
+            }
+            return Ok(v);
+        }
+        let data = self.store.volumes_dir().join(&name).join("_data");
+        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        let mut labels = req.labels.clone();
+        if req.name.is_none() {
+            // Unnamed: anonymous, as Docker marks it, so `prune` takes it.
+            labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+        }
+        let v = Volume {
+            record: VolumeRecord {
+                name: name.clone(),
+                created: now_rfc3339(),
+                labels,
+            },
+            driver,
+            options: req.options.clone(),
+        };
+        if !self.store.insert_volume_full(&v)? {
+            // Another process made it meanwhile: theirs stands.
+            return self
+                .store
+                .volume_full(&name)?
+                .ok_or_else(|| anyhow!("volume {name} vanished"));
+        }
+        Ok(v)
+    }
+
+    /// IDs of the containers that mount volume `name`.
+    pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .list_containers()?
+            .into_iter()
+            .filter(|c| {
+                c.config["Mounts"]
+                    .as_array()
+                    .is_some_and(|ms| ms.iter().any(|m| m["Name"].as_str() == Some(name)))
+            })
+            .map(|c| c.id)
+            .collect())
+    }
+
+    fn view(&self, v: Volume) -> Result<VolumeView> {
+        let mountpoint = self
+            .store
+            .volumes_dir()
+            .join(&v.record.name)
+            .join("_data")
+            .display()
+            .to_string();
+        let users = self.volume_users(&v.record.name)?;
+        Ok(VolumeView {
+            volume: v,
+            mountpoint,
+            users,
+        })
+    }
+
+    /// `volume ls`, filtered, by name.
+    pub fn volume_list(&self, f: &VolumeFilters) -> Result<Vec<VolumeView>> {
+        let mut out = Vec::new();
+        for v in self.store.list_volumes_full()? {
+            let view = self.view(v)?;
+            let labels = &view.volume.record.labels;
+            let keep = (f.names.is_empty() || f.names.iter().any(|n| view.volume.record.name.contains(n.as_str())))
+                && (f.drivers.is_empty() || f.drivers.contains(&view.volume.driver))
+                && f.labels.iter().all(|l| label_matches(labels, l))
+                && f.dangling.is_none_or(|d| d == view.users.is_empty());
+            if keep {
+                out.push(view);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `volume inspect`: Docker's JSON shape.
+    pub fn volume_inspect(&self, name: &str) -> Result<Value> {
+        let v = self
+            .store
+            .volume_full(name)?
+            .ok_or_else(|| anyhow!("get {name}: no such volume"))?;
+        let view = self.view(v)?;
+        Ok(volume_json(&view))
+    }
+
+    /// `volume rm [-f]`: refused while a container mounts it; with
+    /// `force`, a missing volume is no error.
+    pub fn volume_remove(&self, name: &str, force: bool) -> Result<bool> {
+        if self.store.volume_full(name)?.is_none() {
+            if force {
+                return Ok(false);
+            }
+            bail!("get {name}: no such volume");
+        }
+        let users = self.volume_users(name)?;
+        if !users.is_empty() {
+            bail!("remove {name}: volume is in use - [{}]", users.join(", "));
+        }
+        self.store.remove_volume(name)?;
+        berth_store::staging::remove_tree(&self.store.volumes_dir().join(name));
+        Ok(true)
+    }
+
+    /// `volume prune`: unused anonymous volumes (all unused with `all`);
+    /// returns their names and the bytes freed.
+    pub fn volume_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
+        let mut gone = Vec::new();
+        let mut bytes = 0;
+        for view in self.volume_list(&VolumeFilters::default())? {
+            if !view.users.is_empty() || !(all || view.volume.anonymous()) {
+                continue;
+            }
+            bytes += dir_size(std::path::Path::new(&view.mountpoint));
+            if self.volume_remove(&view.volume.record.name, true)? {
+                gone.push(view.volume.record.name);
+            }
+        }
+        Ok((gone, bytes))
+    }
+}
+
+/// `volume inspect`'s object.
+pub fn volume_json(view: &VolumeView) -> Value {
+    let v = &view.volume;
+    json!({
+        "CreatedAt": created_at(&v.record.created),
+        "Driver": v.driver,
+        "Labels": v.record.labels,
+        "Mountpoint": view.mountpoint,
+        "Name": v.record.name,
+        "Options": v.options,
+        "Scope": "local",
+    })
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
