@@ -1,0 +1,68 @@
+//! Volumes, read-only for now: `GET /volumes` and `GET /volumes/{name}`
+//! (creating and removing them through the API come with #9's volumes).
+
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use berth_engine::system::VolumeUsage;
+
+use super::Ctx;
+use crate::body::{self, Body};
+use crate::error::ApiError;
+use crate::query::only_filters;
+
+/// Docker's `Volume`; with `usage`, its `UsageData` (`system df`).
+pub fn volume(v: &VolumeUsage, usage: bool) -> Value {
+    let mut out = json!({
+        "CreatedAt": v.created,
+        "Driver": "local",
+        "Labels": v.labels,
+        "Mountpoint": v.mountpoint.display().to_string(),
+        "Name": v.name,
+        "Options": null,
+        "Scope": "local",
+    });
+    if usage {
+        out["UsageData"] = json!({"RefCount": v.ref_count, "Size": v.size});
+    }
+    out
+}
+
+/// `GET /volumes?filters` (`name`, `label`, `dangling`).
+pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let f = ctx.query.filters()?;
+    only_filters(&f, &["name", "label", "dangling"])?;
+    let dangling = match f.get("dangling").map(Vec::as_slice) {
+        None | Some([]) => None,
+        Some([v]) if matches!(v.as_str(), "true" | "1") => Some(true),
+        Some([v]) if matches!(v.as_str(), "false" | "0") => Some(false),
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid filter 'dangling={}'",
+                v.join(",")
+            )))
+        }
+    };
+    let all = ctx.blocking(|e| e.volumes(false)).await?;
+    let names = f.get("name").cloned().unwrap_or_default();
+    let labels = f.get("label").cloned().unwrap_or_default();
+    let keep = |v: &VolumeUsage| {
+        (names.is_empty() || names.iter().any(|n| v.name.contains(n.as_str())))
+            && labels.iter().all(|l| match l.split_once('=') {
+                Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
+                None => v.labels.contains_key(l.as_str()),
+            })
+            && dangling.is_none_or(|d| d == (v.ref_count == 0))
+    };
+    let list: Vec<Value> = all.iter().filter(|v| keep(v)).map(|v| volume(v, false)).collect();
+    Ok(body::json(StatusCode::OK, &json!({"Volumes": list, "Warnings": null})))
+}
+
+/// `GET /volumes/{name}`.
+pub async fn inspect(ctx: &Ctx, name: String) -> Result<Response<Body>, ApiError> {
+    let all = ctx.blocking(|e| e.volumes(false)).await?;
+    match all.iter().find(|v| v.name == name) {
+        Some(v) => Ok(body::json(StatusCode::OK, &volume(v, false))),
+        None => Err(ApiError::not_found(format!("get {name}: no such volume"))),
+    }
+}
