@@ -1,8 +1,7 @@
-//! berth: the engine facade and the command line.
+//! berth: the command line, a front over `berth-engine`.
 //!
-//! `engine` is the only way in: every behaviour lives there once, and the
-//! fronts (`cli`, later `compose` and the API server) parse, call one engine
-//! function and print. Fronts never touch the store directly.
+//! `berth_engine` is the only way in: every behaviour lives there once, and
+//! the fronts (this CLI, later `compose` and the API server) parse, call one
+//! engine function and print. Fronts never touch the store directly.
 
 pub mod cli;
-pub mod engine;

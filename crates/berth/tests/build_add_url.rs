@@ -105,7 +105,9 @@ fn tar_gz() -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn add_url_names_modes_mtime_archives_owner_and_cache() {
+    need_root();
     let srv = Server::start();
     srv.put("/files/hello.txt", b"hello v1\n");
     srv.put("/files/data.tar.gz", &tar_gz());

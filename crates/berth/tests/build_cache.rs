@@ -44,7 +44,9 @@ fn step_block(out: &str, n: usize) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn noop_rebuild_runs_nothing_and_changed_file_reruns_only_its_copy() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = project();
@@ -101,7 +103,9 @@ fn noop_rebuild_runs_nothing_and_changed_file_reruns_only_its_copy() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn every_step_is_an_image_with_its_parent() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[("Dockerfile", "FROM bb\nENV A=1\nRUN echo $A > /a\nCMD [\"sh\"]\n")]);
@@ -133,7 +137,9 @@ fn every_step_is_an_image_with_its_parent() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn cache_exported_from_one_store_is_used_by_a_fresh_one() {
+    need_root();
     let a = Root::new();
     a.busybox("bb");
     let base = a.path().join("bb.tar");

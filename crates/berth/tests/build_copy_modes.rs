@@ -8,7 +8,9 @@ mod support;
 use support::*;
 
 #[test]
+#[ignore = "needs root"]
 fn copy_parents_keeps_paths_with_pivots_and_from() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[
@@ -56,7 +58,9 @@ RUN find /dst /pivot /whole /from -type f | sort > /list
 
 /// The image's diff IDs.
 #[test]
+#[ignore = "needs root"]
 fn copy_link_layer_survives_a_new_base() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[

@@ -49,7 +49,9 @@ fn missing_base_image_is_a_clear_error() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn missing_copy_source_names_the_step() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let err = fails(&root, "FROM bb\nCOPY present.txt /\n  COPY missing.txt /\n", &[]);
@@ -68,7 +70,9 @@ fn unknown_target_lists_the_stages() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn failing_run_in_a_later_stage_reports_its_place() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let err = fails(

@@ -20,7 +20,9 @@ fn every_example_passes_check() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn multistage_production_never_runs_the_shell_stage() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let dir = example("multistage");
@@ -51,7 +53,9 @@ fn multistage_production_never_runs_the_shell_stage() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn healthcheck_example_records_the_check() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let out = build_ok(&root, &["-t", "hc", &example("healthcheck")]);
@@ -89,7 +93,9 @@ fn entrypoint_example_sets_entrypoint_and_cmd() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn failing_build_prints_a_runnable_last_good_id() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let o = build(&root, &["-t", "test", &example("failing-build")]);

@@ -11,7 +11,9 @@ use std::process::Stdio;
 use support::*;
 
 #[test]
+#[ignore = "needs root"]
 fn args_are_scoped_and_passed_to_run_but_not_kept() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[(
@@ -81,7 +83,9 @@ RUN id -u > /tmp/uid
 "#;
 
 #[test]
+#[ignore = "needs root"]
 fn heredocs_workdir_user_and_copy_heredoc() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[("Dockerfile", HEREDOCS)]);
@@ -106,7 +110,9 @@ RUN --mount=type=bind,from=tools,source=/tool,target=/t cat /t > /from-tools
 ";
 
 #[test]
+#[ignore = "needs root"]
 fn run_mounts_cache_secret_tmpfs_bind() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let secret = root.path().join("token");
@@ -137,7 +143,9 @@ fn run_mounts_cache_secret_tmpfs_bind() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn onbuild_triggers_run_in_the_child() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let parent = context(&[(
@@ -158,7 +166,9 @@ fn onbuild_triggers_run_in_the_child() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn quiet_iidfile_labels_tags_and_stdin_context() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[("Dockerfile", "FROM bb\nCOPY f /f\n"), ("f", "file\n")]);
@@ -206,7 +216,9 @@ fn quiet_iidfile_labels_tags_and_stdin_context() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn run_network_is_private_by_default_and_none_on_request() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[(

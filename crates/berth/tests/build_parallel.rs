@@ -20,7 +20,9 @@ fn interval(root: &Root, image: &str, name: &str) -> (f64, f64) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn independent_stages_overlap() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[(

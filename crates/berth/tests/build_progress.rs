@@ -29,11 +29,13 @@ fn build_on_pty(root: &Root, args: &[&str]) -> Output {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn tty_view_redraws_in_place_and_ends_with_a_summary() {
-    if !have("script") {
-        println!("SKIP: script (bsdutils) is not installed");
-        return;
-    }
+    need_root();
+    assert!(
+        have("script"),
+        "script (bsdutils) is not installed (scripts/setup --tests installs it)"
+    );
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[
@@ -82,11 +84,13 @@ fn tty_view_redraws_in_place_and_ends_with_a_summary() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn tty_failure_shows_the_output_the_place_and_the_last_good_step() {
-    if !have("script") {
-        println!("SKIP: script (bsdutils) is not installed");
-        return;
-    }
+    need_root();
+    assert!(
+        have("script"),
+        "script (bsdutils) is not installed (scripts/setup --tests installs it)"
+    );
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[("Dockerfile", "FROM bb\nENV A=1\nRUN echo broken-output; exit 7\n")]);
@@ -110,7 +114,9 @@ fn tty_failure_shows_the_output_the_place_and_the_last_good_step() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn auto_is_plain_when_output_is_not_a_terminal() {
+    need_root();
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[("Dockerfile", "FROM bb\nRUN echo hi\n")]);

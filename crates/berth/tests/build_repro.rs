@@ -15,7 +15,9 @@ CMD [\"cat\", \"/app/hello.txt\"]
 ";
 
 #[test]
+#[ignore = "needs root"]
 fn same_epoch_same_id_on_fresh_stores() {
+    need_root();
     let a = Root::new();
     a.busybox("bb");
     let base = a.path().join("bb.tar");

@@ -104,8 +104,9 @@ impl Session {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ctrl_p_ctrl_q_detaches_and_attach_comes_back() {
-    let Some(env) = Env::new() else { return };
+    let env = Env::new();
     let mut s = Session::start(&env.root, &["run", "-it", "--name", "shell", "bb", "sh"]);
     s.type_(b"echo one-$((40+2))\n");
     s.expect("one-42");
@@ -133,8 +134,9 @@ fn ctrl_p_ctrl_q_detaches_and_attach_comes_back() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_lone_ctrl_p_is_passed_on_and_detach_keys_can_be_changed() {
-    let Some(env) = Env::new() else { return };
+    let env = Env::new();
     let mut s = Session::start(
         &env.root,
         &["run", "-it", "--detach-keys", "ctrl-a,d", "--name", "dk", "bb", "sh"],
@@ -185,8 +187,9 @@ fn a_lone_ctrl_p_is_passed_on_and_detach_keys_can_be_changed() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn run_it_returns_the_exit_code_and_rm_removes_the_container() {
-    let Some(env) = Env::new() else { return };
+    let env = Env::new();
     let s = Session::start(
         &env.root,
         &[
@@ -210,8 +213,9 @@ fn run_it_returns_the_exit_code_and_rm_removes_the_container() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn attach_feeds_stdin_of_a_detached_interactive_container() {
-    let Some(env) = Env::new() else { return };
+    let env = Env::new();
     env.root.ok(&["run", "-d", "-i", "--name", "cat", "bb", "cat"]);
     let mut s = Session::start(&env.root, &["attach", "cat"]);
     s.type_(b"ping-1\n");
@@ -233,8 +237,9 @@ fn attach_feeds_stdin_of_a_detached_interactive_container() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn start_ai_feeds_stdin_and_closes_it_at_eof() {
-    let Some(env) = Env::new() else { return };
+    let env = Env::new();
     env.root.ok(&[
         "create",
         "-i",
@@ -260,12 +265,13 @@ fn start_ai_feeds_stdin_and_closes_it_at_eof() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn a_tty_container_starts_with_the_terminal_size() {
-    let Some(env) = Env::new() else { return };
-    if !have("script") {
-        println!("SKIP: script (bsdutils) is not installed");
-        return;
-    }
+    let env = Env::new();
+    assert!(
+        have("script"),
+        "script (bsdutils) is not installed (scripts/setup --tests installs it)"
+    );
     let exe = env!("CARGO_BIN_EXE_berth");
     let store = env.root.path().join("store");
     for flags in ["-it", "-t"] {
@@ -284,10 +290,9 @@ fn a_tty_container_starts_with_the_terminal_size() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn rootless_run_it_detaches_and_reattaches() {
-    let Some(rl) = common::Rootless::new("berth-attach-") else {
-        return;
-    };
+    let rl = common::Rootless::new("berth-attach-");
     let o = rl.run("import bb.tar bb");
     assert!(o.status.success(), "{}", stderr(&o));
     // Typed input, then Ctrl-P Ctrl-Q (octal: the user's shell is dash).
@@ -308,8 +313,9 @@ fn rootless_run_it_detaches_and_reattaches() {
 /// `attach --sig-proxy=false`: SIGINT is the client's own, as with
 /// docker: the client ends by it and the container goes on.
 #[test]
+#[ignore = "needs root"]
 fn attach_without_sig_proxy_ends_on_sigint_and_leaves_the_container() {
-    let Some(env) = Env::new() else { return };
+    let env = Env::new();
     env.root.ok(&["run", "-d", "-i", "--name", "sp", "bb", "sh"]);
     let mut s = Session::start(&env.root, &["attach", "--sig-proxy=false", "sp"]);
     // Attached once the container's output reaches this client.

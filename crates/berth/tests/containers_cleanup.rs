@@ -3,14 +3,12 @@
 
 mod common;
 
-use common::Root;
+use common::{need_root, Root};
 
 #[test]
+#[ignore = "needs root"]
 fn twenty_containers_leave_nothing_behind() {
-    if !rustix::process::geteuid().is_root() {
-        println!("SKIP: needs root");
-        return;
-    }
+    need_root();
     let r = Root::new();
     r.busybox("bb");
     let mut ids = Vec::new();

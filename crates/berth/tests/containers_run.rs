@@ -7,8 +7,9 @@ use common::{stderr, stdout, Env, Root};
 use std::process::{Command, Stdio};
 
 #[test]
+#[ignore = "needs root"]
 fn echo_hello_exit_codes_and_missing_things() {
-    let Some(e) = Env::new() else { return };
+    let e = Env::new();
     let r = &e.root;
     assert_eq!(r.ok(&["run", "--rm", "bb", "echo", "hello"]), "hello\n");
 
@@ -51,8 +52,9 @@ fn echo_hello_exit_codes_and_missing_things() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn entrypoint_and_cmd_like_docker() {
-    let Some(e) = Env::new() else { return };
+    let e = Env::new();
     let r = &e.root;
     let tar = common::busybox_tar();
     r.ok(&[
@@ -105,8 +107,9 @@ fn entrypoint_and_cmd_like_docker() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bind_mount_writes_a_host_file() {
-    let Some(e) = Env::new() else { return };
+    let e = Env::new();
     let r = &e.root;
     let host = tempfile::tempdir().unwrap();
     let spec = format!("{}:/test_mnt/", host.path().display());
@@ -141,8 +144,9 @@ fn bind_mount_writes_a_host_file() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn named_volume_is_created_prefilled_and_kept() {
-    let Some(e) = Env::new() else { return };
+    let e = Env::new();
     let r = &e.root;
     // First use copies the image's /etc into the new volume.
     let out = r.ok(&[
@@ -179,8 +183,9 @@ fn named_volume_is_created_prefilled_and_kept() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn isolation_pid1_hostname_caps_no_mount() {
-    let Some(e) = Env::new() else { return };
+    let e = Env::new();
     let r = &e.root;
     assert_eq!(r.ok(&["run", "--rm", "bb", "sh", "-c", "echo $$"]), "1\n");
     assert_eq!(r.ok(&["run", "--rm", "--hostname", "box", "bb", "hostname"]), "box\n");
@@ -218,8 +223,9 @@ fn isolation_pid1_hostname_caps_no_mount() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn memory_limit_oom_kill_is_137_and_recorded() {
-    let Some(e) = Env::new() else { return };
+    let e = Env::new();
     let r = &e.root;
     let o = r.run(&[
         "run",
@@ -242,8 +248,9 @@ fn memory_limit_oom_kill_is_137_and_recorded() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn interactive_stdin_and_a_real_tty() {
-    let Some(e) = Env::new() else { return };
+    let e = Env::new();
     let r = &e.root;
     let mut c = r.cmd(&["run", "--rm", "-i", "bb", "sh", "-c", "read x; echo got $x"]);
     c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -254,10 +261,10 @@ fn interactive_stdin_and_a_real_tty() {
     assert_eq!(stdout(&o), "got line\n");
 
     // -it under a pty (script(1)): the container sees a terminal.
-    if Command::new("script").arg("--version").output().is_err() {
-        println!("SKIP: script(1) not installed");
-        return;
-    }
+    assert!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "script (bsdutils) is not installed (scripts/setup --tests installs it)"
+    );
     let cmdline = format!(
         "{} --root {} run --rm -it bb sh -c 'tty; stty size >/dev/null && echo sized'",
         env!("CARGO_BIN_EXE_berth"),
@@ -274,8 +281,9 @@ fn interactive_stdin_and_a_real_tty() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn names_conflicts_and_detached_rm() {
-    let Some(e) = Env::new() else { return };
+    let e = Env::new();
     let r = &e.root;
     let id = r
         .ok(&["run", "-d", "--name", "web", "bb", "sleep", "30"])
@@ -323,4 +331,47 @@ fn a_mistyped_flag_before_the_image_is_an_unknown_flag() {
     assert!(stderr(&o).contains("unknown flag: --rmm"), "{}", stderr(&o));
     // Flags after the image belong to the command.
     assert_eq!(r.ok(&["run", "--rm", "bb", "ls", "-d", "/bin"]).trim(), "/bin");
+}
+
+/// `run -d --rm` needs no command line to clean up: the container's monitor
+/// removes it (with its anonymous volume) through the engine library, so
+/// it is gone even when the `berth` program that started it no longer
+/// exists (it used to run that program again as `berth rm -f -v`).
+#[test]
+#[ignore = "needs root"]
+fn a_detached_rm_container_is_removed_by_its_monitor_alone() {
+    let e = Env::new();
+    let store = e.root.path().join("store");
+    let bin = tempfile::tempdir().unwrap();
+    let berth = bin.path().join("berth");
+    std::fs::copy(env!("CARGO_BIN_EXE_berth"), &berth).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_berth-monitor"), bin.path().join("berth-monitor")).unwrap();
+    let o = Command::new(&berth)
+        .arg("--root")
+        .arg(&store)
+        .args(["run", "-d", "--rm", "-v", "/anon", "bb", "sh", "-c", "sleep 1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_string();
+    assert_eq!(std::fs::read_dir(store.join("volumes")).unwrap().count(), 1);
+    // The program that started it is gone before the container ends.
+    std::fs::remove_file(&berth).unwrap();
+    // Removed, with its directory and its anonymous volume (the record
+    // goes first, the volume last).
+    let cleaned = || {
+        !e.root.ok(&["ps", "-aq", "--no-trunc"]).contains(&id)
+            && !store.join("containers").join(&id).exists()
+            && std::fs::read_dir(store.join("volumes")).unwrap().count() == 0
+    };
+    let mut done = false;
+    for _ in 0..200 {
+        if cleaned() {
+            done = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(done, "container {id} and its anonymous volume were not removed");
 }

@@ -161,19 +161,25 @@ fn hybrid_with_v2_controllers() -> bool {
     std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").is_ok_and(|c| !c.trim().is_empty())
 }
 
-fn root_only() -> bool {
-    if !rustix::process::geteuid().is_root() {
-        println!("SKIP: running containers here needs root");
-        return false;
-    }
-    true
+/// The path of an OCI runtime scripts/setup installs; the test fails when
+/// it is missing.
+fn installed(name: &str) -> String {
+    runtime_path(name).unwrap_or_else(|| panic!("{name} is not installed (scripts/setup --tests installs it)"))
+}
+
+/// This host's cgroup layout is the hybrid one crun refuses: the tests of
+/// what berth does about it need it (Debian 12's, this project's CI).
+fn need_hybrid_host() {
+    assert!(
+        hybrid_with_v2_controllers(),
+        "this test is about hybrid cgroup hosts whose cgroup2 mount holds controllers; this host is not one"
+    );
 }
 
 #[test]
+#[ignore = "needs root"]
 fn runc_runs_the_whole_life() {
-    if !root_only() {
-        return;
-    }
+    common::need_root();
     let Some(rt) = runtime_path("runc") else {
         panic!("runc is not installed (scripts/setup installs it)");
     };
@@ -181,26 +187,17 @@ fn runc_runs_the_whole_life() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn youki_runs_the_whole_life() {
-    if !root_only() {
-        return;
-    }
-    let Some(rt) = runtime_path("youki") else {
-        println!("SKIP: youki is not installed (scripts/setup builds it with cargo)");
-        return;
-    };
-    life_on(&rt);
+    common::need_root();
+    life_on(&installed("youki"));
 }
 
 #[test]
+#[ignore = "needs root"]
 fn crun_runs_the_whole_life() {
-    if !root_only() {
-        return;
-    }
-    let Some(rt) = runtime_path("crun") else {
-        println!("SKIP: crun is not installed");
-        return;
-    };
+    common::need_root();
+    let rt = installed("crun");
     let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     life_on(&rt);
     // The private mount namespace crun ran in left the host's mounts as
@@ -213,14 +210,10 @@ fn crun_runs_the_whole_life() {
 /// The default runtime as root (with CAP_SYS_ADMIN, as tests run) is
 /// crun, whatever the cgroup layout, and `info` says why.
 #[test]
+#[ignore = "needs root"]
 fn crun_is_the_default_as_root() {
-    if !root_only() {
-        return;
-    }
-    if runtime_path("crun").is_none() {
-        println!("SKIP: crun is not installed");
-        return;
-    }
+    common::need_root();
+    installed("crun");
     let root = Root::new();
     let info = root.ok(&["info"]);
     assert!(info.contains("Default Runtime: crun"), "{info}");
@@ -234,18 +227,14 @@ fn crun_is_the_default_as_root() {
 /// `--runtime runc` where the default is crun, it is exec'd into, paused,
 /// stopped, started again and removed by runc without the flag.
 #[test]
+#[ignore = "needs root"]
 fn a_container_keeps_the_runtime_it_was_started_with() {
-    if !root_only() {
-        return;
-    }
-    let Some(runc) = runtime_path("runc") else {
-        panic!("runc is not installed (scripts/setup installs it)");
-    };
+    common::need_root();
+    let runc = installed("runc");
+    installed("crun");
     let r = Root::new();
-    if !r.ok(&["info"]).contains("Default Runtime: crun") {
-        println!("SKIP: the default runtime here is not crun");
-        return;
-    }
+    let info = r.ok(&["info"]);
+    assert!(info.contains("Default Runtime: crun"), "{info}");
     r.busybox("bb");
     r.ok(&["--runtime", &runc, "run", "-d", "--name", "kept", "bb", "sleep", "1000"]);
     assert_eq!(r.ok(&["exec", "kept", "echo", "in"]), "in\n");
@@ -264,15 +253,11 @@ fn a_container_keeps_the_runtime_it_was_started_with() {
 /// losing its subordinate ids): berth passes crun's reason on with what to
 /// do, exits 125, and leaves nothing behind; by default it picks runc.
 #[test]
+#[ignore = "needs root"]
 fn rootless_crun_on_a_hybrid_host_says_why_not() {
-    let hybrid = hybrid_with_v2_controllers();
-    if !hybrid || runtime_path("crun").is_none() {
-        println!("SKIP: not a hybrid host with crun");
-        return;
-    }
-    let Some(rl) = common::Rootless::new("berth-rl-crun-") else {
-        return;
-    };
+    need_hybrid_host();
+    installed("crun");
+    let rl = common::Rootless::new("berth-rl-crun-");
     let o = rl.run("import bb.tar bb");
     assert!(o.status.success(), "{}", stderr(&o));
     let o = rl.run("--runtime crun run --rm bb true");
@@ -288,16 +273,16 @@ fn rootless_crun_on_a_hybrid_host_says_why_not() {
 /// mount namespace that hides the cgroup2 mount from crun: on a hybrid
 /// host berth then picks runc, and says why.
 #[test]
+#[ignore = "needs root"]
 fn root_without_cap_sys_admin_picks_runc_on_a_hybrid_host() {
-    let hybrid = hybrid_with_v2_controllers();
-    if !root_only() || !hybrid || runtime_path("crun").is_none() || runtime_path("runc").is_none() {
-        println!("SKIP: needs root on a hybrid host with crun and runc");
-        return;
-    }
-    if !common::have("capsh") {
-        println!("SKIP: capsh (libcap2-bin) is not installed");
-        return;
-    }
+    common::need_root();
+    need_hybrid_host();
+    installed("crun");
+    installed("runc");
+    assert!(
+        common::have("capsh"),
+        "capsh (libcap2-bin) is not installed (scripts/setup --tests installs it)"
+    );
     let root = Root::new();
     let line = format!(
         "{} --root {} info",

@@ -277,7 +277,9 @@ fn prune_and_disk_usage() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn save_is_read_by_skopeo_and_umoci() {
+    common::need_root();
     if !have("skopeo") || !have("umoci") {
         panic!("skopeo and umoci are required (apt-get install skopeo umoci)");
     }
@@ -414,7 +416,9 @@ fn a_flipped_byte_fails_load_and_leaves_the_store_as_it_was() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn hostile_layers_write_nothing_outside_the_store() {
+    common::need_root();
     let r = Root::new();
     let outside = r.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
@@ -610,10 +614,9 @@ fn import_from_a_url() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn another_users_store_is_a_clear_permission_error() {
-    let Some(rl) = common::Rootless::new("berth-perm-") else {
-        return;
-    };
+    let rl = common::Rootless::new("berth-perm-");
     let r = Root::new();
     r.busybox("bb");
     let o = rl.run(&format!("images --root {}", r.path().join("store").display()));

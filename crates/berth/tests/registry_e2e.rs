@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{busybox_tar, have, stderr, stdout, Root};
+use common::{busybox_tar, serve_registry, stderr, stdout, Root};
 
 const USER: &str = "alice";
 const PASS: &str = "s3cret";
@@ -52,24 +52,12 @@ impl Registry {
     }
 
     fn start_with(tls: bool, auth: Option<String>) -> Registry {
-        assert!(
-            have("docker-registry"),
-            "docker-registry is not installed (apt-get install docker-registry)"
-        );
         let dir = tempfile::Builder::new()
             .prefix("berth-registry-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let d = dir.path();
-        let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            d.join("data").display()
-        );
+        let mut cfg = String::new();
         let mut ca_dir = None;
         if tls {
             make_certs(d);
@@ -91,20 +79,7 @@ impl Registry {
         if let Some(a) = auth {
             cfg.push_str(&a);
         }
-        std::fs::write(d.join("config.yml"), cfg).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(d.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("registry.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (child, port) = serve_registry(d, "log:\n  level: error\n", &cfg, Stdio::null());
         Registry {
             child,
             dir,
@@ -715,7 +690,9 @@ fn a_pull_killed_midway_is_completed_by_the_next() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn run_and_build_pull_missing_images_and_build_pushes() {
+    common::need_root();
     let reg = Registry::plain();
     let src = Root::new();
     src.busybox("bb");
@@ -820,7 +797,9 @@ fn runs(out: &str) -> usize {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn build_cache_in_a_registry_serves_a_fresh_store() {
+    common::need_root();
     let reg = Registry::plain();
     let a = Root::new();
     a.busybox("bb");
@@ -935,7 +914,9 @@ fn build_cache_in_a_registry_serves_a_fresh_store() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn build_cache_errors_are_clear() {
+    common::need_root();
     let reg = Registry::plain();
     let a = Root::new();
     a.busybox("bb");
@@ -989,7 +970,9 @@ fn build_cache_errors_are_clear() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn build_cache_respects_registry_auth() {
+    common::need_root();
     let reg = Registry::tls_htpasswd();
     let host = reg.host();
     let a = Root::new();
@@ -1297,7 +1280,9 @@ fn assert_one_token_per_scope(reqs: &[TokenRequest], what: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bearer_tokens_from_a_token_server() {
+    common::need_root();
     let tokens = TokenServer::start();
     let reg = Registry::token(&tokens.realm(), &tokens.cert());
     let host = reg.host();
@@ -1660,7 +1645,9 @@ fn an_interrupted_download_resumes_where_it_stopped() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn docker_credential_helpers_are_asked() {
+    common::need_root();
     use std::os::unix::fs::PermissionsExt;
     let reg = Registry::tls_htpasswd();
     let host = reg.host();

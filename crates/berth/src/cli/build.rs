@@ -9,12 +9,16 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use berth_build::dockerfile::Severity;
-use berth_build::executor::{BuildOptions, ErrorKind, ProgressMode};
+use berth_build::executor::{BuildOptions, ErrorKind, Progress as StepView, ProgressMode, SecretSource, SecretValue};
 use berth_store::reference::familiar_name;
+use std::sync::Arc;
 
-use crate::engine::build::{BuildRequest, BuildResult, ContextSource};
-use crate::engine::build_cache::RegistryCache;
-use crate::engine::{Engine, ExitError};
+use berth_engine::build::{BuildRequest, BuildResult, ContextSource};
+use berth_engine::build_cache::RegistryCache;
+use berth_engine::progress::{Event, Progress};
+use berth_engine::{Engine, EngineError};
+
+use crate::cli::layer_progress::Display;
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
@@ -179,13 +183,11 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
             .cloned()
             .with_context(|| format!("--secret {s}: id= is required"))?;
         let src = match (m.get("src").or_else(|| m.get("source")), m.get("env")) {
-            (Some(src), _) => PathBuf::from(src),
+            (Some(src), _) => SecretSource::File(PathBuf::from(src)),
             (None, Some(var)) => {
-                // Secrets from the environment go through a private file.
-                let v = std::env::var(var).with_context(|| format!("--secret {s}: ${var} is not set"))?;
-                let p = std::env::temp_dir().join(format!("berth-secret-{}-{id}", std::process::id()));
-                std::fs::write(&p, v)?;
-                p
+                // The build writes it to a private file of its own.
+                let v = std::env::var_os(var).with_context(|| format!("--secret {s}: ${var} is not set"))?;
+                SecretSource::Value(SecretValue::new(std::os::unix::ffi::OsStringExt::into_vec(v)))
             }
             (None, None) => bail!("--secret {s}: src=FILE or env=VAR is required"),
         };
@@ -292,9 +294,21 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
         file: a.file.clone(),
         tags: a.tags.clone(),
         options: opts,
-        progress,
     };
-    let (res, kept) = engine.build(req, Box::new(std::io::stdout()))?;
+    // The builder's own renderer draws the engine's events: the classic
+    // lines, the live view, or (quiet) nothing but what a failure shows.
+    let view = Arc::new(StepView::new(Box::new(std::io::stdout()), progress));
+    let v = view.clone();
+    let events = Progress::new(move |e| {
+        if let Event::Build(b) = e {
+            v.apply(b)
+        }
+    });
+    let res = engine.build(req, &events);
+    view.finish();
+    let kept = view.kept();
+    let res = res?;
+    let plain = if quiet { Display::Quiet } else { Display::Plain };
     match res {
         BuildResult::Built(o) => {
             for arg in &o.unused_args {
@@ -317,15 +331,8 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
                 }
             }
             if let Some(to) = &remote.to {
-                let mut out = std::io::stdout();
                 engine
-                    .export_registry_cache(
-                        to,
-                        &o.steps,
-                        &o.id,
-                        &reg_opts,
-                        if quiet { None } else { Some(&mut out) },
-                    )
+                    .export_registry_cache(to, &o.steps, &o.id, &reg_opts, &plain.progress())
                     .with_context(|| {
                         format!(
                             "the image {} was built, but exporting the build cache to {} failed",
@@ -338,10 +345,9 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
                 if a.tags.is_empty() {
                     anyhow::bail!("--push needs at least one -t NAME to push to");
                 }
-                let opts = crate::engine::registry::PushOptions::default();
+                let opts = berth_engine::registry::PushOptions::default();
                 for t in &a.tags {
-                    let mut out = std::io::stdout();
-                    engine.push(t, None, &opts, if quiet { None } else { Some(&mut out) })?;
+                    engine.push(t, None, &opts, &plain.progress())?;
                 }
             }
             Ok(0)
@@ -364,7 +370,7 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
                     }
                 }
             }
-            Err(ExitError::new(1, msg).into())
+            Err(EngineError::exit(1, msg).into())
         }
     }
 }
@@ -384,7 +390,7 @@ fn open_shell(engine: &Engine, id: &str) -> Result<i32> {
     let exe = std::env::current_exe().context("finding the berth binary")?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--root").arg(engine.root());
-    if let Some(r) = &engine.runtime {
+    if let Some(r) = engine.runtime_choice() {
         cmd.arg("--runtime").arg(r);
     }
     cmd.args(["run", "--rm", "-it", id, "sh"]);
@@ -403,7 +409,7 @@ fn check(engine: &Engine, a: &BuildArgs, ctx: &str) -> Result<i32> {
     let (name, res) = engine.build_check(&dir, a.file.as_deref())?;
     let diags = match res {
         Ok(d) => d,
-        Err(e) => return Err(ExitError::new(1, e.to_string()).into()),
+        Err(e) => return Err(EngineError::exit(1, e.to_string()).into()),
     };
     let mut errors = 0;
     for d in &diags {

@@ -7,17 +7,18 @@ use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use super::terminal::{self, Signals, Terminal};
 use anyhow::{anyhow, bail, Context, Result};
-use berth_runtime::{AttachEnd, AttachOptions};
+use berth_engine::streams::{AttachEnd, AttachOptions, ExecOptions};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::format::{human_size, Format};
-use crate::engine::containers::create::{HealthFlags, ImageMissing};
-use crate::engine::containers::files::{CpEnd, CpOptions};
-use crate::engine::containers::view::PsFilter;
-use crate::engine::containers::CreateOptions;
-use crate::engine::Engine;
+use berth_engine::containers::files::{CpEnd, CpOptions};
+use berth_engine::containers::view::PsFilter;
+use berth_engine::containers::CreateOptions;
+use berth_engine::spec::{self, ContainerSpec};
+use berth_engine::Engine;
 
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
@@ -37,7 +38,6 @@ pub enum ContainerCommand {
     Rm(RmArgs),
     /// List containers
     Ps(PsArgs),
-    /// List containers
     /// Fetch the logs of a container
     Logs(LogsArgs),
     /// Block until one or more containers stop, then print their exit codes
@@ -93,6 +93,8 @@ pub struct CreateArgs {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
+    #[command(flatten)]
+    pub userns: super::userns::UsernsArgs,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -149,7 +151,7 @@ pub struct CreateArgs {
     pub memory_swap: Option<String>,
     /// Number of CPUs
     #[arg(long)]
-    pub cpus: Option<f64>,
+    pub cpus: Option<String>,
     /// CPU shares (relative weight)
     #[arg(short = 'c', long)]
     pub cpu_shares: Option<u64>,
@@ -554,7 +556,7 @@ pub fn dispatch_group(engine: &Engine, cmd: ContainerGroup) -> Result<i32> {
             let mut values = Vec::new();
             let mut code = 0;
             for c in &a.containers {
-                match inspect_value(engine, c, a.size) {
+                match engine.inspect_container(c, a.size) {
                     Ok(v) => values.push(v),
                     Err(e) => {
                         eprintln!("Error: {e:#}");
@@ -573,17 +575,12 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
         ContainerCommand::Run(a) => run(engine, a),
         ContainerCommand::Create(a) => create(engine, a),
         ContainerCommand::Start(a) => start(engine, a),
-        ContainerCommand::Stop(a) => each_parallel(&a.containers, |c| engine.stop_container(c, a.time)),
-        ContainerCommand::Restart(a) => each_parallel(&a.containers, |c| engine.restart_container(c, a.time)),
-        ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
-        ContainerCommand::Rm(a) => {
-            if a.force && a.containers.len() > 1 {
-                for c in &a.containers {
-                    engine.kill_for_removal(c);
-                }
-            }
-            each(&a.containers, |c| engine.remove_container(c, a.force, a.volumes))
+        ContainerCommand::Stop(a) => report(engine.stop_containers(&a.containers, a.time)),
+        ContainerCommand::Restart(a) => {
+            report(engine.restart_containers(&a.containers, a.time, terminal::console_size()))
         }
+        ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
+        ContainerCommand::Rm(a) => report(engine.remove_containers(&a.containers, a.force, a.volumes)),
         ContainerCommand::Ps(a) => ps(engine, a),
         ContainerCommand::Logs(a) => logs(engine, a),
         ContainerCommand::Wait(a) => wait(engine, a),
@@ -636,7 +633,7 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
 
 /// Runs `f` on each name, printing the name on success and the error on
 /// failure (Docker's behaviour for stop, rm, kill, …); exit 1 if any failed.
-fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> {
+fn each<E: std::fmt::Display>(names: &[String], mut f: impl FnMut(&str) -> std::result::Result<(), E>) -> Result<i32> {
     let mut failed = false;
     for n in names {
         match f(n) {
@@ -650,21 +647,12 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<i32> 
     Ok(if failed { 1 } else { 0 })
 }
 
-/// Like [`each`], but all at once (as Docker stops containers in
-/// parallel); results are printed in the order given.
-fn each_parallel(names: &[String], f: impl Fn(&str) -> Result<()> + Sync) -> Result<i32> {
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = names.iter().map(|n| s.spawn(|| f(n))).collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("internal error: worker panicked")))
-            })
-            .collect()
-    });
+/// Prints each name whose operation succeeded, and the error of each one
+/// that failed, in the order given (Docker's output for stop, rm, …);
+/// exit 1 if any failed.
+fn report(results: Vec<(String, berth_engine::Result<()>)>) -> Result<i32> {
     let mut failed = false;
-    for (n, r) in names.iter().zip(results) {
+    for (n, r) in results {
         match r {
             Ok(()) => println!("{n}"),
             Err(e) => {
@@ -686,78 +674,149 @@ fn reject_flag_as_operand(word: &str, command: &str) -> Result<()> {
     Ok(())
 }
 
-fn create_options(a: &CreateArgs) -> Result<CreateOptions> {
+/// The lines of an `--env-file` or `--label-file`, as Docker's CLI reads
+/// them: leading blanks dropped, empty lines and `#` comments skipped, the
+/// rest as it is. (The one reader of such files: the engine never opens
+/// files a flag names.)
+fn read_lines_file(p: &Path, what: &str) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {what} {}", p.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+/// `--env-file`s then `-e`s, resolved: `KEY` alone takes this process's
+/// value (and is dropped when unset), as Docker's CLI does.
+fn resolved_env(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>> {
+    let lookup = |k: &str| std::env::var(k).ok();
+    let mut out = Vec::new();
+    for f in files {
+        for line in read_lines_file(f, "env file")? {
+            out.extend(spec::parse_env(&line, &lookup).with_context(|| format!("env file {}", f.display()))?);
+        }
+    }
+    for e in flags {
+        out.extend(spec::parse_env(e, &lookup)?);
+    }
+    Ok(out)
+}
+
+/// Docker's flags → the engine's typed request. Every value is parsed and
+/// checked here or by the engine's validation; files named by flags
+/// (`--env-file`, `--label-file`) are read here, relative paths are taken
+/// from this process's working directory.
+fn container_spec(a: &CreateArgs) -> Result<ContainerSpec> {
     let mut it = a.image_and_cmd.iter();
     let image = it
         .next()
         .cloned()
         .ok_or_else(|| anyhow!("\"run\" requires at least 1 argument"))?;
     reject_flag_as_operand(&image, "run")?;
-    Ok(CreateOptions {
+    let cwd = std::env::current_dir().context("finding the working directory")?;
+    let mut labels = std::collections::BTreeMap::new();
+    for f in &a.label_file {
+        for line in read_lines_file(f, "label file")? {
+            let (k, v) = spec::parse_label(&line)?;
+            labels.insert(k, v);
+        }
+    }
+    for l in &a.label {
+        let (k, v) = spec::parse_label(l)?;
+        labels.insert(k, v);
+    }
+    let mut mounts = Vec::new();
+    for v in &a.volume {
+        mounts.push(spec::parse_volume(v, &cwd)?);
+    }
+    for m in &a.mount {
+        mounts.push(spec::parse_mount(m, &cwd)?);
+    }
+    for t in &a.tmpfs {
+        mounts.push(spec::parse_tmpfs(t)?);
+    }
+    let mut ports = Vec::new();
+    for p in &a.publish {
+        ports.extend(spec::parse_publish(p)?);
+    }
+    let duration = |v: &Option<String>, flag: &str| -> Result<Option<std::time::Duration>> {
+        v.as_deref()
+            .map(spec::parse_duration)
+            .transpose()
+            .with_context(|| format!("--{flag}"))
+    };
+    let memory_swap = match a.memory_swap.as_deref() {
+        Some("-1") => Some(spec::MemorySwap::Unlimited),
+        Some(s) => Some(spec::MemorySwap::Limit(spec::parse_bytes("--memory-swap", s)?)),
+        None => None,
+    };
+    Ok(ContainerSpec {
         image,
-        cmd: it.cloned().collect(),
+        command: it.cloned().collect(),
         name: a.name.clone(),
-        entrypoint: a.entrypoint.clone(),
-        env: a.env.clone(),
-        env_files: a.env_file.clone(),
-        workdir: a.workdir.clone(),
-        user: a.user.clone(),
+        entrypoint: a
+            .entrypoint
+            .as_ref()
+            .map(|e| if e.is_empty() { vec![] } else { vec![e.clone()] }),
+        env: resolved_env(&a.env_file, &a.env)?,
+        working_dir: a.workdir.clone(),
+        user: a.user.as_deref().map(spec::UserSpec::parse).transpose()?,
         hostname: a.hostname.clone(),
         domainname: a.domainname.clone(),
-        labels: a.label.clone(),
-        label_files: a.label_file.clone(),
-        volumes: a.volume.clone(),
-        mounts: a.mount.clone(),
-        tmpfs: a.tmpfs.clone(),
+        labels,
+        mounts,
         read_only: a.read_only,
-        memory: a.memory.clone(),
-        memory_swap: a.memory_swap.clone(),
-        cpus: a.cpus,
-        cpu_shares: a.cpu_shares,
-        pids_limit: a.pids_limit,
-        ulimits: a.ulimit.clone(),
+        resources: spec::Resources {
+            memory: a
+                .memory
+                .as_deref()
+                .map(|m| spec::parse_bytes("--memory", m))
+                .transpose()?,
+            memory_swap,
+            nano_cpus: a.cpus.as_deref().map(spec::parse_cpus).transpose()?,
+            cpu_shares: a.cpu_shares,
+            pids_limit: a.pids_limit,
+            ulimits: a
+                .ulimit
+                .iter()
+                .map(|u| spec::parse_ulimit(u))
+                .collect::<berth_engine::Result<_>>()?,
+        },
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
         devices: a.device.clone(),
         privileged: a.privileged,
         init: a.init,
-        restart: a.restart.clone(),
-        stop_signal: a.stop_signal.clone(),
-        stop_timeout: a.stop_timeout,
-        network: a.network.clone(),
-        publish: a.publish.clone(),
+        restart: spec::parse_restart(a.restart.as_deref().unwrap_or("no"))?,
+        stop_signal: a.stop_signal.as_deref().map(spec::Signal::parse).transpose()?,
+        stop_timeout: a.stop_timeout.map(|s| std::time::Duration::from_secs(s.into())),
+        network: spec::NetworkMode::parse(a.network.as_deref().unwrap_or(""))?,
+        ports,
         publish_all: a.publish_all,
         tty: a.tty,
-        interactive: a.interactive,
+        open_stdin: a.interactive,
         auto_remove: a.rm,
         platform: a.platform.clone(),
-        pull: a.pull.clone(),
-        health: HealthFlags {
-            cmd: a.health_cmd.clone(),
-            interval: a.health_interval.clone(),
-            timeout: a.health_timeout.clone(),
+        pull: spec::PullPolicy::parse(a.pull.as_deref().unwrap_or("missing"))?,
+        userns: a.userns.userns.clone(),
+        health: spec::HealthSpec {
+            disabled: a.no_healthcheck,
+            test: a.health_cmd.clone().map(|c| vec!["CMD-SHELL".to_string(), c]),
+            interval: duration(&a.health_interval, "health-interval")?,
+            timeout: duration(&a.health_timeout, "health-timeout")?,
+            start_period: duration(&a.health_start_period, "health-start-period")?,
+            start_interval: duration(&a.health_start_interval, "health-start-interval")?,
             retries: a.health_retries,
-            start_period: a.health_start_period.clone(),
-            start_interval: a.health_start_interval.clone(),
-            none: a.no_healthcheck,
         },
     })
 }
 
-/// `--pull`: fetch the image, with Docker's progress lines on stderr.
-fn pull_for_run(engine: &Engine, image: &str, platform: Option<&str>) -> Result<()> {
-    let opts = crate::engine::registry::PullOptions {
-        platform: platform.filter(|p| !p.is_empty()).map(String::from),
-        ..Default::default()
-    };
-    let mut err = std::io::stderr();
-    engine.pull(image, &opts, Some(&mut err))?;
-    Ok(())
-}
-
-/// Creates the container, printing Docker's line for a missing image.
-fn do_create(engine: &Engine, a: &CreateArgs, keep_mounted: bool) -> Result<String> {
+/// Creates the container (pulling its image as `--pull` says, with
+/// Docker's lines on stderr); writes `--cidfile`.
+fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool) -> Result<String> {
     if let Some(f) = &a.cidfile {
         if f.exists() {
             bail!(
@@ -766,25 +825,9 @@ fn do_create(engine: &Engine, a: &CreateArgs, keep_mounted: bool) -> Result<Stri
             );
         }
     }
-    let o = create_options(a)?;
-    let policy = a.pull.as_deref().unwrap_or("missing");
-    if policy == "always" {
-        pull_for_run(engine, &o.image, a.platform.as_deref())?;
-    }
-    let created = match engine.create_container(&o, keep_mounted) {
-        Ok(c) => c,
-        Err(e) => {
-            let Some(m) = e.downcast_ref::<ImageMissing>() else {
-                return Err(e);
-            };
-            eprintln!("Unable to find image '{}' locally", m.shown);
-            if policy == "never" {
-                return Err(e);
-            }
-            pull_for_run(engine, &o.image, a.platform.as_deref())?;
-            engine.create_container(&o, keep_mounted)?
-        }
-    };
+    let spec = container_spec(a)?;
+    let progress = super::layer_progress::plain_to_stderr();
+    let created = engine.create_container_pulling(&spec, CreateOptions { start_next }, &progress)?;
     for w in &created.warnings {
         eprintln!("WARNING: {w}");
     }
@@ -801,22 +844,24 @@ fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
     let keys = detach_keys(a.detach_keys.as_deref())?;
     let id = do_create(engine, &a.create, true)?;
     if a.detach {
-        engine.start_detached(&id)?;
+        engine.start_detached(&id, terminal::console_size())?;
         println!("{id}");
         return Ok(0);
     }
     if interactive_tty {
         let opts = AttachOptions {
-            stdin: true,
-            tty: true,
             detach_keys: keys,
             close_stdin_on_eof: true,
-            sig_proxy: a.sig_proxy,
         };
-        let end = engine.start_and_attach(&id, &opts)?;
+        let signals = if a.sig_proxy { Signals::Proxy } else { Signals::Own };
+        let (_term, streams) = Terminal::open(true, true, true, signals)?;
+        let end = engine.start_and_attach(&id, &opts, streams)?;
         return attach_exit(engine, &id, end, false);
     }
-    engine.start_attached(&id)
+    // In the foreground, in this process: signals always go to the
+    // container (Ctrl-C stops it, as with docker run).
+    let (_term, streams) = Terminal::open(a.create.interactive, a.create.tty, a.create.tty, Signals::Proxy)?;
+    Ok(engine.run_attached(&id, streams)?)
 }
 
 /// Parses `--detach-keys` (absent or empty: Ctrl-P Ctrl-Q).
@@ -833,7 +878,7 @@ fn attach_exit(engine: &Engine, id: &str, end: AttachEnd, from_attach: bool) -> 
             eprintln!("read escape sequence");
             Ok(1)
         }
-        AttachEnd::Detached => Ok(0),
+        AttachEnd::Detached | AttachEnd::Closed => Ok(0),
         AttachEnd::Lost => match engine.container(id) {
             Ok(c) if !c.state.is_running() => Ok(c.state.exit_code),
             _ => bail!(
@@ -857,16 +902,15 @@ fn start(engine: &Engine, a: StartArgs) -> Result<i32> {
         let keys = detach_keys(a.detach_keys.as_deref())?;
         let c = engine.container(&a.containers[0])?;
         let opts = AttachOptions {
-            stdin: a.interactive && c.cfg.open_stdin,
-            tty: c.cfg.tty,
             detach_keys: keys,
             close_stdin_on_eof: a.interactive,
-            sig_proxy: true,
         };
+        let stdin = a.interactive && c.cfg.open_stdin;
+        let (_term, streams) = Terminal::open(stdin, c.cfg.tty, c.cfg.tty && stdin, Signals::Proxy)?;
         let end = if c.state.is_running() {
-            engine.attach_container(&c.rec.id, &opts)?
+            engine.attach_container(&c.rec.id, &opts, streams)?
         } else {
-            engine.start_and_attach(&c.rec.id, &opts)?
+            engine.start_and_attach(&c.rec.id, &opts, streams)?
         };
         return attach_exit(engine, &c.rec.id, end, false);
     }
@@ -875,7 +919,7 @@ fn start(engine: &Engine, a: StartArgs) -> Result<i32> {
         if ctr.state.is_running() {
             return Ok(());
         }
-        engine.start_detached(c)
+        engine.start_detached(c, terminal::console_size())
     })
 }
 
@@ -983,7 +1027,7 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
         let ns = ((f - f.trunc()) * 1e9) as u32;
         return chrono::DateTime::from_timestamp(secs, ns).ok_or_else(|| anyhow!("invalid timestamp {s:?}"));
     }
-    let ns = crate::engine::containers::parse_duration_ns(s).map_err(|_| {
+    let ns = berth_engine::containers::parse_duration_ns(s).map_err(|_| {
         anyhow!("invalid time {s:?}: use RFC 3339 (2013-01-02T13:23:37Z), a unix timestamp or a duration like 42m")
     })?;
     Ok(chrono::Utc::now() - chrono::Duration::nanoseconds(ns as i64))
@@ -1028,35 +1072,14 @@ fn wait(engine: &Engine, a: NamesArgs) -> Result<i32> {
     Ok(if failed { 1 } else { 0 })
 }
 
-fn read_env_files(files: &[PathBuf]) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading env file {}", f.display()))?;
-        out.extend(
-            text.lines()
-                .map(str::trim_start)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
-    }
-    Ok(out)
-}
-
 fn exec(engine: &Engine, a: ExecArgs) -> Result<i32> {
     let (ctr, cmd) = a
         .container_and_cmd
         .split_first()
         .ok_or_else(|| anyhow!("exec needs a container and a command"))?;
     reject_flag_as_operand(ctr, "exec")?;
-    let mut env = read_env_files(&a.env_file)?;
-    env.extend(a.env.iter().filter_map(|e| {
-        if e.contains('=') {
-            Some(e.clone())
-        } else {
-            std::env::var(e).ok().map(|v| format!("{e}={v}"))
-        }
-    }));
-    let opts = berth_runtime::ExecOptions {
+    let env = resolved_env(&a.env_file, &a.env)?;
+    let opts = ExecOptions {
         cmd: cmd.to_vec(),
         env,
         working_dir: a.workdir.clone(),
@@ -1066,7 +1089,14 @@ fn exec(engine: &Engine, a: ExecArgs) -> Result<i32> {
         detach: a.detach,
         privileged: a.privileged,
     };
-    engine.exec_in_container(ctr, &opts)
+    // The runtime takes this terminal as its own (raw mode, window size,
+    // signals), as `docker exec -it` does; `-d` keeps nothing of ours open.
+    let streams = if a.detach {
+        None
+    } else {
+        Some(Terminal::plain(a.interactive, a.tty)?)
+    };
+    Ok(engine.exec_in_container(ctr, &opts, streams)?)
 }
 
 /// `CONTAINER:PATH` or a local path (anything starting with `/` or `.`, or
@@ -1170,18 +1200,6 @@ fn bytes_size(b: u64) -> String {
     format!("{s}{}", units[i])
 }
 
-fn host_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
 fn stats(engine: &Engine, a: StatsArgs) -> Result<i32> {
     let headers: HashMap<&str, &str> = [
         ("Container", "CONTAINER"),
@@ -1209,7 +1227,7 @@ fn stats(engine: &Engine, a: StatsArgs) -> Result<i32> {
             a.containers
                 .iter()
                 .map(|c| engine.container(c))
-                .collect::<Result<Vec<_>>>()?
+                .collect::<berth_engine::Result<Vec<_>>>()?
         };
         let first: Vec<Option<berth_runtime::Stats>> = list
             .iter()
@@ -1224,7 +1242,7 @@ fn stats(engine: &Engine, a: StatsArgs) -> Result<i32> {
                 (Some(a0), Some(a1)) => {
                     let dt = t0.elapsed().as_nanos() as f64;
                     let used = a1.cpu_usage_ns.saturating_sub(a0.cpu_usage_ns) as f64;
-                    let limit = a1.memory_limit.unwrap_or_else(host_memory);
+                    let limit = a1.memory_limit.unwrap_or_else(berth_engine::system::host_memory);
                     let pct = if limit > 0 {
                         a1.memory_usage as f64 * 100.0 / limit as f64
                     } else {
@@ -1271,13 +1289,13 @@ fn attach(engine: &Engine, a: AttachArgs) -> Result<i32> {
     let keys = detach_keys(a.detach_keys.as_deref())?;
     let c = engine.container(&a.container)?;
     let opts = AttachOptions {
-        stdin: !a.no_stdin && c.cfg.open_stdin,
-        tty: c.cfg.tty,
         detach_keys: keys,
         close_stdin_on_eof: false,
-        sig_proxy: a.sig_proxy,
     };
-    let end = engine.attach_container(&c.rec.id, &opts)?;
+    let stdin = !a.no_stdin && c.cfg.open_stdin;
+    let signals = if a.sig_proxy { Signals::Proxy } else { Signals::Own };
+    let (_term, streams) = Terminal::open(stdin, c.cfg.tty, c.cfg.tty && stdin, signals)?;
+    let end = engine.attach_container(&c.rec.id, &opts, streams)?;
     attach_exit(engine, &c.rec.id, end, true)
 }
 
@@ -1291,7 +1309,7 @@ fn export(engine: &Engine, a: ExportArgs) -> Result<i32> {
                 .and_then(|_| Ok(f.sync_all()?));
             if let Err(e) = r {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(e);
+                return Err(e.into());
             }
             std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
         }
@@ -1315,7 +1333,7 @@ fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
     if !a.force && !super::images::confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(0);
     }
-    let removed = prune_stopped(engine)?;
+    let removed = engine.prune_containers()?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
         for id in &removed {
@@ -1327,23 +1345,10 @@ fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `berth __monitor DIR`: supervise a detached container until it is done,
-/// then unmount its rootfs.
+/// `berth __monitor DIR`: supervise a detached container until it is done
+/// (the engine's monitor, as `berth-monitor` runs it).
 pub fn monitor(_root: &Path, a: &MonitorArgs) -> Result<i32> {
-    let dir = &a.container_dir;
-    let opts = berth_runtime::MonitorOptions::from_dir(dir)?;
-    let res = berth_runtime::monitor_main(dir, opts);
-    let _ = berth_runtime::unmount(&dir.join(crate::engine::containers::ROOTFS));
-    Ok(res?)
-}
-
-pub fn inspect_value(engine: &Engine, name: &str, size: bool) -> Result<serde_json::Value> {
-    engine.inspect_container(name, size)
-}
-
-/// Remove every stopped container; returns their IDs.
-pub fn prune_stopped(engine: &Engine) -> Result<Vec<String>> {
-    engine.prune_containers()
+    Ok(berth_engine::monitor::detached_monitor_main(&a.container_dir))
 }
 
 #[cfg(test)]

@@ -10,10 +10,11 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::format::{human_size, since, Format};
-use crate::engine::image_archive::SaveFormat;
-use crate::engine::images::{ListFilter, Removal};
-use crate::engine::import::ImportOptions;
-use crate::engine::Engine;
+use berth_engine::image_archive::SaveFormat;
+use berth_engine::images::{ListFilter, Removal};
+use berth_engine::import::ImportOptions;
+use berth_engine::progress::{Event, Progress};
+use berth_engine::Engine;
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCommand {
@@ -55,6 +56,9 @@ pub enum ImageGroup {
     Load(LoadArgs),
     /// Save one or more images to a tar archive
     Save(SaveArgs),
+    /// Create an image from BASE's layers and each PART's, shared, not copied
+    #[command(visible_alias = "merge")]
+    Compose(super::image_merge::ImageComposeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -196,6 +200,7 @@ pub fn dispatch_group(engine: &Engine, cmd: ImageGroup) -> Result<i32> {
         ImageGroup::Import(a) => import(engine, a),
         ImageGroup::Load(a) => load(engine, a),
         ImageGroup::Save(a) => save(engine, a),
+        ImageGroup::Compose(a) => super::image_merge::run(engine, a),
     }
 }
 
@@ -220,26 +225,29 @@ fn import(engine: &Engine, a: ImportArgs) -> Result<i32> {
 }
 
 fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
-    let loaded = match &a.input {
+    // Docker's lines, from the engine's events, as each image arrives.
+    let progress = if a.quiet {
+        Progress::none()
+    } else {
+        Progress::new(|e| {
+            if let Event::Image { id, name } = e {
+                match name {
+                    Some(n) => println!("Loaded image: {n}"),
+                    None => println!("Loaded image ID: {id}"),
+                }
+            }
+        })
+    };
+    match &a.input {
         Some(p) => {
             let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
-            engine.load(f)?
+            engine.load(f, &progress)?;
         }
         None => {
             if io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is empty: use -i FILE or pipe an archive in");
             }
-            engine.load(io::stdin().lock())?
-        }
-    };
-    if !a.quiet {
-        for l in loaded {
-            if l.tags.is_empty() {
-                println!("Loaded image ID: {}", l.id);
-            }
-            for t in l.tags {
-                println!("Loaded image: {t}");
-            }
+            engine.load(io::stdin().lock(), &progress)?;
         }
     }
     Ok(0)
@@ -265,7 +273,7 @@ fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
             let res = engine.save(&a.images, format, io::BufWriter::with_capacity(1 << 20, &f));
             if let Err(e) = res {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(e);
+                return Err(e.into());
             }
             f.sync_all()?;
             std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
@@ -362,6 +370,10 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
         ("Tag", "TAG"),
         ("Digest", "DIGEST"),
         ("Size", "SIZE"),
+        ("Containers", "CONTAINERS"),
+        ("VirtualSize", "VIRTUAL SIZE"),
+        ("SharedSize", "SHARED SIZE"),
+        ("UniqueSize", "UNIQUE SIZE"),
     ]
     .into_iter()
     .collect();
@@ -372,13 +384,11 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
 /// Print inspect results: a JSON array (Docker's indent), or one template line each.
 pub fn print_inspect(fmt: &Format, values: &[Value]) -> Result<()> {
     if fmt.is_default() {
-        let mut out = serde_json::to_string_pretty(values)?;
-        out.push('\n');
-        io::stdout().write_all(out.as_bytes())?;
+        io::stdout().write_all(super::format::inspect_json(values)?.as_bytes())?;
     } else {
         let mut out = String::new();
         for v in values {
-            out.push_str(&fmt.render(v)?);
+            out.push_str(&fmt.render_inspect(v)?);
             out.push('\n');
         }
         io::stdout().write_all(out.as_bytes())?;

@@ -1,10 +1,10 @@
-//! How `pull` and `push` show their progress: on a terminal, one live
-//! line per layer (its short ID, a bar, bytes, its status); otherwise the
-//! engine's plain lines, unchanged (`abc123def456: Pull complete`), which
-//! logs and scripts read.
+//! How `pull`, `push` and `run`'s pull show their progress: on a
+//! terminal, one live line per layer (its short ID, a bar, bytes, its
+//! status); otherwise Docker's plain lines (`abc123def456: Pull complete`),
+//! which logs and scripts read.
 //!
-//! The engine speaks in lines and byte counts; [`Display`] turns them into
-//! either form. Layer lines are the ones that start with a 12-hex-digit ID.
+//! The engine tells events (a layer's status, bytes moved, a line about
+//! the whole pull); [`Display`] turns them into either form.
 
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
@@ -12,12 +12,19 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::engine::registry::LayerBytes;
+use berth_engine::progress::{Event, Progress};
 
-/// `0123456789ab: Pull complete` → (`0123456789ab`, `Pull complete`).
-pub fn layer_line(line: &str) -> Option<(&str, &str)> {
-    let (id, status) = line.split_once(": ")?;
-    (id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, status))
+/// Writes an event's plain line to `w`, flushed at once.
+fn put_line(w: &mut dyn Write, e: &Event) {
+    if let Some(l) = e.plain_line() {
+        let _ = writeln!(w, "{l}");
+        let _ = w.flush();
+    }
+}
+
+/// Docker's plain lines on stderr (what `run` and `create` show of a pull).
+pub fn plain_to_stderr() -> Progress {
+    Progress::new(|e| put_line(&mut io::stderr().lock(), &e))
 }
 
 /// Statuses after which a layer has nothing more to show.
@@ -116,52 +123,24 @@ impl Display {
         }
     }
 
-    /// For the engine's options.
-    pub fn layer_bytes(&self) -> Option<LayerBytes> {
+    /// The sink the engine's events go to.
+    pub fn progress(&self) -> Progress {
         match self {
+            Display::Quiet => Progress::none(),
+            Display::Plain => Progress::new(|e| put_line(&mut io::stdout().lock(), &e)),
             Display::Bars(b) => {
-                let b = b.clone();
-                Some(LayerBytes(Arc::new(move |id, done, total| b.bytes(id, done, total))))
-            }
-            _ => None,
-        }
-    }
-
-    /// For the engine's progress writer.
-    pub fn writer(&self) -> Option<Box<dyn Write>> {
-        match self {
-            Display::Quiet => None,
-            Display::Plain => Some(Box::new(io::stdout())),
-            Display::Bars(b) => Some(Box::new(LineSplitter {
-                bars: b.clone(),
-                buf: Vec::new(),
-            })),
-        }
-    }
-}
-
-/// Takes the engine's lines: layer lines move the bars, others are
-/// printed above them.
-struct LineSplitter {
-    bars: Arc<Bars>,
-    buf: Vec<u8>,
-}
-
-impl Write for LineSplitter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        while let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=i).collect();
-            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-            match layer_line(&line) {
-                Some((id, status)) => self.bars.status(id, status),
-                None => self.bars.println(&line),
+                let bars = b.clone();
+                Progress::new(move |e| match &e {
+                    Event::Layer { id, status } => bars.status(id, status),
+                    Event::Bytes { id, current, total } => bars.bytes(id, *current, *total),
+                    e => {
+                        if let Some(l) = e.plain_line() {
+                            bars.println(&l)
+                        }
+                    }
+                })
             }
         }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -170,51 +149,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layer_lines_are_told_from_the_others() {
-        assert_eq!(
-            layer_line("0123456789ab: Pull complete"),
-            Some(("0123456789ab", "Pull complete"))
-        );
-        assert_eq!(
-            layer_line("abcdefabcdef: Mounted from x/y"),
-            Some(("abcdefabcdef", "Mounted from x/y"))
-        );
-        for l in [
-            "1: Pulling from private/app",
-            "latest: digest: sha256:ab size: 3",
-            "Digest: sha256:0123456789abcdef",
-            "Status: Downloaded newer image for x",
-            "0123456789ag: x",
-        ] {
-            assert_eq!(layer_line(l), None, "{l}");
-        }
-    }
-
-    #[test]
-    fn without_a_terminal_the_lines_are_the_engines() {
+    fn without_a_terminal_the_lines_are_dockers() {
         // Under `cargo test` stderr is a pipe or a file, never drawn on.
         if io::stderr().is_terminal() {
             return;
         }
-        let d = Display::choose(false);
-        assert!(matches!(d, Display::Plain));
-        assert!(d.layer_bytes().is_none(), "no byte counts without bars");
+        assert!(matches!(Display::choose(false), Display::Plain));
         assert!(matches!(Display::choose(true), Display::Quiet));
-        assert!(Display::Quiet.writer().is_none());
+        assert!(!Display::Quiet.progress().is_on());
+        let mut out = Vec::new();
+        put_line(
+            &mut out,
+            &Event::Layer {
+                id: "0123456789ab".into(),
+                status: "Pull complete".into(),
+            },
+        );
+        put_line(
+            &mut out,
+            &Event::Bytes {
+                id: "0123456789ab".into(),
+                current: 1,
+                total: 2,
+            },
+        );
+        put_line(&mut out, &Event::Status("Digest: sha256:ab".into()));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "0123456789ab: Pull complete\nDigest: sha256:ab\n"
+        );
     }
 
     #[test]
-    fn bars_follow_lines_and_bytes() {
+    fn bars_follow_layer_events_and_bytes() {
         let bars = Bars::new(ProgressDrawTarget::hidden());
-        let d = Display::Bars(bars.clone());
-        let bytes = d.layer_bytes().unwrap();
-        let mut w = d.writer().unwrap();
-        write!(w, "0123456789ab: Pulling fs layer\nDigest: sha256:").unwrap();
-        (bytes.0)("0123456789ab", 10, 100);
+        let p = Display::Bars(bars.clone()).progress();
+        p.layer("0123456789ab", "Pulling fs layer");
+        p.status("Digest: sha256:x");
+        p.bytes("0123456789ab", 10, 100);
         let b = bars.bar("0123456789ab");
         assert_eq!((b.position(), b.length()), (10, Some(100)));
         assert_eq!(b.message(), "Pulling fs layer");
-        writeln!(w, "x\n0123456789ab: Pull complete").unwrap();
+        p.layer("0123456789ab", "Pull complete");
         assert!(b.is_finished());
         assert_eq!(b.position(), 100);
         assert_eq!(bars.layers.lock().unwrap().len(), 1, "non-layer lines make no bars");

@@ -1,19 +1,27 @@
 //! The command line: Docker's commands and flags, parsed by clap, each
 //! handed to one engine function, the result printed as Docker prints it.
 
+pub mod binfmt;
 pub mod build;
+pub mod compose;
 pub mod containers;
 pub mod format;
+pub mod image_merge;
 pub mod images;
 pub mod layer_progress;
+pub mod network;
 pub mod registry;
+pub mod service;
 pub mod system;
+pub mod terminal;
+pub mod userns;
+pub mod volume;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::engine::{self, Engine, ExitError};
+use berth_engine::{Engine, EngineError, ErrorKind};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -65,11 +73,23 @@ pub enum Command {
     Version(system::VersionArgs),
     /// Display system-wide information
     Info(system::InfoArgs),
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: network::NetworkCommand,
+    },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: volume::VolumeCommand,
+    },
     /// Manage berth
     System {
         #[command(subcommand)]
         cmd: system::SystemCommand,
     },
+    /// Define and run multi-container applications (Docker Compose)
+    Compose(compose::ComposeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -89,7 +109,7 @@ pub struct InspectArgs {
 
 /// Parse, run, and return the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(compose::argv()) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 125 } else { 0 };
@@ -109,10 +129,7 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let (code, shown) = match e.downcast_ref::<ExitError>() {
-                Some(x) => (x.code, x.message.clone()),
-                None => (125, error_chain(&e)),
-            };
+            let (code, shown) = exit_code_and_message(&e);
             if !shown.is_empty() {
                 eprintln!("Error: {shown}");
             }
@@ -121,25 +138,24 @@ pub fn main() -> i32 {
     }
 }
 
-/// "context: cause: cause", skipping a cause whose text the message above
-/// already carries (library errors often include their source's text).
-pub fn error_chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
+/// The one place where an error becomes the exit code and message berth
+/// ends with, as Docker's CLI does: a failure that carries an exit code (a
+/// container's own, 126/127, 1 for a failed build) ends with that code and
+/// shows only its message (nothing when whoever failed already said why);
+/// any other kind ends with 125 and shows every context and cause once.
+pub fn exit_code_and_message(e: &anyhow::Error) -> (i32, String) {
+    let engine_error = e.chain().find_map(|c| c.downcast_ref::<EngineError>());
+    match engine_error {
+        Some(x) if matches!(x.kind(), ErrorKind::Exit(_)) => (x.exit_code(), x.message()),
+        _ => (
+            berth_engine::error::EXIT_ENGINE_FAILURE,
+            berth_engine::error::chain_text(e.chain().map(|c| c.to_string())),
+        ),
     }
-    out
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
-    let root = cli.root.clone().unwrap_or_else(engine::default_root);
+    let root = cli.root.clone().unwrap_or_else(berth_engine::default_root);
     // Absolute from here on: the root is written into bundles, monitor
     // options and hooks that run from other directories.
     let root = anyhow::Context::with_context(std::path::absolute(&root), || {
@@ -151,6 +167,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     if let Command::Containers(containers::ContainerCommand::Monitor(a)) = &cli.command {
         return containers::monitor(&root, a);
+    }
+    if let Command::Compose(a) = cli.command {
+        return compose::run(&root, cli.runtime, a);
     }
     if let Command::Registry(c) = &cli.command {
         if let Some(r) = registry::run_without_store(c) {
@@ -166,34 +185,29 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Build(a) => build::run(&engine, a),
         Command::Registry(c) => registry::dispatch(&engine, c),
         Command::Inspect(a) => inspect(&engine, a),
-        Command::Version(_) => unreachable!("handled above"),
+        Command::Version(_) | Command::Compose(_) => unreachable!("handled above"),
         Command::Info(a) => system::info(&engine, a),
         Command::System { cmd } => system::dispatch(&engine, cmd),
+        Command::Network { cmd } => network::dispatch(&engine, cmd),
+        Command::Volume { cmd } => volume::dispatch(&engine, cmd),
     }
 }
 
-/// `berth inspect`: containers first, then images (as Docker does).
+/// `berth inspect`: the engine looks (containers first, then images).
 fn inspect(engine: &Engine, a: InspectArgs) -> anyhow::Result<i32> {
     let fmt = format::Format::parse(a.format.as_deref())?;
+    let kind = berth_engine::system::InspectKind::parse(a.kind.as_deref())?;
     let mut out = Vec::new();
     let mut failed = false;
     for name in &a.objects {
-        let want_container = a.kind.as_deref() != Some("image");
-        let want_image = a.kind.as_deref() != Some("container");
-        let found = if want_container {
-            containers::inspect_value(engine, name, a.size).ok()
-        } else {
-            None
-        };
-        let found = match found {
-            Some(v) => Some(v),
-            None if want_image => engine.image_inspect(name).ok(),
-            None => None,
-        };
-        match found {
-            Some(v) => out.push(v),
-            None => {
+        match engine.inspect(name, kind, a.size) {
+            Ok(v) => out.push(v),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
                 eprintln!("Error: No such object: {name}");
+                failed = true;
+            }
+            Err(e) => {
+                eprintln!("Error: {e}");
                 failed = true;
             }
         }

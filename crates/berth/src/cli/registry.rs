@@ -9,8 +9,8 @@ use berth_registry::{Credentials, LayerCompression, Options};
 use clap::Subcommand;
 
 use crate::cli::layer_progress::Display;
-use crate::engine::registry::{EntryOptions, PullOptions, PushOptions};
-use crate::engine::Engine;
+use berth_engine::registry::{EntryOptions, PullOptions, PushOptions};
+use berth_engine::Engine;
 
 #[derive(Subcommand, Debug)]
 pub enum RegistryCommand {
@@ -241,11 +241,9 @@ fn pull(engine: &Engine, a: PullArgs) -> Result<i32> {
         platform: a.platform.clone().filter(|p| !p.is_empty()),
         all_tags: a.all_tags,
         registry: a.conn.options()?,
-        layer_bytes: display.layer_bytes(),
     };
     let mut stdout = io::stdout();
-    let mut w = display.writer();
-    let pulled = engine.pull(&a.image, &opts, w.as_mut().map(|b| b.as_mut() as &mut dyn Write))?;
+    let pulled = engine.pull(&a.image, &opts, &display.progress())?;
     if a.quiet {
         for p in &pulled {
             writeln!(stdout, "{}", p.name)?;
@@ -260,15 +258,8 @@ fn push(engine: &Engine, a: PushArgs) -> Result<i32> {
         all_tags: a.all_tags,
         compression: a.compression_format,
         registry: a.conn.options()?,
-        layer_bytes: display.layer_bytes(),
     };
-    let mut w = display.writer();
-    let pushed = engine.push(
-        &a.image,
-        a.destination.as_deref(),
-        &opts,
-        w.as_mut().map(|b| b.as_mut() as &mut dyn Write),
-    )?;
+    let pushed = engine.push(&a.image, a.destination.as_deref(), &opts, &display.progress())?;
     if a.quiet {
         let mut stdout = io::stdout();
         for p in &pushed {
@@ -325,7 +316,7 @@ fn login(a: &LoginArgs) -> Result<i32> {
         bail!("the password must not be empty");
     }
     let creds = Credentials { username, password };
-    crate::engine::registry::login(&server, &creds, &opts)?;
+    berth_engine::registry::login(&server, &creds, &opts)?;
     println!("Login Succeeded");
     Ok(0)
 }
@@ -355,7 +346,7 @@ fn logout(a: &LogoutArgs) -> Result<i32> {
         ..Options::default()
     };
     let shown = berth_registry::auth::normalize_server(&server);
-    if crate::engine::registry::logout(&server, &opts)? {
+    if berth_engine::registry::logout(&server, &opts)? {
         println!("Removing login credentials for {shown}");
     } else {
         println!("Not logged in to {shown}");
@@ -399,13 +390,9 @@ fn manifest(engine: &Engine, cmd: ManifestCommand) -> Result<i32> {
                 all_tags: false,
                 compression: a.compression_format,
                 registry: a.conn.options()?,
-                layer_bytes: None,
             };
-            let d = if a.quiet {
-                engine.manifest_push(&a.list, a.destination.as_deref(), &opts, None)?
-            } else {
-                engine.manifest_push(&a.list, a.destination.as_deref(), &opts, Some(&mut stdout))?
-            };
+            let progress = if a.quiet { Display::Quiet } else { Display::Plain };
+            let d = engine.manifest_push(&a.list, a.destination.as_deref(), &opts, &progress.progress())?;
             if let Some(f) = &a.digestfile {
                 std::fs::write(f, d.as_str()).with_context(|| format!("writing {}", f.display()))?;
             }

@@ -1,4 +1,4 @@
-//! `version`, `info`, `system df`, `system prune`.
+//! `version`, `info`, `system df`, `system prune`, `system check`.
 
 use std::collections::HashMap;
 
@@ -7,7 +7,8 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::format::{human_size, Format};
-use crate::engine::{is_rootless, Engine};
+use berth_engine::system::UsageRow;
+use berth_engine::Engine;
 
 #[derive(clap::Args, Debug)]
 pub struct VersionArgs {
@@ -29,6 +30,20 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Show which CPU architectures run here; register qemu's binfmt handlers
+    Binfmt(super::binfmt::BinfmtArgs),
+    /// Serve the Docker Engine API on a socket
+    Service(super::service::ServiceArgs),
+    /// Check the store for damage and leftovers (and repair them)
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Repair what is found: remove garbage and stale mounts, unpack lost
+    /// layers again, tighten modes, remove images that cannot be made whole
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,74 +69,50 @@ pub struct SystemPruneArgs {
 }
 
 pub fn version(a: &VersionArgs) -> Result<i32> {
-    let v = json!({
-        "Version": env!("CARGO_PKG_VERSION"),
-        "Os": std::env::consts::OS,
-        "Arch": berth_store::ImageConfig::host_architecture(),
-        "ApiVersion": "1.43",
-    });
+    let v = berth_engine::system::version();
     match &a.format {
-        Some(f) => println!("{}", Format::parse(Some(f))?.render(&v)?),
+        Some(f) => println!("{}", Format::parse(Some(f))?.render(&serde_json::to_value(&v)?)?),
         None => {
-            println!("berth version {}", env!("CARGO_PKG_VERSION"));
-            println!(
-                " OS/Arch: {}/{}",
-                std::env::consts::OS,
-                berth_store::ImageConfig::host_architecture()
-            );
+            println!("berth version {}", v.version);
+            println!(" OS/Arch: {}/{}", v.os, v.arch);
         }
     }
     Ok(0)
 }
 
-fn cgroup_version() -> &'static str {
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "2"
-    } else if std::path::Path::new("/sys/fs/cgroup/unified").exists() {
-        "1 (hybrid)"
-    } else {
-        "1"
-    }
-}
-
 pub fn info(engine: &Engine, a: InfoArgs) -> Result<i32> {
-    let (images, containers) = engine.store.counts()?;
-    let runtime = berth_runtime::OciRuntime::select(engine.runtime.as_deref(), &engine.root().join("runtime"));
-    let (rname, rpath, reason) = match &runtime {
-        Ok(r) => (r.name.clone(), r.path.display().to_string(), r.reason.clone()),
-        Err(e) => ("none".into(), String::new(), e.to_string()),
-    };
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let v = json!({
-        "Root": engine.root().display().to_string(),
-        "Driver": "overlay",
-        "Images": images,
-        "Containers": containers,
-        "Rootless": is_rootless(),
-        "CgroupVersion": cgroup_version(),
-        "Runtime": {"Name": rname, "Path": rpath, "Reason": reason},
-        "KernelVersion": kernel.trim(),
-        "OperatingSystem": std::env::consts::OS,
-        "Architecture": berth_store::ImageConfig::host_architecture(),
-        "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "ServerVersion": env!("CARGO_PKG_VERSION"),
-    });
+    let i = engine.info()?;
     if let Some(f) = &a.format {
-        println!("{}", Format::parse(Some(f))?.render(&v)?);
+        println!("{}", Format::parse(Some(f))?.render(&serde_json::to_value(&i)?)?);
         return Ok(0);
     }
-    println!("Server Version: {}", v["ServerVersion"].as_str().unwrap_or(""));
-    println!("Root Dir: {}", v["Root"].as_str().unwrap_or(""));
-    println!("Storage Driver: overlay");
-    println!("Images: {images}");
-    println!("Containers: {containers}");
-    println!("Rootless: {}", is_rootless());
-    println!("Cgroup Version: {}", cgroup_version());
-    println!("Default Runtime: {rname} ({rpath})");
-    println!(" Why: {reason}");
-    println!("Kernel Version: {}", kernel.trim());
-    println!("Architecture: {}", v["Architecture"].as_str().unwrap_or(""));
-    println!("CPUs: {}", v["NCPU"]);
+    println!("Server Version: {}", i.server_version);
+    println!("Root Dir: {}", i.root);
+    println!("Storage Driver: {}", i.driver);
+    println!("Images: {}", i.images);
+    println!("Containers: {}", i.containers);
+    println!("Rootless: {}", i.rootless);
+    println!(
+        "Cgroup Version: {}{}",
+        i.cgroup_version,
+        if i.cgroup_hybrid { " (hybrid)" } else { "" }
+    );
+    println!("Default Runtime: {} ({})", i.runtime.name, i.runtime.path);
+    println!(" Why: {}", i.runtime.reason);
+    println!("Kernel Version: {}", i.kernel_version);
+    println!("Architecture: {}", i.architecture);
+    println!("CPUs: {}", i.ncpu);
+    match &i.userns {
+        Some(u) => super::userns::print_info(u),
+        None => {
+            if let Err(e) = engine.userns_info() {
+                println!("User Namespaces: {e:#}");
+            }
+        }
+    }
+    for w in &i.warnings {
+        println!("WARNING: {w}");
+    }
     Ok(0)
 }
 
@@ -130,21 +121,48 @@ pub fn dispatch(engine: &Engine, cmd: SystemCommand) -> Result<i32> {
         SystemCommand::Df(a) => df(engine, a),
         SystemCommand::Prune(a) => prune(engine, a),
         SystemCommand::Info(a) => info(engine, a),
+        SystemCommand::Binfmt(a) => super::binfmt::run(a),
+        SystemCommand::Service(a) => super::service::run(engine, a),
+        SystemCommand::Check(a) => check(engine, a),
     }
 }
 
+/// Prints each finding; exits 1 while something is left unrepaired.
+fn check(engine: &Engine, a: CheckArgs) -> Result<i32> {
+    let report = engine.system_check(a.repair)?;
+    for f in &report.findings {
+        println!("{f}");
+    }
+    let found = report.findings.len();
+    let left = report.unrepaired().count();
+    if found == 0 {
+        println!("No problems found.");
+    } else if left == 0 {
+        println!("{found} problem(s) found, all repaired.");
+    } else if a.repair {
+        println!("{found} problem(s) found, {} repaired, {left} left.", found - left);
+    } else {
+        println!("{found} problem(s) found; `berth system check --repair` repairs them.");
+    }
+    Ok(if left == 0 { 0 } else { 1 })
+}
+
 fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
-    let (total, active, size, reclaimable) = engine.df_images()?;
-    let containers = engine.store.list_containers()?.len();
-    let pct = |r: u64, s: u64| match (r * 100).checked_div(s) {
-        Some(p) => format!(" ({p}%)"),
-        None => String::new(),
+    let du = engine.disk_usage()?;
+    // Docker's RECLAIMABLE: the size, and its share of the row's size.
+    let reclaimable = |r: &UsageRow| match (r.reclaimable * 100).checked_div(r.size) {
+        Some(p) => format!("{} ({p}%)", human_size(r.reclaimable)),
+        None => human_size(r.reclaimable),
+    };
+    let row = |kind: &str, r: &UsageRow| {
+        json!({"Type": kind, "TotalCount": r.total.to_string(), "Active": r.active.to_string(),
+               "Size": human_size(r.size), "Reclaimable": reclaimable(r)})
     };
     let rows = vec![
-        json!({"Type": "Images", "TotalCount": total.to_string(), "Active": active.to_string(), "Size": human_size(size), "Reclaimable": format!("{}{}", human_size(reclaimable), pct(reclaimable, size))}),
-        json!({"Type": "Containers", "TotalCount": containers.to_string(), "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
-        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
-        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        row("Images", &du.images),
+        row("Containers", &du.containers),
+        row("Local Volumes", &du.volumes),
+        row("Build Cache", &du.build_cache),
     ];
     let headers: HashMap<&str, &str> = [
         ("Type", "TYPE"),
@@ -163,17 +181,23 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
     if a.verbose {
         println!("\nImages space usage:\n");
         let rows = engine.list_images(&Default::default())?;
+        let ids: Vec<_> = rows.iter().map(|r| r.id.clone()).collect();
+        let usage = engine.image_layer_usage(&ids)?;
         let items: Vec<Value> = rows
             .iter()
             .map(|r| {
+                let u = usage.get(&r.id).copied().unwrap_or_default();
                 json!({"Repository": r.repository, "Tag": r.tag, "ID": r.id.short(), "CreatedSince": super::format::since(&r.created),
-                       "Size": human_size(r.size), "Containers": r.containers.to_string()})
+                       "Size": human_size(r.size), "SharedSize": human_size(u.shared), "UniqueSize": human_size(u.unique),
+                       "Containers": r.containers.to_string()})
             })
             .collect();
         let h: HashMap<&str, &str> = [
             ("ID", "IMAGE ID"),
             ("CreatedSince", "CREATED"),
             ("Size", "SIZE"),
+            ("SharedSize", "SHARED SIZE"),
+            ("UniqueSize", "UNIQUE SIZE"),
             ("Containers", "CONTAINERS"),
             ("Repository", "REPOSITORY"),
             ("Tag", "TAG"),
@@ -181,7 +205,7 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
         .into_iter()
         .collect();
         Format::parse(Some(
-            "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.Containers}}",
+            "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
         ))?
         .print_items(&items, &h)?;
     }
@@ -201,7 +225,7 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
     if !a.force && !super::images::confirm(&warning)? {
         return Ok(0);
     }
-    let removed_containers = super::containers::prune_stopped(engine)?;
+    let removed_containers = engine.prune_containers()?;
     if !removed_containers.is_empty() {
         println!("Deleted Containers:");
         for c in &removed_containers {
@@ -214,8 +238,8 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
         println!("Deleted Images:");
         for r in &removed {
             match r {
-                crate::engine::images::Removal::Untagged(n) => println!("untagged: {n}"),
-                crate::engine::images::Removal::Deleted(d) => println!("deleted: {d}"),
+                berth_engine::images::Removal::Untagged(n) => println!("untagged: {n}"),
+                berth_engine::images::Removal::Deleted(d) => println!("deleted: {d}"),
             }
         }
         println!();

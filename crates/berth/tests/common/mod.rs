@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A fresh store root under the target dir's tmp, removed on drop.
 pub struct Root {
@@ -139,22 +139,29 @@ pub fn subuid_user() -> Option<(String, u32, u32)> {
     None
 }
 
+/// Fails the test at once unless it runs as root. Tests that need root
+/// are `#[ignore = "needs root"]`: `cargo test` lists them as ignored, and
+/// `scripts/test` runs them as root with `--include-ignored`.
+pub fn need_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root: run it as root with --include-ignored (scripts/test does)"
+    );
+}
+
 /// A fresh root with busybox imported as `bb`, for tests that run
-/// containers (`None`, with the reason printed, when not root); removes
-/// its containers on drop.
+/// containers (as root: such tests are `#[ignore = "needs root"]`);
+/// removes its containers on drop.
 pub struct Env {
     pub root: Root,
 }
 
 impl Env {
-    pub fn new() -> Option<Env> {
-        if !rustix::process::geteuid().is_root() {
-            println!("SKIP: running containers here needs root (rootless is tested separately)");
-            return None;
-        }
+    pub fn new() -> Env {
+        need_root();
         let root = Root::new();
         root.busybox("bb");
-        Some(Env { root })
+        Env { root }
     }
 
     /// `.State.Status` of a container.
@@ -182,8 +189,9 @@ pub fn have(tool: &str) -> bool {
 }
 
 /// A throwaway store owned by an unprivileged user with subordinate ids,
-/// and a copy of berth that user can run. `None` (with the reason printed)
-/// when this machine cannot run rootless tests.
+/// and a copy of berth that user can run. Needs root (to switch users), a
+/// user with an `/etc/subuid` range and `newuidmap`: `scripts/test` makes
+/// sure of all three; a machine without them fails the test, saying which.
 pub struct Rootless {
     pub dir: tempfile::TempDir,
     pub user: String,
@@ -192,30 +200,28 @@ pub struct Rootless {
 }
 
 impl Rootless {
-    pub fn new(prefix: &str) -> Option<Rootless> {
-        if !rustix::process::geteuid().is_root() {
-            println!("SKIP: this test switches to an unprivileged user and must start as root");
-            return None;
-        }
-        let Some((user, uid, gid)) = subuid_user() else {
-            println!("SKIP: no user with an /etc/subuid range");
-            return None;
-        };
-        if !Path::new("/usr/bin/newuidmap").exists() && !have("newuidmap") {
-            println!("SKIP: newuidmap (uidmap) is not installed");
-            return None;
-        }
+    pub fn new(prefix: &str) -> Rootless {
+        need_root();
+        let (user, uid, gid) =
+            subuid_user().expect("no user with an /etc/subuid range (scripts/test creates berth-rootless)");
+        assert!(
+            Path::new("/usr/bin/newuidmap").exists() || have("newuidmap"),
+            "newuidmap is not installed (apt-get install uidmap; scripts/setup does)"
+        );
         let dir = tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let exe = dir.path().join("berth");
         std::fs::copy(env!("CARGO_BIN_EXE_berth"), &exe).unwrap();
+        // The monitor program beside it, as installed.
+        let monitor = dir.path().join("berth-monitor");
+        std::fs::copy(env!("CARGO_BIN_EXE_berth-monitor"), &monitor).unwrap();
         let tar = dir.path().join("bb.tar");
         std::fs::copy(busybox_tar(), &tar).unwrap();
-        for p in [dir.path().to_path_buf(), exe, tar] {
+        for p in [dir.path().to_path_buf(), exe, monitor, tar] {
             std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
         }
-        Some(Rootless { dir, user, uid, gid })
+        Rootless { dir, user, uid, gid }
     }
 
     /// `berth --root <store> ARGS` as the user, in the test dir (which holds `bb.tar`).
@@ -239,4 +245,39 @@ impl Rootless {
     pub fn store(&self) -> PathBuf {
         self.dir.path().join("store")
     }
+}
+
+/// A `docker-registry serve` on a free port of 127.0.0.1 storing under
+/// `dir/data`: `log` is its config's log section, `extra` is appended after
+/// `http.addr` (TLS lines, an auth section); stdout to `stdout`, stderr to
+/// `dir/registry.log`. Returns it and its port once it takes connections.
+pub fn serve_registry(dir: &Path, log: &str, extra: &str, stdout: Stdio) -> (Child, u16) {
+    assert!(
+        have("docker-registry"),
+        "docker-registry is not installed (apt-get install docker-registry)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = format!(
+        "version: 0.1\n{log}storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
+        dir.join("data").display()
+    );
+    std::fs::write(dir.join("config.yml"), cfg).unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(std::fs::File::create(dir.join("registry.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the registry did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (child, port)
 }

@@ -1,0 +1,284 @@
+//! `berth network create|ls|inspect|rm|prune`: Docker's flags, columns and
+//! JSON, over the engine's network functions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+use super::format::Format;
+use super::images::print_inspect;
+use berth_engine::human::since;
+use berth_engine::networks::NetworkFilters;
+use berth_engine::Engine;
+use berth_net::bridge::NetworkRequest;
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create(CreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Display detailed information on one or more networks
+    Inspect(InspectArgs),
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Remove all unused networks
+    Prune(PruneArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    /// Driver to manage the network (bridge)
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR format that represents a network segment
+    #[arg(long)]
+    pub subnet: Vec<String>,
+    /// IPv4 gateway for the master subnet
+    #[arg(long)]
+    pub gateway: Vec<String>,
+    /// Allocate container IPs from a sub-range
+    #[arg(long = "ip-range")]
+    pub ip_range: Vec<String>,
+    /// Restrict external access to the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Set metadata on a network
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short, long = "opt")]
+    pub opt: Vec<String>,
+    /// Enable IPv6 networking (not supported yet)
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Enable manual container attachment (accepted; every berth network is attachable)
+    #[arg(long)]
+    pub attachable: bool,
+    pub name: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// Provide filter values (e.g. "driver=bridge")
+    #[arg(short, long = "filter")]
+    pub filters: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate the output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only display network IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Format output using a custom template
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Verbose output for diagnostics (accepted)
+    #[arg(short, long)]
+    pub verbose: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RmArgs {
+    /// Do not error if the network does not exist
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true, value_name = "NETWORK")]
+    pub networks: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (accepted: until, label)
+    #[arg(long = "filter")]
+    pub filters: Vec<String>,
+}
+
+/// `KEY=VALUE` (a bare `KEY` means an empty value, as Docker's labels do).
+pub fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        let (k, v) = i.split_once('=').unwrap_or((i.as_str(), ""));
+        if k.is_empty() {
+            bail!("invalid {what} {i:?}: expected KEY=VALUE");
+        }
+        m.insert(k.to_string(), v.to_string());
+    }
+    Ok(m)
+}
+
+fn one(v: &[String], flag: &str) -> Result<Option<String>> {
+    match v.len() {
+        0 => Ok(None),
+        1 => Ok(Some(v[0].clone())),
+        _ => bail!("berth networks take one IPv4 {flag} (IPv6 networks are not supported yet)"),
+    }
+}
+
+pub fn dispatch(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
+    match cmd {
+        NetworkCommand::Create(a) => create(engine, a),
+        NetworkCommand::Ls(a) => ls(engine, a),
+        NetworkCommand::Inspect(a) => inspect(engine, a),
+        NetworkCommand::Rm(a) => rm(engine, a),
+        NetworkCommand::Prune(a) => prune(engine, a),
+    }
+}
+
+fn create(engine: &Engine, a: CreateArgs) -> Result<i32> {
+    if a.ipv6 {
+        bail!("IPv6 networks are not supported by berth yet");
+    }
+    let req = NetworkRequest {
+        name: a.name,
+        driver: Some(a.driver),
+        subnet: one(&a.subnet, "--subnet")?,
+        gateway: one(&a.gateway, "--gateway")?,
+        ip_range: one(&a.ip_range, "--ip-range")?,
+        internal: a.internal,
+        labels: key_values(&a.label, "label")?,
+        options: key_values(&a.opt, "option")?,
+    };
+    let n = engine.network_create(&req)?;
+    println!("{}", n.id);
+    Ok(0)
+}
+
+fn ls(engine: &Engine, a: LsArgs) -> Result<i32> {
+    let rows = engine.network_list(&NetworkFilters::parse(&a.filters)?)?;
+    let id = |s: &str| {
+        if a.no_trunc {
+            s.to_string()
+        } else {
+            s.chars().take(12).collect()
+        }
+    };
+    if a.quiet {
+        for r in &rows {
+            println!("{}", id(&r.id));
+        }
+        return Ok(0);
+    }
+    let spec = match a.format.as_deref() {
+        None | Some("") | Some("table") => "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}".to_string(),
+        Some(s) => s.to_string(),
+    };
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let labels = r
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            json!({
+                "ID": id(&r.id),
+                "Name": r.name,
+                "Driver": r.driver,
+                "Scope": r.scope,
+                "IPv6": false,
+                "Internal": r.internal,
+                "Labels": labels,
+                "CreatedAt": r.created,
+                "CreatedSince": if r.created.is_empty() { String::new() } else { since(&r.created) },
+            })
+        })
+        .collect();
+    let headers: HashMap<&str, &str> = [
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("Labels", "LABELS"),
+        ("CreatedAt", "CREATED AT"),
+    ]
+    .into_iter()
+    .collect();
+    Format::parse(Some(&spec))?.print_items(&items, &headers)?;
+    Ok(0)
+}
+
+fn inspect(engine: &Engine, a: InspectArgs) -> Result<i32> {
+    inspect_each(a.format.as_deref(), &a.networks, |n| engine.network_inspect(n))
+}
+
+/// `inspect` of several objects: the ones found printed together (JSON
+/// array or one template line each), an error line for each one not
+/// found, exit code 1 if any was not.
+pub fn inspect_each(format: Option<&str>, names: &[String], get: impl Fn(&str) -> Result<Value>) -> Result<i32> {
+    let fmt = Format::parse(format)?;
+    let mut values = Vec::new();
+    let mut failed = false;
+    for n in names {
+        match get(n) {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    print_inspect(&fmt, &values)?;
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn rm(engine: &Engine, a: RmArgs) -> Result<i32> {
+    let mut failed = false;
+    for n in &a.networks {
+        match engine.network_remove(n) {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                let missing = matches!(
+                    e.downcast_ref::<berth_store::StoreError>(),
+                    Some(berth_store::StoreError::NetworkNotFound(_))
+                );
+                if !(a.force && missing) {
+                    eprintln!(
+                        "Error: {}",
+                        berth_engine::error::chain_text(e.chain().map(|c| c.to_string()))
+                    );
+                    failed = true;
+                }
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
+    if !a.filters.is_empty() {
+        bail!("network prune --filter is not supported by berth yet");
+    }
+    if !a.force
+        && !super::volume::confirm("WARNING! This will remove all custom networks not used by at least one container.")?
+    {
+        return Ok(0);
+    }
+    let gone = engine.network_prune()?;
+    if !gone.is_empty() {
+        println!("Deleted Networks:");
+        for n in gone {
+            println!("{n}");
+        }
+        println!();
+    }
+    Ok(0)
+}

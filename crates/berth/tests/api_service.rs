@@ -1,0 +1,384 @@
+//! `berth system service` as a service: Docker's answers on the wire,
+//! the idle exit, systemd socket activation, the socket's rights (root
+//! and rootless), and TCP only on loopback or behind client certificates.
+
+#[path = "common/api.rs"]
+mod api;
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use api::{docker, docker_clients, docker_ok, header, raw_http, Service};
+use common::{stderr, stdout, Env, Root, Rootless};
+
+/// Waits (up to a minute) for a child to exit by itself.
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "the service did not exit on its own");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ping_version_and_errors_answer_as_dockerd_does() {
+    let root = Root::new();
+    let svc = Service::start(&root);
+
+    let (head, body) = svc.http("HEAD", "/_ping");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.is_empty());
+    for (name, value) in [
+        ("api-version", "1.43"),
+        ("docker-experimental", "false"),
+        ("ostype", "linux"),
+        ("builder-version", "1"),
+        ("cache-control", "no-cache, no-store, must-revalidate"),
+        ("pragma", "no-cache"),
+    ] {
+        assert_eq!(header(&head, name), Some(value), "{name} in\n{head}");
+    }
+    let (_, body) = svc.http("GET", "/_ping");
+    assert_eq!(body, "OK");
+
+    // Any supported version prefix, or none; too new and too old are 400s.
+    let (head, body) = svc.http("GET", "/v1.24/version");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["ApiVersion"].as_str(), v["MinAPIVersion"].as_str()),
+        (Some("1.43"), Some("1.24"))
+    );
+    assert_eq!(v["Components"][0]["Name"], "Engine");
+    let (head, body) = svc.http("GET", "/v1.99/version");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert_eq!(
+        body,
+        r#"{"message":"client version 1.99 is too new. Maximum supported API version is 1.43"}"#
+    );
+
+    // Docker's 404s, and 501 for what berth does not serve yet.
+    let (head, body) = svc.http("GET", "/nosuch");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert_eq!(body, r#"{"message":"page not found"}"#);
+    let (head, body) = svc.http("GET", "/v1.43/containers/nosuch/json");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert_eq!(body, r#"{"message":"No such container: nosuch"}"#);
+    let (head, body) = svc.http("GET", "/images/nosuch/json");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert_eq!(body, r#"{"message":"No such image: nosuch"}"#);
+    let (head, body) = svc.http("POST", "/containers/create");
+    assert!(head.starts_with("HTTP/1.1 501"), "{head}");
+    assert!(body.contains("container creation"), "{body}");
+    let (head, body) = svc.http("GET", "/images/json?filters=%7Bnot-json");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(body.contains("invalid filter"), "{body}");
+    let (head, _) = svc.http("GET", "/containers/json?limit=many");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+}
+
+#[test]
+fn the_service_exits_once_idle_for_its_time_and_removes_its_socket() {
+    let root = Root::new();
+    let mut svc = Service::start_with(&root, &["--time", "1"]);
+    let client = &docker_clients()[0];
+    docker_ok(client, &svc, &root, &["version"]);
+    let st = wait_exit(&mut svc.child);
+    assert!(st.success(), "{st}");
+    assert!(!svc.socket.exists(), "the socket goes with the service");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_request_in_flight_keeps_an_idle_service_alive() {
+    let env = Env::new();
+    let root = &env.root;
+    root.ok(&["run", "-d", "--name", "napper", "bb", "sleep", "3"]);
+    let mut svc = Service::start_with(root, &["--time", "1"]);
+    let client = &docker_clients()[0];
+    // The wait outlasts the idle time: the service must not leave under it.
+    let waited = docker_ok(client, &svc, root, &["wait", "napper"]);
+    assert_eq!(waited.trim(), "0");
+    assert!(wait_exit(&mut svc.child).success());
+    assert_eq!(
+        env.status("napper"),
+        "exited",
+        "the container outlived nothing it needed"
+    );
+}
+
+/// Starts berth the way systemd does: the listening socket as fd 3,
+/// `LISTEN_FDS=1` and `LISTEN_PID` = the service's own pid.
+fn activated(root: &Root, listener: &std::os::unix::net::UnixListener, time: &str) -> std::process::Child {
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@""#, "sh"])
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(root.path().join("store"))
+        .args(["system", "service", "--time", time])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec the child only calls dup2 and fcntl,
+    // which are async-signal-safe, on plain integers.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == 3 {
+                let flags = libc::fcntl(3, libc::F_GETFD);
+                libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn systemd_socket_activation_serves_the_socket_it_is_given() {
+    let root = Root::new();
+    root.busybox("bb");
+    // What berth.socket does: the socket exists before any service runs.
+    let path = root.path().join("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let client = &docker_clients()[0];
+    let docker_at = |args: &[&str]| {
+        Command::new(client)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", path.display()))
+            .env("DOCKER_CONFIG", root.path().join("docker-config"))
+            .output()
+            .unwrap()
+    };
+    for round in 0..2 {
+        let mut child = activated(&root, &listener, "1");
+        let o = docker_at(&["images", "--format", "{{.Repository}}"]);
+        assert!(o.status.success(), "round {round}: {}", stderr(&o));
+        assert_eq!(stdout(&o).trim(), "bb");
+        let st = wait_exit(&mut child);
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(st.success(), "round {round}: {st}: {err}");
+        // The socket is systemd's: it stays for the next activation.
+        assert!(path.exists(), "round {round}: the service removed systemd's socket");
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn the_socket_is_root_and_the_berth_group_s_or_root_s_alone() {
+    let root = Root::new();
+    let svc = Service::start(&root);
+    let md = std::fs::metadata(&svc.socket).unwrap();
+    let group = std::fs::read_to_string("/etc/group").unwrap().lines().find_map(|l| {
+        l.strip_prefix("berth:")
+            .and_then(|r| r.split(':').nth(1)?.parse::<u32>().ok())
+    });
+    assert_eq!(md.uid(), 0);
+    match group {
+        Some(gid) => {
+            assert_eq!(md.permissions().mode() & 0o777, 0o660);
+            assert_eq!(md.gid(), gid);
+        }
+        None => assert_eq!(md.permissions().mode() & 0o777, 0o600),
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_rootless_service_is_the_user_s_alone_and_docker_drives_it() {
+    let rl = Rootless::new("berth-api-rootless-");
+    let client = docker_clients()[0].display().to_string();
+    let o = rl.run("import bb.tar bb");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Default socket: $XDG_RUNTIME_DIR/berth/berth.sock (the test dir here).
+    let script = format!(
+        r#"export XDG_RUNTIME_DIR=$PWD/run; mkdir -m 700 "$XDG_RUNTIME_DIR"
+./berth --root {store} system service --time 2 & svc=$!
+sock=$XDG_RUNTIME_DIR/berth/berth.sock
+for i in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+stat -c '%a %u' "$sock" "$XDG_RUNTIME_DIR/berth"
+DOCKER_HOST=unix://$sock {client} images --format '{{{{.Repository}}}}:{{{{.Tag}}}}'
+wait $svc; echo "service exit $?""#,
+        store = rl.store().display()
+    );
+    let o = rl.sh(&script);
+    let out = stdout(&o) + &stderr(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("600 {}", rl.uid), "{out}");
+    assert_eq!(lines[1], format!("700 {}", rl.uid), "{out}");
+    assert_eq!(lines[2], "bb:latest", "{out}");
+    assert_eq!(lines[3], "service exit 0", "{out}");
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, by
+/// openssl, in `dir`.
+fn make_certs(dir: &Path) {
+    let sh = |script: &str| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{script}: {}", stderr(&o));
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh(&format!(
+        "openssl req -x509 {ec} -keyout ca-key.pem -out ca.pem -days 2 -subj /CN=berth-test-ca"
+    ));
+    for (name, cn, ext) in [
+        (
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ),
+        ("client", "client", "extendedKeyUsage=clientAuth\n"),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        sh(&format!(
+            "openssl req {ec} -keyout {name}-key.pem -out {name}.csr -subj /CN={cn}"
+        ));
+        sh(&format!(
+            "openssl x509 -req -in {name}.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out {name}.pem -days 2 -extfile {name}.ext"
+        ));
+    }
+}
+
+/// Runs `f` until it succeeds (a service starting up) or 30 s pass; the last output.
+fn until_ok(mut f: impl FnMut() -> std::process::Output) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = f();
+        if o.status.success() || Instant::now() > deadline {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn tcp_is_loopback_only_unless_clients_must_show_certificates() {
+    let root = Root::new();
+    // Any address but loopback, without TLS: refused before it listens.
+    let o = root.run(&[
+        "system",
+        "service",
+        "--time",
+        "1",
+        &format!("tcp://0.0.0.0:{}", free_port()),
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("--tlsverify"), "{}", stderr(&o));
+    let o = root.run(&["system", "service", "--tlscert", "x.pem", "tcp://127.0.0.1:1"]);
+    assert!(stderr(&o).contains("only with client certificates"), "{}", stderr(&o));
+
+    let client = &docker_clients()[0];
+    let config = root.path().join("docker-config");
+    let docker_tcp = |host: &str, extra: &[&str]| {
+        Command::new(client)
+            .arg("-H")
+            .arg(host)
+            .args(extra)
+            .args(["version", "--format", "{{.Server.APIVersion}}"])
+            .env("DOCKER_CONFIG", &config)
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap()
+    };
+
+    // Loopback, plain.
+    let port = free_port();
+    let mut plain = root
+        .cmd(&["system", "service", "--time", "0", &format!("tcp://127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let o = until_ok(|| docker_tcp(&host, &[]));
+    assert_eq!(stdout(&o).trim(), "1.43", "{}", stderr(&o));
+    let _ = plain.kill();
+    let _ = plain.wait();
+
+    // TLS with client certificates.
+    let certs = root.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_certs(&certs);
+    let c = |f: &str| certs.join(f).display().to_string();
+    let port = free_port();
+    let host = format!("tcp://127.0.0.1:{port}");
+    let mut tls = root
+        .cmd(&[
+            "system",
+            "service",
+            "--time",
+            "0",
+            "--tlsverify",
+            "--tlscacert",
+            &c("ca.pem"),
+            "--tlscert",
+            &c("server.pem"),
+            "--tlskey",
+            &c("server-key.pem"),
+            &host,
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let with_cert = [
+        "--tlsverify",
+        "--tlscacert",
+        &c("ca.pem"),
+        "--tlscert",
+        &c("client.pem"),
+        "--tlskey",
+        &c("client-key.pem"),
+    ];
+    let o = until_ok(|| docker_tcp(&host, &with_cert));
+    assert_eq!(stdout(&o).trim(), "1.43", "{}", stderr(&o));
+    // Without a client certificate, or without TLS, nothing.
+    let o = docker_tcp(&host, &["--tls", "--tlscacert", &c("ca.pem")]);
+    assert!(
+        !o.status.success(),
+        "a client without a certificate got in: {}",
+        stdout(&o)
+    );
+    let o = docker_tcp(&host, &[]);
+    assert!(!o.status.success(), "plain HTTP got in: {}", stdout(&o));
+    let _ = tls.kill();
+    let _ = tls.wait();
+}
+
+#[test]
+#[ignore = "needs root"]
+fn what_the_cli_does_is_seen_through_the_socket_at_once() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let client = &docker_clients()[0];
+    root.ok(&["run", "-d", "--name", "seen", "bb", "sleep", "60"]);
+    let ps = docker_ok(client, &svc, root, &["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps.trim(), "seen running");
+    root.ok(&["rm", "-f", "seen"]);
+    let o = docker(client, &svc, root, &["inspect", "seen"]);
+    assert_eq!(o.status.code(), Some(1));
+    let (_, body) = raw_http(&svc.socket, "GET", "/containers/json?all=1");
+    assert_eq!(body, "[]");
+}

@@ -1,0 +1,316 @@
+//! Other CPU architectures on this host: images made offline from Debian's
+//! per-architecture busybox-static (scripts/foreign-rootfs), run and built
+//! through qemu-user-static after `berth system binfmt --install`.
+//!
+//! Registering a handler changes the kernel for the whole machine, so these
+//! tests need root, take a lock against each other, and put the host's
+//! binfmt_misc back exactly as they found it (handlers, switches, and the
+//! mount itself) when they end, passed or failed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_runtime::binfmt::{BinfmtMisc, Snapshot, HOST_BINFMT_DIR};
+use common::{stderr, stdout, Root, Rootless};
+
+/// The host's binfmt_misc as it was, put back on drop; holds a lock so
+/// that no two tests change it at once.
+struct HostBinfmt {
+    _lock: std::fs::File,
+    before: Option<Snapshot>,
+}
+
+impl HostBinfmt {
+    fn take() -> HostBinfmt {
+        let lock = std::fs::File::create("/run/lock/berth-binfmt-tests.lock").unwrap();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let before = BinfmtMisc::find().map(|b| b.snapshot().unwrap());
+        HostBinfmt { _lock: lock, before }
+    }
+}
+
+impl HostBinfmt {
+    /// Puts the host's binfmt_misc back as it was (again on drop).
+    fn put_back(&self) {
+        let Some(now) = BinfmtMisc::find() else { return };
+        match &self.before {
+            Some(before) => now.restore(before).expect("restoring the host's binfmt handlers"),
+            // It was not mounted: unmounting drops every handler again.
+            None => rustix::mount::unmount(HOST_BINFMT_DIR, rustix::mount::UnmountFlags::empty())
+                .expect("unmounting the binfmt_misc this test mounted"),
+        }
+    }
+}
+
+impl Drop for HostBinfmt {
+    fn drop(&mut self) {
+        self.put_back();
+    }
+}
+
+/// A tar of a busybox root file system for `platform`, made once per
+/// machine by scripts/foreign-rootfs from Debian's busybox-static.
+fn rootfs(platform: &str) -> PathBuf {
+    let name = platform.trim_start_matches("linux/").replace('/', "-");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("busybox-{name}.tar"));
+    if !out.exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/foreign-rootfs");
+        let o = Command::new(script).arg(platform).arg(&out).output().unwrap();
+        assert!(o.status.success(), "foreign-rootfs {platform}: {}", stderr(&o));
+    }
+    out
+}
+
+/// `bb-ARCH`, imported with its platform in the image config.
+fn import(root: &Root, platform: &str) -> String {
+    let name = format!(
+        "bb-{}",
+        platform.trim_start_matches("linux/").split('/').next().unwrap()
+    );
+    let tar = rootfs(platform);
+    root.ok(&["import", "--platform", platform, tar.to_str().unwrap(), &name]);
+    name
+}
+
+fn install(root: &Root, arches: &[&str]) -> String {
+    let mut args = vec!["system", "binfmt", "--install"];
+    args.extend_from_slice(arches);
+    root.ok(&args)
+}
+
+fn runtimes() -> Vec<&'static str> {
+    ["crun", "runc", "youki"]
+        .into_iter()
+        .filter(|rt| common::have(rt) || Path::new(&format!("/usr/local/bin/{rt}")).exists())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn after_binfmt_install_an_arm64_image_runs_on_every_runtime() {
+    let _host = HostBinfmt::take();
+    let root = Root::new();
+    let out = install(&root, &["arm64"]);
+    assert!(
+        out.starts_with("arm64: registered") || out.starts_with("arm64: present") || out.starts_with("arm64: replaced"),
+        "{out}"
+    );
+    let table = root.ok(&["system", "binfmt", "--format", "{{.Arch}} {{.Status}} {{.Flags}}"]);
+    let arm64 = table.lines().find(|l| l.starts_with("arm64 ")).unwrap();
+    assert!(arm64.starts_with("arm64 emulated ") && arm64.contains('F'), "{table}");
+
+    let image = import(&root, "linux/arm64");
+    assert_eq!(
+        root.ok(&["image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", &image]),
+        "linux/arm64\n"
+    );
+    for rt in runtimes() {
+        let o = root.run(&["--runtime", rt, "run", "--rm", &image, "uname", "-m"]);
+        assert_eq!(stdout(&o), "aarch64\n", "{rt}: {}", stderr(&o));
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn arm_ppc64le_and_s390x_run_emulated_and_386_runs_natively() {
+    let _host = HostBinfmt::take();
+    let root = Root::new();
+    install(&root, &["arm", "ppc64le", "s390x"]);
+    for (platform, machine) in [
+        ("linux/arm/v7", "armv7l"),
+        ("linux/ppc64le", "ppc64le"),
+        ("linux/s390x", "s390x"),
+    ] {
+        let image = import(&root, platform);
+        assert_eq!(
+            root.ok(&["run", "--rm", &image, "uname", "-m"]),
+            format!("{machine}\n"),
+            "{platform}"
+        );
+    }
+    // 386 needs no handler on amd64: the kernel runs 32-bit programs itself.
+    if berth_store::ImageConfig::host_architecture() == "amd64" {
+        let table = root.ok(&["system", "binfmt", "--format", "{{.Arch}} {{.Status}}"]);
+        assert!(table.lines().any(|l| l == "386 native"), "{table}");
+        let image = import(&root, "linux/386");
+        // The busybox that answers is a 32-bit ELF (class byte 1).
+        let class = root.ok(&["run", "--rm", &image, "od", "-An", "-tx1", "-j4", "-N1", "/bin/busybox"]);
+        assert_eq!(class.trim(), "01");
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_build_runs_the_run_steps_of_an_arm64_image_under_emulation() {
+    let _host = HostBinfmt::take();
+    let root = Root::new();
+    install(&root, &["arm64"]);
+    let base = import(&root, "linux/arm64");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN uname -m > /arch\n"),
+    )
+    .unwrap();
+    root.ok(&["build", "-q", "-t", "built-arm64", ctx.path().to_str().unwrap()]);
+    assert_eq!(root.ok(&["run", "--rm", "built-arm64", "cat", "/arch"]), "aarch64\n");
+    assert_eq!(
+        root.ok(&["image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "built-arm64"]),
+        "linux/arm64\n"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_rootless_user_runs_an_arm64_image_through_the_handler_root_installed() {
+    let _host = HostBinfmt::take();
+    let rl = Rootless::new("berth-platforms-");
+    let tar = rl.dir.path().join("arm64.tar");
+    std::fs::copy(rootfs("linux/arm64"), &tar).unwrap();
+    std::os::unix::fs::chown(&tar, Some(rl.uid), Some(rl.gid)).unwrap();
+
+    // The user may not register; berth says what root must run.
+    let o = rl.run("system binfmt --install arm64");
+    assert_eq!(o.status.code(), Some(125));
+    let e = stderr(&o);
+    assert!(
+        e.contains("needs root; as root run:\n  berth system binfmt --install arm64"),
+        "{e}"
+    );
+    assert!(e.contains(":qemu-aarch64:M:"), "{e}");
+
+    Root::new().ok(&["system", "binfmt", "--install", "arm64"]);
+    let o = rl.run("import --platform linux/arm64 arm64.tar bb-arm64");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = rl.run("run --rm bb-arm64 uname -m");
+    assert_eq!(stdout(&o), "aarch64\n", "{}", stderr(&o));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn uninstall_removes_the_handler_and_the_host_is_restored_afterwards() {
+    let host = HostBinfmt::take();
+    let root = Root::new();
+    install(&root, &["riscv64"]);
+    let status = |root: &Root| {
+        let t = root.ok(&["system", "binfmt", "--format", "{{.Arch}} {{.Status}}"]);
+        t.lines().find(|l| l.starts_with("riscv64 ")).unwrap().to_string()
+    };
+    assert_eq!(status(&root), "riscv64 emulated");
+    let out = root.ok(&["system", "binfmt", "--uninstall", "riscv64"]);
+    assert_eq!(out, "removed qemu-riscv64\n");
+    assert_eq!(status(&root), "riscv64 none");
+    install(&root, &["riscv64", "s390x"]);
+    host.put_back();
+    assert_eq!(
+        BinfmtMisc::find().map(|b| b.snapshot().unwrap()),
+        host.before,
+        "the host is as it was"
+    );
+}
+
+fn context(dockerfile: &str) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+/// A stage `FROM --platform=$BUILDPLATFORM` writes what it was built for
+/// and on, and what machine it ran on; the final stage copies that.
+const CROSS: &str = "FROM --platform=$BUILDPLATFORM bb AS build\n\
+                     ARG BUILDARCH TARGETARCH\n\
+                     RUN echo \"$BUILDARCH/$TARGETARCH $(uname -m)\" > /out\n\
+                     FROM BASE\n\
+                     COPY --from=build /out /out\n\
+                     RUN uname -m >> /out\n";
+
+#[test]
+#[ignore = "needs root"]
+fn a_build_for_the_native_platform_gets_its_platform_args() {
+    let root = Root::new();
+    root.busybox("bb");
+    let ctx = context(&CROSS.replace("FROM BASE", "FROM bb"));
+    let host = berth_store::ImageConfig::host_architecture();
+    let platform = format!("linux/{host}");
+    root.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        &platform,
+        "-t",
+        "native",
+        ctx.path().to_str().unwrap(),
+    ]);
+    let machine = std::env::consts::ARCH;
+    assert_eq!(
+        root.ok(&["run", "--rm", "native", "cat", "/out"]),
+        format!("{host}/{host} {machine}\n{machine}\n")
+    );
+    assert_eq!(
+        root.ok(&["image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "native"]),
+        format!("{platform}\n")
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_cross_build_runs_its_buildplatform_stage_natively_and_the_target_stage_under_qemu() {
+    let _host = HostBinfmt::take();
+    let root = Root::new();
+    install(&root, &["arm64"]);
+    root.busybox("bb");
+    let base = import(&root, "linux/arm64");
+    let ctx = context(&CROSS.replace("FROM BASE", &format!("FROM {base}")));
+    let out = root.ok(&[
+        "build",
+        "--platform",
+        "linux/arm64",
+        "-t",
+        "cross",
+        ctx.path().to_str().unwrap(),
+    ]);
+    let host = berth_store::ImageConfig::host_architecture();
+    // uname -m in the $BUILDPLATFORM stage is the host's: no emulation.
+    assert_eq!(
+        root.ok(&["run", "--rm", "cross", "cat", "/out"]),
+        format!("{host}/arm64 {}\naarch64\n", std::env::consts::ARCH)
+    );
+    assert_eq!(
+        root.ok(&["image", "inspect", "-f", "{{.Architecture}}", "cross"]),
+        "arm64\n"
+    );
+    // The image of that stage's RUN step says it is the host's.
+    let step_ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("---> "))
+        .filter(|w| w.len() == 12 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect();
+    let run_step = step_ids[2]; // FROM, ARG, RUN of the first stage
+    assert_eq!(
+        root.ok(&["image", "inspect", "-f", "{{.Architecture}}", run_step]),
+        format!("{host}\n")
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn without_a_handler_a_foreign_run_step_fails_with_what_to_do() {
+    let _host = HostBinfmt::take();
+    let root = Root::new();
+    root.ok(&["system", "binfmt", "--uninstall", "arm64"]);
+    let base = import(&root, "linux/arm64");
+    let ctx = context(&format!("FROM {base}\nRUN uname -m > /arch\n"));
+    let o = root.run(&["build", "-t", "nohandler", ctx.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "image is linux/arm64, this host is linux/{} and has no binfmt handler for it: run berth system binfmt --install arm64",
+            berth_store::ImageConfig::host_architecture()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("Dockerfile:2"), "{e}");
+}
