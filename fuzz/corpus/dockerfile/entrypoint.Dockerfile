@@ -1,0 +1,3 @@
+FROM alpine
+ENTRYPOINT ["ls"]
+CMD ["--help"]
