@@ -81,6 +81,19 @@ pub struct ContainerSpec {
     pub stop_timeout: Option<Duration>,
     /// The network the container joins.
     pub network: NetworkMode,
+    /// Endpoint settings per network (`--network-alias`, `--ip`, `--ip6`,
+    /// compose's `networks:`); the first names the network of `network`
+    /// when that is a network by name, the rest are joined too (`--network`
+    /// given more than once, compose's several networks).
+    pub endpoints: Vec<EndpointSpec>,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: DnsSpec,
+    /// `--add-host NAME:ADDR` (ADDR may be `host-gateway`), in order.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--link NAME[:ALIAS]` on the default bridge: (container, alias).
+    pub links: Vec<(String, String)>,
+    /// `--mac-address` of the first network's interface.
+    pub mac_address: Option<String>,
     /// Host ports published to the container (`-p`).
     pub ports: Vec<PortMapping>,
     /// `-P`: also every EXPOSEd port of the image, on a random host port.
@@ -243,6 +256,32 @@ impl NetworkMode {
             ))),
         }
     }
+}
+
+/// How a container joins one network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointSpec {
+    /// The network, by name or ID.
+    pub network: String,
+    /// Extra names others on that network resolve to this container.
+    pub aliases: Vec<String>,
+    /// `--ip`: a fixed IPv4 address in the network's subnet.
+    pub ipv4: Option<std::net::Ipv4Addr>,
+    /// `--ip6`: a fixed IPv6 address.
+    pub ipv6: Option<std::net::Ipv6Addr>,
+    /// `--mac-address` for this interface.
+    pub mac_address: Option<String>,
+}
+
+/// The resolver settings written to the container's `/etc/resolv.conf`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsSpec {
+    /// Name servers (`--dns`).
+    pub servers: Vec<std::net::IpAddr>,
+    /// Search domains (`--dns-search`).
+    pub search: Vec<String>,
+    /// Resolver options (`--dns-option`).
+    pub options: Vec<String>,
 }
 
 /// One mount of a container.
