@@ -231,6 +231,10 @@ pub enum NetworkMode {
     Host,
     /// The network namespace of another (running) container, by name or ID.
     Container(String),
+    /// A network by name or ID (a bridge network of `berth network`), the
+    /// default `bridge` included once it is wired; the endpoint settings
+    /// are in [`ContainerSpec::endpoints`].
+    Network(String),
 }
 
 impl Default for NetworkMode {

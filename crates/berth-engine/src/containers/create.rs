@@ -183,6 +183,10 @@ fn network_mode(engine: &Engine, n: &NetworkMode) -> Result<(String, String)> {
                 format!("container:{}", other.rec.id),
             ))
         }
+        NetworkMode::Network(name) => Err(EngineError::invalid(format!(
+            "network {}: joining bridge networks is not wired into run yet",
+            crate::error::shown(name)
+        ))),
     }
 }
 
