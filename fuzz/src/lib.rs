@@ -62,6 +62,7 @@ pub fn layer_apply(data: &[u8]) {
         allow_devices: false,
         preserve_owner: false,
         id_shift: 0,
+        no_overwrite_dir_non_dir: false,
         owner: None,
         limits: Limits {
             max_size: 16 << 20,

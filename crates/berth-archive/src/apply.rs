@@ -54,6 +54,10 @@ pub struct ApplyOptions {
     pub preserve_owner: bool,
     /// uid/gid shift added to every owner (rootless id maps); 0 = none.
     pub id_shift: u32,
+    /// Refuse to replace an existing directory with a non-directory or a
+    /// non-directory with a directory (`cp` into a container, as Docker
+    /// refuses it), instead of replacing it as a layer does.
+    pub no_overwrite_dir_non_dir: bool,
     /// Every entry owned by this (uid, gid), whatever the tar says (a copy
     /// into a container whose root is not host root); chowns even when
     /// `preserve_owner` is false.
@@ -77,6 +81,7 @@ impl ApplyOptions {
             allow_devices: root,
             preserve_owner: root,
             id_shift: 0,
+            no_overwrite_dir_non_dir: false,
             owner: None,
             limits: Limits::from_env(),
         }
@@ -621,6 +626,33 @@ impl<'o> Applier<'o> {
         remove_all_at(dir, name)
     }
 
+    /// With [`ApplyOptions::no_overwrite_dir_non_dir`]: an error when the
+    /// node at `name` is a directory and the entry is not (`entry_is_dir`
+    /// false), or the other way round. A missing node is fine.
+    fn refuse_kind_change(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        raw: &[u8],
+        entry_is_dir: bool,
+    ) -> Result<(), ArchiveError> {
+        if !self.opts.no_overwrite_dir_non_dir {
+            return Ok(());
+        }
+        let existing_is_dir = match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(ArchiveError::io(raw, "stat existing node", e)),
+        };
+        if existing_is_dir == entry_is_dir {
+            return Ok(());
+        }
+        Err(ArchiveError::KindChange {
+            path: String::from_utf8_lossy(raw).into_owned(),
+            dir_exists: existing_is_dir,
+        })
+    }
+
     /// Run `create`; if the name is taken, remove the old node and retry once.
     fn replace(
         &mut self,
@@ -632,6 +664,7 @@ impl<'o> Applier<'o> {
     ) -> Result<(), ArchiveError> {
         match create() {
             Err(Errno::EXIST) => {
+                self.refuse_kind_change(dir, name, raw, false)?;
                 self.remove(dir, name)
                     .map_err(|e| ArchiveError::io(raw, "remove existing node", e))?;
                 create().map_err(|e| ArchiveError::io(raw, op, e))
@@ -808,6 +841,7 @@ impl<'o> Applier<'o> {
         entry: &mut tar::Entry<'_, R>,
     ) -> Result<(), ArchiveError> {
         use std::os::unix::ffi::OsStrExt;
+        self.refuse_kind_change(dir, name, raw, false)?;
         self.remove(dir, name)
             .map_err(|e| ArchiveError::io(raw, "remove existing node", e))?;
         let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
@@ -853,6 +887,7 @@ impl<'o> Applier<'o> {
                 let st = rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| ArchiveError::io(raw, "stat existing node", e))?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                    self.refuse_kind_change(dir, name, raw, true)?;
                     self.remove(dir, name)
                         .map_err(|e| ArchiveError::io(raw, "remove existing node", e))?;
                     mkdir().map_err(|e| ArchiveError::io(raw, "create directory", e))?;

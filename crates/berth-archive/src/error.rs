@@ -31,6 +31,15 @@ pub enum ArchiveError {
         /// What is wrong with it.
         what: String,
     },
+    /// With `no_overwrite_dir_non_dir`: the entry would replace a directory
+    /// with a non-directory, or the other way round (Docker's wording).
+    #[error("cannot overwrite {} \"/{}\" with {}", if *dir_exists { "directory" } else { "non-directory" }, path.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/'), if *dir_exists { "non-directory" } else { "directory" })]
+    KindChange {
+        /// The entry name as found in the tar.
+        path: String,
+        /// Whether what exists there is a directory.
+        dir_exists: bool,
+    },
     /// A system call or stream operation failed while handling an entry.
     #[error("layer entry {path:?}: {op}: {source}")]
     Io {
@@ -80,6 +89,7 @@ impl ArchiveError {
             ArchiveError::Escapes { path }
             | ArchiveError::LinkEscapes { path, .. }
             | ArchiveError::Invalid { path, .. }
+            | ArchiveError::KindChange { path, .. }
             | ArchiveError::Io { path, .. } => path,
             ArchiveError::Stream { after, .. } => after,
             ArchiveError::Root { .. } | ArchiveError::Limit { .. } => "",

@@ -595,3 +595,54 @@ fn a_gzip_of_zeros_stops_at_the_limit_for_import_and_load_and_leaves_the_store_a
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A tar for `cp -` holding `etc` as a regular file, and `bin/sh/` as a
+/// directory: each would replace a node of the other kind.
+fn kind_changing_tars(dir: &Path) -> (PathBuf, PathBuf) {
+    let files = dir.join("files");
+    std::fs::create_dir_all(files.join("bin/sh")).unwrap();
+    std::fs::write(files.join("etc"), "not a directory\n").unwrap();
+    let tar = |name: &str, what: &str| {
+        let out = dir.join(name);
+        let st = std::process::Command::new("tar")
+            .args(["-C", files.to_str().unwrap(), "-cf", out.to_str().unwrap(), what])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        out
+    };
+    (tar("etc.tar", "etc"), tar("bin.tar", "bin"))
+}
+
+#[test]
+#[ignore = "needs root"]
+fn cp_of_a_file_named_etc_cannot_replace_the_containers_etc_directory() {
+    let root = Root::new();
+    root.busybox("bb");
+    root.ok(&["run", "-d", "--name", "victim", "bb", "sleep", "300"]);
+    let (etc_tar, bin_tar) = kind_changing_tars(root.path());
+    for (tar, words) in [
+        (&etc_tar, "cannot overwrite directory \"/etc\" with non-directory"),
+        (&bin_tar, "cannot overwrite non-directory \"/bin/sh\" with directory"),
+    ] {
+        let o = root
+            .cmd(&["cp", "-", "victim:/"])
+            .stdin(std::fs::File::open(tar).unwrap())
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "cp of {} succeeded", tar.display());
+        let err = stderr(&o);
+        assert!(err.contains(words), "{err}");
+        assert!(!err.contains(root.path().to_str().unwrap()), "host path in: {err}");
+    }
+    // Both are untouched: /etc is still the image's directory, sh still runs.
+    let etc = root.ok(&[
+        "exec",
+        "victim",
+        "sh",
+        "-c",
+        "test -d /etc && cat /etc/passwd | head -1",
+    ]);
+    assert!(etc.starts_with("root:"), "{etc}");
+    root.ok(&["rm", "-f", "victim"]);
+}

@@ -35,6 +35,7 @@ pub fn opts() -> ApplyOptions {
         allow_devices: false,
         preserve_owner: false,
         id_shift: 0,
+        no_overwrite_dir_non_dir: false,
         owner: None,
         limits: berth_archive::Limits::default(),
     }

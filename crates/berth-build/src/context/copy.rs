@@ -528,6 +528,7 @@ impl Writer<'_> {
             allow_devices: false,
             preserve_owner: self.owner.is_some() && self.opts.chown.is_none(),
             id_shift: 0,
+            no_overwrite_dir_non_dir: false,
             owner: None,
             xattr_prefix: base.xattr_prefix,
             limits: base.limits,

@@ -210,6 +210,7 @@ impl BuildContext {
             preserve_owner: false,
             allow_devices: false,
             id_shift: 0,
+            no_overwrite_dir_non_dir: false,
             owner: None,
             xattr_prefix: base.xattr_prefix,
             limits: base.limits,

@@ -80,13 +80,20 @@ where
     let applied = apply_layer(r, root, opts);
     let produced = t.join().map_err(|_| anyhow!("the tar writer thread panicked"))?;
     produced?;
-    applied.with_context(|| format!("writing into {}", root.display()))?;
+    match applied {
+        // The user's archive, not the store, is at fault: no host path.
+        Err(e @ berth_archive::ArchiveError::KindChange { .. }) => {
+            return Err(crate::EngineError::invalid(e.to_string()));
+        }
+        r => r.with_context(|| format!("writing into {}", root.display()))?,
+    };
     Ok(())
 }
 
 fn apply_opts(preserve_owner: bool) -> ApplyOptions {
     let mut o = ApplyOptions::for_current_user();
     o.overlay_whiteouts = false;
+    o.no_overwrite_dir_non_dir = true;
     o.preserve_owner = preserve_owner && rustix::process::geteuid().is_root();
     o
 }
