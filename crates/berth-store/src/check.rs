@@ -430,21 +430,27 @@ impl Store {
                 continue;
             }
             let mode = meta.mode() & 0o7777;
-            if mode & 0o077 != 0 {
+            // --userns=auto lets others search (never read or write) the
+            // store root and containers/, so that a container's unprivileged
+            // root reaches its own 0700 directory (berth-engine's userns).
+            let searchable = meta.is_dir() && (rel == Path::new("") || rel == Path::new("containers"));
+            let allowed = if searchable { 0o011 } else { 0 };
+            if mode & 0o077 & !allowed != 0 {
                 let path = p.clone();
                 c.found(
                     FindingKind::TooOpen,
                     p.display().to_string(),
                     format!("mode {mode:04o} lets other users in"),
                     move |_| {
-                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o077)).map_err(
-                            |e| crate::StoreError::Io {
+                        let tight = mode & !(0o077 & !allowed);
+                        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(tight)).map_err(|e| {
+                            crate::StoreError::Io {
                                 context: "tightening",
                                 path: path.clone(),
                                 source: e,
-                            },
-                        )?;
-                        Ok(format!("mode {:04o}", mode & !0o077))
+                            }
+                        })?;
+                        Ok(format!("mode {tight:04o}"))
                     },
                 );
             }
