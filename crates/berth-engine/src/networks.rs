@@ -264,6 +264,8 @@ impl Engine {
         if n.name == DEFAULT_NETWORK {
             bail!("{DEFAULT_NETWORK} is a pre-defined network and cannot be removed");
         }
+        // Containers that stopped without leaving (a killed monitor) are no users.
+        self.release_stale_endpoints()?;
         let users = self.store.network_endpoints(&n.id)?;
         if !users.is_empty() {
             bail!(
@@ -290,6 +292,7 @@ impl Engine {
     /// uses; returns their names.
     pub fn network_prune(&self) -> Result<Vec<String>> {
         let mut gone = Vec::new();
+        self.release_stale_endpoints()?;
         for n in self.store.list_networks()? {
             if n.name == DEFAULT_NETWORK || !self.store.network_endpoints(&n.id)?.is_empty() {
                 continue;
