@@ -18,6 +18,26 @@ use std::time::{Duration, Instant};
 /// A busybox httpd serving the container's /etc (so `/hostname` names it).
 const HTTPD: [&str; 6] = ["httpd", "-f", "-p", "8000", "-h", "/etc"];
 
+/// An [`Env`] whose networks go too when the test ends (a failed
+/// assertion included): containers first, then every network.
+struct NetEnv(Env);
+
+impl std::ops::Deref for NetEnv {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.0
+    }
+}
+
+impl Drop for NetEnv {
+    fn drop(&mut self) {
+        for id in stdout(&self.0.root.run(&["ps", "-aq", "--no-trunc"])).lines() {
+            let _ = self.0.root.run(&["rm", "-f", id]);
+        }
+        let _ = self.0.root.run(&["network", "prune", "-f"]);
+    }
+}
+
 fn tag(env: &Env) -> String {
     berth_net::bridge::store_tag(&env.root.path().join("store"))
 }
@@ -108,7 +128,7 @@ fn short_id(env: &Env, ctr: &str) -> String {
 #[test]
 #[ignore = "needs root"]
 fn user_networks_resolve_isolate_and_leave_nothing() {
-    let env = Env::new();
+    let env = NetEnv(Env::new());
     env.root.ok(&["network", "create", "app-net"]);
     env.root.ok(&["network", "create", "other-net"]);
     env.root.ok(&["network", "create", "--internal", "closed"]);
@@ -224,7 +244,7 @@ fn user_networks_resolve_isolate_and_leave_nothing() {
 #[test]
 #[ignore = "needs root"]
 fn default_bridge_ports_links_files_and_live_connect() {
-    let env = Env::new();
+    let env = NetEnv(Env::new());
     // Plain run: the default network, published on 127.0.0.1.
     let mut args = vec!["run", "-d", "--name", "web", "-p", "127.0.0.1::8000", "bb"];
     args.extend_from_slice(&HTTPD);
