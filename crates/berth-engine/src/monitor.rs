@@ -37,7 +37,22 @@ pub fn detached_monitor_main(container_dir: &Path) -> i32 {
             Err(e) => log::warn!("removing container {id} (--rm): {e}"),
         }
     });
-    berth_runtime::monitor::detached_monitor_main(container_dir, Some(hook))
+    let code = berth_runtime::monitor::detached_monitor_main(container_dir, Some(hook));
+    // Done for good: a container on bridge networks leaves them now (a
+    // `--rm` one did, with its removal).
+    if container_dir.join(crate::containers::network::NET_FILE).exists() {
+        if let Some((root, id)) = root_and_id(container_dir) {
+            match Engine::open(&root, None) {
+                Ok(engine) => {
+                    if let Err(e) = engine.net_down(&id) {
+                        log::warn!("container {id}: leaving its networks: {e}");
+                    }
+                }
+                Err(e) => log::warn!("container {id}: leaving its networks: {e}"),
+            }
+        }
+    }
+    code
 }
 
 #[cfg(test)]

@@ -169,8 +169,15 @@ impl Engine {
                 containers,
             });
         }
-        // `bridge` is listed once a container has used it (it is made then).
-        for (name, driver) in [("host", "host"), ("none", "null")] {
+        // `bridge` is a record while containers use it (it is made then);
+        // listed all the same, as Docker always has it.
+        let has_bridge = rows.iter().any(|r| r.name == DEFAULT_NETWORK);
+        let predefined: &[(&str, &str)] = if has_bridge {
+            &[("host", "host"), ("none", "null")]
+        } else {
+            &[(DEFAULT_NETWORK, "bridge"), ("host", "host"), ("none", "null")]
+        };
+        for &(name, driver) in predefined {
             rows.push(NetworkRow {
                 id: predefined_id(self.root(), name),
                 name: name.into(),
@@ -206,10 +213,10 @@ impl Engine {
     pub fn network_inspect(&self, word: &str) -> Result<Value> {
         let n = match self.store.network(word) {
             Ok(n) => n,
-            Err(StoreError::NetworkNotFound(_)) if ["host", "none"].contains(&word) => {
+            Err(StoreError::NetworkNotFound(_)) if PREDEFINED.contains(&word) => {
                 return Ok(json!({
                     "Name": word, "Id": predefined_id(self.root(), word), "Created": "", "Scope": "local",
-                    "Driver": if word == "host" { "host" } else { "null" }, "EnableIPv6": false,
+                    "Driver": match word { "host" => "host", DEFAULT_NETWORK => "bridge", _ => "null" }, "EnableIPv6": false,
                     "IPAM": {"Driver": "default", "Options": null, "Config": []},
                     "Internal": false, "Attachable": false, "Ingress": false,
                     "ConfigFrom": {"Network": ""}, "ConfigOnly": false, "Containers": {}, "Options": {}, "Labels": {}
@@ -264,6 +271,8 @@ impl Engine {
         if n.name == DEFAULT_NETWORK {
             bail!("{DEFAULT_NETWORK} is a pre-defined network and cannot be removed");
         }
+        // Containers that stopped without leaving (a killed monitor) are no users.
+        self.release_stale_endpoints()?;
         let users = self.store.network_endpoints(&n.id)?;
         if !users.is_empty() {
             bail!(
@@ -290,6 +299,7 @@ impl Engine {
     /// uses; returns their names.
     pub fn network_prune(&self) -> Result<Vec<String>> {
         let mut gone = Vec::new();
+        self.release_stale_endpoints()?;
         for n in self.store.list_networks()? {
             if n.name == DEFAULT_NETWORK || !self.store.network_endpoints(&n.id)?.is_empty() {
                 continue;

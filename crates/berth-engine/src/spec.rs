@@ -254,10 +254,13 @@ impl NetworkMode {
             m if m.starts_with("container:") && m.len() > "container:".len() => {
                 Ok(NetworkMode::Container(m["container:".len()..].to_string()))
             }
-            m => Err(EngineError::not_found(format!(
-                "network {} not found (berth supports none, host, bridge and container:NAME for now)",
-                shown_bare(m)
-            ))),
+            m if m.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && m.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')) =>
+            {
+                Ok(NetworkMode::Network(m.to_string()))
+            }
+            m => Err(EngineError::not_found(format!("network {} not found", shown_bare(m)))),
         }
     }
 }
@@ -1042,7 +1045,11 @@ mod tests {
             NetworkMode::parse("container:web").unwrap(),
             NetworkMode::Container("web".into())
         );
-        assert_eq!(NetworkMode::parse("nosuch").unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(
+            NetworkMode::parse("app-net").unwrap(),
+            NetworkMode::Network("app-net".into())
+        );
+        assert_eq!(NetworkMode::parse("no/such").unwrap_err().kind(), ErrorKind::NotFound);
         invalid(parse_restart("sometimes"));
     }
 

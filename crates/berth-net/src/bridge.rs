@@ -336,6 +336,30 @@ pub fn ensure_default_network(ctx: &NetContext, store: &Store) -> Result<Network
     }
 }
 
+/// The default network of a store that is not the system's (tests, CI,
+/// `--root` stores) goes when its last container leaves, so a throwaway
+/// store leaves no bridge or rule on the host; the next container makes it
+/// again ([`ensure_default_network`]). The system store's `berth0` stays,
+/// as Docker's `docker0` does. True when it was removed.
+pub fn release_default_if_unused(ctx: &NetContext, store: &Store) -> Result<bool> {
+    if ctx.default_store {
+        return Ok(false);
+    }
+    let net = match store.network(DEFAULT_NETWORK) {
+        Ok(n) if n.name == DEFAULT_NETWORK => n,
+        _ => return Ok(false),
+    };
+    if !store.network_endpoints(&net.id)?.is_empty() {
+        return Ok(false);
+    }
+    match remove_network(ctx, store, &net) {
+        Ok(()) => Ok(true),
+        // A container joined meanwhile, or another process removed it.
+        Err(NetError::Store(StoreError::NetworkInUse { .. } | StoreError::NetworkNotFound(_))) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Makes the bridge (if missing), its gateway address, and its rules.
 fn setup_bridge(ctx: &NetContext, net: &NetworkRecord) -> Result<()> {
     let addr = addressing(net)?;

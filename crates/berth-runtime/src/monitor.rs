@@ -360,7 +360,10 @@ struct PublishedPorts {
 impl PublishedPorts {
     fn bind(dir: &Path, cfg: &ContainerConfig) -> Result<Option<Self>> {
         let mode = cfg.network_mode.as_str();
-        if cfg.ports.is_empty() || mode == "host" || mode.starts_with("ns:") || mode.starts_with("netns:") {
+        // `netns:` is a bridge network's namespace (berth-engine made it):
+        // its ports are forwarded like a private network's; `ns:` is another
+        // container's, whose ports are that container's.
+        if cfg.ports.is_empty() || mode == "host" || mode.starts_with("ns:") {
             return Ok(None);
         }
         let start_failed = |e: berth_net::NetError| RuntimeError::StartFailed {

@@ -646,7 +646,6 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         cfg.id.chars().take(12).collect()
     };
     let (own_netns, join_netns) = network_mode(cfg);
-    let host_net = !own_netns && join_netns.is_none();
     let user = resolve_user(rootfs, &cfg.user)?;
     let caps = effective_caps(cfg)?;
     let (seccomp_opt, no_new_privs) = parse_security_opts(cfg)?;
@@ -688,7 +687,9 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     // sysfs can only be mounted by a user namespace that owns the network
     // namespace: with the host's network, the host's /sys is bound.
     let own_userns = rootless || cfg.id_mappings.is_some();
-    if own_userns && host_net {
+    // A joined namespace (a bridge network's, another container's) is
+    // owned by the host's user namespace too.
+    if own_userns && !own_netns {
         mounts.push(json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind","nosuid","noexec","nodev", sys_ro]}));
     } else {
         mounts.push(json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid","noexec","nodev", sys_ro]}));

@@ -197,8 +197,10 @@ fn isolation_pid1_hostname_caps_no_mount() {
     // --privileged lifts it.
     let status = r.ok(&["run", "--rm", "--privileged", "bb", "cat", "/proc/self/status"]);
     assert!(!status.contains("00000000a80425fb"));
-    // Own network namespace: only loopback.
+    // Own network namespace: the default bridge's eth0 (as Docker), or only loopback.
     let out = r.ok(&["run", "--rm", "bb", "cat", "/proc/net/dev"]);
+    assert!(out.contains("lo:") && out.contains("eth0"), "{out}");
+    let out = r.ok(&["run", "--rm", "--network", "none", "bb", "cat", "/proc/net/dev"]);
     assert!(out.contains("lo:") && !out.contains("eth0"), "{out}");
     // Env, workdir, user, read-only.
     assert_eq!(

@@ -456,7 +456,13 @@ impl Engine {
         };
         let restart_policy = o.restart.clone();
         let healthcheck = health_config(ic.healthcheck.as_ref(), &o.health);
-        let (net_mode, net_shown) = network_mode(self, &o.network)?;
+        // Bridge networks: the plan, and the namespace the runtime joins
+        // (made at each start); ports are published like a private network's.
+        let net_plan = self.plan_networks(o)?;
+        let (net_mode, net_shown) = match &net_plan {
+            Some(plan) => ("bridge".to_string(), plan.networks[0].name.clone()),
+            None => network_mode(self, &o.network)?,
+        };
         if net_mode == "host" && o.hostname.is_some() {
             warnings.push("--hostname has no effect with --network host".into());
         }
@@ -536,7 +542,16 @@ impl Engine {
             security_opt: o.security_opt.clone(),
             devices: o.devices.clone(),
             init: o.init,
-            network_mode: net_mode.clone(),
+            network_mode: match &net_plan {
+                Some(_) => format!(
+                    "netns:{}",
+                    self.net_context(false)?
+                        .map(|c| c.netns_path(&id))
+                        .unwrap_or_default()
+                        .display()
+                ),
+                None => net_mode.clone(),
+            },
             ports,
             resources: resources.clone(),
             restart_policy: restart_policy.clone(),
@@ -594,6 +609,9 @@ impl Engine {
             p.spec.source = data;
         }
         cc.mounts = planned.iter().map(|p| p.spec.clone()).collect();
+        if let Some(plan) = &net_plan {
+            super::network::write_plan(&dir, plan)?;
+        }
 
         let spec = berth_runtime::build_spec(&cc, &rootfs, &dir).map_err(|e| match e {
             e @ (berth_runtime::RuntimeError::InvalidConfig(_) | berth_runtime::RuntimeError::UserNotFound { .. }) => {
@@ -625,6 +643,23 @@ impl Engine {
         let created = now_rfc3339();
         let mut record = self.record_json(o, &cc, &img, &planned, &eff_ep, &eff_cmd, &net_shown, &icfg);
         record["HostConfig"]["UsernsMode"] = json!(userns.shown);
+        if let Some(plan) = &net_plan {
+            let hc = &mut record["HostConfig"];
+            hc["Dns"] = json!(plan.dns);
+            hc["DnsSearch"] = json!(plan.dns_search);
+            hc["DnsOptions"] = json!(plan.dns_options);
+            hc["ExtraHosts"] = if plan.extra_hosts.is_empty() {
+                Value::Null
+            } else {
+                json!(plan.extra_hosts)
+            };
+            let links: Vec<String> = o
+                .links
+                .iter()
+                .map(|(c, a)| format!("/{c}:/{name}/{}", if a.is_empty() { c } else { a }))
+                .collect();
+            hc["Links"] = if links.is_empty() { Value::Null } else { json!(links) };
+        }
         self.store.insert_container(&ContainerRecord {
             id: id.clone(),
             name: name.clone(),

@@ -115,6 +115,8 @@ impl Engine {
         if c.cfg.tty {
             berth_runtime::term::set_console_size(&c.dir, console)?;
         }
+        // Bridge networks: its namespace, addresses, DNS names, /etc files.
+        self.net_up(c)?;
         Ok((rt, warm))
     }
 
@@ -128,6 +130,9 @@ impl Engine {
         let (rt, _warm) = self.prepare_start(&c, streams.console_size)?;
         let res = berth_runtime::monitor_main(&c.dir, MonitorOptions::attached(rt, streams));
         let _ = unmount_rootfs(&c.dir);
+        if let Err(e) = self.net_down(&c.rec.id) {
+            log::warn!("container {}: leaving its networks: {e}", c.rec.name);
+        }
         if c.cfg.auto_remove {
             self.remove_container(&c.rec.id, true, true)?;
         }
@@ -206,6 +211,7 @@ impl Engine {
                 // The monitor unmounts on its way out; make sure of it.
                 wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
                 let _ = unmount_rootfs(&c.dir);
+                let _ = self.net_down(&c.rec.id);
                 if c.cfg.auto_remove {
                     let _ = self.remove_container(&c.rec.id, true, true);
                 }
@@ -248,6 +254,8 @@ impl Engine {
                 .unwrap_or(false)
         {
             unmount_rootfs(&c.dir)?;
+            // Its monitor left the networks on its way out, unless it was killed.
+            self.net_down(&c.rec.id)?;
         }
         Ok(())
     }
@@ -363,6 +371,7 @@ impl Engine {
                 }
             }
             unmount_rootfs(&c.dir)?;
+            self.net_down(&c.rec.id)?;
             // Move the directory out of sight first: a crash from here on
             // leaves only garbage in tmp/, never a half-removed container.
             let grave = self.store.staging().path(&format!("rm-{}", c.short_id()))?;
@@ -379,6 +388,7 @@ impl Engine {
             self.store.remove_container(&c.rec.id)?;
             berth_store::staging::remove_tree(&grave);
         } else {
+            self.net_down(&c.rec.id)?;
             self.store.remove_container(&c.rec.id)?;
         }
         self.store.free_host_ids(&c.rec.id)?;

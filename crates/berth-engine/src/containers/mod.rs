@@ -15,6 +15,7 @@
 pub mod create;
 pub mod files;
 pub mod lifecycle;
+pub mod network;
 pub mod record;
 pub mod view;
 

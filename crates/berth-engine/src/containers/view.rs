@@ -287,7 +287,7 @@ impl Engine {
             "Names": c.rec.name,
             "Labels": labels,
             "Mounts": mounts,
-            "Networks": doc.host_config.network_mode,
+            "Networks": self.network_names_of(c).unwrap_or_else(|| doc.host_config.network_mode.clone()),
             "LocalVolumes": c.cfg.mounts.iter().filter(|m| m.kind == berth_runtime::MountKind::Volume).count().to_string(),
         })
     }
@@ -387,6 +387,19 @@ impl Engine {
                 "Networks": {},
             },
         });
+        if let Some(ns) = self.network_settings(&c)? {
+            let settings = &mut v["NetworkSettings"];
+            if let Value::Object(m) = ns {
+                for (k, x) in m {
+                    settings[k] = x;
+                }
+            }
+            if c.status().is_up() {
+                if let Some(ctx) = self.net_context(false)? {
+                    settings["SandboxKey"] = json!(ctx.netns_path(&c.rec.id).display().to_string());
+                }
+            }
+        }
         if size {
             let rw = dir_size(&c.dir.join(UPPER));
             v["SizeRw"] = json!(rw);

@@ -188,9 +188,36 @@ pub struct CreateArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long)]
     pub stop_timeout: Option<u32>,
-    /// Connect a container to a network (none, host, bridge, container:NAME)
+    /// Connect a container to a network (bridge, a network's name, none, host, container:NAME); repeatable
     #[arg(long, alias = "net")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<std::net::Ipv6Addr>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    pub dns: Vec<std::net::IpAddr>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip or host:host-gateway)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+    /// Add link to another container (name[:alias])
+    #[arg(long)]
+    pub link: Vec<String>,
     /// Write the container ID to the file
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
@@ -708,6 +735,52 @@ fn resolved_env(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>> {
 /// checked here or by the engine's validation; files named by flags
 /// (`--env-file`, `--label-file`) are read here, relative paths are taken
 /// from this process's working directory.
+/// `--network` (repeatable): the first is the container's network mode;
+/// host, none and container: cannot be combined with others.
+fn network_mode(a: &CreateArgs) -> Result<spec::NetworkMode> {
+    let first = spec::NetworkMode::parse(a.network.first().map(String::as_str).unwrap_or(""))?;
+    if a.network.len() > 1 {
+        for n in &a.network {
+            if !matches!(
+                spec::NetworkMode::parse(n)?,
+                spec::NetworkMode::Network(_) | spec::NetworkMode::Private(_)
+            ) {
+                bail!("conflicting options: cannot attach both user-defined and non-user-defined network-modes");
+            }
+        }
+    }
+    Ok(first)
+}
+
+/// One endpoint per `--network` NAME; `--network-alias`, `--ip`, `--ip6`
+/// and `--mac-address` go to the first, as Docker does.
+fn endpoint_specs(a: &CreateArgs) -> Vec<spec::EndpointSpec> {
+    let mut eps: Vec<spec::EndpointSpec> = a
+        .network
+        .iter()
+        .filter(|n| matches!(spec::NetworkMode::parse(n), Ok(spec::NetworkMode::Network(_))))
+        .map(|n| spec::EndpointSpec {
+            network: n.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let any = !a.network_alias.is_empty() || a.ip.is_some() || a.ip6.is_some();
+    if eps.is_empty() && any {
+        // The default network: create refuses aliases and addresses there, in Docker's words.
+        eps.push(spec::EndpointSpec {
+            network: "bridge".into(),
+            ..Default::default()
+        });
+    }
+    if let Some(first) = eps.first_mut() {
+        first.aliases = a.network_alias.clone();
+        first.ipv4 = a.ip;
+        first.ipv6 = a.ip6;
+        first.mac_address = a.mac_address.clone();
+    }
+    eps
+}
+
 fn container_spec(a: &CreateArgs) -> Result<ContainerSpec> {
     let mut it = a.image_and_cmd.iter();
     let image = it
@@ -793,12 +866,32 @@ fn container_spec(a: &CreateArgs) -> Result<ContainerSpec> {
         restart: spec::parse_restart(a.restart.as_deref().unwrap_or("no"))?,
         stop_signal: a.stop_signal.as_deref().map(spec::Signal::parse).transpose()?,
         stop_timeout: a.stop_timeout.map(|s| std::time::Duration::from_secs(s.into())),
-        network: spec::NetworkMode::parse(a.network.as_deref().unwrap_or(""))?,
-        endpoints: Vec::new(),
-        dns: spec::DnsSpec::default(),
-        extra_hosts: Vec::new(),
-        links: Vec::new(),
-        mac_address: None,
+        network: network_mode(a)?,
+        endpoints: endpoint_specs(a),
+        dns: spec::DnsSpec {
+            servers: a.dns.clone(),
+            search: a.dns_search.clone(),
+            options: a.dns_option.clone(),
+        },
+        extra_hosts: a
+            .add_host
+            .iter()
+            .map(|h| match h.split_once('=').or_else(|| h.split_once(':')) {
+                Some((n, ip)) => Ok((n.to_string(), ip.to_string())),
+                None => Err(anyhow::anyhow!(
+                    "invalid argument {h:?} for \"--add-host\" flag: bad format for add-host: {h:?}"
+                )),
+            })
+            .collect::<Result<_>>()?,
+        links: a
+            .link
+            .iter()
+            .map(|l| match l.split_once(':') {
+                Some((c, al)) => (c.to_string(), al.to_string()),
+                None => (l.clone(), l.clone()),
+            })
+            .collect(),
+        mac_address: a.mac_address.clone(),
         ports,
         publish_all: a.publish_all,
         tty: a.tty,

@@ -1,4 +1,4 @@
-//! `berth network create|ls|inspect|rm|prune`: Docker's flags, columns and
+//! `berth network create|ls|inspect|rm|prune|connect|disconnect`: Docker's flags, columns and
 //! JSON, over the engine's network functions.
 
 use std::collections::{BTreeMap, HashMap};
@@ -28,6 +28,41 @@ pub enum NetworkCommand {
     Rm(RmArgs),
     /// Remove all unused networks
     Prune(PruneArgs),
+    /// Connect a container to a network
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConnectArgs {
+    /// Add network-scoped alias for the container
+    #[arg(long)]
+    pub alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// IPv6 address (not supported: berth's networks are IPv4 only)
+    #[arg(long)]
+    pub ip6: Option<std::net::Ipv6Addr>,
+    /// Add link to another container (accepted on the default network only)
+    #[arg(long)]
+    pub link: Vec<String>,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DisconnectArgs {
+    /// Force the container to disconnect from a network
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(value_name = "NETWORK")]
+    pub network: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -137,6 +172,20 @@ pub fn dispatch(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
         NetworkCommand::Inspect(a) => inspect(engine, a),
         NetworkCommand::Rm(a) => rm(engine, a),
         NetworkCommand::Prune(a) => prune(engine, a),
+        NetworkCommand::Connect(a) => {
+            if a.ip6.is_some() {
+                bail!("invalid IPv6 address: berth's networks are IPv4 only");
+            }
+            if !a.link.is_empty() {
+                bail!("network connect --link is not supported by berth yet");
+            }
+            engine.network_connect(&a.network, &a.container, &a.alias, a.ip)?;
+            Ok(0)
+        }
+        NetworkCommand::Disconnect(a) => {
+            engine.network_disconnect(&a.network, &a.container, a.force)?;
+            Ok(0)
+        }
     }
 }
 

@@ -1,0 +1,623 @@
+//! A container on bridge networks: what `create` plans, what `start`
+//! plugs in and every way out (exit, stop, rm, a dead monitor) unplugs.
+//!
+//! * `create` resolves the networks (`--network`, the default `bridge`)
+//!   and writes the plan, `network.json`, into the container directory;
+//!   the OCI spec joins the namespace bind-mounted at
+//!   `NetContext::netns_path(id)` (mode `netns:<path>`).
+//! * Each start makes that namespace, connects it to every planned network
+//!   (a veth, a lease, DNS names) and writes `/etc/hosts` and
+//!   `/etc/resolv.conf` from what it got. Restarts under the same monitor
+//!   keep it: the address stays while the container runs.
+//! * When the container is done (its monitor ends, `stop`, `rm`), the
+//!   leases, veths, DNS names and the namespace go ([`Engine::net_down`]);
+//!   a store's default network goes with its last container unless the
+//!   store is the system's (see `bridge::release_default_if_unused`).
+//!
+//! As root only for now: a rootless container would have to be created
+//! inside the rootless network namespace's user namespace.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use anyhow::Context;
+use berth_net::bridge::{self, Attachment, NetContext, Teardown, DEFAULT_NETWORK};
+use berth_net::etc::{self, EtcSettings};
+use berth_net::NetError;
+use berth_store::{NetworkRecord, NewEndpoint, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::Container;
+use crate::error::{shown, Result};
+use crate::spec::{ContainerSpec, NetworkMode};
+use crate::{Engine, EngineError};
+
+/// The plan in a container's directory.
+pub const NET_FILE: &str = "network.json";
+
+/// How a container joins its networks, kept for every start.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetPlan {
+    /// In order: the first gives the container its `eth0`, its default
+    /// route and its `/etc/hosts` address.
+    pub networks: Vec<PlannedEndpoint>,
+    /// `--dns`.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `NAME:ADDR` (`host-gateway` resolved at start).
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    /// `(container, alias)`.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
+    /// `--hostname`.
+    #[serde(default)]
+    pub hostname: String,
+    /// `--domainname`.
+    #[serde(default)]
+    pub domainname: String,
+}
+
+/// One network of a plan.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlannedEndpoint {
+    /// The network's ID; `bridge` for the default network (made on first use).
+    pub network: String,
+    /// Its name when planned (what `inspect` shows when it is gone).
+    #[serde(default)]
+    pub name: String,
+    /// `--network-alias`, compose's service names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+    /// `--mac-address`.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+impl PlannedEndpoint {
+    fn is_default(&self) -> bool {
+        self.network == DEFAULT_NETWORK
+    }
+}
+
+/// The plan of the container in `dir`, if it is on bridge networks.
+pub fn read_plan(dir: &Path) -> Option<NetPlan> {
+    serde_json::from_slice(&std::fs::read(dir.join(NET_FILE)).ok()?).ok()
+}
+
+pub(crate) fn write_plan(dir: &Path, plan: &NetPlan) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(plan).context("serialising network.json")?;
+    super::write_atomic(&dir.join(NET_FILE), &bytes)?;
+    Ok(())
+}
+
+/// The networks a spec names, in order: `None` when it is on none (host,
+/// none, another container's, a private loopback).
+fn network_names(o: &ContainerSpec, rootless: bool) -> Option<Vec<String>> {
+    let first = match &o.network {
+        NetworkMode::Private(s) if (s == "bridge" || s == "default") && !rootless => DEFAULT_NETWORK.to_string(),
+        NetworkMode::Network(n) if n == "default" => DEFAULT_NETWORK.to_string(),
+        NetworkMode::Network(n) => n.clone(),
+        _ => return None,
+    };
+    let mut names = vec![first];
+    for e in &o.endpoints {
+        if !e.network.is_empty() && !names.contains(&e.network) {
+            names.push(e.network.clone());
+        }
+    }
+    Some(names)
+}
+
+impl Engine {
+    /// `create`: the plan for `spec`'s networks (`None`: no bridge
+    /// network), with Docker's refusals for what the default network does
+    /// not support.
+    pub(crate) fn plan_networks(&self, o: &ContainerSpec) -> Result<Option<NetPlan>> {
+        let rootless = crate::is_rootless();
+        let Some(names) = network_names(o, rootless) else {
+            if !o.links.is_empty() && !matches!(o.network, NetworkMode::Private(_)) {
+                return Err(EngineError::invalid(
+                    "conflicting options: --link needs a bridge network",
+                ));
+            }
+            return Ok(None);
+        };
+        if rootless {
+            return Err(EngineError::invalid(format!(
+                "network {}: rootless containers cannot join bridge networks yet (use the default network, --network none or host)",
+                shown(&names[0])
+            )));
+        }
+        let mut plan = NetPlan {
+            hostname: o.hostname.clone().unwrap_or_default(),
+            domainname: o.domainname.clone().unwrap_or_default(),
+            ..Default::default()
+        };
+        for (i, name) in names.iter().enumerate() {
+            let ep = o.endpoints.iter().find(|e| &e.network == name).or_else(|| {
+                // The first network's settings may be given without its name.
+                (i == 0)
+                    .then(|| o.endpoints.iter().find(|e| e.network.is_empty()))
+                    .flatten()
+            });
+            let aliases = ep.map(|e| e.aliases.clone()).unwrap_or_default();
+            let ipv4 = ep.and_then(|e| e.ipv4);
+            let mut mac = ep.and_then(|e| e.mac_address.clone());
+            if i == 0 && mac.is_none() {
+                mac = o.mac_address.clone();
+            }
+            if let Some(m) = &mac {
+                if berth_net::nl::parse_mac(m).is_none() {
+                    return Err(EngineError::invalid(format!("{} is not a valid mac address", shown(m))));
+                }
+            }
+            if ep.is_some_and(|e| e.ipv6.is_some()) {
+                return Err(EngineError::invalid(format!(
+                    "invalid IPv6 address: network {} has no IPv6 subnet (berth's networks are IPv4 only)",
+                    shown(name)
+                )));
+            }
+            let (id, shown_name) = if name == DEFAULT_NETWORK {
+                if !aliases.is_empty() {
+                    return Err(EngineError::invalid(
+                        "network-scoped alias is supported only for containers in user defined networks",
+                    ));
+                }
+                if ipv4.is_some() {
+                    return Err(EngineError::invalid(
+                        "user specified IP address is supported on user defined networks only",
+                    ));
+                }
+                (DEFAULT_NETWORK.to_string(), DEFAULT_NETWORK.to_string())
+            } else {
+                let n = self.network_by_word(name)?;
+                if n.name == DEFAULT_NETWORK {
+                    (DEFAULT_NETWORK.to_string(), DEFAULT_NETWORK.to_string())
+                } else {
+                    if let Some(ip) = ipv4 {
+                        bridge::addressing(&n)?
+                            .check_requested(ip)
+                            .map_err(|e| EngineError::invalid(e.to_string()))?;
+                    }
+                    (n.id, n.name)
+                }
+            };
+            plan.networks.push(PlannedEndpoint {
+                network: id,
+                name: shown_name,
+                aliases,
+                ipv4,
+                mac,
+            });
+        }
+        for (name, addr) in &o.extra_hosts {
+            let h = format!("{name}:{addr}");
+            etc::parse_add_host(&h, Some(Ipv4Addr::UNSPECIFIED)).map_err(|e| EngineError::invalid(e.to_string()))?;
+            plan.extra_hosts.push(h);
+        }
+        plan.dns = o.dns.servers.iter().map(|s| s.to_string()).collect();
+        plan.dns_search = o.dns.search.clone();
+        plan.dns_options = o.dns.options.clone();
+        for (ctr, alias) in &o.links {
+            let other = self.container(ctr).map_err(|_| {
+                EngineError::not_found(format!("could not get container for {}", shown(ctr).trim_matches('"')))
+            })?;
+            let alias = if alias.is_empty() {
+                other.rec.name.clone()
+            } else {
+                alias.clone()
+            };
+            plan.links.push((other.rec.id.clone(), alias));
+        }
+        Ok(Some(plan))
+    }
+
+    /// A network by name, ID or ID prefix, with Docker's "not found".
+    fn network_by_word(&self, word: &str) -> Result<NetworkRecord> {
+        match self.store.network(word) {
+            Ok(n) => Ok(n),
+            Err(StoreError::NetworkNotFound(_)) => Err(EngineError::not_found(format!(
+                "network {} not found",
+                shown(word).trim_matches('"')
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn root_net_context(&self) -> Result<NetContext> {
+        self.net_context(true)?
+            .ok_or_else(|| EngineError::from(anyhow::anyhow!("the network namespace of this user is not running")))
+    }
+
+    /// Connects the namespace `ns` of container `c` to one planned network.
+    fn connect_planned(
+        &self,
+        ctx: &NetContext,
+        c_id: &str,
+        c_name: &str,
+        ns: &berth_net::ns::Namespace,
+        p: &PlannedEndpoint,
+    ) -> Result<(NetworkRecord, Attachment)> {
+        let ep = |net: &NetworkRecord| NewEndpoint {
+            container_id: c_id.to_string(),
+            name: c_name.to_string(),
+            ip: p.ipv4,
+            mac: p.mac.clone(),
+            aliases: if net.dns {
+                let mut a = p.aliases.clone();
+                let short = c_id[..12.min(c_id.len())].to_string();
+                if !a.contains(&short) {
+                    a.push(short);
+                }
+                a
+            } else {
+                vec![]
+            },
+        };
+        if p.is_default() {
+            // The default network may go (its last container left) between
+            // our lookup and our lease: then it is made again, once.
+            for attempt in 0..3 {
+                let net = bridge::ensure_default_network(ctx, &self.store)?;
+                match bridge::connect(ctx, &self.store, &net, ns, &ep(&net)) {
+                    Err(NetError::Store(StoreError::NetworkNotFound(_))) if attempt < 2 => continue,
+                    r => return Ok((net, r?)),
+                }
+            }
+            unreachable!("the loop returns");
+        }
+        let net = self.store.network(&p.network).map_err(|_| {
+            EngineError::not_found(format!(
+                "network {} not found",
+                if p.name.is_empty() { &p.network } else { &p.name }
+            ))
+        })?;
+        let a = bridge::connect(ctx, &self.store, &net, ns, &ep(&net))?;
+        Ok((net, a))
+    }
+
+    /// Before each start: the namespace, its networks and the files that
+    /// describe them. Whatever an earlier run left goes first; on failure
+    /// nothing is left.
+    pub(crate) fn net_up(&self, c: &Container) -> Result<()> {
+        let Some(plan) = read_plan(&c.dir) else {
+            return Ok(());
+        };
+        let ctx = self.root_net_context()?;
+        self.net_down(&c.rec.id)?;
+        let path = ctx.netns_path(&c.rec.id);
+        let res = (|| -> Result<()> {
+            let ns = berth_net::ns::create_persistent(&path)?;
+            let mut first = None;
+            for p in &plan.networks {
+                let got = self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, p)?;
+                first.get_or_insert(got);
+            }
+            self.write_etc(c, &plan, first.as_ref())
+        })();
+        if let Err(e) = res {
+            let _ = self.net_down(&c.rec.id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `/etc/hosts` and `/etc/resolv.conf` in the container directory
+    /// (bound into the container when it starts).
+    fn write_etc(&self, c: &Container, plan: &NetPlan, first: Option<&(NetworkRecord, Attachment)>) -> Result<()> {
+        let gateway = first.and_then(|(n, _)| n.gateway.parse::<Ipv4Addr>().ok());
+        let hostname = if c.cfg.hostname.is_empty() {
+            c.short_id().to_string()
+        } else {
+            c.cfg.hostname.clone()
+        };
+        let s = EtcSettings {
+            hostname,
+            domainname: c.cfg.domainname.clone(),
+            ip: first.map(|(_, a)| a.ip),
+            gateway,
+            dns_server: first.and_then(|(_, a)| a.dns_server),
+            add_hosts: plan.extra_hosts.clone(),
+            dns: plan.dns.clone(),
+            dns_search: plan.dns_search.clone(),
+            dns_options: plan.dns_options.clone(),
+        };
+        let mut hosts = etc::hosts(&s).map_err(|e| EngineError::invalid(e.to_string()))?;
+        // --link: the other container's address on a network both are on.
+        let mine: Vec<String> = self
+            .store
+            .container_endpoints(&c.rec.id)?
+            .into_iter()
+            .map(|e| e.network_id)
+            .collect();
+        for (other, alias) in &plan.links {
+            let Ok(o) = self.container(other) else {
+                return Err(EngineError::not_found(format!(
+                    "could not get container for {alias}: the linked container is gone"
+                )));
+            };
+            let theirs = self.store.container_endpoints(&o.rec.id)?;
+            let Some(e) = theirs.iter().find(|e| mine.contains(&e.network_id)) else {
+                return Err(EngineError::invalid(format!(
+                    "cannot link to {}: it is not running on a network this container is on",
+                    o.rec.name
+                )));
+            };
+            if *alias == o.rec.name {
+                hosts.push_str(&format!("{}\t{} {}\n", e.ip, o.rec.name, o.short_id()));
+            } else {
+                hosts.push_str(&format!("{}\t{} {} {}\n", e.ip, alias, o.short_id(), o.rec.name));
+            }
+        }
+        let mut host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        if host_resolv.lines().any(|l| l.trim().starts_with("nameserver 127.")) {
+            if let Ok(upstream) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
+                host_resolv = upstream;
+            }
+        }
+        let resolv = etc::resolv_conf(&s, &host_resolv);
+        use berth_archive::perms;
+        for (f, text) in [("hosts", hosts), ("resolv.conf", resolv)] {
+            let p = c.dir.join(f);
+            perms::write_atomic(&p, text.as_bytes(), perms::MOUNTED_FILE)
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The container `id` left its networks (it exited, stopped, is being
+    /// removed): leases, veths, DNS names and its namespace go. Safe to
+    /// call for any container, any number of times.
+    pub fn net_down(&self, id: &str) -> Result<()> {
+        let Some(ctx) = self.net_context(false)? else {
+            return Ok(());
+        };
+        let had = !self.store.container_endpoints(id)?.is_empty();
+        bridge::disconnect_all(&ctx, &self.store, id, Teardown::DeleteLinks)?;
+        let path = ctx.netns_path(id);
+        if path.exists() {
+            berth_net::ns::remove_persistent(&path)?;
+        }
+        if had {
+            bridge::release_default_if_unused(&ctx, &self.store)?;
+        }
+        Ok(())
+    }
+
+    /// Leases of containers that are not running any more (their monitor
+    /// was killed, the host rebooted): released, so `network rm` and
+    /// `prune` see only real users.
+    pub(crate) fn release_stale_endpoints(&self) -> Result<()> {
+        let leased = self.store.leased()?.containers;
+        let mut seen = std::collections::HashSet::new();
+        for e in self.store.all_endpoints()? {
+            if !seen.insert(e.container_id.clone()) || leased.contains(&e.container_id) {
+                continue;
+            }
+            let running = match self.store.container(&e.container_id) {
+                Ok(rec) => self.load_container(rec)?.status().is_up(),
+                Err(_) => false,
+            };
+            if !running {
+                self.net_down(&e.container_id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `network connect`: joins a network live (a running container gets
+    /// its interface now) and for every later start.
+    pub fn network_connect(&self, net_word: &str, ctr: &str, aliases: &[String], ip: Option<Ipv4Addr>) -> Result<()> {
+        let c = self.container(ctr)?;
+        let net = self.network_by_word(net_word)?;
+        let mut plan = match read_plan(&c.dir) {
+            Some(p) => p,
+            None => {
+                return Err(EngineError::invalid(format!(
+                    "container {} is on network {}: it cannot join bridge networks (it was created with --network host, none or container:)",
+                    c.rec.name,
+                    c.doc().host_config.network_mode
+                )))
+            }
+        };
+        let id = if net.name == DEFAULT_NETWORK {
+            DEFAULT_NETWORK.to_string()
+        } else {
+            net.id.clone()
+        };
+        if plan.networks.iter().any(|p| p.network == id) {
+            return Err(EngineError::conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                c.rec.name, net.name
+            )));
+        }
+        if id == DEFAULT_NETWORK && (!aliases.is_empty() || ip.is_some()) {
+            return Err(EngineError::invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
+        let p = PlannedEndpoint {
+            network: id,
+            name: net.name.clone(),
+            aliases: aliases.to_vec(),
+            ipv4: ip,
+            mac: None,
+        };
+        if c.status().is_up() {
+            let ctx = self.root_net_context()?;
+            let ns = berth_net::ns::Namespace::path(ctx.netns_path(&c.rec.id));
+            self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, &p)?;
+        } else if let Some(ip) = ip {
+            bridge::addressing(&net)?
+                .check_requested(ip)
+                .map_err(|e| EngineError::invalid(e.to_string()))?;
+        }
+        plan.networks.push(p);
+        write_plan(&c.dir, &plan)
+    }
+
+    /// `network disconnect`: leaves a network live and for later starts.
+    /// Not connected: Docker's error unless `force`.
+    pub fn network_disconnect(&self, net_word: &str, ctr: &str, force: bool) -> Result<()> {
+        let c = self.container(ctr)?;
+        let net = self.network_by_word(net_word)?;
+        let id = if net.name == DEFAULT_NETWORK {
+            DEFAULT_NETWORK.to_string()
+        } else {
+            net.id.clone()
+        };
+        let mut plan = read_plan(&c.dir).unwrap_or_default();
+        let before = plan.networks.len();
+        plan.networks.retain(|p| p.network != id);
+        let planned = plan.networks.len() != before;
+        let attached = match self.net_context(false)? {
+            Some(ctx) => bridge::disconnect(&ctx, &self.store, &net, &c.rec.id)?,
+            None => false,
+        };
+        if !planned && !attached && !force {
+            return Err(EngineError::conflict(format!(
+                "container {} is not connected to network {}",
+                c.short_id(),
+                net.name
+            )));
+        }
+        if planned {
+            write_plan(&c.dir, &plan)?;
+        }
+        if net.name == DEFAULT_NETWORK {
+            if let Some(ctx) = self.net_context(false)? {
+                bridge::release_default_if_unused(&ctx, &self.store)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `inspect`'s `NetworkSettings` for a container on bridge networks
+    /// (`None`: it is not): Docker's shape, the addresses while it runs.
+    pub(crate) fn network_settings(&self, c: &Container) -> Result<Option<Value>> {
+        let Some(plan) = read_plan(&c.dir) else {
+            return Ok(None);
+        };
+        let eps = self.store.container_endpoints(&c.rec.id)?;
+        let mut networks = serde_json::Map::new();
+        let mut top = json!({"IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "", "EndpointID": ""});
+        let links: Vec<String> = plan
+            .links
+            .iter()
+            .filter_map(|(o, alias)| {
+                let other = self.store.container(o).ok()?;
+                Some(format!("/{}:/{}/{}", other.name, c.rec.name, alias))
+            })
+            .collect();
+        for p in &plan.networks {
+            let net = if p.is_default() {
+                self.store
+                    .network(DEFAULT_NETWORK)
+                    .ok()
+                    .filter(|n| n.name == DEFAULT_NETWORK)
+            } else {
+                self.store.network(&p.network).ok()
+            };
+            let name = net.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| p.name.clone());
+            let ep = net.as_ref().and_then(|n| eps.iter().find(|e| e.network_id == n.id));
+            let mut v = json!({
+                "IPAMConfig": p.ipv4.map(|ip| json!({"IPv4Address": ip.to_string()})),
+                "Links": if p.is_default() && !links.is_empty() { json!(links) } else { Value::Null },
+                "Aliases": if p.aliases.is_empty() { Value::Null } else { json!(p.aliases) },
+                "MacAddress": "",
+                "DriverOpts": Value::Null,
+                "NetworkID": net.as_ref().map(|n| n.id.clone()).unwrap_or_default(),
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": Value::Null,
+            });
+            if let (Some(n), Some(e)) = (&net, ep) {
+                let prefix = bridge::addressing(n).map(|a| a.subnet.prefix).unwrap_or(0);
+                v["MacAddress"] = json!(e.mac);
+                v["EndpointID"] = json!(crate::networks::endpoint_id(&n.id, &c.rec.id));
+                v["Gateway"] = json!(if n.internal { String::new() } else { n.gateway.clone() });
+                v["IPAddress"] = json!(e.ip.to_string());
+                v["IPPrefixLen"] = json!(prefix);
+                if n.dns {
+                    let mut names = vec![c.rec.name.clone()];
+                    names.extend(e.aliases.iter().cloned());
+                    v["DNSNames"] = json!(names);
+                }
+                if p.is_default() {
+                    for k in ["IPAddress", "IPPrefixLen", "Gateway", "MacAddress", "EndpointID"] {
+                        top[k] = v[k].clone();
+                    }
+                }
+            }
+            networks.insert(name, v);
+        }
+        top["Networks"] = Value::Object(networks);
+        Ok(Some(top))
+    }
+
+    /// The names of the networks a container is on (`ps`' NETWORKS).
+    pub(crate) fn network_names_of(&self, c: &Container) -> Option<String> {
+        let plan = read_plan(&c.dir)?;
+        Some(
+            plan.networks
+                .iter()
+                .map(|p| p.name.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_specs_join_bridges() {
+        let mut o = ContainerSpec::default();
+        assert_eq!(network_names(&o, false), Some(vec!["bridge".to_string()]));
+        assert_eq!(network_names(&o, true), None);
+        o.network = NetworkMode::Host;
+        assert_eq!(network_names(&o, false), None);
+        o.network = NetworkMode::Network("app".into());
+        o.endpoints = vec![
+            crate::spec::EndpointSpec {
+                network: "app".into(),
+                ..Default::default()
+            },
+            crate::spec::EndpointSpec {
+                network: "db".into(),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            network_names(&o, false),
+            Some(vec!["app".to_string(), "db".to_string()])
+        );
+        let plan = NetPlan {
+            networks: vec![PlannedEndpoint {
+                network: "bridge".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&plan).unwrap();
+        assert_eq!(serde_json::from_str::<NetPlan>(&text).unwrap(), plan);
+    }
+}
