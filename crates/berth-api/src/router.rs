@@ -407,8 +407,14 @@ mod tests {
             r(Method::POST, "/v1.41/exec/abc123/start").unwrap(),
             Route::Exec("abc123".into(), ExecOp::Start)
         );
-        assert_eq!(r(Method::POST, "/exec/a.b/start").unwrap_err().status, StatusCode::NOT_FOUND);
-        assert!(matches!(r(Method::POST, "/containers/x/update").unwrap(), Route::NotYet(_)));
+        assert_eq!(
+            r(Method::POST, "/exec/a.b/start").unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
+        assert!(matches!(
+            r(Method::POST, "/containers/x/update").unwrap(),
+            Route::NotYet(_)
+        ));
         assert_eq!(
             r(Method::GET, "/containers/x/json/").unwrap(),
             Route::Container("x".into(), ContainerOp::Inspect)

@@ -134,7 +134,16 @@ pub struct EventFilter {
 impl EventFilter {
     /// Parses `KEY=VALUE` filters.
     pub fn parse(items: &[String]) -> Result<EventFilter> {
-        const KEYS: &[&str] = &["type", "event", "container", "image", "network", "volume", "label", "scope"];
+        const KEYS: &[&str] = &[
+            "type",
+            "event",
+            "container",
+            "image",
+            "network",
+            "volume",
+            "label",
+            "scope",
+        ];
         let mut f = EventFilter::default();
         for item in items {
             let (k, v) = item
@@ -292,6 +301,23 @@ impl Engine {
         self.record_event("image", action, name, a);
     }
 
+    /// The exit code of the container's last `die` event in the journal.
+    pub fn last_exit_code(&self, id: &str) -> Option<i32> {
+        let mut code = None;
+        let q = EventQuery {
+            filter: EventFilter::parse(&[format!("container={id}"), "event=die".to_string()]).ok()?,
+            ..Default::default()
+        };
+        self.events(&q, &|| false, &mut |ev| {
+            if ev.actor.id == id {
+                code = ev.actor.attributes.get("exitCode").and_then(|c| c.parse().ok());
+            }
+            true
+        })
+        .ok()?;
+        code
+    }
+
     /// Records a network's event.
     pub fn network_event(&self, action: &str, n: &berth_store::NetworkRecord) {
         let mut a = BTreeMap::new();
@@ -317,9 +343,8 @@ impl Engine {
         out: &mut dyn FnMut(&EventMessage) -> bool,
     ) -> Result<()> {
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        let in_range = |ev: &EventMessage| {
-            q.since.is_none_or(|s| ev.time_nano >= s) && q.until.is_none_or(|u| ev.time_nano <= u)
-        };
+        let in_range =
+            |ev: &EventMessage| q.since.is_none_or(|s| ev.time_nano >= s) && q.until.is_none_or(|u| ev.time_nano <= u);
         let mut send = |ev: EventMessage| {
             if in_range(&ev) && q.filter.matches(&ev) {
                 return out(&ev);
@@ -344,8 +369,7 @@ impl Engine {
             if cancelled() {
                 return Ok(());
             }
-            if q
-                .until
+            if q.until
                 .is_some_and(|u| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) > u)
             {
                 return Ok(());
@@ -372,7 +396,12 @@ mod tests {
     #[test]
     fn filters_are_dockers() {
         let f = |items: &[&str]| EventFilter::parse(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        let start = ev("container", "start", "abc123", &[("name", "web"), ("image", "bb"), ("tier", "front")]);
+        let start = ev(
+            "container",
+            "start",
+            "abc123",
+            &[("name", "web"), ("image", "bb"), ("tier", "front")],
+        );
         assert!(f(&["type=container", "event=start"]).matches(&start));
         assert!(f(&["container=web"]).matches(&start));
         assert!(f(&["container=abc"]).matches(&start));

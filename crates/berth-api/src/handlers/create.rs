@@ -70,7 +70,8 @@ fn nanos(v: &Value) -> Option<Duration> {
 
 /// The spec of a create request; `name` and `platform` are the query's.
 pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Result<ContainerSpec, ApiError> {
-    let image = non_empty(&body["Image"]).ok_or_else(|| bad("Config cannot be empty in order to create a container"))?;
+    let image =
+        non_empty(&body["Image"]).ok_or_else(|| bad("Config cannot be empty in order to create a container"))?;
     let mut s = ContainerSpec::new(image);
     s.name = name.filter(|n| !n.is_empty()).map(str::to_string);
     s.platform = platform.filter(|p| !p.is_empty()).map(str::to_string);
@@ -136,7 +137,10 @@ fn health(v: &Value) -> Result<HealthSpec, ApiError> {
     hs.timeout = nanos(&v["Timeout"]);
     hs.start_period = nanos(&v["StartPeriod"]);
     hs.start_interval = nanos(&v["StartInterval"]);
-    hs.retries = v["Retries"].as_u64().filter(|n| *n > 0).map(|n| n.min(u32::MAX as u64) as u32);
+    hs.retries = v["Retries"]
+        .as_u64()
+        .filter(|n| *n > 0)
+        .map(|n| n.min(u32::MAX as u64) as u32);
     Ok(hs)
 }
 
@@ -259,7 +263,9 @@ fn resources(h: &Value) -> Result<Resources, ApiError> {
 }
 
 fn devices(v: &Value) -> Result<Vec<String>, ApiError> {
-    let Some(list) = v.as_array() else { return Ok(Vec::new()) };
+    let Some(list) = v.as_array() else {
+        return Ok(Vec::new());
+    };
     list.iter()
         .map(|d| {
             let host = non_empty(&d["PathOnHost"]).ok_or_else(|| bad("Devices: PathOnHost must not be empty"))?;
@@ -287,7 +293,9 @@ fn restart(v: &Value) -> Result<RestartPolicy, ApiError> {
 /// `{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}` through the
 /// CLI's `-p` parser.
 fn ports(v: &Value) -> Result<Vec<berth_engine::spec::PortMapping>, ApiError> {
-    let Some(map) = v.as_object() else { return Ok(Vec::new()) };
+    let Some(map) = v.as_object() else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for (key, bindings) in map {
         let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
@@ -296,7 +304,11 @@ fn ports(v: &Value) -> Result<Vec<berth_engine::spec::PortMapping>, ApiError> {
         for b in list {
             let ip = b["HostIp"].as_str().unwrap_or("");
             let hp = b["HostPort"].as_str().unwrap_or("");
-            let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+            let ip = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
             let text = match (ip.is_empty(), hp.is_empty()) {
                 (true, true) => format!("{port}/{proto}"),
                 (true, false) => format!("{hp}:{port}/{proto}"),
@@ -416,8 +428,12 @@ mod tests {
         assert_eq!(s.links, [("web".to_string(), "w".to_string())]);
         assert_eq!(s.dns.servers.len(), 1);
 
-        let e = spec_of(&json!({"Image": "bb", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}), None, None)
-            .unwrap_err();
+        let e = spec_of(
+            &json!({"Image": "bb", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}),
+            None,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.status, hyper::StatusCode::BAD_REQUEST);
         assert!(spec_of(&json!({}), None, None).is_err());
         let s = spec_of(&json!({"Image": "bb", "Entrypoint": [""]}), None, None).unwrap();

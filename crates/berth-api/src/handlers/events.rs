@@ -14,7 +14,16 @@ use crate::body::{self, Body};
 use crate::error::ApiError;
 use crate::query::{as_pairs, only_filters};
 
-const KEYS: &[&str] = &["type", "event", "container", "image", "network", "volume", "label", "scope"];
+const KEYS: &[&str] = &[
+    "type",
+    "event",
+    "container",
+    "image",
+    "network",
+    "volume",
+    "label",
+    "scope",
+];
 
 pub async fn stream(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let f = ctx.query.filters()?;

@@ -14,11 +14,11 @@ use super::{unix_time, Ctx};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use berth_build::executor::{BuildOptions, Progress as StepView, ProgressMode};
 use berth_engine::build::{BuildRequest, BuildResult, ContextSource};
 use berth_engine::import::ImportOptions;
 use berth_engine::progress::{Event, Progress};
 use berth_engine::registry::{PullOptions, PushOptions};
-use berth_build::executor::{BuildOptions, Progress as StepView, ProgressMode};
 
 use crate::body::{self, Body, BodyReader, BodyWriter};
 use crate::error::ApiError;
@@ -414,8 +414,8 @@ fn json_map(ctx: &Ctx, key: &str) -> Result<BTreeMap<String, String>, ApiError> 
     let Some(text) = ctx.query.get(key).filter(|t| !t.trim().is_empty()) else {
         return Ok(BTreeMap::new());
     };
-    let v: BTreeMap<String, Option<String>> = serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}")))?;
+    let v: BTreeMap<String, Option<String>> =
+        serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}")))?;
     // A null build arg takes its value from the daemon's environment in
     // Docker; berth's service has none to give: it is left out.
     Ok(v.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
@@ -435,7 +435,11 @@ pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
     let network = match q.get("networkmode").unwrap_or("") {
         "" | "default" | "bridge" => "default".to_string(),
         m @ ("host" | "none") => m.to_string(),
-        m => return Err(ApiError::bad_request(format!("network mode {m:?} is not supported for builds"))),
+        m => {
+            return Err(ApiError::bad_request(format!(
+                "network mode {m:?} is not supported for builds"
+            )))
+        }
     };
     let options = BuildOptions {
         target: q.get("target").filter(|t| !t.is_empty()).map(str::to_string),
@@ -451,7 +455,10 @@ pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         .get("dockerfile")
         .filter(|f| !f.is_empty())
         .map(|f| std::path::PathBuf::from(f.trim_start_matches("./")));
-    if file.as_ref().is_some_and(|f| f.is_absolute() || f.components().any(|c| c.as_os_str() == "..")) {
+    if file
+        .as_ref()
+        .is_some_and(|f| f.is_absolute() || f.components().any(|c| c.as_os_str() == ".."))
+    {
         return Err(ApiError::bad_request(
             "the dockerfile must be a path inside the build context",
         ));
@@ -471,7 +478,11 @@ pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
                 // The builder's classic lines, each a `stream` message.
                 let view = Arc::new(StepView::new(
                     Box::new(StreamLines(tx.clone())),
-                    if quiet { ProgressMode::Quiet } else { ProgressMode::Plain },
+                    if quiet {
+                        ProgressMode::Quiet
+                    } else {
+                        ProgressMode::Plain
+                    },
                 ));
                 let v = view.clone();
                 let inner = p.clone();

@@ -18,6 +18,14 @@ use crate::router::NetworkOp;
 
 const KEYS: &[&str] = &["name", "id", "driver", "label", "type", "dangling"];
 
+/// Go clients parse `Created` as a time: never an empty string.
+fn fix_created(mut v: Value) -> Value {
+    if v["Created"].as_str().is_none_or(str::is_empty) {
+        v["Created"] = json!("0001-01-01T00:00:00Z");
+    }
+    v
+}
+
 /// `GET /networks?filters`: every network in inspect's shape.
 pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let f = ctx.query.filters()?;
@@ -29,15 +37,15 @@ pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             let mut out = Vec::new();
             for r in rows {
                 match e.network_inspect(&r.id).or_else(|_| e.network_inspect(&r.name)) {
-                    Ok(v) => out.push(v),
+                    Ok(v) => out.push(fix_created(v)),
                     // A predefined network without a record yet.
-                    Err(_) => out.push(json!({
+                    Err(_) => out.push(fix_created(json!({
                         "Name": r.name, "Id": r.id, "Created": r.created, "Scope": r.scope,
                         "Driver": r.driver, "EnableIPv6": false, "Internal": r.internal,
                         "IPAM": {"Driver": "default", "Options": null, "Config": []},
                         "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""},
                         "ConfigOnly": false, "Containers": {}, "Options": {}, "Labels": r.labels,
-                    })),
+                    }))),
                 }
             }
             Ok(out)
@@ -67,7 +75,9 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
         .ok_or_else(|| ApiError::bad_request("network name cannot be empty"))?
         .to_string();
     if v["EnableIPv6"].as_bool() == Some(true) {
-        return Err(ApiError::bad_request("berth networks are IPv4 only: EnableIPv6 is not supported"));
+        return Err(ApiError::bad_request(
+            "berth networks are IPv4 only: EnableIPv6 is not supported",
+        ));
     }
     let cfg = &v["IPAM"]["Config"][0];
     let opt = |x: &Value| x.as_str().filter(|s| !s.is_empty()).map(str::to_string);
@@ -100,7 +110,7 @@ pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -
     match op {
         NetworkOp::Inspect => {
             let v = ctx.blocking(move |e| Ok(e.network_inspect(&id)?)).await?;
-            Ok(body::json(StatusCode::OK, &v))
+            Ok(body::json(StatusCode::OK, &fix_created(v)))
         }
         NetworkOp::Remove => {
             ctx.blocking(move |e| Ok(e.network_remove(&id)?)).await?;

@@ -58,7 +58,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Shared {
     /// Whether an attach client waits for `id`'s start.
     pub fn has_waiting(&self, id: &str) -> bool {
-        lock(&self.waiting).get(id).is_some_and(|v| v.iter().any(|t| !t.is_closed()))
+        lock(&self.waiting)
+            .get(id)
+            .is_some_and(|v| v.iter().any(|t| !t.is_closed()))
     }
 
     /// Hands the session of a container just started to the attach
@@ -115,13 +117,25 @@ fn stream_type(tty: bool, v: ApiVersion) -> &'static str {
 fn outputs(w: RawWriter, tty: bool, want_out: bool, want_err: bool) -> (StreamOut, StreamOut) {
     let sink = || StreamOut::Writer(Box::new(std::io::sink()));
     if tty {
-        let out = if want_out { StreamOut::Writer(Box::new(w)) } else { sink() };
+        let out = if want_out {
+            StreamOut::Writer(Box::new(w))
+        } else {
+            sink()
+        };
         return (out, sink());
     }
     let (o, e) = multiplexed(w);
     (
-        if want_out { StreamOut::Writer(Box::new(o)) } else { sink() },
-        if want_err { StreamOut::Writer(Box::new(e)) } else { sink() },
+        if want_out {
+            StreamOut::Writer(Box::new(o))
+        } else {
+            sink()
+        },
+        if want_err {
+            StreamOut::Writer(Box::new(e))
+        } else {
+            sink()
+        },
     )
 }
 

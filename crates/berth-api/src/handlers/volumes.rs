@@ -103,8 +103,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
 /// `DELETE /volumes/{name}?force`.
 pub async fn remove(ctx: &Ctx, name: String) -> Result<Response<Body>, ApiError> {
     let force = ctx.query.bool("force");
-    ctx.blocking(move |e| Ok(e.volume_remove(&name, force)?))
-        .await?;
+    ctx.blocking(move |e| Ok(e.volume_remove(&name, force)?)).await?;
     Ok(body::status(StatusCode::NO_CONTENT))
 }
 
