@@ -514,7 +514,11 @@ pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
                                 text.push_str(&format!("Successfully tagged {full}\n"));
                             }
                         }
-                        let _ = tx.send(json!({ "stream": text }));
+                        // One message per line: clients match each line alone
+                        // (docker-py looks for `Successfully built ID` at an end).
+                        for line in text.split_inclusive('\n') {
+                            let _ = tx.send(json!({ "stream": line }));
+                        }
                         Ok(())
                     }
                     BuildResult::Failed(e) => Err(berth_engine::EngineError::exit(1, e.to_string())),
