@@ -164,13 +164,13 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
 pub async fn commit(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let q = &ctx.query;
     let word = q.required("container")?.to_string();
-    let reference = match q.get("repo").filter(|r| !r.is_empty()) {
-        Some(repo) => Some(match q.get("tag").filter(|t| !t.is_empty()) {
+    let reference = q
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .map(|repo| match q.get("tag").filter(|t| !t.is_empty()) {
             Some(tag) => format!("{repo}:{tag}"),
             None => repo.to_string(),
-        }),
-        None => None,
-    };
+        });
     let changes = q.all("changes");
     let message = q.get("comment").filter(|c| !c.is_empty()).map(str::to_string);
     let author = q.get("author").filter(|c| !c.is_empty()).map(str::to_string);
