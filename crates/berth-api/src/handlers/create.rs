@@ -413,8 +413,9 @@ mod tests {
         assert!(s.mounts[0].readonly);
         assert_eq!(s.mounts[4].target, "/anon");
         assert_eq!(s.ports.len(), 2);
-        assert_eq!(s.ports[0].container_port, 53);
-        assert_eq!(s.ports[1].host_port, 8080);
+        let web = s.ports.iter().find(|p| p.container_port == 80).unwrap();
+        assert_eq!(web.host_port, 8080);
+        assert!(s.ports.iter().any(|p| p.container_port == 53 && p.host_port == 0));
         assert_eq!(s.restart, RestartPolicy::OnFailure { max: 2 });
         assert_eq!(s.resources.memory_swap, Some(MemorySwap::Unlimited));
         assert_eq!(s.resources.ulimits[0].hard, 200);
