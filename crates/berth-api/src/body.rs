@@ -91,6 +91,7 @@ enum Msg {
 pub struct BodyWriter {
     tx: mpsc::Sender<Msg>,
     buf: Vec<u8>,
+    sent: bool,
 }
 
 impl BodyWriter {
@@ -99,10 +100,17 @@ impl BodyWriter {
         self.tx.is_closed()
     }
 
+    /// Whether bytes were sent already (the status is out: a failure can
+    /// only be told in the body now).
+    pub fn started(&self) -> bool {
+        self.sent || !self.buf.is_empty()
+    }
+
     fn send(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
+        self.sent = true;
         let data = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
         self.tx
             .blocking_send(Msg::Data(data))
@@ -240,6 +248,7 @@ where
         let mut w = BodyWriter {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
+            sent: false,
         };
         let res = work(&mut w).and_then(|()| {
             w.flush()

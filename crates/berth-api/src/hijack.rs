@@ -122,7 +122,9 @@ impl AsyncWrite for RawStream {
 pub type RawReader = BodyReader;
 
 /// What the client receives on a taken-over connection, as a blocking
-/// `Write`; each write is sent as it is (interactive output).
+/// `Write`; each write is sent as it is (interactive output). Clones share
+/// the connection, which is closed once every clone is dropped.
+#[derive(Clone)]
 pub struct RawWriter {
     tx: mpsc::Sender<Bytes>,
 }

@@ -59,6 +59,11 @@ pub enum ContainerOp {
     ArchiveHead,
     ArchivePut,
     Remove,
+    Attach,
+    Logs,
+    Resize,
+    Stats,
+    ExecCreate,
 }
 
 /// What an image route does.
@@ -69,6 +74,24 @@ pub enum ImageOp {
     Tag,
     Save,
     Remove,
+    Push,
+}
+
+/// What an exec route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecOp {
+    Start,
+    Resize,
+    Inspect,
+}
+
+/// What a network route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkOp {
+    Inspect,
+    Remove,
+    Connect,
+    Disconnect,
 }
 
 /// Every route berth serves.
@@ -87,10 +110,21 @@ pub enum Route {
     ContainersList,
     ContainersPrune,
     Container(String, ContainerOp),
+    ContainersCreate,
+    Exec(String, ExecOp),
+    Commit,
+    ImagesCreate,
+    Build,
+    Events,
     VolumesList,
+    VolumesCreate,
+    VolumesPrune,
     Volume(String),
-    /// berth has no network objects in the API yet: every one is missing.
-    NetworkInspect(String),
+    VolumeRemove(String),
+    NetworksList,
+    NetworksCreate,
+    NetworksPrune,
+    Network(String, NetworkOp),
     /// Docker has it; berth does not serve it yet (501, naming it).
     NotYet(&'static str),
 }
@@ -149,6 +183,15 @@ fn container_word(w: &str) -> Result<String, ApiError> {
     }
 }
 
+/// An exec ID (hex, as berth makes them).
+fn exec_word(w: &str) -> Result<String, ApiError> {
+    if !w.is_empty() && w.len() <= 128 && w.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(w.to_string())
+    } else {
+        Err(ApiError::not_found(format!("No such exec instance: {w}")))
+    }
+}
+
 /// An image reference or ID: printable, without spaces, not absurdly long.
 /// Its syntax proper is the engine's to judge (a 400 from there).
 fn image_word(w: &str) -> Result<String, ApiError> {
@@ -180,20 +223,20 @@ pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
         ["info"] if get => Ok(Route::Info),
         ["system", "df"] if get => Ok(Route::SystemDf),
         ["auth"] if post => Ok(Route::Auth),
-        ["events"] if get => not_yet("events"),
+        ["events"] if get => Ok(Route::Events),
         ["images", "json"] if get => Ok(Route::ImagesList),
         ["images", "get"] if get => Ok(Route::ImagesSave),
         ["images", "load"] if post => Ok(Route::ImagesLoad),
         ["images", "prune"] if post => Ok(Route::ImagesPrune),
-        ["images", "create"] if post => not_yet("image pull and import (POST /images/create)"),
+        ["images", "create"] if post => Ok(Route::ImagesCreate),
         ["images", "search"] if get => not_yet("image search"),
-        ["build"] if post => not_yet("builds (POST /build)"),
+        ["build"] if post => Ok(Route::Build),
         ["build", "prune"] if post => not_yet("build cache pruning"),
-        ["commit"] if post => not_yet("commit"),
+        ["commit"] if post => Ok(Route::Commit),
         ["images", rest @ ..] if !rest.is_empty() => image_route(&m, rest),
         ["containers", "json"] if get => Ok(Route::ContainersList),
         ["containers", "prune"] if post => Ok(Route::ContainersPrune),
-        ["containers", "create"] if post => not_yet("container creation (POST /containers/create)"),
+        ["containers", "create"] if post => Ok(Route::ContainersCreate),
         ["containers", id] if delete => Ok(Route::Container(container_word(id)?, ContainerOp::Remove)),
         ["containers", id, name] => {
             let op = match *name {
@@ -212,29 +255,37 @@ pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
                 "archive" if get => Some(ContainerOp::ArchiveGet),
                 "archive" if head => Some(ContainerOp::ArchiveHead),
                 "archive" if put => Some(ContainerOp::ArchivePut),
+                "attach" if post => Some(ContainerOp::Attach),
+                "logs" if get => Some(ContainerOp::Logs),
+                "resize" if post => Some(ContainerOp::Resize),
+                "stats" if get => Some(ContainerOp::Stats),
+                "exec" if post => Some(ContainerOp::ExecCreate),
                 _ => None,
             };
             match op {
                 Some(op) => Ok(Route::Container(container_word(id)?, op)),
                 None => match *name {
-                    "attach" if post => not_yet("attach"),
-                    "logs" if get => not_yet("logs"),
-                    "exec" if post => not_yet("exec"),
-                    "resize" if post => not_yet("resize"),
-                    "stats" if get => not_yet("stats"),
                     "update" if post => not_yet("update"),
                     _ => Err(ApiError::page_not_found()),
                 },
             }
         }
         ["containers", _, "attach", "ws"] if get => not_yet("attach over websocket"),
-        ["exec", _, "start" | "resize"] if post => not_yet("exec"),
-        ["exec", _, "json"] if get => not_yet("exec"),
-        ["networks", id] if get => Ok(Route::NetworkInspect(id.to_string())),
-        ["networks", ..] => not_yet("networks"),
+        ["exec", id, "start"] if post => Ok(Route::Exec(exec_word(id)?, ExecOp::Start)),
+        ["exec", id, "resize"] if post => Ok(Route::Exec(exec_word(id)?, ExecOp::Resize)),
+        ["exec", id, "json"] if get => Ok(Route::Exec(exec_word(id)?, ExecOp::Inspect)),
+        ["networks"] if get => Ok(Route::NetworksList),
+        ["networks", "create"] if post => Ok(Route::NetworksCreate),
+        ["networks", "prune"] if post => Ok(Route::NetworksPrune),
+        ["networks", id] if get => Ok(Route::Network(id.to_string(), NetworkOp::Inspect)),
+        ["networks", id] if delete => Ok(Route::Network(id.to_string(), NetworkOp::Remove)),
+        ["networks", id, "connect"] if post => Ok(Route::Network(id.to_string(), NetworkOp::Connect)),
+        ["networks", id, "disconnect"] if post => Ok(Route::Network(id.to_string(), NetworkOp::Disconnect)),
         ["volumes"] if get => Ok(Route::VolumesList),
+        ["volumes", "create"] if post => Ok(Route::VolumesCreate),
+        ["volumes", "prune"] if post => Ok(Route::VolumesPrune),
         ["volumes", name] if get => Ok(Route::Volume(name.to_string())),
-        ["volumes", ..] => not_yet("volume changes"),
+        ["volumes", name] if delete => Ok(Route::VolumeRemove(name.to_string())),
         ["distribution", ..] => not_yet("distribution"),
         _ => Err(ApiError::page_not_found()),
     };
@@ -253,7 +304,7 @@ fn image_route(m: &Method, rest: &[&str]) -> Result<Route, ApiError> {
         "history" if *m == Method::GET => ImageOp::History,
         "get" if *m == Method::GET => ImageOp::Save,
         "tag" if *m == Method::POST => ImageOp::Tag,
-        "push" if *m == Method::POST => return Ok(Route::NotYet("push")),
+        "push" if *m == Method::POST => ImageOp::Push,
         _ => return Err(ApiError::page_not_found()),
     };
     if name.is_empty() {
@@ -348,8 +399,20 @@ mod tests {
             (StatusCode::NOT_FOUND, r#"{"message":"page not found"}"#.to_string())
         );
         assert_eq!(r(Method::PUT, "/version").unwrap_err().status, StatusCode::NOT_FOUND);
-        assert!(matches!(
+        assert_eq!(
             r(Method::POST, "/containers/x/attach").unwrap(),
+            Route::Container("x".into(), ContainerOp::Attach)
+        );
+        assert_eq!(
+            r(Method::POST, "/v1.41/exec/abc123/start").unwrap(),
+            Route::Exec("abc123".into(), ExecOp::Start)
+        );
+        assert_eq!(
+            r(Method::POST, "/exec/a.b/start").unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
+        assert!(matches!(
+            r(Method::POST, "/containers/x/update").unwrap(),
             Route::NotYet(_)
         ));
         assert_eq!(

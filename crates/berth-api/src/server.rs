@@ -113,6 +113,7 @@ impl HttpBody for Guarded {
 pub struct State {
     pub engine: Arc<Engine>,
     pub activity: Arc<Activity>,
+    pub(crate) shared: Arc<handlers::Shared>,
 }
 
 /// Serves until idle for `idle` (None: until a signal). Blocks; runs its
@@ -133,6 +134,7 @@ async fn run(engine: Engine, listeners: Vec<Bound>, idle: Option<Duration>) -> R
     let state = Arc::new(State {
         engine: Arc::new(engine),
         activity: Arc::new(Activity::default()),
+        shared: Arc::new(handlers::Shared::default()),
     });
     let mut remove = Vec::new();
     let mut accepting = tokio::task::JoinSet::new();
@@ -288,6 +290,7 @@ async fn handle(state: Arc<State>, takeover: Takeover, req: Request<Incoming>) -
                     version: routed.version.unwrap_or(API_VERSION),
                     query: crate::query::Query::parse(req.uri().query()),
                     takeover,
+                    shared: state.shared.clone(),
                 };
                 match handlers::dispatch(ctx, routed.route, req).await {
                     Ok(r) => r,

@@ -153,6 +153,9 @@ impl Engine {
         steps.finish();
         Ok(match res {
             Ok(o) => {
+                for t in &opts.tags {
+                    self.record_image_event("tag", &berth_store::reference::familiar_name(t));
+                }
                 progress.emit(Event::Image {
                     id: o.id.to_string(),
                     name: opts.tags.first().cloned(),

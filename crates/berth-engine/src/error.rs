@@ -158,8 +158,10 @@ fn kind_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     }
     if let Some(e) = cause.downcast_ref::<S>() {
         return match e {
-            S::ImageNotFound(_) | S::ContainerNotFound(_) | S::BlobNotFound(_) => Some(ErrorKind::NotFound),
-            S::NameInUse(_) | S::Conflict(_) => Some(ErrorKind::Conflict),
+            S::ImageNotFound(_) | S::ContainerNotFound(_) | S::BlobNotFound(_) | S::NetworkNotFound(_) => {
+                Some(ErrorKind::NotFound)
+            }
+            S::NameInUse(_) | S::Conflict(_) | S::NetworkExists(_) => Some(ErrorKind::Conflict),
             S::InvalidDigest(_)
             | S::InvalidReference { .. }
             | S::AmbiguousImage { .. }

@@ -102,6 +102,14 @@ impl Engine {
     pub fn load<R: Read>(&self, input: R, progress: &crate::progress::Progress) -> Result<Vec<Loaded>> {
         let loaded = self.load_archive(input)?;
         for l in &loaded {
+            let names: Vec<String> = if l.tags.is_empty() {
+                vec![l.id.to_string()]
+            } else {
+                l.tags.clone()
+            };
+            for n in names {
+                self.record_image_event("load", &n);
+            }
             if l.tags.is_empty() {
                 progress.emit(crate::progress::Event::Image {
                     id: l.id.to_string(),

@@ -356,11 +356,23 @@ impl Engine {
             )));
         }
         self.store.tag(&img.id, &r.full())?;
+        self.record_image_event("tag", &familiar_name(&r.full()));
         Ok(())
     }
 
     /// `berth rmi`: untag, or delete when the last name goes, following Docker's conflicts.
     pub fn remove_image(&self, word: &str, force: bool, prune_parents: bool) -> Result<Vec<Removal>> {
+        let out = self.remove_image_inner(word, force, prune_parents)?;
+        for r in &out {
+            match r {
+                Removal::Untagged(n) => self.record_image_event("untag", n),
+                Removal::Deleted(d) => self.record_image_event("delete", d.as_str()),
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_image_inner(&self, word: &str, force: bool, prune_parents: bool) -> Result<Vec<Removal>> {
         let img = self.store.resolve_image(word)?;
         let by_name = Reference::parse(word)
             .ok()

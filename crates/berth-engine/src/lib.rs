@@ -17,6 +17,7 @@ pub mod changes;
 pub mod check;
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod human;
 pub mod image_archive;
 pub mod image_merge;

@@ -24,12 +24,16 @@ fn root_and_id(container_dir: &Path) -> Option<(PathBuf, String)> {
 /// the process's exit code.
 pub fn detached_monitor_main(container_dir: &Path) -> i32 {
     let dir = container_dir.to_path_buf();
+    let died = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = died.clone();
     let hook: berth_runtime::monitor::DoneHook = Box::new(move || {
         // The container is done and will not restart: remove it, its
         // directory, its record and its anonymous volumes, as `rm -f -v`.
         let Some((root, id)) = root_and_id(&dir) else { return };
         match Engine::open(&root, None) {
             Ok(engine) => {
+                record_die(&engine, &dir, &id);
+                d.store(true, std::sync::atomic::Ordering::SeqCst);
                 if let Err(e) = engine.remove_container(&id, true, true) {
                     log::warn!("removing container {id} (--rm): {e}");
                 }
@@ -38,14 +42,21 @@ pub fn detached_monitor_main(container_dir: &Path) -> i32 {
         }
     });
     let code = berth_runtime::monitor::detached_monitor_main(container_dir, Some(hook));
-    // Done for good: a container on bridge networks leaves them now (a
-    // `--rm` one did, with its removal).
-    if container_dir.join(crate::containers::network::NET_FILE).exists() {
+    let net = container_dir.join(crate::containers::network::NET_FILE).exists();
+    let died = died.load(std::sync::atomic::Ordering::SeqCst);
+    if net || !died {
         if let Some((root, id)) = root_and_id(container_dir) {
             match Engine::open(&root, None) {
                 Ok(engine) => {
-                    if let Err(e) = engine.net_down(&id) {
-                        log::warn!("container {id}: leaving its networks: {e}");
+                    if !died {
+                        record_die(&engine, container_dir, &id);
+                    }
+                    // Done for good: a container on bridge networks leaves
+                    // them now (a `--rm` one did, with its removal).
+                    if net {
+                        if let Err(e) = engine.net_down(&id) {
+                            log::warn!("container {id}: leaving its networks: {e}");
+                        }
                     }
                 }
                 Err(e) => log::warn!("container {id}: leaving its networks: {e}"),
@@ -53,6 +64,12 @@ pub fn detached_monitor_main(container_dir: &Path) -> i32 {
         }
     }
     code
+}
+
+/// The journal's `die` event of a container that ended, with its exit code.
+fn record_die(engine: &Engine, dir: &Path, id: &str) {
+    let code = berth_runtime::read_state(dir).map(|s| s.exit_code).unwrap_or(-1);
+    engine.container_event(id, "die", &[("exitCode", code.to_string())]);
 }
 
 #[cfg(test)]

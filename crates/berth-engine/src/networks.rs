@@ -138,7 +138,9 @@ impl Engine {
             bail!("{} is a pre-defined network and cannot be created", req.name);
         }
         let ctx = self.net_context(true)?.expect("started");
-        Ok(bridge::create_network(&ctx, &self.store, req)?)
+        let rec = bridge::create_network(&ctx, &self.store, req)?;
+        self.network_event("create", &rec);
+        Ok(rec)
     }
 
     /// The default network, created on first use (what `run` without `--network` joins).
@@ -292,6 +294,7 @@ impl Engine {
                 rl.stop_if_unused();
             }
         }
+        self.network_event("destroy", &n);
         Ok(())
     }
 

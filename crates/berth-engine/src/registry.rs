@@ -371,7 +371,11 @@ impl Engine {
     /// Docker prints them go to `progress` (None: silent — what `run`,
     /// `create` and `build` want for `--pull=missing`).
     pub fn pull(&self, reference: &str, opts: &PullOptions, out: &Progress) -> Result<Vec<PulledImage>> {
-        crate::off_runtime(|| self.pull_here(reference, opts, out))
+        let pulled = crate::off_runtime(|| self.pull_here(reference, opts, out))?;
+        for p in &pulled {
+            self.record_image_event("pull", &berth_store::reference::familiar_name(&p.name));
+        }
+        Ok(pulled)
     }
 
     fn pull_here(&self, reference: &str, opts: &PullOptions, out: &Progress) -> Result<Vec<PulledImage>> {
@@ -690,7 +694,11 @@ impl Engine {
         opts: &PushOptions,
         out: &Progress,
     ) -> Result<Vec<PushedImage>> {
-        crate::off_runtime(|| self.push_here(source, dest, opts, out))
+        let pushed = crate::off_runtime(|| self.push_here(source, dest, opts, out))?;
+        for p in &pushed {
+            self.record_image_event("push", &berth_store::reference::familiar_name(&p.name));
+        }
+        Ok(pushed)
     }
 
     fn push_here(

@@ -16,10 +16,11 @@
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
+pub use berth_runtime::attach::parse_detach_keys;
 pub use berth_runtime::streams::{
     control_channel, ConsoleSize, Control, ControlReceiver, ControlSender, StreamIn, StreamOut, Streams,
 };
-pub use berth_runtime::{AttachEnd, AttachOptions, ExecOptions};
+pub use berth_runtime::{AttachEnd, AttachOptions, ExecOptions, LogOptions};
 
 /// Which stream a multiplexed frame carries (Docker's stream type byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -153,6 +153,7 @@ impl Engine {
                 .volume_full(&name)?
                 .ok_or_else(|| anyhow!("volume {name} vanished"));
         }
+        self.volume_event("create", &name, &v.driver);
         Ok(v)
     }
 
@@ -209,7 +210,7 @@ impl Engine {
         let v = self
             .store
             .volume_full(name)?
-            .ok_or_else(|| anyhow!("get {name}: no such volume"))?;
+            .ok_or_else(|| crate::EngineError::not_found(format!("get {name}: no such volume")))?;
         let view = self.view(v)?;
         Ok(volume_json(&view))
     }
@@ -221,14 +222,19 @@ impl Engine {
             if force {
                 return Ok(false);
             }
-            bail!("get {name}: no such volume");
+            return Err(crate::EngineError::not_found(format!("get {name}: no such volume")).into());
         }
         let users = self.volume_users(name)?;
         if !users.is_empty() {
-            bail!("remove {name}: volume is in use - [{}]", users.join(", "));
+            return Err(crate::EngineError::conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            ))
+            .into());
         }
         self.store.remove_volume(name)?;
         berth_store::staging::remove_tree(&self.store.volumes_dir().join(name));
+        self.volume_event("destroy", name, "local");
         Ok(true)
     }
 

@@ -53,8 +53,10 @@ impl Engine {
                 Err(e) => return Err(e),
             };
             let Some(now) = current else {
-                // Removed: every condition is met; the last code seen stands.
-                return Ok(code);
+                // Removed: every condition is met. A `--rm` container may
+                // have exited and gone between two looks: its `die` event
+                // has the code.
+                return Ok(self.last_exit_code(&id).unwrap_or(code));
             };
             code = now.state.exit_code;
             let running = now.state.is_running();

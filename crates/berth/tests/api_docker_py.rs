@@ -32,3 +32,27 @@ fn docker_py_drives_images_and_a_container_through_the_socket() {
     assert!(stdout(&o).contains("docker-py: every check passed"));
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "", "berth's CLI sees the removal");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn docker_py_runs_builds_execs_and_sixteen_clients_at_once() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_run.py");
+    let o = std::process::Command::new(docker_py())
+        .arg(&script)
+        .arg(svc.host())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("docker-py run: every check passed"));
+    // The store agrees: nothing left, nothing half-made.
+    assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(root.ok(&["volume", "ls", "-q"]).trim(), "");
+}

@@ -10,6 +10,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
+use berth_engine::containers::create::CreateOptions;
 use berth_engine::containers::files::CpOptions;
 use berth_engine::containers::view::{command_string, status_string, PsFilter};
 use berth_engine::containers::Container;
@@ -144,6 +145,54 @@ pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     ))
 }
 
+/// `POST /containers/create?name&platform`: 201 `{"Id", "Warnings"}`.
+pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let v: Value = body::read_json(req.into_body(), body::JSON_LIMIT)
+        .await?
+        .ok_or_else(|| ApiError::bad_request("Config cannot be empty in order to create a container"))?;
+    let spec = super::create::spec_of(&v, ctx.query.get("name"), ctx.query.get("platform"))?;
+    let created = ctx
+        .blocking(move |e| e.create_container(&spec, CreateOptions::default()))
+        .await?;
+    Ok(body::json(
+        StatusCode::CREATED,
+        &json!({"Id": created.id, "Warnings": created.warnings}),
+    ))
+}
+
+/// `POST /commit?container&repo&tag&comment&author&pause&changes`.
+pub async fn commit(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let q = &ctx.query;
+    let word = q.required("container")?.to_string();
+    let reference = q
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .map(|repo| match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(tag) => format!("{repo}:{tag}"),
+            None => repo.to_string(),
+        });
+    let changes = q.all("changes");
+    let message = q.get("comment").filter(|c| !c.is_empty()).map(str::to_string);
+    let author = q.get("author").filter(|c| !c.is_empty()).map(str::to_string);
+    let pause = q.bool_or("pause", true);
+    // The body (a container config to merge) is not used: Docker's CLI
+    // sends the changes as `changes`.
+    drop(req);
+    let id = ctx
+        .blocking(move |e| {
+            e.commit_container(
+                &word,
+                reference.as_deref(),
+                &changes,
+                message.as_deref(),
+                author.as_deref(),
+                pause,
+            )
+        })
+        .await?;
+    Ok(body::json(StatusCode::CREATED, &json!({"Id": id.to_string()})))
+}
+
 /// The `X-Docker-Container-Path-Stat` value: base64 of Docker's JSON.
 pub fn path_stat_header(s: &PathStat) -> String {
     let v = json!({
@@ -173,21 +222,7 @@ pub async fn one(ctx: &Ctx, word: String, op: ContainerOp, req: Request<Incoming
             let v = ctx.blocking(move |e| e.inspect_container(&word, size)).await?;
             Ok(body::json(StatusCode::OK, &v))
         }
-        ContainerOp::Start => {
-            let started = ctx
-                .blocking(move |e| {
-                    if e.container(&word)?.state.is_running() {
-                        return Ok(false);
-                    }
-                    e.start_detached(&word, None).map(|()| true)
-                })
-                .await?;
-            Ok(body::status(if started {
-                StatusCode::NO_CONTENT
-            } else {
-                StatusCode::NOT_MODIFIED
-            }))
-        }
+        ContainerOp::Start => super::sessions::start(ctx, word).await,
         ContainerOp::Stop => {
             if q.get("signal").is_some_and(|s| !s.is_empty()) {
                 return Err(ApiError::bad_request(
@@ -228,6 +263,11 @@ pub async fn one(ctx: &Ctx, word: String, op: ContainerOp, req: Request<Incoming
             Ok(body::status(StatusCode::NO_CONTENT))
         }
         ContainerOp::Wait => wait(ctx, word).await,
+        ContainerOp::Attach => super::sessions::attach(ctx, word, req).await,
+        ContainerOp::Logs => super::sessions::logs(ctx, word).await,
+        ContainerOp::Resize => super::sessions::resize(ctx, word).await,
+        ContainerOp::Stats => super::sessions::stats(ctx, word).await,
+        ContainerOp::ExecCreate => super::sessions::exec_create(ctx, word, req).await,
         ContainerOp::Rename => {
             let name = q.required("name")?.to_string();
             ctx.blocking(move |e| e.rename_container(&word, &name)).await?;

@@ -1,4 +1,5 @@
-//! Images: list, inspect, history, tag, remove, prune, save, load.
+//! Images: list, inspect, history, tag, remove, prune, save, load, pull
+//! and import (`/images/create`), push, build.
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -10,7 +11,16 @@ use berth_engine::images::{ListFilter, Removal};
 use berth_engine::system::ImageEntry;
 
 use super::{unix_time, Ctx};
-use crate::body::{self, Body, BodyReader};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use berth_build::executor::{BuildOptions, Progress as StepView, ProgressMode};
+use berth_engine::build::{BuildRequest, BuildResult, ContextSource};
+use berth_engine::import::ImportOptions;
+use berth_engine::progress::{Event, Progress};
+use berth_engine::registry::{PullOptions, PushOptions};
+
+use crate::body::{self, Body, BodyReader, BodyWriter};
 use crate::error::ApiError;
 use crate::jsonstream::JsonMessages;
 use crate::query::{only_filters, Filters};
@@ -136,6 +146,7 @@ pub async fn one(ctx: &Ctx, name: String, op: ImageOp) -> Result<Response<Body>,
             Ok(body::json(StatusCode::OK, &removals(&removed)))
         }
         ImageOp::Save => save(ctx, vec![name]).await,
+        ImageOp::Push => push(ctx, name).await,
     }
 }
 
@@ -213,6 +224,324 @@ pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         StatusCode::OK,
         &json!({"ImagesDeleted": deleted, "SpaceReclaimed": freed}),
     ))
+}
+
+/// A `Write` whose text goes out as `{"stream": …}` messages (the build's
+/// step lines).
+struct StreamLines(std::sync::mpsc::Sender<Value>);
+
+impl std::io::Write for StreamLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf).into_owned();
+        let _ = self.0.send(json!({ "stream": text }));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How a progress event reads as Docker's JSON message; `moving` is the
+/// status of byte counts (`Downloading`, `Pushing`).
+fn message_of(e: &Event, moving: &str) -> Option<Value> {
+    match e {
+        Event::Status(s) => Some(json!({ "status": s })),
+        Event::Layer { id, status } => Some(json!({ "status": status, "progressDetail": {}, "id": id })),
+        Event::Bytes { id, current, total } => Some(json!({
+            "status": moving,
+            "progressDetail": { "current": current, "total": total },
+            "progress": crate::jsonstream::progress_bar(*current, *total),
+            "id": id,
+        })),
+        Event::ImageMissing { .. } | Event::Image { .. } | Event::Build(_) => None,
+    }
+}
+
+/// Runs `work` with a [`Progress`] whose messages (made by `render`) go
+/// out on `w` as they come; `work`'s own messages follow with its result.
+fn with_messages<T: Send>(
+    w: &mut BodyWriter,
+    render: impl Fn(Event, &std::sync::mpsc::Sender<Value>) + Send + Sync + 'static,
+    work: impl FnOnce(Progress, std::sync::mpsc::Sender<Value>) -> T + Send,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    let tx2 = tx.clone();
+    let tx3 = tx.clone();
+    let progress = Progress::new(move |e| render(e, &tx2));
+    drop(tx);
+    std::thread::scope(|s| {
+        let h = s.spawn(move || work(progress, tx3));
+        let mut out = JsonMessages::new(&mut *w);
+        // Ends when every sender is gone: the work is over.
+        for v in rx {
+            if out.message(&v).is_err() {
+                // The client left; the work finishes on its own.
+            }
+        }
+        match h.join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    })
+}
+
+fn json_stream(body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(crate::jsonstream::CONTENT_TYPE));
+    r
+}
+
+/// `POST /images/create`: `fromImage` pulls (with `tag`, `platform`),
+/// `fromSrc` imports (`-`: the body; else a URL) as `repo:tag`.
+pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let q = &ctx.query;
+    let tag = q.get("tag").filter(|t| !t.is_empty()).map(str::to_string);
+    let platform = q.get("platform").filter(|p| !p.is_empty()).map(str::to_string);
+    let engine = ctx.engine.clone();
+    if let Some(image) = q.get("fromImage").filter(|i| !i.is_empty()) {
+        let reference = match &tag {
+            // A digest or a tag given apart, as the docker CLI sends them.
+            Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
+            Some(t) => format!("{image}:{t}"),
+            None => image.to_string(),
+        };
+        let all_tags = tag.is_none() && !image.contains(':') && !image.contains('@') && q.get("tag").is_some();
+        let body = body::stream_from_blocking(move |w| {
+            let opts = PullOptions {
+                platform,
+                all_tags,
+                ..Default::default()
+            };
+            let res = with_messages(
+                w,
+                |e, tx| {
+                    if let Some(v) = message_of(&e, "Downloading") {
+                        let _ = tx.send(v);
+                    }
+                },
+                |p, _| engine.pull(&reference, &opts, &p),
+            );
+            finish(w, res.map(|_| ()))
+        })
+        .await?;
+        return Ok(json_stream(body));
+    }
+    let Some(src) = q.get("fromSrc").filter(|s| !s.is_empty()).map(str::to_string) else {
+        return Err(ApiError::bad_request("fromImage or fromSrc is required"));
+    };
+    let reference = q.get("repo").filter(|r| !r.is_empty()).map(|r| match &tag {
+        Some(t) => format!("{r}:{t}"),
+        None => r.to_string(),
+    });
+    let opts = ImportOptions {
+        reference,
+        changes: q.all("changes"),
+        message: q.get("message").filter(|m| !m.is_empty()).map(str::to_string),
+        platform,
+        source_name: src.clone(),
+    };
+    let id = if src == "-" {
+        let input = BodyReader::new(req.into_body());
+        ctx.blocking(move |e| e.import(input, &opts)).await?
+    } else {
+        ctx.blocking(move |e| e.import_url(&src, &opts)).await?
+    };
+    let mut out = JsonMessages::new(Vec::new());
+    out.status(None, &id.to_string())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(json_stream(body::full(out.into_inner())))
+}
+
+/// Ends a stream of messages: nothing more on success; the error as
+/// Docker's error message once output began (a status before that).
+fn finish(w: &mut BodyWriter, res: berth_engine::Result<()>) -> Result<(), ApiError> {
+    match res {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = ApiError::from(e);
+            if w.started() {
+                JsonMessages::new(w)
+                    .error(&e.message)
+                    .map_err(|e| ApiError::internal(e.to_string()))
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `POST /images/{name}/push?tag`: progress, then `aux` with the digest.
+async fn push(ctx: &Ctx, name: String) -> Result<Response<Body>, ApiError> {
+    let source = match ctx.query.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{name}:{t}"),
+        None => name,
+    };
+    let all_tags = ctx.query.get("tag").is_none_or(str::is_empty) && !source.contains(':');
+    let engine = ctx.engine.clone();
+    let body = body::stream_from_blocking(move |w| {
+        let opts = PushOptions {
+            all_tags,
+            ..Default::default()
+        };
+        let res = with_messages(
+            w,
+            |e, tx| {
+                if let Some(v) = message_of(&e, "Pushing") {
+                    let _ = tx.send(v);
+                }
+            },
+            |p, tx| {
+                let pushed = engine.push(&source, None, &opts, &p)?;
+                for i in &pushed {
+                    let _ = tx.send(json!({"progressDetail": {}, "aux": {
+                        "Tag": i.tag.clone().unwrap_or_default(),
+                        "Digest": i.digest.to_string(),
+                        "Size": i.size,
+                    }}));
+                }
+                Ok(())
+            },
+        );
+        finish(w, res)
+    })
+    .await?;
+    Ok(json_stream(body))
+}
+
+/// A JSON object of strings in a query parameter (`buildargs`, `labels`).
+fn json_map(ctx: &Ctx, key: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    let Some(text) = ctx.query.get(key).filter(|t| !t.trim().is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let v: BTreeMap<String, Option<String>> =
+        serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid {key}: {e}")))?;
+    // A null build arg takes its value from the daemon's environment in
+    // Docker; berth's service has none to give: it is left out.
+    Ok(v.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+}
+
+/// `POST /build`: a tar context in the body; the classic builder's JSON
+/// stream (`stream` lines, `aux.ID`, `error` on failure).
+pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let q = &ctx.query;
+    if let Some(r) = q.get("remote").filter(|r| !r.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "remote build contexts ({r}) are not supported: send the context as a tar"
+        )));
+    }
+    let tags = q.all("t");
+    let quiet = q.bool("q");
+    let network = match q.get("networkmode").unwrap_or("") {
+        "" | "default" | "bridge" => "default".to_string(),
+        m @ ("host" | "none") => m.to_string(),
+        m => {
+            return Err(ApiError::bad_request(format!(
+                "network mode {m:?} is not supported for builds"
+            )))
+        }
+    };
+    let options = BuildOptions {
+        target: q.get("target").filter(|t| !t.is_empty()).map(str::to_string),
+        build_args: json_map(ctx, "buildargs")?,
+        labels: json_map(ctx, "labels")?,
+        no_cache: q.bool("nocache"),
+        pull: q.bool("pull"),
+        platform: q.get("platform").filter(|p| !p.is_empty()).map(str::to_string),
+        network,
+        ..Default::default()
+    };
+    let file = q
+        .get("dockerfile")
+        .filter(|f| !f.is_empty())
+        .map(|f| std::path::PathBuf::from(f.trim_start_matches("./")));
+    if file
+        .as_ref()
+        .is_some_and(|f| f.is_absolute() || f.components().any(|c| c.as_os_str() == ".."))
+    {
+        return Err(ApiError::bad_request(
+            "the dockerfile must be a path inside the build context",
+        ));
+    }
+    let input = BodyReader::new(req.into_body());
+    let engine = ctx.engine.clone();
+    let body = body::stream_now(move |w| {
+        let shown_tags = tags.clone();
+        let res = with_messages(
+            w,
+            move |e, tx| {
+                if let Event::Image { id, .. } = &e {
+                    let _ = tx.send(json!({"aux": {"ID": id}}));
+                }
+            },
+            move |p, tx| {
+                // The builder's classic lines, each a `stream` message.
+                let view = Arc::new(StepView::new(
+                    Box::new(StreamLines(tx.clone())),
+                    if quiet {
+                        ProgressMode::Quiet
+                    } else {
+                        ProgressMode::Plain
+                    },
+                ));
+                let v = view.clone();
+                let inner = p.clone();
+                let events = Progress::new(move |e| match e {
+                    Event::Build(b) => v.apply(b),
+                    other => inner.emit(other),
+                });
+                let req = BuildRequest {
+                    context: ContextSource::Tar(Box::new(input)),
+                    file,
+                    tags: tags.clone(),
+                    options,
+                };
+                let res = engine.build(req, &events);
+                view.finish();
+                drop(events);
+                match res? {
+                    BuildResult::Built(o) => {
+                        let mut text = String::new();
+                        if quiet {
+                            text.push_str(&format!("{}\n", o.id));
+                        } else {
+                            for arg in &o.unused_args {
+                                text.push_str(&format!("[Warning] One or more build-args [{arg}] were not consumed\n"));
+                            }
+                            text.push_str(&format!("Successfully built {}\n", o.id.short()));
+                            for t in &shown_tags {
+                                let full = berth_store_name(t);
+                                text.push_str(&format!("Successfully tagged {full}\n"));
+                            }
+                        }
+                        // One message per line: clients match each line alone
+                        // (docker-py looks for `Successfully built ID` at an end).
+                        for line in text.split_inclusive('\n') {
+                            let _ = tx.send(json!({ "stream": line }));
+                        }
+                        Ok(())
+                    }
+                    BuildResult::Failed(e) => Err(berth_engine::EngineError::exit(1, e.to_string())),
+                }
+            },
+        );
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => JsonMessages::new(w)
+                .error(&ApiError::from(e).message)
+                .map_err(|e| ApiError::internal(e.to_string())),
+        }
+    });
+    Ok(json_stream(body))
+}
+
+/// `bb` → `bb:latest`, as `Successfully tagged` shows a name.
+fn berth_store_name(t: &str) -> String {
+    if t.rsplit('/').next().is_some_and(|last| last.contains(':')) || t.contains('@') {
+        t.to_string()
+    } else {
+        format!("{t}:latest")
+    }
 }
 
 #[cfg(test)]

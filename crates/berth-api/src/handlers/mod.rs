@@ -3,9 +3,15 @@
 //! operation does, and when it fails, is the engine's.
 
 mod containers;
+mod create;
+mod events;
 mod images;
+mod networks;
+mod sessions;
 mod system;
 mod volumes;
+
+pub use sessions::Shared;
 
 use std::sync::Arc;
 
@@ -18,7 +24,7 @@ use crate::body::Body;
 use crate::error::ApiError;
 use crate::hijack::Takeover;
 use crate::query::Query;
-use crate::router::{ApiVersion, Route};
+use crate::router::{ApiVersion, ExecOp, Route};
 use crate::server::Activity;
 
 /// What a handler gets besides the request.
@@ -27,15 +33,14 @@ pub struct Ctx {
     pub query: Query,
     /// Keeps the service from idling out while a taken-over connection
     /// (attach, exec) lives on after its request.
-    #[allow(dead_code)] // the attach and exec handlers (phase 2 of #16) use it
     pub activity: Arc<Activity>,
     /// The version the client asked for (the current one without a prefix):
     /// attach and exec answer `multiplexed-stream` from 1.42 on.
-    #[allow(dead_code)] // the attach and exec handlers (phase 2 of #16) use it
     pub version: ApiVersion,
     /// Where a handler that takes the connection over leaves its claim.
-    #[allow(dead_code)] // the attach and exec handlers (phase 2 of #16) use it
     pub takeover: Takeover,
+    /// What the service keeps between requests (execs, waiting attaches).
+    pub shared: Arc<Shared>,
 }
 
 impl Ctx {
@@ -69,9 +74,25 @@ pub async fn dispatch(ctx: Ctx, route: Route, req: Request<Incoming>) -> Result<
         Route::ContainersList => containers::list(&ctx).await,
         Route::ContainersPrune => containers::prune(&ctx).await,
         Route::Container(word, op) => containers::one(&ctx, word, op, req).await,
+        Route::ContainersCreate => containers::create(&ctx, req).await,
+        Route::Exec(id, op) => match op {
+            ExecOp::Start => sessions::exec_start(&ctx, id, req).await,
+            ExecOp::Resize => sessions::exec_resize(&ctx, id).await,
+            ExecOp::Inspect => sessions::exec_inspect(&ctx, id).await,
+        },
+        Route::Commit => containers::commit(&ctx, req).await,
+        Route::ImagesCreate => images::create(&ctx, req).await,
+        Route::Build => images::build(&ctx, req).await,
+        Route::Events => events::stream(&ctx).await,
         Route::VolumesList => volumes::list(&ctx).await,
+        Route::VolumesCreate => volumes::create(&ctx, req).await,
+        Route::VolumesPrune => volumes::prune(&ctx).await,
         Route::Volume(name) => volumes::inspect(&ctx, name).await,
-        Route::NetworkInspect(id) => Err(ApiError::not_found(format!("network {id} not found"))),
+        Route::VolumeRemove(name) => volumes::remove(&ctx, name).await,
+        Route::NetworksList => networks::list(&ctx).await,
+        Route::NetworksCreate => networks::create(&ctx, req).await,
+        Route::NetworksPrune => networks::prune(&ctx).await,
+        Route::Network(id, op) => networks::one(&ctx, id, op, req).await,
         Route::NotYet(what) => Err(ApiError::new(
             hyper::StatusCode::NOT_IMPLEMENTED,
             format!("berth does not serve {what} through the API yet; the berth command line does it"),

@@ -1,10 +1,13 @@
-//! Volumes, read-only for now: `GET /volumes` and `GET /volumes/{name}`
-//! (creating and removing them through the API come with #9's volumes).
+//! Volumes: list, inspect, create, remove, prune.
 
-use hyper::{Response, StatusCode};
+use std::collections::BTreeMap;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use berth_engine::system::VolumeUsage;
+use berth_engine::volumes::VolumeCreate;
 
 use super::Ctx;
 use crate::body::{self, Body};
@@ -65,4 +68,56 @@ pub async fn inspect(ctx: &Ctx, name: String) -> Result<Response<Body>, ApiError
         Some(v) => Ok(body::json(StatusCode::OK, &volume(v, false))),
         None => Err(ApiError::not_found(format!("get {name}: no such volume"))),
     }
+}
+
+/// `POST /volumes/create`: `{Name, Driver, DriverOpts, Labels}`; 201 with
+/// the volume.
+pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let v: Value = body::read_json(req.into_body(), body::JSON_LIMIT)
+        .await?
+        .unwrap_or(Value::Null);
+    let map = |v: &Value| -> BTreeMap<String, String> {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, x)| (k.clone(), x.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let req = VolumeCreate {
+        name: v["Name"].as_str().filter(|n| !n.is_empty()).map(str::to_string),
+        driver: v["Driver"].as_str().filter(|n| !n.is_empty()).map(str::to_string),
+        options: map(&v["DriverOpts"]),
+        labels: map(&v["Labels"]),
+    };
+    let out = ctx
+        .blocking(move |e| {
+            let made = e.volume_create(&req)?;
+            Ok(e.volume_inspect(&made.record.name)?)
+        })
+        .await?;
+    Ok(body::json(StatusCode::CREATED, &out))
+}
+
+/// `DELETE /volumes/{name}?force`.
+pub async fn remove(ctx: &Ctx, name: String) -> Result<Response<Body>, ApiError> {
+    let force = ctx.query.bool("force");
+    ctx.blocking(move |e| Ok(e.volume_remove(&name, force)?)).await?;
+    Ok(body::status(StatusCode::NO_CONTENT))
+}
+
+/// `POST /volumes/prune?filters` (`all=true` takes named volumes too, as
+/// API 1.42 does; anonymous ones only otherwise).
+pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let f = ctx.query.filters()?;
+    only_filters(&f, &["all"])?;
+    let all = f
+        .get("all")
+        .is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "true" | "1")));
+    let (gone, bytes): (Vec<String>, u64) = ctx.blocking(move |e| Ok(e.volume_prune(all)?)).await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({"VolumesDeleted": gone, "SpaceReclaimed": bytes}),
+    ))
 }

@@ -669,6 +669,7 @@ impl Engine {
         })?;
         cleanup.dir = None;
         cleanup.volumes.clear();
+        self.container_event(&id, "create", &[]);
         Ok(Created {
             id,
             name,

@@ -519,6 +519,9 @@ impl Engine {
         if paused {
             let _ = berth_runtime::unpause(&c.dir, &rt);
         }
+        if let Ok(id) = &res {
+            self.record_container_event("commit", &c, &[("imageID", id.to_string())]);
+        }
         Ok(res?)
     }
 

@@ -128,7 +128,10 @@ impl Engine {
     pub fn run_attached(&self, word: &str, streams: Streams) -> Result<i32> {
         let c = self.container(word)?;
         let (rt, _warm) = self.prepare_start(&c, streams.console_size)?;
+        self.record_container_event("start", &c, &[]);
         let res = berth_runtime::monitor_main(&c.dir, MonitorOptions::attached(rt, streams));
+        let code = res.as_ref().map(|c| *c).unwrap_or_else(|e| e.exit_code());
+        self.record_container_event("die", &c, &[("exitCode", code.to_string())]);
         let _ = unmount_rootfs(&c.dir);
         if let Err(e) = self.net_down(&c.rec.id) {
             log::warn!("container {}: leaving its networks: {e}", c.rec.name);
@@ -153,6 +156,16 @@ impl Engine {
         let (dir, client) = self.start_monitored(word, true, streams.console_size)?;
         let client = client.context("the monitor did not accept the attach")?;
         session_then_wait(client, &dir, opts, streams)
+    }
+
+    /// [`Self::start_and_attach`] in two halves, for a front whose client
+    /// attached before the start (the API: `attach`, then `start`): starts
+    /// the container with a client connected before its process runs, and
+    /// returns that client for the caller to run the session on later.
+    pub fn start_with_session(&self, word: &str, console: Option<ConsoleSize>) -> Result<PendingSession> {
+        let (dir, client) = self.start_monitored(word, true, console)?;
+        let client = client.context("the monitor did not accept the attach")?;
+        Ok(PendingSession { client, dir })
     }
 
     /// `attach`: joins a running container's monitor with `streams`.
@@ -206,7 +219,10 @@ impl Engine {
             Ok(())
         };
         match berth_runtime::spawn_monitor_with(&c.dir, &monitor_exe, &args, &opts, &mut connect) {
-            Ok(_) => Ok((c.dir.clone(), client)),
+            Ok(_) => {
+                self.record_container_event("start", &c, &[]);
+                Ok((c.dir.clone(), client))
+            }
             Err(e) => {
                 // The monitor unmounts on its way out; make sure of it.
                 wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
@@ -247,6 +263,7 @@ impl Engine {
         }
         let rt = self.container_runtime(&c)?;
         berth_runtime::stop(&c.dir, &rt, timeout)?;
+        self.record_container_event("stop", &c, &[]);
         wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
         if c.dir.is_dir()
             && !berth_runtime::read_state(&c.dir)
@@ -271,7 +288,9 @@ impl Engine {
                 word, c.rec.id
             )),
             e => e.into(),
-        })
+        })?;
+        self.record_container_event("kill", &c, &[("signal", signal.to_string())]);
+        Ok(())
     }
 
     /// `restart`: stop (if running) and start detached; a tty container
@@ -290,7 +309,9 @@ impl Engine {
                 EngineError::not_running(format!("container {} is not running", c.rec.id))
             }
             e => e.into(),
-        })
+        })?;
+        self.record_container_event("pause", &c, &[]);
+        Ok(())
     }
 
     /// `unpause`: thaws a paused container ([`crate::ErrorKind::NotPaused`] if it is not).
@@ -300,7 +321,9 @@ impl Engine {
         berth_runtime::unpause(&c.dir, &rt).map_err(|e| match e {
             RuntimeError::WrongState { .. } => EngineError::not_paused(format!("container {} is not paused", c.rec.id)),
             e => e.into(),
-        })
+        })?;
+        self.record_container_event("unpause", &c, &[]);
+        Ok(())
     }
 
     /// `wait`: blocks until the container is stopped; returns its exit code.
@@ -332,6 +355,7 @@ impl Engine {
             ));
         }
         self.store.rename_container(&c.rec.id, n)?;
+        self.container_event(&c.rec.id, "rename", &[("oldName", format!("/{}", c.rec.name))]);
         let mut cfg = c.cfg.clone();
         cfg.name = n.to_string();
         if c.dir.is_dir() {
@@ -392,6 +416,7 @@ impl Engine {
             self.store.remove_container(&c.rec.id)?;
         }
         self.store.free_host_ids(&c.rec.id)?;
+        self.record_container_event("destroy", &c, &[]);
         if volumes {
             self.remove_anonymous_volumes(&c)?;
         }
@@ -546,6 +571,21 @@ impl Engine {
             berth_runtime::health::apply_result(health, result, false, sched.retries);
         })?;
         Ok(passed)
+    }
+}
+
+/// A started container's attach client, connected before the start (see
+/// [`Engine::start_with_session`]).
+pub struct PendingSession {
+    client: AttachClient,
+    dir: PathBuf,
+}
+
+impl PendingSession {
+    /// Runs the session on `streams` until the container exits or the
+    /// client detaches or closes.
+    pub fn run(self, opts: &AttachOptions, streams: Streams) -> Result<AttachEnd> {
+        session_then_wait(self.client, &self.dir, opts, streams)
     }
 }
 

@@ -5,6 +5,7 @@ pub mod binfmt;
 pub mod build;
 pub mod compose;
 pub mod containers;
+pub mod events;
 pub mod format;
 pub mod image_merge;
 pub mod images;
@@ -78,6 +79,8 @@ pub enum Command {
         #[command(subcommand)]
         cmd: network::NetworkCommand,
     },
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Manage volumes
     Volume {
         #[command(subcommand)]
@@ -190,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::System { cmd } => system::dispatch(&engine, cmd),
         Command::Network { cmd } => network::dispatch(&engine, cmd),
         Command::Volume { cmd } => volume::dispatch(&engine, cmd),
+        Command::Events(a) => events::run(&engine, a),
     }
 }
 

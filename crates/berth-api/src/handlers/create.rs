@@ -1,0 +1,443 @@
+//! `POST /containers/create`: Docker's `Config`, `HostConfig` and
+//! `NetworkingConfig` to a [`ContainerSpec`]. Conversion only: every value
+//! is checked where the CLI's are (the engine's parsers and
+//! [`ContainerSpec::validate`]), so both fronts refuse the same things in
+//! the same words.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use berth_engine::spec::{
+    parse_publish, parse_tmpfs, parse_volume, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, MemorySwap, Mount,
+    MountOrigin, MountSource, NetworkMode, PullPolicy, Resources, RestartPolicy, Signal, Ulimit, UserSpec,
+};
+
+use crate::error::ApiError;
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+fn engine_bad(e: berth_engine::EngineError) -> ApiError {
+    ApiError::from(e)
+}
+
+pub(crate) fn strings_of(v: &Value, what: &str) -> Result<Vec<String>, ApiError> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("{what}: every entry must be a string")))
+            })
+            .collect(),
+        _ => Err(bad(format!("{what} must be a list of strings"))),
+    }
+}
+
+fn string_map(v: &Value, what: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    match v {
+        Value::Null => Ok(BTreeMap::new()),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, x)| match x {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                Value::Null => Ok((k.clone(), String::new())),
+                _ => Err(bad(format!("{what}: the value of {k:?} must be a string"))),
+            })
+            .collect(),
+        _ => Err(bad(format!("{what} must be an object of strings"))),
+    }
+}
+
+fn non_empty(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
+}
+
+fn positive(v: &Value) -> Option<u64> {
+    v.as_i64().filter(|n| *n > 0).map(|n| n as u64)
+}
+
+fn nanos(v: &Value) -> Option<Duration> {
+    v.as_i64().filter(|n| *n > 0).map(|n| Duration::from_nanos(n as u64))
+}
+
+/// The spec of a create request; `name` and `platform` are the query's.
+pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Result<ContainerSpec, ApiError> {
+    let image =
+        non_empty(&body["Image"]).ok_or_else(|| bad("Config cannot be empty in order to create a container"))?;
+    let mut s = ContainerSpec::new(image);
+    s.name = name.filter(|n| !n.is_empty()).map(str::to_string);
+    s.platform = platform.filter(|p| !p.is_empty()).map(str::to_string);
+    // Docker's create never pulls: a missing image is a 404 the client
+    // answers with a pull and a second create.
+    s.pull = PullPolicy::Never;
+    s.command = strings_of(&body["Cmd"], "Cmd")?;
+    if !body["Entrypoint"].is_null() {
+        let ep = strings_of(&body["Entrypoint"], "Entrypoint")?;
+        // `[""]` is the CLI's `--entrypoint ''`: no entrypoint at all.
+        s.entrypoint = Some(if ep == [""] { Vec::new() } else { ep });
+    }
+    s.env = strings_of(&body["Env"], "Env")?;
+    s.working_dir = non_empty(&body["WorkingDir"]).map(str::to_string);
+    if let Some(u) = non_empty(&body["User"]) {
+        s.user = Some(UserSpec::parse(u).map_err(engine_bad)?);
+    }
+    s.hostname = non_empty(&body["Hostname"]).map(str::to_string);
+    s.domainname = non_empty(&body["Domainname"]).map(str::to_string);
+    s.labels = string_map(&body["Labels"], "Labels")?;
+    s.tty = body["Tty"].as_bool().unwrap_or(false);
+    s.open_stdin = body["OpenStdin"].as_bool().unwrap_or(false);
+    if let Some(sig) = non_empty(&body["StopSignal"]) {
+        s.stop_signal = Some(Signal::parse(sig).map_err(engine_bad)?);
+    }
+    if let Some(t) = body["StopTimeout"].as_i64() {
+        s.stop_timeout = Some(Duration::from_secs(t.max(0) as u64));
+    }
+    s.mac_address = non_empty(&body["MacAddress"]).map(str::to_string);
+    s.health = health(&body["Healthcheck"])?;
+
+    let h = &body["HostConfig"];
+    s.mounts = mounts(body, h)?;
+    s.read_only = h["ReadonlyRootfs"].as_bool().unwrap_or(false);
+    s.resources = resources(h)?;
+    s.cap_add = strings_of(&h["CapAdd"], "CapAdd")?;
+    s.cap_drop = strings_of(&h["CapDrop"], "CapDrop")?;
+    s.security_opt = strings_of(&h["SecurityOpt"], "SecurityOpt")?;
+    s.devices = devices(&h["Devices"])?;
+    s.privileged = h["Privileged"].as_bool().unwrap_or(false);
+    s.init = h["Init"].as_bool().unwrap_or(false);
+    s.auto_remove = h["AutoRemove"].as_bool().unwrap_or(false);
+    s.restart = restart(&h["RestartPolicy"])?;
+    s.publish_all = h["PublishAllPorts"].as_bool().unwrap_or(false);
+    s.ports = ports(&h["PortBindings"])?;
+    s.userns = non_empty(&h["UsernsMode"]).map(str::to_string);
+    networking(&mut s, h, &body["NetworkingConfig"])?;
+    Ok(s)
+}
+
+fn health(v: &Value) -> Result<HealthSpec, ApiError> {
+    let mut hs = HealthSpec::default();
+    if v.is_null() {
+        return Ok(hs);
+    }
+    let test = strings_of(&v["Test"], "Healthcheck.Test")?;
+    match test.first().map(String::as_str) {
+        Some("NONE") => hs.disabled = true,
+        Some(_) => hs.test = Some(test),
+        None => {}
+    }
+    hs.interval = nanos(&v["Interval"]);
+    hs.timeout = nanos(&v["Timeout"]);
+    hs.start_period = nanos(&v["StartPeriod"]);
+    hs.start_interval = nanos(&v["StartInterval"]);
+    hs.retries = v["Retries"]
+        .as_u64()
+        .filter(|n| *n > 0)
+        .map(|n| n.min(u32::MAX as u64) as u32);
+    Ok(hs)
+}
+
+/// `Binds`, `Mounts`, `Tmpfs` and `Config.Volumes` (anonymous volumes), in
+/// the order the CLI's `-v`, `--mount`, `--tmpfs` give them.
+fn mounts(body: &Value, h: &Value) -> Result<Vec<Mount>, ApiError> {
+    let mut out = Vec::new();
+    // Binds are absolute or names; a relative path has no meaning here.
+    for b in strings_of(&h["Binds"], "Binds")? {
+        out.push(parse_volume(&b, Path::new("/")).map_err(engine_bad)?);
+    }
+    if let Some(list) = h["Mounts"].as_array() {
+        for m in list {
+            out.push(api_mount(m)?);
+        }
+    }
+    if let Some(t) = h["Tmpfs"].as_object() {
+        for (path, opts) in t {
+            let opts = opts.as_str().unwrap_or("");
+            let text = if opts.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}:{opts}")
+            };
+            out.push(parse_tmpfs(&text).map_err(engine_bad)?);
+        }
+    }
+    if let Some(vols) = body["Volumes"].as_object() {
+        for target in vols.keys() {
+            let t = target.trim_end_matches('/');
+            if out.iter().any(|m| m.target.trim_end_matches('/') == t) {
+                continue;
+            }
+            out.push(Mount {
+                target: target.clone(),
+                source: MountSource::Volume { name: None },
+                readonly: false,
+                propagation: String::new(),
+                origin: MountOrigin::Volume { mode: String::new() },
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One `HostConfig.Mounts` entry (Docker's `mount.Mount`).
+fn api_mount(m: &Value) -> Result<Mount, ApiError> {
+    let target = non_empty(&m["Target"]).ok_or_else(|| bad("invalid mount config: Target must not be empty"))?;
+    let src = m["Source"].as_str().unwrap_or("");
+    let kind = m["Type"].as_str().unwrap_or("volume");
+    let source = match kind {
+        "bind" => {
+            if !src.starts_with('/') {
+                return Err(bad(format!(
+                    "invalid mount config for type \"bind\": invalid mount path: '{src}' mount path must be absolute"
+                )));
+            }
+            MountSource::Bind {
+                path: src.into(),
+                create: m["BindOptions"]["CreateMountpoint"].as_bool().unwrap_or(false),
+            }
+        }
+        "volume" => MountSource::Volume {
+            name: (!src.is_empty()).then(|| src.to_string()),
+        },
+        "tmpfs" => {
+            let mut options = Vec::new();
+            if let Some(n) = positive(&m["TmpfsOptions"]["SizeBytes"]) {
+                options.push(format!("size={n}"));
+            }
+            if let Some(mode) = m["TmpfsOptions"]["Mode"].as_u64() {
+                options.push(format!("mode={mode:o}"));
+            }
+            MountSource::Tmpfs { options }
+        }
+        t => {
+            return Err(bad(format!(
+                "invalid mount config: mount type {t:?} is not supported (use bind, volume or tmpfs)"
+            )))
+        }
+    };
+    Ok(Mount {
+        target: target.to_string(),
+        source,
+        readonly: m["ReadOnly"].as_bool().unwrap_or(false),
+        propagation: m["BindOptions"]["Propagation"].as_str().unwrap_or("").to_string(),
+        origin: MountOrigin::Mount,
+    })
+}
+
+fn resources(h: &Value) -> Result<Resources, ApiError> {
+    let mut r = Resources {
+        memory: positive(&h["Memory"]),
+        nano_cpus: positive(&h["NanoCpus"]),
+        cpu_shares: positive(&h["CpuShares"]),
+        ..Default::default()
+    };
+    r.memory_swap = match h["MemorySwap"].as_i64() {
+        Some(-1) => Some(MemorySwap::Unlimited),
+        Some(n) if n > 0 => Some(MemorySwap::Limit(n as u64)),
+        _ => None,
+    };
+    r.pids_limit = h["PidsLimit"].as_i64().filter(|n| *n != 0);
+    if let Some(list) = h["Ulimits"].as_array() {
+        for u in list {
+            let name = non_empty(&u["Name"]).ok_or_else(|| bad("Ulimits: every entry needs a Name"))?;
+            let lim = |v: &Value| match v.as_i64() {
+                Some(n) if n < 0 => u64::MAX,
+                Some(n) => n as u64,
+                None => 0,
+            };
+            r.ulimits.push(Ulimit {
+                name: name.trim_start_matches("RLIMIT_").to_ascii_lowercase(),
+                soft: lim(&u["Soft"]),
+                hard: lim(&u["Hard"]),
+            });
+        }
+    }
+    Ok(r)
+}
+
+fn devices(v: &Value) -> Result<Vec<String>, ApiError> {
+    let Some(list) = v.as_array() else {
+        return Ok(Vec::new());
+    };
+    list.iter()
+        .map(|d| {
+            let host = non_empty(&d["PathOnHost"]).ok_or_else(|| bad("Devices: PathOnHost must not be empty"))?;
+            let ctr = non_empty(&d["PathInContainer"]).unwrap_or(host);
+            let perms = non_empty(&d["CgroupPermissions"]).unwrap_or("rwm");
+            Ok(format!("{host}:{ctr}:{perms}"))
+        })
+        .collect()
+}
+
+fn restart(v: &Value) -> Result<RestartPolicy, ApiError> {
+    let name = v["Name"].as_str().unwrap_or("");
+    let max = v["MaximumRetryCount"].as_u64().unwrap_or(0);
+    match name {
+        "" | "no" => Ok(RestartPolicy::No),
+        "always" => Ok(RestartPolicy::Always),
+        "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+        "on-failure" => Ok(RestartPolicy::OnFailure {
+            max: max.min(u32::MAX as u64) as u32,
+        }),
+        n => Err(bad(format!("invalid restart policy: unknown policy {n:?}"))),
+    }
+}
+
+/// `{"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}` through the
+/// CLI's `-p` parser.
+fn ports(v: &Value) -> Result<Vec<berth_engine::spec::PortMapping>, ApiError> {
+    let Some(map) = v.as_object() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (key, bindings) in map {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let list = bindings.as_array().cloned().unwrap_or_default();
+        let list = if list.is_empty() { vec![Value::Null] } else { list };
+        for b in list {
+            let ip = b["HostIp"].as_str().unwrap_or("");
+            let hp = b["HostPort"].as_str().unwrap_or("");
+            let ip = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
+            let text = match (ip.is_empty(), hp.is_empty()) {
+                (true, true) => format!("{port}/{proto}"),
+                (true, false) => format!("{hp}:{port}/{proto}"),
+                (false, _) => format!("{ip}:{hp}:{port}/{proto}"),
+            };
+            out.extend(parse_publish(&text).map_err(engine_bad)?);
+        }
+    }
+    Ok(out)
+}
+
+/// `NetworkMode`, `NetworkingConfig.EndpointsConfig`, DNS, extra hosts and
+/// links.
+fn networking(s: &mut ContainerSpec, h: &Value, nc: &Value) -> Result<(), ApiError> {
+    let mode = h["NetworkMode"].as_str().unwrap_or("");
+    s.network = match mode {
+        "" | "default" | "bridge" | "private" | "none" | "host" => NetworkMode::parse(mode).map_err(engine_bad)?,
+        m if m.starts_with("container:") => NetworkMode::parse(m).map_err(engine_bad)?,
+        m => NetworkMode::Network(m.to_string()),
+    };
+    if let Some(eps) = nc["EndpointsConfig"].as_object() {
+        // The network of NetworkMode first, as the spec wants it.
+        let mut names: Vec<&String> = eps.keys().collect();
+        names.sort_by_key(|n| n.as_str() != mode);
+        for name in names {
+            let e = &eps[name.as_str()];
+            let ipam = &e["IPAMConfig"];
+            let ipv4 = match non_empty(&ipam["IPv4Address"]) {
+                Some(a) => Some(a.parse().map_err(|_| bad(format!("invalid IPv4 address: {a}")))?),
+                None => None,
+            };
+            let ipv6 = match non_empty(&ipam["IPv6Address"]) {
+                Some(a) => Some(a.parse().map_err(|_| bad(format!("invalid IPv6 address: {a}")))?),
+                None => None,
+            };
+            s.endpoints.push(EndpointSpec {
+                network: name.clone(),
+                aliases: strings_of(&e["Aliases"], "Aliases")?,
+                ipv4,
+                ipv6,
+                mac_address: non_empty(&e["MacAddress"]).map(str::to_string),
+            });
+        }
+    }
+    let mut dns = DnsSpec::default();
+    for d in strings_of(&h["Dns"], "Dns")? {
+        dns.servers
+            .push(d.parse().map_err(|_| bad(format!("{d} is not an ip address")))?);
+    }
+    dns.search = strings_of(&h["DnsSearch"], "DnsSearch")?;
+    dns.options = strings_of(&h["DnsOptions"], "DnsOptions")?;
+    s.dns = dns;
+    for e in strings_of(&h["ExtraHosts"], "ExtraHosts")? {
+        // `name:addr` (Docker) or `name=addr` (newer clients); IPv6
+        // addresses hold colons, so split at the first one.
+        let (n, a) = e
+            .split_once('=')
+            .or_else(|| e.split_once(':'))
+            .ok_or_else(|| bad(format!("invalid argument {e:?} for ExtraHosts: use name:address")))?;
+        s.extra_hosts.push((n.to_string(), a.to_string()));
+    }
+    for l in strings_of(&h["Links"], "Links")? {
+        let l = l.trim_start_matches('/');
+        let (c, alias) = l.split_once(':').unwrap_or((l, l));
+        let alias = alias.rsplit('/').next().unwrap_or(alias);
+        s.links.push((c.to_string(), alias.to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_docker_create_body_becomes_a_spec() {
+        let body = json!({
+            "Image": "bb", "Cmd": ["sleep", "1"], "Env": ["A=1"], "Labels": {"k": "v"},
+            "Tty": true, "OpenStdin": true, "StopSignal": "SIGUSR1", "User": "1000:1000",
+            "Volumes": {"/anon": {}},
+            "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000i64, "Retries": 3},
+            "HostConfig": {
+                "Binds": ["/srv:/data:ro", "vol:/v"], "Tmpfs": {"/run": "size=1m"},
+                "Mounts": [{"Type": "volume", "Source": "m", "Target": "/m", "ReadOnly": true}],
+                "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": [{"HostPort": ""}]},
+                "PublishAllPorts": true, "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+                "Memory": 67108864, "MemorySwap": -1, "NanoCpus": 500000000, "PidsLimit": 50,
+                "Ulimits": [{"Name": "nofile", "Soft": 100, "Hard": 200}],
+                "CapAdd": ["NET_ADMIN"], "CapDrop": ["MKNOD"], "Privileged": false, "Init": true,
+                "NetworkMode": "front", "Dns": ["10.0.0.1"], "DnsSearch": ["x.test"], "DnsOptions": ["ndots:1"],
+                "ExtraHosts": ["db:10.0.0.5"], "Links": ["/web:/me/w"],
+            },
+            "NetworkingConfig": {"EndpointsConfig": {"back": {}, "front": {"Aliases": ["api"], "IPAMConfig": {"IPv4Address": "10.1.0.9"}}}},
+        });
+        let s = spec_of(&body, Some("c1"), None).unwrap();
+        assert_eq!(s.name.as_deref(), Some("c1"));
+        assert_eq!(s.command, ["sleep", "1"]);
+        assert_eq!(s.pull, PullPolicy::Never);
+        assert_eq!(s.user.as_ref().unwrap().to_string(), "1000:1000");
+        assert_eq!(s.mounts.len(), 5);
+        assert!(s.mounts[0].readonly);
+        assert_eq!(s.mounts[4].target, "/anon");
+        assert_eq!(s.ports.len(), 2);
+        let web = s.ports.iter().find(|p| p.container_port == 80).unwrap();
+        assert_eq!(web.host_port, 8080);
+        assert!(s.ports.iter().any(|p| p.container_port == 53 && p.host_port == 0));
+        assert_eq!(s.restart, RestartPolicy::OnFailure { max: 2 });
+        assert_eq!(s.resources.memory_swap, Some(MemorySwap::Unlimited));
+        assert_eq!(s.resources.ulimits[0].hard, 200);
+        assert_eq!(s.health.retries, Some(3));
+        assert_eq!(s.network, NetworkMode::Network("front".into()));
+        assert_eq!(s.endpoints[0].network, "front");
+        assert_eq!(s.endpoints[0].aliases, ["api"]);
+        assert_eq!(s.endpoints[0].ipv4, Some("10.1.0.9".parse().unwrap()));
+        assert_eq!(s.endpoints[1].network, "back");
+        assert_eq!(s.extra_hosts, [("db".to_string(), "10.0.0.5".to_string())]);
+        assert_eq!(s.links, [("web".to_string(), "w".to_string())]);
+        assert_eq!(s.dns.servers.len(), 1);
+
+        let e = spec_of(
+            &json!({"Image": "bb", "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.status, hyper::StatusCode::BAD_REQUEST);
+        assert!(spec_of(&json!({}), None, None).is_err());
+        let s = spec_of(&json!({"Image": "bb", "Entrypoint": [""]}), None, None).unwrap();
+        assert_eq!(s.entrypoint, Some(vec![]));
+    }
+}

@@ -1,0 +1,129 @@
+//! Networks: list, inspect, create, remove, prune; connect and disconnect
+//! answer 501 until the engine connects running containers.
+
+use std::collections::BTreeMap;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use berth_engine::networks::NetworkFilters;
+use berth_net::bridge::NetworkRequest;
+
+use super::Ctx;
+use crate::body::{self, Body};
+use crate::error::ApiError;
+use crate::query::{as_pairs, only_filters};
+use crate::router::NetworkOp;
+
+const KEYS: &[&str] = &["name", "id", "driver", "label", "type", "dangling"];
+
+/// Go clients parse `Created` as a time: never an empty string.
+fn fix_created(mut v: Value) -> Value {
+    if v["Created"].as_str().is_none_or(str::is_empty) {
+        v["Created"] = json!("0001-01-01T00:00:00Z");
+    }
+    v
+}
+
+/// `GET /networks?filters`: every network in inspect's shape.
+pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let f = ctx.query.filters()?;
+    only_filters(&f, KEYS)?;
+    let filters = NetworkFilters::parse(&as_pairs(&f, KEYS)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let list = ctx
+        .blocking(move |e| {
+            let rows = e.network_list(&filters)?;
+            let mut out = Vec::new();
+            for r in rows {
+                match e.network_inspect(&r.id).or_else(|_| e.network_inspect(&r.name)) {
+                    Ok(v) => out.push(fix_created(v)),
+                    // A predefined network without a record yet.
+                    Err(_) => out.push(fix_created(json!({
+                        "Name": r.name, "Id": r.id, "Created": r.created, "Scope": r.scope,
+                        "Driver": r.driver, "EnableIPv6": false, "Internal": r.internal,
+                        "IPAM": {"Driver": "default", "Options": null, "Config": []},
+                        "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""},
+                        "ConfigOnly": false, "Containers": {}, "Options": {}, "Labels": r.labels,
+                    }))),
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(body::json(StatusCode::OK, &json!(list)))
+}
+
+fn strings(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, x)| (k.clone(), x.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /networks/create`: 201 `{"Id", "Warning"}`.
+pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let v: Value = body::read_json(req.into_body(), body::JSON_LIMIT)
+        .await?
+        .unwrap_or(Value::Null);
+    let name = v["Name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("network name cannot be empty"))?
+        .to_string();
+    if v["EnableIPv6"].as_bool() == Some(true) {
+        return Err(ApiError::bad_request(
+            "berth networks are IPv4 only: EnableIPv6 is not supported",
+        ));
+    }
+    let cfg = &v["IPAM"]["Config"][0];
+    let opt = |x: &Value| x.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    let req = NetworkRequest {
+        name,
+        driver: opt(&v["Driver"]),
+        subnet: opt(&cfg["Subnet"]),
+        gateway: opt(&cfg["Gateway"]),
+        ip_range: opt(&cfg["IPRange"]),
+        internal: v["Internal"].as_bool().unwrap_or(false),
+        labels: strings(&v["Labels"]),
+        options: strings(&v["Options"]),
+    };
+    let rec = ctx.blocking(move |e| Ok(e.network_create(&req)?)).await?;
+    Ok(body::json(StatusCode::CREATED, &json!({"Id": rec.id, "Warning": ""})))
+}
+
+/// `POST /networks/prune`.
+pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let f = ctx.query.filters()?;
+    if let Some(k) = f.keys().next() {
+        return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
+    }
+    let gone: Vec<String> = ctx.blocking(|e| Ok(e.network_prune()?)).await?;
+    Ok(body::json(StatusCode::OK, &json!({"NetworksDeleted": gone})))
+}
+
+/// `/networks/{id}[/connect|/disconnect]`.
+pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    match op {
+        NetworkOp::Inspect => {
+            let v = ctx.blocking(move |e| Ok(e.network_inspect(&id)?)).await?;
+            Ok(body::json(StatusCode::OK, &fix_created(v)))
+        }
+        NetworkOp::Remove => {
+            ctx.blocking(move |e| Ok(e.network_remove(&id)?)).await?;
+            Ok(body::status(StatusCode::NO_CONTENT))
+        }
+        NetworkOp::Connect | NetworkOp::Disconnect => {
+            drop(req);
+            // Known network first: a missing one is Docker's 404.
+            ctx.blocking(move |e| Ok(e.network(&id).map(|_| ())?)).await?;
+            Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "berth does not connect or disconnect existing containers yet: give the network when the container is created",
+            ))
+        }
+    }
+}
