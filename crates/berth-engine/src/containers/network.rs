@@ -23,7 +23,6 @@ use std::path::Path;
 use anyhow::Context;
 use berth_net::bridge::{self, Attachment, NetContext, Teardown, DEFAULT_NETWORK};
 use berth_net::etc::{self, EtcSettings};
-use berth_net::NetError;
 use berth_store::{NetworkRecord, NewEndpoint, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -112,11 +111,22 @@ fn network_names(o: &ContainerSpec, rootless: bool) -> Option<Vec<String>> {
     };
     let mut names = vec![first];
     for e in &o.endpoints {
-        if !e.network.is_empty() && !names.contains(&e.network) {
-            names.push(e.network.clone());
+        let n = canonical(&e.network);
+        if !n.is_empty() && !names.iter().any(|m| m == n) {
+            names.push(n.to_string());
         }
     }
     Some(names)
+}
+
+/// An endpoint's network name as the store knows it: Docker clients name
+/// the default network `default` (the docker CLI's EndpointsConfig does).
+fn canonical(name: &str) -> &str {
+    if name == "default" {
+        DEFAULT_NETWORK
+    } else {
+        name
+    }
 }
 
 impl Engine {
@@ -145,7 +155,7 @@ impl Engine {
             ..Default::default()
         };
         for (i, name) in names.iter().enumerate() {
-            let ep = o.endpoints.iter().find(|e| &e.network == name).or_else(|| {
+            let ep = o.endpoints.iter().find(|e| canonical(&e.network) == name).or_else(|| {
                 // The first network's settings may be given without its name.
                 (i == 0)
                     .then(|| o.endpoints.iter().find(|e| e.network.is_empty()))
@@ -266,16 +276,12 @@ impl Engine {
             },
         };
         if p.is_default() {
-            // The default network may go (its last container left) between
-            // our lookup and our lease: then it is made again, once.
-            for attempt in 0..3 {
-                let net = bridge::ensure_default_network(ctx, &self.store)?;
-                match bridge::connect(ctx, &self.store, &net, ns, &ep(&net)) {
-                    Err(NetError::Store(StoreError::NetworkNotFound(_))) if attempt < 2 => continue,
-                    r => return Ok((net, r?)),
-                }
-            }
-            unreachable!("the loop returns");
+            // Its last container leaving must not remove it while this one
+            // joins: the lock covers the lookup and the lease.
+            let _lock = bridge::default_network_lock(&self.store)?;
+            let net = bridge::ensure_default_network(ctx, &self.store)?;
+            let a = bridge::connect(ctx, &self.store, &net, ns, &ep(&net))?;
+            return Ok((net, a));
         }
         let net = self.store.network(&p.network).map_err(|_| {
             EngineError::not_found(format!(
