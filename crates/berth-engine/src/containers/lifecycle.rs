@@ -278,8 +278,12 @@ impl Engine {
         let c = self.container(word)?;
         let rt = self.container_runtime(&c)?;
         berth_runtime::pause(&c.dir, &rt).map_err(|e| match e {
+            // Docker's words (409 either way).
+            RuntimeError::WrongState { .. } if c.state.status == "paused" => {
+                EngineError::conflict(format!("Container {} is already paused", c.rec.id))
+            }
             RuntimeError::WrongState { .. } => {
-                EngineError::not_running(format!("container {} is not running", c.rec.id))
+                EngineError::not_running(format!("Container {} is not running", c.rec.id))
             }
             e => e.into(),
         })
@@ -290,7 +294,7 @@ impl Engine {
         let c = self.container(word)?;
         let rt = self.container_runtime(&c)?;
         berth_runtime::unpause(&c.dir, &rt).map_err(|e| match e {
-            RuntimeError::WrongState { .. } => EngineError::not_paused(format!("container {} is not paused", c.rec.id)),
+            RuntimeError::WrongState { .. } => EngineError::not_paused(format!("Container {} is not paused", c.rec.id)),
             e => e.into(),
         })
     }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use berth_build::dockerfile::Severity;
@@ -261,6 +261,10 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
         if f != "shell" && f != "none" {
             bail!("--on-failure {f}: use shell (or none)");
         }
+    }
+    // The docker CLI looks at the context before it asks for a build.
+    if ctx != "-" && !Path::new(&ctx).is_dir() {
+        bail!("unable to prepare context: path {ctx:?} not found");
     }
     if a.check {
         return check(engine, &a, &ctx);

@@ -23,8 +23,10 @@ use berth_engine::Engine;
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
     /// Create and run a new container from an image
+    #[command(override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Run(RunArgs),
     /// Create a new container
+    #[command(override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Create(CreateArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
@@ -43,6 +45,7 @@ pub enum ContainerCommand {
     /// Block until one or more containers stop, then print their exit codes
     Wait(NamesArgs),
     /// Execute a command in a running container
+    #[command(override_usage = "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(ExecArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
@@ -552,14 +555,14 @@ pub fn dispatch_group(engine: &Engine, cmd: ContainerGroup) -> Result<i32> {
         ContainerGroup::Ls(a) => ps(engine, a),
         ContainerGroup::Prune(a) => prune(engine, a),
         ContainerGroup::Inspect(a) => {
-            let fmt = super::format::Format::parse(a.format.as_deref())?;
+            let fmt = super::format::Format::parse_inspect(a.format.as_deref())?;
             let mut values = Vec::new();
             let mut code = 0;
             for c in &a.containers {
                 match engine.inspect_container(c, a.size) {
                     Ok(v) => values.push(v),
                     Err(e) => {
-                        eprintln!("Error: {e:#}");
+                        eprintln!("{}", super::error_text(&e.into()));
                         code = 1;
                     }
                 }
@@ -575,12 +578,13 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
         ContainerCommand::Run(a) => run(engine, a),
         ContainerCommand::Create(a) => create(engine, a),
         ContainerCommand::Start(a) => start(engine, a),
-        ContainerCommand::Stop(a) => report(engine.stop_containers(&a.containers, a.time)),
-        ContainerCommand::Restart(a) => {
-            report(engine.restart_containers(&a.containers, a.time, terminal::console_size()))
-        }
+        ContainerCommand::Stop(a) => report(engine.stop_containers(&a.containers, a.time), false),
+        ContainerCommand::Restart(a) => report(
+            engine.restart_containers(&a.containers, a.time, terminal::console_size()),
+            false,
+        ),
         ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
-        ContainerCommand::Rm(a) => report(engine.remove_containers(&a.containers, a.force, a.volumes)),
+        ContainerCommand::Rm(a) => report(engine.remove_containers(&a.containers, a.force, a.volumes), a.force),
         ContainerCommand::Ps(a) => ps(engine, a),
         ContainerCommand::Logs(a) => logs(engine, a),
         ContainerCommand::Wait(a) => wait(engine, a),
@@ -633,13 +637,16 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
 
 /// Runs `f` on each name, printing the name on success and the error on
 /// failure (Docker's behaviour for stop, rm, kill, …); exit 1 if any failed.
-fn each<E: std::fmt::Display>(names: &[String], mut f: impl FnMut(&str) -> std::result::Result<(), E>) -> Result<i32> {
+fn each<E: Into<anyhow::Error>>(
+    names: &[String],
+    mut f: impl FnMut(&str) -> std::result::Result<(), E>,
+) -> Result<i32> {
     let mut failed = false;
     for n in names {
         match f(n) {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("{}", super::error_text(&e.into()));
                 failed = true;
             }
         }
@@ -650,14 +657,17 @@ fn each<E: std::fmt::Display>(names: &[String], mut f: impl FnMut(&str) -> std::
 /// Prints each name whose operation succeeded, and the error of each one
 /// that failed, in the order given (Docker's output for stop, rm, …);
 /// exit 1 if any failed.
-fn report(results: Vec<(String, berth_engine::Result<()>)>) -> Result<i32> {
+/// With `missing_ok` (`rm -f`), a container that does not exist is said
+/// but is no failure, as Docker's.
+fn report(results: Vec<(String, berth_engine::Result<()>)>, missing_ok: bool) -> Result<i32> {
     let mut failed = false;
     for (n, r) in results {
         match r {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error: {e:#}");
-                failed = true;
+                let e = anyhow::Error::from(e);
+                eprintln!("{}", super::error_text(&e));
+                failed |= !(missing_ok && super::is_not_found(&e));
             }
         }
     }
@@ -666,10 +676,11 @@ fn report(results: Vec<(String, berth_engine::Result<()>)>) -> Result<i32> {
 
 /// The operands after the flags take hyphens (`run bb ls -la`), so clap
 /// cannot reject a mistyped flag before the image or container: do it here,
-/// in Docker's words.
+/// in Docker's words and with its exit code (125).
 fn reject_flag_as_operand(word: &str, command: &str) -> Result<()> {
     if word.starts_with('-') && word.len() > 1 {
-        bail!("unknown flag: {word}\nSee 'berth {command} --help'.");
+        eprintln!("{}", super::flags::unknown_flag_message(&[command], word));
+        return Err(berth_engine::EngineError::exit(125, "").into());
     }
     Ok(())
 }
@@ -708,13 +719,17 @@ fn resolved_env(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>> {
 /// checked here or by the engine's validation; files named by flags
 /// (`--env-file`, `--label-file`) are read here, relative paths are taken
 /// from this process's working directory.
-fn container_spec(a: &CreateArgs) -> Result<ContainerSpec> {
+fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
     let mut it = a.image_and_cmd.iter();
     let image = it
         .next()
         .cloned()
         .ok_or_else(|| anyhow!("\"run\" requires at least 1 argument"))?;
-    reject_flag_as_operand(&image, "run")?;
+    reject_flag_as_operand(&image, command)?;
+    // The docker CLI checks the name before it looks for the image.
+    if let Err(e) = berth_store::Reference::parse(&image) {
+        bail!("{e}");
+    }
     let cwd = std::env::current_dir().context("finding the working directory")?;
     let mut labels = std::collections::BTreeMap::new();
     for f in &a.label_file {
@@ -830,7 +845,7 @@ fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool) -> Result<String
             );
         }
     }
-    let spec = container_spec(a)?;
+    let spec = container_spec(a, if start_next { "run" } else { "create" })?;
     let progress = super::layer_progress::plain_to_stderr();
     let created = engine.create_container_pulling(&spec, CreateOptions { start_next }, &progress)?;
     for w in &created.warnings {
@@ -847,6 +862,9 @@ fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
     // and this process attaches to it, so Ctrl-P Ctrl-Q can leave it running.
     let interactive_tty = !a.detach && a.create.tty && a.create.interactive;
     let keys = detach_keys(a.detach_keys.as_deref())?;
+    if interactive_tty {
+        need_terminal()?;
+    }
     let id = do_create(engine, &a.create, true)?;
     if a.detach {
         engine.start_detached(&id, terminal::console_size())?;
@@ -867,6 +885,18 @@ fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
     // container (Ctrl-C stops it, as with docker run).
     let (_term, streams) = Terminal::open(a.create.interactive, a.create.tty, a.create.tty, Signals::Proxy)?;
     Ok(engine.run_attached(&id, streams)?)
+}
+
+/// `-it` needs this process's stdin to be a terminal: Docker's words and
+/// exit code (1, for `run` too) when it is not. `BERTH_TTY_OVER_PIPE=1`
+/// lets a session run over pipes instead (what the attach tests drive).
+fn need_terminal() -> Result<()> {
+    let over_pipe = std::env::var_os("BERTH_TTY_OVER_PIPE").is_some_and(|v| v == "1");
+    if !io::stdin().is_terminal() && !over_pipe {
+        eprintln!("the input device is not a TTY");
+        return Err(berth_engine::EngineError::exit(1, "").into());
+    }
+    Ok(())
 }
 
 /// Parses `--detach-keys` (absent or empty: Ctrl-P Ctrl-Q).
@@ -1011,7 +1041,16 @@ fn ps(engine: &Engine, a: PsArgs) -> Result<i32> {
     ]
     .into_iter()
     .collect();
-    Format::parse(Some(&spec))?.print_items(&rows, &headers)?;
+    // `ps`'s words for a template that fails as it runs.
+    Format::parse_ps(Some(&spec))?
+        .print_items(&rows, &headers)
+        .map_err(|e| {
+            let text = e.to_string();
+            anyhow!(
+                "failed to execute template: {}",
+                text.strip_prefix("template parsing error: ").unwrap_or(&text)
+            )
+        })?;
     Ok(0)
 }
 
@@ -1069,7 +1108,7 @@ fn wait(engine: &Engine, a: NamesArgs) -> Result<i32> {
         match engine.wait_container(c) {
             Ok(code) => println!("{code}"),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("{}", super::error_text(&e.into()));
                 failed = true;
             }
         }
@@ -1083,6 +1122,9 @@ fn exec(engine: &Engine, a: ExecArgs) -> Result<i32> {
         .split_first()
         .ok_or_else(|| anyhow!("exec needs a container and a command"))?;
     reject_flag_as_operand(ctr, "exec")?;
+    if a.tty && a.interactive && !a.detach {
+        need_terminal()?;
+    }
     let env = resolved_env(&a.env_file, &a.env)?;
     let opts = ExecOptions {
         cmd: cmd.to_vec(),

@@ -66,6 +66,26 @@ impl Format {
         Ok(Format { template, table, raw })
     }
 
+    /// As [`Format::parse`], for the commands whose bad template the docker
+    /// CLI ends with exit code 64 (`inspect`, `version`, `info`).
+    pub fn parse_inspect(spec: Option<&str>) -> Result<Format> {
+        Format::parse(spec).map_err(|e| {
+            eprintln!("{e}");
+            berth_engine::EngineError::exit(64, "").into()
+        })
+    }
+
+    /// As [`Format::parse`] with `ps`'s words (`failed to parse template: …`).
+    pub fn parse_ps(spec: Option<&str>) -> Result<Format> {
+        Format::parse(spec).map_err(|e| {
+            let text = e.to_string();
+            anyhow!(
+                "failed to parse template: {}",
+                text.strip_prefix("template parsing error: ").unwrap_or(&text)
+            )
+        })
+    }
+
     /// No template given: the command prints its default.
     pub fn is_default(&self) -> bool {
         self.template.is_none()

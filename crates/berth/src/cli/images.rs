@@ -397,7 +397,7 @@ pub fn print_inspect(fmt: &Format, values: &[Value]) -> Result<()> {
 }
 
 fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
-    let fmt = Format::parse(a.format.as_deref())?;
+    let fmt = Format::parse_inspect(a.format.as_deref())?;
     let mut values = Vec::new();
     let mut failed = None;
     for i in &a.images {
@@ -411,7 +411,7 @@ fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
     print_inspect(&fmt, &values)?;
     match failed {
         Some(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("{}", super::error_text(&e.into()));
             Ok(1)
         }
         None => Ok(0),
@@ -465,6 +465,13 @@ fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
 }
 
 fn tag(engine: &Engine, a: TagArgs) -> Result<i32> {
+    // The docker CLI checks the new name before asking: its words.
+    if let Err(e) = berth_store::Reference::parse(&a.target) {
+        bail!(
+            "Error parsing reference: {:?} is not a valid repository/tag: {e}",
+            a.target
+        );
+    }
     engine.tag(&a.source, &a.target)?;
     Ok(0)
 }
@@ -475,8 +482,12 @@ fn rmi(engine: &Engine, a: RmiArgs) -> Result<i32> {
         match engine.remove_image(i, a.force, !a.no_prune) {
             Ok(out) => print_removals(&out),
             Err(e) => {
-                eprintln!("Error: {e:#}");
-                code = 1;
+                // `rmi -f` of a missing image says so but is no failure (Docker's).
+                let e = anyhow::Error::from(e);
+                eprintln!("{}", super::error_text(&e));
+                if !(a.force && super::is_not_found(&e)) {
+                    code = 1;
+                }
             }
         }
     }

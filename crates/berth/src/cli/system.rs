@@ -68,10 +68,24 @@ pub struct SystemPruneArgs {
     pub volumes: bool,
 }
 
+/// `berth -v`: one line, as `docker -v` (`Docker version 28.2.2, build e6534b4`).
+pub fn short_version() -> i32 {
+    let v = berth_engine::system::version();
+    println!(
+        "berth version {}, build {}",
+        v.version,
+        option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")
+    );
+    0
+}
+
 pub fn version(a: &VersionArgs) -> Result<i32> {
     let v = berth_engine::system::version();
     match &a.format {
-        Some(f) => println!("{}", Format::parse(Some(f))?.render(&serde_json::to_value(&v)?)?),
+        Some(f) => println!(
+            "{}",
+            Format::parse_inspect(Some(f))?.render(&serde_json::to_value(&v)?)?
+        ),
         None => {
             println!("berth version {}", v.version);
             println!(" OS/Arch: {}/{}", v.os, v.arch);
@@ -83,7 +97,10 @@ pub fn version(a: &VersionArgs) -> Result<i32> {
 pub fn info(engine: &Engine, a: InfoArgs) -> Result<i32> {
     let i = engine.info()?;
     if let Some(f) = &a.format {
-        println!("{}", Format::parse(Some(f))?.render(&serde_json::to_value(&i)?)?);
+        println!(
+            "{}",
+            Format::parse_inspect(Some(f))?.render(&serde_json::to_value(&i)?)?
+        );
         return Ok(0);
     }
     println!("Server Version: {}", i.server_version);
