@@ -98,6 +98,9 @@ pub struct CreateArgs {
     pub help: Option<bool>,
     #[command(flatten)]
     pub userns: super::userns::UsernsArgs,
+    /// Docker's flags berth parses but refuses unless they ask for its defaults.
+    #[command(flatten)]
+    pub more: super::run_flags::MoreRunArgs,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -726,6 +729,7 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         .cloned()
         .ok_or_else(|| anyhow!("\"run\" requires at least 1 argument"))?;
     reject_flag_as_operand(&image, command)?;
+    a.more.check()?;
     // The docker CLI checks the name before it looks for the image.
     if let Err(e) = berth_store::Reference::parse(&image) {
         bail!("{e}");

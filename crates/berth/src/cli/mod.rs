@@ -12,6 +12,7 @@ pub mod images;
 pub mod layer_progress;
 pub mod network;
 pub mod registry;
+pub mod run_flags;
 pub mod service;
 pub mod system;
 pub mod terminal;
