@@ -538,6 +538,9 @@ pub enum ContainerGroup {
     Inspect(ContainerInspectArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Remove one or more containers (as `rm`)
+    #[command(name = "remove")]
+    Remove(RmArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -557,6 +560,7 @@ pub fn dispatch_group(engine: &Engine, cmd: ContainerGroup) -> Result<i32> {
         ContainerGroup::Common(c) => dispatch(engine, *c),
         ContainerGroup::Ls(a) => ps(engine, a),
         ContainerGroup::Prune(a) => prune(engine, a),
+        ContainerGroup::Remove(a) => dispatch(engine, ContainerCommand::Rm(a)),
         ContainerGroup::Inspect(a) => {
             let fmt = super::format::Format::parse_inspect(a.format.as_deref())?;
             let mut values = Vec::new();
@@ -1165,6 +1169,37 @@ fn cp_end(s: &str) -> CpEnd {
     }
 }
 
+/// What `cp CTR:SRC DEST` wrote: DEST itself, or DEST/<name of SRC> when
+/// DEST is a directory that was there.
+fn cp_dest_of(src: &str, dest: &Path) -> PathBuf {
+    let name = Path::new(src.trim_end_matches('/')).file_name();
+    match name {
+        Some(n) if dest.join(n).exists() && dest.is_dir() && !src.ends_with("/.") => dest.join(n),
+        _ => dest.to_path_buf(),
+    }
+}
+
+/// The size of the tar stream `cp` moves for `p` (what Docker's "Successfully
+/// copied 2.05kB" counts): a 512-byte header per entry, contents padded to
+/// 512, and the 1024-byte end.
+fn tar_size(p: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
+        let mut n = 512;
+        if m.is_file() {
+            n += m.len().div_ceil(512) * 512;
+        } else if m.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                n += rd.flatten().map(|e| walk(&e.path())).sum::<u64>();
+            }
+        }
+        n
+    }
+    walk(p) + 1024
+}
+
 fn cp(engine: &Engine, a: CpArgs) -> Result<i32> {
     let o = CpOptions {
         archive: a.archive,
@@ -1179,14 +1214,18 @@ fn cp(engine: &Engine, a: CpArgs) -> Result<i32> {
             let mut out = stdout.lock();
             engine.copy_from_container(&word, &path, &dest, &o, &mut out)?;
             out.flush()?;
-            if dest != "-" && !a.quiet {
-                eprintln!("Successfully copied from {word}:{path} to {dest}");
+            if dest != "-" && !a.quiet && io::stderr().is_terminal() {
+                let copied = cp_dest_of(&path, Path::new(&dest));
+                eprintln!("Successfully copied {} to {dest}", human_size(tar_size(&copied)));
             }
         }
         (CpEnd::Host(src), CpEnd::Container { word, path }) => {
             engine.copy_into_container(&src, &word, &path, &o, Box::new(io::stdin()))?;
-            if src != "-" && !a.quiet {
-                eprintln!("Successfully copied {src} to {word}:{path}");
+            if src != "-" && !a.quiet && io::stderr().is_terminal() {
+                eprintln!(
+                    "Successfully copied {} to {word}:{path}",
+                    human_size(tar_size(Path::new(&src)))
+                );
             }
         }
         (CpEnd::Container { .. }, CpEnd::Container { .. }) => {

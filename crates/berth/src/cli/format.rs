@@ -12,6 +12,30 @@ use berth_template::{docker, tabwriter, MissingKey, Template, Value};
 
 pub use berth_engine::human::{human_duration, human_size, since};
 
+/// An RFC 3339 time as Go's `time.Time.String()` prints it in UTC
+/// (`2026-12-03 08:25:10 +0000 UTC`: `images`' `{{.CreatedAt}}`); the
+/// text as it is when it is not a time.
+pub fn go_time(rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S +0000 UTC")
+            .to_string(),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
+/// An RFC 3339 time to the second, in UTC (`2026-12-03T08:25:10Z`, Go's
+/// `time.RFC3339`: `history`'s times without `-H`).
+pub fn rfc3339_seconds(rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
 /// A parsed `--format` value.
 pub struct Format {
     template: Option<Template>,

@@ -34,6 +34,8 @@ pub enum ImageCommand {
     Rmi(RmiArgs),
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum ImageGroup {
     /// List images
@@ -59,6 +61,12 @@ pub enum ImageGroup {
     /// Create an image from BASE's layers and each PART's, shared, not copied
     #[command(visible_alias = "merge")]
     Compose(super::image_merge::ImageComposeArgs),
+    /// Download an image from a registry
+    Pull(super::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(super::registry::PushArgs),
+    /// Build an image from a Dockerfile
+    Build(super::build::BuildArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -201,6 +209,9 @@ pub fn dispatch_group(engine: &Engine, cmd: ImageGroup) -> Result<i32> {
         ImageGroup::Load(a) => load(engine, a),
         ImageGroup::Save(a) => save(engine, a),
         ImageGroup::Compose(a) => super::image_merge::run(engine, a),
+        ImageGroup::Pull(_) | ImageGroup::Push(_) | ImageGroup::Build(_) => {
+            unreachable!("`image pull/push/build` are dispatched as `pull/push/build`")
+        }
     }
 }
 
@@ -225,19 +236,16 @@ fn import(engine: &Engine, a: ImportArgs) -> Result<i32> {
 }
 
 fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
-    // Docker's lines, from the engine's events, as each image arrives.
-    let progress = if a.quiet {
-        Progress::none()
-    } else {
-        Progress::new(|e| {
-            if let Event::Image { id, name } = e {
-                match name {
-                    Some(n) => println!("Loaded image: {n}"),
-                    None => println!("Loaded image ID: {id}"),
-                }
+    // Docker's lines, from the engine's events, as each image arrives
+    // (`-q` quiets only the progress, which berth's load does not draw).
+    let progress = Progress::new(|e| {
+        if let Event::Image { id, name } = e {
+            match name {
+                Some(n) => println!("Loaded image: {n}"),
+                None => println!("Loaded image ID: {id}"),
             }
-        })
-    };
+        }
+    });
     match &a.input {
         Some(p) => {
             let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
@@ -323,7 +331,12 @@ fn short_id(id: &str, no_trunc: bool) -> String {
 fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
     let mut filter = parse_filters(&a.filters)?;
     filter.all = a.all;
-    filter.repository = a.repository.clone();
+    // `images 'my*'`: a pattern is a reference filter, as Docker makes the
+    // operand one.
+    match a.repository.clone() {
+        Some(r) if r.contains(['*', '?', '[']) => filter.references.push(r),
+        r => filter.repository = r,
+    }
     let rows = engine.list_images(&filter)?;
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
@@ -349,7 +362,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
         .map(|r| {
             json!({
                 "Containers": if r.containers > 0 { r.containers.to_string() } else { "N/A".into() },
-                "CreatedAt": r.created,
+                "CreatedAt": super::format::go_time(&r.created),
                 "CreatedSince": since(&r.created),
                 "Digest": r.digest,
                 "ID": short_id(r.id.as_str(), a.no_trunc),
@@ -438,8 +451,8 @@ fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
             let size = r["Size"].as_u64().unwrap_or(0);
             json!({
                 "ID": if id == "<missing>" { id.to_string() } else { short_id(id, a.no_trunc) },
-                "CreatedSince": if a.human { since(created) } else { created.to_string() },
-                "CreatedAt": created,
+                "CreatedSince": if a.human { since(created) } else { super::format::rfc3339_seconds(created) },
+                "CreatedAt": super::format::rfc3339_seconds(created),
                 "CreatedBy": by,
                 "Size": if a.human { human_size(size) } else { size.to_string() },
                 "Comment": r["Comment"],
@@ -452,7 +465,8 @@ fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
         .unwrap_or_else(|| "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".into());
     let headers: HashMap<&str, &str> = [
         ("ID", "IMAGE"),
-        ("CreatedSince", "CREATED"),
+        // Without -H the column is the time itself, and says so (Docker's).
+        ("CreatedSince", if a.human { "CREATED" } else { "CREATED AT" }),
         ("CreatedAt", "CREATED AT"),
         ("CreatedBy", "CREATED BY"),
         ("Size", "SIZE"),

@@ -279,6 +279,19 @@ pub fn exit_code_and_message(e: &anyhow::Error, run: bool) -> (i32, String) {
 }
 
 fn run(cli: Global, command: Command) -> anyhow::Result<i32> {
+    // `image pull|push|build` and `container remove` are other names.
+    let command = match command {
+        Command::Image {
+            cmd: images::ImageGroup::Pull(a),
+        } => Command::Registry(registry::RegistryCommand::Pull(a)),
+        Command::Image {
+            cmd: images::ImageGroup::Push(a),
+        } => Command::Registry(registry::RegistryCommand::Push(a)),
+        Command::Image {
+            cmd: images::ImageGroup::Build(a),
+        } => Command::Build(a),
+        c => c,
+    };
     let root = cli.root.clone().unwrap_or_else(berth_engine::default_root);
     // Absolute from here on: the root is written into bundles, monitor
     // options and hooks that run from other directories.

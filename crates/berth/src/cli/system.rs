@@ -79,46 +79,204 @@ pub fn short_version() -> i32 {
     0
 }
 
-pub fn version(a: &VersionArgs) -> Result<i32> {
+/// `version`'s data in Docker's shape: a `Client` and a `Server` section
+/// (berth is both: the server is the engine this process runs), so that
+/// `{{.Client.Version}}`, `{{.Server.Version}}` and `{{.Server.APIVersion}}`
+/// read as with Docker.
+fn version_value() -> Value {
     let v = berth_engine::system::version();
-    match &a.format {
-        Some(f) => println!(
-            "{}",
-            Format::parse_inspect(Some(f))?.render(&serde_json::to_value(&v)?)?
-        ),
-        None => {
-            println!("berth version {}", v.version);
-            println!(" OS/Arch: {}/{}", v.os, v.arch);
-        }
+    let commit = option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    json!({
+        "Client": {
+            "Platform": {"Name": "berth"},
+            "Version": v.version,
+            "ApiVersion": v.api_version,
+            "DefaultAPIVersion": v.api_version,
+            "GitCommit": commit,
+            "GoVersion": "",
+            "Os": v.os,
+            "Arch": v.arch,
+            "BuildTime": "",
+            "Context": "default",
+        },
+        "Server": {
+            "Platform": {"Name": "berth"},
+            "Components": [{
+                "Name": "Engine",
+                "Version": v.version,
+                "Details": {
+                    "ApiVersion": v.api_version,
+                    "Arch": v.arch,
+                    "BuildTime": "",
+                    "Experimental": "false",
+                    "GitCommit": commit,
+                    "GoVersion": "",
+                    "KernelVersion": kernel,
+                    "MinAPIVersion": "1.24",
+                    "Os": v.os,
+                },
+            }],
+            "Version": v.version,
+            "ApiVersion": v.api_version,
+            "APIVersion": v.api_version,
+            "MinAPIVersion": "1.24",
+            "GitCommit": commit,
+            "GoVersion": "",
+            "Os": v.os,
+            "Arch": v.arch,
+            "KernelVersion": kernel,
+            "Experimental": false,
+            "BuildTime": "",
+        },
+    })
+}
+
+pub fn version(a: &VersionArgs) -> Result<i32> {
+    let v = version_value();
+    if let Some(f) = &a.format {
+        println!("{}", Format::parse_inspect(Some(f))?.render(&v)?);
+        return Ok(0);
     }
+    let c = &v["Client"];
+    let s = &v["Server"];
+    let line = |indent: &str, k: &str, val: &Value| {
+        let val = val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string());
+        println!(
+            "{indent}{:<width$}{val}",
+            format!("{k}:"),
+            width = 19 - indent.len() + 1
+        );
+    };
+    println!("Client:");
+    line(" ", "Version", &c["Version"]);
+    line(" ", "API version", &c["ApiVersion"]);
+    line(" ", "Git commit", &c["GitCommit"]);
+    line(
+        " ",
+        "OS/Arch",
+        &json!(format!(
+            "{}/{}",
+            c["Os"].as_str().unwrap_or(""),
+            c["Arch"].as_str().unwrap_or("")
+        )),
+    );
+    line(" ", "Context", &c["Context"]);
+    println!();
+    println!("Server: berth (no daemon: the engine runs in each berth process)");
+    println!(" Engine:");
+    line("  ", "Version", &s["Version"]);
+    line(
+        "  ",
+        "API version",
+        &json!(format!(
+            "{} (minimum version {})",
+            s["ApiVersion"].as_str().unwrap_or(""),
+            s["MinAPIVersion"].as_str().unwrap_or("")
+        )),
+    );
+    line("  ", "Git commit", &s["GitCommit"]);
+    line(
+        "  ",
+        "OS/Arch",
+        &json!(format!(
+            "{}/{}",
+            s["Os"].as_str().unwrap_or(""),
+            s["Arch"].as_str().unwrap_or("")
+        )),
+    );
+    line("  ", "Experimental", &json!("false"));
     Ok(0)
+}
+
+/// `23.54GiB`, as Docker's `units.BytesSize`.
+fn binary_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    // Go's %.4g: four significant digits, trailing zeros dropped.
+    let digits = if v >= 1000.0 {
+        0
+    } else if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", units[i])
+}
+
+/// `info`'s data: the engine's, with the keys Docker's has that scripts read
+/// (`DockerRootDir`, `DefaultRuntime`, `Runtimes`, `LoggingDriver`, …).
+fn info_value(i: &berth_engine::system::Info) -> Result<Value> {
+    let mut v = serde_json::to_value(i)?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("DockerRootDir".into(), json!(i.root));
+        m.insert("DefaultRuntime".into(), json!(i.runtime.name));
+        m.insert(
+            "Runtimes".into(),
+            json!({ i.runtime.name.clone(): {"path": i.runtime.path} }),
+        );
+        m.insert("LoggingDriver".into(), json!("json-file"));
+        m.insert("CgroupDriver".into(), json!("cgroupfs"));
+        m.insert("IndexServerAddress".into(), json!("https://index.docker.io/v1/"));
+        m.insert("Debug".into(), json!(false));
+    }
+    Ok(v)
 }
 
 pub fn info(engine: &Engine, a: InfoArgs) -> Result<i32> {
     let i = engine.info()?;
     if let Some(f) = &a.format {
-        println!(
-            "{}",
-            Format::parse_inspect(Some(f))?.render(&serde_json::to_value(&i)?)?
-        );
+        println!("{}", Format::parse_inspect(Some(f))?.render(&info_value(&i)?)?);
         return Ok(0);
     }
-    println!("Server Version: {}", i.server_version);
-    println!("Root Dir: {}", i.root);
-    println!("Storage Driver: {}", i.driver);
-    println!("Images: {}", i.images);
-    println!("Containers: {}", i.containers);
-    println!("Rootless: {}", i.rootless);
+    let v = version_value();
+    println!("Client:");
+    println!(" Version:    {}", v["Client"]["Version"].as_str().unwrap_or(""));
+    println!(" Context:    default");
+    println!(" Debug Mode: false");
+    println!();
+    println!("Server:");
+    println!(" Containers: {}", i.containers);
+    println!("  Running: {}", i.containers_running);
+    println!("  Paused: {}", i.containers_paused);
+    println!("  Stopped: {}", i.containers_stopped);
+    println!(" Images: {}", i.images);
+    println!(" Server Version: {}", i.server_version);
+    println!(" Storage Driver: {}", i.driver);
+    println!(" Logging Driver: json-file");
+    println!(" Cgroup Driver: cgroupfs");
     println!(
-        "Cgroup Version: {}{}",
+        " Cgroup Version: {}{}",
         i.cgroup_version,
         if i.cgroup_hybrid { " (hybrid)" } else { "" }
     );
-    println!("Default Runtime: {} ({})", i.runtime.name, i.runtime.path);
-    println!(" Why: {}", i.runtime.reason);
-    println!("Kernel Version: {}", i.kernel_version);
-    println!("Architecture: {}", i.architecture);
-    println!("CPUs: {}", i.ncpu);
+    println!(" Runtimes: {}", i.runtime.name);
+    println!(" Default Runtime: {} ({})", i.runtime.name, i.runtime.path);
+    println!("  Why: {}", i.runtime.reason);
+    println!(" Rootless: {}", i.rootless);
+    println!(" Kernel Version: {}", i.kernel_version);
+    println!(" Operating System: {}", i.operating_system);
+    println!(" OSType: {}", i.os_type);
+    println!(" Architecture: {}", i.architecture);
+    println!(" CPUs: {}", i.ncpu);
+    println!(" Total Memory: {}", binary_size(i.mem_total));
+    println!(" Name: {}", i.name);
+    println!(" Docker Root Dir: {}", i.root);
     match &i.userns {
         Some(u) => super::userns::print_info(u),
         None => {
