@@ -368,6 +368,19 @@ impl Engine {
             .filter(|n| img.tags.contains(n) || img.repo_digests.contains(n));
         let users = self.store.containers_using(img.id.as_str())?;
         let mut out = Vec::new();
+        // By ID, a running container's image cannot go, forced or not (Docker's hard conflict).
+        if by_name.is_none() {
+            let running = users
+                .iter()
+                .find(|c| self.container(&c.id).is_ok_and(|c| c.state.is_running()));
+            if let Some(c) = running {
+                return Err(EngineError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    img.id.short(),
+                    &c.id[..12.min(c.id.len())]
+                )));
+            }
+        }
         if let Some(name) = by_name {
             // Other tags keep the image; its digest references alone do not
             // (Docker untags `repo@sha256:…` with the last tag and deletes).

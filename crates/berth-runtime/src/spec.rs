@@ -176,7 +176,7 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<BTreeSet<String>> {
 /// "All capabilities" means all this process may hand on (its bounding
 /// set), as in Podman: a host that withholds one (e.g. CAP_SYS_RESOURCE in
 /// a sandbox) would otherwise make every `--privileged` start fail.
-fn grantable_caps() -> BTreeSet<String> {
+pub(crate) fn grantable_caps() -> BTreeSet<String> {
     let mask = own_cap_mask("CapBnd:").unwrap_or(u64::MAX);
     ALL_CAPS
         .iter()
