@@ -399,3 +399,62 @@ fn help_lists_dockers_flags() {
     let o = berth(&r, &["build", "--rm", "--force-rm", "--load", "/nonexistent"]);
     assert!(stderr(&o).contains("unable to prepare context"), "{}", stderr(&o));
 }
+
+/// `update`: new limits reach a running container at once, and `inspect`
+/// and the restart policy follow; what berth cannot change is refused by name.
+#[test]
+#[ignore = "needs root"]
+fn update_changes_a_running_container() {
+    let env = Env::new();
+    let r = &env.root;
+    r.ok(&["run", "-d", "--name", "up", "-m", "64m", "bb", "sleep", "60"]);
+    assert_eq!(
+        r.ok(&[
+            "update",
+            "-m",
+            "96m",
+            "--cpus",
+            "1",
+            "--pids-limit",
+            "50",
+            "--restart",
+            "on-failure:3",
+            "up"
+        ]),
+        "up\n"
+    );
+    let limit = r.ok(&[
+        "exec",
+        "up",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; true",
+    ]);
+    assert_eq!(limit.trim(), "100663296");
+    assert_eq!(
+        r.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "up"
+        ])
+        .trim(),
+        "100663296 1000000000 50 on-failure:3"
+    );
+    // Docker's words for no flags, a missing container, and what is not taken.
+    let o = berth(r, &["update", "up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "you must provide one or more flags when using this command"
+    );
+    let o = berth(r, &["update", "-m", "96m", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "Error response from daemon: No such container: nosuch"
+    );
+    let o = berth(r, &["update", "--cpuset-cpus", "0", "up"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--cpuset-cpus is not supported"), "{}", stderr(&o));
+}

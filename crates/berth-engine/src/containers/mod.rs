@@ -16,6 +16,7 @@ pub mod create;
 pub mod files;
 pub mod lifecycle;
 pub mod record;
+pub mod update;
 pub mod view;
 
 use std::path::{Path, PathBuf};

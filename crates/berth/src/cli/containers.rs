@@ -69,6 +69,8 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Update configuration of one or more containers
+    Update(super::update::UpdateArgs),
     /// Run a container's healthcheck now (exit 0 healthy, 1 unhealthy)
     Healthcheck {
         #[command(subcommand)]
@@ -638,6 +640,7 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
             Ok(0)
         }
         ContainerCommand::Export(a) => export(engine, a),
+        ContainerCommand::Update(a) => super::update::run(engine, a),
         ContainerCommand::Monitor(_) => bail!("__monitor is internal"),
     }
 }

@@ -16,6 +16,7 @@ pub mod run_flags;
 pub mod service;
 pub mod system;
 pub mod terminal;
+pub mod update;
 pub mod userns;
 pub mod volume;
 
