@@ -471,6 +471,21 @@ impl Engine {
 
     /// `image prune`: dangling images (or, with `all`, every image no container uses).
     pub fn prune_images(&self, all: bool, labels: &[String]) -> Result<(Vec<Removal>, u64)> {
+        let f = crate::containers::prune::PruneFilter {
+            labels: labels.to_vec(),
+            ..Default::default()
+        };
+        self.prune_images_filtered(all, &f)
+    }
+
+    /// `image prune --filter` / `system prune --filter`: as
+    /// [`Engine::prune_images`], only images the filter lets go (`until=`
+    /// by creation time, `label=`, `label!=`).
+    pub fn prune_images_filtered(
+        &self,
+        all: bool,
+        f: &crate::containers::prune::PruneFilter,
+    ) -> Result<(Vec<Removal>, u64)> {
         let mut removed = Vec::new();
         let before = self.disk_usage_images()?;
         loop {
@@ -488,8 +503,16 @@ impl Engine {
                 if !all && !untagged {
                     continue;
                 }
-                if !self.has_labels(&img.id, labels) {
-                    continue;
+                if !(f.labels.is_empty() && f.not_labels.is_empty() && f.until.is_none()) {
+                    let labels = self
+                        .store
+                        .image_config(&img.id)
+                        .ok()
+                        .and_then(|c| c.config.labels)
+                        .unwrap_or_default();
+                    if !f.matches(&labels.into_iter().collect(), &img.created) {
+                        continue;
+                    }
                 }
                 for t in img.tags.iter().chain(&img.repo_digests) {
                     self.store.untag(t)?;
@@ -541,7 +564,7 @@ impl Engine {
     }
 
     /// Bytes of all unpacked layers.
-    fn disk_usage_images(&self) -> anyhow::Result<u64> {
+    pub(crate) fn disk_usage_images(&self) -> anyhow::Result<u64> {
         Ok(self.store.list_layers()?.iter().map(|l| l.size).sum())
     }
 

@@ -100,6 +100,32 @@ fn berth(r: &Root, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The same command line for either CLI.
+enum Cli<'a> {
+    Docker(&'a Dockerd),
+    Berth(&'a Root),
+}
+
+impl Cli<'_> {
+    fn ok(&self, args: &[&str]) -> String {
+        let o = match self {
+            Cli::Docker(d) => d.docker(args),
+            Cli::Berth(r) => berth(r, args),
+        };
+        assert!(
+            o.status.success(),
+            "{} {args:?}: {}",
+            if matches!(self, Cli::Docker(_)) {
+                "docker"
+            } else {
+                "berth"
+            },
+            stderr(&o)
+        );
+        stdout(&o)
+    }
+}
+
 /// How much of stderr must match.
 #[derive(Clone, Copy, Debug)]
 enum Words {
@@ -234,6 +260,62 @@ fn failures_end_as_dockers_do() {
     let b = berth(&r, &["run", "--rm=true", "busybox", "echo", "hi"]);
     assert_eq!((stdout(&b), b.status.code()), (stdout(&d), d.status.code()));
     assert_eq!(r.ok(&["ps", "-aq"]), "");
+    Cli::Docker(&dd).ok(&["rm", "-f", &did]);
+
+    // Filters: ps before/since/volume/network/label, images until,
+    // container prune until/label — the same names listed by both.
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["volume", "create", "fv"]);
+        cli.ok(&["create", "--name", "f1", "-l", "keep=1", "busybox", "sh"]);
+        cli.ok(&["create", "--name", "f2", "busybox", "sh"]);
+        cli.ok(&[
+            "create",
+            "--name",
+            "f3",
+            "-v",
+            "fv:/data",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+        ]);
+    }
+    let names = |cli: &Cli, args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = cli.ok(args).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    for f in [
+        "before=f3",
+        "since=f1",
+        "volume=fv",
+        "volume=/data",
+        "network=none",
+        "label=keep",
+        "label=keep=1",
+        "name=f2",
+        "status=created",
+    ] {
+        let args = ["ps", "-a", "--filter", f, "--format", "{{.Names}}"];
+        let (d, b) = (names(&Cli::Docker(&dd), &args), names(&Cli::Berth(&r), &args));
+        assert_eq!(b, d, "ps --filter {f}");
+    }
+    // (Debian's dockerd is 20.10, older than `images --filter until`: Docker
+    // documents it as "created before the given timestamp or duration ago".)
+    let args = ["images", "--filter", "until=2000-01-01", "--format", "{{.Repository}}"];
+    assert!(names(&Cli::Berth(&r), &args).is_empty());
+    let args = ["images", "--filter", "until=1s", "--format", "{{.Repository}}"];
+    assert_eq!(names(&Cli::Berth(&r), &args), ["busybox"]);
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["container", "prune", "-f", "--filter", "until=1h"]);
+        cli.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    }
+    let args = ["ps", "-a", "--format", "{{.Names}}"];
+    assert_eq!(names(&Cli::Berth(&r), &args), names(&Cli::Docker(&dd), &args));
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "-f", "f1"]);
+        cli.ok(&["volume", "rm", "fv"]);
+    }
 }
 
 /// The docker CLI's global flags: `-v`, `-D`, `-l`, `--config`, and `-H`

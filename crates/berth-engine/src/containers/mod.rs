@@ -15,6 +15,7 @@
 pub mod create;
 pub mod files;
 pub mod lifecycle;
+pub mod prune;
 pub mod record;
 pub mod update;
 pub mod view;

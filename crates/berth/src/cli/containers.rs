@@ -522,7 +522,7 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
-    /// Provide filter values (accepted: label=…)
+    /// Provide filter values (e.g. "until=<timestamp>", "label=k=v", "label!=k")
     #[arg(long = "filter")]
     pub filter: Vec<String>,
 }
@@ -1066,26 +1066,9 @@ fn ps(engine: &Engine, a: PsArgs) -> Result<i32> {
 }
 
 /// A `--since`/`--until` value: RFC 3339, a unix timestamp, or a Go
-/// duration relative to now.
+/// duration relative to now (the engine's one reading of times).
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
-        return Ok(t.and_utc());
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-    }
-    if let Ok(f) = s.parse::<f64>() {
-        let secs = f.trunc() as i64;
-        let ns = ((f - f.trunc()) * 1e9) as u32;
-        return chrono::DateTime::from_timestamp(secs, ns).ok_or_else(|| anyhow!("invalid timestamp {s:?}"));
-    }
-    let ns = berth_engine::containers::parse_duration_ns(s).map_err(|_| {
-        anyhow!("invalid time {s:?}: use RFC 3339 (2013-01-02T13:23:37Z), a unix timestamp or a duration like 42m")
-    })?;
-    Ok(chrono::Utc::now() - chrono::Duration::nanoseconds(ns as i64))
+    Ok(berth_engine::containers::prune::parse_time(s)?)
 }
 
 fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
@@ -1420,13 +1403,11 @@ fn export(engine: &Engine, a: ExportArgs) -> Result<i32> {
 }
 
 fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
-    if !a.filter.is_empty() {
-        bail!("container prune filters are not supported yet");
-    }
+    let filter = berth_engine::containers::prune::PruneFilter::parse(&a.filter)?;
     if !a.force && !super::images::confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(0);
     }
-    let removed = engine.prune_containers()?;
+    let (removed, freed) = engine.prune_containers_filtered(&filter)?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
         for id in &removed {
@@ -1434,7 +1415,7 @@ fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(0));
+    println!("Total reclaimed space: {}", human_size(freed));
     Ok(0)
 }
 

@@ -314,7 +314,9 @@ fn parse_filters(filters: &[String]) -> Result<ListFilter> {
             "label" => f.labels.push(v.to_string()),
             "before" => f.before = Some(v.to_string()),
             "since" => f.since = Some(v.to_string()),
-            other => bail!("invalid filter {other:?}: images take dangling, reference, label, before, since"),
+            // Applied to the rows (see `images`).
+            "until" => {}
+            other => bail!("invalid filter {other:?}: images take dangling, reference, label, before, since, until"),
         }
     }
     Ok(f)
@@ -337,7 +339,14 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
         Some(r) if r.contains(['*', '?', '[']) => filter.references.push(r),
         r => filter.repository = r,
     }
-    let rows = engine.list_images(&filter)?;
+    let mut rows = engine.list_images(&filter)?;
+    // `until=`: created before that time (a timestamp, a date or a duration ago).
+    for f in &a.filters {
+        if let Some(v) = f.strip_prefix("until=") {
+            let t = berth_engine::containers::prune::parse_time(v)?;
+            rows.retain(|r| chrono::DateTime::parse_from_rfc3339(&r.created).is_ok_and(|c| c < t));
+        }
+    }
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {

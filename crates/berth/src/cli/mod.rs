@@ -110,6 +110,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: volume::VolumeCommand,
     },
+    /// Manage builds
+    Builder {
+        #[command(subcommand)]
+        cmd: system::BuilderCommand,
+    },
     /// Manage berth
     System {
         #[command(subcommand)]
@@ -326,6 +331,7 @@ fn run(cli: Global, command: Command) -> anyhow::Result<i32> {
         Command::Version(_) | Command::Compose(_) => unreachable!("handled above"),
         Command::Info(a) => system::info(&engine, a),
         Command::System { cmd } => system::dispatch(&engine, cmd),
+        Command::Builder { cmd } => system::builder(&engine, cmd),
         Command::Network { cmd } => network::dispatch(&engine, cmd),
         Command::Volume { cmd } => volume::dispatch(&engine, cmd),
     }

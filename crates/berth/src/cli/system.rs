@@ -66,6 +66,60 @@ pub struct SystemPruneArgs {
     /// Prune anonymous volumes
     #[arg(long)]
     pub volumes: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>", "until=24h")
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+/// `berth builder …`: the build cache.
+#[derive(Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Amount of disk space to keep for cache (not supported yet)
+    #[arg(long, value_name = "BYTES")]
+    pub keep_storage: Option<String>,
+}
+
+/// `builder prune`: forgets cached build steps and deletes their images
+/// that nothing else holds.
+pub fn builder(engine: &Engine, cmd: BuilderCommand) -> Result<i32> {
+    let BuilderCommand::Prune(a) = cmd;
+    if a.keep_storage.is_some() {
+        anyhow::bail!("--keep-storage is not supported by berth yet: leave it out");
+    }
+    let filter = berth_engine::containers::prune::PruneFilter::parse(&a.filter)?;
+    let warning = if a.all {
+        "WARNING! This will remove all build cache."
+    } else {
+        "WARNING! This will remove all dangling build cache."
+    };
+    if !a.force && !super::images::confirm(warning)? {
+        return Ok(0);
+    }
+    let (ids, freed) = engine.prune_build_cache(&filter)?;
+    if !ids.is_empty() {
+        println!("Deleted build cache objects:");
+        for id in &ids {
+            println!("{}", id.trim_start_matches("sha256:"));
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(freed));
+    Ok(0)
 }
 
 /// `berth -v`: one line, as `docker -v` (`Docker version 28.2.2, build e6534b4`).
@@ -397,10 +451,11 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
     } else {
         "  - all dangling images\n  - unused build cache"
     });
+    let filter = berth_engine::containers::prune::PruneFilter::parse(&a.filter)?;
     if !a.force && !super::images::confirm(&warning)? {
         return Ok(0);
     }
-    let removed_containers = engine.prune_containers()?;
+    let (removed_containers, mut freed) = engine.prune_containers_filtered(&filter)?;
     if !removed_containers.is_empty() {
         println!("Deleted Containers:");
         for c in &removed_containers {
@@ -408,7 +463,19 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
         }
         println!();
     }
-    let (removed, freed) = engine.prune_images(a.all, &[])?;
+    if a.volumes {
+        let (gone, bytes) = engine.volume_prune(false)?;
+        freed += bytes;
+        if !gone.is_empty() {
+            println!("Deleted Volumes:");
+            for n in &gone {
+                println!("{n}");
+            }
+            println!();
+        }
+    }
+    let (removed, bytes) = engine.prune_images_filtered(a.all, &filter)?;
+    freed += bytes;
     if !removed.is_empty() {
         println!("Deleted Images:");
         for r in &removed {
@@ -416,6 +483,15 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
                 berth_engine::images::Removal::Untagged(n) => println!("untagged: {n}"),
                 berth_engine::images::Removal::Deleted(d) => println!("deleted: {d}"),
             }
+        }
+        println!();
+    }
+    let (cached, bytes) = engine.prune_build_cache(&filter)?;
+    freed += bytes;
+    if !cached.is_empty() {
+        println!("Deleted build cache objects:");
+        for id in &cached {
+            println!("{}", id.trim_start_matches("sha256:"));
         }
         println!();
     }
