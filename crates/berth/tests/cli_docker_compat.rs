@@ -193,7 +193,8 @@ fn failures_end_as_dockers_do() {
         (&["inspect", "nosuch"], All),
         (&["history", "nosuch"], CodeOnly),
         (&["tag", "nosuch", "x"], CodeOnly),
-        (&["rename", "nosuch", "b"], First),
+        (&["rename", "nosuch", "b"], All),
+        (&["start", "nosuch", "other"], All),
         (&["rmi", "nosuch"], CodeOnly),
         (&["pause", "nosuch"], All),
         // -f: said, but no failure.
@@ -243,6 +244,13 @@ fn failures_end_as_dockers_do() {
         .trim()
         .to_string();
     let bid = r.ok(&["run", "-d", "busybox", "sleep", "60"]).trim().to_string();
+    // top: the host's `ps -ef` lines of the container, in Docker's table.
+    for args in [&[][..], &["-o", "pid,args"]] {
+        let dt = Cli::Docker(&dd).ok(&[&["top", &did][..], args].concat());
+        let bt = Cli::Berth(&r).ok(&[&["top", &bid][..], args].concat());
+        assert_eq!(bt.lines().next(), dt.lines().next(), "top {args:?}\n{dt}\n{bt}");
+        assert!(bt.lines().nth(1).is_some_and(|l| l.ends_with("sleep 60")), "{bt}");
+    }
     for step in [&["pause"][..], &["pause"], &["unpause"], &["unpause"]] {
         let d = dd.docker(&[step[0], &did]);
         let b = berth(&r, &[step[0], &bid]);

@@ -499,8 +499,9 @@ impl Engine {
     pub fn container_top(&self, word: &str) -> Result<(Container, Vec<ProcessInfo>)> {
         let c = self.container(word)?;
         if !c.state.is_running() {
+            // Docker's words for top.
             return Err(EngineError::not_running(format!(
-                "container {} is not running",
+                "Container {} is not running",
                 c.rec.id
             )));
         }

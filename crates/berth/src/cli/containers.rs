@@ -604,10 +604,14 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
         ContainerCommand::Attach(a) => attach(engine, a),
         ContainerCommand::Pause(a) => each(&a.containers, |c| engine.pause_container(c)),
         ContainerCommand::Unpause(a) => each(&a.containers, |c| engine.unpause_container(c)),
-        ContainerCommand::Rename(a) => {
-            engine.rename_container(&a.container, &a.new_name)?;
-            Ok(0)
-        }
+        ContainerCommand::Rename(a) => match engine.rename_container(&a.container, &a.new_name) {
+            Ok(()) => Ok(0),
+            Err(e) => {
+                eprintln!("{}", super::error_text(&e.into()));
+                eprintln!("Error: failed to rename container named {}", a.container);
+                Ok(1)
+            }
+        },
         ContainerCommand::Port(a) => port(engine, a),
         ContainerCommand::Healthcheck {
             cmd: HealthcheckCommand::Run(a),
@@ -960,13 +964,28 @@ fn start(engine: &Engine, a: StartArgs) -> Result<i32> {
         };
         return attach_exit(engine, &c.rec.id, end, false);
     }
-    each(&a.containers, |c| {
-        let ctr = engine.container(c)?;
-        if ctr.state.is_running() {
-            return Ok(());
+    let mut failed = Vec::new();
+    for c in &a.containers {
+        let r = engine.container(c).and_then(|ctr| {
+            if ctr.state.is_running() {
+                return Ok(());
+            }
+            engine.start_detached(c, terminal::console_size())
+        });
+        match r {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                eprintln!("{}", super::error_text(&e.into()));
+                failed.push(c.as_str());
+            }
         }
-        engine.start_detached(c, terminal::console_size())
-    })
+    }
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    // Docker's summary line after each container's own error.
+    eprintln!("Error: failed to start containers: {}", failed.join(", "));
+    Ok(1)
 }
 
 /// `port CONTAINER [PRIVATE_PORT[/PROTO]]`: `80/tcp -> 0.0.0.0:8000` lines,
@@ -1024,7 +1043,9 @@ fn ps(engine: &Engine, a: PsArgs) -> Result<i32> {
         io::stdout().write_all(out.as_bytes())?;
         return Ok(0);
     }
-    let rows: Vec<Value> = list.iter().map(|c| engine.ps_row(c, a.no_trunc, a.size)).collect();
+    // A template that shows the size has it measured, as Docker's.
+    let size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    let rows: Vec<Value> = list.iter().map(|c| engine.ps_row(c, a.no_trunc, size)).collect();
     let default = if a.size {
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
     } else {
@@ -1226,26 +1247,100 @@ fn cp(engine: &Engine, a: CpArgs) -> Result<i32> {
 
 fn top(engine: &Engine, a: TopArgs) -> Result<i32> {
     let (_, procs) = engine.container_top(&a.container)?;
-    let mut rows = vec!["UID\tPID\tPPID\tC\tSTIME\tTTY\tTIME\tCMD".to_string()];
-    for p in procs {
-        let user = if p.uid == 0 {
-            "root".to_string()
-        } else {
-            p.uid.to_string()
-        };
-        let t = p.cpu_seconds;
-        rows.push(format!(
-            "{user}\t{}\t{}\t0\t-\t?\t{:02}:{:02}:{:02}\t{}",
-            p.pid,
-            p.ppid,
-            t / 3600,
-            (t % 3600) / 60,
-            t % 60,
-            p.cmd
-        ));
+    // As Docker's daemon: the host's `ps` with the options given (default
+    // `-ef`), its lines kept for the container's processes.
+    let pids: std::collections::HashSet<i32> = procs.iter().map(|p| p.pid).collect();
+    let ps_args: Vec<String> = if a.ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        a.ps_args
+            .iter()
+            .flat_map(|s| s.split_whitespace().map(str::to_string))
+            .collect()
+    };
+    let rows = match std::process::Command::new("ps").args(&ps_args).output() {
+        Ok(o) if o.status.success() => ps_rows(&String::from_utf8_lossy(&o.stdout), &pids)?,
+        Ok(o) => bail!(
+            "Error running ps: exit status {}: {}",
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        // No `ps` on this host: the same columns from /proc.
+        Err(_) => {
+            let mut rows = vec![["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+                .map(String::from)
+                .to_vec()];
+            for p in procs {
+                let t = p.cpu_seconds;
+                rows.push(vec![
+                    if p.uid == 0 { "root".into() } else { p.uid.to_string() },
+                    p.pid.to_string(),
+                    p.ppid.to_string(),
+                    "0".into(),
+                    "-".into(),
+                    "?".into(),
+                    format!("{:02}:{:02}:{:02}", t / 3600, (t % 3600) / 60, t % 60),
+                    p.cmd,
+                ]);
+            }
+            rows
+        }
+    };
+    // Docker's table: columns at least 20 wide, 3 spaces apart.
+    let ncols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..ncols)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+                + 3
+        })
+        .map(|w| w.max(20))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}", w = widths[i]));
+            }
+        }
+        out.push('\n');
     }
-    print!("{}", super::format::align(&rows));
+    io::stdout().write_all(out.as_bytes())?;
     Ok(0)
+}
+
+/// `ps` output → the header and the lines of `pids`, split in columns (the
+/// last column keeps its spaces), as Docker's daemon reads it.
+fn ps_rows(text: &str, pids: &std::collections::HashSet<i32>) -> Result<Vec<Vec<String>>> {
+    let mut lines = text.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let Some(pid_col) = titles.iter().position(|t| t == "PID") else {
+        bail!("Couldn't find PID field in ps output");
+    };
+    let mut rows = vec![titles.clone()];
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !pids.contains(&pid) || fields.len() < titles.len() {
+            continue;
+        }
+        let last = titles.len() - 1;
+        let mut row: Vec<String> = fields[..last].iter().map(|s| s.to_string()).collect();
+        row.push(fields[last..].join(" "));
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// go-units BytesSize: binary units, 4 significant digits ("1.5MiB").
