@@ -406,9 +406,12 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
         .format
         .clone()
         .unwrap_or_else(|| "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into());
-    Format::parse(Some(&spec))?.print_items(&rows, &headers)?;
+    if !a.verbose {
+        Format::parse(Some(&spec))?.print_items(&rows, &headers)?;
+    }
     if a.verbose {
-        println!("\nImages space usage:\n");
+        // Docker's -v: the four sections, without the summary.
+        println!("Images space usage:\n");
         let rows = engine.list_images(&Default::default())?;
         let ids: Vec<_> = rows.iter().map(|r| r.id.clone()).collect();
         let usage = engine.image_layer_usage(&ids)?;
@@ -437,6 +440,54 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
             "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
         ))?
         .print_items(&items, &h)?;
+
+        println!("\nContainers space usage:\n");
+        let all = engine.ps(true, &Default::default())?;
+        let items: Vec<Value> = all
+            .iter()
+            .map(|c| {
+                let mut row = engine.ps_row(c, false, true);
+                // The writable layer alone, not "(virtual …)".
+                if let Some(s) = row["Size"]
+                    .as_str()
+                    .map(|s| s.split(" (").next().unwrap_or("").to_string())
+                {
+                    row["Size"] = json!(s);
+                }
+                row
+            })
+            .collect();
+        let h: HashMap<&str, &str> = [
+            ("ID", "CONTAINER ID"),
+            ("Image", "IMAGE"),
+            ("Command", "COMMAND"),
+            ("LocalVolumes", "LOCAL VOLUMES"),
+            ("Size", "SIZE"),
+            ("RunningFor", "CREATED"),
+            ("Status", "STATUS"),
+            ("Names", "NAMES"),
+        ]
+        .into_iter()
+        .collect();
+        Format::parse(Some(
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+        ))?
+        .print_items(&items, &h)?;
+
+        println!("\nLocal Volumes space usage:\n");
+        let detail = engine.disk_usage_detail()?;
+        let items: Vec<Value> = detail
+            .volumes
+            .iter()
+            .map(|v| json!({"Name": v.name, "Links": v.ref_count.to_string(), "Size": human_size(v.size)}))
+            .collect();
+        let h: HashMap<&str, &str> = [("Name", "VOLUME NAME"), ("Links", "LINKS"), ("Size", "SIZE")]
+            .into_iter()
+            .collect();
+        Format::parse(Some("table {{.Name}}\t{{.Links}}\t{{.Size}}"))?.print_items(&items, &h)?;
+
+        println!("\nBuild cache usage: {}\n", human_size(du.build_cache.size));
+        println!("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED");
     }
     Ok(0)
 }
