@@ -548,3 +548,43 @@ fn update_changes_a_running_container() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--cpuset-cpus is not supported"), "{}", stderr(&o));
 }
+
+/// `build -` reads a Dockerfile (or a context archive) from stdin, and
+/// `build -f - DIR` the Dockerfile alone, as Docker's.
+#[test]
+#[ignore = "needs root"]
+fn build_reads_the_dockerfile_from_stdin() {
+    use std::io::Write;
+    let env = Env::new();
+    let r = &env.root;
+    let build = |args: &[&str], input: &[u8]| -> Output {
+        let mut c = r
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let o = build(&["build", "-q", "-t", "one", "-"], b"FROM bb\nLABEL from=stdin\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        r.ok(&["inspect", "-f", "{{.Config.Labels.from}}", "one"]).trim(),
+        "stdin"
+    );
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("f"), "data\n").unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let o = build(&["build", "-q", "-t", "two", "-f", "-", dir], b"FROM bb\nCOPY f /f\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(r.ok(&["run", "--rm", "two", "cat", "/f"]), "data\n");
+    let o = build(&["build", "-f", "-", "-"], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("can't use stdin for both build context and dockerfile"),
+        "{}",
+        stderr(&o)
+    );
+}

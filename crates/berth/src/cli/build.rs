@@ -394,6 +394,13 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
     Ok((opts, remote))
 }
 
+/// A tar archive, plain or compressed (gzip, bzip2, xz, zstd), as Docker
+/// tells a context on stdin from a Dockerfile.
+fn is_archive(data: &[u8]) -> bool {
+    let magic: [&[u8]; 4] = [b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd"];
+    magic.iter().any(|m| data.starts_with(m)) || data.get(257..262) == Some(b"ustar")
+}
+
 pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     let Some(ctx) = a.context.clone() else {
         bail!("\"berth build\" requires exactly 1 argument: the build context (a directory, or - for stdin)");
@@ -406,6 +413,10 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     // The docker CLI looks at the context before it asks for a build.
     if ctx != "-" && !Path::new(&ctx).is_dir() {
         bail!("unable to prepare context: path {ctx:?} not found");
+    }
+    let stdin_dockerfile = a.file.as_deref() == Some(Path::new("-"));
+    if stdin_dockerfile && ctx == "-" {
+        bail!("invalid argument: can't use stdin for both build context and dockerfile");
     }
     a.more.check()?;
     if a.check || a.more.call.as_deref() == Some("check") {
@@ -421,9 +432,29 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
             .with_context(|| format!("--cache-to type=registry,ref={}", to.reference.familiar()))?;
     }
     opts.cache_lookup = engine.open_registry_caches(&remote.from, &reg_opts, &mut |w| eprintln!("{w}"))?;
+    // Stdin: a context archive, or (as Docker) a Dockerfile alone, built
+    // with an empty context; `-f -`: the Dockerfile, with the context given.
+    let staged = tempfile::Builder::new().prefix("berth-build-stdin-").tempdir()?;
+    let mut file = a.file.clone();
     let context = if ctx == "-" {
-        ContextSource::Tar(Box::new(std::io::stdin()))
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data).context("reading stdin")?;
+        if is_archive(&data) {
+            ContextSource::Tar(Box::new(std::io::Cursor::new(data)))
+        } else {
+            std::fs::write(staged.path().join("Dockerfile"), &data)?;
+            file = None;
+            ContextSource::Dir(staged.path().to_path_buf())
+        }
     } else {
+        if stdin_dockerfile {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
+                .context("reading the Dockerfile from stdin")?;
+            let p = staged.path().join("Dockerfile");
+            std::fs::write(&p, &data)?;
+            file = Some(p);
+        }
         ContextSource::Dir(PathBuf::from(&ctx))
     };
     let progress = if quiet {
@@ -437,7 +468,7 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     };
     let req = BuildRequest {
         context,
-        file: a.file.clone(),
+        file,
         tags: a.tags.clone(),
         options: opts,
     };
