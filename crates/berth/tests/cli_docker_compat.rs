@@ -215,6 +215,7 @@ fn failures_end_as_dockers_do() {
         (&["ps", "--all=maybe"], All),
         (&["run", "--bogus", "busybox"], All),
         (&["create", "--bogus", "busybox"], All),
+        (&["create", "-a", "bogus", "busybox"], All),
         (&["exec", "--bogus", "x", "true"], All),
         (&["image", "ls", "--bogus"], First),
         (&["system", "df", "--bogus"], First),
@@ -411,7 +412,7 @@ fn help_lists_dockers_flags() {
                 "runtime",
             ],
         ),
-        // As run; and `create -a`: berth attaches at `start -a`.
+        // As run.
         (
             "create",
             &[

@@ -27,7 +27,7 @@ pub enum ContainerCommand {
     Run(RunArgs),
     /// Create a new container
     #[command(override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
-    Create(CreateArgs),
+    Create(CreateCmdArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
     /// Stop one or more running containers
@@ -246,13 +246,31 @@ pub struct CreateArgs {
     pub image_and_cmd: Vec<String>,
 }
 
+/// `create`'s own flags, then those it shares with `run`.
+#[derive(clap::Args, Debug)]
+pub struct CreateCmdArgs {
+    /// Attach to STDIN, STDOUT or STDERR (accepted; `start -a` attaches all)
+    #[arg(short, long, value_parser = attach_stream)]
+    pub attach: Vec<String>,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// `-a` takes Docker's stream names (any case).
+fn attach_stream(s: &str) -> std::result::Result<String, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "stdin" | "stdout" | "stderr" => Ok(s.to_ascii_lowercase()),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".into()),
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub detach: bool,
     /// Attach to STDIN, STDOUT or STDERR (accepted; berth attaches all)
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = attach_stream)]
     pub attach: Vec<String>,
     /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
     #[arg(long)]
@@ -585,7 +603,7 @@ pub fn dispatch_group(engine: &Engine, cmd: ContainerGroup) -> Result<i32> {
 pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
     match cmd {
         ContainerCommand::Run(a) => run(engine, a),
-        ContainerCommand::Create(a) => create(engine, a),
+        ContainerCommand::Create(a) => create(engine, a.create),
         ContainerCommand::Start(a) => start(engine, a),
         ContainerCommand::Stop(a) => report(engine.stop_containers(&a.containers, a.time), false),
         ContainerCommand::Restart(a) => report(
