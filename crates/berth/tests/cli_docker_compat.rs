@@ -213,6 +213,8 @@ fn failures_end_as_dockers_do() {
         (&["ps", "--bogus"], All),
         (&["ps", "-z"], All),
         (&["ps", "--all=maybe"], All),
+        (&["stop", "--timeout=x", "nosuch"], CodeOnly),
+        (&["ps", "--filter", "bogus=1"], All),
         (&["run", "--bogus", "busybox"], All),
         (&["create", "--bogus", "busybox"], All),
         (&["create", "-a", "bogus", "busybox"], All),

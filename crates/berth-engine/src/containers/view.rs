@@ -84,7 +84,7 @@ impl PsFilter {
                 "expose" => f.expose.push(port_filter(k, &v)?),
                 "volume" => f.volume.push(v),
                 "network" => f.network.push(v),
-                _ => bail!("invalid filter '{k}'"),
+                _ => bail!("Invalid filter '{k}'"),
             }
         }
         Ok(f)

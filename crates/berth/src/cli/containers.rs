@@ -300,7 +300,7 @@ pub struct StartArgs {
 #[derive(clap::Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container
-    #[arg(short, long = "time", alias = "timeout")]
+    #[arg(short, long = "timeout", alias = "time", allow_hyphen_values = true)]
     pub time: Option<u32>,
     /// Signal to send to the container (accepted; the stop signal is used)
     #[arg(short, long)]

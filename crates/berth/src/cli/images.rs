@@ -316,7 +316,7 @@ fn parse_filters(filters: &[String]) -> Result<ListFilter> {
             "since" => f.since = Some(v.to_string()),
             // Applied to the rows (see `images`).
             "until" => {}
-            other => bail!("invalid filter {other:?}: images take dangling, reference, label, before, since, until"),
+            other => bail!("Invalid filter '{other}'"),
         }
     }
     Ok(f)
