@@ -119,7 +119,7 @@ pub fn dispatch(engine: &Engine, cmd: VolumeCommand) -> Result<i32> {
                 match engine.volume_remove(v, a.force) {
                     Ok(_) => println!("{v}"),
                     Err(e) => {
-                        eprintln!("{}", super::error_text(&e.into()));
+                        eprintln!("{}", super::error_text(&e));
                         failed = true;
                     }
                 }
