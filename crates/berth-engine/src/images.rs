@@ -380,6 +380,19 @@ impl Engine {
             .filter(|n| img.tags.contains(n) || img.repo_digests.contains(n));
         let users = self.store.containers_using(img.id.as_str())?;
         let mut out = Vec::new();
+        // By ID, a running container's image cannot go, forced or not (Docker's hard conflict).
+        if by_name.is_none() {
+            let running = users
+                .iter()
+                .find(|c| self.container(&c.id).is_ok_and(|c| c.state.is_running()));
+            if let Some(c) = running {
+                return Err(EngineError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    img.id.short(),
+                    &c.id[..12.min(c.id.len())]
+                )));
+            }
+        }
         if let Some(name) = by_name {
             // Other tags keep the image; its digest references alone do not
             // (Docker untags `repo@sha256:…` with the last tag and deletes).
@@ -470,6 +483,21 @@ impl Engine {
 
     /// `image prune`: dangling images (or, with `all`, every image no container uses).
     pub fn prune_images(&self, all: bool, labels: &[String]) -> Result<(Vec<Removal>, u64)> {
+        let f = crate::containers::prune::PruneFilter {
+            labels: labels.to_vec(),
+            ..Default::default()
+        };
+        self.prune_images_filtered(all, &f)
+    }
+
+    /// `image prune --filter` / `system prune --filter`: as
+    /// [`Engine::prune_images`], only images the filter lets go (`until=`
+    /// by creation time, `label=`, `label!=`).
+    pub fn prune_images_filtered(
+        &self,
+        all: bool,
+        f: &crate::containers::prune::PruneFilter,
+    ) -> Result<(Vec<Removal>, u64)> {
         let mut removed = Vec::new();
         let before = self.disk_usage_images()?;
         loop {
@@ -487,8 +515,16 @@ impl Engine {
                 if !all && !untagged {
                     continue;
                 }
-                if !self.has_labels(&img.id, labels) {
-                    continue;
+                if !(f.labels.is_empty() && f.not_labels.is_empty() && f.until.is_none()) {
+                    let labels = self
+                        .store
+                        .image_config(&img.id)
+                        .ok()
+                        .and_then(|c| c.config.labels)
+                        .unwrap_or_default();
+                    if !f.matches(&labels.into_iter().collect(), &img.created) {
+                        continue;
+                    }
                 }
                 for t in img.tags.iter().chain(&img.repo_digests) {
                     self.store.untag(t)?;
@@ -540,7 +576,7 @@ impl Engine {
     }
 
     /// Bytes of all unpacked layers.
-    fn disk_usage_images(&self) -> anyhow::Result<u64> {
+    pub(crate) fn disk_usage_images(&self) -> anyhow::Result<u64> {
         Ok(self.store.list_layers()?.iter().map(|l| l.size).sum())
     }
 

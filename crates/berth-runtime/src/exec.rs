@@ -84,7 +84,9 @@ pub fn exec_process(spec: &Value, opts: &ExecOptions) -> Result<Value> {
         }
     }
     if opts.privileged {
-        let all: Vec<&str> = spec::ALL_CAPS.to_vec();
+        // What this process may hand on, as `run --privileged` grants: a
+        // host that withholds a capability would make capset fail.
+        let all: Vec<String> = spec::grantable_caps().into_iter().collect();
         p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
     }
     if let Some(o) = p.as_object_mut() {

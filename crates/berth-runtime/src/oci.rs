@@ -460,6 +460,14 @@ impl OciRuntime {
         self.run("pause", cmd).map(|_| ())
     }
 
+    /// `update --resources FILE`: new limits for a live container (an OCI
+    /// `linux.resources` document).
+    pub fn update(&self, id: &str, resources: &Path) -> Result<()> {
+        let mut cmd = self.command();
+        cmd.arg("update").arg("--resources").arg(resources).arg(id);
+        self.run("update", cmd).map(|_| ())
+    }
+
     /// `resume`.
     pub fn resume(&self, id: &str) -> Result<()> {
         let mut cmd = self.command();

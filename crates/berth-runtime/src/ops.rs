@@ -5,7 +5,7 @@
 //! must never write the state except for facts they caused (pause) or
 //! observed (a monitor that died).
 
-use crate::error::{Result, RuntimeError};
+use crate::error::{IoContext, Result, RuntimeError};
 use crate::monitor::{cgroup_file, load_config};
 use crate::oci::OciRuntime;
 use crate::state::{self, read_state, update_state, STOP_MARKER};
@@ -223,6 +223,26 @@ pub fn pause(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
         "only a running container can be paused",
         |id| runtime.pause(id),
     )
+}
+
+/// Applies new limits to a live container (running or paused) through
+/// the runtime's `update`; the caller records them in the config.
+pub fn update_resources(
+    container_dir: &Path,
+    runtime: &OciRuntime,
+    resources: &crate::config::Resources,
+) -> Result<()> {
+    let st = read_state(container_dir)?;
+    if !matches!(st.status.as_str(), "running" | "paused") {
+        return Ok(());
+    }
+    let id = load_config(container_dir)?.id;
+    let doc = crate::spec::limits_json(resources)?;
+    let file = container_dir.join("update-resources.json");
+    std::fs::write(&file, doc.to_string()).ctx(|| format!("writing {}", file.display()))?;
+    let r = runtime.update(&id, &file);
+    let _ = std::fs::remove_file(&file);
+    r
 }
 
 /// Thaws a paused container.

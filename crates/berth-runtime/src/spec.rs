@@ -176,7 +176,7 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<BTreeSet<String>> {
 /// "All capabilities" means all this process may hand on (its bounding
 /// set), as in Podman: a host that withholds one (e.g. CAP_SYS_RESOURCE in
 /// a sandbox) would otherwise make every `--privileged` start fail.
-fn grantable_caps() -> BTreeSet<String> {
+pub(crate) fn grantable_caps() -> BTreeSet<String> {
     let mask = own_cap_mask("CapBnd:").unwrap_or(u64::MAX);
     ALL_CAPS
         .iter()
@@ -825,47 +825,8 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     }
 
     // Resources.
-    let r = &cfg.resources;
-    let mut resources = json!({"devices": dev_rules});
-    if let Some(mem) = r.memory.filter(|m| *m > 0) {
-        let mut m = json!({"limit": mem});
-        let swap = match r.memory_swap {
-            Some(-1) => Some(-1),
-            Some(s) if s > 0 => {
-                if s < mem {
-                    return Err(RuntimeError::InvalidConfig(
-                        "--memory-swap must be larger than or equal to --memory (it is memory + swap)".into(),
-                    ));
-                }
-                Some(s)
-            }
-            _ => Some(mem.saturating_mul(2)),
-        };
-        let swap_supported =
-            cgroup_v2_unified() || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
-        if let Some(s) = swap {
-            if swap_supported {
-                m["swap"] = json!(s);
-            } else {
-                log::warn!("this kernel has no swap accounting; --memory-swap is ignored");
-            }
-        }
-        resources["memory"] = m;
-    }
-    let mut cpu = serde_json::Map::new();
-    if let Some(c) = r.cpus.filter(|c| *c > 0.0) {
-        cpu.insert("period".into(), json!(100_000u64));
-        cpu.insert("quota".into(), json!((c * 100_000.0).round() as i64));
-    }
-    if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
-        cpu.insert("shares".into(), json!(s));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = r.pids_limit.filter(|p| *p > 0) {
-        resources["pids"] = json!({"limit": p});
-    }
+    let mut resources = limits_json(&cfg.resources)?;
+    resources["devices"] = json!(dev_rules);
 
     let cap_list: Vec<&String> = caps.iter().collect();
     let mut process = json!({
@@ -925,6 +886,52 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     serde_json::from_value(spec).map_err(|e| {
         RuntimeError::InvalidConfig(format!("generated OCI spec does not fit the schema (a berth bug): {e}"))
     })
+}
+
+/// The OCI `linux.resources` for berth's limits (memory, swap, CPU, pids):
+/// what a container is created with and what `update` applies to it live.
+pub fn limits_json(r: &crate::config::Resources) -> Result<Value> {
+    let mut resources = json!({});
+    if let Some(mem) = r.memory.filter(|m| *m > 0) {
+        let mut m = json!({"limit": mem});
+        let swap = match r.memory_swap {
+            Some(-1) => Some(-1),
+            Some(s) if s > 0 => {
+                if s < mem {
+                    return Err(RuntimeError::InvalidConfig(
+                        "--memory-swap must be larger than or equal to --memory (it is memory + swap)".into(),
+                    ));
+                }
+                Some(s)
+            }
+            _ => Some(mem.saturating_mul(2)),
+        };
+        let swap_supported =
+            cgroup_v2_unified() || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+        if let Some(s) = swap {
+            if swap_supported {
+                m["swap"] = json!(s);
+            } else {
+                log::warn!("this kernel has no swap accounting; --memory-swap is ignored");
+            }
+        }
+        resources["memory"] = m;
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(c) = r.cpus.filter(|c| *c > 0.0) {
+        cpu.insert("period".into(), json!(100_000u64));
+        cpu.insert("quota".into(), json!((c * 100_000.0).round() as i64));
+    }
+    if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = r.pids_limit.filter(|p| *p > 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+    Ok(resources)
 }
 
 #[cfg(test)]

@@ -24,7 +24,9 @@ pub enum StoreError {
     SizeMismatch { what: String, expected: u64, actual: u64 },
     #[error("invalid digest {0:?}: expected sha256:<64 hex digits>")]
     InvalidDigest(String),
-    #[error("invalid reference format {reference:?}: {reason}")]
+    /// Docker's words (`invalid reference format: repository name
+    /// (library/UPPER) must be lowercase`); `reference` is the word given.
+    #[error("invalid reference format: {reason}")]
     InvalidReference { reference: String, reason: String },
     #[error("No such image: {0}")]
     ImageNotFound(String),

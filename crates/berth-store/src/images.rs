@@ -519,6 +519,13 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets one build cache entry (`builder prune`); the image stays.
+    pub fn cache_remove(&self, key: &str) -> Result<()> {
+        self.db()
+            .execute("DELETE FROM build_cache WHERE key = ?1", params![key])?;
+        Ok(())
+    }
+
     /// Every build cache entry: (step key, image ID), oldest first (for
     /// `system df`).
     pub fn cache_entries(&self) -> Result<Vec<(String, Digest)>> {

@@ -139,7 +139,12 @@ impl Reference {
             domain
         };
         if path.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(invalid(s, "repository name must be lowercase"));
+            let shown = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+                format!("{OFFICIAL_PREFIX}{path}")
+            } else {
+                path.clone()
+            };
+            return Err(invalid(s, format!("repository name ({shown}) must be lowercase")));
         }
         for comp in path.split('/') {
             if !valid_path_component(comp) {

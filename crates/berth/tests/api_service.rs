@@ -288,7 +288,7 @@ fn tcp_is_loopback_only_unless_clients_must_show_certificates() {
         "1",
         &format!("tcp://0.0.0.0:{}", free_port()),
     ]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--tlsverify"), "{}", stderr(&o));
     let o = root.run(&["system", "service", "--tlscert", "x.pem", "tcp://127.0.0.1:1"]);
     assert!(stderr(&o).contains("only with client certificates"), "{}", stderr(&o));

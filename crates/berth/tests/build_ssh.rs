@@ -138,11 +138,11 @@ fn required_agent_missing_and_bad_flags_are_clear_errors() {
         .env_remove("SSH_AUTH_SOCK")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("$SSH_AUTH_SOCK is not set"), "{}", stderr(&o));
 
     let o = build(&root, &["--ssh", "k=/etc/passwd", ctx.path().to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("/etc/passwd is not a unix socket"),
         "{}",

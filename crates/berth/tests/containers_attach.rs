@@ -297,7 +297,7 @@ fn rootless_run_it_detaches_and_reattaches() {
     assert!(o.status.success(), "{}", stderr(&o));
     // Typed input, then Ctrl-P Ctrl-Q (octal: the user's shell is dash).
     let o = rl.sh(
-        "(printf 'id -u; echo in-$((6*7))\\n'; sleep 1; printf '\\020\\021') | ./berth --root store run -it --name rl bb sh",
+        "(printf 'id -u; echo in-$((6*7))\\n'; sleep 1; printf '\\020\\021') | BERTH_TTY_OVER_PIPE=1 ./berth --root store run -it --name rl bb sh",
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);

@@ -99,9 +99,9 @@ fn ps_stop_start_restart_rm() {
     let o = r.run(&["rm", "web2"]);
     assert!(stderr(&o).contains("No such container: web2"), "{}", stderr(&o));
     let o = r.run(&["logs", "nothere"]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("Error: No such container: nothere"),
+        stderr(&o).contains("Error response from daemon: No such container: nothere"),
         "{}",
         stderr(&o)
     );

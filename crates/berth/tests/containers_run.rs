@@ -39,11 +39,7 @@ fn echo_hello_exit_codes_and_missing_things() {
     );
     let o = r.run(&["run", "--rm", "--pull", "never", "nosuchimage"]);
     assert_eq!(o.status.code(), Some(125));
-    assert!(
-        stderr(&o).contains("Error: No such image: nosuchimage"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("No such image: nosuchimage"), "{}", stderr(&o));
 
     // --rm left nothing behind.
     assert_eq!(r.ok(&["ps", "-aq"]), "");

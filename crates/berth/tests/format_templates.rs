@@ -45,13 +45,13 @@ fn ps_rows_have_docker_methods_and_unknown_fields_fail() {
     let o = root.run(&["ps", "-a", "--format", "{{.Nope}}"]);
     assert!(!o.status.success());
     assert!(
-        stderr(&o).contains("template parsing error: template: :1:2: executing \"\" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext"),
+        stderr(&o).contains("failed to execute template: template: :1:2: executing \"\" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext"),
         "{}",
         stderr(&o)
     );
     let o = root.run(&["ps", "-a", "--format", "{{.ID}}\n{{.Names"]);
     assert!(
-        stderr(&o).contains("template parsing error: template: :2: unclosed action"),
+        stderr(&o).contains("failed to parse template: template: :2: unclosed action"),
         "{}",
         stderr(&o)
     );

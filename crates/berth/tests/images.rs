@@ -124,7 +124,7 @@ fn import_applies_changes_and_message() {
     assert_eq!(r.ok(&["images", "--filter", "label=team=other", "-q"]).trim(), "");
 
     let bad = r.run(&["import", "-c", "RUN echo no", tar.to_str().unwrap()]);
-    assert_eq!(bad.status.code(), Some(125));
+    assert_eq!(bad.status.code(), Some(1));
     assert!(
         stderr(&bad).contains("RUN is not a valid change command"),
         "{}",
@@ -189,7 +189,7 @@ fn references_normalise_and_ambiguity_is_an_error() {
         stderr(&missing)
     );
     let bad = r.run(&["tag", "bb", "Bad:Name"]);
-    assert_eq!(bad.status.code(), Some(125));
+    assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("invalid reference format"), "{}", stderr(&bad));
 
     // Two images whose IDs share a first hex digit make that digit ambiguous.
@@ -408,7 +408,7 @@ fn a_flipped_byte_fails_load_and_leaves_the_store_as_it_was() {
     let before = snapshot(&store);
     let images_before = fresh.ok(&["images", "-a", "--no-trunc"]);
     let o = fresh.run(&["load", "-i", bad.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("digest mismatch") && err.contains(&layer), "{err}");
     assert_eq!(snapshot(&store), before, "the store changed");
@@ -453,7 +453,7 @@ fn hostile_layers_write_nothing_outside_the_store() {
                 "{name}: {e}"
             );
         } else {
-            assert_eq!(o.status.code(), Some(125), "{name}");
+            assert_eq!(o.status.code(), Some(1), "{name}");
             assert!(stderr(&o).contains(&format!("\"{refused}\"")), "{name}: {}", stderr(&o));
         }
         assert!(!host_tmp_target.exists(), "{name} wrote to the host's /tmp");
@@ -602,7 +602,7 @@ fn import_from_a_url() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&r.ok(&["inspect", "fromurl:1"])).unwrap();
     assert_eq!(v[0]["Comment"], format!("Imported from {url}"));
-    assert_eq!(missing.status.code(), Some(125));
+    assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("HTTP 404"), "{}", stderr(&missing));
     let staged: Vec<_> = std::fs::read_dir(r.path().join("store/tmp"))
         .unwrap()
@@ -620,6 +620,6 @@ fn another_users_store_is_a_clear_permission_error() {
     let r = Root::new();
     r.busybox("bb");
     let o = rl.run(&format!("images --root {}", r.path().join("store").display()));
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("permission denied on the store"), "{}", stderr(&o));
 }

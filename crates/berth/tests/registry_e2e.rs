@@ -378,7 +378,7 @@ fn image_copied_in_by_skopeo_pulls_with_the_same_id() {
     }
     // A missing tag is a clear error.
     let o = berth(&b, &["pull", &reg.name("sk:nope")]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
 }
 
@@ -394,21 +394,21 @@ fn auth_and_tls_with_a_custom_ca() {
 
     // Without login: refused, and told what to do.
     let o = berth(&r, &["push", &name]);
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("authentication required"), "{err}");
     assert!(err.contains(&format!("berth login {host}")), "{err}");
 
     // Wrong password: exit 125 and a clear message; nothing stored.
     let o = berth(&r, &["login", "-u", USER, "-p", "wrong", "--cert-dir", cert_dir, &host]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("incorrect username or password"), "{}", stderr(&o));
     let auth_file = r.path().join("home/.config/berth/auth.json");
     assert!(!auth_file.exists() || !std::fs::read_to_string(&auth_file).unwrap().contains(&host));
 
     // Verified TLS needs the CA: without it the certificate is refused.
     let o = berth(&r, &["login", "--tls-verify", "-u", USER, "-p", PASS, &host]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).to_lowercase().contains("certificate"), "{}", stderr(&o));
 
     // Right password, --password-stdin, verified against the test CA.
@@ -514,7 +514,7 @@ fn multi_platform_index_pushed_and_pulled_by_platform() {
         .collect();
     assert_eq!(archs, ["amd64", "arm64"]);
     let o = berth(&a, &["manifest", "create", &list]);
-    assert_eq!(o.status.code(), Some(125), "a second create is refused");
+    assert_eq!(o.status.code(), Some(1), "a second create is refused");
 
     let out = ok(&a, &["manifest", "push", &list]);
     assert!(out.contains("latest: digest: sha256:"), "{out}");
@@ -549,7 +549,7 @@ fn multi_platform_index_pushed_and_pulled_by_platform() {
     ok(&c, &["pull", &list]);
     assert_eq!(inspect(&c, &list, "{{.Id}}"), amd, "the host's platform by default");
     let o = berth(&c, &["pull", "--platform", "linux/s390x", &list]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("no matching manifest for linux/s390x"),
         "{}",
@@ -581,7 +581,7 @@ fn a_tampered_layer_is_refused_and_leaves_no_trace() {
 
     let b = Root::new();
     let o = berth(&b, &["pull", &name]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("digest mismatch"), "{err}");
     assert!(err.contains(&layer), "the error names the blob: {err}");
@@ -592,7 +592,7 @@ fn a_tampered_layer_is_refused_and_leaves_no_trace() {
     // Truncated: the same.
     std::fs::write(&path, &bytes[..mid]).unwrap();
     let o = berth(&b, &["pull", &name]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("digest mismatch"), "{}", stderr(&o));
     assert_eq!(blob_count(&b), 0);
     assert_eq!(layer_count(&b), 0);
@@ -940,7 +940,7 @@ fn build_cache_errors_are_clear() {
         ("type=s3,ref=x".to_string(), "type=s3 is not supported"),
     ] {
         let o = berth(&a, &["build", "--cache-to", &spec, "-t", "app", &ctx]);
-        assert_eq!(o.status.code(), Some(125), "{spec}: {}", stderr(&o));
+        assert_eq!(o.status.code(), Some(1), "{spec}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{spec}: {}", stderr(&o));
         assert!(!stdout(&o).contains("Running in"), "{spec}: built anyway");
     }
@@ -984,7 +984,7 @@ fn build_cache_respects_registry_auth() {
     let spec = format!("type=registry,ref={cache},mode=max");
 
     let o = berth(&a, &["build", "--cache-to", &spec, "-t", "app", &ctx]);
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
         err.contains("exporting the build cache") && err.contains(&format!("berth login {host}")),
@@ -1298,7 +1298,7 @@ fn bearer_tokens_from_a_token_server() {
 
     // Anonymous: the token grants nothing; refused, told to log in.
     let o = berth(&a, &["push", &name]);
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains(&format!("authentication required for {host}")), "{err}");
     assert!(err.contains(&format!("berth login {host}")), "{err}");
@@ -1310,7 +1310,7 @@ fn bearer_tokens_from_a_token_server() {
 
     // A wrong password is refused by the token server.
     let o = berth(&a, &["login", "-u", USER, "-p", "wrong", &host]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("incorrect username or password"), "{}", stderr(&o));
     assert!(tokens.take().iter().all(|r| !r.accepted));
 
@@ -1356,7 +1356,7 @@ fn bearer_tokens_from_a_token_server() {
     // Anonymous pull of the private repository: refused, told what to do.
     let d = Root::new();
     let o = berth(&d, &["pull", &name]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains(&format!("authentication required for {host}")), "{err}");
     assert!(err.contains(&format!("berth login {host}")), "{err}");
@@ -1709,13 +1709,13 @@ fn docker_credential_helpers_are_asked() {
     // A helper with nothing stored: anonymous, and told to log in.
     docker_config(serde_json::json!({"credHelpers": {host.clone(): "empty"}}));
     let o = run(&["push", &name]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains(&format!("berth login {host}")), "{}", stderr(&o));
 
     // The registry's helper missing: a clear error that names it.
     docker_config(serde_json::json!({"credHelpers": {host.clone(): "nosuch"}}));
     let o = run(&["push", &name]);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(
         err.contains("docker-credential-nosuch is not on PATH") && err.contains("credHelpers in"),
@@ -1806,6 +1806,6 @@ fn login_and_logout_go_through_the_credential_store_berths_auth_file_names() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!vault.exists(), "the store still has the login");
     let o = run(&["push", &name], None);
-    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains(&format!("berth login {host}")), "{}", stderr(&o));
 }

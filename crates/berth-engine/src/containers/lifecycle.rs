@@ -305,8 +305,12 @@ impl Engine {
         let c = self.container(word)?;
         let rt = self.container_runtime(&c)?;
         berth_runtime::pause(&c.dir, &rt).map_err(|e| match e {
+            // Docker's words (409 either way).
+            RuntimeError::WrongState { .. } if c.state.status == "paused" => {
+                EngineError::conflict(format!("Container {} is already paused", c.rec.id))
+            }
             RuntimeError::WrongState { .. } => {
-                EngineError::not_running(format!("container {} is not running", c.rec.id))
+                EngineError::not_running(format!("Container {} is not running", c.rec.id))
             }
             e => e.into(),
         })?;
@@ -319,7 +323,7 @@ impl Engine {
         let c = self.container(word)?;
         let rt = self.container_runtime(&c)?;
         berth_runtime::unpause(&c.dir, &rt).map_err(|e| match e {
-            RuntimeError::WrongState { .. } => EngineError::not_paused(format!("container {} is not paused", c.rec.id)),
+            RuntimeError::WrongState { .. } => EngineError::not_paused(format!("Container {} is not paused", c.rec.id)),
             e => e.into(),
         })?;
         self.record_container_event("unpause", &c, &[]);
@@ -530,8 +534,9 @@ impl Engine {
     pub fn container_top(&self, word: &str) -> Result<(Container, Vec<ProcessInfo>)> {
         let c = self.container(word)?;
         if !c.state.is_running() {
+            // Docker's words for top.
             return Err(EngineError::not_running(format!(
-                "container {} is not running",
+                "Container {} is not running",
                 c.rec.id
             )));
         }

@@ -16,7 +16,9 @@ pub mod create;
 pub mod files;
 pub mod lifecycle;
 pub mod network;
+pub mod prune;
 pub mod record;
+pub mod update;
 pub mod view;
 
 use std::path::{Path, PathBuf};

@@ -24,6 +24,32 @@ pub struct PsFilter {
     pub id: Vec<String>,
     /// `exited=` codes (any of them).
     pub exited: Vec<i32>,
+    /// `before=` a container: only those created before it.
+    pub before: Option<String>,
+    /// `since=` a container: only those created after it.
+    pub since: Option<String>,
+    /// `publish=` container ports (`80`, `80/udp`, `8000-8080`) published (any of them).
+    pub publish: Vec<(u16, u16, berth_net::Proto)>,
+    /// `expose=` container ports exposed or published (any of them).
+    pub expose: Vec<(u16, u16, berth_net::Proto)>,
+    /// `volume=` a volume name or a mount's destination (any of them).
+    pub volume: Vec<String>,
+    /// `network=` a network's name (any of them).
+    pub network: Vec<String>,
+}
+
+/// `80`, `80/udp`, `8000-8080/tcp` → (first, last, protocol); tcp by default.
+fn port_filter(k: &str, v: &str) -> Result<(u16, u16, berth_net::Proto)> {
+    let bad = || anyhow::anyhow!("invalid filter '{k}={v}': use PORT[-PORT][/PROTO]");
+    let (ports, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+    let proto = berth_net::Proto::parse(proto).map_err(|_| bad())?;
+    let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
+    let a: u16 = a.parse().map_err(|_| bad())?;
+    let b: u16 = b.parse().map_err(|_| bad())?;
+    if b < a {
+        return Err(bad().into());
+    }
+    Ok((a, b, proto))
 }
 
 impl PsFilter {
@@ -52,7 +78,13 @@ impl PsFilter {
                     v.parse()
                         .map_err(|_| anyhow::anyhow!("invalid filter 'exited={v}': not an exit code"))?,
                 ),
-                _ => bail!("invalid filter '{k}'"),
+                "before" => f.before = Some(v),
+                "since" => f.since = Some(v),
+                "publish" => f.publish.push(port_filter(k, &v)?),
+                "expose" => f.expose.push(port_filter(k, &v)?),
+                "volume" => f.volume.push(v),
+                "network" => f.network.push(v),
+                _ => bail!("Invalid filter '{k}'"),
             }
         }
         Ok(f)
@@ -147,22 +179,73 @@ fn exposed_keys(c: &Container) -> Vec<(u16, berth_net::Proto)> {
     keys
 }
 
-/// Docker's PORTS column: `0.0.0.0:8000->80/tcp, 443/tcp`.
+/// Docker's PORTS column: `0.0.0.0:8000->80/tcp, 443/tcp`, with runs of
+/// ports mapped to the same numbers merged as the docker CLI merges them
+/// (`0.0.0.0:7000-7001->7000-7001/tcp`, `9000-9002/udp`): entries sorted by
+/// container port, address, host port and protocol; consecutive ports of
+/// one address and protocol published on their own numbers (or only
+/// exposed) form one group, the groups listed in the order they began;
+/// ports published on other numbers come last, one by one.
 fn ports_string(c: &Container, bindings: &[berth_net::PortBinding]) -> String {
     if !c.status().is_up() {
         return String::new();
     }
-    let mut parts: Vec<(u16, berth_net::Proto, String)> = bindings
+    // (container port, host address as shown or "", host port, protocol)
+    let mut ports: Vec<(u16, String, u16, berth_net::Proto)> = bindings
         .iter()
-        .map(|b| (b.container_port, b.proto, b.to_string()))
+        .map(|b| {
+            let addr = match b.host_ip {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            (b.container_port, addr, b.host_port, b.proto)
+        })
         .collect();
     for (port, proto) in exposed_keys(c) {
         if !bindings.iter().any(|b| b.container_port == port && b.proto == proto) {
-            parts.push((port, proto, format!("{port}/{proto}")));
+            ports.push((port, String::new(), 0, proto));
         }
     }
-    parts.sort();
-    parts.into_iter().map(|(_, _, s)| s).collect::<Vec<_>>().join(", ")
+    ports.sort_by(|x, y| (x.0, &x.1, x.2, x.3.as_str()).cmp(&(y.0, &y.1, y.2, y.3.as_str())));
+    let show = |(addr, proto): &(String, berth_net::Proto), first: u16, last: u16| {
+        let n = if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        };
+        if addr.is_empty() {
+            format!("{n}/{proto}")
+        } else {
+            format!("{addr}:{n}->{n}/{proto}")
+        }
+    };
+    let mut order: Vec<(String, berth_net::Proto)> = Vec::new();
+    let mut open: Vec<(u16, u16)> = Vec::new();
+    let mut out = Vec::new();
+    let mut elsewhere = Vec::new();
+    for (port, addr, host_port, proto) in ports {
+        if !addr.is_empty() && host_port != port {
+            elsewhere.push(format!("{addr}:{host_port}->{port}/{proto}"));
+            continue;
+        }
+        let key = (addr, proto);
+        match order.iter().position(|k| *k == key) {
+            None => {
+                order.push(key);
+                open.push((port, port));
+            }
+            Some(i) if open[i].1.checked_add(1) == Some(port) => open[i].1 = port,
+            Some(i) => {
+                out.push(show(&order[i], open[i].0, open[i].1));
+                open[i] = (port, port);
+            }
+        }
+    }
+    for (k, (first, last)) in order.iter().zip(open) {
+        out.push(show(k, first, last));
+    }
+    out.extend(elsewhere);
+    out.join(", ")
 }
 
 impl Engine {
@@ -179,7 +262,62 @@ impl Engine {
     /// Containers for `ps`, newest first, filtered.
     pub fn ps(&self, all: bool, f: &PsFilter) -> Result<Vec<Container>> {
         let mut out = Vec::new();
+        // `before=`/`since=`: by creation time against the container named.
+        let created_of = |w: &Option<String>| -> Result<Option<String>> {
+            Ok(match w {
+                Some(w) => Some(self.container(w)?.rec.created),
+                None => None,
+            })
+        };
+        let before = created_of(&f.before)?;
+        let since = created_of(&f.since)?;
+        let in_ranges = |ranges: &[(u16, u16, berth_net::Proto)], ports: &[(u16, berth_net::Proto)]| {
+            ranges
+                .iter()
+                .any(|(a, b, pr)| ports.iter().any(|(p, q)| q == pr && (*a..=*b).contains(p)))
+        };
         for c in self.list_all_containers()? {
+            if before.as_ref().is_some_and(|t| c.rec.created >= *t)
+                || since.as_ref().is_some_and(|t| c.rec.created <= *t)
+            {
+                continue;
+            }
+            // Ports are a running container's (what its PORTS column shows), as Docker's.
+            if (!f.publish.is_empty() || !f.expose.is_empty()) && !c.status().is_up() {
+                continue;
+            }
+            if !f.publish.is_empty() {
+                let published: Vec<_> = c.cfg.ports.iter().map(|m| (m.container_port, m.proto)).collect();
+                if !in_ranges(&f.publish, &published) {
+                    continue;
+                }
+            }
+            if !f.expose.is_empty() {
+                let mut exposed: Vec<_> = c.cfg.ports.iter().map(|m| (m.container_port, m.proto)).collect();
+                exposed.extend(exposed_keys(&c));
+                if !in_ranges(&f.expose, &exposed) {
+                    continue;
+                }
+            }
+            if !f.volume.is_empty() {
+                let mounts = c.doc().mounts;
+                let hit = f.volume.iter().any(|v| {
+                    mounts
+                        .iter()
+                        .any(|m| m.name.as_deref() == Some(v.as_str()) || m.destination == *v)
+                });
+                if !hit {
+                    continue;
+                }
+            }
+            if !f.network.is_empty() {
+                let shown = c.doc().host_config.network_mode;
+                let mode = c.cfg.network_mode.clone();
+                let hit = f.network.iter().any(|n| *n == shown || *n == mode);
+                if !hit {
+                    continue;
+                }
+            }
             let status = c.state.status.as_str();
             if !all && f.status.is_empty() && !c.status().is_up() {
                 continue;

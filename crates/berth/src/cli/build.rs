@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use berth_build::dockerfile::Severity;
@@ -82,8 +82,149 @@ pub struct BuildArgs {
     /// What to do when a step fails: `shell` opens a shell in the last good step
     #[arg(long = "on-failure", value_name = "ACTION")]
     pub on_failure: Option<String>,
+    #[command(flatten)]
+    pub more: MoreBuildArgs,
     /// Build context (a directory, or - for a tar on stdin)
     pub context: Option<String>,
+}
+
+/// Flags of `docker build` (classic and BuildKit's) that berth accepts for
+/// scripts' sake: the ones BuildKit itself takes as no-ops, the ones that
+/// ask for what berth does anyway, and the rest refused by name when given
+/// (never silently dropped).
+#[derive(clap::Args, Debug, Default)]
+pub struct MoreBuildArgs {
+    /// Remove intermediate containers after a successful build (berth keeps none: accepted)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = super::flags::parse_go_bool)]
+    pub rm: bool,
+    /// Always remove intermediate containers (berth keeps none: accepted)
+    #[arg(long)]
+    pub force_rm: bool,
+    /// Compress the build context using gzip (accepted; the context is not sent anywhere)
+    #[arg(long)]
+    pub compress: bool,
+    /// Skip image verification (accepted)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = super::flags::parse_go_bool)]
+    pub disable_content_trust: bool,
+    /// Container isolation technology (default only)
+    #[arg(long, value_name = "default")]
+    pub isolation: Option<String>,
+    /// Shorthand for "--output=type=docker": the image is in berth's store anyway (accepted)
+    #[arg(long)]
+    pub load: bool,
+    /// Set type of build: "build" (the default) or "check" (as --check)
+    #[arg(long, value_name = "build|check")]
+    pub call: Option<String>,
+    /// Write build result metadata to a file
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Allow extra privileged entitlement (network.host, security.insecure: accepted)
+    #[arg(long, value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
+    /// Output destination: type=docker or type=image only (the store); others not supported yet
+    #[arg(short = 'o', long, value_name = "PATH|type=TYPE[,KEY=VALUE]")]
+    pub output: Vec<String>,
+    /// Additional build contexts (not supported yet)
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub build_context: Vec<String>,
+    /// Do not cache specified stages (not supported yet)
+    #[arg(long, value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// Add annotation to the image (not supported yet)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub annotation: Vec<String>,
+    /// Add a custom host-to-IP mapping (not supported yet)
+    #[arg(long, value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
+    /// Size of /dev/shm for RUN (not supported yet)
+    #[arg(long, value_name = "BYTES")]
+    pub shm_size: Option<String>,
+    /// Ulimit options for RUN (not supported yet)
+    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// Squash newly built layers into a single new layer (not supported)
+    #[arg(long)]
+    pub squash: bool,
+    /// Optional parent cgroup for RUN (not supported yet)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+    /// Limit the CPU CFS period for RUN (not supported yet)
+    #[arg(long, value_name = "US")]
+    pub cpu_period: Option<String>,
+    /// Limit the CPU CFS quota for RUN (not supported yet)
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CPU shares for RUN (not supported yet)
+    #[arg(short = 'c', long, value_name = "N")]
+    pub cpu_shares: Option<String>,
+    /// CPUs in which to allow RUN (not supported yet)
+    #[arg(long, value_name = "0-3,0,1")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow RUN (not supported yet)
+    #[arg(long, value_name = "0-3,0,1")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit for RUN (not supported yet)
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Swap limit for RUN (not supported yet)
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Security options for RUN (not supported yet)
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+}
+
+impl MoreBuildArgs {
+    /// Refuses what berth's builder cannot do, by name.
+    fn check(&self) -> Result<()> {
+        let refuse =
+            |flag: &str| -> Result<()> { bail!("{flag} is not supported by berth's builder yet: leave it out") };
+        if let Some(i) = self.isolation.as_deref().filter(|i| *i != "default") {
+            bail!("--isolation {i}: berth supports only default");
+        }
+        if let Some(c) = self.call.as_deref().filter(|c| !matches!(*c, "build" | "check")) {
+            bail!("--call {c}: berth supports build and check");
+        }
+        for o in &self.output {
+            let kind = o.split(',').find_map(|kv| kv.strip_prefix("type=")).unwrap_or("local");
+            if !matches!(kind, "docker" | "image") {
+                bail!("--output {o}: only type=docker and type=image (berth's store) are supported yet");
+            }
+        }
+        let lists: &[(&str, &Vec<String>)] = &[
+            ("--build-context", &self.build_context),
+            ("--no-cache-filter", &self.no_cache_filter),
+            ("--annotation", &self.annotation),
+            ("--add-host", &self.add_host),
+            ("--ulimit", &self.ulimit),
+            ("--security-opt", &self.security_opt),
+        ];
+        for (flag, v) in lists.iter().copied() {
+            if !v.is_empty() {
+                return refuse(flag);
+            }
+        }
+        let values: &[(&str, &Option<String>)] = &[
+            ("--shm-size", &self.shm_size),
+            ("--cgroup-parent", &self.cgroup_parent),
+            ("--cpu-period", &self.cpu_period),
+            ("--cpu-quota", &self.cpu_quota),
+            ("--cpu-shares", &self.cpu_shares),
+            ("--cpuset-cpus", &self.cpuset_cpus),
+            ("--cpuset-mems", &self.cpuset_mems),
+            ("--memory", &self.memory),
+            ("--memory-swap", &self.memory_swap),
+        ];
+        for (flag, v) in values.iter().copied() {
+            if v.is_some() {
+                return refuse(flag);
+            }
+        }
+        if self.squash {
+            return refuse("--squash");
+        }
+        Ok(())
+    }
 }
 
 /// `a=1,b=2` → map.
@@ -253,6 +394,13 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
     Ok((opts, remote))
 }
 
+/// A tar archive, plain or compressed (gzip, bzip2, xz, zstd), as Docker
+/// tells a context on stdin from a Dockerfile.
+fn is_archive(data: &[u8]) -> bool {
+    let magic: [&[u8]; 4] = [b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd"];
+    magic.iter().any(|m| data.starts_with(m)) || data.get(257..262) == Some(b"ustar")
+}
+
 pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     let Some(ctx) = a.context.clone() else {
         bail!("\"berth build\" requires exactly 1 argument: the build context (a directory, or - for stdin)");
@@ -262,7 +410,16 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
             bail!("--on-failure {f}: use shell (or none)");
         }
     }
-    if a.check {
+    // The docker CLI looks at the context before it asks for a build.
+    if ctx != "-" && !Path::new(&ctx).is_dir() {
+        bail!("unable to prepare context: path {ctx:?} not found");
+    }
+    let stdin_dockerfile = a.file.as_deref() == Some(Path::new("-"));
+    if stdin_dockerfile && ctx == "-" {
+        bail!("invalid argument: can't use stdin for both build context and dockerfile");
+    }
+    a.more.check()?;
+    if a.check || a.more.call.as_deref() == Some("check") {
         return check(engine, &a, &ctx);
     }
     let (mut opts, remote) = options(&a)?;
@@ -275,9 +432,29 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
             .with_context(|| format!("--cache-to type=registry,ref={}", to.reference.familiar()))?;
     }
     opts.cache_lookup = engine.open_registry_caches(&remote.from, &reg_opts, &mut |w| eprintln!("{w}"))?;
+    // Stdin: a context archive, or (as Docker) a Dockerfile alone, built
+    // with an empty context; `-f -`: the Dockerfile, with the context given.
+    let staged = tempfile::Builder::new().prefix("berth-build-stdin-").tempdir()?;
+    let mut file = a.file.clone();
     let context = if ctx == "-" {
-        ContextSource::Tar(Box::new(std::io::stdin()))
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data).context("reading stdin")?;
+        if is_archive(&data) {
+            ContextSource::Tar(Box::new(std::io::Cursor::new(data)))
+        } else {
+            std::fs::write(staged.path().join("Dockerfile"), &data)?;
+            file = None;
+            ContextSource::Dir(staged.path().to_path_buf())
+        }
     } else {
+        if stdin_dockerfile {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
+                .context("reading the Dockerfile from stdin")?;
+            let p = staged.path().join("Dockerfile");
+            std::fs::write(&p, &data)?;
+            file = Some(p);
+        }
         ContextSource::Dir(PathBuf::from(&ctx))
     };
     let progress = if quiet {
@@ -291,7 +468,7 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     };
     let req = BuildRequest {
         context,
-        file: a.file.clone(),
+        file,
         tags: a.tags.clone(),
         options: opts,
     };
@@ -318,6 +495,15 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
             }
             if let Some(f) = &a.iidfile {
                 std::fs::write(f, o.id.as_str()).with_context(|| format!("writing --iidfile {}", f.display()))?;
+            }
+            if let Some(f) = &a.more.metadata_file {
+                // BuildKit's keys for what a script reads back.
+                let mut meta = serde_json::json!({ "containerimage.config.digest": o.id.as_str() });
+                if !a.tags.is_empty() {
+                    meta["image.name"] = a.tags.join(",").into();
+                }
+                std::fs::write(f, serde_json::to_vec_pretty(&meta)?)
+                    .with_context(|| format!("writing --metadata-file {}", f.display()))?;
             }
             if quiet {
                 println!("{}", o.id);

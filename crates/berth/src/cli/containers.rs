@@ -23,9 +23,11 @@ use berth_engine::Engine;
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
     /// Create and run a new container from an image
+    #[command(override_usage = "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
     Run(RunArgs),
     /// Create a new container
-    Create(CreateArgs),
+    #[command(override_usage = "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+    Create(CreateCmdArgs),
     /// Start one or more stopped containers
     Start(StartArgs),
     /// Stop one or more running containers
@@ -43,6 +45,7 @@ pub enum ContainerCommand {
     /// Block until one or more containers stop, then print their exit codes
     Wait(NamesArgs),
     /// Execute a command in a running container
+    #[command(override_usage = "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
     Exec(ExecArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
@@ -66,6 +69,8 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Update configuration of one or more containers
+    Update(super::update::UpdateArgs),
     /// Run a container's healthcheck now (exit 0 healthy, 1 unhealthy)
     Healthcheck {
         #[command(subcommand)]
@@ -95,6 +100,9 @@ pub struct CreateArgs {
     pub help: Option<bool>,
     #[command(flatten)]
     pub userns: super::userns::UsernsArgs,
+    /// Docker's flags berth parses but refuses unless they ask for its defaults.
+    #[command(flatten)]
+    pub more: super::run_flags::MoreRunArgs,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -265,13 +273,31 @@ pub struct CreateArgs {
     pub image_and_cmd: Vec<String>,
 }
 
+/// `create`'s own flags, then those it shares with `run`.
+#[derive(clap::Args, Debug)]
+pub struct CreateCmdArgs {
+    /// Attach to STDIN, STDOUT or STDERR (accepted; `start -a` attaches all)
+    #[arg(short, long, value_parser = attach_stream)]
+    pub attach: Vec<String>,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// `-a` takes Docker's stream names (any case).
+fn attach_stream(s: &str) -> std::result::Result<String, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "stdin" | "stdout" | "stderr" => Ok(s.to_ascii_lowercase()),
+        _ => Err("valid streams are STDIN, STDOUT and STDERR".into()),
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     pub detach: bool,
     /// Attach to STDIN, STDOUT or STDERR (accepted; berth attaches all)
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = attach_stream)]
     pub attach: Vec<String>,
     /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
     #[arg(long)]
@@ -301,7 +327,7 @@ pub struct StartArgs {
 #[derive(clap::Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container
-    #[arg(short, long = "time", alias = "timeout")]
+    #[arg(short, long = "timeout", alias = "time", allow_hyphen_values = true)]
     pub time: Option<u32>,
     /// Signal to send to the container (accepted; the stop signal is used)
     #[arg(short, long)]
@@ -541,7 +567,7 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
-    /// Provide filter values (accepted: label=…)
+    /// Provide filter values (e.g. "until=<timestamp>", "label=k=v", "label!=k")
     #[arg(long = "filter")]
     pub filter: Vec<String>,
 }
@@ -559,6 +585,9 @@ pub enum ContainerGroup {
     Inspect(ContainerInspectArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Remove one or more containers (as `rm`)
+    #[command(name = "remove")]
+    Remove(RmArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -578,15 +607,16 @@ pub fn dispatch_group(engine: &Engine, cmd: ContainerGroup) -> Result<i32> {
         ContainerGroup::Common(c) => dispatch(engine, *c),
         ContainerGroup::Ls(a) => ps(engine, a),
         ContainerGroup::Prune(a) => prune(engine, a),
+        ContainerGroup::Remove(a) => dispatch(engine, ContainerCommand::Rm(a)),
         ContainerGroup::Inspect(a) => {
-            let fmt = super::format::Format::parse(a.format.as_deref())?;
+            let fmt = super::format::Format::parse_inspect(a.format.as_deref())?;
             let mut values = Vec::new();
             let mut code = 0;
             for c in &a.containers {
                 match engine.inspect_container(c, a.size) {
                     Ok(v) => values.push(v),
                     Err(e) => {
-                        eprintln!("Error: {e:#}");
+                        eprintln!("{}", super::error_text(&e.into()));
                         code = 1;
                     }
                 }
@@ -600,14 +630,15 @@ pub fn dispatch_group(engine: &Engine, cmd: ContainerGroup) -> Result<i32> {
 pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
     match cmd {
         ContainerCommand::Run(a) => run(engine, a),
-        ContainerCommand::Create(a) => create(engine, a),
+        ContainerCommand::Create(a) => create(engine, a.create),
         ContainerCommand::Start(a) => start(engine, a),
-        ContainerCommand::Stop(a) => report(engine.stop_containers(&a.containers, a.time)),
-        ContainerCommand::Restart(a) => {
-            report(engine.restart_containers(&a.containers, a.time, terminal::console_size()))
-        }
+        ContainerCommand::Stop(a) => report(engine.stop_containers(&a.containers, a.time), false),
+        ContainerCommand::Restart(a) => report(
+            engine.restart_containers(&a.containers, a.time, terminal::console_size()),
+            false,
+        ),
         ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
-        ContainerCommand::Rm(a) => report(engine.remove_containers(&a.containers, a.force, a.volumes)),
+        ContainerCommand::Rm(a) => report(engine.remove_containers(&a.containers, a.force, a.volumes), a.force),
         ContainerCommand::Ps(a) => ps(engine, a),
         ContainerCommand::Logs(a) => logs(engine, a),
         ContainerCommand::Wait(a) => wait(engine, a),
@@ -618,10 +649,14 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
         ContainerCommand::Attach(a) => attach(engine, a),
         ContainerCommand::Pause(a) => each(&a.containers, |c| engine.pause_container(c)),
         ContainerCommand::Unpause(a) => each(&a.containers, |c| engine.unpause_container(c)),
-        ContainerCommand::Rename(a) => {
-            engine.rename_container(&a.container, &a.new_name)?;
-            Ok(0)
-        }
+        ContainerCommand::Rename(a) => match engine.rename_container(&a.container, &a.new_name) {
+            Ok(()) => Ok(0),
+            Err(e) => {
+                eprintln!("{}", super::error_text(&e.into()));
+                eprintln!("Error: failed to rename container named {}", a.container);
+                Ok(1)
+            }
+        },
         ContainerCommand::Port(a) => port(engine, a),
         ContainerCommand::Healthcheck {
             cmd: HealthcheckCommand::Run(a),
@@ -654,19 +689,23 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
             Ok(0)
         }
         ContainerCommand::Export(a) => export(engine, a),
+        ContainerCommand::Update(a) => super::update::run(engine, a),
         ContainerCommand::Monitor(_) => bail!("__monitor is internal"),
     }
 }
 
 /// Runs `f` on each name, printing the name on success and the error on
 /// failure (Docker's behaviour for stop, rm, kill, …); exit 1 if any failed.
-fn each<E: std::fmt::Display>(names: &[String], mut f: impl FnMut(&str) -> std::result::Result<(), E>) -> Result<i32> {
+fn each<E: Into<anyhow::Error>>(
+    names: &[String],
+    mut f: impl FnMut(&str) -> std::result::Result<(), E>,
+) -> Result<i32> {
     let mut failed = false;
     for n in names {
         match f(n) {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("{}", super::error_text(&e.into()));
                 failed = true;
             }
         }
@@ -677,14 +716,17 @@ fn each<E: std::fmt::Display>(names: &[String], mut f: impl FnMut(&str) -> std::
 /// Prints each name whose operation succeeded, and the error of each one
 /// that failed, in the order given (Docker's output for stop, rm, …);
 /// exit 1 if any failed.
-fn report(results: Vec<(String, berth_engine::Result<()>)>) -> Result<i32> {
+/// With `missing_ok` (`rm -f`), a container that does not exist is said
+/// but is no failure, as Docker's.
+fn report(results: Vec<(String, berth_engine::Result<()>)>, missing_ok: bool) -> Result<i32> {
     let mut failed = false;
     for (n, r) in results {
         match r {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error: {e:#}");
-                failed = true;
+                let e = anyhow::Error::from(e);
+                eprintln!("{}", super::error_text(&e));
+                failed |= !(missing_ok && super::is_not_found(&e));
             }
         }
     }
@@ -693,10 +735,11 @@ fn report(results: Vec<(String, berth_engine::Result<()>)>) -> Result<i32> {
 
 /// The operands after the flags take hyphens (`run bb ls -la`), so clap
 /// cannot reject a mistyped flag before the image or container: do it here,
-/// in Docker's words.
+/// in Docker's words and with its exit code (125).
 fn reject_flag_as_operand(word: &str, command: &str) -> Result<()> {
     if word.starts_with('-') && word.len() > 1 {
-        bail!("unknown flag: {word}\nSee 'berth {command} --help'.");
+        eprintln!("{}", super::flags::unknown_flag_message(&[command], word));
+        return Err(berth_engine::EngineError::exit(125, "").into());
     }
     Ok(())
 }
@@ -731,10 +774,6 @@ fn resolved_env(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Docker's flags → the engine's typed request. Every value is parsed and
-/// checked here or by the engine's validation; files named by flags
-/// (`--env-file`, `--label-file`) are read here, relative paths are taken
-/// from this process's working directory.
 /// `--network` (repeatable): the first is the container's network mode;
 /// host, none and container: cannot be combined with others.
 fn network_mode(a: &CreateArgs) -> Result<spec::NetworkMode> {
@@ -781,13 +820,23 @@ fn endpoint_specs(a: &CreateArgs) -> Vec<spec::EndpointSpec> {
     eps
 }
 
-fn container_spec(a: &CreateArgs) -> Result<ContainerSpec> {
+
+/// Docker's flags → the engine's typed request. Every value is parsed and
+/// checked here or by the engine's validation; files named by flags
+/// (`--env-file`, `--label-file`) are read here, relative paths are taken
+/// from this process's working directory.
+fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
     let mut it = a.image_and_cmd.iter();
     let image = it
         .next()
         .cloned()
         .ok_or_else(|| anyhow!("\"run\" requires at least 1 argument"))?;
-    reject_flag_as_operand(&image, "run")?;
+    reject_flag_as_operand(&image, command)?;
+    a.more.check()?;
+    // The docker CLI checks the name before it looks for the image.
+    if let Err(e) = berth_store::Reference::parse(&image) {
+        bail!("{e}");
+    }
     let cwd = std::env::current_dir().context("finding the working directory")?;
     let mut labels = std::collections::BTreeMap::new();
     for f in &a.label_file {
@@ -923,7 +972,7 @@ fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool) -> Result<String
             );
         }
     }
-    let spec = container_spec(a)?;
+    let spec = container_spec(a, if start_next { "run" } else { "create" })?;
     let progress = super::layer_progress::plain_to_stderr();
     let created = engine.create_container_pulling(&spec, CreateOptions { start_next }, &progress)?;
     for w in &created.warnings {
@@ -940,6 +989,9 @@ fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
     // and this process attaches to it, so Ctrl-P Ctrl-Q can leave it running.
     let interactive_tty = !a.detach && a.create.tty && a.create.interactive;
     let keys = detach_keys(a.detach_keys.as_deref())?;
+    if interactive_tty {
+        need_terminal()?;
+    }
     let id = do_create(engine, &a.create, true)?;
     if a.detach {
         engine.start_detached(&id, terminal::console_size())?;
@@ -960,6 +1012,18 @@ fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
     // container (Ctrl-C stops it, as with docker run).
     let (_term, streams) = Terminal::open(a.create.interactive, a.create.tty, a.create.tty, Signals::Proxy)?;
     Ok(engine.run_attached(&id, streams)?)
+}
+
+/// `-it` needs this process's stdin to be a terminal: Docker's words and
+/// exit code (1, for `run` too) when it is not. `BERTH_TTY_OVER_PIPE=1`
+/// lets a session run over pipes instead (what the attach tests drive).
+fn need_terminal() -> Result<()> {
+    let over_pipe = std::env::var_os("BERTH_TTY_OVER_PIPE").is_some_and(|v| v == "1");
+    if !io::stdin().is_terminal() && !over_pipe {
+        eprintln!("the input device is not a TTY");
+        return Err(berth_engine::EngineError::exit(1, "").into());
+    }
+    Ok(())
 }
 
 /// Parses `--detach-keys` (absent or empty: Ctrl-P Ctrl-Q).
@@ -1012,13 +1076,28 @@ fn start(engine: &Engine, a: StartArgs) -> Result<i32> {
         };
         return attach_exit(engine, &c.rec.id, end, false);
     }
-    each(&a.containers, |c| {
-        let ctr = engine.container(c)?;
-        if ctr.state.is_running() {
-            return Ok(());
+    let mut failed = Vec::new();
+    for c in &a.containers {
+        let r = engine.container(c).and_then(|ctr| {
+            if ctr.state.is_running() {
+                return Ok(());
+            }
+            engine.start_detached(c, terminal::console_size())
+        });
+        match r {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                eprintln!("{}", super::error_text(&e.into()));
+                failed.push(c.as_str());
+            }
         }
-        engine.start_detached(c, terminal::console_size())
-    })
+    }
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    // Docker's summary line after each container's own error.
+    eprintln!("Error: failed to start containers: {}", failed.join(", "));
+    Ok(1)
 }
 
 /// `port CONTAINER [PRIVATE_PORT[/PROTO]]`: `80/tcp -> 0.0.0.0:8000` lines,
@@ -1076,7 +1155,9 @@ fn ps(engine: &Engine, a: PsArgs) -> Result<i32> {
         io::stdout().write_all(out.as_bytes())?;
         return Ok(0);
     }
-    let rows: Vec<Value> = list.iter().map(|c| engine.ps_row(c, a.no_trunc, a.size)).collect();
+    // A template that shows the size has it measured, as Docker's.
+    let size = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    let rows: Vec<Value> = list.iter().map(|c| engine.ps_row(c, a.no_trunc, size)).collect();
     let default = if a.size {
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}"
     } else {
@@ -1104,31 +1185,23 @@ fn ps(engine: &Engine, a: PsArgs) -> Result<i32> {
     ]
     .into_iter()
     .collect();
-    Format::parse(Some(&spec))?.print_items(&rows, &headers)?;
+    // `ps`'s words for a template that fails as it runs.
+    Format::parse_ps(Some(&spec))?
+        .print_items(&rows, &headers)
+        .map_err(|e| {
+            let text = e.to_string();
+            anyhow!(
+                "failed to execute template: {}",
+                text.strip_prefix("template parsing error: ").unwrap_or(&text)
+            )
+        })?;
     Ok(0)
 }
 
 /// A `--since`/`--until` value: RFC 3339, a unix timestamp, or a Go
-/// duration relative to now.
+/// duration relative to now (the engine's one reading of times).
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
-        return Ok(t.and_utc());
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-    }
-    if let Ok(f) = s.parse::<f64>() {
-        let secs = f.trunc() as i64;
-        let ns = ((f - f.trunc()) * 1e9) as u32;
-        return chrono::DateTime::from_timestamp(secs, ns).ok_or_else(|| anyhow!("invalid timestamp {s:?}"));
-    }
-    let ns = berth_engine::containers::parse_duration_ns(s).map_err(|_| {
-        anyhow!("invalid time {s:?}: use RFC 3339 (2013-01-02T13:23:37Z), a unix timestamp or a duration like 42m")
-    })?;
-    Ok(chrono::Utc::now() - chrono::Duration::nanoseconds(ns as i64))
+    Ok(berth_engine::containers::prune::parse_time(s)?)
 }
 
 fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
@@ -1162,7 +1235,7 @@ fn wait(engine: &Engine, a: NamesArgs) -> Result<i32> {
         match engine.wait_container(c) {
             Ok(code) => println!("{code}"),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("{}", super::error_text(&e.into()));
                 failed = true;
             }
         }
@@ -1176,6 +1249,9 @@ fn exec(engine: &Engine, a: ExecArgs) -> Result<i32> {
         .split_first()
         .ok_or_else(|| anyhow!("exec needs a container and a command"))?;
     reject_flag_as_operand(ctr, "exec")?;
+    if a.tty && a.interactive && !a.detach {
+        need_terminal()?;
+    }
     let env = resolved_env(&a.env_file, &a.env)?;
     let opts = ExecOptions {
         cmd: cmd.to_vec(),
@@ -1212,6 +1288,37 @@ fn cp_end(s: &str) -> CpEnd {
     }
 }
 
+/// What `cp CTR:SRC DEST` wrote: DEST itself, or DEST/<name of SRC> when
+/// DEST is a directory that was there.
+fn cp_dest_of(src: &str, dest: &Path) -> PathBuf {
+    let name = Path::new(src.trim_end_matches('/')).file_name();
+    match name {
+        Some(n) if dest.join(n).exists() && dest.is_dir() && !src.ends_with("/.") => dest.join(n),
+        _ => dest.to_path_buf(),
+    }
+}
+
+/// The size of the tar stream `cp` moves for `p` (what Docker's "Successfully
+/// copied 2.05kB" counts): a 512-byte header per entry, contents padded to
+/// 512, and the 1024-byte end.
+fn tar_size(p: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            return 0;
+        };
+        let mut n = 512;
+        if m.is_file() {
+            n += m.len().div_ceil(512) * 512;
+        } else if m.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                n += rd.flatten().map(|e| walk(&e.path())).sum::<u64>();
+            }
+        }
+        n
+    }
+    walk(p) + 1024
+}
+
 fn cp(engine: &Engine, a: CpArgs) -> Result<i32> {
     let o = CpOptions {
         archive: a.archive,
@@ -1226,14 +1333,18 @@ fn cp(engine: &Engine, a: CpArgs) -> Result<i32> {
             let mut out = stdout.lock();
             engine.copy_from_container(&word, &path, &dest, &o, &mut out)?;
             out.flush()?;
-            if dest != "-" && !a.quiet {
-                eprintln!("Successfully copied from {word}:{path} to {dest}");
+            if dest != "-" && !a.quiet && io::stderr().is_terminal() {
+                let copied = cp_dest_of(&path, Path::new(&dest));
+                eprintln!("Successfully copied {} to {dest}", human_size(tar_size(&copied)));
             }
         }
         (CpEnd::Host(src), CpEnd::Container { word, path }) => {
             engine.copy_into_container(&src, &word, &path, &o, Box::new(io::stdin()))?;
-            if src != "-" && !a.quiet {
-                eprintln!("Successfully copied {src} to {word}:{path}");
+            if src != "-" && !a.quiet && io::stderr().is_terminal() {
+                eprintln!(
+                    "Successfully copied {} to {word}:{path}",
+                    human_size(tar_size(Path::new(&src)))
+                );
             }
         }
         (CpEnd::Container { .. }, CpEnd::Container { .. }) => {
@@ -1248,26 +1359,100 @@ fn cp(engine: &Engine, a: CpArgs) -> Result<i32> {
 
 fn top(engine: &Engine, a: TopArgs) -> Result<i32> {
     let (_, procs) = engine.container_top(&a.container)?;
-    let mut rows = vec!["UID\tPID\tPPID\tC\tSTIME\tTTY\tTIME\tCMD".to_string()];
-    for p in procs {
-        let user = if p.uid == 0 {
-            "root".to_string()
-        } else {
-            p.uid.to_string()
-        };
-        let t = p.cpu_seconds;
-        rows.push(format!(
-            "{user}\t{}\t{}\t0\t-\t?\t{:02}:{:02}:{:02}\t{}",
-            p.pid,
-            p.ppid,
-            t / 3600,
-            (t % 3600) / 60,
-            t % 60,
-            p.cmd
-        ));
+    // As Docker's daemon: the host's `ps` with the options given (default
+    // `-ef`), its lines kept for the container's processes.
+    let pids: std::collections::HashSet<i32> = procs.iter().map(|p| p.pid).collect();
+    let ps_args: Vec<String> = if a.ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        a.ps_args
+            .iter()
+            .flat_map(|s| s.split_whitespace().map(str::to_string))
+            .collect()
+    };
+    let rows = match std::process::Command::new("ps").args(&ps_args).output() {
+        Ok(o) if o.status.success() => ps_rows(&String::from_utf8_lossy(&o.stdout), &pids)?,
+        Ok(o) => bail!(
+            "Error running ps: exit status {}: {}",
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        // No `ps` on this host: the same columns from /proc.
+        Err(_) => {
+            let mut rows = vec![["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+                .map(String::from)
+                .to_vec()];
+            for p in procs {
+                let t = p.cpu_seconds;
+                rows.push(vec![
+                    if p.uid == 0 { "root".into() } else { p.uid.to_string() },
+                    p.pid.to_string(),
+                    p.ppid.to_string(),
+                    "0".into(),
+                    "-".into(),
+                    "?".into(),
+                    format!("{:02}:{:02}:{:02}", t / 3600, (t % 3600) / 60, t % 60),
+                    p.cmd,
+                ]);
+            }
+            rows
+        }
+    };
+    // Docker's table: columns at least 20 wide, 3 spaces apart.
+    let ncols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..ncols)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+                + 3
+        })
+        .map(|w| w.max(20))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}", w = widths[i]));
+            }
+        }
+        out.push('\n');
     }
-    print!("{}", super::format::align(&rows));
+    io::stdout().write_all(out.as_bytes())?;
     Ok(0)
+}
+
+/// `ps` output → the header and the lines of `pids`, split in columns (the
+/// last column keeps its spaces), as Docker's daemon reads it.
+fn ps_rows(text: &str, pids: &std::collections::HashSet<i32>) -> Result<Vec<Vec<String>>> {
+    let mut lines = text.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let Some(pid_col) = titles.iter().position(|t| t == "PID") else {
+        bail!("Couldn't find PID field in ps output");
+    };
+    let mut rows = vec![titles.clone()];
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !pids.contains(&pid) || fields.len() < titles.len() {
+            continue;
+        }
+        let last = titles.len() - 1;
+        let mut row: Vec<String> = fields[..last].iter().map(|s| s.to_string()).collect();
+        row.push(fields[last..].join(" "));
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// go-units BytesSize: binary units, 4 significant digits ("1.5MiB").
@@ -1425,13 +1610,11 @@ fn export(engine: &Engine, a: ExportArgs) -> Result<i32> {
 }
 
 fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
-    if !a.filter.is_empty() {
-        bail!("container prune filters are not supported yet");
-    }
+    let filter = berth_engine::containers::prune::PruneFilter::parse(&a.filter)?;
     if !a.force && !super::images::confirm("WARNING! This will remove all stopped containers.")? {
         return Ok(0);
     }
-    let removed = engine.prune_containers()?;
+    let (removed, freed) = engine.prune_containers_filtered(&filter)?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
         for id in &removed {
@@ -1439,7 +1622,7 @@ fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(0));
+    println!("Total reclaimed space: {}", human_size(freed));
     Ok(0)
 }
 

@@ -12,6 +12,30 @@ use berth_template::{docker, tabwriter, MissingKey, Template, Value};
 
 pub use berth_engine::human::{human_duration, human_size, since};
 
+/// An RFC 3339 time as Go's `time.Time.String()` prints it in UTC
+/// (`2026-12-03 08:25:10 +0000 UTC`: `images`' `{{.CreatedAt}}`); the
+/// text as it is when it is not a time.
+pub fn go_time(rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S +0000 UTC")
+            .to_string(),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
+/// An RFC 3339 time to the second, in UTC (`2026-12-03T08:25:10Z`, Go's
+/// `time.RFC3339`: `history`'s times without `-H`).
+pub fn rfc3339_seconds(rfc3339: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
 /// A parsed `--format` value.
 pub struct Format {
     template: Option<Template>,
@@ -64,6 +88,26 @@ impl Format {
             Some(Template::parse(&body).map_err(template_error)?)
         };
         Ok(Format { template, table, raw })
+    }
+
+    /// As [`Format::parse`], for the commands whose bad template the docker
+    /// CLI ends with exit code 64 (`inspect`, `version`, `info`).
+    pub fn parse_inspect(spec: Option<&str>) -> Result<Format> {
+        Format::parse(spec).map_err(|e| {
+            eprintln!("{e}");
+            berth_engine::EngineError::exit(64, "").into()
+        })
+    }
+
+    /// As [`Format::parse`] with `ps`'s words (`failed to parse template: …`).
+    pub fn parse_ps(spec: Option<&str>) -> Result<Format> {
+        Format::parse(spec).map_err(|e| {
+            let text = e.to_string();
+            anyhow!(
+                "failed to parse template: {}",
+                text.strip_prefix("template parsing error: ").unwrap_or(&text)
+            )
+        })
     }
 
     /// No template given: the command prints its default.

@@ -34,6 +34,8 @@ pub enum ImageCommand {
     Rmi(RmiArgs),
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum ImageGroup {
     /// List images
@@ -59,6 +61,12 @@ pub enum ImageGroup {
     /// Create an image from BASE's layers and each PART's, shared, not copied
     #[command(visible_alias = "merge")]
     Compose(super::image_merge::ImageComposeArgs),
+    /// Download an image from a registry
+    Pull(super::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(super::registry::PushArgs),
+    /// Build an image from a Dockerfile
+    Build(super::build::BuildArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -201,6 +209,9 @@ pub fn dispatch_group(engine: &Engine, cmd: ImageGroup) -> Result<i32> {
         ImageGroup::Load(a) => load(engine, a),
         ImageGroup::Save(a) => save(engine, a),
         ImageGroup::Compose(a) => super::image_merge::run(engine, a),
+        ImageGroup::Pull(_) | ImageGroup::Push(_) | ImageGroup::Build(_) => {
+            unreachable!("`image pull/push/build` are dispatched as `pull/push/build`")
+        }
     }
 }
 
@@ -225,19 +236,16 @@ fn import(engine: &Engine, a: ImportArgs) -> Result<i32> {
 }
 
 fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
-    // Docker's lines, from the engine's events, as each image arrives.
-    let progress = if a.quiet {
-        Progress::none()
-    } else {
-        Progress::new(|e| {
-            if let Event::Image { id, name } = e {
-                match name {
-                    Some(n) => println!("Loaded image: {n}"),
-                    None => println!("Loaded image ID: {id}"),
-                }
+    // Docker's lines, from the engine's events, as each image arrives
+    // (`-q` quiets only the progress, which berth's load does not draw).
+    let progress = Progress::new(|e| {
+        if let Event::Image { id, name } = e {
+            match name {
+                Some(n) => println!("Loaded image: {n}"),
+                None => println!("Loaded image ID: {id}"),
             }
-        })
-    };
+        }
+    });
     match &a.input {
         Some(p) => {
             let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
@@ -306,7 +314,9 @@ fn parse_filters(filters: &[String]) -> Result<ListFilter> {
             "label" => f.labels.push(v.to_string()),
             "before" => f.before = Some(v.to_string()),
             "since" => f.since = Some(v.to_string()),
-            other => bail!("invalid filter {other:?}: images take dangling, reference, label, before, since"),
+            // Applied to the rows (see `images`).
+            "until" => {}
+            other => bail!("Invalid filter '{other}'"),
         }
     }
     Ok(f)
@@ -323,8 +333,20 @@ fn short_id(id: &str, no_trunc: bool) -> String {
 fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
     let mut filter = parse_filters(&a.filters)?;
     filter.all = a.all;
-    filter.repository = a.repository.clone();
-    let rows = engine.list_images(&filter)?;
+    // `images 'my*'`: a pattern is a reference filter, as Docker makes the
+    // operand one.
+    match a.repository.clone() {
+        Some(r) if r.contains(['*', '?', '[']) => filter.references.push(r),
+        r => filter.repository = r,
+    }
+    let mut rows = engine.list_images(&filter)?;
+    // `until=`: created before that time (a timestamp, a date or a duration ago).
+    for f in &a.filters {
+        if let Some(v) = f.strip_prefix("until=") {
+            let t = berth_engine::containers::prune::parse_time(v)?;
+            rows.retain(|r| chrono::DateTime::parse_from_rfc3339(&r.created).is_ok_and(|c| c < t));
+        }
+    }
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {
@@ -349,7 +371,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
         .map(|r| {
             json!({
                 "Containers": if r.containers > 0 { r.containers.to_string() } else { "N/A".into() },
-                "CreatedAt": r.created,
+                "CreatedAt": super::format::go_time(&r.created),
                 "CreatedSince": since(&r.created),
                 "Digest": r.digest,
                 "ID": short_id(r.id.as_str(), a.no_trunc),
@@ -397,7 +419,7 @@ pub fn print_inspect(fmt: &Format, values: &[Value]) -> Result<()> {
 }
 
 fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
-    let fmt = Format::parse(a.format.as_deref())?;
+    let fmt = Format::parse_inspect(a.format.as_deref())?;
     let mut values = Vec::new();
     let mut failed = None;
     for i in &a.images {
@@ -411,7 +433,7 @@ fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
     print_inspect(&fmt, &values)?;
     match failed {
         Some(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("{}", super::error_text(&e.into()));
             Ok(1)
         }
         None => Ok(0),
@@ -438,8 +460,8 @@ fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
             let size = r["Size"].as_u64().unwrap_or(0);
             json!({
                 "ID": if id == "<missing>" { id.to_string() } else { short_id(id, a.no_trunc) },
-                "CreatedSince": if a.human { since(created) } else { created.to_string() },
-                "CreatedAt": created,
+                "CreatedSince": if a.human { since(created) } else { super::format::rfc3339_seconds(created) },
+                "CreatedAt": super::format::rfc3339_seconds(created),
                 "CreatedBy": by,
                 "Size": if a.human { human_size(size) } else { size.to_string() },
                 "Comment": r["Comment"],
@@ -452,7 +474,8 @@ fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
         .unwrap_or_else(|| "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".into());
     let headers: HashMap<&str, &str> = [
         ("ID", "IMAGE"),
-        ("CreatedSince", "CREATED"),
+        // Without -H the column is the time itself, and says so (Docker's).
+        ("CreatedSince", if a.human { "CREATED" } else { "CREATED AT" }),
         ("CreatedAt", "CREATED AT"),
         ("CreatedBy", "CREATED BY"),
         ("Size", "SIZE"),
@@ -465,6 +488,13 @@ fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
 }
 
 fn tag(engine: &Engine, a: TagArgs) -> Result<i32> {
+    // The docker CLI checks the new name before asking: its words.
+    if let Err(e) = berth_store::Reference::parse(&a.target) {
+        bail!(
+            "Error parsing reference: {:?} is not a valid repository/tag: {e}",
+            a.target
+        );
+    }
     engine.tag(&a.source, &a.target)?;
     Ok(0)
 }
@@ -475,8 +505,12 @@ fn rmi(engine: &Engine, a: RmiArgs) -> Result<i32> {
         match engine.remove_image(i, a.force, !a.no_prune) {
             Ok(out) => print_removals(&out),
             Err(e) => {
-                eprintln!("Error: {e:#}");
-                code = 1;
+                // `rmi -f` of a missing image says so but is no failure (Docker's).
+                let e = anyhow::Error::from(e);
+                eprintln!("{}", super::error_text(&e));
+                if !(a.force && super::is_not_found(&e)) {
+                    code = 1;
+                }
             }
         }
     }

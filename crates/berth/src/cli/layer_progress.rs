@@ -22,9 +22,15 @@ fn put_line(w: &mut dyn Write, e: &Event) {
     }
 }
 
-/// Docker's plain lines on stderr (what `run` and `create` show of a pull).
+/// Docker's plain lines on stderr (what `run` and `create` show of a
+/// pull: after `Unable to find image 'x:latest' locally` no `Using default
+/// tag: latest`, as Docker's).
 pub fn plain_to_stderr() -> Progress {
-    Progress::new(|e| put_line(&mut io::stderr().lock(), &e))
+    Progress::new(|e| {
+        if !matches!(&e, berth_engine::progress::Event::Status(s) if s == "Using default tag: latest") {
+            put_line(&mut io::stderr().lock(), &e)
+        }
+    })
 }
 
 /// Statuses after which a layer has nothing more to show.

@@ -280,8 +280,12 @@ fn login(a: &LoginArgs) -> Result<i32> {
     let server = server_of(&a.server);
     let opts = a.conn.options()?;
     if a.password.is_some() && a.password_stdin {
-        bail!("--password and --password-stdin are mutually exclusive");
+        bail!("conflicting options: cannot specify both --password and --password-stdin");
     }
+    if a.password_stdin && a.username.is_none() {
+        bail!("the --password-stdin option requires --username to be set");
+    }
+    const NO_TTY: &str = "Error: Cannot perform an interactive login from a non TTY device";
     let stdin = io::stdin();
     let username = match &a.username {
         Some(u) => u.clone(),
@@ -292,10 +296,10 @@ fn login(a: &LoginArgs) -> Result<i32> {
             stdin.read_line(&mut line)?;
             line.trim().to_string()
         }
-        None => bail!("give a username with -u/--username"),
+        None => bail!(NO_TTY),
     };
     if username.is_empty() {
-        bail!("the username must not be empty");
+        bail!("Error: Non-null Username Required");
     }
     let password = if a.password_stdin {
         let mut s = String::new();
@@ -310,10 +314,11 @@ fn login(a: &LoginArgs) -> Result<i32> {
     } else if stdin.is_terminal() {
         read_password_from_tty()?
     } else {
-        bail!("give a password with --password-stdin (or -p)");
+        bail!(NO_TTY);
     };
     if password.is_empty() {
-        bail!("the password must not be empty");
+        // What Docker asks a terminal for again, refused without one.
+        bail!(NO_TTY);
     }
     let creds = Credentials { username, password };
     berth_engine::registry::login(&server, &creds, &opts)?;

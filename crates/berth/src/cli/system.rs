@@ -66,42 +66,271 @@ pub struct SystemPruneArgs {
     /// Prune anonymous volumes
     #[arg(long)]
     pub volumes: bool,
+    /// Provide filter values (e.g. "label=<key>=<value>", "until=24h")
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+/// `berth builder …`: the build cache.
+#[derive(Subcommand, Debug)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Amount of disk space to keep for cache (not supported yet)
+    #[arg(long, value_name = "BYTES")]
+    pub keep_storage: Option<String>,
+}
+
+/// `builder prune`: forgets cached build steps and deletes their images
+/// that nothing else holds.
+pub fn builder(engine: &Engine, cmd: BuilderCommand) -> Result<i32> {
+    let BuilderCommand::Prune(a) = cmd;
+    if a.keep_storage.is_some() {
+        anyhow::bail!("--keep-storage is not supported by berth yet: leave it out");
+    }
+    let filter = berth_engine::containers::prune::PruneFilter::parse(&a.filter)?;
+    let warning = if a.all {
+        "WARNING! This will remove all build cache."
+    } else {
+        "WARNING! This will remove all dangling build cache."
+    };
+    if !a.force && !super::images::confirm(warning)? {
+        return Ok(0);
+    }
+    let (ids, freed) = engine.prune_build_cache(&filter)?;
+    if !ids.is_empty() {
+        println!("Deleted build cache objects:");
+        for id in &ids {
+            println!("{}", id.trim_start_matches("sha256:"));
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(freed));
+    Ok(0)
+}
+
+/// `berth -v`: one line, as `docker -v` (`Docker version 28.2.2, build e6534b4`).
+pub fn short_version() -> i32 {
+    let v = berth_engine::system::version();
+    println!(
+        "berth version {}, build {}",
+        v.version,
+        option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")
+    );
+    0
+}
+
+/// `version`'s data in Docker's shape: a `Client` and a `Server` section
+/// (berth is both: the server is the engine this process runs), so that
+/// `{{.Client.Version}}`, `{{.Server.Version}}` and `{{.Server.APIVersion}}`
+/// read as with Docker.
+fn version_value() -> Value {
+    let v = berth_engine::system::version();
+    let commit = option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    json!({
+        "Client": {
+            "Platform": {"Name": "berth"},
+            "Version": v.version,
+            "ApiVersion": v.api_version,
+            "DefaultAPIVersion": v.api_version,
+            "GitCommit": commit,
+            "GoVersion": "",
+            "Os": v.os,
+            "Arch": v.arch,
+            "BuildTime": "",
+            "Context": "default",
+        },
+        "Server": {
+            "Platform": {"Name": "berth"},
+            "Components": [{
+                "Name": "Engine",
+                "Version": v.version,
+                "Details": {
+                    "ApiVersion": v.api_version,
+                    "Arch": v.arch,
+                    "BuildTime": "",
+                    "Experimental": "false",
+                    "GitCommit": commit,
+                    "GoVersion": "",
+                    "KernelVersion": kernel,
+                    "MinAPIVersion": "1.24",
+                    "Os": v.os,
+                },
+            }],
+            "Version": v.version,
+            "ApiVersion": v.api_version,
+            "APIVersion": v.api_version,
+            "MinAPIVersion": "1.24",
+            "GitCommit": commit,
+            "GoVersion": "",
+            "Os": v.os,
+            "Arch": v.arch,
+            "KernelVersion": kernel,
+            "Experimental": false,
+            "BuildTime": "",
+        },
+    })
 }
 
 pub fn version(a: &VersionArgs) -> Result<i32> {
-    let v = berth_engine::system::version();
-    match &a.format {
-        Some(f) => println!("{}", Format::parse(Some(f))?.render(&serde_json::to_value(&v)?)?),
-        None => {
-            println!("berth version {}", v.version);
-            println!(" OS/Arch: {}/{}", v.os, v.arch);
-        }
+    let v = version_value();
+    if let Some(f) = &a.format {
+        println!("{}", Format::parse_inspect(Some(f))?.render(&v)?);
+        return Ok(0);
     }
+    let c = &v["Client"];
+    let s = &v["Server"];
+    let line = |indent: &str, k: &str, val: &Value| {
+        let val = val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string());
+        println!(
+            "{indent}{:<width$}{val}",
+            format!("{k}:"),
+            width = 19 - indent.len() + 1
+        );
+    };
+    println!("Client:");
+    line(" ", "Version", &c["Version"]);
+    line(" ", "API version", &c["ApiVersion"]);
+    line(" ", "Git commit", &c["GitCommit"]);
+    line(
+        " ",
+        "OS/Arch",
+        &json!(format!(
+            "{}/{}",
+            c["Os"].as_str().unwrap_or(""),
+            c["Arch"].as_str().unwrap_or("")
+        )),
+    );
+    line(" ", "Context", &c["Context"]);
+    println!();
+    println!("Server: berth (no daemon: the engine runs in each berth process)");
+    println!(" Engine:");
+    line("  ", "Version", &s["Version"]);
+    line(
+        "  ",
+        "API version",
+        &json!(format!(
+            "{} (minimum version {})",
+            s["ApiVersion"].as_str().unwrap_or(""),
+            s["MinAPIVersion"].as_str().unwrap_or("")
+        )),
+    );
+    line("  ", "Git commit", &s["GitCommit"]);
+    line(
+        "  ",
+        "OS/Arch",
+        &json!(format!(
+            "{}/{}",
+            s["Os"].as_str().unwrap_or(""),
+            s["Arch"].as_str().unwrap_or("")
+        )),
+    );
+    line("  ", "Experimental", &json!("false"));
     Ok(0)
+}
+
+/// `23.54GiB`, as Docker's `units.BytesSize`.
+fn binary_size(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    // Go's %.4g: four significant digits, trailing zeros dropped.
+    let digits = if v >= 1000.0 {
+        0
+    } else if v >= 100.0 {
+        1
+    } else if v >= 10.0 {
+        2
+    } else {
+        3
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", units[i])
+}
+
+/// `info`'s data: the engine's, with the keys Docker's has that scripts read
+/// (`DockerRootDir`, `DefaultRuntime`, `Runtimes`, `LoggingDriver`, …).
+fn info_value(i: &berth_engine::system::Info) -> Result<Value> {
+    let mut v = serde_json::to_value(i)?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("DockerRootDir".into(), json!(i.root));
+        m.insert("DefaultRuntime".into(), json!(i.runtime.name));
+        m.insert(
+            "Runtimes".into(),
+            json!({ i.runtime.name.clone(): {"path": i.runtime.path} }),
+        );
+        m.insert("LoggingDriver".into(), json!("json-file"));
+        m.insert("CgroupDriver".into(), json!("cgroupfs"));
+        m.insert("IndexServerAddress".into(), json!("https://index.docker.io/v1/"));
+        m.insert("Debug".into(), json!(false));
+    }
+    Ok(v)
 }
 
 pub fn info(engine: &Engine, a: InfoArgs) -> Result<i32> {
     let i = engine.info()?;
     if let Some(f) = &a.format {
-        println!("{}", Format::parse(Some(f))?.render(&serde_json::to_value(&i)?)?);
+        println!("{}", Format::parse_inspect(Some(f))?.render(&info_value(&i)?)?);
         return Ok(0);
     }
-    println!("Server Version: {}", i.server_version);
-    println!("Root Dir: {}", i.root);
-    println!("Storage Driver: {}", i.driver);
-    println!("Images: {}", i.images);
-    println!("Containers: {}", i.containers);
-    println!("Rootless: {}", i.rootless);
+    let v = version_value();
+    println!("Client:");
+    println!(" Version:    {}", v["Client"]["Version"].as_str().unwrap_or(""));
+    println!(" Context:    default");
+    println!(" Debug Mode: false");
+    println!();
+    println!("Server:");
+    println!(" Containers: {}", i.containers);
+    println!("  Running: {}", i.containers_running);
+    println!("  Paused: {}", i.containers_paused);
+    println!("  Stopped: {}", i.containers_stopped);
+    println!(" Images: {}", i.images);
+    println!(" Server Version: {}", i.server_version);
+    println!(" Storage Driver: {}", i.driver);
+    println!(" Logging Driver: json-file");
+    println!(" Cgroup Driver: cgroupfs");
     println!(
-        "Cgroup Version: {}{}",
+        " Cgroup Version: {}{}",
         i.cgroup_version,
         if i.cgroup_hybrid { " (hybrid)" } else { "" }
     );
-    println!("Default Runtime: {} ({})", i.runtime.name, i.runtime.path);
-    println!(" Why: {}", i.runtime.reason);
-    println!("Kernel Version: {}", i.kernel_version);
-    println!("Architecture: {}", i.architecture);
-    println!("CPUs: {}", i.ncpu);
+    println!(" Runtimes: {}", i.runtime.name);
+    println!(" Default Runtime: {} ({})", i.runtime.name, i.runtime.path);
+    println!("  Why: {}", i.runtime.reason);
+    println!(" Rootless: {}", i.rootless);
+    println!(" Kernel Version: {}", i.kernel_version);
+    println!(" Operating System: {}", i.operating_system);
+    println!(" OSType: {}", i.os_type);
+    println!(" Architecture: {}", i.architecture);
+    println!(" CPUs: {}", i.ncpu);
+    println!(" Total Memory: {}", binary_size(i.mem_total));
+    println!(" Name: {}", i.name);
+    println!(" Docker Root Dir: {}", i.root);
     match &i.userns {
         Some(u) => super::userns::print_info(u),
         None => {
@@ -177,9 +406,12 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
         .format
         .clone()
         .unwrap_or_else(|| "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into());
-    Format::parse(Some(&spec))?.print_items(&rows, &headers)?;
+    if !a.verbose {
+        Format::parse(Some(&spec))?.print_items(&rows, &headers)?;
+    }
     if a.verbose {
-        println!("\nImages space usage:\n");
+        // Docker's -v: the four sections, without the summary.
+        println!("Images space usage:\n");
         let rows = engine.list_images(&Default::default())?;
         let ids: Vec<_> = rows.iter().map(|r| r.id.clone()).collect();
         let usage = engine.image_layer_usage(&ids)?;
@@ -208,6 +440,54 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
             "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
         ))?
         .print_items(&items, &h)?;
+
+        println!("\nContainers space usage:\n");
+        let all = engine.ps(true, &Default::default())?;
+        let items: Vec<Value> = all
+            .iter()
+            .map(|c| {
+                let mut row = engine.ps_row(c, false, true);
+                // The writable layer alone, not "(virtual …)".
+                if let Some(s) = row["Size"]
+                    .as_str()
+                    .map(|s| s.split(" (").next().unwrap_or("").to_string())
+                {
+                    row["Size"] = json!(s);
+                }
+                row
+            })
+            .collect();
+        let h: HashMap<&str, &str> = [
+            ("ID", "CONTAINER ID"),
+            ("Image", "IMAGE"),
+            ("Command", "COMMAND"),
+            ("LocalVolumes", "LOCAL VOLUMES"),
+            ("Size", "SIZE"),
+            ("RunningFor", "CREATED"),
+            ("Status", "STATUS"),
+            ("Names", "NAMES"),
+        ]
+        .into_iter()
+        .collect();
+        Format::parse(Some(
+            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+        ))?
+        .print_items(&items, &h)?;
+
+        println!("\nLocal Volumes space usage:\n");
+        let detail = engine.disk_usage_detail()?;
+        let items: Vec<Value> = detail
+            .volumes
+            .iter()
+            .map(|v| json!({"Name": v.name, "Links": v.ref_count.to_string(), "Size": human_size(v.size)}))
+            .collect();
+        let h: HashMap<&str, &str> = [("Name", "VOLUME NAME"), ("Links", "LINKS"), ("Size", "SIZE")]
+            .into_iter()
+            .collect();
+        Format::parse(Some("table {{.Name}}\t{{.Links}}\t{{.Size}}"))?.print_items(&items, &h)?;
+
+        println!("\nBuild cache usage: {}\n", human_size(du.build_cache.size));
+        println!("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED");
     }
     Ok(0)
 }
@@ -222,10 +502,11 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
     } else {
         "  - all dangling images\n  - unused build cache"
     });
+    let filter = berth_engine::containers::prune::PruneFilter::parse(&a.filter)?;
     if !a.force && !super::images::confirm(&warning)? {
         return Ok(0);
     }
-    let removed_containers = engine.prune_containers()?;
+    let (removed_containers, mut freed) = engine.prune_containers_filtered(&filter)?;
     if !removed_containers.is_empty() {
         println!("Deleted Containers:");
         for c in &removed_containers {
@@ -233,7 +514,19 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
         }
         println!();
     }
-    let (removed, freed) = engine.prune_images(a.all, &[])?;
+    if a.volumes {
+        let (gone, bytes) = engine.volume_prune(false)?;
+        freed += bytes;
+        if !gone.is_empty() {
+            println!("Deleted Volumes:");
+            for n in &gone {
+                println!("{n}");
+            }
+            println!();
+        }
+    }
+    let (removed, bytes) = engine.prune_images_filtered(a.all, &filter)?;
+    freed += bytes;
     if !removed.is_empty() {
         println!("Deleted Images:");
         for r in &removed {
@@ -241,6 +534,15 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
                 berth_engine::images::Removal::Untagged(n) => println!("untagged: {n}"),
                 berth_engine::images::Removal::Deleted(d) => println!("deleted: {d}"),
             }
+        }
+        println!();
+    }
+    let (cached, bytes) = engine.prune_build_cache(&filter)?;
+    freed += bytes;
+    if !cached.is_empty() {
+        println!("Deleted build cache objects:");
+        for id in &cached {
+            println!("{}", id.trim_start_matches("sha256:"));
         }
         println!();
     }

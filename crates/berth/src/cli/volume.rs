@@ -119,10 +119,7 @@ pub fn dispatch(engine: &Engine, cmd: VolumeCommand) -> Result<i32> {
                 match engine.volume_remove(v, a.force) {
                     Ok(_) => println!("{v}"),
                     Err(e) => {
-                        eprintln!(
-                            "Error: {}",
-                            berth_engine::error::chain_text(e.chain().map(|c| c.to_string()))
-                        );
+                        eprintln!("{}", super::error_text(&e));
                         failed = true;
                     }
                 }

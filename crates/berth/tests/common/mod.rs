@@ -32,6 +32,9 @@ impl Root {
         // Tests talk to registries on 127.0.0.1 only; a name like `nosuch`
         // must never turn into a request to Docker Hub.
         c.env("BERTH_ALLOWED_REGISTRIES", "loopback");
+        // `run -it` over pipes (Docker refuses it without a terminal): the
+        // attach tests type into and read a session through pipes.
+        c.env("BERTH_TTY_OVER_PIPE", "1");
         c
     }
 

@@ -1,0 +1,224 @@
+//! `run`/`create` flags of Docker's that berth parses but cannot honour yet
+//! (the engine's `ContainerSpec` has no field for them). Each is accepted
+//! so a script's command line parses and `--help` lists what Docker's
+//! does; a value that would change what the container gets is refused in
+//! so many words, never silently dropped (a memory reservation or a sysctl
+//! that quietly does nothing is worse than an error). Values that ask for
+//! what berth does anyway (`--log-driver json-file`, `--ipc private`,
+//! `--volume-driver local`, `--disable-content-trust`, …) are accepted.
+//!
+//! The network flags (`--dns`, `--add-host`, `--ip`, …) are not here: the
+//! network wiring fills them into the spec.
+
+use anyhow::{bail, Result};
+
+#[derive(clap::Args, Debug, Default)]
+pub struct MoreRunArgs {
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    pub expose: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long, value_name = "BYTES")]
+    pub shm_size: Option<String>,
+    /// IPC mode to use (private, shareable; others not supported yet)
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
+    /// PID namespace to use (not supported yet)
+    #[arg(long, value_name = "MODE")]
+    pub pid: Option<String>,
+    /// UTS namespace to use (not supported yet)
+    #[arg(long, value_name = "MODE")]
+    pub uts: Option<String>,
+    /// Sysctl options (not supported yet)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+    /// Logging driver for the container (json-file, local; berth keeps its own log)
+    #[arg(long, value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Log driver options (not supported yet)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+    /// Mount volumes from the specified container(s) (not supported yet)
+    #[arg(long, value_name = "CONTAINER[:ro|rw]")]
+    pub volumes_from: Vec<String>,
+    /// GPU devices to add to the container (not supported)
+    #[arg(long, value_name = "GPU-REQUEST")]
+    pub gpus: Option<String>,
+    /// Add additional groups to join (not supported yet)
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Cgroup namespace to use (private; host not supported yet)
+    #[arg(long, value_name = "host|private")]
+    pub cgroupns: Option<String>,
+    /// Optional parent cgroup for the container (not supported yet)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+    /// CPUs in which to allow execution (not supported yet)
+    #[arg(long, value_name = "0-3,0,1")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (not supported yet)
+    #[arg(long, value_name = "0-3,0,1")]
+    pub cpuset_mems: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period (not supported yet)
+    #[arg(long, value_name = "US")]
+    pub cpu_period: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota (not supported yet)
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// Limit CPU real-time period in microseconds (not supported)
+    #[arg(long, value_name = "US")]
+    pub cpu_rt_period: Option<String>,
+    /// Limit CPU real-time runtime in microseconds (not supported)
+    #[arg(long, value_name = "US")]
+    pub cpu_rt_runtime: Option<String>,
+    /// CPU count (Windows only)
+    #[arg(long, value_name = "N")]
+    pub cpu_count: Option<String>,
+    /// CPU percent (Windows only)
+    #[arg(long, value_name = "N")]
+    pub cpu_percent: Option<String>,
+    /// Memory soft limit (not supported yet)
+    #[arg(long, value_name = "BYTES")]
+    pub memory_reservation: Option<String>,
+    /// Tune container memory swappiness (0 to 100; not supported yet)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub memory_swappiness: Option<String>,
+    /// Kernel memory limit (deprecated by Docker; refused)
+    #[arg(long, value_name = "BYTES")]
+    pub kernel_memory: Option<String>,
+    /// Disable OOM Killer (not supported yet)
+    #[arg(long)]
+    pub oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000; not supported yet)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (not supported yet)
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<String>,
+    /// Block IO weight (relative device weight) (not supported yet)
+    #[arg(long, value_name = "DEVICE:WEIGHT")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device (not supported yet)
+    #[arg(long, value_name = "DEVICE:RATE")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device (not supported yet)
+    #[arg(long, value_name = "DEVICE:RATE")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device (not supported yet)
+    #[arg(long, value_name = "DEVICE:RATE")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device (not supported yet)
+    #[arg(long, value_name = "DEVICE:RATE")]
+    pub device_write_iops: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list (not supported yet)
+    #[arg(long, value_name = "RULE")]
+    pub device_cgroup_rule: Vec<String>,
+    /// Maximum IO bandwidth limit for the system drive (Windows only)
+    #[arg(long, value_name = "BYTES")]
+    pub io_maxbandwidth: Option<String>,
+    /// Maximum IOps limit for the system drive (Windows only)
+    #[arg(long, value_name = "N")]
+    pub io_maxiops: Option<String>,
+    /// Add an annotation to the container (passed through to the OCI runtime; not supported yet)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub annotation: Vec<String>,
+    /// Storage driver options for the container (not supported)
+    #[arg(long, value_name = "OPT")]
+    pub storage_opt: Vec<String>,
+    /// Optional volume driver for the container (local only)
+    #[arg(long, value_name = "DRIVER")]
+    pub volume_driver: Option<String>,
+    /// Container isolation technology (default only)
+    #[arg(long, value_name = "default")]
+    pub isolation: Option<String>,
+    /// Skip image verification (berth verifies digests, never signatures: accepted)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = super::flags::parse_go_bool)]
+    pub disable_content_trust: bool,
+    /// Bind-mount the Docker API socket (not supported)
+    #[arg(long)]
+    pub use_api_socket: bool,
+}
+
+impl MoreRunArgs {
+    /// Refuses a flag whose value would change what the container gets,
+    /// naming it; accepts the ones that ask for what berth does anyway.
+    pub fn check(&self) -> Result<()> {
+        let refuse = |flag: &str| -> Result<()> {
+            bail!("{flag} is not supported by berth yet: leave it out (the container would not get what it asks for)")
+        };
+        let lists: &[(&str, &Vec<String>)] = &[
+            ("--expose", &self.expose),
+            ("--sysctl", &self.sysctl),
+            ("--log-opt", &self.log_opt),
+            ("--volumes-from", &self.volumes_from),
+            ("--group-add", &self.group_add),
+            ("--blkio-weight-device", &self.blkio_weight_device),
+            ("--device-read-bps", &self.device_read_bps),
+            ("--device-write-bps", &self.device_write_bps),
+            ("--device-read-iops", &self.device_read_iops),
+            ("--device-write-iops", &self.device_write_iops),
+            ("--device-cgroup-rule", &self.device_cgroup_rule),
+            ("--annotation", &self.annotation),
+            ("--storage-opt", &self.storage_opt),
+        ];
+        for (flag, v) in lists.iter().copied() {
+            if !v.is_empty() {
+                return refuse(flag);
+            }
+        }
+        let values: &[(&str, &Option<String>)] = &[
+            ("--shm-size", &self.shm_size),
+            ("--pid", &self.pid),
+            ("--uts", &self.uts),
+            ("--gpus", &self.gpus),
+            ("--cgroup-parent", &self.cgroup_parent),
+            ("--cpuset-cpus", &self.cpuset_cpus),
+            ("--cpuset-mems", &self.cpuset_mems),
+            ("--cpu-period", &self.cpu_period),
+            ("--cpu-quota", &self.cpu_quota),
+            ("--cpu-rt-period", &self.cpu_rt_period),
+            ("--cpu-rt-runtime", &self.cpu_rt_runtime),
+            ("--cpu-count", &self.cpu_count),
+            ("--cpu-percent", &self.cpu_percent),
+            ("--memory-reservation", &self.memory_reservation),
+            ("--memory-swappiness", &self.memory_swappiness),
+            ("--kernel-memory", &self.kernel_memory),
+            ("--oom-score-adj", &self.oom_score_adj),
+            ("--blkio-weight", &self.blkio_weight),
+        ];
+        for (flag, v) in values.iter().copied() {
+            if v.is_some() {
+                return refuse(flag);
+            }
+        }
+        for (flag, v) in [
+            ("--io-maxbandwidth", &self.io_maxbandwidth),
+            ("--io-maxiops", &self.io_maxiops),
+        ] {
+            if v.is_some() {
+                bail!("invalid argument {flag}: Windows only");
+            }
+        }
+        let default_only: &[(&str, &Option<String>, &[&str])] = &[
+            ("--ipc", &self.ipc, &["private", "shareable", ""]),
+            ("--cgroupns", &self.cgroupns, &["private", ""]),
+            ("--log-driver", &self.log_driver, &["json-file", "local", ""]),
+            ("--volume-driver", &self.volume_driver, &["local", ""]),
+            ("--isolation", &self.isolation, &["default", ""]),
+        ];
+        for (flag, v, ok) in default_only.iter().copied() {
+            if let Some(v) = v {
+                if !ok.contains(&v.as_str()) {
+                    bail!("{flag} {v}: berth supports only {}", ok[..ok.len() - 1].join(" or "));
+                }
+            }
+        }
+        if self.oom_kill_disable {
+            return refuse("--oom-kill-disable");
+        }
+        if self.use_api_socket {
+            return refuse("--use-api-socket");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! `berth update`: new limits and restart policy for containers, live.
+
+use anyhow::{bail, Result};
+
+use berth_engine::containers::update::UpdateSpec;
+use berth_engine::spec;
+use berth_engine::Engine;
+
+#[derive(clap::Args, Debug)]
+pub struct UpdateArgs {
+    /// Memory limit
+    #[arg(short, long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Memory soft limit (not supported yet)
+    #[arg(long, value_name = "BYTES")]
+    pub memory_reservation: Option<String>,
+    /// Limit CPU CFS period (not supported yet: use --cpus)
+    #[arg(long, value_name = "US")]
+    pub cpu_period: Option<String>,
+    /// Limit CPU CFS quota (not supported yet: use --cpus)
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// Limit the CPU real-time period (not supported)
+    #[arg(long, value_name = "US")]
+    pub cpu_rt_period: Option<String>,
+    /// Limit the CPU real-time runtime (not supported)
+    #[arg(long, value_name = "US")]
+    pub cpu_rt_runtime: Option<String>,
+    /// CPUs in which to allow execution (not supported yet)
+    #[arg(long, value_name = "0-3,0,1")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (not supported yet)
+    #[arg(long, value_name = "0-3,0,1")]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight) (not supported yet)
+    #[arg(long, value_name = "N")]
+    pub blkio_weight: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// The request, checked once for all the containers.
+fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
+    for (flag, v) in [
+        ("--memory-reservation", &a.memory_reservation),
+        ("--cpu-period", &a.cpu_period),
+        ("--cpu-quota", &a.cpu_quota),
+        ("--cpu-rt-period", &a.cpu_rt_period),
+        ("--cpu-rt-runtime", &a.cpu_rt_runtime),
+        ("--cpuset-cpus", &a.cpuset_cpus),
+        ("--cpuset-mems", &a.cpuset_mems),
+        ("--blkio-weight", &a.blkio_weight),
+    ] {
+        if v.is_some() {
+            bail!("{flag} is not supported by berth yet: leave it out");
+        }
+    }
+    let u = UpdateSpec {
+        memory: a
+            .memory
+            .as_deref()
+            .map(|m| spec::parse_bytes("--memory", m))
+            .transpose()?,
+        memory_swap: match a.memory_swap.as_deref() {
+            Some("-1") => Some(spec::MemorySwap::Unlimited),
+            Some(s) => Some(spec::MemorySwap::Limit(spec::parse_bytes("--memory-swap", s)?)),
+            None => None,
+        },
+        nano_cpus: a.cpus.as_deref().map(spec::parse_cpus).transpose()?,
+        cpu_shares: a.cpu_shares,
+        pids_limit: a.pids_limit,
+        restart: a.restart.as_deref().map(spec::parse_restart).transpose()?,
+    };
+    if u.memory.is_none()
+        && u.memory_swap.is_none()
+        && u.nano_cpus.is_none()
+        && u.cpu_shares.is_none()
+        && u.pids_limit.is_none()
+        && u.restart.is_none()
+    {
+        bail!("you must provide one or more flags when using this command");
+    }
+    Ok(u)
+}
+
+/// Prints each container updated, and the error of each one that was not
+/// (then exits 1), as Docker's.
+pub fn run(engine: &Engine, a: UpdateArgs) -> Result<i32> {
+    let u = update_spec(&a)?;
+    let mut failed = false;
+    for c in &a.containers {
+        match engine.update_container(c, &u) {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                eprintln!("{}", super::error_text(&e.into()));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
