@@ -213,7 +213,16 @@ pub fn run(root: &Path, runtime: Option<String>, a: ComposeArgs) -> Result<i32> 
         compose: &compose,
         ansi: &a.ansi,
     };
-    super::compose_cmds::dispatch(&ctx, a.command)
+    // Compose ends a failed command with 1 (a container's own code where
+    // it reports one), not with Docker's 125.
+    super::compose_cmds::dispatch(&ctx, a.command).map_err(|e| {
+        let (code, message) = super::exit_code_and_message(&e);
+        if code == berth_engine::error::EXIT_ENGINE_FAILURE {
+            EngineError::exit(1, message).into()
+        } else {
+            e
+        }
+    })
 }
 
 /// What every command gets.

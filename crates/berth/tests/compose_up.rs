@@ -1,0 +1,308 @@
+//! `berth compose up` and the commands around it, on real containers: a
+//! database with a healthcheck and a named volume, a web service that
+//! waits for it to be healthy; ps, logs, exec, run, convergence by config
+//! hash, --scale, --exit-code-from and `down -v`. The services of the first
+//! test use `network_mode: none` (a compose feature) so it needs nothing
+//! of bridge networks; `project_networks_and_names` checks what needs them.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{stderr, stdout, Env, Root};
+
+fn compose(root: &Root, dir: &Path, args: &[&str]) -> Output {
+    let mut full = vec!["compose"];
+    full.extend_from_slice(args);
+    let mut c = root.cmd(&full);
+    c.current_dir(dir)
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .env_remove("COMPOSE_PROFILES");
+    c.output().unwrap()
+}
+
+/// Runs `compose down -v --remove-orphans` in `dir` when dropped, so a
+/// failing test leaves no network or volume behind (its containers go with
+/// `Env`).
+struct Down<'a>(&'a Root, std::path::PathBuf);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = compose(self.0, &self.1, &["down", "-v", "--remove-orphans"]);
+    }
+}
+
+fn ok(root: &Root, dir: &Path, args: &[&str]) -> (String, String) {
+    let o = compose(root, dir, args);
+    assert!(
+        o.status.success(),
+        "compose {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(&o),
+        stderr(&o)
+    );
+    (stdout(&o), stderr(&o))
+}
+
+const PROJECT: &str = "services:
+  db:
+    image: bb
+    network_mode: none
+    command: [sh, -c, 'echo db up; sleep 0.3; touch /tmp/ready; exec sleep 1000']
+    stop_signal: SIGKILL
+    healthcheck:
+      test: [CMD, test, -f, /tmp/ready]
+      interval: 100ms
+      retries: 100
+    volumes: [data:/data]
+  web:
+    image: bb
+    network_mode: none
+    command: [sh, -c, 'echo web $$GREETING; exec sleep 1000']
+    stop_signal: SIGKILL
+    environment:
+      GREETING: hello
+    depends_on:
+      db:
+        condition: service_healthy
+volumes:
+  data:
+";
+
+#[test]
+#[ignore = "needs root"]
+fn up_converges_and_down_removes_everything() {
+    let env = Env::new();
+    let root = &env.root;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("shop");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("compose.yaml"), PROJECT).unwrap();
+    let _down = Down(root, d.clone());
+
+    // up -d --wait: the volume, then db, which must be healthy before web starts.
+    let (_, err) = ok(root, &d, &["up", "-d", "--wait"]);
+    let pos = |needle: &str| err.find(needle).unwrap_or_else(|| panic!("no {needle:?} in:\n{err}"));
+    assert!(pos("Volume shop_data  Created") < pos("Container shop-db-1  Started"));
+    assert!(pos("Container shop-db-1  Healthy") < pos("Container shop-web-1  Started"));
+    assert_eq!(env.status("shop-db-1"), "running");
+    assert_eq!(env.status("shop-web-1"), "running");
+    let health = root.ok(&["inspect", "--format", "{{.State.Health.Status}}", "shop-db-1"]);
+    assert_eq!(health.trim(), "healthy");
+
+    // Compose's identity on the container.
+    let labels = root.ok(&["inspect", "--format", "{{json .Config.Labels}}", "shop-web-1"]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["com.docker.compose.project"], "shop");
+    assert_eq!(labels["com.docker.compose.service"], "web");
+    assert_eq!(labels["com.docker.compose.container-number"], "1");
+    assert_eq!(labels["com.docker.compose.oneoff"], "False");
+    assert_eq!(labels["com.docker.compose.depends_on"], "db:service_healthy:false");
+    let files = labels["com.docker.compose.project.config_files"].as_str().unwrap();
+    assert!(files.ends_with("shop/compose.yaml"), "{files}");
+    assert_eq!(labels["com.docker.compose.config-hash"].as_str().unwrap().len(), 64);
+
+    // ps: compose's columns; -q; json.
+    let (ps, _) = ok(root, &d, &["ps"]);
+    let mut lines = ps.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "{ps}");
+    assert!(
+        rows[0].starts_with("shop-db-1") && rows[0].contains("(healthy)"),
+        "{ps}"
+    );
+    assert!(rows[1].starts_with("shop-web-1") && rows[1].contains(" web "), "{ps}");
+    let (json, _) = ok(root, &d, &["ps", "--format", "json"]);
+    let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(first["Service"], "db");
+    assert_eq!(first["State"], "running");
+    assert_eq!(ok(root, &d, &["ps", "-q"]).0.lines().count(), 2);
+
+    // logs with prefixes; exec in a service; a one-off run, removed after.
+    let (logs, _) = ok(root, &d, &["logs"]);
+    assert!(logs.lines().any(|l| l == "web-1  | web hello"), "{logs}");
+    assert!(logs.lines().any(|l| l == "db-1   | db up"), "{logs}");
+    let (logs, _) = ok(root, &d, &["logs", "--no-log-prefix", "web"]);
+    assert_eq!(logs, "web hello\n");
+    let (out, _) = ok(
+        root,
+        &d,
+        &["exec", "-T", "web", "sh", "-c", "echo $GREETING > /tmp/x; cat /tmp/x"],
+    );
+    assert_eq!(out, "hello\n");
+    ok(root, &d, &["exec", "-T", "db", "sh", "-c", "echo kept > /data/file"]);
+    let (out, _) = ok(
+        root,
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "--no-deps",
+            "-e",
+            "X=1",
+            "web",
+            "sh",
+            "-c",
+            "echo run $X",
+        ],
+    );
+    assert_eq!(out, "run 1\n");
+    assert_eq!(
+        root.ok(&["ps", "-aq"]).lines().count(),
+        2,
+        "the one-off container is gone"
+    );
+
+    // A second up changes nothing; a changed service alone is recreated.
+    let web_id = root.ok(&["inspect", "--format", "{{.Id}}", "shop-web-1"]);
+    let db_id = root.ok(&["inspect", "--format", "{{.Id}}", "shop-db-1"]);
+    let (_, err) = ok(root, &d, &["up", "-d"]);
+    assert!(!err.contains("Recreate") && !err.contains("Created"), "{err}");
+    assert_eq!(root.ok(&["inspect", "--format", "{{.Id}}", "shop-web-1"]), web_id);
+    std::fs::write(
+        d.join("compose.yaml"),
+        PROJECT.replace("GREETING: hello", "GREETING: bye"),
+    )
+    .unwrap();
+    let (_, err) = ok(root, &d, &["up", "-d"]);
+    assert!(err.contains("Container shop-web-1  Recreated"), "{err}");
+    assert!(!err.contains("shop-db-1  Recreate"), "{err}");
+    assert_ne!(root.ok(&["inspect", "--format", "{{.Id}}", "shop-web-1"]), web_id);
+    assert_eq!(root.ok(&["inspect", "--format", "{{.Id}}", "shop-db-1"]), db_id);
+    let (out, _) = ok(root, &d, &["exec", "-T", "web", "sh", "-c", "echo $GREETING"]);
+    assert_eq!(out, "bye\n");
+
+    // --scale: a second web, then back to one.
+    ok(root, &d, &["up", "-d", "--scale", "web=2"]);
+    assert_eq!(env.status("shop-web-2"), "running");
+    assert_eq!(env.status("shop-web-1"), "running");
+    ok(root, &d, &["up", "-d"]);
+    assert!(root.run(&["inspect", "shop-web-2"]).status.code() != Some(0));
+
+    // stop/start keep the containers; the volume's data survives them.
+    ok(root, &d, &["stop"]);
+    assert_eq!(env.status("shop-db-1"), "exited");
+    ok(root, &d, &["start"]);
+    assert_eq!(env.status("shop-web-1"), "running");
+    let (out, _) = ok(root, &d, &["exec", "-T", "db", "cat", "/data/file"]);
+    assert_eq!(out, "kept\n");
+
+    // down -v: no container, no volume.
+    ok(root, &d, &["down", "-v"]);
+    assert_eq!(root.ok(&["ps", "-aq"]), "");
+    assert_eq!(root.ok(&["volume", "ls", "-q"]), "");
+
+    // Attached up with --exit-code-from: the job's code, the rest stopped.
+    std::fs::write(
+        d.join("job.yaml"),
+        "services:
+  job:
+    image: bb
+    network_mode: none
+    command: [sh, -c, 'echo working; exit 3']
+  idle:
+    image: bb
+    network_mode: none
+    stop_signal: SIGKILL
+    command: [sleep, '1000']
+",
+    )
+    .unwrap();
+    let o = compose(root, &d, &["-f", "job.yaml", "up", "--exit-code-from", "job"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stdout(&o).contains("job-1   | working"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("job-1 exited with code 3"), "{}", stderr(&o));
+    assert_eq!(env.status("shop-idle-1"), "exited");
+    ok(root, &d, &["-f", "job.yaml", "down"]);
+    assert_eq!(root.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn a_bad_file_fails_up_with_its_location_and_creates_nothing() {
+    let root = Root::new();
+    let dir = tempfile::tempdir().unwrap();
+    for (text, want) in [
+        (
+            "services:\n  web:\n    image: bb\n    ports: [\"80\", {target: x}]\n",
+            "compose.yaml:4: services.web.ports[1].target",
+        ),
+        (
+            "services:\n  web:\n    image: bb\n    restart_policy: always\n",
+            "compose.yaml:4: services.web",
+        ),
+        (
+            "services:\n  a:\n    image: bb\n    depends_on: [b]\n  b:\n    image: bb\n    depends_on: [a]\n",
+            "cycle",
+        ),
+        (
+            "services:\n  web:\n    image: ${IMAGE:?the image is needed}\n",
+            "the image is needed",
+        ),
+    ] {
+        std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
+        let o = compose(&root, dir.path(), &["up", "-d"]);
+        assert_eq!(o.status.code(), Some(15), "{text}\n{}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{text}\nwanted {want:?} in:\n{}", stderr(&o));
+        assert!(!root.path().join("store").exists(), "nothing is created for a bad file");
+    }
+}
+
+/// Needs bridge networks joined by name (the net work): the project's
+/// default network with compose's name and labels, service names and
+/// aliases resolving between containers, `links`, and `down` removing it.
+#[test]
+#[ignore = "needs root"]
+fn project_networks_and_names() {
+    let env = Env::new();
+    let root = &env.root;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("netp");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(
+        d.join("compose.yaml"),
+        "services:
+  db:
+    image: bb
+    stop_signal: SIGKILL
+    command: [sleep, '1000']
+    networks:
+      default:
+      back:
+        aliases: [database]
+  web:
+    image: bb
+    stop_signal: SIGKILL
+    command: [sleep, '1000']
+    links: ['db:store']
+    networks: [default, back]
+networks:
+  back:
+",
+    )
+    .unwrap();
+    let _down = Down(root, d.clone());
+    ok(root, &d, &["up", "-d"]);
+    let nets = root.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(nets.lines().any(|n| n == "netp_default"), "{nets}");
+    assert!(nets.lines().any(|n| n == "netp_back"), "{nets}");
+    let labels = root.ok(&["network", "inspect", "--format", "{{json .Labels}}", "netp_back"]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    assert_eq!(labels["com.docker.compose.project"], "netp");
+    assert_eq!(labels["com.docker.compose.network"], "back");
+    for name in ["db", "database", "store", "netp-db-1"] {
+        let (out, _) = ok(root, &d, &["exec", "-T", "web", "ping", "-c", "1", "-W", "5", name]);
+        assert!(out.contains("1 packets received"), "{name}: {out}");
+    }
+    ok(root, &d, &["down"]);
+    let nets = root.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.contains("netp_"), "{nets}");
+    assert_eq!(root.ok(&["ps", "-aq"]), "");
+}
