@@ -33,6 +33,9 @@ pub struct Event {
     pub status: String,
 }
 
+/// The label Docker puts on an anonymous volume.
+const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
+
 /// How often a wait looks at a container's state.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -416,7 +419,8 @@ impl<'a> Compose<'a> {
         for c in &existing {
             let n = number_of(c);
             if n > want || !numbers.insert(n) {
-                self.remove_one(c, true, None, false)?;
+                // Scaled away: its anonymous volumes would belong to no one.
+                self.remove_one(c, true, None, true)?;
                 continue;
             }
             let stale_hash = label(c, labels::CONFIG_HASH) != Some(hash.as_str());
@@ -426,9 +430,16 @@ impl<'a> Compose<'a> {
             };
             if o.force_recreate || (!o.no_recreate && (stale_hash || stale_image)) {
                 self.emit("Container", &c.rec.name, "Recreate");
+                // The new container keeps the old one's anonymous volumes
+                // (an image's VOLUME data survives a recreate) unless -V.
+                let keep = if o.renew_anon_volumes {
+                    Vec::new()
+                } else {
+                    self.anonymous_volumes(c)?
+                };
                 self.stop_one(c, None)?;
                 self.engine.remove_container(&c.rec.id, true, o.renew_anon_volumes)?;
-                let id = self.create_one(name, n, image_id.clone())?;
+                let id = self.create_one_keeping(name, n, image_id.clone(), &keep)?;
                 self.emit("Container", &c.rec.name, "Recreated");
                 if o.start {
                     self.start_id(&id, &c.rec.name)?;
@@ -454,8 +465,42 @@ impl<'a> Compose<'a> {
         Ok(())
     }
 
+    /// The anonymous volumes a container mounts: (volume name, target).
+    fn anonymous_volumes(&self, c: &Container) -> Result<Vec<(String, String)>> {
+        let v = self.engine.inspect_container(&c.rec.id, false)?;
+        let mut out = Vec::new();
+        for m in v["Mounts"].as_array().into_iter().flatten() {
+            let (Some("volume"), Some(name), Some(target)) =
+                (m["Type"].as_str(), m["Name"].as_str(), m["Destination"].as_str())
+            else {
+                continue;
+            };
+            let anonymous = self
+                .engine
+                .volume_inspect(name)
+                .ok()
+                .is_some_and(|vol| vol["Labels"].get(ANONYMOUS_LABEL).is_some());
+            if anonymous {
+                out.push((name.to_string(), target.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
     fn create_one(&self, name: &str, number: u32, image_id: Option<String>) -> Result<String> {
-        let spec = convert::container_spec(
+        self.create_one_keeping(name, number, image_id, &[])
+    }
+
+    /// Creates container `number` of `name`, mounting `keep` (volume,
+    /// target) where the service mounts nothing else.
+    fn create_one_keeping(
+        &self,
+        name: &str,
+        number: u32,
+        image_id: Option<String>,
+        keep: &[(String, String)],
+    ) -> Result<String> {
+        let mut spec = convert::container_spec(
             self.loaded,
             name,
             &Instance {
@@ -464,6 +509,24 @@ impl<'a> Compose<'a> {
                 image_id,
             },
         )?;
+        for (volume, target) in keep {
+            let kept = berth_engine::spec::MountSource::Volume {
+                name: Some(volume.clone()),
+            };
+            if let Some(m) = spec.mounts.iter_mut().find(|m| &m.target == target) {
+                if m.source == (berth_engine::spec::MountSource::Volume { name: None }) {
+                    m.source = kept;
+                }
+            } else {
+                spec.mounts.push(berth_engine::spec::Mount {
+                    target: target.clone(),
+                    source: kept,
+                    readonly: false,
+                    propagation: String::new(),
+                    origin: berth_engine::spec::MountOrigin::Mount,
+                });
+            }
+        }
         let created = self.engine.create_container_pulling(
             &spec,
             berth_engine::containers::create::CreateOptions { start_next: true },

@@ -64,11 +64,16 @@ const PROJECT: &str = "services:
     stop_signal: SIGKILL
     environment:
       GREETING: hello
+    volumes: [/cache]
+    secrets: [token]
     depends_on:
       db:
         condition: service_healthy
 volumes:
   data:
+secrets:
+  token:
+    file: ./token.txt
 ";
 
 #[test]
@@ -80,6 +85,7 @@ fn up_converges_and_down_removes_everything() {
     let d = dir.path().join("shop");
     std::fs::create_dir(&d).unwrap();
     std::fs::write(d.join("compose.yaml"), PROJECT).unwrap();
+    std::fs::write(d.join("token.txt"), "s3cret\n").unwrap();
     let _down = Down(root, d.clone());
 
     // up -d --wait: the volume, then db, which must be healthy before web starts.
@@ -134,9 +140,16 @@ fn up_converges_and_down_removes_everything() {
     let (out, _) = ok(
         root,
         &d,
-        &["exec", "-T", "web", "sh", "-c", "echo $GREETING > /tmp/x; cat /tmp/x"],
+        &[
+            "exec",
+            "-T",
+            "web",
+            "sh",
+            "-c",
+            "echo $GREETING > /cache/x; cat /cache/x /run/secrets/token",
+        ],
     );
-    assert_eq!(out, "hello\n");
+    assert_eq!(out, "hello\ns3cret\n");
     ok(root, &d, &["exec", "-T", "db", "sh", "-c", "echo kept > /data/file"]);
     let (out, _) = ok(
         root,
@@ -177,8 +190,14 @@ fn up_converges_and_down_removes_everything() {
     assert!(!err.contains("shop-db-1  Recreate"), "{err}");
     assert_ne!(root.ok(&["inspect", "--format", "{{.Id}}", "shop-web-1"]), web_id);
     assert_eq!(root.ok(&["inspect", "--format", "{{.Id}}", "shop-db-1"]), db_id);
-    let (out, _) = ok(root, &d, &["exec", "-T", "web", "sh", "-c", "echo $GREETING"]);
-    assert_eq!(out, "bye\n");
+    // The recreated container has the new environment and the old one's
+    // anonymous volume.
+    let (out, _) = ok(
+        root,
+        &d,
+        &["exec", "-T", "web", "sh", "-c", "echo $GREETING; cat /cache/x"],
+    );
+    assert_eq!(out, "bye\nhello\n");
 
     // --scale: a second web, then back to one.
     ok(root, &d, &["up", "-d", "--scale", "web=2"]);
