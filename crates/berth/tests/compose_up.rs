@@ -325,3 +325,43 @@ networks:
     assert!(!nets.contains("netp_"), "{nets}");
     assert_eq!(root.ok(&["ps", "-aq"]), "");
 }
+
+/// The same project as an unprivileged user: healthy dependency, secret,
+/// named volume, exec and `down -v`.
+#[test]
+#[ignore = "needs root"]
+fn rootless_up_and_down() {
+    let rl = common::Rootless::new("berth-compose-rootless-");
+    let p = rl.dir.path().join("p");
+    std::fs::create_dir(&p).unwrap();
+    std::fs::write(p.join("compose.yaml"), PROJECT).unwrap();
+    std::fs::write(p.join("token.txt"), "s3cret\n").unwrap();
+    for f in [p.clone(), p.join("compose.yaml"), p.join("token.txt")] {
+        std::os::unix::fs::chown(&f, Some(rl.uid), Some(rl.gid)).unwrap();
+    }
+    let o = rl.run("import bb.tar bb");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = rl.store();
+    let compose = |args: &str| rl.sh(&format!("cd p && ../berth --root {} compose {args}", store.display()));
+    struct Down<'a>(&'a common::Rootless, String);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.sh(&self.1);
+        }
+    }
+    let _down = Down(
+        &rl,
+        format!("cd p && ../berth --root {} compose down -v", store.display()),
+    );
+    let o = compose("up -d --wait");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Container p-db-1  Healthy"), "{}", stderr(&o));
+    let o = compose("exec -T web sh -c 'id -u; cat /run/secrets/token'");
+    assert_eq!(stdout(&o), "0\ns3cret\n", "{}", stderr(&o));
+    let o = compose("down -v");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = rl.run("ps -aq");
+    assert_eq!(stdout(&o), "");
+    let o = rl.run("volume ls -q");
+    assert_eq!(stdout(&o), "");
+}
