@@ -129,7 +129,7 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
         .map(spec::parse_duration)
         .transpose()
         .map_err(|e| invalid(name, "stop_grace_period", e))?;
-    networking(loaded, name, s, &mut spec)?;
+    networking(loaded, name, s, inst.oneoff.is_some(), &mut spec)?;
     if inst.oneoff.is_none() {
         spec.ports = ports(name, &s.ports)?;
     }
@@ -284,7 +284,8 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
 }
 
 /// `network_mode`, `networks` (aliases, addresses), `links`, `dns*`, `extra_hosts`.
-fn networking(loaded: &Loaded, name: &str, s: &Service, spec: &mut ContainerSpec) -> Result<()> {
+fn networking(loaded: &Loaded, name: &str, s: &Service, oneoff: bool, spec: &mut ContainerSpec) -> Result<()> {
+    let container_name = spec.name.clone().unwrap_or_default();
     let project = &loaded.project;
     match s.network_mode.as_deref() {
         Some("none") => spec.network = NetworkMode::None,
@@ -305,10 +306,15 @@ fn networking(loaded: &Loaded, name: &str, s: &Service, spec: &mut ContainerSpec
             let keys = service_networks(s);
             for key in &keys {
                 let opts = s.networks.get(key).cloned().flatten().unwrap_or_default();
-                let mut aliases = vec![name.to_string()];
-                for a in &opts.aliases {
-                    if !aliases.contains(a) {
-                        aliases.push(a.clone());
+                // As compose: the container's name; for a service's own
+                // containers (not one-offs) also the service name and the
+                // configured aliases, so `run` never answers for a service.
+                let mut aliases = vec![container_name.to_string()];
+                if !oneoff {
+                    for a in std::iter::once(name).chain(opts.aliases.iter().map(String::as_str)) {
+                        if !aliases.iter().any(|x| x == a) {
+                            aliases.push(a.to_string());
+                        }
                     }
                 }
                 let ipv4 = opts

@@ -210,6 +210,29 @@ impl<'a> Compose<'a> {
             .collect()
     }
 
+    /// Pulls the images of `services` that are not in the store (and have
+    /// no `build`, or say `pull_policy: always`), before anything is created.
+    pub fn pull_missing(&self, services: &BTreeSet<String>) -> Result<()> {
+        for name in services {
+            let s = &self.project().services[name];
+            let Some(image) = &s.image else { continue };
+            let always = s.pull_policy.as_deref() == Some("always");
+            let never = matches!(s.pull_policy.as_deref(), Some("never") | Some("build"));
+            if never || (s.build.is_some() && !always) || (!always && self.image_id(name).is_some()) {
+                continue;
+            }
+            self.emit("Service", name, "Pulling");
+            let opts = berth_engine::registry::PullOptions {
+                platform: s.platform.clone(),
+                ..Default::default()
+            };
+            self.engine
+                .pull(image, &opts, &berth_engine::progress::Progress::none())?;
+            self.emit("Service", name, "Pulled");
+        }
+        Ok(())
+    }
+
     /// Creates the project's networks that `services` join and are missing.
     pub fn ensure_networks(&self, services: &BTreeSet<String>) -> Result<()> {
         let mut keys = BTreeSet::new();
@@ -318,14 +341,24 @@ impl<'a> Compose<'a> {
                 ));
             }
         }
+        self.pull_missing(&selection)?;
         self.ensure_networks(&selection)?;
         self.ensure_volumes(&selection)?;
+        // Services whose containers were (re)created: dependents that ask
+        // for it (`depends_on: {restart: true}`) are restarted after them.
+        let mut updated = BTreeSet::new();
         for level in graph::start_levels(self.project()) {
             for name in level.iter().filter(|n| selection.contains(*n)) {
                 if o.start {
                     self.wait_dependencies(name, &selection)?;
                 }
-                self.converge(name, o)?;
+                let deps_updated = self.project().services[name]
+                    .depends_on
+                    .iter()
+                    .any(|(d, on)| on.restart && updated.contains(d));
+                if self.converge(name, o, deps_updated)? {
+                    updated.insert(name.clone());
+                }
             }
         }
         Ok(warnings)
@@ -403,8 +436,11 @@ impl<'a> Compose<'a> {
             .wait_for_condition(id, berth_engine::wait::WaitCondition::NotRunning, &|| false)
     }
 
-    /// Makes service `name`'s containers match the project.
-    fn converge(&self, name: &str, o: &UpOptions) -> Result<()> {
+    /// Makes service `name`'s containers match the project; a running
+    /// container left as it is is restarted when `restart` (a dependency
+    /// was updated). Whether any container was created or recreated.
+    fn converge(&self, name: &str, o: &UpOptions, restart: bool) -> Result<bool> {
+        let mut changed = false;
         let svc = &self.project().services[name];
         let want = o.scale.get(name).copied().unwrap_or_else(|| svc.replicas()) as u32;
         if want > 1 && svc.container_name.is_some() {
@@ -441,11 +477,16 @@ impl<'a> Compose<'a> {
                 self.engine.remove_container(&c.rec.id, true, o.renew_anon_volumes)?;
                 let id = self.create_one_keeping(name, n, image_id.clone(), &keep)?;
                 self.emit("Container", &c.rec.name, "Recreated");
+                changed = true;
                 if o.start {
                     self.start_id(&id, &c.rec.name)?;
                 }
             } else if o.start && !c.state.is_running() {
                 self.start_id(&c.rec.id, &c.rec.name)?;
+            } else if o.start && restart {
+                self.emit("Container", &c.rec.name, "Restarting");
+                self.engine.restart_container(&c.rec.id, None, None)?;
+                self.emit("Container", &c.rec.name, "Restarted");
             } else {
                 self.emit("Container", &c.rec.name, "Running");
             }
@@ -458,11 +499,12 @@ impl<'a> Compose<'a> {
             self.emit("Container", &cname, "Creating");
             let id = self.create_one(name, n, image_id.clone())?;
             self.emit("Container", &cname, "Created");
+            changed = true;
             if o.start {
                 self.start_id(&id, &cname)?;
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// The anonymous volumes a container mounts: (volume name, target).
@@ -509,6 +551,10 @@ impl<'a> Compose<'a> {
                 image_id,
             },
         )?;
+        if spec.pull == berth_engine::spec::PullPolicy::Always {
+            // `pull_policy: always` was honoured by `pull_missing`, once per up.
+            spec.pull = berth_engine::spec::PullPolicy::Missing;
+        }
         for (volume, target) in keep {
             let kept = berth_engine::spec::MountSource::Volume {
                 name: Some(volume.clone()),

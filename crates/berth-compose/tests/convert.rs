@@ -88,7 +88,7 @@ fn a_service_becomes_the_engines_container_spec() {
     assert_eq!(db.network, NetworkMode::Network("shop_back".into()));
     assert_eq!(db.endpoints.len(), 1);
     assert_eq!(db.endpoints[0].network, "shop_back");
-    assert_eq!(db.endpoints[0].aliases, ["db", "database"]);
+    assert_eq!(db.endpoints[0].aliases, ["shop-db-1", "db", "database"]);
     assert_eq!(db.endpoints[0].ipv4, Some("172.30.0.5".parse().unwrap()));
     assert_eq!(db.mounts.len(), 2);
     assert_eq!(
@@ -122,8 +122,8 @@ fn a_service_becomes_the_engines_container_spec() {
     assert_eq!(
         nets,
         [
-            ("shop_back", &["web".to_string()][..]),
-            ("shop_default", &["web".to_string()][..])
+            ("shop_back", &["shop-web-1".to_string(), "web".to_string()][..]),
+            ("shop_default", &["shop-web-1".to_string(), "web".to_string()][..])
         ]
     );
     assert_eq!(web.links, [("shop-db-1".to_string(), "store".to_string())]);
@@ -176,6 +176,11 @@ fn a_service_becomes_the_engines_container_spec() {
     assert_eq!(run.name.as_deref(), Some("shop-web-run-0123456789ab"));
     assert!(run.ports.is_empty());
     assert_eq!(run.labels["com.docker.compose.oneoff"], "True");
+    assert_eq!(
+        run.endpoints[0].aliases,
+        ["shop-web-run-0123456789ab"],
+        "a one-off is not the service"
+    );
 }
 
 #[test]
