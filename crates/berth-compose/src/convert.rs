@@ -301,6 +301,10 @@ fn networking(loaded: &Loaded, name: &str, s: &Service, oneoff: bool, spec: &mut
         Some(m) if m.starts_with("container:") => {
             spec.network = NetworkMode::Container(m["container:".len()..].to_string());
         }
+        // Docker's default bridge, as `run --network bridge` means it.
+        Some(m @ ("bridge" | "default")) => {
+            spec.network = NetworkMode::parse(m).map_err(|e| invalid(name, "network_mode", e))?
+        }
         Some(m) => spec.network = NetworkMode::Network(m.to_string()),
         None => {
             let keys = service_networks(s);

@@ -34,6 +34,22 @@ impl Drop for Down<'_> {
     }
 }
 
+/// A GET of / from `addr` (on 127.0.0.1), retried while the server starts.
+fn http_get(addr: &str) -> String {
+    use std::io::{Read, Write};
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut out = String::new();
+            if s.read_to_string(&mut out).is_ok() && !out.is_empty() {
+                return out;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing answered on {addr}");
+}
+
 fn ok(root: &Root, dir: &Path, args: &[&str]) -> (String, String) {
     let o = compose(root, dir, args);
     assert!(
@@ -69,6 +85,12 @@ const PROJECT: &str = "services:
     depends_on:
       db:
         condition: service_healthy
+  edge:
+    image: bb
+    network_mode: bridge
+    command: [sh, -c, 'echo edge > /var/www/index.html; exec httpd -f -p 8080 -h /var/www']
+    stop_signal: SIGKILL
+    ports: ['127.0.0.1::8080']
 volumes:
   data:
 secrets:
@@ -119,22 +141,32 @@ fn up_converges_and_down_removes_everything() {
         ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]
     );
     let rows: Vec<&str> = lines.collect();
-    assert_eq!(rows.len(), 2, "{ps}");
+    assert_eq!(rows.len(), 3, "{ps}");
     assert!(
         rows[0].starts_with("shop-db-1") && rows[0].contains("(healthy)"),
         "{ps}"
     );
-    assert!(rows[1].starts_with("shop-web-1") && rows[1].contains(" web "), "{ps}");
+    assert!(
+        rows[1].starts_with("shop-edge-1") && rows[1].contains("127.0.0.1:"),
+        "{ps}"
+    );
+    assert!(rows[2].starts_with("shop-web-1") && rows[2].contains(" web "), "{ps}");
     let (json, _) = ok(root, &d, &["ps", "--format", "json"]);
     let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(first["Service"], "db");
     assert_eq!(first["State"], "running");
-    assert_eq!(ok(root, &d, &["ps", "-q"]).0.lines().count(), 2);
+    assert_eq!(ok(root, &d, &["ps", "-q"]).0.lines().count(), 3);
+
+    // port: the published port answers on 127.0.0.1.
+    let (addr, _) = ok(root, &d, &["port", "edge", "8080"]);
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let page = http_get(addr.trim());
+    assert!(page.ends_with("\r\n\r\nedge\n"), "{page}");
 
     // logs with prefixes; exec in a service; a one-off run, removed after.
     let (logs, _) = ok(root, &d, &["logs"]);
-    assert!(logs.lines().any(|l| l == "web-1  | web hello"), "{logs}");
-    assert!(logs.lines().any(|l| l == "db-1   | db up"), "{logs}");
+    assert!(logs.lines().any(|l| l == "web-1   | web hello"), "{logs}");
+    assert!(logs.lines().any(|l| l == "db-1    | db up"), "{logs}");
     let (logs, _) = ok(root, &d, &["logs", "--no-log-prefix", "web"]);
     assert_eq!(logs, "web hello\n");
     let (out, _) = ok(
@@ -170,7 +202,7 @@ fn up_converges_and_down_removes_everything() {
     assert_eq!(out, "run 1\n");
     assert_eq!(
         root.ok(&["ps", "-aq"]).lines().count(),
-        2,
+        3,
         "the one-off container is gone"
     );
 
@@ -334,7 +366,10 @@ fn rootless_up_and_down() {
     let rl = common::Rootless::new("berth-compose-rootless-");
     let p = rl.dir.path().join("p");
     std::fs::create_dir(&p).unwrap();
-    std::fs::write(p.join("compose.yaml"), PROJECT).unwrap();
+    // Without the service that publishes a port.
+    let (head, rest) = PROJECT.split_once("  edge:\n").unwrap();
+    let tail = &rest[rest.find("volumes:\n").unwrap()..];
+    std::fs::write(p.join("compose.yaml"), format!("{head}{tail}")).unwrap();
     std::fs::write(p.join("token.txt"), "s3cret\n").unwrap();
     for f in [p.clone(), p.join("compose.yaml"), p.join("token.txt")] {
         std::os::unix::fs::chown(&f, Some(rl.uid), Some(rl.gid)).unwrap();
