@@ -746,7 +746,9 @@ impl<'a> Compose<'a> {
     /// `-v` volumes, then with `--rmi` images.
     pub fn down(&self, o: &DownOptions) -> Result<()> {
         let mut list = self.containers(true)?;
-        if !o.remove_orphans {
+        // Named by -p alone (no file): every container of the project goes.
+        let by_name = self.loaded.config_files.is_empty();
+        if !o.remove_orphans && !by_name {
             list.retain(|c| self.project().services.contains_key(service_of(c)) || is_oneoff(c));
         }
         // Dependents first; one-offs and orphans before everything.
@@ -767,11 +769,23 @@ impl<'a> Compose<'a> {
             images.insert((service_of(c).to_string(), c.rec.image_id.clone()));
             self.remove_one(c, true, o.timeout, o.volumes)?;
         }
-        for (key, net) in &self.project().networks {
-            if net.external {
-                continue;
-            }
-            let name = network_name(self.loaded, key);
+        // The project's networks: those it declares, and any other that
+        // carries its label (a network dropped from the file, or every one
+        // when the project was named with -p and no file).
+        let project_label = format!("{}={}", labels::PROJECT, self.project().name);
+        let mut networks: BTreeSet<String> = self
+            .project()
+            .networks
+            .iter()
+            .filter(|(_, n)| !n.external)
+            .map(|(k, _)| network_name(self.loaded, k))
+            .collect();
+        let labelled = berth_engine::networks::NetworkFilters {
+            labels: vec![project_label.clone()],
+            ..Default::default()
+        };
+        networks.extend(self.engine.network_list(&labelled)?.into_iter().map(|n| n.name));
+        for name in networks {
             match self.engine.network(&name) {
                 Ok(rec) if rec.labels.get(labels::PROJECT) == Some(&self.project().name) => {
                     self.emit("Network", &name, "Removing");
@@ -782,11 +796,24 @@ impl<'a> Compose<'a> {
             }
         }
         if o.volumes {
-            for (key, vol) in &self.project().volumes {
-                if vol.external {
-                    continue;
-                }
-                let name = volume_name(self.loaded, key);
+            let mut volumes: BTreeSet<String> = self
+                .project()
+                .volumes
+                .iter()
+                .filter(|(_, v)| !v.external)
+                .map(|(k, _)| volume_name(self.loaded, k))
+                .collect();
+            let labelled = berth_engine::volumes::VolumeFilters {
+                labels: vec![project_label],
+                ..Default::default()
+            };
+            volumes.extend(
+                self.engine
+                    .volume_list(&labelled)?
+                    .into_iter()
+                    .map(|v| v.volume.record.name),
+            );
+            for name in volumes {
                 if self.engine.volume_inspect(&name).is_ok() {
                     self.emit("Volume", &name, "Removing");
                     self.engine.volume_remove(&name, false)?;

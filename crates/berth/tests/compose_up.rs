@@ -246,8 +246,9 @@ fn up_converges_and_down_removes_everything() {
     let (out, _) = ok(root, &d, &["exec", "-T", "db", "cat", "/data/file"]);
     assert_eq!(out, "kept\n");
 
-    // down -v: no container, no volume.
-    ok(root, &d, &["down", "-v"]);
+    // down -v by project name alone, from a directory without the file:
+    // no container, no volume.
+    ok(root, dir.path(), &["-p", "shop", "down", "-v"]);
     assert_eq!(root.ok(&["ps", "-aq"]), "");
     assert_eq!(root.ok(&["volume", "ls", "-q"]), "");
 

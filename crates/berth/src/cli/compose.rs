@@ -188,9 +188,26 @@ pub fn run(root: &Path, runtime: Option<String>, a: ComposeArgs) -> Result<i32> 
         }
         _ => {}
     }
-    let loaded = match load(&a) {
-        Ok(l) => l,
-        Err(code) => return code,
+    // As compose: `-p NAME` alone names a project for the commands that
+    // find its objects by their labels.
+    let loaded = if by_name_only(&a) {
+        let name = a.project_name.clone().unwrap_or_default();
+        Loaded {
+            project: berth_compose::Project {
+                name: berth_compose::loader::normalize_project_name(&name),
+                ..Default::default()
+            },
+            working_dir: std::env::current_dir()?,
+            config_files: Vec::new(),
+            environment: BTreeMap::new(),
+            all_profiles: Default::default(),
+            warnings: Vec::new(),
+        }
+    } else {
+        match load(&a) {
+            Ok(l) => l,
+            Err(code) => return code,
+        }
     };
     if let ComposeCommand::Config(c) = &a.command {
         return config(&loaded, c);
@@ -235,6 +252,37 @@ pub struct Ctx<'a> {
     pub compose: &'a Compose<'a>,
     /// `--ansi`.
     pub ansi: &'a str,
+}
+
+/// `-p NAME` with no compose file to be found, for a command that acts on
+/// the project's existing containers (down, ps, logs, stop…).
+fn by_name_only(a: &ComposeArgs) -> bool {
+    use ComposeCommand as C;
+    let acts_on_existing = matches!(
+        &a.command,
+        C::Down(_)
+            | C::Ps(_)
+            | C::Logs(_)
+            | C::Stop(_)
+            | C::Start(_)
+            | C::Restart(_)
+            | C::Kill(_)
+            | C::Rm(_)
+            | C::Pause(_)
+            | C::Unpause(_)
+            | C::Top(_)
+            | C::Images(_)
+    );
+    acts_on_existing
+        && a.project_name.is_some()
+        && a.files.is_empty()
+        && std::env::var_os("COMPOSE_FILE").is_none()
+        && {
+            let mut opts = Options::from_process().unwrap_or_default();
+            opts.project_name = a.project_name.clone();
+            opts.project_directory = a.project_directory.clone();
+            matches!(berth_compose::load(&opts), Err(ComposeError::NoConfigFile))
+        }
 }
 
 /// Load the project the global flags name; on failure print compose's
