@@ -94,7 +94,10 @@ pub struct Compose<'a> {
     /// The project.
     pub loaded: &'a Loaded,
     /// Where progress goes.
-    pub report: &'a (dyn Fn(Event) + 'a),
+    pub report: &'a (dyn Fn(Event) + Sync + 'a),
+    /// Opens another engine on the same store, for work done side by side
+    /// (independent services, replicas); `None`: one thing at a time.
+    pub fork: Option<&'a (dyn Fn() -> Result<Engine> + Sync + 'a)>,
 }
 
 fn label<'c>(c: &'c Container, key: &str) -> Option<&'c str> {
@@ -119,6 +122,42 @@ pub fn is_oneoff(c: &Container) -> bool {
 }
 
 impl<'a> Compose<'a> {
+    /// `f` over `items`, side by side on engines of their own when the
+    /// front allows it (and there is more than one), else in order,
+    /// stopping at the first failure.
+    fn par_map<I: Sync, T: Send>(
+        &self,
+        items: &[I],
+        f: impl Fn(&Compose<'_>, &I) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let Some(fork) = self.fork.filter(|_| items.len() > 1) else {
+            return items.iter().map(|i| f(self, i)).collect();
+        };
+        let f = &f;
+        let results: Vec<Result<T>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = items
+                .iter()
+                .map(|item| {
+                    scope.spawn(move || {
+                        let engine = fork()?;
+                        let c = Compose {
+                            engine: &engine,
+                            loaded: self.loaded,
+                            report: self.report,
+                            fork: None,
+                        };
+                        f(&c, item)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        results.into_iter().collect()
+    }
+
     fn emit(&self, kind: &'static str, name: &str, status: &str) {
         (self.report)(Event {
             kind,
@@ -348,16 +387,21 @@ impl<'a> Compose<'a> {
         // for it (`depends_on: {restart: true}`) are restarted after them.
         let mut updated = BTreeSet::new();
         for level in graph::start_levels(self.project()) {
-            for name in level.iter().filter(|n| selection.contains(*n)) {
+            // A level's services depend only on earlier levels: side by side.
+            let names: Vec<String> = level.into_iter().filter(|n| selection.contains(n)).collect();
+            let changed = self.par_map(&names, |c, name| {
                 if o.start {
-                    self.wait_dependencies(name, &selection)?;
+                    c.wait_dependencies(name, &selection)?;
                 }
-                let deps_updated = self.project().services[name]
+                let deps_updated = c.project().services[name]
                     .depends_on
                     .iter()
                     .any(|(d, on)| on.restart && updated.contains(d));
-                if self.converge(name, o, deps_updated)? {
-                    updated.insert(name.clone());
+                c.converge(name, o, deps_updated)
+            })?;
+            for (name, changed) in names.into_iter().zip(changed) {
+                if changed {
+                    updated.insert(name);
                 }
             }
         }
@@ -491,20 +535,18 @@ impl<'a> Compose<'a> {
                 self.emit("Container", &c.rec.name, "Running");
             }
         }
-        for n in 1..=want {
-            if numbers.contains(&n) {
-                continue;
-            }
-            let cname = identity::container_name(&self.project().name, name, svc, n);
-            self.emit("Container", &cname, "Creating");
-            let id = self.create_one(name, n, image_id.clone())?;
-            self.emit("Container", &cname, "Created");
-            changed = true;
+        let missing: Vec<u32> = (1..=want).filter(|n| !numbers.contains(n)).collect();
+        self.par_map(&missing, |c, &n| {
+            let cname = identity::container_name(&c.project().name, name, svc, n);
+            c.emit("Container", &cname, "Creating");
+            let id = c.create_one(name, n, image_id.clone())?;
+            c.emit("Container", &cname, "Created");
             if o.start {
-                self.start_id(&id, &cname)?;
+                c.start_id(&id, &cname)?;
             }
-        }
-        Ok(changed)
+            Ok(())
+        })?;
+        Ok(changed || !missing.is_empty())
     }
 
     /// The anonymous volumes a container mounts: (volume name, target).
@@ -663,9 +705,11 @@ impl<'a> Compose<'a> {
     pub fn stop(&self, services: &[String], timeout: Option<u32>) -> Result<()> {
         let list = self.containers_of(services, false)?;
         for level in graph::stop_levels(self.project()) {
-            for c in list.iter().filter(|c| level.iter().any(|s| s == service_of(c))) {
-                self.stop_one(c, timeout)?;
-            }
+            let in_level: Vec<&Container> = list
+                .iter()
+                .filter(|c| level.iter().any(|s| s == service_of(c)))
+                .collect();
+            self.par_map(&in_level, |c, ctr| c.stop_one(ctr, timeout))?;
         }
         Ok(())
     }
@@ -763,11 +807,12 @@ impl<'a> Compose<'a> {
                 .map(|p| p + 1)
                 .unwrap_or(0)
         };
-        list.sort_by_key(|c| rank(c));
-        let mut images = BTreeSet::new();
+        let mut groups: BTreeMap<usize, Vec<&Container>> = BTreeMap::new();
         for c in &list {
-            images.insert((service_of(c).to_string(), c.rec.image_id.clone()));
-            self.remove_one(c, true, o.timeout, o.volumes)?;
+            groups.entry(rank(c)).or_default().push(c);
+        }
+        for group in groups.values() {
+            self.par_map(group, |c, ctr| c.remove_one(ctr, true, o.timeout, o.volumes))?;
         }
         // The project's networks: those it declares, and any other that
         // carries its label (a network dropped from the file, or every one

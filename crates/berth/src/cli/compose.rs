@@ -219,10 +219,15 @@ pub fn run(root: &Path, runtime: Option<String>, a: ComposeArgs) -> Result<i32> 
             eprintln!(" {} {}  {}", e.kind, e.name, e.status);
         }
     };
+    // --parallel 1: one thing at a time; otherwise independent services
+    // and replicas side by side, each on an engine of its own.
+    let (fork_root, fork_runtime) = (root.to_path_buf(), runtime.clone());
+    let fork = move || Engine::open(&fork_root, fork_runtime.clone());
     let compose = Compose {
         engine: &engine,
         loaded: &loaded,
         report: &report,
+        fork: (a.parallel != 1).then_some(&fork as &(dyn Fn() -> berth_engine::Result<Engine> + Sync)),
     };
     let ctx = Ctx {
         root,
