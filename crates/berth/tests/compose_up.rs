@@ -238,8 +238,23 @@ fn up_converges_and_down_removes_everything() {
     ok(root, &d, &["up", "-d"]);
     assert!(root.run(&["inspect", "shop-web-2"]).status.code() != Some(0));
 
+    // logs -f follows every container, prefixed, until they stop;
     // stop/start keep the containers; the volume's data survives them.
+    let follow = {
+        let mut c = root.cmd(&["compose", "logs", "-f"]);
+        c.current_dir(&d).stdout(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
     ok(root, &d, &["stop"]);
+    let followed = follow.wait_with_output().unwrap();
+    assert!(followed.status.success());
+    let followed = stdout(&followed);
+    for line in ["db-1    | db up", "web-1   | web bye"] {
+        assert!(
+            followed.lines().any(|l| l.starts_with(line)),
+            "{line:?} in:\n{followed}"
+        );
+    }
     assert_eq!(env.status("shop-db-1"), "exited");
     ok(root, &d, &["start"]);
     assert_eq!(env.status("shop-web-1"), "running");
@@ -275,6 +290,41 @@ fn up_converges_and_down_removes_everything() {
     assert_eq!(env.status("shop-idle-1"), "exited");
     ok(root, &d, &["-f", "job.yaml", "down"]);
     assert_eq!(root.ok(&["ps", "-aq"]), "");
+
+    // service_completed_successfully: the app starts after init exited 0;
+    // a failing init stops `up` with compose's message.
+    let init = "services:
+  init:
+    image: bb
+    network_mode: none
+    command: [sh, -c, 'echo init done; exit CODE']
+  app:
+    image: bb
+    network_mode: none
+    stop_signal: SIGKILL
+    command: [sleep, '1000']
+    depends_on:
+      init:
+        condition: service_completed_successfully
+";
+    std::fs::write(d.join("init.yaml"), init.replace("CODE", "0")).unwrap();
+    ok(root, &d, &["-f", "init.yaml", "up", "-d"]);
+    assert_eq!(env.status("shop-init-1"), "exited");
+    assert_eq!(env.status("shop-app-1"), "running");
+    ok(root, &d, &["-f", "init.yaml", "down"]);
+    std::fs::write(d.join("init.yaml"), init.replace("CODE", "3")).unwrap();
+    let o = compose(root, &d, &["-f", "init.yaml", "up", "-d"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("service \"init\" didn't complete successfully: exit 3"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        root.run(&["inspect", "shop-app-1"]).status.code() != Some(0),
+        "app was not created"
+    );
+    ok(root, &d, &["-f", "init.yaml", "down"]);
 }
 
 #[test]
