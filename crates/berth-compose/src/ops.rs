@@ -518,7 +518,7 @@ impl<'a> Compose<'a> {
                     self.anonymous_volumes(c)?
                 };
                 self.stop_one(c, None)?;
-                self.engine.remove_container(&c.rec.id, true, o.renew_anon_volumes)?;
+                self.remove_container(c, o.renew_anon_volumes)?;
                 let id = self.create_one_keeping(name, n, image_id.clone(), &keep)?;
                 self.emit("Container", &c.rec.name, "Recreated");
                 changed = true;
@@ -686,17 +686,37 @@ impl<'a> Compose<'a> {
         Ok(())
     }
 
-    fn remove_one(&self, c: &Container, stop: bool, timeout: Option<u32>, volumes: bool) -> Result<()> {
-        if stop {
-            self.stop_one(c, timeout)?;
-        }
-        self.emit("Container", &c.rec.name, "Removing");
+    /// Removes a container; with `volumes`, every anonymous volume it
+    /// mounts, those it was given by name too (a recreated container
+    /// inherits its predecessor's, which the engine's `rm -v` keeps, as
+    /// Docker's does).
+    fn remove_container(&self, c: &Container, volumes: bool) -> Result<()> {
+        let anonymous = if volumes {
+            self.anonymous_volumes(c).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         match self.engine.remove_container(&c.rec.id, true, volumes) {
             Ok(()) => {}
             // A --rm container may go by itself meanwhile.
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        for (name, _) in anonymous {
+            let left = self.engine.volume_inspect(&name).is_ok();
+            if left && self.engine.volume_users(&name).is_ok_and(|u| u.is_empty()) {
+                self.engine.volume_remove(&name, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_one(&self, c: &Container, stop: bool, timeout: Option<u32>, volumes: bool) -> Result<()> {
+        if stop {
+            self.stop_one(c, timeout)?;
+        }
+        self.emit("Container", &c.rec.name, "Removing");
+        self.remove_container(c, volumes)?;
         self.emit("Container", &c.rec.name, "Removed");
         Ok(())
     }

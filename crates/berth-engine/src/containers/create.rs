@@ -583,13 +583,6 @@ impl Engine {
             }
             let vname = p.volume.clone().expect("volume name set above");
             let (data, created) = self.ensure_volume(&vname, p.anonymous)?;
-            if !created && !p.anonymous {
-                // A volume made anonymous stays so when a later container
-                // names it (compose's recreate hands the old container's
-                // anonymous volumes on): `rm -v` removes it, as Docker
-                // decides by the volume's label.
-                p.anonymous = self.store.volume_full(&vname)?.is_some_and(|v| v.anonymous());
-            }
             if created {
                 cleanup.volumes.push(vname.clone());
                 new_volumes.push(data.clone());
