@@ -423,6 +423,19 @@ fn health(name: &str, s: &Service) -> Result<HealthSpec> {
     })
 }
 
+/// A service's `build.dockerfile_inline`: the front writes it to a file
+/// and sets the [`BuildRequest`]'s `file` to it.
+pub fn inline_dockerfile<'l>(loaded: &'l Loaded, name: &str) -> Option<&'l str> {
+    loaded
+        .project
+        .services
+        .get(name)?
+        .build
+        .as_ref()?
+        .dockerfile_inline
+        .as_deref()
+}
+
 /// The build of service `name`'s image, tagged with its image name and
 /// `build.tags`; `None` when it has no `build`. `extra_args` are
 /// `--build-arg` values over the file's.
@@ -449,13 +462,9 @@ pub fn build_request(
         ));
     }
     let file = match (&b.dockerfile_inline, &b.dockerfile) {
-        (Some(_), _) => {
-            return Err(invalid(
-                name,
-                "build.dockerfile_inline",
-                "not supported by berth yet: write it to a file and name it in build.dockerfile",
-            ))
-        }
+        // The caller writes the text to a file and names it (see
+        // [`inline_dockerfile`]): the engine reads Dockerfiles from files.
+        (Some(_), _) => None,
         (None, Some(f)) if Path::new(f).is_absolute() => Some(PathBuf::from(f)),
         (None, Some(f)) => Some(context.join(f)),
         (None, None) => None,

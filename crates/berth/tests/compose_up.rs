@@ -325,6 +325,38 @@ fn up_converges_and_down_removes_everything() {
         "app was not created"
     );
     ok(root, &d, &["-f", "init.yaml", "down"]);
+
+    // build (dockerfile_inline, args, target) through up; cp in and out.
+    std::fs::write(
+        d.join("build.yaml"),
+        "services:
+  app:
+    build:
+      context: .
+      target: final
+      args: {WHO: compose}
+      dockerfile_inline: |
+        FROM bb AS base
+        ARG WHO=nobody
+        RUN echo built by $$WHO > /built
+        FROM base AS final
+    network_mode: none
+    stop_signal: SIGKILL
+    command: [sleep, '1000']
+",
+    )
+    .unwrap();
+    ok(root, &d, &["-f", "build.yaml", "up", "-d"]);
+    let (out, _) = ok(root, &d, &["-f", "build.yaml", "exec", "-T", "app", "cat", "/built"]);
+    assert_eq!(out, "built by compose\n");
+    ok(root, &d, &["-f", "build.yaml", "cp", "token.txt", "app:/tmp/token"]);
+    ok(root, &d, &["-f", "build.yaml", "cp", "app:/tmp/token", "copied.txt"]);
+    assert_eq!(std::fs::read_to_string(d.join("copied.txt")).unwrap(), "s3cret\n");
+    ok(root, &d, &["-f", "build.yaml", "down", "--rmi", "local"]);
+    assert!(
+        root.run(&["image", "inspect", "shop-app"]).status.code() != Some(0),
+        "--rmi local removed it"
+    );
 }
 
 #[test]

@@ -17,8 +17,8 @@ use berth_compose::identity::{config_hash, image_name, labels};
 use berth_compose::ops::{Compose, Event};
 
 pub use super::compose_cmds::{
-    BuildArgs, CreateArgs, DownArgs, ExecArgs, ImagesArgs, KillArgs, LogsArgs, PortArgs, PsArgs, RmArgs, RunArgs,
-    ServicesArgs, StopArgs, UpArgs,
+    BuildArgs, CpArgs, CreateArgs, DownArgs, ExecArgs, ImagesArgs, KillArgs, LogsArgs, PortArgs, PsArgs, RmArgs,
+    RunArgs, ServicesArgs, StopArgs, UpArgs,
 };
 use berth_compose::{render, ComposeError, Loaded, Options};
 use berth_engine::{Engine, EngineError};
@@ -114,6 +114,8 @@ pub enum ComposeCommand {
     Images(ImagesArgs),
     /// Print the public port for a port binding
     Port(PortArgs),
+    /// Copy files/folders between a service container and the local filesystem
+    Cp(CpArgs),
     /// Block until the first service container stops
     Wait(ServicesArgs),
     /// Parse, resolve and render the compose file in canonical format

@@ -253,6 +253,24 @@ pub struct PortArgs {
     pub private_port: u16,
 }
 
+/// `cp`.
+#[derive(clap::Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Index of the container if service has multiple replicas (copying in: all of them by default)
+    #[arg(long)]
+    pub index: Option<u32>,
+    /// SERVICE:SRC_PATH or a local path (- for a tar on stdin)
+    pub src: String,
+    /// SERVICE:DEST_PATH or a local path (- for a tar on stdout)
+    pub dest: String,
+}
+
 /// `run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -422,6 +440,7 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
             Ok(0)
         }
         ComposeCommand::Top(a) => top(ctx, &a.services),
+        ComposeCommand::Cp(a) => cp(ctx, a),
         ComposeCommand::Images(a) => images(ctx, a),
         ComposeCommand::Port(a) => port(ctx, a),
         ComposeCommand::Wait(a) => {
@@ -493,8 +512,18 @@ fn build_service(
     quiet: bool,
 ) -> Result<()> {
     let c = ctx.compose;
-    let Some(req) = convert::build_request(c.loaded, name, args, no_cache, pull)? else {
+    let Some(mut req) = convert::build_request(c.loaded, name, args, no_cache, pull)? else {
         return Ok(());
+    };
+    // dockerfile_inline: a private file of this process's for the build's length.
+    let _inline = match convert::inline_dockerfile(c.loaded, name) {
+        Some(text) => {
+            let path = std::env::temp_dir().join(format!("berth-compose-{}-{name}.Dockerfile", std::process::id()));
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+            req.file = Some(path.clone());
+            Some(RemoveOnDrop(path))
+        }
+        None => None,
     };
     let mode = if quiet {
         berth_build::executor::ProgressMode::Quiet
@@ -526,6 +555,15 @@ fn build_service(
             Ok(())
         }
         BuildResult::Failed(e) => Err(EngineError::exit(1, format!("failed to solve: service {name:?}: {e}")).into()),
+    }
+}
+
+/// A file removed when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -1088,6 +1126,57 @@ fn exec(ctx: &Ctx<'_>, a: ExecArgs) -> Result<i32> {
         Some(Terminal::plain(true, tty)?)
     };
     Ok(ctx.compose.engine.exec_in_container(&ctr.rec.id, &opts, streams)?)
+}
+
+/// `SERVICE:PATH` → (service, path); a local path → None.
+fn service_end(s: &str) -> Option<(&str, &str)> {
+    if s.starts_with('/') || s.starts_with('.') || s == "-" {
+        return None;
+    }
+    match s.split_once(':') {
+        Some((svc, p)) if !svc.is_empty() && !svc.contains('/') => Some((svc, if p.is_empty() { "/" } else { p })),
+        _ => None,
+    }
+}
+
+fn cp(ctx: &Ctx<'_>, a: CpArgs) -> Result<i32> {
+    use berth_engine::containers::files::CpOptions;
+    let o = CpOptions {
+        archive: a.archive,
+        follow_link: a.follow_link,
+    };
+    let engine = ctx.compose.engine;
+    match (service_end(&a.src), service_end(&a.dest)) {
+        (Some((svc, path)), None) => {
+            ctx.compose.check_service(svc)?;
+            let ctr = container_at(ctx, svc, a.index.unwrap_or(1))?;
+            if a.dest == "-" && io::stdout().is_terminal() {
+                bail!("cowardly refusing to write a tar archive to a terminal; redirect the output");
+            }
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            engine.copy_from_container(&ctr.rec.id, path, &a.dest, &o, &mut out)?;
+            out.flush()?;
+        }
+        (None, Some((svc, path))) => {
+            ctx.compose.check_service(svc)?;
+            // Every replica gets it, as compose copies, unless --index says which.
+            for ctr in ctx.compose.containers_of(&[svc.to_string()], false)? {
+                if a.index.is_some_and(|i| i != number_of(&ctr)) {
+                    continue;
+                }
+                let input: Box<dyn io::Read + Send> = if a.src == "-" {
+                    Box::new(io::stdin())
+                } else {
+                    Box::new(io::empty())
+                };
+                engine.copy_into_container(&a.src, &ctr.rec.id, path, &o, input)?;
+            }
+        }
+        (Some(_), Some(_)) => bail!("copying between services is not supported"),
+        (None, None) => bail!("must specify at least one container source (SERVICE:PATH)"),
+    }
+    Ok(0)
 }
 
 fn top(ctx: &Ctx<'_>, services: &[String]) -> Result<i32> {
