@@ -286,7 +286,8 @@ fn up_converges_and_down_removes_everything() {
     let o = compose(root, &d, &["-f", "job.yaml", "up", "--exit-code-from", "job"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stdout(&o).contains("job-1   | working"), "{}", stdout(&o));
-    assert!(stderr(&o).contains("job-1 exited with code 3"), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("Attaching to idle-1, job-1\n"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("job-1 exited with code 3"), "{}", stdout(&o));
     assert_eq!(env.status("shop-idle-1"), "exited");
     ok(root, &d, &["-f", "job.yaml", "down"]);
     assert_eq!(root.ok(&["ps", "-aq"]), "");

@@ -811,6 +811,8 @@ fn attached(
             }
         });
     }
+    let names: Vec<String> = list.iter().map(short_name).collect();
+    println!("Attaching to {}", names.join(", "));
     let opts = log_options(true, false, "all", None, None)?;
     let _threads = follow_all(ctx, &list, &opts, no_prefix, &tx);
     drop(tx);
@@ -821,7 +823,7 @@ fn attached(
         match rx.recv() {
             Ok(Ended::Exited(name, service, exit)) => {
                 remaining -= 1;
-                eprintln!("{name} exited with code {exit}");
+                println!("{name} exited with code {exit}");
                 if exit_code_from == Some(service.as_str()) || (exit_code_from.is_none() && abort && !stopping) {
                     code = exit;
                 }
