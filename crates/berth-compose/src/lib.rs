@@ -3,8 +3,10 @@
 //! (names, labels, config hash, start order, where secrets and configs go).
 //!
 //! It is a front: it reads files and the environment and hands typed
-//! values on; it never touches the store, the runtime or the network, and
-//! never prints (warnings are returned). Pipeline, per file:
+//! values on ([`convert`]: the engine's requests), and drives the engine's
+//! API for a project ([`ops`]: up, down, start, stop…); it never touches
+//! the store, the runtime or the network itself, and never prints
+//! (warnings are returned, progress is reported as events). Pipeline, per file:
 //! [`yaml`] (located tree, anchors, `<<`) → [`interpolate`] → [`canonical`]
 //! (short syntax → long) → `extends`/`include` → [`merge`] across files →
 //! reference checks → [`de`] into [`model`] → normalisation ([`loader`]).
@@ -12,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod canonical;
+pub mod convert;
 pub mod de;
 pub mod env;
 pub mod error;
@@ -22,6 +25,7 @@ pub mod interpolate;
 pub mod loader;
 pub mod merge;
 pub mod model;
+pub mod ops;
 pub mod render;
 pub mod units;
 pub mod yaml;

@@ -1,5 +1,5 @@
 //! The typed compose project, in compose's canonical (long) form: what
-//! `berth compose config` prints and what phase 2 turns into engine
+//! `berth compose config` prints and what `convert` turns into engine
 //! requests. Field order is Docker Compose's, so serialising a project
 //! gives `docker compose config`'s layout; maps are sorted as Go prints them.
 //!

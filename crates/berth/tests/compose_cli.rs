@@ -1,5 +1,5 @@
 //! `berth compose` from the command line, as a user runs it (no root, no
-//! containers: phase 1 is config, version and the docker-compose entry).
+//! containers: config, version and the docker-compose entry; compose_up.rs runs them).
 
 use std::path::Path;
 use std::process::Command;

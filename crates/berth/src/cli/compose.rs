@@ -1,8 +1,8 @@
 //! `berth compose`: Docker Compose v2's command line over `berth-compose`.
-//! Phase 1 offers what needs no networks or typed engine requests: `config`
-//! (compose's canonical output and its listings), `version` and `ls`.
-//! Commands that would create containers come with phase 2; none is
-//! declared before it works.
+//! Each command loads the project, asks `berth_compose::ops` (or the
+//! engine, for one container) to act and draws what comes back: progress
+//! lines on stderr, tables and logs on stdout. The terminal (raw mode,
+//! signals) is this module's; the rest is the library's.
 //!
 //! Also the `docker-compose` entry: invoked as `docker-compose` or
 //! `berth-compose` (a symlink to berth), the arguments are read as
@@ -14,6 +14,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use berth_compose::identity::{config_hash, image_name, labels};
+use berth_compose::ops::{Compose, Event};
+
+pub use super::compose_cmds::{
+    BuildArgs, CpArgs, CreateArgs, DownArgs, ExecArgs, ImagesArgs, KillArgs, LogsArgs, PortArgs, PsArgs, RmArgs,
+    RunArgs, ServicesArgs, StopArgs, UpArgs,
+};
 use berth_compose::{render, ComposeError, Loaded, Options};
 use berth_engine::{Engine, EngineError};
 
@@ -65,9 +71,53 @@ pub struct ComposeArgs {
     pub command: ComposeCommand,
 }
 
-/// The compose commands phase 1 implements.
+/// The compose commands.
 #[derive(clap::Subcommand, Debug)]
 pub enum ComposeCommand {
+    /// Create and start containers
+    Up(UpArgs),
+    /// Stop and remove containers, networks
+    Down(DownArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// View output from containers
+    Logs(LogsArgs),
+    /// Build or rebuild services
+    Build(BuildArgs),
+    /// Pull service images
+    Pull(ServicesArgs),
+    /// Push service images
+    Push(ServicesArgs),
+    /// Run a one-off command on a service
+    Run(RunArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Creates containers for a service
+    Create(CreateArgs),
+    /// Start services
+    Start(ServicesArgs),
+    /// Stop services
+    Stop(StopArgs),
+    /// Restart service containers
+    Restart(StopArgs),
+    /// Force stop service containers
+    Kill(KillArgs),
+    /// Removes stopped service containers
+    Rm(RmArgs),
+    /// Pause services
+    Pause(ServicesArgs),
+    /// Unpause services
+    Unpause(ServicesArgs),
+    /// Display the running processes
+    Top(ServicesArgs),
+    /// List images used by the created containers
+    Images(ImagesArgs),
+    /// Print the public port for a port binding
+    Port(PortArgs),
+    /// Copy files/folders between a service container and the local filesystem
+    Cp(CpArgs),
+    /// Block until the first service container stops
+    Wait(ServicesArgs),
     /// Parse, resolve and render the compose file in canonical format
     Config(ConfigArgs),
     /// Show the compose version information
@@ -133,19 +183,117 @@ pub struct LsArgs {
 /// Run `berth compose …`; the store is opened only by commands that need it.
 pub fn run(root: &Path, runtime: Option<String>, a: ComposeArgs) -> Result<i32> {
     match &a.command {
-        ComposeCommand::Version(v) => version(v),
-        ComposeCommand::Config(c) => {
-            let loaded = match load(&a) {
-                Ok(l) => l,
-                Err(code) => return code,
-            };
-            config(&loaded, c)
-        }
+        ComposeCommand::Version(v) => return version(v),
         ComposeCommand::Ls(l) => {
             let engine = Engine::open(root, runtime)?;
-            ls(&engine, l)
+            return ls(&engine, l);
         }
+        _ => {}
     }
+    // As compose: `-p NAME` alone names a project for the commands that
+    // find its objects by their labels.
+    let loaded = if by_name_only(&a) {
+        let name = a.project_name.clone().unwrap_or_default();
+        Loaded {
+            project: berth_compose::Project {
+                name: berth_compose::loader::normalize_project_name(&name),
+                ..Default::default()
+            },
+            working_dir: std::env::current_dir()?,
+            config_files: Vec::new(),
+            environment: BTreeMap::new(),
+            all_profiles: Default::default(),
+            warnings: Vec::new(),
+        }
+    } else {
+        match load(&a) {
+            Ok(l) => l,
+            Err(code) => return code,
+        }
+    };
+    if let ComposeCommand::Config(c) = &a.command {
+        return config(&loaded, c);
+    }
+    let engine = Engine::open(root, runtime.clone())?;
+    let quiet_progress = a.progress == "quiet";
+    let report = move |e: Event| {
+        if !quiet_progress {
+            eprintln!(" {} {}  {}", e.kind, e.name, e.status);
+        }
+    };
+    // --parallel 1: one thing at a time; otherwise independent services
+    // and replicas side by side, each on an engine of its own.
+    let (fork_root, fork_runtime) = (root.to_path_buf(), runtime.clone());
+    let fork = move || Engine::open(&fork_root, fork_runtime.clone());
+    let compose = Compose {
+        engine: &engine,
+        loaded: &loaded,
+        report: &report,
+        fork: (a.parallel != 1).then_some(&fork as &(dyn Fn() -> berth_engine::Result<Engine> + Sync)),
+    };
+    let ctx = Ctx {
+        root,
+        runtime,
+        compose: &compose,
+        ansi: &a.ansi,
+    };
+    // Compose ends a failed command with 1 (a container's own code where
+    // it reports one), not with Docker's 125.
+    super::compose_cmds::dispatch(&ctx, a.command).map_err(|e| {
+        let exit = e
+            .chain()
+            .filter_map(|c| c.downcast_ref::<EngineError>())
+            .any(|x| matches!(x.kind(), berth_engine::error::ErrorKind::Exit(_)));
+        let (_, message) = super::exit_code_and_message(&e, false);
+        if !exit {
+            EngineError::exit(1, message).into()
+        } else {
+            e
+        }
+    })
+}
+
+/// What every command gets.
+pub struct Ctx<'a> {
+    /// The store root.
+    pub root: &'a Path,
+    /// `--runtime`.
+    pub runtime: Option<String>,
+    /// The project bound to the engine.
+    pub compose: &'a Compose<'a>,
+    /// `--ansi`.
+    pub ansi: &'a str,
+}
+
+/// `-p NAME` with no compose file to be found, for a command that acts on
+/// the project's existing containers (down, ps, logs, stop…).
+fn by_name_only(a: &ComposeArgs) -> bool {
+    use ComposeCommand as C;
+    let acts_on_existing = matches!(
+        &a.command,
+        C::Down(_)
+            | C::Ps(_)
+            | C::Logs(_)
+            | C::Stop(_)
+            | C::Start(_)
+            | C::Restart(_)
+            | C::Kill(_)
+            | C::Rm(_)
+            | C::Pause(_)
+            | C::Unpause(_)
+            | C::Top(_)
+            | C::Images(_)
+    );
+    acts_on_existing
+        && a.project_name.is_some()
+        && a.files.is_empty()
+        && std::env::var_os("COMPOSE_FILE").is_none()
+        && {
+            let mut opts = Options::from_process().unwrap_or_default();
+            opts.project_name = a.project_name.clone();
+            opts.project_directory = a.project_directory.clone();
+            matches!(berth_compose::load(&opts), Err(ComposeError::NoConfigFile))
+        }
 }
 
 /// Load the project the global flags name; on failure print compose's

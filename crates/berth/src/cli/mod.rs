@@ -4,6 +4,7 @@
 pub mod binfmt;
 pub mod build;
 pub mod compose;
+pub mod compose_cmds;
 pub mod containers;
 pub mod events;
 pub mod flags;

@@ -1,0 +1,504 @@
+//! A service of a loaded project → the engine's typed requests: the
+//! [`ContainerSpec`] of one of its containers, the [`BuildRequest`] of its
+//! image, and the names compose gives its networks and volumes. Pure: the
+//! values are parsed with the engine's own parsers (so compose and the CLI
+//! refuse the same things with the same words), nothing is created.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth_engine::build::{BuildRequest, ContextSource};
+use berth_engine::spec::{
+    self, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, Mount, MountOrigin, MountSource, NetworkMode, PullPolicy,
+    UserSpec,
+};
+use berth_engine::{EngineError, Result};
+
+use crate::identity::{self, container_labels, image_name};
+use crate::loader::Loaded;
+use crate::model::{Port, Service, ServiceVolume};
+
+/// The engine's name of network `key` of the project (`PROJECT_KEY`,
+/// its `name:`, or the external network's own name).
+pub fn network_name(loaded: &Loaded, key: &str) -> String {
+    loaded
+        .project
+        .networks
+        .get(key)
+        .and_then(|n| n.name.clone())
+        .unwrap_or_else(|| format!("{}_{key}", loaded.project.name))
+}
+
+/// The engine's name of volume `key` of the project.
+pub fn volume_name(loaded: &Loaded, key: &str) -> String {
+    loaded
+        .project
+        .volumes
+        .get(key)
+        .and_then(|v| v.name.clone())
+        .unwrap_or_else(|| format!("{}_{key}", loaded.project.name))
+}
+
+/// The networks a service joins, in the order compose attaches them:
+/// highest `priority` first, then by key.
+pub fn service_networks(service: &Service) -> Vec<String> {
+    let mut keys: Vec<(i64, String)> = service
+        .networks
+        .iter()
+        .map(|(k, n)| (n.as_ref().and_then(|n| n.priority).unwrap_or(0), k.clone()))
+        .collect();
+    keys.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    keys.into_iter().map(|(_, k)| k).collect()
+}
+
+fn invalid(service: &str, what: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::invalid(format!("service {service:?}: {what}: {e}"))
+}
+
+/// What differs between the containers of one service.
+#[derive(Clone, Debug, Default)]
+pub struct Instance {
+    /// The replica number (from 1); for a one-off container, 1.
+    pub number: u32,
+    /// A `compose run` container: its name, and no published ports unless asked.
+    pub oneoff: Option<String>,
+    /// The image ID the container is made from, for `com.docker.compose.image`.
+    pub image_id: Option<String>,
+}
+
+/// The spec of container `inst` of service `name`.
+pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<ContainerSpec> {
+    let project = &loaded.project;
+    let s = project
+        .services
+        .get(name)
+        .ok_or_else(|| EngineError::not_found(format!("no such service: {name}")))?;
+    let mut spec = ContainerSpec::new(image_name(&project.name, name, s));
+    spec.name = Some(match &inst.oneoff {
+        Some(n) => n.clone(),
+        None => identity::container_name(&project.name, name, s, inst.number),
+    });
+    spec.command = s.command.clone().unwrap_or_default();
+    spec.entrypoint = s.entrypoint.clone();
+    for (k, v) in &s.environment {
+        match v {
+            Some(v) => spec.env.push(format!("{k}={v}")),
+            None => {
+                if let Some(v) = loaded.environment.get(k) {
+                    spec.env.push(format!("{k}={v}"));
+                }
+            }
+        }
+    }
+    spec.working_dir = s.working_dir.clone();
+    spec.user = s
+        .user
+        .as_deref()
+        .map(UserSpec::parse)
+        .transpose()
+        .map_err(|e| invalid(name, "user", e))?;
+    spec.hostname = s.hostname.clone();
+    spec.domainname = s.domainname.clone();
+    spec.labels = container_labels(
+        loaded,
+        name,
+        inst.number,
+        inst.oneoff.is_some(),
+        inst.image_id.as_deref(),
+    );
+    spec.mounts = mounts(loaded, name, s)?;
+    spec.read_only = s.read_only;
+    spec.resources = resources(name, s)?;
+    spec.cap_add = s.cap_add.clone();
+    spec.cap_drop = s.cap_drop.clone();
+    spec.security_opt = s.security_opt.clone();
+    spec.devices = s.devices.clone();
+    spec.privileged = s.privileged;
+    spec.init = s.init.unwrap_or(false);
+    spec.restart =
+        spec::parse_restart(s.restart.as_deref().unwrap_or("no")).map_err(|e| invalid(name, "restart", e))?;
+    spec.stop_signal = s
+        .stop_signal
+        .as_deref()
+        .map(spec::Signal::parse)
+        .transpose()
+        .map_err(|e| invalid(name, "stop_signal", e))?;
+    spec.stop_timeout = s
+        .stop_grace_period
+        .as_deref()
+        .map(spec::parse_duration)
+        .transpose()
+        .map_err(|e| invalid(name, "stop_grace_period", e))?;
+    networking(loaded, name, s, inst.oneoff.is_some(), &mut spec)?;
+    if inst.oneoff.is_none() {
+        spec.ports = ports(name, &s.ports)?;
+    }
+    spec.tty = s.tty;
+    spec.open_stdin = s.stdin_open;
+    spec.platform = s.platform.clone();
+    spec.pull = match s.pull_policy.as_deref() {
+        Some("always") => PullPolicy::Always,
+        Some("never") | Some("build") => PullPolicy::Never,
+        _ if s.build.is_some() => PullPolicy::Never,
+        _ => PullPolicy::Missing,
+    };
+    spec.health = health(name, s)?;
+    spec.userns = s.userns_mode.clone();
+    Ok(spec)
+}
+
+/// `volumes:`, `tmpfs:`, secrets and configs (file sources) as mounts.
+fn mounts(loaded: &Loaded, name: &str, s: &Service) -> Result<Vec<Mount>> {
+    let mut out = Vec::new();
+    for v in &s.volumes {
+        out.push(volume_mount(loaded, name, v)?);
+    }
+    for t in &s.tmpfs {
+        out.push(spec::parse_tmpfs(t).map_err(|e| invalid(name, "tmpfs", e))?);
+    }
+    for (refs, objects, default_dir, what) in [
+        (&s.secrets, &loaded.project.secrets, "/run/secrets", "secret"),
+        (&s.configs, &loaded.project.configs, "", "config"),
+    ] {
+        for r in refs {
+            let obj = objects
+                .get(&r.source)
+                .ok_or_else(|| invalid(name, what, format!("undefined {what} {:?}", r.source)))?;
+            let Some(file) = &obj.file else {
+                return Err(invalid(
+                    name,
+                    what,
+                    format!(
+                        "{what} {:?}: only file sources are supported by berth for now",
+                        r.source
+                    ),
+                ));
+            };
+            let target = match &r.target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("{}/{t}", if default_dir.is_empty() { "" } else { default_dir }),
+                None => format!("{default_dir}/{}", r.source),
+            };
+            out.push(Mount {
+                target,
+                source: MountSource::Bind {
+                    path: PathBuf::from(file),
+                    create: false,
+                },
+                readonly: true,
+                propagation: String::new(),
+                origin: MountOrigin::Mount,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn volume_mount(loaded: &Loaded, name: &str, v: &ServiceVolume) -> Result<Mount> {
+    let source = match v.kind.as_str() {
+        "volume" => MountSource::Volume {
+            name: v.source.as_deref().map(|k| volume_name(loaded, k)),
+        },
+        "bind" => MountSource::Bind {
+            path: PathBuf::from(
+                v.source
+                    .clone()
+                    .ok_or_else(|| invalid(name, "volumes", "a bind mount needs a source"))?,
+            ),
+            create: v.bind.as_ref().is_some_and(|b| b.create_host_path),
+        },
+        "tmpfs" => {
+            let mut options = Vec::new();
+            if let Some(t) = &v.tmpfs {
+                if let Some(size) = &t.size {
+                    options.push(format!("size={size}"));
+                }
+                if let Some(mode) = t.mode {
+                    options.push(format!("mode={mode:o}"));
+                }
+            }
+            MountSource::Tmpfs { options }
+        }
+        other => {
+            return Err(invalid(
+                name,
+                "volumes",
+                format!("mount type {other:?} is not supported by berth"),
+            ))
+        }
+    };
+    Ok(Mount {
+        target: v.target.clone(),
+        source,
+        readonly: v.read_only,
+        propagation: v.bind.as_ref().and_then(|b| b.propagation.clone()).unwrap_or_default(),
+        origin: MountOrigin::Mount,
+    })
+}
+
+fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
+    let limits = s
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref());
+    let memory = s
+        .mem_limit
+        .clone()
+        .or_else(|| limits.and_then(|l| l.memory.clone()))
+        .map(|m| spec::parse_bytes("mem_limit", &m))
+        .transpose()
+        .map_err(|e| invalid(name, "mem_limit", e))?;
+    let memory_swap = match s.memswap_limit.as_deref() {
+        None => None,
+        Some("-1") => Some(spec::MemorySwap::Unlimited),
+        Some(m) => Some(spec::MemorySwap::Limit(
+            spec::parse_bytes("memswap_limit", m).map_err(|e| invalid(name, "memswap_limit", e))?,
+        )),
+    };
+    let cpus = s
+        .cpus
+        .map(|c| c.to_string())
+        .or_else(|| limits.and_then(|l| l.cpus.clone()));
+    let nano_cpus = cpus
+        .as_deref()
+        .map(spec::parse_cpus)
+        .transpose()
+        .map_err(|e| invalid(name, "cpus", e))?;
+    let mut ulimits = Vec::new();
+    for (k, u) in &s.ulimits {
+        let text = match u {
+            crate::model::Ulimit::Single(n) => format!("{k}={n}"),
+            crate::model::Ulimit::SoftHard { soft, hard } => format!("{k}={soft}:{hard}"),
+        };
+        ulimits.push(spec::parse_ulimit(&text).map_err(|e| invalid(name, "ulimits", e))?);
+    }
+    Ok(spec::Resources {
+        memory,
+        memory_swap,
+        nano_cpus,
+        cpu_shares: s.cpu_shares.map(|c| c.max(0) as u64),
+        pids_limit: s.pids_limit.or_else(|| limits.and_then(|l| l.pids)),
+        ulimits,
+    })
+}
+
+/// `network_mode`, `networks` (aliases, addresses), `links`, `dns*`, `extra_hosts`.
+fn networking(loaded: &Loaded, name: &str, s: &Service, oneoff: bool, spec: &mut ContainerSpec) -> Result<()> {
+    let container_name = spec.name.clone().unwrap_or_default();
+    let project = &loaded.project;
+    match s.network_mode.as_deref() {
+        Some("none") => spec.network = NetworkMode::None,
+        Some("host") => spec.network = NetworkMode::Host,
+        Some(m) if m.starts_with("service:") => {
+            let other = &m["service:".len()..];
+            let svc = project
+                .services
+                .get(other)
+                .ok_or_else(|| invalid(name, "network_mode", format!("no such service: {other}")))?;
+            spec.network = NetworkMode::Container(identity::container_name(&project.name, other, svc, 1));
+        }
+        Some(m) if m.starts_with("container:") => {
+            spec.network = NetworkMode::Container(m["container:".len()..].to_string());
+        }
+        // Docker's default bridge, as `run --network bridge` means it.
+        Some(m @ ("bridge" | "default")) => {
+            spec.network = NetworkMode::parse(m).map_err(|e| invalid(name, "network_mode", e))?
+        }
+        Some(m) => spec.network = NetworkMode::Network(m.to_string()),
+        None => {
+            let keys = service_networks(s);
+            for key in &keys {
+                let opts = s.networks.get(key).cloned().flatten().unwrap_or_default();
+                // As compose: the container's name; for a service's own
+                // containers (not one-offs) also the service name and the
+                // configured aliases, so `run` never answers for a service.
+                let mut aliases = vec![container_name.to_string()];
+                if !oneoff {
+                    for a in std::iter::once(name).chain(opts.aliases.iter().map(String::as_str)) {
+                        if !aliases.iter().any(|x| x == a) {
+                            aliases.push(a.to_string());
+                        }
+                    }
+                }
+                let ipv4 = opts
+                    .ipv4_address
+                    .as_deref()
+                    .map(|a| a.parse())
+                    .transpose()
+                    .map_err(|e| invalid(name, "networks.ipv4_address", e))?;
+                let ipv6 = opts
+                    .ipv6_address
+                    .as_deref()
+                    .map(|a| a.parse())
+                    .transpose()
+                    .map_err(|e| invalid(name, "networks.ipv6_address", e))?;
+                spec.endpoints.push(EndpointSpec {
+                    network: network_name(loaded, key),
+                    aliases,
+                    ipv4,
+                    ipv6,
+                    mac_address: opts.mac_address.clone(),
+                });
+            }
+            if let Some(first) = spec.endpoints.first() {
+                spec.network = NetworkMode::Network(first.network.clone());
+            }
+        }
+    }
+    for l in &s.links {
+        let (svc, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+        let target = match project.services.get(svc) {
+            Some(other) => identity::container_name(&project.name, svc, other, 1),
+            None => svc.to_string(),
+        };
+        spec.links.push((target, alias.to_string()));
+    }
+    for l in &s.external_links {
+        let (c, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+        spec.links.push((c.to_string(), alias.to_string()));
+    }
+    let mut dns = DnsSpec::default();
+    for d in &s.dns {
+        dns.servers
+            .push(d.parse().map_err(|e| invalid(name, "dns", format!("{d}: {e}")))?);
+    }
+    dns.search = s.dns_search.clone();
+    dns.options = s.dns_opt.clone();
+    spec.dns = dns;
+    for h in &s.extra_hosts {
+        let (host, addr) = h
+            .split_once('=')
+            .or_else(|| h.split_once(':'))
+            .ok_or_else(|| invalid(name, "extra_hosts", format!("{h:?}: use HOST=ADDRESS")))?;
+        spec.extra_hosts.push((host.to_string(), addr.to_string()));
+    }
+    spec.mac_address = s.mac_address.clone();
+    Ok(())
+}
+
+/// Long-syntax ports → the engine's mappings (through Docker's `-p` parser).
+pub fn ports(name: &str, ports: &[Port]) -> Result<Vec<spec::PortMapping>> {
+    let mut out = Vec::new();
+    for p in ports {
+        let proto = p.protocol.as_deref().unwrap_or("tcp");
+        let mut text = String::new();
+        if let Some(ip) = &p.host_ip {
+            if ip.contains(':') {
+                text.push_str(&format!("[{ip}]:"));
+            } else {
+                text.push_str(&format!("{ip}:"));
+            }
+        }
+        match &p.published {
+            Some(h) => text.push_str(&format!("{h}:")),
+            None if p.host_ip.is_some() => text.push(':'),
+            None => {}
+        }
+        text.push_str(&format!("{}/{proto}", p.target));
+        out.extend(spec::parse_publish(&text).map_err(|e| invalid(name, "ports", e))?);
+    }
+    Ok(out)
+}
+
+fn health(name: &str, s: &Service) -> Result<HealthSpec> {
+    let Some(h) = &s.healthcheck else {
+        return Ok(HealthSpec::default());
+    };
+    let d = |v: &Option<String>, what: &str| {
+        v.as_deref()
+            .map(spec::parse_duration)
+            .transpose()
+            .map_err(|e| invalid(name, &format!("healthcheck.{what}"), e))
+    };
+    let disabled = h.disable || h.test.as_ref().is_some_and(|t| t.first().is_some_and(|w| w == "NONE"));
+    Ok(HealthSpec {
+        disabled,
+        test: if disabled { None } else { h.test.clone() },
+        interval: d(&h.interval, "interval")?,
+        timeout: d(&h.timeout, "timeout")?,
+        start_period: d(&h.start_period, "start_period")?,
+        start_interval: d(&h.start_interval, "start_interval")?,
+        retries: h.retries.map(|r| r.min(u32::MAX as u64) as u32),
+    })
+}
+
+/// A service's `build.dockerfile_inline`: the front writes it to a file
+/// and sets the [`BuildRequest`]'s `file` to it.
+pub fn inline_dockerfile<'l>(loaded: &'l Loaded, name: &str) -> Option<&'l str> {
+    loaded
+        .project
+        .services
+        .get(name)?
+        .build
+        .as_ref()?
+        .dockerfile_inline
+        .as_deref()
+}
+
+/// The build of service `name`'s image, tagged with its image name and
+/// `build.tags`; `None` when it has no `build`. `extra_args` are
+/// `--build-arg` values over the file's.
+pub fn build_request(
+    loaded: &Loaded,
+    name: &str,
+    extra_args: &BTreeMap<String, String>,
+    no_cache: bool,
+    pull: bool,
+) -> Result<Option<BuildRequest<'static>>> {
+    let project = &loaded.project;
+    let Some(s) = project.services.get(name) else {
+        return Err(EngineError::not_found(format!("no such service: {name}")));
+    };
+    let Some(b) = &s.build else {
+        return Ok(None);
+    };
+    let context = PathBuf::from(&b.context);
+    if b.context.contains("://") || b.context.starts_with("git@") {
+        return Err(invalid(
+            name,
+            "build.context",
+            "remote build contexts are not supported by berth yet",
+        ));
+    }
+    let file = match (&b.dockerfile_inline, &b.dockerfile) {
+        // The caller writes the text to a file and names it (see
+        // [`inline_dockerfile`]): the engine reads Dockerfiles from files.
+        (Some(_), _) => None,
+        (None, Some(f)) if Path::new(f).is_absolute() => Some(PathBuf::from(f)),
+        (None, Some(f)) => Some(context.join(f)),
+        (None, None) => None,
+    };
+    let mut build_args = BTreeMap::new();
+    for (k, v) in &b.args {
+        match v {
+            Some(v) => {
+                build_args.insert(k.clone(), v.clone());
+            }
+            None => {
+                if let Some(v) = loaded.environment.get(k) {
+                    build_args.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    build_args.extend(extra_args.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut tags = vec![image_name(&project.name, name, s)];
+    tags.extend(b.tags.iter().cloned());
+    let options = berth_build::executor::BuildOptions {
+        target: b.target.clone(),
+        build_args,
+        labels: b.labels.clone(),
+        no_cache: no_cache || b.no_cache,
+        pull: pull || b.pull,
+        network: b.network.clone().unwrap_or_else(|| "default".into()),
+        platform: b.platforms.first().cloned().or_else(|| s.platform.clone()),
+        ..Default::default()
+    };
+    Ok(Some(BuildRequest {
+        context: ContextSource::Dir(context),
+        file,
+        tags,
+        options,
+    }))
+}
