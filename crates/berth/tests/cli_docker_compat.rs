@@ -206,6 +206,8 @@ fn failures_end_as_dockers_do() {
         (&["ps", "--format", "{{.Nope"], All),
         (&["inspect", "-f", "{{.Nope", "busybox"], All),
         (&["build", "/nonexistent"], Last),
+        (&["load", "-i", "/nonexistent"], All),
+        (&["import", "/nonexistent"], All),
         (&["login", "127.0.0.1:1"], All),
         (&["login", "-u", "x", "127.0.0.1:1"], All),
         (&["run", "-it", "busybox", "true"], All),

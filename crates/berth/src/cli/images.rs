@@ -228,7 +228,7 @@ fn import(engine: &Engine, a: ImportArgs) -> Result<i32> {
     } else if a.source.starts_with("http://") || a.source.starts_with("https://") {
         engine.import_url(&a.source, &opts)?
     } else {
-        let f = std::fs::File::open(&a.source).with_context(|| format!("opening {}", a.source))?;
+        let f = std::fs::File::open(&a.source).map_err(|e| go_open_error(&a.source, &e))?;
         engine.import(io::BufReader::with_capacity(1 << 20, f), &opts)?
     };
     println!("{id}");
@@ -248,7 +248,7 @@ fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
     });
     match &a.input {
         Some(p) => {
-            let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            let f = std::fs::File::open(p).map_err(|e| go_open_error(&p.display().to_string(), &e))?;
             engine.load(f, &progress)?;
         }
         None => {
@@ -259,6 +259,20 @@ fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// A file that cannot be opened, in the docker CLI's (Go's) words:
+/// `open /x: no such file or directory`.
+fn go_open_error(path: &str, e: &io::Error) -> anyhow::Error {
+    let why = match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => {
+            let t = e.to_string();
+            t.split(" (os error").next().unwrap_or(&t).to_lowercase()
+        }
+    };
+    anyhow::anyhow!("open {path}: {why}")
 }
 
 fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
