@@ -19,7 +19,7 @@ pub fn docker_style(cmd: Command) -> Command {
 
 fn bool_flag(a: Arg) -> Arg {
     if !matches!(a.get_action(), ArgAction::SetTrue) {
-        return a;
+        return go_int(a);
     }
     a.action(ArgAction::Set)
         .num_args(0..=1)
@@ -29,6 +29,38 @@ fn bool_flag(a: Arg) -> Arg {
         .hide_default_value(true)
         .hide_possible_values(true)
         .value_parser(parse_go_bool)
+}
+
+/// An integer flag reads its value as Go's `strconv.ParseInt` and says so
+/// when it cannot (`strconv.ParseInt: parsing "abc": invalid syntax`).
+fn go_int(a: Arg) -> Arg {
+    use std::any::TypeId;
+    let t = a.get_value_parser().type_id();
+    if t == TypeId::of::<i64>() {
+        a.value_parser(parse_go_int::<i64>)
+    } else if t == TypeId::of::<i32>() {
+        a.value_parser(parse_go_int::<i32>)
+    } else if t == TypeId::of::<u64>() {
+        a.value_parser(parse_go_int::<u64>)
+    } else if t == TypeId::of::<u32>() {
+        a.value_parser(parse_go_int::<u32>)
+    } else if t == TypeId::of::<u16>() {
+        a.value_parser(parse_go_int::<u16>)
+    } else {
+        a
+    }
+}
+
+fn parse_go_int<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.parse::<T>().map_err(|_| {
+        let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+        let why = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            "value out of range"
+        } else {
+            "invalid syntax"
+        };
+        format!("strconv.ParseInt: parsing {s:?}: {why}")
+    })
 }
 
 /// Go's `strconv.ParseBool`.

@@ -228,7 +228,7 @@ fn import(engine: &Engine, a: ImportArgs) -> Result<i32> {
     } else if a.source.starts_with("http://") || a.source.starts_with("https://") {
         engine.import_url(&a.source, &opts)?
     } else {
-        let f = std::fs::File::open(&a.source).with_context(|| format!("opening {}", a.source))?;
+        let f = std::fs::File::open(&a.source).map_err(|e| go_open_error(&a.source, &e))?;
         engine.import(io::BufReader::with_capacity(1 << 20, f), &opts)?
     };
     println!("{id}");
@@ -248,7 +248,7 @@ fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
     });
     match &a.input {
         Some(p) => {
-            let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            let f = std::fs::File::open(p).map_err(|e| go_open_error(&p.display().to_string(), &e))?;
             engine.load(f, &progress)?;
         }
         None => {
@@ -259,6 +259,32 @@ fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// A missing image named without a tag reads as Docker's daemon says it:
+/// `No such image: nosuch:latest` (an ID or a digest stays as given).
+fn image_not_found(word: &str, e: impl Into<anyhow::Error>) -> anyhow::Error {
+    let e = e.into();
+    let last = word.rsplit('/').next().unwrap_or(word);
+    let hex_id = word.starts_with("sha256:") || (word.len() == 64 && word.bytes().all(|b| b.is_ascii_hexdigit()));
+    if super::is_not_found(&e) && !last.contains(':') && !word.contains('@') && !hex_id {
+        return berth_engine::EngineError::not_found(format!("No such image: {word}:latest")).into();
+    }
+    e
+}
+
+/// A file that cannot be opened, in the docker CLI's (Go's) words:
+/// `open /x: no such file or directory`.
+fn go_open_error(path: &str, e: &io::Error) -> anyhow::Error {
+    let why = match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => {
+            let t = e.to_string();
+            t.split(" (os error").next().unwrap_or(&t).to_lowercase()
+        }
+    };
+    anyhow::anyhow!("open {path}: {why}")
 }
 
 fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
@@ -426,14 +452,14 @@ fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
         match engine.image_inspect(i) {
             Ok(v) => values.push(v),
             Err(e) => {
-                failed = Some(e);
+                failed = Some(image_not_found(i, e));
             }
         }
     }
     print_inspect(&fmt, &values)?;
     match failed {
         Some(e) => {
-            eprintln!("{}", super::error_text(&e.into()));
+            eprintln!("{}", super::error_text(&e));
             Ok(1)
         }
         None => Ok(0),
@@ -441,7 +467,7 @@ fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
 }
 
 fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
-    let rows = engine.history(&a.image)?;
+    let rows = engine.history(&a.image).map_err(|e| image_not_found(&a.image, e))?;
     if a.quiet {
         for r in &rows {
             println!("{}", short_id(r["ID"].as_str().unwrap_or(""), a.no_trunc));
@@ -495,7 +521,9 @@ fn tag(engine: &Engine, a: TagArgs) -> Result<i32> {
             a.target
         );
     }
-    engine.tag(&a.source, &a.target)?;
+    engine
+        .tag(&a.source, &a.target)
+        .map_err(|e| image_not_found(&a.source, e))?;
     Ok(0)
 }
 
@@ -506,7 +534,7 @@ fn rmi(engine: &Engine, a: RmiArgs) -> Result<i32> {
             Ok(out) => print_removals(&out),
             Err(e) => {
                 // `rmi -f` of a missing image says so but is no failure (Docker's).
-                let e = anyhow::Error::from(e);
+                let e = image_not_found(i, e);
                 eprintln!("{}", super::error_text(&e));
                 if !(a.force && super::is_not_found(&e)) {
                     code = 1;

@@ -61,6 +61,9 @@ impl ConnArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
+    /// Skip image signing/verification (berth verifies digests, never signatures: accepted)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = super::flags::parse_go_bool)]
+    pub disable_content_trust: bool,
     /// Download all tagged images in the repository
     #[arg(short, long)]
     pub all_tags: bool,
@@ -78,6 +81,9 @@ pub struct PullArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct PushArgs {
+    /// Skip image signing/verification (berth verifies digests, never signatures: accepted)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = super::flags::parse_go_bool)]
+    pub disable_content_trust: bool,
     /// Push all tags of an image to the repository
     #[arg(short, long)]
     pub all_tags: bool,
