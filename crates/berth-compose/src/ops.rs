@@ -98,6 +98,8 @@ pub struct Compose<'a> {
     /// Opens another engine on the same store, for work done side by side
     /// (independent services, replicas); `None`: one thing at a time.
     pub fork: Option<&'a (dyn Fn() -> Result<Engine> + Sync + 'a)>,
+    /// How many at once when side by side (`--parallel`; 0: no limit).
+    pub parallel: usize,
 }
 
 fn label<'c>(c: &'c Container, key: &str) -> Option<&'c str> {
@@ -134,27 +136,31 @@ impl<'a> Compose<'a> {
             return items.iter().map(|i| f(self, i)).collect();
         };
         let f = &f;
-        let results: Vec<Result<T>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = items
-                .iter()
-                .map(|item| {
-                    scope.spawn(move || {
-                        let engine = fork()?;
-                        let c = Compose {
-                            engine: &engine,
-                            loaded: self.loaded,
-                            report: self.report,
-                            fork: None,
-                        };
-                        f(&c, item)
+        let batch = if self.parallel == 0 { items.len() } else { self.parallel };
+        let mut results: Vec<Result<T>> = Vec::with_capacity(items.len());
+        for chunk in items.chunks(batch.max(1)) {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|item| {
+                        scope.spawn(move || {
+                            let engine = fork()?;
+                            let c = Compose {
+                                engine: &engine,
+                                loaded: self.loaded,
+                                report: self.report,
+                                fork: None,
+                                parallel: 1,
+                            };
+                            f(&c, item)
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
+                    .collect();
+                for h in handles {
+                    results.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                }
+            });
+        }
         results.into_iter().collect()
     }
 

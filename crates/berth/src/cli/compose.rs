@@ -230,6 +230,7 @@ pub fn run(root: &Path, runtime: Option<String>, a: ComposeArgs) -> Result<i32> 
         loaded: &loaded,
         report: &report,
         fork: (a.parallel != 1).then_some(&fork as &(dyn Fn() -> berth_engine::Result<Engine> + Sync)),
+        parallel: usize::try_from(a.parallel).unwrap_or(0),
     };
     let ctx = Ctx {
         root,
