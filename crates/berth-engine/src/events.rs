@@ -119,7 +119,8 @@ fn try_append(root: &Path, ev: &EventMessage) -> std::io::Result<()> {
     }
     let mut line = serde_json::to_vec(ev).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    // Events name containers, images and their labels: the store's own.
+    let mut f = berth_archive::perms::open_append(&path, berth_archive::perms::PRIVATE_FILE)?;
     f.write_all(&line)
 }
 

@@ -45,10 +45,12 @@ pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| NetError::io(format!("creating {}", d.display()), e))?;
     }
+    use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| NetError::io(format!("opening {}", path.display()), e))?;
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)

@@ -563,6 +563,19 @@ impl Engine {
         // Validate before touching the disk.
         berth_runtime::spec::effective_caps(&cc).map_err(|e| EngineError::invalid(e.to_string()))?;
         let userns_mode = self.userns_mode(o.userns.as_deref())?;
+        // youki 0.7 makes the user namespace before it joins the network
+        // namespace, which the kernel refuses (EPERM) for one made by host
+        // root: say so now rather than fail deep in the runtime.
+        let youki = self
+            .runtime
+            .as_deref()
+            .is_some_and(|r| Path::new(r).file_name().is_some_and(|n| n == "youki"));
+        if youki && net_plan.is_some() && matches!(userns_mode, crate::userns::UsernsMode::Auto { .. }) {
+            return Err(EngineError::invalid(
+                "youki cannot join a bridge network from a container of its own user namespace (--userns=auto): \
+                 use crun or runc, or --network none",
+            ));
+        }
 
         // The container directory.
         let dir = self.container_dir(&id);

@@ -820,7 +820,6 @@ fn endpoint_specs(a: &CreateArgs) -> Vec<spec::EndpointSpec> {
     eps
 }
 
-
 /// Docker's flags → the engine's typed request. Every value is parsed and
 /// checked here or by the engine's validation; files named by flags
 /// (`--env-file`, `--label-file`) are read here, relative paths are taken
