@@ -100,7 +100,7 @@ impl NetContext {
     }
 
     fn firewall(&self) -> Firewall {
-        Firewall::new(self.bridge_ns.clone())
+        Firewall::with_lock(self.bridge_ns.clone(), self.lock_dir.join("firewall.lock"))
     }
 
     fn netlink(&self) -> Result<Netlink> {

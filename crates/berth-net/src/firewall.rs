@@ -55,6 +55,10 @@ pub struct NetworkRules {
 /// The firewall of one network namespace (the host's, or the rootless one).
 pub struct Firewall {
     ns: Namespace,
+    /// Held around each read-then-change of the table: every store using
+    /// this namespace shares the table, and a removal of the table that
+    /// raced an addition would drop the other's rules.
+    lock: Option<std::path::PathBuf>,
 }
 
 /// What the table currently holds (for cleanup checks and reconcile).
@@ -80,7 +84,17 @@ fn quote(name: &str) -> Result<String> {
 
 impl Firewall {
     pub fn new(ns: Namespace) -> Firewall {
-        Firewall { ns }
+        Firewall { ns, lock: None }
+    }
+
+    /// [`Firewall::new`], its changes serialised by the lock file `lock`
+    /// (one per network namespace, shared by every store using it).
+    pub fn with_lock(ns: Namespace, lock: std::path::PathBuf) -> Firewall {
+        Firewall { ns, lock: Some(lock) }
+    }
+
+    fn locked(&self) -> Result<Option<std::fs::File>> {
+        self.lock.as_deref().map(crate::lock_file).transpose()
     }
 
     fn nft(&self, args: &[&str], input: Option<&str>) -> Result<String> {
@@ -117,6 +131,7 @@ impl Firewall {
 
     /// Makes the table (idempotent) and adds a network's elements, in one transaction.
     pub fn add_network(&self, n: &NetworkRules) -> Result<()> {
+        let _lock = self.locked()?;
         let state = self.state()?;
         let b = quote(&n.bridge)?;
         let mut t = String::from(BASE);
@@ -136,6 +151,7 @@ impl Firewall {
 
     /// Removes a network's elements (those present), in one transaction.
     pub fn remove_network(&self, n: &NetworkRules) -> Result<()> {
+        let _lock = self.locked()?;
         let state = self.state()?;
         if !state.exists {
             return Ok(());
@@ -161,6 +177,7 @@ impl Firewall {
 
     /// Deletes the whole table when no network is left in it.
     pub fn remove_table_if_unused(&self) -> Result<bool> {
+        let _lock = self.locked()?;
         let s = self.state()?;
         if s.exists && s.bridges.is_empty() && s.internal.is_empty() && s.masq.is_empty() {
             self.nft(&["delete", "table", "ip", TABLE], None)?;

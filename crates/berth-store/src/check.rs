@@ -442,7 +442,9 @@ impl Store {
                     p.display().to_string(),
                     format!("mode {mode:04o} lets other users in"),
                     move |_| {
-                        let tight = mode & !(0o077 & !allowed);
+                        // Fully private: --userns=auto opens the search bits
+                        // again when a container needs them.
+                        let tight = mode & !0o077;
                         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(tight)).map_err(|e| {
                             crate::StoreError::Io {
                                 context: "tightening",
