@@ -214,3 +214,19 @@ pub fn check_image_platform(
 ) -> Result<Support, berth_runtime::RuntimeError> {
     binfmt::check_on_this_host(os, architecture, variant)
 }
+
+/// Docker's warning for an image of another platform run without
+/// `--platform`.
+pub fn platform_warning(cfg: &berth_store::ImageConfig) -> Option<String> {
+    if cfg.architecture.is_empty() {
+        return None;
+    }
+    let os = if cfg.os.is_empty() { "linux" } else { &cfg.os };
+    let have = berth_store::Platform::normalised(os, &cfg.architecture, cfg.variant.as_deref());
+    let host = berth_store::Platform::host();
+    (!have.same_os_arch(&host)).then(|| {
+        format!(
+            "The requested image's platform ({have}) does not match the detected host platform ({host}) and no specific platform was requested"
+        )
+    })
+}

@@ -495,7 +495,21 @@ impl Engine {
             );
         }
         let chains = chain_ids(&diff_ids);
-        let tags: Vec<String> = if r.tag.is_some() { vec![r.full()] } else { vec![] };
+        // From an index, the name gets this platform beside the others
+        // pulled from the same index (see `Store::add_variant`).
+        let from_index = platform::is_index(&top.media_type);
+        let tags: Vec<String> = if r.tag.is_some() && !from_index {
+            vec![r.full()]
+        } else {
+            vec![]
+        };
+        let variant_of = |id: &Digest| -> anyhow::Result<()> {
+            if from_index && r.tag.is_some() {
+                let p = self.store.image_platform(id)?;
+                self.store.add_variant(&r.full(), &p, id, top_digest.as_str())?;
+            }
+            Ok(())
+        };
         let repo_digests = vec![format!("{}@{}", r.repository(), top_digest)];
         let full_repo = format!("{}/{}", reg.name(), repo);
 
@@ -512,6 +526,7 @@ impl Engine {
                 repo_digests,
                 manifest: Some(manifest_bytes),
             })?;
+            variant_of(&rec.id)?;
             return Ok(pulled(out, r, rec.id, top_digest, false));
         }
 
@@ -534,6 +549,7 @@ impl Engine {
             repo_digests,
             manifest: Some(manifest.bytes.clone()),
         })?;
+        variant_of(&rec.id)?;
         Ok(pulled(out, r, rec.id, top_digest, true))
     }
 
