@@ -484,8 +484,8 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
         None => build_platform(),
         Some(p) if p.contains(',') => {
             return Err(BuildError::other(format!(
-            "--platform {p}: berth builds one platform at a time for now; build each and join them with berth manifest"
-        )))
+                "--platform {p}: the executor builds one platform at a time (the engine builds each of a list)"
+            )))
         }
         Some(p) => normalise_platform(p).map_err(|e| BuildError::other(format!("--platform: {e}")))?,
     };
