@@ -161,14 +161,13 @@ impl Engine {
         if platforms.len() > 1 {
             let res = self.build_platforms(opts.clone(), &platforms, &mut steps);
             steps.finish();
-            return res.map(|r| {
-                if let BuildResult::Built(o) = &r {
+            return res.inspect(|r| {
+                if let BuildResult::Built(o) = r {
                     progress.emit(Event::Image {
                         id: o.id.to_string(),
                         name: opts.tags.first().cloned(),
                     });
                 }
-                r
             });
         }
         let res = executor::build(&self.store, &opts, &mut steps);

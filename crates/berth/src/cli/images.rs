@@ -87,6 +87,9 @@ pub struct LoadArgs {
     /// Suppress the load output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Load only the given platform of a multi-platform archive
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -97,6 +100,9 @@ pub struct SaveArgs {
     /// docker-archive (default), oci-archive or oci-dir
     #[arg(long, default_value = "docker-archive")]
     pub format: String,
+    /// Save only the given platform of a multi-platform image
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
@@ -129,6 +135,9 @@ pub struct ImagesArgs {
 pub struct ImageInspectArgs {
     #[arg(short, long)]
     pub format: Option<String>,
+    /// Inspect the given platform of a multi-platform image
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -144,6 +153,9 @@ pub struct HistoryArgs {
     pub quiet: bool,
     #[arg(long)]
     pub format: Option<String>,
+    /// Show the history of the given platform of a multi-platform image
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
     pub image: String,
 }
 
@@ -161,6 +173,9 @@ pub struct RmiArgs {
     /// Do not delete untagged parents
     #[arg(long)]
     pub no_prune: bool,
+    /// Remove only the given platform of a multi-platform image
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -241,13 +256,13 @@ fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
     match &a.input {
         Some(p) => {
             let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
-            engine.load(f, &progress)?;
+            engine.load_platform(f, a.platform.as_deref(), &progress)?;
         }
         None => {
             if io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is empty: use -i FILE or pipe an archive in");
             }
-            engine.load(io::stdin().lock(), &progress)?;
+            engine.load_platform(io::stdin().lock(), a.platform.as_deref(), &progress)?;
         }
     }
     Ok(0)
@@ -257,7 +272,7 @@ fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
     let format: SaveFormat = a.format.parse()?;
     if format == SaveFormat::OciDir {
         let dir = a.output.as_ref().context("--format oci-dir needs -o DIR")?;
-        engine.save_oci_dir(&a.images, dir)?;
+        engine.save_oci_dir_platform(&a.images, a.platform.as_deref(), dir)?;
         return Ok(0);
     }
     match &a.output {
@@ -270,7 +285,12 @@ fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
                     .unwrap_or_default()
             ));
             let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let res = engine.save(&a.images, format, io::BufWriter::with_capacity(1 << 20, &f));
+            let res = engine.save_platform(
+                &a.images,
+                a.platform.as_deref(),
+                format,
+                io::BufWriter::with_capacity(1 << 20, &f),
+            );
             if let Err(e) = res {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e.into());
@@ -282,7 +302,12 @@ fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
             if io::stdout().is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            engine.save(&a.images, format, io::BufWriter::new(io::stdout().lock()))?;
+            engine.save_platform(
+                &a.images,
+                a.platform.as_deref(),
+                format,
+                io::BufWriter::new(io::stdout().lock()),
+            )?;
         }
     }
     Ok(0)
@@ -324,6 +349,10 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
     let mut filter = parse_filters(&a.filters)?;
     filter.all = a.all;
     filter.repository = a.repository.clone();
+    filter.platforms = a
+        .format
+        .as_deref()
+        .is_some_and(|f| f.contains("Platform") || f == "json");
     let rows = engine.list_images(&filter)?;
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
@@ -349,6 +378,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
         .map(|r| {
             json!({
                 "Containers": if r.containers > 0 { r.containers.to_string() } else { "N/A".into() },
+                "Platform": r.platform,
                 "CreatedAt": r.created,
                 "CreatedSince": since(&r.created),
                 "Digest": r.digest,
@@ -371,6 +401,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
         ("Digest", "DIGEST"),
         ("Size", "SIZE"),
         ("Containers", "CONTAINERS"),
+        ("Platform", "PLATFORM"),
         ("VirtualSize", "VIRTUAL SIZE"),
         ("SharedSize", "SHARED SIZE"),
         ("UniqueSize", "UNIQUE SIZE"),
@@ -401,7 +432,7 @@ fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
     let mut values = Vec::new();
     let mut failed = None;
     for i in &a.images {
-        match engine.image_inspect(i) {
+        match engine.image_inspect_platform(i, a.platform.as_deref()) {
             Ok(v) => values.push(v),
             Err(e) => {
                 failed = Some(e);
@@ -419,7 +450,7 @@ fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
 }
 
 fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
-    let rows = engine.history(&a.image)?;
+    let rows = engine.history_platform(&a.image, a.platform.as_deref())?;
     if a.quiet {
         for r in &rows {
             println!("{}", short_id(r["ID"].as_str().unwrap_or(""), a.no_trunc));
@@ -472,7 +503,11 @@ fn tag(engine: &Engine, a: TagArgs) -> Result<i32> {
 fn rmi(engine: &Engine, a: RmiArgs) -> Result<i32> {
     let mut code = 0;
     for i in &a.images {
-        match engine.remove_image(i, a.force, !a.no_prune) {
+        let res = match a.platform.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => engine.remove_image_platform(i, p, a.force),
+            None => engine.remove_image(i, a.force, !a.no_prune),
+        };
+        match res {
             Ok(out) => print_removals(&out),
             Err(e) => {
                 eprintln!("Error: {e:#}");
