@@ -199,6 +199,7 @@ impl Engine {
         steps: &mut executor::Progress,
     ) -> Result<BuildResult> {
         let tags = std::mem::take(&mut opts.tags);
+        opts.fresh_steps = Some(Default::default());
         let mut variants = Vec::new();
         let mut chosen: Option<BuildOutcome> = None;
         let mut have_host = false;

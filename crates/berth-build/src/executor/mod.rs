@@ -83,11 +83,18 @@ pub struct BuildOptions {
     /// Downloads the sources of `ADD <url>`; the engine supplies it, since
     /// HTTP lives above this crate.
     pub download: Option<Downloader>,
+    /// Steps built earlier in this same build request (key → image): with
+    /// `no_cache`, a multi-platform build still builds a step that does not
+    /// depend on the target platform once, as BuildKit does.
+    pub fresh_steps: Option<FreshSteps>,
     /// Asked for a step key the store does not know (`--cache-from
     /// type=registry`): brings the cached step image into the store and
     /// returns its ID, or None when the remote cache has no such step.
     pub cache_lookup: Option<CacheLookup>,
 }
+
+/// Steps made by one build request, shared by its per-platform builds.
+pub type FreshSteps = std::sync::Arc<std::sync::Mutex<HashMap<String, Digest>>>;
 
 /// What a download told besides the body.
 #[derive(Debug, Clone, Default)]

@@ -540,8 +540,9 @@ where
     F: FnOnce(&mut Cur) -> Result<(Digest, ImageConfig), BuildError>,
 {
     let p = b.progress;
+    let fresh = b.opts.fresh_steps.as_ref();
     let hit = if b.opts.no_cache {
-        None
+        fresh.and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned())
     } else {
         let mut hit = b
             .store
@@ -575,6 +576,11 @@ where
             b.store
                 .cache_put(&key, &id)
                 .map_err(|e| store_err("recording the build cache", e))?;
+            if let Some(f) = fresh {
+                f.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.clone(), id.clone());
+            }
             p.done(&cur.label, id.short());
             (id, config)
         }
