@@ -405,6 +405,42 @@ impl Engine {
         Ok(())
     }
 
+    /// `rmi NAME` of a name with several platforms.
+    fn remove_platforms(&self, name: &str, vs: Vec<berth_store::Variant>, force: bool) -> Result<Vec<Removal>> {
+        if !force {
+            for v in &vs {
+                if let Some(c) = self.store.containers_using(v.image_id.as_str())?.first() {
+                    return Err(EngineError::conflict(format!(
+                        "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
+                        familiar_name(name),
+                        &c.id[..12.min(c.id.len())],
+                        v.image_id.short()
+                    )));
+                }
+            }
+        }
+        self.store.untag(name)?;
+        let mut out = vec![Removal::Untagged(familiar_name(name))];
+        let mut deleted = false;
+        for v in vs {
+            let Ok(img) = self.store.image(&v.image_id) else {
+                continue;
+            };
+            if img.tags.is_empty()
+                && self.store.children(&img.id)?.is_empty()
+                && self.store.containers_using(img.id.as_str())?.is_empty()
+            {
+                self.store.delete_image(&img.id)?;
+                out.push(Removal::Deleted(img.id.clone()));
+                deleted = true;
+            }
+        }
+        if deleted {
+            self.store.gc().context("collecting unused layers")?;
+        }
+        Ok(out)
+    }
+
     /// `rmi --platform P NAME`: removes that platform's variant from the
     /// name (the image itself when nothing else names it).
     pub fn remove_image_platform(&self, word: &str, platform: &str, force: bool) -> Result<Vec<Removal>> {
@@ -440,6 +476,14 @@ impl Engine {
 
     /// `berth rmi`: untag, or delete when the last name goes, following Docker's conflicts.
     pub fn remove_image(&self, word: &str, force: bool, prune_parents: bool) -> Result<Vec<Removal>> {
+        // A name with several platforms goes whole, as Docker removes the
+        // index: each platform's image too when nothing else holds it.
+        if let Ok(r) = Reference::parse(word) {
+            let vs = self.store.variants(&r.full())?;
+            if vs.len() > 1 {
+                return self.remove_platforms(&r.full(), vs, force);
+            }
+        }
         let img = self.store.resolve_image(word)?;
         let by_name = Reference::parse(word)
             .ok()

@@ -733,7 +733,9 @@ impl Engine {
             for img in self.store.list_images()? {
                 for t in &img.tags {
                     let (tr, tt) = berth_store::reference::split_repo(t);
-                    if tr == repo {
+                    // Of a name with several platforms, the one it means.
+                    let default = self.store.resolve_image(t).map(|i| i.id == img.id).unwrap_or(true);
+                    if tr == repo && default {
                         work.push((img.clone(), Some(tt.trim_start_matches(':').to_string())));
                     }
                 }
