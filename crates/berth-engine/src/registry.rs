@@ -506,10 +506,31 @@ impl Engine {
         } else {
             vec![]
         };
+        // The name's other platforms stay when the index offers the very
+        // same images (asked of the registry: one small manifest each).
+        let mut keep: Vec<Digest> = Vec::new();
+        if from_index && r.tag.is_some() {
+            let idx = top.json().unwrap_or_default();
+            for v in self.store.variants(&r.full())? {
+                let Some(d) = platform::select(&idx, &v.platform).and_then(|e| desc_of(e, "an index entry").ok())
+                else {
+                    continue;
+                };
+                if d.digest == manifest.digest {
+                    continue;
+                }
+                if let Ok(m) = reg.get_manifest(repo, d.digest.as_str()).await {
+                    let config = m.json().ok().and_then(|m| desc_of(&m["config"], "config").ok());
+                    if config.is_some_and(|c| c.digest == v.image_id) {
+                        keep.push(v.image_id);
+                    }
+                }
+            }
+        }
         let variant_of = |id: &Digest| -> anyhow::Result<()> {
             if from_index && r.tag.is_some() {
                 let p = self.store.image_platform(id)?;
-                self.store.add_variant(&r.full(), &p, id, top_digest.as_str())?;
+                self.store.add_variant(&r.full(), &p, id, top_digest.as_str(), &keep)?;
             }
             Ok(())
         };

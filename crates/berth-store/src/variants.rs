@@ -95,19 +95,34 @@ pub(crate) fn before_delete(tx: &Transaction<'_>, image_id: &str) -> rusqlite::R
 }
 
 impl Store {
-    /// Records `image_id` as `name`'s variant for `platform`. With a
-    /// `source` (the digest of the index it came from), variants of the
-    /// same source stay beside it and others go (a newer index replaces
-    /// the old one's); without, variants made here stay (a multi-platform
-    /// build or load records its platforms one by one) and pulled ones go.
-    /// A name that meant one image without variants means this one now.
-    pub fn add_variant(&self, name: &str, platform: &Platform, image_id: &Digest, source: &str) -> Result<()> {
+    /// Records `image_id` as `name`'s variant for `platform`, pulled from
+    /// the index `source`: the name's other variants stay when they came
+    /// from that index or are images in `keep` (ones the index offers too,
+    /// loaded or pulled before); the rest go, as the name now means that
+    /// index. A name that meant one image without variants means this one.
+    pub fn add_variant(
+        &self,
+        name: &str,
+        platform: &Platform,
+        image_id: &Digest,
+        source: &str,
+        keep: &[Digest],
+    ) -> Result<()> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM variants WHERE name = ?1 AND source != ?2",
-            params![name, source],
-        )?;
+        let others: Vec<(String, String, String)> = {
+            let mut st = tx.prepare("SELECT platform, source, image_id FROM variants WHERE name = ?1")?;
+            let rows = st.query_map(params![name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (p, src, id) in others {
+            if src != source && !keep.iter().any(|d| d.as_str() == id) {
+                tx.execute(
+                    "DELETE FROM variants WHERE name = ?1 AND platform = ?2",
+                    params![name, p],
+                )?;
+            }
+        }
         tx.execute(
             "INSERT OR REPLACE INTO variants (name, platform, image_id, source, added) \
              SELECT ?1, ?2, id, ?4, ?5 FROM images WHERE id = ?3",

@@ -553,6 +553,12 @@ fn a_two_platform_build_is_pushed_as_an_index_and_pulled_saved_and_loaded_per_pl
         other.ok(&["images", "--format", "{{.Repository}} {{.Platform}}"]),
         format!("{multi} linux/{host}\n")
     );
+    // run --platform pulls the platform it lacks; the other stays beside it.
+    assert_eq!(
+        other.ok(&["run", "--rm", "--platform", "linux/arm64", &multi, "cat", "/out"]),
+        arm_out
+    );
+    assert_eq!(other.ok(&["run", "--rm", &multi, "cat", "/out"]), host_out);
     // rmi of the name in the root that has both: the name and both images go.
     let out = fresh.ok(&["rmi", &multi]);
     assert_eq!(out.lines().filter(|l| l.starts_with("Deleted: ")).count(), 2, "{out}");
