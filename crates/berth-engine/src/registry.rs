@@ -740,6 +740,9 @@ impl Engine {
         opts: &PushOptions,
         out: &Progress,
     ) -> Result<Vec<PushedImage>> {
+        if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
+            platform::parse(p)?;
+        }
         let target_word = dest.unwrap_or(source);
         let target = Reference::parse(target_word).with_context(|| {
             format!("{target_word:?} is not a name to push to: tag the image first (berth tag IMAGE HOST/NAME:TAG)")
