@@ -206,6 +206,7 @@ impl Engine {
         for p in platforms {
             let mut o = opts.clone();
             o.platform = Some(p.to_string());
+            o.label_prefix = Some(p.to_string());
             let out = match executor::build(&self.store, &o, steps) {
                 Ok(out) => out,
                 Err(e) => return Ok(BuildResult::Failed(e)),

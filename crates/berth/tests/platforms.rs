@@ -426,11 +426,12 @@ fn index_platforms(raw: &str) -> Vec<String> {
     out
 }
 
-/// The step images a build printed for a stage (`[name]  ---> <id>`).
+/// The step images a multi-platform build printed for a stage
+/// (`[linux/arm64 name]  ---> <id>`), of every platform.
 fn stage_images<'a>(out: &'a str, stage: &str) -> Vec<&'a str> {
-    let prefix = format!("[{stage}]  ---> ");
+    let mark = format!(" {stage}]  ---> ");
     out.lines()
-        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| l.split_once(&mark).map(|x| x.1))
         .filter(|w| w.len() == 12 && w.chars().all(|c| c.is_ascii_hexdigit()))
         .collect()
 }
@@ -473,7 +474,14 @@ fn a_two_platform_build_is_pushed_as_an_index_and_pulled_saved_and_loaded_per_pl
     ]);
     // The shared stage ran once, even with --no-cache; the second platform
     // took what the first made.
-    let gen: Vec<&str> = out.lines().filter(|l| l.starts_with("[gen]")).collect();
+    let gen: Vec<&str> = out.lines().filter(|l| l.contains(" gen] ")).collect();
+    // Each line says which platform it is of.
+    for p in &both {
+        assert!(
+            out.contains(&format!("[{p} stage-2] Step 9/9 : RUN uname -m >> /out")),
+            "{out}"
+        );
+    }
     assert_eq!(gen.iter().filter(|l| l.contains("Running in")).count(), 1, "{out}");
     assert_eq!(gen.iter().filter(|l| l.contains("Using cache")).count(), 1, "{out}");
     // Every image of the $BUILDPLATFORM stage, for both targets, is the

@@ -87,6 +87,9 @@ pub struct BuildOptions {
     /// `no_cache`, a multi-platform build still builds a step that does not
     /// depend on the target platform once, as BuildKit does.
     pub fresh_steps: Option<FreshSteps>,
+    /// Put before every stage's name in the progress (`linux/arm64`: one
+    /// platform of a multi-platform build), and always show the names.
+    pub label_prefix: Option<String>,
     /// Asked for a step key the store does not know (`--cache-from
     /// type=registry`): brings the cached step image into the store and
     /// returns its ID, or None when the remote cache has no such step.
@@ -393,7 +396,11 @@ pub(crate) struct Builder<'a> {
 
 impl Builder<'_> {
     pub fn stage_label(&self, s: usize) -> String {
-        self.df.stages[s].name.clone().unwrap_or_else(|| format!("stage-{s}"))
+        let name = self.df.stages[s].name.clone().unwrap_or_else(|| format!("stage-{s}"));
+        match &self.opts.label_prefix {
+            Some(p) => format!("{p} {name}"),
+            None => name,
+        }
     }
 
     pub fn step_number(&self, stage: usize, offset: usize) -> usize {
@@ -541,7 +548,7 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
     if !opts.labels.is_empty() {
         total += 1;
     }
-    progress.set_prefix(has_parallel_stages(&df, &needed, &opts.build_args));
+    progress.set_prefix(opts.label_prefix.is_some() || has_parallel_stages(&df, &needed, &opts.build_args));
 
     let runtime = OciRuntime::select(opts.runtime.as_deref(), &store.root().join("runtime"))
         .map_err(|e| store_err("choosing an OCI runtime", e))?;
