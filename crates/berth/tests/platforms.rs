@@ -536,6 +536,26 @@ fn a_two_platform_build_is_pushed_as_an_index_and_pulled_saved_and_loaded_per_pl
         "linux/arm64\n"
     );
 
+    let arm_id = fresh.ok(&["image", "inspect", "--platform", "linux/arm64", "-f", "{{.Id}}", &multi]);
+    let history = fresh.ok(&["history", "--platform", "linux/arm64", "-q", "--no-trunc", &multi]);
+    assert_eq!(history.lines().next(), Some(arm_id.trim()));
+    // save --platform writes that platform alone.
+    let arm_tar = fresh.path().join("arm.tar");
+    fresh.ok(&[
+        "save",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        arm_tar.to_str().unwrap(),
+        &multi,
+    ]);
+    let o = Command::new("skopeo")
+        .args(["inspect", &format!("oci-archive:{}", arm_tar.display())])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(v["Architecture"], "arm64", "{}", stderr(&o));
+
     // save writes both under one index; load brings both back.
     let tar = fresh.path().join("multi.tar");
     fresh.ok(&["save", "-o", tar.to_str().unwrap(), &multi]);
