@@ -230,3 +230,20 @@ pub fn platform_warning(cfg: &berth_store::ImageConfig) -> Option<String> {
         )
     })
 }
+
+/// `run --platform P` of a name the store has only for other platforms,
+/// when pulling P failed: Docker's refusal, which says what is here.
+pub fn other_platform_only(
+    store: &berth_store::Store,
+    word: &str,
+    platform: Option<&str>,
+) -> Option<crate::EngineError> {
+    let want = berth_store::Platform::parse(platform.filter(|p| !p.is_empty())?).ok()?;
+    let img = store.resolve_image(word).ok()?;
+    let have = store.image_platform(&img.id).ok()?;
+    (!have.same_os_arch(&want)).then(|| {
+        crate::EngineError::conflict(format!(
+            "image with reference {word} was found but does not match the specified platform: wanted {want}, actual: {have}"
+        ))
+    })
+}

@@ -344,8 +344,19 @@ fn run_platform_picks_the_arm64_variant_and_without_a_handler_refuses_before_sta
         stderr(&o)
     );
 
-    root.ok(&["system", "binfmt", "--uninstall", "arm64"]);
+    // Nor anywhere to pull it from: what is here, and what was asked.
     let host = berth_store::ImageConfig::host_architecture();
+    let o = root.run(&["run", "--rm", "--platform", &format!("linux/{host}"), &image, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains(&format!(
+            "image with reference {image} was found but does not match the specified platform: wanted linux/{host}, actual: linux/arm64"
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    root.ok(&["system", "binfmt", "--uninstall", "arm64"]);
     for platform in [&["--platform", "linux/arm64"][..], &[]] {
         let mut args = vec!["run", "--rm", "--name", "never-started"];
         args.extend_from_slice(platform);

@@ -381,7 +381,12 @@ impl Engine {
                 if spec.pull == PullPolicy::Never {
                     return Err(e);
                 }
-                pull()?;
+                if let Err(pe) = pull() {
+                    return Err(
+                        crate::binfmt::other_platform_only(&self.store, &spec.image, spec.platform.as_deref())
+                            .unwrap_or(pe),
+                    );
+                }
                 self.create_container(spec, opts)
             }
             r => r,
