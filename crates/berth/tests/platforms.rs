@@ -514,6 +514,16 @@ fn a_two_platform_build_is_pushed_as_an_index_and_pulled_saved_and_loaded_per_pl
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(index_platforms(&stdout(&o)), both);
 
+    // push --platform sends that platform's manifest alone.
+    let arm_only = format!("{}/arm-only", reg.addr);
+    root.ok(&["push", "-q", "--platform", "linux/arm64", &multi, &arm_only]);
+    let o = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{arm_only}")])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(v["Architecture"], "arm64", "{}", stderr(&o));
+
     // A fresh root pulls one platform, then the default beside it.
     let fresh = Root::new();
     fresh.ok(&["pull", "-q", "--platform", "linux/arm64", &multi]);
