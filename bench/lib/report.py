@@ -11,7 +11,7 @@ import re
 import sys
 
 ORDER = ["run-true", "exec", "detached-20", "ps-200", "import-1g", "images-1000", "inspect",
-         "save-load-200m", "build-cold", "build-noop", "build-onefile", "context-500m",
+         "save-load-200m", "build-cold", "build-noop", "build-onefile", "build-multiarch", "context-500m",
          "push-pull", "rss"]
 
 

@@ -214,3 +214,36 @@ pub fn check_image_platform(
 ) -> Result<Support, berth_runtime::RuntimeError> {
     binfmt::check_on_this_host(os, architecture, variant)
 }
+
+/// Docker's warning for an image of another platform run without
+/// `--platform`.
+pub fn platform_warning(cfg: &berth_store::ImageConfig) -> Option<String> {
+    if cfg.architecture.is_empty() {
+        return None;
+    }
+    let os = if cfg.os.is_empty() { "linux" } else { &cfg.os };
+    let have = berth_store::Platform::normalised(os, &cfg.architecture, cfg.variant.as_deref());
+    let host = berth_store::Platform::host();
+    (!have.same_os_arch(&host)).then(|| {
+        format!(
+            "The requested image's platform ({have}) does not match the detected host platform ({host}) and no specific platform was requested"
+        )
+    })
+}
+
+/// `run --platform P` of a name the store has only for other platforms,
+/// when pulling P failed: Docker's refusal, which says what is here.
+pub fn other_platform_only(
+    store: &berth_store::Store,
+    word: &str,
+    platform: Option<&str>,
+) -> Option<crate::EngineError> {
+    let want = berth_store::Platform::parse(platform.filter(|p| !p.is_empty())?).ok()?;
+    let img = store.resolve_image(word).ok()?;
+    let have = store.image_platform(&img.id).ok()?;
+    (!have.same_os_arch(&want)).then(|| {
+        crate::EngineError::conflict(format!(
+            "image with reference {word} was found but does not match the specified platform: wanted {want}, actual: {have}"
+        ))
+    })
+}

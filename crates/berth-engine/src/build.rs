@@ -80,8 +80,17 @@ impl Engine {
     /// [`Event::Image`].
     pub fn build(&self, req: BuildRequest<'_>, progress: &Progress) -> Result<BuildResult> {
         let mut opts = req.options;
-        if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
-            berth_store::Platform::parse(p).map_err(|e| crate::EngineError::invalid(e.to_string()))?;
+        // `--platform a,b`: one build per platform, joined under each name.
+        let mut platforms = Vec::new();
+        for p in opts.platform.as_deref().unwrap_or_default().split(',') {
+            let p = p.trim();
+            if p.is_empty() {
+                continue;
+            }
+            let parsed = berth_store::Platform::parse(p).map_err(|e| crate::EngineError::invalid(e.to_string()))?;
+            if !platforms.contains(&parsed) {
+                platforms.push(parsed);
+            }
         }
         let staged_context;
         let (context_dir, file) = match req.context {
@@ -149,6 +158,18 @@ impl Engine {
         }
         let sink = progress.clone();
         let mut steps = executor::Progress::to_events(std::sync::Arc::new(move |e| sink.emit(Event::Build(e))));
+        if platforms.len() > 1 {
+            let res = self.build_platforms(opts.clone(), &platforms, &mut steps);
+            steps.finish();
+            return res.inspect(|r| {
+                if let BuildResult::Built(o) = r {
+                    progress.emit(Event::Image {
+                        id: o.id.to_string(),
+                        name: opts.tags.first().cloned(),
+                    });
+                }
+            });
+        }
         let res = executor::build(&self.store, &opts, &mut steps);
         steps.finish();
         Ok(match res {
@@ -164,6 +185,49 @@ impl Engine {
             }
             Err(e) => BuildResult::Failed(e),
         })
+    }
+}
+
+impl Engine {
+    /// `build --platform a,b,…`: each platform built in turn (a foreign
+    /// one's RUN steps through its binfmt handler; a stage that does not
+    /// depend on the target platform is a cache hit after the first), and
+    /// every name given the images side by side, one variant per platform
+    /// (an image index when pushed or saved). The outcome is the host's
+    /// variant's, else the last platform's.
+    fn build_platforms(
+        &self,
+        mut opts: BuildOptions,
+        platforms: &[berth_store::Platform],
+        steps: &mut executor::Progress,
+    ) -> Result<BuildResult> {
+        let tags = std::mem::take(&mut opts.tags);
+        opts.fresh_steps = Some(Default::default());
+        let mut variants = Vec::new();
+        let mut chosen: Option<BuildOutcome> = None;
+        let mut have_host = false;
+        for p in platforms {
+            let mut o = opts.clone();
+            o.platform = Some(p.to_string());
+            o.label_prefix = Some(p.to_string());
+            let out = match executor::build(&self.store, &o, steps) {
+                Ok(out) => out,
+                Err(e) => return Ok(BuildResult::Failed(e)),
+            };
+            variants.push(berth_store::Variant {
+                platform: p.clone(),
+                image_id: out.id.clone(),
+            });
+            let host = p.same_os_arch(&berth_store::Platform::host());
+            if host || !have_host {
+                chosen = Some(out);
+            }
+            have_host |= host;
+        }
+        for t in &tags {
+            self.store.set_variants(t, &variants)?;
+        }
+        Ok(BuildResult::Built(chosen.expect("at least two platforms")))
     }
 }
 

@@ -55,6 +55,8 @@ pub struct Loaded {
     pub id: Digest,
     /// Familiar names (`bb:latest`).
     pub tags: Vec<String>,
+    /// One platform of a multi-platform image (named with the others).
+    pub variant: bool,
 }
 
 struct StagedFile {
@@ -70,6 +72,16 @@ struct PlannedImage {
     layers: Vec<(String, Option<Digest>)>,
     manifest: Option<Vec<u8>>,
     tags: Vec<String>,
+    /// One platform of a multi-platform image: the names it is a variant
+    /// of, and its platform.
+    variant: Option<(Vec<String>, berth_store::Platform)>,
+}
+
+/// What `save` writes: single images with the names given, and names
+/// with several platforms (each written whole, under an image index).
+struct SaveSet {
+    singles: Vec<(ImageRecord, Vec<String>)>,
+    multis: Vec<(String, Vec<(ImageRecord, berth_store::Platform)>)>,
 }
 
 /// `a/./b/../c` → `a/c`; refuses names that climb out.
@@ -100,7 +112,23 @@ fn digest_from_member(key: &str) -> Option<Digest> {
 impl Engine {
     /// Load every image of a Docker or OCI archive.
     pub fn load<R: Read>(&self, input: R, progress: &crate::progress::Progress) -> Result<Vec<Loaded>> {
-        let loaded = self.load_archive(input)?;
+        self.load_platform(input, None, progress)
+    }
+
+    /// `load --platform`: of a multi-platform image, only that platform
+    /// (all of them by default, side by side under the image's name).
+    pub fn load_platform<R: Read>(
+        &self,
+        input: R,
+        platform: Option<&str>,
+        progress: &crate::progress::Progress,
+    ) -> Result<Vec<Loaded>> {
+        let platform = platform
+            .filter(|p| !p.is_empty())
+            .map(berth_store::Platform::parse)
+            .transpose()
+            .map_err(|e| crate::EngineError::invalid(e.to_string()))?;
+        let loaded = self.load_archive(input, platform.as_ref())?;
         for l in &loaded {
             let names: Vec<String> = if l.tags.is_empty() {
                 vec![l.id.to_string()]
@@ -110,7 +138,7 @@ impl Engine {
             for n in names {
                 self.record_image_event("load", &n);
             }
-            if l.tags.is_empty() {
+            if l.tags.is_empty() && !l.variant {
                 progress.emit(crate::progress::Event::Image {
                     id: l.id.to_string(),
                     name: None,
@@ -126,7 +154,7 @@ impl Engine {
         Ok(loaded)
     }
 
-    fn load_archive<R: Read>(&self, input: R) -> Result<Vec<Loaded>> {
+    fn load_archive<R: Read>(&self, input: R, platform: Option<&berth_store::Platform>) -> Result<Vec<Loaded>> {
         let input =
             berth_archive::decompressed(BufReader::with_capacity(1 << 20, input)).context("reading the archive")?;
         let mut ar = tar::Archive::new(input);
@@ -189,10 +217,22 @@ impl Engine {
                 files.insert(k.clone(), StagedFile { path, digest, size });
             }
         }
-        let plans = if files.contains_key("manifest.json") {
+        // A multi-platform image is only in the OCI part (manifest.json
+        // can name one image per tag).
+        let multi = files.contains_key("index.json")
+            && serde_json::from_slice::<Value>(&self.read_member(&files, "index.json")?)
+                .ok()
+                .and_then(|v| {
+                    v["manifests"].as_array().map(|a| {
+                        a.iter()
+                            .any(|d| d["mediaType"] == MEDIA_OCI_INDEX || d["mediaType"] == MEDIA_DOCKER_LIST)
+                    })
+                })
+                .unwrap_or(false);
+        let plans = if files.contains_key("manifest.json") && !multi {
             self.plan_docker(&files)?
         } else if files.contains_key("index.json") {
-            self.plan_oci(&files)?
+            self.plan_oci(&files, platform)?
         } else {
             bail!("this is neither a Docker archive (no manifest.json) nor an OCI archive (no index.json)");
         };
@@ -246,20 +286,25 @@ impl Engine {
                 layers,
                 manifest: None,
                 tags,
+                variant: None,
             });
         }
         Ok(plans)
     }
 
-    fn plan_oci(&self, files: &HashMap<String, StagedFile>) -> anyhow::Result<Vec<PlannedImage>> {
+    fn plan_oci(
+        &self,
+        files: &HashMap<String, StagedFile>,
+        platform: Option<&berth_store::Platform>,
+    ) -> anyhow::Result<Vec<PlannedImage>> {
         let index: Value =
             serde_json::from_slice(&self.read_member(files, "index.json")?).context("index.json is not valid JSON")?;
         let mut plans = Vec::new();
-        let mut queue: Vec<(Value, Vec<String>)> = Vec::new();
+        let mut queue: Vec<(Value, Vec<String>, Option<berth_store::Platform>)> = Vec::new();
         for d in index["manifests"].as_array().into_iter().flatten() {
-            queue.push((d.clone(), Vec::new()));
+            queue.push((d.clone(), Vec::new(), None));
         }
-        while let Some((desc, inherited)) = queue.pop() {
+        while let Some((desc, inherited, variant)) = queue.pop() {
             let digest = Digest::parse(desc["digest"].as_str().unwrap_or_default())
                 .context("index.json: a descriptor has a bad digest")?;
             let key = format!("blobs/sha256/{}", digest.hex());
@@ -283,14 +328,26 @@ impl Engine {
             let v: Value = serde_json::from_slice(&bytes).with_context(|| format!("{key} is not valid JSON"))?;
             let media = desc["mediaType"].as_str().or(v["mediaType"].as_str()).unwrap_or("");
             if media == MEDIA_OCI_INDEX || media == MEDIA_DOCKER_LIST || v["manifests"].is_array() {
-                let host = ImageConfig::host_architecture();
-                let entries: Vec<&Value> = v["manifests"].as_array().into_iter().flatten().collect();
-                let pick = entries
-                    .iter()
-                    .find(|e| e["platform"]["architecture"].as_str() == Some(host))
-                    .or(entries.first());
-                if let Some(p) = pick {
-                    queue.push(((*p).clone(), tags));
+                // Every platform the archive holds (an index may list more
+                // than were saved), or the one asked for.
+                let mut any = false;
+                for e in v["manifests"].as_array().into_iter().flatten() {
+                    let Some(p) = berth_store::Platform::from_json(&e["platform"]) else {
+                        continue;
+                    };
+                    let held = Digest::parse(e["digest"].as_str().unwrap_or_default())
+                        .is_ok_and(|d| files.contains_key(&format!("blobs/sha256/{}", d.hex())));
+                    if !held || platform.is_some_and(|want| !want.same_os_arch(&p)) {
+                        continue;
+                    }
+                    any = true;
+                    queue.push((e.clone(), tags.clone(), Some(p)));
+                }
+                if !any {
+                    match platform {
+                        Some(want) => bail!("the archive holds no image for the platform {want}"),
+                        None => bail!("the archive's index {digest} holds none of the images it lists"),
+                    }
                 }
                 continue;
             }
@@ -302,12 +359,17 @@ impl Engine {
                     .with_context(|| format!("{key}: bad layer digest"))?;
                 layers.push((format!("blobs/sha256/{}", d.hex()), Some(d)));
             }
+            let (tags, variant) = match variant {
+                Some(p) => (Vec::new(), Some((tags, p))),
+                None => (tags, None),
+            };
             plans.push(PlannedImage {
                 config_key: format!("blobs/sha256/{}", config_digest.hex()),
                 config_expected: Some(config_digest),
                 layers,
                 manifest: Some(bytes),
                 tags,
+                variant,
             });
         }
         plans.reverse();
@@ -324,6 +386,7 @@ impl Engine {
             layers: Vec<(String, Digest, u64, Digest, String)>, // key, blob digest, blob size, diff id, media type
             manifest: Option<Vec<u8>>,
             tags: Vec<String>,
+            variant: Option<(Vec<String>, berth_store::Platform)>,
         }
         let mut ready = Vec::new();
         let mut staged_layers: HashMap<Digest, StagedLayer> = HashMap::new();
@@ -420,10 +483,12 @@ impl Engine {
                 layers,
                 manifest: plan.manifest,
                 tags: plan.tags,
+                variant: plan.variant,
             });
         }
         // Phase 2: commit.
         let mut out = Vec::new();
+        let mut variants: BTreeMap<String, Vec<berth_store::Variant>> = BTreeMap::new();
         for r in ready {
             let cfg = ImageConfig::from_bytes(&r.config)?;
             let diff_ids: Vec<Digest> = cfg.diff_ids()?;
@@ -449,19 +514,54 @@ impl Engine {
                 repo_digests: vec![],
                 manifest: r.manifest,
             })?;
+            let mut shown: Vec<String> = r.tags.iter().map(|t| familiar_name(t)).collect();
+            let is_variant = r.variant.is_some();
+            if let Some((names, p)) = r.variant {
+                for n in names {
+                    let vs = variants.entry(n.clone()).or_default();
+                    if vs.is_empty() {
+                        shown.push(familiar_name(&n));
+                    }
+                    vs.push(berth_store::Variant {
+                        platform: p.clone(),
+                        image_id: rec.id.clone(),
+                    });
+                }
+            }
             out.push(Loaded {
                 id: rec.id,
-                tags: r.tags.iter().map(|t| familiar_name(t)).collect(),
+                tags: shown,
+                variant: is_variant,
             });
+        }
+        for (name, vs) in &variants {
+            self.store.set_variants(name, vs)?;
         }
         Ok(out)
     }
 
-    /// Resolve what to save: each image once, with the names the user gave.
-    fn save_set(&self, refs: &[String]) -> anyhow::Result<Vec<(ImageRecord, Vec<String>)>> {
+    /// Resolve what to save: each image once, with the names the user
+    /// gave; a name with several platforms whole (unless `platform` picks one).
+    fn save_set(&self, refs: &[String], platform: Option<&str>) -> anyhow::Result<SaveSet> {
         let mut order: Vec<(ImageRecord, Vec<String>)> = Vec::new();
+        let mut multis = Vec::new();
         for word in refs {
-            let img = self.store.resolve_image(word)?;
+            if platform.is_none_or(str::is_empty) {
+                if let Ok(r) = Reference::parse(word) {
+                    let vs = self.store.variants(&r.full())?;
+                    if vs.len() > 1 {
+                        if !multis.iter().any(|(n, _)| *n == r.full()) {
+                            let imgs = vs
+                                .into_iter()
+                                .map(|v| Ok((self.store.image(&v.image_id)?, v.platform)))
+                                .collect::<anyhow::Result<Vec<_>>>()?;
+                            multis.push((r.full(), imgs));
+                        }
+                        continue;
+                    }
+                }
+            }
+            let img = self.resolve_image_platform(word, platform)?;
             let name = Reference::parse(word)
                 .ok()
                 .map(|r| r.full())
@@ -471,12 +571,23 @@ impl Engine {
                 None => order.push((img, name.into_iter().collect())),
             }
         }
-        Ok(order)
+        Ok(SaveSet { singles: order, multis })
     }
 
     /// Write images to `out` as a Docker archive or an OCI archive.
     pub fn save<W: Write>(&self, refs: &[String], format: SaveFormat, out: W) -> Result<()> {
-        let set = self.save_set(refs)?;
+        self.save_platform(refs, None, format, out)
+    }
+
+    /// [`Self::save`] with `--platform`: only that platform of each image.
+    pub fn save_platform<W: Write>(
+        &self,
+        refs: &[String],
+        platform: Option<&str>,
+        format: SaveFormat,
+        out: W,
+    ) -> Result<()> {
+        let set = self.save_set(refs, platform)?;
         let mut b = tar::Builder::new(out);
         b.mode(tar::HeaderMode::Deterministic);
         match format {
@@ -490,10 +601,14 @@ impl Engine {
 
     /// `--format oci-dir -o DIR`: an OCI image layout directory.
     pub fn save_oci_dir(&self, refs: &[String], dir: &Path) -> Result<()> {
-        let set = self.save_set(refs)?;
+        self.save_oci_dir_platform(refs, None, dir)
+    }
+
+    /// [`Self::save_oci_dir`] with `--platform`.
+    pub fn save_oci_dir_platform(&self, refs: &[String], platform: Option<&str>, dir: &Path) -> Result<()> {
+        let set = self.save_set(refs, platform)?;
         std::fs::create_dir_all(dir.join("blobs/sha256")).with_context(|| format!("creating {}", dir.display()))?;
-        let mut index = Vec::new();
-        for (img, names) in &set {
+        let copy_blobs = |img: &ImageRecord| -> anyhow::Result<usize> {
             let manifest = self.store.blobs().read(&img.manifest)?;
             let m: Value = serde_json::from_slice(&manifest)?;
             // A stored blob's path, or a lazy layer blob made first.
@@ -508,7 +623,24 @@ impl Engine {
                     std::fs::copy(&src, &target).with_context(|| format!("writing {}", target.display()))?;
                 }
             }
-            index.extend(index_entries(img, names, manifest.len()));
+            Ok(manifest.len())
+        };
+        let mut index = Vec::new();
+        for (img, names) in &set.singles {
+            let len = copy_blobs(img)?;
+            index.extend(index_entries(img, names, len));
+        }
+        for (name, imgs) in &set.multis {
+            for (img, _) in imgs {
+                copy_blobs(img)?;
+            }
+            let idx = self
+                .store
+                .variants_index(name)?
+                .ok_or_else(|| anyhow!("{name} lost its platforms while being saved"))?;
+            let d = Digest::of_bytes(&idx);
+            std::fs::write(dir.join("blobs/sha256").join(d.hex()), &idx)?;
+            index.push(name_entry(name, &d, idx.len()));
         }
         std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         std::fs::write(
@@ -518,17 +650,18 @@ impl Engine {
         Ok(())
     }
 
-    fn write_oci_layout<W: Write>(
-        &self,
-        b: &mut tar::Builder<W>,
-        set: &[(ImageRecord, Vec<String>)],
-    ) -> anyhow::Result<()> {
+    fn write_oci_layout<W: Write>(&self, b: &mut tar::Builder<W>, set: &SaveSet) -> anyhow::Result<()> {
         let mut written: BTreeSet<Digest> = BTreeSet::new();
         let mut index = Vec::new();
         add_bytes(b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         add_dir(b, "blobs/")?;
         add_dir(b, "blobs/sha256/")?;
-        for (img, names) in set {
+        let all = set
+            .singles
+            .iter()
+            .map(|(i, n)| (i, Some(n)))
+            .chain(set.multis.iter().flat_map(|(_, v)| v.iter().map(|(i, _)| (i, None))));
+        for (img, names) in all {
             let manifest = self.store.blobs().read(&img.manifest)?;
             let m: Value = serde_json::from_slice(&manifest)?;
             // A stored blob, or a lazy layer blob made first.
@@ -545,7 +678,20 @@ impl Engine {
                     add_reader(b, &format!("blobs/sha256/{}", d.hex()), size, f)?;
                 }
             }
-            index.extend(index_entries(img, names, manifest.len()));
+            if let Some(names) = names {
+                index.extend(index_entries(img, names, manifest.len()));
+            }
+        }
+        for (name, _) in &set.multis {
+            let idx = self
+                .store
+                .variants_index(name)?
+                .ok_or_else(|| anyhow!("{name} lost its platforms while being saved"))?;
+            let d = Digest::of_bytes(&idx);
+            if written.insert(d.clone()) {
+                add_bytes(b, &format!("blobs/sha256/{}", d.hex()), &idx)?;
+            }
+            index.push(name_entry(name, &d, idx.len()));
         }
         let idx = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index}))?;
         add_bytes(b, "index.json", &idx)?;
@@ -555,11 +701,7 @@ impl Engine {
     /// Docker's archive, in the layout Docker 25+ writes: OCI blobs plus
     /// `manifest.json` and `repositories`. Layers are written uncompressed,
     /// as `docker load` and skopeo expect of a Docker archive.
-    fn write_docker_archive<W: Write>(
-        &self,
-        b: &mut tar::Builder<W>,
-        set: &[(ImageRecord, Vec<String>)],
-    ) -> anyhow::Result<()> {
+    fn write_docker_archive<W: Write>(&self, b: &mut tar::Builder<W>, set: &SaveSet) -> anyhow::Result<()> {
         let mut written: BTreeSet<Digest> = BTreeSet::new();
         let mut manifest_json = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -567,7 +709,26 @@ impl Engine {
         add_bytes(b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         add_dir(b, "blobs/")?;
         add_dir(b, "blobs/sha256/")?;
-        for (img, names) in set {
+        // Each variant of a multi-platform name: its manifest (as written
+        // here) goes into that name's index; manifest.json names only the
+        // one the name means without a platform.
+        type Item<'a> = (&'a ImageRecord, Vec<String>, Option<(usize, &'a berth_store::Platform)>);
+        let mut items: Vec<Item<'_>> = set.singles.iter().map(|(i, n)| (i, n.clone(), None)).collect();
+        let mut multi_entries: Vec<Vec<Value>> = Vec::new();
+        for (k, (name, imgs)) in set.multis.iter().enumerate() {
+            let default = self.store.resolve_image(name).ok().map(|i| i.id);
+            for (img, p) in imgs {
+                let names = if default.as_ref() == Some(&img.id) {
+                    vec![name.clone()]
+                } else {
+                    vec![]
+                };
+                items.push((img, names, Some((k, p))));
+            }
+            multi_entries.push(Vec::new());
+        }
+        for (img, names, multi) in items {
+            let names = &names;
             let cfg_bytes = self.store.blobs().read(&img.id)?;
             let mut layer_paths = Vec::new();
             let mut descs = Vec::new();
@@ -608,16 +769,34 @@ impl Engine {
             }
             let mut entry =
                 json!({"mediaType": MEDIA_OCI_MANIFEST, "digest": mdigest.as_str(), "size": manifest.len()});
-            if let Some(first) = names.first() {
-                let r = Reference::parse(first)?;
-                entry["annotations"] = json!({"io.containerd.image.name": r.full(), "org.opencontainers.image.ref.name": r.tag.unwrap_or_default()});
+            if let Some((k, p)) = multi {
+                let mut plat = json!({"architecture": p.architecture, "os": p.os});
+                if let Some(v) = &p.variant {
+                    plat["variant"] = json!(v);
+                }
+                entry["platform"] = plat;
+                multi_entries[k].push(entry);
+            } else {
+                if let Some(first) = names.first() {
+                    let r = Reference::parse(first)?;
+                    entry["annotations"] = json!({"io.containerd.image.name": r.full(), "org.opencontainers.image.ref.name": r.tag.unwrap_or_default()});
+                }
+                index.push(entry);
             }
-            index.push(entry);
             manifest_json.push(json!({
                 "Config": format!("blobs/sha256/{}", img.id.hex()),
                 "RepoTags": if tags.is_empty() { Value::Null } else { json!(tags) },
                 "Layers": layer_paths,
             }));
+        }
+        for ((name, _), entries) in set.multis.iter().zip(multi_entries) {
+            let idx =
+                serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": entries}))?;
+            let d = Digest::of_bytes(&idx);
+            if written.insert(d.clone()) {
+                add_bytes(b, &format!("blobs/sha256/{}", d.hex()), &idx)?;
+            }
+            index.push(name_entry(name, &d, idx.len()));
         }
         add_bytes(
             b,
@@ -630,6 +809,17 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// index.json's entry for a multi-platform name: its image index.
+fn name_entry(name: &str, index: &Digest, size: usize) -> Value {
+    let tag = Reference::parse(name).ok().and_then(|r| r.tag).unwrap_or_default();
+    json!({
+        "mediaType": MEDIA_OCI_INDEX,
+        "digest": index.as_str(),
+        "size": size,
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag},
+    })
 }
 
 fn index_entries(img: &ImageRecord, names: &[String], manifest_len: usize) -> Vec<Value> {

@@ -32,6 +32,8 @@ pub struct ImageSummary {
     pub intermediate: bool,
     /// Containers that use it.
     pub containers: usize,
+    /// `os/arch[/variant]`, when [`ListFilter::platforms`] asked for it.
+    pub platform: Option<String>,
 }
 
 #[derive(Default, Debug)]
@@ -51,6 +53,8 @@ pub struct ListFilter {
     pub since: Option<String>,
     /// A positional `[REPOSITORY[:TAG]]`.
     pub repository: Option<String>,
+    /// Fill [`ImageSummary::platform`] (reads each image's config).
+    pub platforms: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -157,6 +161,11 @@ impl Engine {
                 dangling,
                 intermediate,
                 containers: used.get(img.id.as_str()).copied().unwrap_or(0),
+                platform: if f.platforms {
+                    Some(self.store.image_platform(&img.id)?.to_string())
+                } else {
+                    None
+                },
             };
             let names: Vec<(String, String)> = img
                 .tags
@@ -217,6 +226,28 @@ impl Engine {
     /// Docker's `image inspect` JSON for one image.
     pub fn image_inspect(&self, word: &str) -> Result<Value> {
         let img = self.store.resolve_image(word)?;
+        self.image_inspect_record(&img)
+    }
+
+    /// The image `word` means, or with `platform` (`--platform`) its
+    /// variant for that platform (Docker 28's `--platform` of inspect,
+    /// history, save, rmi).
+    pub fn resolve_image_platform(&self, word: &str, platform: Option<&str>) -> Result<ImageRecord> {
+        let Some(p) = platform.filter(|p| !p.is_empty()) else {
+            return Ok(self.store.resolve_image(word)?);
+        };
+        let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid(e.to_string()))?;
+        match self.store.resolve_image_for(word, &want)? {
+            Some(i) => Ok(i),
+            None => Err(EngineError::not_found(format!(
+                "image with reference {word} was found but does not provide the specified platform ({want})"
+            ))),
+        }
+    }
+
+    /// `image inspect --platform`.
+    pub fn image_inspect_platform(&self, word: &str, platform: Option<&str>) -> Result<Value> {
+        let img = self.resolve_image_platform(word, platform)?;
         self.image_inspect_record(&img)
     }
 
@@ -282,7 +313,12 @@ impl Engine {
 
     /// `berth history`: newest first, with the size of each step's layer.
     pub fn history(&self, word: &str) -> Result<Vec<Value>> {
-        let img = self.store.resolve_image(word)?;
+        self.history_platform(word, None)
+    }
+
+    /// `history --platform`: of that platform's variant.
+    pub fn history_platform(&self, word: &str, platform: Option<&str>) -> Result<Vec<Value>> {
+        let img = self.resolve_image_platform(word, platform)?;
         let cfg = self.store.image_config(&img.id)?;
         let mut sizes = Vec::new();
         for chain in &img.layers {
@@ -355,9 +391,88 @@ impl Engine {
                 "refusing to create a tag with a digest reference: {target}"
             )));
         }
-        self.store.tag(&img.id, &r.full())?;
+        // A name with several platforms is tagged whole, as Docker tags
+        // the index.
+        let variants = match Reference::parse(source) {
+            Ok(sr) if sr.full() != r.full() => self.store.variants(&sr.full())?,
+            _ => Vec::new(),
+        };
+        if variants.len() > 1 {
+            self.store.set_variants(&r.full(), &variants)?;
+        } else {
+            self.store.tag(&img.id, &r.full())?;
+        }
         self.record_image_event("tag", &familiar_name(&r.full()));
         Ok(())
+    }
+
+    /// `rmi NAME` of a name with several platforms.
+    fn remove_platforms(&self, name: &str, vs: Vec<berth_store::Variant>, force: bool) -> Result<Vec<Removal>> {
+        if !force {
+            for v in &vs {
+                if let Some(c) = self.store.containers_using(v.image_id.as_str())?.first() {
+                    return Err(EngineError::conflict(format!(
+                        "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
+                        familiar_name(name),
+                        &c.id[..12.min(c.id.len())],
+                        v.image_id.short()
+                    )));
+                }
+            }
+        }
+        self.store.untag(name)?;
+        let mut out = vec![Removal::Untagged(familiar_name(name))];
+        let mut deleted = false;
+        for v in vs {
+            let Ok(img) = self.store.image(&v.image_id) else {
+                continue;
+            };
+            if img.tags.is_empty()
+                && self.store.children(&img.id)?.is_empty()
+                && self.store.containers_using(img.id.as_str())?.is_empty()
+            {
+                self.store.delete_image(&img.id)?;
+                out.push(Removal::Deleted(img.id.clone()));
+                deleted = true;
+            }
+        }
+        if deleted {
+            self.store.gc().context("collecting unused layers")?;
+        }
+        Ok(out)
+    }
+
+    /// `rmi --platform P NAME`: removes that platform's variant from the
+    /// name (the image itself when nothing else names it).
+    pub fn remove_image_platform(&self, word: &str, platform: &str, force: bool) -> Result<Vec<Removal>> {
+        let img = self.resolve_image_platform(word, Some(platform))?;
+        let want = berth_store::Platform::parse(platform).map_err(|e| EngineError::invalid(e.to_string()))?;
+        let name = Reference::parse(word).ok().map(|r| r.full());
+        let vs = match &name {
+            Some(n) => self.store.variants(n)?,
+            None => Vec::new(),
+        };
+        let Some(v) = vs
+            .iter()
+            .find(|v| v.image_id == img.id && v.platform.same_os_arch(&want))
+        else {
+            // One image of that platform: an ordinary rmi.
+            return self.remove_image(word, force, true);
+        };
+        let name = name.expect("variants have a name");
+        self.store.remove_variant(&name, &v.platform)?;
+        let mut out = vec![Removal::Untagged(format!("{} ({})", familiar_name(&name), v.platform))];
+        let img = self.store.image(&img.id)?;
+        // Its digest references (the index's) do not keep it.
+        if img.tags.is_empty()
+            && self.store.children(&img.id)?.is_empty()
+            && self.store.containers_using(img.id.as_str())?.is_empty()
+        {
+            self.store.delete_image(&img.id)?;
+            out.push(Removal::Deleted(img.id.clone()));
+            self.store.gc().context("collecting unused layers")?;
+        }
+        Ok(out)
     }
 
     /// `berth rmi`: untag, or delete when the last name goes, following Docker's conflicts.
@@ -373,6 +488,14 @@ impl Engine {
     }
 
     fn remove_image_inner(&self, word: &str, force: bool, prune_parents: bool) -> Result<Vec<Removal>> {
+        // A name with several platforms goes whole, as Docker removes the
+        // index: each platform's image too when nothing else holds it.
+        if let Ok(r) = Reference::parse(word) {
+            let vs = self.store.variants(&r.full())?;
+            if vs.len() > 1 {
+                return self.remove_platforms(&r.full(), vs, force);
+            }
+        }
         let img = self.store.resolve_image(word)?;
         let by_name = Reference::parse(word)
             .ok()

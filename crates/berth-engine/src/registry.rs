@@ -83,6 +83,9 @@ pub struct PushOptions {
     pub compression: Option<LayerCompression>,
     /// How to reach the registry (TLS, credentials, certificates).
     pub registry: Options,
+    /// `--platform`: of a name with several platforms, push only this
+    /// one's manifest under the tag (default: the index over all of them).
+    pub platform: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -499,7 +502,42 @@ impl Engine {
             );
         }
         let chains = chain_ids(&diff_ids);
-        let tags: Vec<String> = if r.tag.is_some() { vec![r.full()] } else { vec![] };
+        // From an index, the name gets this platform beside the others
+        // pulled from the same index (see `Store::add_variant`).
+        let from_index = platform::is_index(&top.media_type);
+        let tags: Vec<String> = if r.tag.is_some() && !from_index {
+            vec![r.full()]
+        } else {
+            vec![]
+        };
+        // The name's other platforms stay when the index offers the very
+        // same images (asked of the registry: one small manifest each).
+        let mut keep: Vec<Digest> = Vec::new();
+        if from_index && r.tag.is_some() {
+            let idx = top.json().unwrap_or_default();
+            for v in self.store.variants(&r.full())? {
+                let Some(d) = platform::select(&idx, &v.platform).and_then(|e| desc_of(e, "an index entry").ok())
+                else {
+                    continue;
+                };
+                if d.digest == manifest.digest {
+                    continue;
+                }
+                if let Ok(m) = reg.get_manifest(repo, d.digest.as_str()).await {
+                    let config = m.json().ok().and_then(|m| desc_of(&m["config"], "config").ok());
+                    if config.is_some_and(|c| c.digest == v.image_id) {
+                        keep.push(v.image_id);
+                    }
+                }
+            }
+        }
+        let variant_of = |id: &Digest| -> anyhow::Result<()> {
+            if from_index && r.tag.is_some() {
+                let p = self.store.image_platform(id)?;
+                self.store.add_variant(&r.full(), &p, id, top_digest.as_str(), &keep)?;
+            }
+            Ok(())
+        };
         let repo_digests = vec![format!("{}@{}", r.repository(), top_digest)];
         let full_repo = format!("{}/{}", reg.name(), repo);
 
@@ -516,6 +554,7 @@ impl Engine {
                 repo_digests,
                 manifest: Some(manifest_bytes),
             })?;
+            variant_of(&rec.id)?;
             return Ok(pulled(out, r, rec.id, top_digest, false));
         }
 
@@ -538,6 +577,7 @@ impl Engine {
             repo_digests,
             manifest: Some(manifest.bytes.clone()),
         })?;
+        variant_of(&rec.id)?;
         Ok(pulled(out, r, rec.id, top_digest, true))
     }
 
@@ -708,6 +748,9 @@ impl Engine {
         opts: &PushOptions,
         out: &Progress,
     ) -> Result<Vec<PushedImage>> {
+        if let Some(p) = opts.platform.as_deref().filter(|p| !p.is_empty()) {
+            platform::parse(p)?;
+        }
         let target_word = dest.unwrap_or(source);
         let target = Reference::parse(target_word).with_context(|| {
             format!("{target_word:?} is not a name to push to: tag the image first (berth tag IMAGE HOST/NAME:TAG)")
@@ -722,7 +765,9 @@ impl Engine {
             for img in self.store.list_images()? {
                 for t in &img.tags {
                     let (tr, tt) = berth_store::reference::split_repo(t);
-                    if tr == repo {
+                    // Of a name with several platforms, the one it means.
+                    let default = self.store.resolve_image(t).map(|i| i.id == img.id).unwrap_or(true);
+                    if tr == repo && default {
                         work.push((img.clone(), Some(tt.trim_start_matches(':').to_string())));
                     }
                 }
@@ -734,8 +779,10 @@ impl Engine {
                 );
             }
             work.sort_by(|a, b| a.1.cmp(&b.1));
+        } else if let Some(vs) = self.push_variants_of(source, opts)? {
+            return self.push_index(&target, vs, opts, out);
         } else {
-            let img = match self.store.resolve_image(source) {
+            let img = match self.push_source(source, opts.platform.as_deref()) {
                 Ok(i) => i,
                 Err(berth_store::StoreError::ImageNotFound(_)) => {
                     let shown = Reference::parse(source)
@@ -797,6 +844,109 @@ impl Engine {
             let _ = self.record_repo_digest(img, &format!("{}@{}", target.repository(), p.digest));
         }
         Ok(pushed)
+    }
+
+    /// The image `source` means for `platform` (a name's variant).
+    fn push_source(&self, source: &str, platform: Option<&str>) -> berth_store::Result<ImageRecord> {
+        match platform.filter(|p| !p.is_empty()) {
+            None => self.store.resolve_image(source),
+            Some(p) => {
+                let want = berth_store::Platform::parse(p)
+                    .map_err(|_| berth_store::StoreError::ImageNotFound(source.to_string()))?;
+                self.store
+                    .resolve_image_for(source, &want)?
+                    .ok_or_else(|| berth_store::StoreError::ImageNotFound(source.to_string()))
+            }
+        }
+    }
+
+    /// The variants to push as one index: those of a name that has
+    /// several platforms, unless `--platform` picks one.
+    fn push_variants_of(
+        &self,
+        source: &str,
+        opts: &PushOptions,
+    ) -> anyhow::Result<Option<Vec<(ImageRecord, berth_store::Platform)>>> {
+        if opts.platform.as_deref().is_some_and(|p| !p.is_empty()) {
+            return Ok(None);
+        }
+        let Ok(r) = Reference::parse(source) else {
+            return Ok(None);
+        };
+        let vs = self.store.variants(&r.full())?;
+        if vs.len() < 2 {
+            return Ok(None);
+        }
+        vs.into_iter()
+            .map(|v| Ok((self.store.image(&v.image_id)?, v.platform)))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// Pushes each variant's manifest (by digest), then an OCI index over
+    /// them under the target's tag.
+    fn push_index(
+        &self,
+        target: &Reference,
+        variants: Vec<(ImageRecord, berth_store::Platform)>,
+        opts: &PushOptions,
+        out: &Progress,
+    ) -> Result<Vec<PushedImage>> {
+        let tag = target.tag.clone().unwrap_or_else(|| "latest".into());
+        let rt = runtime()?;
+        let mut info = BlobInfo::load(self.root());
+        out.status(format!(
+            "The push refers to repository [{}]",
+            target.familiar_repository()
+        ));
+        let result = std::thread::scope(|s| {
+            rt.block_on(async {
+                let reg = Registry::connect(&target.domain, &opts.registry).await?;
+                let mut done = HashSet::new();
+                let mut entries = Vec::new();
+                let mut sent = Vec::new();
+                for (img, p) in &variants {
+                    let (d, size, mt) = self
+                        .push_image(
+                            s,
+                            &reg,
+                            &target.path,
+                            img,
+                            None,
+                            opts.compression,
+                            out,
+                            &mut info,
+                            &mut done,
+                        )
+                        .await?;
+                    out.status(format!("{p}: digest: {d} size: {size}"));
+                    let mut plat = json!({"architecture": p.architecture, "os": p.os});
+                    if let Some(v) = &p.variant {
+                        plat["variant"] = json!(v);
+                    }
+                    entries.push(json!({"mediaType": mt, "digest": d.as_str(), "size": size, "platform": plat}));
+                    sent.push((img.clone(), d));
+                }
+                let index = json!({"schemaVersion": 2, "mediaType": platform::OCI_INDEX, "manifests": entries});
+                let bytes = serde_json::to_vec(&index)?;
+                let d = reg
+                    .put_manifest(&target.path, &tag, platform::OCI_INDEX, &bytes)
+                    .await?;
+                out.status(format!("{tag}: digest: {d} size: {}", bytes.len()));
+                Ok::<_, anyhow::Error>((d, bytes.len() as u64, sent))
+            })
+        });
+        info.save();
+        let (digest, size, sent) = result?;
+        for (img, d) in &sent {
+            let _ = self.record_repo_digest(img, &format!("{}@{d}", target.repository()));
+        }
+        Ok(vec![PushedImage {
+            name: format!("{}:{tag}", target.repository()),
+            tag: Some(tag),
+            digest,
+            size,
+        }])
     }
 
     /// Add a RepoDigest to an image (recommitting it with what it has).

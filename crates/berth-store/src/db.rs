@@ -112,7 +112,8 @@ CREATE TABLE IF NOT EXISTS lease_refs (
 CREATE INDEX IF NOT EXISTS lease_refs_ref ON lease_refs(kind, ref);
 "#;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
+use crate::variants::MIGRATION_4;
 
 pub fn open(path: &Path) -> Result<Connection> {
     // Opening races with other berth processes creating or checkpointing
@@ -186,9 +187,10 @@ fn try_open(path: &Path) -> rusqlite::Result<Connection> {
         // Another process may have migrated while we waited for the lock.
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let steps = match version {
-            ..=0 => format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3}"),
-            1 => format!("{MIGRATION_2} {MIGRATION_3}"),
-            2 => MIGRATION_3.to_string(),
+            ..=0 => format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4}"),
+            1 => format!("{MIGRATION_2} {MIGRATION_3} {MIGRATION_4}"),
+            2 => format!("{MIGRATION_3} {MIGRATION_4}"),
+            3 => MIGRATION_4.to_string(),
             _ => String::new(),
         };
         match conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")) {

@@ -193,6 +193,7 @@ impl Store {
                 ],
             )?;
             for t in &new.tags {
+                crate::variants::forget(&tx, t)?;
                 tx.execute(
                     "INSERT OR REPLACE INTO tags (name, image_id, added) VALUES (?1, ?2, ?3)",
                     params![t, config_digest.as_str(), now_unix()],
@@ -257,6 +258,16 @@ impl Store {
         for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
             let (n, i) = r?;
             tags.entry(i).or_default().push(n);
+        }
+        drop(st);
+        // A variant that is not its name's default carries the name too.
+        let mut st = db.prepare_cached("SELECT name, image_id FROM variants ORDER BY added, name")?;
+        for r in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (n, i) = r?;
+            let names = tags.entry(i).or_default();
+            if !names.contains(&n) {
+                names.push(n);
+            }
         }
         let mut digests: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut st = db.prepare_cached("SELECT name, image_id FROM repo_digests ORDER BY name")?;
@@ -323,13 +334,17 @@ impl Store {
     /// image's existence: a tag never points at a deleted image
     /// (`ImageNotFound` when `id` is gone).
     pub fn tag(&self, id: &Digest, name: &str) -> Result<()> {
-        let n = self.db().execute(
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
             "INSERT OR REPLACE INTO tags (name, image_id, added) SELECT ?1, id, ?3 FROM images WHERE id = ?2",
             params![name, id.as_str(), now_unix()],
         )?;
         if n == 0 {
             return Err(StoreError::ImageNotFound(id.to_string()));
         }
+        crate::variants::forget(&tx, name)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -351,6 +366,7 @@ impl Store {
         };
         db.execute("DELETE FROM tags WHERE name = ?1", params![name])?;
         db.execute("DELETE FROM repo_digests WHERE name = ?1", params![name])?;
+        crate::variants::forget(&db, name)?;
         id.as_deref().map(Digest::parse).transpose()
     }
 
@@ -410,7 +426,7 @@ impl Store {
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let count = |sql: &str| -> rusqlite::Result<i64> { tx.query_row(sql, params![id.as_str()], |r| r.get(0)) };
         if named
-            && count("SELECT (SELECT COUNT(*) FROM tags WHERE image_id = ?1) + (SELECT COUNT(*) FROM repo_digests WHERE image_id = ?1)")? > 0
+            && count("SELECT (SELECT COUNT(*) FROM tags WHERE image_id = ?1) + (SELECT COUNT(*) FROM repo_digests WHERE image_id = ?1) + (SELECT COUNT(*) FROM variants WHERE image_id = ?1)")? > 0
         {
             return Ok(false);
         }
@@ -435,6 +451,8 @@ impl Store {
                 pid,
             });
         }
+        // A name with other platforms keeps meaning one of them.
+        crate::variants::before_delete(&tx, id.as_str())?;
         tx.execute("DELETE FROM tags WHERE image_id = ?1", params![id.as_str()])?;
         tx.execute("DELETE FROM repo_digests WHERE image_id = ?1", params![id.as_str()])?;
         tx.execute("DELETE FROM build_cache WHERE image_id = ?1", params![id.as_str()])?;

@@ -28,6 +28,7 @@ pub mod settings;
 pub mod staging;
 pub mod sweep;
 pub mod userns;
+pub mod variants;
 pub mod volumes;
 pub mod warnings;
 
@@ -52,6 +53,7 @@ pub use partial::PartialBlob;
 pub use platform::Platform;
 pub use reference::Reference;
 pub use staging::Staging;
+pub use variants::Variant;
 pub use warnings::StoreWarning;
 
 use error::IoContext;

@@ -314,3 +314,302 @@ fn without_a_handler_a_foreign_run_step_fails_with_what_to_do() {
     );
     assert!(e.contains("Dockerfile:2"), "{e}");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn run_platform_picks_the_arm64_variant_and_without_a_handler_refuses_before_starting() {
+    let _host = HostBinfmt::take();
+    let root = Root::new();
+    let image = import(&root, "linux/arm64");
+    install(&root, &["arm64"]);
+    assert_eq!(
+        root.ok(&["run", "--rm", "--platform", "linux/arm64", &image, "uname", "-m"]),
+        "aarch64\n"
+    );
+    // No variant for the platform asked, and no pulling: Docker's words.
+    let o = root.run(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--platform",
+        "linux/amd64",
+        &image,
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains(&format!("No such image: {image}")),
+        "{}",
+        stderr(&o)
+    );
+
+    // Nor anywhere to pull it from: what is here, and what was asked.
+    let host = berth_store::ImageConfig::host_architecture();
+    let o = root.run(&["run", "--rm", "--platform", &format!("linux/{host}"), &image, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains(&format!(
+            "image with reference {image} was found but does not match the specified platform: wanted linux/{host}, actual: linux/arm64"
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    root.ok(&["system", "binfmt", "--uninstall", "arm64"]);
+    for platform in [&["--platform", "linux/arm64"][..], &[]] {
+        let mut args = vec!["run", "--rm", "--name", "never-started"];
+        args.extend_from_slice(platform);
+        args.extend_from_slice(&[&image, "uname", "-m"]);
+        let o = root.run(&args);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(&format!(
+                "image is linux/arm64, this host is linux/{host} and has no binfmt handler for it: run berth system binfmt --install arm64"
+            )),
+            "{e}"
+        );
+        assert!(!e.contains("exec format error"), "{e}");
+        // Refused before anything was made.
+        assert_eq!(root.ok(&["ps", "-aq"]), "");
+    }
+}
+
+/// A registry on 127.0.0.1 with `REG/bb` an index over busybox for this
+/// host and for arm64 (what scripts/foreign-images --push makes).
+struct Registry {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    addr: String,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn registry_with_base(root: &Root) -> Registry {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (child, port) = common::serve_registry(dir.path(), "log:\n  level: error\n", "", std::process::Stdio::null());
+    let reg = Registry {
+        child,
+        _dir: dir,
+        addr: format!("127.0.0.1:{port}"),
+    };
+    let host = berth_store::ImageConfig::host_architecture();
+    root.busybox("bb-host");
+    let arm = import(root, "linux/arm64");
+    let mut parts = Vec::new();
+    for (image, arch) in [("bb-host", host), (arm.as_str(), "arm64")] {
+        let name = format!("{}/bb:{arch}", reg.addr);
+        root.ok(&["tag", image, &name]);
+        root.ok(&["push", "-q", &name]);
+        parts.push(name);
+    }
+    let list = format!("{}/bb:latest", reg.addr);
+    let mut args = vec!["manifest", "create", list.as_str()];
+    args.extend(parts.iter().map(String::as_str));
+    root.ok(&args);
+    root.ok(&["manifest", "push", "-q", &list]);
+    reg
+}
+
+/// The `(platform, digest)` entries of an index, sorted.
+fn index_platforms(raw: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+    assert_eq!(v["mediaType"], "application/vnd.oci.image.index.v1+json", "{raw}");
+    let mut out: Vec<String> = v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The step images a multi-platform build printed for a stage
+/// (`[linux/arm64 name]  ---> <id>`), of every platform.
+fn stage_images<'a>(out: &'a str, stage: &str) -> Vec<&'a str> {
+    let mark = format!(" {stage}]  ---> ");
+    out.lines()
+        .filter_map(|l| l.split_once(&mark).map(|x| x.1))
+        .filter(|w| w.len() == 12 && w.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_two_platform_build_is_pushed_as_an_index_and_pulled_saved_and_loaded_per_platform() {
+    let _host = HostBinfmt::take();
+    let root = Root::new();
+    install(&root, &["arm64"]);
+    let reg = registry_with_base(&root);
+    let host = berth_store::ImageConfig::host_architecture();
+    let machine = std::env::consts::ARCH;
+    let base = format!("{}/bb", reg.addr);
+    // `gen` depends on no target platform: built once for both. `cross`
+    // runs on the build platform for each target; the last stage per target.
+    let ctx = context(&format!(
+        "FROM --platform=$BUILDPLATFORM {base} AS gen\n\
+         RUN echo generated > /g\n\
+         FROM --platform=$BUILDPLATFORM {base} AS cross\n\
+         ARG BUILDARCH TARGETARCH\n\
+         RUN echo \"$BUILDARCH/$TARGETARCH $(uname -m)\" > /out\n\
+         FROM {base}\n\
+         COPY --from=gen /g /g\n\
+         COPY --from=cross /out /out\n\
+         RUN uname -m >> /out\n"
+    ));
+    let multi = format!("{}/multi", reg.addr);
+    let mut both = vec![format!("linux/{host}"), "linux/arm64".to_string()];
+    both.sort();
+    let out = root.ok(&[
+        "build",
+        "--no-cache",
+        "--platform",
+        &format!("linux/{host},linux/arm64"),
+        "-t",
+        &multi,
+        "--push",
+        ctx.path().to_str().unwrap(),
+    ]);
+    // The shared stage ran once, even with --no-cache; the second platform
+    // took what the first made.
+    let gen: Vec<&str> = out.lines().filter(|l| l.contains(" gen] ")).collect();
+    // Each line says which platform it is of.
+    for p in &both {
+        assert!(
+            out.contains(&format!("[{p} stage-2] Step 9/9 : RUN uname -m >> /out")),
+            "{out}"
+        );
+    }
+    assert_eq!(gen.iter().filter(|l| l.contains("Running in")).count(), 1, "{out}");
+    assert_eq!(gen.iter().filter(|l| l.contains("Using cache")).count(), 1, "{out}");
+    // Every image of the $BUILDPLATFORM stage, for both targets, is the
+    // host's: its RUN never went through qemu.
+    let cross = stage_images(&out, "cross");
+    assert_eq!(cross.len(), 6, "FROM, ARG, RUN for each target:\n{out}");
+    for id in &cross {
+        assert_eq!(
+            root.ok(&["image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", id]),
+            format!("linux/{host}\n")
+        );
+    }
+
+    // The registry has an index over both.
+    let o = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{multi}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(index_platforms(&stdout(&o)), both);
+
+    // push --platform sends that platform's manifest alone.
+    let arm_only = format!("{}/arm-only", reg.addr);
+    root.ok(&["push", "-q", "--platform", "linux/arm64", &multi, &arm_only]);
+    let o = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{arm_only}")])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(v["Architecture"], "arm64", "{}", stderr(&o));
+
+    // A fresh root pulls one platform, then the default beside it.
+    let fresh = Root::new();
+    fresh.ok(&["pull", "-q", "--platform", "linux/arm64", &multi]);
+    let arm_out = format!("{host}/arm64 {machine}\naarch64\n");
+    let host_out = format!("{host}/{host} {machine}\n{machine}\n");
+    assert_eq!(fresh.ok(&["run", "--rm", &multi, "cat", "/out"]), arm_out);
+    fresh.ok(&["pull", "-q", &multi]);
+    assert_eq!(fresh.ok(&["run", "--rm", &multi, "cat", "/out"]), host_out);
+    assert_eq!(
+        fresh.ok(&["run", "--rm", "--platform", "linux/arm64", &multi, "cat", "/out", "/g"]),
+        format!("{arm_out}generated\n")
+    );
+    let mut rows: Vec<String> = fresh
+        .ok(&["images", "--format", "{{.Repository}} {{.Platform}}"])
+        .lines()
+        .map(String::from)
+        .collect();
+    rows.sort();
+    let want: Vec<String> = both.iter().map(|p| format!("{multi} {p}")).collect();
+    assert_eq!(rows, want);
+    assert_eq!(
+        fresh.ok(&[
+            "image",
+            "inspect",
+            "--platform",
+            "linux/arm64",
+            "-f",
+            "{{.Os}}/{{.Architecture}}",
+            &multi
+        ]),
+        "linux/arm64\n"
+    );
+
+    let arm_id = fresh.ok(&["image", "inspect", "--platform", "linux/arm64", "-f", "{{.Id}}", &multi]);
+    let history = fresh.ok(&["history", "--platform", "linux/arm64", "-q", "--no-trunc", &multi]);
+    assert_eq!(history.lines().next(), Some(arm_id.trim()));
+    // save --platform writes that platform alone.
+    let arm_tar = fresh.path().join("arm.tar");
+    fresh.ok(&[
+        "save",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        arm_tar.to_str().unwrap(),
+        &multi,
+    ]);
+    let o = Command::new("skopeo")
+        .args(["inspect", &format!("oci-archive:{}", arm_tar.display())])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    assert_eq!(v["Architecture"], "arm64", "{}", stderr(&o));
+
+    // save writes both under one index; load brings both back.
+    let tar = fresh.path().join("multi.tar");
+    fresh.ok(&["save", "-o", tar.to_str().unwrap(), &multi]);
+    let o = Command::new("skopeo")
+        .args(["inspect", "--raw", &format!("oci-archive:{}", tar.display())])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(index_platforms(&stdout(&o)), both);
+    let other = Root::new();
+    assert_eq!(
+        other.ok(&["load", "-i", tar.to_str().unwrap()]),
+        format!("Loaded image: {multi}:latest\n")
+    );
+    assert_eq!(other.ok(&["run", "--rm", &multi, "cat", "/out"]), host_out);
+    assert_eq!(
+        other.ok(&["run", "--rm", "--platform", "linux/arm64", &multi, "cat", "/out"]),
+        arm_out
+    );
+    // rmi --platform takes one platform away and leaves the other.
+    other.ok(&["rmi", "--platform", "linux/arm64", &multi]);
+    assert_eq!(
+        other.ok(&["images", "--format", "{{.Repository}} {{.Platform}}"]),
+        format!("{multi} linux/{host}\n")
+    );
+    // run --platform pulls the platform it lacks; the other stays beside it.
+    assert_eq!(
+        other.ok(&["run", "--rm", "--platform", "linux/arm64", &multi, "cat", "/out"]),
+        arm_out
+    );
+    assert_eq!(other.ok(&["run", "--rm", &multi, "cat", "/out"]), host_out);
+    // rmi of the name in the root that has both: the name and both images go.
+    let out = fresh.ok(&["rmi", &multi]);
+    assert_eq!(out.lines().filter(|l| l.starts_with("Deleted: ")).count(), 2, "{out}");
+    assert_eq!(fresh.ok(&["images", "-q"]), "");
+}

@@ -84,6 +84,7 @@ fn list_filter(all: bool, f: &Filters) -> Result<ListFilter, ApiError> {
         before: one("before")?,
         since: one("since")?,
         repository: None,
+        platforms: false,
     })
 }
 

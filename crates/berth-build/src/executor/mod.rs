@@ -83,11 +83,21 @@ pub struct BuildOptions {
     /// Downloads the sources of `ADD <url>`; the engine supplies it, since
     /// HTTP lives above this crate.
     pub download: Option<Downloader>,
+    /// Steps built earlier in this same build request (key → image): with
+    /// `no_cache`, a multi-platform build still builds a step that does not
+    /// depend on the target platform once, as BuildKit does.
+    pub fresh_steps: Option<FreshSteps>,
+    /// Put before every stage's name in the progress (`linux/arm64`: one
+    /// platform of a multi-platform build), and always show the names.
+    pub label_prefix: Option<String>,
     /// Asked for a step key the store does not know (`--cache-from
     /// type=registry`): brings the cached step image into the store and
     /// returns its ID, or None when the remote cache has no such step.
     pub cache_lookup: Option<CacheLookup>,
 }
+
+/// Steps made by one build request, shared by its per-platform builds.
+pub type FreshSteps = std::sync::Arc<std::sync::Mutex<HashMap<String, Digest>>>;
 
 /// What a download told besides the body.
 #[derive(Debug, Clone, Default)]
@@ -386,7 +396,11 @@ pub(crate) struct Builder<'a> {
 
 impl Builder<'_> {
     pub fn stage_label(&self, s: usize) -> String {
-        self.df.stages[s].name.clone().unwrap_or_else(|| format!("stage-{s}"))
+        let name = self.df.stages[s].name.clone().unwrap_or_else(|| format!("stage-{s}"));
+        match &self.opts.label_prefix {
+            Some(p) => format!("{p} {name}"),
+            None => name,
+        }
     }
 
     pub fn step_number(&self, stage: usize, offset: usize) -> usize {
@@ -484,8 +498,8 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
         None => build_platform(),
         Some(p) if p.contains(',') => {
             return Err(BuildError::other(format!(
-            "--platform {p}: berth builds one platform at a time for now; build each and join them with berth manifest"
-        )))
+                "--platform {p}: the executor builds one platform at a time (the engine builds each of a list)"
+            )))
         }
         Some(p) => normalise_platform(p).map_err(|e| BuildError::other(format!("--platform: {e}")))?,
     };
@@ -534,7 +548,7 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
     if !opts.labels.is_empty() {
         total += 1;
     }
-    progress.set_prefix(has_parallel_stages(&df, &needed, &opts.build_args));
+    progress.set_prefix(opts.label_prefix.is_some() || has_parallel_stages(&df, &needed, &opts.build_args));
 
     let runtime = OciRuntime::select(opts.runtime.as_deref(), &store.root().join("runtime"))
         .map_err(|e| store_err("choosing an OCI runtime", e))?;

@@ -115,8 +115,15 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
             .or_else(|| b.explicit_platform.then(|| b.target_platform.clone()));
         let want_text = want.as_ref().map(super::platform_string);
         let want_platform = want_text.as_deref();
+        let want_p = want_text.as_deref().and_then(|t| berth_store::Platform::parse(t).ok());
+        // Missing for the platform wanted: a name the store has only for
+        // other platforms is pulled for this one.
+        let missing = match &want_p {
+            Some(wp) => !matches!(b.store.resolve_image_for(&base, wp), Ok(Some(_))),
+            None => b.store.resolve_image(&base).is_err(),
+        };
         let mut pull_error = None;
-        if b.opts.pull || b.store.resolve_image(&base).is_err() {
+        if b.opts.pull || missing {
             match &b.opts.fetch_base {
                 Some(fetch) => match (fetch.0)(&base, want_platform) {
                     Ok(text) => {
@@ -135,7 +142,7 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
                 None => {}
             }
         }
-        let rec = lease_resolved(b, &base).map_err(|e| {
+        let rec = lease_resolved_for(b, &base, want_p.as_ref()).map_err(|e| {
             let mut err = at(BuildError::other(match &pull_error {
                 Some(pe) => format!("failed to pull {base}: {pe}"),
                 None => format!(
@@ -157,7 +164,7 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
                 p.line(
                     &label,
                     &format!(
-                        " ---> [Warning] {base} is {}, not the requested {} (berth cannot pull other platforms yet)",
+                        " ---> [Warning] {base} is {}, not the requested {}",
                         super::platform_string(&have),
                         super::platform_string(want)
                     ),
@@ -533,8 +540,9 @@ where
     F: FnOnce(&mut Cur) -> Result<(Digest, ImageConfig), BuildError>,
 {
     let p = b.progress;
+    let fresh = b.opts.fresh_steps.as_ref();
     let hit = if b.opts.no_cache {
-        None
+        fresh.and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned())
     } else {
         let mut hit = b
             .store
@@ -568,6 +576,11 @@ where
             b.store
                 .cache_put(&key, &id)
                 .map_err(|e| store_err("recording the build cache", e))?;
+            if let Some(f) = fresh {
+                f.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.clone(), id.clone());
+            }
             p.done(&cur.label, id.short());
             (id, config)
         }
@@ -592,6 +605,27 @@ where
 pub(crate) fn lease_resolved(b: &Builder<'_>, word: &str) -> berth_store::Result<berth_store::ImageRecord> {
     loop {
         let rec = b.store.resolve_image(word)?;
+        match b.lease.image(&rec.id) {
+            Err(berth_store::StoreError::ImageNotFound(_)) => continue,
+            r => return r.map(|()| rec),
+        }
+    }
+}
+
+/// [`lease_resolved`] for a platform: the name's variant for it when the
+/// store has one, else whatever the name means.
+pub(crate) fn lease_resolved_for(
+    b: &Builder<'_>,
+    word: &str,
+    platform: Option<&berth_store::Platform>,
+) -> berth_store::Result<berth_store::ImageRecord> {
+    let Some(p) = platform else {
+        return lease_resolved(b, word);
+    };
+    loop {
+        let Some(rec) = b.store.resolve_image_for(word, p)? else {
+            return lease_resolved(b, word);
+        };
         match b.lease.image(&rec.id) {
             Err(berth_store::StoreError::ImageNotFound(_)) => continue,
             r => return r.map(|()| rec),

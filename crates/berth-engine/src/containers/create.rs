@@ -56,6 +56,30 @@ pub fn image_for_run(engine: &Engine, word: &str) -> Result<ImageRecord> {
     }
 }
 
+/// [`image_for_run`] for `platform` (`--platform`): the name's variant for
+/// it; a name the store has only for other platforms is missing (so that
+/// `run` pulls the platform asked for, as Docker does).
+pub fn image_for_platform(engine: &Engine, word: &str, platform: Option<&str>) -> Result<ImageRecord> {
+    let Some(p) = platform.filter(|p| !p.is_empty()) else {
+        return image_for_run(engine, word);
+    };
+    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid(e.to_string()))?;
+    match engine.store.resolve_image_for(word, &want) {
+        Ok(Some(i)) => Ok(i),
+        Ok(None) | Err(StoreError::ImageNotFound(_)) => {
+            let shown = Reference::parse(word)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| word.to_string());
+            Err(anyhow!(ImageMissing {
+                shown,
+                word: word.to_string()
+            })
+            .into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A `run`/`create` image that is not in the store.
 #[derive(Debug, thiserror::Error)]
 #[error("No such image: {word}")]
@@ -357,7 +381,12 @@ impl Engine {
                 if spec.pull == PullPolicy::Never {
                     return Err(e);
                 }
-                pull()?;
+                if let Err(pe) = pull() {
+                    return Err(
+                        crate::binfmt::other_platform_only(&self.store, &spec.image, spec.platform.as_deref())
+                            .unwrap_or(pe),
+                    );
+                }
                 self.create_container(spec, opts)
             }
             r => r,
@@ -369,14 +398,19 @@ impl Engine {
     pub fn create_container(&self, o: &ContainerSpec, opts: CreateOptions) -> Result<Created> {
         o.validate()?;
         let keep_mounted = opts.start_next;
-        let img = image_for_run(self, &o.image)?;
+        let img = image_for_platform(self, &o.image, o.platform.as_deref())?;
         // Held until the container is recorded: a prune beside us leaves it.
         let _lease = self.store.lease_image(&img.id, "run")?;
         let icfg = self.store.image_config(&img.id)?;
         let mut warnings = Vec::new();
         if let Some(p) = o.platform.as_deref().filter(|p| !p.is_empty()) {
             validate_platform(p, &icfg)?;
+        } else if let Some(w) = crate::binfmt::platform_warning(&icfg) {
+            warnings.push(w);
         }
+        // A foreign image runs only through a binfmt handler: say which is
+        // missing now, not as an exec format error from the runtime.
+        crate::binfmt::check_image_platform(&icfg.os, &icfg.architecture, icfg.variant.as_deref())?;
         let ic = &icfg.config;
 
         // Name.

@@ -61,8 +61,8 @@ pub struct BuildArgs {
     /// SSH agent for RUN --mount=type=ssh: default (the agent at $SSH_AUTH_SOCK) or ID=SOCKET
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     pub ssh: Vec<String>,
-    /// Target platform (os/arch[/variant])
-    #[arg(long, value_name = "PLATFORM")]
+    /// Target platform(s): os/arch[/variant], several comma-separated for one multi-platform image
+    #[arg(long, value_name = "PLATFORM[,PLATFORM…]")]
     pub platform: Option<String>,
     /// Output style: auto (tty on a terminal, else plain), plain, tty, quiet
     #[arg(long, default_value = "auto", value_name = "TYPE")]

@@ -95,6 +95,9 @@ pub struct LoadArgs {
     /// Suppress the load output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Load only the given platform of a multi-platform archive
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -105,6 +108,9 @@ pub struct SaveArgs {
     /// docker-archive (default), oci-archive or oci-dir
     #[arg(long, default_value = "docker-archive")]
     pub format: String,
+    /// Save only the given platform of a multi-platform image
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
@@ -137,6 +143,9 @@ pub struct ImagesArgs {
 pub struct ImageInspectArgs {
     #[arg(short, long)]
     pub format: Option<String>,
+    /// Inspect the given platform of a multi-platform image
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -152,6 +161,9 @@ pub struct HistoryArgs {
     pub quiet: bool,
     #[arg(long)]
     pub format: Option<String>,
+    /// Show the history of the given platform of a multi-platform image
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
     pub image: String,
 }
 
@@ -169,6 +181,9 @@ pub struct RmiArgs {
     /// Do not delete untagged parents
     #[arg(long)]
     pub no_prune: bool,
+    /// Remove only the given platform of a multi-platform image
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -249,13 +264,13 @@ fn load(engine: &Engine, a: LoadArgs) -> Result<i32> {
     match &a.input {
         Some(p) => {
             let f = std::fs::File::open(p).map_err(|e| go_open_error(&p.display().to_string(), &e))?;
-            engine.load(f, &progress)?;
+            engine.load_platform(f, a.platform.as_deref(), &progress)?;
         }
         None => {
             if io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is empty: use -i FILE or pipe an archive in");
             }
-            engine.load(io::stdin().lock(), &progress)?;
+            engine.load_platform(io::stdin().lock(), a.platform.as_deref(), &progress)?;
         }
     }
     Ok(0)
@@ -291,7 +306,7 @@ fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
     let format: SaveFormat = a.format.parse()?;
     if format == SaveFormat::OciDir {
         let dir = a.output.as_ref().context("--format oci-dir needs -o DIR")?;
-        engine.save_oci_dir(&a.images, dir)?;
+        engine.save_oci_dir_platform(&a.images, a.platform.as_deref(), dir)?;
         return Ok(0);
     }
     match &a.output {
@@ -304,7 +319,12 @@ fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
                     .unwrap_or_default()
             ));
             let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let res = engine.save(&a.images, format, io::BufWriter::with_capacity(1 << 20, &f));
+            let res = engine.save_platform(
+                &a.images,
+                a.platform.as_deref(),
+                format,
+                io::BufWriter::with_capacity(1 << 20, &f),
+            );
             if let Err(e) = res {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e.into());
@@ -316,7 +336,12 @@ fn save(engine: &Engine, a: SaveArgs) -> Result<i32> {
             if io::stdout().is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            engine.save(&a.images, format, io::BufWriter::new(io::stdout().lock()))?;
+            engine.save_platform(
+                &a.images,
+                a.platform.as_deref(),
+                format,
+                io::BufWriter::new(io::stdout().lock()),
+            )?;
         }
     }
     Ok(0)
@@ -365,6 +390,10 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
         Some(r) if r.contains(['*', '?', '[']) => filter.references.push(r),
         r => filter.repository = r,
     }
+    filter.platforms = a
+        .format
+        .as_deref()
+        .is_some_and(|f| f.contains("Platform") || f == "json");
     let mut rows = engine.list_images(&filter)?;
     // `until=`: created before that time (a timestamp, a date or a duration ago).
     for f in &a.filters {
@@ -397,6 +426,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
         .map(|r| {
             json!({
                 "Containers": if r.containers > 0 { r.containers.to_string() } else { "N/A".into() },
+                "Platform": r.platform,
                 "CreatedAt": super::format::go_time(&r.created),
                 "CreatedSince": since(&r.created),
                 "Digest": r.digest,
@@ -419,6 +449,7 @@ fn images(engine: &Engine, a: ImagesArgs) -> Result<i32> {
         ("Digest", "DIGEST"),
         ("Size", "SIZE"),
         ("Containers", "CONTAINERS"),
+        ("Platform", "PLATFORM"),
         ("VirtualSize", "VIRTUAL SIZE"),
         ("SharedSize", "SHARED SIZE"),
         ("UniqueSize", "UNIQUE SIZE"),
@@ -449,7 +480,7 @@ fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
     let mut values = Vec::new();
     let mut failed = None;
     for i in &a.images {
-        match engine.image_inspect(i) {
+        match engine.image_inspect_platform(i, a.platform.as_deref()) {
             Ok(v) => values.push(v),
             Err(e) => {
                 failed = Some(image_not_found(i, e));
@@ -467,7 +498,9 @@ fn image_inspect(engine: &Engine, a: ImageInspectArgs) -> Result<i32> {
 }
 
 fn history(engine: &Engine, a: HistoryArgs) -> Result<i32> {
-    let rows = engine.history(&a.image).map_err(|e| image_not_found(&a.image, e))?;
+    let rows = engine
+        .history_platform(&a.image, a.platform.as_deref())
+        .map_err(|e| image_not_found(&a.image, e))?;
     if a.quiet {
         for r in &rows {
             println!("{}", short_id(r["ID"].as_str().unwrap_or(""), a.no_trunc));
@@ -530,7 +563,11 @@ fn tag(engine: &Engine, a: TagArgs) -> Result<i32> {
 fn rmi(engine: &Engine, a: RmiArgs) -> Result<i32> {
     let mut code = 0;
     for i in &a.images {
-        match engine.remove_image(i, a.force, !a.no_prune) {
+        let res = match a.platform.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => engine.remove_image_platform(i, p, a.force),
+            None => engine.remove_image(i, a.force, !a.no_prune),
+        };
+        match res {
             Ok(out) => print_removals(&out),
             Err(e) => {
                 // `rmi -f` of a missing image says so but is no failure (Docker's).

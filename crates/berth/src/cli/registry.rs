@@ -90,6 +90,9 @@ pub struct PushArgs {
     /// Compression for layers that are not compressed that way already (gzip or zstd)
     #[arg(long, value_name = "gzip|zstd")]
     pub compression_format: Option<LayerCompression>,
+    /// Push only this platform's variant of a multi-platform image
+    #[arg(long, value_name = "os/arch[/variant]")]
+    pub platform: Option<String>,
     /// Write the digest of the pushed image to this file
     #[arg(long, value_name = "FILE")]
     pub digestfile: Option<PathBuf>,
@@ -264,6 +267,7 @@ fn push(engine: &Engine, a: PushArgs) -> Result<i32> {
         all_tags: a.all_tags,
         compression: a.compression_format,
         registry: a.conn.options()?,
+        platform: a.platform.clone(),
     };
     let pushed = engine.push(&a.image, a.destination.as_deref(), &opts, &display.progress())?;
     if a.quiet {
@@ -401,6 +405,7 @@ fn manifest(engine: &Engine, cmd: ManifestCommand) -> Result<i32> {
                 all_tags: false,
                 compression: a.compression_format,
                 registry: a.conn.options()?,
+                platform: None,
             };
             let progress = if a.quiet { Display::Quiet } else { Display::Plain };
             let d = engine.manifest_push(&a.list, a.destination.as_deref(), &opts, &progress.progress())?;
