@@ -208,6 +208,17 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
             "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
         ))?
         .print_items(&items, &h)?;
+        // Docker's third table: each volume, how many containers mount it, its size.
+        println!("\nLocal Volumes space usage:\n");
+        let items: Vec<Value> = engine
+            .volumes(true)?
+            .iter()
+            .map(|v| json!({"Name": v.name, "Links": v.ref_count.to_string(), "Size": human_size(v.size)}))
+            .collect();
+        let h: HashMap<&str, &str> = [("Name", "VOLUME NAME"), ("Links", "LINKS"), ("Size", "SIZE")]
+            .into_iter()
+            .collect();
+        Format::parse(Some("table {{.Name}}\t{{.Links}}\t{{.Size}}"))?.print_items(&items, &h)?;
     }
     Ok(0)
 }
@@ -233,7 +244,20 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
         }
         println!();
     }
+    let mut volume_bytes = 0;
+    if a.volumes {
+        let (gone, bytes) = engine.volume_prune(false)?;
+        volume_bytes = bytes;
+        if !gone.is_empty() {
+            println!("Deleted Volumes:");
+            for v in &gone {
+                println!("{v}");
+            }
+            println!();
+        }
+    }
     let (removed, freed) = engine.prune_images(a.all, &[])?;
+    let freed = freed + volume_bytes;
     if !removed.is_empty() {
         println!("Deleted Images:");
         for r in &removed {
