@@ -136,6 +136,20 @@ stop_docker() {
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$f"
+    # dockerd leaves its rules behind: remove every rule and chain of
+    # docker's from the iptables tables (other rules there are not ours).
+    local tbl line chain
+    for tbl in nat filter; do
+        iptables-save -t $tbl 2>/dev/null | grep -E '^-A .*(DOCKER|docker0)' | while read -r line; do
+            eval "iptables -t $tbl -D ${line#-A }" 2>/dev/null || true
+        done
+        for chain in $(iptables-save -t $tbl 2>/dev/null | sed -n 's/^:\(DOCKER[^ ]*\) .*/\1/p'); do
+            iptables -t $tbl -F "$chain" 2>/dev/null || true
+        done
+        for chain in $(iptables-save -t $tbl 2>/dev/null | sed -n 's/^:\(DOCKER[^ ]*\) .*/\1/p'); do
+            iptables -t $tbl -X "$chain" 2>/dev/null || true
+        done
+    done
     local what name
     while read -r what name; do
         case $what in
