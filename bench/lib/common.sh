@@ -91,15 +91,30 @@ start_docker() {
     if ! command -v dockerd >/dev/null; then echo "not installed" > "$BENCH_TMP/docker.state"; return; fi
     log "starting dockerd"
     mkdir -p "$BENCH_TMP/docker"
+    # dockerd with its default bridge (docker0, NAT through iptables), as
+    # people run it, so run-bridge and detached-20-net time docker on its
+    # own networks. What it adds to the host and was not there before
+    # (docker0, iptables' nft tables) is listed here and removed by
+    # stop_docker.
+    : > "$BENCH_TMP/docker/host-adds"
+    ip link show docker0 >/dev/null 2>&1 || echo "link docker0" >> "$BENCH_TMP/docker/host-adds"
+    local t
+    for t in "ip filter" "ip nat"; do
+        nft list table $t >/dev/null 2>&1 || echo "table $t" >> "$BENCH_TMP/docker/host-adds"
+    done
     dockerd --data-root "$BENCH_TMP/docker/data" --exec-root "$BENCH_TMP/docker/exec" \
         -H "unix://$DOCKER_SOCK" --pidfile "$BENCH_TMP/docker/dockerd.pid" \
-        --bridge none --iptables=false --ip6tables=false --ip-masq=false \
+        --ip6tables=false \
         >"$BENCH_TMP/docker/dockerd.log" 2>&1 &
     local pid=$! i
     for i in $(seq 1 60); do
         if $D version >/dev/null 2>&1; then
             echo up > "$BENCH_TMP/docker.state"
             echo "$pid" > "$BENCH_TMP/docker/started-by-bench"
+            # dockerd sets FORWARD's policy to DROP when it turns forwarding
+            # on; other bridges on this host (berth's, podman's) must still
+            # forward.
+            iptables -P FORWARD ACCEPT 2>/dev/null || true
             return
         fi
         kill -0 "$pid" 2>/dev/null || break
@@ -121,6 +136,27 @@ stop_docker() {
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$f"
+    # dockerd leaves its rules behind: remove every rule and chain of
+    # docker's from the iptables tables (other rules there are not ours).
+    local tbl line chain
+    for tbl in nat filter; do
+        iptables-save -t $tbl 2>/dev/null | grep -E '^-A .*(DOCKER|docker0)' | while read -r line; do
+            eval "iptables -t $tbl -D ${line#-A }" 2>/dev/null || true
+        done
+        for chain in $(iptables-save -t $tbl 2>/dev/null | sed -n 's/^:\(DOCKER[^ ]*\) .*/\1/p'); do
+            iptables -t $tbl -F "$chain" 2>/dev/null || true
+        done
+        for chain in $(iptables-save -t $tbl 2>/dev/null | sed -n 's/^:\(DOCKER[^ ]*\) .*/\1/p'); do
+            iptables -t $tbl -X "$chain" 2>/dev/null || true
+        done
+    done
+    local what name
+    while read -r what name; do
+        case $what in
+            link) ip link del "$name" 2>/dev/null || true ;;
+            table) nft delete table $name 2>/dev/null || true ;;
+        esac
+    done < "$BENCH_TMP/docker/host-adds" 2>/dev/null || true
     echo "stopped" > "$BENCH_TMP/docker.state"
 }
 

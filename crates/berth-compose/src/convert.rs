@@ -198,6 +198,7 @@ fn volume_mount(loaded: &Loaded, name: &str, v: &ServiceVolume) -> Result<Mount>
     let source = match v.kind.as_str() {
         "volume" => MountSource::Volume {
             name: v.source.as_deref().map(|k| volume_name(loaded, k)),
+            options: Default::default(),
         },
         "bind" => MountSource::Bind {
             path: PathBuf::from(

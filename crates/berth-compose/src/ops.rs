@@ -606,9 +606,10 @@ impl<'a> Compose<'a> {
         for (volume, target) in keep {
             let kept = berth_engine::spec::MountSource::Volume {
                 name: Some(volume.clone()),
+                options: Default::default(),
             };
             if let Some(m) = spec.mounts.iter_mut().find(|m| &m.target == target) {
-                if m.source == (berth_engine::spec::MountSource::Volume { name: None }) {
+                if matches!(&m.source, berth_engine::spec::MountSource::Volume { name: None, .. }) {
                     m.source = kept;
                 }
             } else {

@@ -94,10 +94,17 @@ fn a_service_becomes_the_engines_container_spec() {
     assert_eq!(
         db.mounts[0].source,
         MountSource::Volume {
-            name: Some("shop_data".into())
+            name: Some("shop_data".into()),
+            options: Default::default(),
         }
     );
-    assert_eq!(db.mounts[1].source, MountSource::Volume { name: None });
+    assert_eq!(
+        db.mounts[1].source,
+        MountSource::Volume {
+            name: None,
+            options: Default::default()
+        }
+    );
     assert_eq!(
         db.health.test.as_deref(),
         Some(&["CMD-SHELL".to_string(), "mysqladmin ping".to_string()][..])

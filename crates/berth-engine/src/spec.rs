@@ -320,6 +320,9 @@ pub enum MountSource {
     Volume {
         /// `None`: an anonymous volume with a random name.
         name: Option<String>,
+        /// `--mount volume-opt=KEY=VALUE`: the local driver's options
+        /// (`type`, `device`, `o`) for a volume this mount creates.
+        options: BTreeMap<String, String>,
     },
     /// A tmpfs.
     Tmpfs {
@@ -500,7 +503,7 @@ impl ContainerSpec {
                     )));
                 }
             }
-            if let MountSource::Volume { name: Some(n) } = &m.source {
+            if let MountSource::Volume { name: Some(n), .. } = &m.source {
                 if !valid_volume_name(n) {
                     return Err(EngineError::invalid(format!(
                         "invalid volume name {}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
@@ -738,7 +741,10 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
         }
     }
     let source = if src.is_empty() {
-        MountSource::Volume { name: None }
+        MountSource::Volume {
+            name: None,
+            options: BTreeMap::new(),
+        }
     } else if src.starts_with('/') || src.starts_with('.') {
         MountSource::Bind {
             path: if src.starts_with('.') {
@@ -751,6 +757,7 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
     } else if valid_volume_name(src) {
         MountSource::Volume {
             name: Some(src.to_string()),
+            options: BTreeMap::new(),
         }
     } else {
         return Err(EngineError::invalid(format!(
@@ -767,6 +774,21 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
     })
 }
 
+/// `--mount`'s fields, split at commas outside double quotes (Docker's
+/// CSV: `"volume-opt=o=size=1m,uid=1000"` keeps its comma), quotes removed.
+fn mount_fields(m: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    for c in m.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(String::new()),
+            c => out.last_mut().expect("never empty").push(c),
+        }
+    }
+    out
+}
+
 /// `--mount type=bind|volume|tmpfs,source=…,target=…,readonly,…`. A
 /// relative bind source is taken from `cwd`.
 pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
@@ -777,7 +799,9 @@ pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
     let mut readonly = false;
     let mut propagation = String::new();
     let mut options = Vec::new();
-    for field in m.split(',') {
+    let mut volume_options = BTreeMap::new();
+    for field in mount_fields(m) {
+        let field = field.as_str();
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
         match k {
             "type" => kind = v.to_string(),
@@ -787,8 +811,13 @@ pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
             "bind-propagation" => propagation = v.to_string(),
             "tmpfs-size" => options.push(format!("size={}", parse_bytes("tmpfs-size", v)?)),
             "tmpfs-mode" => options.push(format!("mode={v}")),
-            "volume-nocopy" | "consistency" | "bind-nonrecursive" | "volume-driver" | "volume-label" | "volume-opt" => {
+            "volume-opt" => {
+                let (ok, ov) = v
+                    .split_once('=')
+                    .ok_or_else(|| bad(format!("volume-opt {} is not KEY=VALUE", shown(v))))?;
+                volume_options.insert(ok.to_string(), ov.to_string());
             }
+            "volume-nocopy" | "consistency" | "bind-nonrecursive" | "volume-driver" | "volume-label" => {}
             _ => return Err(bad(format!("unknown field {}", shown(k)))),
         }
     }
@@ -814,6 +843,7 @@ pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
             }
             MountSource::Volume {
                 name: (!src.is_empty()).then_some(src),
+                options: volume_options,
             }
         }
         "tmpfs" => MountSource::Tmpfs { options },
@@ -989,12 +1019,16 @@ mod tests {
         assert_eq!(
             m.source,
             MountSource::Volume {
-                name: Some("data".into())
+                name: Some("data".into()),
+                options: BTreeMap::new(),
             }
         );
         assert_eq!(
             parse_volume("/b", cwd).unwrap().source,
-            MountSource::Volume { name: None }
+            MountSource::Volume {
+                name: None,
+                options: BTreeMap::new(),
+            }
         );
         invalid(parse_volume("a:b", cwd));
         invalid(parse_volume("/a:/b:bogus", cwd));

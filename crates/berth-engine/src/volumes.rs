@@ -9,6 +9,7 @@
 //! in use - [IDs]".
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use berth_store::volumes::{Volume, VolumeRecord, ANONYMOUS_LABEL};
@@ -130,8 +131,7 @@ impl Engine {
             }
             return Ok(v);
         }
-        let data = self.store.volumes_dir().join(&name).join("_data");
-        std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+        self.make_volume_dirs(&name)?;
         let mut labels = req.labels.clone();
         if req.name.is_none() {
             // Unnamed: anonymous, as Docker marks it, so `prune` takes it.
@@ -155,6 +155,62 @@ impl Engine {
         }
         self.volume_event("create", &name, &v.driver);
         Ok(v)
+    }
+
+    /// `volumes/NAME/_data` (the volume's own directory private, its data
+    /// as content), returned.
+    fn make_volume_dirs(&self, name: &str) -> Result<PathBuf> {
+        use berth_archive::perms;
+        let vdir = self.store.volumes_dir().join(name);
+        let data = vdir.join("_data");
+        perms::create_dir_all(&vdir, perms::PRIVATE_DIR)
+            .and_then(|()| perms::create_dir_all(&data, perms::CONTENT_DIR))
+            .with_context(|| format!("creating volume directory {}", data.display()))?;
+        Ok(data)
+    }
+
+    /// The volume a container mounts, created now when missing (with
+    /// `options` from `--mount volume-opt=…`, marked anonymous when it has
+    /// no name of the user's): the volume, its data dir, and whether it was
+    /// created now.
+    pub(crate) fn volume_for_container(
+        &self,
+        name: &str,
+        anonymous: bool,
+        options: &BTreeMap<String, String>,
+    ) -> Result<(Volume, PathBuf, bool)> {
+        let data = self.store.volumes_dir().join(name).join("_data");
+        if let Some(v) = self.store.volume_full(name)? {
+            if data.is_dir() {
+                return Ok((v, data, false));
+            }
+        }
+        check_options(options).with_context(|| format!("create {name}"))?;
+        let data = self.make_volume_dirs(name)?;
+        let mut labels = BTreeMap::new();
+        if anonymous {
+            labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+        }
+        let v = Volume {
+            record: VolumeRecord {
+                name: name.to_string(),
+                created: now_rfc3339(),
+                labels,
+            },
+            driver: "local".into(),
+            options: options.clone(),
+        };
+        if !self.store.insert_volume_full(&v)? {
+            // Recorded already (by another process, or its directory had
+            // gone): the record stands.
+            let v = self
+                .store
+                .volume_full(name)?
+                .ok_or_else(|| anyhow!("volume {name} vanished"))?;
+            return Ok((v, data, false));
+        }
+        self.volume_event("create", name, "local");
+        Ok((v, data, true))
     }
 
     /// IDs of the containers that mount volume `name`.
@@ -253,6 +309,60 @@ impl Engine {
             }
         }
         Ok((gone, bytes))
+    }
+}
+
+/// What the runtime mounts for a volume, by its local-driver options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VolumeMount {
+    /// The volume's own `_data` directory (no options).
+    Data,
+    /// `type=tmpfs`: a tmpfs with these options (`o=size=…,mode=…`).
+    Tmpfs(Vec<String>),
+    /// `type=none,o=bind,device=DIR`: DIR.
+    Bind(PathBuf),
+}
+
+/// How volume `v` is mounted into a container. Docker mounts a `tmpfs`
+/// volume once on the host and binds it into each user; here each
+/// container gets its own tmpfs, so two containers running at once do not
+/// share a tmpfs volume's contents (its contents go with the container in
+/// both). Other device types (`ext4`, `nfs`, …) are refused.
+pub fn volume_mount(v: &Volume) -> Result<VolumeMount> {
+    let name = &v.record.name;
+    let o: Vec<String> = v
+        .options
+        .get("o")
+        .map(|o| o.split(',').filter(|x| !x.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
+    match v.options.get("type").map(String::as_str) {
+        None | Some("") => Ok(VolumeMount::Data),
+        Some("tmpfs") => {
+            // A volume is executable, as Docker's bind of its tmpfs is;
+            // the user's own `noexec` (after this) still wins.
+            let mut opts = vec!["exec".to_string()];
+            opts.extend(o);
+            Ok(VolumeMount::Tmpfs(opts))
+        }
+        Some("none") if o.iter().any(|x| x == "bind" || x == "rbind") => {
+            let dev = v
+                .options
+                .get("device")
+                .ok_or_else(|| anyhow!("volume {name}: missing required option: \"device\""))?;
+            let dev = PathBuf::from(dev);
+            if !dev.is_dir() {
+                return Err(crate::EngineError::invalid(format!(
+                    "error while mounting volume '{name}': failed to mount local volume: no such file or directory: {}",
+                    dev.display()
+                ))
+                .into());
+            }
+            Ok(VolumeMount::Bind(dev))
+        }
+        Some(t) => Err(crate::EngineError::invalid(format!(
+            "error while mounting volume '{name}': local volumes of type {t:?} are not supported (use type=tmpfs, or type=none with o=bind)"
+        ))
+        .into()),
     }
 }
 

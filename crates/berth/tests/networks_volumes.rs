@@ -256,3 +256,129 @@ fn rootless_networks_live_in_the_users_own_namespace_and_go_with_the_last_one() 
         .collect();
     assert!(running.is_empty(), "{running:?}");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn volume_options_mount_options_anonymous_volumes_and_disk_usage() {
+    let env = Env::new();
+    let root = &env.root;
+    // type=tmpfs: the container sees a tmpfs of that size.
+    root.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=1m",
+        "tv",
+    ]);
+    let m = root.ok(&["run", "--rm", "-v", "tv:/d", "bb", "grep", " /d ", "/proc/mounts"]);
+    assert!(m.starts_with("tmpfs /d tmpfs rw,") && m.contains("size=1024k"), "{m}");
+    // type=none,o=bind: the device directory itself.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("host-file"), "from-host").unwrap();
+    let dev = format!("device={}", dir.path().display());
+    root.ok(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        &dev,
+        "bv",
+    ]);
+    assert_eq!(
+        root.ok(&["run", "--rm", "-v", "bv:/d", "bb", "cat", "/d/host-file"]),
+        "from-host"
+    );
+    let o = root.run(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        "device=/nosuch",
+        "b2",
+    ]);
+    assert!(
+        stderr(&o).contains("bind source path does not exist: /nosuch"),
+        "{}",
+        stderr(&o)
+    );
+    // --mount volume-opt=… creates the volume with them; readonly holds.
+    let m = root.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=mv,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs,\"volume-opt=o=size=2m,uid=7\",readonly",
+        "bb",
+        "sh",
+        "-c",
+        "grep ' /m ' /proc/mounts; touch /m/x 2>/dev/null || echo refused",
+    ]);
+    assert!(
+        m.starts_with("tmpfs /m tmpfs ro,") && m.contains("size=2048k") && m.contains("uid=7"),
+        "{m}"
+    );
+    assert!(m.ends_with("refused\n"), "{m}");
+    let v = json(&root.ok(&["volume", "inspect", "mv"]));
+    assert_eq!(v[0]["Options"]["o"], "size=2m,uid=7");
+
+    // An image's VOLUME: an anonymous volume per container, gone with
+    // `run --rm` and `rm -v`, kept by plain `rm` (then `prune` takes it).
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nVOLUME /data\n").unwrap();
+    root.ok(&["build", "-q", "-t", "bbv", ctx.path().to_str().unwrap()]);
+    let named = ["bv", "mv", "tv"];
+    let anonymous = || -> Vec<String> {
+        root.ok(&["volume", "ls", "-q"])
+            .lines()
+            .filter(|n| !named.contains(n))
+            .map(String::from)
+            .collect()
+    };
+    root.ok(&["run", "--rm", "bbv", "sh", "-c", "echo x > /data/f"]);
+    assert!(anonymous().is_empty());
+    root.ok(&["run", "--name", "v1", "bbv", "sh", "-c", "echo 12345 > /data/f"]);
+    root.ok(&["run", "--name", "v2", "bbv", "true"]);
+    let two = anonymous();
+    assert_eq!(two.len(), 2, "{two:?}");
+    // system df -v: each volume, its users, its size.
+    let df = root.ok(&["system", "df", "-v"]);
+    let table = df.split("Local Volumes space usage:\n\n").nth(1).unwrap();
+    let row = |name: &str| -> Vec<String> {
+        let l = table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{df}"));
+        l.split_whitespace().map(String::from).collect()
+    };
+    let v1_vol = root
+        .ok(&["inspect", "-f", "{{(index .Mounts 0).Name}}", "v1"])
+        .trim()
+        .to_string();
+    assert_eq!(row(&v1_vol), [v1_vol.as_str(), "1", "6B"]);
+    assert_eq!(row("tv"), ["tv", "0", "0B"]);
+    root.ok(&["rm", "-v", "v1"]);
+    assert_eq!(anonymous().len(), 1);
+    root.ok(&["rm", "v2"]);
+    assert_eq!(anonymous().len(), 1);
+    // prune without -a: only the anonymous one; with -a: the rest.
+    let out = root.ok(&["volume", "prune", "-f"]);
+    assert!(
+        out.starts_with("Deleted Volumes:\n") && out.lines().count() == 4,
+        "{out}"
+    );
+    assert!(anonymous().is_empty());
+    assert_eq!(root.ok(&["volume", "ls", "-q"]), "bv\nmv\ntv\n");
+    root.ok(&["volume", "prune", "-a", "-f"]);
+    assert_eq!(root.ok(&["volume", "ls", "-q"]), "");
+    // The bind volume's device is the user's: never emptied.
+    assert!(dir.path().join("host-file").exists());
+}

@@ -176,7 +176,10 @@ fn mounts(body: &Value, h: &Value) -> Result<Vec<Mount>, ApiError> {
             }
             out.push(Mount {
                 target: target.clone(),
-                source: MountSource::Volume { name: None },
+                source: MountSource::Volume {
+                    name: None,
+                    options: Default::default(),
+                },
                 readonly: false,
                 propagation: String::new(),
                 origin: MountOrigin::Volume { mode: String::new() },
@@ -205,6 +208,14 @@ fn api_mount(m: &Value) -> Result<Mount, ApiError> {
         }
         "volume" => MountSource::Volume {
             name: (!src.is_empty()).then(|| src.to_string()),
+            options: m["VolumeOptions"]["DriverConfig"]["Options"]
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
         },
         "tmpfs" => {
             let mut options = Vec::new();

@@ -14,7 +14,6 @@ use anyhow::{anyhow, Context};
 use berth_runtime::{
     entrypoint_and_cmd, ContainerConfig, HealthConfig, MountKind, MountSpec, Resources, RestartPolicy,
 };
-use berth_store::volumes::VolumeRecord;
 use berth_store::{ContainerRecord, ImageRecord, Reference, StoreError};
 use serde_json::{json, Value};
 
@@ -22,6 +21,7 @@ use super::record::{ContainerDoc, MountPoint};
 use super::{random_hex, random_name, valid_name, write_atomic, ROOTFS, UPPER, WORK};
 use crate::error::{bail, Result};
 use crate::spec::{ContainerSpec, HealthSpec, MemorySwap, MountOrigin, MountSource, NetworkMode, PullPolicy};
+use crate::volumes::VolumeMount;
 use crate::{now_rfc3339, Engine, EngineError};
 
 /// What `create` made.
@@ -112,13 +112,22 @@ struct PlannedMount {
     origin: MountOrigin,
     /// One of the image's VOLUMEs that no mount covered.
     from_image: bool,
+    /// Driver options for a volume this mount creates (`volume-opt`).
+    volume_options: BTreeMap<String, String>,
+    /// What the runtime mounts instead of `spec` (a volume made with
+    /// `type=tmpfs` or `o=bind`); `spec` stays what `inspect` shows.
+    runtime: Option<MountSpec>,
 }
 
 impl PlannedMount {
     fn from_spec(m: &crate::spec::Mount) -> PlannedMount {
+        let mut volume_options = BTreeMap::new();
         let (kind, source, volume, options, create_source) = match &m.source {
             MountSource::Bind { path, create } => (MountKind::Bind, path.clone(), None, vec![], *create),
-            MountSource::Volume { name } => (MountKind::Volume, PathBuf::new(), name.clone(), vec![], false),
+            MountSource::Volume { name, options } => {
+                volume_options = options.clone();
+                (MountKind::Volume, PathBuf::new(), name.clone(), vec![], false)
+            }
             MountSource::Tmpfs { options } => (MountKind::Tmpfs, PathBuf::new(), None, options.clone(), false),
         };
         PlannedMount {
@@ -135,6 +144,8 @@ impl PlannedMount {
             create_source,
             origin: m.origin.clone(),
             from_image: false,
+            volume_options,
+            runtime: None,
         }
     }
 
@@ -523,6 +534,8 @@ impl Engine {
                         create_source: false,
                         origin: MountOrigin::Mount,
                         from_image: true,
+                        volume_options: BTreeMap::new(),
+                        runtime: None,
                     });
                 }
             }
@@ -644,18 +657,40 @@ impl Engine {
                 continue;
             }
             let vname = p.volume.clone().expect("volume name set above");
-            let (data, created) = self.ensure_volume(&vname, p.anonymous)?;
+            let (vol, data, created) = self.volume_for_container(&vname, p.anonymous, &p.volume_options)?;
             if created {
                 cleanup.volumes.push(vname.clone());
                 new_volumes.push(data.clone());
             }
-            if created || dir_is_empty(&data) {
-                super::files::copy_image_path_into(&rootfs, &p.spec.target, &data)
+            let copy_into = match crate::volumes::volume_mount(&vol)? {
+                VolumeMount::Data => Some(data.clone()),
+                VolumeMount::Tmpfs(options) => {
+                    p.runtime = Some(MountSpec {
+                        kind: MountKind::Tmpfs,
+                        options,
+                        ..p.spec.clone()
+                    });
+                    None
+                }
+                VolumeMount::Bind(device) => {
+                    p.runtime = Some(MountSpec {
+                        kind: MountKind::Bind,
+                        source: device.clone(),
+                        ..p.spec.clone()
+                    });
+                    Some(device)
+                }
+            };
+            if let Some(dest) = copy_into.filter(|d| created || dir_is_empty(d)) {
+                super::files::copy_image_path_into(&rootfs, &p.spec.target, &dest)
                     .with_context(|| format!("copying the image's {} into volume {vname}", p.spec.target))?;
             }
             p.spec.source = data;
         }
-        cc.mounts = planned.iter().map(|p| p.spec.clone()).collect();
+        cc.mounts = planned
+            .iter()
+            .map(|p| p.runtime.clone().unwrap_or_else(|| p.spec.clone()))
+            .collect();
         if let Some(plan) = &net_plan {
             super::network::write_plan(&dir, plan)?;
         }
@@ -790,30 +825,6 @@ impl Engine {
             None => spec["mounts"] = json!([m]),
         }
         Ok(())
-    }
-
-    /// The volume's data dir, creating the volume when new; returns
-    /// whether it was created now.
-    pub fn ensure_volume(&self, name: &str, anonymous: bool) -> Result<(PathBuf, bool)> {
-        let vdir = self.store.volumes_dir().join(name);
-        let data = vdir.join("_data");
-        if self.store.volume(name)?.is_some() && data.is_dir() {
-            return Ok((data, false));
-        }
-        use berth_archive::perms;
-        perms::create_dir_all(&vdir, perms::PRIVATE_DIR)
-            .and_then(|()| perms::create_dir_all(&data, perms::CONTENT_DIR))
-            .with_context(|| format!("creating volume directory {}", data.display()))?;
-        let mut labels = BTreeMap::new();
-        if anonymous {
-            labels.insert("com.docker.volume.anonymous".to_string(), String::new());
-        }
-        let inserted = self.store.insert_volume(&VolumeRecord {
-            name: name.to_string(),
-            created: now_rfc3339(),
-            labels,
-        })?;
-        Ok((data, inserted))
     }
 
     #[allow(clippy::too_many_arguments)]
