@@ -320,7 +320,11 @@ fn run(
         }
         first = false;
         let restarts = state::read_state(dir).map(|s| s.restart_count).unwrap_or(0);
-        if user_stopped(dir) || !should_restart(&cfg.restart_policy, last, restarts) {
+        // `update --restart` may have changed the policy since the start.
+        let policy = load_config(dir)
+            .map(|c| c.restart_policy)
+            .unwrap_or_else(|_| cfg.restart_policy.clone());
+        if user_stopped(dir) || !should_restart(&policy, last, restarts) {
             break;
         }
         // Attached clients saw this exit; the restarted container is not theirs.

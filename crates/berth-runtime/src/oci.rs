@@ -467,6 +467,14 @@ impl OciRuntime {
         self.run("resume", cmd).map(|_| ())
     }
 
+    /// `update --resources FILE id`: new cgroup limits for a running
+    /// container (`resources` is an OCI `LinuxResources` document).
+    pub fn update(&self, id: &str, resources: &Path) -> Result<()> {
+        let mut cmd = self.command();
+        cmd.arg("update").arg("--resources").arg(resources).arg(id);
+        self.run("update", cmd).map(|_| ())
+    }
+
     /// `ps --format json`: the host pids of the container's processes.
     pub fn ps(&self, id: &str) -> Result<Vec<i32>> {
         let mut cmd = self.command();

@@ -268,6 +268,14 @@ pub async fn one(ctx: &Ctx, word: String, op: ContainerOp, req: Request<Incoming
         ContainerOp::Resize => super::sessions::resize(ctx, word).await,
         ContainerOp::Stats => super::sessions::stats(ctx, word).await,
         ContainerOp::ExecCreate => super::sessions::exec_create(ctx, word, req).await,
+        ContainerOp::Update => {
+            let v: Value = body::read_json(req.into_body(), body::JSON_LIMIT)
+                .await?
+                .unwrap_or(Value::Null);
+            let u = super::create::update_of(&v)?;
+            let warnings = ctx.blocking(move |e| e.update_container(&word, &u)).await?;
+            Ok(body::json(StatusCode::OK, &json!({"Warnings": warnings})))
+        }
         ContainerOp::Rename => {
             let name = q.required("name")?.to_string();
             ctx.blocking(move |e| e.rename_container(&word, &name)).await?;

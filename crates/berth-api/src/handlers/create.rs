@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use berth_engine::containers::update::UpdateSpec;
 use berth_engine::spec::{
     parse_publish, parse_tmpfs, parse_volume, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, MemorySwap, Mount,
     MountOrigin, MountSource, NetworkMode, PullPolicy, Resources, RestartPolicy, Signal, Ulimit, UserSpec,
@@ -274,6 +275,23 @@ fn devices(v: &Value) -> Result<Vec<String>, ApiError> {
             Ok(format!("{host}:{ctr}:{perms}"))
         })
         .collect()
+}
+
+/// `POST /containers/{id}/update`'s body: what is zero, null or empty is
+/// left as it is, as dockerd leaves it.
+pub fn update_of(v: &Value) -> Result<UpdateSpec, ApiError> {
+    let r = resources(v)?;
+    Ok(UpdateSpec {
+        restart: match v["RestartPolicy"]["Name"].as_str() {
+            None | Some("") => None,
+            Some(_) => Some(restart(&v["RestartPolicy"])?),
+        },
+        memory: r.memory,
+        memory_swap: r.memory_swap,
+        nano_cpus: r.nano_cpus,
+        cpu_shares: r.cpu_shares,
+        pids_limit: v["PidsLimit"].as_i64(),
+    })
 }
 
 fn restart(v: &Value) -> Result<RestartPolicy, ApiError> {

@@ -17,6 +17,7 @@ pub mod files;
 pub mod lifecycle;
 pub mod network;
 pub mod record;
+pub mod update;
 pub mod view;
 
 use std::path::{Path, PathBuf};
