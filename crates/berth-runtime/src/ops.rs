@@ -218,10 +218,11 @@ pub fn kill(container_dir: &Path, runtime: &OciRuntime, signal: &str) -> Result<
 /// New resource limits for a container: written into its OCI spec (every
 /// later start has them) and, while it runs or is paused, applied to its
 /// cgroup through the runtime's `update`. What `resources` leaves
-/// unlimited is made unlimited.
+/// unlimited and `before` limited is made unlimited.
 pub fn update_resources(
     container_dir: &Path,
     runtime: &OciRuntime,
+    before: &crate::config::Resources,
     resources: &crate::config::Resources,
 ) -> Result<()> {
     let limits = crate::spec::resource_limits(resources)?;
@@ -242,16 +243,15 @@ pub fn update_resources(
         return Ok(());
     }
     // The runtime changes only what the document names: spell out the
-    // unlimited ones.
+    // limits lifted.
     let mut doc = serde_json::Value::Object(limits);
-    if doc.get("memory").is_none() {
+    if doc.get("memory").is_none() && before.memory.is_some_and(|m| m > 0) {
         doc["memory"] = serde_json::json!({"limit": -1, "swap": -1});
     }
-    if doc["cpu"].get("quota").is_none() {
+    if doc["cpu"].get("quota").is_none() && before.cpus.is_some_and(|c| c > 0.0) {
         doc["cpu"]["quota"] = serde_json::json!(-1);
-        doc["cpu"]["period"] = serde_json::json!(100_000u64);
     }
-    if doc.get("pids").is_none() {
+    if doc.get("pids").is_none() && before.pids_limit.is_some_and(|p| p > 0) {
         doc["pids"] = serde_json::json!({"limit": -1});
     }
     let file = container_dir.join("resources-update.json");

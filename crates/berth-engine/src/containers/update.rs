@@ -101,7 +101,7 @@ impl Engine {
         }
         if u.resources() && c.dir.is_dir() {
             let rt = self.container_runtime(&c)?;
-            berth_runtime::ops::update_resources(&c.dir, &rt, &cfg.resources).map_err(|e| {
+            berth_runtime::ops::update_resources(&c.dir, &rt, &c.cfg.resources, &cfg.resources).map_err(|e| {
                 EngineError::new(
                     crate::ErrorKind::Other,
                     format!("Cannot update container {}: {e}", c.rec.id),
