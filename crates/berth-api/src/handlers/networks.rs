@@ -8,7 +8,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use berth_engine::networks::NetworkFilters;
-use berth_net::bridge::NetworkRequest;
+use berth_net::bridge::{NetworkRequest, BRIDGE_NAME_OPTION};
 
 use super::Ctx;
 use crate::body::{self, Body};
@@ -18,10 +18,20 @@ use crate::router::NetworkOp;
 
 const KEYS: &[&str] = &["name", "id", "driver", "label", "type", "dangling"];
 
-/// Go clients parse `Created` as a time: never an empty string.
+/// Go clients parse `Created` as a time: never an empty string. And
+/// dockerd's `Options` are the ones the network was created with: the
+/// bridge name berth picked itself (`br-` and the ID's first 12 digits)
+/// is not one (docker-compose would see an option changed and refuse to
+/// reuse its network).
 fn fix_created(mut v: Value) -> Value {
     if v["Created"].as_str().is_none_or(str::is_empty) {
         v["Created"] = json!("0001-01-01T00:00:00Z");
+    }
+    let picked = v["Id"].as_str().and_then(|id| id.get(..12)).map(|p| format!("br-{p}"));
+    if let (Some(picked), Some(opts)) = (picked, v["Options"].as_object_mut()) {
+        if opts.get(BRIDGE_NAME_OPTION).and_then(Value::as_str) == Some(picked.as_str()) {
+            opts.remove(BRIDGE_NAME_OPTION);
+        }
     }
     v
 }
