@@ -403,6 +403,29 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn an_update_body_changes_only_what_it_sets() {
+        // What the docker CLI sends for `update --restart on-failure:2 --memory 64m`.
+        let u = update_of(&json!({
+            "Memory": 67108864, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0,
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+        }))
+        .unwrap();
+        assert_eq!(
+            u,
+            UpdateSpec {
+                restart: Some(RestartPolicy::OnFailure { max: 2 }),
+                memory: Some(67108864),
+                ..Default::default()
+            }
+        );
+        // `update --pids-limit -1` and no restart policy.
+        let u = update_of(&json!({"PidsLimit": -1, "RestartPolicy": {"Name": ""}})).unwrap();
+        assert_eq!(u.pids_limit, Some(-1));
+        assert_eq!(u.restart, None);
+        assert!(update_of(&json!({"RestartPolicy": {"Name": "sometimes"}})).is_err());
+    }
+
+    #[test]
     fn a_docker_create_body_becomes_a_spec() {
         let body = json!({
             "Image": "bb", "Cmd": ["sleep", "1"], "Env": ["A=1"], "Labels": {"k": "v"},

@@ -148,7 +148,7 @@ pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -
                     "berth networks are IPv4 only: IPv6Address is not supported",
                 ));
             }
-            ctx.blocking(move |e| Ok(e.network_connect(&id, &ctr, &aliases, ip)?))
+            ctx.blocking(move |e| e.network_connect(&id, &ctr, &aliases, ip))
                 .await
                 .map_err(forbidden)?;
             Ok(body::status(StatusCode::OK))
@@ -159,7 +159,7 @@ pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -
                 .unwrap_or(Value::Null);
             let ctr = container_of(&v)?;
             let force = v["Force"].as_bool().unwrap_or(false);
-            ctx.blocking(move |e| Ok(e.network_disconnect(&id, &ctr, force)?))
+            ctx.blocking(move |e| e.network_disconnect(&id, &ctr, force))
                 .await
                 .map_err(forbidden)?;
             Ok(body::status(StatusCode::OK))
