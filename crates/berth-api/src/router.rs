@@ -64,6 +64,7 @@ pub enum ContainerOp {
     Resize,
     Stats,
     ExecCreate,
+    Update,
 }
 
 /// What an image route does.
@@ -260,14 +261,12 @@ pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
                 "resize" if post => Some(ContainerOp::Resize),
                 "stats" if get => Some(ContainerOp::Stats),
                 "exec" if post => Some(ContainerOp::ExecCreate),
+                "update" if post => Some(ContainerOp::Update),
                 _ => None,
             };
             match op {
                 Some(op) => Ok(Route::Container(container_word(id)?, op)),
-                None => match *name {
-                    "update" if post => not_yet("update"),
-                    _ => Err(ApiError::page_not_found()),
-                },
+                None => Err(ApiError::page_not_found()),
             }
         }
         ["containers", _, "attach", "ws"] if get => not_yet("attach over websocket"),
@@ -411,10 +410,10 @@ mod tests {
             r(Method::POST, "/exec/a.b/start").unwrap_err().status,
             StatusCode::NOT_FOUND
         );
-        assert!(matches!(
+        assert_eq!(
             r(Method::POST, "/containers/x/update").unwrap(),
-            Route::NotYet(_)
-        ));
+            Route::Container("x".into(), ContainerOp::Update)
+        );
         assert_eq!(
             r(Method::GET, "/containers/x/json/").unwrap(),
             Route::Container("x".into(), ContainerOp::Inspect)

@@ -5,7 +5,7 @@
 //! must never write the state except for facts they caused (pause) or
 //! observed (a monitor that died).
 
-use crate::error::{IoContext, Result, RuntimeError};
+use crate::error::{Result, RuntimeError};
 use crate::monitor::{cgroup_file, load_config};
 use crate::oci::OciRuntime;
 use crate::state::{self, read_state, update_state, STOP_MARKER};
@@ -215,6 +215,54 @@ pub fn kill(container_dir: &Path, runtime: &OciRuntime, signal: &str) -> Result<
     runtime.kill(&cfg.id, &sig, false)
 }
 
+/// New resource limits for a container: written into its OCI spec (every
+/// later start has them) and, while it runs or is paused, applied to its
+/// cgroup through the runtime's `update`. What `resources` leaves
+/// unlimited and `before` limited is made unlimited.
+pub fn update_resources(
+    container_dir: &Path,
+    runtime: &OciRuntime,
+    before: &crate::config::Resources,
+    resources: &crate::config::Resources,
+) -> Result<()> {
+    let limits = crate::spec::resource_limits(resources)?;
+    let mut spec = crate::exec::load_spec_json(container_dir)?;
+    let res = &mut spec["linux"]["resources"];
+    if !res.is_object() {
+        *res = serde_json::json!({});
+    }
+    if let Some(m) = res.as_object_mut() {
+        for k in ["memory", "cpu", "pids"] {
+            m.remove(k);
+        }
+        m.extend(limits.clone());
+    }
+    crate::exec::save_spec_json(container_dir, &spec)?;
+    let st = read_state(container_dir)?;
+    if st.status != "running" && st.status != "paused" {
+        return Ok(());
+    }
+    // The runtime changes only what the document names: spell out the
+    // limits lifted.
+    let mut doc = serde_json::Value::Object(limits);
+    if doc.get("memory").is_none() && before.memory.is_some_and(|m| m > 0) {
+        doc["memory"] = serde_json::json!({"limit": -1, "swap": -1});
+    }
+    if doc["cpu"].get("quota").is_none() && before.cpus.is_some_and(|c| c > 0.0) {
+        doc["cpu"]["quota"] = serde_json::json!(-1);
+    }
+    if doc.get("pids").is_none() && before.pids_limit.is_some_and(|p| p > 0) {
+        doc["pids"] = serde_json::json!({"limit": -1});
+    }
+    let file = container_dir.join("resources-update.json");
+    let bytes = serde_json::to_vec(&doc).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
+    crate::spec::write_atomic(&file, &bytes, berth_archive::perms::PRIVATE_FILE)?;
+    let cfg = load_config(container_dir)?;
+    let r = runtime.update(&cfg.id, &file);
+    let _ = std::fs::remove_file(&file);
+    r
+}
+
 /// Freezes the container.
 pub fn pause(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
     transition(
@@ -223,26 +271,6 @@ pub fn pause(container_dir: &Path, runtime: &OciRuntime) -> Result<()> {
         "only a running container can be paused",
         |id| runtime.pause(id),
     )
-}
-
-/// Applies new limits to a live container (running or paused) through
-/// the runtime's `update`; the caller records them in the config.
-pub fn update_resources(
-    container_dir: &Path,
-    runtime: &OciRuntime,
-    resources: &crate::config::Resources,
-) -> Result<()> {
-    let st = read_state(container_dir)?;
-    if !matches!(st.status.as_str(), "running" | "paused") {
-        return Ok(());
-    }
-    let id = load_config(container_dir)?.id;
-    let doc = crate::spec::limits_json(resources)?;
-    let file = container_dir.join("update-resources.json");
-    std::fs::write(&file, doc.to_string()).ctx(|| format!("writing {}", file.display()))?;
-    let r = runtime.update(&id, &file);
-    let _ = std::fs::remove_file(&file);
-    r
 }
 
 /// Thaws a paused container.

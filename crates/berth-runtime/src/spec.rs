@@ -13,7 +13,7 @@
 //! the file keeps only search/options lines and a comment saying why, and
 //! berth's network layer is expected to supply a resolver.
 
-use crate::config::{ContainerConfig, MountKind};
+use crate::config::{ContainerConfig, MountKind, Resources};
 use crate::error::{IoContext, Result, RuntimeError};
 use crate::seccomp;
 use berth_archive::perms;
@@ -627,6 +627,52 @@ fn bind_opts(readonly: bool, propagation: &str) -> Vec<String> {
     });
     o.push(if readonly { "ro" } else { "rw" }.to_string());
     o
+}
+
+/// The OCI `linux.resources` entries for `r`: `memory`, `cpu` and `pids`,
+/// each only when limited.
+pub fn resource_limits(r: &Resources) -> Result<serde_json::Map<String, Value>> {
+    let mut out = serde_json::Map::new();
+    if let Some(mem) = r.memory.filter(|m| *m > 0) {
+        let mut m = json!({"limit": mem});
+        let swap = match r.memory_swap {
+            Some(-1) => Some(-1),
+            Some(s) if s > 0 => {
+                if s < mem {
+                    return Err(RuntimeError::InvalidConfig(
+                        "--memory-swap must be larger than or equal to --memory (it is memory + swap)".into(),
+                    ));
+                }
+                Some(s)
+            }
+            _ => Some(mem.saturating_mul(2)),
+        };
+        let swap_supported =
+            cgroup_v2_unified() || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+        if let Some(s) = swap {
+            if swap_supported {
+                m["swap"] = json!(s);
+            } else {
+                log::warn!("this kernel has no swap accounting; --memory-swap is ignored");
+            }
+        }
+        out.insert("memory".into(), m);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(c) = r.cpus.filter(|c| *c > 0.0) {
+        cpu.insert("period".into(), json!(100_000u64));
+        cpu.insert("quota".into(), json!((c * 100_000.0).round() as i64));
+    }
+    if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if !cpu.is_empty() {
+        out.insert("cpu".into(), Value::Object(cpu));
+    }
+    if let Some(p) = r.pids_limit.filter(|p| *p > 0) {
+        out.insert("pids".into(), json!({"limit": p}));
+    }
+    Ok(out)
 }
 
 /// Builds the OCI runtime spec for `cfg`, with `rootfs` as the root file

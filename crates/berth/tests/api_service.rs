@@ -78,9 +78,12 @@ fn ping_version_and_errors_answer_as_dockerd_does() {
     let (head, body) = svc.http("POST", "/containers/create");
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     assert!(body.contains("Config cannot be empty"), "{body}");
-    let (head, body) = svc.http("POST", "/containers/x/update");
+    let (head, body) = svc.http("POST", "/containers/nosuch/update");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert_eq!(body, r#"{"message":"No such container: nosuch"}"#);
+    let (head, body) = svc.http("GET", "/distribution/bb/json");
     assert!(head.starts_with("HTTP/1.1 501"), "{head}");
-    assert!(body.contains("update"), "{body}");
+    assert!(body.contains("distribution"), "{body}");
     let (head, body) = svc.http("GET", "/images/json?filters=%7Bnot-json");
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     assert!(body.contains("invalid filter"), "{body}");

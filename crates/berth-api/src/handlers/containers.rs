@@ -219,7 +219,8 @@ pub async fn one(ctx: &Ctx, word: String, op: ContainerOp, req: Request<Incoming
     match op {
         ContainerOp::Inspect => {
             let size = q.bool("size");
-            let v = ctx.blocking(move |e| e.inspect_container(&word, size)).await?;
+            let mut v = ctx.blocking(move |e| e.inspect_container(&word, size)).await?;
+            short_id_aliases(&mut v);
             Ok(body::json(StatusCode::OK, &v))
         }
         ContainerOp::Start => super::sessions::start(ctx, word).await,
@@ -268,6 +269,14 @@ pub async fn one(ctx: &Ctx, word: String, op: ContainerOp, req: Request<Incoming
         ContainerOp::Resize => super::sessions::resize(ctx, word).await,
         ContainerOp::Stats => super::sessions::stats(ctx, word).await,
         ContainerOp::ExecCreate => super::sessions::exec_create(ctx, word, req).await,
+        ContainerOp::Update => {
+            let v: Value = body::read_json(req.into_body(), body::JSON_LIMIT)
+                .await?
+                .unwrap_or(Value::Null);
+            let u = super::create::update_of(&v)?;
+            let warnings = ctx.blocking(move |e| e.update_container(&word, &u)).await?;
+            Ok(body::json(StatusCode::OK, &json!({"Warnings": warnings})))
+        }
         ContainerOp::Rename => {
             let name = q.required("name")?.to_string();
             ctx.blocking(move |e| e.rename_container(&word, &name)).await?;
@@ -409,4 +418,30 @@ async fn wait(ctx: &Ctx, word: String) -> Result<Response<Body>, ApiError> {
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(r)
+}
+
+/// Up to API 1.44 dockerd lists a container's short ID among its aliases
+/// on a user-defined network (it is one of its DNS names). docker-compose
+/// looks for it there: without it, every start disconnects the container
+/// and connects it again.
+fn short_id_aliases(v: &mut Value) {
+    let Some(short) = v["Id"].as_str().and_then(|id| id.get(..12)).map(str::to_string) else {
+        return;
+    };
+    let Some(nets) = v["NetworkSettings"]["Networks"].as_object_mut() else {
+        return;
+    };
+    for ep in nets.values_mut() {
+        let named = ep["DNSNames"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|n| n.as_str() == Some(short.as_str())));
+        if !named {
+            continue;
+        }
+        match ep["Aliases"].as_array_mut() {
+            Some(a) if a.iter().any(|n| n.as_str() == Some(short.as_str())) => {}
+            Some(a) => a.push(json!(short)),
+            None => ep["Aliases"] = json!([short]),
+        }
+    }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use berth_engine::containers::update::UpdateSpec;
 use berth_engine::spec::{
     parse_publish, parse_tmpfs, parse_volume, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, MemorySwap, Mount,
     MountOrigin, MountSource, NetworkMode, PullPolicy, Resources, RestartPolicy, Signal, Ulimit, UserSpec,
@@ -287,6 +288,23 @@ fn devices(v: &Value) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
+/// `POST /containers/{id}/update`'s body: what is zero, null or empty is
+/// left as it is, as dockerd leaves it.
+pub fn update_of(v: &Value) -> Result<UpdateSpec, ApiError> {
+    let r = resources(v)?;
+    Ok(UpdateSpec {
+        restart: match v["RestartPolicy"]["Name"].as_str() {
+            None | Some("") => None,
+            Some(_) => Some(restart(&v["RestartPolicy"])?),
+        },
+        memory: r.memory,
+        memory_swap: r.memory_swap,
+        nano_cpus: r.nano_cpus,
+        cpu_shares: r.cpu_shares,
+        pids_limit: v["PidsLimit"].as_i64(),
+    })
+}
+
 fn restart(v: &Value) -> Result<RestartPolicy, ApiError> {
     let name = v["Name"].as_str().unwrap_or("");
     let max = v["MaximumRetryCount"].as_u64().unwrap_or(0);
@@ -394,6 +412,29 @@ fn networking(s: &mut ContainerSpec, h: &Value, nc: &Value) -> Result<(), ApiErr
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_update_body_changes_only_what_it_sets() {
+        // What the docker CLI sends for `update --restart on-failure:2 --memory 64m`.
+        let u = update_of(&json!({
+            "Memory": 67108864, "MemorySwap": 0, "NanoCpus": 0, "CpuShares": 0,
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+        }))
+        .unwrap();
+        assert_eq!(
+            u,
+            UpdateSpec {
+                restart: Some(RestartPolicy::OnFailure { max: 2 }),
+                memory: Some(67108864),
+                ..Default::default()
+            }
+        );
+        // `update --pids-limit -1` and no restart policy.
+        let u = update_of(&json!({"PidsLimit": -1, "RestartPolicy": {"Name": ""}})).unwrap();
+        assert_eq!(u.pids_limit, Some(-1));
+        assert_eq!(u.restart, None);
+        assert!(update_of(&json!({"RestartPolicy": {"Name": "sometimes"}})).is_err());
+    }
 
     #[test]
     fn a_docker_create_body_becomes_a_spec() {

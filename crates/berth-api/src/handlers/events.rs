@@ -36,9 +36,17 @@ pub async fn stream(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             Some(v) => parse_time(v, now).map(Some).map_err(ApiError::from),
         }
     };
+    let until = time("until")?;
+    // Without `since` or `until`, dockerd streams only what happens from
+    // now on: no replay (docker-compose's `logs` and `up` would otherwise
+    // see the starts of containers long gone).
+    let since = match time("since")? {
+        None if until.is_none() => now.timestamp_nanos_opt(),
+        s => s,
+    };
     let q = EventQuery {
-        since: time("since")?,
-        until: time("until")?,
+        since,
+        until,
         follow: true,
         filter,
     };

@@ -1,14 +1,14 @@
-//! Networks: list, inspect, create, remove, prune; connect and disconnect
-//! answer 501 until the engine connects running containers.
+//! Networks: list, inspect, create, remove, prune, connect, disconnect.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use berth_engine::networks::NetworkFilters;
-use berth_net::bridge::NetworkRequest;
+use berth_net::bridge::{NetworkRequest, BRIDGE_NAME_OPTION};
 
 use super::Ctx;
 use crate::body::{self, Body};
@@ -18,10 +18,20 @@ use crate::router::NetworkOp;
 
 const KEYS: &[&str] = &["name", "id", "driver", "label", "type", "dangling"];
 
-/// Go clients parse `Created` as a time: never an empty string.
+/// Go clients parse `Created` as a time: never an empty string. And
+/// dockerd's `Options` are the ones the network was created with: the
+/// bridge name berth picked itself (`br-` and the ID's first 12 digits)
+/// is not one (docker-compose would see an option changed and refuse to
+/// reuse its network).
 fn fix_created(mut v: Value) -> Value {
     if v["Created"].as_str().is_none_or(str::is_empty) {
         v["Created"] = json!("0001-01-01T00:00:00Z");
+    }
+    let picked = v["Id"].as_str().and_then(|id| id.get(..12)).map(|p| format!("br-{p}"));
+    if let (Some(picked), Some(opts)) = (picked, v["Options"].as_object_mut()) {
+        if opts.get(BRIDGE_NAME_OPTION).and_then(Value::as_str) == Some(picked.as_str()) {
+            opts.remove(BRIDGE_NAME_OPTION);
+        }
     }
     v
 }
@@ -116,14 +126,62 @@ pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -
             ctx.blocking(move |e| Ok(e.network_remove(&id)?)).await?;
             Ok(body::status(StatusCode::NO_CONTENT))
         }
-        NetworkOp::Connect | NetworkOp::Disconnect => {
-            drop(req);
-            // Known network first: a missing one is Docker's 404.
-            ctx.blocking(move |e| Ok(e.network(&id).map(|_| ())?)).await?;
-            Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "berth does not connect or disconnect existing containers yet: give the network when the container is created",
-            ))
+        NetworkOp::Connect => {
+            let v: Value = body::read_json(req.into_body(), body::JSON_LIMIT)
+                .await?
+                .unwrap_or(Value::Null);
+            let ctr = container_of(&v)?;
+            let ep = &v["EndpointConfig"];
+            let aliases: Vec<String> = ep["Aliases"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).map(str::to_string).collect())
+                .unwrap_or_default();
+            let ip = match ep["IPAMConfig"]["IPv4Address"].as_str().filter(|s| !s.is_empty()) {
+                Some(s) => Some(
+                    s.parse::<Ipv4Addr>()
+                        .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {s}")))?,
+                ),
+                None => None,
+            };
+            if ep["IPAMConfig"]["IPv6Address"].as_str().is_some_and(|s| !s.is_empty()) {
+                return Err(ApiError::bad_request(
+                    "berth networks are IPv4 only: IPv6Address is not supported",
+                ));
+            }
+            ctx.blocking(move |e| e.network_connect(&id, &ctr, &aliases, ip))
+                .await
+                .map_err(forbidden)?;
+            Ok(body::status(StatusCode::OK))
         }
+        NetworkOp::Disconnect => {
+            let v: Value = body::read_json(req.into_body(), body::JSON_LIMIT)
+                .await?
+                .unwrap_or(Value::Null);
+            let ctr = container_of(&v)?;
+            let force = v["Force"].as_bool().unwrap_or(false);
+            ctx.blocking(move |e| e.network_disconnect(&id, &ctr, force))
+                .await
+                .map_err(forbidden)?;
+            Ok(body::status(StatusCode::OK))
+        }
+    }
+}
+
+/// The `Container` of a connect or disconnect body.
+fn container_of(v: &Value) -> Result<String, ApiError> {
+    v["Container"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad_request("container name or ID cannot be empty"))
+}
+
+/// Docker answers a refused connect or disconnect (already connected, not
+/// connected) with 403, not 409.
+fn forbidden(e: ApiError) -> ApiError {
+    if e.status == StatusCode::CONFLICT {
+        ApiError::new(StatusCode::FORBIDDEN, e.message)
+    } else {
+        e
     }
 }

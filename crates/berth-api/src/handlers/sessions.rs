@@ -152,21 +152,18 @@ pub async fn attach(ctx: &Ctx, word: String, req: Request<Incoming>) -> Result<R
     let keys = parse_detach_keys(q.get("detachKeys").unwrap_or("")).map_err(ApiError::bad_request)?;
     let c = ctx.blocking(move |e| e.container(&word)).await?;
     let (id, tty, status) = (c.rec.id.clone(), c.cfg.tty, c.status());
-    // Attaching to a created container waits for its start (Docker also
-    // waits for the next start of a stopped one; berth refuses that).
+    // Attaching to a created container waits for its start. A stopped
+    // one's stream ends at once, as dockerd's does (the docker CLI refuses
+    // beforehand; docker-compose's `run` attaches after the start, and a
+    // quick container may be done by then).
     let waiter = if stream && status.as_str() == "created" {
         let (tx, rx) = oneshot::channel();
         lock(&ctx.shared.waiting).entry(id.clone()).or_default().push(tx);
         Some(rx)
     } else {
-        if stream && !status.is_up() && !logs {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "You cannot attach to a stopped container, start it first",
-            ));
-        }
         None
     };
+    let stream = stream && (waiter.is_some() || status.is_up());
     let (resp, raw) = hijack::hijack(&req, &ctx.takeover, stream_type(tty, ctx.version));
     let engine = ctx.engine.clone();
     let shared = ctx.shared.clone();

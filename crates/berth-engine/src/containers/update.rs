@@ -1,106 +1,145 @@
-//! `update`: new resource limits and restart policy for a container,
-//! applied to it live when it runs (through the runtime's `update`) and
-//! recorded for its next start and for `inspect`.
+//! `update`: a container's restart policy and resource limits after
+//! `create`. The new values go into its runtime config (`berth.json`, which
+//! the monitor reads again before each restart decision), its OCI spec
+//! (every later start) and its record (`inspect`); a running or paused
+//! container's cgroup gets them through the runtime's `update`.
 
-use berth_runtime::config::RestartPolicy;
 use serde_json::json;
 
-use crate::error::Result;
-use crate::spec::MemorySwap;
-use crate::{Engine, EngineError};
+use super::Container;
+use crate::spec::{MemorySwap, RestartPolicy, MIN_MEMORY, MIN_NANO_CPUS};
+use crate::{Engine, EngineError, Result};
 
-/// What `update` changes; `None` leaves a setting as it is.
-#[derive(Debug, Clone, Default)]
+/// What `update` changes; `None` leaves a value as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpdateSpec {
-    /// Memory limit in bytes (0: unlimited).
-    pub memory: Option<u64>,
-    /// Memory plus swap.
-    pub memory_swap: Option<MemorySwap>,
-    /// CPU time in billionths of a CPU.
-    pub nano_cpus: Option<u64>,
-    /// Relative CPU weight.
-    pub cpu_shares: Option<u64>,
-    /// Most processes at once (`-1` or 0: unlimited).
-    pub pids_limit: Option<i64>,
-    /// The restart policy.
+    /// `--restart`.
     pub restart: Option<RestartPolicy>,
+    /// `--memory`, bytes.
+    pub memory: Option<u64>,
+    /// `--memory-swap`.
+    pub memory_swap: Option<MemorySwap>,
+    /// `--cpus`, in billionths of a CPU.
+    pub nano_cpus: Option<u64>,
+    /// `--cpu-shares`.
+    pub cpu_shares: Option<u64>,
+    /// `--pids-limit`: 0 or less is unlimited.
+    pub pids_limit: Option<i64>,
+}
+
+impl UpdateSpec {
+    fn resources(&self) -> bool {
+        self.memory.is_some()
+            || self.memory_swap.is_some()
+            || self.nano_cpus.is_some()
+            || self.cpu_shares.is_some()
+            || self.pids_limit.is_some()
+    }
 }
 
 impl Engine {
-    /// `update`: changes `word`'s limits and restart policy (Docker's
-    /// refusals: `--restart` with `--rm`, a memory limit above the swap
-    /// limit).
-    pub fn update_container(&self, word: &str, u: &UpdateSpec) -> Result<()> {
+    /// `update`: Docker's checks, then the new values everywhere they live.
+    /// Returns the warnings Docker's API answers with.
+    pub fn update_container(&self, word: &str, u: &UpdateSpec) -> Result<Vec<String>> {
         let c = self.container(word)?;
         let mut cfg = c.cfg.clone();
-        if u.restart.as_ref().is_some_and(|r| *r != RestartPolicy::No) && cfg.auto_remove {
-            return Err(EngineError::invalid(
-                "Cannot update container: Restart policy cannot be updated because AutoRemove is enabled for the container",
-            ));
+        if let Some(p) = &u.restart {
+            if cfg.auto_remove && *p != RestartPolicy::No {
+                return Err(EngineError::invalid(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container",
+                ));
+            }
+            cfg.restart_policy = p.clone();
         }
         let r = &mut cfg.resources;
         if let Some(m) = u.memory {
-            r.memory = (m > 0).then_some(m as i64);
-        }
-        if let Some(s) = u.memory_swap {
-            r.memory_swap = Some(match s {
-                MemorySwap::Unlimited => -1,
-                MemorySwap::Limit(n) => n as i64,
-            });
-        }
-        if let (Some(m), Some(s)) = (r.memory, r.memory_swap) {
-            if s > 0 && s < m {
+            if m < MIN_MEMORY {
+                return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));
+            }
+            let m = i64::try_from(m).map_err(|_| EngineError::invalid(format!("invalid memory limit {m}")))?;
+            if u.memory_swap.is_none() && r.memory_swap.is_some_and(|s| s > 0 && m > s) {
                 return Err(EngineError::invalid(
-                    "Minimum memoryswap limit should be larger than memory limit, see usage",
+                    "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
                 ));
             }
+            r.memory = Some(m);
+        }
+        if let Some(s) = u.memory_swap {
+            let s = match s {
+                MemorySwap::Unlimited => -1,
+                MemorySwap::Limit(n) => i64::try_from(n).unwrap_or(i64::MAX),
+            };
+            match r.memory.filter(|m| *m > 0) {
+                None => {
+                    return Err(EngineError::invalid(
+                        "You should always set the Memory limit when using Memoryswap limit, see usage",
+                    ))
+                }
+                Some(m) if s > 0 && s < m => {
+                    return Err(EngineError::invalid(
+                        "Minimum memoryswap limit should be larger than memory limit, see usage",
+                    ))
+                }
+                _ => {}
+            }
+            r.memory_swap = Some(s);
         }
         if let Some(n) = u.nano_cpus {
-            let cpus = n as f64 / 1e9;
-            let host = crate::host_cpus();
-            if cpus > host as f64 {
+            let ncpu = crate::host_cpus() as u64;
+            if n > 0 && !(MIN_NANO_CPUS..=ncpu * 1_000_000_000).contains(&n) {
                 return Err(EngineError::invalid(format!(
-                    "range of CPUs is from 0.01 to {host}.00, as there are only {host} CPUs available"
+                    "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
                 )));
             }
-            r.cpus = (n > 0).then_some(cpus);
+            r.cpus = (n > 0).then(|| n as f64 / 1e9);
         }
         if let Some(s) = u.cpu_shares {
             r.cpu_shares = (s > 0).then_some(s);
         }
         if let Some(p) = u.pids_limit {
-            r.pids_limit = Some(p);
+            r.pids_limit = (p > 0).then_some(p);
         }
-        if let Some(p) = &u.restart {
-            cfg.restart_policy = p.clone();
+        if u.resources() && c.dir.is_dir() {
+            let rt = self.container_runtime(&c)?;
+            berth_runtime::ops::update_resources(&c.dir, &rt, &c.cfg.resources, &cfg.resources).map_err(|e| {
+                EngineError::new(
+                    crate::ErrorKind::Other,
+                    format!("Cannot update container {}: {e}", c.rec.id),
+                )
+            })?;
         }
         if c.dir.is_dir() {
-            let rt = self.container_runtime(&c)?;
-            berth_runtime::update_resources(&c.dir, &rt, &cfg.resources)
-                .map_err(|e| EngineError::from(e).context("Cannot update container"))?;
             super::write_atomic(
                 &c.dir.join(berth_runtime::monitor::CONFIG_FILE),
                 &serde_json::to_vec_pretty(&cfg)?,
             )?;
         }
-        // What `inspect` shows.
-        let mut doc = c.rec.config.clone();
-        if let Some(h) = doc.get_mut("HostConfig").and_then(|h| h.as_object_mut()) {
-            let r = &cfg.resources;
-            h.insert("Memory".into(), json!(r.memory.unwrap_or(0)));
-            h.insert("MemorySwap".into(), json!(r.memory_swap.unwrap_or(0)));
-            h.insert("NanoCpus".into(), json!(r.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0)));
-            h.insert("CpuShares".into(), json!(r.cpu_shares.unwrap_or(0)));
-            h.insert("PidsLimit".into(), json!(r.pids_limit));
-            let (name, max) = match &cfg.restart_policy {
-                RestartPolicy::No => ("no", 0),
-                RestartPolicy::Always => ("always", 0),
-                RestartPolicy::UnlessStopped => ("unless-stopped", 0),
-                RestartPolicy::OnFailure { max } => ("on-failure", *max),
-            };
-            h.insert("RestartPolicy".into(), json!({"Name": name, "MaximumRetryCount": max}));
-        }
-        self.store.update_container_config(&c.rec.id, &doc)?;
+        self.record_update(&c, &cfg)?;
+        self.record_container_event("update", &c, &[]);
+        Ok(Vec::new())
+    }
+
+    /// The record's `HostConfig` with the new values, as `inspect` shows them.
+    fn record_update(&self, c: &Container, cfg: &berth_runtime::ContainerConfig) -> Result<()> {
+        let mut doc = c.doc();
+        let (name, max) = match &cfg.restart_policy {
+            RestartPolicy::No => ("no", 0),
+            RestartPolicy::Always => ("always", 0),
+            RestartPolicy::UnlessStopped => ("unless-stopped", 0),
+            RestartPolicy::OnFailure { max } => ("on-failure", *max),
+        };
+        let r = &cfg.resources;
+        let h = &mut doc.host_config.rest;
+        h.insert("RestartPolicy".into(), json!({"Name": name, "MaximumRetryCount": max}));
+        h.insert("Memory".into(), json!(r.memory.unwrap_or(0)));
+        h.insert("MemorySwap".into(), json!(r.memory_swap.unwrap_or(0)));
+        h.insert(
+            "NanoCpus".into(),
+            json!(r.cpus.map(|c| (c * 1e9).round() as i64).unwrap_or(0)),
+        );
+        h.insert("CpuShares".into(), json!(r.cpu_shares.unwrap_or(0)));
+        h.insert("PidsLimit".into(), json!(r.pids_limit));
+        self.store.update_container_config(&c.rec.id, &doc.to_value())?;
         Ok(())
     }
 }

@@ -105,7 +105,12 @@ pub fn run(engine: &Engine, a: UpdateArgs) -> Result<i32> {
     let mut failed = false;
     for c in &a.containers {
         match engine.update_container(c, &u) {
-            Ok(()) => println!("{c}"),
+            Ok(warnings) => {
+                for w in warnings {
+                    eprintln!("WARNING: {w}");
+                }
+                println!("{c}");
+            }
             Err(e) => {
                 eprintln!("{}", super::error_text(&e.into()));
                 failed = true;
