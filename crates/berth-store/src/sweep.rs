@@ -29,6 +29,29 @@ pub fn step_lock_path(dir: &Path) -> PathBuf {
     dir.with_file_name(name)
 }
 
+/// A killed build's step container may outlive it: created and waiting
+/// for a `start` that never comes, or still running its command. Its pid
+/// (`ctr.pid`, written by the runtime) is killed when that process is
+/// still the step's: its command line or cgroup names the step's ID.
+fn kill_step_container(dir: &Path, id: &str) {
+    let Some(pid) = std::fs::read_to_string(dir.join("ctr.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .filter(|&p| p > 1)
+    else {
+        return;
+    };
+    let names_step = |what: &str| {
+        std::fs::read(format!("/proc/{pid}/{what}")).is_ok_and(|b| b.windows(id.len()).any(|w| w == id.as_bytes()))
+    };
+    if !id.is_empty() && (names_step("cmdline") || names_step("cgroup")) {
+        if let Some(p) = rustix::process::Pid::from_raw(pid) {
+            log::debug!("killing the step container {pid} of a build that is gone");
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 /// Removes the step directories (and mounts) of builds that are gone;
 /// returns how many.
 pub fn sweep_dead_steps(build_dir: &Path) -> usize {
@@ -61,6 +84,11 @@ pub fn sweep_dead_steps(build_dir: &Path) -> usize {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for (dir, lock) in &dead {
         log::debug!("sweeping the step directory of a build that is gone: {}", dir.display());
+        let id = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        kill_step_container(dir, id);
+        if let Some(runtime_state) = build_dir.parent().map(|r| r.join("runtime").join(id)) {
+            remove_tree(&runtime_state);
+        }
         let prefix = format!("{}/", dir.display());
         let mut mounts: Vec<String> = mountinfo
             .lines()

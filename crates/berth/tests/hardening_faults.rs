@@ -70,6 +70,27 @@ fn mounts_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Processes whose command line names `marker` (a store path).
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(marker) {
+                out.push(cmd);
+            }
+        }
+    }
+    out
+}
+
 /// One command of the matrix: `prepare` puts the store in the state the
 /// command needs (and is run again before the whole run at the end).
 struct Op<'a> {
@@ -127,6 +148,13 @@ fn kill_and_check(root: &Root, op: &Op<'_>) {
         let store = root.path().join("store");
         let left = mounts_under(&store);
         assert!(left.is_empty(), "{} killed at {frac}: mounts left: {left:?}", op.name);
+        // Nor a process: a build's step container waiting for its start.
+        let procs = processes_with(&format!("{}/", store.display()));
+        assert!(
+            procs.is_empty(),
+            "{} killed at {frac}: left running: {procs:?}",
+            op.name
+        );
         // The command works whole afterwards.
         (op.prepare)(root);
         root.ok(&args);
