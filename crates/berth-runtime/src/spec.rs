@@ -934,50 +934,10 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     })
 }
 
-/// The OCI `linux.resources` for berth's limits (memory, swap, CPU, pids):
-/// what a container is created with and what `update` applies to it live.
+/// [`resource_limits`] as one JSON object: the `linux.resources` a
+/// container is created with (devices are added by [`build_spec`]).
 pub fn limits_json(r: &crate::config::Resources) -> Result<Value> {
-    let mut resources = json!({});
-    if let Some(mem) = r.memory.filter(|m| *m > 0) {
-        let mut m = json!({"limit": mem});
-        let swap = match r.memory_swap {
-            Some(-1) => Some(-1),
-            Some(s) if s > 0 => {
-                if s < mem {
-                    return Err(RuntimeError::InvalidConfig(
-                        "--memory-swap must be larger than or equal to --memory (it is memory + swap)".into(),
-                    ));
-                }
-                Some(s)
-            }
-            _ => Some(mem.saturating_mul(2)),
-        };
-        let swap_supported =
-            cgroup_v2_unified() || Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
-        if let Some(s) = swap {
-            if swap_supported {
-                m["swap"] = json!(s);
-            } else {
-                log::warn!("this kernel has no swap accounting; --memory-swap is ignored");
-            }
-        }
-        resources["memory"] = m;
-    }
-    let mut cpu = serde_json::Map::new();
-    if let Some(c) = r.cpus.filter(|c| *c > 0.0) {
-        cpu.insert("period".into(), json!(100_000u64));
-        cpu.insert("quota".into(), json!((c * 100_000.0).round() as i64));
-    }
-    if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
-        cpu.insert("shares".into(), json!(s));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = r.pids_limit.filter(|p| *p > 0) {
-        resources["pids"] = json!({"limit": p});
-    }
-    Ok(resources)
+    resource_limits(r).map(Value::Object)
 }
 
 #[cfg(test)]
