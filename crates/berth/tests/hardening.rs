@@ -322,37 +322,6 @@ fn a_rootless_store_is_as_private_after_import_run_and_logs() {
 
 // ---------------------------------------------------------------- liveness
 
-/// Overlay mounts under `dir`, from this mount namespace's mountinfo.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = dir.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(String::from))
-        .filter(|m| m.starts_with(&prefix))
-        .collect()
-}
-
-/// Processes whose command line holds `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Ok(mut cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            // Arguments are NUL-separated.
-            for b in cmd.iter_mut().filter(|b| **b == 0) {
-                *b = b' ';
-            }
-            if cmd.windows(marker.len()).any(|w| w == marker.as_bytes()) {
-                out.push(pid);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 #[ignore = "needs root"]
 fn a_build_killed_in_the_middle_of_a_step_leaves_nothing_once_the_next_command_opens_the_store() {

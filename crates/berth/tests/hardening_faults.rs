@@ -59,38 +59,6 @@ fn visible_damage(report: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Mount points under the store.
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = dir.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(String::from))
-        .filter(|m| m.starts_with(&prefix))
-        .collect()
-}
-
-/// Processes whose command line names `marker` (a store path).
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !e
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        {
-            continue;
-        }
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(marker) {
-                out.push(cmd);
-            }
-        }
-    }
-    out
-}
-
 /// One command of the matrix: `prepare` puts the store in the state the
 /// command needs (and is run again before the whole run at the end).
 struct Op<'a> {
