@@ -129,30 +129,30 @@ impl Firewall {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Makes the table (idempotent) and adds a network's elements, in one transaction.
+    /// Makes the table (idempotent) and adds a network's elements, in one
+    /// transaction: one `nft` run, no listing first (`add` of an element
+    /// that is there already is no error).
     pub fn add_network(&self, n: &NetworkRules) -> Result<()> {
         let _lock = self.locked()?;
-        let state = self.state()?;
         let b = quote(&n.bridge)?;
         let mut t = String::from(BASE);
-        if !state.bridges.contains(&n.bridge) {
-            t.push_str(&format!("add element ip berth bridges {{ {b} }}\n"));
-            t.push_str(&format!("add element ip berth same {{ {b} . {b} }}\n"));
-        }
-        if n.internal && !state.internal.contains(&n.bridge) {
+        t.push_str(&format!("add element ip berth bridges {{ {b} }}\n"));
+        t.push_str(&format!("add element ip berth same {{ {b} . {b} }}\n"));
+        if n.internal {
             t.push_str(&format!("add element ip berth internal {{ {b} }}\n"));
-        }
-        let net = format!("{}/{}", n.subnet.network(), n.subnet.prefix);
-        if !n.internal && !state.masq.contains(&net) {
+        } else {
+            let net = format!("{}/{}", n.subnet.network(), n.subnet.prefix);
             t.push_str(&format!("add element ip berth masq {{ {net} }}\n"));
         }
         self.nft(&["-f", "-"], Some(&t)).map(drop)
     }
 
-    /// Removes a network's elements (those present), in one transaction.
+    /// Removes a network's elements (those present), and the whole table
+    /// when nothing else is left in it, in one transaction: one listing and
+    /// one `nft` run.
     pub fn remove_network(&self, n: &NetworkRules) -> Result<()> {
         let _lock = self.locked()?;
-        let state = self.state()?;
+        let mut state = self.state()?;
         if !state.exists {
             return Ok(());
         }
@@ -168,6 +168,12 @@ impl Firewall {
         let net = format!("{}/{}", n.subnet.network(), n.subnet.prefix);
         if state.masq.contains(&net) {
             t.push_str(&format!("delete element ip berth masq {{ {net} }}\n"));
+        }
+        state.bridges.retain(|x| *x != n.bridge);
+        state.internal.retain(|x| *x != n.bridge);
+        state.masq.retain(|x| *x != net);
+        if state.bridges.is_empty() && state.internal.is_empty() && state.masq.is_empty() {
+            t = format!("delete table ip {TABLE}\n");
         }
         if t.is_empty() {
             return Ok(());
