@@ -319,6 +319,11 @@ impl Engine {
     pub fn network_prune(&self) -> Result<Vec<String>> {
         let mut gone = Vec::new();
         self.release_stale_endpoints()?;
+        // A throwaway store's default network (it stays after its last
+        // container as root); made again by the next container.
+        if let Some(ctx) = self.net_context(false)? {
+            bridge::remove_default_if_unused(&ctx, &self.store)?;
+        }
         for n in self.store.list_networks()? {
             if n.name == DEFAULT_NETWORK || !self.store.network_endpoints(&n.id)?.is_empty() {
                 continue;

@@ -234,6 +234,10 @@ pub fn create_network(ctx: &NetContext, store: &Store, req: &NetworkRequest) -> 
         return Err(StoreError::NetworkExists(req.name.clone()).into());
     }
     let _lock = ctx.lock()?;
+    if let Err(e) = sweep_dead_stores(ctx) {
+        log::warn!("removing the networks of deleted stores: {e}");
+    }
+    record_store(ctx, store)?;
     let taken = taken_subnets(ctx, store)?;
     let is_default = req.name == DEFAULT_NETWORK;
     let subnet = match &req.subnet {
@@ -344,12 +348,28 @@ pub fn ensure_default_network(ctx: &NetContext, store: &Store) -> Result<Network
     }
 }
 
-/// The default network of a store that is not the system's (tests, CI,
-/// `--root` stores) goes when its last container leaves, so a throwaway
-/// store leaves no bridge or rule on the host; the next container makes it
-/// again ([`ensure_default_network`]). The system store's `berth0` stays,
-/// as Docker's `docker0` does. True when it was removed.
+/// A container left the default network. As root the network stays when
+/// its last container leaves, as Docker's `docker0` does: making a bridge
+/// and its rules for every `run` and deleting them after costs more than
+/// the rest of the run (a bridge's deletion alone waits out an RCU grace
+/// period, 20-80 ms here). A throwaway store's default network goes with
+/// `network prune` ([`remove_default_if_unused`]), or, once the store's
+/// directory is gone, with the next network any store makes
+/// ([`sweep_dead_stores`]). Rootless, it goes now: the user's network
+/// namespace stops with its last network. True when it was removed.
 pub fn release_default_if_unused(ctx: &NetContext, store: &Store) -> Result<bool> {
+    if ctx.bridge_ns == crate::ns::host() {
+        return Ok(false);
+    }
+    remove_default_if_unused(ctx, store)
+}
+
+/// Removes the default network of a store that is not the system's (tests,
+/// CI, `--root` stores) when no container is on it, so a throwaway store
+/// leaves no bridge or rule on the host; the next container makes it again
+/// ([`ensure_default_network`]). The system store's `berth0` stays, as
+/// Docker's `docker0` does. True when it was removed.
+pub fn remove_default_if_unused(ctx: &NetContext, store: &Store) -> Result<bool> {
     if ctx.default_store {
         return Ok(false);
     }
@@ -367,6 +387,93 @@ pub fn release_default_if_unused(ctx: &NetContext, store: &Store) -> Result<bool
         Err(NetError::Store(StoreError::NetworkInUse { .. } | StoreError::NetworkNotFound(_))) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The file in a store's run directory naming the store it belongs to.
+const STORE_ROOT_FILE: &str = "store-root";
+
+/// Names the store in its run directory, for [`sweep_dead_stores`].
+fn record_store(ctx: &NetContext, store: &Store) -> Result<()> {
+    let p = ctx.run_dir.join(STORE_ROOT_FILE);
+    let root = std::fs::canonicalize(store.root()).unwrap_or_else(|_| store.root().to_path_buf());
+    let text = root.to_string_lossy().into_owned();
+    if std::fs::read_to_string(&p).ok().as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&ctx.run_dir)
+        .map_err(|e| NetError::io(format!("creating {}", ctx.run_dir.display()), e))?;
+    std::fs::write(&p, text).map_err(|e| NetError::io(format!("writing {}", p.display()), e))
+}
+
+/// Removes what berth's networking holds for stores whose directory no
+/// longer exists (a test's or CI's throwaway store, deleted with its
+/// default network still up): their bridges and veths, their elements in
+/// the firewall table, their DNS server, namespace mounts and run
+/// directory. As root only, under the networks lock; the run directories
+/// name their store in `store-root` (written when a store makes a bridge).
+/// Returns the run directories removed.
+pub fn sweep_dead_stores(ctx: &NetContext) -> Result<Vec<PathBuf>> {
+    let mut gone = Vec::new();
+    if ctx.bridge_ns != crate::ns::host() {
+        return Ok(gone);
+    }
+    let Ok(dir) = std::fs::read_dir(&ctx.lock_dir) else {
+        return Ok(gone);
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(tag) = name.strip_prefix("net-") else {
+            continue;
+        };
+        if e.path() == ctx.run_dir {
+            continue;
+        }
+        let Ok(root) = std::fs::read_to_string(e.path().join(STORE_ROOT_FILE)) else {
+            continue;
+        };
+        if Path::new(root.trim()).exists() {
+            continue;
+        }
+        let other = NetContext {
+            run_dir: e.path(),
+            tag: tag.to_string(),
+            default_store: false,
+            ..ctx.clone()
+        };
+        forget_dead_store(&other)?;
+        gone.push(e.path());
+    }
+    Ok(gone)
+}
+
+fn forget_dead_store(ctx: &NetContext) -> Result<()> {
+    let mut nl = ctx.netlink()?;
+    let prefix = format!("berth:{}:", ctx.tag);
+    let links: Vec<_> = nl
+        .links()?
+        .into_iter()
+        .filter(|l| l.alias.starts_with(&prefix))
+        .collect();
+    // Veths first, then bridges (with their rules).
+    for l in links.iter().filter(|l| l.kind != "bridge") {
+        nl.del_link(&l.name)?;
+    }
+    for l in links.iter().filter(|l| l.kind == "bridge") {
+        if let Some((ip, p)) = nl.addrs(l.index)?.into_iter().next() {
+            ctx.firewall().remove_network(&NetworkRules {
+                bridge: l.name.clone(),
+                subnet: Subnet::new(Subnet::new(ip, p).network(), p),
+                internal: false,
+            })?;
+        }
+        nl.del_link(&l.name)?;
+    }
+    ctx.dns().stop();
+    for m in crate::ns::mounts_under(&ctx.run_dir) {
+        crate::ns::remove_persistent(&m)?;
+    }
+    let _ = std::fs::remove_dir_all(&ctx.run_dir);
+    Ok(())
 }
 
 /// Makes the bridge (if missing), its gateway address, and its rules.
@@ -399,9 +506,15 @@ fn teardown_bridge(ctx: &NetContext, net: &NetworkRecord) -> Result<()> {
             nl.del_link(&net.bridge)?;
         }
     }
-    ctx.firewall().add_network(&rules(net)?).ok();
+    // Veths of containers whose namespaces the kernel is still freeing
+    // (see `Teardown::WithNamespace`).
+    let veths = format!("{}:", ctx.alias(&net.id, None));
+    for l in nl.links()? {
+        if l.alias.starts_with(&veths) {
+            nl.del_link(&l.name)?;
+        }
+    }
     ctx.firewall().remove_network(&rules(net)?)?;
-    ctx.firewall().remove_table_if_unused()?;
     ctx.dns().remove_network(&net.bridge)?;
     Ok(())
 }
@@ -484,6 +597,7 @@ fn plug(
         Some(b) if b.up => b,
         // Gone (a reboot) or never finished: make it again.
         _ => {
+            record_store(ctx, store)?;
             setup_bridge(ctx, net)?;
             host.link(&net.bridge)?
                 .ok_or_else(|| NetError::InvalidNetwork(format!("bridge {} could not be made", net.bridge)))?

@@ -11,8 +11,8 @@
 //!   keep it: the address stays while the container runs.
 //! * When the container is done (its monitor ends, `stop`, `rm`), the
 //!   leases, veths, DNS names and the namespace go ([`Engine::net_down`]);
-//!   a store's default network goes with its last container unless the
-//!   store is the system's (see `bridge::release_default_if_unused`).
+//!   a store's default network stays, as root, for the next container
+//!   (see `bridge::release_default_if_unused`).
 //!
 //! As root only for now: a rootless container would have to be created
 //! inside the rootless network namespace's user namespace.
@@ -390,7 +390,9 @@ impl Engine {
             return Ok(());
         };
         let had = !self.store.container_endpoints(id)?.is_empty();
-        bridge::disconnect_all(&ctx, &self.store, id, Teardown::DeleteLinks)?;
+        // The namespace goes just below, and its veths with it: the
+        // kernel frees them asynchronously instead of making this wait.
+        bridge::disconnect_all(&ctx, &self.store, id, Teardown::WithNamespace)?;
         let path = ctx.netns_path(id);
         if path.exists() {
             berth_net::ns::remove_persistent(&path)?;
