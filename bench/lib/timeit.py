@@ -5,7 +5,7 @@ Usage (options after a --case apply to that case):
 
   timeit.py --name NAME --title TITLE [--reps N] [--warmup W]
             [--target TEXT] [--note TEXT]... [--metric time|stdout]
-            [--unit KiB] [--vs-max LABEL,LABEL]
+            [--unit KiB] [--vs-max LABEL,LABEL] [--diff LABEL,LABEL]...
             --case LABEL CMD [--prep CMD] [--after CMD] [--mntns PATH]
             --skip LABEL REASON         (a row that says why it has no number)
             ...
@@ -19,6 +19,11 @@ mount namespace (setns in the child between fork and exec: no extra exec).
 
 Metric "time" (default) records wall-clock seconds; "stdout" records the
 number the command prints (e.g. an RSS in KiB).
+
+--diff A,B adds a line with what A costs over B: the median of the
+per-round differences A − B (both ran in the same round, one after the
+other, so drift in the machine's load hits both), and the difference of
+their medians.
 
 A timed command that fails turns its row into "failed (exit N): <stderr>":
 never a made-up number. Prints one markdown section on stdout.
@@ -50,7 +55,8 @@ class Case:
 
 def parse(argv):
     opts = {"name": "", "title": "", "reps": 10, "warmup": 1, "target": None,
-            "notes": [], "metric": "time", "unit": None, "vs_max": None}
+            "notes": [], "metric": "time", "unit": None, "vs_max": None,
+            "diffs": []}
     cases = []
     i = 0
 
@@ -81,6 +87,11 @@ def parse(argv):
             opts["unit"] = take()
         elif a == "--vs-max":
             opts["vs_max"] = take().split(",")
+        elif a == "--diff":
+            pair = take().split(",")
+            if len(pair) != 2:
+                sys.exit("timeit.py: --diff needs LABEL,LABEL")
+            opts["diffs"].append(pair)
         elif a == "--case":
             label = take()
             cases.append(Case(label, take()))
@@ -233,6 +244,17 @@ def main():
             out.append(f"\n{head} / max({names}) = **{bmed / max(ms):.2f}×**")
         else:
             out.append(f"\n{head} / max({names}): —")
+    if opts["diffs"]:
+        out.append("")
+    by_label = {c.label: c for c in cases}
+    for a, b in opts["diffs"]:
+        ca, cb = by_label.get(a), by_label.get(b)
+        if not ca or not cb or median(ca) is None or median(cb) is None:
+            out.append(f"- {a} over {b}: —")
+            continue
+        per_round = statistics.median(x - y for x, y in zip(ca.samples, cb.samples))
+        out.append(f"- {a} over {b}: **{per_round * 1000:+.1f} ms** (median of the per-round "
+                   f"differences; difference of the medians {(median(ca) - median(cb)) * 1000:+.1f} ms)")
     out.append("")
     print("\n".join(out))
 
