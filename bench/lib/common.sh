@@ -286,6 +286,9 @@ teardown() {
     [ "${BENCH_KEEP:-0}" = 1 ] && return 0
     log "cleaning up $BENCH_TMP"
     $B rm -f $($B ps -aq 2>/dev/null) >/dev/null 2>&1 || true
+    # The store's default network stays after its last container (as
+    # docker0): prune removes it, its bridge and its nftables elements.
+    $B network prune -f >/dev/null 2>&1 || true
     $P rm -f -t 0 -a >/dev/null 2>&1 || true
     $P system reset -f >/dev/null 2>&1 || true
     stop_docker
