@@ -515,11 +515,13 @@ impl ContainerSpec {
         // host, none and container: share or have no network stack: no
         // user-defined network can be joined beside them (the API's
         // NetworkingConfig, compose's networks:, several --network flags).
-        if matches!(self.network, NetworkMode::None | NetworkMode::Host | NetworkMode::Container(_))
-            && self
-                .endpoints
-                .iter()
-                .any(|e| matches!(NetworkMode::parse(&e.network), Ok(NetworkMode::Network(_))))
+        if matches!(
+            self.network,
+            NetworkMode::None | NetworkMode::Host | NetworkMode::Container(_)
+        ) && self
+            .endpoints
+            .iter()
+            .any(|e| matches!(NetworkMode::parse(&e.network), Ok(NetworkMode::Network(_))))
         {
             return Err(EngineError::invalid(
                 "conflicting options: cannot attach both user-defined and non-user-defined network-modes",
