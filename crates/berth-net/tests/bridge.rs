@@ -657,3 +657,48 @@ fn reconcile_after_a_real_kill_9() {
     );
     assert!(!inv.mentions(&net.bridge), "{inv:?}");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn a_deleted_stores_networks_are_swept_by_the_next_network_made() {
+    // A store whose directory is deleted with a network (and a container
+    // on it) still up, as a test's temporary store is.
+    let gone = Env::new();
+    let net = gone.network("left-up", false);
+    let ns = TestNs::new("swept");
+    let a = gone.attach(&net, &ns, "swept", &["x"]);
+    let run_dir = gone.ctx.run_dir.clone();
+    let before = bridge::inventory(&gone.ctx, &gone.store).unwrap();
+    assert!(
+        before.mentions(&net.bridge) && before.mentions(&a.host_veth),
+        "{before:?}"
+    );
+    let dns_pid = before.dns_server.expect("the network's DNS server runs");
+    std::fs::remove_dir_all(&gone.store_root).unwrap();
+    // Another store makes a network: the dead store's bridge, veth, rules,
+    // DNS server and run directory go; its own network is made.
+    let env = Env::new();
+    let other = env.network("fresh", false);
+    let links = berth_net::nl::Netlink::new().unwrap().links().unwrap();
+    assert!(
+        !links.iter().any(|l| l.name == net.bridge || l.name == a.host_veth),
+        "{links:?}"
+    );
+    let fw = berth_net::firewall::Firewall::new(berth_net::ns::host())
+        .state()
+        .unwrap();
+    assert!(
+        !fw.bridges.contains(&net.bridge) && fw.bridges.contains(&other.bridge),
+        "{fw:?}"
+    );
+    assert!(!run_dir.exists());
+    assert!(
+        !std::fs::read(format!("/proc/{dns_pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(&*run_dir.to_string_lossy()))
+            .unwrap_or(false),
+        "the dead store's DNS server still runs"
+    );
+    env.cleanup();
+    // The helper namespace made by the test.
+    drop(ns);
+}
