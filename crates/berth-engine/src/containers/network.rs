@@ -14,8 +14,14 @@
 //!   a store's default network goes with its last container unless the
 //!   store is the system's (see `bridge::release_default_if_unused`).
 //!
-//! As root only for now: a rootless container would have to be created
-//! inside the rootless network namespace's user namespace.
+//! Rootless, the bridges live in the user's rootless network namespace
+//! (`berth_net::rootless`), and so must the container's network namespace
+//! for a veth to be moved into it: berth makes it from inside that
+//! namespace's user namespace, and the container's OCI spec joins that
+//! user namespace by path (rewritten at each start, as the holder may have
+//! been started again since) instead of making its own. The runtime itself
+//! still runs as the user, outside: `exec`, `kill`, `pause` and the
+//! forwarder reach the container as they reach any rootless one.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -23,6 +29,7 @@ use std::path::Path;
 use anyhow::Context;
 use berth_net::bridge::{self, Attachment, NetContext, Teardown, DEFAULT_NETWORK};
 use berth_net::etc::{self, EtcSettings};
+use berth_net::rootless::{self, RootlessNetns};
 use berth_store::{NetworkRecord, NewEndpoint, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -143,10 +150,10 @@ impl Engine {
             }
             return Ok(None);
         };
-        if rootless {
+        if rootless && o.userns.as_deref().is_some_and(|u| !u.is_empty() && u != "host") {
             return Err(EngineError::invalid(format!(
-                "network {}: rootless containers cannot join bridge networks yet (use the default network, --network none or host)",
-                shown(&names[0])
+                "--userns={} cannot be used with bridge networks rootless: the container joins the user namespace of the rootless network namespace (use --network none or host)",
+                o.userns.as_deref().unwrap_or_default()
             )));
         }
         let mut plan = NetPlan {
@@ -245,6 +252,51 @@ impl Engine {
         }
     }
 
+    /// Rootless: the user's rootless network namespace, started when
+    /// `start` (else `None` when it does not run). As root: `None`.
+    fn rootless_netns(&self, start: bool) -> Result<Option<RootlessNetns>> {
+        if !crate::is_rootless() {
+            return Ok(None);
+        }
+        let dir = rootless::default_dir();
+        Ok(if start {
+            Some(RootlessNetns::ensure(&dir)?)
+        } else {
+            RootlessNetns::running(&dir)
+        })
+    }
+
+    /// The network namespace of container `id` as berth-net enters it.
+    fn container_netns(&self, ctx: &NetContext, id: &str) -> Result<berth_net::ns::Namespace> {
+        let path = ctx.netns_path(id);
+        Ok(match self.rootless_netns(false)? {
+            Some(rl) => rl.container_namespace(&path),
+            None => berth_net::ns::Namespace::path(path),
+        })
+    }
+
+    /// Rootless: points the container's OCI spec at its network namespace
+    /// (seen through the holder) and at the holder's user namespace, which
+    /// it joins instead of making one (the mappings stay: they are the
+    /// holder's, and runc checks a rootless spec has some).
+    fn join_rootless_netns(&self, c: &Container, rl: &RootlessNetns, netns: &Path) -> Result<()> {
+        let p = c.dir.join("config.json");
+        let mut spec: Value =
+            serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?)
+                .with_context(|| format!("parsing {}", p.display()))?;
+        let Some(nss) = spec["linux"]["namespaces"].as_array_mut() else {
+            return Err(anyhow::anyhow!("{}: no namespaces", p.display()).into());
+        };
+        nss.retain(|n| n["type"] != "user" && n["type"] != "network");
+        nss.push(json!({"type": "network", "path": rl.view(netns)}));
+        nss.push(json!({"type": "user", "path": rl.userns_path()}));
+        super::write_atomic(
+            &p,
+            &serde_json::to_vec_pretty(&spec).context("serialising config.json")?,
+        )?;
+        Ok(())
+    }
+
     fn root_net_context(&self) -> Result<NetContext> {
         self.net_context(true)?
             .ok_or_else(|| EngineError::from(anyhow::anyhow!("the network namespace of this user is not running")))
@@ -300,11 +352,19 @@ impl Engine {
         let Some(plan) = read_plan(&c.dir) else {
             return Ok(());
         };
-        let ctx = self.root_net_context()?;
         self.net_down(&c.rec.id)?;
+        let ctx = self.root_net_context()?;
         let path = ctx.netns_path(&c.rec.id);
+        let rl = self.rootless_netns(true)?;
         let res = (|| -> Result<()> {
-            let ns = berth_net::ns::create_persistent(&path)?;
+            let ns = match &rl {
+                Some(rl) => {
+                    let ns = rl.create_container_netns(&path)?;
+                    self.join_rootless_netns(c, rl, &path)?;
+                    ns
+                }
+                None => berth_net::ns::create_persistent(&path)?,
+            };
             let mut first = None;
             for p in &plan.networks {
                 let got = self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, p)?;
@@ -392,11 +452,19 @@ impl Engine {
         let had = !self.store.container_endpoints(id)?.is_empty();
         bridge::disconnect_all(&ctx, &self.store, id, Teardown::DeleteLinks)?;
         let path = ctx.netns_path(id);
-        if path.exists() {
-            berth_net::ns::remove_persistent(&path)?;
+        let rl = self.rootless_netns(false)?;
+        match &rl {
+            Some(rl) => rl.remove_container_netns(&path)?,
+            None if path.exists() => berth_net::ns::remove_persistent(&path)?,
+            None => {}
         }
         if had {
             bridge::release_default_if_unused(&ctx, &self.store)?;
+            // Rootless: the namespace (holder, pasta) goes with the last
+            // network of every store of the user.
+            if let Some(rl) = rl {
+                rl.stop_if_unused();
+            }
         }
         Ok(())
     }
@@ -462,7 +530,7 @@ impl Engine {
         };
         if c.status().is_up() {
             let ctx = self.root_net_context()?;
-            let ns = berth_net::ns::Namespace::path(ctx.netns_path(&c.rec.id));
+            let ns = self.container_netns(&ctx, &c.rec.id)?;
             self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, &p)?;
         } else if let Some(ip) = ip {
             bridge::addressing(&net)?
@@ -599,6 +667,8 @@ mod tests {
         let mut o = ContainerSpec::default();
         assert_eq!(network_names(&o, false), Some(vec!["bridge".to_string()]));
         assert_eq!(network_names(&o, true), None);
+        o.network = NetworkMode::Network("app".into());
+        assert_eq!(network_names(&o, true), Some(vec!["app".to_string()]));
         o.network = NetworkMode::Host;
         assert_eq!(network_names(&o, false), None);
         o.network = NetworkMode::Network("app".into());
