@@ -23,7 +23,7 @@
 //! still runs as the user, outside: `exec`, `kill`, `pause` and the
 //! forwarder reach the container as they reach any rootless one.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use anyhow::Context;
@@ -302,7 +302,10 @@ impl Engine {
             .ok_or_else(|| EngineError::from(anyhow::anyhow!("the network namespace of this user is not running")))
     }
 
-    /// Connects the namespace `ns` of container `c` to one planned network.
+    /// Connects the namespace `ns` of container `c` to one planned
+    /// network; on a network with name resolution, the network's DNS
+    /// server forwards the container's other queries to `dns` (`--dns`)
+    /// when it has some.
     fn connect_planned(
         &self,
         ctx: &NetContext,
@@ -310,6 +313,7 @@ impl Engine {
         c_name: &str,
         ns: &berth_net::ns::Namespace,
         p: &PlannedEndpoint,
+        dns: &[String],
     ) -> Result<(NetworkRecord, Attachment)> {
         let ep = |net: &NetworkRecord| NewEndpoint {
             container_id: c_id.to_string(),
@@ -342,6 +346,18 @@ impl Engine {
             ))
         })?;
         let a = bridge::connect(ctx, &self.store, &net, ns, &ep(&net))?;
+        if net.dns && !dns.is_empty() {
+            let servers: Vec<IpAddr> = dns.iter().filter_map(|d| d.parse().ok()).collect();
+            let set = berth_net::dns::Dns::new(&ctx.run_dir, ctx.bridge_ns.clone()).set_upstreams(
+                &net.bridge,
+                c_id,
+                &servers,
+            );
+            if let Err(e) = set {
+                let _ = bridge::disconnect(ctx, &self.store, &net, c_id);
+                return Err(e.into());
+            }
+        }
         Ok((net, a))
     }
 
@@ -365,12 +381,11 @@ impl Engine {
                 }
                 None => berth_net::ns::create_persistent(&path)?,
             };
-            let mut first = None;
+            let mut got = Vec::new();
             for p in &plan.networks {
-                let got = self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, p)?;
-                first.get_or_insert(got);
+                got.push(self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, p, &plan.dns)?);
             }
-            self.write_etc(c, &plan, first.as_ref())
+            self.write_etc(c, &plan, &got)
         })();
         if let Err(e) = res {
             let _ = self.net_down(&c.rec.id);
@@ -381,7 +396,10 @@ impl Engine {
 
     /// `/etc/hosts` and `/etc/resolv.conf` in the container directory
     /// (bound into the container when it starts).
-    fn write_etc(&self, c: &Container, plan: &NetPlan, first: Option<&(NetworkRecord, Attachment)>) -> Result<()> {
+    /// `/etc/hosts` names the container at its address on each network
+    /// (the first one's line from `etc::hosts`), as Docker's does.
+    fn write_etc(&self, c: &Container, plan: &NetPlan, got: &[(NetworkRecord, Attachment)]) -> Result<()> {
+        let first = got.first();
         let gateway = first.and_then(|(n, _)| n.gateway.parse::<Ipv4Addr>().ok());
         let hostname = if c.cfg.hostname.is_empty() {
             c.short_id().to_string()
@@ -400,6 +418,10 @@ impl Engine {
             dns_options: plan.dns_options.clone(),
         };
         let mut hosts = etc::hosts(&s).map_err(|e| EngineError::invalid(e.to_string()))?;
+        for (_, a) in got.iter().skip(1) {
+            hosts.push_str(&host_line(c, a.ip));
+            hosts.push('\n');
+        }
         // --link: the other container's address on a network both are on.
         let mine: Vec<String> = self
             .store
@@ -531,7 +553,12 @@ impl Engine {
         if c.status().is_up() {
             let ctx = self.root_net_context()?;
             let ns = self.container_netns(&ctx, &c.rec.id)?;
-            self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, &p)?;
+            let (_, a) = self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, &p, &plan.dns)?;
+            // As Docker: the container's /etc/hosts gets its new address.
+            if let Err(e) = edit_hosts(c.dir.join("hosts"), &host_line(&c, a.ip), true) {
+                let _ = bridge::disconnect(&ctx, &self.store, &net, &c.rec.id);
+                return Err(e);
+            }
         } else if let Some(ip) = ip {
             bridge::addressing(&net)?
                 .check_requested(ip)
@@ -555,10 +582,20 @@ impl Engine {
         let before = plan.networks.len();
         plan.networks.retain(|p| p.network != id);
         let planned = plan.networks.len() != before;
+        let ip = self
+            .store
+            .container_endpoints(&c.rec.id)?
+            .into_iter()
+            .find(|e| e.network_id == net.id)
+            .map(|e| e.ip);
         let attached = match self.net_context(false)? {
             Some(ctx) => bridge::disconnect(&ctx, &self.store, &net, &c.rec.id)?,
             None => false,
         };
+        if let (true, Some(ip)) = (attached, ip) {
+            // Its address on that network leaves its /etc/hosts, as in Docker.
+            edit_hosts(c.dir.join("hosts"), &host_line(&c, ip), false)?;
+        }
         if !planned && !attached && !force {
             return Err(EngineError::conflict(format!(
                 "container {} is not connected to network {}",
@@ -656,6 +693,47 @@ impl Engine {
                 .join(","),
         )
     }
+}
+
+/// The line of a container's `/etc/hosts` naming it at `ip` (as
+/// `etc::hosts` writes it for its first network).
+fn host_line(c: &Container, ip: Ipv4Addr) -> String {
+    let hostname = if c.cfg.hostname.is_empty() {
+        c.short_id().to_string()
+    } else {
+        c.cfg.hostname.clone()
+    };
+    if c.cfg.domainname.is_empty() {
+        format!("{ip}\t{hostname}")
+    } else {
+        format!("{ip}\t{hostname}.{} {hostname}", c.cfg.domainname)
+    }
+}
+
+/// Adds `line` to (or removes it from) a running container's `/etc/hosts`
+/// in the container directory: rewritten in place, as the container sees
+/// this very inode through its bind mount. No file: nothing to do.
+fn edit_hosts(path: std::path::PathBuf, line: &str, add: bool) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let mut lines: Vec<&str> = text.lines().filter(|l| *l != line).collect();
+    if add {
+        lines.push(line);
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    if out == text {
+        return Ok(());
+    }
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(out.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]
