@@ -108,6 +108,9 @@ impl RootlessNetns {
             }
             return Ok(rl);
         }
+        // A holder that died (kill -9) took its namespace, its bridges and
+        // its mounts with it; what still runs in that namespace goes too.
+        Self::end_orphans(dir);
         let holder = spawn_holder()?;
         let rl = RootlessNetns {
             dir: dir.to_path_buf(),
@@ -138,8 +141,30 @@ impl RootlessNetns {
 
     /// The pid of pasta, if it runs.
     pub fn pasta_pid(&self) -> Option<i32> {
-        let pid = read_pid(&self.dir.join("pasta.pid"))?;
-        cmdline(pid).contains("pasta").then_some(pid)
+        pasta_of(&self.dir)
+    }
+
+    /// Ends what an earlier namespace of `dir`, whose holder is gone, left
+    /// running: its pasta and the DNS servers of its run directories
+    /// (each is this dir's by its command line). Their records stay for
+    /// the next server.
+    fn end_orphans(dir: &Path) {
+        if let Some(p) = pasta_of(dir) {
+            // SAFETY: kill(2) on pasta's pid, checked to be this dir's pasta.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+            for _ in 0..200 {
+                if !alive(p) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        let _ = std::fs::remove_file(dir.join("pasta.pid"));
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("net-") {
+                crate::dns::Dns::new(&e.path(), crate::ns::host()).stop();
+            }
+        }
     }
 
     /// The network namespace holding the bridges (entered through its user namespace).
@@ -375,6 +400,14 @@ impl RootlessNetns {
         let _ = std::fs::remove_file(self.dir.join("pasta.pid"));
         let _ = std::fs::remove_file(self.dir.join("holder.pid"));
     }
+}
+
+/// The pasta of `dir`, if it runs (its command line names the pid file).
+fn pasta_of(dir: &Path) -> Option<i32> {
+    let file = dir.join("pasta.pid");
+    let pid = read_pid(&file)?;
+    let cmd = cmdline(pid);
+    (cmd.contains("pasta") && cmd.contains(&*file.to_string_lossy()) && alive(pid)).then_some(pid)
 }
 
 /// Running (not gone, not a zombie).
