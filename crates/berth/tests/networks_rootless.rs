@@ -53,6 +53,7 @@ impl NetRootless {
     }
 
     /// Runs `berth ARGS` as the user and checks it succeeded.
+    #[track_caller]
     fn ok(&self, args: &str) -> String {
         let o = self.run(args);
         assert!(
@@ -510,4 +511,55 @@ fn rootless_cleanup_leaves_nothing() {
         !host_mounts.contains(&*rl.dir.path().to_string_lossy()),
         "{host_mounts}"
     );
+}
+
+/// `kill -9` of pasta, of aardvark-dns and of the holder: the next berth
+/// command starts what is missing (a killed holder takes the namespace
+/// and the bridges with it: berth makes a new one and ends what still ran
+/// in the old one), and removing everything still leaves nothing.
+#[test]
+#[ignore = "needs root"]
+fn rootless_recovers_after_kill_9() {
+    let rl = NetRootless(Rootless::new("berth-netrl-"));
+    rl.ok("import bb.tar bb");
+    rl.ok("network create rk-a");
+    rl.ok("run -d --name wk --hostname w-host --network rk-a bb httpd -f -p 8000 -h /etc");
+    let get = "run --rm --network rk-a bb wget -qO- http://wk:8000/hostname";
+    assert_eq!(rl.ok(get), "w-host\n");
+
+    let pasta = rl.pid_in("pasta.pid").expect("pasta runs");
+    // SAFETY: kill(2) on the pasta this test's berth started.
+    unsafe { libc::kill(pasta, libc::SIGKILL) };
+    let aardvark: Vec<i32> = rl
+        .processes()
+        .into_iter()
+        .filter(|(_, c)| c.contains("aardvark-dns"))
+        .map(|(p, _)| p)
+        .collect();
+    for p in &aardvark {
+        // SAFETY: kill(2) on the aardvark-dns this test's berth started.
+        unsafe { libc::kill(*p, libc::SIGKILL) };
+    }
+    assert_eq!(rl.ok(get), "w-host\n");
+    let (hport, server) = host_server("after kill -9\n");
+    let o = rl.ok(&format!(
+        "run --rm --network rk-a bb wget -qO- http://{}:{hport}/",
+        host_gateway()
+    ));
+    server.join().unwrap();
+    assert_eq!(o, "after kill -9\n");
+    assert_ne!(rl.pid_in("pasta.pid"), Some(pasta));
+
+    let holder = rl.holder().expect("the rootless namespace runs");
+    let old_ns = vec![ns_of(holder, "net").unwrap(), ns_of(holder, "user").unwrap()];
+    // SAFETY: kill(2) on the holder this test's berth started.
+    unsafe { libc::kill(holder, libc::SIGKILL) };
+    rl.ok("rm -f wk");
+    rl.ok("run -d --name wk --hostname w-host --network rk-a bb httpd -f -p 8000 -h /etc");
+    assert_eq!(rl.ok(get), "w-host\n");
+    assert_ne!(rl.holder(), Some(holder));
+    assert!(in_namespaces(&old_ns).is_empty(), "{:?}", in_namespaces(&old_ns));
+    rl.ok("rm -f wk");
+    rl.ok("network rm rk-a");
+    assert!(rl.processes().is_empty(), "left: {:?}", rl.processes());
 }
