@@ -135,7 +135,7 @@ impl Engine {
         }
         let dir = rootless::default_dir();
         let rl = if start {
-            Some(RootlessNetns::ensure(&dir)?)
+            Some(RootlessNetns::ensure_for(&dir, self.root())?)
         } else {
             RootlessNetns::running(&dir)
         };
@@ -151,7 +151,20 @@ impl Engine {
             )));
         }
         let ctx = self.net_context(true)?.expect("started");
-        let rec = bridge::create_network(&ctx, &self.store, req)?;
+        let rec = match bridge::create_network(&ctx, &self.store, req) {
+            Ok(rec) => rec,
+            Err(e) => {
+                // Rootless: a refused first network does not keep the
+                // namespace (its store's empty run directory marks it used).
+                if crate::is_rootless() && self.store.list_networks()?.is_empty() {
+                    let _ = std::fs::remove_dir(&ctx.run_dir);
+                    if let Some(rl) = RootlessNetns::running(&rootless::default_dir()) {
+                        rl.stop_if_unused();
+                    }
+                }
+                return Err(e.into());
+            }
+        };
         self.network_event("create", &rec);
         Ok(rec)
     }

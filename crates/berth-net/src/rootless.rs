@@ -101,6 +101,22 @@ impl RootlessNetns {
     /// The running namespace of `dir`, made (holder and pasta) when there is none.
     pub fn ensure(dir: &Path) -> Result<RootlessNetns> {
         let _lock = crate::lock_file(&dir.join("lock"))?;
+        Self::ensure_locked(dir)
+    }
+
+    /// [`Self::ensure`] for the store at `store_root`, which is about to use
+    /// the namespace: its run directory is made under the same lock, so
+    /// [`Self::stop_if_unused`] from another store sees it as a user (a
+    /// store with networks but no container yet has one too).
+    pub fn ensure_for(dir: &Path, store_root: &Path) -> Result<RootlessNetns> {
+        let _lock = crate::lock_file(&dir.join("lock"))?;
+        let rl = Self::ensure_locked(dir)?;
+        let run_dir = rl.context(store_root).run_dir;
+        std::fs::create_dir_all(&run_dir).map_err(|e| NetError::io(format!("creating {}", run_dir.display()), e))?;
+        Ok(rl)
+    }
+
+    fn ensure_locked(dir: &Path) -> Result<RootlessNetns> {
         if let Some(rl) = Self::running(dir) {
             // pasta gone (killed) while the namespace lives: connect it again.
             if rl.pasta_pid().is_none() {
@@ -366,6 +382,9 @@ impl RootlessNetns {
     /// Stops the namespace when no store has networks in it any more (no
     /// `net-*` run directory is left); true when it was stopped.
     pub fn stop_if_unused(&self) -> bool {
+        let Ok(_lock) = crate::lock_file(&self.dir.join("lock")) else {
+            return false;
+        };
         let used = std::fs::read_dir(&self.dir)
             .into_iter()
             .flatten()

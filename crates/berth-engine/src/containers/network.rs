@@ -260,7 +260,7 @@ impl Engine {
         }
         let dir = rootless::default_dir();
         Ok(if start {
-            Some(RootlessNetns::ensure(&dir)?)
+            Some(RootlessNetns::ensure_for(&dir, self.root())?)
         } else {
             RootlessNetns::running(&dir)
         })
