@@ -563,3 +563,72 @@ fn rootless_recovers_after_kill_9() {
     rl.ok("network rm rk-a");
     assert!(rl.processes().is_empty(), "left: {:?}", rl.processes());
 }
+
+/// Two stores of the user creating their first networks at once share
+/// one rootless namespace; eight concurrent `run -d` on one network get
+/// eight distinct addresses and every name resolves; eight concurrent
+/// `rm -f` plus `network rm` in both stores leave nothing.
+#[test]
+#[ignore = "needs root"]
+fn rootless_concurrent_runs() {
+    let rl = NetRootless(Rootless::new("berth-netrl-"));
+    rl.ok("import bb.tar bb");
+    // A refused first network leaves no namespace running.
+    let o = rl.run("network create --subnet 10.300.0.0/16 cc-bad");
+    assert!(!o.status.success());
+    assert!(rl.processes().is_empty(), "{:?}", rl.processes());
+    let other = format!("./berth --root {}/store2", rl.dir.path().display());
+    std::thread::scope(|s| {
+        s.spawn(|| rl.ok("network create cc-net"));
+        s.spawn(|| {
+            let o = rl.sh(&format!("{other} network create cc-other"));
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        });
+    });
+    let holders: Vec<_> = rl
+        .processes()
+        .into_iter()
+        .filter(|(_, c)| c.starts_with("berth-rootless-netns"))
+        .collect();
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    assert_eq!(rl.processes().iter().filter(|(_, c)| c.starts_with("pasta")).count(), 1);
+    let names: Vec<String> = (0..8).map(|i| format!("cc{i}")).collect();
+    std::thread::scope(|s| {
+        for n in &names {
+            let rl = &rl;
+            s.spawn(move || rl.ok(&format!("run -d --name {n} --network cc-net bb sleep 600")));
+        }
+    });
+    let mut ips: Vec<String> = names
+        .iter()
+        .map(|n| {
+            rl.ok(&format!(
+                "inspect --format '{{{{(index .NetworkSettings.Networks \"cc-net\").IPAddress}}}}' {n}"
+            ))
+            .trim()
+            .to_string()
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 8, "{ips:?}");
+    let script: Vec<String> = names.iter().map(|n| format!("ping -c1 -W2 {n} >/dev/null")).collect();
+    let o = rl.ok(&format!("exec cc0 sh -c '{} && echo all'", script.join(" && ")));
+    assert_eq!(o, "all\n");
+    std::thread::scope(|s| {
+        for n in &names {
+            let rl = &rl;
+            s.spawn(move || rl.ok(&format!("rm -f {n}")));
+        }
+    });
+    assert_eq!(rl.ok("network inspect --format '{{len .Containers}}' cc-net"), "0\n");
+    let holder = rl.holder().expect("the namespace runs while cc-net exists");
+    let mounts = std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap();
+    assert!(!mounts.contains(" - nsfs "), "namespace mounts left: {mounts}");
+    let links = stdout(&rl.in_netns(&["ip", "-o", "link"]));
+    assert!(!links.contains("brth"), "veths left: {links}");
+    rl.ok("network rm cc-net");
+    assert!(rl.holder().is_some(), "the namespace went while store2 has a network");
+    assert!(rl.sh(&format!("{other} network rm cc-other")).status.success());
+    assert!(rl.processes().is_empty(), "left: {:?}", rl.processes());
+}
