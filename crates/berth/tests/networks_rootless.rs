@@ -310,8 +310,9 @@ fn rootless_default_network_publish() {
 }
 
 /// A DNS server of the test on `addr`:53 inside the network namespace of
-/// `pid`: answers every A query with `answer` (other types: no answer)
-/// until the flag is set; returns the flag and the names it was asked.
+/// `pid`, until the flag is set: answers A queries for names under
+/// `example.test` with `answer` (other types: no answer), and any other
+/// name with NXDOMAIN. Returns the flag and the names it was asked.
 fn fake_upstream(
     pid: i32,
     addr: Ipv4Addr,
@@ -349,7 +350,9 @@ fn fake_upstream(
             r[2] = 0x81;
             r[3] = 0x80;
             r[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 0]);
-            if qtype == 1 {
+            if !labels.join(".").ends_with("example.test") {
+                r[3] = 0x83;
+            } else if qtype == 1 {
                 r[7] = 1;
                 r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
                 r.extend_from_slice(&answer.octets());
@@ -374,8 +377,20 @@ fn rootless_live_connect_and_dns_upstreams() {
     rl.ok("import bb.tar bb");
     rl.ok("network create lc-a");
     rl.ok("network create lc-b");
-    rl.ok("run -d --name c1 --hostname c1-host --network lc-a bb sleep 600");
-    rl.ok("run -d --name peer --network lc-b bb sleep 600");
+    // A DNS server of the test on an address it adds in the rootless
+    // namespace: every container here names it with --dns, so what the
+    // network's DNS server does not know goes there and nowhere else.
+    let holder = rl.holder().expect("the rootless namespace runs");
+    let upstream = Ipv4Addr::new(10, 213, 57, 53);
+    let o = rl.in_netns(&["ip", "addr", "add", &format!("{upstream}/32"), "dev", "lo"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (stop, server) = fake_upstream(holder, upstream, Ipv4Addr::new(10, 213, 57, 99));
+    rl.ok(&format!(
+        "run -d --name c1 --hostname c1-host --network lc-a --dns {upstream} bb sleep 600"
+    ));
+    rl.ok(&format!(
+        "run -d --name peer --network lc-b --dns {upstream} bb sleep 600"
+    ));
     let o = rl.run("exec peer ping -c1 -W1 c1");
     assert!(!o.status.success(), "c1 is reachable before connect");
 
@@ -394,13 +409,8 @@ fn rootless_live_connect_and_dns_upstreams() {
     let o = rl.run("exec peer nslookup c1");
     assert!(!o.status.success(), "c1 still resolves on lc-b: {}", stdout(&o));
 
-    // --dns: a DNS server of the test on an address it adds in the
-    // rootless namespace.
-    let holder = rl.holder().expect("the rootless namespace runs");
-    let upstream = Ipv4Addr::new(10, 213, 57, 53);
-    let o = rl.in_netns(&["ip", "addr", "add", &format!("{upstream}/32"), "dev", "lo"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (stop, server) = fake_upstream(holder, upstream, Ipv4Addr::new(10, 213, 57, 99));
+    // resolv.conf names only the network's server, which answers container
+    // names itself and forwards other names to --dns.
     let out = rl.ok(&format!(
         "run --rm --network lc-a --dns {upstream} bb sh -c 'cat /etc/resolv.conf; nslookup outside.example.test; nslookup c1'"
     ));
@@ -416,16 +426,9 @@ fn rootless_live_connect_and_dns_upstreams() {
     let ip_a = rl.ok("inspect --format '{{(index .NetworkSettings.Networks \"lc-a\").IPAddress}}' c1");
     assert!(out.contains(ip_a.trim()), "c1 no longer resolves: {out}");
     assert!(asked.iter().any(|n| n == "outside.example.test"), "{asked:?}");
-    assert!(
-        !asked.iter().any(|n| n.starts_with("c1")),
-        "container names went upstream: {asked:?}"
-    );
-
-    // Without --dns the network's DNS server does not ask the test's server.
-    let (stop, server) = fake_upstream(holder, upstream, Ipv4Addr::new(10, 213, 57, 99));
-    let _ = rl.run("run --rm --network lc-a bb nslookup -timeout=1 other.example.test");
-    stop.store(true, Ordering::Relaxed);
-    assert!(server.join().unwrap().is_empty());
+    // Single-label names the network does not know are answered there
+    // (aardvark-dns: NXDOMAIN), never forwarded.
+    assert!(!asked.iter().any(|n| n.starts_with("c1")), "{asked:?}");
 }
 
 /// `rm -f`, `network rm` and `system prune` leave nothing: the test
