@@ -117,6 +117,21 @@ fn predefined_id(root: &Path, name: &str) -> String {
     hex::encode(Sha256::digest(format!("berth-network:{}:{name}", root.display())))
 }
 
+/// Removes `dir` when it holds nothing but plain files (markers, locks):
+/// a store's run directory that never held a DNS server or a namespace.
+fn remove_if_only_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let entries: Vec<_> = entries.flatten().collect();
+    if entries.iter().all(|e| e.file_type().is_ok_and(|t| t.is_file())) {
+        for e in entries {
+            let _ = std::fs::remove_file(e.path());
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
 /// `label=KEY` or `label=KEY=VALUE` against a set of labels.
 pub(crate) fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
     match want.split_once('=') {
@@ -157,7 +172,7 @@ impl Engine {
                 // Rootless: a refused first network does not keep the
                 // namespace (its store's empty run directory marks it used).
                 if crate::is_rootless() && self.store.list_networks()?.is_empty() {
-                    let _ = std::fs::remove_dir(&ctx.run_dir);
+                    remove_if_only_files(&ctx.run_dir);
                     if let Some(rl) = RootlessNetns::running(&rootless::default_dir()) {
                         rl.stop_if_unused();
                     }
