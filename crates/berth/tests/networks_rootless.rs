@@ -84,6 +84,19 @@ impl NetRootless {
             .collect()
     }
 
+    /// Namespace (nsfs) mounts in the holder's mount namespace under this
+    /// test's directory (the holder's copy of the host's mounts may hold
+    /// others' namespace mounts).
+    fn ns_mounts(&self, holder: i32) -> Vec<String> {
+        let dir = self.dir.path().to_string_lossy().to_string();
+        std::fs::read_to_string(format!("/proc/{holder}/mountinfo"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" - nsfs ") && l.contains(&dir))
+            .map(String::from)
+            .collect()
+    }
+
     /// Inside the rootless namespace (as root, joining its user namespace).
     fn in_netns(&self, args: &[&str]) -> Output {
         let h = self.holder().expect("the rootless namespace runs");
@@ -193,10 +206,16 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The response to `GET path` on the host's 127.0.0.1:`port` (empty when
+/// the connection fails or closes early: a server still starting).
 fn http_get(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
     s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    if write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").is_err() {
+        return String::new();
+    }
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
@@ -251,11 +270,8 @@ fn rootless_bridge_networks() {
     // rm leaves no namespace mount, veth or lease behind.
     let holder = rl.holder().expect("the rootless namespace runs while networks exist");
     rl.ok("rm -f web");
-    let mounts = std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap();
-    assert!(
-        !mounts.lines().any(|l| l.contains(" - nsfs ")),
-        "namespace mounts left: {mounts}"
-    );
+    let mounts = rl.ns_mounts(holder);
+    assert!(mounts.is_empty(), "namespace mounts left: {mounts:?}");
     let links = stdout(&rl.in_netns(&["ip", "-o", "link"]));
     assert!(!links.contains("brth"), "veths left: {links}");
     assert_eq!(
@@ -467,8 +483,8 @@ fn rootless_cleanup_leaves_nothing() {
         ctr_nss.push(ns_of(pid, "user").unwrap());
     }
     ctr_nss.retain(|n| !nss.contains(n));
-    let mounts = std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap();
-    assert_eq!(mounts.lines().filter(|l| l.contains(" - nsfs ")).count(), 2, "{mounts}");
+    let mounts = rl.ns_mounts(holder);
+    assert_eq!(mounts.len(), 2, "{mounts:?}");
 
     // rm -f: no container, monitor or forwarder process, nothing in the
     // containers' namespaces, no namespace mount, no veth.
@@ -480,8 +496,8 @@ fn rootless_cleanup_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "left after rm -f: {left:?}");
     assert!(in_namespaces(&ctr_nss).is_empty(), "{:?}", in_namespaces(&ctr_nss));
-    let mounts = std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap();
-    assert!(!mounts.contains(" - nsfs "), "namespace mounts left: {mounts}");
+    let mounts = rl.ns_mounts(holder);
+    assert!(mounts.is_empty(), "namespace mounts left: {mounts:?}");
     let links = stdout(&rl.in_netns(&["ip", "-o", "link"]));
     assert!(!links.contains("brth"), "veths left: {links}");
     for p in [p1, p2] {
@@ -626,8 +642,8 @@ fn rootless_concurrent_runs() {
     });
     assert_eq!(rl.ok("network inspect --format '{{len .Containers}}' cc-net"), "0\n");
     let holder = rl.holder().expect("the namespace runs while cc-net exists");
-    let mounts = std::fs::read_to_string(format!("/proc/{holder}/mountinfo")).unwrap();
-    assert!(!mounts.contains(" - nsfs "), "namespace mounts left: {mounts}");
+    let mounts = rl.ns_mounts(holder);
+    assert!(mounts.is_empty(), "namespace mounts left: {mounts:?}");
     let links = stdout(&rl.in_netns(&["ip", "-o", "link"]));
     assert!(!links.contains("brth"), "veths left: {links}");
     rl.ok("network rm cc-net");
