@@ -117,6 +117,21 @@ fn predefined_id(root: &Path, name: &str) -> String {
     hex::encode(Sha256::digest(format!("berth-network:{}:{name}", root.display())))
 }
 
+/// Removes `dir` when it holds nothing but plain files (markers, locks):
+/// a store's run directory that never held a DNS server or a namespace.
+fn remove_if_only_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let entries: Vec<_> = entries.flatten().collect();
+    if entries.iter().all(|e| e.file_type().is_ok_and(|t| t.is_file())) {
+        for e in entries {
+            let _ = std::fs::remove_file(e.path());
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
 /// `label=KEY` or `label=KEY=VALUE` against a set of labels.
 pub(crate) fn label_matches(labels: &BTreeMap<String, String>, want: &str) -> bool {
     match want.split_once('=') {
@@ -135,7 +150,7 @@ impl Engine {
         }
         let dir = rootless::default_dir();
         let rl = if start {
-            Some(RootlessNetns::ensure(&dir)?)
+            Some(RootlessNetns::ensure_for(&dir, self.root())?)
         } else {
             RootlessNetns::running(&dir)
         };
@@ -151,7 +166,20 @@ impl Engine {
             )));
         }
         let ctx = self.net_context(true)?.expect("started");
-        let rec = bridge::create_network(&ctx, &self.store, req)?;
+        let rec = match bridge::create_network(&ctx, &self.store, req) {
+            Ok(rec) => rec,
+            Err(e) => {
+                // Rootless: a refused first network does not keep the
+                // namespace (its store's empty run directory marks it used).
+                if crate::is_rootless() && self.store.list_networks()?.is_empty() {
+                    remove_if_only_files(&ctx.run_dir);
+                    if let Some(rl) = RootlessNetns::running(&rootless::default_dir()) {
+                        rl.stop_if_unused();
+                    }
+                }
+                return Err(e.into());
+            }
+        };
         self.network_event("create", &rec);
         Ok(rec)
     }

@@ -660,6 +660,7 @@ fn plug(
                 container_id: lease.container_id.clone(),
                 ip: lease.ip,
                 names,
+                upstreams: Vec::new(),
             },
             &ctx.upstream(),
         )?;

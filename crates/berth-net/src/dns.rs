@@ -7,7 +7,10 @@
 //!
 //! Its records are one file per network in `<run dir>/aardvark-dns/`:
 //! the gateway on the first line, then `ID IPV4 IPV6 NAME,ALIAS…` per
-//! container. A change rewrites the file (staged outside the directory,
+//! container, with a fifth column, `SERVER,…`, for a container started
+//! with `--dns`: the server forwards that container's other queries there
+//! instead of to its own upstream resolvers (Docker's embedded DNS does
+//! the same with `--dns`). A change rewrites the file (staged outside the directory,
 //! then renamed in, so the server never reads half a file) and sends the
 //! server SIGHUP; the server is started with the first network and stopped
 //! with the last. Changes are serialised by a lock file, so concurrent
@@ -21,7 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -40,6 +43,9 @@ pub struct DnsRecord {
     pub ip: Ipv4Addr,
     /// The container name first, then aliases.
     pub names: Vec<String>,
+    /// `--dns`: where the server forwards this container's queries for
+    /// other names (empty: the server's upstream resolvers).
+    pub upstreams: Vec<IpAddr>,
 }
 
 /// The DNS server of one run directory.
@@ -84,6 +90,10 @@ fn parse(text: &str) -> (String, Vec<DnsRecord>) {
                 container_id: f[0].to_string(),
                 ip: f[1].split(',').next()?.parse().ok()?,
                 names: f[3].split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+                upstreams: f
+                    .get(4)
+                    .map(|u| u.split(',').filter_map(|s| s.parse().ok()).collect())
+                    .unwrap_or_default(),
             })
         })
         .collect();
@@ -93,7 +103,12 @@ fn parse(text: &str) -> (String, Vec<DnsRecord>) {
 fn render(gateway: Ipv4Addr, recs: &[DnsRecord]) -> String {
     let mut s = format!("{gateway}\n");
     for r in recs {
-        s.push_str(&format!("{} {}  {}\n", r.container_id, r.ip, r.names.join(",")));
+        s.push_str(&format!("{} {}  {}", r.container_id, r.ip, r.names.join(",")));
+        if !r.upstreams.is_empty() {
+            let up: Vec<String> = r.upstreams.iter().map(|u| u.to_string()).collect();
+            s.push_str(&format!(" {}", up.join(",")));
+        }
+        s.push('\n');
     }
     s
 }
@@ -149,6 +164,24 @@ impl Dns {
         self.change(net, gateway, upstream, |recs| {
             recs.retain(|r| r.container_id != rec.container_id);
             recs.push(rec);
+        })
+    }
+
+    /// Sets the servers a container's queries for other names go to
+    /// (`--dns`) on network `net`, and reloads; nothing when it has no
+    /// record there.
+    pub fn set_upstreams(&self, net: &str, container_id: &str, servers: &[IpAddr]) -> Result<()> {
+        if !self
+            .records(net)
+            .iter()
+            .any(|r| r.container_id == container_id && r.upstreams != servers)
+        {
+            return Ok(());
+        }
+        self.change(net, Ipv4Addr::UNSPECIFIED, "", |recs| {
+            for r in recs.iter_mut().filter(|r| r.container_id == container_id) {
+                r.upstreams = servers.to_vec();
+            }
         })
     }
 
@@ -359,17 +392,23 @@ mod tests {
                 container_id: "a".repeat(64),
                 ip: Ipv4Addr::new(172, 18, 0, 2),
                 names: vec!["web".into(), "www".into()],
+                upstreams: vec![],
             },
             DnsRecord {
                 container_id: "b".repeat(64),
                 ip: Ipv4Addr::new(172, 18, 0, 3),
                 names: vec!["db".into()],
+                upstreams: vec!["10.1.2.3".parse().unwrap(), "10.1.2.4".parse().unwrap()],
             },
         ];
         let text = render(Ipv4Addr::new(172, 18, 0, 1), &recs);
         assert_eq!(
             text.lines().nth(1).unwrap(),
             format!("{} 172.18.0.2  web,www", "a".repeat(64))
+        );
+        assert_eq!(
+            text.lines().nth(2).unwrap(),
+            format!("{} 172.18.0.3  db 10.1.2.3,10.1.2.4", "b".repeat(64))
         );
         let (gw, back) = parse(&text);
         assert_eq!(gw, "172.18.0.1");

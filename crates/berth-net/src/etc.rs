@@ -6,7 +6,8 @@
 //!   network), then the container's own address with its hostname
 //!   (`host.domain host` when it has a domain name).
 //! * resolv.conf on a network with name resolution: the network's DNS
-//!   server first, `--dns` servers after it; without one (the default
+//!   server alone (it forwards other names to the `--dns` servers, as
+//!   Docker's embedded DNS does); without one (the default
 //!   `bridge`, `none`): `--dns` or the host's servers minus loopback ones,
 //!   which a container cannot reach, and Docker's public fallbacks when
 //!   nothing is left. `--dns-search` and `--dns-option` replace the host's.
@@ -107,7 +108,6 @@ pub fn resolv_conf(s: &EtcSettings, host_resolv: &str) -> String {
     let mut servers: Vec<String> = Vec::new();
     if let Some(d) = s.dns_server {
         servers.push(d.to_string());
-        servers.extend(s.dns.iter().cloned());
     } else if !s.dns.is_empty() {
         servers.extend(s.dns.iter().cloned());
     } else {
@@ -202,7 +202,7 @@ mod tests {
         s.dns_options = vec!["ndots:2".into()];
         assert_eq!(
             resolv_conf(&s, host),
-            "nameserver 172.18.0.1\nnameserver 10.1.1.1\nsearch a.example b.example\noptions ndots:2\n"
+            "nameserver 172.18.0.1\nsearch a.example b.example\noptions ndots:2\n"
         );
     }
 

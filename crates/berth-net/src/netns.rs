@@ -44,12 +44,25 @@ fn same_ns(a: &str, b: &str) -> bool {
 
 fn open_ns(pid: i32, kind: &str) -> Result<OwnedFd> {
     let path = format!("/proc/{pid}/ns/{kind}");
-    rustix::fs::open(
-        path.as_str(),
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| NetError::Netns {
+    let open = || {
+        rustix::fs::open(
+            path.as_str(),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+    };
+    // `runc start` returns before the container's init has exec'd its
+    // program; until then runc's init is not dumpable and, rootless, its
+    // namespaces refuse the user (EACCES): wait for the exec (up to 2 s).
+    let mut r = open();
+    for _ in 0..200 {
+        if !matches!(r, Err(rustix::io::Errno::ACCESS)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        r = open();
+    }
+    r.map_err(|e| NetError::Netns {
         pid,
         reason: format!("opening {path}: {}", std::io::Error::from(e)),
     })

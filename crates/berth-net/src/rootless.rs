@@ -14,9 +14,17 @@
 //! processes reach into it by joining its user namespace first (the
 //! forked helper of `netns.rs`, or `setns` between fork and exec).
 //!
-//! Containers must live in namespaces owned by this user namespace (or its
-//! descendants) for a veth to be moved into them: the OCI runtime has to
-//! run inside it (phase 2 of the engine work).
+//! Containers on the user's bridge networks live in this user namespace:
+//! a veth can be moved only into a network namespace owned by the user
+//! namespace of the one it leaves (or a descendant). berth makes each such
+//! container's network namespace from inside the holder's user and mount
+//! namespaces ([`RootlessNetns::create_container_netns`]), bind-mounted in
+//! the holder's mount namespace and reached from outside through
+//! `/proc/<holder>/root` ([`RootlessNetns::view`]); the container's OCI
+//! spec then joins the holder's user namespace by path instead of making
+//! one of its own, with the same mappings (root is the user, the
+//! `/etc/subuid` range after it), so ids mean what they mean in any other
+//! rootless container.
 
 use std::ffi::CString;
 use std::net::Ipv4Addr;
@@ -93,6 +101,22 @@ impl RootlessNetns {
     /// The running namespace of `dir`, made (holder and pasta) when there is none.
     pub fn ensure(dir: &Path) -> Result<RootlessNetns> {
         let _lock = crate::lock_file(&dir.join("lock"))?;
+        Self::ensure_locked(dir)
+    }
+
+    /// [`Self::ensure`] for the store at `store_root`, which is about to use
+    /// the namespace: its run directory is made under the same lock, so
+    /// [`Self::stop_if_unused`] from another store sees it as a user (a
+    /// store with networks but no container yet has one too).
+    pub fn ensure_for(dir: &Path, store_root: &Path) -> Result<RootlessNetns> {
+        let _lock = crate::lock_file(&dir.join("lock"))?;
+        let rl = Self::ensure_locked(dir)?;
+        let run_dir = rl.context(store_root).run_dir;
+        std::fs::create_dir_all(&run_dir).map_err(|e| NetError::io(format!("creating {}", run_dir.display()), e))?;
+        Ok(rl)
+    }
+
+    fn ensure_locked(dir: &Path) -> Result<RootlessNetns> {
         if let Some(rl) = Self::running(dir) {
             // pasta gone (killed) while the namespace lives: connect it again.
             if rl.pasta_pid().is_none() {
@@ -100,6 +124,9 @@ impl RootlessNetns {
             }
             return Ok(rl);
         }
+        // A holder that died (kill -9) took its namespace, its bridges and
+        // its mounts with it; what still runs in that namespace goes too.
+        Self::end_orphans(dir);
         let holder = spawn_holder()?;
         let rl = RootlessNetns {
             dir: dir.to_path_buf(),
@@ -130,8 +157,30 @@ impl RootlessNetns {
 
     /// The pid of pasta, if it runs.
     pub fn pasta_pid(&self) -> Option<i32> {
-        let pid = read_pid(&self.dir.join("pasta.pid"))?;
-        cmdline(pid).contains("pasta").then_some(pid)
+        pasta_of(&self.dir)
+    }
+
+    /// Ends what an earlier namespace of `dir`, whose holder is gone, left
+    /// running: its pasta and the DNS servers of its run directories
+    /// (each is this dir's by its command line). Their records stay for
+    /// the next server.
+    fn end_orphans(dir: &Path) {
+        if let Some(p) = pasta_of(dir) {
+            // SAFETY: kill(2) on pasta's pid, checked to be this dir's pasta.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+            for _ in 0..200 {
+                if !alive(p) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        let _ = std::fs::remove_file(dir.join("pasta.pid"));
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("net-") {
+                crate::dns::Dns::new(&e.path(), crate::ns::host()).stop();
+            }
+        }
     }
 
     /// The network namespace holding the bridges (entered through its user namespace).
@@ -157,6 +206,133 @@ impl RootlessNetns {
             set_ip_forward: false,
             upstream_override: None,
         }
+    }
+
+    /// The mount namespace the containers' network namespaces are bind-mounted in.
+    fn mntns_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/mnt", self.holder))
+    }
+
+    /// `path` (a path in the holder's mount namespace) as this process
+    /// reaches it: through `/proc/<holder>/root`.
+    pub fn view(&self, path: &Path) -> PathBuf {
+        let rel = path.strip_prefix("/").unwrap_or(path);
+        PathBuf::from(format!("/proc/{}/root", self.holder)).join(rel)
+    }
+
+    /// The network namespace bind-mounted at `path` by
+    /// [`Self::create_container_netns`], as berth-net enters it.
+    pub fn container_namespace(&self, path: &Path) -> Namespace {
+        Namespace {
+            netns: self.view(path),
+            userns: Some(self.userns_path()),
+        }
+    }
+
+    /// Makes a network namespace owned by the holder's user namespace,
+    /// kept by a bind mount at `path` in the holder's mount namespace (a
+    /// rootless container's, on bridge networks). Its loopback is brought
+    /// up when it is connected.
+    pub fn create_container_netns(&self, path: &Path) -> Result<Namespace> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
+        }
+        std::fs::File::create(path).map_err(|e| NetError::io(format!("creating {}", path.display()), e))?;
+        if let Err(e) = self.in_holder(HolderOp::MountNewNetns, path) {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        Ok(self.container_namespace(path))
+    }
+
+    /// Unmounts and removes what [`Self::create_container_netns`] made
+    /// (the kernel frees the namespace, and its veths, with the last user).
+    pub fn remove_container_netns(&self, path: &Path) -> Result<()> {
+        if path.exists() {
+            self.in_holder(HolderOp::Unmount, path)?;
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(NetError::io(format!("removing {}", path.display()), e)),
+        }
+    }
+
+    /// Namespace bind mounts (nsfs) under `dir` in the holder's mount namespace.
+    pub fn mounts_under(&self, dir: &Path) -> Vec<PathBuf> {
+        let table = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder)).unwrap_or_default();
+        table
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                let sep = f.iter().position(|x| *x == "-")?;
+                (f.get(sep + 1) == Some(&"nsfs")).then(|| PathBuf::from(f[4]))
+            })
+            .filter(|p| p.starts_with(dir))
+            .collect()
+    }
+
+    /// Runs `op` on `path` in a forked child that joined the holder's user
+    /// and mount namespaces (a multi-threaded process cannot join a user
+    /// namespace; the child is single-threaded).
+    fn in_holder(&self, op: HolderOp, path: &Path) -> Result<()> {
+        let open = |p: PathBuf| {
+            rustix::fs::open(
+                &p,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| NetError::io(format!("opening {}", p.display()), e))
+        };
+        let user = open(self.userns_path())?;
+        let mnt = open(self.mntns_path())?;
+        let target = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| err(format!("{} has a NUL byte", path.display())))?;
+        let source = cstr("/proc/self/ns/net");
+        let (r, w): (OwnedFd, OwnedFd) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| NetError::io("pipe", e))?;
+        let (uf, mf, wf) = (user.as_raw_fd(), mnt.as_raw_fd(), w.as_raw_fd());
+        // SAFETY: the child makes only raw system calls on integers and on
+        // strings prepared above, then _exits.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(NetError::io("forking", std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            // SAFETY: see above.
+            unsafe { in_holder_child(op, uf, mf, wf, &source, &target) }
+        }
+        drop(w);
+        let mut b = [0u8; 8];
+        let got = rustix::io::read(&r, &mut b).unwrap_or(0);
+        let mut status = 0;
+        // SAFETY: waitpid on the child we forked.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if got == 8 {
+            let step = i32::from_ne_bytes(b[..4].try_into().expect("4 bytes"));
+            let errno = i32::from_ne_bytes(b[4..].try_into().expect("4 bytes"));
+            let what = [
+                "joining the user namespace",
+                "joining the mount namespace",
+                "unshare(CLONE_NEWNET)",
+                "mounting",
+                "unmounting",
+            ]
+            .get(step as usize)
+            .copied()
+            .unwrap_or("?");
+            if op == HolderOp::Unmount && step == 4 && (errno == libc::EINVAL || errno == libc::ENOENT) {
+                return Ok(());
+            }
+            return Err(NetError::io(
+                format!("{what} for {} in the rootless network namespace", path.display()),
+                std::io::Error::from_raw_os_error(errno),
+            ));
+        }
+        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+            return Err(err(format!("the helper for {} failed ({status})", path.display())));
+        }
+        Ok(())
     }
 
     fn start_pasta(&self) -> Result<()> {
@@ -206,6 +382,9 @@ impl RootlessNetns {
     /// Stops the namespace when no store has networks in it any more (no
     /// `net-*` run directory is left); true when it was stopped.
     pub fn stop_if_unused(&self) -> bool {
+        let Ok(_lock) = crate::lock_file(&self.dir.join("lock")) else {
+            return false;
+        };
         let used = std::fs::read_dir(&self.dir)
             .into_iter()
             .flatten()
@@ -242,11 +421,73 @@ impl RootlessNetns {
     }
 }
 
+/// The pasta of `dir`, if it runs (its command line names the pid file).
+fn pasta_of(dir: &Path) -> Option<i32> {
+    let file = dir.join("pasta.pid");
+    let pid = read_pid(&file)?;
+    let cmd = cmdline(pid);
+    (cmd.contains("pasta") && cmd.contains(&*file.to_string_lossy()) && alive(pid)).then_some(pid)
+}
+
 /// Running (not gone, not a zombie).
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
         .unwrap_or(false)
+}
+
+/// What [`RootlessNetns::in_holder`] does in the holder's namespaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HolderOp {
+    /// A new network namespace, bind-mounted on the target.
+    MountNewNetns,
+    /// Detach the mount on the target.
+    Unmount,
+}
+
+/// The child of [`RootlessNetns::in_holder`]. Never returns; reports a
+/// failure as (step, errno) on `wf`.
+///
+/// # Safety
+/// Must be called only in a freshly forked child; uses raw system calls only.
+unsafe fn in_holder_child(op: HolderOp, uf: i32, mf: i32, wf: i32, source: &CString, target: &CString) -> ! {
+    let fail = |step: i32| -> ! {
+        let e = *libc::__errno_location();
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&step.to_ne_bytes());
+        b[4..].copy_from_slice(&e.to_ne_bytes());
+        libc::write(wf, b.as_ptr().cast(), 8);
+        libc::_exit(1)
+    };
+    if libc::setns(uf, libc::CLONE_NEWUSER) != 0 {
+        fail(0);
+    }
+    if libc::setns(mf, libc::CLONE_NEWNS) != 0 {
+        fail(1);
+    }
+    match op {
+        HolderOp::MountNewNetns => {
+            if libc::unshare(libc::CLONE_NEWNET) != 0 {
+                fail(2);
+            }
+            if libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+            {
+                fail(3);
+            }
+        }
+        HolderOp::Unmount => {
+            if libc::umount2(target.as_ptr(), libc::MNT_DETACH) != 0 {
+                fail(4);
+            }
+        }
+    }
+    libc::_exit(0)
 }
 
 fn cstr(s: &str) -> CString {

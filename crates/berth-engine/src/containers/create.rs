@@ -592,7 +592,7 @@ impl Engine {
             network_mode: match &net_plan {
                 Some(_) => format!(
                     "netns:{}",
-                    self.net_context(false)?
+                    self.net_context(true)?
                         .map(|c| c.netns_path(&id))
                         .unwrap_or_default()
                         .display()

@@ -14,15 +14,22 @@
 //!   a store's default network stays, as root, for the next container
 //!   (see `bridge::release_default_if_unused`).
 //!
-//! As root only for now: a rootless container would have to be created
-//! inside the rootless network namespace's user namespace.
+//! Rootless, the bridges live in the user's rootless network namespace
+//! (`berth_net::rootless`), and so must the container's network namespace
+//! for a veth to be moved into it: berth makes it from inside that
+//! namespace's user namespace, and the container's OCI spec joins that
+//! user namespace by path (rewritten at each start, as the holder may have
+//! been started again since) instead of making its own. The runtime itself
+//! still runs as the user, outside: `exec`, `kill`, `pause` and the
+//! forwarder reach the container as they reach any rootless one.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use anyhow::Context;
 use berth_net::bridge::{self, Attachment, NetContext, Teardown, DEFAULT_NETWORK};
 use berth_net::etc::{self, EtcSettings};
+use berth_net::rootless::{self, RootlessNetns};
 use berth_store::{NetworkRecord, NewEndpoint, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -143,10 +150,10 @@ impl Engine {
             }
             return Ok(None);
         };
-        if rootless {
+        if rootless && o.userns.as_deref().is_some_and(|u| !u.is_empty() && u != "host") {
             return Err(EngineError::invalid(format!(
-                "network {}: rootless containers cannot join bridge networks yet (use the default network, --network none or host)",
-                shown(&names[0])
+                "--userns={} cannot be used with bridge networks rootless: the container joins the user namespace of the rootless network namespace (use --network none or host)",
+                o.userns.as_deref().unwrap_or_default()
             )));
         }
         let mut plan = NetPlan {
@@ -245,12 +252,60 @@ impl Engine {
         }
     }
 
+    /// Rootless: the user's rootless network namespace, started when
+    /// `start` (else `None` when it does not run). As root: `None`.
+    fn rootless_netns(&self, start: bool) -> Result<Option<RootlessNetns>> {
+        if !crate::is_rootless() {
+            return Ok(None);
+        }
+        let dir = rootless::default_dir();
+        Ok(if start {
+            Some(RootlessNetns::ensure_for(&dir, self.root())?)
+        } else {
+            RootlessNetns::running(&dir)
+        })
+    }
+
+    /// The network namespace of container `id` as berth-net enters it.
+    fn container_netns(&self, ctx: &NetContext, id: &str) -> Result<berth_net::ns::Namespace> {
+        let path = ctx.netns_path(id);
+        Ok(match self.rootless_netns(false)? {
+            Some(rl) => rl.container_namespace(&path),
+            None => berth_net::ns::Namespace::path(path),
+        })
+    }
+
+    /// Rootless: points the container's OCI spec at its network namespace
+    /// (seen through the holder) and at the holder's user namespace, which
+    /// it joins instead of making one (the mappings stay: they are the
+    /// holder's, and runc checks a rootless spec has some).
+    fn join_rootless_netns(&self, c: &Container, rl: &RootlessNetns, netns: &Path) -> Result<()> {
+        let p = c.dir.join("config.json");
+        let mut spec: Value =
+            serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?)
+                .with_context(|| format!("parsing {}", p.display()))?;
+        let Some(nss) = spec["linux"]["namespaces"].as_array_mut() else {
+            return Err(anyhow::anyhow!("{}: no namespaces", p.display()).into());
+        };
+        nss.retain(|n| n["type"] != "user" && n["type"] != "network");
+        nss.push(json!({"type": "network", "path": rl.view(netns)}));
+        nss.push(json!({"type": "user", "path": rl.userns_path()}));
+        super::write_atomic(
+            &p,
+            &serde_json::to_vec_pretty(&spec).context("serialising config.json")?,
+        )?;
+        Ok(())
+    }
+
     fn root_net_context(&self) -> Result<NetContext> {
         self.net_context(true)?
             .ok_or_else(|| EngineError::from(anyhow::anyhow!("the network namespace of this user is not running")))
     }
 
-    /// Connects the namespace `ns` of container `c` to one planned network.
+    /// Connects the namespace `ns` of container `c` to one planned
+    /// network; on a network with name resolution, the network's DNS
+    /// server forwards the container's other queries to `dns` (`--dns`)
+    /// when it has some.
     fn connect_planned(
         &self,
         ctx: &NetContext,
@@ -258,6 +313,7 @@ impl Engine {
         c_name: &str,
         ns: &berth_net::ns::Namespace,
         p: &PlannedEndpoint,
+        dns: &[String],
     ) -> Result<(NetworkRecord, Attachment)> {
         let ep = |net: &NetworkRecord| NewEndpoint {
             container_id: c_id.to_string(),
@@ -290,6 +346,18 @@ impl Engine {
             ))
         })?;
         let a = bridge::connect(ctx, &self.store, &net, ns, &ep(&net))?;
+        if net.dns && !dns.is_empty() {
+            let servers: Vec<IpAddr> = dns.iter().filter_map(|d| d.parse().ok()).collect();
+            let set = berth_net::dns::Dns::new(&ctx.run_dir, ctx.bridge_ns.clone()).set_upstreams(
+                &net.bridge,
+                c_id,
+                &servers,
+            );
+            if let Err(e) = set {
+                let _ = bridge::disconnect(ctx, &self.store, &net, c_id);
+                return Err(e.into());
+            }
+        }
         Ok((net, a))
     }
 
@@ -300,17 +368,24 @@ impl Engine {
         let Some(plan) = read_plan(&c.dir) else {
             return Ok(());
         };
-        let ctx = self.root_net_context()?;
         self.net_down(&c.rec.id)?;
+        let ctx = self.root_net_context()?;
         let path = ctx.netns_path(&c.rec.id);
+        let rl = self.rootless_netns(true)?;
         let res = (|| -> Result<()> {
-            let ns = berth_net::ns::create_persistent(&path)?;
-            let mut first = None;
+            let ns = match &rl {
+                Some(rl) => {
+                    let ns = rl.create_container_netns(&path)?;
+                    self.join_rootless_netns(c, rl, &path)?;
+                    ns
+                }
+                None => berth_net::ns::create_persistent(&path)?,
+            };
+            let mut got = Vec::new();
             for p in &plan.networks {
-                let got = self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, p)?;
-                first.get_or_insert(got);
+                got.push(self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, p, &plan.dns)?);
             }
-            self.write_etc(c, &plan, first.as_ref())
+            self.write_etc(c, &plan, &got)
         })();
         if let Err(e) = res {
             let _ = self.net_down(&c.rec.id);
@@ -321,7 +396,10 @@ impl Engine {
 
     /// `/etc/hosts` and `/etc/resolv.conf` in the container directory
     /// (bound into the container when it starts).
-    fn write_etc(&self, c: &Container, plan: &NetPlan, first: Option<&(NetworkRecord, Attachment)>) -> Result<()> {
+    /// `/etc/hosts` names the container at its address on each network
+    /// (the first one's line from `etc::hosts`), as Docker's does.
+    fn write_etc(&self, c: &Container, plan: &NetPlan, got: &[(NetworkRecord, Attachment)]) -> Result<()> {
+        let first = got.first();
         let gateway = first.and_then(|(n, _)| n.gateway.parse::<Ipv4Addr>().ok());
         let hostname = if c.cfg.hostname.is_empty() {
             c.short_id().to_string()
@@ -340,6 +418,10 @@ impl Engine {
             dns_options: plan.dns_options.clone(),
         };
         let mut hosts = etc::hosts(&s).map_err(|e| EngineError::invalid(e.to_string()))?;
+        for (_, a) in got.iter().skip(1) {
+            hosts.push_str(&host_line(c, a.ip));
+            hosts.push('\n');
+        }
         // --link: the other container's address on a network both are on.
         let mine: Vec<String> = self
             .store
@@ -394,11 +476,19 @@ impl Engine {
         // kernel frees them asynchronously instead of making this wait.
         bridge::disconnect_all(&ctx, &self.store, id, Teardown::WithNamespace)?;
         let path = ctx.netns_path(id);
-        if path.exists() {
-            berth_net::ns::remove_persistent(&path)?;
+        let rl = self.rootless_netns(false)?;
+        match &rl {
+            Some(rl) => rl.remove_container_netns(&path)?,
+            None if path.exists() => berth_net::ns::remove_persistent(&path)?,
+            None => {}
         }
         if had {
             bridge::release_default_if_unused(&ctx, &self.store)?;
+            // Rootless: the namespace (holder, pasta) goes with the last
+            // network of every store of the user.
+            if let Some(rl) = rl {
+                rl.stop_if_unused();
+            }
         }
         Ok(())
     }
@@ -464,8 +554,13 @@ impl Engine {
         };
         if c.status().is_up() {
             let ctx = self.root_net_context()?;
-            let ns = berth_net::ns::Namespace::path(ctx.netns_path(&c.rec.id));
-            self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, &p)?;
+            let ns = self.container_netns(&ctx, &c.rec.id)?;
+            let (_, a) = self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, &p, &plan.dns)?;
+            // As Docker: the container's /etc/hosts gets its new address.
+            if let Err(e) = edit_hosts(c.dir.join("hosts"), &host_line(&c, a.ip), true) {
+                let _ = bridge::disconnect(&ctx, &self.store, &net, &c.rec.id);
+                return Err(e);
+            }
         } else if let Some(ip) = ip {
             bridge::addressing(&net)?
                 .check_requested(ip)
@@ -489,10 +584,20 @@ impl Engine {
         let before = plan.networks.len();
         plan.networks.retain(|p| p.network != id);
         let planned = plan.networks.len() != before;
+        let ip = self
+            .store
+            .container_endpoints(&c.rec.id)?
+            .into_iter()
+            .find(|e| e.network_id == net.id)
+            .map(|e| e.ip);
         let attached = match self.net_context(false)? {
             Some(ctx) => bridge::disconnect(&ctx, &self.store, &net, &c.rec.id)?,
             None => false,
         };
+        if let (true, Some(ip)) = (attached, ip) {
+            // Its address on that network leaves its /etc/hosts, as in Docker.
+            edit_hosts(c.dir.join("hosts"), &host_line(&c, ip), false)?;
+        }
         if !planned && !attached && !force {
             return Err(EngineError::conflict(format!(
                 "container {} is not connected to network {}",
@@ -592,6 +697,47 @@ impl Engine {
     }
 }
 
+/// The line of a container's `/etc/hosts` naming it at `ip` (as
+/// `etc::hosts` writes it for its first network).
+fn host_line(c: &Container, ip: Ipv4Addr) -> String {
+    let hostname = if c.cfg.hostname.is_empty() {
+        c.short_id().to_string()
+    } else {
+        c.cfg.hostname.clone()
+    };
+    if c.cfg.domainname.is_empty() {
+        format!("{ip}\t{hostname}")
+    } else {
+        format!("{ip}\t{hostname}.{} {hostname}", c.cfg.domainname)
+    }
+}
+
+/// Adds `line` to (or removes it from) a running container's `/etc/hosts`
+/// in the container directory: rewritten in place, as the container sees
+/// this very inode through its bind mount. No file: nothing to do.
+fn edit_hosts(path: std::path::PathBuf, line: &str, add: bool) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let mut lines: Vec<&str> = text.lines().filter(|l| *l != line).collect();
+    if add {
+        lines.push(line);
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    if out == text {
+        return Ok(());
+    }
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(out.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,6 +747,8 @@ mod tests {
         let mut o = ContainerSpec::default();
         assert_eq!(network_names(&o, false), Some(vec!["bridge".to_string()]));
         assert_eq!(network_names(&o, true), None);
+        o.network = NetworkMode::Network("app".into());
+        assert_eq!(network_names(&o, true), Some(vec!["app".to_string()]));
         o.network = NetworkMode::Host;
         assert_eq!(network_names(&o, false), None);
         o.network = NetworkMode::Network("app".into());

@@ -493,7 +493,9 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
 }
 
 fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
-    let mut warning = String::from("WARNING! This will remove:\n  - all stopped containers\n");
+    let mut warning = String::from(
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
+    );
     if a.volumes {
         warning.push_str("  - all anonymous volumes not used by at least one container\n");
     }
@@ -513,6 +515,17 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
             println!("{c}");
         }
         println!();
+    }
+    // As Docker: unused networks go too (berth's network prune has no filters yet).
+    if a.filter.is_empty() {
+        let gone = engine.network_prune()?;
+        if !gone.is_empty() {
+            println!("Deleted Networks:");
+            for n in &gone {
+                println!("{n}");
+            }
+            println!();
+        }
     }
     if a.volumes {
         let (gone, bytes) = engine.volume_prune(false)?;
