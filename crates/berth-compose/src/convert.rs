@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use berth_engine::build::{BuildRequest, ContextSource};
 use berth_engine::spec::{
-    self, ContainerFile, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, Mount, MountOrigin, MountSource, NetworkMode, PullPolicy,
-    UserSpec,
+    self, ContainerFile, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, Mount, MountOrigin, MountSource,
+    NetworkMode, PullPolicy, UserSpec,
 };
 use berth_engine::{EngineError, Result};
 
@@ -189,13 +189,8 @@ fn mounts(loaded: &Loaded, name: &str, s: &Service, files: &mut Vec<ContainerFil
                     });
                     continue;
                 }
-                (Some(file), _, _) => std::fs::read(file).map_err(|e| {
-                    invalid(
-                        name,
-                        what,
-                        format!("{what} {:?}: reading {file}: {e}", r.source),
-                    )
-                })?,
+                (Some(file), _, _) => std::fs::read(file)
+                    .map_err(|e| invalid(name, what, format!("{what} {:?}: reading {file}: {e}", r.source)))?,
                 (None, Some(var), _) => loaded
                     .environment
                     .get(var)
@@ -203,10 +198,7 @@ fn mounts(loaded: &Loaded, name: &str, s: &Service, files: &mut Vec<ContainerFil
                         invalid(
                             name,
                             what,
-                            format!(
-                                "{what} {:?}: environment variable {var:?} is not set",
-                                r.source
-                            ),
+                            format!("{what} {:?}: environment variable {var:?} is not set", r.source),
                         )
                     })?
                     .clone()
@@ -226,9 +218,13 @@ fn mounts(loaded: &Loaded, name: &str, s: &Service, files: &mut Vec<ContainerFil
             };
             let id = |v: &Option<String>, field: &str| -> Result<u32> {
                 v.as_deref().map_or(Ok(0), |v| {
-                    v.trim()
-                        .parse::<u32>()
-                        .map_err(|_| invalid(name, what, format!("{what} {:?}: {field} {v:?} is not a number", r.source)))
+                    v.trim().parse::<u32>().map_err(|_| {
+                        invalid(
+                            name,
+                            what,
+                            format!("{what} {:?}: {field} {v:?} is not a number", r.source),
+                        )
+                    })
                 })
             };
             files.push(ContainerFile {

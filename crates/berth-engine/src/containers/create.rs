@@ -124,7 +124,8 @@ fn write_container_files(dir: &Path, files: &[crate::spec::ContainerFile]) -> Re
             )));
         }
         let path = base.join(i.to_string());
-        let mut file = perms::create_new(&path, PRIVATE_FILE).with_context(|| format!("creating {}", path.display()))?;
+        let mut file =
+            perms::create_new(&path, PRIVATE_FILE).with_context(|| format!("creating {}", path.display()))?;
         file.write_all(&f.content)
             .and_then(|()| file.sync_all())
             .with_context(|| format!("writing {}", path.display()))?;
