@@ -351,3 +351,92 @@ fn secrets_and_configs_from_files_environment_and_content() {
     assert_eq!(root.ok(&["ps", "-aq"]), "");
     assert!(!files.exists(), "down removed the container and its files");
 }
+
+const EVENTS: &str = r#"services:
+  a:
+    image: bb
+    network_mode: none
+    stop_signal: SIGKILL
+    command: [sleep, "1000"]
+  b:
+    image: bb
+    network_mode: none
+    command: ["true"]
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn events_are_the_projects_container_events() {
+    let env = Env::new();
+    let root = &env.root;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("evp");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("compose.yaml"), EVENTS).unwrap();
+    let _down = Down(root, d.clone());
+    // A container outside the project: not the project's events.
+    root.ok(&["create", "--name", "evp-plain", "bb", "true"]);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let start = format!("{:.3}", now() - 1.0);
+    ok(root, &d, &["up", "-d"]);
+    ok(root, &d, &["down", "-t", "0"]);
+    root.ok(&["rm", "evp-plain"]);
+    // A past --until ends the stream once the journal is read.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let end = format!("{:.3}", now());
+
+    // Text: compose's `TIME container ACTION ID (attributes)`, compose's
+    // own labels left out.
+    let (text, _) = ok(root, &d, &["events", "--since", &start, "--until", &end]);
+    let actions: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!(f[2], "container", "{l}");
+            assert!(!l.contains("com.docker.compose"), "{l}");
+            let name = l.split("name=").nth(1).unwrap().trim_end_matches(')').to_string();
+            (name, f[3].to_string())
+        })
+        .collect();
+    for (name, action) in [
+        ("evp-a-1", "create"),
+        ("evp-a-1", "start"),
+        ("evp-a-1", "die"),
+        ("evp-a-1", "destroy"),
+        ("evp-b-1", "create"),
+        ("evp-b-1", "start"),
+        ("evp-b-1", "die"),
+        ("evp-b-1", "destroy"),
+    ] {
+        assert!(
+            actions.contains(&(name.to_string(), action.to_string())),
+            "{name} {action} missing from\n{text}"
+        );
+    }
+    assert!(actions.iter().all(|(n, _)| n.starts_with("evp-")), "{text}");
+    assert!(!text.contains("evp-plain"), "{text}");
+
+    // JSON lines for one service.
+    let (json, _) = ok(root, &d, &["events", "--json", "--since", &start, "--until", &end, "b"]);
+    let mut seen = Vec::new();
+    for l in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["type"], "container", "{l}");
+        assert_eq!(v["service"], "b", "{l}");
+        assert_eq!(v["attributes"]["name"], "evp-b-1", "{l}");
+        assert_eq!(v["id"].as_str().unwrap().len(), 64, "{l}");
+        seen.push(v["action"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen.first().map(String::as_str), Some("create"), "{json}");
+    assert_eq!(seen.last().map(String::as_str), Some("destroy"), "{json}");
+
+    // An unknown service is refused.
+    let o = compose_env(root, &d, &[], &["events", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no such service: nosuch"), "{}", stderr(&o));
+}

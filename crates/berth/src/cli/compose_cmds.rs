@@ -271,6 +271,22 @@ pub struct CpArgs {
     pub dest: String,
 }
 
+/// `events`.
+#[derive(clap::Args, Debug)]
+pub struct EventsArgs {
+    /// Output events as a stream of json objects
+    #[arg(long)]
+    pub json: bool,
+    /// Show all events created since timestamp
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only these services' events
+    pub services: Vec<String>,
+}
+
 /// `run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -441,6 +457,7 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
         }
         ComposeCommand::Top(a) => top(ctx, &a.services),
         ComposeCommand::Cp(a) => cp(ctx, a),
+        ComposeCommand::Events(a) => events(ctx, a),
         ComposeCommand::Images(a) => images(ctx, a),
         ComposeCommand::Port(a) => port(ctx, a),
         ComposeCommand::Wait(a) => {
@@ -1179,6 +1196,77 @@ fn cp(ctx: &Ctx<'_>, a: CpArgs) -> Result<i32> {
         (None, None) => bail!("must specify at least one container source (SERVICE:PATH)"),
     }
     Ok(0)
+}
+
+/// `events`: the project's container events from the store's journal, as
+/// compose prints them (`TIME container ACTION ID (attributes)`, or JSON
+/// lines with `--json`), compose's own labels left out of the attributes.
+/// From now on unless `--since` says otherwise; until `--until` or Ctrl-C.
+fn events(ctx: &Ctx<'_>, a: EventsArgs) -> Result<i32> {
+    use berth_engine::events::{parse_time, EventFilter, EventQuery};
+    let c = ctx.compose;
+    for s in &a.services {
+        c.check_service(s)?;
+    }
+    let now = chrono::Utc::now();
+    let time = |s: &Option<String>| s.as_deref().map(|v| parse_time(v, now)).transpose();
+    let q = EventQuery {
+        since: Some(time(&a.since)?.unwrap_or_else(|| now.timestamp_nanos_opt().unwrap_or(0))),
+        until: time(&a.until)?,
+        follow: true,
+        filter: EventFilter::parse(&[
+            "type=container".to_string(),
+            format!("label={}={}", identity::labels::PROJECT, c.loaded.project.name),
+        ])?,
+    };
+    let mut out_err = None;
+    // Ctrl-C ends the process, as it ends `berth events`.
+    c.engine.events(&q, &|| false, &mut |ev| {
+        let attrs = &ev.actor.attributes;
+        let service = attrs.get(identity::labels::SERVICE).cloned().unwrap_or_default();
+        if !a.services.is_empty() && !a.services.contains(&service) {
+            return true;
+        }
+        let own: BTreeMap<&String, &String> = attrs
+            .iter()
+            .filter(|(k, _)| !k.starts_with("com.docker.compose."))
+            .collect();
+        let secs = ev.time_nano.div_euclid(1_000_000_000);
+        let nanos = ev.time_nano.rem_euclid(1_000_000_000) as u32;
+        let t = chrono::DateTime::from_timestamp(secs, nanos).unwrap_or_default();
+        let line = if a.json {
+            json!({
+                "time": t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "type": "container",
+                "service": service,
+                "id": ev.actor.id,
+                "action": ev.action,
+                "attributes": own,
+            })
+            .to_string()
+        } else {
+            let list: Vec<String> = own.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "{} container {} {} ({})",
+                t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S%.6f"),
+                ev.action,
+                ev.actor.id,
+                list.join(", ")
+            )
+        };
+        let mut out = io::stdout().lock();
+        match writeln!(out, "{line}").and_then(|()| out.flush()) {
+            Ok(()) => true,
+            Err(e) => {
+                out_err = Some(e);
+                false
+            }
+        }
+    })?;
+    match out_err {
+        Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
+    }
 }
 
 fn top(ctx: &Ctx<'_>, services: &[String]) -> Result<i32> {
