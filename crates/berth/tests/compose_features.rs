@@ -440,3 +440,47 @@ fn events_are_the_projects_container_events() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("no such service: nosuch"), "{}", stderr(&o));
 }
+
+const ATTACH: &str = r#"services:
+  a:
+    image: bb
+    network_mode: none
+    command: [echo, from-a]
+  b:
+    image: bb
+    network_mode: none
+    command: [echo, from-b]
+    depends_on: [a]
+"#;
+
+#[test]
+#[ignore = "needs root"]
+fn attached_up_follows_the_services_it_is_told_to() {
+    let env = Env::new();
+    let root = &env.root;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("att");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("compose.yaml"), ATTACH).unwrap();
+    let _down = Down(root, d.clone());
+    // (args, whose output shows)
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&["up"], &["a", "b"]),
+        (&["up", "--attach", "b"], &["b"]),
+        (&["up", "--no-attach", "b"], &["a"]),
+        (&["up", "b"], &["b"]),
+        (&["up", "--attach-dependencies", "b"], &["a", "b"]),
+    ];
+    for (args, shown) in cases {
+        let (out, _) = ok(root, &d, args);
+        for svc in ["a", "b"] {
+            let line = format!("{svc}-1  | from-{svc}\n");
+            assert_eq!(out.contains(&line), shown.contains(&svc), "{args:?}: {svc}\n{out}");
+        }
+        ok(root, &d, &["down", "-t", "0"]);
+    }
+    let o = compose_env(root, &d, &[], &["up", "--attach", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no such service: nosuch"), "{}", stderr(&o));
+    assert_eq!(root.ok(&["ps", "-aq"]), "", "nothing made for a bad --attach");
+}

@@ -67,6 +67,15 @@ pub struct UpArgs {
     /// Don't print prefix in logs
     #[arg(long)]
     pub no_log_prefix: bool,
+    /// Restrict attaching to the specified services
+    #[arg(long, value_name = "SERVICE", conflicts_with = "attach_dependencies")]
+    pub attach: Vec<String>,
+    /// Automatically attach to log output of dependent services
+    #[arg(long)]
+    pub attach_dependencies: bool,
+    /// Do not attach (stream logs) to the specified services
+    #[arg(long, value_name = "SERVICE")]
+    pub no_attach: Vec<String>,
     /// Shutdown timeout in seconds
     #[arg(short, long, value_name = "SECONDS")]
     pub timeout: Option<u32>,
@@ -600,7 +609,7 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
     if (a.detach || a.wait) && abort {
         bail!("--abort-on-container-exit and --detach are incompatible");
     }
-    if let Some(s) = &a.exit_code_from {
+    for s in a.exit_code_from.iter().chain(&a.attach).chain(&a.no_attach) {
         c.check_service(s)?;
     }
     let o = UpOptions {
@@ -641,8 +650,20 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
+    // As compose: the services named (all when none are), their
+    // dependencies too with --attach-dependencies; --attach names them
+    // outright; --no-attach leaves some out. Ctrl-C stops them all.
+    let attach: Vec<String> = if !a.attach.is_empty() {
+        a.attach.clone()
+    } else if a.services.is_empty() || a.attach_dependencies {
+        selection.clone()
+    } else {
+        a.services.clone()
+    };
+    let attach: Vec<String> = attach.into_iter().filter(|s| !a.no_attach.contains(s)).collect();
     attached(
         ctx,
+        &attach,
         &selection,
         abort,
         a.exit_code_from.as_deref(),
@@ -802,6 +823,7 @@ fn follow_all(
 /// stop; Ctrl-C (or, with `abort`, the first exit) stops the project.
 fn attached(
     ctx: &Ctx<'_>,
+    attach: &[String],
     services: &[String],
     abort: bool,
     exit_code_from: Option<&str>,
@@ -809,7 +831,11 @@ fn attached(
     timeout: Option<u32>,
 ) -> Result<i32> {
     let c = ctx.compose;
-    let list = c.containers_of(services, false)?;
+    let list = if attach.is_empty() {
+        Vec::new()
+    } else {
+        c.containers_of(attach, false)?
+    };
     let (tx, rx) = mpsc::channel();
     let pipe = berth_runtime::term::SignalPipe::install().context("installing signal handlers")?;
     let read_fd = rustix::io::dup(&pipe.read)?;
@@ -833,7 +859,8 @@ fn attached(
     let opts = log_options(true, false, "all", None, None)?;
     let _threads = follow_all(ctx, &list, &opts, no_prefix, &tx);
     drop(tx);
-    let mut remaining = list.len();
+    // Nothing attached: the project runs until Ctrl-C.
+    let mut remaining = list.len().max(1);
     let mut code = 0;
     let mut stopping = false;
     while remaining > 0 {
@@ -860,6 +887,9 @@ fn attached(
                 eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
                 c.stop(services, timeout)?;
                 code = 130;
+                if list.is_empty() {
+                    break;
+                }
             }
             Err(_) => break,
         }
