@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use berth_engine::build::{BuildRequest, ContextSource};
 use berth_engine::spec::{
-    self, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, Mount, MountOrigin, MountSource, NetworkMode, PullPolicy,
-    UserSpec,
+    self, ContainerFile, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, Mount, MountOrigin, MountSource,
+    NetworkMode, PullPolicy, UserSpec,
 };
 use berth_engine::{EngineError, Result};
 
@@ -106,7 +106,7 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
         inst.oneoff.is_some(),
         inst.image_id.as_deref(),
     );
-    spec.mounts = mounts(loaded, name, s)?;
+    spec.mounts = mounts(loaded, name, s, &mut spec.files)?;
     spec.read_only = s.read_only;
     spec.resources = resources(name, s)?;
     spec.cap_add = s.cap_add.clone();
@@ -147,8 +147,13 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     Ok(spec)
 }
 
-/// `volumes:`, `tmpfs:`, secrets and configs (file sources) as mounts.
-fn mounts(loaded: &Loaded, name: &str, s: &Service) -> Result<Vec<Mount>> {
+/// `volumes:`, `tmpfs:`, then secrets and configs. A file source with no
+/// `uid`, `gid` or `mode` is bind-mounted read-only as compose does (so the
+/// container sees the file as it changes); any other source (`environment`,
+/// `content`, or a file given an owner or mode) becomes a file the engine
+/// keeps in the container's private directory, with compose's defaults
+/// (owner 0:0, mode 0444). Secrets go to `/run/secrets/`, configs to `/`.
+fn mounts(loaded: &Loaded, name: &str, s: &Service, files: &mut Vec<ContainerFile>) -> Result<Vec<Mount>> {
     let mut out = Vec::new();
     for v in &s.volumes {
         out.push(volume_mount(loaded, name, v)?);
@@ -164,30 +169,70 @@ fn mounts(loaded: &Loaded, name: &str, s: &Service) -> Result<Vec<Mount>> {
             let obj = objects
                 .get(&r.source)
                 .ok_or_else(|| invalid(name, what, format!("undefined {what} {:?}", r.source)))?;
-            let Some(file) = &obj.file else {
-                return Err(invalid(
-                    name,
-                    what,
-                    format!(
-                        "{what} {:?}: only file sources are supported by berth for now",
-                        r.source
-                    ),
-                ));
-            };
             let target = match &r.target {
                 Some(t) if t.starts_with('/') => t.clone(),
-                Some(t) => format!("{}/{t}", if default_dir.is_empty() { "" } else { default_dir }),
+                Some(t) => format!("{default_dir}/{t}"),
                 None => format!("{default_dir}/{}", r.source),
             };
-            out.push(Mount {
+            let plain = r.uid.is_none() && r.gid.is_none() && r.mode.is_none();
+            let content = match (&obj.file, &obj.environment, &obj.content) {
+                (Some(file), _, _) if plain => {
+                    out.push(Mount {
+                        target,
+                        source: MountSource::Bind {
+                            path: PathBuf::from(file),
+                            create: false,
+                        },
+                        readonly: true,
+                        propagation: String::new(),
+                        origin: MountOrigin::Mount,
+                    });
+                    continue;
+                }
+                (Some(file), _, _) => std::fs::read(file)
+                    .map_err(|e| invalid(name, what, format!("{what} {:?}: reading {file}: {e}", r.source)))?,
+                (None, Some(var), _) => loaded
+                    .environment
+                    .get(var)
+                    .ok_or_else(|| {
+                        invalid(
+                            name,
+                            what,
+                            format!("{what} {:?}: environment variable {var:?} is not set", r.source),
+                        )
+                    })?
+                    .clone()
+                    .into_bytes(),
+                (None, None, Some(c)) => c.clone().into_bytes(),
+                (None, None, None) => {
+                    return Err(invalid(
+                        name,
+                        what,
+                        format!(
+                            "{what} {:?}: external {what}s are a swarm feature; give it a file, \
+                             environment or content source",
+                            r.source
+                        ),
+                    ))
+                }
+            };
+            let id = |v: &Option<String>, field: &str| -> Result<u32> {
+                v.as_deref().map_or(Ok(0), |v| {
+                    v.trim().parse::<u32>().map_err(|_| {
+                        invalid(
+                            name,
+                            what,
+                            format!("{what} {:?}: {field} {v:?} is not a number", r.source),
+                        )
+                    })
+                })
+            };
+            files.push(ContainerFile {
                 target,
-                source: MountSource::Bind {
-                    path: PathBuf::from(file),
-                    create: false,
-                },
-                readonly: true,
-                propagation: String::new(),
-                origin: MountOrigin::Mount,
+                content,
+                uid: id(&r.uid, "uid")?,
+                gid: id(&r.gid, "gid")?,
+                mode: r.mode.unwrap_or(0o444),
             });
         }
     }

@@ -206,7 +206,7 @@ mod tests {
         let e = parse_env("A=1\nnot valid\n", &Arc::from(Path::new("/p/.env")), &BTreeMap::new()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "/p/.env:2: expected KEY=VALUE with a variable name, got \"not valid\""
+            "/p/.env:2:1: expected KEY=VALUE with a variable name, got \"not valid\""
         );
     }
 }

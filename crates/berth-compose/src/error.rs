@@ -1,4 +1,4 @@
-//! Errors of loading a compose project: each says where (file:line), which
+//! Errors of loading a compose project: each says where (file:line:column), which
 //! value (the dotted path, `services.web.ports[1]`) and what was expected.
 //! Exit codes are Docker Compose v2's: 14 when no file is found, 15 when a
 //! file is bad.
@@ -36,10 +36,10 @@ impl fmt::Display for Loc {
             .ok()
             .and_then(|cwd| self.file.strip_prefix(cwd).ok().map(Path::to_path_buf))
             .unwrap_or_else(|| self.file.to_path_buf());
-        if self.line == 0 {
-            write!(f, "{}", shown.display())
-        } else {
-            write!(f, "{}:{}", shown.display(), self.line)
+        match (self.line, self.col) {
+            (0, _) => write!(f, "{}", shown.display()),
+            (line, 0) => write!(f, "{}:{line}", shown.display()),
+            (line, col) => write!(f, "{}:{line}:{col}", shown.display()),
         }
     }
 }

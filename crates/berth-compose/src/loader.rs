@@ -623,8 +623,9 @@ fn check_references(root: &Node) -> Result<(), ComposeError> {
         let s = &svc_key.name;
         let here = |n: &Node, message: String| ComposeError::invalid(&n.loc, &format!("services.{s}"), message);
         if svc.get("image").is_none() && svc.get("build").is_none() {
-            return Err(here(
-                svc,
+            return Err(ComposeError::invalid(
+                &svc_key.loc,
+                &format!("services.{s}"),
                 format!("service {s:?} has neither an image nor a build context specified"),
             ));
         }

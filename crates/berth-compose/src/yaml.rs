@@ -723,7 +723,7 @@ mod tests {
     fn duplicate_keys_are_errors_with_their_line() {
         let file: Arc<Path> = Arc::from(Path::new("t.yaml"));
         let e = parse_documents("a: 1\nb: 2\na: 3\n", &file).unwrap_err();
-        assert_eq!(e.to_string(), "t.yaml:3: mapping key \"a\" already defined");
+        assert_eq!(e.to_string(), "t.yaml:3:1: mapping key \"a\" already defined");
     }
 
     #[test]

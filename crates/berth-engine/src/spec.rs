@@ -57,6 +57,9 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
     /// `-v`, `--mount` and `--tmpfs`, in that order.
     pub mounts: Vec<Mount>,
+    /// Files made for this container alone and mounted read-only (compose's
+    /// secrets and configs); see [`ContainerFile`].
+    pub files: Vec<ContainerFile>,
     /// Mount the root file system read-only.
     pub read_only: bool,
     /// Memory, CPU, pids and rlimits.
@@ -289,6 +292,38 @@ pub struct DnsSpec {
     pub search: Vec<String>,
     /// Resolver options (`--dns-option`).
     pub options: Vec<String>,
+}
+
+/// A file the engine writes for one container and bind-mounts read-only
+/// at `target` (compose's secrets and configs from a value rather than a
+/// host file). It is kept in the container's private directory in the
+/// store (`containers/<id>/files/`, 0700) and goes with the container:
+/// never in a layer, a log or a shared directory. Its `Debug` hides the
+/// content.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ContainerFile {
+    /// Absolute path in the container.
+    pub target: String,
+    /// The bytes.
+    pub content: Vec<u8>,
+    /// Owner uid in the container.
+    pub uid: u32,
+    /// Owner gid in the container.
+    pub gid: u32,
+    /// Permission bits (compose's default is 0444).
+    pub mode: u32,
+}
+
+impl std::fmt::Debug for ContainerFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerFile")
+            .field("target", &self.target)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .field("uid", &self.uid)
+            .field("gid", &self.gid)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .finish()
+    }
 }
 
 /// One mount of a container.

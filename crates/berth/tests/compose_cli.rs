@@ -83,7 +83,7 @@ fn a_bad_file_exits_15_with_its_location_and_creates_nothing() {
     assert_eq!(out.status.code(), Some(15));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "compose.yaml:4: services.web.depends_on: service \"web\" depends on undefined service \"db\"\n"
+        "compose.yaml:4:18: services.web.depends_on: service \"web\" depends on undefined service \"db\"\n"
     );
     assert!(!root.exists(), "a config error must not create a store");
     let none = tempfile::tempdir().unwrap();

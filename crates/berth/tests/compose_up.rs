@@ -360,36 +360,6 @@ fn up_converges_and_down_removes_everything() {
     );
 }
 
-#[test]
-fn a_bad_file_fails_up_with_its_location_and_creates_nothing() {
-    let root = Root::new();
-    let dir = tempfile::tempdir().unwrap();
-    for (text, want) in [
-        (
-            "services:\n  web:\n    image: bb\n    ports: [\"80\", {target: x}]\n",
-            "compose.yaml:4: services.web.ports[1].target",
-        ),
-        (
-            "services:\n  web:\n    image: bb\n    restart_policy: always\n",
-            "compose.yaml:4: services.web",
-        ),
-        (
-            "services:\n  a:\n    image: bb\n    depends_on: [b]\n  b:\n    image: bb\n    depends_on: [a]\n",
-            "cycle",
-        ),
-        (
-            "services:\n  web:\n    image: ${IMAGE:?the image is needed}\n",
-            "the image is needed",
-        ),
-    ] {
-        std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
-        let o = compose(&root, dir.path(), &["up", "-d"]);
-        assert_eq!(o.status.code(), Some(15), "{text}\n{}", stderr(&o));
-        assert!(stderr(&o).contains(want), "{text}\nwanted {want:?} in:\n{}", stderr(&o));
-        assert!(!root.path().join("store").exists(), "nothing is created for a bad file");
-    }
-}
-
 /// Needs bridge networks joined by name (the net work): the project's
 /// default network with compose's name and labels, service names and
 /// aliases resolving between containers, `links`, and `down` removing it.

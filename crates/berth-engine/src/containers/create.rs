@@ -99,6 +99,57 @@ fn merge_env(base: &mut Vec<String>, add: &[String]) {
     }
 }
 
+/// Writes a container's own files ([`crate::spec::ContainerFile`]) into
+/// `dir/files/` (0700, given to the container's root under a user
+/// namespace) and returns their read-only bind mounts. Each file is made
+/// 0600 and only then filled, chowned to its owner (mapped through the
+/// container's id shift; as an unprivileged user the files stay the
+/// user's, which is the container's root) and given its mode.
+fn write_container_files(dir: &Path, files: &[crate::spec::ContainerFile]) -> Result<Vec<PlannedMount>> {
+    use berth_archive::perms::{self, PRIVATE_DIR, PRIVATE_FILE};
+    use std::io::Write as _;
+    let base = dir.join("files");
+    perms::create_dir_all(&base, PRIVATE_DIR).with_context(|| format!("creating {}", base.display()))?;
+    let shift = crate::userns::dir_shift(dir).map(|(start, _)| start);
+    if let Some(start) = shift {
+        std::os::unix::fs::chown(&base, Some(start), Some(start))
+            .with_context(|| format!("giving {} to the container's root", base.display()))?;
+    }
+    let mut mounts = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        if !f.target.starts_with('/') {
+            return Err(EngineError::invalid(format!(
+                "invalid mount target {:?}: it must be an absolute path",
+                f.target
+            )));
+        }
+        let path = base.join(i.to_string());
+        let mut file =
+            perms::create_new(&path, PRIVATE_FILE).with_context(|| format!("creating {}", path.display()))?;
+        file.write_all(&f.content)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
+        drop(file);
+        if !crate::is_rootless() {
+            let (uid, gid) = match shift {
+                Some(start) => (start.saturating_add(f.uid), start.saturating_add(f.gid)),
+                None => (f.uid, f.gid),
+            };
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .with_context(|| format!("giving {} to {uid}:{gid}", path.display()))?;
+        }
+        perms::set_mode(&path, f.mode & 0o7777).with_context(|| format!("setting the mode of {}", path.display()))?;
+        mounts.push(PlannedMount::from_spec(&crate::spec::Mount {
+            target: f.target.clone(),
+            source: MountSource::Bind { path, create: false },
+            readonly: true,
+            propagation: String::new(),
+            origin: MountOrigin::Mount,
+        }));
+    }
+    Ok(mounts)
+}
+
 /// One mount as the engine plans it: the runtime's spec plus what
 /// `inspect` shows.
 #[derive(Debug, Clone)]
@@ -686,6 +737,9 @@ impl Engine {
                     .with_context(|| format!("copying the image's {} into volume {vname}", p.spec.target))?;
             }
             p.spec.source = data;
+        }
+        if !o.files.is_empty() {
+            planned.extend(write_container_files(&dir, &o.files)?);
         }
         cc.mounts = planned
             .iter()

@@ -17,8 +17,8 @@ use berth_compose::identity::{config_hash, image_name, labels};
 use berth_compose::ops::{Compose, Event};
 
 pub use super::compose_cmds::{
-    BuildArgs, CpArgs, CreateArgs, DownArgs, ExecArgs, ImagesArgs, KillArgs, LogsArgs, PortArgs, PsArgs, RmArgs,
-    RunArgs, ServicesArgs, StopArgs, UpArgs,
+    BuildArgs, CpArgs, CreateArgs, DownArgs, EventsArgs, ExecArgs, ImagesArgs, KillArgs, LogsArgs, PortArgs, PsArgs,
+    RmArgs, RunArgs, ServicesArgs, StopArgs, UpArgs,
 };
 use berth_compose::{render, ComposeError, Loaded, Options};
 use berth_engine::{Engine, EngineError};
@@ -118,6 +118,8 @@ pub enum ComposeCommand {
     Cp(CpArgs),
     /// Block until the first service container stops
     Wait(ServicesArgs),
+    /// Receive real time events from containers
+    Events(EventsArgs),
     /// Parse, resolve and render the compose file in canonical format
     Config(ConfigArgs),
     /// Show the compose version information
@@ -284,6 +286,7 @@ fn by_name_only(a: &ComposeArgs) -> bool {
             | C::Unpause(_)
             | C::Top(_)
             | C::Images(_)
+            | C::Events(_)
     );
     acts_on_existing
         && a.project_name.is_some()

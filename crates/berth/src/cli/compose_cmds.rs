@@ -67,6 +67,15 @@ pub struct UpArgs {
     /// Don't print prefix in logs
     #[arg(long)]
     pub no_log_prefix: bool,
+    /// Restrict attaching to the specified services
+    #[arg(long, value_name = "SERVICE", conflicts_with = "attach_dependencies")]
+    pub attach: Vec<String>,
+    /// Automatically attach to log output of dependent services
+    #[arg(long)]
+    pub attach_dependencies: bool,
+    /// Do not attach (stream logs) to the specified services
+    #[arg(long, value_name = "SERVICE")]
+    pub no_attach: Vec<String>,
     /// Shutdown timeout in seconds
     #[arg(short, long, value_name = "SECONDS")]
     pub timeout: Option<u32>,
@@ -271,6 +280,22 @@ pub struct CpArgs {
     pub dest: String,
 }
 
+/// `events`.
+#[derive(clap::Args, Debug)]
+pub struct EventsArgs {
+    /// Output events as a stream of json objects
+    #[arg(long)]
+    pub json: bool,
+    /// Show all events created since timestamp
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only these services' events
+    pub services: Vec<String>,
+}
+
 /// `run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -441,6 +466,7 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
         }
         ComposeCommand::Top(a) => top(ctx, &a.services),
         ComposeCommand::Cp(a) => cp(ctx, a),
+        ComposeCommand::Events(a) => events(ctx, a),
         ComposeCommand::Images(a) => images(ctx, a),
         ComposeCommand::Port(a) => port(ctx, a),
         ComposeCommand::Wait(a) => {
@@ -583,7 +609,7 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
     if (a.detach || a.wait) && abort {
         bail!("--abort-on-container-exit and --detach are incompatible");
     }
-    if let Some(s) = &a.exit_code_from {
+    for s in a.exit_code_from.iter().chain(&a.attach).chain(&a.no_attach) {
         c.check_service(s)?;
     }
     let o = UpOptions {
@@ -624,8 +650,20 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
+    // As compose: the services named (all when none are), their
+    // dependencies too with --attach-dependencies; --attach names them
+    // outright; --no-attach leaves some out. Ctrl-C stops them all.
+    let attach: Vec<String> = if !a.attach.is_empty() {
+        a.attach.clone()
+    } else if a.services.is_empty() || a.attach_dependencies {
+        selection.clone()
+    } else {
+        a.services.clone()
+    };
+    let attach: Vec<String> = attach.into_iter().filter(|s| !a.no_attach.contains(s)).collect();
     attached(
         ctx,
+        &attach,
         &selection,
         abort,
         a.exit_code_from.as_deref(),
@@ -785,6 +823,7 @@ fn follow_all(
 /// stop; Ctrl-C (or, with `abort`, the first exit) stops the project.
 fn attached(
     ctx: &Ctx<'_>,
+    attach: &[String],
     services: &[String],
     abort: bool,
     exit_code_from: Option<&str>,
@@ -792,7 +831,11 @@ fn attached(
     timeout: Option<u32>,
 ) -> Result<i32> {
     let c = ctx.compose;
-    let list = c.containers_of(services, false)?;
+    let list = if attach.is_empty() {
+        Vec::new()
+    } else {
+        c.containers_of(attach, false)?
+    };
     let (tx, rx) = mpsc::channel();
     let pipe = berth_runtime::term::SignalPipe::install().context("installing signal handlers")?;
     let read_fd = rustix::io::dup(&pipe.read)?;
@@ -816,7 +859,8 @@ fn attached(
     let opts = log_options(true, false, "all", None, None)?;
     let _threads = follow_all(ctx, &list, &opts, no_prefix, &tx);
     drop(tx);
-    let mut remaining = list.len();
+    // Nothing attached: the project runs until Ctrl-C.
+    let mut remaining = list.len().max(1);
     let mut code = 0;
     let mut stopping = false;
     while remaining > 0 {
@@ -843,6 +887,9 @@ fn attached(
                 eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
                 c.stop(services, timeout)?;
                 code = 130;
+                if list.is_empty() {
+                    break;
+                }
             }
             Err(_) => break,
         }
@@ -1179,6 +1226,77 @@ fn cp(ctx: &Ctx<'_>, a: CpArgs) -> Result<i32> {
         (None, None) => bail!("must specify at least one container source (SERVICE:PATH)"),
     }
     Ok(0)
+}
+
+/// `events`: the project's container events from the store's journal, as
+/// compose prints them (`TIME container ACTION ID (attributes)`, or JSON
+/// lines with `--json`), compose's own labels left out of the attributes.
+/// From now on unless `--since` says otherwise; until `--until` or Ctrl-C.
+fn events(ctx: &Ctx<'_>, a: EventsArgs) -> Result<i32> {
+    use berth_engine::events::{parse_time, EventFilter, EventQuery};
+    let c = ctx.compose;
+    for s in &a.services {
+        c.check_service(s)?;
+    }
+    let now = chrono::Utc::now();
+    let time = |s: &Option<String>| s.as_deref().map(|v| parse_time(v, now)).transpose();
+    let q = EventQuery {
+        since: Some(time(&a.since)?.unwrap_or_else(|| now.timestamp_nanos_opt().unwrap_or(0))),
+        until: time(&a.until)?,
+        follow: true,
+        filter: EventFilter::parse(&[
+            "type=container".to_string(),
+            format!("label={}={}", identity::labels::PROJECT, c.loaded.project.name),
+        ])?,
+    };
+    let mut out_err = None;
+    // Ctrl-C ends the process, as it ends `berth events`.
+    c.engine.events(&q, &|| false, &mut |ev| {
+        let attrs = &ev.actor.attributes;
+        let service = attrs.get(identity::labels::SERVICE).cloned().unwrap_or_default();
+        if !a.services.is_empty() && !a.services.contains(&service) {
+            return true;
+        }
+        let own: BTreeMap<&String, &String> = attrs
+            .iter()
+            .filter(|(k, _)| !k.starts_with("com.docker.compose."))
+            .collect();
+        let secs = ev.time_nano.div_euclid(1_000_000_000);
+        let nanos = ev.time_nano.rem_euclid(1_000_000_000) as u32;
+        let t = chrono::DateTime::from_timestamp(secs, nanos).unwrap_or_default();
+        let line = if a.json {
+            json!({
+                "time": t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                "type": "container",
+                "service": service,
+                "id": ev.actor.id,
+                "action": ev.action,
+                "attributes": own,
+            })
+            .to_string()
+        } else {
+            let list: Vec<String> = own.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "{} container {} {} ({})",
+                t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S%.6f"),
+                ev.action,
+                ev.actor.id,
+                list.join(", ")
+            )
+        };
+        let mut out = io::stdout().lock();
+        match writeln!(out, "{line}").and_then(|()| out.flush()) {
+            Ok(()) => true,
+            Err(e) => {
+                out_err = Some(e);
+                false
+            }
+        }
+    })?;
+    match out_err {
+        Some(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(0),
+    }
 }
 
 fn top(ctx: &Ctx<'_>, services: &[String]) -> Result<i32> {

@@ -888,6 +888,7 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         domainname: a.domainname.clone(),
         labels,
         mounts,
+        files: Vec::new(),
         read_only: a.read_only,
         resources: spec::Resources {
             memory: a
