@@ -227,6 +227,28 @@ pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     ))
 }
 
+/// `POST /build/prune?all&keep-storage&filters`: forgets the build cache
+/// and deletes the step images nothing else holds, as `builder prune`
+/// does; `until`, `label` and `label!` filters. berth's cache holds no
+/// records apart from images, so `all` changes nothing and `keep-storage`
+/// (keep that many bytes) is refused rather than ignored.
+pub async fn build_prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let f = ctx.query.filters()?;
+    only_filters(&f, &["until", "label", "label!"])?;
+    if ctx.query.get("keep-storage").is_some_and(|v| !v.is_empty() && v != "0") {
+        return Err(ApiError::bad_request(
+            "keep-storage is not supported: berth prunes the whole cache (or what the filters select)",
+        ));
+    }
+    let items = crate::query::as_pairs(&f, &["until", "label", "label!"]);
+    let filter = berth_engine::containers::prune::PruneFilter::parse(&items).map_err(ApiError::from)?;
+    let (ids, freed) = ctx.blocking(move |e| e.prune_build_cache(&filter)).await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({"CachesDeleted": ids, "SpaceReclaimed": freed}),
+    ))
+}
+
 /// A `Write` whose text goes out as `{"stream": …}` messages (the build's
 /// step lines).
 struct StreamLines(std::sync::mpsc::Sender<Value>);
@@ -314,9 +336,17 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
                 all_tags,
                 ..Default::default()
             };
+            // The name the engine states after `Status:` is the docker
+            // CLI's own last line, not the daemon's: left out.
+            let after_status = std::sync::atomic::AtomicBool::new(false);
             let res = with_messages(
                 w,
-                |e, tx| {
+                move |e, tx| {
+                    if let Event::Status(s) = &e {
+                        if after_status.swap(s.starts_with("Status: "), std::sync::atomic::Ordering::Relaxed) {
+                            return;
+                        }
+                    }
                     if let Some(v) = message_of(&e, "Downloading") {
                         let _ = tx.send(v);
                     }
