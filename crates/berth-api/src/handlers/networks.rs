@@ -101,7 +101,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
         labels: strings(&v["Labels"]),
         options: strings(&v["Options"]),
     };
-    let rec = ctx.blocking(move |e| Ok(e.network_create(&req)?)).await?;
+    let rec = ctx.blocking(move |e| e.network_create(&req)).await?;
     Ok(body::json(StatusCode::CREATED, &json!({"Id": rec.id, "Warning": ""})))
 }
 
@@ -111,7 +111,7 @@ pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     if let Some(k) = f.keys().next() {
         return Err(ApiError::bad_request(format!("invalid filter '{k}'")));
     }
-    let gone: Vec<String> = ctx.blocking(|e| Ok(e.network_prune()?)).await?;
+    let gone: Vec<String> = ctx.blocking(|e| e.network_prune()).await?;
     Ok(body::json(StatusCode::OK, &json!({"NetworksDeleted": gone})))
 }
 
@@ -119,11 +119,11 @@ pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     match op {
         NetworkOp::Inspect => {
-            let v = ctx.blocking(move |e| Ok(e.network_inspect(&id)?)).await?;
+            let v = ctx.blocking(move |e| e.network_inspect(&id)).await?;
             Ok(body::json(StatusCode::OK, &fix_created(v)))
         }
         NetworkOp::Remove => {
-            ctx.blocking(move |e| Ok(e.network_remove(&id)?)).await?;
+            ctx.blocking(move |e| e.network_remove(&id)).await?;
             Ok(body::status(StatusCode::NO_CONTENT))
         }
         NetworkOp::Connect => {

@@ -94,7 +94,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
     let out = ctx
         .blocking(move |e| {
             let made = e.volume_create(&req)?;
-            Ok(e.volume_inspect(&made.record.name)?)
+            e.volume_inspect(&made.record.name)
         })
         .await?;
     Ok(body::json(StatusCode::CREATED, &out))
@@ -103,7 +103,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
 /// `DELETE /volumes/{name}?force`.
 pub async fn remove(ctx: &Ctx, name: String) -> Result<Response<Body>, ApiError> {
     let force = ctx.query.bool("force");
-    ctx.blocking(move |e| Ok(e.volume_remove(&name, force)?)).await?;
+    ctx.blocking(move |e| e.volume_remove(&name, force)).await?;
     Ok(body::status(StatusCode::NO_CONTENT))
 }
 
@@ -115,7 +115,7 @@ pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let all = f
         .get("all")
         .is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "true" | "1")));
-    let (gone, bytes): (Vec<String>, u64) = ctx.blocking(move |e| Ok(e.volume_prune(all)?)).await?;
+    let (gone, bytes): (Vec<String>, u64) = ctx.blocking(move |e| e.volume_prune(all)).await?;
     Ok(body::json(
         StatusCode::OK,
         &json!({"VolumesDeleted": gone, "SpaceReclaimed": bytes}),
