@@ -512,6 +512,21 @@ impl ContainerSpec {
                 }
             }
         }
+        // host, none and container: share or have no network stack: no
+        // user-defined network can be joined beside them (the API's
+        // NetworkingConfig, compose's networks:, several --network flags).
+        if matches!(
+            self.network,
+            NetworkMode::None | NetworkMode::Host | NetworkMode::Container(_)
+        ) && self
+            .endpoints
+            .iter()
+            .any(|e| matches!(NetworkMode::parse(&e.network), Ok(NetworkMode::Network(_))))
+        {
+            return Err(EngineError::invalid(
+                "conflicting options: cannot attach both user-defined and non-user-defined network-modes",
+            ));
+        }
         if self.auto_remove && self.restart != RestartPolicy::No {
             return Err(EngineError::invalid(
                 "conflicting options: cannot specify both --restart and --rm",
@@ -976,6 +991,29 @@ mod tests {
         invalid(s.validate_for(2));
         s.resources.nano_cpus = Some(parse_cpus("0").unwrap());
         s.validate_for(2).unwrap();
+    }
+
+    #[test]
+    fn host_none_and_container_modes_join_no_user_network() {
+        for mode in ["host", "none", "container:db"] {
+            let mut s = ContainerSpec::new("bb");
+            s.network = NetworkMode::parse(mode).unwrap();
+            s.validate_for(1).unwrap();
+            s.endpoints.push(EndpointSpec {
+                network: "app-net".into(),
+                ..Default::default()
+            });
+            assert!(invalid(s.validate_for(1)).starts_with("conflicting options"), "{mode}");
+        }
+        let mut s = ContainerSpec::new("bb");
+        s.network = NetworkMode::parse("app-net").unwrap();
+        for n in ["app-net", "other-net"] {
+            s.endpoints.push(EndpointSpec {
+                network: n.into(),
+                ..Default::default()
+            });
+        }
+        s.validate_for(1).unwrap();
     }
 
     #[test]

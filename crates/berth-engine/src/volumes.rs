@@ -103,7 +103,7 @@ fn check_options(opts: &BTreeMap<String, String>) -> Result<()> {
     match opts.get("type").map(String::as_str) {
         None if opts.contains_key("device") || opts.contains_key("o") => {
             return Err(EngineError::invalid(
-                "missing required option: \"type\" (e.g. type=tmpfs, or type=none with o=bind)".to_string(),
+                "missing required option: \"type\" (e.g. type=tmpfs, or type=none with o=bind)",
             ));
         }
         Some("none") if opts.get("o").is_some_and(|o| o.split(',').any(|x| x == "bind")) => {
