@@ -93,6 +93,7 @@ impl Engine {
             }
         }
         let staged_context;
+        let staged = matches!(req.context, ContextSource::Tar(_));
         let (context_dir, file) = match req.context {
             ContextSource::Dir(d) => {
                 if !d.is_dir() {
@@ -116,7 +117,23 @@ impl Engine {
                 (dir, Some(PathBuf::from(name)))
             }
         };
-        let (text, name, path) = read_dockerfile(&context_dir, file.as_deref())?;
+        let (text, name, path) = if staged {
+            // A tar's Dockerfile is the tar's, never a file the process
+            // can see from its own directory or through a link.
+            let name = file.as_deref().unwrap_or(Path::new("Dockerfile"));
+            let path = context_dir.join(name);
+            let real = path
+                .canonicalize()
+                .with_context(|| format!("unable to read the Dockerfile {}", name.display()))?;
+            if !real.starts_with(context_dir.canonicalize()?) {
+                bail!("the Dockerfile {} is outside the build context", name.display());
+            }
+            let text = std::fs::read_to_string(&real)
+                .with_context(|| format!("unable to read the Dockerfile {}", name.display()))?;
+            (text, name.to_string_lossy().into_owned(), path)
+        } else {
+            read_dockerfile(&context_dir, file.as_deref())?
+        };
         opts.context_dir = context_dir;
         opts.dockerfile_text = text;
         opts.dockerfile_name = name;

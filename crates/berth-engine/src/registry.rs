@@ -541,9 +541,11 @@ impl Engine {
         let repo_digests = vec![format!("{}@{}", r.repository(), top_digest)];
         let full_repo = format!("{}/{}", reg.name(), repo);
 
-        // Already complete: only names change.
+        // Already complete: only names change. As Docker says, an image
+        // is "newer" when the name did not mean it before.
         let existing = self.store.image(&config_desc.digest).ok();
         if let Some(img) = existing.filter(|img| img.layers.iter().all(|c| self.store.has_layer_dir(c))) {
+            let renamed = tags.iter().any(|t| !img.tags.contains(t));
             let layers = self.store.image_layers(&img)?;
             let manifest_bytes = self.store.blobs().read(&img.manifest)?;
             let rec = self.store.commit_image(NewImage {
@@ -555,7 +557,7 @@ impl Engine {
                 manifest: Some(manifest_bytes),
             })?;
             variant_of(&rec.id)?;
-            return Ok(pulled(out, r, rec.id, top_digest, false));
+            return Ok(pulled(out, r, rec.id, top_digest, renamed));
         }
 
         let jobs = layer_descs.iter().enumerate().map(|(i, d)| {
@@ -1052,6 +1054,10 @@ impl Engine {
             });
         }
         let full_repo = format!("{}/{}", reg.name(), repo);
+        // Every layer is announced before any moves, as Docker does.
+        for p in &plans {
+            out.layer(p.diff_id.short(), "Preparing");
+        }
         // Upload layers, a few at once; each yields its final descriptor.
         let jobs = plans.iter().map(|p| {
             let sources = info.sources(p.known.as_ref().map(|k| &k.0).unwrap_or(&p.source));

@@ -57,6 +57,8 @@ pub struct ContainerConfig {
     /// `--userns` other than `host`: the container's own user namespace
     /// with these maps (instead of a rootless user's default ones).
     pub id_mappings: Option<crate::idmap::IdMappings>,
+    /// The size of /dev/shm in bytes; `None` is Docker's 64 MiB.
+    pub shm_size: Option<u64>,
 }
 
 /// What kind of mount a [`MountSpec`] is.

@@ -48,7 +48,7 @@ pub use logs::{read_logs, LogOptions};
 pub use monitor::{monitor_main, spawn_monitor, spawn_monitor_with, MonitorOptions};
 pub use mount::{mount_overlay, mount_overlay_opts, unmount};
 pub use oci::{OciRuntime, OciState};
-pub use ops::{kill, pause, stats, stop, top, unpause, update_resources, ProcessInfo, Stats};
+pub use ops::{kill, pause, stats, stop, top, unpause, update_resources, BlkioEntry, NetCounters, ProcessInfo, Stats};
 pub use spec::build_spec;
 pub use state::{read_state, ContainerState, Health, HealthLog};
 pub use streams::{

@@ -368,6 +368,7 @@ pub fn top(container_dir: &Path, runtime: &OciRuntime) -> Result<Vec<ProcessInfo
 
 /// Resource usage, for `berth stats`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Stats {
     pub memory_usage: u64,
     /// `None` = unlimited.
@@ -376,6 +377,112 @@ pub struct Stats {
     pub cpu_usage_ns: u64,
     pub pids_current: u64,
     pub pids_limit: Option<u64>,
+    /// Bytes read and written per device and operation (cgroup v1's
+    /// `blkio.throttle.io_service_bytes_recursive`, v2's `io.stat`).
+    pub blkio_bytes: Vec<BlkioEntry>,
+    /// Operations per device and kind (v1's `io_serviced_recursive`; v2:
+    /// `rios`/`wios`).
+    pub blkio_ios: Vec<BlkioEntry>,
+    /// The interfaces of the container's network namespace other than
+    /// `lo`, counted from inside (`/proc/<pid>/net/dev`).
+    pub networks: Vec<(String, NetCounters)>,
+}
+
+/// One line of a blkio counter: a device, an operation (`Read`, `Write`,
+/// `Sync`, `Async`, `Discard`, `Total` on v1; `read`, `write` on v2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlkioEntry {
+    pub major: u64,
+    pub minor: u64,
+    pub op: String,
+    pub value: u64,
+}
+
+/// An interface's counters as `/proc/net/dev` has them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetCounters {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// `blkio.throttle.io_service_bytes_recursive` and its kin: `MAJ:MIN OP
+/// VALUE` lines (and a last `Total N` line, left out).
+fn parse_blkio_v1(text: &str) -> Vec<BlkioEntry> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (dev, op, value) = (f.next()?, f.next()?, f.next()?.parse().ok()?);
+            let (major, minor) = dev.split_once(':')?;
+            Some(BlkioEntry {
+                major: major.parse().ok()?,
+                minor: minor.parse().ok()?,
+                op: op.to_string(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// v2's `io.stat` (`MAJ:MIN rbytes=… wbytes=… rios=… wios=…`) as
+/// (bytes, operations), each `read` then `write` per device, as dockerd
+/// reports it.
+fn parse_io_stat(text: &str) -> (Vec<BlkioEntry>, Vec<BlkioEntry>) {
+    let (mut bytes, mut ios) = (Vec::new(), Vec::new());
+    for l in text.lines() {
+        let mut f = l.split_whitespace();
+        let Some((major, minor)) = f.next().and_then(|d| d.split_once(':')) else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (major.parse::<u64>(), minor.parse::<u64>()) else {
+            continue;
+        };
+        let kv: std::collections::HashMap<&str, u64> = f
+            .filter_map(|x| x.split_once('=').and_then(|(k, v)| Some((k, v.parse().ok()?))))
+            .collect();
+        let entry = |op: &str, key: &str| BlkioEntry {
+            major,
+            minor,
+            op: op.to_string(),
+            value: kv.get(key).copied().unwrap_or(0),
+        };
+        bytes.extend([entry("read", "rbytes"), entry("write", "wbytes")]);
+        ios.extend([entry("read", "rios"), entry("write", "wios")]);
+    }
+    (bytes, ios)
+}
+
+/// `/proc/net/dev`'s interfaces other than `lo`.
+fn parse_net_dev(text: &str) -> Vec<(String, NetCounters)> {
+    text.lines()
+        .skip(2)
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let name = name.trim();
+            let v: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            if name == "lo" || v.len() < 12 {
+                return None;
+            }
+            Some((
+                name.to_string(),
+                NetCounters {
+                    rx_bytes: v[0],
+                    rx_packets: v[1],
+                    rx_errors: v[2],
+                    rx_dropped: v[3],
+                    tx_bytes: v[8],
+                    tx_packets: v[9],
+                    tx_errors: v[10],
+                    tx_dropped: v[11],
+                },
+            ))
+        })
+        .collect()
 }
 
 fn read_u64(p: &Path) -> Option<u64> {
@@ -408,19 +515,65 @@ pub fn stats(container_dir: &Path) -> Result<Stats> {
             .unwrap_or(0)
             * 1000;
         s.pids_limit = read_u64(&f("", "pids.max"));
+        (s.blkio_bytes, s.blkio_ios) = parse_io_stat(&std::fs::read_to_string(f("", "io.stat")).unwrap_or_default());
     } else {
         s.memory_usage = read_u64(&f("memory", "memory.usage_in_bytes")).unwrap_or(0);
         s.memory_limit = read_u64(&f("memory", "memory.limit_in_bytes")).filter(|l| *l < (1u64 << 62));
         s.cpu_usage_ns = read_u64(&f("cpuacct", "cpuacct.usage")).unwrap_or(0);
         s.pids_limit = read_u64(&f("pids", "pids.max"));
+        let blkio = |name: &str| parse_blkio_v1(&std::fs::read_to_string(f("blkio", name)).unwrap_or_default());
+        s.blkio_bytes = blkio("blkio.throttle.io_service_bytes_recursive");
+        s.blkio_ios = blkio("blkio.throttle.io_serviced_recursive");
     }
     s.pids_current = read_u64(&f("pids", "pids.current")).unwrap_or(0);
+    if let Some(st) = read_state(container_dir).ok().filter(|st| st.pid > 0) {
+        s.networks = parse_net_dev(&std::fs::read_to_string(format!("/proc/{}/net/dev", st.pid)).unwrap_or_default());
+    }
     Ok(s)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_parse_as_the_kernel_writes_them() {
+        let v1 = parse_blkio_v1("8:0 Read 4096\n8:0 Write 512\n8:0 Total 4608\nTotal 4608\n");
+        assert_eq!(v1.len(), 3);
+        assert_eq!(
+            (v1[1].major, v1[1].minor, v1[1].op.as_str(), v1[1].value),
+            (8, 0, "Write", 512)
+        );
+        let (b, i) = parse_io_stat("259:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n");
+        assert_eq!(
+            b.iter().map(|e| (e.op.as_str(), e.value)).collect::<Vec<_>>(),
+            [("read", 10), ("write", 20)]
+        );
+        assert_eq!(i[1].value, 2);
+        let dev = [
+            "Inter-|   Receive                                                |  Transmit",
+            " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed",
+            "    lo:       5       1    0    0    0     0          0         0        5       1    0    0    0     0       0          0",
+            "  eth0:    1000      10    1    2    0     0          0         0      300       3    4    5    0     0       0          0",
+        ]
+        .join("\n");
+        let n = parse_net_dev(&dev);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].0, "eth0");
+        assert_eq!(
+            n[0].1,
+            NetCounters {
+                rx_bytes: 1000,
+                rx_packets: 10,
+                rx_errors: 1,
+                rx_dropped: 2,
+                tx_bytes: 300,
+                tx_packets: 3,
+                tx_errors: 4,
+                tx_dropped: 5
+            }
+        );
+    }
 
     #[test]
     fn signals_normalize() {

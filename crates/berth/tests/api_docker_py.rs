@@ -56,3 +56,81 @@ fn docker_py_runs_builds_execs_and_sixteen_clients_at_once() {
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
     assert_eq!(root.ok(&["volume", "ls", "-q"]).trim(), "");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn sixteen_docker_py_clients_pull_build_run_and_race_at_once() {
+    let env = Env::new();
+    let root = &env.root;
+    // Four images in a registry on loopback that the store does not hold.
+    let reg = root.path().join("registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    let (mut registry, port) = common::serve_registry(&reg, "", "", std::process::Stdio::null());
+    let registry_addr = format!("127.0.0.1:{port}");
+    for k in 0..4 {
+        let ctx = root.path().join(format!("ctx{k}"));
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), format!("FROM bb\nRUN echo {k} > /k\n")).unwrap();
+        let name = format!("{registry_addr}/conc/img{k}");
+        root.ok(&["build", "-q", "-t", &name, ctx.to_str().unwrap()]);
+        root.ok(&["push", &name]);
+        root.ok(&["rmi", &name]);
+    }
+    root.ok(&["image", "prune", "-f"]);
+
+    let svc = Service::start(root);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_concurrent.py");
+    let o = std::process::Command::new(docker_py())
+        .arg(&script)
+        .arg(svc.host())
+        .arg(&registry_addr)
+        .output()
+        .unwrap();
+    let _ = registry.kill();
+    let _ = registry.wait();
+    assert!(
+        o.status.success(),
+        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("16 clients, every check passed"), "{}", stdout(&o));
+    // berth's CLI sees the same store: sixteen tags of eight builds, nothing running.
+    assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
+    let built = root.ok(&["images", "--format", "{{.Repository}}"]);
+    assert_eq!(built.lines().filter(|l| l.starts_with("built")).count(), 16, "{built}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn docker_py_sends_every_build_parameter_and_reads_stats_and_platforms() {
+    let env = Env::new();
+    let root = &env.root;
+    let reg = root.path().join("registry");
+    std::fs::create_dir_all(&reg).unwrap();
+    let (mut registry, port) = common::serve_registry(&reg, "", "", std::process::Stdio::null());
+    let registry_addr = format!("127.0.0.1:{port}");
+    let name = format!("{registry_addr}/plat/bb:1");
+    root.ok(&["tag", "bb", &name]);
+    root.ok(&["push", &name]);
+    root.ok(&["rmi", &name]);
+
+    let svc = Service::start(root);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_build_params.py");
+    let o = std::process::Command::new(docker_py())
+        .arg(&script)
+        .arg(svc.host())
+        .arg(&registry_addr)
+        .output()
+        .unwrap();
+    let _ = registry.kill();
+    let _ = registry.wait();
+    assert!(
+        o.status.success(),
+        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("docker-py build params: every check passed"));
+    assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
+}

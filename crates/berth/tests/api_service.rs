@@ -226,6 +226,91 @@ wait $svc; echo "service exit $?""#,
     assert_eq!(lines[3], "service exit 0", "{out}");
 }
 
+#[test]
+#[ignore = "needs root"]
+fn the_docker_cli_runs_execs_and_removes_containers_through_a_rootless_service() {
+    let rl = Rootless::new("berth-api-rootless-run-");
+    let o = rl.run("import bb.tar bb");
+    assert!(o.status.success(), "{}", stderr(&o));
+    for client in docker_clients() {
+        let script = format!(
+            r#"export XDG_RUNTIME_DIR=$PWD/run DOCKER_CONFIG=$PWD/docker-config; mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+./berth --root {store} system service --time 0 2>service.log & svc=$!
+trap 'kill $svc; wait $svc' EXIT
+sock=$XDG_RUNTIME_DIR/berth/berth.sock
+for i in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+export DOCKER_HOST=unix://$sock
+d={client}
+step() {{ echo "== $*"; "$@" 2>&1 || echo "exit $?"; }}
+step $d version --format '{{{{.Server.Os}}}} {{{{.Server.APIVersion}}}}'
+step $d run --rm bb sh -c 'id -u; echo hi'
+id=$($d run -d --name bg bb sh -c 'echo started; exec sleep 300')
+echo "== run -d ${{#id}}"
+step $d ps --format '{{{{.Names}}}} {{{{.Image}}}} {{{{.State}}}}'
+for i in $(seq 50); do [ -n "$($d logs bg)" ] && break; sleep 0.1; done
+step $d logs bg
+step $d exec bg sh -c 'head -1 /proc/self/uid_map; echo in-$(hostname)'
+step $d exec bg ps -o comm
+step $d rm -f bg
+step $d ps -aq
+step ./berth --root {store} ps -aq
+echo "== end""#,
+            store = rl.store().display(),
+            client = client.display()
+        );
+        let o = rl.sh(&script);
+        let out = stdout(&o) + &stderr(&o);
+        let uid_map = format!("0 {} 1", rl.uid);
+        let want = [
+            "== version --format {{.Server.Os}} {{.Server.APIVersion}}".to_string(),
+            "linux 1.43".into(),
+            "== run --rm bb sh -c id -u; echo hi".into(),
+            "0".into(),
+            "hi".into(),
+            "== run -d 64".into(),
+            "== ps --format {{.Names}} {{.Image}} {{.State}}".into(),
+            "bg bb running".into(),
+            "== logs bg".into(),
+            "started".into(),
+            "== exec bg sh -c head -1 /proc/self/uid_map; echo in-$(hostname)".into(),
+            uid_map,
+            format!("in-{}", "<id>"),
+            "== exec bg ps -o comm".into(),
+            "COMMAND".into(),
+            "sleep".into(),
+            "ps".into(),
+            "== rm -f bg".into(),
+            "bg".into(),
+            "== ps -aq".into(),
+            "== ./berth --root <store> ps -aq".into(),
+            "== end".into(),
+        ];
+        // The client's path and the store's, the container's ID and the
+        // uid_map's spacing are masked.
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("in-"))
+            .unwrap_or("")
+            .to_string();
+        let got: Vec<String> = out
+            .replace(&client.display().to_string(), "")
+            .replace(&rl.store().display().to_string(), "<store>")
+            .lines()
+            .map(|l| {
+                let l = l.split_whitespace().collect::<Vec<_>>().join(" ");
+                let l = l.replace("== ", "==").replacen("==", "== ", 1);
+                if !id.is_empty() && l == format!("in-{id}") {
+                    "in-<id>".to_string()
+                } else {
+                    l
+                }
+            })
+            .collect();
+        assert_eq!(got, want, "{}:\n{out}", client.display());
+        assert_eq!(id.len(), 12, "the hostname is the short ID: {out}");
+    }
+}
+
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, by
 /// openssl, in `dir`.
 fn make_certs(dir: &Path) {

@@ -141,9 +141,17 @@ pub async fn one(ctx: &Ctx, name: String, op: ImageOp) -> Result<Response<Body>,
         ImageOp::Remove => {
             let force = ctx.query.bool("force");
             let prune_parents = !ctx.query.bool("noprune");
+            let shown = berth_store_name(&name);
             let removed = ctx
                 .blocking(move |e| e.remove_image(&name, force, prune_parents))
-                .await?;
+                .await
+                .map_err(|mut e| {
+                    // Docker names the reference it looked for: `nosuch:latest`.
+                    if e.status == StatusCode::NOT_FOUND && e.message.starts_with("No such image: ") {
+                        e.message = format!("No such image: {shown}");
+                    }
+                    e
+                })?;
             Ok(body::json(StatusCode::OK, &removals(&removed)))
         }
         ImageOp::Save => save(ctx, vec![name]).await,
@@ -224,6 +232,28 @@ pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     Ok(body::json(
         StatusCode::OK,
         &json!({"ImagesDeleted": deleted, "SpaceReclaimed": freed}),
+    ))
+}
+
+/// `POST /build/prune?all&keep-storage&filters`: forgets the build cache
+/// and deletes the step images nothing else holds, as `builder prune`
+/// does; `until`, `label` and `label!` filters. berth's cache holds no
+/// records apart from images, so `all` changes nothing and `keep-storage`
+/// (keep that many bytes) is refused rather than ignored.
+pub async fn build_prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    let f = ctx.query.filters()?;
+    only_filters(&f, &["until", "label", "label!"])?;
+    if ctx.query.get("keep-storage").is_some_and(|v| !v.is_empty() && v != "0") {
+        return Err(ApiError::bad_request(
+            "keep-storage is not supported: berth prunes the whole cache (or what the filters select)",
+        ));
+    }
+    let items = crate::query::as_pairs(&f, &["until", "label", "label!"]);
+    let filter = berth_engine::containers::prune::PruneFilter::parse(&items).map_err(ApiError::from)?;
+    let (ids, freed) = ctx.blocking(move |e| e.prune_build_cache(&filter)).await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({"CachesDeleted": ids, "SpaceReclaimed": freed}),
     ))
 }
 
@@ -314,9 +344,17 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
                 all_tags,
                 ..Default::default()
             };
+            // The name the engine states after `Status:` is the docker
+            // CLI's own last line, not the daemon's: left out.
+            let after_status = std::sync::atomic::AtomicBool::new(false);
             let res = with_messages(
                 w,
-                |e, tx| {
+                move |e, tx| {
+                    if let Event::Status(s) = &e {
+                        if after_status.swap(s.starts_with("Status: "), std::sync::atomic::Ordering::Relaxed) {
+                            return;
+                        }
+                    }
                     if let Some(v) = message_of(&e, "Downloading") {
                         let _ = tx.send(v);
                     }
@@ -428,8 +466,38 @@ pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
     let q = &ctx.query;
     if let Some(r) = q.get("remote").filter(|r| !r.is_empty()) {
         return Err(ApiError::bad_request(format!(
-            "remote build contexts ({r}) are not supported: send the context as a tar"
+            "remote build context {r:?}: berth's service fetches no git repository or URL; send the context as a tar in the request body"
         )));
+    }
+    // `rm` and `forcerm` ask for what berth always does: its step
+    // containers never outlive their step, failed or not.
+    let extra_hosts = q
+        .all("extrahosts")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter(|h| !h.trim().is_empty())
+        .map(|h| {
+            berth_net::etc::parse_add_host(h.trim(), None)
+                .map(|(name, ip)| (name, ip.to_string()))
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let shm_size = match q.get("shmsize").map(str::trim).filter(|s| !s.is_empty()) {
+        None | Some("0") => None,
+        Some(s) => Some(
+            s.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid shmsize {s:?}: a number of bytes above 0")))?,
+        ),
+    };
+    // Docker's classic builder takes these images as cache sources: berth's
+    // step cache already holds every step built in this store, whatever
+    // it is tagged, so the list is only checked (images pulled from
+    // elsewhere are not matched step by step against it).
+    if let Some(text) = q.get("cachefrom").filter(|t| !t.trim().is_empty()) {
+        serde_json::from_str::<Vec<String>>(text)
+            .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?;
     }
     let tags = q.all("t");
     let quiet = q.bool("q");
@@ -450,6 +518,8 @@ pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         pull: q.bool("pull"),
         platform: q.get("platform").filter(|p| !p.is_empty()).map(str::to_string),
         network,
+        extra_hosts,
+        shm_size,
         ..Default::default()
     };
     let file = q

@@ -83,6 +83,7 @@ pub async fn dispatch(ctx: Ctx, route: Route, req: Request<Incoming>) -> Result<
         Route::Commit => containers::commit(&ctx, req).await,
         Route::ImagesCreate => images::create(&ctx, req).await,
         Route::Build => images::build(&ctx, req).await,
+        Route::BuildPrune => images::build_prune(&ctx).await,
         Route::Events => events::stream(&ctx).await,
         Route::VolumesList => volumes::list(&ctx).await,
         Route::VolumesCreate => volumes::create(&ctx, req).await,

@@ -550,13 +550,22 @@ fn stats_json(c: &berth_engine::containers::Container, now: &Sample, pre: Option
         }),
         None => json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}}),
     };
-    json!({
+    let mut out = json!({
         "read": now.read,
         "preread": pre.map(|p| p.read.clone()).unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string()),
         "name": format!("/{}", c.rec.name),
         "id": c.rec.id,
         "pids_stats": {"current": now.pids, "limit": now.pids_limit},
-        "blkio_stats": {"io_service_bytes_recursive": null},
+        "blkio_stats": {
+            "io_service_bytes_recursive": now.blkio_bytes,
+            "io_serviced_recursive": now.blkio_ios,
+            "io_queue_service_recursive": null,
+            "io_service_time_recursive": null,
+            "io_wait_time_recursive": null,
+            "io_merged_recursive": null,
+            "io_time_recursive": null,
+            "sectors_recursive": null,
+        },
         "num_procs": 0,
         "storage_stats": {},
         "cpu_stats": cpu(Some(now)),
@@ -566,7 +575,11 @@ fn stats_json(c: &berth_engine::containers::Container, now: &Sample, pre: Option
             "limit": now.mem_limit,
             "stats": {},
         },
-    })
+    });
+    if !now.networks.is_null() {
+        out["networks"] = now.networks.clone();
+    }
+    out
 }
 
 struct Sample {
@@ -577,6 +590,11 @@ struct Sample {
     mem_limit: u64,
     pids: u64,
     pids_limit: Option<u64>,
+    /// Docker's arrays of `{major, minor, op, value}` (null when empty).
+    blkio_bytes: Value,
+    blkio_ios: Value,
+    /// `{"eth0": {rx_bytes…}}`; null when not on bridge networks.
+    networks: Value,
 }
 
 /// The host's CPU time in nanoseconds (`/proc/stat`'s first line), as
@@ -605,6 +623,25 @@ fn sample(e: &berth_engine::Engine, c: &berth_engine::containers::Container) -> 
         mem_limit: s.memory_limit.unwrap_or_else(berth_engine::system::host_memory),
         pids: s.pids_current,
         pids_limit: s.pids_limit,
+        blkio_bytes: if s.blkio_bytes.is_empty() {
+            Value::Null
+        } else {
+            json!(s.blkio_bytes)
+        },
+        blkio_ios: if s.blkio_ios.is_empty() {
+            Value::Null
+        } else {
+            json!(s.blkio_ios)
+        },
+        networks: if s.networks.is_empty() {
+            Value::Null
+        } else {
+            s.networks
+                .iter()
+                .map(|(n, c)| (n.clone(), json!(c)))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        },
     })
 }
 
@@ -623,6 +660,9 @@ pub async fn stats(ctx: &Ctx, word: String) -> Result<Response<Body>, ApiError> 
             mem_limit: 0,
             pids: 0,
             pids_limit: None,
+            blkio_bytes: Value::Null,
+            blkio_ios: Value::Null,
+            networks: Value::Null,
         };
         return Ok(body::json(StatusCode::OK, &stats_json(&c, &zero, None)));
     }

@@ -72,6 +72,11 @@ pub struct BuildOptions {
     pub ssh: BTreeMap<String, PathBuf>,
     /// `os/arch[/variant]`
     pub platform: Option<String>,
+    /// `--add-host NAME:IP`: lines added to every RUN's /etc/hosts, as
+    /// (name, address); they are not part of the cache key, as in Docker.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--shm-size`: the size of every RUN's /dev/shm in bytes (None: 64 MiB).
+    pub shm_size: Option<u64>,
     pub source_date_epoch: Option<i64>,
     pub cache_from: Vec<PathBuf>,
     pub cache_to: Option<PathBuf>,

@@ -462,9 +462,19 @@ fn execute(
             .shell
             .clone()
             .unwrap_or_else(crate::metadata::default_shell),
+        shm_size: b.opts.shm_size,
         ..Default::default()
     };
     let spec = build_spec(&cfg, &root, &sd.dir).map_err(|e| store_err("preparing the step's container", e))?;
+    if !b.opts.extra_hosts.is_empty() {
+        // `--add-host`: after the runtime's own lines, as Docker puts them.
+        let hosts = sd.dir.join("hosts");
+        let mut text = std::fs::read_to_string(&hosts).map_err(|e| store_err("reading the step's /etc/hosts", e))?;
+        for (name, ip) in &b.opts.extra_hosts {
+            text.push_str(&format!("{ip}\t{name}\n"));
+        }
+        std::fs::write(&hosts, text).map_err(|e| store_err("writing the step's /etc/hosts", e))?;
+    }
     // Both hold the step's environment (build args among them).
     let spec_json = serde_json::to_vec(&spec).map_err(|e| store_err("writing the step's bundle", e))?;
     perms::write_new(&sd.dir.join("config.json"), &spec_json, perms::PRIVATE_FILE)

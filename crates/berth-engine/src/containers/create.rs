@@ -657,6 +657,7 @@ impl Engine {
             auto_remove: o.auto_remove,
             shell,
             id_mappings: None,
+            shm_size: None,
         };
         // Validate before touching the disk.
         berth_runtime::spec::effective_caps(&cc).map_err(|e| EngineError::invalid(e.to_string()))?;

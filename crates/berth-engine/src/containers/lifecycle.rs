@@ -284,7 +284,7 @@ impl Engine {
         let rt = self.container_runtime(&c)?;
         berth_runtime::kill(&c.dir, &rt, signal).map_err(|e| match e {
             RuntimeError::WrongState { .. } => EngineError::not_running(format!(
-                "cannot kill container: {}: container {} is not running",
+                "Cannot kill container: {}: Container {} is not running",
                 word, c.rec.id
             )),
             e => e.into(),
@@ -545,9 +545,15 @@ impl Engine {
         Ok((c, ps))
     }
 
-    /// `stats`: the container's resource usage now.
+    /// `stats`: the container's resource usage now. Interfaces are shown
+    /// for a container on bridge networks only, as Docker does (the host's
+    /// or another container's namespace is not its own).
     pub fn container_stats(&self, c: &Container) -> Result<Stats> {
-        Ok(berth_runtime::stats(&c.dir)?)
+        let mut s = berth_runtime::stats(&c.dir)?;
+        if super::network::read_plan(&c.dir).is_none() {
+            s.networks.clear();
+        }
+        Ok(s)
     }
 }
 

@@ -522,11 +522,13 @@ impl Engine {
         let mut plan = match read_plan(&c.dir) {
             Some(p) => p,
             None => {
-                return Err(EngineError::invalid(format!(
-                    "container {} is on network {}: it cannot join bridge networks (it was created with --network host, none or container:)",
-                    c.rec.name,
-                    c.doc().host_config.network_mode
-                )))
+                // Docker's words for each mode.
+                return Err(EngineError::invalid(if c.doc().host_config.network_mode == "none" {
+                    "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+                        .to_string()
+                } else {
+                    "container sharing network namespace with another container or host cannot be connected to any other network".to_string()
+                }));
             }
         };
         let id = if net.name == DEFAULT_NETWORK {
