@@ -636,3 +636,48 @@ fn build_reads_the_dockerfile_from_stdin() {
         stderr(&o)
     );
 }
+
+/// `berth info | head -1`: a write to a stdout nobody reads any more ends
+/// berth as it ends the docker CLI (a Go program): killed by SIGPIPE, with
+/// nothing on stderr (no panic, no "Broken pipe" error).
+#[test]
+fn a_closed_stdout_ends_quietly_by_sigpipe() {
+    use std::os::unix::process::ExitStatusExt;
+    let r = Root::new();
+    let closed = || -> Stdio {
+        let (read, write) = rustix::pipe::pipe().unwrap();
+        drop(read);
+        Stdio::from(write)
+    };
+    // Docker itself, on a command that needs no daemon.
+    assert!(
+        have("docker"),
+        "the docker client is not installed (apt-get install docker.io)"
+    );
+    let o = Command::new("docker")
+        .arg("--help")
+        .stdout(closed())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.signal(), Some(libc_sigpipe()), "docker --help: {:?}", o.status);
+    for args in [
+        &["info"][..],
+        &["version"],
+        &["ps", "-a"],
+        &["images"],
+        &["network", "ls"],
+        &["volume", "ls"],
+        &["system", "df"],
+        &["--help"],
+        &["run", "--help"],
+    ] {
+        let o = r.cmd(args).stdout(closed()).stderr(Stdio::piped()).output().unwrap();
+        assert_eq!(o.status.signal(), Some(libc_sigpipe()), "{args:?}: {:?}", o.status);
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+}
+
+fn libc_sigpipe() -> i32 {
+    rustix::process::Signal::PIPE.as_raw()
+}

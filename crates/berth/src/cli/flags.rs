@@ -87,7 +87,7 @@ pub fn report(cmd: &Command, e: &clap::Error, argv: &[OsString]) -> i32 {
         } else {
             format!("berth {}", path.join(" "))
         });
-        let _ = sub.print_help();
+        super::pipe::print(&sub.render_help().to_string());
         return 0;
     }
     if !e.use_stderr() {
