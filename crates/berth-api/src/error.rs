@@ -65,6 +65,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Conflict | ErrorKind::NotRunning | ErrorKind::NotPaused => StatusCode::CONFLICT,
         ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::Exit(_) | ErrorKind::Other => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

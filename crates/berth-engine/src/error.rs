@@ -28,6 +28,9 @@ pub enum ErrorKind {
     NotPaused,
     /// A registry refused the credentials, or has none for the request (HTTP 401).
     Unauthorized,
+    /// The operation is never allowed on this object: removing a
+    /// predefined network, or one with containers attached (HTTP 403).
+    Forbidden,
     /// The operation ran and ended with this exit code (a container's own,
     /// 126/127 for a command that could not start, 1 for a failed build):
     /// the CLI ends with it.
@@ -86,6 +89,11 @@ impl EngineError {
     /// [`ErrorKind::Unauthorized`].
     pub fn unauthorized(message: impl fmt::Display) -> Self {
         Self::new(ErrorKind::Unauthorized, message)
+    }
+
+    /// [`ErrorKind::Forbidden`].
+    pub fn forbidden(message: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
     }
 
     /// [`ErrorKind::Exit`]: the front ends with `code` and shows `message`

@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, Result};
 use berth_net::bridge::{self, NetContext, NetworkRequest, Reconciled, DEFAULT_NETWORK};
 use berth_net::rootless::{self, RootlessNetns};
 use berth_store::{NetworkRecord, StoreError};
 use serde_json::{json, Value};
 
+use crate::error::{EngineError, Result};
 use crate::Engine;
 
 /// The networks every engine has without creating them: they are not
@@ -43,7 +43,7 @@ pub struct NetworkFilters {
 /// `KEY=VALUE` of one `--filter`.
 pub(crate) fn split_filter(raw: &str) -> Result<(&str, &str)> {
     raw.split_once('=')
-        .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value): {raw:?}"))
+        .ok_or_else(|| EngineError::invalid(format!("bad format of filter (expected name=value): {raw:?}")))
 }
 
 /// The value of a `dangling=` filter.
@@ -51,7 +51,9 @@ pub(crate) fn dangling_value(v: &str) -> Result<bool> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => bail!("invalid filter 'dangling={v}' (use true or false)"),
+        _ => Err(EngineError::invalid(format!(
+            "invalid filter 'dangling={v}' (use true or false)"
+        ))),
     }
 }
 
@@ -68,10 +70,18 @@ impl NetworkFilters {
                 "label" => f.labels.push(v.into()),
                 "type" => match v {
                     "custom" | "builtin" => f.kind = Some(v.into()),
-                    _ => bail!("invalid filter: 'type'='{v}' (use custom or builtin)"),
+                    _ => {
+                        return Err(EngineError::invalid(format!(
+                            "invalid filter: 'type'='{v}' (use custom or builtin)"
+                        )))
+                    }
                 },
                 "dangling" => f.dangling = Some(dangling_value(v)?),
-                other => bail!("invalid filter {other:?}: networks take name, id, driver, label, type, dangling"),
+                other => {
+                    return Err(EngineError::invalid(format!(
+                        "invalid filter {other:?}: networks take name, id, driver, label, type, dangling"
+                    )))
+                }
             }
         }
         Ok(f)
@@ -135,7 +145,10 @@ impl Engine {
     /// `network create`.
     pub fn network_create(&self, req: &NetworkRequest) -> Result<NetworkRecord> {
         if PREDEFINED.contains(&req.name.as_str()) {
-            bail!("{} is a pre-defined network and cannot be created", req.name);
+            return Err(EngineError::forbidden(format!(
+                "{} is a pre-defined network and cannot be created",
+                req.name
+            )));
         }
         let ctx = self.net_context(true)?.expect("started");
         let rec = bridge::create_network(&ctx, &self.store, req)?;
@@ -267,21 +280,24 @@ impl Engine {
     /// containers; returns the name as given.
     pub fn network_remove(&self, word: &str) -> Result<()> {
         if ["host", "none"].contains(&word) || word == DEFAULT_NETWORK {
-            bail!("{word} is a pre-defined network and cannot be removed");
+            return Err(EngineError::forbidden(format!(
+                "{word} is a pre-defined network and cannot be removed"
+            )));
         }
         let n = self.store.network(word)?;
         if n.name == DEFAULT_NETWORK {
-            bail!("{DEFAULT_NETWORK} is a pre-defined network and cannot be removed");
+            return Err(EngineError::forbidden(format!(
+                "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
+            )));
         }
         // Containers that stopped without leaving (a killed monitor) are no users.
         self.release_stale_endpoints()?;
         let users = self.store.network_endpoints(&n.id)?;
         if !users.is_empty() {
-            bail!(
+            return Err(EngineError::forbidden(format!(
                 "error while removing network: network {} id {} has active endpoints",
-                n.name,
-                n.id
-            );
+                n.name, n.id
+            )));
         }
         match self.net_context(false)? {
             Some(ctx) => bridge::remove_network(&ctx, &self.store, &n)?,

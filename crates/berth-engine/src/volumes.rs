@@ -11,10 +11,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
 use berth_store::volumes::{Volume, VolumeRecord, ANONYMOUS_LABEL};
 use serde_json::{json, Value};
 
+use crate::error::{EngineError, Result};
 use crate::networks::{dangling_value, label_matches, split_filter};
 use crate::{now_rfc3339, Engine};
 
@@ -55,7 +55,11 @@ impl VolumeFilters {
                 "driver" => f.drivers.push(v.into()),
                 "label" => f.labels.push(v.into()),
                 "dangling" => f.dangling = Some(dangling_value(v)?),
-                other => bail!("invalid filter {other:?}: volumes take name, driver, label, dangling"),
+                other => {
+                    return Err(EngineError::invalid(format!(
+                        "invalid filter {other:?}: volumes take name, driver, label, dangling"
+                    )))
+                }
             }
         }
         Ok(f)
@@ -91,19 +95,25 @@ fn created_at(rfc3339: &str) -> String {
 fn check_options(opts: &BTreeMap<String, String>) -> Result<()> {
     for k in opts.keys() {
         if !["type", "device", "o", "size"].contains(&k.as_str()) {
-            bail!("invalid option key: {k:?} (the local driver takes type, device and o)");
+            return Err(EngineError::invalid(format!(
+                "invalid option key: {k:?} (the local driver takes type, device and o)"
+            )));
         }
     }
     match opts.get("type").map(String::as_str) {
         None if opts.contains_key("device") || opts.contains_key("o") => {
-            bail!("missing required option: \"type\" (e.g. type=tmpfs, or type=none with o=bind)")
+            return Err(EngineError::invalid(format!(
+                "missing required option: \"type\" (e.g. type=tmpfs, or type=none with o=bind)"
+            )));
         }
         Some("none") if opts.get("o").is_some_and(|o| o.split(',').any(|x| x == "bind")) => {
             let dev = opts
                 .get("device")
-                .ok_or_else(|| anyhow!("missing required option: \"device\" (the directory to bind)"))?;
+                .ok_or_else(|| EngineError::invalid("missing required option: \"device\" (the directory to bind)"))?;
             if !std::path::Path::new(dev).is_dir() {
-                bail!("invalid mount config for type \"none\": bind source path does not exist: {dev}");
+                return Err(EngineError::invalid(format!(
+                    "invalid mount config for type \"none\": bind source path does not exist: {dev}"
+                )));
             }
         }
         _ => {}
@@ -119,15 +129,19 @@ impl Engine {
         let driver = req.driver.clone().unwrap_or_else(|| "local".into());
         let name = req.name.clone().unwrap_or_else(|| crate::containers::random_hex(32));
         if driver != "local" {
-            bail!("create {name}: error looking up volume plugin {driver}: plugin {driver:?} not found");
+            return Err(EngineError::not_found(format!(
+                "create {name}: error looking up volume plugin {driver}: plugin {driver:?} not found"
+            )));
         }
         if !valid_name(&name) {
-            bail!("create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path");
+            return Err(EngineError::invalid(format!("create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")));
         }
-        check_options(&req.options).with_context(|| format!("create {name}"))?;
+        check_options(&req.options).map_err(|e| e.context(format!("create {name}")))?;
         if let Some(v) = self.store.volume_full(&name)? {
             if !req.options.is_empty() && v.options != req.options {
-                bail!("create {name}: a volume with the same name already exists with different options");
+                return Err(EngineError::conflict(format!(
+                    "create {name}: a volume with the same name already exists with different options"
+                )));
             }
             return Ok(v);
         }
@@ -151,7 +165,7 @@ impl Engine {
             return self
                 .store
                 .volume_full(&name)?
-                .ok_or_else(|| anyhow!("volume {name} vanished"));
+                .ok_or_else(|| EngineError::not_found(format!("volume {name} vanished")));
         }
         self.volume_event("create", &name, &v.driver);
         Ok(v)
@@ -165,7 +179,10 @@ impl Engine {
         let data = vdir.join("_data");
         perms::create_dir_all(&vdir, perms::PRIVATE_DIR)
             .and_then(|()| perms::create_dir_all(&data, perms::CONTENT_DIR))
-            .with_context(|| format!("creating volume directory {}", data.display()))?;
+            .map_err(|e| {
+                EngineError::from(anyhow::Error::new(e))
+                    .context(format!("creating volume directory {}", data.display()))
+            })?;
         Ok(data)
     }
 
@@ -185,7 +202,7 @@ impl Engine {
                 return Ok((v, data, false));
             }
         }
-        check_options(options).with_context(|| format!("create {name}"))?;
+        check_options(options).map_err(|e| e.context(format!("create {name}")))?;
         let data = self.make_volume_dirs(name)?;
         let mut labels = BTreeMap::new();
         if anonymous {
@@ -206,7 +223,7 @@ impl Engine {
             let v = self
                 .store
                 .volume_full(name)?
-                .ok_or_else(|| anyhow!("volume {name} vanished"))?;
+                .ok_or_else(|| EngineError::not_found(format!("volume {name} vanished")))?;
             return Ok((v, data, false));
         }
         self.volume_event("create", name, "local");
@@ -266,7 +283,7 @@ impl Engine {
         let v = self
             .store
             .volume_full(name)?
-            .ok_or_else(|| crate::EngineError::not_found(format!("get {name}: no such volume")))?;
+            .ok_or_else(|| EngineError::not_found(format!("get {name}: no such volume")))?;
         let view = self.view(v)?;
         Ok(volume_json(&view))
     }
@@ -278,15 +295,14 @@ impl Engine {
             if force {
                 return Ok(false);
             }
-            return Err(crate::EngineError::not_found(format!("get {name}: no such volume")).into());
+            return Err(EngineError::not_found(format!("get {name}: no such volume")));
         }
         let users = self.volume_users(name)?;
         if !users.is_empty() {
-            return Err(crate::EngineError::conflict(format!(
+            return Err(EngineError::conflict(format!(
                 "remove {name}: volume is in use - [{}]",
                 users.join(", ")
-            ))
-            .into());
+            )));
         }
         self.store.remove_volume(name)?;
         berth_store::staging::remove_tree(&self.store.volumes_dir().join(name));
@@ -348,18 +364,17 @@ pub fn volume_mount(v: &Volume) -> Result<VolumeMount> {
             let dev = v
                 .options
                 .get("device")
-                .ok_or_else(|| anyhow!("volume {name}: missing required option: \"device\""))?;
+                .ok_or_else(|| EngineError::invalid(format!("volume {name}: missing required option: \"device\"")))?;
             let dev = PathBuf::from(dev);
             if !dev.is_dir() {
-                return Err(crate::EngineError::invalid(format!(
+                return Err(EngineError::invalid(format!(
                     "error while mounting volume '{name}': failed to mount local volume: no such file or directory: {}",
                     dev.display()
-                ))
-                .into());
+                )));
             }
             Ok(VolumeMount::Bind(dev))
         }
-        Some(t) => Err(crate::EngineError::invalid(format!(
+        Some(t) => Err(EngineError::invalid(format!(
             "error while mounting volume '{name}': local volumes of type {t:?} are not supported (use type=tmpfs, or type=none with o=bind)"
         ))
         .into()),

@@ -420,6 +420,9 @@ fn forget_run_dir_if_unused(ctx: &NetContext, store: &Store) -> Result<()> {
         && ctx.dns().pid().is_none()
         && ctx.dns().networks().is_empty()
         && crate::ns::mounts_under(&ctx.run_dir).is_empty()
+        // A namespace being made for a run (its mount point exists, its
+        // mount not yet).
+        && std::fs::read_dir(ctx.run_dir.join("netns")).map_or(true, |mut d| d.next().is_none())
     {
         let _ = std::fs::remove_dir_all(&ctx.run_dir);
     }

@@ -137,11 +137,17 @@ fn socket_via_thread(ns: OwnedFd, kind: SocketKind, path: &Path) -> Result<Owned
 /// (`ns:<path>` in its spec). Root only: rootless containers' namespaces
 /// are made inside the rootless user namespace.
 pub fn create_persistent(path: &Path) -> Result<Namespace> {
-    let shown = path.display().to_string();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
-    }
-    std::fs::File::create(path).map_err(|e| NetError::io(format!("creating {shown}"), e))?;
+    // The mount point is made in the thread, just before the mount, and
+    // made again if it vanished meanwhile: the store's run directory goes
+    // with its last network (a prune beside this run may remove it between
+    // the two steps).
+    let make_target = |target: &Path| -> Result<()> {
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
+        }
+        std::fs::File::create(target).map_err(|e| NetError::io(format!("creating {}", target.display()), e))?;
+        Ok(())
+    };
     let target = path.to_path_buf();
     let made = std::thread::Builder::new()
         .name("berth-netns".into())
@@ -154,8 +160,20 @@ pub fn create_persistent(path: &Path) -> Result<Namespace> {
             // and CLONE_FS-style flags).
             unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
                 .map_err(|e| NetError::io("unshare(CLONE_NEWNET)", e))?;
-            rustix::mount::mount_bind("/proc/thread-self/ns/net", &target)
-                .map_err(|e| NetError::io(format!("bind-mounting the namespace on {}", target.display()), e))?;
+            let mut attempts = 0;
+            loop {
+                make_target(&target)?;
+                match rustix::mount::mount_bind("/proc/thread-self/ns/net", &target) {
+                    Ok(()) => break,
+                    Err(rustix::io::Errno::NOENT) if attempts < 5 => attempts += 1,
+                    Err(e) => {
+                        return Err(NetError::io(
+                            format!("bind-mounting the namespace on {}", target.display()),
+                            e,
+                        ))
+                    }
+                }
+            }
             let mut nl = Netlink::new()?;
             if let Some(lo) = nl.link("lo")? {
                 nl.set_up(lo.index)?;

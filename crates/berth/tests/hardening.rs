@@ -390,15 +390,43 @@ fn a_build_killed_in_the_middle_of_a_step_leaves_nothing_once_the_next_command_o
     root.ok(&["run", "--rm", "bb", "true"]);
 }
 
+/// Eight workers (two builders, two taggers, a puller, an importer, a
+/// loader and a committer) go round for a minute while two prune loops run
+/// beside them: not one command may fail, and afterwards the store checks
+/// clean with no mount left and no tag pointing at nothing.
 #[test]
 #[ignore = "needs root"]
-fn a_prune_loop_beside_builds_runs_tags_and_rmis_breaks_none_of_them() {
+fn two_prune_loops_beside_eight_workers_for_a_minute_break_none_of_them() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
     let root = Root::new();
     root.busybox("bb");
     let ctx = context(&[("Dockerfile", "FROM bb\nRUN echo step > /one\nRUN echo step > /two\n")]);
     let ctx = ctx.path().to_str().unwrap().to_string();
+
+    // An image only the registry has, pulled again and again.
+    let reg_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (mut registry, port) = serve_registry(
+        reg_dir.path(),
+        "log:\n  level: error\n",
+        "",
+        std::process::Stdio::null(),
+    );
+    let remote = format!("127.0.0.1:{port}/pulled:latest");
+    let pctx = context(&[("Dockerfile", "FROM bb\nRUN echo pulled > /p\n")]);
+    build_ok(&root, &["-q", "-t", &remote, pctx.path().to_str().unwrap()]);
+    root.ok(&["push", "-q", &remote]);
+    root.ok(&["rmi", &remote]);
+    // An image only an archive has, loaded again and again.
+    let lctx = context(&[("Dockerfile", "FROM bb\nRUN echo loaded > /l\n")]);
+    build_ok(&root, &["-q", "-t", "forload", lctx.path().to_str().unwrap()]);
+    let saved = root.path().join("forload.tar");
+    let saved = saved.to_str().unwrap().to_string();
+    root.ok(&["save", "-o", &saved, "forload"]);
+    root.ok(&["rmi", "forload"]);
+    let tar = busybox_tar();
+    let tar = tar.to_str().unwrap().to_string();
+
     let stop = AtomicBool::new(false);
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let rounds = Mutex::new(0usize);
@@ -412,50 +440,86 @@ fn a_prune_loop_beside_builds_runs_tags_and_rmis_breaks_none_of_them() {
                 .push(format!("berth {args:?}: {}", stderr(&o).trim()));
         }
     };
+    // Each worker: one round of its commands, numbered `n`.
+    type Round<'a> = Box<dyn Fn(usize) + Send + Sync + 'a>;
+    let mut workers: Vec<Round<'_>> = Vec::new();
+    for w in 0..2 {
+        let (attempt, ctx) = (&attempt, &ctx);
+        workers.push(Box::new(move |n| {
+            let tag = format!("built{w}:{n}");
+            attempt(&["build", "-q", "--no-cache", "-t", &tag, ctx]);
+            // Named: two runs that start together can draw the same
+            // generated name (an engine race of its own, not prune's).
+            attempt(&["run", "--rm", "--name", &format!("b{w}-{n}"), &tag, "cat", "/two"]);
+            attempt(&["rmi", &tag]);
+        }));
+        workers.push(Box::new(move |n| {
+            let tag = format!("tagged{w}:{n}");
+            attempt(&["run", "--rm", "--name", &format!("t{w}-{n}"), "bb", "true"]);
+            attempt(&["tag", "bb", &tag]);
+            attempt(&["rmi", &tag]);
+        }));
+    }
+    let (attempt, remote, tar, saved) = (&attempt, &remote, &tar, &saved);
+    workers.push(Box::new(move |n| {
+        attempt(&["pull", "-q", remote]);
+        attempt(&["run", "--rm", "--name", &format!("p-{n}"), remote, "cat", "/p"]);
+        attempt(&["rmi", remote]);
+    }));
+    workers.push(Box::new(move |n| {
+        let tag = format!("imported:{n}");
+        attempt(&["import", tar, &tag]);
+        attempt(&["run", "--rm", "--name", &format!("i-{n}"), &tag, "true"]);
+        attempt(&["rmi", &tag]);
+    }));
+    workers.push(Box::new(move |n| {
+        attempt(&["load", "-q", "-i", saved]);
+        attempt(&["run", "--rm", "--name", &format!("l-{n}"), "forload", "cat", "/l"]);
+        attempt(&["rmi", "forload"]);
+    }));
+    workers.push(Box::new(move |n| {
+        let (name, tag) = (format!("c-{n}"), format!("committed:{n}"));
+        // Running: prune takes stopped containers, as Docker's does.
+        attempt(&["run", "-d", "--name", &name, "bb", "sleep", "60"]);
+        attempt(&["exec", &name, "sh", "-c", "echo committed > /c"]);
+        attempt(&["commit", &name, &tag]);
+        attempt(&["rm", "-f", &name]);
+        attempt(&["run", "--rm", "--name", &format!("cr-{n}"), &tag, "cat", "/c"]);
+        attempt(&["rmi", &tag]);
+    }));
+    assert_eq!(workers.len(), 8);
     std::thread::scope(|s| {
-        for w in 0..2 {
-            let (stop, attempt, ctx) = (&stop, &attempt, &ctx);
+        for round in &workers {
+            let stop = &stop;
             s.spawn(move || {
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let tag = format!("built{w}:{n}");
-                    attempt(&["build", "-q", "--no-cache", "-t", &tag, ctx]);
-                    // Named: two runs that start together can draw the same
-                    // generated name (an engine race of its own, not prune's).
-                    attempt(&["run", "--rm", "--name", &format!("b{w}-{n}"), &tag, "cat", "/two"]);
-                    attempt(&["rmi", &tag]);
+                    round(n);
                     n += 1;
                 }
             });
         }
-        for w in 0..2 {
-            let (stop, attempt) = (&stop, &attempt);
+        for prune in [["system", "prune", "-f"], ["image", "prune", "-f"]] {
+            let stop = &stop;
             s.spawn(move || {
-                let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    let tag = format!("tagged{w}:{n}");
-                    attempt(&["run", "--rm", "--name", &format!("t{w}-{n}"), "bb", "true"]);
-                    attempt(&["tag", "bb", &tag]);
-                    attempt(&["rmi", &tag]);
-                    n += 1;
+                    attempt(&prune);
                 }
             });
         }
-        let (stop, attempt) = (&stop, &attempt);
-        s.spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                attempt(&["system", "prune", "-f"]);
-            }
-        });
-        std::thread::sleep(std::time::Duration::from_secs(40));
+        std::thread::sleep(std::time::Duration::from_secs(60));
         stop.store(true, Ordering::Relaxed);
     });
+    drop(workers);
+    let _ = registry.kill();
+    let _ = registry.wait();
     let failures = failures.into_inner().unwrap();
+    let rounds = rounds.into_inner().unwrap();
+    eprintln!("{rounds} commands beside the prune loops");
     assert!(
         failures.is_empty(),
-        "{} of {} commands failed:\n{}",
+        "{} of {rounds} commands failed:\n{}",
         failures.len(),
-        rounds.into_inner().unwrap(),
         failures.join("\n")
     );
     let store = root.path().join("store");

@@ -266,7 +266,7 @@ fn ls(engine: &Engine, a: LsArgs) -> Result<i32> {
 }
 
 fn inspect(engine: &Engine, a: InspectArgs) -> Result<i32> {
-    inspect_each(a.format.as_deref(), &a.networks, |n| engine.network_inspect(n))
+    inspect_each(a.format.as_deref(), &a.networks, |n| Ok(engine.network_inspect(n)?))
 }
 
 /// `inspect` of several objects: the ones found printed together (JSON
@@ -294,18 +294,10 @@ fn rm(engine: &Engine, a: RmArgs) -> Result<i32> {
     for n in &a.networks {
         match engine.network_remove(n) {
             Ok(()) => println!("{n}"),
+            Err(e) if a.force && e.kind() == berth_engine::error::ErrorKind::NotFound => {}
             Err(e) => {
-                let missing = matches!(
-                    e.downcast_ref::<berth_store::StoreError>(),
-                    Some(berth_store::StoreError::NetworkNotFound(_))
-                );
-                if !(a.force && missing) {
-                    eprintln!(
-                        "Error: {}",
-                        berth_engine::error::chain_text(e.chain().map(|c| c.to_string()))
-                    );
-                    failed = true;
-                }
+                eprintln!("{}", super::error_text(&e.into()));
+                failed = true;
             }
         }
     }
