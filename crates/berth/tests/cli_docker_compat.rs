@@ -194,6 +194,13 @@ fn failures_end_as_dockers_do() {
         (&["start", "nosuch", "other"], All),
         (&["rmi", "nosuch"], All),
         (&["pause", "nosuch"], All),
+        (&["kill", "nosuch"], All),
+        (&["network", "inspect", "nosuch"], All),
+        (&["network", "rm", "nosuch"], First),
+        (&["network", "connect", "none", "nosuch"], All),
+        (&["volume", "inspect", "nosuch", "nosuch2"], All),
+        (&["volume", "rm", "nosuch"], All),
+        (&["volume", "create", "--driver", "nosuch", "vx"], All),
         // -f: said, but no failure.
         (&["rm", "-f", "nosuch"], All),
         (&["rmi", "-f", "nosuch"], All),
@@ -265,6 +272,26 @@ fn failures_end_as_dockers_do() {
             "{step:?}"
         );
     }
+    // A container that is not running: Docker's words (the ID read as ID).
+    let dc = stdout(&dd.docker(&["create", "--name", "pc", "busybox", "sh"]))
+        .trim()
+        .to_string();
+    let bc = r.ok(&["create", "--name", "pc", "busybox", "sh"]).trim().to_string();
+    for args in [
+        &["exec", "pc", "true"][..],
+        &["top", "pc"],
+        &["port", "pc", "80"],
+        &["port", "pc", "80/udp"],
+        &["kill", "pc"],
+        &["kill", "-s", "BOGUS", "pc"],
+    ] {
+        let d = dd.docker(args);
+        let b = berth(&r, args);
+        assert_eq!(b.status.code(), d.status.code(), "{args:?}");
+        assert_eq!(stderr(&b).replace(&bc, "ID"), stderr(&d).replace(&dc, "ID"), "{args:?}");
+    }
+    Cli::Docker(&dd).ok(&["rm", "pc"]);
+    Cli::Berth(&r).ok(&["rm", "pc"]);
     // `rm -f=true`, `run --rm=true`: values taken, output as Docker's.
     let b = berth(&r, &["rm", "-f=true", &bid]);
     assert!(b.status.success(), "{}", stderr(&b));

@@ -280,11 +280,14 @@ impl Engine {
     /// `kill -s SIGNAL`.
     pub fn kill_container(&self, word: &str, signal: &str) -> Result<()> {
         crate::spec::Signal::parse(signal)?;
-        let c = self.container(word)?;
+        // Docker's words: its daemon says which container it cannot kill.
+        let c = self
+            .container(word)
+            .map_err(|e| e.context(format!("Cannot kill container: {word}")))?;
         let rt = self.container_runtime(&c)?;
         berth_runtime::kill(&c.dir, &rt, signal).map_err(|e| match e {
             RuntimeError::WrongState { .. } => EngineError::not_running(format!(
-                "cannot kill container: {}: container {} is not running",
+                "Cannot kill container: {}: Container {} is not running",
                 word, c.rec.id
             )),
             e => e.into(),
@@ -500,15 +503,16 @@ impl Engine {
             s if s.can_exec() => {}
             ContainerStatus::Paused => {
                 return Err(EngineError::conflict(format!(
-                    "container {} is paused, unpause the container before exec",
+                    "Container {} is paused, unpause the container before exec",
                     c.rec.id
                 )))
             }
             _ => {
+                // Docker's words.
                 return Err(EngineError::not_running(format!(
-                    "container {} is not running",
+                    "Container {} is not running",
                     c.rec.id
-                )))
+                )));
             }
         }
         let _warm = warm_cgroup_attach();

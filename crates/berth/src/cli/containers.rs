@@ -637,7 +637,15 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
             engine.restart_containers(&a.containers, a.time, terminal::console_size()),
             false,
         ),
-        ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
+        // The docker CLI leaves the signal to its daemon: a bad one is the daemon's answer.
+        ContainerCommand::Kill(a) => each(&a.containers, |c| {
+            engine.kill_container(c, &a.signal).map_err(|e| match e.kind() {
+                berth_engine::ErrorKind::InvalidArgument => {
+                    berth_engine::EngineError::new(berth_engine::ErrorKind::Other, e.message())
+                }
+                _ => e,
+            })
+        }),
         ContainerCommand::Rm(a) => report(engine.remove_containers(&a.containers, a.force, a.volumes), a.force),
         ContainerCommand::Ps(a) => ps(engine, a),
         ContainerCommand::Logs(a) => logs(engine, a),
@@ -1122,7 +1130,8 @@ fn port(engine: &Engine, a: PortArgs) -> Result<i32> {
                 .filter(|b| b.container_port == num && b.proto == proto)
                 .collect();
             if hits.is_empty() {
-                bail!("No public port '{num}/{proto}' published for {}", a.container);
+                // The docker CLI's words, the port as given, "Error: " its own.
+                bail!("Error: No public port '{p}' published for {}", a.container);
             }
             for b in hits {
                 out.push_str(&format!("{}\n", b.host_addr()));
