@@ -102,9 +102,9 @@ fn check_options(opts: &BTreeMap<String, String>) -> Result<()> {
     }
     match opts.get("type").map(String::as_str) {
         None if opts.contains_key("device") || opts.contains_key("o") => {
-            return Err(EngineError::invalid(format!(
-                "missing required option: \"type\" (e.g. type=tmpfs, or type=none with o=bind)"
-            )));
+            return Err(EngineError::invalid(
+                "missing required option: \"type\" (e.g. type=tmpfs, or type=none with o=bind)",
+            ));
         }
         Some("none") if opts.get("o").is_some_and(|o| o.split(',').any(|x| x == "bind")) => {
             let dev = opts
@@ -376,8 +376,7 @@ pub fn volume_mount(v: &Volume) -> Result<VolumeMount> {
         }
         Some(t) => Err(EngineError::invalid(format!(
             "error while mounting volume '{name}': local volumes of type {t:?} are not supported (use type=tmpfs, or type=none with o=bind)"
-        ))
-        .into()),
+        ))),
     }
 }
 

@@ -357,6 +357,86 @@ fn failures_end_as_dockers_do() {
     }
 }
 
+/// `--format` templates print what the docker CLI prints for the same
+/// containers: method calls with arguments, `pad`, `split`, unknown fields
+/// failing, nil slices and maps, pointers, and whole structs (`{{.State}}`,
+/// fields the engine's JSON leaves out shown as Docker's zero values).
+#[test]
+#[ignore = "needs root"]
+fn templates_render_as_dockers() {
+    need_root();
+    let dd = Dockerd::start();
+    let r = Root::new();
+    r.busybox("busybox");
+    let tar = r.path().join("bb-image.tar");
+    r.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    let o = dd.docker(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&[
+            "create",
+            "--name",
+            "tpl",
+            "-l",
+            "com.x=1",
+            "-l",
+            "com.y=two",
+            "--restart",
+            "on-failure:3",
+            "-e",
+            "A=1",
+            "--entrypoint",
+            "sh",
+            "busybox",
+            "-c",
+            "sleep 1",
+        ]);
+    }
+    let same = |args: &[&str]| {
+        let d = dd.docker(args);
+        let b = berth(&r, args);
+        assert_eq!(
+            (stdout(&b), stderr(&b), b.status.code()),
+            (stdout(&d), stderr(&d), d.status.code()),
+            "{args:?}"
+        );
+    };
+    for t in [
+        "{{.Names}} {{.Label \"com.y\"}} {{.Label \"nope\"}}|",
+        "{{pad .Names 1 2}}|{{upper .Names}}|{{truncate .Names 2}}|{{title .State}}",
+        "{{split .Labels \",\"}} {{len (split .Labels \",\")}} {{join (split .Labels \",\") \";\"}}",
+        "{{.State}} {{.Status}} {{.Networks}} {{.Mounts}}| {{.Ports}}|",
+        "{{json .Labels}} {{.Command}}",
+        "{{.Nope}}",
+        "{{.Label}}",
+        "{{.Names \"x\"}}",
+    ] {
+        same(&["ps", "-a", "--format", t]);
+    }
+    for t in [
+        "{{.State}}",
+        "{{.State.Health}}",
+        "{{json .State}}",
+        "{{.Config.Cmd}} {{.Config.Entrypoint}} {{.Config.Shell}} {{.Config.OnBuild}}",
+        "{{.Config.Labels}} {{.Config.Volumes}} {{.Config.ExposedPorts}} {{.Config.Healthcheck}}",
+        "{{.Config.StopSignal}}|{{.SizeRw}}|{{.Args}}|{{.Mounts}}",
+        "{{.HostConfig.RestartPolicy}} {{.HostConfig.LogConfig}} {{.HostConfig.ConsoleSize}}",
+        "{{.HostConfig.Binds}} {{.HostConfig.Dns}} {{.HostConfig.CapAdd}} {{.HostConfig.Links}}",
+        "{{.HostConfig.Sysctls}} {{.HostConfig.StorageOpt}} {{.HostConfig.DeviceCgroupRules}}",
+        "{{.HostConfig.CgroupParent}}|{{.HostConfig.BlkioWeight}} {{.HostConfig.BlkioDeviceReadBps}}",
+        "{{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.MemorySwappiness}} {{.HostConfig.PidsLimit}}",
+        "{{index .Config.Labels \"com.x\"}} {{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}",
+        "{{.Nope}}",
+        "{{.State.Nope}}",
+        "{{.Config.Labels.nope}}|",
+    ] {
+        same(&["inspect", "--format", t, "tpl"]);
+    }
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "tpl"]);
+    }
+}
+
 /// The docker CLI's global flags: `-v`, `-D`, `-l`, `--config`, and `-H`
 /// and `-c` where they mean this machine; refused, saying why, otherwise.
 #[test]
