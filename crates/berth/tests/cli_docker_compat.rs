@@ -201,6 +201,7 @@ fn failures_end_as_dockers_do() {
         (&["volume", "inspect", "nosuch", "nosuch2"], All),
         (&["volume", "rm", "nosuch"], All),
         (&["volume", "create", "--driver", "nosuch", "vx"], All),
+        (&["container", "prune", "-f", "--filter", "bogus=1"], All),
         // -f: said, but no failure.
         (&["rm", "-f", "nosuch"], All),
         (&["rmi", "-f", "nosuch"], All),
@@ -277,6 +278,9 @@ fn failures_end_as_dockers_do() {
         .trim()
         .to_string();
     let bc = r.ok(&["create", "--name", "pc", "busybox", "sh"]).trim().to_string();
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["create", "--name", "pc2", "busybox", "sh"]);
+    }
     for args in [
         &["exec", "pc", "true"][..],
         &["top", "pc"],
@@ -284,14 +288,17 @@ fn failures_end_as_dockers_do() {
         &["port", "pc", "80/udp"],
         &["kill", "pc"],
         &["kill", "-s", "BOGUS", "pc"],
+        // A name in use: Docker's conflict, naming the owner.
+        &["create", "--name", "pc", "busybox", "true"],
+        &["rename", "pc2", "pc"],
     ] {
         let d = dd.docker(args);
         let b = berth(&r, args);
         assert_eq!(b.status.code(), d.status.code(), "{args:?}");
         assert_eq!(stderr(&b).replace(&bc, "ID"), stderr(&d).replace(&dc, "ID"), "{args:?}");
     }
-    Cli::Docker(&dd).ok(&["rm", "pc"]);
-    Cli::Berth(&r).ok(&["rm", "pc"]);
+    Cli::Docker(&dd).ok(&["rm", "pc", "pc2"]);
+    Cli::Berth(&r).ok(&["rm", "pc", "pc2"]);
     // `rm -f=true`, `run --rm=true`: values taken, output as Docker's.
     let b = berth(&r, &["rm", "-f=true", &bid]);
     assert!(b.status.success(), "{}", stderr(&b));

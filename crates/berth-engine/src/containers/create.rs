@@ -434,8 +434,8 @@ impl Engine {
                         crate::error::shown(n).trim_matches('"')
                     )));
                 }
-                if self.store.container(n).map(|r| r.name == n).unwrap_or(false) {
-                    return Err(StoreError::NameInUse(n.to_string()).into());
+                if let Some(other) = self.store.container(n).ok().filter(|r| r.name == n) {
+                    return Err(StoreError::NameInUse(n.to_string(), other.id).into());
                 }
                 n.to_string()
             }

@@ -361,7 +361,9 @@ impl Engine {
                 "Renaming a container with the same name as its current name",
             ));
         }
-        self.store.rename_container(&c.rec.id, n)?;
+        self.store
+            .rename_container(&c.rec.id, n)
+            .map_err(|e| EngineError::from(e).context("Error when allocating new name"))?;
         self.container_event(&c.rec.id, "rename", &[("oldName", format!("/{}", c.rec.name))]);
         let mut cfg = c.cfg.clone();
         cfg.name = n.to_string();
