@@ -227,6 +227,12 @@ fn failures_end_as_dockers_do() {
         (&["run", "--bogus", "busybox"], All),
         (&["create", "--bogus", "busybox"], All),
         (&["create", "-a", "bogus", "busybox"], All),
+        (&["create", "--blkio-weight", "x", "busybox"], All),
+        (&["create", "--blkio-weight-device", "/dev/sda:5", "busybox"], All),
+        (&["create", "--blkio-weight-device", "sda:50", "busybox"], All),
+        (&["create", "--device-read-bps", "/dev/sda:1zb", "busybox"], All),
+        (&["create", "--device-write-iops", "/dev/sda:1mb", "busybox"], All),
+        (&["create", "--device-cgroup-rule", "x 1:2 rwm", "busybox"], All),
         (&["exec", "--bogus", "x", "true"], All),
         (&["image", "ls", "--bogus"], First),
         (&["system", "df", "--bogus"], First),
@@ -650,6 +656,106 @@ fn help_lists_dockers_flags() {
     assert!(stderr(&o).contains("--memory is not supported"), "{}", stderr(&o));
     let o = berth(&r, &["build", "--rm", "--force-rm", "--load", "/nonexistent"]);
     assert!(stderr(&o).contains("unable to prepare context"), "{}", stderr(&o));
+}
+
+/// A block device of this machine (`/dev/vda`, `/dev/loop0`, …) and its
+/// `MAJOR:MINOR`.
+fn block_device() -> (String, String) {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names {
+        let dev = format!("/dev/{n}");
+        let number = std::fs::read_to_string(format!("/sys/block/{n}/dev")).unwrap_or_default();
+        if std::path::Path::new(&dev).exists() && !number.trim().is_empty() {
+            return (dev, number.trim().to_string());
+        }
+    }
+    panic!("this machine has no block device under /sys/block");
+}
+
+/// `--device-read-bps`, `--device-write-iops`, `--blkio-weight-device` and
+/// `--device-cgroup-rule` reach the container's cgroup (the host's cgroup
+/// files, and a device node the rule lets the container open), and
+/// `inspect` shows them as Docker's HostConfig does.
+#[test]
+#[ignore = "needs root"]
+fn block_io_and_device_rules_reach_the_cgroup() {
+    let env = Env::new();
+    let r = &env.root;
+    let (dev, number) = block_device();
+    let id = r
+        .ok(&[
+            "run",
+            "-d",
+            "--device-read-bps",
+            &format!("{dev}:1mb"),
+            "--device-write-iops",
+            &format!("{dev}:77"),
+            "--device-cgroup-rule",
+            "c 42:* rmw",
+            "bb",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let cg = |v1: &str, v2: &str| -> String {
+        let p = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            format!("/sys/fs/cgroup/berth/{id}/{v2}")
+        } else {
+            format!("/sys/fs/cgroup/blkio/berth/{id}/{v1}")
+        };
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let io = cg("", "io.max");
+        assert!(io.contains(&format!("{number} rbps=1048576")), "{io}");
+        assert!(io.contains("wiops=77"), "{io}");
+    } else {
+        assert_eq!(cg("blkio.throttle.read_bps_device", ""), format!("{number} 1048576\n"));
+        assert_eq!(cg("blkio.throttle.write_iops_device", ""), format!("{number} 77\n"));
+    }
+    // The rule lets the container open a char device 42:x (no driver: ENXIO);
+    // without it the cgroup refuses (EPERM).
+    let open = "mknod /tmp/d c 42 0 && cat /tmp/d";
+    let o = r.run(&["exec", &id, "sh", "-c", open]);
+    assert!(stderr(&o).contains("No such device or address"), "{}", stderr(&o));
+    let o = r.run(&["run", "--rm", "bb", "sh", "-c", open]);
+    assert!(stderr(&o).contains("Operation not permitted"), "{}", stderr(&o));
+    assert_eq!(
+        r.ok(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.BlkioDeviceReadBps}} {{range .HostConfig.BlkioDeviceWriteIOps}}{{.Path}}={{.Rate}}{{end}} {{.HostConfig.DeviceCgroupRules}}",
+            &id
+        ]),
+        format!("[{{\"Path\":\"{dev}\",\"Rate\":1048576}}] {dev}=77 [c 42:* rmw]\n")
+    );
+    // A device weight: applied where the host's blkio controller has
+    // weights, discarded with Docker's warning where it has none.
+    let weights = std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+        || std::path::Path::new("/sys/fs/cgroup/blkio/blkio.bfq.weight").exists()
+        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.contains("io"));
+    let o = berth(r, &["create", "--blkio-weight", "300", "bb", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wid = stdout(&o).trim().to_string();
+    let shown = r.ok(&["inspect", "-f", "{{.HostConfig.BlkioWeight}}", &wid]);
+    if weights {
+        assert_eq!(shown, "300\n");
+    } else {
+        assert_eq!(
+            stderr(&o),
+            "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.\n"
+        );
+        assert_eq!(shown, "0\n");
+    }
+    // A path that is not a block device is refused by the engine.
+    let o = berth(r, &["create", "--device-read-bps", "/dev/null:1mb", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/dev/null is not a block device"), "{}", stderr(&o));
 }
 
 /// `update`: new limits reach a running container at once, and `inspect`

@@ -498,6 +498,8 @@ impl Engine {
             cpu_shares: r.cpu_shares,
             pids_limit: r.pids_limit,
             ulimits: r.ulimits.iter().map(|u| (u.name.clone(), u.soft, u.hard)).collect(),
+            blkio: block_io(r, &mut warnings)?,
+            device_cgroup_rules: r.device_cgroup_rules.clone(),
         };
         let restart_policy = o.restart.clone();
         let healthcheck = health_config(ic.healthcheck.as_ref(), &o.health);
@@ -977,6 +979,24 @@ impl Engine {
             "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
         });
         let mut host_config = host_config;
+        let sr = &o.resources;
+        let rates = |v: &[crate::spec::ThrottleDevice]| -> Value {
+            v.iter().map(|d| json!({"Path": d.path, "Rate": d.rate})).collect()
+        };
+        let asked = json!({
+            // What this host's cgroups take: a discarded weight reads 0, as Docker's.
+            "BlkioWeight": cc.resources.blkio.weight.unwrap_or(0),
+            "BlkioWeightDevice": sr.blkio_weight_device.iter().filter(|_| !cc.resources.blkio.weight_device.is_empty())
+                .map(|d| json!({"Path": d.path, "Weight": d.weight})).collect::<Vec<_>>(),
+            "BlkioDeviceReadBps": rates(&sr.device_read_bps),
+            "BlkioDeviceWriteBps": rates(&sr.device_write_bps),
+            "BlkioDeviceReadIOps": rates(&sr.device_read_iops),
+            "BlkioDeviceWriteIOps": rates(&sr.device_write_iops),
+            "DeviceCgroupRules": if sr.device_cgroup_rules.is_empty() { Value::Null } else { json!(sr.device_cgroup_rules) },
+        });
+        if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
+            h.extend(asked);
+        }
         if let (Some(h), Value::Object(rest)) = (host_config.as_object_mut(), docker_rest) {
             for (k, v) in rest {
                 h.entry(k).or_insert(v);
@@ -1037,6 +1057,81 @@ impl Engine {
         };
         doc.to_value()
     }
+}
+
+/// The block IO limits by device number, as the runtime takes them; what
+/// this host's cgroups cannot do is discarded with Docker's warning.
+fn block_io(r: &crate::spec::Resources, warnings: &mut Vec<String>) -> Result<berth_runtime::config::BlockIo> {
+    let number = |path: &str| -> Result<(i64, i64)> {
+        let st = rustix::fs::stat(path).map_err(|e| {
+            EngineError::invalid(format!(
+                "error gathering device information while adding custom device {path:?}: {e}"
+            ))
+        })?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFBLK {
+            return Err(EngineError::invalid(format!("{path} is not a block device")));
+        }
+        let dev = st.st_rdev;
+        Ok((rustix::fs::major(dev) as i64, rustix::fs::minor(dev) as i64))
+    };
+    let v2 = berth_runtime::spec::cgroup_v2_unified();
+    let has = |v1_files: &[&str]| -> bool {
+        if v2 {
+            std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+                .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+        } else {
+            v1_files
+                .iter()
+                .any(|f| Path::new("/sys/fs/cgroup/blkio").join(f).exists())
+        }
+    };
+    let weight_ok = has(&["blkio.weight", "blkio.bfq.weight"]);
+    let throttle_ok = has(&["blkio.throttle.read_bps_device"]);
+    let mut b = berth_runtime::config::BlockIo::default();
+    if let Some(w) = r.blkio_weight.filter(|w| *w > 0) {
+        // Docker's order: a host without weights discards it before the range is checked.
+        if weight_ok {
+            if !(10..=1000).contains(&w) {
+                return Err(EngineError::invalid("Range of blkio weight is from 10 to 1000"));
+            }
+            b.weight = Some(w);
+        } else {
+            warnings.push(
+                "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into(),
+            );
+        }
+    }
+    if !r.blkio_weight_device.is_empty() {
+        if weight_ok {
+            for d in &r.blkio_weight_device {
+                let (major, minor) = number(&d.path)?;
+                b.weight_device.push((major, minor, d.weight));
+            }
+        } else {
+            warnings.push("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.".into());
+        }
+    }
+    for (asked, into, what) in [
+        (&r.device_read_bps, &mut b.read_bps, "read bps"),
+        (&r.device_write_bps, &mut b.write_bps, "write bps"),
+        (&r.device_read_iops, &mut b.read_iops, "read iops"),
+        (&r.device_write_iops, &mut b.write_iops, "write iops"),
+    ] {
+        if asked.is_empty() {
+            continue;
+        }
+        if !throttle_ok {
+            warnings.push(format!(
+                "Your kernel does not support BPS Block I/O {what} limit or the cgroup is not mounted. Block I/O BPS {what} limit discarded."
+            ));
+            continue;
+        }
+        for d in asked {
+            let (major, minor) = number(&d.path)?;
+            into.push((major, minor, d.rate));
+        }
+    }
+    Ok(b)
 }
 
 fn dir_is_empty(p: &Path) -> bool {

@@ -828,6 +828,11 @@ fn endpoint_specs(a: &CreateArgs) -> Vec<spec::EndpointSpec> {
     eps
 }
 
+/// Each value of a repeated flag through the engine's parser.
+fn parse_all<T>(values: &[String], parse: fn(&str) -> berth_engine::Result<T>) -> Result<Vec<T>> {
+    Ok(values.iter().map(|v| parse(v)).collect::<berth_engine::Result<_>>()?)
+}
+
 /// Docker's flags → the engine's typed request. Every value is parsed and
 /// checked here or by the engine's validation; files named by flags
 /// (`--env-file`, `--label-file`) are read here, relative paths are taken
@@ -912,6 +917,18 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
                 .iter()
                 .map(|u| spec::parse_ulimit(u))
                 .collect::<berth_engine::Result<_>>()?,
+            blkio_weight: a.more.blkio_weight,
+            blkio_weight_device: a
+                .more
+                .blkio_weight_device
+                .iter()
+                .map(|d| spec::parse_weight_device(d))
+                .collect::<berth_engine::Result<_>>()?,
+            device_read_bps: parse_all(&a.more.device_read_bps, spec::parse_throttle_bps)?,
+            device_write_bps: parse_all(&a.more.device_write_bps, spec::parse_throttle_bps)?,
+            device_read_iops: parse_all(&a.more.device_read_iops, spec::parse_throttle_iops)?,
+            device_write_iops: parse_all(&a.more.device_write_iops, spec::parse_throttle_iops)?,
+            device_cgroup_rules: a.more.device_cgroup_rule.clone(),
         },
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
