@@ -113,6 +113,11 @@ pub struct ContainerSpec {
     /// `--userns`: `host`, `auto[:size=N]`, `keep-id`, `nomap`; `None` is
     /// the store's default (see [`crate::userns`]).
     pub userns: Option<String>,
+    /// `--log-driver`: `json-file` (the default) or `local` keep the log
+    /// `logs` reads; `none` keeps nothing.
+    pub log_driver: Option<String>,
+    /// `--log-opt`: none taken yet (refused by name).
+    pub log_opts: BTreeMap<String, String>,
 }
 
 /// `--user`: a user and optionally a group, by name or number.
@@ -540,6 +545,26 @@ impl ContainerSpec {
         }
         if let Some(u) = &self.user {
             UserSpec::parse(&u.to_string())?;
+        }
+        match self.log_driver.as_deref() {
+            None | Some("json-file" | "local") => {
+                if let Some(k) = self.log_opts.keys().next() {
+                    return Err(EngineError::invalid(format!(
+                        "--log-opt {k}: berth's container log takes no options yet"
+                    )));
+                }
+            }
+            Some("none") => {
+                if !self.log_opts.is_empty() {
+                    return Err(EngineError::invalid("invalid logging opts for driver none"));
+                }
+            }
+            // Docker's daemon looks for a plugin of that name.
+            Some(d) => {
+                return Err(EngineError::not_found(format!(
+                    "error looking up logging plugin {d}: plugin \"{d}\" not found"
+                )))
+            }
         }
         let r = &self.resources;
         if let Some(m) = r.memory {

@@ -57,6 +57,8 @@ pub struct ContainerConfig {
     /// `--userns` other than `host`: the container's own user namespace
     /// with these maps (instead of a rootless user's default ones).
     pub id_mappings: Option<crate::idmap::IdMappings>,
+    /// `--log-driver`: `""`/`json-file`/`local` keep the log, `none` keeps nothing.
+    pub log_driver: String,
 }
 
 /// What kind of mount a [`MountSpec`] is.

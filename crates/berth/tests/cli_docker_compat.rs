@@ -227,6 +227,31 @@ fn failures_end_as_dockers_do() {
         (&["run", "--bogus", "busybox"], All),
         (&["create", "--bogus", "busybox"], All),
         (&["create", "-a", "bogus", "busybox"], All),
+        (&["create", "--log-driver", "bogus", "busybox", "true"], All),
+        (
+            &[
+                "create",
+                "--log-driver",
+                "none",
+                "--log-opt",
+                "max-size=1m",
+                "busybox",
+                "true",
+            ],
+            All,
+        ),
+        (
+            &[
+                "run",
+                "--log-driver",
+                "none",
+                "--log-opt",
+                "max-size=1m",
+                "busybox",
+                "true",
+            ],
+            All,
+        ),
         (&["create", "--blkio-weight", "x", "busybox"], All),
         (&["create", "--blkio-weight-device", "/dev/sda:5", "busybox"], All),
         (&["create", "--blkio-weight-device", "sda:50", "busybox"], All),
@@ -302,6 +327,23 @@ fn failures_end_as_dockers_do() {
         let b = berth(&r, args);
         assert_eq!(b.status.code(), d.status.code(), "{args:?}");
         assert_eq!(stderr(&b).replace(&bc, "ID"), stderr(&d).replace(&dc, "ID"), "{args:?}");
+    }
+    // --log-driver none: the output is shown, nothing is kept for `logs`.
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        assert_eq!(
+            cli.ok(&["run", "--log-driver", "none", "--name", "ln", "busybox", "echo", "hi"]),
+            "hi\n"
+        );
+        assert_eq!(
+            cli.ok(&["inspect", "-f", "{{.HostConfig.LogConfig}}", "ln"]),
+            "{none map[]}\n"
+        );
+    }
+    compare(&dd, &r, &["logs", "ln"], All);
+    let bid_ln = r.ok(&["inspect", "-f", "{{.Id}}", "ln"]).trim().to_string();
+    assert!(!r.path().join("containers").join(&bid_ln).join("ctr.log").exists());
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "ln"]);
     }
     Cli::Docker(&dd).ok(&["rm", "pc", "pc2"]);
     Cli::Berth(&r).ok(&["rm", "pc", "pc2"]);

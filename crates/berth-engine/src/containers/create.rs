@@ -564,6 +564,7 @@ impl Engine {
 
         let shell = ic.shell.clone().unwrap_or_default();
         let mut cc = ContainerConfig {
+            log_driver: o.log_driver.clone().unwrap_or_default(),
             id: id.clone(),
             name: name.clone(),
             image_id: img.id.to_string(),
@@ -934,7 +935,7 @@ impl Engine {
         let host_config = json!({
             "Binds": if binds.is_empty() { Value::Null } else { json!(binds) },
             "ContainerIDFile": "",
-            "LogConfig": {"Type": "json-file", "Config": {}},
+            "LogConfig": {"Type": o.log_driver.as_deref().unwrap_or("json-file"), "Config": o.log_opts},
             "NetworkMode": net_shown,
             "PortBindings": port_bindings(&cc.ports),
             "RestartPolicy": {"Name": rp_name, "MaximumRetryCount": rp_max},

@@ -532,6 +532,13 @@ impl Engine {
         err: &mut dyn std::io::Write,
     ) -> Result<()> {
         let c = self.container(word)?;
+        if c.cfg.log_driver == "none" {
+            // Docker's words: nothing was kept to read.
+            return Err(EngineError::new(
+                crate::ErrorKind::Other,
+                "configured logging driver does not support reading",
+            ));
+        }
         berth_runtime::read_logs(&c.dir, opts, out, err)?;
         Ok(())
     }

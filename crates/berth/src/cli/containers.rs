@@ -845,6 +845,11 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         .ok_or_else(|| anyhow!("\"run\" requires at least 1 argument"))?;
     reject_flag_as_operand(&image, command)?;
     a.more.check()?;
+    // The docker CLI's own check (the engine has the same rule): its words, exit 125.
+    if a.more.log_driver.as_deref() == Some("none") && !a.more.log_opt.is_empty() {
+        eprintln!("berth: invalid logging opts for driver none\n\nRun 'berth {command} --help' for more information");
+        return Err(berth_engine::EngineError::exit(125, "").into());
+    }
     // The docker CLI checks the name before it looks for the image.
     if let Err(e) = berth_store::Reference::parse(&image) {
         bail!("{e}");
@@ -973,6 +978,16 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         platform: a.platform.clone(),
         pull: spec::PullPolicy::parse(a.pull.as_deref().unwrap_or("missing"))?,
         userns: a.userns.userns.clone(),
+        log_driver: a.more.log_driver.clone(),
+        log_opts: a
+            .more
+            .log_opt
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
         health: spec::HealthSpec {
             disabled: a.no_healthcheck,
             test: a.health_cmd.clone().map(|c| vec!["CMD-SHELL".to_string(), c]),

@@ -49,10 +49,10 @@ pub struct MoreRunArgs {
     /// Sysctl options (not supported yet)
     #[arg(long, value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
-    /// Logging driver for the container (json-file, local; berth keeps its own log)
+    /// Logging driver for the container (json-file, local, none)
     #[arg(long, value_name = "DRIVER")]
     pub log_driver: Option<String>,
-    /// Log driver options (not supported yet)
+    /// Log driver options (none taken yet)
     #[arg(long, value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
     /// Mount volumes from the specified container(s) (not supported yet)
@@ -166,7 +166,6 @@ impl MoreRunArgs {
         let lists: &[(&str, &Vec<String>)] = &[
             ("--expose", &self.expose),
             ("--sysctl", &self.sysctl),
-            ("--log-opt", &self.log_opt),
             ("--volumes-from", &self.volumes_from),
             ("--group-add", &self.group_add),
             ("--annotation", &self.annotation),
@@ -212,7 +211,6 @@ impl MoreRunArgs {
         let default_only: &[(&str, &Option<String>, &[&str])] = &[
             ("--ipc", &self.ipc, &["private", "shareable", ""]),
             ("--cgroupns", &self.cgroupns, &["private", ""]),
-            ("--log-driver", &self.log_driver, &["json-file", "local", ""]),
             ("--volume-driver", &self.volume_driver, &["local", ""]),
             ("--isolation", &self.isolation, &["default", ""]),
         ];
