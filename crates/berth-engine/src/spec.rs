@@ -118,6 +118,9 @@ pub struct ContainerSpec {
     pub log_driver: Option<String>,
     /// `--log-opt`: none taken yet (refused by name).
     pub log_opts: BTreeMap<String, String>,
+    /// `--storage-opt` (`size=10G`): berth's overlay store has no quotas,
+    /// so any is refused as Docker's overlay2 refuses it without xfs quotas.
+    pub storage_opts: BTreeMap<String, String>,
 }
 
 /// `--user`: a user and optionally a group, by name or number.
@@ -565,6 +568,13 @@ impl ContainerSpec {
                     "error looking up logging plugin {d}: plugin \"{d}\" not found"
                 )))
             }
+        }
+        if !self.storage_opts.is_empty() {
+            // Docker's overlay2 words on a file system without project quotas.
+            return Err(EngineError::new(
+                crate::ErrorKind::Other,
+                "--storage-opt is supported only for overlay over xfs with 'pquota' mount option",
+            ));
         }
         let r = &self.resources;
         if let Some(m) = r.memory {

@@ -571,7 +571,6 @@ fn help_lists_dockers_flags() {
                 "ip",
                 "ip6",
                 "link",
-                "link-local-ip",
                 "mac-address",
                 "network-alias",
                 "runtime",
@@ -588,11 +587,9 @@ fn help_lists_dockers_flags() {
                 "ip",
                 "ip6",
                 "link",
-                "link-local-ip",
                 "mac-address",
                 "network-alias",
                 "runtime",
-                "attach",
             ],
         ),
         ("build", &[]),
@@ -794,6 +791,21 @@ fn block_io_and_device_rules_reach_the_cgroup() {
         );
         assert_eq!(shown, "0\n");
     }
+    // --storage-opt: berth's overlay store has no quotas: Docker's overlay2
+    // words without xfs project quotas; --link-local-ip refused by name.
+    let o = berth(r, &["create", "--storage-opt", "size=1G", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "Error response from daemon: --storage-opt is supported only for overlay over xfs with 'pquota' mount option\n"
+    );
+    let o = berth(r, &["create", "--link-local-ip", "169.254.1.1", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--link-local-ip is not supported by berth yet"),
+        "{}",
+        stderr(&o)
+    );
     // A path that is not a block device is refused by the engine.
     let o = berth(r, &["create", "--device-read-bps", "/dev/null:1mb", "bb", "true"]);
     assert_eq!(o.status.code(), Some(1));

@@ -979,6 +979,15 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         pull: spec::PullPolicy::parse(a.pull.as_deref().unwrap_or("missing"))?,
         userns: a.userns.userns.clone(),
         log_driver: a.more.log_driver.clone(),
+        storage_opts: a
+            .more
+            .storage_opt
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
         log_opts: a
             .more
             .log_opt

@@ -139,9 +139,12 @@ pub struct MoreRunArgs {
     /// Add an annotation to the container (passed through to the OCI runtime; not supported yet)
     #[arg(long, value_name = "KEY=VALUE")]
     pub annotation: Vec<String>,
-    /// Storage driver options for the container (not supported)
+    /// Storage driver options for the container (overlay without quotas: refused as Docker's)
     #[arg(long, value_name = "OPT")]
     pub storage_opt: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses (not supported yet)
+    #[arg(long, value_name = "IP")]
+    pub link_local_ip: Vec<String>,
     /// Optional volume driver for the container (local only)
     #[arg(long, value_name = "DRIVER")]
     pub volume_driver: Option<String>,
@@ -169,7 +172,7 @@ impl MoreRunArgs {
             ("--volumes-from", &self.volumes_from),
             ("--group-add", &self.group_add),
             ("--annotation", &self.annotation),
-            ("--storage-opt", &self.storage_opt),
+            ("--link-local-ip", &self.link_local_ip),
         ];
         for (flag, v) in lists.iter().copied() {
             if !v.is_empty() {
