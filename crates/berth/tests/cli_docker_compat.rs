@@ -871,6 +871,44 @@ fn update_changes_a_running_container() {
     assert!(stderr(&o).contains("--cpuset-cpus is not supported"), "{}", stderr(&o));
 }
 
+/// `build -o type=local,dest=DIR`, `-o type=tar,dest=FILE` and `-o -`:
+/// the built image's files, as BuildKit's exporters write them; the build
+/// lines go to stderr when the tar is on stdout; no container is left.
+#[test]
+#[ignore = "needs root"]
+fn build_outputs_files_and_tars() {
+    let env = Env::new();
+    let r = &env.root;
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nRUN echo built > /f\n").unwrap();
+    let c = ctx.path().to_str().unwrap();
+    let dir = ctx.path().join("out");
+    r.ok(&["build", "-q", "-o", &format!("type=local,dest={}", dir.display()), c]);
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "built\n");
+    assert!(dir.join("bin/busybox").exists());
+    let tar = ctx.path().join("o.tar");
+    r.ok(&[
+        "build",
+        "-q",
+        "--output",
+        &format!("type=tar,dest={}", tar.display()),
+        c,
+    ]);
+    let names = |bytes: &[u8]| -> Vec<String> {
+        tar::Archive::new(bytes)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    };
+    assert!(names(&std::fs::read(&tar).unwrap()).contains(&"f".to_string()));
+    let o = berth(r, &["build", "-o", "-", c]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(names(&o.stdout).contains(&"f".to_string()));
+    assert!(stderr(&o).contains("Successfully built"), "{}", stderr(&o));
+    assert_eq!(r.ok(&["ps", "-aq"]), "");
+}
+
 /// `build -` reads a Dockerfile (or a context archive) from stdin, and
 /// `build -f - DIR` the Dockerfile alone, as Docker's.
 #[test]
