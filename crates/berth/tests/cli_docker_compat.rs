@@ -871,6 +871,31 @@ fn update_changes_a_running_container() {
     assert!(stderr(&o).contains("--cpuset-cpus is not supported"), "{}", stderr(&o));
 }
 
+/// ps `--filter publish=` and `expose=` match the container's ports as
+/// Docker's daemon does (the port inside the container, with an optional
+/// protocol or range: `docker ps --filter publish=80` lists the container
+/// of `0.0.0.0:32768->80/tcp`). (The test's dockerd has no bridge, so this
+/// one is berth's alone.)
+#[test]
+#[ignore = "needs root"]
+fn ps_filters_published_and_exposed_ports() {
+    let env = Env::new();
+    let r = &env.root;
+    r.ok(&["run", "-d", "--name", "pub", "-p", "127.0.0.1::80", "bb", "sleep", "60"]);
+    r.ok(&["run", "-d", "--name", "plain", "bb", "sleep", "60"]);
+    for (f, want) in [
+        ("publish=80", "pub\n"),
+        ("publish=80/tcp", "pub\n"),
+        ("publish=79-81", "pub\n"),
+        ("publish=80/udp", ""),
+        ("publish=81", ""),
+        ("expose=80", "pub\n"),
+        ("expose=81/tcp", ""),
+    ] {
+        assert_eq!(r.ok(&["ps", "--filter", f, "--format", "{{.Names}}"]), want, "{f}");
+    }
+}
+
 /// `build -o type=local,dest=DIR`, `-o type=tar,dest=FILE` and `-o -`:
 /// the built image's files, as BuildKit's exporters write them; the build
 /// lines go to stderr when the tar is on stdout; no container is left.
