@@ -121,6 +121,9 @@ pub struct ContainerSpec {
     /// `--storage-opt` (`size=10G`): berth's overlay store has no quotas,
     /// so any is refused as Docker's overlay2 refuses it without xfs quotas.
     pub storage_opts: BTreeMap<String, String>,
+    /// `--volumes-from CONTAINER[:ro|rw]`: that container's volumes and
+    /// binds, at the same paths (read-only as they were, or as asked).
+    pub volumes_from: Vec<String>,
 }
 
 /// `--user`: a user and optionally a group, by name or number.

@@ -871,6 +871,89 @@ fn update_changes_a_running_container() {
     assert!(stderr(&o).contains("--cpuset-cpus is not supported"), "{}", stderr(&o));
 }
 
+/// `--volumes-from`: the other container's volumes and binds at the same
+/// paths (tmpfs not), its modes or `:ro`, the container's own mounts
+/// first; `inspect` and a missing container as Docker's.
+#[test]
+#[ignore = "needs root"]
+fn volumes_from_mounts_as_dockers() {
+    need_root();
+    let dd = Dockerd::start();
+    let r = Root::new();
+    r.busybox("busybox");
+    let tar = r.path().join("bb-image.tar");
+    r.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    let o = dd.docker(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/h:ro", host.path().display());
+    let script = "touch /data/x && echo vol-rw; touch /h/y 2>/dev/null || echo bind-ro; ls -d /t 2>&1";
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&[
+            "create",
+            "--name",
+            "vsrc",
+            "-v",
+            "vfv:/data",
+            "-v",
+            &bind,
+            "--tmpfs",
+            "/t",
+            "busybox",
+            "true",
+        ]);
+        cli.ok(&["create", "--name", "vdst", "--volumes-from", "vsrc", "busybox", "true"]);
+    }
+    let same = |args: &[&str]| {
+        let (d, b) = (dd.docker(args), berth(&r, args));
+        assert_eq!(
+            (stdout(&b), b.status.code()),
+            (stdout(&d), d.status.code()),
+            "{args:?}\n{}",
+            stderr(&b)
+        );
+    };
+    same(&["run", "--rm", "--volumes-from", "vsrc", "busybox", "sh", "-c", script]);
+    same(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "vsrc:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /data/z 2>/dev/null || echo vol-ro",
+    ]);
+    same(&[
+        "run",
+        "--rm",
+        "-v",
+        "/tmp:/data",
+        "--volumes-from",
+        "vsrc",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /data/x 2>&1",
+    ]);
+    same(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.VolumesFrom}} {{len .Mounts}} {{range .Mounts}}{{.Destination}}:{{.RW}} {{end}}",
+        "vdst",
+    ]);
+    compare(
+        &dd,
+        &r,
+        &["run", "--rm", "--volumes-from", "nosuch", "busybox", "true"],
+        Words::All,
+    );
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "-v", "vdst", "vsrc"]);
+        cli.ok(&["volume", "rm", "vfv"]);
+    }
+}
+
 /// ps `--filter publish=` and `expose=` match the container's ports as
 /// Docker's daemon does (the port inside the container, with an optional
 /// protocol or range: `docker ps --filter publish=80` lists the container

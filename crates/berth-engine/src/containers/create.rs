@@ -520,7 +520,8 @@ impl Engine {
         }
 
         // Mounts: -v, --mount, --tmpfs, then the image's VOLUMEs not covered.
-        let mut planned: Vec<PlannedMount> = o.mounts.iter().map(PlannedMount::from_spec).collect();
+        let from = self.volumes_from(o)?;
+        let mut planned: Vec<PlannedMount> = o.mounts.iter().chain(&from).map(PlannedMount::from_spec).collect();
         if let Some(vols) = &ic.volumes {
             for path in vols.keys() {
                 let t = path.trim_end_matches('/');
@@ -941,7 +942,7 @@ impl Engine {
             "RestartPolicy": {"Name": rp_name, "MaximumRetryCount": rp_max},
             "AutoRemove": cc.auto_remove,
             "VolumeDriver": "",
-            "VolumesFrom": Value::Null,
+            "VolumesFrom": if o.volumes_from.is_empty() { Value::Null } else { json!(o.volumes_from) },
             "CapAdd": if cc.cap_add.is_empty() { Value::Null } else { json!(cc.cap_add) },
             "CapDrop": if cc.cap_drop.is_empty() { Value::Null } else { json!(cc.cap_drop) },
             "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": Value::Null,
@@ -1057,6 +1058,63 @@ impl Engine {
             image_ref: img.tags.first().cloned().unwrap_or_default(),
         };
         doc.to_value()
+    }
+}
+
+impl Engine {
+    /// `--volumes-from`: the mounts of the containers named (volumes and
+    /// binds, as `inspect` lists them), at targets the spec does not mount
+    /// itself; `:ro`/`:rw` overrides each one's mode.
+    fn volumes_from(&self, o: &ContainerSpec) -> Result<Vec<crate::spec::Mount>> {
+        let mut out: Vec<crate::spec::Mount> = Vec::new();
+        for vf in &o.volumes_from {
+            let (word, mode) = match vf.rsplit_once(':') {
+                Some((w, m @ ("ro" | "rw"))) => (w, Some(m)),
+                Some((_, m)) if !m.is_empty() && !m.contains('/') => {
+                    return Err(EngineError::invalid(format!("invalid mode for volumes-from: {m}")))
+                }
+                _ => (vf.as_str(), None),
+            };
+            let other = self.container(word)?;
+            for m in other.doc().mounts {
+                let t = m.destination.trim_end_matches('/');
+                let taken = |x: &crate::spec::Mount| x.target.trim_end_matches('/') == t;
+                if m.kind == "tmpfs" || o.mounts.iter().any(taken) || out.iter().any(taken) {
+                    continue;
+                }
+                let readonly = match mode {
+                    Some(m) => m == "ro",
+                    None => !m.rw,
+                };
+                let (source, propagation) = if m.kind == "volume" {
+                    (
+                        MountSource::Volume {
+                            name: m.name.clone(),
+                            options: Default::default(),
+                        },
+                        String::new(),
+                    )
+                } else {
+                    (
+                        MountSource::Bind {
+                            path: PathBuf::from(&m.source),
+                            create: false,
+                        },
+                        m.propagation.clone(),
+                    )
+                };
+                out.push(crate::spec::Mount {
+                    target: m.destination.clone(),
+                    source,
+                    readonly,
+                    propagation,
+                    origin: MountOrigin::Volume {
+                        mode: if readonly { "ro" } else { "" }.into(),
+                    },
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -979,6 +979,7 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         pull: spec::PullPolicy::parse(a.pull.as_deref().unwrap_or("missing"))?,
         userns: a.userns.userns.clone(),
         log_driver: a.more.log_driver.clone(),
+        volumes_from: a.more.volumes_from.clone(),
         storage_opts: a
             .more
             .storage_opt

@@ -55,7 +55,7 @@ pub struct MoreRunArgs {
     /// Log driver options (none taken yet)
     #[arg(long, value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
-    /// Mount volumes from the specified container(s) (not supported yet)
+    /// Mount volumes from the specified container(s)
     #[arg(long, value_name = "CONTAINER[:ro|rw]")]
     pub volumes_from: Vec<String>,
     /// GPU devices to add to the container (not supported)
@@ -169,7 +169,6 @@ impl MoreRunArgs {
         let lists: &[(&str, &Vec<String>)] = &[
             ("--expose", &self.expose),
             ("--sysctl", &self.sysctl),
-            ("--volumes-from", &self.volumes_from),
             ("--group-add", &self.group_add),
             ("--annotation", &self.annotation),
             ("--link-local-ip", &self.link_local_ip),
