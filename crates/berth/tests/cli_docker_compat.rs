@@ -936,12 +936,20 @@ fn volumes_from_mounts_as_dockers() {
         "-c",
         "ls /data/x 2>&1",
     ]);
-    same(&[
+    same(&["inspect", "-f", "{{.HostConfig.VolumesFrom}} {{len .Mounts}}", "vdst"]);
+    // (Docker lists Mounts in no fixed order.)
+    let mounts = |o: Output| -> Vec<String> {
+        let mut v: Vec<String> = stdout(&o).split_whitespace().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let f = [
         "inspect",
         "-f",
-        "{{.HostConfig.VolumesFrom}} {{len .Mounts}} {{range .Mounts}}{{.Destination}}:{{.RW}} {{end}}",
+        "{{range .Mounts}}{{.Destination}}:{{.RW}} {{end}}",
         "vdst",
-    ]);
+    ];
+    assert_eq!(mounts(berth(&r, &f)), mounts(dd.docker(&f)));
     compare(
         &dd,
         &r,
