@@ -169,7 +169,7 @@ fn kind_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
             S::ImageNotFound(_) | S::ContainerNotFound(_) | S::BlobNotFound(_) | S::NetworkNotFound(_) => {
                 Some(ErrorKind::NotFound)
             }
-            S::NameInUse(_) | S::Conflict(_) | S::NetworkExists(_) => Some(ErrorKind::Conflict),
+            S::NameInUse(..) | S::Conflict(_) | S::NetworkExists(_) => Some(ErrorKind::Conflict),
             S::InvalidDigest(_)
             | S::InvalidReference { .. }
             | S::AmbiguousImage { .. }
@@ -313,7 +313,7 @@ mod tests {
             (e.kind(), e.to_string().as_str()),
             (ErrorKind::NotFound, "No such container: x")
         );
-        let e = EngineError::from(berth_store::StoreError::NameInUse("web".into()));
+        let e = EngineError::from(berth_store::StoreError::NameInUse("web".into(), "abc".into()));
         assert_eq!(e.kind(), ErrorKind::Conflict);
         let e = EngineError::from(std::io::Error::other("disk on fire"));
         assert_eq!(e.kind(), ErrorKind::Other);

@@ -116,6 +116,17 @@ pub struct ContainerSpec {
     /// `--userns`: `host`, `auto[:size=N]`, `keep-id`, `nomap`; `None` is
     /// the store's default (see [`crate::userns`]).
     pub userns: Option<String>,
+    /// `--log-driver`: `json-file` (the default) or `local` keep the log
+    /// `logs` reads; `none` keeps nothing.
+    pub log_driver: Option<String>,
+    /// `--log-opt`: none taken yet (refused by name).
+    pub log_opts: BTreeMap<String, String>,
+    /// `--storage-opt` (`size=10G`): berth's overlay store has no quotas,
+    /// so any is refused as Docker's overlay2 refuses it without xfs quotas.
+    pub storage_opts: BTreeMap<String, String>,
+    /// `--volumes-from CONTAINER[:ro|rw]`: that container's volumes and
+    /// binds, at the same paths (read-only as they were, or as asked).
+    pub volumes_from: Vec<String>,
 }
 
 /// `--user`: a user and optionally a group, by name or number.
@@ -398,6 +409,92 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
     /// Resource limits of the container's processes.
     pub ulimits: Vec<Ulimit>,
+    /// `--blkio-weight`: relative block IO weight, 10–1000.
+    pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device`.
+    pub blkio_weight_device: Vec<WeightDevice>,
+    /// `--device-read-bps`: bytes per second.
+    pub device_read_bps: Vec<ThrottleDevice>,
+    /// `--device-write-bps`.
+    pub device_write_bps: Vec<ThrottleDevice>,
+    /// `--device-read-iops`: operations per second.
+    pub device_read_iops: Vec<ThrottleDevice>,
+    /// `--device-write-iops`.
+    pub device_write_iops: Vec<ThrottleDevice>,
+    /// `--device-cgroup-rule`: `TYPE MAJOR:MINOR ACCESS` (`c 1:3 rwm`, `b *:* m`).
+    pub device_cgroup_rules: Vec<String>,
+}
+
+/// `--blkio-weight-device DEVICE:WEIGHT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightDevice {
+    /// A block device's path (`/dev/vda`).
+    pub path: String,
+    /// Its relative weight, 10–1000 (0: none of its own).
+    pub weight: u16,
+}
+
+/// `--device-read-bps DEVICE:RATE` and the like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleDevice {
+    /// A block device's path.
+    pub path: String,
+    /// Bytes or operations per second.
+    pub rate: u64,
+}
+
+/// `--blkio-weight-device`'s value, with the docker CLI's checks and words.
+pub fn parse_weight_device(s: &str) -> Result<WeightDevice> {
+    let (path, weight) = s
+        .split_once(':')
+        .ok_or_else(|| EngineError::invalid(format!("bad format: {s}")))?;
+    if !path.starts_with("/dev/") {
+        return Err(EngineError::invalid(format!("bad format for device path: {s}")));
+    }
+    let bad = || EngineError::invalid(format!("invalid weight for device: {s}"));
+    let weight: u16 = weight.parse().map_err(|_| bad())?;
+    if weight > 0 && !(10..=1000).contains(&weight) {
+        return Err(bad());
+    }
+    Ok(WeightDevice {
+        path: path.to_string(),
+        weight,
+    })
+}
+
+/// `--device-read-bps`/`--device-write-bps`'s value (`/dev/vda:1mb`).
+pub fn parse_throttle_bps(s: &str) -> Result<ThrottleDevice> {
+    throttle(s, true)
+}
+
+/// `--device-read-iops`/`--device-write-iops`'s value (`/dev/vda:100`).
+pub fn parse_throttle_iops(s: &str) -> Result<ThrottleDevice> {
+    throttle(s, false)
+}
+
+fn throttle(s: &str, bytes: bool) -> Result<ThrottleDevice> {
+    let (path, rate) = s
+        .split_once(':')
+        .ok_or_else(|| EngineError::invalid(format!("bad format: {s}")))?;
+    if !path.starts_with("/dev/") {
+        return Err(EngineError::invalid(format!("bad format for device path: {s}")));
+    }
+    let bad = || {
+        EngineError::invalid(if bytes {
+            format!("invalid rate for device: {s}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
+        } else {
+            format!("invalid rate for device: {s}. The correct format is <device-path>:<number>. Number must be a positive integer")
+        })
+    };
+    let rate = if bytes {
+        parse_bytes("rate", rate).map_err(|_| bad())?
+    } else {
+        rate.parse().map_err(|_| bad())?
+    };
+    Ok(ThrottleDevice {
+        path: path.to_string(),
+        rate,
+    })
 }
 
 /// `--memory-swap`.
@@ -490,6 +587,33 @@ impl ContainerSpec {
         if let Some(u) = &self.user {
             UserSpec::parse(&u.to_string())?;
         }
+        match self.log_driver.as_deref() {
+            None | Some("json-file" | "local") => {
+                if let Some(k) = self.log_opts.keys().next() {
+                    return Err(EngineError::invalid(format!(
+                        "--log-opt {k}: berth's container log takes no options yet"
+                    )));
+                }
+            }
+            Some("none") => {
+                if !self.log_opts.is_empty() {
+                    return Err(EngineError::invalid("invalid logging opts for driver none"));
+                }
+            }
+            // Docker's daemon looks for a plugin of that name.
+            Some(d) => {
+                return Err(EngineError::not_found(format!(
+                    "error looking up logging plugin {d}: plugin \"{d}\" not found"
+                )))
+            }
+        }
+        if !self.storage_opts.is_empty() {
+            // Docker's overlay2 words on a file system without project quotas.
+            return Err(EngineError::new(
+                crate::ErrorKind::Other,
+                "--storage-opt is supported only for overlay over xfs with 'pquota' mount option",
+            ));
+        }
         let r = &self.resources;
         if let Some(m) = r.memory {
             if m > 0 && m < MIN_MEMORY {
@@ -514,6 +638,9 @@ impl ContainerSpec {
                 ))
             }
             _ => {}
+        }
+        for rule in &r.device_cgroup_rules {
+            berth_runtime::spec::device_cgroup_rule(rule).map_err(|e| EngineError::invalid(e.to_string()))?;
         }
         if let Some(n) = r.nano_cpus.filter(|n| *n > 0) {
             let max = ncpu as u64 * 1_000_000_000;

@@ -59,6 +59,8 @@ pub struct ContainerConfig {
     pub id_mappings: Option<crate::idmap::IdMappings>,
     /// The size of /dev/shm in bytes; `None` is Docker's 64 MiB.
     pub shm_size: Option<u64>,
+    /// `--log-driver`: `""`/`json-file`/`local` keep the log, `none` keeps nothing.
+    pub log_driver: String,
 }
 
 /// What kind of mount a [`MountSpec`] is.
@@ -104,6 +106,36 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
     /// (name without RLIMIT_ prefix, e.g. "nofile"; soft; hard)
     pub ulimits: Vec<(String, u64, u64)>,
+    /// Block IO weight and throttles (`--blkio-weight`, `--device-read-bps`, …).
+    pub blkio: BlockIo,
+    /// Extra device cgroup rules (`--device-cgroup-rule`): `TYPE MAJOR:MINOR ACCESS`,
+    /// `*` for any number, checked by the engine.
+    pub device_cgroup_rules: Vec<String>,
+}
+
+/// Block IO limits, by device number (OCI `linux.resources.blockIO`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(default)]
+pub struct BlockIo {
+    /// Relative weight, 10–1000.
+    pub weight: Option<u16>,
+    /// Per-device weights: (major, minor, weight).
+    pub weight_device: Vec<(i64, i64, u16)>,
+    /// Bytes per second read: (major, minor, rate).
+    pub read_bps: Vec<(i64, i64, u64)>,
+    /// Bytes per second written.
+    pub write_bps: Vec<(i64, i64, u64)>,
+    /// Reads per second.
+    pub read_iops: Vec<(i64, i64, u64)>,
+    /// Writes per second.
+    pub write_iops: Vec<(i64, i64, u64)>,
+}
+
+impl BlockIo {
+    /// Nothing asked for.
+    pub fn is_empty(&self) -> bool {
+        *self == BlockIo::default()
+    }
 }
 
 /// `--restart` policy.

@@ -42,7 +42,8 @@ impl Stream {
 
 /// Appends output to a json-file log, one entry per line of output.
 pub struct LogWriter {
-    file: std::fs::File,
+    /// `None`: `--log-driver none`, nothing is kept.
+    file: Option<std::fs::File>,
     partial: [Vec<u8>; 2],
 }
 
@@ -53,12 +54,23 @@ impl LogWriter {
         let file = berth_archive::perms::open_append(path, berth_archive::perms::PRIVATE_FILE)
             .ctx(|| format!("opening log file {}", path.display()))?;
         Ok(LogWriter {
-            file,
+            file: Some(file),
             partial: [Vec::new(), Vec::new()],
         })
     }
 
+    /// A writer that keeps nothing (`--log-driver none`).
+    pub fn discard() -> Self {
+        LogWriter {
+            file: None,
+            partial: [Vec::new(), Vec::new()],
+        }
+    }
+
     fn emit(&mut self, stream: Stream, bytes: &[u8]) -> Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
         let entry = LogEntry {
             log: String::from_utf8_lossy(bytes).into_owned(),
             stream: stream.name().into(),
@@ -66,9 +78,7 @@ impl LogWriter {
         };
         let mut line = serde_json::to_vec(&entry).expect("log entries serialize");
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .ctx(|| "writing the container log".to_string())
+        file.write_all(&line).ctx(|| "writing the container log".to_string())
     }
 
     /// Records a chunk of output; complete lines become entries at once.

@@ -283,7 +283,11 @@ fn run(
         clients.wait_first(Duration::from_secs(30))?;
     }
     let sched = cfg.healthcheck.as_ref().and_then(|h| health::schedule(h, &cfg.shell));
-    let mut log = LogWriter::open(&dir.join(LOG_FILE))?;
+    let mut log = if cfg.log_driver == "none" {
+        LogWriter::discard()
+    } else {
+        LogWriter::open(&dir.join(LOG_FILE))?
+    };
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     let mut last;

@@ -584,6 +584,31 @@ fn subid_range(file: &str, id: u32) -> Option<(u32, u32)> {
     })
 }
 
+/// A `--device-cgroup-rule` (`c 1:3 rwm`, `b *:* m`) as an OCI device rule.
+pub fn device_cgroup_rule(rule: &str) -> Result<Value> {
+    let bad = || RuntimeError::InvalidConfig(format!("invalid device cgroup format '{rule}'"));
+    let mut parts = rule.split(' ');
+    let (Some(kind), Some(numbers), Some(access), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if !matches!(kind, "a" | "b" | "c")
+        || access.is_empty()
+        || access.len() > 3
+        || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm'))
+    {
+        return Err(bad());
+    }
+    let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
+    let mut out = json!({"allow": true, "type": kind, "access": access});
+    for (key, n) in [("major", major), ("minor", minor)] {
+        if n != "*" {
+            out[key] = json!(n.parse::<i64>().map_err(|_| bad())?);
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the host runs cgroup v2 only.
 pub fn cgroup_v2_unified() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -671,6 +696,27 @@ pub fn resource_limits(r: &Resources) -> Result<serde_json::Map<String, Value>> 
     }
     if let Some(p) = r.pids_limit.filter(|p| *p > 0) {
         out.insert("pids".into(), json!({"limit": p}));
+    }
+    if !r.blkio.is_empty() {
+        let b = &r.blkio;
+        let rates = |v: &[(i64, i64, u64)]| -> Value {
+            v.iter()
+                .map(|(major, minor, rate)| json!({"major": major, "minor": minor, "rate": rate}))
+                .collect()
+        };
+        let mut io = json!({
+            "weightDevice": b.weight_device.iter()
+                .map(|(major, minor, weight)| json!({"major": major, "minor": minor, "weight": weight}))
+                .collect::<Vec<_>>(),
+            "throttleReadBpsDevice": rates(&b.read_bps),
+            "throttleWriteBpsDevice": rates(&b.write_bps),
+            "throttleReadIOPSDevice": rates(&b.read_iops),
+            "throttleWriteIOPSDevice": rates(&b.write_iops),
+        });
+        if let Some(w) = b.weight {
+            io["weight"] = json!(w);
+        }
+        out.insert("blockIO".into(), io);
     }
     Ok(out)
 }
@@ -864,6 +910,9 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
             }
             dev_rules.push(r);
         }
+    }
+    for rule in &cfg.resources.device_cgroup_rules {
+        dev_rules.push(device_cgroup_rule(rule)?);
     }
     for d in &cfg.devices {
         let (dev, rule) = device_entry(d)?;

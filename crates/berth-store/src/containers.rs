@@ -39,7 +39,7 @@ impl Store {
         match r {
             Ok(_) => Ok(()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                Err(StoreError::NameInUse(rec.name.clone()))
+                Err(self.name_in_use(&rec.name))
             }
             Err(e) => Err(e.into()),
         }
@@ -95,14 +95,21 @@ impl Store {
         Ok(())
     }
 
+    /// The conflict of a name another container has.
+    fn name_in_use(&self, name: &str) -> StoreError {
+        let id = self.container(name).map(|r| r.id).unwrap_or_default();
+        StoreError::NameInUse(name.to_string(), id)
+    }
+
     pub fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
-        match self
+        // The lock is released before a conflict looks up the name's owner.
+        let r = self
             .db()
-            .execute("UPDATE containers SET name = ?2 WHERE id = ?1", params![id, new_name])
-        {
+            .execute("UPDATE containers SET name = ?2 WHERE id = ?1", params![id, new_name]);
+        match r {
             Ok(_) => Ok(()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                Err(StoreError::NameInUse(new_name.to_string()))
+                Err(self.name_in_use(new_name))
             }
             Err(e) => Err(e.into()),
         }

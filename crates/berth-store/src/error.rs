@@ -36,8 +36,9 @@ pub enum StoreError {
     ContainerNotFound(String),
     #[error("container reference {reference:?} is ambiguous: it matches {count} containers")]
     AmbiguousContainer { reference: String, count: usize },
-    #[error("the container name \"/{0}\" is already in use; remove that container or choose another name")]
-    NameInUse(String),
+    /// Docker's words: the name, and the ID of the container that has it.
+    #[error("Conflict. The container name \"/{0}\" is already in use by container \"{1}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse(String, String),
     #[error("layer {layer} of image {image} is not in the store; re-pull or re-load the image")]
     LayerMissing { layer: String, image: String },
     #[error("blob {0} is not in the store")]

@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::OnceLock;
+
+use crate::schema::Schema;
 
 use crate::value::{Field, Func, List, Map, Param, Struct, Value, IFACE};
 
@@ -125,14 +128,50 @@ pub fn inspect_value(type_name: &str, json: &serde_json::Value) -> Value {
     typed(type_name, "", json, true)
 }
 
+/// The docker CLI's container state, config and host config types, as Go
+/// declarations (`docker_types.go`).
+fn docker_types() -> &'static Schema {
+    static TYPES: OnceLock<Schema> = OnceLock::new();
+    TYPES.get_or_init(|| Schema::parse(include_str!("docker_types.go")).expect("docker_types.go parses"))
+}
+
+/// A part of a container inspect document decoded as the docker CLI's Go
+/// type, when berth declares it: absent fields are zero values.
+fn declared(parent_type: &str, key: &str, v: &serde_json::Value) -> Option<Value> {
+    if parent_type != "types.ContainerJSON" {
+        return None;
+    }
+    let (name, ptr) = match key {
+        "Mounts" => ("types.MountPoints", false),
+        "State" => ("types.ContainerState", true),
+        "Config" => ("container.Config", true),
+        "HostConfig" => ("container.HostConfig", true),
+        _ => return None,
+    };
+    let mut v = v.clone();
+    // `ConsoleSize` is a Go array (`[2]uint`): never nil, `[0 0]` when unset.
+    if let Some(o) = v.as_object_mut().filter(|_| key == "HostConfig") {
+        o.entry("ConsoleSize").or_insert_with(|| serde_json::json!([0, 0]));
+    }
+    Some(docker_types().decode(name, ptr, &v))
+}
+
 fn typed(type_name: &str, parent: &str, json: &serde_json::Value, ptr: bool) -> Value {
     use serde_json::Value as J;
     match json {
         J::Object(o) => {
-            let fields = o
+            let mut fields: Vec<Field> = o
                 .iter()
                 .map(|(k, v)| Field::new(k, field_value(type_name, k, v)))
                 .collect();
+            if type_name == "types.ContainerJSON" {
+                // `*int64` fields Docker fills only for `inspect --size`.
+                for k in ["SizeRw", "SizeRootFs"] {
+                    if !o.contains_key(k) {
+                        fields.push(Field::new(k, Value::Nil("*int64".into())));
+                    }
+                }
+            }
             let _ = parent;
             Value::Struct(Rc::new(Struct::new(type_name, ptr, fields)))
         }
@@ -154,6 +193,9 @@ fn typed(type_name: &str, parent: &str, json: &serde_json::Value, ptr: bool) -> 
 
 fn field_value(parent_type: &str, key: &str, v: &serde_json::Value) -> Value {
     use serde_json::Value as J;
+    if let Some(value) = declared(parent_type, key, v) {
+        return value;
+    }
     let parent = parent_type.rsplit('.').next().unwrap_or(parent_type);
     if let Some((kt, et)) = map_type(parent, key) {
         return match v {

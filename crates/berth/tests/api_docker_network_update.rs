@@ -89,7 +89,7 @@ fn docker_network_connect_disconnect_and_update() {
     assert_eq!(nets.trim(), "bridge");
     let o = docker(cli, &svc, root, &["network", "disconnect", "apinet", "target"]);
     assert!(
-        stderr(&o).contains("is not connected to network apinet"),
+        stderr(&o).contains("is not connected to the network apinet"),
         "{}",
         stderr(&o)
     );

@@ -194,6 +194,14 @@ fn failures_end_as_dockers_do() {
         (&["start", "nosuch", "other"], All),
         (&["rmi", "nosuch"], All),
         (&["pause", "nosuch"], All),
+        (&["kill", "nosuch"], All),
+        (&["network", "inspect", "nosuch"], All),
+        (&["network", "rm", "nosuch"], First),
+        (&["network", "connect", "none", "nosuch"], All),
+        (&["volume", "inspect", "nosuch", "nosuch2"], All),
+        (&["volume", "rm", "nosuch"], All),
+        (&["volume", "create", "--driver", "nosuch", "vx"], All),
+        (&["container", "prune", "-f", "--filter", "bogus=1"], All),
         // -f: said, but no failure.
         (&["rm", "-f", "nosuch"], All),
         (&["rmi", "-f", "nosuch"], All),
@@ -219,6 +227,37 @@ fn failures_end_as_dockers_do() {
         (&["run", "--bogus", "busybox"], All),
         (&["create", "--bogus", "busybox"], All),
         (&["create", "-a", "bogus", "busybox"], All),
+        (&["create", "--log-driver", "bogus", "busybox", "true"], All),
+        (
+            &[
+                "create",
+                "--log-driver",
+                "none",
+                "--log-opt",
+                "max-size=1m",
+                "busybox",
+                "true",
+            ],
+            All,
+        ),
+        (
+            &[
+                "run",
+                "--log-driver",
+                "none",
+                "--log-opt",
+                "max-size=1m",
+                "busybox",
+                "true",
+            ],
+            All,
+        ),
+        (&["create", "--blkio-weight", "x", "busybox"], All),
+        (&["create", "--blkio-weight-device", "/dev/sda:5", "busybox"], All),
+        (&["create", "--blkio-weight-device", "sda:50", "busybox"], All),
+        (&["create", "--device-read-bps", "/dev/sda:1zb", "busybox"], All),
+        (&["create", "--device-write-iops", "/dev/sda:1mb", "busybox"], All),
+        (&["create", "--device-cgroup-rule", "x 1:2 rwm", "busybox"], All),
         (&["exec", "--bogus", "x", "true"], All),
         (&["image", "ls", "--bogus"], First),
         (&["system", "df", "--bogus"], First),
@@ -265,6 +304,49 @@ fn failures_end_as_dockers_do() {
             "{step:?}"
         );
     }
+    // A container that is not running: Docker's words (the ID read as ID).
+    let dc = stdout(&dd.docker(&["create", "--name", "pc", "busybox", "sh"]))
+        .trim()
+        .to_string();
+    let bc = r.ok(&["create", "--name", "pc", "busybox", "sh"]).trim().to_string();
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["create", "--name", "pc2", "busybox", "sh"]);
+    }
+    for args in [
+        &["exec", "pc", "true"][..],
+        &["top", "pc"],
+        &["port", "pc", "80"],
+        &["port", "pc", "80/udp"],
+        &["kill", "pc"],
+        &["kill", "-s", "BOGUS", "pc"],
+        // A name in use: Docker's conflict, naming the owner.
+        &["create", "--name", "pc", "busybox", "true"],
+        &["rename", "pc2", "pc"],
+    ] {
+        let d = dd.docker(args);
+        let b = berth(&r, args);
+        assert_eq!(b.status.code(), d.status.code(), "{args:?}");
+        assert_eq!(stderr(&b).replace(&bc, "ID"), stderr(&d).replace(&dc, "ID"), "{args:?}");
+    }
+    // --log-driver none: the output is shown, nothing is kept for `logs`.
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        assert_eq!(
+            cli.ok(&["run", "--log-driver", "none", "--name", "ln", "busybox", "echo", "hi"]),
+            "hi\n"
+        );
+        assert_eq!(
+            cli.ok(&["inspect", "-f", "{{.HostConfig.LogConfig}}", "ln"]),
+            "{none map[]}\n"
+        );
+    }
+    compare(&dd, &r, &["logs", "ln"], All);
+    let bid_ln = r.ok(&["inspect", "-f", "{{.Id}}", "ln"]).trim().to_string();
+    assert!(!r.path().join("containers").join(&bid_ln).join("ctr.log").exists());
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "ln"]);
+    }
+    Cli::Docker(&dd).ok(&["rm", "pc", "pc2"]);
+    Cli::Berth(&r).ok(&["rm", "pc", "pc2"]);
     // `rm -f=true`, `run --rm=true`: values taken, output as Docker's.
     let b = berth(&r, &["rm", "-f=true", &bid]);
     assert!(b.status.success(), "{}", stderr(&b));
@@ -327,6 +409,86 @@ fn failures_end_as_dockers_do() {
     for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
         cli.ok(&["rm", "-f", "f1"]);
         cli.ok(&["volume", "rm", "fv"]);
+    }
+}
+
+/// `--format` templates print what the docker CLI prints for the same
+/// containers: method calls with arguments, `pad`, `split`, unknown fields
+/// failing, nil slices and maps, pointers, and whole structs (`{{.State}}`,
+/// fields the engine's JSON leaves out shown as Docker's zero values).
+#[test]
+#[ignore = "needs root"]
+fn templates_render_as_dockers() {
+    need_root();
+    let dd = Dockerd::start();
+    let r = Root::new();
+    r.busybox("busybox");
+    let tar = r.path().join("bb-image.tar");
+    r.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    let o = dd.docker(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&[
+            "create",
+            "--name",
+            "tpl",
+            "-l",
+            "com.x=1",
+            "-l",
+            "com.y=two",
+            "--restart",
+            "on-failure:3",
+            "-e",
+            "A=1",
+            "--entrypoint",
+            "sh",
+            "busybox",
+            "-c",
+            "sleep 1",
+        ]);
+    }
+    let same = |args: &[&str]| {
+        let d = dd.docker(args);
+        let b = berth(&r, args);
+        assert_eq!(
+            (stdout(&b), stderr(&b), b.status.code()),
+            (stdout(&d), stderr(&d), d.status.code()),
+            "{args:?}"
+        );
+    };
+    for t in [
+        "{{.Names}} {{.Label \"com.y\"}} {{.Label \"nope\"}}|",
+        "{{pad .Names 1 2}}|{{upper .Names}}|{{truncate .Names 2}}|{{title .State}}",
+        "{{split .Labels \",\"}} {{len (split .Labels \",\")}} {{join (split .Labels \",\") \";\"}}",
+        "{{.State}} {{.Status}} {{.Networks}} {{.Mounts}}| {{.Ports}}|",
+        "{{json .Labels}} {{.Command}}",
+        "{{.Nope}}",
+        "{{.Label}}",
+        "{{.Names \"x\"}}",
+    ] {
+        same(&["ps", "-a", "--format", t]);
+    }
+    for t in [
+        "{{.State}}",
+        "{{.State.Health}}",
+        "{{json .State}}",
+        "{{.Config.Cmd}} {{.Config.Entrypoint}} {{.Config.Shell}} {{.Config.OnBuild}}",
+        "{{.Config.Labels}} {{.Config.Volumes}} {{.Config.ExposedPorts}} {{.Config.Healthcheck}}",
+        "{{.Config.StopSignal}}|{{.SizeRw}}|{{.Args}}|{{.Mounts}}",
+        "{{.HostConfig.RestartPolicy}} {{.HostConfig.LogConfig}} {{.HostConfig.ConsoleSize}}",
+        "{{.HostConfig.Binds}} {{.HostConfig.Dns}} {{.HostConfig.CapAdd}} {{.HostConfig.Links}}",
+        "{{.HostConfig.Sysctls}} {{.HostConfig.StorageOpt}} {{.HostConfig.DeviceCgroupRules}}",
+        "{{.HostConfig.CgroupParent}}|{{.HostConfig.BlkioWeight}} {{.HostConfig.BlkioDeviceReadBps}}",
+        "{{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.MemorySwappiness}} {{.HostConfig.PidsLimit}}",
+        "{{index .Config.Labels \"com.x\"}} {{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}",
+        "{{.Nope}}",
+        "{{.State.Nope}}",
+        "{{.Config.Labels.nope}}|",
+    ] {
+        same(&["inspect", "--format", t, "tpl"]);
+    }
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "tpl"]);
     }
 }
 
@@ -409,7 +571,6 @@ fn help_lists_dockers_flags() {
                 "ip",
                 "ip6",
                 "link",
-                "link-local-ip",
                 "mac-address",
                 "network-alias",
                 "runtime",
@@ -426,11 +587,9 @@ fn help_lists_dockers_flags() {
                 "ip",
                 "ip6",
                 "link",
-                "link-local-ip",
                 "mac-address",
                 "network-alias",
                 "runtime",
-                "attach",
             ],
         ),
         ("build", &[]),
@@ -538,6 +697,121 @@ fn help_lists_dockers_flags() {
     assert!(stderr(&o).contains("unable to prepare context"), "{}", stderr(&o));
 }
 
+/// A block device of this machine (`/dev/vda`, `/dev/loop0`, …) and its
+/// `MAJOR:MINOR`.
+fn block_device() -> (String, String) {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names {
+        let dev = format!("/dev/{n}");
+        let number = std::fs::read_to_string(format!("/sys/block/{n}/dev")).unwrap_or_default();
+        if std::path::Path::new(&dev).exists() && !number.trim().is_empty() {
+            return (dev, number.trim().to_string());
+        }
+    }
+    panic!("this machine has no block device under /sys/block");
+}
+
+/// `--device-read-bps`, `--device-write-iops`, `--blkio-weight-device` and
+/// `--device-cgroup-rule` reach the container's cgroup (the host's cgroup
+/// files, and a device node the rule lets the container open), and
+/// `inspect` shows them as Docker's HostConfig does.
+#[test]
+#[ignore = "needs root"]
+fn block_io_and_device_rules_reach_the_cgroup() {
+    let env = Env::new();
+    let r = &env.root;
+    let (dev, number) = block_device();
+    let id = r
+        .ok(&[
+            "run",
+            "-d",
+            "--device-read-bps",
+            &format!("{dev}:1mb"),
+            "--device-write-iops",
+            &format!("{dev}:77"),
+            "--device-cgroup-rule",
+            "c 42:* rmw",
+            "bb",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let cg = |v1: &str, v2: &str| -> String {
+        let p = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            format!("/sys/fs/cgroup/berth/{id}/{v2}")
+        } else {
+            format!("/sys/fs/cgroup/blkio/berth/{id}/{v1}")
+        };
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    };
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let io = cg("", "io.max");
+        assert!(io.contains(&format!("{number} rbps=1048576")), "{io}");
+        assert!(io.contains("wiops=77"), "{io}");
+    } else {
+        assert_eq!(cg("blkio.throttle.read_bps_device", ""), format!("{number} 1048576\n"));
+        assert_eq!(cg("blkio.throttle.write_iops_device", ""), format!("{number} 77\n"));
+    }
+    // The rule lets the container open a char device 42:x (no driver: ENXIO);
+    // without it the cgroup refuses (EPERM).
+    let open = "mknod /tmp/d c 42 0 && cat /tmp/d";
+    let o = r.run(&["exec", &id, "sh", "-c", open]);
+    assert!(stderr(&o).contains("No such device or address"), "{}", stderr(&o));
+    let o = r.run(&["run", "--rm", "bb", "sh", "-c", open]);
+    assert!(stderr(&o).contains("Operation not permitted"), "{}", stderr(&o));
+    assert_eq!(
+        r.ok(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.BlkioDeviceReadBps}} {{range .HostConfig.BlkioDeviceWriteIOps}}{{.Path}}={{.Rate}}{{end}} {{.HostConfig.DeviceCgroupRules}}",
+            &id
+        ]),
+        format!("[{{\"Path\":\"{dev}\",\"Rate\":1048576}}] {dev}=77 [c 42:* rmw]\n")
+    );
+    // A device weight: applied where the host's blkio controller has
+    // weights, discarded with Docker's warning where it has none.
+    let weights = std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
+        || std::path::Path::new("/sys/fs/cgroup/blkio/blkio.bfq.weight").exists()
+        || std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.contains("io"));
+    let o = berth(r, &["create", "--blkio-weight", "300", "bb", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wid = stdout(&o).trim().to_string();
+    let shown = r.ok(&["inspect", "-f", "{{.HostConfig.BlkioWeight}}", &wid]);
+    if weights {
+        assert_eq!(shown, "300\n");
+    } else {
+        assert_eq!(
+            stderr(&o),
+            "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.\n"
+        );
+        assert_eq!(shown, "0\n");
+    }
+    // --storage-opt: berth's overlay store has no quotas: Docker's overlay2
+    // words without xfs project quotas; --link-local-ip refused by name.
+    let o = berth(r, &["create", "--storage-opt", "size=1G", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "Error response from daemon: --storage-opt is supported only for overlay over xfs with 'pquota' mount option\n"
+    );
+    let o = berth(r, &["create", "--link-local-ip", "169.254.1.1", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--link-local-ip is not supported by berth yet"),
+        "{}",
+        stderr(&o)
+    );
+    // A path that is not a block device is refused by the engine.
+    let o = berth(r, &["create", "--device-read-bps", "/dev/null:1mb", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/dev/null is not a block device"), "{}", stderr(&o));
+}
+
 /// `update`: new limits reach a running container at once, and `inspect`
 /// and the restart policy follow; what berth cannot change is refused by name.
 #[test]
@@ -597,6 +871,160 @@ fn update_changes_a_running_container() {
     assert!(stderr(&o).contains("--cpuset-cpus is not supported"), "{}", stderr(&o));
 }
 
+/// `--volumes-from`: the other container's volumes and binds at the same
+/// paths (tmpfs not), its modes or `:ro`, the container's own mounts
+/// first; `inspect` and a missing container as Docker's.
+#[test]
+#[ignore = "needs root"]
+fn volumes_from_mounts_as_dockers() {
+    need_root();
+    let dd = Dockerd::start();
+    let r = Root::new();
+    r.busybox("busybox");
+    let tar = r.path().join("bb-image.tar");
+    r.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    let o = dd.docker(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/h:ro", host.path().display());
+    let script = "touch /data/x && echo vol-rw; touch /h/y 2>/dev/null || echo bind-ro; ls -d /t 2>&1";
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&[
+            "create",
+            "--name",
+            "vsrc",
+            "-v",
+            "vfv:/data",
+            "-v",
+            &bind,
+            "--tmpfs",
+            "/t",
+            "busybox",
+            "true",
+        ]);
+        cli.ok(&["create", "--name", "vdst", "--volumes-from", "vsrc", "busybox", "true"]);
+    }
+    let same = |args: &[&str]| {
+        let (d, b) = (dd.docker(args), berth(&r, args));
+        assert_eq!(
+            (stdout(&b), b.status.code()),
+            (stdout(&d), d.status.code()),
+            "{args:?}\n{}",
+            stderr(&b)
+        );
+    };
+    same(&["run", "--rm", "--volumes-from", "vsrc", "busybox", "sh", "-c", script]);
+    same(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "vsrc:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /data/z 2>/dev/null || echo vol-ro",
+    ]);
+    same(&[
+        "run",
+        "--rm",
+        "-v",
+        "/tmp:/data",
+        "--volumes-from",
+        "vsrc",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /data/x 2>&1",
+    ]);
+    same(&["inspect", "-f", "{{.HostConfig.VolumesFrom}} {{len .Mounts}}", "vdst"]);
+    // (Docker lists Mounts in no fixed order.)
+    let mounts = |o: Output| -> Vec<String> {
+        let mut v: Vec<String> = stdout(&o).split_whitespace().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let f = [
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Destination}}:{{.RW}} {{end}}",
+        "vdst",
+    ];
+    assert_eq!(mounts(berth(&r, &f)), mounts(dd.docker(&f)));
+    compare(
+        &dd,
+        &r,
+        &["run", "--rm", "--volumes-from", "nosuch", "busybox", "true"],
+        Words::All,
+    );
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "-v", "vdst", "vsrc"]);
+        cli.ok(&["volume", "rm", "vfv"]);
+    }
+}
+
+/// ps `--filter publish=` and `expose=` match the container's ports as
+/// Docker's daemon does (the port inside the container, with an optional
+/// protocol or range: `docker ps --filter publish=80` lists the container
+/// of `0.0.0.0:32768->80/tcp`). (The test's dockerd has no bridge, so this
+/// one is berth's alone.)
+#[test]
+#[ignore = "needs root"]
+fn ps_filters_published_and_exposed_ports() {
+    let env = Env::new();
+    let r = &env.root;
+    r.ok(&["run", "-d", "--name", "pub", "-p", "127.0.0.1::80", "bb", "sleep", "60"]);
+    r.ok(&["run", "-d", "--name", "plain", "bb", "sleep", "60"]);
+    for (f, want) in [
+        ("publish=80", "pub\n"),
+        ("publish=80/tcp", "pub\n"),
+        ("publish=79-81", "pub\n"),
+        ("publish=80/udp", ""),
+        ("publish=81", ""),
+        ("expose=80", "pub\n"),
+        ("expose=81/tcp", ""),
+    ] {
+        assert_eq!(r.ok(&["ps", "--filter", f, "--format", "{{.Names}}"]), want, "{f}");
+    }
+}
+
+/// `build -o type=local,dest=DIR`, `-o type=tar,dest=FILE` and `-o -`:
+/// the built image's files, as BuildKit's exporters write them; the build
+/// lines go to stderr when the tar is on stdout; no container is left.
+#[test]
+#[ignore = "needs root"]
+fn build_outputs_files_and_tars() {
+    let env = Env::new();
+    let r = &env.root;
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nRUN echo built > /f\n").unwrap();
+    let c = ctx.path().to_str().unwrap();
+    let dir = ctx.path().join("out");
+    r.ok(&["build", "-q", "-o", &format!("type=local,dest={}", dir.display()), c]);
+    assert_eq!(std::fs::read_to_string(dir.join("f")).unwrap(), "built\n");
+    assert!(dir.join("bin/busybox").exists());
+    let tar = ctx.path().join("o.tar");
+    r.ok(&[
+        "build",
+        "-q",
+        "--output",
+        &format!("type=tar,dest={}", tar.display()),
+        c,
+    ]);
+    let names = |bytes: &[u8]| -> Vec<String> {
+        tar::Archive::new(bytes)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    };
+    assert!(names(&std::fs::read(&tar).unwrap()).contains(&"f".to_string()));
+    let o = berth(r, &["build", "-o", "-", c]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(names(&o.stdout).contains(&"f".to_string()));
+    assert!(stderr(&o).contains("Successfully built"), "{}", stderr(&o));
+    assert_eq!(r.ok(&["ps", "-aq"]), "");
+}
+
 /// `build -` reads a Dockerfile (or a context archive) from stdin, and
 /// `build -f - DIR` the Dockerfile alone, as Docker's.
 #[test]
@@ -635,4 +1063,49 @@ fn build_reads_the_dockerfile_from_stdin() {
         "{}",
         stderr(&o)
     );
+}
+
+/// `berth info | head -1`: a write to a stdout nobody reads any more ends
+/// berth as it ends the docker CLI (a Go program): killed by SIGPIPE, with
+/// nothing on stderr (no panic, no "Broken pipe" error).
+#[test]
+fn a_closed_stdout_ends_quietly_by_sigpipe() {
+    use std::os::unix::process::ExitStatusExt;
+    let r = Root::new();
+    let closed = || -> Stdio {
+        let (read, write) = rustix::pipe::pipe().unwrap();
+        drop(read);
+        Stdio::from(write)
+    };
+    // Docker itself, on a command that needs no daemon.
+    assert!(
+        have("docker"),
+        "the docker client is not installed (apt-get install docker.io)"
+    );
+    let o = Command::new("docker")
+        .arg("--help")
+        .stdout(closed())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.signal(), Some(libc_sigpipe()), "docker --help: {:?}", o.status);
+    for args in [
+        &["info"][..],
+        &["version"],
+        &["ps", "-a"],
+        &["images"],
+        &["network", "ls"],
+        &["volume", "ls"],
+        &["system", "df"],
+        &["--help"],
+        &["run", "--help"],
+    ] {
+        let o = r.cmd(args).stdout(closed()).stderr(Stdio::piped()).output().unwrap();
+        assert_eq!(o.status.signal(), Some(libc_sigpipe()), "{args:?}: {:?}", o.status);
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+}
+
+fn libc_sigpipe() -> i32 {
+    rustix::process::Signal::PIPE.as_raw()
 }

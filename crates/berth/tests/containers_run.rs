@@ -291,7 +291,7 @@ fn names_conflicts_and_detached_rm() {
     let o = r.run(&["run", "--name", "web", "bb", "true"]);
     assert_eq!(o.status.code(), Some(125));
     assert!(
-        stderr(&o).contains("the container name \"/web\" is already in use"),
+        stderr(&o).contains("The container name \"/web\" is already in use by container"),
         "{}",
         stderr(&o)
     );

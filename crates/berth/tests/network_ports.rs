@@ -74,7 +74,7 @@ fn publish_serves_and_is_shown_then_freed() {
     let o = root.run(&["port", "web", "9999"]);
     assert!(!o.status.success());
     assert!(
-        common::stderr(&o).contains("No public port '9999/tcp' published for web"),
+        common::stderr(&o).contains("Error: No public port '9999' published for web"),
         "{}",
         common::stderr(&o)
     );

@@ -485,8 +485,8 @@ impl Engine {
                         crate::error::shown(n).trim_matches('"')
                     )));
                 }
-                if self.store.container(n).map(|r| r.name == n).unwrap_or(false) {
-                    return Err(StoreError::NameInUse(n.to_string()).into());
+                if let Some(other) = self.store.container(n).ok().filter(|r| r.name == n) {
+                    return Err(StoreError::NameInUse(n.to_string(), other.id).into());
                 }
                 n.to_string()
             }
@@ -549,6 +549,8 @@ impl Engine {
             cpu_shares: r.cpu_shares,
             pids_limit: r.pids_limit,
             ulimits: r.ulimits.iter().map(|u| (u.name.clone(), u.soft, u.hard)).collect(),
+            blkio: block_io(r, &mut warnings)?,
+            device_cgroup_rules: r.device_cgroup_rules.clone(),
         };
         let restart_policy = o.restart.clone();
         let healthcheck = health_config(ic.healthcheck.as_ref(), &o.health);
@@ -569,7 +571,8 @@ impl Engine {
         }
 
         // Mounts: -v, --mount, --tmpfs, then the image's VOLUMEs not covered.
-        let mut planned: Vec<PlannedMount> = o.mounts.iter().map(PlannedMount::from_spec).collect();
+        let from = self.volumes_from(o)?;
+        let mut planned: Vec<PlannedMount> = o.mounts.iter().chain(&from).map(PlannedMount::from_spec).collect();
         if let Some(vols) = &ic.volumes {
             for path in vols.keys() {
                 let t = path.trim_end_matches('/');
@@ -613,6 +616,7 @@ impl Engine {
 
         let shell = ic.shell.clone().unwrap_or_default();
         let mut cc = ContainerConfig {
+            log_driver: o.log_driver.clone().unwrap_or_default(),
             id: id.clone(),
             name: name.clone(),
             image_id: img.id.to_string(),
@@ -987,13 +991,13 @@ impl Engine {
         let host_config = json!({
             "Binds": if binds.is_empty() { Value::Null } else { json!(binds) },
             "ContainerIDFile": "",
-            "LogConfig": {"Type": "json-file", "Config": {}},
+            "LogConfig": {"Type": o.log_driver.as_deref().unwrap_or("json-file"), "Config": o.log_opts},
             "NetworkMode": net_shown,
             "PortBindings": port_bindings(&cc.ports),
             "RestartPolicy": {"Name": rp_name, "MaximumRetryCount": rp_max},
             "AutoRemove": cc.auto_remove,
             "VolumeDriver": "",
-            "VolumesFrom": Value::Null,
+            "VolumesFrom": if o.volumes_from.is_empty() { Value::Null } else { json!(o.volumes_from) },
             "CapAdd": if cc.cap_add.is_empty() { Value::Null } else { json!(cc.cap_add) },
             "CapDrop": if cc.cap_drop.is_empty() { Value::Null } else { json!(cc.cap_drop) },
             "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": Value::Null,
@@ -1019,6 +1023,42 @@ impl Engine {
             "MaskedPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::MASKED_PATHS) },
             "ReadonlyPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::READONLY_PATHS) },
         });
+        // The rest of Docker's HostConfig, so that `inspect` (and a template
+        // falling back to the raw JSON) shows every field Docker's has.
+        let docker_rest = json!({
+            "GroupAdd": Value::Null, "OomScoreAdj": 0, "ShmSize": 67108864, "ConsoleSize": [0, 0],
+            "Isolation": "", "CgroupParent": "", "BlkioWeight": 0,
+            "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
+            "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [],
+            "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+            "CpusetCpus": "", "CpusetMems": "", "DeviceCgroupRules": Value::Null, "DeviceRequests": Value::Null,
+            "MemoryReservation": 0, "MemorySwappiness": Value::Null, "OomKillDisable": Value::Null,
+            "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+        });
+        let mut host_config = host_config;
+        let sr = &o.resources;
+        let rates = |v: &[crate::spec::ThrottleDevice]| -> Value {
+            v.iter().map(|d| json!({"Path": d.path, "Rate": d.rate})).collect()
+        };
+        let asked = json!({
+            // What this host's cgroups take: a discarded weight reads 0, as Docker's.
+            "BlkioWeight": cc.resources.blkio.weight.unwrap_or(0),
+            "BlkioWeightDevice": sr.blkio_weight_device.iter().filter(|_| !cc.resources.blkio.weight_device.is_empty())
+                .map(|d| json!({"Path": d.path, "Weight": d.weight})).collect::<Vec<_>>(),
+            "BlkioDeviceReadBps": rates(&sr.device_read_bps),
+            "BlkioDeviceWriteBps": rates(&sr.device_write_bps),
+            "BlkioDeviceReadIOps": rates(&sr.device_read_iops),
+            "BlkioDeviceWriteIOps": rates(&sr.device_write_iops),
+            "DeviceCgroupRules": if sr.device_cgroup_rules.is_empty() { Value::Null } else { json!(sr.device_cgroup_rules) },
+        });
+        if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
+            h.extend(asked);
+        }
+        if let (Some(h), Value::Object(rest)) = (host_config.as_object_mut(), docker_rest) {
+            for (k, v) in rest {
+                h.entry(k).or_insert(v);
+            }
+        }
         let mounts: Vec<MountPoint> = planned
             .iter()
             .map(|p| {
@@ -1074,6 +1114,138 @@ impl Engine {
         };
         doc.to_value()
     }
+}
+
+impl Engine {
+    /// `--volumes-from`: the mounts of the containers named (volumes and
+    /// binds, as `inspect` lists them), at targets the spec does not mount
+    /// itself; `:ro`/`:rw` overrides each one's mode.
+    fn volumes_from(&self, o: &ContainerSpec) -> Result<Vec<crate::spec::Mount>> {
+        let mut out: Vec<crate::spec::Mount> = Vec::new();
+        for vf in &o.volumes_from {
+            let (word, mode) = match vf.rsplit_once(':') {
+                Some((w, m @ ("ro" | "rw"))) => (w, Some(m)),
+                Some((_, m)) if !m.is_empty() && !m.contains('/') => {
+                    return Err(EngineError::invalid(format!("invalid mode for volumes-from: {m}")))
+                }
+                _ => (vf.as_str(), None),
+            };
+            let other = self.container(word)?;
+            for m in other.doc().mounts {
+                let t = m.destination.trim_end_matches('/');
+                let taken = |x: &crate::spec::Mount| x.target.trim_end_matches('/') == t;
+                if m.kind == "tmpfs" || o.mounts.iter().any(taken) || out.iter().any(taken) {
+                    continue;
+                }
+                let readonly = match mode {
+                    Some(m) => m == "ro",
+                    None => !m.rw,
+                };
+                let (source, propagation) = if m.kind == "volume" {
+                    (
+                        MountSource::Volume {
+                            name: m.name.clone(),
+                            options: Default::default(),
+                        },
+                        String::new(),
+                    )
+                } else {
+                    (
+                        MountSource::Bind {
+                            path: PathBuf::from(&m.source),
+                            create: false,
+                        },
+                        m.propagation.clone(),
+                    )
+                };
+                out.push(crate::spec::Mount {
+                    target: m.destination.clone(),
+                    source,
+                    readonly,
+                    propagation,
+                    origin: MountOrigin::Volume {
+                        mode: if readonly { "ro" } else { "" }.into(),
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The block IO limits by device number, as the runtime takes them; what
+/// this host's cgroups cannot do is discarded with Docker's warning.
+fn block_io(r: &crate::spec::Resources, warnings: &mut Vec<String>) -> Result<berth_runtime::config::BlockIo> {
+    let number = |path: &str| -> Result<(i64, i64)> {
+        let st = rustix::fs::stat(path).map_err(|e| {
+            EngineError::invalid(format!(
+                "error gathering device information while adding custom device {path:?}: {e}"
+            ))
+        })?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFBLK {
+            return Err(EngineError::invalid(format!("{path} is not a block device")));
+        }
+        let dev = st.st_rdev;
+        Ok((rustix::fs::major(dev) as i64, rustix::fs::minor(dev) as i64))
+    };
+    let v2 = berth_runtime::spec::cgroup_v2_unified();
+    let has = |v1_files: &[&str]| -> bool {
+        if v2 {
+            std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+                .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+        } else {
+            v1_files
+                .iter()
+                .any(|f| Path::new("/sys/fs/cgroup/blkio").join(f).exists())
+        }
+    };
+    let weight_ok = has(&["blkio.weight", "blkio.bfq.weight"]);
+    let throttle_ok = has(&["blkio.throttle.read_bps_device"]);
+    let mut b = berth_runtime::config::BlockIo::default();
+    if let Some(w) = r.blkio_weight.filter(|w| *w > 0) {
+        // Docker's order: a host without weights discards it before the range is checked.
+        if weight_ok {
+            if !(10..=1000).contains(&w) {
+                return Err(EngineError::invalid("Range of blkio weight is from 10 to 1000"));
+            }
+            b.weight = Some(w);
+        } else {
+            warnings.push(
+                "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into(),
+            );
+        }
+    }
+    if !r.blkio_weight_device.is_empty() {
+        if weight_ok {
+            for d in &r.blkio_weight_device {
+                let (major, minor) = number(&d.path)?;
+                b.weight_device.push((major, minor, d.weight));
+            }
+        } else {
+            warnings.push("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.".into());
+        }
+    }
+    for (asked, into, what) in [
+        (&r.device_read_bps, &mut b.read_bps, "read bps"),
+        (&r.device_write_bps, &mut b.write_bps, "write bps"),
+        (&r.device_read_iops, &mut b.read_iops, "read iops"),
+        (&r.device_write_iops, &mut b.write_iops, "write iops"),
+    ] {
+        if asked.is_empty() {
+            continue;
+        }
+        if !throttle_ok {
+            warnings.push(format!(
+                "Your kernel does not support BPS Block I/O {what} limit or the cgroup is not mounted. Block I/O BPS {what} limit discarded."
+            ));
+            continue;
+        }
+        for d in asked {
+            let (major, minor) = number(&d.path)?;
+            into.push((major, minor, d.rate));
+        }
+    }
+    Ok(b)
 }
 
 fn dir_is_empty(p: &Path) -> bool {

@@ -280,7 +280,10 @@ impl Engine {
     /// `kill -s SIGNAL`.
     pub fn kill_container(&self, word: &str, signal: &str) -> Result<()> {
         crate::spec::Signal::parse(signal)?;
-        let c = self.container(word)?;
+        // Docker's words: its daemon says which container it cannot kill.
+        let c = self
+            .container(word)
+            .map_err(|e| e.context(format!("Cannot kill container: {word}")))?;
         let rt = self.container_runtime(&c)?;
         berth_runtime::kill(&c.dir, &rt, signal).map_err(|e| match e {
             RuntimeError::WrongState { .. } => EngineError::not_running(format!(
@@ -358,7 +361,9 @@ impl Engine {
                 "Renaming a container with the same name as its current name",
             ));
         }
-        self.store.rename_container(&c.rec.id, n)?;
+        self.store
+            .rename_container(&c.rec.id, n)
+            .map_err(|e| EngineError::from(e).context("Error when allocating new name"))?;
         self.container_event(&c.rec.id, "rename", &[("oldName", format!("/{}", c.rec.name))]);
         let mut cfg = c.cfg.clone();
         cfg.name = n.to_string();
@@ -500,15 +505,16 @@ impl Engine {
             s if s.can_exec() => {}
             ContainerStatus::Paused => {
                 return Err(EngineError::conflict(format!(
-                    "container {} is paused, unpause the container before exec",
+                    "Container {} is paused, unpause the container before exec",
                     c.rec.id
                 )))
             }
             _ => {
+                // Docker's words.
                 return Err(EngineError::not_running(format!(
-                    "container {} is not running",
+                    "Container {} is not running",
                     c.rec.id
-                )))
+                )));
             }
         }
         let _warm = warm_cgroup_attach();
@@ -526,6 +532,13 @@ impl Engine {
         err: &mut dyn std::io::Write,
     ) -> Result<()> {
         let c = self.container(word)?;
+        if c.cfg.log_driver == "none" {
+            // Docker's words: nothing was kept to read.
+            return Err(EngineError::new(
+                crate::ErrorKind::Other,
+                "configured logging driver does not support reading",
+            ));
+        }
         berth_runtime::read_logs(&c.dir, opts, out, err)?;
         Ok(())
     }

@@ -602,9 +602,8 @@ impl Engine {
         }
         if !planned && !attached && !force {
             return Err(EngineError::conflict(format!(
-                "container {} is not connected to network {}",
-                c.short_id(),
-                net.name
+                "container {} is not connected to the network {}",
+                c.rec.id, net.name
             )));
         }
         if planned {

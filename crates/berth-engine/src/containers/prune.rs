@@ -31,7 +31,7 @@ impl PruneFilter {
                 "until" => f.until = Some(parse_time(v)?),
                 "label" => f.labels.push(v.to_string()),
                 "label!" => f.not_labels.push(v.to_string()),
-                _ => bail!("invalid filter '{k}'"),
+                _ => bail!("Invalid filter '{k}'"),
             }
         }
         Ok(f)

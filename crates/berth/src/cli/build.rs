@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use berth_build::dockerfile::Severity;
 use berth_build::executor::{BuildOptions, ErrorKind, Progress as StepView, ProgressMode, SecretSource, SecretValue};
 use berth_store::reference::familiar_name;
@@ -187,8 +187,8 @@ impl MoreBuildArgs {
         }
         for o in &self.output {
             let kind = o.split(',').find_map(|kv| kv.strip_prefix("type=")).unwrap_or("local");
-            if !matches!(kind, "docker" | "image") {
-                bail!("--output {o}: only type=docker and type=image (berth's store) are supported yet");
+            if !matches!(kind, "docker" | "image" | "local" | "tar") {
+                bail!("--output {o}: berth supports type=docker, image, local and tar");
             }
         }
         let lists: &[(&str, &Vec<String>)] = &[
@@ -401,6 +401,57 @@ fn is_archive(data: &[u8]) -> bool {
     magic.iter().any(|m| data.starts_with(m)) || data.get(257..262) == Some(b"ustar")
 }
 
+/// `-o type=local,dest=DIR` / `-o type=tar,dest=FILE|-`: the built
+/// image's file system, as BuildKit's exporters write it (the image stays
+/// in berth's store as well). Read through a container that is created,
+/// exported and removed, never started.
+fn export_output(engine: &Engine, image: &str, output: &str) -> Result<()> {
+    // `-o -`: a tar on stdout; `-o DIR`: type=local.
+    let mut kind = if output == "-" { "tar" } else { "local" };
+    let mut dest = None;
+    for kv in output.split(',') {
+        match kv.split_once('=') {
+            Some(("type", t)) => kind = t,
+            Some(("dest", d)) => dest = Some(d),
+            _ if !kv.contains('=') && dest.is_none() => dest = Some(kv),
+            _ => {}
+        }
+    }
+    if !matches!(kind, "local" | "tar") {
+        return Ok(());
+    }
+    let dest = dest.ok_or_else(|| anyhow!("--output {output}: dest is required for type={kind}"))?;
+    let mut spec = berth_engine::spec::ContainerSpec::new(image);
+    spec.command = vec!["true".into()];
+    spec.network = berth_engine::spec::NetworkMode::None;
+    let c = engine.create_container(&spec, Default::default())?;
+    let written = (|| -> Result<()> {
+        match (kind, dest) {
+            ("tar", "-") => engine.export_container(&c.id, &mut std::io::stdout().lock())?,
+            ("tar", path) => {
+                let mut f = std::fs::File::create(path).with_context(|| format!("creating {path}"))?;
+                engine.export_container(&c.id, &mut f)?;
+            }
+            (_, dir) => {
+                let tmp = tempfile::tempfile().context("making a temporary file")?;
+                let mut f = std::io::BufWriter::new(tmp);
+                engine.export_container(&c.id, &mut f)?;
+                let mut tmp = f.into_inner().map_err(|e| e.into_error())?;
+                std::io::Seek::rewind(&mut tmp)?;
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+                let mut ar = tar::Archive::new(tmp);
+                ar.set_preserve_permissions(true);
+                ar.unpack(dir)
+                    .with_context(|| format!("writing the image's files to {dir}"))?;
+            }
+        }
+        Ok(())
+    })();
+    let removed = engine.remove_container(&c.id, true, true);
+    written?;
+    Ok(removed?)
+}
+
 pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     let Some(ctx) = a.context.clone() else {
         bail!("\"berth build\" requires exactly 1 argument: the build context (a directory, or - for stdin)");
@@ -474,7 +525,18 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     };
     // The builder's own renderer draws the engine's events: the classic
     // lines, the live view, or (quiet) nothing but what a failure shows.
-    let view = Arc::new(StepView::new(Box::new(std::io::stdout()), progress));
+    // With a tar on stdout (`-o -`) the build's lines go to stderr.
+    let tar_on_stdout = a
+        .more
+        .output
+        .iter()
+        .any(|o| o == "-" || o.split(',').any(|kv| kv == "dest=-"));
+    let sink: Box<dyn std::io::Write + Send> = if tar_on_stdout {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let view = Arc::new(StepView::new(sink, progress));
     let v = view.clone();
     let events = Progress::new(move |e| {
         if let Event::Build(b) = e {
@@ -496,6 +558,9 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
             if let Some(f) = &a.iidfile {
                 std::fs::write(f, o.id.as_str()).with_context(|| format!("writing --iidfile {}", f.display()))?;
             }
+            for out in &a.more.output {
+                export_output(engine, o.id.as_str(), out)?;
+            }
             if let Some(f) = &a.more.metadata_file {
                 // BuildKit's keys for what a script reads back.
                 let mut meta = serde_json::json!({ "containerimage.config.digest": o.id.as_str() });
@@ -506,14 +571,23 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
                     .with_context(|| format!("writing --metadata-file {}", f.display()))?;
             }
             if quiet {
-                println!("{}", o.id);
+                if !tar_on_stdout {
+                    println!("{}", o.id);
+                }
             } else {
-                println!("Successfully built {}", o.id.short());
+                let say = |line: String| {
+                    if tar_on_stdout {
+                        eprintln!("{line}");
+                    } else {
+                        println!("{line}");
+                    }
+                };
+                say(format!("Successfully built {}", o.id.short()));
                 for t in &a.tags {
                     let full = berth_store::Reference::parse(t)
                         .map(|r| r.full())
                         .unwrap_or_else(|_| t.clone());
-                    println!("Successfully tagged {}", familiar_name(&full));
+                    say(format!("Successfully tagged {}", familiar_name(&full)));
                 }
             }
             if let Some(to) = &remote.to {

@@ -637,7 +637,15 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
             engine.restart_containers(&a.containers, a.time, terminal::console_size()),
             false,
         ),
-        ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
+        // The docker CLI leaves the signal to its daemon: a bad one is the daemon's answer.
+        ContainerCommand::Kill(a) => each(&a.containers, |c| {
+            engine.kill_container(c, &a.signal).map_err(|e| match e.kind() {
+                berth_engine::ErrorKind::InvalidArgument => {
+                    berth_engine::EngineError::new(berth_engine::ErrorKind::Other, e.message())
+                }
+                _ => e,
+            })
+        }),
         ContainerCommand::Rm(a) => report(engine.remove_containers(&a.containers, a.force, a.volumes), a.force),
         ContainerCommand::Ps(a) => ps(engine, a),
         ContainerCommand::Logs(a) => logs(engine, a),
@@ -820,6 +828,11 @@ fn endpoint_specs(a: &CreateArgs) -> Vec<spec::EndpointSpec> {
     eps
 }
 
+/// Each value of a repeated flag through the engine's parser.
+fn parse_all<T>(values: &[String], parse: fn(&str) -> berth_engine::Result<T>) -> Result<Vec<T>> {
+    Ok(values.iter().map(|v| parse(v)).collect::<berth_engine::Result<_>>()?)
+}
+
 /// Docker's flags → the engine's typed request. Every value is parsed and
 /// checked here or by the engine's validation; files named by flags
 /// (`--env-file`, `--label-file`) are read here, relative paths are taken
@@ -832,6 +845,11 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         .ok_or_else(|| anyhow!("\"run\" requires at least 1 argument"))?;
     reject_flag_as_operand(&image, command)?;
     a.more.check()?;
+    // The docker CLI's own check (the engine has the same rule): its words, exit 125.
+    if a.more.log_driver.as_deref() == Some("none") && !a.more.log_opt.is_empty() {
+        eprintln!("berth: invalid logging opts for driver none\n\nRun 'berth {command} --help' for more information");
+        return Err(berth_engine::EngineError::exit(125, "").into());
+    }
     // The docker CLI checks the name before it looks for the image.
     if let Err(e) = berth_store::Reference::parse(&image) {
         bail!("{e}");
@@ -905,6 +923,18 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
                 .iter()
                 .map(|u| spec::parse_ulimit(u))
                 .collect::<berth_engine::Result<_>>()?,
+            blkio_weight: a.more.blkio_weight,
+            blkio_weight_device: a
+                .more
+                .blkio_weight_device
+                .iter()
+                .map(|d| spec::parse_weight_device(d))
+                .collect::<berth_engine::Result<_>>()?,
+            device_read_bps: parse_all(&a.more.device_read_bps, spec::parse_throttle_bps)?,
+            device_write_bps: parse_all(&a.more.device_write_bps, spec::parse_throttle_bps)?,
+            device_read_iops: parse_all(&a.more.device_read_iops, spec::parse_throttle_iops)?,
+            device_write_iops: parse_all(&a.more.device_write_iops, spec::parse_throttle_iops)?,
+            device_cgroup_rules: a.more.device_cgroup_rule.clone(),
         },
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
@@ -949,6 +979,26 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         platform: a.platform.clone(),
         pull: spec::PullPolicy::parse(a.pull.as_deref().unwrap_or("missing"))?,
         userns: a.userns.userns.clone(),
+        log_driver: a.more.log_driver.clone(),
+        volumes_from: a.more.volumes_from.clone(),
+        storage_opts: a
+            .more
+            .storage_opt
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
+        log_opts: a
+            .more
+            .log_opt
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect(),
         health: spec::HealthSpec {
             disabled: a.no_healthcheck,
             test: a.health_cmd.clone().map(|c| vec!["CMD-SHELL".to_string(), c]),
@@ -1123,7 +1173,8 @@ fn port(engine: &Engine, a: PortArgs) -> Result<i32> {
                 .filter(|b| b.container_port == num && b.proto == proto)
                 .collect();
             if hits.is_empty() {
-                bail!("No public port '{num}/{proto}' published for {}", a.container);
+                // The docker CLI's words, the port as given, "Error: " its own.
+                bail!("Error: No public port '{p}' published for {}", a.container);
             }
             for b in hits {
                 out.push_str(&format!("{}\n", b.host_addr()));

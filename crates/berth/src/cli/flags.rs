@@ -31,8 +31,9 @@ fn bool_flag(a: Arg) -> Arg {
         .value_parser(parse_go_bool)
 }
 
-/// An integer flag reads its value as Go's `strconv.ParseInt` and says so
-/// when it cannot (`strconv.ParseInt: parsing "abc": invalid syntax`).
+/// An integer flag reads its value as Go's `strconv.ParseInt` (`uint16`:
+/// `ParseUint`) and says so when it cannot (`strconv.ParseInt: parsing
+/// "abc": invalid syntax`).
 fn go_int(a: Arg) -> Arg {
     use std::any::TypeId;
     let t = a.get_value_parser().type_id();
@@ -45,13 +46,22 @@ fn go_int(a: Arg) -> Arg {
     } else if t == TypeId::of::<u32>() {
         a.value_parser(parse_go_int::<u32>)
     } else if t == TypeId::of::<u16>() {
-        a.value_parser(parse_go_int::<u16>)
+        // Docker's only uint16 flag is `--blkio-weight`.
+        a.value_parser(parse_go_uint::<u16>)
     } else {
         a
     }
 }
 
 fn parse_go_int<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    go_number(s, "ParseInt")
+}
+
+fn parse_go_uint<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    go_number(s, "ParseUint")
+}
+
+fn go_number<T: std::str::FromStr>(s: &str, func: &str) -> Result<T, String> {
     s.parse::<T>().map_err(|_| {
         let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
         let why = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -59,7 +69,7 @@ fn parse_go_int<T: std::str::FromStr>(s: &str) -> Result<T, String> {
         } else {
             "invalid syntax"
         };
-        format!("strconv.ParseInt: parsing {s:?}: {why}")
+        format!("strconv.{func}: parsing {s:?}: {why}")
     })
 }
 
@@ -87,7 +97,7 @@ pub fn report(cmd: &Command, e: &clap::Error, argv: &[OsString]) -> i32 {
         } else {
             format!("berth {}", path.join(" "))
         });
-        let _ = sub.print_help();
+        super::pipe::print(&sub.render_help().to_string());
         return 0;
     }
     if !e.use_stderr() {

@@ -266,7 +266,8 @@ mod tests {
         let f = Format::parse(Some("{{.State}} {{.Config.Labels}} {{.Config.Cmd}} {{json .State}}")).unwrap();
         assert_eq!(
             f.render_inspect(&doc).unwrap(),
-            "{running true 7} map[a:1 b:2] [] {\"Status\":\"running\",\"Running\":true,\"Pid\":7}"
+            // State is Docker's typed struct: absent fields are zero values.
+            "{running true false false false false 7 0    <nil>} map[a:1 b:2] [] {\"Status\":\"running\",\"Running\":true,\"Paused\":false,\"Restarting\":false,\"OOMKilled\":false,\"Dead\":false,\"Pid\":7,\"ExitCode\":0,\"Error\":\"\",\"StartedAt\":\"\",\"FinishedAt\":\"\"}"
         );
         let err = Format::parse(Some("{{.Nope}}"))
             .unwrap()

@@ -467,7 +467,18 @@ pub fn print_inspect(fmt: &Format, values: &[Value]) -> Result<()> {
     } else {
         let mut out = String::new();
         for v in values {
-            out.push_str(&fmt.render_inspect(v)?);
+            match fmt.render_inspect(v) {
+                Ok(s) => out.push_str(&s),
+                Err(e) => {
+                    // As Docker's inspector flushes: what came before, or
+                    // an empty line when nothing did.
+                    if out.is_empty() {
+                        out.push('\n');
+                    }
+                    io::stdout().write_all(out.as_bytes())?;
+                    return Err(e);
+                }
+            }
             out.push('\n');
         }
         io::stdout().write_all(out.as_bytes())?;

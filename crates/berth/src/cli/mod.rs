@@ -13,6 +13,7 @@ pub mod image_merge;
 pub mod images;
 pub mod layer_progress;
 pub mod network;
+pub mod pipe;
 pub mod registry;
 pub mod run_flags;
 pub mod service;
@@ -145,6 +146,7 @@ pub struct InspectArgs {
 
 /// Parse, run, and return the process exit code.
 pub fn main() -> i32 {
+    pipe::install();
     let mut cmd = flags::docker_style(Cli::command());
     let argv = flags::normalize(&cmd, compose::argv());
     let cli = match cmd
@@ -181,7 +183,7 @@ pub fn main() -> i32 {
         return system::short_version();
     }
     let Some(command) = cli.command else {
-        let _ = cmd.print_help();
+        pipe::print(&cmd.render_help().to_string());
         return 0;
     };
     // `run` ends with 125 when berth fails (its container's code otherwise),
@@ -195,6 +197,9 @@ pub fn main() -> i32 {
     match run(global, command) {
         Ok(code) => code,
         Err(e) => {
+            if pipe::closed_output_error(&e) {
+                pipe::die();
+            }
             let (code, shown) = exit_code_and_message(&e, is_run);
             if !shown.is_empty() {
                 eprintln!("{shown}");
@@ -244,6 +249,18 @@ pub fn error_text(e: &anyhow::Error) -> String {
         }
         _ => text,
     }
+}
+
+/// An engine call's error as the daemon's: the docker CLI shows what its
+/// daemon answered as `Error response from daemon: …` (except a bad value
+/// the engine names as such), whatever the engine's error type.
+pub fn daemon<T, E: Into<anyhow::Error>>(r: Result<T, E>) -> anyhow::Result<T> {
+    r.map_err(|e| EngineError::from(e.into()).into())
+}
+
+/// [`daemon`]'s error as the line the docker CLI prints for it.
+pub fn daemon_text(e: impl Into<anyhow::Error>) -> String {
+    error_text(&EngineError::from(e.into()).into())
 }
 
 /// Is this error (or its cause) a missing object?

@@ -179,11 +179,11 @@ pub fn dispatch(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
             if !a.link.is_empty() {
                 bail!("network connect --link is not supported by berth yet");
             }
-            engine.network_connect(&a.network, &a.container, &a.alias, a.ip)?;
+            super::daemon(engine.network_connect(&a.network, &a.container, &a.alias, a.ip))?;
             Ok(0)
         }
         NetworkCommand::Disconnect(a) => {
-            engine.network_disconnect(&a.network, &a.container, a.force)?;
+            super::daemon(engine.network_disconnect(&a.network, &a.container, a.force))?;
             Ok(0)
         }
     }
@@ -280,7 +280,7 @@ pub fn inspect_each(format: Option<&str>, names: &[String], get: impl Fn(&str) -
         match get(n) {
             Ok(v) => values.push(v),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("{}", super::daemon_text(e));
                 failed = true;
             }
         }

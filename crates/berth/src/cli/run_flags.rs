@@ -11,6 +11,23 @@
 //! network wiring fills them into the spec.
 
 use anyhow::{bail, Result};
+use berth_engine::spec;
+
+/// A flag value the engine's parser `parse` takes, kept as written; its
+/// refusal is the flag's error (Docker's `invalid argument … for … flag`).
+fn checked<T>(parse: fn(&str) -> berth_engine::Result<T>) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |s: &str| parse(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+}
+
+/// `--device-cgroup-rule`, checked as the docker CLI checks it.
+fn device_cgroup_rule(s: &str) -> Result<String, String> {
+    berth_runtime::spec::device_cgroup_rule(s)
+        .map(|_| s.to_string())
+        .map_err(|e| match e {
+            berth_runtime::RuntimeError::InvalidConfig(m) => m,
+            e => e.to_string(),
+        })
+}
 
 #[derive(clap::Args, Debug, Default)]
 pub struct MoreRunArgs {
@@ -32,13 +49,13 @@ pub struct MoreRunArgs {
     /// Sysctl options (not supported yet)
     #[arg(long, value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
-    /// Logging driver for the container (json-file, local; berth keeps its own log)
+    /// Logging driver for the container (json-file, local, none)
     #[arg(long, value_name = "DRIVER")]
     pub log_driver: Option<String>,
-    /// Log driver options (not supported yet)
+    /// Log driver options (none taken yet)
     #[arg(long, value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
-    /// Mount volumes from the specified container(s) (not supported yet)
+    /// Mount volumes from the specified container(s)
     #[arg(long, value_name = "CONTAINER[:ro|rw]")]
     pub volumes_from: Vec<String>,
     /// GPU devices to add to the container (not supported)
@@ -92,26 +109,26 @@ pub struct MoreRunArgs {
     /// Tune host's OOM preferences (-1000 to 1000; not supported yet)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub oom_score_adj: Option<String>,
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (not supported yet)
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
     #[arg(long, value_name = "N")]
-    pub blkio_weight: Option<String>,
-    /// Block IO weight (relative device weight) (not supported yet)
-    #[arg(long, value_name = "DEVICE:WEIGHT")]
+    pub blkio_weight: Option<u16>,
+    /// Block IO weight (relative device weight)
+    #[arg(long, value_name = "DEVICE:WEIGHT", value_parser = checked(spec::parse_weight_device))]
     pub blkio_weight_device: Vec<String>,
-    /// Limit read rate (bytes per second) from a device (not supported yet)
-    #[arg(long, value_name = "DEVICE:RATE")]
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long, value_name = "DEVICE:RATE", value_parser = checked(spec::parse_throttle_bps))]
     pub device_read_bps: Vec<String>,
-    /// Limit write rate (bytes per second) to a device (not supported yet)
-    #[arg(long, value_name = "DEVICE:RATE")]
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long, value_name = "DEVICE:RATE", value_parser = checked(spec::parse_throttle_bps))]
     pub device_write_bps: Vec<String>,
-    /// Limit read rate (IO per second) from a device (not supported yet)
-    #[arg(long, value_name = "DEVICE:RATE")]
+    /// Limit read rate (IO per second) from a device
+    #[arg(long, value_name = "DEVICE:RATE", value_parser = checked(spec::parse_throttle_iops))]
     pub device_read_iops: Vec<String>,
-    /// Limit write rate (IO per second) to a device (not supported yet)
-    #[arg(long, value_name = "DEVICE:RATE")]
+    /// Limit write rate (IO per second) to a device
+    #[arg(long, value_name = "DEVICE:RATE", value_parser = checked(spec::parse_throttle_iops))]
     pub device_write_iops: Vec<String>,
-    /// Add a rule to the cgroup allowed devices list (not supported yet)
-    #[arg(long, value_name = "RULE")]
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long, value_name = "RULE", value_parser = device_cgroup_rule)]
     pub device_cgroup_rule: Vec<String>,
     /// Maximum IO bandwidth limit for the system drive (Windows only)
     #[arg(long, value_name = "BYTES")]
@@ -122,9 +139,12 @@ pub struct MoreRunArgs {
     /// Add an annotation to the container (passed through to the OCI runtime; not supported yet)
     #[arg(long, value_name = "KEY=VALUE")]
     pub annotation: Vec<String>,
-    /// Storage driver options for the container (not supported)
+    /// Storage driver options for the container (overlay without quotas: refused as Docker's)
     #[arg(long, value_name = "OPT")]
     pub storage_opt: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses (not supported yet)
+    #[arg(long, value_name = "IP")]
+    pub link_local_ip: Vec<String>,
     /// Optional volume driver for the container (local only)
     #[arg(long, value_name = "DRIVER")]
     pub volume_driver: Option<String>,
@@ -149,17 +169,9 @@ impl MoreRunArgs {
         let lists: &[(&str, &Vec<String>)] = &[
             ("--expose", &self.expose),
             ("--sysctl", &self.sysctl),
-            ("--log-opt", &self.log_opt),
-            ("--volumes-from", &self.volumes_from),
             ("--group-add", &self.group_add),
-            ("--blkio-weight-device", &self.blkio_weight_device),
-            ("--device-read-bps", &self.device_read_bps),
-            ("--device-write-bps", &self.device_write_bps),
-            ("--device-read-iops", &self.device_read_iops),
-            ("--device-write-iops", &self.device_write_iops),
-            ("--device-cgroup-rule", &self.device_cgroup_rule),
             ("--annotation", &self.annotation),
-            ("--storage-opt", &self.storage_opt),
+            ("--link-local-ip", &self.link_local_ip),
         ];
         for (flag, v) in lists.iter().copied() {
             if !v.is_empty() {
@@ -184,7 +196,6 @@ impl MoreRunArgs {
             ("--memory-swappiness", &self.memory_swappiness),
             ("--kernel-memory", &self.kernel_memory),
             ("--oom-score-adj", &self.oom_score_adj),
-            ("--blkio-weight", &self.blkio_weight),
         ];
         for (flag, v) in values.iter().copied() {
             if v.is_some() {
@@ -202,7 +213,6 @@ impl MoreRunArgs {
         let default_only: &[(&str, &Option<String>, &[&str])] = &[
             ("--ipc", &self.ipc, &["private", "shareable", ""]),
             ("--cgroupns", &self.cgroupns, &["private", ""]),
-            ("--log-driver", &self.log_driver, &["json-file", "local", ""]),
             ("--volume-driver", &self.volume_driver, &["local", ""]),
             ("--isolation", &self.isolation, &["default", ""]),
         ];
