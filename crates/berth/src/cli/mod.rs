@@ -251,18 +251,6 @@ pub fn error_text(e: &anyhow::Error) -> String {
     }
 }
 
-/// An engine call's error as the daemon's: the docker CLI shows what its
-/// daemon answered as `Error response from daemon: …` (except a bad value
-/// the engine names as such), whatever the engine's error type.
-pub fn daemon<T, E: Into<anyhow::Error>>(r: Result<T, E>) -> anyhow::Result<T> {
-    r.map_err(|e| EngineError::from(e.into()).into())
-}
-
-/// [`daemon`]'s error as the line the docker CLI prints for it.
-pub fn daemon_text(e: impl Into<anyhow::Error>) -> String {
-    error_text(&EngineError::from(e.into()).into())
-}
-
 /// Is this error (or its cause) a missing object?
 pub fn is_not_found(e: &anyhow::Error) -> bool {
     e.chain()

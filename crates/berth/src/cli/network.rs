@@ -179,11 +179,11 @@ pub fn dispatch(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
             if !a.link.is_empty() {
                 bail!("network connect --link is not supported by berth yet");
             }
-            super::daemon(engine.network_connect(&a.network, &a.container, &a.alias, a.ip))?;
+            engine.network_connect(&a.network, &a.container, &a.alias, a.ip)?;
             Ok(0)
         }
         NetworkCommand::Disconnect(a) => {
-            super::daemon(engine.network_disconnect(&a.network, &a.container, a.force))?;
+            engine.network_disconnect(&a.network, &a.container, a.force)?;
             Ok(0)
         }
     }
@@ -266,13 +266,17 @@ fn ls(engine: &Engine, a: LsArgs) -> Result<i32> {
 }
 
 fn inspect(engine: &Engine, a: InspectArgs) -> Result<i32> {
-    inspect_each(a.format.as_deref(), &a.networks, |n| Ok(engine.network_inspect(n)?))
+    inspect_each(a.format.as_deref(), &a.networks, |n| engine.network_inspect(n))
 }
 
 /// `inspect` of several objects: the ones found printed together (JSON
 /// array or one template line each), an error line for each one not
 /// found, exit code 1 if any was not.
-pub fn inspect_each(format: Option<&str>, names: &[String], get: impl Fn(&str) -> Result<Value>) -> Result<i32> {
+pub fn inspect_each(
+    format: Option<&str>,
+    names: &[String],
+    get: impl Fn(&str) -> berth_engine::error::Result<Value>,
+) -> Result<i32> {
     let fmt = Format::parse(format)?;
     let mut values = Vec::new();
     let mut failed = false;
@@ -280,7 +284,7 @@ pub fn inspect_each(format: Option<&str>, names: &[String], get: impl Fn(&str) -
         match get(n) {
             Ok(v) => values.push(v),
             Err(e) => {
-                eprintln!("{}", super::daemon_text(e));
+                eprintln!("{}", super::error_text(&e.into()));
                 failed = true;
             }
         }

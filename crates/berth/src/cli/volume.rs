@@ -112,7 +112,7 @@ pub fn dispatch(engine: &Engine, cmd: VolumeCommand) -> Result<i32> {
             Ok(0)
         }
         VolumeCommand::Ls(a) => ls(engine, a),
-        VolumeCommand::Inspect(a) => inspect_each(a.format.as_deref(), &a.volumes, |v| Ok(engine.volume_inspect(v)?)),
+        VolumeCommand::Inspect(a) => inspect_each(a.format.as_deref(), &a.volumes, |v| engine.volume_inspect(v)),
         VolumeCommand::Rm(a) => {
             let mut failed = false;
             for v in &a.volumes {
