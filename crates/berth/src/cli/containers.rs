@@ -828,6 +828,17 @@ fn endpoint_specs(a: &CreateArgs) -> Vec<spec::EndpointSpec> {
     eps
 }
 
+/// `KEY=VALUE` values of a repeated flag as pairs (`KEY` alone: an empty value).
+fn pairs(values: &[String]) -> std::collections::BTreeMap<String, String> {
+    values
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
 /// Each value of a repeated flag through the engine's parser.
 fn parse_all<T>(values: &[String], parse: fn(&str) -> berth_engine::Result<T>) -> Result<Vec<T>> {
     Ok(values.iter().map(|v| parse(v)).collect::<berth_engine::Result<_>>()?)
@@ -918,18 +929,9 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             nano_cpus: a.cpus.as_deref().map(spec::parse_cpus).transpose()?,
             cpu_shares: a.cpu_shares,
             pids_limit: a.pids_limit,
-            ulimits: a
-                .ulimit
-                .iter()
-                .map(|u| spec::parse_ulimit(u))
-                .collect::<berth_engine::Result<_>>()?,
+            ulimits: parse_all(&a.ulimit, spec::parse_ulimit)?,
             blkio_weight: a.more.blkio_weight,
-            blkio_weight_device: a
-                .more
-                .blkio_weight_device
-                .iter()
-                .map(|d| spec::parse_weight_device(d))
-                .collect::<berth_engine::Result<_>>()?,
+            blkio_weight_device: parse_all(&a.more.blkio_weight_device, spec::parse_weight_device)?,
             device_read_bps: parse_all(&a.more.device_read_bps, spec::parse_throttle_bps)?,
             device_write_bps: parse_all(&a.more.device_write_bps, spec::parse_throttle_bps)?,
             device_read_iops: parse_all(&a.more.device_read_iops, spec::parse_throttle_iops)?,
@@ -981,24 +983,8 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         userns: a.userns.userns.clone(),
         log_driver: a.more.log_driver.clone(),
         volumes_from: a.more.volumes_from.clone(),
-        storage_opts: a
-            .more
-            .storage_opt
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k.to_string(), v.to_string())
-            })
-            .collect(),
-        log_opts: a
-            .more
-            .log_opt
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (k.to_string(), v.to_string())
-            })
-            .collect(),
+        storage_opts: pairs(&a.more.storage_opt),
+        log_opts: pairs(&a.more.log_opt),
         health: spec::HealthSpec {
             disabled: a.no_healthcheck,
             test: a.health_cmd.clone().map(|c| vec!["CMD-SHELL".to_string(), c]),
