@@ -445,12 +445,7 @@ pub struct ThrottleDevice {
 
 /// `--blkio-weight-device`'s value, with the docker CLI's checks and words.
 pub fn parse_weight_device(s: &str) -> Result<WeightDevice> {
-    let (path, weight) = s
-        .split_once(':')
-        .ok_or_else(|| EngineError::invalid(format!("bad format: {s}")))?;
-    if !path.starts_with("/dev/") {
-        return Err(EngineError::invalid(format!("bad format for device path: {s}")));
-    }
+    let (path, weight) = device_and_value(s)?;
     let bad = || EngineError::invalid(format!("invalid weight for device: {s}"));
     let weight: u16 = weight.parse().map_err(|_| bad())?;
     if weight > 0 && !(10..=1000).contains(&weight) {
@@ -472,13 +467,19 @@ pub fn parse_throttle_iops(s: &str) -> Result<ThrottleDevice> {
     throttle(s, false)
 }
 
-fn throttle(s: &str, bytes: bool) -> Result<ThrottleDevice> {
-    let (path, rate) = s
+/// `DEVICE:VALUE` with a `/dev/` path, in the docker CLI's words when not.
+fn device_and_value(s: &str) -> Result<(&str, &str)> {
+    let (path, value) = s
         .split_once(':')
         .ok_or_else(|| EngineError::invalid(format!("bad format: {s}")))?;
     if !path.starts_with("/dev/") {
         return Err(EngineError::invalid(format!("bad format for device path: {s}")));
     }
+    Ok((path, value))
+}
+
+fn throttle(s: &str, bytes: bool) -> Result<ThrottleDevice> {
+    let (path, rate) = device_and_value(s)?;
     let bad = || {
         EngineError::invalid(if bytes {
             format!("invalid rate for device: {s}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
