@@ -616,6 +616,49 @@ impl Engine {
         write_layer(&c.rootfs(), out, &opts).context("writing the container's filesystem")?;
         Ok(())
     }
+
+    /// `build -o type=tar|local`: an image's file system as BuildKit's
+    /// exporters write it, read through a container that is created,
+    /// exported and removed, never started.
+    pub fn export_image_files(&self, image: &str, to: FilesTarget<'_>) -> Result<()> {
+        let mut spec = crate::spec::ContainerSpec::new(image);
+        spec.command = vec!["true".into()];
+        spec.network = crate::spec::NetworkMode::None;
+        let c = self.create_container(&spec, Default::default())?;
+        let written = match to {
+            FilesTarget::Tar(out) => self.export_container(&c.id, out),
+            FilesTarget::Dir(dir) => self.export_container_into(&c.id, dir),
+        };
+        let removed = self.remove_container(&c.id, true, true);
+        written?;
+        removed
+    }
+
+    /// [`Self::export_container`] unpacked under `dir` (made if missing),
+    /// streamed through a pipe.
+    fn export_container_into(&self, word: &str, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let (reader, mut writer) = std::io::pipe().context("making a pipe")?;
+        std::thread::scope(|s| {
+            let export = s.spawn(move || self.export_container(word, &mut writer));
+            let mut ar = tar::Archive::new(reader);
+            ar.set_preserve_permissions(true);
+            let unpacked = ar
+                .unpack(dir)
+                .with_context(|| format!("writing the image's files to {}", dir.display()));
+            export.join().map_err(|_| anyhow!("the export thread panicked"))??;
+            unpacked?;
+            Ok(())
+        })
+    }
+}
+
+/// Where [`Engine::export_image_files`] writes an image's file system.
+pub enum FilesTarget<'a> {
+    /// A tar stream.
+    Tar(&'a mut dyn Write),
+    /// The files themselves, under this directory.
+    Dir(&'a Path),
 }
 
 /// The container's mount targets, relative (left out of commit and diff).

@@ -402,10 +402,9 @@ fn is_archive(data: &[u8]) -> bool {
 }
 
 /// `-o type=local,dest=DIR` / `-o type=tar,dest=FILE|-`: the built
-/// image's file system, as BuildKit's exporters write it (the image stays
-/// in berth's store as well). Read through a container that is created,
-/// exported and removed, never started.
+/// image's file system (the image stays in berth's store as well).
 fn export_output(engine: &Engine, image: &str, output: &str) -> Result<()> {
+    use berth_engine::containers::files::FilesTarget;
     // `-o -`: a tar on stdout; `-o DIR`: type=local.
     let mut kind = if output == "-" { "tar" } else { "local" };
     let mut dest = None;
@@ -421,35 +420,15 @@ fn export_output(engine: &Engine, image: &str, output: &str) -> Result<()> {
         return Ok(());
     }
     let dest = dest.ok_or_else(|| anyhow!("--output {output}: dest is required for type={kind}"))?;
-    let mut spec = berth_engine::spec::ContainerSpec::new(image);
-    spec.command = vec!["true".into()];
-    spec.network = berth_engine::spec::NetworkMode::None;
-    let c = engine.create_container(&spec, Default::default())?;
-    let written = (|| -> Result<()> {
-        match (kind, dest) {
-            ("tar", "-") => engine.export_container(&c.id, &mut std::io::stdout().lock())?,
-            ("tar", path) => {
-                let mut f = std::fs::File::create(path).with_context(|| format!("creating {path}"))?;
-                engine.export_container(&c.id, &mut f)?;
-            }
-            (_, dir) => {
-                let tmp = tempfile::tempfile().context("making a temporary file")?;
-                let mut f = std::io::BufWriter::new(tmp);
-                engine.export_container(&c.id, &mut f)?;
-                let mut tmp = f.into_inner().map_err(|e| e.into_error())?;
-                std::io::Seek::rewind(&mut tmp)?;
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
-                let mut ar = tar::Archive::new(tmp);
-                ar.set_preserve_permissions(true);
-                ar.unpack(dir)
-                    .with_context(|| format!("writing the image's files to {dir}"))?;
-            }
+    match (kind, dest) {
+        ("tar", "-") => engine.export_image_files(image, FilesTarget::Tar(&mut std::io::stdout().lock()))?,
+        ("tar", path) => {
+            let mut f = std::fs::File::create(path).with_context(|| format!("creating {path}"))?;
+            engine.export_image_files(image, FilesTarget::Tar(&mut f))?;
         }
-        Ok(())
-    })();
-    let removed = engine.remove_container(&c.id, true, true);
-    written?;
-    Ok(removed?)
+        (_, dir) => engine.export_image_files(image, FilesTarget::Dir(Path::new(dir)))?,
+    }
+    Ok(())
 }
 
 pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
