@@ -489,8 +489,10 @@ fn read_u64(p: &Path) -> Option<u64> {
     std::fs::read_to_string(p).ok()?.trim().parse().ok()
 }
 
-/// Reads the container's cgroup counters (v1 or v2).
-pub fn stats(container_dir: &Path) -> Result<Stats> {
+/// Reads the container's cgroup counters (v1 or v2), and with
+/// `networks` its interfaces' counters (a container in a network namespace
+/// of its own; the host's or another container's are not its to show).
+pub fn stats(container_dir: &Path, networks: bool) -> Result<Stats> {
     let cfg = load_config(container_dir)?;
     let id = cfg.id.as_str();
     let f = |ctrl: &str, file: &str| cgroup_file(id, ctrl, file);
@@ -526,7 +528,7 @@ pub fn stats(container_dir: &Path) -> Result<Stats> {
         s.blkio_ios = blkio("blkio.throttle.io_serviced_recursive");
     }
     s.pids_current = read_u64(&f("pids", "pids.current")).unwrap_or(0);
-    if let Some(st) = read_state(container_dir).ok().filter(|st| st.pid > 0) {
+    if let Some(st) = read_state(container_dir).ok().filter(|st| networks && st.pid > 0) {
         s.networks = parse_net_dev(&std::fs::read_to_string(format!("/proc/{}/net/dev", st.pid)).unwrap_or_default());
     }
     Ok(s)

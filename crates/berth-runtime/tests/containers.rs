@@ -350,7 +350,7 @@ fn exec_top_stats_pause_in_running_container() {
     assert_eq!(e.exit_code(), 127, "{e}");
     let procs = top(&c.dir, &c.runtime).unwrap();
     assert!(procs.iter().any(|p| p.cmd == "sleep 1000"), "{procs:?}");
-    let s = stats(&c.dir).unwrap();
+    let s = stats(&c.dir, false).unwrap();
     assert_eq!(s.memory_limit, Some(64 * 1024 * 1024));
     assert!(s.pids_current >= 1);
     pause(&c.dir, &c.runtime).unwrap();

@@ -562,11 +562,8 @@ impl Engine {
     /// for a container on bridge networks only, as Docker does (the host's
     /// or another container's namespace is not its own).
     pub fn container_stats(&self, c: &Container) -> Result<Stats> {
-        let mut s = berth_runtime::stats(&c.dir)?;
-        if super::network::read_plan(&c.dir).is_none() {
-            s.networks.clear();
-        }
-        Ok(s)
+        let on_bridge = c.dir.join(super::network::NET_FILE).exists();
+        Ok(berth_runtime::stats(&c.dir, on_bridge)?)
     }
 }
 
