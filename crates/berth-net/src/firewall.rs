@@ -181,17 +181,6 @@ impl Firewall {
         self.nft(&["-f", "-"], Some(&t)).map(drop)
     }
 
-    /// Deletes the whole table when no network is left in it.
-    pub fn remove_table_if_unused(&self) -> Result<bool> {
-        let _lock = self.locked()?;
-        let s = self.state()?;
-        if s.exists && s.bridges.is_empty() && s.internal.is_empty() && s.masq.is_empty() {
-            self.nft(&["delete", "table", "ip", TABLE], None)?;
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
     /// The table's sets as they are now.
     pub fn state(&self) -> Result<TableState> {
         let out = match self.nft(&["-j", "list", "table", "ip", TABLE], None) {

@@ -161,13 +161,6 @@ pub fn create_persistent(path: &Path) -> Result<Namespace> {
     // The mount point is made just before the mount, and made again if it
     // vanished meanwhile: the store's run directory goes with its last
     // network (a prune beside this run may remove it between the two steps).
-    let make_target = |target: &Path| -> Result<()> {
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
-        }
-        std::fs::File::create(target).map_err(|e| NetError::io(format!("creating {}", target.display()), e))?;
-        Ok(())
-    };
     let orig = current_netns()?;
     // SAFETY: only the network namespace is unshared, for this thread,
     // which goes back to `orig` below whatever happens in between (the
@@ -177,7 +170,7 @@ pub fn create_persistent(path: &Path) -> Result<Namespace> {
     let made = (|| -> Result<()> {
         let mut attempts = 0;
         loop {
-            make_target(path)?;
+            make_mount_point(path)?;
             match rustix::mount::mount_bind("/proc/thread-self/ns/net", path) {
                 Ok(()) => break,
                 Err(rustix::io::Errno::NOENT) if attempts < 5 => attempts += 1,
@@ -210,6 +203,20 @@ pub fn remove_persistent(path: &Path) -> Result<()> {
         Ok(()) | Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => {}
         Err(e) => return Err(NetError::io(format!("unmounting {}", path.display()), e)),
     }
+    remove_mount_point(path)
+}
+
+/// Makes the empty file (and its directory) a namespace is bind-mounted on.
+pub(crate) fn make_mount_point(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
+    }
+    std::fs::File::create(path).map_err(|e| NetError::io(format!("creating {}", path.display()), e))?;
+    Ok(())
+}
+
+/// Removes a namespace's mount point; one already gone is no error.
+pub(crate) fn remove_mount_point(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -219,7 +226,13 @@ pub fn remove_persistent(path: &Path) -> Result<()> {
 
 /// Namespace mounts (nsfs) under `dir`, from this process's mount table.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    nsfs_mounts_under("/proc/self/mountinfo", dir)
+}
+
+/// Namespace mounts (nsfs) under `dir` in the mount table `mountinfo`
+/// (`/proc/<pid>/mountinfo`: that process's mount namespace).
+pub(crate) fn nsfs_mounts_under(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+    let table = std::fs::read_to_string(mountinfo).unwrap_or_default();
     table
         .lines()
         .filter_map(|l| {

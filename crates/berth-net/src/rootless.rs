@@ -234,10 +234,7 @@ impl RootlessNetns {
     /// rootless container's, on bridge networks). Its loopback is brought
     /// up when it is connected.
     pub fn create_container_netns(&self, path: &Path) -> Result<Namespace> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
-        }
-        std::fs::File::create(path).map_err(|e| NetError::io(format!("creating {}", path.display()), e))?;
+        crate::ns::make_mount_point(path)?;
         if let Err(e) = self.in_holder(HolderOp::MountNewNetns, path) {
             let _ = std::fs::remove_file(path);
             return Err(e);
@@ -251,25 +248,12 @@ impl RootlessNetns {
         if path.exists() {
             self.in_holder(HolderOp::Unmount, path)?;
         }
-        match std::fs::remove_file(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(NetError::io(format!("removing {}", path.display()), e)),
-        }
+        crate::ns::remove_mount_point(path)
     }
 
     /// Namespace bind mounts (nsfs) under `dir` in the holder's mount namespace.
     pub fn mounts_under(&self, dir: &Path) -> Vec<PathBuf> {
-        let table = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.holder)).unwrap_or_default();
-        table
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(' ').collect();
-                let sep = f.iter().position(|x| *x == "-")?;
-                (f.get(sep + 1) == Some(&"nsfs")).then(|| PathBuf::from(f[4]))
-            })
-            .filter(|p| p.starts_with(dir))
-            .collect()
+        crate::ns::nsfs_mounts_under(&format!("/proc/{}/mountinfo", self.holder), dir)
     }
 
     /// Runs `op` on `path` in a forked child that joined the holder's user
