@@ -56,6 +56,23 @@ fn read_dockerfile(context_dir: &Path, file: Option<&Path>) -> anyhow::Result<(S
     Ok((text, name, path))
 }
 
+/// [`read_dockerfile`] for a context that came as a tar: the Dockerfile is
+/// the tar's, never a file the process sees from its own directory or
+/// reaches through a link out of the context.
+fn read_staged_dockerfile(context_dir: &Path, file: Option<&Path>) -> anyhow::Result<(String, String, PathBuf)> {
+    let name = file.unwrap_or(Path::new("Dockerfile"));
+    let path = context_dir.join(name);
+    let real = path
+        .canonicalize()
+        .with_context(|| format!("unable to read the Dockerfile {}", name.display()))?;
+    if !real.starts_with(context_dir.canonicalize()?) {
+        bail!("the Dockerfile {} is outside the build context", name.display());
+    }
+    let text =
+        std::fs::read_to_string(&real).with_context(|| format!("unable to read the Dockerfile {}", name.display()))?;
+    Ok((text, name.to_string_lossy().into_owned(), path))
+}
+
 /// A finished build, or why it failed (with the failing step's position).
 pub enum BuildResult {
     /// The image was built.
@@ -118,19 +135,7 @@ impl Engine {
             }
         };
         let (text, name, path) = if staged {
-            // A tar's Dockerfile is the tar's, never a file the process
-            // can see from its own directory or through a link.
-            let name = file.as_deref().unwrap_or(Path::new("Dockerfile"));
-            let path = context_dir.join(name);
-            let real = path
-                .canonicalize()
-                .with_context(|| format!("unable to read the Dockerfile {}", name.display()))?;
-            if !real.starts_with(context_dir.canonicalize()?) {
-                bail!("the Dockerfile {} is outside the build context", name.display());
-            }
-            let text = std::fs::read_to_string(&real)
-                .with_context(|| format!("unable to read the Dockerfile {}", name.display()))?;
-            (text, name.to_string_lossy().into_owned(), path)
+            read_staged_dockerfile(&context_dir, file.as_deref())?
         } else {
             read_dockerfile(&context_dir, file.as_deref())?
         };
