@@ -75,13 +75,20 @@ pub fn hosts(s: &EtcSettings) -> Result<String> {
         out.push_str(&format!("{ip}\t{name}\n"));
     }
     if let Some(ip) = s.ip {
-        if s.domainname.is_empty() {
-            out.push_str(&format!("{ip}\t{}\n", s.hostname));
-        } else {
-            out.push_str(&format!("{ip}\t{}.{} {}\n", s.hostname, s.domainname, s.hostname));
-        }
+        out.push_str(&self_line(ip, &s.hostname, &s.domainname));
+        out.push('\n');
     }
     Ok(out)
+}
+
+/// The line of `/etc/hosts` naming the container itself at `ip`
+/// (`host.domain host` when it has a domain name), without its newline.
+pub fn self_line(ip: Ipv4Addr, hostname: &str, domainname: &str) -> String {
+    if domainname.is_empty() {
+        format!("{ip}\t{hostname}")
+    } else {
+        format!("{ip}\t{hostname}.{domainname} {hostname}")
+    }
 }
 
 fn loopback(ns: &str) -> bool {

@@ -219,15 +219,8 @@ pub async fn one(ctx: &Ctx, word: String, op: ContainerOp, req: Request<Incoming
     match op {
         ContainerOp::Inspect => {
             let size = q.bool("size");
-            let mut v = ctx
-                .blocking(move |e| {
-                    let mut v = e.inspect_container(&word, size)?;
-                    predefined_endpoint(e, &mut v);
-                    Ok(v)
-                })
-                .await?;
+            let mut v = ctx.blocking(move |e| e.inspect_container(&word, size)).await?;
             short_id_aliases(&mut v);
-            docker_defaults(&mut v);
             Ok(body::json(StatusCode::OK, &v))
         }
         ContainerOp::Start => super::sessions::start(ctx, word).await,
@@ -431,61 +424,6 @@ async fn wait(ctx: &Ctx, word: String) -> Result<Response<Body>, ApiError> {
 /// on a user-defined network (it is one of its DNS names). docker-compose
 /// looks for it there: without it, every start disconnects the container
 /// and connects it again.
-/// A container on `none` or `host` is on that predefined network as
-/// dockerd shows it: one endpoint with no address.
-fn predefined_endpoint(e: &berth_engine::Engine, v: &mut Value) {
-    let mode = v["HostConfig"]["NetworkMode"].as_str().unwrap_or("").to_string();
-    if !matches!(mode.as_str(), "none" | "host") {
-        return;
-    }
-    let Some(nets) = v["NetworkSettings"]["Networks"]
-        .as_object_mut()
-        .filter(|n| n.is_empty())
-    else {
-        return;
-    };
-    let id = e
-        .network_inspect(&mode)
-        .ok()
-        .and_then(|n| n["Id"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    nets.insert(
-        mode,
-        json!({
-            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null,
-            "NetworkID": id, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
-        }),
-    );
-}
-
-/// The fields of dockerd's inspect that berth has no setting for, with
-/// the values dockerd shows when they are not set; what berth gives is
-/// left as it is.
-fn docker_defaults(v: &mut Value) {
-    let host = json!({
-        "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
-        "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CgroupParent": "", "ConsoleSize": [0, 0],
-        "CpuCount": 0, "CpuPercent": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
-        "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "DeviceCgroupRules": null,
-        "DeviceRequests": null, "GroupAdd": null, "IOMaximumBandwidth": 0, "IOMaximumIOps": 0,
-        "Isolation": "", "KernelMemory": 0, "KernelMemoryTCP": 0, "Links": null, "MemoryReservation": 0,
-        "MemorySwappiness": null, "OomKillDisable": false, "OomScoreAdj": 0, "ShmSize": 67108864,
-    });
-    let net = json!({
-        "EndpointID": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPv6Gateway": "",
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
-    });
-    for (section, defaults) in [("HostConfig", host), ("NetworkSettings", net)] {
-        let (Some(obj), Value::Object(d)) = (v.get_mut(section).and_then(Value::as_object_mut), defaults) else {
-            continue;
-        };
-        for (k, x) in d {
-            obj.entry(k).or_insert(x);
-        }
-    }
-}
-
 fn short_id_aliases(v: &mut Value) {
     let Some(short) = v["Id"].as_str().and_then(|id| id.get(..12)).map(str::to_string) else {
         return;

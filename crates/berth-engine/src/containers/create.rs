@@ -1023,18 +1023,6 @@ impl Engine {
             "MaskedPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::MASKED_PATHS) },
             "ReadonlyPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::READONLY_PATHS) },
         });
-        // The rest of Docker's HostConfig, so that `inspect` (and a template
-        // falling back to the raw JSON) shows every field Docker's has.
-        let docker_rest = json!({
-            "GroupAdd": Value::Null, "OomScoreAdj": 0, "ShmSize": 67108864, "ConsoleSize": [0, 0],
-            "Isolation": "", "CgroupParent": "", "BlkioWeight": 0,
-            "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
-            "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [],
-            "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
-            "CpusetCpus": "", "CpusetMems": "", "DeviceCgroupRules": Value::Null, "DeviceRequests": Value::Null,
-            "MemoryReservation": 0, "MemorySwappiness": Value::Null, "OomKillDisable": Value::Null,
-            "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
-        });
         let mut host_config = host_config;
         let sr = &o.resources;
         let rates = |v: &[crate::spec::ThrottleDevice]| -> Value {
@@ -1053,11 +1041,6 @@ impl Engine {
         });
         if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
             h.extend(asked);
-        }
-        if let (Some(h), Value::Object(rest)) = (host_config.as_object_mut(), docker_rest) {
-            for (k, v) in rest {
-                h.entry(k).or_insert(v);
-            }
         }
         let mounts: Vec<MountPoint> = planned
             .iter()

@@ -395,19 +395,13 @@ impl Engine {
     }
 
     /// `/etc/hosts` and `/etc/resolv.conf` in the container directory
-    /// (bound into the container when it starts).
-    /// `/etc/hosts` names the container at its address on each network
-    /// (the first one's line from `etc::hosts`), as Docker's does.
+    /// (bound into the container when it starts). `/etc/hosts` names the
+    /// container at its address on each network, as Docker's does.
     fn write_etc(&self, c: &Container, plan: &NetPlan, got: &[(NetworkRecord, Attachment)]) -> Result<()> {
         let first = got.first();
         let gateway = first.and_then(|(n, _)| n.gateway.parse::<Ipv4Addr>().ok());
-        let hostname = if c.cfg.hostname.is_empty() {
-            c.short_id().to_string()
-        } else {
-            c.cfg.hostname.clone()
-        };
         let s = EtcSettings {
-            hostname,
+            hostname: hostname_of(c),
             domainname: c.cfg.domainname.clone(),
             ip: first.map(|(_, a)| a.ip),
             gateway,
@@ -645,22 +639,14 @@ impl Engine {
             };
             let name = net.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| p.name.clone());
             let ep = net.as_ref().and_then(|n| eps.iter().find(|e| e.network_id == n.id));
-            let mut v = json!({
-                "IPAMConfig": p.ipv4.map(|ip| json!({"IPv4Address": ip.to_string()})),
-                "Links": if p.is_default() && !links.is_empty() { json!(links) } else { Value::Null },
-                "Aliases": if p.aliases.is_empty() { Value::Null } else { json!(p.aliases) },
-                "MacAddress": "",
-                "DriverOpts": Value::Null,
-                "NetworkID": net.as_ref().map(|n| n.id.clone()).unwrap_or_default(),
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "DNSNames": Value::Null,
-            });
+            let mut v = empty_endpoint(net.as_ref().map(|n| n.id.as_str()).unwrap_or_default());
+            v["IPAMConfig"] = json!(p.ipv4.map(|ip| json!({"IPv4Address": ip.to_string()})));
+            if p.is_default() && !links.is_empty() {
+                v["Links"] = json!(links);
+            }
+            if !p.aliases.is_empty() {
+                v["Aliases"] = json!(p.aliases);
+            }
             if let (Some(n), Some(e)) = (&net, ep) {
                 let prefix = bridge::addressing(n).map(|a| a.subnet.prefix).unwrap_or(0);
                 v["MacAddress"] = json!(e.mac);
@@ -698,19 +684,29 @@ impl Engine {
     }
 }
 
-/// The line of a container's `/etc/hosts` naming it at `ip` (as
-/// `etc::hosts` writes it for its first network).
-fn host_line(c: &Container, ip: Ipv4Addr) -> String {
-    let hostname = if c.cfg.hostname.is_empty() {
+/// An endpoint of `inspect`'s `NetworkSettings.Networks` with nothing
+/// set, in Docker's shape.
+pub(crate) fn empty_endpoint(network_id: &str) -> Value {
+    json!({
+        "IPAMConfig": Value::Null, "Links": Value::Null, "Aliases": Value::Null, "MacAddress": "",
+        "DriverOpts": Value::Null, "NetworkID": network_id, "EndpointID": "", "Gateway": "",
+        "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "DNSNames": Value::Null,
+    })
+}
+
+/// The container's host name: its own, else its short ID (as Docker's).
+fn hostname_of(c: &Container) -> String {
+    if c.cfg.hostname.is_empty() {
         c.short_id().to_string()
     } else {
         c.cfg.hostname.clone()
-    };
-    if c.cfg.domainname.is_empty() {
-        format!("{ip}\t{hostname}")
-    } else {
-        format!("{ip}\t{hostname}.{} {hostname}", c.cfg.domainname)
     }
+}
+
+/// The line of a container's `/etc/hosts` naming it at `ip`.
+fn host_line(c: &Container, ip: Ipv4Addr) -> String {
+    etc::self_line(ip, &hostname_of(c), &c.cfg.domainname)
 }
 
 /// Adds `line` to (or removes it from) a running container's `/etc/hosts`

@@ -522,10 +522,42 @@ impl Engine {
                 "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
                 "Ports": net_ports,
                 "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
+                "EndpointID": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPv6Gateway": "",
+                "SecondaryIPAddresses": Value::Null, "SecondaryIPv6Addresses": Value::Null,
                 "Networks": {},
             },
         });
-        if let Some(ns) = self.network_settings(&c)? {
+        // The fields of Docker's HostConfig berth has no setting for, with
+        // the values Docker shows when they are unset (records made by an
+        // older berth lack some of the others too).
+        if let Some(h) = v["HostConfig"].as_object_mut() {
+            if let Value::Object(unset) = json!({
+                "GroupAdd": Value::Null, "OomScoreAdj": 0, "ShmSize": 67108864, "ConsoleSize": [0, 0],
+                "Isolation": "", "CgroupParent": "", "BlkioWeight": 0,
+                "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
+                "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [],
+                "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+                "CpusetCpus": "", "CpusetMems": "", "DeviceCgroupRules": Value::Null, "DeviceRequests": Value::Null,
+                "KernelMemory": 0, "KernelMemoryTCP": 0, "Links": Value::Null,
+                "MemoryReservation": 0, "MemorySwappiness": Value::Null, "OomKillDisable": false,
+                "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+            }) {
+                for (k, x) in unset {
+                    h.entry(k).or_insert(x);
+                }
+            }
+        }
+        let mode = r.host_config.network_mode.as_str();
+        if matches!(mode, "none" | "host") {
+            // On that predefined network, as Docker shows it: one endpoint
+            // with no address.
+            let id = self
+                .network_inspect(mode)
+                .ok()
+                .and_then(|n| n["Id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            v["NetworkSettings"]["Networks"][mode] = super::network::empty_endpoint(&id);
+        } else if let Some(ns) = self.network_settings(&c)? {
             let settings = &mut v["NetworkSettings"];
             if let Value::Object(m) = ns {
                 for (k, x) in m {
