@@ -388,6 +388,28 @@ pub struct Stats {
     pub networks: Vec<(String, NetCounters)>,
 }
 
+impl Stats {
+    /// Bytes received and sent over every interface (`stats`' NET I/O).
+    pub fn net_totals(&self) -> (u64, u64) {
+        self.networks
+            .iter()
+            .fold((0, 0), |(rx, tx), (_, c)| (rx + c.rx_bytes, tx + c.tx_bytes))
+    }
+
+    /// Bytes read and written over every device (`stats`' BLOCK I/O).
+    pub fn blkio_totals(&self) -> (u64, u64) {
+        self.blkio_bytes.iter().fold((0, 0), |(r, w), e| {
+            if e.op.eq_ignore_ascii_case("read") {
+                (r + e.value, w)
+            } else if e.op.eq_ignore_ascii_case("write") {
+                (r, w + e.value)
+            } else {
+                (r, w)
+            }
+        })
+    }
+}
+
 /// One line of a blkio counter: a device, an operation (`Read`, `Write`,
 /// `Sync`, `Async`, `Discard`, `Total` on v1; `read`, `write` on v2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -173,6 +173,10 @@ fn user_networks_resolve_isolate_and_leave_nothing() {
     assert_eq!(out.matches(&web_id).count(), 2, "{out}");
     let gw = inspect(&env, "{{(index .NetworkSettings.Networks \"app-net\").Gateway}}", "web");
     assert!(out.contains(&format!("nameserver {gw}")), "{out}");
+    // stats counts that traffic on web's interface (as Docker's NET I/O).
+    let net_io = env.root.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "web"]);
+    let (rx, tx) = net_io.trim().split_once(" / ").expect("NET I/O is RX / TX");
+    assert!(rx != "0B" && tx != "0B", "{net_io}");
 
     // Another network: no route through. (No lookups of names its DNS
     // server does not know: those it forwards off this machine.)

@@ -1580,6 +1580,17 @@ fn stats(engine: &Engine, a: StatsArgs) -> Result<i32> {
                 _ => ("0.00%".into(), ("0B / 0B".into(), "0.00%".into()), "0".into()),
             };
             let _ = ncpu;
+            let pair = |(a, b): (u64, u64)| {
+                format!(
+                    "{} / {}",
+                    berth_engine::human::human_size(a),
+                    berth_engine::human::human_size(b)
+                )
+            };
+            let (net_io, block_io) = match &s1 {
+                Some(s) => (pair(s.net_totals()), pair(s.blkio_totals())),
+                None => ("0B / 0B".to_string(), "0B / 0B".to_string()),
+            };
             rows.push(json!({
                 "Container": c.short_id(),
                 "ID": if a.no_trunc { c.rec.id.clone() } else { c.short_id().to_string() },
@@ -1587,8 +1598,8 @@ fn stats(engine: &Engine, a: StatsArgs) -> Result<i32> {
                 "CPUPerc": cpu,
                 "MemUsage": mem.0,
                 "MemPerc": mem.1,
-                "NetIO": "0B / 0B",
-                "BlockIO": "0B / 0B",
+                "NetIO": net_io,
+                "BlockIO": block_io,
                 "PIDs": pids,
             }));
         }
