@@ -127,20 +127,19 @@ pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     Ok(body::json(StatusCode::OK, &json!(rows)))
 }
 
-/// `POST /containers/prune`: every container that is not running.
+/// `POST /containers/prune?filters`: every container that is not
+/// running, or those the `until`/`label`/`label!` filters let go.
 pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let f = ctx.query.filters()?;
-    if let Some(k) = f.keys().next() {
-        return Err(ApiError::bad_request(format!(
-            "invalid filter '{k}': berth prunes every stopped container (no filters yet)"
-        )));
-    }
-    let removed = ctx.blocking(|e| e.prune_containers()).await?;
+    crate::query::only_filters(&f, &["until", "label", "label!"])?;
+    let items = crate::query::as_pairs(&f, &["until", "label", "label!"]);
+    let filter = berth_engine::containers::prune::PruneFilter::parse(&items).map_err(ApiError::from)?;
+    let (removed, freed) = ctx.blocking(move |e| e.prune_containers_filtered(&filter)).await?;
     Ok(body::json(
         StatusCode::OK,
         &json!({
             "ContainersDeleted": if removed.is_empty() { Value::Null } else { json!(removed) },
-            "SpaceReclaimed": 0,
+            "SpaceReclaimed": freed,
         }),
     ))
 }

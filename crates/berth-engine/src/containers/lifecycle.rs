@@ -472,30 +472,6 @@ impl Engine {
         Ok(())
     }
 
-    /// `container prune`: removes every container that is not running;
-    /// returns their IDs.
-    pub fn prune_containers(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let all = self.list_all_containers()?;
-        // Containers a command is still creating, starting or running. Read
-        // after the list: a container is leased before it is recorded.
-        let leased = self.store.leased()?.containers;
-        for c in all {
-            if c.state.is_running() || leased.contains(&c.rec.id) {
-                continue;
-            }
-            match self.remove_container(&c.rec.id, false, false) {
-                Ok(()) => out.push(c.rec.id.clone()),
-                // Removed meanwhile (its own `run --rm`): nothing to do.
-                Err(e)
-                    if e.downcast_ref::<berth_store::StoreError>()
-                        .is_some_and(|e| matches!(e, berth_store::StoreError::ContainerNotFound(_))) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
-    }
-
     /// `exec`: runs a command in a running container with the caller's
     /// `streams` (none with `opts.detach`: a detached command's stdio is
     /// `/dev/null`); returns its exit code (0 once a detached one started).

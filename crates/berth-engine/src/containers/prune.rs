@@ -106,10 +106,10 @@ impl Engine {
                     out.push(c.rec.id.clone());
                     freed += size;
                 }
-                // Removed meanwhile (its own `run --rm`): nothing to do.
-                Err(e)
-                    if e.downcast_ref::<berth_store::StoreError>()
-                        .is_some_and(|e| matches!(e, berth_store::StoreError::ContainerNotFound(_))) => {}
+                // Removed meanwhile (its own `run --rm`), or started since
+                // the list was read (a `run` whose lease ended between the
+                // two reads): not prune's to take, as Docker skips it.
+                Err(e) if matches!(e.kind(), crate::ErrorKind::NotFound | crate::ErrorKind::Conflict) => {}
                 Err(e) => return Err(e),
             }
         }
