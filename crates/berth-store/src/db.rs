@@ -112,7 +112,18 @@ CREATE TABLE IF NOT EXISTS lease_refs (
 CREATE INDEX IF NOT EXISTS lease_refs_ref ON lease_refs(kind, ref);
 "#;
 
-const SCHEMA_VERSION: i64 = 4;
+/// Version 5: IPv6 on bridge networks (dual stack): a network's IPv6
+/// subnet, gateway and range ('' when it has none), and an endpoint's IPv6
+/// lease (NULL when none; unique per network like the IPv4 one).
+const MIGRATION_5: &str = r#"
+ALTER TABLE networks ADD COLUMN subnet6 TEXT NOT NULL DEFAULT '';
+ALTER TABLE networks ADD COLUMN gateway6 TEXT NOT NULL DEFAULT '';
+ALTER TABLE networks ADD COLUMN ip_range6 TEXT NOT NULL DEFAULT '';
+ALTER TABLE endpoints ADD COLUMN ip6 TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS endpoints_ip6 ON endpoints(network_id, ip6);
+"#;
+
+const SCHEMA_VERSION: i64 = 5;
 use crate::variants::MIGRATION_4;
 
 pub fn open(path: &Path) -> Result<Connection> {
@@ -187,10 +198,11 @@ fn try_open(path: &Path) -> rusqlite::Result<Connection> {
         // Another process may have migrated while we waited for the lock.
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let steps = match version {
-            ..=0 => format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4}"),
-            1 => format!("{MIGRATION_2} {MIGRATION_3} {MIGRATION_4}"),
-            2 => format!("{MIGRATION_3} {MIGRATION_4}"),
-            3 => MIGRATION_4.to_string(),
+            ..=0 => format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5}"),
+            1 => format!("{MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5}"),
+            2 => format!("{MIGRATION_3} {MIGRATION_4} {MIGRATION_5}"),
+            3 => format!("{MIGRATION_4} {MIGRATION_5}"),
+            4 => MIGRATION_5.to_string(),
             _ => String::new(),
         };
         match conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")) {

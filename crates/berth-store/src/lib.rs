@@ -48,7 +48,7 @@ pub use error::{Result, StoreError};
 pub use images::{ImageRecord, NewImage, NewLayer};
 pub use layers::{LayerRecord, StagedLayer};
 pub use leases::{Lease, LeaseKind, Leased};
-pub use networks::{AddressPool, EndpointRecord, NetworkRecord, NewEndpoint};
+pub use networks::{AddressPool, AddressPool6, EndpointRecord, NetworkRecord, NewEndpoint};
 pub use partial::PartialBlob;
 pub use platform::Platform;
 pub use reference::Reference;

@@ -7,7 +7,7 @@
 //! records: it never touches links, rules or namespaces (berth-net does).
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
@@ -38,6 +38,12 @@ pub struct NetworkRecord {
     pub options: BTreeMap<String, String>,
     /// RFC 3339.
     pub created: String,
+    /// The IPv6 subnet (`fd12:3456:789a:1::/64`) of a dual-stack network; `""`: IPv4 only.
+    pub subnet6: String,
+    /// Its IPv6 gateway (`""` without IPv6).
+    pub gateway6: String,
+    /// The part of the IPv6 subnet addresses come from (`""` = all of it).
+    pub ip_range6: String,
 }
 
 /// A container's attachment to a network.
@@ -55,6 +61,8 @@ pub struct EndpointRecord {
     pub host_veth: String,
     /// The network namespace it was plugged into ("" until plugged in).
     pub netns: String,
+    /// The IPv6 lease on a dual-stack network.
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// Where a network hands addresses out from, as u32 IPv4 addresses.
@@ -66,6 +74,15 @@ pub struct AddressPool {
     pub reserved: Vec<u32>,
 }
 
+/// Where a dual-stack network hands IPv6 addresses out from, as u128 addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressPool6 {
+    pub first: u128,
+    pub last: u128,
+    /// Never handed out (the gateway, the subnet's first address).
+    pub reserved: Vec<u128>,
+}
+
 /// What to attach.
 #[derive(Clone, Debug, Default)]
 pub struct NewEndpoint {
@@ -73,6 +90,8 @@ pub struct NewEndpoint {
     pub name: String,
     /// `--ip`: this address or an error.
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6`: this IPv6 address or an error (dual-stack networks).
+    pub ip6: Option<Ipv6Addr>,
     /// `--mac-address`; derived from the address when `None`.
     pub mac: Option<String>,
     pub aliases: Vec<String>,
@@ -91,9 +110,13 @@ type NetRow = (
     String,
     String,
     String,
+    String,
+    String,
+    String,
 );
 
-const NET_COLS: &str = "id, name, driver, subnet, gateway, ip_range, internal, dns, bridge, labels, options, created";
+const NET_COLS: &str =
+    "id, name, driver, subnet, gateway, ip_range, internal, dns, bridge, labels, options, created, subnet6, gateway6, ip_range6";
 
 fn net_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
     Ok((
@@ -109,6 +132,9 @@ fn net_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
         r.get(9)?,
         r.get(10)?,
         r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
+        r.get(14)?,
     ))
 }
 
@@ -126,12 +152,25 @@ fn to_net(t: NetRow) -> NetworkRecord {
         labels: serde_json::from_str(&t.9).unwrap_or_default(),
         options: serde_json::from_str(&t.10).unwrap_or_default(),
         created: t.11,
+        subnet6: t.12,
+        gateway6: t.13,
+        ip_range6: t.14,
     }
 }
 
-const EP_COLS: &str = "network_id, container_id, name, ip, mac, aliases, host_veth, netns";
+const EP_COLS: &str = "network_id, container_id, name, ip, mac, aliases, host_veth, netns, ip6";
 
-type EpRow = (String, String, String, String, String, String, String, String);
+type EpRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
 
 fn ep_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EpRow> {
     Ok((
@@ -143,6 +182,7 @@ fn ep_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EpRow> {
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
     ))
 }
 
@@ -156,6 +196,7 @@ fn to_ep(t: EpRow) -> EndpointRecord {
         aliases: serde_json::from_str(&t.5).unwrap_or_default(),
         host_veth: t.6,
         netns: t.7,
+        ip6: t.8.and_then(|s| s.parse().ok()),
     }
 }
 
@@ -169,12 +210,50 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
+/// The IPv6 address an endpoint gets inside the allocating transaction:
+/// `want` when free, else the lowest free address of `pool`.
+fn pick_ip6(
+    tx: &rusqlite::Transaction<'_>,
+    network_id: &str,
+    pool: &AddressPool6,
+    want: Option<Ipv6Addr>,
+) -> Result<Ipv6Addr> {
+    let used: HashSet<u128> = {
+        let mut st = tx.prepare("SELECT ip6 FROM endpoints WHERE network_id = ?1 AND ip6 IS NOT NULL")?;
+        let v = st
+            .query_map(params![network_id], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        v.iter()
+            .filter_map(|s| s.parse::<Ipv6Addr>().ok())
+            .map(u128::from)
+            .collect()
+    };
+    let taken = |a: u128| used.contains(&a) || pool.reserved.contains(&a);
+    if let Some(w) = want {
+        if taken(u128::from(w)) {
+            return Err(StoreError::AddressInUse(w.to_string()));
+        }
+        return Ok(w);
+    }
+    // At most used + reserved + 1 candidates are looked at.
+    let mut a = pool.first;
+    loop {
+        if !taken(a) {
+            return Ok(Ipv6Addr::from(a));
+        }
+        if a >= pool.last {
+            return Err(StoreError::NoAddressLeft(network_id.to_string()));
+        }
+        a += 1;
+    }
+}
+
 impl Store {
     /// Records a network; fails with [`StoreError::NetworkExists`] when the
     /// name (or the bridge name) is taken.
     pub fn insert_network(&self, n: &NetworkRecord) -> Result<()> {
         let r = self.db().execute(
-            &format!("INSERT INTO networks ({NET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+            &format!("INSERT INTO networks ({NET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
             params![
                 n.id,
                 n.name,
@@ -187,7 +266,10 @@ impl Store {
                 n.bridge,
                 serde_json::to_string(&n.labels).expect("labels serialise"),
                 serde_json::to_string(&n.options).expect("options serialise"),
-                n.created
+                n.created,
+                n.subnet6,
+                n.gateway6,
+                n.ip_range6
             ],
         );
         match r {
@@ -263,6 +345,19 @@ impl Store {
     /// Attaches a container to a network and leases it an address: the
     /// requested one (`--ip`) or the next free one of `pool`.
     pub fn allocate_endpoint(&self, network_id: &str, pool: &AddressPool, ep: &NewEndpoint) -> Result<EndpointRecord> {
+        self.allocate_endpoint_dual(network_id, pool, None, ep)
+    }
+
+    /// [`Store::allocate_endpoint`] on a dual-stack network: an IPv6
+    /// address too, from `pool6` (the requested one, `--ip6`, or the
+    /// lowest free one), in the same transaction.
+    pub fn allocate_endpoint_dual(
+        &self,
+        network_id: &str,
+        pool: &AddressPool,
+        pool6: Option<&AddressPool6>,
+        ep: &NewEndpoint,
+    ) -> Result<EndpointRecord> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let next: Option<i64> = tx
@@ -317,11 +412,24 @@ impl Store {
             }
         };
         let ip = Ipv4Addr::from(ip);
+        let ip6 = match pool6 {
+            Some(p6) => Some(pick_ip6(&tx, network_id, p6, ep.ip6)?),
+            None => None,
+        };
         let mac = ep.mac.clone().unwrap_or_else(|| mac_for(ip));
         let aliases = serde_json::to_string(&ep.aliases).expect("aliases serialise");
         tx.execute(
-            "INSERT INTO endpoints (network_id, container_id, name, ip, mac, aliases, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![network_id, ep.container_id, ep.name, ip.to_string(), mac, aliases, crate::now_unix()],
+            "INSERT INTO endpoints (network_id, container_id, name, ip, mac, aliases, created, ip6) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                network_id,
+                ep.container_id,
+                ep.name,
+                ip.to_string(),
+                mac,
+                aliases,
+                crate::now_unix(),
+                ip6.map(|a| a.to_string())
+            ],
         )
         .map_err(|e| if is_constraint(&e) { StoreError::AddressInUse(ip.to_string()) } else { e.into() })?;
         if ep.ip.is_none() {
@@ -345,6 +453,7 @@ impl Store {
             aliases: ep.aliases.clone(),
             host_veth: String::new(),
             netns: String::new(),
+            ip6,
         })
     }
 
@@ -431,6 +540,9 @@ mod tests {
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
             created: "2026-01-01T00:00:00Z".into(),
+            subnet6: String::new(),
+            gateway6: String::new(),
+            ip_range6: String::new(),
         };
         store.insert_network(&n).unwrap();
         n
@@ -502,6 +614,41 @@ mod tests {
         assert!(store.network_endpoints(&n.id).unwrap().is_empty());
         store.remove_network(&n.id).unwrap();
         assert!(matches!(store.network("app"), Err(StoreError::NetworkNotFound(_))));
+    }
+
+    #[test]
+    fn dual_stack_leases_are_distinct_and_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let n = net(&store, "dual", "10.9.0.0/29");
+        let base = u128::from("fd12:3456:789a:1::".parse::<Ipv6Addr>().unwrap());
+        let p6 = AddressPool6 {
+            first: base + 1,
+            last: base + u128::from(u64::MAX) - 1,
+            reserved: vec![base + 1],
+        };
+        let alloc = |id: &str, want: Option<Ipv6Addr>| {
+            let mut e = ep(id);
+            e.ip6 = want;
+            store.allocate_endpoint_dual(&n.id, &pool(), Some(&p6), &e)
+        };
+        let a = alloc("a", None).unwrap();
+        let b = alloc("b", None).unwrap();
+        assert_eq!(a.ip6, Some(Ipv6Addr::from(base + 2)));
+        assert_eq!(b.ip6, Some(Ipv6Addr::from(base + 3)));
+        let fixed: Ipv6Addr = "fd12:3456:789a:1::99".parse().unwrap();
+        assert_eq!(alloc("c", Some(fixed)).unwrap().ip6, Some(fixed));
+        assert!(matches!(alloc("d", Some(fixed)), Err(StoreError::AddressInUse(_))));
+        assert!(matches!(
+            alloc("d", Some(Ipv6Addr::from(base + 1))),
+            Err(StoreError::AddressInUse(_))
+        ));
+        assert_eq!(store.container_endpoints("c").unwrap()[0].ip6, Some(fixed));
+        store.release_endpoint(&n.id, "a").unwrap();
+        assert_eq!(alloc("d", None).unwrap().ip6, a.ip6);
+        // An IPv4-only lease on the same network has no IPv6 address.
+        assert_eq!(store.allocate_endpoint(&n.id, &pool(), &ep("e")).unwrap().ip6, None);
+        assert_eq!(store.allocate_endpoint(&n.id, &pool(), &ep("f")).unwrap().ip6, None);
     }
 
     #[test]
