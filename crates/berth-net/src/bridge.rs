@@ -20,7 +20,7 @@
 //! Nothing here sends a packet anywhere.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use berth_store::{EndpointRecord, NetworkRecord, NewEndpoint, Store, StoreError};
@@ -28,7 +28,7 @@ use berth_store::{EndpointRecord, NetworkRecord, NewEndpoint, Store, StoreError}
 use crate::dns::{self, Dns, DnsRecord};
 use crate::error::{NetError, Result};
 use crate::firewall::{Firewall, NetworkRules, TableState};
-use crate::ipam::{choose_subnet, Addressing, Subnet};
+use crate::ipam::{choose_subnet, choose_subnet6, Addressing, Addressing6, Subnet, Subnet6};
 use crate::nl::{parse_mac, Netlink};
 use crate::ns::Namespace;
 
@@ -136,6 +136,12 @@ pub struct NetworkRequest {
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
+    /// `--ipv6`: dual stack (an IPv6 subnet too; a free ULA /64 unless `subnet6`).
+    pub ipv6: bool,
+    /// The IPv6 `--subnet`, `--gateway` and `--ip-range` (with `ipv6`).
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
+    pub ip_range6: Option<String>,
 }
 
 /// What a container got on a network.
@@ -153,6 +159,10 @@ pub struct Attachment {
     pub host_veth: String,
     /// The network's DNS server, for resolv.conf (user-defined networks).
     pub dns_server: Option<Ipv4Addr>,
+    /// Its IPv6 address and prefix length on a dual-stack network.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// Its IPv6 default route (`None`: IPv4 only, or internal).
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 fn valid_name(n: &str) -> bool {
@@ -182,12 +192,123 @@ pub fn addressing(net: &NetworkRecord) -> Result<Addressing> {
     Addressing::new(subnet, Some(gw), range)
 }
 
+/// The IPv6 addressing of a dual-stack network's record (`None`: IPv4 only).
+pub fn addressing6(net: &NetworkRecord) -> Result<Option<Addressing6>> {
+    if net.subnet6.is_empty() {
+        return Ok(None);
+    }
+    let subnet: Subnet6 = net.subnet6.parse()?;
+    let gw: Ipv6Addr = net
+        .gateway6
+        .parse()
+        .map_err(|_| NetError::InvalidNetwork(format!("network {}: bad gateway {:?}", net.name, net.gateway6)))?;
+    let range = if net.ip_range6.is_empty() {
+        None
+    } else {
+        Some(net.ip_range6.parse()?)
+    };
+    Addressing6::new(subnet, Some(gw), range).map(Some)
+}
+
 fn rules(net: &NetworkRecord) -> Result<NetworkRules> {
     Ok(NetworkRules {
         bridge: net.bridge.clone(),
         subnet: net.subnet.parse()?,
         internal: net.internal,
+        subnet6: addressing6(net)?.map(|a| a.subnet),
     })
+}
+
+/// The rules a bridge's addresses imply (a bridge whose record is gone).
+fn rules_of_link(nl: &mut Netlink, l: &crate::nl::Link) -> Result<Option<NetworkRules>> {
+    let Some((ip, p)) = nl.addrs(l.index)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let subnet6 = nl
+        .addrs6(l.index)?
+        .into_iter()
+        .next()
+        .map(|(a, p6)| Subnet6::new(Subnet6::new(a, p6).network(), p6));
+    Ok(Some(NetworkRules {
+        bridge: l.name.clone(),
+        subnet: Subnet::new(Subnet::new(ip, p).network(), p),
+        internal: false,
+        subnet6,
+    }))
+}
+
+/// IPv6 forwarding in the bridges' namespace, as Docker and Podman set it
+/// for IPv6 networks.
+fn set_ip6_forward() -> Result<()> {
+    let p = "/proc/sys/net/ipv6/conf/all/forwarding";
+    if std::fs::read_to_string(p).map(|s| s.trim() == "1").unwrap_or(false) {
+        return Ok(());
+    }
+    std::fs::write(p, "1").map_err(|e| NetError::io(format!("enabling IPv6 forwarding ({p})"), e))
+}
+
+/// IPv6 subnets in use: the routes of the bridges' namespace and the store's networks.
+fn taken_subnets6(ctx: &NetContext, store: &Store) -> Result<Vec<Subnet6>> {
+    let mut taken: Vec<Subnet6> = ctx
+        .netlink()?
+        .routes6()?
+        .into_iter()
+        .filter(|(_, p)| *p > 0)
+        .map(|(d, p)| Subnet6::new(d, p))
+        .collect();
+    for n in store.list_networks()? {
+        if let Ok(s) = n.subnet6.parse() {
+            taken.push(s);
+        }
+    }
+    Ok(taken)
+}
+
+/// The IPv6 side `network create` settles (`None`: IPv4 only).
+fn create_addressing6(ctx: &NetContext, store: &Store, req: &NetworkRequest) -> Result<Option<Addressing6>> {
+    if !req.ipv6 {
+        if req.subnet6.is_some() || req.gateway6.is_some() || req.ip_range6.is_some() {
+            return Err(NetError::InvalidNetwork(
+                "an IPv6 subnet, gateway or ip-range needs --ipv6".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let taken = taken_subnets6(ctx, store)?;
+    let subnet = match &req.subnet6 {
+        Some(s) => {
+            let s: Subnet6 = s.parse()?;
+            if let Some(t) = store
+                .list_networks()?
+                .iter()
+                .find(|n| n.subnet6.parse::<Subnet6>().is_ok_and(|x| x.overlaps(s)))
+            {
+                return Err(NetError::InvalidNetwork(format!(
+                    "Pool overlaps with other one on this address space: {s} overlaps network {}'s {}; choose another --subnet",
+                    t.name, t.subnet6
+                )));
+            }
+            if let Some(t) = taken.iter().find(|t| t.prefix > 0 && t.overlaps(s)) {
+                return Err(NetError::InvalidNetwork(format!(
+                    "Pool overlaps with other one on this address space: {s} overlaps {t}, which this host already routes; choose another --subnet"
+                )));
+            }
+            s
+        }
+        None => choose_subnet6(&taken)?,
+    };
+    let gateway = match &req.gateway6 {
+        Some(g) => Some(
+            g.parse::<Ipv6Addr>()
+                .map_err(|_| NetError::InvalidNetwork(format!("invalid gateway {g:?}: not an IPv6 address")))?,
+        ),
+        None => None,
+    };
+    let ip_range = match &req.ip_range6 {
+        Some(r) => Some(r.parse::<Subnet6>()?),
+        None => None,
+    };
+    Addressing6::new(subnet, gateway, ip_range).map(Some)
 }
 
 fn set_ip_forward() -> Result<()> {
@@ -275,6 +396,7 @@ pub fn create_network(ctx: &NetContext, store: &Store, req: &NetworkRequest) -> 
         None => None,
     };
     let addr = Addressing::new(subnet, gateway, ip_range)?;
+    let addr6 = create_addressing6(ctx, store, req)?;
     let id = random_hex(64);
     let bridge = match req.options.get(BRIDGE_NAME_OPTION) {
         Some(b) => b.clone(),
@@ -296,6 +418,12 @@ pub fn create_network(ctx: &NetContext, store: &Store, req: &NetworkRequest) -> 
         labels: req.labels.clone(),
         options,
         created: chrono_now(),
+        subnet6: addr6.map(|a| a.subnet.to_string()).unwrap_or_default(),
+        gateway6: addr6.map(|a| a.gateway.to_string()).unwrap_or_default(),
+        ip_range6: addr6
+            .and_then(|a| a.ip_range)
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
     };
     if ctx.netlink()?.link(&rec.bridge)?.is_some() {
         return Err(NetError::InvalidNetwork(format!(
@@ -459,12 +587,8 @@ fn forget_dead_store(ctx: &NetContext) -> Result<()> {
         nl.del_link(&l.name)?;
     }
     for l in links.iter().filter(|l| l.kind == "bridge") {
-        if let Some((ip, p)) = nl.addrs(l.index)?.into_iter().next() {
-            ctx.firewall().remove_network(&NetworkRules {
-                bridge: l.name.clone(),
-                subnet: Subnet::new(Subnet::new(ip, p).network(), p),
-                internal: false,
-            })?;
+        if let Some(rules) = rules_of_link(&mut nl, l)? {
+            ctx.firewall().remove_network(&rules)?;
         }
         nl.del_link(&l.name)?;
     }
@@ -490,10 +614,17 @@ fn setup_bridge(ctx: &NetContext, net: &NetworkRecord) -> Result<()> {
     };
     nl.set_alias(link.index, &ctx.alias(&net.id, None))?;
     nl.add_addr(link.index, addr.gateway, addr.subnet.prefix)?;
+    let addr6 = addressing6(net)?;
+    if let Some(a6) = &addr6 {
+        nl.add_addr6(link.index, a6.gateway, a6.subnet.prefix)?;
+    }
     nl.set_up(link.index)?;
     ctx.firewall().add_network(&rules(net)?)?;
     if ctx.set_ip_forward && !net.internal {
         set_ip_forward()?;
+        if addr6.is_some() {
+            set_ip6_forward()?;
+        }
     }
     Ok(())
 }
@@ -564,6 +695,17 @@ pub fn connect(
     if let Some(ip) = ep.ip {
         addr.check_requested(ip)?;
     }
+    let addr6 = addressing6(net)?;
+    match (ep.ip6, &addr6) {
+        (Some(ip6), Some(a6)) => a6.check_requested(ip6)?,
+        (Some(ip6), None) => {
+            return Err(NetError::InvalidNetwork(format!(
+                "invalid address {ip6}: network {} has no IPv6 subnet (create it with --ipv6)",
+                net.name
+            )))
+        }
+        _ => {}
+    }
     if let Some(m) = &ep.mac {
         if parse_mac(m).is_none() {
             return Err(NetError::InvalidNetwork(format!(
@@ -572,9 +714,10 @@ pub fn connect(
         }
     }
     let t = std::time::Instant::now();
-    let lease = store.allocate_endpoint(&net.id, &addr.pool(), ep)?;
+    let pool6 = addr6.map(|a| a.pool());
+    let lease = store.allocate_endpoint_dual(&net.id, &addr.pool(), pool6.as_ref(), ep)?;
     log::debug!("lease {} in {:?}", lease.ip, t.elapsed());
-    match plug(ctx, store, net, &addr, container_ns, &lease) {
+    match plug(ctx, store, net, &addr, addr6.as_ref(), container_ns, &lease) {
         Ok(a) => Ok(a),
         Err(e) => {
             let _ = unplug(ctx, net, &lease);
@@ -589,6 +732,7 @@ fn plug(
     store: &Store,
     net: &NetworkRecord,
     addr: &Addressing,
+    addr6: Option<&Addressing6>,
     container_ns: &Namespace,
     lease: &EndpointRecord,
 ) -> Result<Attachment> {
@@ -631,6 +775,14 @@ fn plug(
         .link(&ifname)?
         .ok_or_else(|| NetError::InvalidNetwork(format!("{ifname} did not appear in the container")))?;
     inside.add_addr(cl.index, lease.ip, addr.subnet.prefix)?;
+    let ip6 = match (addr6, lease.ip6) {
+        (Some(a6), Some(ip6)) => {
+            // nodad: usable at once (no duplicate address detection to wait out).
+            inside.add_addr6(cl.index, ip6, a6.subnet.prefix)?;
+            Some((ip6, a6.subnet.prefix))
+        }
+        _ => None,
+    };
     inside.set_up(cl.index)?;
     if let Some(lo) = inside.link("lo")? {
         if !lo.up {
@@ -646,6 +798,15 @@ fn plug(
         }
         Some(addr.gateway)
     };
+    let gateway6 = match (addr6, ip6) {
+        (Some(a6), Some(_)) if !net.internal => {
+            if !inside.routes6()?.iter().any(|(_, p)| *p == 0) {
+                inside.add_default_route6(a6.gateway)?;
+            }
+            Some(a6.gateway)
+        }
+        _ => None,
+    };
     log::debug!("routes in {:?}", t.elapsed());
     if net.dns {
         let mut names = vec![];
@@ -653,12 +814,15 @@ fn plug(
             names.push(lease.name.clone());
         }
         names.extend(lease.aliases.iter().cloned());
+        let mut gateways = vec![IpAddr::V4(addr.gateway)];
+        gateways.extend(addr6.map(|a| IpAddr::V6(a.gateway)));
         ctx.dns().add(
             &net.bridge,
-            addr.gateway,
+            &gateways,
             DnsRecord {
                 container_id: lease.container_id.clone(),
                 ip: lease.ip,
+                ip6: ip6.map(|(a, _)| a),
                 names,
                 upstreams: Vec::new(),
             },
@@ -675,6 +839,8 @@ fn plug(
         ifname,
         host_veth,
         dns_server: net.dns.then_some(addr.gateway),
+        ip6,
+        gateway6,
     })
 }
 
@@ -784,12 +950,7 @@ pub fn reconcile(ctx: &NetContext, store: &Store, exists: &dyn Fn(&str) -> bool)
         }
         if ctr12.is_none() {
             // A bridge whose network is gone: its rules go with it.
-            if let Some((ip, p)) = nl.addrs(l.index)?.into_iter().next() {
-                let rules = NetworkRules {
-                    bridge: l.name.clone(),
-                    subnet: Subnet::new(Subnet::new(ip, p).network(), p),
-                    internal: false,
-                };
+            if let Some(rules) = rules_of_link(&mut nl, &l)? {
                 ctx.firewall().remove_network(&rules)?;
             }
             ctx.dns().remove_network(&l.name)?;
@@ -828,6 +989,8 @@ pub struct Inventory {
     pub links: Vec<String>,
     /// berth's nftables table, as a whole (shared by every store on the host).
     pub firewall: TableState,
+    /// Its IPv6 twin (`ip6 berth`), as a whole.
+    pub firewall6: TableState,
     /// Network files of the DNS server.
     pub dns_files: Vec<String>,
     /// The DNS server's pid.
@@ -845,6 +1008,9 @@ impl Inventory {
             || self.firewall.bridges.iter().any(|b| b == name)
             || self.firewall.internal.iter().any(|b| b == name)
             || self.firewall.masq.iter().any(|b| b == name)
+            || self.firewall6.bridges.iter().any(|b| b == name)
+            || self.firewall6.internal.iter().any(|b| b == name)
+            || self.firewall6.masq.iter().any(|b| b == name)
             || self.dns_files.iter().any(|f| f == name)
             || self.leases.iter().any(|l| l.contains(name))
             || self.netns_mounts.iter().any(|m| m.contains(name))
@@ -868,12 +1034,16 @@ pub fn inventory(ctx: &NetContext, store: &Store) -> Result<Inventory> {
     let mut leases: Vec<String> = store
         .all_endpoints()?
         .into_iter()
-        .map(|e| format!("{}/{} {}", e.network_id, e.container_id, e.ip))
+        .map(|e| match e.ip6 {
+            Some(v6) => format!("{}/{} {} {v6}", e.network_id, e.container_id, e.ip),
+            None => format!("{}/{} {}", e.network_id, e.container_id, e.ip),
+        })
         .collect();
     leases.sort();
     Ok(Inventory {
         links,
         firewall: ctx.firewall().state()?,
+        firewall6: ctx.firewall().state6()?,
         dns_files,
         dns_server: dns.pid(),
         leases,

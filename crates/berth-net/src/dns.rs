@@ -6,7 +6,8 @@
 //! resolvers berth gives it.
 //!
 //! Its records are one file per network in `<run dir>/aardvark-dns/`:
-//! the gateway on the first line, then `ID IPV4 IPV6 NAME,ALIAS…` per
+//! the gateways on the first line (IPv4, then IPv6 on a dual-stack
+//! network), then `ID IPV4 IPV6 NAME,ALIAS…` per
 //! container, with a fifth column, `SERVER,…`, for a container started
 //! with `--dns`: the server forwards that container's other queries there
 //! instead of to its own upstream resolvers (Docker's embedded DNS does
@@ -24,7 +25,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -41,6 +42,8 @@ const AARDVARK_PATHS: &[&str] = &["/usr/lib/podman/aardvark-dns", "/usr/libexec/
 pub struct DnsRecord {
     pub container_id: String,
     pub ip: Ipv4Addr,
+    /// Its IPv6 address on a dual-stack network (answered to AAAA queries).
+    pub ip6: Option<Ipv6Addr>,
     /// The container name first, then aliases.
     pub names: Vec<String>,
     /// `--dns`: where the server forwards this container's queries for
@@ -89,6 +92,7 @@ fn parse(text: &str) -> (String, Vec<DnsRecord>) {
             Some(DnsRecord {
                 container_id: f[0].to_string(),
                 ip: f[1].split(',').next()?.parse().ok()?,
+                ip6: f[2].split(',').next().and_then(|a| a.parse().ok()),
                 names: f[3].split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
                 upstreams: f
                     .get(4)
@@ -100,10 +104,16 @@ fn parse(text: &str) -> (String, Vec<DnsRecord>) {
     (gw, recs)
 }
 
-fn render(gateway: Ipv4Addr, recs: &[DnsRecord]) -> String {
-    let mut s = format!("{gateway}\n");
+/// The first line: the addresses the server listens on (the gateways), comma-separated.
+fn gateway_line(gateways: &[IpAddr]) -> String {
+    gateways.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(",")
+}
+
+fn render(gateways: &str, recs: &[DnsRecord]) -> String {
+    let mut s = format!("{gateways}\n");
     for r in recs {
-        s.push_str(&format!("{} {}  {}", r.container_id, r.ip, r.names.join(",")));
+        let v6 = r.ip6.map(|a| a.to_string()).unwrap_or_default();
+        s.push_str(&format!("{} {} {v6} {}", r.container_id, r.ip, r.names.join(",")));
         if !r.upstreams.is_empty() {
             let up: Vec<String> = r.upstreams.iter().map(|u| u.to_string()).collect();
             s.push_str(&format!(" {}", up.join(",")));
@@ -159,9 +169,10 @@ impl Dns {
             .collect()
     }
 
-    /// Adds (or replaces) a container's names on network `net` and reloads.
-    pub fn add(&self, net: &str, gateway: Ipv4Addr, rec: DnsRecord, upstream: &str) -> Result<()> {
-        self.change(net, gateway, upstream, |recs| {
+    /// Adds (or replaces) a container's names on network `net` (whose
+    /// gateways, IPv4 then IPv6, the server listens on) and reloads.
+    pub fn add(&self, net: &str, gateways: &[IpAddr], rec: DnsRecord, upstream: &str) -> Result<()> {
+        self.change(net, Some(gateway_line(gateways)), upstream, |recs| {
             recs.retain(|r| r.container_id != rec.container_id);
             recs.push(rec);
         })
@@ -178,7 +189,7 @@ impl Dns {
         {
             return Ok(());
         }
-        self.change(net, Ipv4Addr::UNSPECIFIED, "", |recs| {
+        self.change(net, None, "", |recs| {
             for r in recs.iter_mut().filter(|r| r.container_id == container_id) {
                 r.upstreams = servers.to_vec();
             }
@@ -190,9 +201,7 @@ impl Dns {
         if !self.config_dir().join(net).exists() {
             return Ok(());
         }
-        self.change(net, Ipv4Addr::UNSPECIFIED, "", |recs| {
-            recs.retain(|r| r.container_id != container_id)
-        })
+        self.change(net, None, "", |recs| recs.retain(|r| r.container_id != container_id))
     }
 
     /// Removes network `net`'s file (and stops the server when it was the last).
@@ -207,19 +216,21 @@ impl Dns {
         self.reload_or_stop()
     }
 
-    fn change(&self, net: &str, gateway: Ipv4Addr, upstream: &str, f: impl FnOnce(&mut Vec<DnsRecord>)) -> Result<()> {
+    fn change(
+        &self,
+        net: &str,
+        gateways: Option<String>,
+        upstream: &str,
+        f: impl FnOnce(&mut Vec<DnsRecord>),
+    ) -> Result<()> {
         let _lock = self.lock()?;
         let p = self.config_dir().join(net);
         let (gw, mut recs) = std::fs::read_to_string(&p).map(|t| parse(&t)).unwrap_or_default();
-        let gateway = if gateway.is_unspecified() {
-            gw.parse().unwrap_or(gateway)
-        } else {
-            gateway
-        };
+        let gateway = gateways.unwrap_or(gw);
         f(&mut recs);
         // Staged outside the directory the server reads.
         let tmp = self.dir.join(format!(".dns-{net}.{}", std::process::id()));
-        std::fs::write(&tmp, render(gateway, &recs)).map_err(|e| io(format!("writing {}", tmp.display()), e))?;
+        std::fs::write(&tmp, render(&gateway, &recs)).map_err(|e| io(format!("writing {}", tmp.display()), e))?;
         std::fs::rename(&tmp, &p).map_err(|e| io(format!("renaming {}", p.display()), e))?;
         if !upstream.is_empty() {
             // Rewritten in place: the server's /etc/resolv.conf is a bind
@@ -391,27 +402,33 @@ mod tests {
             DnsRecord {
                 container_id: "a".repeat(64),
                 ip: Ipv4Addr::new(172, 18, 0, 2),
+                ip6: None,
                 names: vec!["web".into(), "www".into()],
                 upstreams: vec![],
             },
             DnsRecord {
                 container_id: "b".repeat(64),
                 ip: Ipv4Addr::new(172, 18, 0, 3),
+                ip6: Some("fd12:3456:789a:1::3".parse().unwrap()),
                 names: vec!["db".into()],
                 upstreams: vec!["10.1.2.3".parse().unwrap(), "10.1.2.4".parse().unwrap()],
             },
         ];
-        let text = render(Ipv4Addr::new(172, 18, 0, 1), &recs);
+        let gws = [
+            IpAddr::V4(Ipv4Addr::new(172, 18, 0, 1)),
+            "fd12:3456:789a:1::1".parse().unwrap(),
+        ];
+        let text = render(&gateway_line(&gws), &recs);
         assert_eq!(
             text.lines().nth(1).unwrap(),
             format!("{} 172.18.0.2  web,www", "a".repeat(64))
         );
         assert_eq!(
             text.lines().nth(2).unwrap(),
-            format!("{} 172.18.0.3  db 10.1.2.3,10.1.2.4", "b".repeat(64))
+            format!("{} 172.18.0.3 fd12:3456:789a:1::3 db 10.1.2.3,10.1.2.4", "b".repeat(64))
         );
         let (gw, back) = parse(&text);
-        assert_eq!(gw, "172.18.0.1");
+        assert_eq!(gw, "172.18.0.1,fd12:3456:789a:1::1");
         assert_eq!(back, recs);
     }
 

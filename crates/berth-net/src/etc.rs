@@ -14,7 +14,7 @@
 //!
 //! Nothing here reads or writes files.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{NetError, Result};
 
@@ -28,6 +28,8 @@ pub struct EtcSettings {
     pub domainname: String,
     /// The container's address on its first network (none: `--network none`).
     pub ip: Option<Ipv4Addr>,
+    /// Its IPv6 address there (a dual-stack network).
+    pub ip6: Option<Ipv6Addr>,
     /// The host's address on that network, for `host-gateway`.
     pub gateway: Option<Ipv4Addr>,
     /// The network's DNS server (user-defined networks).
@@ -78,12 +80,17 @@ pub fn hosts(s: &EtcSettings) -> Result<String> {
         out.push_str(&self_line(ip, &s.hostname, &s.domainname));
         out.push('\n');
     }
+    if let Some(ip6) = s.ip6 {
+        out.push_str(&self_line(ip6, &s.hostname, &s.domainname));
+        out.push('\n');
+    }
     Ok(out)
 }
 
 /// The line of `/etc/hosts` naming the container itself at `ip`
 /// (`host.domain host` when it has a domain name), without its newline.
-pub fn self_line(ip: Ipv4Addr, hostname: &str, domainname: &str) -> String {
+pub fn self_line(ip: impl Into<IpAddr>, hostname: &str, domainname: &str) -> String {
+    let ip = ip.into();
     if domainname.is_empty() {
         format!("{ip}\t{hostname}")
     } else {
@@ -182,6 +189,11 @@ mod tests {
         assert!(h.ends_with("172.18.0.2\tweb\n"), "{h}");
         s.domainname = "example.org".into();
         assert!(hosts(&s).unwrap().ends_with("172.18.0.2\tweb.example.org web\n"));
+        s.ip6 = Some("fd12:3456:789a:1::2".parse().unwrap());
+        assert!(hosts(&s)
+            .unwrap()
+            .ends_with("172.18.0.2\tweb.example.org web\nfd12:3456:789a:1::2\tweb.example.org web\n"));
+        s.ip6 = None;
         s.add_hosts = vec!["nope".into()];
         assert!(hosts(&s).unwrap_err().to_string().contains("--add-host"));
         let none = EtcSettings {

@@ -9,6 +9,11 @@
 //! masq      subnets with outbound NAT   masquerade when leaving via a non-bridge
 //! ```
 //!
+//! Dual-stack networks are also elements of a second table, `ip6 berth`,
+//! made alike (the same sets and rules for IPv6 packets: isolation,
+//! internal, masquerade of the IPv6 subnet), made with the first such
+//! network and deleted with the last: an IPv4-only host keeps no ip6 table.
+//!
 //! Every change is one `nft -f -` transaction (atomic). This module never
 //! touches any other table and never flushes anything but its own chains.
 
@@ -19,7 +24,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::error::{NetError, Result};
-use crate::ipam::Subnet;
+use crate::ipam::{Subnet, Subnet6};
 use crate::ns::Namespace;
 
 /// The table's name (family `ip`).
@@ -44,12 +49,34 @@ add rule ip berth forward iifname @bridges accept
 add rule ip berth postrouting ip saddr @masq oifname != @bridges masquerade
 "#;
 
+/// The same for IPv6 packets, in table `ip6 berth`.
+const BASE6: &str = r#"
+add table ip6 berth
+add set ip6 berth bridges { type ifname; }
+add set ip6 berth same { type ifname . ifname; }
+add set ip6 berth internal { type ifname; }
+add set ip6 berth masq { type ipv6_addr; flags interval; }
+add chain ip6 berth forward { type filter hook forward priority filter; policy accept; }
+add chain ip6 berth postrouting { type nat hook postrouting priority srcnat; policy accept; }
+flush chain ip6 berth forward
+flush chain ip6 berth postrouting
+add rule ip6 berth forward iifname . oifname @same accept
+add rule ip6 berth forward iifname @internal drop
+add rule ip6 berth forward oifname @internal drop
+add rule ip6 berth forward iifname @bridges oifname @bridges drop
+add rule ip6 berth forward oifname @bridges ct state established,related accept
+add rule ip6 berth forward iifname @bridges accept
+add rule ip6 berth postrouting ip6 saddr @masq oifname != @bridges masquerade
+"#;
+
 /// What the table holds for one network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkRules {
     pub bridge: String,
     pub subnet: Subnet,
     pub internal: bool,
+    /// A dual-stack network's IPv6 subnet (its elements in `ip6 berth`).
+    pub subnet6: Option<Subnet6>,
 }
 
 /// The firewall of one network namespace (the host's, or the rootless one).
@@ -144,6 +171,20 @@ impl Firewall {
             let net = format!("{}/{}", n.subnet.network(), n.subnet.prefix);
             t.push_str(&format!("add element ip berth masq {{ {net} }}\n"));
         }
+        if let Some(s6) = n.subnet6 {
+            t.push_str(BASE6);
+            t.push_str(&format!("add element ip6 berth bridges {{ {b} }}\n"));
+            t.push_str(&format!("add element ip6 berth same {{ {b} . {b} }}\n"));
+            if n.internal {
+                t.push_str(&format!("add element ip6 berth internal {{ {b} }}\n"));
+            } else {
+                t.push_str(&format!(
+                    "add element ip6 berth masq {{ {}/{} }}\n",
+                    s6.network(),
+                    s6.prefix
+                ));
+            }
+        }
         self.nft(&["-f", "-"], Some(&t)).map(drop)
     }
 
@@ -152,29 +193,76 @@ impl Firewall {
     /// one `nft` run.
     pub fn remove_network(&self, n: &NetworkRules) -> Result<()> {
         let _lock = self.locked()?;
+        let mut t = match n.subnet6 {
+            Some(s6) => self.removal6(&n.bridge, Some(s6))?,
+            None => String::new(),
+        };
         let mut state = self.state()?;
-        if !state.exists {
+        if state.exists {
+            let b = quote(&n.bridge)?;
+            let mut t4 = String::new();
+            if state.bridges.contains(&n.bridge) {
+                t4.push_str(&format!("delete element ip berth bridges {{ {b} }}\n"));
+                t4.push_str(&format!("delete element ip berth same {{ {b} . {b} }}\n"));
+            }
+            if state.internal.contains(&n.bridge) {
+                t4.push_str(&format!("delete element ip berth internal {{ {b} }}\n"));
+            }
+            let net = format!("{}/{}", n.subnet.network(), n.subnet.prefix);
+            if state.masq.contains(&net) {
+                t4.push_str(&format!("delete element ip berth masq {{ {net} }}\n"));
+            }
+            state.bridges.retain(|x| *x != n.bridge);
+            state.internal.retain(|x| *x != n.bridge);
+            state.masq.retain(|x| *x != net);
+            if state.bridges.is_empty() && state.internal.is_empty() && state.masq.is_empty() {
+                t4 = format!("delete table ip {TABLE}\n");
+            }
+            t.push_str(&t4);
+        }
+        if t.is_empty() {
             return Ok(());
         }
-        let b = quote(&n.bridge)?;
+        self.nft(&["-f", "-"], Some(&t)).map(drop)
+    }
+
+    /// The text that removes bridge `bridge`'s elements (and `subnet6`'s
+    /// masquerade) from `ip6 berth`, or the table when nothing else is
+    /// left in it; empty when there is nothing to remove. Call locked.
+    fn removal6(&self, bridge: &str, subnet6: Option<Subnet6>) -> Result<String> {
+        let mut st = self.state6()?;
+        if !st.exists {
+            return Ok(String::new());
+        }
+        let b = quote(bridge)?;
         let mut t = String::new();
-        if state.bridges.contains(&n.bridge) {
-            t.push_str(&format!("delete element ip berth bridges {{ {b} }}\n"));
-            t.push_str(&format!("delete element ip berth same {{ {b} . {b} }}\n"));
+        if st.bridges.iter().any(|x| x == bridge) {
+            t.push_str(&format!("delete element ip6 berth bridges {{ {b} }}\n"));
+            t.push_str(&format!("delete element ip6 berth same {{ {b} . {b} }}\n"));
         }
-        if state.internal.contains(&n.bridge) {
-            t.push_str(&format!("delete element ip berth internal {{ {b} }}\n"));
+        if st.internal.iter().any(|x| x == bridge) {
+            t.push_str(&format!("delete element ip6 berth internal {{ {b} }}\n"));
         }
-        let net = format!("{}/{}", n.subnet.network(), n.subnet.prefix);
-        if state.masq.contains(&net) {
-            t.push_str(&format!("delete element ip berth masq {{ {net} }}\n"));
+        let net = subnet6.map(|s| format!("{}/{}", s.network(), s.prefix));
+        if let Some(net) = &net {
+            if st.masq.contains(net) {
+                t.push_str(&format!("delete element ip6 berth masq {{ {net} }}\n"));
+            }
         }
-        state.bridges.retain(|x| *x != n.bridge);
-        state.internal.retain(|x| *x != n.bridge);
-        state.masq.retain(|x| *x != net);
-        if state.bridges.is_empty() && state.internal.is_empty() && state.masq.is_empty() {
-            t = format!("delete table ip {TABLE}\n");
+        st.bridges.retain(|x| x != bridge);
+        st.internal.retain(|x| x != bridge);
+        st.masq.retain(|x| Some(x) != net.as_ref());
+        if st.bridges.is_empty() && st.internal.is_empty() && st.masq.is_empty() {
+            t = format!("delete table ip6 {TABLE}\n");
         }
+        Ok(t)
+    }
+
+    /// Removes bridge `bridge`'s IPv6 elements (a bridge whose record is
+    /// gone: its IPv6 subnet from its address, when it still has one).
+    pub fn remove_network6(&self, bridge: &str, subnet6: Option<Subnet6>) -> Result<()> {
+        let _lock = self.locked()?;
+        let t = self.removal6(bridge, subnet6)?;
         if t.is_empty() {
             return Ok(());
         }
@@ -183,7 +271,16 @@ impl Firewall {
 
     /// The table's sets as they are now.
     pub fn state(&self) -> Result<TableState> {
-        let out = match self.nft(&["-j", "list", "table", "ip", TABLE], None) {
+        self.state_of("ip")
+    }
+
+    /// The sets of `ip6 berth` as they are now.
+    pub fn state6(&self) -> Result<TableState> {
+        self.state_of("ip6")
+    }
+
+    fn state_of(&self, family: &str) -> Result<TableState> {
+        let out = match self.nft(&["-j", "list", "table", family, TABLE], None) {
             Ok(o) => o,
             Err(NetError::Firewall(m)) if m.contains("No such file or directory") => return Ok(TableState::default()),
             Err(e) => return Err(e),

@@ -7,13 +7,13 @@
 //! (see `ns.rs`) changes that namespace, from any thread. This module never
 //! changes the calling thread's namespace itself.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -260,6 +260,88 @@ impl Netlink {
             Err(NetError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             r => r,
         }
+    }
+
+    /// Adds the IPv6 address `ip/prefix` to link `index` without duplicate
+    /// address detection (`nodad`: usable at once, as Docker and Podman
+    /// do); an address already there is no error.
+    pub fn add_addr6(&mut self, index: u32, ip: Ipv6Addr, prefix: u8) -> Result<()> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.prefix_len = prefix;
+        m.header.index = index;
+        m.header.flags = AddressHeaderFlags::Nodad;
+        m.attributes.push(AddressAttribute::Address(ip.into()));
+        m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        match self.request(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("adding address {ip}/{prefix}"),
+        ) {
+            Err(NetError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The global IPv6 addresses of link `index` as (address, prefix)
+    /// (link-local ones left out).
+    pub fn addrs6(&mut self, index: u32) -> Result<Vec<(Ipv6Addr, u8)>> {
+        let mut q = AddressMessage::default();
+        q.header.family = AddressFamily::Inet6;
+        let msgs = self.dump(RouteNetlinkMessage::GetAddress(q), "listing IPv6 addresses")?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                    a.attributes.iter().find_map(|at| match at {
+                        AddressAttribute::Address(std::net::IpAddr::V6(ip))
+                            if (ip.segments()[0] & 0xffc0) != 0xfe80 =>
+                        {
+                            Some((*ip, a.header.prefix_len))
+                        }
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Adds the IPv6 default route via `gateway`.
+    pub fn add_default_route6(&mut self, gateway: Ipv6Addr) -> Result<()> {
+        let mut m = RouteMessage::default();
+        m.header = route_header();
+        m.header.address_family = AddressFamily::Inet6;
+        m.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+        self.request(
+            RouteNetlinkMessage::NewRoute(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+            &format!("adding the IPv6 default route via {gateway}"),
+        )
+    }
+
+    /// The IPv6 routes of the main table as (destination, prefix).
+    pub fn routes6(&mut self) -> Result<Vec<(Ipv6Addr, u8)>> {
+        let mut q = RouteMessage::default();
+        q.header.address_family = AddressFamily::Inet6;
+        let msgs = self.dump(RouteNetlinkMessage::GetRoute(q), "listing IPv6 routes")?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) if r.header.table == RouteHeader::RT_TABLE_MAIN => {
+                    let dst = r
+                        .attributes
+                        .iter()
+                        .find_map(|a| match a {
+                            RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some(*d),
+                            _ => None,
+                        })
+                        .unwrap_or(Ipv6Addr::UNSPECIFIED);
+                    Some((dst, r.header.destination_prefix_length))
+                }
+                _ => None,
+            })
+            .collect())
     }
 
     /// The IPv4 addresses of link `index` as (address, prefix).

@@ -186,6 +186,7 @@ pub fn create_persistent(path: &Path) -> Result<Namespace> {
         if let Some(lo) = nl.link("lo")? {
             nl.set_up(lo.index)?;
         }
+        no_dad_by_default();
         Ok(())
     })();
     restore_netns(&orig);
@@ -194,6 +195,18 @@ pub fn create_persistent(path: &Path) -> Result<Namespace> {
         return Err(e);
     }
     Ok(Namespace::path(path))
+}
+
+/// Turns IPv6 duplicate address detection off for the interfaces made
+/// later in the calling thread's network namespace (`/proc/sys/net`
+/// follows the caller's namespace), as Docker and Podman do for a
+/// container's side: an address is usable at once. Best effort: a kernel
+/// without IPv6 has no such file.
+fn no_dad_by_default() {
+    let p = "/proc/sys/net/ipv6/conf/default/accept_dad";
+    if let Err(e) = std::fs::write(p, "0") {
+        log::debug!("{p}: {e}");
+    }
 }
 
 /// Unmounts and removes a namespace made by [`create_persistent`]; the

@@ -454,6 +454,16 @@ unsafe fn in_holder_child(op: HolderOp, uf: i32, mf: i32, wf: i32, source: &CStr
             if libc::unshare(libc::CLONE_NEWNET) != 0 {
                 fail(2);
             }
+            // No IPv6 duplicate address detection for the interfaces made
+            // in it (best effort, as `ns::create_persistent` does as root).
+            let f = libc::open(
+                c"/proc/sys/net/ipv6/conf/default/accept_dad".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            if f >= 0 {
+                libc::write(f, b"0".as_ptr().cast(), 1);
+                libc::close(f);
+            }
             if libc::mount(
                 source.as_ptr(),
                 target.as_ptr(),
@@ -480,7 +490,7 @@ fn cstr(s: &str) -> CString {
 
 /// Forks the holder: new user namespace (mapped by newuidmap/newgidmap
 /// from the parent), then new network and mount namespaces, loopback up,
-/// IPv4 forwarding on, then `sleep infinity` under the holder's name.
+/// IPv4 and IPv6 forwarding on, then `sleep infinity` under the holder's name.
 fn spawn_holder() -> Result<i32> {
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
@@ -615,10 +625,12 @@ unsafe fn holder_child(pw: i32, cr: i32, sleep: &CString, argv0: &CString, argv1
         }
         libc::close(s);
     }
-    let f = libc::open(fwd.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-    if f >= 0 {
-        libc::write(f, b"1".as_ptr().cast(), 1);
-        libc::close(f);
+    for p in [fwd.as_ptr(), c"/proc/sys/net/ipv6/conf/all/forwarding".as_ptr()] {
+        let f = libc::open(p, libc::O_WRONLY | libc::O_CLOEXEC);
+        if f >= 0 {
+            libc::write(f, b"1".as_ptr().cast(), 1);
+            libc::close(f);
+        }
     }
     report(0);
     // Nothing of ours stays open in the holder.

@@ -412,6 +412,7 @@ fn connect_and_disconnect_a_live_namespace() {
             ip: Some(want),
             mac: Some("02:42:00:00:be:ef".into()),
             aliases: vec!["ex".into()],
+            ..Default::default()
         },
     )
     .unwrap();
