@@ -300,7 +300,12 @@ impl<'a> Compose<'a> {
                     "network {name} declared as external, but could not be found"
                 )));
             }
-            let pool = net.ipam.as_ref().and_then(|i| i.config.first());
+            // One pool per family; the IPv6 one with `enable_ipv6` only (as Docker).
+            let ipv6 = net.enable_ipv6.unwrap_or(false);
+            let v6 = |p: &&crate::model::IpamPool| p.subnet.as_deref().is_some_and(berth_net::ipam::is_v6);
+            let pools = net.ipam.as_ref().map(|i| i.config.as_slice()).unwrap_or_default();
+            let pool = pools.iter().find(|p| !v6(p));
+            let pool6 = pools.iter().find(v6).filter(|_| ipv6);
             let mut lbls = net.labels.clone();
             lbls.extend(resource_labels(&self.project().name, labels::NETWORK, &key));
             let req = berth_net::bridge::NetworkRequest {
@@ -312,6 +317,10 @@ impl<'a> Compose<'a> {
                 internal: net.internal,
                 labels: lbls,
                 options: net.driver_opts.clone(),
+                ipv6,
+                subnet6: pool6.and_then(|p| p.subnet.clone()),
+                gateway6: pool6.and_then(|p| p.gateway.clone()),
+                ip_range6: pool6.and_then(|p| p.ip_range.clone()),
             };
             self.emit("Network", &name, "Creating");
             self.engine.network_create(&req)?;

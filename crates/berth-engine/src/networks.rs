@@ -109,6 +109,8 @@ pub struct NetworkRow {
     pub containers: usize,
     /// A predefined network (`bridge`, `host`, `none`).
     pub builtin: bool,
+    /// Dual stack (`--ipv6`).
+    pub ipv6: bool,
 }
 
 /// A stable ID for a predefined network that has no record (per store).
@@ -202,6 +204,7 @@ impl Engine {
             let containers = self.store.network_endpoints(&n.id)?.len();
             rows.push(NetworkRow {
                 builtin: n.name == DEFAULT_NETWORK,
+                ipv6: !n.subnet6.is_empty(),
                 id: n.id,
                 name: n.name,
                 driver: n.driver,
@@ -231,6 +234,7 @@ impl Engine {
                 created: String::new(),
                 containers: 0,
                 builtin: true,
+                ipv6: false,
             });
         }
         rows.retain(|r| {
@@ -268,6 +272,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         let prefix = bridge::addressing(&n)?.subnet.prefix;
+        let addr6 = bridge::addressing6(&n)?;
         let mut containers = serde_json::Map::new();
         for e in self.store.network_endpoints(&n.id)? {
             containers.insert(
@@ -277,7 +282,10 @@ impl Engine {
                     "EndpointID": endpoint_id(&n.id, &e.container_id),
                     "MacAddress": e.mac,
                     "IPv4Address": format!("{}/{prefix}", e.ip),
-                    "IPv6Address": "",
+                    "IPv6Address": match (e.ip6, addr6) {
+                        (Some(a), Some(a6)) => format!("{a}/{}", a6.subnet.prefix),
+                        _ => String::new(),
+                    },
                 }),
             );
         }
@@ -285,14 +293,22 @@ impl Engine {
         if !n.ip_range.is_empty() {
             cfg["IPRange"] = json!(n.ip_range);
         }
+        let mut configs = vec![cfg];
+        if addr6.is_some() {
+            let mut c6 = json!({"Subnet": n.subnet6, "Gateway": n.gateway6});
+            if !n.ip_range6.is_empty() {
+                c6["IPRange"] = json!(n.ip_range6);
+            }
+            configs.push(c6);
+        }
         Ok(json!({
             "Name": n.name,
             "Id": n.id,
             "Created": n.created,
             "Scope": "local",
             "Driver": n.driver,
-            "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": {}, "Config": [cfg]},
+            "EnableIPv6": addr6.is_some(),
+            "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
             "Internal": n.internal,
             "Attachable": false,
             "Ingress": false,

@@ -84,13 +84,22 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("network name cannot be empty"))?
         .to_string();
-    if v["EnableIPv6"].as_bool() == Some(true) {
-        return Err(ApiError::bad_request(
-            "berth networks are IPv4 only: EnableIPv6 is not supported",
-        ));
-    }
-    let cfg = &v["IPAM"]["Config"][0];
+    let ipv6 = v["EnableIPv6"].as_bool() == Some(true);
     let opt = |x: &Value| x.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    // One IPAM config per family; an IPv6 one counts only with EnableIPv6 (as Docker).
+    let configs: Vec<&Value> = v["IPAM"]["Config"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let family = |v6: bool| {
+        configs
+            .iter()
+            .find(|c| opt(&c["Subnet"]).is_some_and(|s| berth_net::ipam::is_v6(&s) == v6))
+            .copied()
+    };
+    let null = Value::Null;
+    let cfg = family(false).unwrap_or(&null);
+    let cfg6 = if ipv6 { family(true).unwrap_or(&null) } else { &null };
     let req = NetworkRequest {
         name,
         driver: opt(&v["Driver"]),
@@ -100,6 +109,10 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
         internal: v["Internal"].as_bool().unwrap_or(false),
         labels: strings(&v["Labels"]),
         options: strings(&v["Options"]),
+        ipv6,
+        subnet6: opt(&cfg6["Subnet"]),
+        gateway6: opt(&cfg6["Gateway"]),
+        ip_range6: opt(&cfg6["IPRange"]),
     };
     let rec = ctx.blocking(move |e| e.network_create(&req)).await?;
     Ok(body::json(StatusCode::CREATED, &json!({"Id": rec.id, "Warning": ""})))
@@ -143,12 +156,14 @@ pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -
                 ),
                 None => None,
             };
-            if ep["IPAMConfig"]["IPv6Address"].as_str().is_some_and(|s| !s.is_empty()) {
-                return Err(ApiError::bad_request(
-                    "berth networks are IPv4 only: IPv6Address is not supported",
-                ));
-            }
-            ctx.blocking(move |e| e.network_connect(&id, &ctr, &aliases, ip))
+            let ip6 = match ep["IPAMConfig"]["IPv6Address"].as_str().filter(|s| !s.is_empty()) {
+                Some(s) => Some(
+                    s.parse::<std::net::Ipv6Addr>()
+                        .map_err(|_| ApiError::bad_request(format!("invalid IPv6 address: {s}")))?,
+                ),
+                None => None,
+            };
+            ctx.blocking(move |e| e.network_connect(&id, &ctr, &aliases, ip, ip6))
                 .await
                 .map_err(forbidden)?;
             Ok(body::status(StatusCode::OK))

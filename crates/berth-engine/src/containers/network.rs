@@ -23,7 +23,7 @@
 //! still runs as the user, outside: `exec`, `kill`, `pause` and the
 //! forwarder reach the container as they reach any rootless one.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use anyhow::Context;
@@ -85,6 +85,9 @@ pub struct PlannedEndpoint {
     /// `--ip`.
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6` (a dual-stack network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// `--mac-address`.
     #[serde(default)]
     pub mac: Option<String>,
@@ -179,19 +182,14 @@ impl Engine {
                     return Err(EngineError::invalid(format!("{} is not a valid mac address", shown(m))));
                 }
             }
-            if ep.is_some_and(|e| e.ipv6.is_some()) {
-                return Err(EngineError::invalid(format!(
-                    "invalid IPv6 address: network {} has no IPv6 subnet (berth's networks are IPv4 only)",
-                    shown(name)
-                )));
-            }
+            let ipv6 = ep.and_then(|e| e.ipv6);
             let (id, shown_name) = if name == DEFAULT_NETWORK {
                 if !aliases.is_empty() {
                     return Err(EngineError::invalid(
                         "network-scoped alias is supported only for containers in user defined networks",
                     ));
                 }
-                if ipv4.is_some() {
+                if ipv4.is_some() || ipv6.is_some() {
                     return Err(EngineError::invalid(
                         "user specified IP address is supported on user defined networks only",
                     ));
@@ -207,6 +205,9 @@ impl Engine {
                             .check_requested(ip)
                             .map_err(|e| EngineError::invalid(e.to_string()))?;
                     }
+                    if let Some(ip6) = ipv6 {
+                        check_ip6(&n, ip6)?;
+                    }
                     (n.id, n.name)
                 }
             };
@@ -215,6 +216,7 @@ impl Engine {
                 name: shown_name,
                 aliases,
                 ipv4,
+                ipv6,
                 mac,
             });
         }
@@ -319,6 +321,7 @@ impl Engine {
             container_id: c_id.to_string(),
             name: c_name.to_string(),
             ip: p.ipv4,
+            ip6: p.ipv6,
             mac: p.mac.clone(),
             aliases: if net.dns {
                 let mut a = p.aliases.clone();
@@ -404,6 +407,7 @@ impl Engine {
             hostname: hostname_of(c),
             domainname: c.cfg.domainname.clone(),
             ip: first.map(|(_, a)| a.ip),
+            ip6: first.and_then(|(_, a)| a.ip6).map(|(a, _)| a),
             gateway,
             dns_server: first.and_then(|(_, a)| a.dns_server),
             add_hosts: plan.extra_hosts.clone(),
@@ -415,6 +419,10 @@ impl Engine {
         for (_, a) in got.iter().skip(1) {
             hosts.push_str(&host_line(c, a.ip));
             hosts.push('\n');
+            if let Some((ip6, _)) = a.ip6 {
+                hosts.push_str(&host_line(c, ip6));
+                hosts.push('\n');
+            }
         }
         // --link: the other container's address on a network both are on.
         let mine: Vec<String> = self
@@ -510,7 +518,14 @@ impl Engine {
 
     /// `network connect`: joins a network live (a running container gets
     /// its interface now) and for every later start.
-    pub fn network_connect(&self, net_word: &str, ctr: &str, aliases: &[String], ip: Option<Ipv4Addr>) -> Result<()> {
+    pub fn network_connect(
+        &self,
+        net_word: &str,
+        ctr: &str,
+        aliases: &[String],
+        ip: Option<Ipv4Addr>,
+        ip6: Option<Ipv6Addr>,
+    ) -> Result<()> {
         let c = self.container(ctr)?;
         let net = self.network_by_word(net_word)?;
         let mut plan = match read_plan(&c.dir) {
@@ -536,7 +551,7 @@ impl Engine {
                 c.rec.name, net.name
             )));
         }
-        if id == DEFAULT_NETWORK && (!aliases.is_empty() || ip.is_some()) {
+        if id == DEFAULT_NETWORK && (!aliases.is_empty() || ip.is_some() || ip6.is_some()) {
             return Err(EngineError::invalid(
                 "network-scoped alias is supported only for containers in user defined networks",
             ));
@@ -546,14 +561,22 @@ impl Engine {
             name: net.name.clone(),
             aliases: aliases.to_vec(),
             ipv4: ip,
+            ipv6: ip6,
             mac: None,
         };
+        if let Some(ip6) = ip6 {
+            check_ip6(&net, ip6)?;
+        }
         if c.status().is_up() {
             let ctx = self.root_net_context()?;
             let ns = self.container_netns(&ctx, &c.rec.id)?;
             let (_, a) = self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, &p, &plan.dns)?;
-            // As Docker: the container's /etc/hosts gets its new address.
-            if let Err(e) = edit_hosts(c.dir.join("hosts"), &host_line(&c, a.ip), true) {
+            // As Docker: the container's /etc/hosts gets its new address(es).
+            let mut edited = edit_hosts(c.dir.join("hosts"), &host_line(&c, a.ip), true);
+            if let (Ok(()), Some((ip6, _))) = (&edited, a.ip6) {
+                edited = edit_hosts(c.dir.join("hosts"), &host_line(&c, ip6), true);
+            }
+            if let Err(e) = edited {
                 let _ = bridge::disconnect(&ctx, &self.store, &net, &c.rec.id);
                 return Err(e);
             }
@@ -580,12 +603,13 @@ impl Engine {
         let before = plan.networks.len();
         plan.networks.retain(|p| p.network != id);
         let planned = plan.networks.len() != before;
-        let ip = self
+        let lease = self
             .store
             .container_endpoints(&c.rec.id)?
             .into_iter()
-            .find(|e| e.network_id == net.id)
-            .map(|e| e.ip);
+            .find(|e| e.network_id == net.id);
+        let ip = lease.as_ref().map(|e| e.ip);
+        let ip6 = lease.and_then(|e| e.ip6);
         let attached = match self.net_context(false)? {
             Some(ctx) => bridge::disconnect(&ctx, &self.store, &net, &c.rec.id)?,
             None => false,
@@ -593,6 +617,9 @@ impl Engine {
         if let (true, Some(ip)) = (attached, ip) {
             // Its address on that network leaves its /etc/hosts, as in Docker.
             edit_hosts(c.dir.join("hosts"), &host_line(&c, ip), false)?;
+            if let Some(ip6) = ip6 {
+                edit_hosts(c.dir.join("hosts"), &host_line(&c, ip6), false)?;
+            }
         }
         if !planned && !attached && !force {
             return Err(EngineError::conflict(format!(
@@ -640,7 +667,19 @@ impl Engine {
             let name = net.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| p.name.clone());
             let ep = net.as_ref().and_then(|n| eps.iter().find(|e| e.network_id == n.id));
             let mut v = empty_endpoint(net.as_ref().map(|n| n.id.as_str()).unwrap_or_default());
-            v["IPAMConfig"] = json!(p.ipv4.map(|ip| json!({"IPv4Address": ip.to_string()})));
+            v["IPAMConfig"] = match (p.ipv4, p.ipv6) {
+                (None, None) => Value::Null,
+                (v4, v6) => {
+                    let mut m = serde_json::Map::new();
+                    if let Some(ip) = v4 {
+                        m.insert("IPv4Address".into(), json!(ip.to_string()));
+                    }
+                    if let Some(ip) = v6 {
+                        m.insert("IPv6Address".into(), json!(ip.to_string()));
+                    }
+                    Value::Object(m)
+                }
+            };
             if p.is_default() && !links.is_empty() {
                 v["Links"] = json!(links);
             }
@@ -654,13 +693,31 @@ impl Engine {
                 v["Gateway"] = json!(if n.internal { String::new() } else { n.gateway.clone() });
                 v["IPAddress"] = json!(e.ip.to_string());
                 v["IPPrefixLen"] = json!(prefix);
+                if let (Ok(Some(a6)), Some(ip6)) = (bridge::addressing6(n), e.ip6) {
+                    v["GlobalIPv6Address"] = json!(ip6.to_string());
+                    v["GlobalIPv6PrefixLen"] = json!(a6.subnet.prefix);
+                    v["IPv6Gateway"] = json!(if n.internal {
+                        String::new()
+                    } else {
+                        a6.gateway.to_string()
+                    });
+                }
                 if n.dns {
                     let mut names = vec![c.rec.name.clone()];
                     names.extend(e.aliases.iter().cloned());
                     v["DNSNames"] = json!(names);
                 }
                 if p.is_default() {
-                    for k in ["IPAddress", "IPPrefixLen", "Gateway", "MacAddress", "EndpointID"] {
+                    for k in [
+                        "IPAddress",
+                        "IPPrefixLen",
+                        "Gateway",
+                        "MacAddress",
+                        "EndpointID",
+                        "GlobalIPv6Address",
+                        "GlobalIPv6PrefixLen",
+                        "IPv6Gateway",
+                    ] {
                         top[k] = v[k].clone();
                     }
                 }
@@ -681,6 +738,17 @@ impl Engine {
                 .collect::<Vec<_>>()
                 .join(","),
         )
+    }
+}
+
+/// `--ip6` must be an address of the network's IPv6 subnet.
+fn check_ip6(n: &NetworkRecord, ip6: Ipv6Addr) -> Result<()> {
+    match bridge::addressing6(n)? {
+        Some(a6) => a6.check_requested(ip6).map_err(|e| EngineError::invalid(e.to_string())),
+        None => Err(EngineError::invalid(format!(
+            "invalid IPv6 address {ip6}: network {} has no IPv6 subnet (create it with --ipv6)",
+            n.name
+        ))),
     }
 }
 
@@ -705,7 +773,7 @@ fn hostname_of(c: &Container) -> String {
 }
 
 /// The line of a container's `/etc/hosts` naming it at `ip`.
-fn host_line(c: &Container, ip: Ipv4Addr) -> String {
+fn host_line(c: &Container, ip: impl Into<IpAddr>) -> String {
     etc::self_line(ip, &hostname_of(c), &c.cfg.domainname)
 }
 

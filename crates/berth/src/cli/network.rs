@@ -42,7 +42,7 @@ pub struct ConnectArgs {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     pub ip: Option<std::net::Ipv4Addr>,
-    /// IPv6 address (not supported: berth's networks are IPv4 only)
+    /// IPv6 address (e.g., 2001:db8::33)
     #[arg(long)]
     pub ip6: Option<std::net::Ipv6Addr>,
     /// Add link to another container (accepted on the default network only)
@@ -88,7 +88,7 @@ pub struct CreateArgs {
     /// Set driver specific options
     #[arg(short, long = "opt")]
     pub opt: Vec<String>,
-    /// Enable IPv6 networking (not supported yet)
+    /// Enable IPv6 networking
     #[arg(long)]
     pub ipv6: bool,
     /// Enable manual container attachment (accepted; every berth network is attachable)
@@ -157,11 +157,13 @@ pub fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, Strin
     Ok(m)
 }
 
-fn one(v: &[String], flag: &str) -> Result<Option<String>> {
-    match v.len() {
+/// The value of `flag` for one address family (`v6`): at most one each.
+fn one(v: &[String], flag: &str, v6: bool) -> Result<Option<String>> {
+    let mine: Vec<&String> = v.iter().filter(|s| berth_net::ipam::is_v6(s) == v6).collect();
+    match mine.len() {
         0 => Ok(None),
-        1 => Ok(Some(v[0].clone())),
-        _ => bail!("berth networks take one IPv4 {flag} (IPv6 networks are not supported yet)"),
+        1 => Ok(Some(mine[0].clone())),
+        _ => bail!("berth networks take one {} {flag}", if v6 { "IPv6" } else { "IPv4" }),
     }
 }
 
@@ -173,13 +175,10 @@ pub fn dispatch(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
         NetworkCommand::Rm(a) => rm(engine, a),
         NetworkCommand::Prune(a) => prune(engine, a),
         NetworkCommand::Connect(a) => {
-            if a.ip6.is_some() {
-                bail!("invalid IPv6 address: berth's networks are IPv4 only");
-            }
             if !a.link.is_empty() {
                 bail!("network connect --link is not supported by berth yet");
             }
-            engine.network_connect(&a.network, &a.container, &a.alias, a.ip)?;
+            engine.network_connect(&a.network, &a.container, &a.alias, a.ip, a.ip6)?;
             Ok(0)
         }
         NetworkCommand::Disconnect(a) => {
@@ -190,18 +189,21 @@ pub fn dispatch(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
 }
 
 fn create(engine: &Engine, a: CreateArgs) -> Result<i32> {
-    if a.ipv6 {
-        bail!("IPv6 networks are not supported by berth yet");
-    }
+    let subnet6 = one(&a.subnet, "--subnet", true)?;
     let req = NetworkRequest {
         name: a.name,
         driver: Some(a.driver),
-        subnet: one(&a.subnet, "--subnet")?,
-        gateway: one(&a.gateway, "--gateway")?,
-        ip_range: one(&a.ip_range, "--ip-range")?,
+        subnet: one(&a.subnet, "--subnet", false)?,
+        gateway: one(&a.gateway, "--gateway", false)?,
+        ip_range: one(&a.ip_range, "--ip-range", false)?,
         internal: a.internal,
         labels: key_values(&a.label, "label")?,
         options: key_values(&a.opt, "option")?,
+        // An IPv6 subnet enables IPv6, as Podman does (Docker would ignore it).
+        ipv6: a.ipv6 || subnet6.is_some(),
+        subnet6,
+        gateway6: one(&a.gateway, "--gateway", true)?,
+        ip_range6: one(&a.ip_range, "--ip-range", true)?,
     };
     let n = engine.network_create(&req)?;
     println!("{}", n.id);
@@ -241,7 +243,7 @@ fn ls(engine: &Engine, a: LsArgs) -> Result<i32> {
                 "Name": r.name,
                 "Driver": r.driver,
                 "Scope": r.scope,
-                "IPv6": false,
+                "IPv6": r.ipv6,
                 "Internal": r.internal,
                 "Labels": labels,
                 "CreatedAt": r.created,
