@@ -1,0 +1,315 @@
+//! Dual-stack (IPv4 + IPv6) bridge networks end to end as root: `network
+//! create --ipv6` with a given and a chosen unique local /64, containers
+//! reaching each other by name over IPv6 (AAAA from the network's DNS
+//! server), `--ip6` honoured and a duplicate refused, isolation between
+//! networks and `--internal` in IPv6 too, Docker's inspect fields, live
+//! `network connect --ip6`, and nothing left after `rm -f` and `network
+//! rm` (IPv6 routes, the `ip6 berth` table's elements, leases). Traffic goes
+//! only to addresses of containers and bridges these tests made.
+
+mod common;
+
+use common::{stdout, Env};
+use std::path::Path;
+use std::process::Command;
+
+/// A busybox httpd serving the container's /etc (so `/hostname` names it).
+const HTTPD: [&str; 6] = ["httpd", "-f", "-p", "8000", "-h", "/etc"];
+
+/// An [`Env`] whose containers and networks go when the test ends.
+struct NetEnv(Env);
+
+impl std::ops::Deref for NetEnv {
+    type Target = Env;
+    fn deref(&self) -> &Env {
+        &self.0
+    }
+}
+
+impl Drop for NetEnv {
+    fn drop(&mut self) {
+        for id in stdout(&self.0.root.run(&["ps", "-aq", "--no-trunc"])).lines() {
+            let _ = self.0.root.run(&["rm", "-f", id]);
+        }
+        let _ = self.0.root.run(&["network", "prune", "-f"]);
+    }
+}
+
+/// A unique local /64 prefix of this test run (`fdXX:XXXX:XXXX:XXXX`),
+/// unlikely to meet another test's.
+fn ula_prefix() -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ (u64::from(std::process::id()) << 20);
+    format!(
+        "fd{:02x}:{:x}:{:x}:{:x}",
+        (n >> 56) as u8,
+        (n >> 40) & 0xffff,
+        (n >> 24) & 0xffff,
+        (n >> 8) & 0xffff
+    )
+}
+
+fn inspect(env: &Env, what: &str, ctr: &str) -> String {
+    env.root.ok(&["inspect", "--format", what, ctr]).trim().to_string()
+}
+
+fn net_inspect(env: &Env, net: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&env.root.ok(&["network", "inspect", net])).unwrap();
+    v[0].clone()
+}
+
+/// `berth run --rm NET… bb sh -c SCRIPT`: (success, stdout+stderr).
+fn sh(env: &Env, net: &[&str], script: &str) -> (bool, String) {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(net);
+    args.extend_from_slice(&["bb", "sh", "-c", script]);
+    let o = env.root.run(&args);
+    (
+        o.status.success(),
+        format!("{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr)),
+    )
+}
+
+fn ip6_routes() -> String {
+    stdout(&Command::new("ip").args(["-6", "route"]).output().unwrap())
+}
+
+fn nft_ruleset() -> String {
+    stdout(&Command::new("nft").args(["list", "ruleset"]).output().unwrap())
+}
+
+fn leases(env: &Env) -> Vec<String> {
+    let store = berth_store::Store::open(&env.root.path().join("store")).unwrap();
+    store
+        .all_endpoints()
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{} {} {:?}", e.container_id, e.ip, e.ip6))
+        .collect()
+}
+
+fn bridge_of(env: &Env, net: &str) -> String {
+    net_inspect(env, net)["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ipv6_networks_resolve_isolate_and_leave_nothing() {
+    let env = NetEnv(Env::new());
+    let p = ula_prefix();
+    let subnet = format!("{p}::/64");
+    env.root
+        .ok(&["network", "create", "--ipv6", "--subnet", &subnet, "v6a"]);
+    // No IPv6 subnet given: a unique local /64 is chosen.
+    env.root.ok(&["network", "create", "--ipv6", "v6b"]);
+    env.root.ok(&["network", "create", "--ipv6", "--internal", "v6i"]);
+    let (bra, brb, bri) = (bridge_of(&env, "v6a"), bridge_of(&env, "v6b"), bridge_of(&env, "v6i"));
+
+    // inspect: EnableIPv6 and both IPAM configs.
+    let a = net_inspect(&env, "v6a");
+    assert_eq!(a["EnableIPv6"], true, "{a}");
+    let cfg = a["IPAM"]["Config"].as_array().unwrap();
+    assert_eq!(cfg.len(), 2, "{a}");
+    assert!(!cfg[0]["Subnet"].as_str().unwrap().contains(':'), "{a}");
+    assert_eq!(cfg[1]["Subnet"], subnet.as_str(), "{a}");
+    assert_eq!(cfg[1]["Gateway"], format!("{p}::1").as_str(), "{a}");
+    let b = net_inspect(&env, "v6b");
+    let b6 = b["IPAM"]["Config"][1]["Subnet"].as_str().unwrap().to_string();
+    assert!(b6.starts_with("fd") && b6.ends_with("::/64"), "{b}");
+    assert!(ip6_routes().contains(&subnet), "{}", ip6_routes());
+    let ls = env.root.ok(&["network", "ls", "--format", "{{.Name}} {{.IPv6}}"]);
+    assert!(ls.contains("v6a true"), "{ls}");
+
+    // --ip6 honoured; inspect fills Docker's IPv6 fields.
+    let fixed = format!("{p}::10");
+    let mut args = vec!["run", "-d", "--name", "web6", "--network", "v6a", "--ip6", &fixed, "bb"];
+    args.extend_from_slice(&HTTPD);
+    env.root.ok(&args);
+    let ep = |f: &str| {
+        inspect(
+            &env,
+            &format!("{{{{(index .NetworkSettings.Networks \"v6a\").{f}}}}}"),
+            "web6",
+        )
+    };
+    assert_eq!(ep("GlobalIPv6Address"), fixed);
+    assert_eq!(ep("GlobalIPv6PrefixLen"), "64");
+    assert_eq!(ep("IPv6Gateway"), format!("{p}::1"));
+    assert_eq!(ep("IPAMConfig.IPv6Address"), fixed);
+    let web_id = inspect(&env, "{{.Id}}", "web6")[..12].to_string();
+    let members = net_inspect(&env, "v6a")["Containers"].to_string();
+    assert!(members.contains(&format!("{fixed}/64")), "{members}");
+
+    // The same address again is refused; one outside the subnet too.
+    let o = env
+        .root
+        .run(&["run", "--rm", "--network", "v6a", "--ip6", &fixed, "bb", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("Address already in use"),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = env
+        .root
+        .run(&["run", "--rm", "--network", "v6a", "--ip6", "fd00:1::5", "bb", "true"]);
+    assert!(!o.status.success());
+    assert!(common::stderr(&o).contains("does not belong"), "{}", common::stderr(&o));
+    // And on a network without IPv6.
+    env.root.ok(&["network", "create", "v4only"]);
+    let o = env
+        .root
+        .run(&["run", "--rm", "--network", "v4only", "--ip6", &fixed, "bb", "true"]);
+    assert!(common::stderr(&o).contains("no IPv6 subnet"), "{}", common::stderr(&o));
+
+    // Same network: the name resolves to its IPv6 address; ping and HTTP
+    // over IPv6; the container's own /etc/hosts and routes.
+    let (ok, out) = sh(
+        &env,
+        &["--network", "v6a"],
+        &format!(
+            "nslookup -type=AAAA web6 && ping -6 -c1 web6 && wget -qO- 'http://[{fixed}]:8000/hostname' && cat /etc/hosts && ip -6 route && ip -6 addr"
+        ),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(&fixed), "{out}");
+    assert!(out.contains(&web_id), "{out}");
+    assert!(out.contains(&format!("default via {p}::1")), "{out}");
+    assert!(
+        out.contains(&format!("{p}::2\t")),
+        "the container's own IPv6 line: {out}"
+    );
+    assert!(!out.contains("tentative"), "{out}");
+
+    // Another network: no IPv6 path to it.
+    let (ok, out) = sh(
+        &env,
+        &["--network", "v6b"],
+        &format!("ip -6 addr; timeout 3 wget -qO- 'http://[{fixed}]:8000/hostname'; exit $?"),
+    );
+    assert!(!ok && !out.contains(&web_id), "{out}");
+    assert!(out.contains(b6.trim_end_matches("/64")), "{out}");
+
+    // Internal: an IPv6 address but no default route.
+    let (ok, out) = sh(&env, &["--network", "v6i"], "ip -6 addr && ip -6 route");
+    assert!(ok, "{out}");
+    assert!(out.contains("inet6 fd"), "{out}");
+    assert!(!out.contains("default"), "{out}");
+
+    // The ip6 table holds the networks: isolation, internal, masquerade.
+    let nft = nft_ruleset();
+    assert!(nft.contains("table ip6 berth"), "{nft}");
+    assert!(nft.contains(&bra) && nft.contains(&bri), "{nft}");
+
+    // Gone: containers, then networks; nothing of theirs is left.
+    env.root.ok(&["rm", "-f", "web6"]);
+    assert_eq!(leases(&env), Vec::<String>::new());
+    env.root.ok(&["network", "rm", "v6a", "v6b", "v6i", "v4only"]);
+    let routes = ip6_routes();
+    assert!(!routes.contains(&subnet) && !routes.contains(&b6), "{routes}");
+    let nft = nft_ruleset();
+    for br in [&bra, &brb, &bri] {
+        assert!(!nft.contains(br.as_str()), "{br}: {nft}");
+    }
+    assert!(!nft.contains(&p), "{nft}");
+    let links = stdout(&Command::new("ip").args(["-br", "link"]).output().unwrap());
+    assert!(!links.contains(&bra) && !links.contains(&brb), "{links}");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ipv6_live_connect_and_duplicate_leases() {
+    let env = NetEnv(Env::new());
+    let p = ula_prefix();
+    let subnet = format!("{p}::/64");
+    env.root.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &subnet,
+        "--ip-range",
+        &format!("{p}::100/120"),
+        "v6c",
+    ]);
+    env.root.ok(&["network", "create", "plain4"]);
+    let mut args = vec!["run", "-d", "--name", "late", "--network", "plain4", "bb"];
+    args.extend_from_slice(&HTTPD);
+    env.root.ok(&args);
+    // Connected live with a fixed IPv6 address: its /etc/hosts gains the
+    // address, and a container on the network reaches it by name.
+    let fixed = format!("{p}::42");
+    env.root.ok(&["network", "connect", "--ip6", &fixed, "v6c", "late"]);
+    let hosts = std::fs::read_to_string(
+        Path::new(
+            &env.root
+                .path()
+                .join("store/containers")
+                .join(inspect(&env, "{{.Id}}", "late")),
+        )
+        .join("hosts"),
+    )
+    .unwrap();
+    assert!(hosts.contains(&format!("{fixed}\t")), "{hosts}");
+    let late_id = inspect(&env, "{{.Id}}", "late")[..12].to_string();
+    let (ok, out) = sh(
+        &env,
+        &["--network", "v6c"],
+        "ip -6 addr show eth0 && wget -qO- 'http://late:8000/hostname' && ping -6 -c1 late",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(&late_id), "{out}");
+    // Leases come from the range.
+    assert!(out.contains(&format!("inet6 {p}::1")), "{out}");
+    // Eight at once: eight distinct IPv6 addresses.
+    let kids: Vec<_> = (0..8)
+        .map(|_| {
+            env.root
+                .cmd(&["run", "-d", "--network", "v6c", "bb", "sleep", "60"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ips = std::collections::HashSet::new();
+    for k in kids {
+        let o = k.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let id = stdout(&o).trim().to_string();
+        ips.insert(inspect(
+            &env,
+            "{{(index .NetworkSettings.Networks \"v6c\").GlobalIPv6Address}}",
+            &id,
+        ));
+    }
+    assert_eq!(ips.len(), 8, "{ips:?}");
+    assert!(!ips.contains(&fixed), "{ips:?}");
+    // Disconnect: the address leaves /etc/hosts and the lease goes.
+    env.root.ok(&["network", "disconnect", "v6c", "late"]);
+    let hosts = std::fs::read_to_string(
+        Path::new(
+            &env.root
+                .path()
+                .join("store/containers")
+                .join(inspect(&env, "{{.Id}}", "late")),
+        )
+        .join("hosts"),
+    )
+    .unwrap();
+    assert!(!hosts.contains(&fixed), "{hosts}");
+    assert!(!leases(&env).iter().any(|l| l.contains(&fixed)), "{:?}", leases(&env));
+    for id in stdout(&env.root.run(&["ps", "-aq", "--no-trunc"])).lines() {
+        env.root.ok(&["rm", "-f", id]);
+    }
+    assert_eq!(leases(&env), Vec::<String>::new());
+    env.root.ok(&["network", "rm", "v6c", "plain4"]);
+    assert!(!ip6_routes().contains(&subnet));
+    assert!(!nft_ruleset().contains(&p));
+}
