@@ -313,3 +313,75 @@ fn ipv6_live_connect_and_duplicate_leases() {
     assert!(!ip6_routes().contains(&subnet));
     assert!(!nft_ruleset().contains(&p));
 }
+
+/// A network namespace of the test's own, joined to the host by a veth
+/// pair on an IPv6 /64 of its own, with a server answering each TCP
+/// connection with the peer's address; deleted on drop.
+struct Outside {
+    ns: String,
+    server: std::process::Child,
+}
+
+impl Outside {
+    fn new(prefix: &str) -> Outside {
+        let tag = format!("{:x}", std::process::id() & 0xfffff);
+        let ns = format!("berth-t6-{tag}");
+        let (host, peer) = (format!("t6h{tag}"), format!("t6p{tag}"));
+        let run = |args: &[&str]| {
+            let o = Command::new("ip").args(args).output().unwrap();
+            assert!(o.status.success(), "ip {args:?}: {}", common::stderr(&o));
+        };
+        run(&["netns", "add", &ns]);
+        run(&["link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &ns]);
+        run(&["addr", "add", &format!("{prefix}::1/64"), "dev", &host, "nodad"]);
+        run(&["link", "set", &host, "up"]);
+        run(&["-n", &ns, "addr", "add", &format!("{prefix}::2/64"), "dev", &peer, "nodad"]);
+        run(&["-n", &ns, "link", "set", &peer, "up"]);
+        run(&["-n", &ns, "link", "set", "lo", "up"]);
+        run(&["-n", &ns, "-6", "route", "add", "default", "via", &format!("{prefix}::1")]);
+        let script = "import socket\n\
+            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+            s.bind(('::', 8080)); s.listen(8)\n\
+            while True:\n    c, a = s.accept(); c.recv(4096)\n    c.sendall(('HTTP/1.0 200 OK\\r\\n\\r\\npeer=' + a[0] + '\\n').encode()); c.close()\n";
+        let server = Command::new("ip")
+            .args(["netns", "exec", &ns, "python3", "-c", script])
+            .spawn()
+            .unwrap();
+        Outside { ns, server }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        // The veth pair goes with the namespace.
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+#[ignore = "needs root"]
+fn ipv6_outbound_is_masqueraded_and_internal_has_none() {
+    let env = NetEnv(Env::new());
+    let outside_prefix = ula_prefix();
+    let outside = Outside::new(&outside_prefix);
+    env.root.ok(&["network", "create", "--ipv6", "out6"]);
+    env.root.ok(&["network", "create", "--ipv6", "--internal", "in6"]);
+    let url = format!("http://[{outside_prefix}::2]:8080/");
+    // Out through the host: the server sees the host's address (NAT66),
+    // not the container's.
+    let (ok, out) = sh(
+        &env,
+        &["--network", "out6"],
+        &format!("for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- '{url}' && exit 0; sleep 0.3; done; exit 1"),
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("peer={outside_prefix}::1")), "{out}");
+    // Internal: no way out.
+    let (ok, out) = sh(&env, &["--network", "in6"], &format!("timeout 3 wget -qO- '{url}'"));
+    assert!(!ok && !out.contains("peer="), "{out}");
+    drop(outside);
+    env.root.ok(&["network", "rm", "out6", "in6"]);
+}
