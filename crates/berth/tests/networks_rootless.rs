@@ -651,3 +651,36 @@ fn rootless_concurrent_runs() {
     assert!(rl.sh(&format!("{other} network rm cc-other")).status.success());
     assert!(rl.processes().is_empty(), "left: {:?}", rl.processes());
 }
+
+/// IPv6 rootless: a dual-stack network in the rootless namespace, names
+/// resolved to IPv6 addresses, `--ip6`, isolation from another network,
+/// and no `ip6 berth` element left after `network rm`.
+#[test]
+#[ignore = "needs root"]
+fn rootless_ipv6_networks() {
+    let rl = NetRootless(Rootless::new("berth-netrl-"));
+    rl.ok("import bb.tar bb");
+    rl.ok("network create --ipv6 --subnet fd42:4242:4242:1::/64 v6a");
+    rl.ok("network create --ipv6 v6b");
+    rl.ok("run -d --name web --network v6a --ip6 fd42:4242:4242:1::10 bb httpd -f -p 8000 -h /etc");
+    let web = rl.ok("inspect --format '{{(index .NetworkSettings.Networks \"v6a\").GlobalIPv6Address}}' web");
+    assert_eq!(web.trim(), "fd42:4242:4242:1::10");
+    let host = rl.ok("inspect --format '{{.Config.Hostname}}' web");
+    let o = rl.ok(
+        "run --rm --network v6a bb sh -c 'ping -6 -c1 -W2 web >/dev/null && wget -qO- http://[fd42:4242:4242:1::10]:8000/hostname && nslookup -type=AAAA web'",
+    );
+    assert!(o.starts_with(host.trim()), "{o}");
+    assert!(o.contains("fd42:4242:4242:1::10"), "{o}");
+    let o = rl.run(
+        "run --rm --network v6b bb sh -c 'timeout 2 wget -qO- http://[fd42:4242:4242:1::10]:8000/hostname; exit $?'",
+    );
+    assert!(!o.status.success(), "v6b reached v6a: {}", stdout(&o));
+    let nft = stdout(&rl.in_netns(&["nft", "list", "table", "ip6", "berth"]));
+    assert!(nft.contains("fd42:4242:4242:1::/64"), "{nft}");
+    rl.ok("rm -f web");
+    rl.ok("network rm v6a v6b");
+    assert!(
+        rl.holder().is_none(),
+        "the rootless namespace stops with its last network"
+    );
+}
