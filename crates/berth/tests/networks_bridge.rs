@@ -354,3 +354,55 @@ fn default_bridge_ports_links_files_and_live_connect() {
     assert_eq!(our_links(&env), Vec::<String>::new());
     assert_eq!(run_state(&env), Vec::<String>::new());
 }
+
+#[test]
+#[ignore = "needs root"]
+fn network_connect_link_names_a_container_for_one_container() {
+    let env = NetEnv(Env::new());
+    env.root.ok(&["network", "create", "lnk-net"]);
+    let mut args = vec!["run", "-d", "--name", "target", "--network", "lnk-net", "bb"];
+    args.extend_from_slice(&HTTPD);
+    env.root.ok(&args);
+    let target_id = short_id(&env, "target");
+    env.root.ok(&["run", "-d", "--name", "client", "bb", "sleep", "120"]);
+    // A container that does not exist: Docker's error.
+    let o = env
+        .root
+        .run(&["network", "connect", "--link", "nosuch:x", "lnk-net", "client"]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("could not get container for nosuch"),
+        "{}",
+        common::stderr(&o)
+    );
+    env.root
+        .ok(&["network", "connect", "--link", "target:db", "lnk-net", "client"]);
+    // The alias resolves (through /etc/hosts) for this container, at once.
+    let page = env
+        .root
+        .ok(&["exec", "client", "wget", "-qO-", "http://db:8000/hostname"]);
+    assert_eq!(page.trim(), target_id);
+    assert_eq!(
+        inspect(
+            &env,
+            "{{json (index .NetworkSettings.Networks \"lnk-net\").Links}}",
+            "client"
+        ),
+        "[\"target:db\"]"
+    );
+    // Not for another container on the same network (its /etc/hosts; no
+    // DNS lookup: the network's server would forward an unknown name off
+    // this machine).
+    let (ok, out) = sh(&env, &["--network", "lnk-net"], "grep -w db /etc/hosts");
+    assert!(!ok, "{out}");
+    // Kept for later starts.
+    env.root.ok(&["restart", "-t", "0", "client"]);
+    let hosts = env.root.ok(&["exec", "client", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("\tdb {target_id} target")), "{hosts}");
+    // Disconnect: the alias goes with the network.
+    env.root.ok(&["network", "disconnect", "lnk-net", "client"]);
+    let hosts = env.root.ok(&["exec", "client", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("\tdb "), "{hosts}");
+    env.root.ok(&["rm", "-f", "client", "target"]);
+    env.root.ok(&["network", "rm", "lnk-net"]);
+}

@@ -332,13 +332,33 @@ impl Outside {
             assert!(o.status.success(), "ip {args:?}: {}", common::stderr(&o));
         };
         run(&["netns", "add", &ns]);
-        run(&["link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &ns]);
+        run(&[
+            "link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &ns,
+        ]);
         run(&["addr", "add", &format!("{prefix}::1/64"), "dev", &host, "nodad"]);
         run(&["link", "set", &host, "up"]);
-        run(&["-n", &ns, "addr", "add", &format!("{prefix}::2/64"), "dev", &peer, "nodad"]);
+        run(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{prefix}::2/64"),
+            "dev",
+            &peer,
+            "nodad",
+        ]);
         run(&["-n", &ns, "link", "set", &peer, "up"]);
         run(&["-n", &ns, "link", "set", "lo", "up"]);
-        run(&["-n", &ns, "-6", "route", "add", "default", "via", &format!("{prefix}::1")]);
+        run(&[
+            "-n",
+            &ns,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("{prefix}::1"),
+        ]);
         let script = "import socket\n\
             s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\

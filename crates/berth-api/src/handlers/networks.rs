@@ -163,7 +163,11 @@ pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -
                 ),
                 None => None,
             };
-            ctx.blocking(move |e| e.network_connect(&id, &ctr, &aliases, ip, ip6))
+            let links: Vec<String> = ep["Links"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).map(str::to_string).collect())
+                .unwrap_or_default();
+            ctx.blocking(move |e| e.network_connect(&id, &ctr, &aliases, ip, ip6, &links))
                 .await
                 .map_err(forbidden)?;
             Ok(body::status(StatusCode::OK))

@@ -91,6 +91,11 @@ pub struct PlannedEndpoint {
     /// `--mac-address`.
     #[serde(default)]
     pub mac: Option<String>,
+    /// `network connect --link`: `(container, alias)`, the alias naming
+    /// that container's address on this network for this container only
+    /// (in its `/etc/hosts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String)>,
 }
 
 impl PlannedEndpoint {
@@ -218,6 +223,7 @@ impl Engine {
                 ipv4,
                 ipv6,
                 mac,
+                links: Vec::new(),
             });
         }
         for (name, addr) in &o.extra_hosts {
@@ -229,17 +235,24 @@ impl Engine {
         plan.dns_search = o.dns.search.clone();
         plan.dns_options = o.dns.options.clone();
         for (ctr, alias) in &o.links {
-            let other = self.container(ctr).map_err(|_| {
-                EngineError::not_found(format!("could not get container for {}", shown(ctr).trim_matches('"')))
-            })?;
-            let alias = if alias.is_empty() {
-                other.rec.name.clone()
-            } else {
-                alias.clone()
-            };
-            plan.links.push((other.rec.id.clone(), alias));
+            plan.links.push(self.resolve_link(ctr, alias)?);
         }
         Ok(Some(plan))
+    }
+
+    /// A `--link CONTAINER[:ALIAS]` as `(container ID, alias)` (the alias
+    /// defaults to the container's name), with Docker's error for a
+    /// container that does not exist.
+    fn resolve_link(&self, ctr: &str, alias: &str) -> Result<(String, String)> {
+        let other = self.container(ctr).map_err(|_| {
+            EngineError::not_found(format!("could not get container for {}", shown(ctr).trim_matches('"')))
+        })?;
+        let alias = if alias.is_empty() {
+            other.rec.name.clone()
+        } else {
+            alias.to_string()
+        };
+        Ok((other.rec.id.clone(), alias))
     }
 
     /// A network by name, ID or ID prefix, with Docker's "not found".
@@ -444,10 +457,24 @@ impl Engine {
                     o.rec.name
                 )));
             };
-            if *alias == o.rec.name {
-                hosts.push_str(&format!("{}\t{} {}\n", e.ip, o.rec.name, o.short_id()));
-            } else {
-                hosts.push_str(&format!("{}\t{} {} {}\n", e.ip, alias, o.short_id(), o.rec.name));
+            hosts.push_str(&link_line(&o, alias, e.ip));
+            hosts.push('\n');
+        }
+        // network connect --link: the other container's address on that
+        // network, when it is on it (else the alias does not resolve, as
+        // with Docker's embedded DNS).
+        for p in &plan.networks {
+            let Some((net, _)) = got
+                .iter()
+                .find(|(n, _)| n.id == p.network || (p.is_default() && n.name == DEFAULT_NETWORK))
+            else {
+                continue;
+            };
+            for (other, alias) in &p.links {
+                if let Some(line) = self.endpoint_link_line(net, other, alias)? {
+                    hosts.push_str(&line);
+                    hosts.push('\n');
+                }
             }
         }
         let mut host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -464,6 +491,21 @@ impl Engine {
                 .with_context(|| format!("writing {}", p.display()))?;
         }
         Ok(())
+    }
+
+    /// The `/etc/hosts` line of a `network connect --link` of planned
+    /// endpoint `p`: `None` when the linked container is gone or not on
+    /// that network (now).
+    fn endpoint_link_line(&self, net: &NetworkRecord, other: &str, alias: &str) -> Result<Option<String>> {
+        let Ok(o) = self.container(other) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .container_endpoints(&o.rec.id)?
+            .into_iter()
+            .find(|e| e.network_id == net.id)
+            .map(|e| link_line(&o, alias, e.ip)))
     }
 
     /// The container `id` left its networks (it exited, stopped, is being
@@ -525,6 +567,7 @@ impl Engine {
         aliases: &[String],
         ip: Option<Ipv4Addr>,
         ip6: Option<Ipv6Addr>,
+        links: &[String],
     ) -> Result<()> {
         let c = self.container(ctr)?;
         let net = self.network_by_word(net_word)?;
@@ -551,6 +594,11 @@ impl Engine {
                 c.rec.name, net.name
             )));
         }
+        if id == DEFAULT_NETWORK && !links.is_empty() {
+            return Err(EngineError::invalid(
+                "links are only supported for user-defined networks",
+            ));
+        }
         if id == DEFAULT_NETWORK && (!aliases.is_empty() || ip.is_some() || ip6.is_some()) {
             return Err(EngineError::invalid(
                 "network-scoped alias is supported only for containers in user defined networks",
@@ -563,18 +611,36 @@ impl Engine {
             ipv4: ip,
             ipv6: ip6,
             mac: None,
+            links: Vec::new(),
         };
+        let mut p = p;
+        for l in links {
+            let (ctr, alias) = l.split_once(':').unwrap_or((l.as_str(), ""));
+            if ctr.is_empty() {
+                return Err(EngineError::invalid(format!("invalid link {}", shown(l))));
+            }
+            p.links.push(self.resolve_link(ctr, alias)?);
+        }
         if let Some(ip6) = ip6 {
             check_ip6(&net, ip6)?;
         }
         if c.status().is_up() {
             let ctx = self.root_net_context()?;
             let ns = self.container_netns(&ctx, &c.rec.id)?;
-            let (_, a) = self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, &p, &plan.dns)?;
+            let (net, a) = self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, &p, &plan.dns)?;
             // As Docker: the container's /etc/hosts gets its new address(es).
             let mut edited = edit_hosts(c.dir.join("hosts"), &host_line(&c, a.ip), true);
             if let (Ok(()), Some((ip6, _))) = (&edited, a.ip6) {
                 edited = edit_hosts(c.dir.join("hosts"), &host_line(&c, ip6), true);
+            }
+            // Its --link aliases on this network, now.
+            for (other, alias) in &p.links {
+                if edited.is_err() {
+                    break;
+                }
+                if let Ok(Some(line)) = self.endpoint_link_line(&net, other, alias) {
+                    edited = edit_hosts(c.dir.join("hosts"), &line, true);
+                }
             }
             if let Err(e) = edited {
                 let _ = bridge::disconnect(&ctx, &self.store, &net, &c.rec.id);
@@ -601,6 +667,13 @@ impl Engine {
         };
         let mut plan = read_plan(&c.dir).unwrap_or_default();
         let before = plan.networks.len();
+        // Its --link lines on that network go from /etc/hosts too.
+        let mut link_lines = Vec::new();
+        for p in plan.networks.iter().filter(|p| p.network == id) {
+            for (other, alias) in &p.links {
+                link_lines.extend(self.endpoint_link_line(&net, other, alias)?);
+            }
+        }
         plan.networks.retain(|p| p.network != id);
         let planned = plan.networks.len() != before;
         let lease = self
@@ -619,6 +692,9 @@ impl Engine {
             edit_hosts(c.dir.join("hosts"), &host_line(&c, ip), false)?;
             if let Some(ip6) = ip6 {
                 edit_hosts(c.dir.join("hosts"), &host_line(&c, ip6), false)?;
+            }
+            for l in &link_lines {
+                edit_hosts(c.dir.join("hosts"), l, false)?;
             }
         }
         if !planned && !attached && !force {
@@ -682,6 +758,17 @@ impl Engine {
             };
             if p.is_default() && !links.is_empty() {
                 v["Links"] = json!(links);
+            }
+            if !p.links.is_empty() {
+                let named: Vec<String> = p
+                    .links
+                    .iter()
+                    .map(|(o, alias)| {
+                        let name = self.store.container(o).map(|r| r.name).unwrap_or_else(|_| o.clone());
+                        format!("{name}:{alias}")
+                    })
+                    .collect();
+                v["Links"] = json!(named);
             }
             if !p.aliases.is_empty() {
                 v["Aliases"] = json!(p.aliases);
@@ -769,6 +856,16 @@ fn hostname_of(c: &Container) -> String {
         c.short_id().to_string()
     } else {
         c.cfg.hostname.clone()
+    }
+}
+
+/// The `/etc/hosts` line of a link to container `o` as `alias` at `ip`
+/// (without its newline): Docker's `IP alias id name`.
+fn link_line(o: &Container, alias: &str, ip: Ipv4Addr) -> String {
+    if alias == o.rec.name {
+        format!("{ip}\t{} {}", o.rec.name, o.short_id())
+    } else {
+        format!("{ip}\t{alias} {} {}", o.short_id(), o.rec.name)
     }
 }
 

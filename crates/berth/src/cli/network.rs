@@ -45,7 +45,7 @@ pub struct ConnectArgs {
     /// IPv6 address (e.g., 2001:db8::33)
     #[arg(long)]
     pub ip6: Option<std::net::Ipv6Addr>,
-    /// Add link to another container (accepted on the default network only)
+    /// Add link to another container
     #[arg(long)]
     pub link: Vec<String>,
     #[arg(value_name = "NETWORK")]
@@ -175,10 +175,7 @@ pub fn dispatch(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
         NetworkCommand::Rm(a) => rm(engine, a),
         NetworkCommand::Prune(a) => prune(engine, a),
         NetworkCommand::Connect(a) => {
-            if !a.link.is_empty() {
-                bail!("network connect --link is not supported by berth yet");
-            }
-            engine.network_connect(&a.network, &a.container, &a.alias, a.ip, a.ip6)?;
+            engine.network_connect(&a.network, &a.container, &a.alias, a.ip, a.ip6, &a.link)?;
             Ok(0)
         }
         NetworkCommand::Disconnect(a) => {
