@@ -691,6 +691,21 @@ pub fn connect(
     container_ns: &Namespace,
     ep: &NewEndpoint,
 ) -> Result<Attachment> {
+    connect_with_dns(ctx, store, net, container_ns, ep, &[])
+}
+
+/// [`connect`], the network's DNS server forwarding the container's
+/// queries for other names to `upstreams` (`--dns`) when it has some: in
+/// the same record change, so no query of the container ever finds its
+/// record without them.
+pub fn connect_with_dns(
+    ctx: &NetContext,
+    store: &Store,
+    net: &NetworkRecord,
+    container_ns: &Namespace,
+    ep: &NewEndpoint,
+    upstreams: &[IpAddr],
+) -> Result<Attachment> {
     let addr = addressing(net)?;
     if let Some(ip) = ep.ip {
         addr.check_requested(ip)?;
@@ -717,7 +732,15 @@ pub fn connect(
     let pool6 = addr6.map(|a| a.pool());
     let lease = store.allocate_endpoint_dual(&net.id, &addr.pool(), pool6.as_ref(), ep)?;
     log::debug!("lease {} in {:?}", lease.ip, t.elapsed());
-    match plug(ctx, store, net, &addr, addr6.as_ref(), container_ns, &lease) {
+    match plug(
+        ctx,
+        store,
+        net,
+        (&addr, addr6.as_ref()),
+        container_ns,
+        &lease,
+        upstreams,
+    ) {
         Ok(a) => Ok(a),
         Err(e) => {
             let _ = unplug(ctx, net, &lease);
@@ -731,10 +754,10 @@ fn plug(
     ctx: &NetContext,
     store: &Store,
     net: &NetworkRecord,
-    addr: &Addressing,
-    addr6: Option<&Addressing6>,
+    (addr, addr6): (&Addressing, Option<&Addressing6>),
     container_ns: &Namespace,
     lease: &EndpointRecord,
+    upstreams: &[IpAddr],
 ) -> Result<Attachment> {
     let mut host = ctx.netlink()?;
     let bridge = match host.link(&net.bridge)? {
@@ -824,7 +847,7 @@ fn plug(
                 ip: lease.ip,
                 ip6: ip6.map(|(a, _)| a),
                 names,
-                upstreams: Vec::new(),
+                upstreams: upstreams.to_vec(),
             },
             &ctx.upstream(),
         )?;

@@ -320,6 +320,24 @@ impl Netlink {
         )
     }
 
+    /// The gateway of the IPv4 default route of the main table, if any.
+    pub fn default_gateway(&mut self) -> Result<Option<Ipv4Addr>> {
+        let mut q = RouteMessage::default();
+        q.header.address_family = AddressFamily::Inet;
+        let msgs = self.dump(RouteNetlinkMessage::GetRoute(q), "listing routes")?;
+        Ok(msgs.into_iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r)
+                if r.header.table == RouteHeader::RT_TABLE_MAIN && r.header.destination_prefix_length == 0 =>
+            {
+                r.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+                    _ => None,
+                })
+            }
+            _ => None,
+        }))
+    }
+
     /// The IPv6 routes of the main table as (destination, prefix).
     pub fn routes6(&mut self) -> Result<Vec<(Ipv6Addr, u8)>> {
         let mut q = RouteMessage::default();

@@ -40,6 +40,49 @@ use crate::ns::Namespace;
 /// the host's first resolver.
 pub const DNS_FORWARD: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 
+/// `--dns` servers as a rootless container's queries can reach them.
+/// The network's DNS server forwards from the rootless namespace, where
+/// the host's loopback is not: `127.0.0.1` becomes `gateway` (pasta maps
+/// the namespace's default gateway to the host's loopback), a loopback
+/// resolver of the host's `resolv.conf` (`127.0.0.53`) becomes
+/// [`DNS_FORWARD`] (pasta forwards it to that resolver). Other loopback
+/// addresses cannot be reached: an error says so. Others stay.
+pub fn reachable_dns(
+    servers: &[std::net::IpAddr],
+    gateway: Option<Ipv4Addr>,
+    host_resolv: &str,
+) -> Result<Vec<std::net::IpAddr>> {
+    use std::net::IpAddr;
+    let host_ns: Vec<IpAddr> = host_resolv
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    let mut out = Vec::new();
+    for s in servers {
+        let mapped = match s {
+            IpAddr::V4(a) if *a == Ipv4Addr::LOCALHOST && gateway.is_some() => gateway.map(IpAddr::V4),
+            IpAddr::V6(a) if a.is_loopback() && gateway.is_some() => gateway.map(IpAddr::V4),
+            a if a.is_loopback() && host_ns.first() == Some(a) => Some(IpAddr::V4(DNS_FORWARD)),
+            a if a.is_loopback() => None,
+            a => Some(*a),
+        };
+        match mapped {
+            Some(m) => {
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+            None => {
+                return Err(err(format!(
+                    "--dns {s}: a rootless container cannot reach this loopback address of the host (only 127.0.0.1 and the host's own resolver are forwarded)"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What the holder's command line says, to tell it from a reused pid.
 const HOLDER_NAME: &str = "berth-rootless-netns";
 
@@ -644,4 +687,28 @@ unsafe fn holder_child(pw: i32, cr: i32, sleep: &CString, argv0: &CString, argv1
     let argv = [argv0.as_ptr(), argv1.as_ptr(), std::ptr::null()];
     libc::execv(sleep.as_ptr(), argv.as_ptr());
     libc::_exit(127)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_dns_servers_are_rewritten_to_what_pasta_forwards() {
+        let gw = Some(Ipv4Addr::new(10, 0, 2, 2));
+        let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+        let host = "nameserver 127.0.0.53\nnameserver 10.1.1.1\n";
+        assert_eq!(
+            reachable_dns(
+                &[ip("127.0.0.1"), ip("127.0.0.53"), ip("10.9.9.9"), ip("::1")],
+                gw,
+                host
+            )
+            .unwrap(),
+            vec![ip("10.0.2.2"), ip("169.254.1.1"), ip("10.9.9.9")]
+        );
+        let e = reachable_dns(&[ip("127.0.0.2")], gw, host).unwrap_err().to_string();
+        assert!(e.contains("--dns 127.0.0.2"), "{e}");
+        assert!(reachable_dns(&[ip("127.0.0.1")], None, host).is_err());
+    }
 }

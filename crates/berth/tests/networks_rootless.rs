@@ -684,3 +684,33 @@ fn rootless_ipv6_networks() {
         "the rootless namespace stops with its last network"
     );
 }
+
+/// `--dns 127.0.0.1` rootless: the network's DNS server forwards the
+/// container's other queries to the host's loopback (through pasta's
+/// mapping of the namespace's gateway), where the test runs a server;
+/// a loopback address pasta cannot reach is refused, saying why.
+#[test]
+#[ignore = "needs root"]
+fn rootless_dns_on_the_hosts_loopback() {
+    let rl = NetRootless(Rootless::new("berth-netrl-"));
+    rl.ok("import bb.tar bb");
+    rl.ok("network create dn-net");
+    let me = std::process::id() as i32;
+    let (stop, server) = fake_upstream(me, Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 213, 57, 98));
+    let o = rl.run("run --rm --network dn-net --dns 127.0.0.1 bb nslookup loop.example.test");
+    stop.store(true, Ordering::Relaxed);
+    let asked = server.join().unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout(&o).contains("10.213.57.98"), "{}", stdout(&o));
+    assert!(asked.iter().any(|n| n == "loop.example.test"), "{asked:?}");
+    let o = rl.run("run --rm --network dn-net --dns 127.0.0.2 bb true");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--dns 127.0.0.2") && err.contains("loopback"), "{err}");
+    rl.ok("network rm dn-net");
+}

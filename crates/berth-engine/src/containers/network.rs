@@ -361,19 +361,14 @@ impl Engine {
                 if p.name.is_empty() { &p.network } else { &p.name }
             ))
         })?;
-        let a = bridge::connect(ctx, &self.store, &net, ns, &ep(&net))?;
-        if net.dns && !dns.is_empty() {
-            let servers: Vec<IpAddr> = dns.iter().filter_map(|d| d.parse().ok()).collect();
-            let set = berth_net::dns::Dns::new(&ctx.run_dir, ctx.bridge_ns.clone()).set_upstreams(
-                &net.bridge,
-                c_id,
-                &servers,
-            );
-            if let Err(e) = set {
-                let _ = bridge::disconnect(ctx, &self.store, &net, c_id);
-                return Err(e.into());
-            }
+        let mut servers: Vec<IpAddr> = dns.iter().filter_map(|d| d.parse().ok()).collect();
+        if net.dns && ctx.dns_forward.is_some() && servers.iter().any(|s| s.is_loopback()) {
+            // Rootless: the host's loopback is not the network's DNS server's.
+            let gw = ctx.bridge_ns.netlink()?.default_gateway()?;
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            servers = rootless::reachable_dns(&servers, gw, &host).map_err(|e| EngineError::invalid(e.to_string()))?;
         }
+        let a = bridge::connect_with_dns(ctx, &self.store, &net, ns, &ep(&net), &servers)?;
         Ok((net, a))
     }
 
