@@ -516,16 +516,23 @@ fn reconcile_removes_what_a_killed_process_left() {
     let eg = env.attach(&net, &gone, "gone", &[]);
     env.attach(&net, &alive, "alive", &[]);
     // A process was killed after making a bridge, before recording its
-    // network: a bridge of ours no record accounts for.
+    // network: a bridge of ours no record accounts for (dual stack: its
+    // IPv6 elements go too).
     let orphan = bridge::create_network(
         &env.ctx,
         &env.store,
         &NetworkRequest {
             name: "orphan".into(),
+            ipv6: true,
             ..Default::default()
         },
     )
     .unwrap();
+    assert!(!orphan.subnet6.is_empty());
+    let fw = berth_net::firewall::Firewall::new(env.ctx.bridge_ns.clone());
+    let st6 = fw.state6().unwrap();
+    assert!(st6.bridges.contains(&orphan.bridge), "{st6:?}");
+    assert!(st6.masq.contains(&orphan.subnet6), "{st6:?}");
     env.store.remove_network(&orphan.id).unwrap();
     let alive_id = format!("{:0>64}", "alive");
     let r = bridge::reconcile(&env.ctx, &env.store, &|id: &str| id == alive_id).unwrap();
@@ -533,6 +540,7 @@ fn reconcile_removes_what_a_killed_process_left() {
     assert!(r.links.contains(&orphan.bridge), "{r:?}");
     let inv = bridge::inventory(&env.ctx, &env.store).unwrap();
     assert!(!inv.mentions(&orphan.bridge), "{inv:?}");
+    assert!(!inv.firewall6.masq.contains(&orphan.subnet6), "{inv:?}");
     assert!(!inv.leases.iter().any(|l| l.contains(&eg.ip.to_string())), "{inv:?}");
     let dns = berth_net::dns::Dns::new(&env.ctx.run_dir, env.ctx.bridge_ns.clone());
     let names: Vec<_> = dns.records(&net.bridge).into_iter().flat_map(|r| r.names).collect();
