@@ -406,3 +406,50 @@ fn network_connect_link_names_a_container_for_one_container() {
     env.root.ok(&["rm", "-f", "client", "target"]);
     env.root.ok(&["network", "rm", "lnk-net"]);
 }
+
+/// Legacy links follow the linked container: when it starts again (with
+/// another address) or joins the linker's network live, the linker's
+/// `/etc/hosts` names its new address, as Docker updates its links.
+#[test]
+#[ignore = "needs root"]
+fn legacy_links_follow_the_linked_containers_address() {
+    let env = NetEnv(Env::new());
+    let mut args = vec!["run", "-d", "--name", "tgt", "bb"];
+    args.extend_from_slice(&HTTPD);
+    env.root.ok(&args);
+    env.root
+        .ok(&["run", "-d", "--name", "par", "--link", "tgt:t", "bb", "sleep", "120"]);
+    let tgt_id = short_id(&env, "tgt");
+    let ip1 = inspect(&env, "{{.NetworkSettings.IPAddress}}", "tgt");
+    let hosts = env.root.ok(&["exec", "par", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip1}\tt {tgt_id} tgt")), "{hosts}");
+    // Another container takes tgt's address while it is stopped.
+    env.root.ok(&["stop", "-t", "0", "tgt"]);
+    env.root.ok(&["run", "-d", "--name", "squatter", "bb", "sleep", "120"]);
+    env.root.ok(&["start", "tgt"]);
+    let ip2 = inspect(&env, "{{.NetworkSettings.IPAddress}}", "tgt");
+    assert_ne!(ip1, ip2);
+    let hosts = env.root.ok(&["exec", "par", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip2}\tt {tgt_id} tgt")), "{hosts}");
+    assert!(!hosts.contains(&format!("{ip1}\tt ")), "{hosts}");
+    let page = env.root.ok(&["exec", "par", "wget", "-qO-", "http://t:8000/hostname"]);
+    assert_eq!(page.trim(), tgt_id);
+
+    // network connect --link to a container not on the network yet: the
+    // alias appears when it joins.
+    env.root.ok(&["network", "create", "lf-net"]);
+    env.root
+        .ok(&["network", "connect", "--link", "tgt:late", "lf-net", "par"]);
+    let hosts = env.root.ok(&["exec", "par", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("\tlate "), "{hosts}");
+    env.root.ok(&["network", "connect", "lf-net", "tgt"]);
+    let ip3 = inspect(
+        &env,
+        "{{(index .NetworkSettings.Networks \"lf-net\").IPAddress}}",
+        "tgt",
+    );
+    let hosts = env.root.ok(&["exec", "par", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip3}\tlate {tgt_id} tgt")), "{hosts}");
+    env.root.ok(&["rm", "-f", "par", "tgt", "squatter"]);
+    env.root.ok(&["network", "rm", "lf-net"]);
+}

@@ -112,7 +112,46 @@ pub fn read_plan(dir: &Path) -> Option<NetPlan> {
 pub(crate) fn write_plan(dir: &Path, plan: &NetPlan) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(plan).context("serialising network.json")?;
     super::write_atomic(&dir.join(NET_FILE), &bytes)?;
+    // Each linked container learns who links it, so its next address
+    // reaches their /etc/hosts (see `Engine::refresh_links_to`).
+    if let (Some(me), Some(containers)) = (dir.file_name().and_then(|n| n.to_str()), dir.parent()) {
+        for target in link_targets(plan) {
+            note_linked_by(&containers.join(target), me);
+        }
+    }
     Ok(())
+}
+
+/// The file in a container's directory naming the containers that link it, one ID a line.
+const LINKED_BY: &str = "linked-by";
+
+/// Every container `plan` links (`--link`, `network connect --link`).
+fn link_targets(plan: &NetPlan) -> Vec<&str> {
+    let mut v: Vec<&str> = plan.links.iter().map(|(o, _)| o.as_str()).collect();
+    v.extend(
+        plan.networks
+            .iter()
+            .flat_map(|p| p.links.iter().map(|(o, _)| o.as_str())),
+    );
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Appends `linker` to `target_dir`'s `linked-by` unless it is there
+/// (one short append: concurrent linkers do not clobber each other).
+/// Best effort: a target gone meanwhile needs no note.
+fn note_linked_by(target_dir: &Path, linker: &str) {
+    let p = target_dir.join(LINKED_BY);
+    if std::fs::read_to_string(&p).is_ok_and(|t| t.lines().any(|l| l == linker)) || !target_dir.is_dir() {
+        return;
+    }
+    use std::io::Write;
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .and_then(|mut f| f.write_all(format!("{linker}\n").as_bytes()));
 }
 
 /// The networks a spec names, in order: `None` when it is on none (host,
@@ -398,6 +437,9 @@ impl Engine {
             }
             self.write_etc(c, &plan, &got)
         })();
+        if res.is_ok() {
+            self.refresh_links_to(c);
+        }
         if let Err(e) = res {
             let _ = self.net_down(&c.rec.id);
             return Err(e);
@@ -501,6 +543,68 @@ impl Engine {
             .into_iter()
             .find(|e| e.network_id == net.id)
             .map(|e| link_line(&o, alias, e.ip)))
+    }
+
+    /// Containers that link `c` (`--link`, `network connect --link`) and
+    /// run: their `/etc/hosts` line for it gets its address now (it
+    /// changes when `c` starts again or joins a network), as Docker
+    /// updates its legacy links. Best effort: a linker's file that cannot
+    /// be written keeps its old line.
+    pub(crate) fn refresh_links_to(&self, c: &Container) {
+        let Ok(text) = std::fs::read_to_string(c.dir.join(LINKED_BY)) else {
+            return;
+        };
+        let Ok(theirs) = self.store.container_endpoints(&c.rec.id) else {
+            return;
+        };
+        for id in text.lines().filter(|l| !l.is_empty()) {
+            let Ok(linker) = self.container(id) else {
+                continue;
+            };
+            if !linker.status().is_up() {
+                continue;
+            }
+            let Some(plan) = read_plan(&linker.dir) else {
+                continue;
+            };
+            let mine: Vec<String> = self
+                .store
+                .container_endpoints(&linker.rec.id)
+                .map(|v| v.into_iter().map(|e| e.network_id).collect())
+                .unwrap_or_default();
+            // (alias, network the address must be on: None = any shared one)
+            let mut wanted: Vec<(String, Option<String>)> = plan
+                .links
+                .iter()
+                .filter(|(o, _)| *o == c.rec.id)
+                .map(|(_, a)| (a.clone(), None))
+                .collect();
+            for p in &plan.networks {
+                for (o, a) in &p.links {
+                    if *o == c.rec.id {
+                        let net = if p.is_default() {
+                            self.store.network(DEFAULT_NETWORK).ok().map(|n| n.id)
+                        } else {
+                            Some(p.network.clone())
+                        };
+                        wanted.extend(net.map(|n| (a.clone(), Some(n))));
+                    }
+                }
+            }
+            for (alias, on) in wanted {
+                let ep = theirs.iter().find(|e| match &on {
+                    Some(n) => e.network_id == *n && mine.contains(n),
+                    None => mine.contains(&e.network_id),
+                });
+                let Some(ep) = ep else {
+                    continue;
+                };
+                let line = link_line(c, &alias, ep.ip);
+                if let Err(e) = replace_named_line(linker.dir.join("hosts"), &line) {
+                    log::warn!("updating the link {alias} in {}'s /etc/hosts: {e}", linker.rec.name);
+                }
+            }
+        }
     }
 
     /// The container `id` left its networks (it exited, stopped, is being
@@ -641,6 +745,8 @@ impl Engine {
                 let _ = bridge::disconnect(&ctx, &self.store, &net, &c.rec.id);
                 return Err(e);
             }
+            // Containers linking this one may reach it on this network now.
+            self.refresh_links_to(&c);
         } else if let Some(ip) = ip {
             bridge::addressing(&net)?
                 .check_requested(ip)
@@ -867,6 +973,26 @@ fn link_line(o: &Container, alias: &str, ip: Ipv4Addr) -> String {
 /// The line of a container's `/etc/hosts` naming it at `ip`.
 fn host_line(c: &Container, ip: impl Into<IpAddr>) -> String {
     etc::self_line(ip, &hostname_of(c), &c.cfg.domainname)
+}
+
+/// Puts `line` in a running container's `/etc/hosts` in place of the
+/// line naming the same names (its old address); appended when there is
+/// none. No file: nothing to do.
+fn replace_named_line(path: std::path::PathBuf, line: &str) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let names = line.split_once('\t').map_or("", |(_, n)| n);
+    let old: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split_once('\t').is_some_and(|(_, n)| n == names))
+        .collect();
+    for o in old {
+        if o != line {
+            edit_hosts(path.clone(), o, false)?;
+        }
+    }
+    edit_hosts(path, line, true)
 }
 
 /// Adds `line` to (or removes it from) a running container's `/etc/hosts`
