@@ -7,6 +7,8 @@
 //! rm` (IPv6 routes, the `ip6 berth` table's elements, leases). Traffic goes
 //! only to addresses of containers and bridges these tests made.
 
+#[path = "common/api.rs"]
+mod api;
 mod common;
 
 use common::{stdout, Env};
@@ -404,4 +406,61 @@ fn ipv6_outbound_is_masqueraded_and_internal_has_none() {
     assert!(!ok && !out.contains("peer="), "{out}");
     drop(outside);
     env.root.ok(&["network", "rm", "out6", "in6"]);
+}
+
+/// The real `docker` CLI through `berth system service`: `network create
+/// --ipv6 --subnet`, `run --ip6`, `network connect --ip6` and the inspect
+/// fields it reads.
+#[test]
+#[ignore = "needs root"]
+fn docker_cli_ipv6_through_the_api() {
+    let env = NetEnv(Env::new());
+    let root = &env.0.root;
+    let svc = api::Service::start(root);
+    let clients = api::docker_clients();
+    let d = |args: &[&str]| api::docker_ok(&clients[0], &svc, root, args);
+    let p = ula_prefix();
+    d(&["network", "create", "--ipv6", "--subnet", &format!("{p}::/64"), "apiv6"]);
+    let enabled = d(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{.EnableIPv6}} {{len .IPAM.Config}}",
+        "apiv6",
+    ]);
+    assert_eq!(enabled.trim(), "true 2");
+    d(&[
+        "run",
+        "-d",
+        "--name",
+        "a6",
+        "--network",
+        "apiv6",
+        "--ip6",
+        &format!("{p}::20"),
+        "bb",
+        "sleep",
+        "300",
+    ]);
+    let got = d(&[
+        "inspect",
+        "--format",
+        "{{(index .NetworkSettings.Networks \"apiv6\").GlobalIPv6Address}}",
+        "a6",
+    ]);
+    assert_eq!(got.trim(), format!("{p}::20"));
+    d(&["run", "-d", "--name", "b6", "bb", "sleep", "300"]);
+    d(&["network", "connect", "--ip6", &format!("{p}::21"), "apiv6", "b6"]);
+    let got = d(&[
+        "inspect",
+        "--format",
+        "{{(index .NetworkSettings.Networks \"apiv6\").GlobalIPv6Address}}",
+        "b6",
+    ]);
+    assert_eq!(got.trim(), format!("{p}::21"));
+    // a6 (whose resolver is the network's DNS server) finds b6 by name.
+    let ping = d(&["exec", "a6", "ping", "-6", "-c", "1", "-W", "2", "b6"]);
+    assert!(ping.contains(&format!("{p}::21")), "{ping}");
+    d(&["rm", "-f", "a6", "b6"]);
+    d(&["network", "rm", "apiv6"]);
 }
