@@ -260,6 +260,10 @@ impl Dns {
         let any = !self.networks().is_empty();
         match (self.pid(), any) {
             (Some(pid), true) => {
+                // A server still starting would die of SIGHUP's default
+                // action (seen under load: a record added just after the
+                // first one killed it).
+                wait_for_sighup_handler(pid);
                 // SAFETY: kill(2) on the server's pid, checked just now to be ours.
                 unsafe { libc::kill(pid, libc::SIGHUP) };
                 Ok(())
@@ -357,8 +361,35 @@ impl Dns {
                 tail.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
             )));
         }
+        if let Some(pid) = self.pid() {
+            wait_for_sighup_handler(pid);
+        }
         Ok(())
     }
+}
+
+/// Does process `pid` catch SIGHUP (`SigCgt` of its status)?
+fn catches_sighup(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1 << (libc::SIGHUP - 1)) != 0)
+}
+
+/// Waits (up to 2 s) until the server handles SIGHUP: it installs its
+/// handler some time after its pid file appears.
+fn wait_for_sighup_handler(pid: i32) {
+    for _ in 0..400 {
+        if catches_sighup(pid) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    log::warn!("aardvark-dns ({pid}) does not handle SIGHUP yet");
 }
 
 /// The upstream resolv.conf for the server: the host's `resolv.conf`

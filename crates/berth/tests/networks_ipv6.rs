@@ -464,3 +464,47 @@ fn docker_cli_ipv6_through_the_api() {
     d(&["rm", "-f", "a6", "b6"]);
     d(&["network", "rm", "apiv6"]);
 }
+
+/// Compose: a network with `enable_ipv6` and an IPv6 pool, a service with
+/// `ipv6_address`; another service reaches it by name over IPv6.
+#[test]
+#[ignore = "needs root"]
+fn compose_enable_ipv6_and_ipv6_address() {
+    let env = NetEnv(Env::new());
+    let p = ula_prefix();
+    let dir = env.root.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: bb\n    command: [\"httpd\", \"-f\", \"-p\", \"8000\", \"-h\", \"/etc\"]\n    networks:\n      n6:\n        ipv6_address: {p}::10\n  probe:\n    image: bb\n    command: [\"sleep\", \"300\"]\n    networks: [n6]\nnetworks:\n  n6:\n    enable_ipv6: true\n    ipam:\n      config:\n        - subnet: {p}::/64\n"
+        ),
+    )
+    .unwrap();
+    let f = dir.join("compose.yaml");
+    let f = f.to_str().unwrap();
+    env.root.ok(&["compose", "-f", f, "-p", "v6proj", "up", "-d"]);
+    let net = net_inspect(&env, "v6proj_n6");
+    assert_eq!(net["EnableIPv6"], true, "{net}");
+    assert_eq!(
+        net["IPAM"]["Config"][1]["Subnet"],
+        format!("{p}::/64").as_str(),
+        "{net}"
+    );
+    let got = inspect(
+        &env,
+        "{{(index .NetworkSettings.Networks \"v6proj_n6\").GlobalIPv6Address}}",
+        "v6proj-web-1",
+    );
+    assert_eq!(got, format!("{p}::10"));
+    let out = env.root.ok(&[
+        "exec",
+        "v6proj-probe-1",
+        "sh",
+        "-c",
+        "ping -6 -c1 -W2 web && wget -qO- http://web:8000/hostname",
+    ]);
+    assert!(out.contains(&format!("{p}::10")), "{out}");
+    env.root.ok(&["compose", "-f", f, "-p", "v6proj", "down", "-t", "0"]);
+    assert!(!ip6_routes().contains(&p), "{}", ip6_routes());
+}
