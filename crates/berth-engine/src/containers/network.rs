@@ -437,13 +437,12 @@ impl Engine {
             }
             self.write_etc(c, &plan, &got)
         })();
-        if res.is_ok() {
-            self.refresh_links_to(c);
-        }
         if let Err(e) = res {
             let _ = self.net_down(&c.rec.id);
             return Err(e);
         }
+        // Containers linking this one: its new address.
+        self.refresh_links_to(c);
         Ok(())
     }
 
@@ -703,7 +702,7 @@ impl Engine {
                 "network-scoped alias is supported only for containers in user defined networks",
             ));
         }
-        let p = PlannedEndpoint {
+        let mut p = PlannedEndpoint {
             network: id,
             name: net.name.clone(),
             aliases: aliases.to_vec(),
@@ -712,7 +711,6 @@ impl Engine {
             mac: None,
             links: Vec::new(),
         };
-        let mut p = p;
         for l in links {
             let (ctr, alias) = l.split_once(':').unwrap_or((l.as_str(), ""));
             if ctr.is_empty() {
