@@ -449,6 +449,11 @@ impl FileReader<'_> {
                 b
             }
         };
+        // The base's values are checked where they were written (its own
+        // file and `services.BASE` path), as compose validates each file
+        // before applying `extends`: after the merge an error would carry
+        // the extending service's path.
+        from_node::<crate::model::Service>(&base, &format!("services.{base_name}"))?;
         merge(&mut base, svc, &format!("services.{name}"));
         Ok(base)
     }
