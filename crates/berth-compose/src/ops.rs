@@ -25,7 +25,8 @@ use crate::model::Condition;
 /// One step of an operation: `Container p-web-1  Started`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// `Container`, `Network` or `Volume`.
+    /// `Container`, `Network`, `Volume` or `Service`; `Warning` for one of
+    /// compose's warnings (`status` is its text).
     pub kind: &'static str,
     /// The object's name.
     pub name: String,
@@ -421,25 +422,38 @@ impl<'a> Compose<'a> {
             if !selection.contains(dep) || !self.project().services.contains_key(dep) {
                 continue;
             }
-            for c in self.containers_of(std::slice::from_ref(dep), false)? {
-                match d.condition {
-                    Condition::ServiceStarted => {}
-                    Condition::ServiceHealthy => {
-                        self.emit("Container", &c.rec.name, "Waiting");
-                        self.wait_healthy(&c.rec.id, &c.rec.name)?;
-                        self.emit("Container", &c.rec.name, "Healthy");
+            let waited = self.wait_dependency(dep, d);
+            match waited {
+                // `required: false`: compose warns and starts the service anyway.
+                Err(e) if !d.required => {
+                    self.emit("Warning", name, &format!("optional dependency {dep:?} failed: {e}"))
+                }
+                r => r?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `dep`'s containers meet condition `d`.
+    fn wait_dependency(&self, dep: &str, d: &crate::model::DependsOn) -> Result<()> {
+        for c in self.containers_of(&[dep.to_string()], false)? {
+            match d.condition {
+                Condition::ServiceStarted => {}
+                Condition::ServiceHealthy => {
+                    self.emit("Container", &c.rec.name, "Waiting");
+                    self.wait_healthy(&c.rec.id, &c.rec.name)?;
+                    self.emit("Container", &c.rec.name, "Healthy");
+                }
+                Condition::ServiceCompletedSuccessfully => {
+                    self.emit("Container", &c.rec.name, "Waiting");
+                    let code = self.wait_exit(&c.rec.id)?;
+                    if code != 0 {
+                        return Err(EngineError::exit(
+                            1,
+                            format!("service {dep:?} didn't complete successfully: exit {code}"),
+                        ));
                     }
-                    Condition::ServiceCompletedSuccessfully => {
-                        self.emit("Container", &c.rec.name, "Waiting");
-                        let code = self.wait_exit(&c.rec.id)?;
-                        if code != 0 {
-                            return Err(EngineError::exit(
-                                1,
-                                format!("service {dep:?} didn't complete successfully: exit {code}"),
-                            ));
-                        }
-                        self.emit("Container", &c.rec.name, "Exited");
-                    }
+                    self.emit("Container", &c.rec.name, "Exited");
                 }
             }
         }

@@ -219,7 +219,9 @@ pub fn run(root: &Path, runtime: Option<String>, a: ComposeArgs) -> Result<i32> 
     let engine = Engine::open(root, runtime.clone())?;
     let quiet_progress = a.progress == "quiet";
     let report = move |e: Event| {
-        if !quiet_progress {
+        if e.kind == "Warning" {
+            eprintln!("WARN[0000] {}", e.status);
+        } else if !quiet_progress {
             eprintln!(" {} {}  {}", e.kind, e.name, e.status);
         }
     };

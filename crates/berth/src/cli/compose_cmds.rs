@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -401,6 +402,7 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
                 build: build_when(a.build, a.no_build),
                 ..Default::default()
             };
+            print_warnings(berth_compose::support::unsupported(&c.loaded.project));
             build_for_up(ctx, &o)?;
             print_warnings(c.up(&o)?);
             Ok(0)
@@ -541,6 +543,36 @@ fn build_service(
     let Some(mut req) = convert::build_request(c.loaded, name, args, no_cache, pull)? else {
         return Ok(());
     };
+    // build.ssh and build.cache_from/cache_to: agent sockets and cache
+    // directories of this host, read as `berth build --ssh/--cache-*`.
+    if let Some(b) = c.loaded.project.services.get(name).and_then(|s| s.build.as_ref()) {
+        for spec in &b.ssh {
+            let (id, path) =
+                super::build::ssh_agent(spec).map_err(|e| anyhow!("service {name:?}: build.ssh: {e:#}"))?;
+            req.options.ssh.insert(id, path);
+        }
+        let local = |key: &str, spec: &str, dir_key: &str| -> Result<PathBuf> {
+            match super::build::cache_spec(&format!("build.{key}"), spec, dir_key)
+                .map_err(|e| anyhow!("service {name:?}: {e:#}"))?
+            {
+                super::build::CacheSpec::Local(d) => Ok(c.loaded.working_dir.join(d)),
+                super::build::CacheSpec::Registry(_) => bail!(
+                    "service {name:?}: build.{key} {spec}: registry caches are not supported by berth compose yet \
+                     (use type=local,{dir_key}=DIR, or `berth build --{}`)",
+                    key.replace('_', "-")
+                ),
+            }
+        };
+        for spec in &b.cache_from {
+            req.options.cache_from.push(local("cache_from", spec, "src")?);
+        }
+        if let Some(spec) = b.cache_to.first() {
+            if b.cache_to.len() > 1 {
+                bail!("service {name:?}: build.cache_to: berth writes one cache; give one entry");
+            }
+            req.options.cache_to = Some(local("cache_to", spec, "dest")?);
+        }
+    }
     // dockerfile_inline: a private file of this process's for the build's length.
     let _inline = match convert::inline_dockerfile(c.loaded, name) {
         Some(text) => {
@@ -623,6 +655,7 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
         build: build_when(a.build, a.no_build),
         renew_anon_volumes: a.renew_anon_volumes,
     };
+    print_warnings(berth_compose::support::unsupported(&c.loaded.project));
     build_for_up(ctx, &o)?;
     print_warnings(c.up(&o)?);
     let selection: Vec<String> = c.selection(&o.services, o.no_deps)?.into_iter().collect();
@@ -1055,6 +1088,12 @@ fn run(ctx: &Ctx<'_>, a: RunArgs) -> Result<i32> {
         .services
         .get(service)
         .ok_or_else(|| EngineError::not_found(format!("no such service: {service}")))?;
+    print_warnings(
+        berth_compose::support::unsupported(&c.loaded.project)
+            .into_iter()
+            .filter(|w| w.starts_with(&format!("services.{service}.")))
+            .collect(),
+    );
     // Build what is missing first, as compose does.
     if svc.build.is_some() && c.image_id(service).is_none() {
         build_service(ctx, service, &BTreeMap::new(), false, false, false)?;
