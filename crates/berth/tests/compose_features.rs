@@ -7,51 +7,13 @@
 //! for all; every service uses `network_mode: none`.
 
 mod common;
+#[path = "common/compose.rs"]
+mod compose_helpers;
 
 use std::path::Path;
-use std::process::Output;
 
 use common::{stderr, stdout, Env, Root};
-
-fn compose_env(root: &Root, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut full = vec!["compose"];
-    full.extend_from_slice(args);
-    let mut c = root.cmd(&full);
-    c.current_dir(dir)
-        .env_remove("COMPOSE_FILE")
-        .env_remove("COMPOSE_PROJECT_NAME")
-        .env_remove("COMPOSE_PROFILES")
-        .env_remove("PLAIN")
-        .env_remove("EMPTY")
-        .env_remove("UNSET");
-    c.envs(env.iter().copied());
-    c.output().unwrap()
-}
-
-fn ok_env(root: &Root, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (String, String) {
-    let o = compose_env(root, dir, env, args);
-    assert!(
-        o.status.success(),
-        "compose {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        stdout(&o),
-        stderr(&o)
-    );
-    (stdout(&o), stderr(&o))
-}
-
-fn ok(root: &Root, dir: &Path, args: &[&str]) -> (String, String) {
-    ok_env(root, dir, &[], args)
-}
-
-/// `down -v --remove-orphans` in `dir` when dropped.
-struct Down<'a>(&'a Root, std::path::PathBuf);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = compose_env(self.0, &self.1, &[], &["down", "-v", "--remove-orphans", "-t", "0"]);
-    }
-}
+use compose_helpers::{compose_env, ok, ok_env, Down};
 
 /// The environment of service `svc`'s first container, as `env` prints it.
 fn env_of(root: &Root, dir: &Path, files: &[&str], svc: &str) -> Vec<String> {

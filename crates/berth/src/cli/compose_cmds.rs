@@ -169,6 +169,12 @@ pub struct LogsArgs {
     /// Don't print prefix in logs
     #[arg(long)]
     pub no_log_prefix: bool,
+    /// Produce monochrome output
+    #[arg(long)]
+    pub no_color: bool,
+    /// index of the container if service has multiple replicas
+    #[arg(long)]
+    pub index: Option<u32>,
     /// Services
     pub services: Vec<String>,
 }
@@ -933,9 +939,19 @@ fn attached(
 
 fn logs(ctx: &Ctx<'_>, a: LogsArgs) -> Result<i32> {
     let c = ctx.compose;
-    let list = c.containers_of(&a.services, true)?;
+    let mut list = c.containers_of(&a.services, true)?;
+    if let Some(i) = a.index {
+        list.retain(|c| number_of(c) == i);
+    }
     let opts = log_options(a.follow, a.timestamps, &a.tail, a.since.as_deref(), a.until.as_deref())?;
     let (tx, rx) = mpsc::channel();
+    let never = Ctx {
+        root: ctx.root,
+        runtime: ctx.runtime.clone(),
+        compose: ctx.compose,
+        ansi: "never",
+    };
+    let ctx = if a.no_color { &never } else { ctx };
     let threads = follow_all(ctx, &list, &opts, a.no_log_prefix, &tx);
     drop(tx);
     while rx.recv().is_ok() {}
