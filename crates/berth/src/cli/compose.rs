@@ -18,7 +18,7 @@ use berth_compose::ops::{Compose, Event};
 
 pub use super::compose_cmds::{
     BuildArgs, CpArgs, CreateArgs, DownArgs, EventsArgs, ExecArgs, ImagesArgs, KillArgs, LogsArgs, PortArgs, PsArgs,
-    RmArgs, RunArgs, ServicesArgs, StopArgs, UpArgs,
+    PullArgs, PushArgs, RmArgs, RunArgs, ServicesArgs, StopArgs, UpArgs, WaitArgs,
 };
 use berth_compose::{render, ComposeError, Loaded, Options};
 use berth_engine::{Engine, EngineError};
@@ -85,9 +85,9 @@ pub enum ComposeCommand {
     /// Build or rebuild services
     Build(BuildArgs),
     /// Pull service images
-    Pull(ServicesArgs),
+    Pull(PullArgs),
     /// Push service images
-    Push(ServicesArgs),
+    Push(PushArgs),
     /// Run a one-off command on a service
     Run(RunArgs),
     /// Execute a command in a running container
@@ -117,7 +117,7 @@ pub enum ComposeCommand {
     /// Copy files/folders between a service container and the local filesystem
     Cp(CpArgs),
     /// Block until the first service container stops
-    Wait(ServicesArgs),
+    Wait(WaitArgs),
     /// Receive real time events from containers
     Events(EventsArgs),
     /// Parse, resolve and render the compose file in canonical format

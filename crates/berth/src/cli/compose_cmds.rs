@@ -80,6 +80,12 @@ pub struct UpArgs {
     /// Shutdown timeout in seconds
     #[arg(short, long, value_name = "SECONDS")]
     pub timeout: Option<u32>,
+    /// Produce monochrome output
+    #[arg(long)]
+    pub no_color: bool,
+    /// Don't start the services after creating them
+    #[arg(long, conflicts_with_all = ["detach", "wait"])]
+    pub no_start: bool,
     /// Services
     pub services: Vec<String>,
 }
@@ -144,6 +150,9 @@ pub struct PsArgs {
     /// Filter services by status
     #[arg(long)]
     pub status: Vec<String>,
+    /// Filter services by a property (supported filters: status)
+    #[arg(long, value_name = "status=STATUS")]
+    pub filter: Vec<String>,
     /// Services
     pub service: Vec<String>,
 }
@@ -202,6 +211,46 @@ pub struct BuildArgs {
 #[derive(clap::Args, Debug)]
 pub struct ServicesArgs {
     /// Services
+    pub services: Vec<String>,
+}
+
+/// `pull`.
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// Pull what it can and ignores images with pull failures
+    #[arg(long)]
+    pub ignore_pull_failures: bool,
+    /// Ignore images that can be built
+    #[arg(long)]
+    pub ignore_buildable: bool,
+    /// Pull without printing progress information
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// `push`.
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    /// Push what it can and ignores images with push failures
+    #[arg(long)]
+    pub ignore_push_failures: bool,
+    /// Push without printing progress information
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// `wait`.
+#[derive(clap::Args, Debug)]
+pub struct WaitArgs {
+    /// Drops project when the first container stops
+    #[arg(long)]
+    pub down_project: bool,
+    /// Services
+    #[arg(required = true)]
     pub services: Vec<String>,
 }
 
@@ -348,6 +397,21 @@ pub struct RunArgs {
     /// Don't start linked services
     #[arg(long)]
     pub no_deps: bool,
+    /// Build image before starting container
+    #[arg(long)]
+    pub build: bool,
+    /// Add Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Add or override a label
+    #[arg(short, long, value_name = "KEY=VAL")]
+    pub label: Vec<String>,
+    /// Use the service's network aliases in the network(s) the container connects to
+    #[arg(long)]
+    pub use_aliases: bool,
     /// The service, then the command and its arguments
     #[arg(
         required = true,
@@ -437,8 +501,8 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
             }
             Ok(0)
         }
-        ComposeCommand::Pull(a) => pull(ctx, &a.services),
-        ComposeCommand::Push(a) => push(ctx, &a.services),
+        ComposeCommand::Pull(a) => pull(ctx, &a),
+        ComposeCommand::Push(a) => push(ctx, &a),
         ComposeCommand::Run(a) => run(ctx, a),
         ComposeCommand::Exec(a) => exec(ctx, a),
         ComposeCommand::Start(a) => {
@@ -477,15 +541,42 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
         ComposeCommand::Events(a) => events(ctx, a),
         ComposeCommand::Images(a) => images(ctx, a),
         ComposeCommand::Port(a) => port(ctx, a),
-        ComposeCommand::Wait(a) => {
-            let list = c.containers_of(&a.services, false)?;
-            let first = list.first().ok_or_else(|| anyhow!("no containers for the project"))?;
-            Ok(c.wait_exit(&first.rec.id)?)
-        }
+        ComposeCommand::Wait(a) => wait(ctx, a),
         ComposeCommand::Config(_) | ComposeCommand::Version(_) | ComposeCommand::Ls(_) => {
             unreachable!("handled by compose::run")
         }
     }
+}
+
+/// `wait`: blocks until the first container of the services stops (each
+/// waited for on an engine of its own) and returns its exit code; with
+/// `--down-project`, the project goes down then.
+fn wait(ctx: &Ctx<'_>, a: WaitArgs) -> Result<i32> {
+    let c = ctx.compose;
+    for s in &a.services {
+        c.check_service(s)?;
+    }
+    let list = c.containers_of(&a.services, false)?;
+    if list.is_empty() {
+        bail!("no containers for the project");
+    }
+    let (tx, rx) = mpsc::channel();
+    for ctr in &list {
+        let (tx, id) = (tx.clone(), ctr.rec.id.clone());
+        let (root, runtime) = (ctx.root.to_path_buf(), ctx.runtime.clone());
+        // Not joined: the process ends with the first answer.
+        std::thread::spawn(move || {
+            let r = Engine::open(&root, runtime)
+                .and_then(|e| e.wait_for_condition(&id, berth_engine::wait::WaitCondition::NotRunning, &|| false));
+            let _ = tx.send(r);
+        });
+    }
+    drop(tx);
+    let code = rx.recv().map_err(|_| anyhow!("waiting for the containers failed"))??;
+    if a.down_project {
+        c.down(&DownOptions::default())?;
+    }
+    Ok(code)
 }
 
 fn print_warnings(w: Vec<String>) {
@@ -657,7 +748,7 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
         no_recreate: a.no_recreate,
         scale: scales(&a.scale)?,
         remove_orphans: a.remove_orphans,
-        start: true,
+        start: !a.no_start,
         build: build_when(a.build, a.no_build),
         renew_anon_volumes: a.renew_anon_volumes,
     };
@@ -686,7 +777,7 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    if a.detach {
+    if a.detach || a.no_start {
         return Ok(0);
     }
     // As compose: the services named (all when none are), their
@@ -700,8 +791,14 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
         a.services.clone()
     };
     let attach: Vec<String> = attach.into_iter().filter(|s| !a.no_attach.contains(s)).collect();
+    let never = Ctx {
+        root: ctx.root,
+        runtime: ctx.runtime.clone(),
+        compose: ctx.compose,
+        ansi: "never",
+    };
     attached(
-        ctx,
+        if a.no_color { &never } else { ctx },
         &attach,
         &selection,
         abort,
@@ -1003,11 +1100,21 @@ fn ps(ctx: &Ctx<'_>, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    // `--status S` and `--filter status=S` (as compose: a status asked for
+    // shows stopped containers without -a).
+    let mut statuses = a.status.clone();
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("status", v)) => statuses.push(v.to_string()),
+            _ => bail!("invalid filter {f:?}: berth compose ps filters by status=STATUS"),
+        }
+    }
+    let all = a.all || !statuses.is_empty();
     let list: Vec<Container> = c
-        .containers_of(&a.service, a.all)?
+        .containers_of(&a.service, all)?
         .into_iter()
-        .filter(|ctr| a.all || ctr.state.is_running())
-        .filter(|ctr| a.status.is_empty() || a.status.contains(&ctr.state.status))
+        .filter(|ctr| all || ctr.state.is_running())
+        .filter(|ctr| statuses.is_empty() || statuses.contains(&ctr.state.status))
         .collect();
     if a.quiet {
         for ctr in &list {
@@ -1055,39 +1162,63 @@ fn ps(ctx: &Ctx<'_>, a: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn pull(ctx: &Ctx<'_>, services: &[String]) -> Result<i32> {
+fn pull(ctx: &Ctx<'_>, a: &PullArgs) -> Result<i32> {
     let c = ctx.compose;
-    let sel = c.selection(services, true)?;
+    let sel = c.selection(&a.services, true)?;
     for name in sel {
         let s = &c.loaded.project.services[&name];
         let Some(image) = &s.image else { continue };
-        if s.build.is_some() && c.image_id(&name).is_some() && s.pull_policy.as_deref() != Some("always") {
+        if s.build.is_some()
+            && (a.ignore_buildable || c.image_id(&name).is_some())
+            && s.pull_policy.as_deref() != Some("always")
+        {
             continue;
         }
-        eprintln!(" {name} Pulling");
-        let progress = super::layer_progress::plain_to_stderr();
+        // As compose: `pull_policy: build` images are built, never pulled.
+        if s.pull_policy.as_deref() == Some("build") {
+            continue;
+        }
+        if !a.quiet {
+            eprintln!(" {name} Pulling");
+        }
+        let progress = if a.quiet {
+            Progress::new(|_| {})
+        } else {
+            super::layer_progress::plain_to_stderr()
+        };
         match c.engine.pull(image, &Default::default(), &progress) {
+            Ok(_) if a.quiet => {}
             Ok(_) => eprintln!(" {name} Pulled"),
-            Err(e) if s.build.is_some() => eprintln!(" {name} Warning: {e}"),
+            Err(e) if s.build.is_some() || a.ignore_pull_failures => eprintln!(" {name} Warning: {e}"),
             Err(e) => return Err(e.into()),
         }
     }
     Ok(0)
 }
 
-fn push(ctx: &Ctx<'_>, services: &[String]) -> Result<i32> {
+fn push(ctx: &Ctx<'_>, a: &PushArgs) -> Result<i32> {
     let c = ctx.compose;
-    let sel = c.selection(services, true)?;
+    let sel = c.selection(&a.services, true)?;
     for name in sel {
         let s = &c.loaded.project.services[&name];
         if s.build.is_none() {
             continue;
         }
         let image = identity::image_name(&c.loaded.project.name, &name, s);
-        eprintln!(" {name} Pushing");
-        let progress = super::layer_progress::plain_to_stderr();
-        c.engine.push(&image, None, &Default::default(), &progress)?;
-        eprintln!(" {name} Pushed");
+        if !a.quiet {
+            eprintln!(" {name} Pushing");
+        }
+        let progress = if a.quiet {
+            Progress::new(|_| {})
+        } else {
+            super::layer_progress::plain_to_stderr()
+        };
+        match c.engine.push(&image, None, &Default::default(), &progress) {
+            Ok(_) if a.quiet => {}
+            Ok(_) => eprintln!(" {name} Pushed"),
+            Err(e) if a.ignore_push_failures => eprintln!(" {name} Warning: {e}"),
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(0)
 }
@@ -1111,7 +1242,7 @@ fn run(ctx: &Ctx<'_>, a: RunArgs) -> Result<i32> {
             .collect(),
     );
     // Build what is missing first, as compose does.
-    if svc.build.is_some() && c.image_id(service).is_none() {
+    if svc.build.is_some() && (a.build || c.image_id(service).is_none()) {
         build_service(ctx, service, &BTreeMap::new(), false, false, false)?;
     }
     let tty = !a.no_tty && !a.detach && (a.tty || (io::stdin().is_terminal() && io::stdout().is_terminal()));
@@ -1155,6 +1286,32 @@ fn run(ctx: &Ctx<'_>, a: RunArgs) -> Result<i32> {
         }
         if let Some(u) = &user {
             s.user = Some(u.clone());
+        }
+        s.cap_add.extend(a.cap_add.iter().cloned());
+        s.cap_drop.extend(a.cap_drop.iter().cloned());
+        for l in &a.label {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            s.labels.insert(k.to_string(), v.to_string());
+        }
+        if a.use_aliases {
+            // The service name and its aliases on each network, as the
+            // service's own containers answer to them.
+            for ep in &mut s.endpoints {
+                let key = svc
+                    .networks
+                    .keys()
+                    .find(|k| convert::network_name(c.loaded, k) == ep.network)
+                    .cloned();
+                let extra = key
+                    .and_then(|k| svc.networks.get(&k).cloned().flatten())
+                    .map(|n| n.aliases)
+                    .unwrap_or_default();
+                for alias in std::iter::once(service.clone()).chain(extra) {
+                    if !ep.aliases.contains(&alias) {
+                        ep.aliases.push(alias);
+                    }
+                }
+            }
         }
         s.tty = tty;
         s.open_stdin = !a.detach;
