@@ -185,7 +185,7 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     spec.open_stdin = s.stdin_open;
     spec.platform = s.platform.clone();
     spec.pull = match s.pull_policy.as_deref() {
-        Some("always") => PullPolicy::Always,
+        Some("always" | "refresh") => PullPolicy::Always,
         Some("never") | Some("build") => PullPolicy::Never,
         _ if s.build.is_some() => PullPolicy::Never,
         _ => PullPolicy::Missing,

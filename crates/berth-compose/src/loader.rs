@@ -658,6 +658,26 @@ fn check_references(root: &Node) -> Result<(), ComposeError> {
                 ));
             }
         }
+        if let Some(pp) = svc.get("pull_policy") {
+            let policy = pp.as_scalar().unwrap_or("");
+            let ok = matches!(
+                policy,
+                "always" | "never" | "missing" | "if_not_present" | "build" | "refresh" | "daily" | "weekly"
+            ) || policy
+                .strip_prefix("every_")
+                .is_some_and(|d| crate::units::parse_duration(d).is_some());
+            if !ok {
+                return Err(ComposeError::invalid(
+                    &pp.loc,
+                    &format!("services.{s}.pull_policy"),
+                    format!(
+                        "expected one of always, never, missing, if_not_present, build, refresh, daily, \
+                         weekly or every_<duration>, got {}",
+                        pp.kind()
+                    ),
+                ));
+            }
+        }
         if let Some(deps) = svc.get("depends_on").and_then(Node::as_map) {
             for (k, _) in deps {
                 if !services.contains(&k.name) {

@@ -262,7 +262,7 @@ impl<'a> Compose<'a> {
         for name in services {
             let s = &self.project().services[name];
             let Some(image) = &s.image else { continue };
-            let always = s.pull_policy.as_deref() == Some("always");
+            let always = matches!(s.pull_policy.as_deref(), Some("always" | "refresh"));
             let never = matches!(s.pull_policy.as_deref(), Some("never") | Some("build"));
             if never || (s.build.is_some() && !always) || (!always && self.image_id(name).is_some()) {
                 continue;

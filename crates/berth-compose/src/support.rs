@@ -88,6 +88,15 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     if s.isolation.as_deref().is_some_and(|i| i != "default") {
         ignored(out, name, "isolation");
     }
+    if let Some(p) = s
+        .pull_policy
+        .as_deref()
+        .filter(|p| matches!(*p, "daily" | "weekly") || p.starts_with("every_"))
+    {
+        out.push(format!(
+            "services.{name}.pull_policy: {p}: berth keeps no pull times, so it pulls only a missing image"
+        ));
+    }
     if s.use_api_socket {
         ignored(out, name, "use_api_socket");
     }

@@ -60,6 +60,12 @@ fn each_bad_file_says_where_exits_15_and_creates_nothing() {
             "compose.yaml:5:9: services.web.depends_on: service \"web\" depends on undefined service \"db\"\n",
         ),
         (
+            "unknown pull_policy",
+            "services:\n  web:\n    image: bb\n    pull_policy: sometimes\n",
+            "compose.yaml:4:18: services.web.pull_policy: expected one of always, never, missing, if_not_present, \
+             build, refresh, daily, weekly or every_<duration>, got string \"sometimes\"\n",
+        ),
+        (
             "dependency cycle",
             "services:\n  a:\n    image: bb\n    depends_on: [b]\n  b:\n    image: bb\n    depends_on:\n      a:\n        condition: service_started\n",
             "compose.yaml:8:7: services.b.depends_on: dependency cycle detected: a -> b -> a\n",
