@@ -128,7 +128,7 @@ impl<'a> Compose<'a> {
     /// `f` over `items`, side by side on engines of their own when the
     /// front allows it (and there is more than one), else in order,
     /// stopping at the first failure.
-    fn par_map<I: Sync, T: Send>(
+    pub fn par_map<I: Sync, T: Send>(
         &self,
         items: &[I],
         f: impl Fn(&Compose<'_>, &I) -> Result<T> + Sync,

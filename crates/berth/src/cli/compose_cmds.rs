@@ -497,8 +497,18 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
             };
             for n in &names {
                 c.check_service(n)?;
-                build_service(ctx, n, &args, a.no_cache, a.pull, a.quiet)?;
             }
+            // Independent services side by side (each build's steps are
+            // labelled with its service), as compose builds them.
+            let names: Vec<String> = names
+                .into_iter()
+                .filter(|n| c.loaded.project.services[n].build.is_some())
+                .collect();
+            let label = names.len() > 1;
+            c.par_map(&names, |c, n| {
+                build_service(c, n, &args, a.no_cache, a.pull, a.quiet, label)
+                    .map_err(|e| EngineError::exit(1, format!("{e:#}")))
+            })?;
             Ok(0)
         }
         ComposeCommand::Pull(a) => pull(ctx, &a),
@@ -629,17 +639,20 @@ fn build_args(items: &[String]) -> Result<BTreeMap<String, String>> {
 /// Builds service `name`'s image (nothing when it has no `build`), with
 /// the builder's plain lines on stderr.
 fn build_service(
-    ctx: &Ctx<'_>,
+    c: &berth_compose::ops::Compose<'_>,
     name: &str,
     args: &BTreeMap<String, String>,
     no_cache: bool,
     pull: bool,
     quiet: bool,
+    label: bool,
 ) -> Result<()> {
-    let c = ctx.compose;
     let Some(mut req) = convert::build_request(c.loaded, name, args, no_cache, pull)? else {
         return Ok(());
     };
+    if label {
+        req.options.label_prefix = Some(name.to_string());
+    }
     // build.ssh and build.cache_from/cache_to: agent sockets and cache
     // directories of this host, read as `berth build --ssh/--cache-*`.
     if let Some(b) = c.loaded.project.services.get(name).and_then(|s| s.build.as_ref()) {
@@ -726,9 +739,12 @@ impl Drop for RemoveOnDrop {
 fn build_for_up(ctx: &Ctx<'_>, o: &UpOptions) -> Result<()> {
     let c = ctx.compose;
     let sel = c.selection(&o.services, o.no_deps)?;
-    for n in c.to_build(&sel, o.build) {
-        build_service(ctx, &n, &BTreeMap::new(), false, false, false)?;
-    }
+    let names = c.to_build(&sel, o.build);
+    let label = names.len() > 1;
+    c.par_map(&names, |c, n| {
+        build_service(c, n, &BTreeMap::new(), false, false, false, label)
+            .map_err(|e| EngineError::exit(1, format!("{e:#}")))
+    })?;
     Ok(())
 }
 
@@ -1243,7 +1259,7 @@ fn run(ctx: &Ctx<'_>, a: RunArgs) -> Result<i32> {
     );
     // Build what is missing first, as compose does.
     if svc.build.is_some() && (a.build || c.image_id(service).is_none()) {
-        build_service(ctx, service, &BTreeMap::new(), false, false, false)?;
+        build_service(ctx.compose, service, &BTreeMap::new(), false, false, false, false)?;
     }
     let tty = !a.no_tty && !a.detach && (a.tty || (io::stdin().is_terminal() && io::stdout().is_terminal()));
     let cwd = std::env::current_dir()?;
