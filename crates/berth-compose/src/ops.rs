@@ -73,6 +73,8 @@ pub struct UpOptions {
     pub build: BuildWhen,
     /// `-V`: recreate anonymous volumes (a recreated container gets new ones).
     pub renew_anon_volumes: bool,
+    /// `--pull always|missing|never` over each service's `pull_policy`.
+    pub pull: Option<String>,
 }
 
 /// What `down` was asked for.
@@ -258,12 +260,18 @@ impl<'a> Compose<'a> {
 
     /// Pulls the images of `services` that are not in the store (and have
     /// no `build`, or say `pull_policy: always`), before anything is created.
-    pub fn pull_missing(&self, services: &BTreeSet<String>) -> Result<()> {
+    /// `policy` (`up --pull`) stands for every service's `pull_policy`; with
+    /// `never`, a missing image is an error here, before anything is made.
+    pub fn pull_missing(&self, services: &BTreeSet<String>, policy: Option<&str>) -> Result<()> {
         for name in services {
             let s = &self.project().services[name];
             let Some(image) = &s.image else { continue };
-            let always = matches!(s.pull_policy.as_deref(), Some("always" | "refresh"));
-            let never = matches!(s.pull_policy.as_deref(), Some("never") | Some("build"));
+            let policy = policy.or(s.pull_policy.as_deref());
+            let always = matches!(policy, Some("always" | "refresh"));
+            let never = matches!(policy, Some("never") | Some("build"));
+            if policy == Some("never") && s.build.is_none() && self.image_id(name).is_none() {
+                return Err(EngineError::not_found(format!("No such image: {image}")));
+            }
             if never || (s.build.is_some() && !always) || (!always && self.image_id(name).is_some()) {
                 continue;
             }
@@ -387,7 +395,7 @@ impl<'a> Compose<'a> {
                 ));
             }
         }
-        self.pull_missing(&selection)?;
+        self.pull_missing(&selection, o.pull.as_deref())?;
         self.ensure_networks(&selection)?;
         self.ensure_volumes(&selection)?;
         // Services whose containers were (re)created: dependents that ask

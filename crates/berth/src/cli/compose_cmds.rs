@@ -86,6 +86,9 @@ pub struct UpArgs {
     /// Don't start the services after creating them
     #[arg(long, conflicts_with_all = ["detach", "wait"])]
     pub no_start: bool,
+    /// Pull image before running
+    #[arg(long, value_parser = ["always", "missing", "never"])]
+    pub pull: Option<String>,
     /// Services
     pub services: Vec<String>,
 }
@@ -111,6 +114,9 @@ pub struct CreateArgs {
     /// Remove containers for services not defined in the Compose file
     #[arg(long)]
     pub remove_orphans: bool,
+    /// Pull image before running
+    #[arg(long, value_parser = ["always", "missing", "never"])]
+    pub pull: Option<String>,
     /// Services
     pub services: Vec<String>,
 }
@@ -470,6 +476,7 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
                 remove_orphans: a.remove_orphans,
                 start: false,
                 build: build_when(a.build, a.no_build),
+                pull: a.pull.clone(),
                 ..Default::default()
             };
             print_warnings(berth_compose::support::unsupported(&c.loaded.project));
@@ -766,6 +773,7 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
         remove_orphans: a.remove_orphans,
         start: !a.no_start,
         build: build_when(a.build, a.no_build),
+        pull: a.pull.clone(),
         renew_anon_volumes: a.renew_anon_volumes,
     };
     print_warnings(berth_compose::support::unsupported(&c.loaded.project));
