@@ -180,6 +180,9 @@ pub struct LsArgs {
     /// Only display project names
     #[arg(short, long)]
     pub quiet: bool,
+    /// Filter output based on conditions provided (name=NAME)
+    #[arg(long, value_name = "name=NAME")]
+    pub filter: Vec<String>,
 }
 
 /// Run `berth compose …`; the store is opened only by commands that need it.
@@ -380,6 +383,14 @@ fn version(v: &VersionArgs) -> Result<i32> {
 
 /// `compose ls`: projects by their containers' `com.docker.compose.project` label.
 fn ls(engine: &Engine, l: &LsArgs) -> Result<i32> {
+    // `--filter name=X`: projects whose name contains X (compose's match).
+    let mut names = Vec::new();
+    for f in &l.filter {
+        match f.split_once('=') {
+            Some(("name", v)) => names.push(v.to_string()),
+            _ => anyhow::bail!("invalid filter {f:?}: berth compose ls filters by name=NAME"),
+        }
+    }
     // project → (status → count, config files)
     let mut projects: BTreeMap<String, (BTreeMap<String, usize>, String)> = BTreeMap::new();
     for c in engine.list_all_containers()? {
@@ -395,6 +406,7 @@ fn ls(engine: &Engine, l: &LsArgs) -> Result<i32> {
     let rows: Vec<(String, String, String)> = projects
         .into_iter()
         .filter(|(_, (status, _))| l.all || status.contains_key("running"))
+        .filter(|(name, _)| names.is_empty() || names.iter().any(|n| name.contains(n.as_str())))
         .map(|(name, (status, files))| {
             let s = status
                 .iter()

@@ -1225,7 +1225,12 @@ fn push(ctx: &Ctx<'_>, a: &PushArgs) -> Result<i32> {
     let sel = c.selection(&a.services, true)?;
     for name in sel {
         let s = &c.loaded.project.services[&name];
-        if s.build.is_none() {
+        // As compose: only a service that builds an image it names with
+        // `image:` is pushed (the project-service default has no registry).
+        if s.build.is_none() || s.image.is_none() {
+            if !a.quiet {
+                eprintln!(" {name} Skipped");
+            }
             continue;
         }
         let image = identity::image_name(&c.loaded.project.name, &name, s);
