@@ -159,6 +159,9 @@ pub struct PsArgs {
     /// Filter services by a property (supported filters: status)
     #[arg(long, value_name = "status=STATUS")]
     pub filter: Vec<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
     /// Services
     pub service: Vec<String>,
 }
@@ -1083,7 +1086,14 @@ fn logs(ctx: &Ctx<'_>, a: LogsArgs) -> Result<i32> {
 }
 
 /// Compose's ps row.
-fn ps_row(engine: &Engine, c: &Container) -> Value {
+fn ps_row(engine: &Engine, c: &Container, no_trunc: bool) -> Value {
+    // As `docker ps`: 19 characters and an ellipsis unless --no-trunc.
+    let cmd = command_string(c);
+    let command = if no_trunc || cmd.chars().count() <= 20 {
+        format!("\"{cmd}\"")
+    } else {
+        format!("\"{}…\"", cmd.chars().take(19).collect::<String>())
+    };
     let ports: Vec<String> = engine
         .container_ports(c)
         .iter()
@@ -1096,7 +1106,7 @@ fn ps_row(engine: &Engine, c: &Container) -> Value {
         "Name": c.rec.name,
         "Names": c.rec.name,
         "Image": image,
-        "Command": format!("\"{}\"", command_string(c)),
+        "Command": command,
         "Project": c.cfg.labels.get(identity::labels::PROJECT).cloned().unwrap_or_default(),
         "Service": service_of(c),
         "CreatedAt": c.rec.created,
@@ -1146,7 +1156,9 @@ fn ps(ctx: &Ctx<'_>, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let rows: Vec<Value> = list.iter().map(|ctr| ps_row(c.engine, ctr)).collect();
+    // JSON carries the whole command, as compose's does.
+    let no_trunc = a.no_trunc || a.format == "json";
+    let rows: Vec<Value> = list.iter().map(|ctr| ps_row(c.engine, ctr, no_trunc)).collect();
     match a.format.as_str() {
         "json" => {
             let mut out = String::new();
