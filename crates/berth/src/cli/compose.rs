@@ -152,6 +152,9 @@ pub struct ConfigArgs {
     /// Only validate the configuration, print nothing
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print the environment used for interpolation
+    #[arg(long)]
+    pub environment: bool,
     /// Save to file (default: stdout)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -345,6 +348,8 @@ fn config(loaded: &Loaded, c: &ConfigArgs) -> Result<i32> {
         lines(loaded.all_profiles.iter())
     } else if c.images {
         lines(project.services.iter().map(|(n, s)| image_name(&project.name, n, s)))
+    } else if c.environment {
+        lines(loaded.environment.iter().map(|(k, v)| format!("{k}={v}")))
     } else if let Some(which) = &c.hash {
         let mut out = String::new();
         for (name, svc) in &project.services {
