@@ -107,6 +107,55 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
         inst.image_id.as_deref(),
     );
     spec.mounts = mounts(loaded, name, s, &mut spec.files)?;
+    if let Some(size) = &s.shm_size {
+        // `shm_size`: the container's /dev/shm as Docker makes it, sized.
+        let bytes = spec::parse_bytes("shm_size", size).map_err(|e| invalid(name, "shm_size", e))?;
+        if !spec.mounts.iter().any(|m| m.target == "/dev/shm") {
+            spec.mounts.push(Mount {
+                target: "/dev/shm".into(),
+                source: MountSource::Tmpfs {
+                    options: vec![
+                        "nosuid".into(),
+                        "nodev".into(),
+                        "noexec".into(),
+                        "mode=1777".into(),
+                        format!("size={bytes}"),
+                    ],
+                },
+                readonly: false,
+                propagation: String::new(),
+                origin: MountOrigin::Mount,
+            });
+        }
+    }
+    spec.volumes_from = s
+        .volumes_from
+        .iter()
+        .map(|v| {
+            // `SERVICE[:ro|rw]` (its first container) or `container:NAME[:ro|rw]`.
+            if let Some(c) = v.strip_prefix("container:") {
+                return c.to_string();
+            }
+            let (svc, mode) = match v.rsplit_once(':') {
+                Some((svc, m @ ("ro" | "rw"))) => (svc, Some(m)),
+                _ => (v.as_str(), None),
+            };
+            let target = match project.services.get(svc) {
+                Some(other) => identity::container_name(&project.name, svc, other, 1),
+                None => svc.to_string(),
+            };
+            match mode {
+                Some(m) => format!("{target}:{m}"),
+                None => target,
+            }
+        })
+        .collect();
+    if let Some(l) = &s.logging {
+        // The driver; its options are warned about (`support`): berth's
+        // log takes none yet.
+        spec.log_driver = l.driver.clone();
+    }
+    spec.storage_opts = s.storage_opt.clone();
     spec.read_only = s.read_only;
     spec.resources = resources(name, s)?;
     spec.cap_add = s.cap_add.clone();
@@ -115,8 +164,7 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     spec.devices = s.devices.clone();
     spec.privileged = s.privileged;
     spec.init = s.init.unwrap_or(false);
-    spec.restart =
-        spec::parse_restart(s.restart.as_deref().unwrap_or("no")).map_err(|e| invalid(name, "restart", e))?;
+    spec.restart = spec::parse_restart(&restart_policy(s)).map_err(|e| invalid(name, "restart", e))?;
     spec.stop_signal = s
         .stop_signal
         .as_deref()
@@ -137,7 +185,7 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     spec.open_stdin = s.stdin_open;
     spec.platform = s.platform.clone();
     spec.pull = match s.pull_policy.as_deref() {
-        Some("always") => PullPolicy::Always,
+        Some("always" | "refresh") => PullPolicy::Always,
         Some("never") | Some("build") => PullPolicy::Never,
         _ if s.build.is_some() => PullPolicy::Never,
         _ => PullPolicy::Missing,
@@ -145,6 +193,25 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     spec.health = health(name, s)?;
     spec.userns = s.userns_mode.clone();
     Ok(spec)
+}
+
+/// `restart`, else `deploy.restart_policy` as compose maps it (`any`:
+/// always, `on-failure` with `max_attempts`, `none`: no).
+fn restart_policy(s: &Service) -> String {
+    if let Some(r) = &s.restart {
+        return r.clone();
+    }
+    let Some(p) = s.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) else {
+        return "no".into();
+    };
+    match p.condition.as_deref() {
+        Some("none") => "no".into(),
+        Some("on-failure") => match p.max_attempts {
+            Some(n) if n > 0 => format!("on-failure:{n}"),
+            _ => "on-failure".into(),
+        },
+        _ => "always".into(),
+    }
 }
 
 /// `volumes:`, `tmpfs:`, then secrets and configs. A file source with no
@@ -326,6 +393,7 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         cpu_shares: s.cpu_shares.map(|c| c.max(0) as u64),
         pids_limit: s.pids_limit.or_else(|| limits.and_then(|l| l.pids)),
         ulimits,
+        device_cgroup_rules: s.device_cgroup_rules.clone(),
         ..Default::default()
     })
 }
@@ -532,6 +600,96 @@ pub fn build_request(
     build_args.extend(extra_args.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut tags = vec![image_name(&project.name, name, s)];
     tags.extend(b.tags.iter().cloned());
+    // What berth's builder cannot do is refused by name, as `berth build`
+    // refuses the flags (a build that quietly lacks them is worse).
+    let refuse = |key: &str| {
+        Err(invalid(
+            name,
+            &format!("build.{key}"),
+            "not supported by berth's builder yet: leave it out",
+        ))
+    };
+    if !b.additional_contexts.is_empty() {
+        return refuse("additional_contexts");
+    }
+    if b.privileged {
+        return refuse("privileged");
+    }
+    if !b.ulimits.is_empty() {
+        return refuse("ulimits");
+    }
+    if !b.entitlements.is_empty() {
+        return refuse("entitlements");
+    }
+    if b.isolation.as_deref().is_some_and(|i| i != "default") {
+        return refuse("isolation");
+    }
+    let mut secrets = BTreeMap::new();
+    for r in &b.secrets {
+        let obj = project
+            .secrets
+            .get(&r.source)
+            .ok_or_else(|| invalid(name, "build.secrets", format!("undefined secret {:?}", r.source)))?;
+        // The id RUN --mount=type=secret names: the target, else the key.
+        let id = r.target.clone().unwrap_or_else(|| r.source.clone());
+        let src = match (&obj.file, &obj.environment, &obj.content) {
+            (Some(f), _, _) => berth_build::executor::SecretSource::File(PathBuf::from(f)),
+            (None, Some(var), _) => {
+                let v = loaded.environment.get(var).ok_or_else(|| {
+                    invalid(
+                        name,
+                        "build.secrets",
+                        format!("secret {:?}: environment variable {var:?} is not set", r.source),
+                    )
+                })?;
+                berth_build::executor::SecretSource::Value(berth_build::executor::SecretValue::new(
+                    v.clone().into_bytes(),
+                ))
+            }
+            (None, None, Some(c)) => berth_build::executor::SecretSource::Value(
+                berth_build::executor::SecretValue::new(c.clone().into_bytes()),
+            ),
+            (None, None, None) => {
+                return Err(invalid(
+                    name,
+                    "build.secrets",
+                    format!("secret {:?}: external secrets are a swarm feature", r.source),
+                ))
+            }
+        };
+        secrets.insert(id, src);
+    }
+    let mut extra_hosts = Vec::new();
+    for h in &b.extra_hosts {
+        let (host, addr) = h
+            .split_once('=')
+            .or_else(|| h.split_once(':'))
+            .ok_or_else(|| invalid(name, "build.extra_hosts", format!("{h:?}: use HOST=ADDRESS")))?;
+        extra_hosts.push((host.to_string(), addr.to_string()));
+    }
+    let shm_size = b
+        .shm_size
+        .as_deref()
+        .map(|v| spec::parse_bytes("build.shm_size", v))
+        .transpose()
+        .map_err(|e| invalid(name, "build.shm_size", e))?;
+    // `platforms`: one image for each (the builder takes them
+    // comma-separated); the service's `platform` must be one of them.
+    let platform = if b.platforms.is_empty() {
+        s.platform.clone()
+    } else {
+        if let Some(p) = s.platform.as_ref().filter(|p| !b.platforms.contains(p)) {
+            return Err(invalid(
+                name,
+                "build.platforms",
+                format!(
+                    "service.platform {p:?} should be part of the service.build.platforms: {:?}",
+                    b.platforms
+                ),
+            ));
+        }
+        Some(b.platforms.join(","))
+    };
     let options = berth_build::executor::BuildOptions {
         target: b.target.clone(),
         build_args,
@@ -539,7 +697,10 @@ pub fn build_request(
         no_cache: no_cache || b.no_cache,
         pull: pull || b.pull,
         network: b.network.clone().unwrap_or_else(|| "default".into()),
-        platform: b.platforms.first().cloned().or_else(|| s.platform.clone()),
+        platform,
+        secrets,
+        extra_hosts,
+        shm_size,
         ..Default::default()
     };
     Ok(Some(BuildRequest {

@@ -44,6 +44,17 @@ fn unexpected(u: &Unexpected) -> String {
     }
 }
 
+/// What was expected, in a user's words: serde names primitive types as
+/// Rust spells them (`u64`, `f64`).
+fn expected(exp: &dyn de::Expected) -> String {
+    match exp.to_string().as_str() {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number (0 or more)".into(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        other => other.to_string(),
+    }
+}
+
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         DeError {
@@ -54,11 +65,11 @@ impl de::Error for DeError {
     }
 
     fn invalid_type(unexp: Unexpected, exp: &dyn de::Expected) -> Self {
-        Self::custom(format!("expected {exp}, got {}", unexpected(&unexp)))
+        Self::custom(format!("expected {}, got {}", expected(exp), unexpected(&unexp)))
     }
 
     fn invalid_value(unexp: Unexpected, exp: &dyn de::Expected) -> Self {
-        Self::custom(format!("expected {exp}, got {}", unexpected(&unexp)))
+        Self::custom(format!("expected {}, got {}", expected(exp), unexpected(&unexp)))
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {

@@ -27,6 +27,7 @@ pub mod merge;
 pub mod model;
 pub mod ops;
 pub mod render;
+pub mod support;
 pub mod units;
 pub mod yaml;
 

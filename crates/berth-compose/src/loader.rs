@@ -449,6 +449,11 @@ impl FileReader<'_> {
                 b
             }
         };
+        // The base's values are checked where they were written (its own
+        // file and `services.BASE` path), as compose validates each file
+        // before applying `extends`: after the merge an error would carry
+        // the extending service's path.
+        from_node::<crate::model::Service>(&base, &format!("services.{base_name}"))?;
         merge(&mut base, svc, &format!("services.{name}"));
         Ok(base)
     }
@@ -649,6 +654,26 @@ fn check_references(root: &Node) -> Result<(), ComposeError> {
                     format!(
                         "expected one of no, always, on-failure[:MAX_RETRIES], unless-stopped, got {}",
                         restart.kind()
+                    ),
+                ));
+            }
+        }
+        if let Some(pp) = svc.get("pull_policy") {
+            let policy = pp.as_scalar().unwrap_or("");
+            let ok = matches!(
+                policy,
+                "always" | "never" | "missing" | "if_not_present" | "build" | "refresh" | "daily" | "weekly"
+            ) || policy
+                .strip_prefix("every_")
+                .is_some_and(|d| crate::units::parse_duration(d).is_some());
+            if !ok {
+                return Err(ComposeError::invalid(
+                    &pp.loc,
+                    &format!("services.{s}.pull_policy"),
+                    format!(
+                        "expected one of always, never, missing, if_not_present, build, refresh, daily, \
+                         weekly or every_<duration>, got {}",
+                        pp.kind()
                     ),
                 ));
             }

@@ -25,7 +25,8 @@ use crate::model::Condition;
 /// One step of an operation: `Container p-web-1  Started`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// `Container`, `Network` or `Volume`.
+    /// `Container`, `Network`, `Volume` or `Service`; `Warning` for one of
+    /// compose's warnings (`status` is its text).
     pub kind: &'static str,
     /// The object's name.
     pub name: String,
@@ -72,6 +73,8 @@ pub struct UpOptions {
     pub build: BuildWhen,
     /// `-V`: recreate anonymous volumes (a recreated container gets new ones).
     pub renew_anon_volumes: bool,
+    /// `--pull always|missing|never` over each service's `pull_policy`.
+    pub pull: Option<String>,
 }
 
 /// What `down` was asked for.
@@ -127,7 +130,7 @@ impl<'a> Compose<'a> {
     /// `f` over `items`, side by side on engines of their own when the
     /// front allows it (and there is more than one), else in order,
     /// stopping at the first failure.
-    fn par_map<I: Sync, T: Send>(
+    pub fn par_map<I: Sync, T: Send>(
         &self,
         items: &[I],
         f: impl Fn(&Compose<'_>, &I) -> Result<T> + Sync,
@@ -257,12 +260,18 @@ impl<'a> Compose<'a> {
 
     /// Pulls the images of `services` that are not in the store (and have
     /// no `build`, or say `pull_policy: always`), before anything is created.
-    pub fn pull_missing(&self, services: &BTreeSet<String>) -> Result<()> {
+    /// `policy` (`up --pull`) stands for every service's `pull_policy`; with
+    /// `never`, a missing image is an error here, before anything is made.
+    pub fn pull_missing(&self, services: &BTreeSet<String>, policy: Option<&str>) -> Result<()> {
         for name in services {
             let s = &self.project().services[name];
             let Some(image) = &s.image else { continue };
-            let always = s.pull_policy.as_deref() == Some("always");
-            let never = matches!(s.pull_policy.as_deref(), Some("never") | Some("build"));
+            let policy = policy.or(s.pull_policy.as_deref());
+            let always = matches!(policy, Some("always" | "refresh"));
+            let never = matches!(policy, Some("never") | Some("build"));
+            if policy == Some("never") && s.build.is_none() && self.image_id(name).is_none() {
+                return Err(EngineError::not_found(format!("No such image: {image}")));
+            }
             if never || (s.build.is_some() && !always) || (!always && self.image_id(name).is_some()) {
                 continue;
             }
@@ -395,7 +404,7 @@ impl<'a> Compose<'a> {
                 ));
             }
         }
-        self.pull_missing(&selection)?;
+        self.pull_missing(&selection, o.pull.as_deref())?;
         self.ensure_networks(&selection)?;
         self.ensure_volumes(&selection)?;
         // Services whose containers were (re)created: dependents that ask
@@ -430,25 +439,38 @@ impl<'a> Compose<'a> {
             if !selection.contains(dep) || !self.project().services.contains_key(dep) {
                 continue;
             }
-            for c in self.containers_of(std::slice::from_ref(dep), false)? {
-                match d.condition {
-                    Condition::ServiceStarted => {}
-                    Condition::ServiceHealthy => {
-                        self.emit("Container", &c.rec.name, "Waiting");
-                        self.wait_healthy(&c.rec.id, &c.rec.name)?;
-                        self.emit("Container", &c.rec.name, "Healthy");
+            let waited = self.wait_dependency(dep, d);
+            match waited {
+                // `required: false`: compose warns and starts the service anyway.
+                Err(e) if !d.required => {
+                    self.emit("Warning", name, &format!("optional dependency {dep:?} failed: {e}"))
+                }
+                r => r?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `dep`'s containers meet condition `d`.
+    fn wait_dependency(&self, dep: &str, d: &crate::model::DependsOn) -> Result<()> {
+        for c in self.containers_of(&[dep.to_string()], false)? {
+            match d.condition {
+                Condition::ServiceStarted => {}
+                Condition::ServiceHealthy => {
+                    self.emit("Container", &c.rec.name, "Waiting");
+                    self.wait_healthy(&c.rec.id, &c.rec.name)?;
+                    self.emit("Container", &c.rec.name, "Healthy");
+                }
+                Condition::ServiceCompletedSuccessfully => {
+                    self.emit("Container", &c.rec.name, "Waiting");
+                    let code = self.wait_exit(&c.rec.id)?;
+                    if code != 0 {
+                        return Err(EngineError::exit(
+                            1,
+                            format!("service {dep:?} didn't complete successfully: exit {code}"),
+                        ));
                     }
-                    Condition::ServiceCompletedSuccessfully => {
-                        self.emit("Container", &c.rec.name, "Waiting");
-                        let code = self.wait_exit(&c.rec.id)?;
-                        if code != 0 {
-                            return Err(EngineError::exit(
-                                1,
-                                format!("service {dep:?} didn't complete successfully: exit {code}"),
-                            ));
-                        }
-                        self.emit("Container", &c.rec.name, "Exited");
-                    }
+                    self.emit("Container", &c.rec.name, "Exited");
                 }
             }
         }

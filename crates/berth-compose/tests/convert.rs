@@ -214,3 +214,89 @@ fn a_build_section_becomes_the_engines_build_request() {
         .unwrap()
         .is_none());
 }
+
+/// Keys that once reached no request: `volumes_from` (by service and by
+/// container), `shm_size` (a sized /dev/shm), `logging.driver`,
+/// `deploy.restart_policy`, `device_cgroup_rules`; the build's secrets,
+/// extra hosts, shm size and platforms; and what the builder cannot do is
+/// refused by name.
+#[test]
+fn settings_reach_the_engine_or_are_refused() {
+    let text = "services:
+  data:
+    image: bb
+  app:
+    image: bb
+    volumes_from: ['data:ro', 'container:other']
+    shm_size: 128m
+    logging: {driver: none}
+    device_cgroup_rules: ['c 1:3 mr']
+    deploy:
+      restart_policy: {condition: on-failure, max_attempts: 4}
+    build:
+      context: .
+      secrets: [tok]
+      extra_hosts: ['gw=10.0.0.1']
+      shm_size: 1g
+      platforms: [linux/amd64, linux/arm64]
+  any:
+    image: bb
+    deploy: {restart_policy: {condition: any}}
+  ctx:
+    build:
+      context: .
+      additional_contexts: {extra: ../other}
+secrets:
+  tok:
+    environment: TOKEN
+";
+    let (_d, loaded) = load_text(text, &[("TOKEN", "t0k")]);
+    let spec = container_spec(
+        &loaded,
+        "app",
+        &Instance {
+            number: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(spec.volumes_from, ["shop-data-1:ro", "other"]);
+    let shm = spec
+        .mounts
+        .iter()
+        .find(|m| m.target == "/dev/shm")
+        .expect("a /dev/shm mount");
+    let MountSource::Tmpfs { options } = &shm.source else {
+        panic!("a tmpfs: {shm:?}")
+    };
+    assert!(options.contains(&format!("size={}", 128 << 20)), "{options:?}");
+    assert_eq!(spec.log_driver.as_deref(), Some("none"));
+    assert_eq!(spec.resources.device_cgroup_rules, ["c 1:3 mr"]);
+    assert_eq!(spec.restart, berth_engine::spec::parse_restart("on-failure:4").unwrap());
+    let any = container_spec(
+        &loaded,
+        "any",
+        &Instance {
+            number: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(any.restart, berth_engine::spec::parse_restart("always").unwrap());
+
+    let req = build_request(&loaded, "app", &BTreeMap::new(), false, false)
+        .unwrap()
+        .unwrap();
+    assert!(req.options.secrets.contains_key("tok"));
+    assert_eq!(req.options.extra_hosts, [("gw".to_string(), "10.0.0.1".to_string())]);
+    assert_eq!(req.options.shm_size, Some(1 << 30));
+    assert_eq!(req.options.platform.as_deref(), Some("linux/amd64,linux/arm64"));
+    let err = build_request(&loaded, "ctx", &BTreeMap::new(), false, false)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("build.additional_contexts: not supported by berth's builder yet"),
+        "{err}"
+    );
+}

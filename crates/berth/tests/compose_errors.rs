@@ -60,6 +60,12 @@ fn each_bad_file_says_where_exits_15_and_creates_nothing() {
             "compose.yaml:5:9: services.web.depends_on: service \"web\" depends on undefined service \"db\"\n",
         ),
         (
+            "unknown pull_policy",
+            "services:\n  web:\n    image: bb\n    pull_policy: sometimes\n",
+            "compose.yaml:4:18: services.web.pull_policy: expected one of always, never, missing, if_not_present, \
+             build, refresh, daily, weekly or every_<duration>, got string \"sometimes\"\n",
+        ),
+        (
             "dependency cycle",
             "services:\n  a:\n    image: bb\n    depends_on: [b]\n  b:\n    image: bb\n    depends_on:\n      a:\n        condition: service_started\n",
             "compose.yaml:8:7: services.b.depends_on: dependency cycle detected: a -> b -> a\n",
@@ -108,5 +114,61 @@ fn each_bad_file_says_where_exits_15_and_creates_nothing() {
             "compose.yaml:4:17: services.web.privileged: expected a boolean, got string \"sometimes\"\n"
         )
     );
+    assert!(!root.path().join("store").exists());
+}
+
+/// A bad value inside an `extends`'d service is reported where it was
+/// written: the base's file, line and column and the base's own path
+/// (`services.base…`), not the extending service's, as compose checks
+/// each file before applying `extends`; nothing is created.
+#[test]
+fn errors_inside_an_extended_service_name_the_base() {
+    let root = Root::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "wrong type, another file",
+            "services:\n  base:\n    image: bb\n    privileged: maybe\n",
+            "services:\n  web:\n    extends:\n      file: base.yaml\n      service: base\n    environment: [A=1]\n",
+            "base.yaml:4:17: services.base.privileged: expected a boolean, got string \"maybe\"\n",
+        ),
+        (
+            "a number, another file",
+            "services:\n  base:\n    image: bb\n    deploy:\n      replicas: lots\n",
+            "services:\n  web:\n    extends: {file: base.yaml, service: base}\n",
+            "base.yaml:5:17: services.base.deploy.replicas: expected a whole number (0 or more), got string \"lots\"\n",
+        ),
+        (
+            "unknown key, another file",
+            "services:\n  base:\n    image: bb\n    build: {context: ., bogus: 1}\n",
+            "services:\n  web:\n    extends: {file: base.yaml, service: base}\n",
+            "base.yaml:4:25: services.base.build: unknown key \"bogus\"\n",
+        ),
+        (
+            "wrong type, same file, base sorted after",
+            "services: {}\n",
+            "services:\n  a:\n    extends: z\n  z:\n    image: bb\n    cpus: many\n",
+            "compose.yaml:6:11: services.z.cpus: expected a number, got string \"many\"\n",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (what, base, text, want) in cases {
+        std::fs::write(dir.path().join("base.yaml"), base).unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
+        let mut c = root.cmd(&["compose", "up", "-d"]);
+        c.current_dir(dir.path())
+            .env_remove("COMPOSE_FILE")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_PROFILES");
+        let o = c.output().unwrap();
+        let err = stderr(&o);
+        if o.status.code() != Some(15) || err != want {
+            wrong.push(format!(
+                "{what}: exit {:?}, stderr {err:?}\n  wanted {want:?}",
+                o.status.code()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert!(!root.path().join("store").exists());
 }

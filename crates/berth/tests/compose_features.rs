@@ -4,54 +4,17 @@
 //! `-f` files merged, profiles (`--profile`, `COMPOSE_PROFILES`),
 //! `--scale`, and secrets and configs from files, the environment and
 //! inline content with their target, owner and mode. One busybox image
-//! for all; every service uses `network_mode: none`.
+//! for all; every service uses `network_mode: none`. And what berth
+//! cannot honour is a warning, never silence.
 
 mod common;
+#[path = "common/compose.rs"]
+mod compose_helpers;
 
 use std::path::Path;
-use std::process::Output;
 
 use common::{stderr, stdout, Env, Root};
-
-fn compose_env(root: &Root, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut full = vec!["compose"];
-    full.extend_from_slice(args);
-    let mut c = root.cmd(&full);
-    c.current_dir(dir)
-        .env_remove("COMPOSE_FILE")
-        .env_remove("COMPOSE_PROJECT_NAME")
-        .env_remove("COMPOSE_PROFILES")
-        .env_remove("PLAIN")
-        .env_remove("EMPTY")
-        .env_remove("UNSET");
-    c.envs(env.iter().copied());
-    c.output().unwrap()
-}
-
-fn ok_env(root: &Root, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (String, String) {
-    let o = compose_env(root, dir, env, args);
-    assert!(
-        o.status.success(),
-        "compose {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        stdout(&o),
-        stderr(&o)
-    );
-    (stdout(&o), stderr(&o))
-}
-
-fn ok(root: &Root, dir: &Path, args: &[&str]) -> (String, String) {
-    ok_env(root, dir, &[], args)
-}
-
-/// `down -v --remove-orphans` in `dir` when dropped.
-struct Down<'a>(&'a Root, std::path::PathBuf);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = compose_env(self.0, &self.1, &[], &["down", "-v", "--remove-orphans", "-t", "0"]);
-    }
-}
+use compose_helpers::{compose, compose_env, ok, ok_env, Down};
 
 /// The environment of service `svc`'s first container, as `env` prints it.
 fn env_of(root: &Root, dir: &Path, files: &[&str], svc: &str) -> Vec<String> {
@@ -483,4 +446,80 @@ fn attached_up_follows_the_services_it_is_told_to() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("no such service: nosuch"), "{}", stderr(&o));
     assert_eq!(root.ok(&["ps", "-aq"]), "", "nothing made for a bad --attach");
+}
+
+/// `volumes_from`, `shm_size`, `logging.driver` and `deploy.restart_policy`
+/// reach the containers; what berth cannot honour (sysctls, logging
+/// options, memory reservations) is a compose-style warning on `up`, not
+/// silence; a `required: false` dependency that fails warns and its
+/// dependent starts anyway.
+#[test]
+#[ignore = "needs root"]
+fn settings_reach_the_containers_or_warn() {
+    let env = Env::new();
+    let root = &env.root;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("warned");
+    std::fs::create_dir(&d).unwrap();
+    let text = "services:
+  data:
+    image: bb
+    network_mode: none
+    stop_signal: SIGKILL
+    command: [sh, -c, 'echo kept > /shared/f; exec sleep 1000']
+    volumes: [/shared]
+  app:
+    image: bb
+    network_mode: none
+    stop_signal: SIGKILL
+    command: [sleep, '1000']
+    volumes_from: ['data:ro']
+    shm_size: 16m
+    sysctls: {net.core.somaxconn: '1024'}
+    logging: {driver: none, options: {max-size: 10m}}
+    deploy:
+      restart_policy: {condition: on-failure, max_attempts: 2}
+      resources: {reservations: {memory: 64m}}
+    depends_on:
+      data: {condition: service_started}
+      fails: {condition: service_completed_successfully, required: false}
+  fails:
+    image: bb
+    network_mode: none
+    command: [sh, -c, 'exit 3']
+";
+    std::fs::write(d.join("compose.yaml"), text).unwrap();
+    let _down = Down(root, d.clone());
+    let (_, err) = ok(root, &d, &["up", "-d"]);
+    for want in [
+        "WARN[0000] services.app.sysctls: not supported by berth yet, ignored",
+        "WARN[0000] services.app.logging.options: berth's container log takes no options yet (max-size), ignored",
+        "WARN[0000] services.app.deploy.resources.reservations: not supported by berth yet, ignored",
+        "WARN[0000] optional dependency \"fails\" failed: service \"fails\" didn't complete successfully: exit 3",
+    ] {
+        assert!(err.contains(want), "no {want:?} in:\n{err}");
+    }
+    let (out, _) = ok(
+        root,
+        &d,
+        &[
+            "exec",
+            "-T",
+            "app",
+            "sh",
+            "-c",
+            "cat /shared/f; df -k /dev/shm | tail -1",
+        ],
+    );
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("kept"));
+    let shm: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(shm[1], "16384", "{out}");
+    let w = compose(root, &d, &["exec", "-T", "app", "touch", "/shared/g"]);
+    assert!(!w.status.success(), "volumes_from data:ro is read-only");
+    let fmt = "{{.HostConfig.LogConfig.Type}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
+    assert_eq!(
+        root.ok(&["inspect", "--format", fmt, "warned-app-1"]),
+        "none on-failure:2\n"
+    );
 }

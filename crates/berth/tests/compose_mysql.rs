@@ -11,34 +11,14 @@
 //! so this needs containers joined to the project's bridge network.
 
 mod common;
+#[path = "common/compose.rs"]
+mod compose_helpers;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::{have, need_root, stderr, stdout, Root};
-
-fn compose(root: &Root, dir: &Path, args: &[&str]) -> Output {
-    let mut full = vec!["compose", "-p", "course"];
-    full.extend_from_slice(args);
-    let mut c = root.cmd(&full);
-    c.current_dir(dir)
-        .env_remove("COMPOSE_FILE")
-        .env_remove("COMPOSE_PROJECT_NAME")
-        .env_remove("COMPOSE_PROFILES");
-    c.output().unwrap()
-}
-
-fn ok(root: &Root, dir: &Path, args: &[&str]) -> String {
-    let o = compose(root, dir, args);
-    assert!(
-        o.status.success(),
-        "compose {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
-}
+use compose_helpers::{compose, ok, Down};
 
 /// `mysql` inside a one-off python container, as the course runs it;
 /// retried while the server is still starting (its first start
@@ -53,15 +33,6 @@ fn mysql(root: &Root, dir: &Path, sql: &str) -> Output {
     let mut c = root.cmd(&full);
     c.current_dir(dir).env("SQL", sql).env_remove("COMPOSE_FILE");
     c.output().unwrap()
-}
-
-/// Down with volumes when dropped, so a failure leaves nothing behind.
-struct Down<'a>(&'a Root, PathBuf);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = compose(self.0, &self.1, &["down", "-v", "--remove-orphans"]);
-    }
 }
 
 #[test]
@@ -94,7 +65,8 @@ fn course_app_and_mysql() {
     );
 
     // The project: the example's files, in a directory of the test's own.
-    let dir = root.path().join("compose-mysql");
+    // The directory names the project (`course`), as `-p course` would.
+    let dir = root.path().join("course");
     std::fs::create_dir(&dir).unwrap();
     for f in ["docker-compose.yml", "python-mysql.Dockerfile", "database.py"] {
         std::fs::copy(example.join(f), dir.join(f)).unwrap();

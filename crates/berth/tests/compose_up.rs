@@ -6,33 +6,11 @@
 //! of bridge networks; `project_networks_and_names` checks what needs them.
 
 mod common;
+#[path = "common/compose.rs"]
+mod compose_helpers;
 
-use std::path::Path;
-use std::process::Output;
-
-use common::{stderr, stdout, Env, Root};
-
-fn compose(root: &Root, dir: &Path, args: &[&str]) -> Output {
-    let mut full = vec!["compose"];
-    full.extend_from_slice(args);
-    let mut c = root.cmd(&full);
-    c.current_dir(dir)
-        .env_remove("COMPOSE_FILE")
-        .env_remove("COMPOSE_PROJECT_NAME")
-        .env_remove("COMPOSE_PROFILES");
-    c.output().unwrap()
-}
-
-/// Runs `compose down -v --remove-orphans` in `dir` when dropped, so a
-/// failing test leaves no network or volume behind (its containers go with
-/// `Env`).
-struct Down<'a>(&'a Root, std::path::PathBuf);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = compose(self.0, &self.1, &["down", "-v", "--remove-orphans"]);
-    }
-}
+use common::{stderr, stdout, Env};
+use compose_helpers::{compose, ok, Down};
 
 /// A GET of / from `addr` (on 127.0.0.1), retried while the server starts.
 fn http_get(addr: &str) -> String {
@@ -48,18 +26,6 @@ fn http_get(addr: &str) -> String {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("nothing answered on {addr}");
-}
-
-fn ok(root: &Root, dir: &Path, args: &[&str]) -> (String, String) {
-    let o = compose(root, dir, args);
-    assert!(
-        o.status.success(),
-        "compose {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        stdout(&o),
-        stderr(&o)
-    );
-    (stdout(&o), stderr(&o))
 }
 
 const PROJECT: &str = "services:

@@ -238,14 +238,14 @@ fn csv_map(s: &str) -> BTreeMap<String, String> {
 }
 
 /// A `--cache-to` / `--cache-from` value.
-enum CacheSpec {
+pub(super) enum CacheSpec {
     Local(PathBuf),
     Registry(RegistryCache),
 }
 
 /// `--ssh default`, `--ssh ID` (both: the agent at $SSH_AUTH_SOCK) or
 /// `--ssh ID=SOCKET` → (ID, absolute socket path), checked to be a socket.
-fn ssh_agent(spec: &str) -> Result<(String, PathBuf)> {
+pub(super) fn ssh_agent(spec: &str) -> Result<(String, PathBuf)> {
     use std::os::unix::fs::FileTypeExt;
     let (id, path) = match spec.split_once('=') {
         Some((id, p)) => (id.trim(), PathBuf::from(p.trim())),
@@ -278,7 +278,7 @@ fn ssh_agent(spec: &str) -> Result<(String, PathBuf)> {
     Ok((id.to_string(), path))
 }
 
-fn cache_spec(flag: &str, spec: &str, dir_key: &str) -> Result<CacheSpec> {
+pub(super) fn cache_spec(flag: &str, spec: &str, dir_key: &str) -> Result<CacheSpec> {
     let m = csv_map(spec);
     match m.get("type").map(String::as_str) {
         Some("local") | None => m

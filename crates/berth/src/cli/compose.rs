@@ -18,7 +18,7 @@ use berth_compose::ops::{Compose, Event};
 
 pub use super::compose_cmds::{
     BuildArgs, CpArgs, CreateArgs, DownArgs, EventsArgs, ExecArgs, ImagesArgs, KillArgs, LogsArgs, PortArgs, PsArgs,
-    RmArgs, RunArgs, ServicesArgs, StopArgs, UpArgs,
+    PullArgs, PushArgs, RmArgs, RunArgs, ServicesArgs, StopArgs, UpArgs, WaitArgs,
 };
 use berth_compose::{render, ComposeError, Loaded, Options};
 use berth_engine::{Engine, EngineError};
@@ -85,9 +85,9 @@ pub enum ComposeCommand {
     /// Build or rebuild services
     Build(BuildArgs),
     /// Pull service images
-    Pull(ServicesArgs),
+    Pull(PullArgs),
     /// Push service images
-    Push(ServicesArgs),
+    Push(PushArgs),
     /// Run a one-off command on a service
     Run(RunArgs),
     /// Execute a command in a running container
@@ -117,7 +117,7 @@ pub enum ComposeCommand {
     /// Copy files/folders between a service container and the local filesystem
     Cp(CpArgs),
     /// Block until the first service container stops
-    Wait(ServicesArgs),
+    Wait(WaitArgs),
     /// Receive real time events from containers
     Events(EventsArgs),
     /// Parse, resolve and render the compose file in canonical format
@@ -152,6 +152,9 @@ pub struct ConfigArgs {
     /// Only validate the configuration, print nothing
     #[arg(short, long)]
     pub quiet: bool,
+    /// Print the environment used for interpolation
+    #[arg(long)]
+    pub environment: bool,
     /// Save to file (default: stdout)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -180,6 +183,9 @@ pub struct LsArgs {
     /// Only display project names
     #[arg(short, long)]
     pub quiet: bool,
+    /// Filter output based on conditions provided (name=NAME)
+    #[arg(long, value_name = "name=NAME")]
+    pub filter: Vec<String>,
 }
 
 /// Run `berth compose …`; the store is opened only by commands that need it.
@@ -219,7 +225,9 @@ pub fn run(root: &Path, runtime: Option<String>, a: ComposeArgs) -> Result<i32> 
     let engine = Engine::open(root, runtime.clone())?;
     let quiet_progress = a.progress == "quiet";
     let report = move |e: Event| {
-        if !quiet_progress {
+        if e.kind == "Warning" {
+            eprintln!("WARN[0000] {}", e.status);
+        } else if !quiet_progress {
             eprintln!(" {} {}  {}", e.kind, e.name, e.status);
         }
     };
@@ -340,6 +348,8 @@ fn config(loaded: &Loaded, c: &ConfigArgs) -> Result<i32> {
         lines(loaded.all_profiles.iter())
     } else if c.images {
         lines(project.services.iter().map(|(n, s)| image_name(&project.name, n, s)))
+    } else if c.environment {
+        lines(loaded.environment.iter().map(|(k, v)| format!("{k}={v}")))
     } else if let Some(which) = &c.hash {
         let mut out = String::new();
         for (name, svc) in &project.services {
@@ -378,6 +388,14 @@ fn version(v: &VersionArgs) -> Result<i32> {
 
 /// `compose ls`: projects by their containers' `com.docker.compose.project` label.
 fn ls(engine: &Engine, l: &LsArgs) -> Result<i32> {
+    // `--filter name=X`: projects whose name contains X (compose's match).
+    let mut names = Vec::new();
+    for f in &l.filter {
+        match f.split_once('=') {
+            Some(("name", v)) => names.push(v.to_string()),
+            _ => anyhow::bail!("invalid filter {f:?}: berth compose ls filters by name=NAME"),
+        }
+    }
     // project → (status → count, config files)
     let mut projects: BTreeMap<String, (BTreeMap<String, usize>, String)> = BTreeMap::new();
     for c in engine.list_all_containers()? {
@@ -393,6 +411,7 @@ fn ls(engine: &Engine, l: &LsArgs) -> Result<i32> {
     let rows: Vec<(String, String, String)> = projects
         .into_iter()
         .filter(|(_, (status, _))| l.all || status.contains_key("running"))
+        .filter(|(name, _)| names.is_empty() || names.iter().any(|n| name.contains(n.as_str())))
         .map(|(name, (status, files))| {
             let s = status
                 .iter()

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -79,6 +80,15 @@ pub struct UpArgs {
     /// Shutdown timeout in seconds
     #[arg(short, long, value_name = "SECONDS")]
     pub timeout: Option<u32>,
+    /// Produce monochrome output
+    #[arg(long)]
+    pub no_color: bool,
+    /// Don't start the services after creating them
+    #[arg(long, conflicts_with_all = ["detach", "wait"])]
+    pub no_start: bool,
+    /// Pull image before running
+    #[arg(long, value_parser = ["always", "missing", "never"])]
+    pub pull: Option<String>,
     /// Services
     pub services: Vec<String>,
 }
@@ -104,6 +114,9 @@ pub struct CreateArgs {
     /// Remove containers for services not defined in the Compose file
     #[arg(long)]
     pub remove_orphans: bool,
+    /// Pull image before running
+    #[arg(long, value_parser = ["always", "missing", "never"])]
+    pub pull: Option<String>,
     /// Services
     pub services: Vec<String>,
 }
@@ -143,6 +156,12 @@ pub struct PsArgs {
     /// Filter services by status
     #[arg(long)]
     pub status: Vec<String>,
+    /// Filter services by a property (supported filters: status)
+    #[arg(long, value_name = "status=STATUS")]
+    pub filter: Vec<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
     /// Services
     pub service: Vec<String>,
 }
@@ -168,6 +187,12 @@ pub struct LogsArgs {
     /// Don't print prefix in logs
     #[arg(long)]
     pub no_log_prefix: bool,
+    /// Produce monochrome output
+    #[arg(long)]
+    pub no_color: bool,
+    /// index of the container if service has multiple replicas
+    #[arg(long)]
+    pub index: Option<u32>,
     /// Services
     pub services: Vec<String>,
 }
@@ -195,6 +220,46 @@ pub struct BuildArgs {
 #[derive(clap::Args, Debug)]
 pub struct ServicesArgs {
     /// Services
+    pub services: Vec<String>,
+}
+
+/// `pull`.
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// Pull what it can and ignores images with pull failures
+    #[arg(long)]
+    pub ignore_pull_failures: bool,
+    /// Ignore images that can be built
+    #[arg(long)]
+    pub ignore_buildable: bool,
+    /// Pull without printing progress information
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// `push`.
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    /// Push what it can and ignores images with push failures
+    #[arg(long)]
+    pub ignore_push_failures: bool,
+    /// Push without printing progress information
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Services
+    pub services: Vec<String>,
+}
+
+/// `wait`.
+#[derive(clap::Args, Debug)]
+pub struct WaitArgs {
+    /// Drops project when the first container stops
+    #[arg(long)]
+    pub down_project: bool,
+    /// Services
+    #[arg(required = true)]
     pub services: Vec<String>,
 }
 
@@ -341,6 +406,21 @@ pub struct RunArgs {
     /// Don't start linked services
     #[arg(long)]
     pub no_deps: bool,
+    /// Build image before starting container
+    #[arg(long)]
+    pub build: bool,
+    /// Add Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Add or override a label
+    #[arg(short, long, value_name = "KEY=VAL")]
+    pub label: Vec<String>,
+    /// Use the service's network aliases in the network(s) the container connects to
+    #[arg(long)]
+    pub use_aliases: bool,
     /// The service, then the command and its arguments
     #[arg(
         required = true,
@@ -399,8 +479,10 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
                 remove_orphans: a.remove_orphans,
                 start: false,
                 build: build_when(a.build, a.no_build),
+                pull: a.pull.clone(),
                 ..Default::default()
             };
+            print_warnings(berth_compose::support::unsupported(&c.loaded.project));
             build_for_up(ctx, &o)?;
             print_warnings(c.up(&o)?);
             Ok(0)
@@ -425,12 +507,22 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
             };
             for n in &names {
                 c.check_service(n)?;
-                build_service(ctx, n, &args, a.no_cache, a.pull, a.quiet)?;
             }
+            // Independent services side by side (each build's steps are
+            // labelled with its service), as compose builds them.
+            let names: Vec<String> = names
+                .into_iter()
+                .filter(|n| c.loaded.project.services[n].build.is_some())
+                .collect();
+            let label = names.len() > 1;
+            c.par_map(&names, |c, n| {
+                build_service(c, n, &args, a.no_cache, a.pull, a.quiet, label)
+                    .map_err(|e| EngineError::exit(1, format!("{e:#}")))
+            })?;
             Ok(0)
         }
-        ComposeCommand::Pull(a) => pull(ctx, &a.services),
-        ComposeCommand::Push(a) => push(ctx, &a.services),
+        ComposeCommand::Pull(a) => pull(ctx, &a),
+        ComposeCommand::Push(a) => push(ctx, &a),
         ComposeCommand::Run(a) => run(ctx, a),
         ComposeCommand::Exec(a) => exec(ctx, a),
         ComposeCommand::Start(a) => {
@@ -469,15 +561,42 @@ pub fn dispatch(ctx: &Ctx<'_>, cmd: ComposeCommand) -> Result<i32> {
         ComposeCommand::Events(a) => events(ctx, a),
         ComposeCommand::Images(a) => images(ctx, a),
         ComposeCommand::Port(a) => port(ctx, a),
-        ComposeCommand::Wait(a) => {
-            let list = c.containers_of(&a.services, false)?;
-            let first = list.first().ok_or_else(|| anyhow!("no containers for the project"))?;
-            Ok(c.wait_exit(&first.rec.id)?)
-        }
+        ComposeCommand::Wait(a) => wait(ctx, a),
         ComposeCommand::Config(_) | ComposeCommand::Version(_) | ComposeCommand::Ls(_) => {
             unreachable!("handled by compose::run")
         }
     }
+}
+
+/// `wait`: blocks until the first container of the services stops (each
+/// waited for on an engine of its own) and returns its exit code; with
+/// `--down-project`, the project goes down then.
+fn wait(ctx: &Ctx<'_>, a: WaitArgs) -> Result<i32> {
+    let c = ctx.compose;
+    for s in &a.services {
+        c.check_service(s)?;
+    }
+    let list = c.containers_of(&a.services, false)?;
+    if list.is_empty() {
+        bail!("no containers for the project");
+    }
+    let (tx, rx) = mpsc::channel();
+    for ctr in &list {
+        let (tx, id) = (tx.clone(), ctr.rec.id.clone());
+        let (root, runtime) = (ctx.root.to_path_buf(), ctx.runtime.clone());
+        // Not joined: the process ends with the first answer.
+        std::thread::spawn(move || {
+            let r = Engine::open(&root, runtime)
+                .and_then(|e| e.wait_for_condition(&id, berth_engine::wait::WaitCondition::NotRunning, &|| false));
+            let _ = tx.send(r);
+        });
+    }
+    drop(tx);
+    let code = rx.recv().map_err(|_| anyhow!("waiting for the containers failed"))??;
+    if a.down_project {
+        c.down(&DownOptions::default())?;
+    }
+    Ok(code)
 }
 
 fn print_warnings(w: Vec<String>) {
@@ -530,17 +649,50 @@ fn build_args(items: &[String]) -> Result<BTreeMap<String, String>> {
 /// Builds service `name`'s image (nothing when it has no `build`), with
 /// the builder's plain lines on stderr.
 fn build_service(
-    ctx: &Ctx<'_>,
+    c: &berth_compose::ops::Compose<'_>,
     name: &str,
     args: &BTreeMap<String, String>,
     no_cache: bool,
     pull: bool,
     quiet: bool,
+    label: bool,
 ) -> Result<()> {
-    let c = ctx.compose;
     let Some(mut req) = convert::build_request(c.loaded, name, args, no_cache, pull)? else {
         return Ok(());
     };
+    if label {
+        req.options.label_prefix = Some(name.to_string());
+    }
+    // build.ssh and build.cache_from/cache_to: agent sockets and cache
+    // directories of this host, read as `berth build --ssh/--cache-*`.
+    if let Some(b) = c.loaded.project.services.get(name).and_then(|s| s.build.as_ref()) {
+        for spec in &b.ssh {
+            let (id, path) =
+                super::build::ssh_agent(spec).map_err(|e| anyhow!("service {name:?}: build.ssh: {e:#}"))?;
+            req.options.ssh.insert(id, path);
+        }
+        let local = |key: &str, spec: &str, dir_key: &str| -> Result<PathBuf> {
+            match super::build::cache_spec(&format!("build.{key}"), spec, dir_key)
+                .map_err(|e| anyhow!("service {name:?}: {e:#}"))?
+            {
+                super::build::CacheSpec::Local(d) => Ok(c.loaded.working_dir.join(d)),
+                super::build::CacheSpec::Registry(_) => bail!(
+                    "service {name:?}: build.{key} {spec}: registry caches are not supported by berth compose yet \
+                     (use type=local,{dir_key}=DIR, or `berth build --{}`)",
+                    key.replace('_', "-")
+                ),
+            }
+        };
+        for spec in &b.cache_from {
+            req.options.cache_from.push(local("cache_from", spec, "src")?);
+        }
+        if let Some(spec) = b.cache_to.first() {
+            if b.cache_to.len() > 1 {
+                bail!("service {name:?}: build.cache_to: berth writes one cache; give one entry");
+            }
+            req.options.cache_to = Some(local("cache_to", spec, "dest")?);
+        }
+    }
     // dockerfile_inline: a private file of this process's for the build's length.
     let _inline = match convert::inline_dockerfile(c.loaded, name) {
         Some(text) => {
@@ -597,9 +749,12 @@ impl Drop for RemoveOnDrop {
 fn build_for_up(ctx: &Ctx<'_>, o: &UpOptions) -> Result<()> {
     let c = ctx.compose;
     let sel = c.selection(&o.services, o.no_deps)?;
-    for n in c.to_build(&sel, o.build) {
-        build_service(ctx, &n, &BTreeMap::new(), false, false, false)?;
-    }
+    let names = c.to_build(&sel, o.build);
+    let label = names.len() > 1;
+    c.par_map(&names, |c, n| {
+        build_service(c, n, &BTreeMap::new(), false, false, false, label)
+            .map_err(|e| EngineError::exit(1, format!("{e:#}")))
+    })?;
     Ok(())
 }
 
@@ -619,10 +774,12 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
         no_recreate: a.no_recreate,
         scale: scales(&a.scale)?,
         remove_orphans: a.remove_orphans,
-        start: true,
+        start: !a.no_start,
         build: build_when(a.build, a.no_build),
+        pull: a.pull.clone(),
         renew_anon_volumes: a.renew_anon_volumes,
     };
+    print_warnings(berth_compose::support::unsupported(&c.loaded.project));
     build_for_up(ctx, &o)?;
     print_warnings(c.up(&o)?);
     let selection: Vec<String> = c.selection(&o.services, o.no_deps)?.into_iter().collect();
@@ -647,7 +804,7 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    if a.detach {
+    if a.detach || a.no_start {
         return Ok(0);
     }
     // As compose: the services named (all when none are), their
@@ -661,8 +818,14 @@ fn up(ctx: &Ctx<'_>, a: UpArgs) -> Result<i32> {
         a.services.clone()
     };
     let attach: Vec<String> = attach.into_iter().filter(|s| !a.no_attach.contains(s)).collect();
+    let never = Ctx {
+        root: ctx.root,
+        runtime: ctx.runtime.clone(),
+        compose: ctx.compose,
+        ansi: "never",
+    };
     attached(
-        ctx,
+        if a.no_color { &never } else { ctx },
         &attach,
         &selection,
         abort,
@@ -900,9 +1063,19 @@ fn attached(
 
 fn logs(ctx: &Ctx<'_>, a: LogsArgs) -> Result<i32> {
     let c = ctx.compose;
-    let list = c.containers_of(&a.services, true)?;
+    let mut list = c.containers_of(&a.services, true)?;
+    if let Some(i) = a.index {
+        list.retain(|c| number_of(c) == i);
+    }
     let opts = log_options(a.follow, a.timestamps, &a.tail, a.since.as_deref(), a.until.as_deref())?;
     let (tx, rx) = mpsc::channel();
+    let never = Ctx {
+        root: ctx.root,
+        runtime: ctx.runtime.clone(),
+        compose: ctx.compose,
+        ansi: "never",
+    };
+    let ctx = if a.no_color { &never } else { ctx };
     let threads = follow_all(ctx, &list, &opts, a.no_log_prefix, &tx);
     drop(tx);
     while rx.recv().is_ok() {}
@@ -913,7 +1086,14 @@ fn logs(ctx: &Ctx<'_>, a: LogsArgs) -> Result<i32> {
 }
 
 /// Compose's ps row.
-fn ps_row(engine: &Engine, c: &Container) -> Value {
+fn ps_row(engine: &Engine, c: &Container, no_trunc: bool) -> Value {
+    // As `docker ps`: 19 characters and an ellipsis unless --no-trunc.
+    let cmd = command_string(c);
+    let command = if no_trunc || cmd.chars().count() <= 20 {
+        format!("\"{cmd}\"")
+    } else {
+        format!("\"{}…\"", cmd.chars().take(19).collect::<String>())
+    };
     let ports: Vec<String> = engine
         .container_ports(c)
         .iter()
@@ -926,7 +1106,7 @@ fn ps_row(engine: &Engine, c: &Container) -> Value {
         "Name": c.rec.name,
         "Names": c.rec.name,
         "Image": image,
-        "Command": format!("\"{}\"", command_string(c)),
+        "Command": command,
         "Project": c.cfg.labels.get(identity::labels::PROJECT).cloned().unwrap_or_default(),
         "Service": service_of(c),
         "CreatedAt": c.rec.created,
@@ -954,11 +1134,21 @@ fn ps(ctx: &Ctx<'_>, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
+    // `--status S` and `--filter status=S` (as compose: a status asked for
+    // shows stopped containers without -a).
+    let mut statuses = a.status.clone();
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("status", v)) => statuses.push(v.to_string()),
+            _ => bail!("invalid filter {f:?}: berth compose ps filters by status=STATUS"),
+        }
+    }
+    let all = a.all || !statuses.is_empty();
     let list: Vec<Container> = c
-        .containers_of(&a.service, a.all)?
+        .containers_of(&a.service, all)?
         .into_iter()
-        .filter(|ctr| a.all || ctr.state.is_running())
-        .filter(|ctr| a.status.is_empty() || a.status.contains(&ctr.state.status))
+        .filter(|ctr| all || ctr.state.is_running())
+        .filter(|ctr| statuses.is_empty() || statuses.contains(&ctr.state.status))
         .collect();
     if a.quiet {
         for ctr in &list {
@@ -966,7 +1156,9 @@ fn ps(ctx: &Ctx<'_>, a: PsArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let rows: Vec<Value> = list.iter().map(|ctr| ps_row(c.engine, ctr)).collect();
+    // JSON carries the whole command, as compose's does.
+    let no_trunc = a.no_trunc || a.format == "json";
+    let rows: Vec<Value> = list.iter().map(|ctr| ps_row(c.engine, ctr, no_trunc)).collect();
     match a.format.as_str() {
         "json" => {
             let mut out = String::new();
@@ -1006,39 +1198,68 @@ fn ps(ctx: &Ctx<'_>, a: PsArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn pull(ctx: &Ctx<'_>, services: &[String]) -> Result<i32> {
+fn pull(ctx: &Ctx<'_>, a: &PullArgs) -> Result<i32> {
     let c = ctx.compose;
-    let sel = c.selection(services, true)?;
+    let sel = c.selection(&a.services, true)?;
     for name in sel {
         let s = &c.loaded.project.services[&name];
         let Some(image) = &s.image else { continue };
-        if s.build.is_some() && c.image_id(&name).is_some() && s.pull_policy.as_deref() != Some("always") {
+        if s.build.is_some()
+            && (a.ignore_buildable || c.image_id(&name).is_some())
+            && s.pull_policy.as_deref() != Some("always")
+        {
             continue;
         }
-        eprintln!(" {name} Pulling");
-        let progress = super::layer_progress::plain_to_stderr();
+        // As compose: `pull_policy: build` images are built, never pulled.
+        if s.pull_policy.as_deref() == Some("build") {
+            continue;
+        }
+        if !a.quiet {
+            eprintln!(" {name} Pulling");
+        }
+        let progress = if a.quiet {
+            Progress::new(|_| {})
+        } else {
+            super::layer_progress::plain_to_stderr()
+        };
         match c.engine.pull(image, &Default::default(), &progress) {
+            Ok(_) if a.quiet => {}
             Ok(_) => eprintln!(" {name} Pulled"),
-            Err(e) if s.build.is_some() => eprintln!(" {name} Warning: {e}"),
+            Err(e) if s.build.is_some() || a.ignore_pull_failures => eprintln!(" {name} Warning: {e}"),
             Err(e) => return Err(e.into()),
         }
     }
     Ok(0)
 }
 
-fn push(ctx: &Ctx<'_>, services: &[String]) -> Result<i32> {
+fn push(ctx: &Ctx<'_>, a: &PushArgs) -> Result<i32> {
     let c = ctx.compose;
-    let sel = c.selection(services, true)?;
+    let sel = c.selection(&a.services, true)?;
     for name in sel {
         let s = &c.loaded.project.services[&name];
-        if s.build.is_none() {
+        // As compose: only a service that builds an image it names with
+        // `image:` is pushed (the project-service default has no registry).
+        if s.build.is_none() || s.image.is_none() {
+            if !a.quiet {
+                eprintln!(" {name} Skipped");
+            }
             continue;
         }
         let image = identity::image_name(&c.loaded.project.name, &name, s);
-        eprintln!(" {name} Pushing");
-        let progress = super::layer_progress::plain_to_stderr();
-        c.engine.push(&image, None, &Default::default(), &progress)?;
-        eprintln!(" {name} Pushed");
+        if !a.quiet {
+            eprintln!(" {name} Pushing");
+        }
+        let progress = if a.quiet {
+            Progress::new(|_| {})
+        } else {
+            super::layer_progress::plain_to_stderr()
+        };
+        match c.engine.push(&image, None, &Default::default(), &progress) {
+            Ok(_) if a.quiet => {}
+            Ok(_) => eprintln!(" {name} Pushed"),
+            Err(e) if a.ignore_push_failures => eprintln!(" {name} Warning: {e}"),
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(0)
 }
@@ -1055,9 +1276,15 @@ fn run(ctx: &Ctx<'_>, a: RunArgs) -> Result<i32> {
         .services
         .get(service)
         .ok_or_else(|| EngineError::not_found(format!("no such service: {service}")))?;
+    print_warnings(
+        berth_compose::support::unsupported(&c.loaded.project)
+            .into_iter()
+            .filter(|w| w.starts_with(&format!("services.{service}.")))
+            .collect(),
+    );
     // Build what is missing first, as compose does.
-    if svc.build.is_some() && c.image_id(service).is_none() {
-        build_service(ctx, service, &BTreeMap::new(), false, false, false)?;
+    if svc.build.is_some() && (a.build || c.image_id(service).is_none()) {
+        build_service(ctx.compose, service, &BTreeMap::new(), false, false, false, false)?;
     }
     let tty = !a.no_tty && !a.detach && (a.tty || (io::stdin().is_terminal() && io::stdout().is_terminal()));
     let cwd = std::env::current_dir()?;
@@ -1100,6 +1327,32 @@ fn run(ctx: &Ctx<'_>, a: RunArgs) -> Result<i32> {
         }
         if let Some(u) = &user {
             s.user = Some(u.clone());
+        }
+        s.cap_add.extend(a.cap_add.iter().cloned());
+        s.cap_drop.extend(a.cap_drop.iter().cloned());
+        for l in &a.label {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            s.labels.insert(k.to_string(), v.to_string());
+        }
+        if a.use_aliases {
+            // The service name and its aliases on each network, as the
+            // service's own containers answer to them.
+            for ep in &mut s.endpoints {
+                let key = svc
+                    .networks
+                    .keys()
+                    .find(|k| convert::network_name(c.loaded, k) == ep.network)
+                    .cloned();
+                let extra = key
+                    .and_then(|k| svc.networks.get(&k).cloned().flatten())
+                    .map(|n| n.aliases)
+                    .unwrap_or_default();
+                for alias in std::iter::once(service.clone()).chain(extra) {
+                    if !ep.aliases.contains(&alias) {
+                        ep.aliases.push(alias);
+                    }
+                }
+            }
         }
         s.tty = tty;
         s.open_stdin = !a.detach;
