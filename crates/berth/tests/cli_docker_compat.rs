@@ -1065,6 +1065,132 @@ fn build_reads_the_dockerfile_from_stdin() {
     );
 }
 
+/// `docker build` flags for RUN steps and contexts, as a Docker user
+/// writes them: `--add-host`, `--shm-size` and `--ulimit` reach every RUN
+/// (`/etc/hosts`, the size of `/dev/shm`, `ulimit -n`);
+/// `--build-context NAME=DIR` is what `COPY --from=NAME` copies from and
+/// `NAME=docker-image://REF` what `FROM NAME` builds on;
+/// `--no-cache-filter a` rebuilds stage a while stage b hits the cache;
+/// `--annotation` lands in the image's manifest (`save` writes it);
+/// `build -q` prints the ID and a newline; `--metadata-file` names the
+/// image's config digest.
+#[test]
+#[ignore = "needs root"]
+fn build_flags_reach_the_steps_and_the_image() {
+    let env = Env::new();
+    let r = &env.root;
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap();
+    let other = ctx.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("f"), "from the named context\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM base\nCOPY --from=files /f /f\nRUN cat /f; grep myhost /etc/hosts; \
+         df -k /dev/shm | tail -1 | awk '{print $2}'; ulimit -Sn; ulimit -Hn\n",
+    )
+    .unwrap();
+    // docker build --progress=plain --build-context base=docker-image://bb \
+    //   --build-context files=./other --add-host myhost:10.1.2.3 \
+    //   --shm-size 32m --ulimit nofile=512:1024 .
+    let out = r.ok(&[
+        "build",
+        "--progress=plain",
+        "--build-context",
+        "base=docker-image://bb",
+        "--build-context",
+        &format!("files={}", other.display()),
+        "--add-host",
+        "myhost:10.1.2.3",
+        "--shm-size",
+        "32m",
+        "--ulimit",
+        "nofile=512:1024",
+        c,
+    ]);
+    let run_output: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("Running in"))
+        .skip(1)
+        .take(5)
+        .collect();
+    assert_eq!(
+        run_output,
+        ["from the named context", "10.1.2.3\tmyhost", "32768", "512", "1024"],
+        "{out}"
+    );
+
+    // --no-cache-filter: stage a runs again, stage b is a cache hit.
+    let ctx2 = tempfile::tempdir().unwrap();
+    let c2 = ctx2.path().to_str().unwrap();
+    std::fs::write(
+        ctx2.path().join("Dockerfile"),
+        "FROM bb AS a\nRUN echo a > /a\nFROM bb AS b\nRUN echo b > /b\nFROM bb\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+    )
+    .unwrap();
+    r.ok(&["build", "-q", c2]);
+    let out = r.ok(&["build", "--progress=plain", "--no-cache-filter", "a", c2]);
+    let after = |step: &str| -> String {
+        let mut it = out.lines().skip_while(|l| !l.ends_with(step));
+        it.next();
+        it.next().unwrap_or_default().to_string()
+    };
+    assert!(after("RUN echo a > /a").contains("Running in"), "{out}");
+    assert!(after("RUN echo b > /b").contains("Using cache"), "{out}");
+
+    // -q: the image ID and a newline, nothing else (as `docker build -q`).
+    let meta = ctx.path().join("meta.json");
+    let o = berth(
+        r,
+        &[
+            "build",
+            "-q",
+            "-t",
+            "annotated",
+            "--annotation",
+            "org.example.key=v1",
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            c2,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o);
+    assert!(
+        id.starts_with("sha256:") && id.len() == 72 && id.ends_with('\n'),
+        "{id:?}"
+    );
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.config.digest"], id.trim());
+    // docker save annotated | tar -xO index.json → the manifest → its annotations.
+    let saved = r.path().join("annotated.tar");
+    r.ok(&["save", "-o", saved.to_str().unwrap(), "annotated"]);
+    let mut files = std::collections::HashMap::new();
+    for e in tar::Archive::new(std::fs::File::open(&saved).unwrap())
+        .entries()
+        .unwrap()
+    {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        files.insert(name, data);
+    }
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&files[&format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))]).unwrap();
+    assert_eq!(manifest["annotations"]["org.example.key"], "v1", "{manifest}");
+
+    // Refused in Docker's words.
+    let o = berth(r, &["build", "--add-host", "nocolon", c2]);
+    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(
+        stderr(&o).lines().next().unwrap_or_default(),
+        "invalid argument \"nocolon\" for \"--add-host\" flag: bad format for add-host: \"nocolon\""
+    );
+}
+
 /// `berth info | head -1`: a write to a stdout nobody reads any more ends
 /// berth as it ends the docker CLI (a Go program): killed by SIGPIPE, with
 /// nothing on stderr (no panic, no "Broken pipe" error).

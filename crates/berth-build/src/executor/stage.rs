@@ -24,6 +24,8 @@ pub(crate) struct Cur {
     pub label: String,
     /// The platform the stage is built for (normalised `[os, arch, variant]`).
     pub platform: [String; 3],
+    /// Build without the cache (`--no-cache`, `--no-cache-filter`).
+    pub no_cache: bool,
 }
 
 impl Cur {
@@ -96,6 +98,17 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         args: BTreeMap::new(),
         label: label.clone(),
         platform: b.target_platform.clone(),
+        no_cache: b.stage_uncached(s),
+    };
+    // `--build-context NAME=…`: FROM NAME means what the context names.
+    let base = match b.opts.context_images.get(&base) {
+        Some(image) if base_out.is_none() => image.clone(),
+        _ if base_out.is_none() && b.opts.context_dirs.contains_key(&base) => {
+            return Err(at(BuildError::other(format!(
+                "FROM {base}: the build context {base:?} is a directory: berth takes a directory context in COPY --from only (give docker-image://REF to build on an image)"
+            ))))
+        }
+        _ => base,
     };
     if let Some(out) = base_out {
         // A stage built on a stage keeps its platform, as in BuildKit.
@@ -541,7 +554,7 @@ where
 {
     let p = b.progress;
     let fresh = b.opts.fresh_steps.as_ref();
-    let hit = if b.opts.no_cache {
+    let hit = if cur.no_cache {
         fresh.and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned())
     } else {
         let mut hit = b
