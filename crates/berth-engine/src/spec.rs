@@ -423,6 +423,13 @@ pub struct Resources {
     pub device_write_iops: Vec<ThrottleDevice>,
     /// `--device-cgroup-rule`: `TYPE MAJOR:MINOR ACCESS` (`c 1:3 rwm`, `b *:* m`).
     pub device_cgroup_rules: Vec<String>,
+    /// `--cgroup-parent`: the cgroup the container's goes under (root
+    /// only; a relative path is taken from the root of each hierarchy).
+    pub cgroup_parent: Option<String>,
+    /// `--cpu-rt-period`: real-time scheduling period in microseconds (cgroup v1).
+    pub cpu_rt_period: Option<i64>,
+    /// `--cpu-rt-runtime`: real-time runtime in microseconds per period (cgroup v1).
+    pub cpu_rt_runtime: Option<i64>,
 }
 
 /// `--blkio-weight-device DEVICE:WEIGHT`.
@@ -616,6 +623,26 @@ impl ContainerSpec {
             ));
         }
         let r = &self.resources;
+        // Docker's daemon's checks and words (a kernel that takes the
+        // values may still refuse them when the container starts).
+        let rt = berth_runtime::spec::cpu_realtime_supported();
+        if r.cpu_rt_period.is_some_and(|p| p > 0) && !rt {
+            return Err(EngineError::invalid(
+                "Your kernel does not support cgroup cpu real-time period",
+            ));
+        }
+        if r.cpu_rt_runtime.is_some_and(|p| p > 0) && !rt {
+            return Err(EngineError::invalid(
+                "Your kernel does not support cgroup cpu real-time runtime",
+            ));
+        }
+        if let (Some(p), Some(rt)) = (r.cpu_rt_period, r.cpu_rt_runtime) {
+            if p != 0 && rt != 0 && rt > p {
+                return Err(EngineError::invalid(
+                    "cpu real-time runtime cannot be higher than cpu real-time period",
+                ));
+            }
+        }
         if let Some(m) = r.memory {
             if m > 0 && m < MIN_MEMORY {
                 return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));

@@ -517,7 +517,7 @@ fn read_u64(p: &Path) -> Option<u64> {
 pub fn stats(container_dir: &Path, networks: bool) -> Result<Stats> {
     let cfg = load_config(container_dir)?;
     let id = cfg.id.as_str();
-    let f = |ctrl: &str, file: &str| cgroup_file(id, ctrl, file);
+    let f = |ctrl: &str, file: &str| cgroup_file(&cfg, ctrl, file);
     if !f("memory", "").exists() && !f("pids", "").exists() {
         return Err(RuntimeError::WrongState {
             id: id.into(),

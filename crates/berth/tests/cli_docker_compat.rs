@@ -812,6 +812,127 @@ fn block_io_and_device_rules_reach_the_cgroup() {
     assert!(stderr(&o).contains("/dev/null is not a block device"), "{}", stderr(&o));
 }
 
+/// The cgroups of a container's process, from `/proc/PID/cgroup`: (controllers, path).
+fn proc_cgroups(r: &Root, id: &str) -> Vec<(String, String)> {
+    let pid = r.ok(&["inspect", "-f", "{{.State.Pid}}", id]).trim().to_string();
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let (_, ctrls, path) = (p.next()?, p.next()?, p.next()?);
+            Some((ctrls.to_string(), path.to_string()))
+        })
+        .collect()
+}
+
+/// Removes a cgroup parent a test made, in every hierarchy.
+fn remove_cgroup_parent(name: &str) {
+    for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(e.path().join(name));
+    }
+    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(name));
+}
+
+/// `docker run --cgroup-parent /P` puts the container's cgroup at
+/// `/P/<id>` in every v1 controller (and the cgroup2 tree when the runtime
+/// uses it: runc on this hybrid host, as Docker's), a relative parent
+/// under the root; `inspect` shows it and `stats` still reads the
+/// container's counters. `--cpu-rt-period` reaches `cpu.rt_period_us`;
+/// `--cpu-rt-runtime` the kernel refuses under a parent with no real-time
+/// budget, as it refuses Docker's (exit 125, the file named).
+#[test]
+#[ignore = "needs root"]
+fn cgroup_parent_and_realtime_reach_the_cgroup() {
+    let env = Env::new();
+    let r = &env.root;
+    let parent = format!("berth-cgp-{}", std::process::id());
+    let id = r
+        .ok(&[
+            "run",
+            "-d",
+            "--cgroup-parent",
+            &format!("/{parent}"),
+            "bb",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let want = format!("/{parent}/{id}");
+    let cgroups = proc_cgroups(r, &id);
+    let v1: Vec<_> = cgroups.iter().filter(|(c, _)| !c.is_empty()).collect();
+    for (ctrl, path) in &v1 {
+        assert_eq!(path, &want, "{ctrl}");
+    }
+    if v1.is_empty() {
+        assert_eq!(cgroups[0].1, want);
+    }
+    assert_eq!(
+        r.ok(&["inspect", "-f", "{{.HostConfig.CgroupParent}}", &id]),
+        format!("/{parent}\n")
+    );
+    let o = berth(r, &["stats", "--no-stream", "--format", "{{.PIDs}}", &id]);
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (Some(0), "1\n".to_string()),
+        "{}",
+        stderr(&o)
+    );
+    r.ok(&["rm", "-f", &id]);
+
+    // runc, a relative parent: the cgroup2 tree of a hybrid host too.
+    let rel = format!("{parent}-rel");
+    let id = r
+        .ok(&[
+            "--runtime",
+            "runc",
+            "run",
+            "-d",
+            "--cgroup-parent",
+            &rel,
+            "bb",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let want = format!("/{rel}/{id}");
+    for (ctrl, path) in proc_cgroups(r, &id) {
+        if ctrl.starts_with("name=") {
+            continue;
+        }
+        assert_eq!(path, want, "{ctrl:?}");
+    }
+    r.ok(&["rm", "-f", &id]);
+    remove_cgroup_parent(&parent);
+    remove_cgroup_parent(&rel);
+
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        let id = r
+            .ok(&["run", "-d", "--cpu-rt-period", "500000", "bb", "sleep", "60"])
+            .trim()
+            .to_string();
+        assert_eq!(
+            std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/berth/{id}/cpu.rt_period_us")).unwrap(),
+            "500000\n"
+        );
+        assert_eq!(
+            r.ok(&[
+                "inspect",
+                "-f",
+                "{{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.CpuRealtimeRuntime}}",
+                &id
+            ]),
+            "500000 0\n"
+        );
+        r.ok(&["rm", "-f", &id]);
+        let o = berth(r, &["run", "--rm", "--cpu-rt-runtime", "1000", "bb", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        assert!(stderr(&o).contains("cpu.rt_runtime_us"), "{}", stderr(&o));
+    }
+}
+
 /// `update`: new limits reach a running container at once, and `inspect`
 /// and the restart policy follow; what berth cannot change is refused by name.
 #[test]

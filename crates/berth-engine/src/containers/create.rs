@@ -539,6 +539,12 @@ impl Engine {
 
         // Resources.
         let r = &o.resources;
+        if r.cgroup_parent.as_deref().is_some_and(|p| !p.is_empty()) && crate::is_rootless() {
+            return Err(EngineError::invalid(
+                "--cgroup-parent needs root: a rootless container's cgroup is not berth's to place",
+            )
+            .into());
+        }
         let resources = Resources {
             memory: r.memory.map(|m| m as i64),
             memory_swap: r.memory_swap.map(|s| match s {
@@ -551,6 +557,9 @@ impl Engine {
             ulimits: r.ulimits.iter().map(|u| (u.name.clone(), u.soft, u.hard)).collect(),
             blkio: block_io(r, &mut warnings)?,
             device_cgroup_rules: r.device_cgroup_rules.clone(),
+            cgroup_parent: r.cgroup_parent.clone().filter(|p| !p.is_empty()),
+            cpu_rt_period: r.cpu_rt_period.filter(|p| *p > 0).map(|p| p as u64),
+            cpu_rt_runtime: r.cpu_rt_runtime.filter(|rt| *rt != 0),
         };
         let restart_policy = o.restart.clone();
         let healthcheck = health_config(ic.healthcheck.as_ref(), &o.health);
@@ -1038,6 +1047,9 @@ impl Engine {
             "BlkioDeviceReadIOps": rates(&sr.device_read_iops),
             "BlkioDeviceWriteIOps": rates(&sr.device_write_iops),
             "DeviceCgroupRules": if sr.device_cgroup_rules.is_empty() { Value::Null } else { json!(sr.device_cgroup_rules) },
+            "CgroupParent": sr.cgroup_parent.clone().unwrap_or_default(),
+            "CpuRealtimePeriod": sr.cpu_rt_period.unwrap_or(0),
+            "CpuRealtimeRuntime": sr.cpu_rt_runtime.unwrap_or(0),
         });
         if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
             h.extend(asked);
