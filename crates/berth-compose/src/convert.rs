@@ -52,7 +52,7 @@ pub fn service_networks(service: &Service) -> Vec<String> {
 }
 
 fn invalid(service: &str, what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::invalid(format!("service {service:?}: {what}: {e}"))
+    EngineError::invalid_value(format!("service {service:?}: {what}: {e}"))
 }
 
 /// What differs between the containers of one service.

@@ -225,7 +225,7 @@ impl PullPolicy {
             "missing" | "" => Ok(PullPolicy::Missing),
             "always" => Ok(PullPolicy::Always),
             "never" => Ok(PullPolicy::Never),
-            p => Err(EngineError::invalid(format!(
+            p => Err(EngineError::invalid_value(format!(
                 "invalid pull option: {}: must be one of \"always\", \"missing\" or \"never\"",
                 shown(p)
             ))),
@@ -453,7 +453,7 @@ pub struct ThrottleDevice {
 /// `--blkio-weight-device`'s value, with the docker CLI's checks and words.
 pub fn parse_weight_device(s: &str) -> Result<WeightDevice> {
     let (path, weight) = device_and_value(s)?;
-    let bad = || EngineError::invalid(format!("invalid weight for device: {s}"));
+    let bad = || EngineError::invalid_value(format!("invalid weight for device: {s}"));
     let weight: u16 = weight.parse().map_err(|_| bad())?;
     if weight > 0 && !(10..=1000).contains(&weight) {
         return Err(bad());
@@ -478,9 +478,9 @@ pub fn parse_throttle_iops(s: &str) -> Result<ThrottleDevice> {
 fn device_and_value(s: &str) -> Result<(&str, &str)> {
     let (path, value) = s
         .split_once(':')
-        .ok_or_else(|| EngineError::invalid(format!("bad format: {s}")))?;
+        .ok_or_else(|| EngineError::invalid_value(format!("bad format: {s}")))?;
     if !path.starts_with("/dev/") {
-        return Err(EngineError::invalid(format!("bad format for device path: {s}")));
+        return Err(EngineError::invalid_value(format!("bad format for device path: {s}")));
     }
     Ok((path, value))
 }
@@ -488,7 +488,7 @@ fn device_and_value(s: &str) -> Result<(&str, &str)> {
 fn throttle(s: &str, bytes: bool) -> Result<ThrottleDevice> {
     let (path, rate) = device_and_value(s)?;
     let bad = || {
-        EngineError::invalid(if bytes {
+        EngineError::invalid_value(if bytes {
             format!("invalid rate for device: {s}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
         } else {
             format!("invalid rate for device: {s}. The correct format is <device-path>:<number>. Number must be a positive integer")
@@ -796,7 +796,7 @@ pub fn parse_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<
         None => (item, None),
     };
     if k.is_empty() {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid environment variable: {}",
             shown_bare(item)
         )));
@@ -811,7 +811,7 @@ pub fn parse_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<
 pub fn parse_label(item: &str) -> Result<(String, String)> {
     let (k, v) = item.split_once('=').unwrap_or((item, ""));
     if k.is_empty() {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid label {}: the key is empty",
             shown(item)
         )));
@@ -822,7 +822,7 @@ pub fn parse_label(item: &str) -> Result<(String, String)> {
 /// Docker's byte sizes (`32m`, `1g`, `512k`, `100000`, `1.5gb`), binary
 /// units. `what` names the flag in the error (`--memory`).
 pub fn parse_bytes(what: &str, s: &str) -> Result<u64> {
-    let bad = || EngineError::invalid(format!("invalid {what} {}: use a size like 512k, 32m or 1g", shown(s)));
+    let bad = || EngineError::invalid_value(format!("invalid {what} {}: use a size like 512k, 32m or 1g", shown(s)));
     let t = s.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -842,7 +842,7 @@ pub fn parse_bytes(what: &str, s: &str) -> Result<u64> {
     };
     let bytes = n * mult;
     if !bytes.is_finite() || bytes >= i64::MAX as f64 {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid {what} {}: the value is too large (at most {} bytes)",
             shown(s),
             i64::MAX
@@ -857,7 +857,7 @@ pub fn parse_bytes(what: &str, s: &str) -> Result<u64> {
 pub fn parse_cpus(s: &str) -> Result<u64> {
     let t = s.trim();
     let bad = || {
-        EngineError::invalid(format!(
+        EngineError::invalid_value(format!(
             "invalid argument {} for \"--cpus\" flag: failed to parse {} as a rational number",
             shown(s),
             shown_bare(t)
@@ -871,7 +871,7 @@ pub fn parse_cpus(s: &str) -> Result<u64> {
         return Err(bad());
     }
     if frac.trim_end_matches('0').len() > 9 {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid argument {} for \"--cpus\" flag: value is too precise",
             shown(s)
         )));
@@ -890,7 +890,7 @@ pub fn parse_cpus(s: &str) -> Result<u64> {
         .checked_mul(1_000_000_000)
         .and_then(|w| w.checked_add(part))
         .ok_or_else(|| {
-            EngineError::invalid(format!(
+            EngineError::invalid_value(format!(
                 "invalid argument {} for \"--cpus\" flag: value is too large",
                 shown(s)
             ))
@@ -916,14 +916,14 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
         _ => {
-            return Err(EngineError::invalid(format!(
+            return Err(EngineError::invalid_value(format!(
                 "invalid volume specification: {} (use /host/path:/container/path[:ro] or name:/path)",
                 shown(v)
             )))
         }
     };
     if let Some(why) = target_problem(dst) {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid volume specification: {}: {why}",
             shown(v)
         )));
@@ -937,7 +937,7 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
             "z" | "Z" | "nocopy" | "copy" => {}
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => propagation = o.to_string(),
             _ => {
-                return Err(EngineError::invalid(format!(
+                return Err(EngineError::invalid_value(format!(
                     "invalid volume specification: {}: unknown option {} (use ro, rw or a propagation mode)",
                     shown(v),
                     shown(o)
@@ -965,7 +965,7 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
             options: BTreeMap::new(),
         }
     } else {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid volume name {}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed; use an absolute path for a bind mount",
             shown(src)
         )));
@@ -997,7 +997,7 @@ fn mount_fields(m: &str) -> Vec<String> {
 /// `--mount type=bind|volume|tmpfs,source=…,target=…,readonly,…`. A
 /// relative bind source is taken from `cwd`.
 pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
-    let bad = |why: String| EngineError::invalid(format!("invalid --mount {}: {why}", shown(m)));
+    let bad = |why: String| EngineError::invalid_value(format!("invalid --mount {}: {why}", shown(m)));
     let mut kind = "volume".to_string();
     let mut src = String::new();
     let mut dst = String::new();
@@ -1085,7 +1085,7 @@ pub fn parse_tmpfs(t: &str) -> Result<Mount> {
 /// `--ulimit name=soft[:hard]` (`-1` or `unlimited` for no limit).
 pub fn parse_ulimit(u: &str) -> Result<Ulimit> {
     let bad = || {
-        EngineError::invalid(format!(
+        EngineError::invalid_value(format!(
             "invalid --ulimit {}: use name=soft[:hard], e.g. nofile=1024:2048",
             shown(u)
         ))

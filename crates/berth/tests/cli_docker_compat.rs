@@ -258,6 +258,24 @@ fn failures_end_as_dockers_do() {
         (&["create", "--device-read-bps", "/dev/sda:1zb", "busybox"], All),
         (&["create", "--device-write-iops", "/dev/sda:1mb", "busybox"], All),
         (&["create", "--device-cgroup-rule", "x 1:2 rwm", "busybox"], All),
+        // Values Docker's daemon refuses (not its CLI): its answer, as such.
+        (&["kill", "--signal", "BOGUS", "nosuch"], All),
+        (&["run", "--stop-signal", "BOGUS", "busybox", "true"], All),
+        (&["run", "-m", "1k", "busybox", "true"], All),
+        (&["create", "-m", "1k", "busybox", "true"], All),
+        (
+            &[
+                "run",
+                "--cpu-rt-period",
+                "1000000",
+                "--cpu-rt-runtime",
+                "2000000",
+                "busybox",
+                "true",
+            ],
+            All,
+        ),
+        (&["create", "--cpu-rt-period", "abc", "busybox"], All),
         (&["exec", "--bogus", "x", "true"], All),
         (&["image", "ls", "--bogus"], First),
         (&["system", "df", "--bogus"], First),
@@ -294,9 +312,16 @@ fn failures_end_as_dockers_do() {
         assert_eq!(bt.lines().next(), dt.lines().next(), "top {args:?}\n{dt}\n{bt}");
         assert!(bt.lines().nth(1).is_some_and(|l| l.ends_with("sleep 60")), "{bt}");
     }
-    for step in [&["pause"][..], &["pause"], &["unpause"], &["unpause"]] {
-        let d = dd.docker(&[step[0], &did]);
-        let b = berth(&r, &[step[0], &bid]);
+    for step in [
+        &["pause"][..],
+        &["pause"],
+        &["unpause"],
+        &["unpause"],
+        &["kill", "--signal", "BOGUS"],
+        &["kill", "-s", "0"],
+    ] {
+        let d = dd.docker(&[step, &[did.as_str()][..]].concat());
+        let b = berth(&r, &[step, &[bid.as_str()][..]].concat());
         assert_eq!(b.status.code(), d.status.code(), "{step:?}");
         assert_eq!(
             stderr(&b).replace(&bid, "ID"),
@@ -927,9 +952,23 @@ fn cgroup_parent_and_realtime_reach_the_cgroup() {
             "500000 0\n"
         );
         r.ok(&["rm", "-f", &id]);
+        // Docker here: `docker: Error response from daemon: failed to create
+        // shim task: OCI runtime create failed: runc create failed: … failed
+        // to write "1000": write …/cpu.rt_runtime_us: invalid argument:
+        // unknown`, a blank line, the help line, exit 125 (the runtime's
+        // own words in the middle).
         let o = berth(r, &["run", "--rm", "--cpu-rt-runtime", "1000", "bb", "true"]);
         assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-        assert!(stderr(&o).contains("cpu.rt_runtime_us"), "{}", stderr(&o));
+        let e = stderr(&o);
+        let first = e.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(
+                "berth: Error response from daemon: failed to create shim task: OCI runtime create failed: "
+            ) && first.contains("cpu.rt_runtime_us")
+                && first.ends_with(": unknown"),
+            "{e}"
+        );
+        assert!(e.ends_with("\n\nRun 'berth run --help' for more information\n"), "{e}");
     }
 }
 
@@ -1251,13 +1290,17 @@ fn build_flags_reach_the_steps_and_the_image() {
     .unwrap();
     r.ok(&["build", "-q", c2]);
     let out = r.ok(&["build", "--progress=plain", "--no-cache-filter", "a", c2]);
-    let after = |step: &str| -> String {
-        let mut it = out.lines().skip_while(|l| !l.ends_with(step));
+    // The stages build side by side: the line after a step in its own stage's lines.
+    let after = |stage: &str, step: &str| -> String {
+        let mut it = out
+            .lines()
+            .filter(|l| l.starts_with(&format!("[{stage}] ")))
+            .skip_while(|l| !l.ends_with(step));
         it.next();
         it.next().unwrap_or_default().to_string()
     };
-    assert!(after("RUN echo a > /a").contains("Running in"), "{out}");
-    assert!(after("RUN echo b > /b").contains("Using cache"), "{out}");
+    assert!(after("a", "RUN echo a > /a").contains("Running in"), "{out}");
+    assert!(after("b", "RUN echo b > /b").contains("Using cache"), "{out}");
 
     // -q: the image ID and a newline, nothing else (as `docker build -q`).
     let meta = ctx.path().join("meta.json");

@@ -637,15 +637,7 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
             engine.restart_containers(&a.containers, a.time, terminal::console_size()),
             false,
         ),
-        // The docker CLI leaves the signal to its daemon: a bad one is the daemon's answer.
-        ContainerCommand::Kill(a) => each(&a.containers, |c| {
-            engine.kill_container(c, &a.signal).map_err(|e| match e.kind() {
-                berth_engine::ErrorKind::InvalidArgument => {
-                    berth_engine::EngineError::new(berth_engine::ErrorKind::Other, e.message())
-                }
-                _ => e,
-            })
-        }),
+        ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
         ContainerCommand::Rm(a) => report(engine.remove_containers(&a.containers, a.force, a.volumes), a.force),
         ContainerCommand::Ps(a) => ps(engine, a),
         ContainerCommand::Logs(a) => logs(engine, a),
