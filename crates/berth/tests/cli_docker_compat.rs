@@ -515,6 +515,55 @@ fn templates_render_as_dockers() {
     for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
         cli.ok(&["rm", "tpl"]);
     }
+
+    // Healthcheck durations as Go prints them, Mounts without `--tmpfs`
+    // (HostConfig.Tmpfs has them), bind propagation and `--mount` options.
+    let src = tempfile::tempdir().unwrap();
+    let src = src.path().to_str().unwrap();
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&[
+            "create",
+            "--name",
+            "mnt",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "90s",
+            "--health-timeout",
+            "1500ms",
+            "--health-start-period",
+            "1m",
+            "--tmpfs",
+            "/run:size=64k,mode=1770",
+            "--tmpfs",
+            "/t2",
+            "-v",
+            &format!("{src}:/b1:ro,rslave"),
+            "-v",
+            &format!("{src}:/b3"),
+            "--mount",
+            &format!("type=bind,src={src},dst=/b2,bind-propagation=shared,ro"),
+            "--mount",
+            "type=tmpfs,dst=/t3,tmpfs-size=1m,tmpfs-mode=1770",
+            "busybox",
+            "true",
+        ]);
+    }
+    for t in [
+        "{{.Config.Healthcheck}}",
+        "{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}} {{json .Config.Healthcheck}}",
+        "{{printf \"%d %v %s\" .Config.Healthcheck.StartPeriod .Config.Healthcheck.StartPeriod .Config.Healthcheck.StartPeriod}}",
+        "{{len .Mounts}} {{json .HostConfig.Tmpfs}} {{json .HostConfig.Mounts}} {{json .HostConfig.Binds}}",
+        "{{range .Mounts}}{{if eq .Destination \"/b1\"}}{{.Mode}} {{.Propagation}} {{.RW}}{{end}}{{end}}",
+        "{{range .Mounts}}{{if eq .Destination \"/b2\"}}{{.Mode}} {{.Propagation}} {{.RW}}{{end}}{{end}}",
+        "{{range .Mounts}}{{if eq .Destination \"/b3\"}}{{.Mode}} {{.Propagation}} {{.RW}}{{end}}{{end}}",
+        "{{range .Mounts}}{{if eq .Type \"tmpfs\"}}{{.Destination}} {{.Mode}} {{.RW}}{{end}}{{end}}",
+    ] {
+        same(&["inspect", "--format", t, "mnt"]);
+    }
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "mnt"]);
+    }
 }
 
 /// The docker CLI's global flags: `-v`, `-D`, `-l`, `--config`, and `-H`

@@ -971,16 +971,45 @@ impl Engine {
                 })
             })
             .collect();
+        // `--mount`s as Docker keeps them: empty fields left out, a bind's
+        // propagation and a tmpfs's size and mode (octal in the flag) in
+        // their options.
         let mounts_flag: Vec<Value> = planned
             .iter()
-            .filter(|p| p.origin == MountOrigin::Mount && !p.from_image && p.spec.kind != MountKind::Tmpfs)
+            .filter(|p| p.origin == MountOrigin::Mount && !p.from_image)
             .map(|p| {
-                json!({
+                let mut m = json!({
                     "Type": match p.spec.kind { MountKind::Bind => "bind", MountKind::Volume => "volume", MountKind::Tmpfs => "tmpfs" },
-                    "Source": p.volume.clone().unwrap_or_else(|| p.spec.source.display().to_string()),
                     "Target": p.spec.target,
-                    "ReadOnly": p.spec.readonly,
-                })
+                });
+                let source = p.volume.clone().unwrap_or_else(|| p.spec.source.display().to_string());
+                if !source.is_empty() {
+                    m["Source"] = json!(source);
+                }
+                if p.spec.readonly {
+                    m["ReadOnly"] = json!(true);
+                }
+                if p.spec.kind == MountKind::Bind && !p.spec.propagation.is_empty() {
+                    m["BindOptions"] = json!({"Propagation": p.spec.propagation});
+                }
+                if p.spec.kind == MountKind::Tmpfs {
+                    let mut o = serde_json::Map::new();
+                    for opt in &p.spec.options {
+                        match opt.split_once('=') {
+                            Some(("size", n)) => {
+                                o.insert("SizeBytes".into(), json!(n.parse::<i64>().unwrap_or(0)));
+                            }
+                            Some(("mode", n)) => {
+                                o.insert("Mode".into(), json!(u32::from_str_radix(n, 8).unwrap_or(0)));
+                            }
+                            _ => {}
+                        }
+                    }
+                    if !o.is_empty() {
+                        m["TmpfsOptions"] = Value::Object(o);
+                    }
+                }
+                m
             })
             .collect();
         let tmpfs: BTreeMap<String, String> = planned
@@ -1054,8 +1083,10 @@ impl Engine {
         if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
             h.extend(asked);
         }
+        // Docker's Mounts leave `--tmpfs` out (HostConfig.Tmpfs has them).
         let mounts: Vec<MountPoint> = planned
             .iter()
+            .filter(|p| !matches!(p.origin, MountOrigin::Tmpfs { .. }))
             .map(|p| {
                 let common = MountPoint {
                     destination: p.spec.target.clone(),
