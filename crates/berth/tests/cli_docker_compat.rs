@@ -553,11 +553,13 @@ fn templates_render_as_dockers() {
         "{{.Config.Healthcheck}}",
         "{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}} {{json .Config.Healthcheck}}",
         "{{printf \"%d %v %s\" .Config.Healthcheck.StartPeriod .Config.Healthcheck.StartPeriod .Config.Healthcheck.StartPeriod}}",
-        "{{len .Mounts}} {{json .HostConfig.Tmpfs}} {{json .HostConfig.Mounts}} {{json .HostConfig.Binds}}",
+        "{{len .Mounts}} {{json .HostConfig.Tmpfs}} {{json .HostConfig.Mounts}}",
         "{{range .Mounts}}{{if eq .Destination \"/b1\"}}{{.Mode}} {{.Propagation}} {{.RW}}{{end}}{{end}}",
         "{{range .Mounts}}{{if eq .Destination \"/b2\"}}{{.Mode}} {{.Propagation}} {{.RW}}{{end}}{{end}}",
         "{{range .Mounts}}{{if eq .Destination \"/b3\"}}{{.Mode}} {{.Propagation}} {{.RW}}{{end}}{{end}}",
         "{{range .Mounts}}{{if eq .Type \"tmpfs\"}}{{.Destination}} {{.Mode}} {{.RW}}{{end}}{{end}}",
+        // Unset pointers are nil, as Docker leaves them out.
+        "{{.HostConfig.Init}} {{.Config.StopTimeout}} {{.Config.StopSignal}}| {{.Config.ExposedPorts}}",
     ] {
         same(&["inspect", "--format", t, "mnt"]);
     }

@@ -952,6 +952,17 @@ impl Engine {
             "StopSignal": cc.stop_signal,
             "StopTimeout": cc.stop_timeout,
         });
+        let mut config = config;
+        if let Value::Object(m) = &mut config {
+            // Docker leaves these out when unset (a template reads them as nil).
+            m.retain(|k, v| {
+                !(v.is_null()
+                    && matches!(
+                        k.as_str(),
+                        "ExposedPorts" | "Healthcheck" | "StopSignal" | "StopTimeout"
+                    ))
+            });
+        }
         // `-v` binds and named volumes as Docker lists them: SRC:DST[:MODE].
         let binds: Vec<String> = planned
             .iter()
@@ -1062,6 +1073,15 @@ impl Engine {
             "ReadonlyPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::READONLY_PATHS) },
         });
         let mut host_config = host_config;
+        if let Value::Object(m) = &mut host_config {
+            // Left out when unset, as Docker's (`Init` is a *bool there: nil
+            // unless --init was given).
+            m.retain(|k, v| match k.as_str() {
+                "Mounts" | "Tmpfs" => !v.is_null(),
+                "Init" => v.as_bool() == Some(true),
+                _ => true,
+            });
+        }
         let sr = &o.resources;
         let rates = |v: &[crate::spec::ThrottleDevice]| -> Value {
             v.iter().map(|d| json!({"Path": d.path, "Rate": d.rate})).collect()
