@@ -542,8 +542,7 @@ impl Engine {
         if r.cgroup_parent.as_deref().is_some_and(|p| !p.is_empty()) && crate::is_rootless() {
             return Err(EngineError::invalid(
                 "--cgroup-parent needs root: a rootless container's cgroup is not berth's to place",
-            )
-            .into());
+            ));
         }
         let resources = Resources {
             memory: r.memory.map(|m| m as i64),
