@@ -256,6 +256,9 @@ fn resources(h: &Value) -> Result<Resources, ApiError> {
         _ => None,
     };
     r.pids_limit = h["PidsLimit"].as_i64().filter(|n| *n != 0);
+    r.cgroup_parent = non_empty(&h["CgroupParent"]).map(str::to_string);
+    r.cpu_rt_period = h["CpuRealtimePeriod"].as_i64().filter(|n| *n != 0);
+    r.cpu_rt_runtime = h["CpuRealtimeRuntime"].as_i64().filter(|n| *n != 0);
     if let Some(list) = h["Ulimits"].as_array() {
         for u in list {
             let name = non_empty(&u["Name"]).ok_or_else(|| bad("Ulimits: every entry needs a Name"))?;
