@@ -1279,8 +1279,9 @@ fn build_reads_the_dockerfile_from_stdin() {
 /// `docker build` flags for RUN steps and contexts, as a Docker user
 /// writes them: `--add-host`, `--shm-size` and `--ulimit` reach every RUN
 /// (`/etc/hosts`, the size of `/dev/shm`, `ulimit -n`);
-/// `--build-context NAME=DIR` is what `COPY --from=NAME` copies from and
-/// `NAME=docker-image://REF` what `FROM NAME` builds on;
+/// `--build-context NAME=DIR` is what `COPY --from=NAME` copies from (and
+/// `FROM NAME` the whole root of) and `NAME=docker-image://REF` what `FROM
+/// NAME` builds on;
 /// `--no-cache-filter a` rebuilds stage a while stage b hits the cache;
 /// `--annotation` lands in the image's manifest (`save` writes it);
 /// `build -q` prints the ID and a newline; `--metadata-file` names the
@@ -1330,6 +1331,30 @@ fn build_flags_reach_the_steps_and_the_image() {
         ["from the named context", "10.1.2.3\tmyhost", "32768", "512", "1024"],
         "{out}"
     );
+
+    // FROM a directory context: its files are the whole root.
+    let rootfs = ctx.path().join("rootfs");
+    std::fs::create_dir(&rootfs).unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-xf")
+        .arg(busybox_tar())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ctx3 = tempfile::tempdir().unwrap();
+    std::fs::write(ctx3.path().join("Dockerfile"), "FROM root\nRUN echo made > /made\n").unwrap();
+    r.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "fromdir",
+        "--build-context",
+        &format!("root={}", rootfs.display()),
+        ctx3.path().to_str().unwrap(),
+    ]);
+    assert_eq!(r.ok(&["run", "--rm", "fromdir", "cat", "/made"]), "made\n");
 
     // --no-cache-filter: stage a runs again, stage b is a cache hit.
     let ctx2 = tempfile::tempdir().unwrap();

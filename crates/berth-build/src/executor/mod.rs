@@ -86,7 +86,8 @@ pub struct BuildOptions {
     /// --from=NAME` and `RUN --mount=from=NAME` use the image REF.
     pub context_images: BTreeMap<String, String>,
     /// `--build-context NAME=DIR`: `COPY --from=NAME` copies from this
-    /// directory (absolute), as from the main context.
+    /// directory (absolute), as from the main context; `FROM NAME` starts
+    /// from its files as the whole root.
     pub context_dirs: BTreeMap<String, PathBuf>,
     /// `--annotation KEY=VALUE`: annotations of the image's manifest (as
     /// BuildKit's), carried by push and by save's OCI layout.

@@ -100,13 +100,15 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         platform: b.target_platform.clone(),
         no_cache: b.stage_uncached(s),
     };
-    // `--build-context NAME=…`: FROM NAME means what the context names.
+    // `--build-context NAME=…`: FROM NAME means what the context names: an
+    // image, or a directory's files as the whole root (as BuildKit's local
+    // contexts).
+    let mut dir_base = None;
     let base = match b.opts.context_images.get(&base) {
         Some(image) if base_out.is_none() => image.clone(),
         _ if base_out.is_none() && b.opts.context_dirs.contains_key(&base) => {
-            return Err(at(BuildError::other(format!(
-                "FROM {base}: the build context {base:?} is a directory: berth takes a directory context in COPY --from only (give docker-image://REF to build on an image)"
-            ))))
+            dir_base = Some(base);
+            "scratch".to_string()
         }
         _ => base,
     };
@@ -189,7 +191,24 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         cur.platform = want.unwrap_or(have);
         cur.image = Some(rec.id);
     }
-    if let Some(id) = &cur.image {
+    if let Some(name) = dir_base {
+        let c = crate::dockerfile::CopyArgs {
+            sources: vec![".".into()],
+            dest: "/".into(),
+            from: Some(name.clone()),
+            ..Default::default()
+        };
+        let x = Instruction {
+            line: stage.from_line,
+            end_line: stage.from_line,
+            column: stage.from_column,
+            keyword: "COPY".into(),
+            original: format!("COPY --from={name} . /"),
+            kind: InstructionKind::Copy(c.clone()),
+        };
+        // It says its own ` ---> ID` (or that the cache had it).
+        super::step_copy::copy_step(b, &mut cur, &x, &c, false).map_err(at)?;
+    } else if let Some(id) = &cur.image {
         p.done(&label, id.short());
     } else {
         p.settled(&label);

@@ -225,7 +225,7 @@ pub(crate) fn resolve_from(b: &Builder<'_>, from: &str) -> Result<Option<Digest>
     }
     if b.opts.context_dirs.contains_key(from) {
         return Err(BuildError::other(format!(
-            "--from={from}: the build context {from:?} is a directory: berth takes a directory context in COPY --from only"
+            "--from={from}: the build context {from:?} is a directory: berth takes a directory context in COPY --from and FROM, not here"
         )));
     }
     // `--build-context NAME=docker-image://REF`: REF, pulled when missing.
