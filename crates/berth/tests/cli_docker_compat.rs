@@ -1421,6 +1421,33 @@ fn build_flags_reach_the_steps_and_the_image() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&files[&format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))]).unwrap();
     assert_eq!(manifest["annotations"]["org.example.key"], "v1", "{manifest}");
+    // docker build --push --annotation …: the registry's manifest has it.
+    let reg_dir = tempfile::tempdir().unwrap();
+    let (mut reg, port) = serve_registry(reg_dir.path(), "", "", Stdio::null());
+    let name = format!("127.0.0.1:{port}/annotated:1");
+    let o = berth(
+        r,
+        &[
+            "build",
+            "-q",
+            "--push",
+            "-t",
+            &name,
+            "--annotation",
+            "org.example.key=v2",
+            c2,
+        ],
+    );
+    let pulled = Command::new("curl")
+        .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .arg(format!("http://127.0.0.1:{port}/v2/annotated/manifests/1"))
+        .output()
+        .unwrap();
+    let _ = reg.kill();
+    let _ = reg.wait();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest: serde_json::Value = serde_json::from_slice(&pulled.stdout).unwrap();
+    assert_eq!(manifest["annotations"]["org.example.key"], "v2", "{manifest}");
 
     // Refused in Docker's words.
     let o = berth(r, &["build", "--add-host", "nocolon", c2]);
