@@ -326,6 +326,9 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         cpu_shares: s.cpu_shares.map(|c| c.max(0) as u64),
         pids_limit: s.pids_limit.or_else(|| limits.and_then(|l| l.pids)),
         ulimits,
+        cgroup_parent: s.cgroup_parent.clone(),
+        cpu_rt_period: s.cpu_rt_period,
+        cpu_rt_runtime: s.cpu_rt_runtime,
         ..Default::default()
     })
 }
