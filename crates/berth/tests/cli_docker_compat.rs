@@ -300,6 +300,28 @@ fn failures_end_as_dockers_do() {
         compare(&dd, &r, args, *words);
     }
 
+    // A container the runtime cannot start: its ID on stdout all the same
+    // (run -d), the daemon's words, the exit code of a missing command.
+    let d = dd.docker(&["run", "-d", "busybox", "nosuch"]);
+    let b = berth(&r, &["run", "-d", "busybox", "nosuch"]);
+    assert_eq!(b.status.code(), d.status.code(), "{}", stderr(&b));
+    let prefix = |e: &str| -> String {
+        e.replace("docker", "berth")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split(": OCI runtime create failed: ")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(prefix(&stderr(&b)), prefix(&stderr(&d)), "{}", stderr(&b));
+    for (o, cli) in [(&d, Cli::Docker(&dd)), (&b, Cli::Berth(&r))] {
+        let id = stdout(o).trim().to_string();
+        assert_eq!(id.len(), 64, "{id:?}");
+        cli.ok(&["rm", "-f", &id]);
+    }
+
     // Pausing twice, unpausing twice: Docker's words (the ID read as ID).
     let did = stdout(&dd.docker(&["run", "-d", "busybox", "sleep", "60"]))
         .trim()

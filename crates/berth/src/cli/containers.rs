@@ -1025,8 +1025,11 @@ fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
     }
     let id = do_create(engine, &a.create, true)?;
     if a.detach {
-        engine.start_detached(&id, terminal::console_size())?;
+        // The docker CLI prints the ID of a created container even when
+        // it then fails to start.
+        let started = engine.start_detached(&id, terminal::console_size());
         println!("{id}");
+        started?;
         return Ok(0);
     }
     if interactive_tty {
