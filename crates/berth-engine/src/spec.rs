@@ -105,6 +105,9 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// Keep its stdin open for attached clients (`-i`).
     pub open_stdin: bool,
+    /// `run -d`: no client attaches to its streams when it starts
+    /// (inspect's `Config.Attach*` read false, as Docker's).
+    pub detached: bool,
     /// Remove the container when it exits (`--rm`).
     pub auto_remove: bool,
     /// The platform the image must have.

@@ -582,11 +582,22 @@ fn templates_render_as_dockers() {
         "{{range .Mounts}}{{if eq .Type \"tmpfs\"}}{{.Destination}} {{.Mode}} {{.RW}}{{end}}{{end}}",
         // Unset pointers are nil, as Docker leaves them out.
         "{{.HostConfig.Init}} {{.Config.StopTimeout}} {{.Config.StopSignal}}| {{.Config.ExposedPorts}}",
+        "{{.Config.AttachStdin}} {{.Config.AttachStdout}} {{.Config.AttachStderr}}",
     ] {
         same(&["inspect", "--format", t, "mnt"]);
     }
+    // run -d attaches no stream.
     for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
-        cli.ok(&["rm", "mnt"]);
+        cli.ok(&["run", "-d", "-i", "--name", "det", "busybox", "true"]);
+    }
+    same(&[
+        "inspect",
+        "--format",
+        "{{.Config.AttachStdin}} {{.Config.AttachStdout}} {{.Config.AttachStderr}} {{.Config.OpenStdin}}",
+        "det",
+    ]);
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "-f", "mnt", "det"]);
     }
 }
 

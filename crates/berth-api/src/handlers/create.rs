@@ -95,6 +95,10 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.labels = string_map(&body["Labels"], "Labels")?;
     s.tty = body["Tty"].as_bool().unwrap_or(false);
     s.open_stdin = body["OpenStdin"].as_bool().unwrap_or(false);
+    // `docker run -d` asks for no stream (`AttachStdout: false`, …).
+    s.detached = !["AttachStdin", "AttachStdout", "AttachStderr"]
+        .iter()
+        .any(|k| body[*k].as_bool().unwrap_or(false));
     if let Some(sig) = non_empty(&body["StopSignal"]) {
         s.stop_signal = Some(Signal::parse(sig).map_err(engine_bad)?);
     }

@@ -972,6 +972,7 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         publish_all: a.publish_all,
         tty: a.tty,
         open_stdin: a.interactive,
+        detached: false,
         auto_remove: a.rm,
         platform: a.platform.clone(),
         pull: spec::PullPolicy::parse(a.pull.as_deref().unwrap_or("missing"))?,
@@ -993,8 +994,8 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
 }
 
 /// Creates the container (pulling its image as `--pull` says, with
-/// Docker's lines on stderr); writes `--cidfile`.
-fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool) -> Result<String> {
+/// Docker's lines on stderr); writes `--cidfile`. `detached`: `run -d`.
+fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool, detached: bool) -> Result<String> {
     if let Some(f) = &a.cidfile {
         if f.exists() {
             bail!(
@@ -1003,7 +1004,8 @@ fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool) -> Result<String
             );
         }
     }
-    let spec = container_spec(a, if start_next { "run" } else { "create" })?;
+    let mut spec = container_spec(a, if start_next { "run" } else { "create" })?;
+    spec.detached = detached;
     let progress = super::layer_progress::plain_to_stderr();
     let created = engine.create_container_pulling(&spec, CreateOptions { start_next }, &progress)?;
     for w in &created.warnings {
@@ -1023,7 +1025,7 @@ fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
     if interactive_tty {
         need_terminal()?;
     }
-    let id = do_create(engine, &a.create, true)?;
+    let id = do_create(engine, &a.create, true, a.detach)?;
     if a.detach {
         // The docker CLI prints the ID of a created container even when
         // it then fails to start.
@@ -1085,7 +1087,7 @@ fn attach_exit(engine: &Engine, id: &str, end: AttachEnd, from_attach: bool) -> 
 }
 
 fn create(engine: &Engine, a: CreateArgs) -> Result<i32> {
-    let id = do_create(engine, &a, false)?;
+    let id = do_create(engine, &a, false, false)?;
     println!("{id}");
     Ok(0)
 }
