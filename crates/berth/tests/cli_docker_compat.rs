@@ -300,6 +300,32 @@ fn failures_end_as_dockers_do() {
         compare(&dd, &r, args, *words);
     }
 
+    // build's flag values, checked as the docker CLI checks them (its
+    // legacy-builder notice aside): the flag's error, exit 125.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\n").unwrap();
+    let c = ctx.path().to_str().unwrap();
+    for flag in [
+        &["--add-host", "nocolon"][..],
+        &["--add-host", "h:notanip"],
+        &["--shm-size", "x"],
+        &["--ulimit", "foo"],
+        &["--ulimit", "nofile=a"],
+        &["--ulimit", "nofile=2:1"],
+    ] {
+        let args = [&["build"][..], flag, &[c]].concat();
+        let (d, b) = (dd.docker(&args), berth(&r, &args));
+        assert_eq!(b.status.code(), d.status.code(), "{args:?}");
+        let error = |e: &str| -> String {
+            e.lines()
+                .find(|l| l.starts_with("invalid argument"))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(!error(&stderr(&d)).is_empty(), "{args:?}: {}", stderr(&d));
+        assert_eq!(error(&stderr(&b)), error(&stderr(&d)), "{args:?}");
+    }
+
     // A container the runtime cannot start: its ID on stdout all the same
     // (run -d), the daemon's words, the exit code of a missing command.
     let d = dd.docker(&["run", "-d", "busybox", "nosuch"]);

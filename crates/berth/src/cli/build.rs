@@ -137,11 +137,11 @@ pub struct MoreBuildArgs {
     #[arg(long, value_name = "HOST:IP", value_parser = add_host)]
     pub add_host: Vec<(String, String)>,
     /// Size of /dev/shm for RUN
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = shm_size)]
     pub shm_size: Option<String>,
     /// Ulimit options for RUN
-    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
-    pub ulimit: Vec<String>,
+    #[arg(long, value_name = "NAME=SOFT[:HARD]", value_parser = ulimit)]
+    pub ulimit: Vec<(String, u64, u64)>,
     /// Squash newly built layers into a single new layer (not supported)
     #[arg(long)]
     pub squash: bool,
@@ -232,6 +232,40 @@ fn add_host(h: &str) -> Result<(String, String), String> {
         return Err(format!("invalid IP address in add-host: {ip:?}"));
     }
     Ok((name.to_string(), ip.to_string()))
+}
+
+/// `--shm-size`: a size, refused in the docker CLI's words (kept as
+/// written: the flags' common setup reads a number type as Go's integers).
+fn shm_size(s: &str) -> Result<String, String> {
+    berth_engine::spec::parse_bytes("--shm-size", s)
+        .map(|_| s.to_string())
+        .map_err(|_| format!("invalid size: '{s}'"))
+}
+
+/// `--ulimit NAME=SOFT[:HARD]` → (name, soft, hard), refused in the docker
+/// CLI's words (a number as Go's strconv says).
+fn ulimit(s: &str) -> Result<(String, u64, u64), String> {
+    let (name, values) = s
+        .split_once('=')
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+    let number = |v: &str| -> Result<u64, String> {
+        let n: i64 = super::flags::parse_go_int(v)?;
+        Ok(if n < 0 { u64::MAX } else { n as u64 })
+    };
+    let (soft, hard) = match values.split_once(':') {
+        Some((soft, hard)) => (number(soft)?, number(hard)?),
+        None => {
+            let n = number(values)?;
+            (n, n)
+        }
+    };
+    if soft > hard {
+        return Err(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        ));
+    }
+    Ok((name.to_string(), soft, hard))
 }
 
 /// `a=1,b=2` → map.
@@ -390,11 +424,7 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
         .as_deref()
         .map(|s| berth_engine::spec::parse_bytes("--shm-size", s))
         .transpose()?;
-    let mut ulimits = Vec::new();
-    for u in &more.ulimit {
-        let u = berth_engine::spec::parse_ulimit(u)?;
-        ulimits.push((u.name, u.soft, u.hard));
-    }
+    let ulimits = more.ulimit.clone();
     let mut context_images = BTreeMap::new();
     let mut context_dirs = BTreeMap::new();
     for c in &more.build_context {
