@@ -579,6 +579,32 @@ impl ContainerSpec {
         self.validate_for(ncpu)
     }
 
+    /// `--cpu-rt-period`/`--cpu-rt-runtime`: Docker's daemon's checks and
+    /// words (a kernel that takes the values may still refuse them when the
+    /// container starts).
+    pub fn validate_realtime(&self) -> Result<()> {
+        let r = &self.resources;
+        let rt = berth_runtime::spec::cpu_realtime_supported();
+        if r.cpu_rt_period.is_some_and(|p| p > 0) && !rt {
+            return Err(EngineError::invalid(
+                "Your kernel does not support cgroup cpu real-time period",
+            ));
+        }
+        if r.cpu_rt_runtime.is_some_and(|p| p > 0) && !rt {
+            return Err(EngineError::invalid(
+                "Your kernel does not support cgroup cpu real-time runtime",
+            ));
+        }
+        if let (Some(p), Some(rt)) = (r.cpu_rt_period, r.cpu_rt_runtime) {
+            if p != 0 && rt != 0 && rt > p {
+                return Err(EngineError::invalid(
+                    "cpu real-time runtime cannot be higher than cpu real-time period",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// [`Self::validate`] for a host with `ncpu` CPUs.
     pub fn validate_for(&self, ncpu: usize) -> Result<()> {
         if self.image.is_empty() {
@@ -626,26 +652,7 @@ impl ContainerSpec {
             ));
         }
         let r = &self.resources;
-        // Docker's daemon's checks and words (a kernel that takes the
-        // values may still refuse them when the container starts).
-        let rt = berth_runtime::spec::cpu_realtime_supported();
-        if r.cpu_rt_period.is_some_and(|p| p > 0) && !rt {
-            return Err(EngineError::invalid(
-                "Your kernel does not support cgroup cpu real-time period",
-            ));
-        }
-        if r.cpu_rt_runtime.is_some_and(|p| p > 0) && !rt {
-            return Err(EngineError::invalid(
-                "Your kernel does not support cgroup cpu real-time runtime",
-            ));
-        }
-        if let (Some(p), Some(rt)) = (r.cpu_rt_period, r.cpu_rt_runtime) {
-            if p != 0 && rt != 0 && rt > p {
-                return Err(EngineError::invalid(
-                    "cpu real-time runtime cannot be higher than cpu real-time period",
-                ));
-            }
-        }
+        self.validate_realtime()?;
         if let Some(m) = r.memory {
             if m > 0 && m < MIN_MEMORY {
                 return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));

@@ -251,6 +251,9 @@ pub fn update_resources(
     if doc["cpu"].get("quota").is_none() && before.cpus.is_some_and(|c| c > 0.0) {
         doc["cpu"]["quota"] = serde_json::json!(-1);
     }
+    if before.cpu_rt_runtime.is_some_and(|rt| rt != 0) && doc["cpu"].get("realtimeRuntime").is_none() {
+        doc["cpu"]["realtimeRuntime"] = serde_json::json!(0);
+    }
     if doc.get("pids").is_none() && before.pids_limit.is_some_and(|p| p > 0) {
         doc["pids"] = serde_json::json!({"limit": -1});
     }

@@ -1061,6 +1061,16 @@ fn cgroup_parent_and_realtime_reach_the_cgroup() {
             ]),
             "500000 0\n"
         );
+        // update: the running container's cgroup and inspect follow.
+        assert_eq!(r.ok(&["update", "--cpu-rt-period", "400000", &id]), format!("{id}\n"));
+        assert_eq!(
+            std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/berth/{id}/cpu.rt_period_us")).unwrap(),
+            "400000\n"
+        );
+        assert_eq!(
+            r.ok(&["inspect", "-f", "{{.HostConfig.CpuRealtimePeriod}}", &id]),
+            "400000\n"
+        );
         r.ok(&["rm", "-f", &id]);
         // Docker here: `docker: Error response from daemon: failed to create
         // shim task: OCI runtime create failed: runc create failed: … failed

@@ -309,6 +309,8 @@ pub fn update_of(v: &Value) -> Result<UpdateSpec, ApiError> {
         nano_cpus: r.nano_cpus,
         cpu_shares: r.cpu_shares,
         pids_limit: v["PidsLimit"].as_i64(),
+        cpu_rt_period: r.cpu_rt_period,
+        cpu_rt_runtime: r.cpu_rt_runtime,
     })
 }
 
