@@ -961,12 +961,17 @@ fn proc_cgroups(r: &Root, id: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Removes a cgroup parent a test made, in every hierarchy.
-fn remove_cgroup_parent(name: &str) {
-    for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let _ = std::fs::remove_dir(e.path().join(name));
+/// A cgroup parent a test uses, removed from every hierarchy on drop
+/// (once its containers are gone), whatever the test's end.
+struct CgroupParent(String);
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let _ = std::fs::remove_dir(e.path().join(&self.0));
+        }
+        let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&self.0));
     }
-    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(name));
 }
 
 /// `docker run --cgroup-parent /P` puts the container's cgroup at
@@ -979,9 +984,12 @@ fn remove_cgroup_parent(name: &str) {
 #[test]
 #[ignore = "needs root"]
 fn cgroup_parent_and_realtime_reach_the_cgroup() {
+    let parent = format!("berth-cgp-{}", std::process::id());
+    let rel = format!("{parent}-rel");
+    // Dropped after `env` (which removes the containers first).
+    let _parents = (CgroupParent(parent.clone()), CgroupParent(rel.clone()));
     let env = Env::new();
     let r = &env.root;
-    let parent = format!("berth-cgp-{}", std::process::id());
     let id = r
         .ok(&[
             "run",
@@ -1017,7 +1025,6 @@ fn cgroup_parent_and_realtime_reach_the_cgroup() {
     r.ok(&["rm", "-f", &id]);
 
     // runc, a relative parent: the cgroup2 tree of a hybrid host too.
-    let rel = format!("{parent}-rel");
     let id = r
         .ok(&[
             "--runtime",
@@ -1040,8 +1047,6 @@ fn cgroup_parent_and_realtime_reach_the_cgroup() {
         assert_eq!(path, want, "{ctrl:?}");
     }
     r.ok(&["rm", "-f", &id]);
-    remove_cgroup_parent(&parent);
-    remove_cgroup_parent(&rel);
 
     if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
         let id = r
