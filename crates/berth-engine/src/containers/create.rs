@@ -63,7 +63,7 @@ pub fn image_for_platform(engine: &Engine, word: &str, platform: Option<&str>) -
     let Some(p) = platform.filter(|p| !p.is_empty()) else {
         return image_for_run(engine, word);
     };
-    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid(e.to_string()))?;
+    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid_value(e.to_string()))?;
     match engine.store.resolve_image_for(word, &want) {
         Ok(Some(i)) => Ok(i),
         Ok(None) | Err(StoreError::ImageNotFound(_)) => {
@@ -366,7 +366,7 @@ fn port_bindings(ports: &[berth_net::PortMapping]) -> Value {
 }
 
 fn validate_platform(p: &str, cfg: &berth_store::ImageConfig) -> Result<()> {
-    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid(e.to_string()))?;
+    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid_value(e.to_string()))?;
     let have = berth_store::Platform::normalised(&cfg.os, &cfg.architecture, cfg.variant.as_deref());
     if !want.same_os_arch(&have) {
         return Err(EngineError::conflict(format!(
