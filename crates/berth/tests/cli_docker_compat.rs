@@ -262,6 +262,8 @@ fn failures_end_as_dockers_do() {
         (&["kill", "--signal", "BOGUS", "nosuch"], All),
         (&["run", "--stop-signal", "BOGUS", "busybox", "true"], All),
         (&["run", "-m", "1k", "busybox", "true"], All),
+        (&["run", "--rm", "busybox"], All),
+        (&["create", "busybox"], All),
         (&["create", "-m", "1k", "busybox", "true"], All),
         (
             &[

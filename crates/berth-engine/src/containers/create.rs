@@ -509,10 +509,8 @@ impl Engine {
         let (eff_ep, eff_cmd) = entrypoint_and_cmd(&image_ep, &image_cmd, o.entrypoint.as_deref(), &o.command);
         let args: Vec<String> = eff_ep.iter().chain(&eff_cmd).cloned().collect();
         if args.is_empty() {
-            return Err(EngineError::invalid(format!(
-                "no command specified: the image {} has no ENTRYPOINT or CMD; give a command after the image name",
-                o.image
-            )));
+            // Docker's daemon's words, as scripts match them.
+            return Err(EngineError::invalid("No command specified"));
         }
 
         // Environment.
