@@ -52,7 +52,7 @@ pub fn service_networks(service: &Service) -> Vec<String> {
 }
 
 fn invalid(service: &str, what: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::invalid(format!("service {service:?}: {what}: {e}"))
+    EngineError::invalid_value(format!("service {service:?}: {what}: {e}"))
 }
 
 /// What differs between the containers of one service.
@@ -394,6 +394,9 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         pids_limit: s.pids_limit.or_else(|| limits.and_then(|l| l.pids)),
         ulimits,
         device_cgroup_rules: s.device_cgroup_rules.clone(),
+        cgroup_parent: s.cgroup_parent.clone(),
+        cpu_rt_period: s.cpu_rt_period,
+        cpu_rt_runtime: s.cpu_rt_runtime,
         ..Default::default()
     })
 }

@@ -525,7 +525,7 @@ impl<'a> Compose<'a> {
         let svc = &self.project().services[name];
         let want = o.scale.get(name).copied().unwrap_or_else(|| svc.replicas()) as u32;
         if want > 1 && svc.container_name.is_some() {
-            return Err(EngineError::invalid(format!(
+            return Err(EngineError::invalid_value(format!(
                 "services.{name}: can't set container_name and {name} as container name must be unique"
             )));
         }

@@ -104,7 +104,8 @@ impl Engine {
             if p.is_empty() {
                 continue;
             }
-            let parsed = berth_store::Platform::parse(p).map_err(|e| crate::EngineError::invalid(e.to_string()))?;
+            let parsed =
+                berth_store::Platform::parse(p).map_err(|e| crate::EngineError::invalid_value(e.to_string()))?;
             if !platforms.contains(&parsed) {
                 platforms.push(parsed);
             }

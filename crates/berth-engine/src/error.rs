@@ -44,6 +44,12 @@ pub enum ErrorKind {
 pub struct EngineError {
     kind: ErrorKind,
     error: anyhow::Error,
+    /// Found in a value Docker's CLI checks itself before it asks its
+    /// daemon (see [`EngineError::invalid_value`]).
+    client_side: bool,
+    /// An [`ErrorKind::Exit`] that Docker's daemon answers with (see
+    /// [`EngineError::from_daemon`]).
+    daemon: bool,
 }
 
 /// The engine's result type.
@@ -58,6 +64,8 @@ impl EngineError {
         EngineError {
             kind,
             error: anyhow::Error::msg(message.to_string()),
+            client_side: false,
+            daemon: false,
         }
     }
 
@@ -71,9 +79,54 @@ impl EngineError {
         Self::new(ErrorKind::Conflict, message)
     }
 
-    /// [`ErrorKind::InvalidArgument`].
+    /// [`ErrorKind::InvalidArgument`]: a value the engine refuses (Docker's
+    /// daemon refuses it: its CLI shows `Error response from daemon: …`).
     pub fn invalid(message: impl fmt::Display) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// [`ErrorKind::InvalidArgument`] in a value Docker's CLI checks itself
+    /// before it sends anything (a flag's size, duration, port, label or
+    /// environment syntax, a reference or platform it parses): a CLI shows
+    /// it as its own error, not as the daemon's answer. The one mark every
+    /// front reads ([`EngineError::is_client_side`]).
+    pub fn invalid_value(message: impl fmt::Display) -> Self {
+        EngineError {
+            client_side: true,
+            ..Self::new(ErrorKind::InvalidArgument, message)
+        }
+    }
+
+    /// Marks an [`ErrorKind::Exit`] as Docker's daemon's answer (a container
+    /// the runtime could not create): a front shows it as the daemon's and
+    /// still ends with its code.
+    pub fn from_daemon(mut self) -> Self {
+        self.daemon = true;
+        self
+    }
+
+    /// Whether this is the daemon's answer in Docker: every kind but
+    /// [`ErrorKind::Exit`] (unless marked [`EngineError::from_daemon`]) and
+    /// what Docker's CLI finds itself ([`EngineError::is_client_side`]).
+    pub fn is_daemon_answer(&self) -> bool {
+        match self.kind {
+            ErrorKind::Exit(_) => self.daemon,
+            _ => !self.is_client_side(),
+        }
+    }
+
+    /// Whether Docker's CLI finds this error itself (see
+    /// [`EngineError::invalid_value`]); a reference or a platform that does
+    /// not parse is one too.
+    pub fn is_client_side(&self) -> bool {
+        self.client_side
+            || self.error.chain().any(|c| {
+                c.is::<berth_store::platform::PlatformError>()
+                    || matches!(
+                        c.downcast_ref::<berth_store::StoreError>(),
+                        Some(berth_store::StoreError::InvalidReference { .. })
+                    )
+            })
     }
 
     /// [`ErrorKind::NotRunning`].
@@ -134,6 +187,8 @@ impl EngineError {
         EngineError {
             kind: self.kind,
             error: self.error.context(context),
+            client_side: self.client_side,
+            daemon: self.daemon,
         }
     }
 
@@ -231,9 +286,14 @@ impl From<anyhow::Error> for EngineError {
             Ok(e) => return e,
             Err(error) => error,
         };
+        // One carried inside context: its marks stay with its kind.
+        let inner = error.chain().find_map(|c| c.downcast_ref::<EngineError>());
+        let (client_side, daemon) = inner.map_or((false, false), |e| (e.client_side, e.daemon));
         EngineError {
             kind: EngineError::classify(&error),
             error,
+            client_side,
+            daemon,
         }
     }
 }
@@ -304,6 +364,27 @@ mod tests {
         assert_eq!(back.kind(), ErrorKind::Conflict);
         assert_eq!(back.exit_code(), 125);
         assert_eq!(EngineError::exit(3, "").exit_code(), 3);
+    }
+
+    #[test]
+    fn who_answers_survives_context_and_anyhow() {
+        // A value Docker's CLI checks: its own error, through any wrapping.
+        let e = EngineError::invalid_value("invalid --ulimit x").context("parsing");
+        assert!(e.is_client_side() && !e.is_daemon_answer());
+        let back = EngineError::from(anyhow::Error::new(e).context("run"));
+        assert!(back.is_client_side());
+        // A value Docker's daemon refuses (a kill signal): the daemon's answer.
+        assert!(EngineError::invalid("Invalid signal: BOGUS").is_daemon_answer());
+        assert!(EngineError::not_found("No such container: x").is_daemon_answer());
+        // A code to end with: the front's own words, unless the daemon's.
+        assert!(!EngineError::exit(1, "build failed").is_daemon_answer());
+        let start = EngineError::exit(127, "failed to create shim task").from_daemon();
+        assert!(start.is_daemon_answer() && start.exit_code() == 127);
+        let back = EngineError::from(anyhow::Error::new(start).context("run"));
+        assert!(back.is_daemon_answer());
+        // A reference that does not parse: Docker's CLI parses it.
+        let e = EngineError::from(berth_store::Reference::parse("UPPER").unwrap_err());
+        assert!(e.is_client_side());
     }
 
     #[test]

@@ -749,12 +749,23 @@ impl Engine {
             if written.insert(img.id.clone()) {
                 add_bytes(b, &format!("blobs/sha256/{}", img.id.hex()), &cfg_bytes)?;
             }
-            let manifest = serde_json::to_vec(&json!({
+            let mut manifest = json!({
                 "schemaVersion": 2,
                 "mediaType": MEDIA_OCI_MANIFEST,
                 "config": {"mediaType": MEDIA_OCI_CONFIG, "digest": img.id.as_str(), "size": cfg_bytes.len()},
                 "layers": descs,
-            }))?;
+            });
+            // The stored manifest's annotations (`build --annotation`) stay.
+            let stored: Option<Value> = self
+                .store
+                .blobs()
+                .read(&img.manifest)
+                .ok()
+                .and_then(|m| serde_json::from_slice(&m).ok());
+            if let Some(a) = stored.as_ref().map(|m| &m["annotations"]).filter(|a| a.is_object()) {
+                manifest["annotations"] = a.clone();
+            }
+            let manifest = serde_json::to_vec(&manifest)?;
             let mdigest = Digest::of_bytes(&manifest);
             if written.insert(mdigest.clone()) {
                 add_bytes(b, &format!("blobs/sha256/{}", mdigest.hex()), &manifest)?;

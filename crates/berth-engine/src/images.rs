@@ -236,7 +236,7 @@ impl Engine {
         let Some(p) = platform.filter(|p| !p.is_empty()) else {
             return Ok(self.store.resolve_image(word)?);
         };
-        let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid(e.to_string()))?;
+        let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid_value(e.to_string()))?;
         match self.store.resolve_image_for(word, &want)? {
             Some(i) => Ok(i),
             None => Err(EngineError::not_found(format!(
@@ -446,7 +446,7 @@ impl Engine {
     /// name (the image itself when nothing else names it).
     pub fn remove_image_platform(&self, word: &str, platform: &str, force: bool) -> Result<Vec<Removal>> {
         let img = self.resolve_image_platform(word, Some(platform))?;
-        let want = berth_store::Platform::parse(platform).map_err(|e| EngineError::invalid(e.to_string()))?;
+        let want = berth_store::Platform::parse(platform).map_err(|e| EngineError::invalid_value(e.to_string()))?;
         let name = Reference::parse(word).ok().map(|r| r.full());
         let vs = match &name {
             Some(n) => self.store.variants(n)?,

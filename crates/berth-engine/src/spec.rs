@@ -105,6 +105,9 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// Keep its stdin open for attached clients (`-i`).
     pub open_stdin: bool,
+    /// `run -d`: no client attaches to its streams when it starts
+    /// (inspect's `Config.Attach*` read false, as Docker's).
+    pub detached: bool,
     /// Remove the container when it exits (`--rm`).
     pub auto_remove: bool,
     /// The platform the image must have.
@@ -225,7 +228,7 @@ impl PullPolicy {
             "missing" | "" => Ok(PullPolicy::Missing),
             "always" => Ok(PullPolicy::Always),
             "never" => Ok(PullPolicy::Never),
-            p => Err(EngineError::invalid(format!(
+            p => Err(EngineError::invalid_value(format!(
                 "invalid pull option: {}: must be one of \"always\", \"missing\" or \"never\"",
                 shown(p)
             ))),
@@ -423,6 +426,13 @@ pub struct Resources {
     pub device_write_iops: Vec<ThrottleDevice>,
     /// `--device-cgroup-rule`: `TYPE MAJOR:MINOR ACCESS` (`c 1:3 rwm`, `b *:* m`).
     pub device_cgroup_rules: Vec<String>,
+    /// `--cgroup-parent`: the cgroup the container's goes under (root
+    /// only; a relative path is taken from the root of each hierarchy).
+    pub cgroup_parent: Option<String>,
+    /// `--cpu-rt-period`: real-time scheduling period in microseconds (cgroup v1).
+    pub cpu_rt_period: Option<i64>,
+    /// `--cpu-rt-runtime`: real-time runtime in microseconds per period (cgroup v1).
+    pub cpu_rt_runtime: Option<i64>,
 }
 
 /// `--blkio-weight-device DEVICE:WEIGHT`.
@@ -446,7 +456,7 @@ pub struct ThrottleDevice {
 /// `--blkio-weight-device`'s value, with the docker CLI's checks and words.
 pub fn parse_weight_device(s: &str) -> Result<WeightDevice> {
     let (path, weight) = device_and_value(s)?;
-    let bad = || EngineError::invalid(format!("invalid weight for device: {s}"));
+    let bad = || EngineError::invalid_value(format!("invalid weight for device: {s}"));
     let weight: u16 = weight.parse().map_err(|_| bad())?;
     if weight > 0 && !(10..=1000).contains(&weight) {
         return Err(bad());
@@ -471,9 +481,9 @@ pub fn parse_throttle_iops(s: &str) -> Result<ThrottleDevice> {
 fn device_and_value(s: &str) -> Result<(&str, &str)> {
     let (path, value) = s
         .split_once(':')
-        .ok_or_else(|| EngineError::invalid(format!("bad format: {s}")))?;
+        .ok_or_else(|| EngineError::invalid_value(format!("bad format: {s}")))?;
     if !path.starts_with("/dev/") {
-        return Err(EngineError::invalid(format!("bad format for device path: {s}")));
+        return Err(EngineError::invalid_value(format!("bad format for device path: {s}")));
     }
     Ok((path, value))
 }
@@ -481,7 +491,7 @@ fn device_and_value(s: &str) -> Result<(&str, &str)> {
 fn throttle(s: &str, bytes: bool) -> Result<ThrottleDevice> {
     let (path, rate) = device_and_value(s)?;
     let bad = || {
-        EngineError::invalid(if bytes {
+        EngineError::invalid_value(if bytes {
             format!("invalid rate for device: {s}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
         } else {
             format!("invalid rate for device: {s}. The correct format is <device-path>:<number>. Number must be a positive integer")
@@ -569,6 +579,32 @@ impl ContainerSpec {
         self.validate_for(ncpu)
     }
 
+    /// `--cpu-rt-period`/`--cpu-rt-runtime`: Docker's daemon's checks and
+    /// words (a kernel that takes the values may still refuse them when the
+    /// container starts).
+    pub fn validate_realtime(&self) -> Result<()> {
+        let r = &self.resources;
+        let rt = berth_runtime::spec::cpu_realtime_supported();
+        if r.cpu_rt_period.is_some_and(|p| p > 0) && !rt {
+            return Err(EngineError::invalid(
+                "Your kernel does not support cgroup cpu real-time period",
+            ));
+        }
+        if r.cpu_rt_runtime.is_some_and(|p| p > 0) && !rt {
+            return Err(EngineError::invalid(
+                "Your kernel does not support cgroup cpu real-time runtime",
+            ));
+        }
+        if let (Some(p), Some(rt)) = (r.cpu_rt_period, r.cpu_rt_runtime) {
+            if p != 0 && rt != 0 && rt > p {
+                return Err(EngineError::invalid(
+                    "cpu real-time runtime cannot be higher than cpu real-time period",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// [`Self::validate`] for a host with `ncpu` CPUs.
     pub fn validate_for(&self, ncpu: usize) -> Result<()> {
         if self.image.is_empty() {
@@ -616,6 +652,7 @@ impl ContainerSpec {
             ));
         }
         let r = &self.resources;
+        self.validate_realtime()?;
         if let Some(m) = r.memory {
             if m > 0 && m < MIN_MEMORY {
                 return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));
@@ -769,7 +806,7 @@ pub fn parse_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<
         None => (item, None),
     };
     if k.is_empty() {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid environment variable: {}",
             shown_bare(item)
         )));
@@ -784,7 +821,7 @@ pub fn parse_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<
 pub fn parse_label(item: &str) -> Result<(String, String)> {
     let (k, v) = item.split_once('=').unwrap_or((item, ""));
     if k.is_empty() {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid label {}: the key is empty",
             shown(item)
         )));
@@ -795,7 +832,7 @@ pub fn parse_label(item: &str) -> Result<(String, String)> {
 /// Docker's byte sizes (`32m`, `1g`, `512k`, `100000`, `1.5gb`), binary
 /// units. `what` names the flag in the error (`--memory`).
 pub fn parse_bytes(what: &str, s: &str) -> Result<u64> {
-    let bad = || EngineError::invalid(format!("invalid {what} {}: use a size like 512k, 32m or 1g", shown(s)));
+    let bad = || EngineError::invalid_value(format!("invalid {what} {}: use a size like 512k, 32m or 1g", shown(s)));
     let t = s.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -815,7 +852,7 @@ pub fn parse_bytes(what: &str, s: &str) -> Result<u64> {
     };
     let bytes = n * mult;
     if !bytes.is_finite() || bytes >= i64::MAX as f64 {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid {what} {}: the value is too large (at most {} bytes)",
             shown(s),
             i64::MAX
@@ -830,7 +867,7 @@ pub fn parse_bytes(what: &str, s: &str) -> Result<u64> {
 pub fn parse_cpus(s: &str) -> Result<u64> {
     let t = s.trim();
     let bad = || {
-        EngineError::invalid(format!(
+        EngineError::invalid_value(format!(
             "invalid argument {} for \"--cpus\" flag: failed to parse {} as a rational number",
             shown(s),
             shown_bare(t)
@@ -844,7 +881,7 @@ pub fn parse_cpus(s: &str) -> Result<u64> {
         return Err(bad());
     }
     if frac.trim_end_matches('0').len() > 9 {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid argument {} for \"--cpus\" flag: value is too precise",
             shown(s)
         )));
@@ -863,7 +900,7 @@ pub fn parse_cpus(s: &str) -> Result<u64> {
         .checked_mul(1_000_000_000)
         .and_then(|w| w.checked_add(part))
         .ok_or_else(|| {
-            EngineError::invalid(format!(
+            EngineError::invalid_value(format!(
                 "invalid argument {} for \"--cpus\" flag: value is too large",
                 shown(s)
             ))
@@ -889,14 +926,14 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
         _ => {
-            return Err(EngineError::invalid(format!(
+            return Err(EngineError::invalid_value(format!(
                 "invalid volume specification: {} (use /host/path:/container/path[:ro] or name:/path)",
                 shown(v)
             )))
         }
     };
     if let Some(why) = target_problem(dst) {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid volume specification: {}: {why}",
             shown(v)
         )));
@@ -910,7 +947,7 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
             "z" | "Z" | "nocopy" | "copy" => {}
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => propagation = o.to_string(),
             _ => {
-                return Err(EngineError::invalid(format!(
+                return Err(EngineError::invalid_value(format!(
                     "invalid volume specification: {}: unknown option {} (use ro, rw or a propagation mode)",
                     shown(v),
                     shown(o)
@@ -938,7 +975,7 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
             options: BTreeMap::new(),
         }
     } else {
-        return Err(EngineError::invalid(format!(
+        return Err(EngineError::invalid_value(format!(
             "invalid volume name {}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed; use an absolute path for a bind mount",
             shown(src)
         )));
@@ -970,7 +1007,7 @@ fn mount_fields(m: &str) -> Vec<String> {
 /// `--mount type=bind|volume|tmpfs,source=…,target=…,readonly,…`. A
 /// relative bind source is taken from `cwd`.
 pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
-    let bad = |why: String| EngineError::invalid(format!("invalid --mount {}: {why}", shown(m)));
+    let bad = |why: String| EngineError::invalid_value(format!("invalid --mount {}: {why}", shown(m)));
     let mut kind = "volume".to_string();
     let mut src = String::new();
     let mut dst = String::new();
@@ -1058,7 +1095,7 @@ pub fn parse_tmpfs(t: &str) -> Result<Mount> {
 /// `--ulimit name=soft[:hard]` (`-1` or `unlimited` for no limit).
 pub fn parse_ulimit(u: &str) -> Result<Ulimit> {
     let bad = || {
-        EngineError::invalid(format!(
+        EngineError::invalid_value(format!(
             "invalid --ulimit {}: use name=soft[:hard], e.g. nofile=1024:2048",
             shown(u)
         ))

@@ -111,6 +111,13 @@ pub struct Resources {
     /// Extra device cgroup rules (`--device-cgroup-rule`): `TYPE MAJOR:MINOR ACCESS`,
     /// `*` for any number, checked by the engine.
     pub device_cgroup_rules: Vec<String>,
+    /// `--cgroup-parent`: the container's cgroup is `<parent>/<id>`
+    /// (absolute; `None`: berth's own `/berth`).
+    pub cgroup_parent: Option<String>,
+    /// `--cpu-rt-period` (µs), OCI `linux.resources.cpu.realtimePeriod`.
+    pub cpu_rt_period: Option<u64>,
+    /// `--cpu-rt-runtime` (µs), OCI `linux.resources.cpu.realtimeRuntime`.
+    pub cpu_rt_runtime: Option<i64>,
 }
 
 /// Block IO limits, by device number (OCI `linux.resources.blockIO`).

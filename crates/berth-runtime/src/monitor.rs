@@ -496,8 +496,8 @@ fn release_text_pages() {
 }
 
 /// Cgroup file of the container, for the controller `ctrl` (v1) or the unified tree (v2).
-pub fn cgroup_file(id: &str, ctrl: &str, file: &str) -> PathBuf {
-    let rel = crate::spec::cgroups_path(id);
+pub fn cgroup_file(cfg: &ContainerConfig, ctrl: &str, file: &str) -> PathBuf {
+    let rel = crate::spec::cgroups_path(cfg);
     if crate::spec::cgroup_v2_unified() {
         PathBuf::from(format!("/sys/fs/cgroup{rel}/{file}"))
     } else {
@@ -506,13 +506,13 @@ pub fn cgroup_file(id: &str, ctrl: &str, file: &str) -> PathBuf {
 }
 
 /// Whether the kernel's OOM killer hit the container's cgroup.
-fn oom_killed(id: &str) -> bool {
+fn oom_killed(cfg: &ContainerConfig) -> bool {
     let file = if crate::spec::cgroup_v2_unified() {
         "memory.events"
     } else {
         "memory.oom_control"
     };
-    let text = std::fs::read_to_string(cgroup_file(id, "memory", file)).unwrap_or_default();
+    let text = std::fs::read_to_string(cgroup_file(cfg, "memory", file)).unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("oom_kill "))
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -668,7 +668,7 @@ fn run_once(
     }
     log.flush()?;
     let code = status?;
-    let oom = oom_killed(id);
+    let oom = oom_killed(cfg);
     // The process is reaped: its runtime state goes (without a runtime start-up, for runc and crun).
     if rt.root.join(id).exists() {
         let _ = rt.delete_exited(id);

@@ -251,6 +251,9 @@ pub fn update_resources(
     if doc["cpu"].get("quota").is_none() && before.cpus.is_some_and(|c| c > 0.0) {
         doc["cpu"]["quota"] = serde_json::json!(-1);
     }
+    if before.cpu_rt_runtime.is_some_and(|rt| rt != 0) && doc["cpu"].get("realtimeRuntime").is_none() {
+        doc["cpu"]["realtimeRuntime"] = serde_json::json!(0);
+    }
     if doc.get("pids").is_none() && before.pids_limit.is_some_and(|p| p > 0) {
         doc["pids"] = serde_json::json!({"limit": -1});
     }
@@ -517,7 +520,7 @@ fn read_u64(p: &Path) -> Option<u64> {
 pub fn stats(container_dir: &Path, networks: bool) -> Result<Stats> {
     let cfg = load_config(container_dir)?;
     let id = cfg.id.as_str();
-    let f = |ctrl: &str, file: &str| cgroup_file(id, ctrl, file);
+    let f = |ctrl: &str, file: &str| cgroup_file(&cfg, ctrl, file);
     if !f("memory", "").exists() && !f("pids", "").exists() {
         return Err(RuntimeError::WrongState {
             id: id.into(),

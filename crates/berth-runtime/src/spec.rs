@@ -614,9 +614,21 @@ pub fn cgroup_v2_unified() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
-/// The cgroups path berth uses for a container.
-pub fn cgroups_path(id: &str) -> String {
-    format!("/berth/{id}")
+/// The cgroups path berth uses for a container: `/berth/<id>`, or
+/// `<parent>/<id>` with `--cgroup-parent` (a relative parent taken from
+/// the root of each hierarchy, as Docker's cgroupfs driver does).
+pub fn cgroups_path(cfg: &ContainerConfig) -> String {
+    match cfg.resources.cgroup_parent.as_deref().map(|p| p.trim_matches('/')) {
+        Some("") => format!("/{}", cfg.id),
+        Some(p) => format!("/{p}/{}", cfg.id),
+        None => format!("/berth/{}", cfg.id),
+    }
+}
+
+/// Whether the kernel schedules real-time tasks per cgroup (cgroup v1's
+/// `cpu.rt_runtime_us`), which `--cpu-rt-period`/`--cpu-rt-runtime` need.
+pub fn cpu_realtime_supported() -> bool {
+    !cgroup_v2_unified() && Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists()
 }
 
 fn parse_security_opts(cfg: &ContainerConfig) -> Result<(Option<Option<PathBuf>>, bool)> {
@@ -690,6 +702,12 @@ pub fn resource_limits(r: &Resources) -> Result<serde_json::Map<String, Value>> 
     }
     if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(p) = r.cpu_rt_period.filter(|p| *p > 0) {
+        cpu.insert("realtimePeriod".into(), json!(p));
+    }
+    if let Some(rt) = r.cpu_rt_runtime.filter(|rt| *rt != 0) {
+        cpu.insert("realtimeRuntime".into(), json!(rt));
     }
     if !cpu.is_empty() {
         out.insert("cpu".into(), Value::Object(cpu));
@@ -945,7 +963,7 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         "devices": devices,
     });
     if !rootless {
-        linux["cgroupsPath"] = json!(cgroups_path(&cfg.id));
+        linux["cgroupsPath"] = json!(cgroups_path(cfg));
     }
     if own_userns {
         linux["uidMappings"] = json!(uid_mappings);

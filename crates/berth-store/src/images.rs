@@ -216,6 +216,20 @@ impl Store {
             .ok_or_else(|| StoreError::ImageNotFound(id.to_string()))
     }
 
+    /// Gives image `id` the manifest `bytes` (the same config and layers,
+    /// other annotations): stored as a blob, recorded as the image's.
+    pub fn set_image_manifest(&self, id: &Digest, bytes: &[u8]) -> Result<ImageRecord> {
+        let digest = self.put_blob(bytes)?;
+        let n = self.db().execute(
+            "UPDATE images SET manifest = ?1 WHERE id = ?2",
+            params![digest.as_str(), id.as_str()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::ImageNotFound(id.to_string()));
+        }
+        self.image(id)
+    }
+
     pub fn list_images(&self) -> Result<Vec<ImageRecord>> {
         self.images_where("", &[])
     }

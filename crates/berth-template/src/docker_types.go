@@ -3,8 +3,9 @@
 // zero value of its Go type (as json.Unmarshal leaves it), a field it
 // does not know is dropped, and a struct prints its fields in this order.
 // Read by berth_template::docker with schema::Schema; never compiled.
-// Written from the Engine API's documented fields; time.Duration,
-// time.Time and os.FileMode are kept as their underlying numbers/strings.
+// Written from the Engine API's documented fields; time.Duration prints
+// as Go prints it (`1m30s`, its JSON a number of nanoseconds), time.Time
+// and os.FileMode are kept as their underlying strings/numbers.
 // Field names are Go's (`DNS`, `CPUShares`): a template naming the JSON
 // key instead fails here and falls back to the raw JSON, as in Docker.
 package types
@@ -68,12 +69,12 @@ type container.Config struct {
 type nat.Port string
 
 type container.HealthConfig struct {
-	Test          []string `json:",omitempty"`
-	Interval      int64    `json:",omitempty"`
-	Timeout       int64    `json:",omitempty"`
-	StartPeriod   int64    `json:",omitempty"`
-	StartInterval int64    `json:",omitempty"`
-	Retries       int      `json:",omitempty"`
+	Test          []string      `json:",omitempty"`
+	Interval      time.Duration `json:",omitempty"`
+	Timeout       time.Duration `json:",omitempty"`
+	StartPeriod   time.Duration `json:",omitempty"`
+	StartInterval time.Duration `json:",omitempty"`
+	Retries       int           `json:",omitempty"`
 }
 
 type container.HostConfig struct {

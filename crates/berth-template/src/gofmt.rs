@@ -28,6 +28,50 @@ pub fn sprintln(args: &[Value]) -> String {
 }
 
 /// `%v` of one value at top level.
+/// The Go type whose values print as `1m30s` (its JSON is nanoseconds).
+pub const DURATION: &str = "time.Duration";
+
+/// Go's `time.Duration.String`: `0s`, `1.5s`, `1m0s`, `1h2m3s`, `500ms`, `10µs`, `7ns`.
+pub fn go_duration(d: i64) -> String {
+    // `n/div` with its fraction, trailing zeros dropped.
+    fn frac(n: u64, div: u64) -> String {
+        let (int, rem) = (n / div, n % div);
+        if rem == 0 {
+            return int.to_string();
+        }
+        let width = div.ilog10() as usize;
+        let digits = format!("{rem:0width$}");
+        format!("{int}.{}", digits.trim_end_matches('0'))
+    }
+    if d == 0 {
+        return "0s".into();
+    }
+    let u = d.unsigned_abs();
+    let body = if u < 1_000 {
+        format!("{u}ns")
+    } else if u < 1_000_000 {
+        format!("{}µs", frac(u, 1_000))
+    } else if u < 1_000_000_000 {
+        format!("{}ms", frac(u, 1_000_000))
+    } else {
+        let secs = u / 1_000_000_000;
+        let s = frac(secs % 60 * 1_000_000_000 + u % 1_000_000_000, 1_000_000_000);
+        let (h, m) = (secs / 3600, secs / 60 % 60);
+        if h > 0 {
+            format!("{h}h{m}m{s}s")
+        } else if m > 0 {
+            format!("{m}m{s}s")
+        } else {
+            format!("{s}s")
+        }
+    };
+    if d < 0 {
+        format!("-{body}")
+    } else {
+        body
+    }
+}
+
 pub fn to_string(v: &Value) -> String {
     fmt_value(v, 'v', &Flags::default(), 0)
 }
@@ -242,6 +286,8 @@ fn fmt_value(v: &Value, verb: char, f: &Flags, depth: usize) -> String {
             't' | 'v' => f.pad(if *b { "true" } else { "false" }),
             _ => bad_verb(v, verb),
         },
+        // time.Duration's String method: what %v and %s print.
+        Value::Int(i, DURATION) if matches!(verb, 'v' | 's') => f.pad(&go_duration(*i)),
         Value::Int(i, _) => fmt_int(*i < 0, i.unsigned_abs(), verb, f).unwrap_or_else(|| bad_verb(v, verb)),
         Value::Uint(u, _) => fmt_int(false, *u, verb, f).unwrap_or_else(|| bad_verb(v, verb)),
         Value::Float(x) => fmt_float_verb(*x, verb, f).unwrap_or_else(|| bad_verb(v, verb)),
@@ -661,5 +707,30 @@ pub fn format_float_shortest(x: f64, fmt: char) -> String {
     match fmt {
         'e' => fmt_e(neg, &d, dp, (nd - 1) as usize, 'e'),
         _ => fmt_f(neg, &d, dp, (nd - dp).max(0) as usize),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        let cases = [
+            (0, "0s"),
+            (7, "7ns"),
+            (1_500, "1.5µs"),
+            (2_000_000, "2ms"),
+            (1_500_000_000, "1.5s"),
+            (30_000_000_000, "30s"),
+            (60_000_000_000, "1m0s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (3_723_000_000_001, "1h2m3.000000001s"),
+            (-5_000_000_000, "-5s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(go_duration(d), want, "{d}");
+        }
     }
 }

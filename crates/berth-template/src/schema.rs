@@ -65,8 +65,23 @@ pub struct SchemaError {
 }
 
 const BASIC: &[&str] = &[
-    "string", "bool", "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64",
-    "float64", "float32", "byte", "rune",
+    "string",
+    "bool",
+    "int",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float64",
+    "float32",
+    "byte",
+    "rune",
+    "time.Duration",
 ];
 
 struct Toks {

@@ -258,6 +258,26 @@ fn failures_end_as_dockers_do() {
         (&["create", "--device-read-bps", "/dev/sda:1zb", "busybox"], All),
         (&["create", "--device-write-iops", "/dev/sda:1mb", "busybox"], All),
         (&["create", "--device-cgroup-rule", "x 1:2 rwm", "busybox"], All),
+        // Values Docker's daemon refuses (not its CLI): its answer, as such.
+        (&["kill", "--signal", "BOGUS", "nosuch"], All),
+        (&["run", "--stop-signal", "BOGUS", "busybox", "true"], All),
+        (&["run", "-m", "1k", "busybox", "true"], All),
+        (&["run", "--rm", "busybox"], All),
+        (&["create", "busybox"], All),
+        (&["create", "-m", "1k", "busybox", "true"], All),
+        (
+            &[
+                "run",
+                "--cpu-rt-period",
+                "1000000",
+                "--cpu-rt-runtime",
+                "2000000",
+                "busybox",
+                "true",
+            ],
+            All,
+        ),
+        (&["create", "--cpu-rt-period", "abc", "busybox"], All),
         (&["exec", "--bogus", "x", "true"], All),
         (&["image", "ls", "--bogus"], First),
         (&["system", "df", "--bogus"], First),
@@ -282,6 +302,54 @@ fn failures_end_as_dockers_do() {
         compare(&dd, &r, args, *words);
     }
 
+    // build's flag values, checked as the docker CLI checks them (its
+    // legacy-builder notice aside): the flag's error, exit 125.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\n").unwrap();
+    let c = ctx.path().to_str().unwrap();
+    for flag in [
+        &["--add-host", "nocolon"][..],
+        &["--add-host", "h:notanip"],
+        &["--shm-size", "x"],
+        &["--ulimit", "foo"],
+        &["--ulimit", "nofile=a"],
+        &["--ulimit", "nofile=2:1"],
+    ] {
+        let args = [&["build"][..], flag, &[c]].concat();
+        let (d, b) = (dd.docker(&args), berth(&r, &args));
+        assert_eq!(b.status.code(), d.status.code(), "{args:?}");
+        let error = |e: &str| -> String {
+            e.lines()
+                .find(|l| l.starts_with("invalid argument"))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(!error(&stderr(&d)).is_empty(), "{args:?}: {}", stderr(&d));
+        assert_eq!(error(&stderr(&b)), error(&stderr(&d)), "{args:?}");
+    }
+
+    // A container the runtime cannot start: its ID on stdout all the same
+    // (run -d), the daemon's words, the exit code of a missing command.
+    let d = dd.docker(&["run", "-d", "busybox", "nosuch"]);
+    let b = berth(&r, &["run", "-d", "busybox", "nosuch"]);
+    assert_eq!(b.status.code(), d.status.code(), "{}", stderr(&b));
+    let prefix = |e: &str| -> String {
+        e.replace("docker", "berth")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split(": OCI runtime create failed: ")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(prefix(&stderr(&b)), prefix(&stderr(&d)), "{}", stderr(&b));
+    for (o, cli) in [(&d, Cli::Docker(&dd)), (&b, Cli::Berth(&r))] {
+        let id = stdout(o).trim().to_string();
+        assert_eq!(id.len(), 64, "{id:?}");
+        cli.ok(&["rm", "-f", &id]);
+    }
+
     // Pausing twice, unpausing twice: Docker's words (the ID read as ID).
     let did = stdout(&dd.docker(&["run", "-d", "busybox", "sleep", "60"]))
         .trim()
@@ -294,9 +362,16 @@ fn failures_end_as_dockers_do() {
         assert_eq!(bt.lines().next(), dt.lines().next(), "top {args:?}\n{dt}\n{bt}");
         assert!(bt.lines().nth(1).is_some_and(|l| l.ends_with("sleep 60")), "{bt}");
     }
-    for step in [&["pause"][..], &["pause"], &["unpause"], &["unpause"]] {
-        let d = dd.docker(&[step[0], &did]);
-        let b = berth(&r, &[step[0], &bid]);
+    for step in [
+        &["pause"][..],
+        &["pause"],
+        &["unpause"],
+        &["unpause"],
+        &["kill", "--signal", "BOGUS"],
+        &["kill", "-s", "0"],
+    ] {
+        let d = dd.docker(&[step, &[did.as_str()][..]].concat());
+        let b = berth(&r, &[step, &[bid.as_str()][..]].concat());
         assert_eq!(b.status.code(), d.status.code(), "{step:?}");
         assert_eq!(
             stderr(&b).replace(&bid, "ID"),
@@ -489,6 +564,68 @@ fn templates_render_as_dockers() {
     }
     for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
         cli.ok(&["rm", "tpl"]);
+    }
+
+    // Healthcheck durations as Go prints them, Mounts without `--tmpfs`
+    // (HostConfig.Tmpfs has them), bind propagation and `--mount` options.
+    let src = tempfile::tempdir().unwrap();
+    let src = src.path().to_str().unwrap();
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&[
+            "create",
+            "--name",
+            "mnt",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "90s",
+            "--health-timeout",
+            "1500ms",
+            "--health-start-period",
+            "1m",
+            "--tmpfs",
+            "/run:size=64k,mode=1770",
+            "--tmpfs",
+            "/t2",
+            "-v",
+            &format!("{src}:/b1:ro,rslave"),
+            "-v",
+            &format!("{src}:/b3"),
+            "--mount",
+            &format!("type=bind,src={src},dst=/b2,bind-propagation=shared,ro"),
+            "--mount",
+            "type=tmpfs,dst=/t3,tmpfs-size=1m,tmpfs-mode=1770",
+            "busybox",
+            "true",
+        ]);
+    }
+    for t in [
+        "{{.Config.Healthcheck}}",
+        "{{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Timeout}} {{json .Config.Healthcheck}}",
+        "{{printf \"%d %v %s\" .Config.Healthcheck.StartPeriod .Config.Healthcheck.StartPeriod .Config.Healthcheck.StartPeriod}}",
+        "{{len .Mounts}} {{json .HostConfig.Tmpfs}} {{json .HostConfig.Mounts}}",
+        "{{range .Mounts}}{{if eq .Destination \"/b1\"}}{{.Mode}} {{.Propagation}} {{.RW}}{{end}}{{end}}",
+        "{{range .Mounts}}{{if eq .Destination \"/b2\"}}{{.Mode}} {{.Propagation}} {{.RW}}{{end}}{{end}}",
+        "{{range .Mounts}}{{if eq .Destination \"/b3\"}}{{.Mode}} {{.Propagation}} {{.RW}}{{end}}{{end}}",
+        "{{range .Mounts}}{{if eq .Type \"tmpfs\"}}{{.Destination}} {{.Mode}} {{.RW}}{{end}}{{end}}",
+        // Unset pointers are nil, as Docker leaves them out.
+        "{{.HostConfig.Init}} {{.Config.StopTimeout}} {{.Config.StopSignal}}| {{.Config.ExposedPorts}}",
+        "{{.Config.AttachStdin}} {{.Config.AttachStdout}} {{.Config.AttachStderr}}",
+    ] {
+        same(&["inspect", "--format", t, "mnt"]);
+    }
+    // run -d attaches no stream.
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["run", "-d", "-i", "--name", "det", "busybox", "true"]);
+    }
+    same(&[
+        "inspect",
+        "--format",
+        "{{.Config.AttachStdin}} {{.Config.AttachStdout}} {{.Config.AttachStderr}} {{.Config.OpenStdin}}",
+        "det",
+    ]);
+    for cli in [Cli::Docker(&dd), Cli::Berth(&r)] {
+        cli.ok(&["rm", "-f", "mnt", "det"]);
     }
 }
 
@@ -812,6 +949,156 @@ fn block_io_and_device_rules_reach_the_cgroup() {
     assert!(stderr(&o).contains("/dev/null is not a block device"), "{}", stderr(&o));
 }
 
+/// The cgroups of a container's process, from `/proc/PID/cgroup`: (controllers, path).
+fn proc_cgroups(r: &Root, id: &str) -> Vec<(String, String)> {
+    let pid = r.ok(&["inspect", "-f", "{{.State.Pid}}", id]).trim().to_string();
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let (_, ctrls, path) = (p.next()?, p.next()?, p.next()?);
+            Some((ctrls.to_string(), path.to_string()))
+        })
+        .collect()
+}
+
+/// A cgroup parent a test uses, removed from every hierarchy on drop
+/// (once its containers are gone), whatever the test's end.
+struct CgroupParent(String);
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let _ = std::fs::remove_dir(e.path().join(&self.0));
+        }
+        let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(&self.0));
+    }
+}
+
+/// `docker run --cgroup-parent /P` puts the container's cgroup at
+/// `/P/<id>` in every v1 controller (and the cgroup2 tree when the runtime
+/// uses it: runc on this hybrid host, as Docker's), a relative parent
+/// under the root; `inspect` shows it and `stats` still reads the
+/// container's counters. `--cpu-rt-period` reaches `cpu.rt_period_us`;
+/// `--cpu-rt-runtime` the kernel refuses under a parent with no real-time
+/// budget, as it refuses Docker's (exit 125, the file named).
+#[test]
+#[ignore = "needs root"]
+fn cgroup_parent_and_realtime_reach_the_cgroup() {
+    let parent = format!("berth-cgp-{}", std::process::id());
+    let rel = format!("{parent}-rel");
+    // Dropped after `env` (which removes the containers first).
+    let _parents = (CgroupParent(parent.clone()), CgroupParent(rel.clone()));
+    let env = Env::new();
+    let r = &env.root;
+    let id = r
+        .ok(&[
+            "run",
+            "-d",
+            "--cgroup-parent",
+            &format!("/{parent}"),
+            "bb",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let want = format!("/{parent}/{id}");
+    let cgroups = proc_cgroups(r, &id);
+    let v1: Vec<_> = cgroups.iter().filter(|(c, _)| !c.is_empty()).collect();
+    for (ctrl, path) in &v1 {
+        assert_eq!(path, &want, "{ctrl}");
+    }
+    if v1.is_empty() {
+        assert_eq!(cgroups[0].1, want);
+    }
+    assert_eq!(
+        r.ok(&["inspect", "-f", "{{.HostConfig.CgroupParent}}", &id]),
+        format!("/{parent}\n")
+    );
+    let o = berth(r, &["stats", "--no-stream", "--format", "{{.PIDs}}", &id]);
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (Some(0), "1\n".to_string()),
+        "{}",
+        stderr(&o)
+    );
+    r.ok(&["rm", "-f", &id]);
+
+    // runc, a relative parent: the cgroup2 tree of a hybrid host too.
+    let id = r
+        .ok(&[
+            "--runtime",
+            "runc",
+            "run",
+            "-d",
+            "--cgroup-parent",
+            &rel,
+            "bb",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let want = format!("/{rel}/{id}");
+    for (ctrl, path) in proc_cgroups(r, &id) {
+        if ctrl.starts_with("name=") {
+            continue;
+        }
+        assert_eq!(path, want, "{ctrl:?}");
+    }
+    r.ok(&["rm", "-f", &id]);
+
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists() {
+        let id = r
+            .ok(&["run", "-d", "--cpu-rt-period", "500000", "bb", "sleep", "60"])
+            .trim()
+            .to_string();
+        assert_eq!(
+            std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/berth/{id}/cpu.rt_period_us")).unwrap(),
+            "500000\n"
+        );
+        assert_eq!(
+            r.ok(&[
+                "inspect",
+                "-f",
+                "{{.HostConfig.CpuRealtimePeriod}} {{.HostConfig.CpuRealtimeRuntime}}",
+                &id
+            ]),
+            "500000 0\n"
+        );
+        // update: the running container's cgroup and inspect follow.
+        assert_eq!(r.ok(&["update", "--cpu-rt-period", "400000", &id]), format!("{id}\n"));
+        assert_eq!(
+            std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/berth/{id}/cpu.rt_period_us")).unwrap(),
+            "400000\n"
+        );
+        assert_eq!(
+            r.ok(&["inspect", "-f", "{{.HostConfig.CpuRealtimePeriod}}", &id]),
+            "400000\n"
+        );
+        r.ok(&["rm", "-f", &id]);
+        // Docker here: `docker: Error response from daemon: failed to create
+        // shim task: OCI runtime create failed: runc create failed: … failed
+        // to write "1000": write …/cpu.rt_runtime_us: invalid argument:
+        // unknown`, a blank line, the help line, exit 125 (the runtime's
+        // own words in the middle).
+        let o = berth(r, &["run", "--rm", "--cpu-rt-runtime", "1000", "bb", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+        let e = stderr(&o);
+        let first = e.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(
+                "berth: Error response from daemon: failed to create shim task: OCI runtime create failed: "
+            ) && first.contains("cpu.rt_runtime_us")
+                && first.ends_with(": unknown"),
+            "{e}"
+        );
+        assert!(e.ends_with("\n\nRun 'berth run --help' for more information\n"), "{e}");
+    }
+}
+
 /// `update`: new limits reach a running container at once, and `inspect`
 /// and the restart policy follow; what berth cannot change is refused by name.
 #[test]
@@ -1062,6 +1349,188 @@ fn build_reads_the_dockerfile_from_stdin() {
         stderr(&o).contains("can't use stdin for both build context and dockerfile"),
         "{}",
         stderr(&o)
+    );
+}
+
+/// `docker build` flags for RUN steps and contexts, as a Docker user
+/// writes them: `--add-host`, `--shm-size` and `--ulimit` reach every RUN
+/// (`/etc/hosts`, the size of `/dev/shm`, `ulimit -n`);
+/// `--build-context NAME=DIR` is what `COPY --from=NAME` copies from (and
+/// `FROM NAME` the whole root of) and `NAME=docker-image://REF` what `FROM
+/// NAME` builds on;
+/// `--no-cache-filter a` rebuilds stage a while stage b hits the cache;
+/// `--annotation` lands in the image's manifest (`save` writes it);
+/// `build -q` prints the ID and a newline; `--metadata-file` names the
+/// image's config digest.
+#[test]
+#[ignore = "needs root"]
+fn build_flags_reach_the_steps_and_the_image() {
+    let env = Env::new();
+    let r = &env.root;
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path().to_str().unwrap();
+    let other = ctx.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("f"), "from the named context\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM base\nCOPY --from=files /f /f\nRUN cat /f; grep myhost /etc/hosts; \
+         df -k /dev/shm | tail -1 | awk '{print $2}'; ulimit -Sn; ulimit -Hn\n",
+    )
+    .unwrap();
+    // docker build --progress=plain --build-context base=docker-image://bb \
+    //   --build-context files=./other --add-host myhost:10.1.2.3 \
+    //   --shm-size 32m --ulimit nofile=512:1024 .
+    let out = r.ok(&[
+        "build",
+        "--progress=plain",
+        "--build-context",
+        "base=docker-image://bb",
+        "--build-context",
+        &format!("files={}", other.display()),
+        "--add-host",
+        "myhost:10.1.2.3",
+        "--shm-size",
+        "32m",
+        "--ulimit",
+        "nofile=512:1024",
+        c,
+    ]);
+    let run_output: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("Running in"))
+        .skip(1)
+        .take(5)
+        .collect();
+    assert_eq!(
+        run_output,
+        ["from the named context", "10.1.2.3\tmyhost", "32768", "512", "1024"],
+        "{out}"
+    );
+
+    // FROM a directory context: its files are the whole root.
+    let rootfs = ctx.path().join("rootfs");
+    std::fs::create_dir(&rootfs).unwrap();
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-xf")
+        .arg(busybox_tar())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ctx3 = tempfile::tempdir().unwrap();
+    std::fs::write(ctx3.path().join("Dockerfile"), "FROM root\nRUN echo made > /made\n").unwrap();
+    r.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "fromdir",
+        "--build-context",
+        &format!("root={}", rootfs.display()),
+        ctx3.path().to_str().unwrap(),
+    ]);
+    assert_eq!(r.ok(&["run", "--rm", "fromdir", "cat", "/made"]), "made\n");
+
+    // --no-cache-filter: stage a runs again, stage b is a cache hit.
+    let ctx2 = tempfile::tempdir().unwrap();
+    let c2 = ctx2.path().to_str().unwrap();
+    std::fs::write(
+        ctx2.path().join("Dockerfile"),
+        "FROM bb AS a\nRUN echo a > /a\nFROM bb AS b\nRUN echo b > /b\nFROM bb\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+    )
+    .unwrap();
+    r.ok(&["build", "-q", c2]);
+    let out = r.ok(&["build", "--progress=plain", "--no-cache-filter", "a", c2]);
+    // The stages build side by side: the line after a step in its own stage's lines.
+    let after = |stage: &str, step: &str| -> String {
+        let mut it = out
+            .lines()
+            .filter(|l| l.starts_with(&format!("[{stage}] ")))
+            .skip_while(|l| !l.ends_with(step));
+        it.next();
+        it.next().unwrap_or_default().to_string()
+    };
+    assert!(after("a", "RUN echo a > /a").contains("Running in"), "{out}");
+    assert!(after("b", "RUN echo b > /b").contains("Using cache"), "{out}");
+
+    // -q: the image ID and a newline, nothing else (as `docker build -q`).
+    let meta = ctx.path().join("meta.json");
+    let o = berth(
+        r,
+        &[
+            "build",
+            "-q",
+            "-t",
+            "annotated",
+            "--annotation",
+            "org.example.key=v1",
+            "--metadata-file",
+            meta.to_str().unwrap(),
+            c2,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o);
+    assert!(
+        id.starts_with("sha256:") && id.len() == 72 && id.ends_with('\n'),
+        "{id:?}"
+    );
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.config.digest"], id.trim());
+    // docker save annotated | tar -xO index.json → the manifest → its annotations.
+    let saved = r.path().join("annotated.tar");
+    r.ok(&["save", "-o", saved.to_str().unwrap(), "annotated"]);
+    let mut files = std::collections::HashMap::new();
+    for e in tar::Archive::new(std::fs::File::open(&saved).unwrap())
+        .entries()
+        .unwrap()
+    {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        files.insert(name, data);
+    }
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&files[&format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))]).unwrap();
+    assert_eq!(manifest["annotations"]["org.example.key"], "v1", "{manifest}");
+    // docker build --push --annotation …: the registry's manifest has it.
+    let reg_dir = tempfile::tempdir().unwrap();
+    let (mut reg, port) = serve_registry(reg_dir.path(), "", "", Stdio::null());
+    let name = format!("127.0.0.1:{port}/annotated:1");
+    let o = berth(
+        r,
+        &[
+            "build",
+            "-q",
+            "--push",
+            "-t",
+            &name,
+            "--annotation",
+            "org.example.key=v2",
+            c2,
+        ],
+    );
+    let pulled = Command::new("curl")
+        .args(["-sf", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
+        .arg(format!("http://127.0.0.1:{port}/v2/annotated/manifests/1"))
+        .output()
+        .unwrap();
+    let _ = reg.kill();
+    let _ = reg.wait();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest: serde_json::Value = serde_json::from_slice(&pulled.stdout).unwrap();
+    assert_eq!(manifest["annotations"]["org.example.key"], "v2", "{manifest}");
+
+    // Refused in Docker's words.
+    let o = berth(r, &["build", "--add-host", "nocolon", c2]);
+    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(
+        stderr(&o).lines().next().unwrap_or_default(),
+        "invalid argument \"nocolon\" for \"--add-host\" flag: bad format for add-host: \"nocolon\""
     );
 }
 

@@ -95,6 +95,10 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.labels = string_map(&body["Labels"], "Labels")?;
     s.tty = body["Tty"].as_bool().unwrap_or(false);
     s.open_stdin = body["OpenStdin"].as_bool().unwrap_or(false);
+    // `docker run -d` asks for no stream (`AttachStdout: false`, …).
+    s.detached = !["AttachStdin", "AttachStdout", "AttachStderr"]
+        .iter()
+        .any(|k| body[*k].as_bool().unwrap_or(false));
     if let Some(sig) = non_empty(&body["StopSignal"]) {
         s.stop_signal = Some(Signal::parse(sig).map_err(engine_bad)?);
     }
@@ -256,6 +260,9 @@ fn resources(h: &Value) -> Result<Resources, ApiError> {
         _ => None,
     };
     r.pids_limit = h["PidsLimit"].as_i64().filter(|n| *n != 0);
+    r.cgroup_parent = non_empty(&h["CgroupParent"]).map(str::to_string);
+    r.cpu_rt_period = h["CpuRealtimePeriod"].as_i64().filter(|n| *n != 0);
+    r.cpu_rt_runtime = h["CpuRealtimeRuntime"].as_i64().filter(|n| *n != 0);
     if let Some(list) = h["Ulimits"].as_array() {
         for u in list {
             let name = non_empty(&u["Name"]).ok_or_else(|| bad("Ulimits: every entry needs a Name"))?;
@@ -302,6 +309,8 @@ pub fn update_of(v: &Value) -> Result<UpdateSpec, ApiError> {
         nano_cpus: r.nano_cpus,
         cpu_shares: r.cpu_shares,
         pids_limit: v["PidsLimit"].as_i64(),
+        cpu_rt_period: r.cpu_rt_period,
+        cpu_rt_runtime: r.cpu_rt_runtime,
     })
 }
 

@@ -277,3 +277,30 @@ pub(crate) fn commit_config(store: &Store, parent: &Digest, config: &ImageConfig
         .map_err(|e| store_err("committing the image for the target platform", e))?;
     Ok(rec.id)
 }
+
+/// `--annotation`: the image's manifest with these annotations added (its
+/// config and layers unchanged, so the image ID stays).
+pub(crate) fn annotate_manifest(
+    store: &Store,
+    id: &Digest,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<(), BuildError> {
+    let rec = store.image(id).map_err(|e| store_err("reading the image", e))?;
+    let bytes = store
+        .blobs()
+        .read(&rec.manifest)
+        .map_err(|e| store_err("reading the image's manifest", e))?;
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| store_err("reading the image's manifest", e))?;
+    if !m["annotations"].is_object() {
+        m["annotations"] = serde_json::json!({});
+    }
+    for (k, v) in annotations {
+        m["annotations"][k] = serde_json::Value::String(v.clone());
+    }
+    let bytes = serde_json::to_vec(&m).map_err(|e| store_err("writing the image's manifest", e))?;
+    store
+        .set_image_manifest(id, &bytes)
+        .map_err(|e| store_err("recording the image's manifest", e))?;
+    Ok(())
+}

@@ -60,6 +60,9 @@ pub struct BuildOptions {
     pub target: Option<String>,
     pub build_args: BTreeMap<String, String>,
     pub no_cache: bool,
+    /// `--no-cache-filter`: stages (by name or index) built without the
+    /// cache; the others may still hit it.
+    pub no_cache_stages: Vec<String>,
     pub pull: bool,
     pub labels: BTreeMap<String, String>,
     /// `default` (own network namespace, loopback only), `none`, `host`.
@@ -77,6 +80,18 @@ pub struct BuildOptions {
     pub extra_hosts: Vec<(String, String)>,
     /// `--shm-size`: the size of every RUN's /dev/shm in bytes (None: 64 MiB).
     pub shm_size: Option<u64>,
+    /// `--ulimit`: the resource limits of every RUN, as (name, soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--build-context NAME=docker-image://REF`: `FROM NAME`, `COPY
+    /// --from=NAME` and `RUN --mount=from=NAME` use the image REF.
+    pub context_images: BTreeMap<String, String>,
+    /// `--build-context NAME=DIR`: `COPY --from=NAME` copies from this
+    /// directory (absolute), as from the main context; `FROM NAME` starts
+    /// from its files as the whole root.
+    pub context_dirs: BTreeMap<String, PathBuf>,
+    /// `--annotation KEY=VALUE`: annotations of the image's manifest (as
+    /// BuildKit's), carried by push and by save's OCI layout.
+    pub annotations: BTreeMap<String, String>,
     pub source_date_epoch: Option<i64>,
     pub cache_from: Vec<PathBuf>,
     pub cache_to: Option<PathBuf>,
@@ -372,6 +387,8 @@ pub(crate) struct Builder<'a> {
     pub progress: &'a Progress,
     pub runtime: OciRuntime,
     pub context: BuildContext,
+    /// The `--build-context NAME=DIR` contexts, by name.
+    pub named_dirs: BTreeMap<String, BuildContext>,
     pub stat_cache: Mutex<StatCache>,
     pub build_dir: PathBuf,
     board: Board,
@@ -406,6 +423,17 @@ impl Builder<'_> {
             Some(p) => format!("{p} {name}"),
             None => name,
         }
+    }
+
+    /// Whether stage `s` is built without the cache (`--no-cache`, or
+    /// `--no-cache-filter` naming it).
+    pub fn stage_uncached(&self, s: usize) -> bool {
+        self.opts.no_cache
+            || self
+                .opts
+                .no_cache_stages
+                .iter()
+                .any(|f| self.df.stage_by_name_or_index(f).is_some_and(|st| st.index == s))
     }
 
     pub fn step_number(&self, stage: usize, offset: usize) -> usize {
@@ -562,6 +590,12 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
     berth_store::sweep::sweep_dead_steps(&build_dir);
     let context = BuildContext::from_dir(&opts.context_dir, &opts.dockerfile_path)
         .map_err(|e| store_err("reading the build context", e))?;
+    let mut named_dirs = BTreeMap::new();
+    for (name, dir) in &opts.context_dirs {
+        let ctx = BuildContext::from_dir(dir, &dir.join("Dockerfile"))
+            .map_err(|e| store_err(&format!("reading the build context {name:?}"), e))?;
+        named_dirs.insert(name.clone(), ctx);
+    }
     let stat_cache = StatCache::load(&build_dir.join("statcache"));
     for dir in &opts.cache_from {
         // As with docker, a cache that cannot be read only costs time.
@@ -583,6 +617,7 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
         progress,
         runtime,
         context,
+        named_dirs,
         stat_cache: Mutex::new(stat_cache),
         build_dir: build_dir.clone(),
         board: Board {
@@ -648,6 +683,9 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
         None => stage::commit_scratch(&b, &out.config)?,
     };
     let id = stage::commit_target_platform(&b, id, out.config)?;
+    if !opts.annotations.is_empty() {
+        commit::annotate_manifest(store, &id, &opts.annotations)?;
+    }
     for t in &opts.tags {
         store.tag(&id, t).map_err(|e| store_err("tagging", e))?;
     }

@@ -24,6 +24,8 @@ pub(crate) struct Cur {
     pub label: String,
     /// The platform the stage is built for (normalised `[os, arch, variant]`).
     pub platform: [String; 3],
+    /// Build without the cache (`--no-cache`, `--no-cache-filter`).
+    pub no_cache: bool,
 }
 
 impl Cur {
@@ -96,6 +98,19 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         args: BTreeMap::new(),
         label: label.clone(),
         platform: b.target_platform.clone(),
+        no_cache: b.stage_uncached(s),
+    };
+    // `--build-context NAME=…`: FROM NAME means what the context names: an
+    // image, or a directory's files as the whole root (as BuildKit's local
+    // contexts).
+    let mut dir_base = None;
+    let base = match b.opts.context_images.get(&base) {
+        Some(image) if base_out.is_none() => image.clone(),
+        _ if base_out.is_none() && b.opts.context_dirs.contains_key(&base) => {
+            dir_base = Some(base);
+            "scratch".to_string()
+        }
+        _ => base,
     };
     if let Some(out) = base_out {
         // A stage built on a stage keeps its platform, as in BuildKit.
@@ -176,7 +191,24 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         cur.platform = want.unwrap_or(have);
         cur.image = Some(rec.id);
     }
-    if let Some(id) = &cur.image {
+    if let Some(name) = dir_base {
+        let c = crate::dockerfile::CopyArgs {
+            sources: vec![".".into()],
+            dest: "/".into(),
+            from: Some(name.clone()),
+            ..Default::default()
+        };
+        let x = Instruction {
+            line: stage.from_line,
+            end_line: stage.from_line,
+            column: stage.from_column,
+            keyword: "COPY".into(),
+            original: format!("COPY --from={name} . /"),
+            kind: InstructionKind::Copy(c.clone()),
+        };
+        // It says its own ` ---> ID` (or that the cache had it).
+        super::step_copy::copy_step(b, &mut cur, &x, &c, false).map_err(at)?;
+    } else if let Some(id) = &cur.image {
         p.done(&label, id.short());
     } else {
         p.settled(&label);
@@ -541,7 +573,7 @@ where
 {
     let p = b.progress;
     let fresh = b.opts.fresh_steps.as_ref();
-    let hit = if b.opts.no_cache {
+    let hit = if cur.no_cache {
         fresh.and_then(|f| f.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned())
     } else {
         let mut hit = b

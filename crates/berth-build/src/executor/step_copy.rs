@@ -27,7 +27,7 @@ use super::remote::{self, Fetched};
 use super::stage::{cached_step_committed, Cur};
 use super::step_run::{resolve_from, StepDir};
 use super::{new_step_id, store_err, BuildError, Builder};
-use crate::context::{self, CopyOptions, Source};
+use crate::context::{self, BuildContext, CopyOptions, Source};
 use crate::dockerfile::{CopyArgs, Instruction};
 
 fn ctx_err(e: context::ContextError) -> BuildError {
@@ -114,7 +114,19 @@ pub(crate) fn copy_step(
         context::parse_chmod(chmod).map_err(ctx_err)?;
     }
     let mut extra: Vec<(&str, String)> = Vec::new();
+    // `--from=NAME` of a `--build-context NAME=DIR` (and no stage of that
+    // name): copied from that directory as from the main context.
+    let dir_ctx = c
+        .from
+        .as_deref()
+        .filter(|f| b.df.stage_by_name_or_index(f).is_none())
+        .and_then(|f| b.named_dirs.get(f).map(|ctx| (f, ctx)));
+    if let Some((f, _)) = dir_ctx {
+        extra.push(("context", f.to_string()));
+    }
+    let ctx = dir_ctx.map_or(&b.context, |(_, ctx)| ctx);
     let from_image: Option<Option<Digest>> = match &c.from {
+        Some(_) if dir_ctx.is_some() => None,
         Some(f) => {
             let img = resolve_from(b, f)?;
             extra.push((
@@ -164,10 +176,10 @@ pub(crate) fn copy_step(
     // Context sources as resolved for the key: a miss copies these.
     let mut resolved = None;
     if from_image.is_none() && !locals.is_empty() {
-        let sources = b.context.resolve(&local_paths, &c.exclude).map_err(ctx_err)?;
+        let sources = ctx.resolve(&local_paths, &c.exclude).map_err(ctx_err)?;
         let digest = {
             let mut sc = b.stat_cache.lock().unwrap_or_else(|p| p.into_inner());
-            b.context.digest(&sources, None, &mut sc).map_err(ctx_err)?
+            ctx.digest(&sources, None, &mut sc).map_err(ctx_err)?
         };
         if sources.len() == 1 && c.heredocs.is_empty() && fetched.is_empty() {
             kind_word = if sources[0].is_dir { "dir" } else { "file" };
@@ -233,6 +245,7 @@ pub(crate) fn copy_step(
             c,
             is_add,
             from_image: &from_image,
+            context: ctx,
             pivots: &pivots,
             resolved: resolved.as_deref(),
             fetched: &fetched,
@@ -300,6 +313,8 @@ struct CopyJob<'a> {
     c: &'a CopyArgs,
     is_add: bool,
     from_image: &'a Option<Option<Digest>>,
+    /// The context the local sources are in (the main one, or a named one).
+    context: &'a BuildContext,
     pivots: &'a [(usize, String)],
     /// The context sources, already resolved (not with `--from`).
     resolved: Option<&'a [Source]>,
@@ -367,10 +382,10 @@ impl CopyJob<'_> {
                 }
                 None => match self.resolved {
                     Some(sources) if !c.parents => {
-                        copy(&b.context.root, sources, &opts)?;
+                        copy(&self.context.root, sources, &opts)?;
                     }
-                    _ => copy_local(&b.context.root, &|s: &[String]| {
-                        b.context.resolve(s, &c.exclude).map_err(ctx_err)
+                    _ => copy_local(&self.context.root, &|s: &[String]| {
+                        self.context.resolve(s, &c.exclude).map_err(ctx_err)
                     })?,
                 },
             }
@@ -430,7 +445,7 @@ fn linked_layer(
     link_extra.push(("epoch", format!("{:?}", b.opts.source_date_epoch)));
     let link_key = step_key(None, &format!("link {:?}", x.kind), &link_extra);
     let store = b.store;
-    if !b.opts.no_cache {
+    if !cur.no_cache {
         let holder = store
             .cache_get(&link_key)
             .map_err(|e| store_err("reading the build cache", e))?

@@ -223,6 +223,21 @@ pub(crate) fn resolve_from(b: &Builder<'_>, from: &str) -> Result<Option<Digest>
     if let Some(st) = b.df.stage_by_name_or_index(from) {
         return Ok(b.wait_stage(st.index)?.image);
     }
+    if b.opts.context_dirs.contains_key(from) {
+        return Err(BuildError::other(format!(
+            "--from={from}: the build context {from:?} is a directory: berth takes a directory context in COPY --from and FROM, not here"
+        )));
+    }
+    // `--build-context NAME=docker-image://REF`: REF, pulled when missing.
+    let from = match b.opts.context_images.get(from) {
+        Some(image) => {
+            if let (Err(_), Some(fetch)) = (b.store.resolve_image(image), &b.opts.fetch_base) {
+                (fetch.0)(image, None).map_err(|e| BuildError::other(format!("failed to pull {image}: {e}")))?;
+            }
+            image.as_str()
+        }
+        None => from,
+    };
     super::stage::lease_resolved(b, from).map(|r| Some(r.id)).map_err(|_| {
         BuildError::other(format!(
             "{from:?} is neither a stage of this Dockerfile nor an image in the store"
@@ -463,6 +478,10 @@ fn execute(
             .clone()
             .unwrap_or_else(crate::metadata::default_shell),
         shm_size: b.opts.shm_size,
+        resources: berth_runtime::config::Resources {
+            ulimits: b.opts.ulimits.clone(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let spec = build_spec(&cfg, &root, &sd.dir).map_err(|e| store_err("preparing the step's container", e))?;

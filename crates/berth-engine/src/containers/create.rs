@@ -63,7 +63,7 @@ pub fn image_for_platform(engine: &Engine, word: &str, platform: Option<&str>) -
     let Some(p) = platform.filter(|p| !p.is_empty()) else {
         return image_for_run(engine, word);
     };
-    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid(e.to_string()))?;
+    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid_value(e.to_string()))?;
     match engine.store.resolve_image_for(word, &want) {
         Ok(Some(i)) => Ok(i),
         Ok(None) | Err(StoreError::ImageNotFound(_)) => {
@@ -366,7 +366,7 @@ fn port_bindings(ports: &[berth_net::PortMapping]) -> Value {
 }
 
 fn validate_platform(p: &str, cfg: &berth_store::ImageConfig) -> Result<()> {
-    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid(e.to_string()))?;
+    let want = berth_store::Platform::parse(p).map_err(|e| EngineError::invalid_value(e.to_string()))?;
     let have = berth_store::Platform::normalised(&cfg.os, &cfg.architecture, cfg.variant.as_deref());
     if !want.same_os_arch(&have) {
         return Err(EngineError::conflict(format!(
@@ -509,10 +509,8 @@ impl Engine {
         let (eff_ep, eff_cmd) = entrypoint_and_cmd(&image_ep, &image_cmd, o.entrypoint.as_deref(), &o.command);
         let args: Vec<String> = eff_ep.iter().chain(&eff_cmd).cloned().collect();
         if args.is_empty() {
-            return Err(EngineError::invalid(format!(
-                "no command specified: the image {} has no ENTRYPOINT or CMD; give a command after the image name",
-                o.image
-            )));
+            // Docker's daemon's words, as scripts match them.
+            return Err(EngineError::invalid("No command specified"));
         }
 
         // Environment.
@@ -539,6 +537,11 @@ impl Engine {
 
         // Resources.
         let r = &o.resources;
+        if r.cgroup_parent.as_deref().is_some_and(|p| !p.is_empty()) && crate::is_rootless() {
+            return Err(EngineError::invalid(
+                "--cgroup-parent needs root: a rootless container's cgroup is not berth's to place",
+            ));
+        }
         let resources = Resources {
             memory: r.memory.map(|m| m as i64),
             memory_swap: r.memory_swap.map(|s| match s {
@@ -551,6 +554,9 @@ impl Engine {
             ulimits: r.ulimits.iter().map(|u| (u.name.clone(), u.soft, u.hard)).collect(),
             blkio: block_io(r, &mut warnings)?,
             device_cgroup_rules: r.device_cgroup_rules.clone(),
+            cgroup_parent: r.cgroup_parent.clone().filter(|p| !p.is_empty()),
+            cpu_rt_period: r.cpu_rt_period.filter(|p| *p > 0).map(|p| p as u64),
+            cpu_rt_runtime: r.cpu_rt_runtime.filter(|rt| *rt != 0),
         };
         let restart_policy = o.restart.clone();
         let healthcheck = health_config(ic.healthcheck.as_ref(), &o.health);
@@ -924,9 +930,9 @@ impl Engine {
             "Hostname": if cc.hostname.is_empty() { cc.id[..12].to_string() } else { cc.hostname.clone() },
             "Domainname": cc.domainname,
             "User": cc.user,
-            "AttachStdin": o.open_stdin,
-            "AttachStdout": true,
-            "AttachStderr": true,
+            "AttachStdin": o.open_stdin && !o.detached,
+            "AttachStdout": !o.detached,
+            "AttachStderr": !o.detached,
             "ExposedPorts": exposed_ports(icfg.config.exposed_ports.as_ref(), &cc.ports),
             "Tty": cc.tty,
             "OpenStdin": cc.open_stdin,
@@ -943,6 +949,17 @@ impl Engine {
             "StopSignal": cc.stop_signal,
             "StopTimeout": cc.stop_timeout,
         });
+        let mut config = config;
+        if let Value::Object(m) = &mut config {
+            // Docker leaves these out when unset (a template reads them as nil).
+            m.retain(|k, v| {
+                !(v.is_null()
+                    && matches!(
+                        k.as_str(),
+                        "ExposedPorts" | "Healthcheck" | "StopSignal" | "StopTimeout"
+                    ))
+            });
+        }
         // `-v` binds and named volumes as Docker lists them: SRC:DST[:MODE].
         let binds: Vec<String> = planned
             .iter()
@@ -962,16 +979,45 @@ impl Engine {
                 })
             })
             .collect();
+        // `--mount`s as Docker keeps them: empty fields left out, a bind's
+        // propagation and a tmpfs's size and mode (octal in the flag) in
+        // their options.
         let mounts_flag: Vec<Value> = planned
             .iter()
-            .filter(|p| p.origin == MountOrigin::Mount && !p.from_image && p.spec.kind != MountKind::Tmpfs)
+            .filter(|p| p.origin == MountOrigin::Mount && !p.from_image)
             .map(|p| {
-                json!({
+                let mut m = json!({
                     "Type": match p.spec.kind { MountKind::Bind => "bind", MountKind::Volume => "volume", MountKind::Tmpfs => "tmpfs" },
-                    "Source": p.volume.clone().unwrap_or_else(|| p.spec.source.display().to_string()),
                     "Target": p.spec.target,
-                    "ReadOnly": p.spec.readonly,
-                })
+                });
+                let source = p.volume.clone().unwrap_or_else(|| p.spec.source.display().to_string());
+                if !source.is_empty() {
+                    m["Source"] = json!(source);
+                }
+                if p.spec.readonly {
+                    m["ReadOnly"] = json!(true);
+                }
+                if p.spec.kind == MountKind::Bind && !p.spec.propagation.is_empty() {
+                    m["BindOptions"] = json!({"Propagation": p.spec.propagation});
+                }
+                if p.spec.kind == MountKind::Tmpfs {
+                    let mut o = serde_json::Map::new();
+                    for opt in &p.spec.options {
+                        match opt.split_once('=') {
+                            Some(("size", n)) => {
+                                o.insert("SizeBytes".into(), json!(n.parse::<i64>().unwrap_or(0)));
+                            }
+                            Some(("mode", n)) => {
+                                o.insert("Mode".into(), json!(u32::from_str_radix(n, 8).unwrap_or(0)));
+                            }
+                            _ => {}
+                        }
+                    }
+                    if !o.is_empty() {
+                        m["TmpfsOptions"] = Value::Object(o);
+                    }
+                }
+                m
             })
             .collect();
         let tmpfs: BTreeMap<String, String> = planned
@@ -1024,6 +1070,15 @@ impl Engine {
             "ReadonlyPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::READONLY_PATHS) },
         });
         let mut host_config = host_config;
+        if let Value::Object(m) = &mut host_config {
+            // Left out when unset, as Docker's (`Init` is a *bool there: nil
+            // unless --init was given).
+            m.retain(|k, v| match k.as_str() {
+                "Mounts" | "Tmpfs" => !v.is_null(),
+                "Init" => v.as_bool() == Some(true),
+                _ => true,
+            });
+        }
         let sr = &o.resources;
         let rates = |v: &[crate::spec::ThrottleDevice]| -> Value {
             v.iter().map(|d| json!({"Path": d.path, "Rate": d.rate})).collect()
@@ -1038,12 +1093,17 @@ impl Engine {
             "BlkioDeviceReadIOps": rates(&sr.device_read_iops),
             "BlkioDeviceWriteIOps": rates(&sr.device_write_iops),
             "DeviceCgroupRules": if sr.device_cgroup_rules.is_empty() { Value::Null } else { json!(sr.device_cgroup_rules) },
+            "CgroupParent": sr.cgroup_parent.clone().unwrap_or_default(),
+            "CpuRealtimePeriod": sr.cpu_rt_period.unwrap_or(0),
+            "CpuRealtimeRuntime": sr.cpu_rt_runtime.unwrap_or(0),
         });
         if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
             h.extend(asked);
         }
+        // Docker's Mounts leave `--tmpfs` out (HostConfig.Tmpfs has them).
         let mounts: Vec<MountPoint> = planned
             .iter()
+            .filter(|p| !matches!(p.origin, MountOrigin::Tmpfs { .. }))
             .map(|p| {
                 let common = MountPoint {
                     destination: p.spec.target.clone(),

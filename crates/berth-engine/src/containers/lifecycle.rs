@@ -28,6 +28,11 @@ pub const MONITOR_EXE: &str = "berth-monitor";
 /// Turns a runtime error into the exit code Docker would use.
 pub fn runtime_exit(e: RuntimeError) -> EngineError {
     match e {
+        // The runtime could not create the container: Docker's daemon's words
+        // (containerd's shim, the runtime's reason, gRPC's status).
+        RuntimeError::StartFailed { code, message } if message.starts_with("OCI runtime create failed") => {
+            EngineError::exit(code, format!("failed to create shim task: {message}: unknown")).from_daemon()
+        }
         RuntimeError::StartFailed { code, message } => EngineError::exit(code, message),
         // The runtime already printed why on our stderr: only the code.
         RuntimeError::Reported { code } => EngineError::exit(code, ""),

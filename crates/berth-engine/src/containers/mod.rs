@@ -416,7 +416,7 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Parses a Go duration (`1s`, `500ms`, `1m30s`, `2h`) into nanoseconds.
 pub fn parse_duration_ns(s: &str) -> Result<u64> {
-    let bad = || crate::EngineError::invalid(format!("invalid duration {s:?} (use e.g. 30s, 500ms, 1m30s)"));
+    let bad = || crate::EngineError::invalid_value(format!("invalid duration {s:?} (use e.g. 30s, 500ms, 1m30s)"));
     let t = s.trim();
     if t == "0" {
         return Ok(0);

@@ -223,7 +223,10 @@ impl Engine {
             }
             if let Some(m) = &mac {
                 if berth_net::nl::parse_mac(m).is_none() {
-                    return Err(EngineError::invalid(format!("{} is not a valid mac address", shown(m))));
+                    return Err(EngineError::invalid_value(format!(
+                        "{} is not a valid mac address",
+                        shown(m)
+                    )));
                 }
             }
             let ipv6 = ep.and_then(|e| e.ipv6);
@@ -267,7 +270,8 @@ impl Engine {
         }
         for (name, addr) in &o.extra_hosts {
             let h = format!("{name}:{addr}");
-            etc::parse_add_host(&h, Some(Ipv4Addr::UNSPECIFIED)).map_err(|e| EngineError::invalid(e.to_string()))?;
+            etc::parse_add_host(&h, Some(Ipv4Addr::UNSPECIFIED))
+                .map_err(|e| EngineError::invalid_value(e.to_string()))?;
             plan.extra_hosts.push(h);
         }
         plan.dns = o.dns.servers.iter().map(|s| s.to_string()).collect();

@@ -60,8 +60,9 @@ pub struct ConfigDoc {
     /// The user.
     #[serde(default)]
     pub user: String,
-    /// `80/tcp` → `{}`: the image's EXPOSEd ports and the published ones.
-    #[serde(default)]
+    /// `80/tcp` → `{}`: the image's EXPOSEd ports and the published ones
+    /// (left out when there are none, as Docker's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, Value>>,
     /// Everything else Docker's `Config` shows.
     #[serde(flatten)]

@@ -25,6 +25,10 @@ pub struct UpdateSpec {
     pub cpu_shares: Option<u64>,
     /// `--pids-limit`: 0 or less is unlimited.
     pub pids_limit: Option<i64>,
+    /// `--cpu-rt-period`, µs.
+    pub cpu_rt_period: Option<i64>,
+    /// `--cpu-rt-runtime`, µs.
+    pub cpu_rt_runtime: Option<i64>,
 }
 
 impl UpdateSpec {
@@ -34,6 +38,8 @@ impl UpdateSpec {
             || self.nano_cpus.is_some()
             || self.cpu_shares.is_some()
             || self.pids_limit.is_some()
+            || self.cpu_rt_period.is_some()
+            || self.cpu_rt_runtime.is_some()
     }
 }
 
@@ -99,6 +105,19 @@ impl Engine {
         if let Some(p) = u.pids_limit {
             r.pids_limit = (p > 0).then_some(p);
         }
+        if u.cpu_rt_period.is_some() || u.cpu_rt_runtime.is_some() {
+            // The checks create makes, on the values the container ends with.
+            let mut check = crate::spec::ContainerSpec::new("-");
+            check.resources.cpu_rt_period = u.cpu_rt_period.or(r.cpu_rt_period.map(|p| p as i64));
+            check.resources.cpu_rt_runtime = u.cpu_rt_runtime.or(r.cpu_rt_runtime);
+            check.validate_realtime()?;
+            if let Some(p) = u.cpu_rt_period {
+                r.cpu_rt_period = (p > 0).then_some(p as u64);
+            }
+            if let Some(rt) = u.cpu_rt_runtime {
+                r.cpu_rt_runtime = (rt != 0).then_some(rt);
+            }
+        }
         if u.resources() && c.dir.is_dir() {
             let rt = self.container_runtime(&c)?;
             berth_runtime::ops::update_resources(&c.dir, &rt, &c.cfg.resources, &cfg.resources).map_err(|e| {
@@ -139,6 +158,8 @@ impl Engine {
         );
         h.insert("CpuShares".into(), json!(r.cpu_shares.unwrap_or(0)));
         h.insert("PidsLimit".into(), json!(r.pids_limit));
+        h.insert("CpuRealtimePeriod".into(), json!(r.cpu_rt_period.unwrap_or(0)));
+        h.insert("CpuRealtimeRuntime".into(), json!(r.cpu_rt_runtime.unwrap_or(0)));
         self.store.update_container_config(&c.rec.id, &doc.to_value())?;
         Ok(())
     }

@@ -124,24 +124,24 @@ pub struct MoreBuildArgs {
     /// Output destination: type=docker or type=image only (the store); others not supported yet
     #[arg(short = 'o', long, value_name = "PATH|type=TYPE[,KEY=VALUE]")]
     pub output: Vec<String>,
-    /// Additional build contexts (not supported yet)
+    /// Additional build contexts: NAME=DIR or NAME=docker-image://REF
     #[arg(long, value_name = "NAME=VALUE")]
     pub build_context: Vec<String>,
-    /// Do not cache specified stages (not supported yet)
+    /// Do not cache specified stages
     #[arg(long, value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
-    /// Add annotation to the image (not supported yet)
+    /// Add annotation to the image (its manifest's, when pushed or saved)
     #[arg(long, value_name = "KEY=VALUE")]
     pub annotation: Vec<String>,
-    /// Add a custom host-to-IP mapping (not supported yet)
-    #[arg(long, value_name = "HOST:IP")]
-    pub add_host: Vec<String>,
-    /// Size of /dev/shm for RUN (not supported yet)
-    #[arg(long, value_name = "BYTES")]
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long, value_name = "HOST:IP", value_parser = add_host)]
+    pub add_host: Vec<(String, String)>,
+    /// Size of /dev/shm for RUN
+    #[arg(long, value_name = "BYTES", value_parser = shm_size)]
     pub shm_size: Option<String>,
-    /// Ulimit options for RUN (not supported yet)
-    #[arg(long, value_name = "NAME=SOFT[:HARD]")]
-    pub ulimit: Vec<String>,
+    /// Ulimit options for RUN
+    #[arg(long, value_name = "NAME=SOFT[:HARD]", value_parser = ulimit)]
+    pub ulimit: Vec<(String, u64, u64)>,
     /// Squash newly built layers into a single new layer (not supported)
     #[arg(long)]
     pub squash: bool,
@@ -191,21 +191,13 @@ impl MoreBuildArgs {
                 bail!("--output {o}: berth supports type=docker, image, local and tar");
             }
         }
-        let lists: &[(&str, &Vec<String>)] = &[
-            ("--build-context", &self.build_context),
-            ("--no-cache-filter", &self.no_cache_filter),
-            ("--annotation", &self.annotation),
-            ("--add-host", &self.add_host),
-            ("--ulimit", &self.ulimit),
-            ("--security-opt", &self.security_opt),
-        ];
+        let lists: &[(&str, &Vec<String>)] = &[("--security-opt", &self.security_opt)];
         for (flag, v) in lists.iter().copied() {
             if !v.is_empty() {
                 return refuse(flag);
             }
         }
         let values: &[(&str, &Option<String>)] = &[
-            ("--shm-size", &self.shm_size),
             ("--cgroup-parent", &self.cgroup_parent),
             ("--cpu-period", &self.cpu_period),
             ("--cpu-quota", &self.cpu_quota),
@@ -225,6 +217,55 @@ impl MoreBuildArgs {
         }
         Ok(())
     }
+}
+
+/// `--add-host NAME:IP` (or `NAME=IP`; an IPv6 address after `=` or in
+/// brackets) → (name, address), checked as the docker CLI checks it.
+fn add_host(h: &str) -> Result<(String, String), String> {
+    let (name, ip) = h
+        .split_once('=')
+        .or_else(|| h.split_once(':'))
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| format!("bad format for add-host: {h:?}"))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("invalid IP address in add-host: {ip:?}"));
+    }
+    Ok((name.to_string(), ip.to_string()))
+}
+
+/// `--shm-size`: a size, refused in the docker CLI's words (kept as
+/// written: the flags' common setup reads a number type as Go's integers).
+fn shm_size(s: &str) -> Result<String, String> {
+    berth_engine::spec::parse_bytes("--shm-size", s)
+        .map(|_| s.to_string())
+        .map_err(|_| format!("invalid size: '{s}'"))
+}
+
+/// `--ulimit NAME=SOFT[:HARD]` → (name, soft, hard), refused in the docker
+/// CLI's words (a number as Go's strconv says).
+fn ulimit(s: &str) -> Result<(String, u64, u64), String> {
+    let (name, values) = s
+        .split_once('=')
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+    let number = |v: &str| -> Result<u64, String> {
+        let n: i64 = super::flags::parse_go_int(v)?;
+        Ok(if n < 0 { u64::MAX } else { n as u64 })
+    };
+    let (soft, hard) = match values.split_once(':') {
+        Some((soft, hard)) => (number(soft)?, number(hard)?),
+        None => {
+            let n = number(values)?;
+            (n, n)
+        }
+    };
+    if soft > hard {
+        return Err(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        ));
+    }
+    Ok((name.to_string(), soft, hard))
 }
 
 /// `a=1,b=2` → map.
@@ -376,8 +417,58 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
             CacheSpec::Registry(r) => remote.from.push(r),
         }
     }
+    let more = &a.more;
+    let extra_hosts = more.add_host.clone();
+    let shm_size = more
+        .shm_size
+        .as_deref()
+        .map(|s| berth_engine::spec::parse_bytes("--shm-size", s))
+        .transpose()?;
+    let ulimits = more.ulimit.clone();
+    let mut context_images = BTreeMap::new();
+    let mut context_dirs = BTreeMap::new();
+    for c in &more.build_context {
+        let (name, value) = c
+            .split_once('=')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+            .with_context(|| format!("invalid --build-context {c:?}: use NAME=DIR or NAME=docker-image://REF"))?;
+        if let Some(image) = value.strip_prefix("docker-image://") {
+            context_images.insert(name.to_string(), image.to_string());
+        } else if value.contains("://") || value.starts_with("git@") {
+            bail!("--build-context {c}: berth takes a directory or docker-image://REF (not {value})");
+        } else {
+            let dir = std::path::absolute(value).with_context(|| format!("--build-context {c}"))?;
+            if !dir.is_dir() {
+                bail!("--build-context {c}: unable to prepare context: path {value:?} not found");
+            }
+            context_dirs.insert(name.to_string(), dir);
+        }
+    }
+    let mut annotations = BTreeMap::new();
+    for an in &more.annotation {
+        // BuildKit's `[TYPE:]KEY=VALUE`; the image manifest is the default type.
+        let (k, v) = an
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .with_context(|| format!("invalid annotation {an:?}: use KEY=VALUE"))?;
+        let k = match k.split_once(':') {
+            Some(("manifest", k)) => k,
+            Some((t @ ("index" | "manifest-descriptor" | "index-descriptor"), _)) => {
+                bail!("--annotation {an}: berth puts annotations on the image manifest only (not {t})")
+            }
+            _ => k,
+        };
+        annotations.insert(k.to_string(), v.to_string());
+    }
     let opts = BuildOptions {
         build_args,
+        extra_hosts,
+        shm_size,
+        ulimits,
+        context_images,
+        context_dirs,
+        annotations,
+        no_cache_stages: more.no_cache_filter.clone(),
         labels,
         secrets,
         ssh,

@@ -1313,7 +1313,7 @@ fn run(ctx: &Ctx<'_>, a: RunArgs) -> Result<i32> {
             s.entrypoint = Some(if e.is_empty() {
                 vec![]
             } else {
-                shell_words::split(e).map_err(|e| EngineError::invalid(format!("--entrypoint: {e}")))?
+                shell_words::split(e).map_err(|e| EngineError::invalid_value(format!("--entrypoint: {e}")))?
             });
         }
         if let Some(n) = &a.name {

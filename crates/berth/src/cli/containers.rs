@@ -637,15 +637,7 @@ pub fn dispatch(engine: &Engine, cmd: ContainerCommand) -> Result<i32> {
             engine.restart_containers(&a.containers, a.time, terminal::console_size()),
             false,
         ),
-        // The docker CLI leaves the signal to its daemon: a bad one is the daemon's answer.
-        ContainerCommand::Kill(a) => each(&a.containers, |c| {
-            engine.kill_container(c, &a.signal).map_err(|e| match e.kind() {
-                berth_engine::ErrorKind::InvalidArgument => {
-                    berth_engine::EngineError::new(berth_engine::ErrorKind::Other, e.message())
-                }
-                _ => e,
-            })
-        }),
+        ContainerCommand::Kill(a) => each(&a.containers, |c| engine.kill_container(c, &a.signal)),
         ContainerCommand::Rm(a) => report(engine.remove_containers(&a.containers, a.force, a.volumes), a.force),
         ContainerCommand::Ps(a) => ps(engine, a),
         ContainerCommand::Logs(a) => logs(engine, a),
@@ -937,6 +929,9 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             device_read_iops: parse_all(&a.more.device_read_iops, spec::parse_throttle_iops)?,
             device_write_iops: parse_all(&a.more.device_write_iops, spec::parse_throttle_iops)?,
             device_cgroup_rules: a.more.device_cgroup_rule.clone(),
+            cgroup_parent: a.more.cgroup_parent.clone(),
+            cpu_rt_period: a.more.cpu_rt_period,
+            cpu_rt_runtime: a.more.cpu_rt_runtime,
         },
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
@@ -977,6 +972,7 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         publish_all: a.publish_all,
         tty: a.tty,
         open_stdin: a.interactive,
+        detached: false,
         auto_remove: a.rm,
         platform: a.platform.clone(),
         pull: spec::PullPolicy::parse(a.pull.as_deref().unwrap_or("missing"))?,
@@ -998,8 +994,8 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
 }
 
 /// Creates the container (pulling its image as `--pull` says, with
-/// Docker's lines on stderr); writes `--cidfile`.
-fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool) -> Result<String> {
+/// Docker's lines on stderr); writes `--cidfile`. `detached`: `run -d`.
+fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool, detached: bool) -> Result<String> {
     if let Some(f) = &a.cidfile {
         if f.exists() {
             bail!(
@@ -1008,7 +1004,8 @@ fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool) -> Result<String
             );
         }
     }
-    let spec = container_spec(a, if start_next { "run" } else { "create" })?;
+    let mut spec = container_spec(a, if start_next { "run" } else { "create" })?;
+    spec.detached = detached;
     let progress = super::layer_progress::plain_to_stderr();
     let created = engine.create_container_pulling(&spec, CreateOptions { start_next }, &progress)?;
     for w in &created.warnings {
@@ -1028,10 +1025,13 @@ fn run(engine: &Engine, a: RunArgs) -> Result<i32> {
     if interactive_tty {
         need_terminal()?;
     }
-    let id = do_create(engine, &a.create, true)?;
+    let id = do_create(engine, &a.create, true, a.detach)?;
     if a.detach {
-        engine.start_detached(&id, terminal::console_size())?;
+        // The docker CLI prints the ID of a created container even when
+        // it then fails to start.
+        let started = engine.start_detached(&id, terminal::console_size());
         println!("{id}");
+        started?;
         return Ok(0);
     }
     if interactive_tty {
@@ -1087,7 +1087,7 @@ fn attach_exit(engine: &Engine, id: &str, end: AttachEnd, from_attach: bool) -> 
 }
 
 fn create(engine: &Engine, a: CreateArgs) -> Result<i32> {
-    let id = do_create(engine, &a, false)?;
+    let id = do_create(engine, &a, false, false)?;
     println!("{id}");
     Ok(0)
 }

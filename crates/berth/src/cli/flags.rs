@@ -53,7 +53,7 @@ fn go_int(a: Arg) -> Arg {
     }
 }
 
-fn parse_go_int<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+pub fn parse_go_int<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     go_number(s, "ParseInt")
 }
 

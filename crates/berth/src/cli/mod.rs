@@ -237,16 +237,14 @@ fn global_flags(cli: &Cli) -> Result<(), String> {
 
 /// How an error reads, as the docker CLI shows it: what the engine
 /// refused or failed at (Docker's daemon) as `Error response from daemon:
-/// …`, a bad value in the request (which the docker CLI checks itself) and
-/// an error of the CLI bare. Also the line for each failed item of a
+/// …`; a bad value the docker CLI checks itself (the engine marks those:
+/// `EngineError::is_client_side`) and an error of the CLI bare. Also the line for each failed item of a
 /// command on many (`rm a b`).
 pub fn error_text(e: &anyhow::Error) -> String {
     let engine_error = e.chain().find_map(|c| c.downcast_ref::<EngineError>());
     let text = berth_engine::error::chain_text(e.chain().map(|c| c.to_string()));
     match engine_error {
-        Some(x) if x.kind() != ErrorKind::InvalidArgument && !matches!(x.kind(), ErrorKind::Exit(_)) => {
-            format!("Error response from daemon: {text}")
-        }
+        Some(x) if x.is_daemon_answer() => format!("Error response from daemon: {text}"),
         _ => text,
     }
 }
@@ -271,25 +269,29 @@ struct Global {
 ///   for a failed build) ends with that code and shows only its message
 ///   (nothing when whoever failed already said why);
 /// - what the engine refused or failed at (Docker's daemon) reads
-///   `Error response from daemon: …`, except a bad value in the request,
-///   which the docker CLI itself finds and shows bare; an error of the CLI
-///   itself (a template, a file a flag names) is shown bare;
+///   `Error response from daemon: …`, except a bad value the docker CLI
+///   itself finds (marked so by the engine, whatever the command) and an
+///   error of the CLI itself (a template, a file a flag names): bare;
 /// - `run` ends with 125 (`berth: …` and where to look for help), every
 ///   other command with 1.
 pub fn exit_code_and_message(e: &anyhow::Error, run: bool) -> (i32, String) {
     let engine_error = e.chain().find_map(|c| c.downcast_ref::<EngineError>());
+    let mut code = None;
     if let Some(x) = engine_error.filter(|x| matches!(x.kind(), ErrorKind::Exit(_))) {
-        let m = x.message();
-        return (x.exit_code(), if m.is_empty() { m } else { format!("Error: {m}") });
+        if !x.is_daemon_answer() {
+            let m = x.message();
+            return (x.exit_code(), if m.is_empty() { m } else { format!("Error: {m}") });
+        }
+        code = Some(x.exit_code());
     }
     let shown = error_text(e);
     if run {
         (
-            berth_engine::error::EXIT_ENGINE_FAILURE,
+            code.unwrap_or(berth_engine::error::EXIT_ENGINE_FAILURE),
             format!("berth: {shown}\n\nRun 'berth run --help' for more information"),
         )
     } else {
-        (1, shown)
+        (code.unwrap_or(1), shown)
     }
 }
 

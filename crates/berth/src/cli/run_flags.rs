@@ -67,7 +67,7 @@ pub struct MoreRunArgs {
     /// Cgroup namespace to use (private; host not supported yet)
     #[arg(long, value_name = "host|private")]
     pub cgroupns: Option<String>,
-    /// Optional parent cgroup for the container (not supported yet)
+    /// Optional parent cgroup for the container
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
     /// CPUs in which to allow execution (not supported yet)
@@ -82,12 +82,12 @@ pub struct MoreRunArgs {
     /// Limit CPU CFS (Completely Fair Scheduler) quota (not supported yet)
     #[arg(long, value_name = "US", allow_hyphen_values = true)]
     pub cpu_quota: Option<String>,
-    /// Limit CPU real-time period in microseconds (not supported)
+    /// Limit CPU real-time period in microseconds
     #[arg(long, value_name = "US")]
-    pub cpu_rt_period: Option<String>,
-    /// Limit CPU real-time runtime in microseconds (not supported)
-    #[arg(long, value_name = "US")]
-    pub cpu_rt_runtime: Option<String>,
+    pub cpu_rt_period: Option<i64>,
+    /// Limit CPU real-time runtime in microseconds
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
     /// CPU count (Windows only)
     #[arg(long, value_name = "N")]
     pub cpu_count: Option<String>,
@@ -183,13 +183,10 @@ impl MoreRunArgs {
             ("--pid", &self.pid),
             ("--uts", &self.uts),
             ("--gpus", &self.gpus),
-            ("--cgroup-parent", &self.cgroup_parent),
             ("--cpuset-cpus", &self.cpuset_cpus),
             ("--cpuset-mems", &self.cpuset_mems),
             ("--cpu-period", &self.cpu_period),
             ("--cpu-quota", &self.cpu_quota),
-            ("--cpu-rt-period", &self.cpu_rt_period),
-            ("--cpu-rt-runtime", &self.cpu_rt_runtime),
             ("--cpu-count", &self.cpu_count),
             ("--cpu-percent", &self.cpu_percent),
             ("--memory-reservation", &self.memory_reservation),

@@ -35,12 +35,12 @@ pub struct UpdateArgs {
     /// Limit CPU CFS quota (not supported yet: use --cpus)
     #[arg(long, value_name = "US", allow_hyphen_values = true)]
     pub cpu_quota: Option<String>,
-    /// Limit the CPU real-time period (not supported)
+    /// Limit the CPU real-time period in microseconds
     #[arg(long, value_name = "US")]
-    pub cpu_rt_period: Option<String>,
-    /// Limit the CPU real-time runtime (not supported)
-    #[arg(long, value_name = "US")]
-    pub cpu_rt_runtime: Option<String>,
+    pub cpu_rt_period: Option<i64>,
+    /// Limit the CPU real-time runtime in microseconds
+    #[arg(long, value_name = "US", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
     /// CPUs in which to allow execution (not supported yet)
     #[arg(long, value_name = "0-3,0,1")]
     pub cpuset_cpus: Option<String>,
@@ -60,8 +60,6 @@ fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
         ("--memory-reservation", &a.memory_reservation),
         ("--cpu-period", &a.cpu_period),
         ("--cpu-quota", &a.cpu_quota),
-        ("--cpu-rt-period", &a.cpu_rt_period),
-        ("--cpu-rt-runtime", &a.cpu_rt_runtime),
         ("--cpuset-cpus", &a.cpuset_cpus),
         ("--cpuset-mems", &a.cpuset_mems),
         ("--blkio-weight", &a.blkio_weight),
@@ -85,6 +83,8 @@ fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
         cpu_shares: a.cpu_shares,
         pids_limit: a.pids_limit,
         restart: a.restart.as_deref().map(spec::parse_restart).transpose()?,
+        cpu_rt_period: a.cpu_rt_period,
+        cpu_rt_runtime: a.cpu_rt_runtime,
     };
     if u.memory.is_none()
         && u.memory_swap.is_none()
@@ -92,6 +92,8 @@ fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
         && u.cpu_shares.is_none()
         && u.pids_limit.is_none()
         && u.restart.is_none()
+        && u.cpu_rt_period.is_none()
+        && u.cpu_rt_runtime.is_none()
     {
         bail!("you must provide one or more flags when using this command");
     }
