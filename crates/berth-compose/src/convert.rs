@@ -349,6 +349,14 @@ fn volume_mount(loaded: &Loaded, name: &str, v: &ServiceVolume) -> Result<Mount>
     })
 }
 
+/// A compose ulimit as `--ulimit`'s `NAME=SOFT[:HARD]`.
+fn ulimit_text(k: &str, u: &crate::model::Ulimit) -> String {
+    match u {
+        crate::model::Ulimit::Single(n) => format!("{k}={n}"),
+        crate::model::Ulimit::SoftHard { soft, hard } => format!("{k}={soft}:{hard}"),
+    }
+}
+
 fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
     let limits = s
         .deploy
@@ -380,11 +388,7 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         .map_err(|e| invalid(name, "cpus", e))?;
     let mut ulimits = Vec::new();
     for (k, u) in &s.ulimits {
-        let text = match u {
-            crate::model::Ulimit::Single(n) => format!("{k}={n}"),
-            crate::model::Ulimit::SoftHard { soft, hard } => format!("{k}={soft}:{hard}"),
-        };
-        ulimits.push(spec::parse_ulimit(&text).map_err(|e| invalid(name, "ulimits", e))?);
+        ulimits.push(spec::parse_ulimit(&ulimit_text(k, u)).map_err(|e| invalid(name, "ulimits", e))?);
     }
     Ok(spec::Resources {
         memory,
@@ -612,14 +616,8 @@ pub fn build_request(
             "not supported by berth's builder yet: leave it out",
         ))
     };
-    if !b.additional_contexts.is_empty() {
-        return refuse("additional_contexts");
-    }
     if b.privileged {
         return refuse("privileged");
-    }
-    if !b.ulimits.is_empty() {
-        return refuse("ulimits");
     }
     if !b.entitlements.is_empty() {
         return refuse("entitlements");
@@ -693,6 +691,28 @@ pub fn build_request(
         }
         Some(b.platforms.join(","))
     };
+    // `additional_contexts`: directories were made absolute when the file
+    // was read (against its own directory, as compose resolves them).
+    let mut context_images = BTreeMap::new();
+    let mut context_dirs = BTreeMap::new();
+    for (ctx_name, value) in &b.additional_contexts {
+        use berth_build::context::named::{parse_named, NamedContext};
+        match parse_named(ctx_name, value, &context)
+            .map_err(|e| invalid(name, &format!("build.additional_contexts.{ctx_name}"), e))?
+        {
+            NamedContext::Image(image) => {
+                context_images.insert(ctx_name.clone(), image);
+            }
+            NamedContext::Dir(dir) => {
+                context_dirs.insert(ctx_name.clone(), dir);
+            }
+        }
+    }
+    let mut ulimits = Vec::new();
+    for (k, u) in &b.ulimits {
+        let u = spec::parse_ulimit(&ulimit_text(k, u)).map_err(|e| invalid(name, "build.ulimits", e))?;
+        ulimits.push((u.name, u.soft, u.hard));
+    }
     let options = berth_build::executor::BuildOptions {
         target: b.target.clone(),
         build_args,
@@ -704,6 +724,9 @@ pub fn build_request(
         secrets,
         extra_hosts,
         shm_size,
+        ulimits,
+        context_images,
+        context_dirs,
         ..Default::default()
     };
     Ok(Some(BuildRequest {

@@ -245,7 +245,12 @@ fn settings_reach_the_engine_or_are_refused() {
   ctx:
     build:
       context: .
-      additional_contexts: {extra: ../other}
+      additional_contexts: {base: 'docker-image://bb:1', files: ./}
+      ulimits: {nofile: {soft: 100, hard: 200}, nproc: 50}
+  gone:
+    build:
+      context: .
+      additional_contexts: [extra=./no-such-dir]
 secrets:
   tok:
     environment: TOKEN
@@ -291,12 +296,19 @@ secrets:
     assert_eq!(req.options.extra_hosts, [("gw".to_string(), "10.0.0.1".to_string())]);
     assert_eq!(req.options.shm_size, Some(1 << 30));
     assert_eq!(req.options.platform.as_deref(), Some("linux/amd64,linux/arm64"));
-    let err = build_request(&loaded, "ctx", &BTreeMap::new(), false, false)
+    let ctx = build_request(&loaded, "ctx", &BTreeMap::new(), false, false)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ctx.options.context_images["base"], "bb:1");
+    assert_eq!(ctx.options.context_dirs["files"], _d.path().join("shop"));
+    assert!(ctx.options.ulimits.contains(&("nofile".to_string(), 100, 200)));
+    assert!(ctx.options.ulimits.contains(&("nproc".to_string(), 50, 50)));
+    let err = build_request(&loaded, "gone", &BTreeMap::new(), false, false)
         .err()
         .unwrap();
     assert!(
-        err.to_string()
-            .contains("build.additional_contexts: not supported by berth's builder yet"),
+        err.to_string().contains("build.additional_contexts.extra")
+            && err.to_string().contains("unable to prepare context: path"),
         "{err}"
     );
 }

@@ -427,21 +427,17 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
     let ulimits = more.ulimit.clone();
     let mut context_images = BTreeMap::new();
     let mut context_dirs = BTreeMap::new();
+    let here = std::env::current_dir().context("reading the working directory")?;
     for c in &more.build_context {
-        let (name, value) = c
-            .split_once('=')
-            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
-            .with_context(|| format!("invalid --build-context {c:?}: use NAME=DIR or NAME=docker-image://REF"))?;
-        if let Some(image) = value.strip_prefix("docker-image://") {
-            context_images.insert(name.to_string(), image.to_string());
-        } else if value.contains("://") || value.starts_with("git@") {
-            bail!("--build-context {c}: berth takes a directory or docker-image://REF (not {value})");
-        } else {
-            let dir = std::path::absolute(value).with_context(|| format!("--build-context {c}"))?;
-            if !dir.is_dir() {
-                bail!("--build-context {c}: unable to prepare context: path {value:?} not found");
+        let (name, value) = c.split_once('=').unwrap_or((c, ""));
+        use berth_build::context::named::{parse_named, NamedContext};
+        match parse_named(name, value, &here).map_err(|e| anyhow::anyhow!("--build-context {c}: {e}"))? {
+            NamedContext::Image(image) => {
+                context_images.insert(name.to_string(), image);
             }
-            context_dirs.insert(name.to_string(), dir);
+            NamedContext::Dir(dir) => {
+                context_dirs.insert(name.to_string(), dir);
+            }
         }
     }
     let mut annotations = BTreeMap::new();
