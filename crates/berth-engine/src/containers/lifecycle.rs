@@ -508,13 +508,7 @@ impl Engine {
         err: &mut dyn std::io::Write,
     ) -> Result<()> {
         let c = self.container(word)?;
-        if c.cfg.log_driver == "none" {
-            // Docker's words: nothing was kept to read.
-            return Err(EngineError::new(
-                crate::ErrorKind::Other,
-                "configured logging driver does not support reading",
-            ));
-        }
+        logs_readable(&c)?;
         berth_runtime::read_logs(&c.dir, opts, out, err)?;
         Ok(())
     }
@@ -569,6 +563,19 @@ impl Engine {
         })?;
         Ok(passed)
     }
+}
+
+/// Whether `logs` has anything to read for `c` (a front that streams the
+/// log asks before its answer starts).
+pub fn logs_readable(c: &Container) -> Result<()> {
+    if c.cfg.log_driver == "none" {
+        // Docker's words: nothing was kept to read.
+        return Err(EngineError::new(
+            crate::ErrorKind::Other,
+            "configured logging driver does not support reading",
+        ));
+    }
+    Ok(())
 }
 
 /// A started container's attach client, connected before the start (see
