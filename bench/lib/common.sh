@@ -142,7 +142,7 @@ stop_docker() {
     # docker's from the iptables tables (other rules there are not ours).
     local tbl line chain
     for tbl in nat filter; do
-        iptables-save -t $tbl 2>/dev/null | grep -E '^-A .*(DOCKER|docker0)' | while read -r line; do
+        { iptables-save -t $tbl 2>/dev/null | grep -E '^-A .*(DOCKER|docker0)' || true; } | while read -r line; do
             eval "iptables -t $tbl -D ${line#-A }" 2>/dev/null || true
         done
         for chain in $(iptables-save -t $tbl 2>/dev/null | sed -n 's/^:\(DOCKER[^ ]*\) .*/\1/p'); do
