@@ -114,5 +114,10 @@ assert hc["DeviceCgroupRules"] == ["c 42:* rmw"], hc["DeviceCgroupRules"]
 c.remove()
 refused("is not a block device", device_read_iops=[{"Path": "/dev/null", "Rate": 10}])
 
+# What berth has no setting for is refused by name, never dropped.
+refused("HostConfig.Sysctls is not supported", sysctls={"net.ipv4.ip_forward": "1"})
+refused("HostConfig.CpusetCpus is not supported", cpuset_cpus="0")
+refused("HostConfig.OomScoreAdj is not supported", oom_score_adj=-500)
+
 assert client.containers.list(all=True) == [], client.containers.list(all=True)
 print("docker-py hostconfig: every check passed")
