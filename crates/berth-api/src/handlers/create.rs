@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use berth_engine::containers::update::UpdateSpec;
 use berth_engine::spec::{
-    parse_publish, parse_tmpfs, parse_volume, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, MemorySwap, Mount,
-    MountOrigin, MountSource, NetworkMode, PullPolicy, Resources, RestartPolicy, Signal, Ulimit, UserSpec,
+    parse_publish, parse_throttle_iops, parse_tmpfs, parse_volume, parse_weight_device, ContainerSpec, DnsSpec,
+    EndpointSpec, HealthSpec, MemorySwap, Mount, MountOrigin, MountSource, NetworkMode, PullPolicy, Resources,
+    RestartPolicy, Signal, ThrottleDevice, Ulimit, UserSpec,
 };
 
 use crate::error::ApiError;
@@ -54,6 +55,15 @@ fn string_map(v: &Value, what: &str) -> Result<BTreeMap<String, String>, ApiErro
             })
             .collect(),
         _ => Err(bad(format!("{what} must be an object of strings"))),
+    }
+}
+
+/// A list of objects (null: none).
+fn objects<'a>(v: &'a Value, what: &str) -> Result<&'a [Value], ApiError> {
+    match v {
+        Value::Null => Ok(&[]),
+        Value::Array(a) if a.iter().all(Value::is_object) => Ok(a),
+        _ => Err(bad(format!("{what} must be a list of objects"))),
     }
 }
 
@@ -109,6 +119,7 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.health = health(&body["Healthcheck"])?;
 
     let h = &body["HostConfig"];
+    refuse_unsupported(h)?;
     s.mounts = mounts(body, h)?;
     s.read_only = h["ReadonlyRootfs"].as_bool().unwrap_or(false);
     s.resources = resources(h)?;
@@ -123,8 +134,76 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.publish_all = h["PublishAllPorts"].as_bool().unwrap_or(false);
     s.ports = ports(&h["PortBindings"])?;
     s.userns = non_empty(&h["UsernsMode"]).map(str::to_string);
+    // 0 is the docker CLI's "not set": Docker's 64 MiB.
+    s.shm_size = positive(&h["ShmSize"]);
+    s.volumes_from = strings_of(&h["VolumesFrom"], "VolumesFrom")?;
+    s.storage_opts = string_map(&h["StorageOpt"], "StorageOpt")?;
+    if let Some(d) = non_empty(&h["LogConfig"]["Type"]) {
+        s.log_driver = Some(d.to_string());
+    }
+    s.log_opts = string_map(&h["LogConfig"]["Config"], "LogConfig.Config")?;
     networking(&mut s, h, &body["NetworkingConfig"])?;
     Ok(s)
+}
+
+/// HostConfig fields berth has no setting for: a value other than Docker's
+/// default is refused by name, as the CLI refuses their flags, never
+/// dropped (the container would not get what it asks for). Clients send
+/// the defaults (null, 0, "", false, [], {}) for what they were not asked.
+fn refuse_unsupported(h: &Value) -> Result<(), ApiError> {
+    const FIELDS: &[&str] = &[
+        "Sysctls",
+        "GroupAdd",
+        "CpusetCpus",
+        "CpusetMems",
+        "CpuPeriod",
+        "CpuQuota",
+        "CpuCount",
+        "CpuPercent",
+        "MemoryReservation",
+        "KernelMemory",
+        "KernelMemoryTCP",
+        "OomScoreAdj",
+        "OomKillDisable",
+        "PidMode",
+        "UTSMode",
+        "Annotations",
+        "DeviceRequests",
+    ];
+    let set = |v: &Value| match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    };
+    for f in FIELDS {
+        if set(&h[*f]) {
+            return Err(bad(format!(
+                "HostConfig.{f} is not supported by berth yet: leave it out (the container would not get what it asks for)"
+            )));
+        }
+    }
+    // -1 is the docker CLI's "not set" for the swappiness.
+    if h["MemorySwappiness"].as_i64().is_some_and(|n| n != -1) {
+        return Err(bad(
+            "HostConfig.MemorySwappiness is not supported by berth yet: leave it out (the container would not get what it asks for)",
+        ));
+    }
+    let only = |f: &str, ok: &[&str]| match h[f].as_str() {
+        Some(v) if !ok.contains(&v) => {
+            let named: Vec<&str> = ok.iter().copied().filter(|o| !o.is_empty()).collect();
+            Err(bad(format!(
+                "HostConfig.{f} {v}: berth supports only {}",
+                named.join(" or ")
+            )))
+        }
+        _ => Ok(()),
+    };
+    only("IpcMode", &["", "private", "shareable"])?;
+    only("CgroupnsMode", &["", "private"])?;
+    Ok(())
 }
 
 fn health(v: &Value) -> Result<HealthSpec, ApiError> {
@@ -263,6 +342,31 @@ fn resources(h: &Value) -> Result<Resources, ApiError> {
     r.cgroup_parent = non_empty(&h["CgroupParent"]).map(str::to_string);
     r.cpu_rt_period = h["CpuRealtimePeriod"].as_i64().filter(|n| *n != 0);
     r.cpu_rt_runtime = h["CpuRealtimeRuntime"].as_i64().filter(|n| *n != 0);
+    if let Some(w) = h["BlkioWeight"].as_u64().filter(|w| *w > 0) {
+        // Out of u16's range is out of Docker's 10–1000 too.
+        r.blkio_weight = Some(w.min(u16::MAX as u64) as u16);
+    }
+    // Docker's `[{"Path": "/dev/vda", "Weight": 200}]` and `[{"Path", "Rate"}]`,
+    // through the CLI's parsers so both refuse the same values.
+    for d in objects(&h["BlkioWeightDevice"], "BlkioWeightDevice")? {
+        let text = format!("{}:{}", d["Path"].as_str().unwrap_or(""), d["Weight"]);
+        r.blkio_weight_device
+            .push(parse_weight_device(&text).map_err(engine_bad)?);
+    }
+    let rates = |key: &str| -> Result<Vec<ThrottleDevice>, ApiError> {
+        objects(&h[key], key)?
+            .iter()
+            .map(|d| {
+                let text = format!("{}:{}", d["Path"].as_str().unwrap_or(""), d["Rate"]);
+                parse_throttle_iops(&text).map_err(engine_bad)
+            })
+            .collect()
+    };
+    r.device_read_bps = rates("BlkioDeviceReadBps")?;
+    r.device_write_bps = rates("BlkioDeviceWriteBps")?;
+    r.device_read_iops = rates("BlkioDeviceReadIOps")?;
+    r.device_write_iops = rates("BlkioDeviceWriteIOps")?;
+    r.device_cgroup_rules = strings_of(&h["DeviceCgroupRules"], "DeviceCgroupRules")?;
     if let Some(list) = h["Ulimits"].as_array() {
         for u in list {
             let name = non_empty(&u["Name"]).ok_or_else(|| bad("Ulimits: every entry needs a Name"))?;
@@ -443,6 +547,29 @@ mod tests {
         assert_eq!(u.pids_limit, Some(-1));
         assert_eq!(u.restart, None);
         assert!(update_of(&json!({"RestartPolicy": {"Name": "sometimes"}})).is_err());
+    }
+
+    #[test]
+    fn unsupported_host_config_fields_are_refused_only_when_set() {
+        // What the docker CLI sends for a plain `docker run`.
+        let plain = json!({"Image": "bb", "HostConfig": {
+            "CpusetCpus": "", "CpuPeriod": 0, "OomKillDisable": false, "MemorySwappiness": null,
+            "Sysctls": null, "GroupAdd": null, "IpcMode": "", "CgroupnsMode": "", "PidMode": "",
+            "DeviceRequests": null, "OomScoreAdj": 0,
+        }});
+        assert!(spec_of(&plain, None, None).is_ok());
+        for (k, v) in [
+            ("Sysctls", json!({"net.ipv4.ip_forward": "1"})),
+            ("CpusetCpus", json!("0")),
+            ("OomScoreAdj", json!(-500)),
+            ("MemorySwappiness", json!(10)),
+            ("IpcMode", json!("host")),
+        ] {
+            let mut b = plain.clone();
+            b["HostConfig"][k] = v;
+            let e = spec_of(&b, None, None).unwrap_err();
+            assert!(e.message.contains(&format!("HostConfig.{k}")), "{}", e.message);
+        }
     }
 
     #[test]
