@@ -282,6 +282,9 @@ fn csv_map(s: &str) -> BTreeMap<String, String> {
 pub(super) enum CacheSpec {
     Local(PathBuf),
     Registry(RegistryCache),
+    /// A bare image reference (`--cache-from app:1`): an image in the store
+    /// whose history serves as a cache, as Docker's classic builder uses it.
+    Image(String),
 }
 
 /// `--ssh default`, `--ssh ID` (both: the agent at $SSH_AUTH_SOCK) or
@@ -320,6 +323,9 @@ pub(super) fn ssh_agent(spec: &str) -> Result<(String, PathBuf)> {
 }
 
 pub(super) fn cache_spec(flag: &str, spec: &str, dir_key: &str) -> Result<CacheSpec> {
+    if !spec.contains('=') {
+        return Ok(CacheSpec::Image(spec.to_string()));
+    }
     let m = csv_map(spec);
     match m.get("type").map(String::as_str) {
         Some("local") | None => m
@@ -408,13 +414,18 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
         match cache_spec("--cache-to", s, "dest")? {
             CacheSpec::Local(d) => cache_to = Some(d),
             CacheSpec::Registry(r) => remote.to = Some(r),
+            CacheSpec::Image(i) => bail!(
+                "--cache-to {i}: give type=local,dest=DIR or type=registry,ref=REF (berth does not export a cache to a local image)"
+            ),
         }
     }
     let mut cache_from = Vec::new();
+    let mut cache_from_images = Vec::new();
     for s in &a.cache_from {
         match cache_spec("--cache-from", s, "src")? {
             CacheSpec::Local(d) => cache_from.push(d),
             CacheSpec::Registry(r) => remote.from.push(r),
+            CacheSpec::Image(i) => cache_from_images.push(i),
         }
     }
     let more = &a.more;
@@ -476,6 +487,7 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
         source_date_epoch: epoch,
         cache_to,
         cache_from,
+        cache_from_images,
         ..Default::default()
     };
     Ok((opts, remote))
