@@ -311,6 +311,7 @@ fn volume_mount(loaded: &Loaded, name: &str, v: &ServiceVolume) -> Result<Mount>
         "volume" => MountSource::Volume {
             name: v.source.as_deref().map(|k| volume_name(loaded, k)),
             options: Default::default(),
+            nocopy: v.volume.as_ref().is_some_and(|o| o.nocopy),
         },
         "bind" => MountSource::Bind {
             path: PathBuf::from(

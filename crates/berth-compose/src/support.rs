@@ -121,13 +121,6 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
         }
     }
     for (i, v) in s.volumes.iter().enumerate() {
-        if v.volume.as_ref().is_some_and(|o| o.nocopy) {
-            out.push(format!(
-                "services.{name}.volumes[{i}].volume.nocopy: not supported by berth yet, ignored \
-                 (a new volume is filled from the image's content at {})",
-                v.target
-            ));
-        }
         if v.volume.as_ref().is_some_and(|o| o.subpath.is_some()) {
             ignored(out, name, &format!("volumes[{i}].volume.subpath"));
         }

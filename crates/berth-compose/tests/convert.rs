@@ -96,13 +96,15 @@ fn a_service_becomes_the_engines_container_spec() {
         MountSource::Volume {
             name: Some("shop_data".into()),
             options: Default::default(),
+            nocopy: false,
         }
     );
     assert_eq!(
         db.mounts[1].source,
         MountSource::Volume {
             name: None,
-            options: Default::default()
+            options: Default::default(),
+            nocopy: false,
         }
     );
     assert_eq!(
@@ -311,4 +313,34 @@ secrets:
             && err.to_string().contains("unable to prepare context: path"),
         "{err}"
     );
+}
+
+#[test]
+fn volume_nocopy_reaches_the_mount() {
+    let text = "services:
+  db:
+    image: bb
+    volumes:
+      - {type: volume, source: data, target: /var/lib/db, volume: {nocopy: true}}
+      - {type: volume, source: logs, target: /var/log}
+volumes:
+  data:
+  logs:
+";
+    let (_d, loaded) = load_text(text, &[]);
+    let spec = container_spec(
+        &loaded,
+        "db",
+        &Instance {
+            number: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let nocopy = |t: &str| match &spec.mounts.iter().find(|m| m.target == t).unwrap().source {
+        MountSource::Volume { nocopy, .. } => *nocopy,
+        s => panic!("{s:?}"),
+    };
+    assert!(nocopy("/var/lib/db"));
+    assert!(!nocopy("/var/log"));
 }

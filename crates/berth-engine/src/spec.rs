@@ -375,6 +375,9 @@ pub enum MountSource {
         /// `--mount volume-opt=KEY=VALUE`: the local driver's options
         /// (`type`, `device`, `o`) for a volume this mount creates.
         options: BTreeMap<String, String>,
+        /// `-v NAME:/p:nocopy`, `--mount volume-nocopy`: an empty volume is
+        /// not filled from the image's files at the target.
+        nocopy: bool,
     },
     /// A tmpfs.
     Tmpfs {
@@ -919,13 +922,33 @@ fn valid_volume_name(n: &str) -> bool {
     crate::containers::valid_name(n) || (n.len() == 1 && n.as_bytes()[0].is_ascii_alphanumeric())
 }
 
-/// `-v SRC:DST[:OPTS]` or `-v DST` (an anonymous volume). A SRC starting
+/// A mode `-v` takes after the target.
+fn is_volume_mode(o: &str) -> bool {
+    matches!(
+        o,
+        "ro" | "rw"
+            | "nocopy"
+            | "copy"
+            | "z"
+            | "Z"
+            | "private"
+            | "rprivate"
+            | "shared"
+            | "rshared"
+            | "slave"
+            | "rslave"
+    )
+}
+
+/// `-v SRC:DST[:OPTS]` or `-v DST[:OPTS]` (an anonymous volume). A SRC starting
 /// with `/` or `.` is a host path (`.` relative to `cwd`, the front's
 /// working directory); anything else names a volume.
 pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
         [d] => ("", *d, ""),
+        // `-v /data:ro`: an anonymous volume with a mode, as Docker reads it.
+        [d, o] if !o.starts_with('/') && o.split(',').all(is_volume_mode) => ("", *d, *o),
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
         _ => {
@@ -943,11 +966,14 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
     }
     let mut readonly = false;
     let mut propagation = String::new();
+    let mut nocopy = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => readonly = true,
             "rw" => readonly = false,
-            "z" | "Z" | "nocopy" | "copy" => {}
+            "nocopy" => nocopy = true,
+            "copy" => nocopy = false,
+            "z" | "Z" => {}
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => propagation = o.to_string(),
             _ => {
                 return Err(EngineError::invalid_value(format!(
@@ -962,6 +988,7 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
         MountSource::Volume {
             name: None,
             options: BTreeMap::new(),
+            nocopy,
         }
     } else if src.starts_with('/') || src.starts_with('.') {
         MountSource::Bind {
@@ -976,6 +1003,7 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
         MountSource::Volume {
             name: Some(src.to_string()),
             options: BTreeMap::new(),
+            nocopy,
         }
     } else {
         return Err(EngineError::invalid_value(format!(
@@ -1018,6 +1046,7 @@ pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
     let mut propagation = String::new();
     let mut options = Vec::new();
     let mut volume_options = BTreeMap::new();
+    let mut nocopy = false;
     for field in mount_fields(m) {
         let field = field.as_str();
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
@@ -1035,7 +1064,14 @@ pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
                     .ok_or_else(|| bad(format!("volume-opt {} is not KEY=VALUE", shown(v))))?;
                 volume_options.insert(ok.to_string(), ov.to_string());
             }
-            "volume-nocopy" | "consistency" | "bind-nonrecursive" | "volume-driver" | "volume-label" => {}
+            "volume-nocopy" => {
+                nocopy = match v {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad(format!("invalid value for volume-nocopy: {}", shown(v)))),
+                }
+            }
+            "consistency" | "bind-nonrecursive" | "volume-driver" | "volume-label" => {}
             _ => return Err(bad(format!("unknown field {}", shown(k)))),
         }
     }
@@ -1062,6 +1098,7 @@ pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
             MountSource::Volume {
                 name: (!src.is_empty()).then_some(src),
                 options: volume_options,
+                nocopy,
             }
         }
         "tmpfs" => MountSource::Tmpfs { options },
@@ -1262,6 +1299,7 @@ mod tests {
             MountSource::Volume {
                 name: Some("data".into()),
                 options: BTreeMap::new(),
+                nocopy: false,
             }
         );
         assert_eq!(
@@ -1269,8 +1307,17 @@ mod tests {
             MountSource::Volume {
                 name: None,
                 options: BTreeMap::new(),
+                nocopy: false,
             }
         );
+        assert!(matches!(
+            parse_volume("data:/b:nocopy", cwd).unwrap().source,
+            MountSource::Volume { nocopy: true, .. }
+        ));
+        assert!(matches!(
+            parse_mount("src=data,dst=/b,volume-nocopy", cwd).unwrap().source,
+            MountSource::Volume { nocopy: true, .. }
+        ));
         invalid(parse_volume("a:b", cwd));
         invalid(parse_volume("/a:/b:bogus", cwd));
         let m = invalid(parse_volume("src:/", cwd));

@@ -263,6 +263,7 @@ fn mounts(body: &Value, h: &Value) -> Result<Vec<Mount>, ApiError> {
                 source: MountSource::Volume {
                     name: None,
                     options: Default::default(),
+                    nocopy: false,
                 },
                 readonly: false,
                 propagation: String::new(),
@@ -291,6 +292,7 @@ fn api_mount(m: &Value) -> Result<Mount, ApiError> {
             }
         }
         "volume" => MountSource::Volume {
+            nocopy: m["VolumeOptions"]["NoCopy"].as_bool().unwrap_or(false),
             name: (!src.is_empty()).then(|| src.to_string()),
             options: m["VolumeOptions"]["DriverConfig"]["Options"]
                 .as_object()
