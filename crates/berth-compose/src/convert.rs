@@ -151,9 +151,10 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
         })
         .collect();
     if let Some(l) = &s.logging {
-        // The driver; its options are warned about (`support`): berth's
-        // log takes none yet.
+        // The driver and its options (json-file's max-size/max-file), checked
+        // by the engine as `--log-opt` is.
         spec.log_driver = l.driver.clone();
+        spec.log_opts = l.options.clone();
     }
     spec.storage_opts = s.storage_opt.clone();
     spec.read_only = s.read_only;

@@ -100,14 +100,6 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     if s.use_api_socket {
         ignored(out, name, "use_api_socket");
     }
-    if let Some(l) = &s.logging {
-        if !l.options.is_empty() {
-            out.push(format!(
-                "services.{name}.logging.options: berth's container log takes no options yet ({}), ignored",
-                l.options.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
     if let Some(r) = s.deploy.as_ref().and_then(|d| d.resources.as_ref()) {
         if let Some(res) = &r.reservations {
             if res.cpus.is_some() || res.memory.is_some() || res.devices.is_some() || res.generic_resources.is_some() {

@@ -632,11 +632,7 @@ impl ContainerSpec {
         }
         match self.log_driver.as_deref() {
             None | Some("json-file" | "local") => {
-                if let Some(k) = self.log_opts.keys().next() {
-                    return Err(EngineError::invalid(format!(
-                        "--log-opt {k}: berth's container log takes no options yet"
-                    )));
-                }
+                self.log_limits()?;
             }
             Some("none") => {
                 if !self.log_opts.is_empty() {
@@ -865,6 +861,74 @@ pub fn parse_bytes(what: &str, s: &str) -> Result<u64> {
         )));
     }
     Ok(bytes as u64)
+}
+
+/// A size as Docker's `units.FromHumanSize` reads it (decimal: `10m` is
+/// 10,000,000 bytes), as the json-file driver's `max-size` is read.
+fn parse_human_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit = unit.trim().strip_suffix('b').unwrap_or(unit.trim());
+    let exp = ["", "k", "m", "g", "t", "p"].iter().position(|u| *u == unit)?;
+    let bytes = n * 1000f64.powi(exp as i32);
+    (bytes.is_finite() && bytes < i64::MAX as f64).then_some(bytes as u64)
+}
+
+impl ContainerSpec {
+    /// The json-file (and local) driver's `--log-opt max-size`/`max-file`,
+    /// checked in the daemon's words; the other options Docker's driver
+    /// takes are refused by name rather than ignored.
+    pub fn log_limits(&self) -> Result<berth_runtime::logs::LogLimits> {
+        let driver = self.log_driver.as_deref().unwrap_or("json-file");
+        let mut limits = berth_runtime::logs::LogLimits {
+            max_size: None,
+            max_file: 1,
+        };
+        if driver == "none" {
+            return Ok(limits);
+        }
+        for (k, v) in &self.log_opts {
+            match k.as_str() {
+                "max-size" => match parse_human_size(v) {
+                    Some(n) if n > 0 => limits.max_size = Some(n),
+                    Some(_) => return Err(EngineError::invalid("max-size must be a positive number")),
+                    None => {
+                        return Err(EngineError::invalid(format!(
+                            "invalid size: '{v}' (--log-opt max-size takes a size like 10m)"
+                        )))
+                    }
+                },
+                "max-file" => match v.parse::<i64>() {
+                    Ok(n) if n >= 1 => limits.max_file = n.min(u32::MAX as i64) as u32,
+                    Ok(_) => return Err(EngineError::invalid("max-file cannot be less than 1")),
+                    Err(_) => {
+                        return Err(EngineError::invalid(format!(
+                            "strconv.Atoi: parsing {}: invalid syntax",
+                            shown(v)
+                        )))
+                    }
+                },
+                "compress" if matches!(v.as_str(), "false" | "0") => {}
+                "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
+                    return Err(EngineError::invalid(format!(
+                        "--log-opt {k}: berth's {driver} log does not take this option yet (max-size and max-file work)"
+                    )))
+                }
+                _ => {
+                    return Err(EngineError::invalid(format!(
+                        "unknown log opt '{k}' for {driver} log driver"
+                    )))
+                }
+            }
+        }
+        if limits.max_file > 1 && limits.max_size.is_none() {
+            // Docker's driver keeps one file without a size to rotate at.
+            limits.max_file = 1;
+        }
+        Ok(limits)
+    }
 }
 
 /// `--cpus`: a decimal number of CPUs, in billionths (Docker's NanoCPUs).

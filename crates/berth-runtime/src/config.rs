@@ -61,6 +61,9 @@ pub struct ContainerConfig {
     pub shm_size: Option<u64>,
     /// `--log-driver`: `""`/`json-file`/`local` keep the log, `none` keeps nothing.
     pub log_driver: String,
+    /// `--log-opt max-size`/`max-file`: where the log is rotated and how
+    /// many files are kept (the default: one file that grows).
+    pub log_limits: crate::logs::LogLimits,
 }
 
 /// What kind of mount a [`MountSpec`] is.

@@ -449,8 +449,8 @@ fn attached_up_follows_the_services_it_is_told_to() {
 }
 
 /// `volumes_from`, `shm_size`, `logging.driver` and `deploy.restart_policy`
-/// reach the containers; what berth cannot honour (sysctls, logging
-/// options, memory reservations) is a compose-style warning on `up`, not
+/// reach the containers; what berth cannot honour (sysctls, memory
+/// reservations) is a compose-style warning on `up`, not
 /// silence; a `required: false` dependency that fails warns and its
 /// dependent starts anyway.
 #[test]
@@ -476,7 +476,7 @@ fn settings_reach_the_containers_or_warn() {
     volumes_from: ['data:ro']
     shm_size: 16m
     sysctls: {net.core.somaxconn: '1024'}
-    logging: {driver: none, options: {max-size: 10m}}
+    logging: {driver: none}
     deploy:
       restart_policy: {condition: on-failure, max_attempts: 2}
       resources: {reservations: {memory: 64m}}
@@ -493,7 +493,6 @@ fn settings_reach_the_containers_or_warn() {
     let (_, err) = ok(root, &d, &["up", "-d"]);
     for want in [
         "WARN[0000] services.app.sysctls: not supported by berth yet, ignored",
-        "WARN[0000] services.app.logging.options: berth's container log takes no options yet (max-size), ignored",
         "WARN[0000] services.app.deploy.resources.reservations: not supported by berth yet, ignored",
         "WARN[0000] optional dependency \"fails\" failed: service \"fails\" didn't complete successfully: exit 3",
     ] {

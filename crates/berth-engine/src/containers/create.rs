@@ -630,6 +630,7 @@ impl Engine {
         let shell = ic.shell.clone().unwrap_or_default();
         let mut cc = ContainerConfig {
             log_driver: o.log_driver.clone().unwrap_or_default(),
+            log_limits: o.log_limits()?,
             id: id.clone(),
             name: name.clone(),
             image_id: img.id.to_string(),
