@@ -159,6 +159,7 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     spec.storage_opts = s.storage_opt.clone();
     spec.read_only = s.read_only;
     spec.resources = resources(name, s)?;
+    blkio(name, s, &mut spec.resources)?;
     spec.cap_add = s.cap_add.clone();
     spec.cap_drop = s.cap_drop.clone();
     spec.security_opt = s.security_opt.clone();
@@ -349,6 +350,62 @@ fn volume_mount(loaded: &Loaded, name: &str, v: &ServiceVolume) -> Result<Mount>
         propagation: v.bind.as_ref().and_then(|b| b.propagation.clone()).unwrap_or_default(),
         origin: MountOrigin::Mount,
     })
+}
+
+/// `blkio_config`: `weight`, `weight_device` and the four
+/// `device_{read,write}_{bps,iops}` lists of `{path, rate|weight}`, read
+/// through the engine's parsers of the matching `run` flags.
+fn blkio(name: &str, s: &Service, r: &mut spec::Resources) -> Result<()> {
+    let Some(b) = &s.blkio_config else {
+        return Ok(());
+    };
+    let key = |k: &str| format!("blkio_config.{k}");
+    if let Some(w) = b.get("weight").filter(|w| !w.is_null()) {
+        let w = w
+            .as_u64()
+            .filter(|w| (10..=1000).contains(w))
+            .ok_or_else(|| invalid(name, &key("weight"), "expected a whole number from 10 to 1000"))?;
+        r.blkio_weight = Some(w as u16);
+    }
+    let entries = |k: &str, field: &str| -> Result<Vec<String>> {
+        let Some(list) = b.get(k).filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
+        let list = list
+            .as_array()
+            .ok_or_else(|| invalid(name, &key(k), "expected a list"))?;
+        list.iter()
+            .map(|e| {
+                let path = e["path"].as_str().unwrap_or_default();
+                let value = match &e[field] {
+                    serde_json::Value::String(v) => v.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => String::new(),
+                };
+                if path.is_empty() || value.is_empty() {
+                    return Err(invalid(name, &key(k), format!("each entry needs a path and a {field}")));
+                }
+                Ok(format!("{path}:{value}"))
+            })
+            .collect()
+    };
+    for t in entries("weight_device", "weight")? {
+        r.blkio_weight_device
+            .push(spec::parse_weight_device(&t).map_err(|e| invalid(name, &key("weight_device"), e))?);
+    }
+    type Parse = fn(&str) -> berth_engine::Result<spec::ThrottleDevice>;
+    let lists: [(&str, Parse, &mut Vec<spec::ThrottleDevice>); 4] = [
+        ("device_read_bps", spec::parse_throttle_bps, &mut r.device_read_bps),
+        ("device_write_bps", spec::parse_throttle_bps, &mut r.device_write_bps),
+        ("device_read_iops", spec::parse_throttle_iops, &mut r.device_read_iops),
+        ("device_write_iops", spec::parse_throttle_iops, &mut r.device_write_iops),
+    ];
+    for (k, parse, out) in lists {
+        for t in entries(k, "rate")? {
+            out.push(parse(&t).map_err(|e| invalid(name, &key(k), e))?);
+        }
+    }
+    Ok(())
 }
 
 /// A compose ulimit as `--ulimit`'s `NAME=SOFT[:HARD]`.

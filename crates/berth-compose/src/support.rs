@@ -53,7 +53,7 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     if !s.pre_stop.is_empty() {
         ignored(out, name, "pre_stop");
     }
-    let values: [(&str, bool); 19] = [
+    let values: [(&str, bool); 15] = [
         ("mem_reservation", s.mem_reservation.is_some()),
         ("mem_swappiness", s.mem_swappiness.is_some()),
         ("oom_score_adj", s.oom_score_adj.is_some()),
@@ -62,10 +62,7 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
         ("cpu_percent", s.cpu_percent.is_some()),
         ("cpu_period", s.cpu_period.is_some()),
         ("cpu_quota", s.cpu_quota.is_some()),
-        ("cpu_rt_period", s.cpu_rt_period.is_some()),
-        ("cpu_rt_runtime", s.cpu_rt_runtime.is_some()),
         ("cpuset", s.cpuset.is_some()),
-        ("cgroup_parent", s.cgroup_parent.is_some()),
         ("cgroup", s.cgroup.as_deref().is_some_and(|c| c != "private")),
         ("pid", s.pid.is_some()),
         ("uts", s.uts.is_some()),
@@ -74,7 +71,6 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
             s.ipc.as_deref().is_some_and(|i| !matches!(i, "private" | "shareable")),
         ),
         ("gpus", s.gpus.is_some()),
-        ("blkio_config", s.blkio_config.is_some()),
         ("credential_spec", s.credential_spec.is_some()),
     ];
     for (key, set) in values {

@@ -344,3 +344,31 @@ volumes:
     assert!(nocopy("/var/lib/db"));
     assert!(!nocopy("/var/log"));
 }
+
+#[test]
+fn blkio_config_reaches_the_resources() {
+    let text = "services:
+  db:
+    image: bb
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/vda, weight: 400}]
+      device_read_bps: [{path: /dev/vda, rate: 1mb}]
+      device_write_iops: [{path: /dev/vda, rate: 120}]
+  bad:
+    image: bb
+    blkio_config: {weight: 5}
+";
+    let (_d, loaded) = load_text(text, &[]);
+    let one = Instance {
+        number: 1,
+        ..Default::default()
+    };
+    let r = container_spec(&loaded, "db", &one).unwrap().resources;
+    assert_eq!(r.blkio_weight, Some(300));
+    assert_eq!(r.blkio_weight_device[0].weight, 400);
+    assert_eq!(r.device_read_bps[0].rate, 1 << 20);
+    assert_eq!(r.device_write_iops[0].rate, 120);
+    let e = container_spec(&loaded, "bad", &one).unwrap_err();
+    assert!(e.to_string().contains("blkio_config.weight"), "{e}");
+}
