@@ -57,7 +57,14 @@ try:
 except docker.errors.APIError as e:
     assert "does not support reading" in str(e.explanation), e.explanation
 c.remove()
-refused("no options", log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m"}))
+# json-file's max-size/max-file rotate the log; other options are refused.
+c = client.containers.create(
+    "bb", "true", log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m", "max-file": "2"})
+)
+assert c.attrs["HostConfig"]["LogConfig"]["Config"] == {"max-size": "1m", "max-file": "2"}, c.attrs["HostConfig"]
+c.remove()
+refused("unknown log opt 'bogus'", log_config=docker.types.LogConfig(type="json-file", config={"bogus": "1"}))
+refused("max-size must be a positive number", log_config=docker.types.LogConfig(type="json-file", config={"max-size": "0"}))
 
 # VolumesFrom: the volumes of another container, at the same paths.
 src = client.api.create_container("bb", ["sh", "-c", "echo shared > /data/f"], volumes=["/data"],
