@@ -84,6 +84,22 @@ impl NetRootless {
             .collect()
     }
 
+    /// No container veth is left in the rootless namespace. They go with
+    /// the container's namespace, which the kernel frees asynchronously
+    /// (berth does not delete them one by one: see berth-net's
+    /// `Teardown::WithNamespace`), so this waits, up to 5 s.
+    fn veths_gone(&self) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let links = stdout(&self.in_netns(&["ip", "-o", "link"]));
+            if !links.contains("brth") {
+                return;
+            }
+            assert!(std::time::Instant::now() < end, "veths left: {links}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Namespace (nsfs) mounts in the holder's mount namespace under this
     /// test's directory (the holder's copy of the host's mounts may hold
     /// others' namespace mounts).
@@ -272,8 +288,7 @@ fn rootless_bridge_networks() {
     rl.ok("rm -f web");
     let mounts = rl.ns_mounts(holder);
     assert!(mounts.is_empty(), "namespace mounts left: {mounts:?}");
-    let links = stdout(&rl.in_netns(&["ip", "-o", "link"]));
-    assert!(!links.contains("brth"), "veths left: {links}");
+    rl.veths_gone();
     assert_eq!(
         rl.ok("network inspect --format '{{len .Containers}}' app-net other-net int-net"),
         "0\n0\n0\n"
@@ -498,8 +513,7 @@ fn rootless_cleanup_leaves_nothing() {
     assert!(in_namespaces(&ctr_nss).is_empty(), "{:?}", in_namespaces(&ctr_nss));
     let mounts = rl.ns_mounts(holder);
     assert!(mounts.is_empty(), "namespace mounts left: {mounts:?}");
-    let links = stdout(&rl.in_netns(&["ip", "-o", "link"]));
-    assert!(!links.contains("brth"), "veths left: {links}");
+    rl.veths_gone();
     for p in [p1, p2] {
         assert!(
             TcpStream::connect(("127.0.0.1", p)).is_err(),
@@ -644,8 +658,7 @@ fn rootless_concurrent_runs() {
     let holder = rl.holder().expect("the namespace runs while cc-net exists");
     let mounts = rl.ns_mounts(holder);
     assert!(mounts.is_empty(), "namespace mounts left: {mounts:?}");
-    let links = stdout(&rl.in_netns(&["ip", "-o", "link"]));
-    assert!(!links.contains("brth"), "veths left: {links}");
+    rl.veths_gone();
     rl.ok("network rm cc-net");
     assert!(rl.holder().is_some(), "the namespace went while store2 has a network");
     assert!(rl.sh(&format!("{other} network rm cc-other")).status.success());
