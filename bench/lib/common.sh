@@ -6,6 +6,8 @@
 #   BENCH_QUICK   1 = skip docker
 #   BENCH_KEEP    1 = leave BENCH_TMP and dockerd in place at the end
 #   BERTH         berth binary (default target/release/berth, built if missing)
+#   BENCH_DOCKERD_ARGS  more dockerd flags: `--bridge none --iptables=false`
+#                 leaves the host's bridges and firewall alone (a shared host)
 #
 # A scenario run alone sets up what it needs and tears it down at exit;
 # under bench/run (BENCH_PARENT=1) set-up and tear-down happen once there.
@@ -104,7 +106,7 @@ start_docker() {
     done
     dockerd --data-root "$BENCH_TMP/docker/data" --exec-root "$BENCH_TMP/docker/exec" \
         -H "unix://$DOCKER_SOCK" --pidfile "$BENCH_TMP/docker/dockerd.pid" \
-        --ip6tables=false \
+        --ip6tables=false ${BENCH_DOCKERD_ARGS:-} \
         >"$BENCH_TMP/docker/dockerd.log" 2>&1 &
     local pid=$! i
     for i in $(seq 1 60); do
@@ -140,7 +142,7 @@ stop_docker() {
     # docker's from the iptables tables (other rules there are not ours).
     local tbl line chain
     for tbl in nat filter; do
-        iptables-save -t $tbl 2>/dev/null | grep -E '^-A .*(DOCKER|docker0)' | while read -r line; do
+        { iptables-save -t $tbl 2>/dev/null | grep -E '^-A .*(DOCKER|docker0)' || true; } | while read -r line; do
             eval "iptables -t $tbl -D ${line#-A }" 2>/dev/null || true
         done
         for chain in $(iptables-save -t $tbl 2>/dev/null | sed -n 's/^:\(DOCKER[^ ]*\) .*/\1/p'); do

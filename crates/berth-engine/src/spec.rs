@@ -130,6 +130,9 @@ pub struct ContainerSpec {
     /// `--volumes-from CONTAINER[:ro|rw]`: that container's volumes and
     /// binds, at the same paths (read-only as they were, or as asked).
     pub volumes_from: Vec<String>,
+    /// `--shm-size`: the size of the container's `/dev/shm` in bytes;
+    /// `None` (or 0) is Docker's 64 MiB.
+    pub shm_size: Option<u64>,
 }
 
 /// `--user`: a user and optionally a group, by name or number.

@@ -34,8 +34,10 @@ impl std::str::FromStr for WaitCondition {
     }
 }
 
-/// How often a waiting `wait` looks at the container's state.
-const POLL: Duration = Duration::from_millis(50);
+/// How long a waiting `wait` sleeps between looks at most: it is woken
+/// by every change in the container's directory (the monitor's state
+/// writes, the removal), and looks at `cancelled` at least this often.
+const LOOK: Duration = berth_runtime::watch::FALLBACK;
 
 impl Engine {
     /// Blocks until `cond` holds for the container `word`; returns its
@@ -46,32 +48,46 @@ impl Engine {
         let id = c.rec.id.clone();
         let first_finish = c.state.finished_at.clone();
         let mut code = c.state.exit_code;
+        // Whether `code` was read from the container stopped after a run:
+        // then its removal needs no look through the events journal.
+        let mut code_seen = !c.state.is_running() && c.state.finished_at.is_some();
+        // Watching from before the first look: no change is missed.
+        let watch = berth_runtime::watch::DirWatch::new(&c.dir);
         loop {
             let current = match self.container(&id) {
                 Ok(c) => Some(c),
                 Err(_) if !c.dir.exists() => None,
                 Err(e) => return Err(e),
             };
-            let Some(now) = current else {
-                // Removed: every condition is met. A `--rm` container may
-                // have exited and gone between two looks: its `die` event
-                // has the code.
-                return Ok(self.last_exit_code(&id).unwrap_or(code));
-            };
-            code = now.state.exit_code;
-            let running = now.state.is_running();
-            let done = match cond {
-                WaitCondition::NotRunning => !running,
-                WaitCondition::NextExit => !running && now.state.finished_at != first_finish,
-                WaitCondition::Removed => false,
+            // Its directory goes first when it is removed, then its record.
+            let removing = current.as_ref().is_none_or(|now| !now.dir.is_dir());
+            let done = if removing {
+                // Every condition is met once it is gone; `removed` waits
+                // for the record too.
+                current.is_none() || cond != WaitCondition::Removed
+            } else {
+                let now = current.as_ref().expect("present");
+                code = now.state.exit_code;
+                let running = now.state.is_running();
+                code_seen = !running && now.state.finished_at.is_some();
+                match cond {
+                    WaitCondition::NotRunning => !running,
+                    WaitCondition::NextExit => !running && now.state.finished_at != first_finish,
+                    WaitCondition::Removed => false,
+                }
             };
             if done {
+                if removing && !code_seen {
+                    // A `--rm` container that exited and went between two
+                    // looks: its `die` event has the code.
+                    return Ok(self.last_exit_code(&id).unwrap_or(code));
+                }
                 return Ok(code);
             }
             if cancelled() {
                 bail!("the wait for container {id} was cancelled");
             }
-            std::thread::sleep(POLL);
+            watch.wait(LOOK);
         }
     }
 }

@@ -510,7 +510,6 @@ impl AttachClient {
         let mut controls = io.controls.take();
         let mut scanner = DetachScanner::new(if io.tty { opts.detach_keys.clone() } else { Vec::new() });
         let mut stdin_open = stdin.is_some();
-        let mut exit: Option<i32> = None;
         let mut buf = vec![0u8; MAX_PAYLOAD + 16];
         let end = loop {
             let mut fds = vec![PollFd::new(&self.fd, PollFlags::IN)];
@@ -518,7 +517,7 @@ impl AttachClient {
                 fds.push(PollFd::from_borrowed_fd(c.fd(), PollFlags::IN));
             }
             let stdin_slot = fds.len();
-            if let (Some(fd), true, None) = (&stdin, stdin_open, exit) {
+            if let (Some(fd), true) = (&stdin, stdin_open) {
                 fds.push(PollFd::new(fd, PollFlags::IN));
             }
             match poll(&mut fds, None) {
@@ -568,7 +567,7 @@ impl AttachClient {
             if !revs[0].is_empty() {
                 match rustix::net::recv(&self.fd, &mut buf, RecvFlags::empty()) {
                     Ok((0, _)) | Err(_) => {
-                        break exit.map(AttachEnd::Exited).unwrap_or(AttachEnd::Lost);
+                        break AttachEnd::Lost;
                     }
                     Ok((n, _)) => {
                         let msg = &buf[..n.min(buf.len())];
@@ -576,12 +575,15 @@ impl AttachClient {
                             Some((&TAG_STDOUT, d)) => out.write_all(d).and_then(|_| out.flush()),
                             Some((&TAG_STDERR, d)) => err.write_all(d).and_then(|_| err.flush()),
                             Some((&TAG_EXIT, d)) if d.len() == 4 => {
-                                exit = Some(i32::from_be_bytes([d[0], d[1], d[2], d[3]]));
-                                Ok(())
+                                // The last frame a client gets (the monitor
+                                // sends all output before it): the session is
+                                // over now, not when the monitor has finished
+                                // its cleanup (a `--rm` removal) and closes.
+                                break AttachEnd::Exited(i32::from_be_bytes([d[0], d[1], d[2], d[3]]));
                             }
                             _ => Ok(()),
                         };
-                        if written.is_err() && exit.is_none() {
+                        if written.is_err() {
                             break AttachEnd::Closed;
                         }
                     }

@@ -14,6 +14,7 @@
 //! * [`streams`]: the caller's stdio, passed in (never this process's own).
 //! * [`term`]: raw mode, window size and forwarded signals, for a front with a terminal.
 //! * [`state`], [`logs`], [`exec`], [`health`], [`ops`]: what the CLI reads and does.
+//! * [`watch`]: woken by a container directory's changes and a process's end, not polling.
 //!
 //! This crate never touches the engine's database or image store; it works
 //! on a container directory the engine prepared.
@@ -36,6 +37,7 @@ pub mod spec;
 pub mod state;
 pub mod streams;
 pub mod term;
+pub mod watch;
 
 pub use attach::{AttachClient, AttachEnd, AttachOptions};
 pub use cgroup_warm::{warm_cgroup_attach, AttachWarmer};

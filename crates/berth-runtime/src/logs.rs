@@ -184,6 +184,8 @@ pub fn read_logs(container_dir: &Path, opts: &LogOptions, out: &mut dyn Write, e
         return Ok(());
     }
     let mut file = reader.into_inner();
+    // Woken by the monitor's writes to the log and its state changes.
+    let watch = crate::watch::DirWatch::new(container_dir);
     loop {
         let running = state::read_state(container_dir)
             .map(|s| s.is_running())
@@ -212,7 +214,7 @@ pub fn read_logs(container_dir: &Path, opts: &LogOptions, out: &mut dyn Write, e
         if !running {
             return Ok(());
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        watch.wait(crate::watch::FALLBACK);
     }
 }
 

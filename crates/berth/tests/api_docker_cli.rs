@@ -151,3 +151,74 @@ fn docker_ps_start_cp_top_stop_rm_of_a_container_berth_created() {
         assert!(stderr(&o).contains("No such container: web"), "{}", stderr(&o));
     }
 }
+
+/// `DOCKER_BUILDKIT=0 docker build --cache-from IMAGE`: an image saved in
+/// one store and loaded into a fresh one serves its steps as a cache there
+/// (matched by history, as the classic builder does); a step whose input
+/// changed runs, and so do the steps after it.
+#[test]
+#[ignore = "needs root"]
+fn docker_build_cache_from_an_image_loaded_into_a_fresh_store() {
+    let env = Env::new();
+    let a = &env.root;
+    let ctx = a.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nENV STAGE=one\nCOPY greeting /greeting\nRUN cat /greeting > /copied && echo ran >> /copied\nCMD [\"cat\", \"/copied\"]\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("greeting"), "hello\n").unwrap();
+    let client = &docker_clients()[0];
+    let ctx_s = ctx.to_str().unwrap();
+    let build = |svc: &Service, root: &Root, args: &[&str]| -> String {
+        let mut all = vec!["build"];
+        all.extend_from_slice(args);
+        all.push(ctx_s);
+        let o = api::docker_cmd(client, svc, root, &all)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "docker build {args:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        stdout(&o)
+    };
+    let sa = Service::start(a);
+    let first = build(&sa, a, &["-t", "app"]);
+    assert!(first.contains("Running in"), "{first}");
+    let app_id = docker_ok(client, &sa, a, &["inspect", "-f", "{{.Id}}", "app"]);
+    let archive = a.path().join("app.tar");
+    docker_ok(client, &sa, a, &["save", "-o", archive.to_str().unwrap(), "app", "bb"]);
+
+    // A fresh store with nothing but the loaded archive.
+    let b = Root::new();
+    let sb = Service::start(&b);
+    docker_ok(client, &sb, &b, &["load", "-i", archive.to_str().unwrap()]);
+    let again = build(&sb, &b, &["--cache-from", "app", "-t", "app2"]);
+    assert_eq!(again.matches("Using cache").count(), 4, "ENV, COPY, RUN, CMD:\n{again}");
+    assert!(!again.contains("Running in"), "{again}");
+    // The last step is the cache image itself, as in Docker.
+    let app2_id = docker_ok(client, &sb, &b, &["inspect", "-f", "{{.Id}}", "app2"]);
+    assert_eq!(app2_id, app_id);
+    let out = docker_ok(client, &sb, &b, &["run", "--rm", "app2"]);
+    assert_eq!(out, "hello\nran\n");
+
+    // New content: ENV still comes from the cache, COPY and what follows run.
+    std::fs::write(ctx.join("greeting"), "bye\n").unwrap();
+    let changed = build(&sb, &b, &["--cache-from", "app", "-t", "app3"]);
+    assert_eq!(changed.matches("Using cache").count(), 1, "{changed}");
+    assert!(changed.contains("Running in"), "{changed}");
+    let out = docker_ok(client, &sb, &b, &["run", "--rm", "app3"]);
+    assert_eq!(out, "bye\nran\n");
+    // Without --cache-from a fresh store has nothing to reuse.
+    let c = Root::new();
+    let sc = Service::start(&c);
+    docker_ok(client, &sc, &c, &["load", "-i", archive.to_str().unwrap()]);
+    std::fs::write(ctx.join("greeting"), "hello\n").unwrap();
+    let plain = build(&sc, &c, &["-t", "app4"]);
+    assert_eq!(plain.matches("Using cache").count(), 0, "{plain}");
+}

@@ -134,3 +134,30 @@ fn docker_py_sends_every_build_parameter_and_reads_stats_and_platforms() {
     assert!(stdout(&o).contains("docker-py build params: every check passed"));
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+#[ignore = "needs root"]
+fn docker_py_host_config_fields_reach_the_container() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_hostconfig.py");
+    let o = std::process::Command::new(docker_py())
+        .arg(&script)
+        .arg(svc.host())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("docker-py hostconfig: every check passed"));
+    assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(
+        root.ok(&["volume", "ls", "-q"]).trim(),
+        "",
+        "rm -v took the anonymous volume"
+    );
+}

@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use berth_engine::containers::update::UpdateSpec;
 use berth_engine::spec::{
-    parse_publish, parse_tmpfs, parse_volume, ContainerSpec, DnsSpec, EndpointSpec, HealthSpec, MemorySwap, Mount,
-    MountOrigin, MountSource, NetworkMode, PullPolicy, Resources, RestartPolicy, Signal, Ulimit, UserSpec,
+    parse_publish, parse_throttle_iops, parse_tmpfs, parse_volume, parse_weight_device, ContainerSpec, DnsSpec,
+    EndpointSpec, HealthSpec, MemorySwap, Mount, MountOrigin, MountSource, NetworkMode, PullPolicy, Resources,
+    RestartPolicy, Signal, ThrottleDevice, Ulimit, UserSpec,
 };
 
 use crate::error::ApiError;
@@ -54,6 +55,15 @@ fn string_map(v: &Value, what: &str) -> Result<BTreeMap<String, String>, ApiErro
             })
             .collect(),
         _ => Err(bad(format!("{what} must be an object of strings"))),
+    }
+}
+
+/// A list of objects (null: none).
+fn objects<'a>(v: &'a Value, what: &str) -> Result<&'a [Value], ApiError> {
+    match v {
+        Value::Null => Ok(&[]),
+        Value::Array(a) if a.iter().all(Value::is_object) => Ok(a),
+        _ => Err(bad(format!("{what} must be a list of objects"))),
     }
 }
 
@@ -123,6 +133,14 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.publish_all = h["PublishAllPorts"].as_bool().unwrap_or(false);
     s.ports = ports(&h["PortBindings"])?;
     s.userns = non_empty(&h["UsernsMode"]).map(str::to_string);
+    // 0 is the docker CLI's "not set": Docker's 64 MiB.
+    s.shm_size = positive(&h["ShmSize"]);
+    s.volumes_from = strings_of(&h["VolumesFrom"], "VolumesFrom")?;
+    s.storage_opts = string_map(&h["StorageOpt"], "StorageOpt")?;
+    if let Some(d) = non_empty(&h["LogConfig"]["Type"]) {
+        s.log_driver = Some(d.to_string());
+    }
+    s.log_opts = string_map(&h["LogConfig"]["Config"], "LogConfig.Config")?;
     networking(&mut s, h, &body["NetworkingConfig"])?;
     Ok(s)
 }
@@ -263,6 +281,31 @@ fn resources(h: &Value) -> Result<Resources, ApiError> {
     r.cgroup_parent = non_empty(&h["CgroupParent"]).map(str::to_string);
     r.cpu_rt_period = h["CpuRealtimePeriod"].as_i64().filter(|n| *n != 0);
     r.cpu_rt_runtime = h["CpuRealtimeRuntime"].as_i64().filter(|n| *n != 0);
+    if let Some(w) = h["BlkioWeight"].as_u64().filter(|w| *w > 0) {
+        // Out of u16's range is out of Docker's 10–1000 too.
+        r.blkio_weight = Some(w.min(u16::MAX as u64) as u16);
+    }
+    // Docker's `[{"Path": "/dev/vda", "Weight": 200}]` and `[{"Path", "Rate"}]`,
+    // through the CLI's parsers so both refuse the same values.
+    for d in objects(&h["BlkioWeightDevice"], "BlkioWeightDevice")? {
+        let text = format!("{}:{}", d["Path"].as_str().unwrap_or(""), d["Weight"]);
+        r.blkio_weight_device
+            .push(parse_weight_device(&text).map_err(engine_bad)?);
+    }
+    let rates = |key: &str| -> Result<Vec<ThrottleDevice>, ApiError> {
+        objects(&h[key], key)?
+            .iter()
+            .map(|d| {
+                let text = format!("{}:{}", d["Path"].as_str().unwrap_or(""), d["Rate"]);
+                parse_throttle_iops(&text).map_err(engine_bad)
+            })
+            .collect()
+    };
+    r.device_read_bps = rates("BlkioDeviceReadBps")?;
+    r.device_write_bps = rates("BlkioDeviceWriteBps")?;
+    r.device_read_iops = rates("BlkioDeviceReadIOps")?;
+    r.device_write_iops = rates("BlkioDeviceWriteIOps")?;
+    r.device_cgroup_rules = strings_of(&h["DeviceCgroupRules"], "DeviceCgroupRules")?;
     if let Some(list) = h["Ulimits"].as_array() {
         for u in list {
             let name = non_empty(&u["Name"]).ok_or_else(|| bad("Ulimits: every entry needs a Name"))?;

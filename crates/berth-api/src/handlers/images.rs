@@ -491,14 +491,13 @@ pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
                 .ok_or_else(|| ApiError::bad_request(format!("invalid shmsize {s:?}: a number of bytes above 0")))?,
         ),
     };
-    // Docker's classic builder takes these images as cache sources: berth's
-    // step cache already holds every step built in this store, whatever
-    // it is tagged, so the list is only checked (images pulled from
-    // elsewhere are not matched step by step against it).
-    if let Some(text) = q.get("cachefrom").filter(|t| !t.trim().is_empty()) {
-        serde_json::from_str::<Vec<String>>(text)
-            .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?;
-    }
+    // Images (pulled or loaded) whose history serves as a cache, as in
+    // Docker's classic builder; the builder matches them step by step.
+    let cache_from_images = match q.get("cachefrom").filter(|t| !t.trim().is_empty()) {
+        Some(text) => serde_json::from_str::<Vec<String>>(text)
+            .map_err(|e| ApiError::bad_request(format!("invalid cachefrom: {e}")))?,
+        None => Vec::new(),
+    };
     let tags = q.all("t");
     let quiet = q.bool("q");
     let network = match q.get("networkmode").unwrap_or("") {
@@ -520,6 +519,7 @@ pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
         network,
         extra_hosts,
         shm_size,
+        cache_from_images,
         ..Default::default()
     };
     let file = q

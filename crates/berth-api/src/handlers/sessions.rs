@@ -510,6 +510,8 @@ pub async fn logs(ctx: &Ctx, word: String) -> Result<Response<Body>, ApiError> {
         until: time_param(ctx, "until")?,
     };
     let c = ctx.blocking(move |e| e.container(&word)).await?;
+    // Refused before the answer starts: a status, not a cut stream.
+    berth_engine::containers::lifecycle::logs_readable(&c)?;
     let (id, tty) = (c.rec.id.clone(), c.cfg.tty);
     let engine = ctx.engine.clone();
     let body = body::stream_now(move |w| {

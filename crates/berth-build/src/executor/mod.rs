@@ -12,6 +12,7 @@
 //! - `remote`: `ADD <url>` sources (through the injected downloader).
 //! - `commit`: step images (config, history, layers).
 //! - [`cache`]: step keys, `--cache-to` / `--cache-from` (OCI layout dirs).
+//! - `image_cache`: images as the classic builder's `--cache-from IMAGE`.
 //! - [`progress`]: build output: the classic builder's plain lines, or a
 //!   live terminal view.
 //!
@@ -21,6 +22,7 @@
 
 pub mod cache;
 mod commit;
+mod image_cache;
 mod layer_dir;
 mod link_reuse;
 pub mod progress;
@@ -94,6 +96,10 @@ pub struct BuildOptions {
     pub annotations: BTreeMap<String, String>,
     pub source_date_epoch: Option<i64>,
     pub cache_from: Vec<PathBuf>,
+    /// Images in the store whose history serves as a cache, as the classic
+    /// builder's `--cache-from IMAGE` (see the `image_cache` module); names the
+    /// store does not hold are skipped.
+    pub cache_from_images: Vec<String>,
     pub cache_to: Option<PathBuf>,
     /// Preferred OCI runtime (probed when None).
     pub runtime: Option<String>,
@@ -414,6 +420,8 @@ pub(crate) struct Builder<'a> {
     /// Holds the base and step images this build stands on, so `prune`
     /// and `rmi` beside it leave them be.
     pub lease: berth_store::Lease<'a>,
+    /// The images of `cache_from_images`, held by `lease`.
+    pub(crate) cache_sources: Vec<image_cache::CacheSource>,
 }
 
 impl Builder<'_> {
@@ -638,7 +646,11 @@ pub fn build(store: &Store, opts: &BuildOptions, progress: &mut Progress) -> Res
         lease: store
             .lease("build")
             .map_err(|e| store_err("leasing the build's images", e))?,
+        cache_sources: Vec::new(),
     };
+    let mut b = b;
+    b.cache_sources = image_cache::sources(&b);
+    let b = b;
 
     let errors: Mutex<Vec<BuildError>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {

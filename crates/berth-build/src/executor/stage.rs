@@ -8,6 +8,7 @@ use berth_store::{Digest, ImageConfig};
 
 use super::cache::step_key;
 use super::commit::{commit_step, diff_upper, scratch_config, LayerOut};
+use super::image_cache::ClassicStep;
 use super::{step_copy, step_run, store_err, BuildError, Builder, ErrorKind, StageOut, UsedStep};
 use crate::dockerfile::expand::{expand_from, map_lookup, vars_too_long, MAX_VARS_LEN};
 use crate::dockerfile::{expand_instruction, Instruction, InstructionKind, ShellOrExec};
@@ -360,7 +361,11 @@ pub(crate) fn exec_instruction(b: &Builder<'_>, cur: &mut Cur, ins: &Instruction
             let text = format!("ARG {}", shown.join(" "));
             let created_by = format!("/bin/sh -c #(nop)  {}", ins.original.trim());
             let config = cur.config.clone();
-            cached_step(b, cur, cur.step_key(&text, &[]), move |_| {
+            let classic = ClassicStep {
+                created_by: created_by.clone(),
+                config: config.clone(),
+            };
+            cached_step(b, cur, cur.step_key(&text, &[]), Some(classic), move |_| {
                 Ok((config, None, created_by))
             })
         }
@@ -400,7 +405,11 @@ fn meta_step(b: &Builder<'_>, cur: &mut Cur, x: &Instruction) -> Result<(), Buil
     let key = cur.step_key(&key_text, &[]);
     cur.meta = meta;
     let is_workdir = matches!(x.kind, InstructionKind::Workdir(_));
-    cached_step(b, cur, key, move |cur| {
+    let classic = ClassicStep {
+        created_by: created_by.clone(),
+        config: config.clone(),
+    };
+    cached_step(b, cur, key, Some(classic), move |cur| {
         // WORKDIR creates the directory when the image lacks it.
         let layer = if is_workdir {
             workdir_layer(b, cur, &config.config.working_dir)?
@@ -547,11 +556,17 @@ pub(crate) fn shell_argv(cmd: &ShellOrExec, config: &ImageConfig) -> Vec<String>
 
 /// Serve a step from the cache, or run `make` and commit what it returns
 /// (the new config, the layer, the history text).
-pub(crate) fn cached_step<F>(b: &Builder<'_>, cur: &mut Cur, key: String, make: F) -> Result<(), BuildError>
+pub(crate) fn cached_step<F>(
+    b: &Builder<'_>,
+    cur: &mut Cur,
+    key: String,
+    classic: Option<ClassicStep>,
+    make: F,
+) -> Result<(), BuildError>
 where
     F: FnOnce(&mut Cur) -> Result<(ImageConfig, Option<LayerOut>, String), BuildError>,
 {
-    cached_step_committed(b, cur, key, |cur| {
+    cached_step_committed(b, cur, key, classic, |cur| {
         let (config, layer, created_by) = make(cur)?;
         commit_step(
             b.store,
@@ -566,8 +581,16 @@ where
 }
 
 /// [`cached_step`] for a step that commits its image itself (a step of
-/// several layers): `commit` returns the image and its config.
-pub(crate) fn cached_step_committed<F>(b: &Builder<'_>, cur: &mut Cur, key: String, commit: F) -> Result<(), BuildError>
+/// several layers): `commit` returns the image and its config. `classic`
+/// is what the step adds to its parent when its history text holds all
+/// its inputs: then an image of `cache_from_images` may serve it.
+pub(crate) fn cached_step_committed<F>(
+    b: &Builder<'_>,
+    cur: &mut Cur,
+    key: String,
+    classic: Option<ClassicStep>,
+    commit: F,
+) -> Result<(), BuildError>
 where
     F: FnOnce(&mut Cur) -> Result<(Digest, ImageConfig), BuildError>,
 {
@@ -587,6 +610,15 @@ where
                     Ok(found) => hit = found,
                     Err(e) => p.line(&cur.label, &format!("[Warning] --cache-from: {e}; running the step")),
                 }
+            }
+        }
+        if let (None, Some(step)) = (&hit, classic.as_ref().filter(|_| !b.cache_sources.is_empty())) {
+            if let Some((id, _)) = super::image_cache::find(b, cur.image.as_ref(), &cur.config, step)? {
+                // Found once: the store's own cache has it from now on.
+                b.store
+                    .cache_put(&key, &id)
+                    .map_err(|e| store_err("recording the build cache", e))?;
+                hit = Some(id);
             }
         }
         hit

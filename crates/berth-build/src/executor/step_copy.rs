@@ -22,6 +22,7 @@ use berth_store::Digest;
 
 use super::cache::step_key;
 use super::commit::{commit_step, commit_step_layers, diff_upper, LayerOut};
+use super::image_cache::ClassicStep;
 use super::link_reuse::{self, is_whole_image_copy};
 use super::remote::{self, Fetched};
 use super::stage::{cached_step_committed, Cur};
@@ -211,7 +212,12 @@ pub(crate) fn copy_step(
         cur.config.config.working_dir.clone()
     };
     let mut link_record = None;
-    let res = cached_step_committed(b, cur, key, |cur| {
+    // Its history text holds the content's digest, not these options.
+    let classic = (c.chown.is_none() && c.chmod.is_none() && c.exclude.is_empty() && !c.parents).then(|| ClassicStep {
+        created_by: created_by.clone(),
+        config: cur.config.clone(),
+    });
+    let res = cached_step_committed(b, cur, key, classic, |cur| {
         if let (true, Some(Some(src))) = (is_whole_image_copy(c, is_add), &from_image) {
             let name = c.from.as_deref().unwrap_or_default();
             match link_reuse::plan(b, cur.image.as_ref(), src, name)? {

@@ -19,6 +19,7 @@ use berth_runtime::{build_spec, monitor_main, unmount, ContainerConfig, MonitorO
 use berth_store::Digest;
 
 use super::commit::diff_upper;
+use super::image_cache::ClassicStep;
 use super::stage::{cached_step, run_created_by, shell_argv, Cur};
 use super::{new_step_id, store_err, BuildError, Builder, Progress};
 use crate::dockerfile::{
@@ -133,8 +134,8 @@ pub(crate) fn run_step(b: &Builder<'_>, cur: &mut Cur, x: &Instruction) -> Resul
         cmd,
         mounts,
         network,
+        security,
         heredocs,
-        ..
     } = &x.kind
     else {
         unreachable!("run_step is only called for RUN");
@@ -207,7 +208,12 @@ pub(crate) fn run_step(b: &Builder<'_>, cur: &mut Cur, x: &Instruction) -> Resul
     }
     let key = cur.step_key(&format!("{:?}", x.kind), &extra);
     let cmd_text = argv.join(" ");
-    cached_step(b, cur, key, |cur| {
+    // Its history text holds all its inputs only without the BuildKit flags.
+    let classic = (mounts.is_empty() && network.is_none() && security.is_none()).then(|| ClassicStep {
+        created_by: created_by.clone(),
+        config: cur.config.clone(),
+    });
+    cached_step(b, cur, key, classic, |cur| {
         // A foreign platform's programs need a binfmt handler: say so
         // here rather than let the runtime fail with "exec format error".
         let c = &cur.config;

@@ -24,6 +24,9 @@ use crate::spec::{ContainerSpec, HealthSpec, MemorySwap, MountOrigin, MountSourc
 use crate::volumes::VolumeMount;
 use crate::{now_rfc3339, Engine, EngineError};
 
+/// Docker's `/dev/shm` size when none is asked for (what inspect shows).
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
 /// What `create` made.
 #[derive(Debug)]
 pub struct Created {
@@ -667,7 +670,7 @@ impl Engine {
             auto_remove: o.auto_remove,
             shell,
             id_mappings: None,
-            shm_size: None,
+            shm_size: o.shm_size.filter(|n| *n > 0),
         };
         // Validate before touching the disk.
         berth_runtime::spec::effective_caps(&cc).map_err(|e| EngineError::invalid(e.to_string()))?;
@@ -1065,6 +1068,7 @@ impl Engine {
                 json!({"PathOnHost": p[0], "PathInContainer": p.get(1).copied().unwrap_or(p[0]), "CgroupPermissions": p.get(2).copied().unwrap_or("rwm")})
             }).collect::<Vec<_>>(),
             "Init": cc.init,
+            "ShmSize": cc.shm_size.unwrap_or(DEFAULT_SHM_SIZE),
             "Mounts": if mounts_flag.is_empty() { Value::Null } else { json!(mounts_flag) },
             "MaskedPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::MASKED_PATHS) },
             "ReadonlyPaths": if cc.privileged { Value::Null } else { json!(berth_runtime::spec::READONLY_PATHS) },

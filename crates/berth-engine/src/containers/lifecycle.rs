@@ -40,16 +40,34 @@ pub fn runtime_exit(e: RuntimeError) -> EngineError {
     }
 }
 
-fn wait_for(timeout: Duration, done: impl FnMut() -> bool) -> bool {
-    berth_runtime::ops::wait_until(timeout, done)
+/// Blocks until the container's monitor is gone (or `timeout` passes;
+/// then false). Woken by the monitor's end (a pidfd), not by polling: a
+/// `--rm` run's client waits for this, and every millisecond shows.
+fn wait_monitor_gone(dir: &Path, timeout: Duration) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        let Ok(st) = berth_runtime::read_state(dir) else {
+            return true;
+        };
+        if !monitor_alive(&st) {
+            return true;
+        }
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        // Bounded: a monitor that exec'd another program keeps its pid.
+        berth_runtime::watch::wait_process_exit(
+            st.monitor_pid,
+            st.monitor_start,
+            left.min(berth_runtime::watch::FALLBACK),
+        );
+    }
 }
 
 /// Whether the container's monitor process is still alive (and is not us
 /// or our parent, which may be running this command as its exit hook).
-fn monitor_alive(dir: &Path) -> bool {
-    let Ok(st) = berth_runtime::read_state(dir) else {
-        return false;
-    };
+fn monitor_alive(st: &berth_runtime::ContainerState) -> bool {
     let me = std::process::id() as i32;
     let parent = rustix::process::getppid()
         .map(|p| p.as_raw_nonzero().get())
@@ -104,7 +122,7 @@ impl Engine {
             );
         }
         // A previous monitor may still be finishing (unmounting, exit hook).
-        wait_for(Duration::from_secs(10), || !monitor_alive(&c.dir));
+        wait_monitor_gone(&c.dir, Duration::from_secs(10));
         let _ = std::fs::remove_file(c.dir.join(REMOVE_MARKER));
         let warm = warm_cgroup_attach();
         // An explicit --runtime picks the runtime for this start.
@@ -230,7 +248,7 @@ impl Engine {
             }
             Err(e) => {
                 // The monitor unmounts on its way out; make sure of it.
-                wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
+                wait_monitor_gone(&c.dir, Duration::from_secs(5));
                 let _ = unmount_rootfs(&c.dir);
                 let _ = self.net_down(&c.rec.id);
                 if c.cfg.auto_remove {
@@ -269,7 +287,7 @@ impl Engine {
         let rt = self.container_runtime(&c)?;
         berth_runtime::stop(&c.dir, &rt, timeout)?;
         self.record_container_event("stop", &c, &[]);
-        wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
+        wait_monitor_gone(&c.dir, Duration::from_secs(5));
         if c.dir.is_dir()
             && !berth_runtime::read_state(&c.dir)
                 .map(|s| s.is_running())
@@ -341,6 +359,7 @@ impl Engine {
     /// `wait`: blocks until the container is stopped; returns its exit code.
     pub fn wait_container(&self, word: &str) -> Result<i32> {
         let c = self.container(word)?;
+        let watch = berth_runtime::watch::DirWatch::new(&c.dir);
         loop {
             if !c.dir.is_dir() {
                 // Removed while we waited (--rm): the last recorded code is gone with it.
@@ -350,7 +369,7 @@ impl Engine {
             if matches!(st.status.as_str(), "exited" | "dead") {
                 return Ok(st.exit_code);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            watch.wait(berth_runtime::watch::FALLBACK);
         }
     }
 
@@ -400,7 +419,7 @@ impl Engine {
                 // Docker's `rm -f`: SIGKILL at once, no stop signal first.
                 berth_runtime::ops::kill_and_wait(&c.dir, &rt)?;
             }
-            wait_for(Duration::from_secs(5), || !monitor_alive(&c.dir));
+            wait_monitor_gone(&c.dir, Duration::from_secs(5));
             // The monitor deletes the runtime's state when the container
             // exits; only a dead monitor leaves some behind.
             if let Ok(rt) = self.container_runtime(&c) {
@@ -513,13 +532,7 @@ impl Engine {
         err: &mut dyn std::io::Write,
     ) -> Result<()> {
         let c = self.container(word)?;
-        if c.cfg.log_driver == "none" {
-            // Docker's words: nothing was kept to read.
-            return Err(EngineError::new(
-                crate::ErrorKind::Other,
-                "configured logging driver does not support reading",
-            ));
-        }
+        logs_readable(&c)?;
         berth_runtime::read_logs(&c.dir, opts, out, err)?;
         Ok(())
     }
@@ -576,6 +589,19 @@ impl Engine {
     }
 }
 
+/// Whether `logs` has anything to read for `c` (a front that streams the
+/// log asks before its answer starts).
+pub fn logs_readable(c: &Container) -> Result<()> {
+    if c.cfg.log_driver == "none" {
+        // Docker's words: nothing was kept to read.
+        return Err(EngineError::new(
+            crate::ErrorKind::Other,
+            "configured logging driver does not support reading",
+        ));
+    }
+    Ok(())
+}
+
 /// A started container's attach client, connected before the start (see
 /// [`Engine::start_with_session`]).
 pub struct PendingSession {
@@ -598,7 +624,7 @@ impl PendingSession {
 fn session_then_wait(client: AttachClient, dir: &Path, opts: &AttachOptions, streams: Streams) -> Result<AttachEnd> {
     let end = client.session(opts, streams).map_err(runtime_exit)?;
     if !matches!(end, AttachEnd::Detached | AttachEnd::Closed) {
-        wait_for(Duration::from_secs(10), || !monitor_alive(dir));
+        wait_monitor_gone(dir, Duration::from_secs(10));
     }
     Ok(end)
 }

@@ -981,6 +981,12 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         volumes_from: a.more.volumes_from.clone(),
         storage_opts: pairs(&a.more.storage_opt),
         log_opts: pairs(&a.more.log_opt),
+        shm_size: a
+            .more
+            .shm_size
+            .as_deref()
+            .map(|s| spec::parse_bytes("--shm-size", s))
+            .transpose()?,
         health: spec::HealthSpec {
             disabled: a.no_healthcheck,
             test: a.health_cmd.clone().map(|c| vec!["CMD-SHELL".to_string(), c]),

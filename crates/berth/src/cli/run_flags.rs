@@ -179,7 +179,6 @@ impl MoreRunArgs {
             }
         }
         let values: &[(&str, &Option<String>)] = &[
-            ("--shm-size", &self.shm_size),
             ("--pid", &self.pid),
             ("--uts", &self.uts),
             ("--gpus", &self.gpus),

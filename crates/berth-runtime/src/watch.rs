@@ -1,0 +1,165 @@
+//! Being woken instead of polling: by changes in a container's directory
+//! (inotify) and by the end of a process (pidfd).
+//!
+//! `wait`, `logs -f` and the end of an attach session used to look at the
+//! container's state every 50–100 ms: a container that exits in a few
+//! milliseconds then seemed to take tens of them more. The monitor writes
+//! every state change by renaming `state.json` into place, appends to
+//! `ctr.log`, and the container's directory goes away when it is removed;
+//! an inotify watch on the directory sees all three. A monitor's exit is
+//! seen on a pidfd.
+//!
+//! Both are wake-ups, never the truth: a caller re-reads the state after
+//! each wake and keeps a bounded wait, so an event that is missed (a
+//! watch that could not be added, inotify's queue overflowing) costs at
+//! most that bound, never a hang.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+
+/// The longest a wait sleeps without an event before it looks again.
+pub const FALLBACK: Duration = Duration::from_millis(250);
+
+/// An inotify watch on one directory: [`DirWatch::wait`] returns when
+/// anything in it changes (a file written, renamed into place, created or
+/// removed) or it is itself removed or moved.
+pub struct DirWatch {
+    fd: Option<OwnedFd>,
+}
+
+impl DirWatch {
+    /// Watches `dir`. Never fails: without a watch (no inotify instances
+    /// left, the directory gone) every wait sleeps its whole timeout, as
+    /// polling did.
+    pub fn new(dir: &Path) -> DirWatch {
+        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
+            .ok()
+            .and_then(|fd| {
+                let mask = WatchFlags::MODIFY
+                    | WatchFlags::CLOSE_WRITE
+                    | WatchFlags::MOVED_TO
+                    | WatchFlags::MOVED_FROM
+                    | WatchFlags::CREATE
+                    | WatchFlags::DELETE
+                    | WatchFlags::DELETE_SELF
+                    | WatchFlags::MOVE_SELF;
+                inotify::add_watch(&fd, dir, mask).ok().map(|_| fd)
+            });
+        DirWatch { fd }
+    }
+
+    /// Whether the directory is watched (false: waits are plain sleeps).
+    pub fn is_watching(&self) -> bool {
+        self.fd.is_some()
+    }
+
+    /// Sleeps until something changes in the directory or `timeout`
+    /// passes; true when woken by a change. Reads away every pending
+    /// event, so the next wait waits for a new one.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let Some(fd) = &self.fd else {
+            std::thread::sleep(timeout);
+            return false;
+        };
+        let woken = poll_readable(fd, timeout);
+        if woken {
+            drain(fd);
+        }
+        woken
+    }
+}
+
+/// Reads every queued event (their content does not matter: the caller
+/// looks at the directory again).
+fn drain(fd: &OwnedFd) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = rustix::io::read(fd, &mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Polls one fd for input, retrying on EINTR until `timeout`.
+fn poll_readable(fd: &OwnedFd, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let ts = Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) if !left.is_zero() => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Blocks until the process `pid` (started at `start`, in clock ticks
+/// since boot as [`crate::state::process_start_time`] reads it; 0: any)
+/// has exited, or `timeout` passes; true when it is gone. Woken by a pidfd
+/// as the process ends (a zombie counts as ended), so no time is lost to
+/// polling.
+pub fn wait_process_exit(pid: i32, start: u64, timeout: Duration) -> bool {
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return true;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
+        // ESRCH: no such process.
+        return true;
+    };
+    // The pidfd pins one process: if its start time differs, the pid was
+    // reused and the one waited for is long gone.
+    if start != 0 && crate::state::process_start_time(pid) != Some(start) {
+        return true;
+    }
+    poll_readable(&fd, timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rename_into_the_directory_wakes_the_watch() {
+        let d = tempfile::tempdir().unwrap();
+        let w = DirWatch::new(d.path());
+        assert!(w.is_watching());
+        assert!(!w.wait(Duration::from_millis(1)), "nothing changed yet");
+        let p = d.path().to_path_buf();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            std::fs::write(p.join("state.json.tmp"), b"{}").unwrap();
+            std::fs::rename(p.join("state.json.tmp"), p.join("state.json")).unwrap();
+        });
+        assert!(w.wait(Duration::from_secs(30)));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn removing_the_directory_wakes_the_watch() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("c");
+        std::fs::create_dir(&sub).unwrap();
+        let w = DirWatch::new(&sub);
+        std::fs::remove_dir(&sub).unwrap();
+        assert!(w.wait(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_child_that_exits_is_seen_at_once() {
+        let mut child = std::process::Command::new("sleep").arg("0.05").spawn().unwrap();
+        let pid = child.id() as i32;
+        let start = crate::state::process_start_time(pid).unwrap();
+        assert!(wait_process_exit(pid, start, Duration::from_secs(30)));
+        child.wait().unwrap();
+        assert!(wait_process_exit(pid, start, Duration::from_millis(1)), "reaped: gone");
+    }
+}
