@@ -38,8 +38,7 @@ fn ignored(out: &mut Vec<String>, name: &str, key: &str) {
 }
 
 fn service(name: &str, s: &Service, out: &mut Vec<String>) {
-    let lists: [(&str, bool); 5] = [
-        ("sysctls", !s.sysctls.is_empty()),
+    let lists: [(&str, bool); 4] = [
         ("expose", !s.expose.is_empty()),
         ("group_add", !s.group_add.is_empty()),
         ("annotations", !s.annotations.is_empty()),
@@ -159,13 +158,14 @@ mod tests {
         s.sysctls.insert("net.core.somaxconn".into(), "1024".into());
         s.ipc = Some("shareable".into());
         s.oom_score_adj = Some(100);
+        s.cpu_count = Some(2);
         p.services.insert("web".into(), s);
         let w = unsupported(&p);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
-            w[0].starts_with("services.web.sysctls: not supported by berth yet"),
+            w[0].starts_with("services.web.oom_score_adj: not supported by berth yet"),
             "{w:?}"
         );
-        assert!(w[1].starts_with("services.web.oom_score_adj: "), "{w:?}");
+        assert!(w[1].starts_with("services.web.cpu_count: "), "{w:?}");
     }
 }

@@ -133,6 +133,9 @@ pub struct ContainerSpec {
     /// `--shm-size`: the size of the container's `/dev/shm` in bytes;
     /// `None` (or 0) is Docker's 64 MiB.
     pub shm_size: Option<u64>,
+    /// `--sysctl KEY=VALUE`: namespaced kernel parameters set in the
+    /// container's namespaces (see [`check_sysctl`]).
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// `--user`: a user and optionally a group, by name or number.
@@ -438,6 +441,42 @@ pub struct Resources {
     pub cpu_rt_runtime: Option<i64>,
 }
 
+/// The `kernel.*` sysctls Docker lets a container set (the IPC namespace's).
+pub const IPC_SYSCTLS: [&str; 8] = [
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// Whether sysctl `key` belongs to the IPC namespace (`kernel.msg*`,
+/// `kernel.sem`, `kernel.shm*`, `fs.mqueue.*`).
+pub fn is_ipc_sysctl(key: &str) -> bool {
+    IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.")
+}
+
+/// Docker's rule for `--sysctl`: only what a container's own namespaces
+/// hold (the IPC ones and `net.*`); anything else would set the host's.
+pub fn check_sysctl(key: &str) -> Result<()> {
+    if is_ipc_sysctl(key) || (key.starts_with("net.") && key.len() > 4) {
+        return Ok(());
+    }
+    Err(EngineError::invalid_value(format!("sysctl '{key}' is not allowed")))
+}
+
+/// `--sysctl KEY=VALUE`, in the docker CLI's words when refused.
+pub fn parse_sysctl(s: &str) -> Result<(String, String)> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err(EngineError::invalid_value(format!("sysctl '{s}' is not allowed")));
+    };
+    check_sysctl(key).map_err(|_| EngineError::invalid_value(format!("sysctl '{s}' is not allowed")))?;
+    Ok((key.to_string(), value.to_string()))
+}
+
 /// `--blkio-weight-device DEVICE:WEIGHT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeightDevice {
@@ -626,6 +665,16 @@ impl ContainerSpec {
         }
         if let Some(u) = &self.user {
             UserSpec::parse(&u.to_string())?;
+        }
+        for k in self.sysctls.keys() {
+            check_sysctl(k)?;
+        }
+        if matches!(self.network, NetworkMode::Host) {
+            if let Some(k) = self.sysctls.keys().find(|k| k.starts_with("net.")) {
+                return Err(EngineError::invalid(format!(
+                    "sysctl {k:?} not allowed in host network namespace"
+                )));
+            }
         }
         match self.log_driver.as_deref() {
             None | Some("json-file" | "local") => {

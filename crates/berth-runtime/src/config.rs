@@ -61,6 +61,9 @@ pub struct ContainerConfig {
     pub shm_size: Option<u64>,
     /// `--log-driver`: `""`/`json-file`/`local` keep the log, `none` keeps nothing.
     pub log_driver: String,
+    /// `--sysctl`: kernel parameters of the container's namespaces (OCI
+    /// `linux.sysctl`), checked by the engine.
+    pub sysctl: BTreeMap<String, String>,
 }
 
 /// What kind of mount a [`MountSpec`] is.

@@ -965,6 +965,9 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     if !rootless {
         linux["cgroupsPath"] = json!(cgroups_path(cfg));
     }
+    if !cfg.sysctl.is_empty() {
+        linux["sysctl"] = json!(cfg.sysctl);
+    }
     if own_userns {
         linux["uidMappings"] = json!(uid_mappings);
         linux["gidMappings"] = json!(gid_mappings);

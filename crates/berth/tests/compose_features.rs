@@ -449,7 +449,7 @@ fn attached_up_follows_the_services_it_is_told_to() {
 }
 
 /// `volumes_from`, `shm_size`, `logging.driver` and `deploy.restart_policy`
-/// reach the containers; what berth cannot honour (sysctls, logging
+/// and `sysctls` reach the containers; what berth cannot honour (logging
 /// options, memory reservations) is a compose-style warning on `up`, not
 /// silence; a `required: false` dependency that fails warns and its
 /// dependent starts anyway.
@@ -492,7 +492,6 @@ fn settings_reach_the_containers_or_warn() {
     let _down = Down(root, d.clone());
     let (_, err) = ok(root, &d, &["up", "-d"]);
     for want in [
-        "WARN[0000] services.app.sysctls: not supported by berth yet, ignored",
         "WARN[0000] services.app.logging.options: berth's container log takes no options yet (max-size), ignored",
         "WARN[0000] services.app.deploy.resources.reservations: not supported by berth yet, ignored",
         "WARN[0000] optional dependency \"fails\" failed: service \"fails\" didn't complete successfully: exit 3",
@@ -508,13 +507,15 @@ fn settings_reach_the_containers_or_warn() {
             "app",
             "sh",
             "-c",
-            "cat /shared/f; df -k /dev/shm | tail -1",
+            "cat /shared/f; df -k /dev/shm | tail -1; cat /proc/sys/net/core/somaxconn",
         ],
     );
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("kept"));
     let shm: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(shm[1], "16384", "{out}");
+    assert_eq!(lines.next(), Some("1024"), "sysctls reach the container: {out}");
+    assert!(!err.contains("sysctls"), "{err}");
     let w = compose(root, &d, &["exec", "-T", "app", "touch", "/shared/g"]);
     assert!(!w.status.success(), "volumes_from data:ro is read-only");
     let fmt = "{{.HostConfig.LogConfig.Type}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";

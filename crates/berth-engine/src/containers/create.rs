@@ -671,6 +671,7 @@ impl Engine {
             shell,
             id_mappings: None,
             shm_size: o.shm_size.filter(|n| *n > 0),
+            sysctl: o.sysctls.clone(),
         };
         // Validate before touching the disk.
         berth_runtime::spec::effective_caps(&cc).map_err(|e| EngineError::invalid(e.to_string()))?;
@@ -1101,6 +1102,10 @@ impl Engine {
             "CpuRealtimePeriod": sr.cpu_rt_period.unwrap_or(0),
             "CpuRealtimeRuntime": sr.cpu_rt_runtime.unwrap_or(0),
         });
+        if let (Some(h), false) = (host_config.as_object_mut(), o.sysctls.is_empty()) {
+            // Left out when none, as Docker's (`omitempty`).
+            h.insert("Sysctls".into(), json!(o.sysctls));
+        }
         if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
             h.extend(asked);
         }

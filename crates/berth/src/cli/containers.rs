@@ -987,6 +987,7 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             .as_deref()
             .map(|s| spec::parse_bytes("--shm-size", s))
             .transpose()?,
+        sysctls: parse_all(&a.more.sysctl, spec::parse_sysctl)?.into_iter().collect(),
         health: spec::HealthSpec {
             disabled: a.no_healthcheck,
             test: a.health_cmd.clone().map(|c| vec!["CMD-SHELL".to_string(), c]),

@@ -46,8 +46,8 @@ pub struct MoreRunArgs {
     /// UTS namespace to use (not supported yet)
     #[arg(long, value_name = "MODE")]
     pub uts: Option<String>,
-    /// Sysctl options (not supported yet)
-    #[arg(long, value_name = "KEY=VALUE")]
+    /// Sysctl options
+    #[arg(long, value_name = "KEY=VALUE", value_parser = checked(spec::parse_sysctl))]
     pub sysctl: Vec<String>,
     /// Logging driver for the container (json-file, local, none)
     #[arg(long, value_name = "DRIVER")]
@@ -168,7 +168,6 @@ impl MoreRunArgs {
         };
         let lists: &[(&str, &Vec<String>)] = &[
             ("--expose", &self.expose),
-            ("--sysctl", &self.sysctl),
             ("--group-add", &self.group_add),
             ("--annotation", &self.annotation),
             ("--link-local-ip", &self.link_local_ip),
