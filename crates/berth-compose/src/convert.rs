@@ -382,6 +382,21 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         .map(spec::parse_cpus)
         .transpose()
         .map_err(|e| invalid(name, "cpus", e))?;
+    // `mem_reservation`, or deploy's memory reservation (Docker Compose's
+    // soft limit); the CPU reservation is a swarm scheduling hint.
+    let memory_reservation = s
+        .mem_reservation
+        .clone()
+        .or_else(|| {
+            s.deploy
+                .as_ref()
+                .and_then(|d| d.resources.as_ref())
+                .and_then(|r| r.reservations.as_ref())
+                .and_then(|r| r.memory.clone())
+        })
+        .map(|m| spec::parse_bytes("mem_reservation", &m))
+        .transpose()
+        .map_err(|e| invalid(name, "mem_reservation", e))?;
     let mut ulimits = Vec::new();
     for (k, u) in &s.ulimits {
         let text = match u {
@@ -401,6 +416,13 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         cgroup_parent: s.cgroup_parent.clone(),
         cpu_rt_period: s.cpu_rt_period,
         cpu_rt_runtime: s.cpu_rt_runtime,
+        cpuset_cpus: s.cpuset.clone(),
+        cpu_period: s.cpu_period,
+        cpu_quota: s.cpu_quota,
+        memory_reservation,
+        memory_swappiness: s.mem_swappiness,
+        oom_kill_disable: s.oom_kill_disable,
+        oom_score_adj: s.oom_score_adj,
         ..Default::default()
     })
 }

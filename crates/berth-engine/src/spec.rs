@@ -439,6 +439,90 @@ pub struct Resources {
     pub cpu_rt_period: Option<i64>,
     /// `--cpu-rt-runtime`: real-time runtime in microseconds per period (cgroup v1).
     pub cpu_rt_runtime: Option<i64>,
+    /// `--cpuset-cpus`: the CPUs the container may run on (`0-3`, `0,1`).
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: the memory nodes it may allocate from.
+    pub cpuset_mems: Option<String>,
+    /// `--cpu-period`: the CFS period in microseconds (1000–1000000).
+    pub cpu_period: Option<i64>,
+    /// `--cpu-quota`: CFS runtime per period in microseconds (`-1`/0: none).
+    pub cpu_quota: Option<i64>,
+    /// `--memory-reservation`: the soft memory limit in bytes.
+    pub memory_reservation: Option<u64>,
+    /// `--memory-swappiness`: 0–100; `-1` or `None` the host's.
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable`.
+    pub oom_kill_disable: bool,
+    /// `--oom-score-adj`: -1000–1000, the container's processes' `oom_score_adj`.
+    pub oom_score_adj: Option<i64>,
+}
+
+/// Docker's `0-3,5` list (`--cpuset-cpus`, `--cpuset-mems`) as numbers;
+/// `None` when malformed.
+pub fn parse_cpuset(s: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    if s.is_empty() {
+        return Some(out);
+    }
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a || b - a > 65536 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => {
+                out.insert(part.parse().ok()?);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Checks a `--cpuset-cpus`/`--cpuset-mems` value against what this host
+/// has (`available`, the same list syntax), in Docker's daemon's words.
+fn check_cpuset(value: &str, available: &str, cpus: bool) -> Result<()> {
+    let what = if cpus { "cpus" } else { "mems" };
+    let asked =
+        parse_cpuset(value).ok_or_else(|| EngineError::invalid(format!("Invalid value {value} for cpuset {what}")))?;
+    let have = parse_cpuset(available.trim()).unwrap_or_default();
+    if !asked.is_subset(&have) {
+        return Err(EngineError::invalid(if cpus {
+            format!(
+                "Requested CPUs are not available - requested {value}, available: {}",
+                available.trim()
+            )
+        } else {
+            format!(
+                "Requested memory nodes are not available - requested {value}, available: {}",
+                available.trim()
+            )
+        }));
+    }
+    Ok(())
+}
+
+/// This host's CPUs or memory nodes as the cpuset controller offers them.
+fn host_cpuset(cpus: bool) -> String {
+    let (v1, v2, sys) = if cpus {
+        ("cpuset.cpus", "cpuset.cpus.effective", "/sys/devices/system/cpu/online")
+    } else {
+        (
+            "cpuset.mems",
+            "cpuset.mems.effective",
+            "/sys/devices/system/node/online",
+        )
+    };
+    [
+        format!("/sys/fs/cgroup/cpuset/{v1}"),
+        format!("/sys/fs/cgroup/{v2}"),
+        sys.to_string(),
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok().filter(|s| !s.trim().is_empty()))
+    .unwrap_or_else(|| "0".into())
 }
 
 /// The `kernel.*` sysctls Docker lets a container set (the IPC namespace's).
@@ -618,7 +702,15 @@ impl ContainerSpec {
         } else {
             0
         };
-        self.validate_for(ncpu)
+        self.validate_for(ncpu)?;
+        let r = &self.resources;
+        if let Some(c) = r.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+            check_cpuset(c, &host_cpuset(true), true)?;
+        }
+        if let Some(m) = r.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+            check_cpuset(m, &host_cpuset(false), false)?;
+        }
+        Ok(())
     }
 
     /// `--cpu-rt-period`/`--cpu-rt-runtime`: Docker's daemon's checks and
@@ -705,6 +797,54 @@ impl ContainerSpec {
         }
         let r = &self.resources;
         self.validate_realtime()?;
+        if let Some(c) = r.cpuset_cpus.as_deref().filter(|c| parse_cpuset(c).is_none()) {
+            return Err(EngineError::invalid(format!("Invalid value {c} for cpuset cpus")));
+        }
+        if let Some(m) = r.cpuset_mems.as_deref().filter(|m| parse_cpuset(m).is_none()) {
+            return Err(EngineError::invalid(format!("Invalid value {m} for cpuset mems")));
+        }
+        if r.nano_cpus.is_some_and(|n| n > 0) {
+            if r.cpu_period.is_some_and(|p| p > 0) {
+                return Err(EngineError::invalid(
+                    "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+                ));
+            }
+            if r.cpu_quota.is_some_and(|q| q > 0) {
+                return Err(EngineError::invalid(
+                    "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+                ));
+            }
+        }
+        if r.cpu_period.is_some_and(|p| p != 0 && !(1000..=1_000_000).contains(&p)) {
+            return Err(EngineError::invalid(
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ));
+        }
+        if r.cpu_quota.is_some_and(|q| q > 0 && q < 1000) {
+            return Err(EngineError::invalid(
+                "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+            ));
+        }
+        if let Some(res) = r.memory_reservation.filter(|m| *m > 0) {
+            if res < MIN_MEMORY {
+                return Err(EngineError::invalid("Minimum memory reservation allowed is 6MB"));
+            }
+            if r.memory.is_some_and(|m| m > 0 && m < res) {
+                return Err(EngineError::invalid(
+                    "Minimum memory limit can not be less than memory reservation limit, see usage",
+                ));
+            }
+        }
+        if let Some(sw) = r.memory_swappiness.filter(|s| *s != -1 && !(0..=100).contains(s)) {
+            return Err(EngineError::invalid(format!(
+                "Invalid value: {sw}, valid memory swappiness range is 0-100"
+            )));
+        }
+        if let Some(adj) = r.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
+            return Err(EngineError::invalid(format!(
+                "Invalid value {adj}, range for oom score adj is [-1000, 1000]"
+            )));
+        }
         if let Some(m) = r.memory {
             if m > 0 && m < MIN_MEMORY {
                 return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));

@@ -121,6 +121,22 @@ pub struct Resources {
     pub cpu_rt_period: Option<u64>,
     /// `--cpu-rt-runtime` (µs), OCI `linux.resources.cpu.realtimeRuntime`.
     pub cpu_rt_runtime: Option<i64>,
+    /// `--cpuset-cpus`, OCI `cpu.cpus`.
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`, OCI `cpu.mems`.
+    pub cpuset_mems: Option<String>,
+    /// `--cpu-period` (µs), OCI `cpu.period`.
+    pub cpu_period: Option<u64>,
+    /// `--cpu-quota` (µs), OCI `cpu.quota`.
+    pub cpu_quota: Option<i64>,
+    /// `--memory-reservation` (bytes), OCI `memory.reservation`.
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swappiness` (0–100), OCI `memory.swappiness`.
+    pub memory_swappiness: Option<u64>,
+    /// `--oom-kill-disable`, OCI `memory.disableOOMKiller`.
+    pub oom_kill_disable: bool,
+    /// `--oom-score-adj`, OCI `process.oomScoreAdj`.
+    pub oom_score_adj: Option<i32>,
 }
 
 /// Block IO limits, by device number (OCI `linux.resources.blockIO`).

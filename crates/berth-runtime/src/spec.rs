@@ -670,8 +670,9 @@ fn bind_opts(readonly: bool, propagation: &str) -> Vec<String> {
 /// each only when limited.
 pub fn resource_limits(r: &Resources) -> Result<serde_json::Map<String, Value>> {
     let mut out = serde_json::Map::new();
+    let mut m = json!({});
     if let Some(mem) = r.memory.filter(|m| *m > 0) {
-        let mut m = json!({"limit": mem});
+        m["limit"] = json!(mem);
         let swap = match r.memory_swap {
             Some(-1) => Some(-1),
             Some(s) if s > 0 => {
@@ -693,12 +694,35 @@ pub fn resource_limits(r: &Resources) -> Result<serde_json::Map<String, Value>> 
                 log::warn!("this kernel has no swap accounting; --memory-swap is ignored");
             }
         }
+    }
+    if let Some(res) = r.memory_reservation.filter(|m| *m > 0) {
+        m["reservation"] = json!(res);
+    }
+    if let Some(sw) = r.memory_swappiness {
+        m["swappiness"] = json!(sw);
+    }
+    if r.oom_kill_disable {
+        m["disableOOMKiller"] = json!(true);
+    }
+    if m.as_object().is_some_and(|o| !o.is_empty()) {
         out.insert("memory".into(), m);
     }
     let mut cpu = serde_json::Map::new();
     if let Some(c) = r.cpus.filter(|c| *c > 0.0) {
         cpu.insert("period".into(), json!(100_000u64));
         cpu.insert("quota".into(), json!((c * 100_000.0).round() as i64));
+    }
+    if let Some(p) = r.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(q) = r.cpu_quota.filter(|q| *q > 0) {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(c) = r.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = r.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+        cpu.insert("mems".into(), json!(m));
     }
     if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(s));
@@ -955,6 +979,9 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     });
     if !user.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(user.additional_gids);
+    }
+    if let Some(adj) = cfg.resources.oom_score_adj {
+        process["oomScoreAdj"] = json!(adj);
     }
 
     let mut linux = json!({

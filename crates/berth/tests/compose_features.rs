@@ -449,8 +449,8 @@ fn attached_up_follows_the_services_it_is_told_to() {
 }
 
 /// `volumes_from`, `shm_size`, `logging.driver` and `deploy.restart_policy`
-/// and `sysctls` reach the containers; what berth cannot honour (logging
-/// options, memory reservations) is a compose-style warning on `up`, not
+/// `sysctls` and the memory reservation reach the containers; what berth
+/// cannot honour (logging options) is a compose-style warning on `up`, not
 /// silence; a `required: false` dependency that fails warns and its
 /// dependent starts anyway.
 #[test]
@@ -493,7 +493,6 @@ fn settings_reach_the_containers_or_warn() {
     let (_, err) = ok(root, &d, &["up", "-d"]);
     for want in [
         "WARN[0000] services.app.logging.options: berth's container log takes no options yet (max-size), ignored",
-        "WARN[0000] services.app.deploy.resources.reservations: not supported by berth yet, ignored",
         "WARN[0000] optional dependency \"fails\" failed: service \"fails\" didn't complete successfully: exit 3",
     ] {
         assert!(err.contains(want), "no {want:?} in:\n{err}");
@@ -518,9 +517,10 @@ fn settings_reach_the_containers_or_warn() {
     assert!(!err.contains("sysctls"), "{err}");
     let w = compose(root, &d, &["exec", "-T", "app", "touch", "/shared/g"]);
     assert!(!w.status.success(), "volumes_from data:ro is read-only");
-    let fmt = "{{.HostConfig.LogConfig.Type}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
+    let fmt = "{{.HostConfig.LogConfig.Type}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}} {{.HostConfig.MemoryReservation}}";
     assert_eq!(
         root.ok(&["inspect", "--format", fmt, "warned-app-1"]),
-        "none on-failure:2\n"
+        "none on-failure:2 67108864\n"
     );
+    assert!(!err.contains("reservations"), "{err}");
 }

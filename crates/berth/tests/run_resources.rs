@@ -85,3 +85,187 @@ fn sysctl_sets_the_containers_namespaced_parameters() {
     );
     r.ok(&["rm", id.trim(), plain.trim()]);
 }
+
+/// The container's cgroup v1 directory of `controller` (from its
+/// process's `/proc/PID/cgroup`), as the runtime made it.
+fn cgroup_dir(r: &common::Root, id: &str, controller: &str) -> std::path::PathBuf {
+    let pid = r.ok(&["inspect", "-f", "{{.State.Pid}}", id]).trim().to_string();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = text
+        .lines()
+        .find_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let (_, ctrls, path) = (p.next()?, p.next()?, p.next()?);
+            ctrls.split(',').any(|c| c == controller).then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup in {text}"));
+    std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(path.trim_start_matches('/'))
+}
+
+fn read(p: std::path::PathBuf) -> String {
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// `--cpuset-cpus`, `--cpuset-mems`, `--cpu-period`, `--cpu-quota`,
+/// `--memory-reservation`, `--memory-swappiness`, `--oom-score-adj` and
+/// `--oom-kill-disable`: what the container's process and its cgroup get,
+/// what inspect shows, and Docker's refusals.
+#[test]
+#[ignore = "needs root"]
+fn cpu_and_memory_controls_reach_the_cgroup() {
+    let e = Env::new();
+    let r = &e.root;
+    // What the process sees.
+    assert_eq!(
+        r.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cpuset-cpus",
+            "0",
+            "bb",
+            "grep",
+            "Cpus_allowed_list",
+            "/proc/self/status"
+        ]),
+        "Cpus_allowed_list:\t0\n"
+    );
+    assert_eq!(
+        r.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--oom-score-adj",
+            "100",
+            "bb",
+            "cat",
+            "/proc/self/oom_score_adj"
+        ]),
+        "100\n"
+    );
+    // What the cgroup holds (v1 controllers, as crun uses them here).
+    let id = r
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--cpuset-cpus",
+            "0",
+            "--cpuset-mems",
+            "0",
+            "--cpu-period",
+            "50000",
+            "--cpu-quota",
+            "25000",
+            "-m",
+            "64m",
+            "--memory-reservation",
+            "32m",
+            "--memory-swappiness",
+            "10",
+            "--oom-kill-disable",
+            "bb",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    let v1 = std::path::Path::new("/sys/fs/cgroup/cpuset/cpuset.cpus").exists();
+    if v1 {
+        assert_eq!(read(cgroup_dir(r, &id, "cpuset").join("cpuset.cpus")), "0");
+        assert_eq!(read(cgroup_dir(r, &id, "cpuset").join("cpuset.mems")), "0");
+        assert_eq!(read(cgroup_dir(r, &id, "cpu").join("cpu.cfs_period_us")), "50000");
+        assert_eq!(read(cgroup_dir(r, &id, "cpu").join("cpu.cfs_quota_us")), "25000");
+        let mem = cgroup_dir(r, &id, "memory");
+        assert_eq!(read(mem.join("memory.soft_limit_in_bytes")), (32u64 << 20).to_string());
+        assert_eq!(read(mem.join("memory.swappiness")), "10");
+        assert!(read(mem.join("memory.oom_control")).contains("oom_kill_disable 1"));
+    } else {
+        let pid = r.ok(&["inspect", "-f", "{{.State.Pid}}", &id]).trim().to_string();
+        let path = read(format!("/proc/{pid}/cgroup").into());
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches("0::/"));
+        assert_eq!(read(dir.join("cpuset.cpus")), "0");
+        assert_eq!(read(dir.join("cpu.max")), "25000 50000");
+        assert_eq!(read(dir.join("memory.low")), (32u64 << 20).to_string());
+    }
+    assert_eq!(
+        r.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpusetCpus}} {{.HostConfig.CpusetMems}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.MemoryReservation}} {{.HostConfig.MemorySwappiness}} {{.HostConfig.OomKillDisable}} {{.HostConfig.OomScoreAdj}}",
+            &id
+        ]),
+        "0 0 50000 25000 33554432 10 true 0\n"
+    );
+    r.ok(&["rm", "-f", &id]);
+    let plain = r.ok(&["create", "--network", "none", "bb", "true"]).trim().to_string();
+    assert_eq!(
+        r.ok(&["inspect", "-f", "{{.HostConfig.CpusetCpus}}|{{.HostConfig.CpuQuota}} {{json .HostConfig.MemorySwappiness}} {{.HostConfig.OomKillDisable}}", &plain]),
+        "|0 null false\n"
+    );
+    r.ok(&["rm", &plain]);
+    // Docker's warning for an OOM killer disabled without a memory limit.
+    let o = r.run(&["create", "--network", "none", "--oom-kill-disable", "bb", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "WARNING: Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous."
+        ),
+        "{}",
+        stderr(&o)
+    );
+    r.ok(&["rm", common::stdout(&o).trim()]);
+    // Docker's refusals, in its words.
+    for (args, want) in [
+        (&["--cpuset-cpus", "a"][..], "Invalid value a for cpuset cpus"),
+        (
+            &["--cpuset-cpus", "0-4096"][..],
+            "Requested CPUs are not available - requested 0-4096, available: ",
+        ),
+        (
+            &["--cpuset-mems", "7"][..],
+            "Requested memory nodes are not available - requested 7, available: ",
+        ),
+        (
+            &["--cpu-period", "999"][..],
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ),
+        (
+            &["--cpu-quota", "999"][..],
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ),
+        (
+            &["--cpus", "1", "--cpu-quota", "5000"][..],
+            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+        ),
+        (
+            &["--memory-reservation", "1m"][..],
+            "Minimum memory reservation allowed is 6MB",
+        ),
+        (
+            &["-m", "16m", "--memory-reservation", "32m"][..],
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ),
+        (
+            &["--memory-swappiness", "101"][..],
+            "Invalid value: 101, valid memory swappiness range is 0-100",
+        ),
+        (
+            &["--oom-score-adj", "1001"][..],
+            "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+        ),
+    ] {
+        let o = r.run(&[&["run", "--rm"][..], args, &["bb", "true"]].concat());
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(r.ok(&["ps", "-aq"]), "");
+}

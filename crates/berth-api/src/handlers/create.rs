@@ -282,6 +282,15 @@ fn resources(h: &Value) -> Result<Resources, ApiError> {
     r.cgroup_parent = non_empty(&h["CgroupParent"]).map(str::to_string);
     r.cpu_rt_period = h["CpuRealtimePeriod"].as_i64().filter(|n| *n != 0);
     r.cpu_rt_runtime = h["CpuRealtimeRuntime"].as_i64().filter(|n| *n != 0);
+    r.cpuset_cpus = non_empty(&h["CpusetCpus"]).map(str::to_string);
+    r.cpuset_mems = non_empty(&h["CpusetMems"]).map(str::to_string);
+    r.cpu_period = h["CpuPeriod"].as_i64().filter(|n| *n != 0);
+    r.cpu_quota = h["CpuQuota"].as_i64().filter(|n| *n != 0);
+    r.memory_reservation = positive(&h["MemoryReservation"]);
+    // null (or -1) is the docker CLI's "not set".
+    r.memory_swappiness = h["MemorySwappiness"].as_i64().filter(|n| *n != -1);
+    r.oom_kill_disable = h["OomKillDisable"].as_bool().unwrap_or(false);
+    r.oom_score_adj = h["OomScoreAdj"].as_i64().filter(|n| *n != 0);
     if let Some(w) = h["BlkioWeight"].as_u64().filter(|w| *w > 0) {
         // Out of u16's range is out of Docker's 10–1000 too.
         r.blkio_weight = Some(w.min(u16::MAX as u64) as u16);

@@ -560,7 +560,20 @@ impl Engine {
             cgroup_parent: r.cgroup_parent.clone().filter(|p| !p.is_empty()),
             cpu_rt_period: r.cpu_rt_period.filter(|p| *p > 0).map(|p| p as u64),
             cpu_rt_runtime: r.cpu_rt_runtime.filter(|rt| *rt != 0),
+            cpuset_cpus: r.cpuset_cpus.clone().filter(|c| !c.is_empty()),
+            cpuset_mems: r.cpuset_mems.clone().filter(|m| !m.is_empty()),
+            cpu_period: r.cpu_period.filter(|p| *p > 0).map(|p| p as u64),
+            cpu_quota: r.cpu_quota.filter(|q| *q > 0),
+            memory_reservation: r.memory_reservation.filter(|m| *m > 0).map(|m| m as i64),
+            memory_swappiness: r.memory_swappiness.filter(|s| *s >= 0).map(|s| s as u64),
+            oom_kill_disable: r.oom_kill_disable,
+            oom_score_adj: r.oom_score_adj.filter(|a| *a != 0).map(|a| a as i32),
         };
+        if r.oom_kill_disable && r.memory.is_none_or(|m| m == 0) {
+            warnings.push(
+                "Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.".into(),
+            );
+        }
         let restart_policy = o.restart.clone();
         let healthcheck = health_config(ic.healthcheck.as_ref(), &o.health);
         // Bridge networks: the plan, and the namespace the runtime joins
@@ -1101,6 +1114,14 @@ impl Engine {
             "CgroupParent": sr.cgroup_parent.clone().unwrap_or_default(),
             "CpuRealtimePeriod": sr.cpu_rt_period.unwrap_or(0),
             "CpuRealtimeRuntime": sr.cpu_rt_runtime.unwrap_or(0),
+            "CpusetCpus": sr.cpuset_cpus.clone().unwrap_or_default(),
+            "CpusetMems": sr.cpuset_mems.clone().unwrap_or_default(),
+            "CpuPeriod": sr.cpu_period.unwrap_or(0),
+            "CpuQuota": sr.cpu_quota.unwrap_or(0),
+            "MemoryReservation": sr.memory_reservation.unwrap_or(0),
+            "MemorySwappiness": sr.memory_swappiness,
+            "OomKillDisable": sr.oom_kill_disable,
+            "OomScoreAdj": sr.oom_score_adj.unwrap_or(0),
         });
         if let (Some(h), false) = (host_config.as_object_mut(), o.sysctls.is_empty()) {
             // Left out when none, as Docker's (`omitempty`).

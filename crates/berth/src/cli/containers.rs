@@ -932,6 +932,19 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             cgroup_parent: a.more.cgroup_parent.clone(),
             cpu_rt_period: a.more.cpu_rt_period,
             cpu_rt_runtime: a.more.cpu_rt_runtime,
+            cpuset_cpus: a.more.cpuset_cpus.clone(),
+            cpuset_mems: a.more.cpuset_mems.clone(),
+            cpu_period: a.more.cpu_period,
+            cpu_quota: a.more.cpu_quota,
+            memory_reservation: a
+                .more
+                .memory_reservation
+                .as_deref()
+                .map(|m| spec::parse_bytes("--memory-reservation", m))
+                .transpose()?,
+            memory_swappiness: a.more.memory_swappiness,
+            oom_kill_disable: a.more.oom_kill_disable,
+            oom_score_adj: a.more.oom_score_adj,
         },
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
