@@ -1153,9 +1153,9 @@ fn update_changes_a_running_container() {
         stderr(&o).trim(),
         "Error response from daemon: No such container: nosuch"
     );
-    let o = berth(r, &["update", "--cpuset-cpus", "0", "up"]);
+    let o = berth(r, &["update", "--blkio-weight", "300", "up"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("--cpuset-cpus is not supported"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--blkio-weight is not supported"), "{}", stderr(&o));
 }
 
 /// `--volumes-from`: the other container's volumes and binds at the same

@@ -269,3 +269,74 @@ fn cpu_and_memory_controls_reach_the_cgroup() {
     }
     assert_eq!(r.ok(&["ps", "-aq"]), "");
 }
+
+/// `update --cpuset-cpus/--cpu-period/--cpu-quota/--memory-reservation`:
+/// a running container's cgroup and inspect follow; `--cpu-quota -1`
+/// lifts the quota.
+#[test]
+#[ignore = "needs root"]
+fn update_changes_cpuset_cfs_and_reservation_live() {
+    let e = Env::new();
+    let r = &e.root;
+    let id = r
+        .ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--cpu-quota",
+            "20000",
+            "bb",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    r.ok(&[
+        "update",
+        "--cpuset-cpus",
+        "0",
+        "--cpu-period",
+        "40000",
+        "--cpu-quota",
+        "30000",
+        "--memory-reservation",
+        "48m",
+        &id,
+    ]);
+    assert_eq!(
+        r.ok(&["exec", &id, "grep", "Cpus_allowed_list", "/proc/self/status"]),
+        "Cpus_allowed_list:\t0\n"
+    );
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
+        let cpu = cgroup_dir(r, &id, "cpu");
+        assert_eq!(read(cpu.join("cpu.cfs_period_us")), "40000");
+        assert_eq!(read(cpu.join("cpu.cfs_quota_us")), "30000");
+        assert_eq!(
+            read(cgroup_dir(r, &id, "memory").join("memory.soft_limit_in_bytes")),
+            (48u64 << 20).to_string()
+        );
+    }
+    assert_eq!(
+        r.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpusetCpus}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.MemoryReservation}}",
+            &id
+        ]),
+        "0 40000 30000 50331648\n"
+    );
+    r.ok(&["update", "--cpu-quota", "-1", &id]);
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
+        assert_eq!(read(cgroup_dir(r, &id, "cpu").join("cpu.cfs_quota_us")), "-1");
+    }
+    assert_eq!(r.ok(&["inspect", "-f", "{{.HostConfig.CpuQuota}}", &id]), "0\n");
+    let o = r.run(&["update", "--cpuset-cpus", "0-4096", &id]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("Requested CPUs are not available - requested 0-4096"),
+        "{}",
+        stderr(&o)
+    );
+    r.ok(&["rm", "-f", &id]);
+}

@@ -364,6 +364,11 @@ pub fn update_of(v: &Value) -> Result<UpdateSpec, ApiError> {
         pids_limit: v["PidsLimit"].as_i64(),
         cpu_rt_period: r.cpu_rt_period,
         cpu_rt_runtime: r.cpu_rt_runtime,
+        cpuset_cpus: r.cpuset_cpus,
+        cpuset_mems: r.cpuset_mems,
+        cpu_period: r.cpu_period,
+        cpu_quota: r.cpu_quota,
+        memory_reservation: r.memory_reservation,
     })
 }
 
