@@ -111,6 +111,7 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
         spec::check_sysctl(k).map_err(|e| invalid(name, "sysctls", e))?;
     }
     spec.sysctls = s.sysctls.clone();
+    spec.annotations = s.annotations.clone();
     if let Some(size) = &s.shm_size {
         // `shm_size`: the container's /dev/shm as Docker makes it, sized.
         let bytes = spec::parse_bytes("shm_size", size).map_err(|e| invalid(name, "shm_size", e))?;

@@ -38,10 +38,9 @@ fn ignored(out: &mut Vec<String>, name: &str, key: &str) {
 }
 
 fn service(name: &str, s: &Service, out: &mut Vec<String>) {
-    let lists: [(&str, bool); 4] = [
+    let lists: [(&str, bool); 3] = [
         ("expose", !s.expose.is_empty()),
         ("group_add", !s.group_add.is_empty()),
-        ("annotations", !s.annotations.is_empty()),
         ("post_start", !s.post_start.is_empty()),
     ];
     for (key, set) in lists {

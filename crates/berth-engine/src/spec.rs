@@ -136,6 +136,8 @@ pub struct ContainerSpec {
     /// `--sysctl KEY=VALUE`: namespaced kernel parameters set in the
     /// container's namespaces (see [`check_sysctl`]).
     pub sysctls: BTreeMap<String, String>,
+    /// `--annotation KEY=VALUE`: OCI annotations handed to the runtime.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// `--user`: a user and optionally a group, by name or number.
@@ -550,6 +552,16 @@ pub fn check_sysctl(key: &str) -> Result<()> {
         return Ok(());
     }
     Err(EngineError::invalid_value(format!("sysctl '{key}' is not allowed")))
+}
+
+/// `--annotation KEY=VALUE`.
+pub fn parse_annotation(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(EngineError::invalid_value(format!(
+            "invalid annotation {s:?}: use KEY=VALUE"
+        ))),
+    }
 }
 
 /// `--sysctl KEY=VALUE`, in the docker CLI's words when refused.

@@ -64,6 +64,8 @@ pub struct ContainerConfig {
     /// `--sysctl`: kernel parameters of the container's namespaces (OCI
     /// `linux.sysctl`), checked by the engine.
     pub sysctl: BTreeMap<String, String>,
+    /// `--annotation`: OCI annotations, over the labels of the same key.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// What kind of mount a [`MountSpec`] is.

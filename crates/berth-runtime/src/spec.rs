@@ -1022,7 +1022,7 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         "mounts": mounts,
         "process": process,
         "linux": linux,
-        "annotations": cfg.labels,
+        "annotations": cfg.labels.iter().chain(&cfg.annotations).collect::<std::collections::BTreeMap<_, _>>(),
     });
     if !cfg.domainname.is_empty() {
         spec["domainname"] = json!(cfg.domainname);

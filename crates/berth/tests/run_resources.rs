@@ -340,3 +340,35 @@ fn update_changes_cpuset_cfs_and_reservation_live() {
     );
     r.ok(&["rm", "-f", &id]);
 }
+
+/// `--annotation`: in the OCI config the runtime gets and in inspect's
+/// HostConfig.Annotations.
+#[test]
+#[ignore = "needs root"]
+fn annotation_reaches_the_oci_config() {
+    let e = Env::new();
+    let r = &e.root;
+    let id = r
+        .ok(&[
+            "create",
+            "--network",
+            "none",
+            "--annotation",
+            "org.example.k=v1",
+            "bb",
+            "true",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(
+        r.ok(&["inspect", "-f", "{{json .HostConfig.Annotations}}", &id]),
+        "{\"org.example.k\":\"v1\"}\n"
+    );
+    r.ok(&["start", &id]);
+    let cfg = std::fs::read_to_string(r.path().join("store/containers").join(&id).join("config.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(v["annotations"]["org.example.k"], "v1", "{cfg}");
+    let o = r.run(&["create", "--annotation", "novalue", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    r.ok(&["rm", "-f", &id]);
+}

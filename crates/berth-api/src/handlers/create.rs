@@ -138,6 +138,7 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.volumes_from = strings_of(&h["VolumesFrom"], "VolumesFrom")?;
     s.storage_opts = string_map(&h["StorageOpt"], "StorageOpt")?;
     s.sysctls = string_map(&h["Sysctls"], "Sysctls")?;
+    s.annotations = string_map(&h["Annotations"], "Annotations")?;
     if let Some(d) = non_empty(&h["LogConfig"]["Type"]) {
         s.log_driver = Some(d.to_string());
     }

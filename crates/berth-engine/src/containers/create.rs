@@ -685,6 +685,7 @@ impl Engine {
             id_mappings: None,
             shm_size: o.shm_size.filter(|n| *n > 0),
             sysctl: o.sysctls.clone(),
+            annotations: o.annotations.clone(),
         };
         // Validate before touching the disk.
         berth_runtime::spec::effective_caps(&cc).map_err(|e| EngineError::invalid(e.to_string()))?;
@@ -1126,6 +1127,9 @@ impl Engine {
         if let (Some(h), false) = (host_config.as_object_mut(), o.sysctls.is_empty()) {
             // Left out when none, as Docker's (`omitempty`).
             h.insert("Sysctls".into(), json!(o.sysctls));
+        }
+        if let (Some(h), false) = (host_config.as_object_mut(), o.annotations.is_empty()) {
+            h.insert("Annotations".into(), json!(o.annotations));
         }
         if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
             h.extend(asked);

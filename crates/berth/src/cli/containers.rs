@@ -1001,6 +1001,9 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             .map(|s| spec::parse_bytes("--shm-size", s))
             .transpose()?,
         sysctls: parse_all(&a.more.sysctl, spec::parse_sysctl)?.into_iter().collect(),
+        annotations: parse_all(&a.more.annotation, spec::parse_annotation)?
+            .into_iter()
+            .collect(),
         health: spec::HealthSpec {
             disabled: a.no_healthcheck,
             test: a.health_cmd.clone().map(|c| vec!["CMD-SHELL".to_string(), c]),

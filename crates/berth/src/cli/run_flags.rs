@@ -136,8 +136,8 @@ pub struct MoreRunArgs {
     /// Maximum IOps limit for the system drive (Windows only)
     #[arg(long, value_name = "N")]
     pub io_maxiops: Option<String>,
-    /// Add an annotation to the container (passed through to the OCI runtime; not supported yet)
-    #[arg(long, value_name = "KEY=VALUE")]
+    /// Add an annotation to the container (passed through to the OCI runtime)
+    #[arg(long, value_name = "KEY=VALUE", value_parser = checked(spec::parse_annotation))]
     pub annotation: Vec<String>,
     /// Storage driver options for the container (overlay without quotas: refused as Docker's)
     #[arg(long, value_name = "OPT")]
@@ -169,7 +169,6 @@ impl MoreRunArgs {
         let lists: &[(&str, &Vec<String>)] = &[
             ("--expose", &self.expose),
             ("--group-add", &self.group_add),
-            ("--annotation", &self.annotation),
             ("--link-local-ip", &self.link_local_ip),
         ];
         for (flag, v) in lists.iter().copied() {
