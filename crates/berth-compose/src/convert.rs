@@ -112,6 +112,10 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     }
     spec.sysctls = s.sysctls.clone();
     spec.annotations = s.annotations.clone();
+    for e in &s.expose {
+        spec.expose
+            .extend(spec::parse_expose(e).map_err(|err| invalid(name, "expose", err))?);
+    }
     if let Some(size) = &s.shm_size {
         // `shm_size`: the container's /dev/shm as Docker makes it, sized.
         let bytes = spec::parse_bytes("shm_size", size).map_err(|e| invalid(name, "shm_size", e))?;

@@ -138,6 +138,9 @@ pub struct ContainerSpec {
     pub sysctls: BTreeMap<String, String>,
     /// `--annotation KEY=VALUE`: OCI annotations handed to the runtime.
     pub annotations: BTreeMap<String, String>,
+    /// `--expose`: more ports the container listens on, as `80/tcp` (`-P`
+    /// publishes them with the image's).
+    pub expose: Vec<String>,
 }
 
 /// `--user`: a user and optionally a group, by name or number.
@@ -552,6 +555,22 @@ pub fn check_sysctl(key: &str) -> Result<()> {
         return Ok(());
     }
     Err(EngineError::invalid_value(format!("sysctl '{key}' is not allowed")))
+}
+
+/// `--expose PORT[-PORT][/PROTO]`: the ports as `Config.ExposedPorts`'
+/// keys (`80/tcp`), one per port of a range.
+pub fn parse_expose(s: &str) -> Result<Vec<String>> {
+    let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let keys: Vec<String> = berth_net::parse_exposed(&format!("{ports}/{proto}"))
+        .into_iter()
+        .map(|(p, _)| format!("{p}/{}", proto.to_ascii_lowercase()))
+        .collect();
+    if keys.is_empty() {
+        return Err(EngineError::invalid_value(format!(
+            "invalid range format for --expose: {s}"
+        )));
+    }
+    Ok(keys)
 }
 
 /// `--annotation KEY=VALUE`.

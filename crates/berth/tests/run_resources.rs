@@ -372,3 +372,41 @@ fn annotation_reaches_the_oci_config() {
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     r.ok(&["rm", "-f", &id]);
 }
+
+/// `--expose`: Config.ExposedPorts (a range one key per port), and `-P`
+/// publishes it on a host port.
+#[test]
+#[ignore = "needs root"]
+fn expose_adds_exposed_ports_and_p_publishes_them() {
+    let e = Env::new();
+    let r = &e.root;
+    let id = r
+        .ok(&["create", "--expose", "7070", "--expose", "7080-7081/udp", "bb", "true"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        r.ok(&["inspect", "-f", "{{json .Config.ExposedPorts}}", &id]),
+        "{\"7070/tcp\":{},\"7080/udp\":{},\"7081/udp\":{}}\n"
+    );
+    let published = r
+        .ok(&["run", "-d", "-P", "--expose", "7070", "bb", "sleep", "1000"])
+        .trim()
+        .to_string();
+    let port = r.ok(&["port", &published, "7070/tcp"]);
+    let host_port: u16 = port
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(host_port > 0, "{port}");
+    let o = r.run(&["create", "--expose", "x", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid range format for --expose: x"),
+        "{}",
+        stderr(&o)
+    );
+    r.ok(&["rm", "-f", &id, &published]);
+}

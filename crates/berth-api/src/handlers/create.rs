@@ -139,6 +139,13 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.storage_opts = string_map(&h["StorageOpt"], "StorageOpt")?;
     s.sysctls = string_map(&h["Sysctls"], "Sysctls")?;
     s.annotations = string_map(&h["Annotations"], "Annotations")?;
+    // `Config.ExposedPorts` (`--expose`, and what the docker CLI adds for -p).
+    if let Some(m) = body["ExposedPorts"].as_object() {
+        for k in m.keys() {
+            s.expose
+                .extend(berth_engine::spec::parse_expose(k).map_err(engine_bad)?);
+        }
+    }
     if let Some(d) = non_empty(&h["LogConfig"]["Type"]) {
         s.log_driver = Some(d.to_string());
     }

@@ -586,7 +586,12 @@ impl Engine {
         if net_mode == "host" && o.hostname.is_some() {
             warnings.push("--hostname has no effect with --network host".into());
         }
-        let ports = published_ports(o, ic.exposed_ports.as_ref(), &net_mode, &mut warnings)?;
+        // The image's EXPOSEd ports and `--expose`'s.
+        let mut exposed_all = ic.exposed_ports.clone().unwrap_or_default();
+        for k in &o.expose {
+            exposed_all.insert(k.clone(), json!({}));
+        }
+        let ports = published_ports(o, Some(&exposed_all), &net_mode, &mut warnings)?;
         if keep_mounted && !ports.is_empty() {
             // `run`: a taken port fails now, before anything exists.
             berth_net::check_available(&ports)?;
@@ -944,6 +949,10 @@ impl Engine {
             .filter(|p| p.spec.kind == MountKind::Volume)
             .map(|p| (p.spec.target.clone(), json!({})))
             .collect();
+        let mut exposed_shown = icfg.config.exposed_ports.clone().unwrap_or_default();
+        for k in &o.expose {
+            exposed_shown.insert(k.clone(), json!({}));
+        }
         let config = json!({
             "Hostname": if cc.hostname.is_empty() { cc.id[..12].to_string() } else { cc.hostname.clone() },
             "Domainname": cc.domainname,
@@ -951,7 +960,7 @@ impl Engine {
             "AttachStdin": o.open_stdin && !o.detached,
             "AttachStdout": !o.detached,
             "AttachStderr": !o.detached,
-            "ExposedPorts": exposed_ports(icfg.config.exposed_ports.as_ref(), &cc.ports),
+            "ExposedPorts": exposed_ports(Some(&exposed_shown).filter(|e| !e.is_empty()), &cc.ports),
             "Tty": cc.tty,
             "OpenStdin": cc.open_stdin,
             "StdinOnce": cc.open_stdin,

@@ -1001,6 +1001,7 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             .map(|s| spec::parse_bytes("--shm-size", s))
             .transpose()?,
         sysctls: parse_all(&a.more.sysctl, spec::parse_sysctl)?.into_iter().collect(),
+        expose: parse_all(&a.more.expose, spec::parse_expose)?.concat(),
         annotations: parse_all(&a.more.annotation, spec::parse_annotation)?
             .into_iter()
             .collect(),

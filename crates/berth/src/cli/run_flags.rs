@@ -32,7 +32,7 @@ fn device_cgroup_rule(s: &str) -> Result<String, String> {
 #[derive(clap::Args, Debug, Default)]
 pub struct MoreRunArgs {
     /// Expose a port or a range of ports
-    #[arg(long, value_name = "PORT[/PROTO]")]
+    #[arg(long, value_name = "PORT[/PROTO]", value_parser = checked(spec::parse_expose))]
     pub expose: Vec<String>,
     /// Size of /dev/shm
     #[arg(long, value_name = "BYTES")]
@@ -167,7 +167,6 @@ impl MoreRunArgs {
             bail!("{flag} is not supported by berth yet: leave it out (the container would not get what it asks for)")
         };
         let lists: &[(&str, &Vec<String>)] = &[
-            ("--expose", &self.expose),
             ("--group-add", &self.group_add),
             ("--link-local-ip", &self.link_local_ip),
         ];
