@@ -160,13 +160,15 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
         })
         .collect();
     if let Some(l) = &s.logging {
-        // The driver; its options are warned about (`support`): berth's
-        // log takes none yet.
+        // The driver and its options (json-file's max-size/max-file), checked
+        // by the engine as `--log-opt` is.
         spec.log_driver = l.driver.clone();
+        spec.log_opts = l.options.clone();
     }
     spec.storage_opts = s.storage_opt.clone();
     spec.read_only = s.read_only;
     spec.resources = resources(name, s)?;
+    blkio(name, s, &mut spec.resources)?;
     spec.cap_add = s.cap_add.clone();
     spec.cap_drop = s.cap_drop.clone();
     spec.security_opt = s.security_opt.clone();
@@ -320,6 +322,7 @@ fn volume_mount(loaded: &Loaded, name: &str, v: &ServiceVolume) -> Result<Mount>
         "volume" => MountSource::Volume {
             name: v.source.as_deref().map(|k| volume_name(loaded, k)),
             options: Default::default(),
+            nocopy: v.volume.as_ref().is_some_and(|o| o.nocopy),
         },
         "bind" => MountSource::Bind {
             path: PathBuf::from(
@@ -356,6 +359,70 @@ fn volume_mount(loaded: &Loaded, name: &str, v: &ServiceVolume) -> Result<Mount>
         propagation: v.bind.as_ref().and_then(|b| b.propagation.clone()).unwrap_or_default(),
         origin: MountOrigin::Mount,
     })
+}
+
+/// `blkio_config`: `weight`, `weight_device` and the four
+/// `device_{read,write}_{bps,iops}` lists of `{path, rate|weight}`, read
+/// through the engine's parsers of the matching `run` flags.
+fn blkio(name: &str, s: &Service, r: &mut spec::Resources) -> Result<()> {
+    let Some(b) = &s.blkio_config else {
+        return Ok(());
+    };
+    let key = |k: &str| format!("blkio_config.{k}");
+    if let Some(w) = b.get("weight").filter(|w| !w.is_null()) {
+        let w = w
+            .as_u64()
+            .filter(|w| (10..=1000).contains(w))
+            .ok_or_else(|| invalid(name, &key("weight"), "expected a whole number from 10 to 1000"))?;
+        r.blkio_weight = Some(w as u16);
+    }
+    let entries = |k: &str, field: &str| -> Result<Vec<String>> {
+        let Some(list) = b.get(k).filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
+        let list = list
+            .as_array()
+            .ok_or_else(|| invalid(name, &key(k), "expected a list"))?;
+        list.iter()
+            .map(|e| {
+                let path = e["path"].as_str().unwrap_or_default();
+                let value = match &e[field] {
+                    serde_json::Value::String(v) => v.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
+                    _ => String::new(),
+                };
+                if path.is_empty() || value.is_empty() {
+                    return Err(invalid(name, &key(k), format!("each entry needs a path and a {field}")));
+                }
+                Ok(format!("{path}:{value}"))
+            })
+            .collect()
+    };
+    for t in entries("weight_device", "weight")? {
+        r.blkio_weight_device
+            .push(spec::parse_weight_device(&t).map_err(|e| invalid(name, &key("weight_device"), e))?);
+    }
+    type Parse = fn(&str) -> berth_engine::Result<spec::ThrottleDevice>;
+    let lists: [(&str, Parse, &mut Vec<spec::ThrottleDevice>); 4] = [
+        ("device_read_bps", spec::parse_throttle_bps, &mut r.device_read_bps),
+        ("device_write_bps", spec::parse_throttle_bps, &mut r.device_write_bps),
+        ("device_read_iops", spec::parse_throttle_iops, &mut r.device_read_iops),
+        ("device_write_iops", spec::parse_throttle_iops, &mut r.device_write_iops),
+    ];
+    for (k, parse, out) in lists {
+        for t in entries(k, "rate")? {
+            out.push(parse(&t).map_err(|e| invalid(name, &key(k), e))?);
+        }
+    }
+    Ok(())
+}
+
+/// A compose ulimit as `--ulimit`'s `NAME=SOFT[:HARD]`.
+fn ulimit_text(k: &str, u: &crate::model::Ulimit) -> String {
+    match u {
+        crate::model::Ulimit::Single(n) => format!("{k}={n}"),
+        crate::model::Ulimit::SoftHard { soft, hard } => format!("{k}={soft}:{hard}"),
+    }
 }
 
 fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
@@ -404,11 +471,7 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         .map_err(|e| invalid(name, "mem_reservation", e))?;
     let mut ulimits = Vec::new();
     for (k, u) in &s.ulimits {
-        let text = match u {
-            crate::model::Ulimit::Single(n) => format!("{k}={n}"),
-            crate::model::Ulimit::SoftHard { soft, hard } => format!("{k}={soft}:{hard}"),
-        };
-        ulimits.push(spec::parse_ulimit(&text).map_err(|e| invalid(name, "ulimits", e))?);
+        ulimits.push(spec::parse_ulimit(&ulimit_text(k, u)).map_err(|e| invalid(name, "ulimits", e))?);
     }
     Ok(spec::Resources {
         memory,
@@ -643,14 +706,8 @@ pub fn build_request(
             "not supported by berth's builder yet: leave it out",
         ))
     };
-    if !b.additional_contexts.is_empty() {
-        return refuse("additional_contexts");
-    }
     if b.privileged {
         return refuse("privileged");
-    }
-    if !b.ulimits.is_empty() {
-        return refuse("ulimits");
     }
     if !b.entitlements.is_empty() {
         return refuse("entitlements");
@@ -724,6 +781,28 @@ pub fn build_request(
         }
         Some(b.platforms.join(","))
     };
+    // `additional_contexts`: directories were made absolute when the file
+    // was read (against its own directory, as compose resolves them).
+    let mut context_images = BTreeMap::new();
+    let mut context_dirs = BTreeMap::new();
+    for (ctx_name, value) in &b.additional_contexts {
+        use berth_build::context::named::{parse_named, NamedContext};
+        match parse_named(ctx_name, value, &context)
+            .map_err(|e| invalid(name, &format!("build.additional_contexts.{ctx_name}"), e))?
+        {
+            NamedContext::Image(image) => {
+                context_images.insert(ctx_name.clone(), image);
+            }
+            NamedContext::Dir(dir) => {
+                context_dirs.insert(ctx_name.clone(), dir);
+            }
+        }
+    }
+    let mut ulimits = Vec::new();
+    for (k, u) in &b.ulimits {
+        let u = spec::parse_ulimit(&ulimit_text(k, u)).map_err(|e| invalid(name, "build.ulimits", e))?;
+        ulimits.push((u.name, u.soft, u.hard));
+    }
     let options = berth_build::executor::BuildOptions {
         target: b.target.clone(),
         build_args,
@@ -735,6 +814,9 @@ pub fn build_request(
         secrets,
         extra_hosts,
         shm_size,
+        ulimits,
+        context_images,
+        context_dirs,
         ..Default::default()
     };
     Ok(Some(BuildRequest {

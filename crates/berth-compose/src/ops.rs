@@ -638,6 +638,7 @@ impl<'a> Compose<'a> {
             let kept = berth_engine::spec::MountSource::Volume {
                 name: Some(volume.clone()),
                 options: Default::default(),
+                nocopy: false,
             };
             if let Some(m) = spec.mounts.iter_mut().find(|m| &m.target == target) {
                 if matches!(&m.source, berth_engine::spec::MountSource::Volume { name: None, .. }) {

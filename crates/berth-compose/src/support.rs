@@ -50,12 +50,9 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     if !s.pre_stop.is_empty() {
         ignored(out, name, "pre_stop");
     }
-    let values: [(&str, bool); 12] = [
+    let values: [(&str, bool); 9] = [
         ("cpu_count", s.cpu_count.is_some()),
         ("cpu_percent", s.cpu_percent.is_some()),
-        ("cpu_rt_period", s.cpu_rt_period.is_some()),
-        ("cpu_rt_runtime", s.cpu_rt_runtime.is_some()),
-        ("cgroup_parent", s.cgroup_parent.is_some()),
         ("cgroup", s.cgroup.as_deref().is_some_and(|c| c != "private")),
         ("pid", s.pid.is_some()),
         ("uts", s.uts.is_some()),
@@ -64,7 +61,6 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
             s.ipc.as_deref().is_some_and(|i| !matches!(i, "private" | "shareable")),
         ),
         ("gpus", s.gpus.is_some()),
-        ("blkio_config", s.blkio_config.is_some()),
         ("credential_spec", s.credential_spec.is_some()),
     ];
     for (key, set) in values {
@@ -90,14 +86,6 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     if s.use_api_socket {
         ignored(out, name, "use_api_socket");
     }
-    if let Some(l) = &s.logging {
-        if !l.options.is_empty() {
-            out.push(format!(
-                "services.{name}.logging.options: berth's container log takes no options yet ({}), ignored",
-                l.options.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
     if let Some(r) = s.deploy.as_ref().and_then(|d| d.resources.as_ref()) {
         if let Some(res) = &r.reservations {
             // memory is the container's soft limit (convert.rs).
@@ -112,13 +100,6 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
         }
     }
     for (i, v) in s.volumes.iter().enumerate() {
-        if v.volume.as_ref().is_some_and(|o| o.nocopy) {
-            out.push(format!(
-                "services.{name}.volumes[{i}].volume.nocopy: not supported by berth yet, ignored \
-                 (a new volume is filled from the image's content at {})",
-                v.target
-            ));
-        }
         if v.volume.as_ref().is_some_and(|o| o.subpath.is_some()) {
             ignored(out, name, &format!("volumes[{i}].volume.subpath"));
         }

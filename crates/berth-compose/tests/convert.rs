@@ -96,13 +96,15 @@ fn a_service_becomes_the_engines_container_spec() {
         MountSource::Volume {
             name: Some("shop_data".into()),
             options: Default::default(),
+            nocopy: false,
         }
     );
     assert_eq!(
         db.mounts[1].source,
         MountSource::Volume {
             name: None,
-            options: Default::default()
+            options: Default::default(),
+            nocopy: false,
         }
     );
     assert_eq!(
@@ -245,7 +247,12 @@ fn settings_reach_the_engine_or_are_refused() {
   ctx:
     build:
       context: .
-      additional_contexts: {extra: ../other}
+      additional_contexts: {base: 'docker-image://bb:1', files: ./}
+      ulimits: {nofile: {soft: 100, hard: 200}, nproc: 50}
+  gone:
+    build:
+      context: .
+      additional_contexts: [extra=./no-such-dir]
 secrets:
   tok:
     environment: TOKEN
@@ -291,12 +298,77 @@ secrets:
     assert_eq!(req.options.extra_hosts, [("gw".to_string(), "10.0.0.1".to_string())]);
     assert_eq!(req.options.shm_size, Some(1 << 30));
     assert_eq!(req.options.platform.as_deref(), Some("linux/amd64,linux/arm64"));
-    let err = build_request(&loaded, "ctx", &BTreeMap::new(), false, false)
+    let ctx = build_request(&loaded, "ctx", &BTreeMap::new(), false, false)
+        .unwrap()
+        .unwrap();
+    assert_eq!(ctx.options.context_images["base"], "bb:1");
+    assert_eq!(ctx.options.context_dirs["files"], _d.path().join("shop"));
+    assert!(ctx.options.ulimits.contains(&("nofile".to_string(), 100, 200)));
+    assert!(ctx.options.ulimits.contains(&("nproc".to_string(), 50, 50)));
+    let err = build_request(&loaded, "gone", &BTreeMap::new(), false, false)
         .err()
         .unwrap();
     assert!(
-        err.to_string()
-            .contains("build.additional_contexts: not supported by berth's builder yet"),
+        err.to_string().contains("build.additional_contexts.extra")
+            && err.to_string().contains("unable to prepare context: path"),
         "{err}"
     );
+}
+
+#[test]
+fn volume_nocopy_reaches_the_mount() {
+    let text = "services:
+  db:
+    image: bb
+    volumes:
+      - {type: volume, source: data, target: /var/lib/db, volume: {nocopy: true}}
+      - {type: volume, source: logs, target: /var/log}
+volumes:
+  data:
+  logs:
+";
+    let (_d, loaded) = load_text(text, &[]);
+    let spec = container_spec(
+        &loaded,
+        "db",
+        &Instance {
+            number: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let nocopy = |t: &str| match &spec.mounts.iter().find(|m| m.target == t).unwrap().source {
+        MountSource::Volume { nocopy, .. } => *nocopy,
+        s => panic!("{s:?}"),
+    };
+    assert!(nocopy("/var/lib/db"));
+    assert!(!nocopy("/var/log"));
+}
+
+#[test]
+fn blkio_config_reaches_the_resources() {
+    let text = "services:
+  db:
+    image: bb
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/vda, weight: 400}]
+      device_read_bps: [{path: /dev/vda, rate: 1mb}]
+      device_write_iops: [{path: /dev/vda, rate: 120}]
+  bad:
+    image: bb
+    blkio_config: {weight: 5}
+";
+    let (_d, loaded) = load_text(text, &[]);
+    let one = Instance {
+        number: 1,
+        ..Default::default()
+    };
+    let r = container_spec(&loaded, "db", &one).unwrap().resources;
+    assert_eq!(r.blkio_weight, Some(300));
+    assert_eq!(r.blkio_weight_device[0].weight, 400);
+    assert_eq!(r.device_read_bps[0].rate, 1 << 20);
+    assert_eq!(r.device_write_iops[0].rate, 120);
+    let e = container_spec(&loaded, "bad", &one).unwrap_err();
+    assert!(e.to_string().contains("blkio_config.weight"), "{e}");
 }

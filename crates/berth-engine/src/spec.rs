@@ -383,6 +383,9 @@ pub enum MountSource {
         /// `--mount volume-opt=KEY=VALUE`: the local driver's options
         /// (`type`, `device`, `o`) for a volume this mount creates.
         options: BTreeMap<String, String>,
+        /// `-v NAME:/p:nocopy`, `--mount volume-nocopy`: an empty volume is
+        /// not filled from the image's files at the target.
+        nocopy: bool,
     },
     /// A tmpfs.
     Tmpfs {
@@ -801,11 +804,7 @@ impl ContainerSpec {
         }
         match self.log_driver.as_deref() {
             None | Some("json-file" | "local") => {
-                if let Some(k) = self.log_opts.keys().next() {
-                    return Err(EngineError::invalid(format!(
-                        "--log-opt {k}: berth's container log takes no options yet"
-                    )));
-                }
+                self.log_limits()?;
             }
             Some("none") => {
                 if !self.log_opts.is_empty() {
@@ -1084,6 +1083,74 @@ pub fn parse_bytes(what: &str, s: &str) -> Result<u64> {
     Ok(bytes as u64)
 }
 
+/// A size as Docker's `units.FromHumanSize` reads it (decimal: `10m` is
+/// 10,000,000 bytes), as the json-file driver's `max-size` is read.
+fn parse_human_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit = unit.trim().strip_suffix('b').unwrap_or(unit.trim());
+    let exp = ["", "k", "m", "g", "t", "p"].iter().position(|u| *u == unit)?;
+    let bytes = n * 1000f64.powi(exp as i32);
+    (bytes.is_finite() && bytes < i64::MAX as f64).then_some(bytes as u64)
+}
+
+impl ContainerSpec {
+    /// The json-file (and local) driver's `--log-opt max-size`/`max-file`,
+    /// checked in the daemon's words; the other options Docker's driver
+    /// takes are refused by name rather than ignored.
+    pub fn log_limits(&self) -> Result<berth_runtime::logs::LogLimits> {
+        let driver = self.log_driver.as_deref().unwrap_or("json-file");
+        let mut limits = berth_runtime::logs::LogLimits {
+            max_size: None,
+            max_file: 1,
+        };
+        if driver == "none" {
+            return Ok(limits);
+        }
+        for (k, v) in &self.log_opts {
+            match k.as_str() {
+                "max-size" => match parse_human_size(v) {
+                    Some(n) if n > 0 => limits.max_size = Some(n),
+                    Some(_) => return Err(EngineError::invalid("max-size must be a positive number")),
+                    None => {
+                        return Err(EngineError::invalid(format!(
+                            "invalid size: '{v}' (--log-opt max-size takes a size like 10m)"
+                        )))
+                    }
+                },
+                "max-file" => match v.parse::<i64>() {
+                    Ok(n) if n >= 1 => limits.max_file = n.min(u32::MAX as i64) as u32,
+                    Ok(_) => return Err(EngineError::invalid("max-file cannot be less than 1")),
+                    Err(_) => {
+                        return Err(EngineError::invalid(format!(
+                            "strconv.Atoi: parsing {}: invalid syntax",
+                            shown(v)
+                        )))
+                    }
+                },
+                "compress" if matches!(v.as_str(), "false" | "0") => {}
+                "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
+                    return Err(EngineError::invalid(format!(
+                        "--log-opt {k}: berth's {driver} log does not take this option yet (max-size and max-file work)"
+                    )))
+                }
+                _ => {
+                    return Err(EngineError::invalid(format!(
+                        "unknown log opt '{k}' for {driver} log driver"
+                    )))
+                }
+            }
+        }
+        if limits.max_file > 1 && limits.max_size.is_none() {
+            // Docker's driver keeps one file without a size to rotate at.
+            limits.max_file = 1;
+        }
+        Ok(limits)
+    }
+}
+
 /// `--cpus`: a decimal number of CPUs, in billionths (Docker's NanoCPUs).
 /// `nan`, `inf` and anything finer than a billionth are refused with
 /// Docker's wording; the range is checked by [`ContainerSpec::validate`].
@@ -1139,13 +1206,33 @@ fn valid_volume_name(n: &str) -> bool {
     crate::containers::valid_name(n) || (n.len() == 1 && n.as_bytes()[0].is_ascii_alphanumeric())
 }
 
-/// `-v SRC:DST[:OPTS]` or `-v DST` (an anonymous volume). A SRC starting
+/// A mode `-v` takes after the target.
+fn is_volume_mode(o: &str) -> bool {
+    matches!(
+        o,
+        "ro" | "rw"
+            | "nocopy"
+            | "copy"
+            | "z"
+            | "Z"
+            | "private"
+            | "rprivate"
+            | "shared"
+            | "rshared"
+            | "slave"
+            | "rslave"
+    )
+}
+
+/// `-v SRC:DST[:OPTS]` or `-v DST[:OPTS]` (an anonymous volume). A SRC starting
 /// with `/` or `.` is a host path (`.` relative to `cwd`, the front's
 /// working directory); anything else names a volume.
 pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
         [d] => ("", *d, ""),
+        // `-v /data:ro`: an anonymous volume with a mode, as Docker reads it.
+        [d, o] if !o.starts_with('/') && o.split(',').all(is_volume_mode) => ("", *d, *o),
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
         _ => {
@@ -1163,11 +1250,14 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
     }
     let mut readonly = false;
     let mut propagation = String::new();
+    let mut nocopy = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => readonly = true,
             "rw" => readonly = false,
-            "z" | "Z" | "nocopy" | "copy" => {}
+            "nocopy" => nocopy = true,
+            "copy" => nocopy = false,
+            "z" | "Z" => {}
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => propagation = o.to_string(),
             _ => {
                 return Err(EngineError::invalid_value(format!(
@@ -1182,6 +1272,7 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
         MountSource::Volume {
             name: None,
             options: BTreeMap::new(),
+            nocopy,
         }
     } else if src.starts_with('/') || src.starts_with('.') {
         MountSource::Bind {
@@ -1196,6 +1287,7 @@ pub fn parse_volume(v: &str, cwd: &Path) -> Result<Mount> {
         MountSource::Volume {
             name: Some(src.to_string()),
             options: BTreeMap::new(),
+            nocopy,
         }
     } else {
         return Err(EngineError::invalid_value(format!(
@@ -1238,6 +1330,7 @@ pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
     let mut propagation = String::new();
     let mut options = Vec::new();
     let mut volume_options = BTreeMap::new();
+    let mut nocopy = false;
     for field in mount_fields(m) {
         let field = field.as_str();
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
@@ -1255,7 +1348,14 @@ pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
                     .ok_or_else(|| bad(format!("volume-opt {} is not KEY=VALUE", shown(v))))?;
                 volume_options.insert(ok.to_string(), ov.to_string());
             }
-            "volume-nocopy" | "consistency" | "bind-nonrecursive" | "volume-driver" | "volume-label" => {}
+            "volume-nocopy" => {
+                nocopy = match v {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => return Err(bad(format!("invalid value for volume-nocopy: {}", shown(v)))),
+                }
+            }
+            "consistency" | "bind-nonrecursive" | "volume-driver" | "volume-label" => {}
             _ => return Err(bad(format!("unknown field {}", shown(k)))),
         }
     }
@@ -1282,6 +1382,7 @@ pub fn parse_mount(m: &str, cwd: &Path) -> Result<Mount> {
             MountSource::Volume {
                 name: (!src.is_empty()).then_some(src),
                 options: volume_options,
+                nocopy,
             }
         }
         "tmpfs" => MountSource::Tmpfs { options },
@@ -1482,6 +1583,7 @@ mod tests {
             MountSource::Volume {
                 name: Some("data".into()),
                 options: BTreeMap::new(),
+                nocopy: false,
             }
         );
         assert_eq!(
@@ -1489,8 +1591,17 @@ mod tests {
             MountSource::Volume {
                 name: None,
                 options: BTreeMap::new(),
+                nocopy: false,
             }
         );
+        assert!(matches!(
+            parse_volume("data:/b:nocopy", cwd).unwrap().source,
+            MountSource::Volume { nocopy: true, .. }
+        ));
+        assert!(matches!(
+            parse_mount("src=data,dst=/b,volume-nocopy", cwd).unwrap().source,
+            MountSource::Volume { nocopy: true, .. }
+        ));
         invalid(parse_volume("a:b", cwd));
         invalid(parse_volume("/a:/b:bogus", cwd));
         let m = invalid(parse_volume("src:/", cwd));

@@ -286,7 +286,7 @@ fn run(
     let mut log = if cfg.log_driver == "none" {
         LogWriter::discard()
     } else {
-        LogWriter::open(&dir.join(LOG_FILE))?
+        LogWriter::open_limited(&dir.join(LOG_FILE), cfg.log_limits)?
     };
     let mut backoff = Duration::from_millis(100);
     let mut first = true;

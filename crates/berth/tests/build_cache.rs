@@ -167,3 +167,37 @@ fn cache_exported_from_one_store_is_used_by_a_fresh_one() {
         Some("int a;\nint b;\n")
     );
 }
+
+/// `build --cache-from IMAGE` (a bare reference, as a Docker user writes it
+/// with the classic builder): an image loaded into a fresh store serves as
+/// the cache, step by step, and gives the same ID; a changed file runs
+/// from its COPY on.
+#[test]
+#[ignore = "needs root"]
+fn cache_from_an_image_loaded_into_a_fresh_store() {
+    need_root();
+    let a = Root::new();
+    a.busybox("bb");
+    let ctx = context(&[
+        ("Dockerfile", "FROM bb\nENV A=1\nCOPY f /f\nRUN cat /f > /g\n"),
+        ("f", "one\n"),
+    ]);
+    let dir = ctx.path().to_str().unwrap();
+    build_ok(&a, &["-t", "app", dir]);
+    let id = image_id(&a, "app");
+    let tar = a.path().join("app.tar");
+    a.ok(&["save", "-o", tar.to_str().unwrap(), "app", "bb"]);
+
+    let b = Root::new();
+    b.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let out = build_ok(&b, &["--cache-from", "app", "-t", "again", dir]);
+    assert_eq!(running_lines(&out), 0, "{out}");
+    assert_eq!(out.matches(" ---> Using cache").count(), 3, "{out}");
+    assert_eq!(image_id(&b, "again"), id);
+
+    std::fs::write(ctx.path().join("f"), "two\n").unwrap();
+    let out = build_ok(&b, &["--cache-from", "app", "-t", "changed", dir]);
+    assert_eq!(out.matches(" ---> Using cache").count(), 1, "ENV only: {out}");
+    assert_eq!(running_lines(&out), 1, "{out}");
+    assert_eq!(image_file(&b, "changed", "/g").as_deref(), Some("two\n"));
+}

@@ -450,7 +450,7 @@ fn attached_up_follows_the_services_it_is_told_to() {
 
 /// `volumes_from`, `shm_size`, `logging.driver` and `deploy.restart_policy`
 /// `sysctls` and the memory reservation reach the containers; what berth
-/// cannot honour (logging options) is a compose-style warning on `up`, not
+/// cannot honour is a compose-style warning on `up` (none of these now), not
 /// silence; a `required: false` dependency that fails warns and its
 /// dependent starts anyway.
 #[test]
@@ -476,7 +476,7 @@ fn settings_reach_the_containers_or_warn() {
     volumes_from: ['data:ro']
     shm_size: 16m
     sysctls: {net.core.somaxconn: '1024'}
-    logging: {driver: none, options: {max-size: 10m}}
+    logging: {driver: none}
     deploy:
       restart_policy: {condition: on-failure, max_attempts: 2}
       resources: {reservations: {memory: 64m}}
@@ -492,7 +492,6 @@ fn settings_reach_the_containers_or_warn() {
     let _down = Down(root, d.clone());
     let (_, err) = ok(root, &d, &["up", "-d"]);
     for want in [
-        "WARN[0000] services.app.logging.options: berth's container log takes no options yet (max-size), ignored",
         "WARN[0000] optional dependency \"fails\" failed: service \"fails\" didn't complete successfully: exit 3",
     ] {
         assert!(err.contains(want), "no {want:?} in:\n{err}");

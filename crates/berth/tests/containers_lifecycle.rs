@@ -462,3 +462,65 @@ fn killed_monitor_is_recovered_not_invented() {
     assert!(!mounts.contains(r.path().to_str().unwrap()));
     assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists());
 }
+
+/// `--log-opt max-size=…,max-file=…` (json-file): the log is rotated as
+/// Docker's driver does, `logs` reads what is kept in order, `logs -f`
+/// follows across a rotation; bad options get the daemon's words.
+#[test]
+#[ignore = "needs root"]
+fn log_opts_rotate_the_log_and_logs_read_it_in_order() {
+    let env = Env::new();
+    let root = &env.root;
+    let id = root.ok(&[
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "bb",
+        "sh",
+        "-c",
+        // Paced (about one rotation per pause): a follower that falls more
+        // than max-file rotations behind loses lines, in Docker too.
+        "sleep 0.5; i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); [ $((i % 20)) = 0 ] && sleep 0.05; done; true",
+    ]);
+    let id = id.trim();
+    // Following from the start sees every line, rotations included.
+    let follow = root.run(&["logs", "-f", id]);
+    let followed: Vec<String> = stdout(&follow).lines().map(String::from).collect();
+    let all: Vec<String> = (0..400).map(|i| format!("line-{i}")).collect();
+    assert_eq!(followed, all, "logs -f across rotations");
+    let log_path = root.ok(&["inspect", "--format", "{{.LogPath}}", id]);
+    let dir = std::path::Path::new(log_path.trim()).parent().unwrap().to_path_buf();
+    let logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("ctr.log"))
+        .collect();
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    // What is kept: the newest lines, in order, ending with the last.
+    let kept = root.ok(&["logs", id]);
+    let kept: Vec<&str> = kept.lines().collect();
+    assert!(kept.len() < 400 && kept.len() > 20, "{}", kept.len());
+    assert_eq!(kept.last(), Some(&"line-399"));
+    let first: usize = kept[0]["line-".len()..].parse().unwrap();
+    assert_eq!(kept, all[first..].iter().map(String::as_str).collect::<Vec<_>>());
+    let fmt = root.ok(&["inspect", "--format", "{{json .HostConfig.LogConfig}}", id]);
+    assert_eq!(
+        fmt.trim(),
+        r#"{"Type":"json-file","Config":{"max-file":"3","max-size":"2k"}}"#
+    );
+    root.ok(&["rm", id]);
+
+    for (opt, want) in [
+        ("max-size=0", "max-size must be a positive number"),
+        ("max-file=0", "max-file cannot be less than 1"),
+        ("bogus=1", "unknown log opt 'bogus' for json-file log driver"),
+    ] {
+        // `run` ends 125 on a daemon error (`create` ends 1, as Docker's).
+        let o = root.run(&["run", "--rm", "--log-opt", opt, "bb", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{opt}");
+        assert!(stderr(&o).contains(want), "{opt}: {}", stderr(&o));
+    }
+}

@@ -382,3 +382,33 @@ fn volume_options_mount_options_anonymous_volumes_and_disk_usage() {
     // The bind volume's device is the user's: never emptied.
     assert!(dir.path().join("host-file").exists());
 }
+
+/// A new volume is filled from the image's files at its target, unless the
+/// mount says `nocopy` (`-v NAME:/p:nocopy`, `--mount …,volume-nocopy`,
+/// the API's `VolumeOptions.NoCopy`, compose's `volume.nocopy`).
+#[test]
+#[ignore = "needs root"]
+fn a_new_volume_is_filled_from_the_image_unless_nocopy() {
+    let env = Env::new();
+    let root = &env.root;
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nRUN mkdir /data && echo from-image > /data/x\n",
+    )
+    .unwrap();
+    root.ok(&["build", "-q", "-t", "bbdata", ctx.path().to_str().unwrap()]);
+    let ls = |mount: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(mount);
+        args.extend_from_slice(&["bbdata", "ls", "/data"]);
+        root.ok(&args)
+    };
+    assert_eq!(ls(&["-v", "filled:/data"]), "x\n");
+    assert_eq!(ls(&["-v", "empty:/data:nocopy"]), "");
+    assert_eq!(ls(&["--mount", "src=empty2,dst=/data,volume-nocopy"]), "");
+    assert_eq!(ls(&["--mount", "src=filled2,dst=/data,volume-nocopy=false"]), "x\n");
+    // An anonymous volume too.
+    assert_eq!(ls(&["-v", "/data:nocopy"]), "");
+    root.ok(&["volume", "prune", "-af"]);
+}

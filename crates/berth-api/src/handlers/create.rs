@@ -119,6 +119,7 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.health = health(&body["Healthcheck"])?;
 
     let h = &body["HostConfig"];
+    refuse_unsupported(h)?;
     s.mounts = mounts(body, h)?;
     s.read_only = h["ReadonlyRootfs"].as_bool().unwrap_or(false);
     s.resources = resources(h)?;
@@ -152,6 +153,66 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.log_opts = string_map(&h["LogConfig"]["Config"], "LogConfig.Config")?;
     networking(&mut s, h, &body["NetworkingConfig"])?;
     Ok(s)
+}
+
+/// HostConfig fields berth has no setting for: a value other than Docker's
+/// default is refused by name, as the CLI refuses their flags, never
+/// dropped (the container would not get what it asks for). Clients send
+/// the defaults (null, 0, "", false, [], {}) for what they were not asked.
+fn refuse_unsupported(h: &Value) -> Result<(), ApiError> {
+    const FIELDS: &[&str] = &[
+        "Sysctls",
+        "GroupAdd",
+        "CpusetCpus",
+        "CpusetMems",
+        "CpuPeriod",
+        "CpuQuota",
+        "CpuCount",
+        "CpuPercent",
+        "MemoryReservation",
+        "KernelMemory",
+        "KernelMemoryTCP",
+        "OomScoreAdj",
+        "OomKillDisable",
+        "PidMode",
+        "UTSMode",
+        "Annotations",
+        "DeviceRequests",
+    ];
+    let set = |v: &Value| match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    };
+    for f in FIELDS {
+        if set(&h[*f]) {
+            return Err(bad(format!(
+                "HostConfig.{f} is not supported by berth yet: leave it out (the container would not get what it asks for)"
+            )));
+        }
+    }
+    // -1 is the docker CLI's "not set" for the swappiness.
+    if h["MemorySwappiness"].as_i64().is_some_and(|n| n != -1) {
+        return Err(bad(
+            "HostConfig.MemorySwappiness is not supported by berth yet: leave it out (the container would not get what it asks for)",
+        ));
+    }
+    let only = |f: &str, ok: &[&str]| match h[f].as_str() {
+        Some(v) if !ok.contains(&v) => {
+            let named: Vec<&str> = ok.iter().copied().filter(|o| !o.is_empty()).collect();
+            Err(bad(format!(
+                "HostConfig.{f} {v}: berth supports only {}",
+                named.join(" or ")
+            )))
+        }
+        _ => Ok(()),
+    };
+    only("IpcMode", &["", "private", "shareable"])?;
+    only("CgroupnsMode", &["", "private"])?;
+    Ok(())
 }
 
 fn health(v: &Value) -> Result<HealthSpec, ApiError> {
@@ -211,6 +272,7 @@ fn mounts(body: &Value, h: &Value) -> Result<Vec<Mount>, ApiError> {
                 source: MountSource::Volume {
                     name: None,
                     options: Default::default(),
+                    nocopy: false,
                 },
                 readonly: false,
                 propagation: String::new(),
@@ -239,6 +301,7 @@ fn api_mount(m: &Value) -> Result<Mount, ApiError> {
             }
         }
         "volume" => MountSource::Volume {
+            nocopy: m["VolumeOptions"]["NoCopy"].as_bool().unwrap_or(false),
             name: (!src.is_empty()).then(|| src.to_string()),
             options: m["VolumeOptions"]["DriverConfig"]["Options"]
                 .as_object()
@@ -509,6 +572,29 @@ mod tests {
         assert_eq!(u.pids_limit, Some(-1));
         assert_eq!(u.restart, None);
         assert!(update_of(&json!({"RestartPolicy": {"Name": "sometimes"}})).is_err());
+    }
+
+    #[test]
+    fn unsupported_host_config_fields_are_refused_only_when_set() {
+        // What the docker CLI sends for a plain `docker run`.
+        let plain = json!({"Image": "bb", "HostConfig": {
+            "CpusetCpus": "", "CpuPeriod": 0, "OomKillDisable": false, "MemorySwappiness": null,
+            "Sysctls": null, "GroupAdd": null, "IpcMode": "", "CgroupnsMode": "", "PidMode": "",
+            "DeviceRequests": null, "OomScoreAdj": 0,
+        }});
+        assert!(spec_of(&plain, None, None).is_ok());
+        for (k, v) in [
+            ("Sysctls", json!({"net.ipv4.ip_forward": "1"})),
+            ("CpusetCpus", json!("0")),
+            ("OomScoreAdj", json!(-500)),
+            ("MemorySwappiness", json!(10)),
+            ("IpcMode", json!("host")),
+        ] {
+            let mut b = plain.clone();
+            b["HostConfig"][k] = v;
+            let e = spec_of(&b, None, None).unwrap_err();
+            assert!(e.message.contains(&format!("HostConfig.{k}")), "{}", e.message);
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ use berth_archive::{apply_layer, ApplyOptions, ArchiveError};
 mod copy;
 mod digest;
 pub mod dockerignore;
+pub mod named;
 mod owner;
 mod pattern;
 pub mod statcache;

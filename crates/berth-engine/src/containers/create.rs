@@ -171,6 +171,8 @@ struct PlannedMount {
     /// What the runtime mounts instead of `spec` (a volume made with
     /// `type=tmpfs` or `o=bind`); `spec` stays what `inspect` shows.
     runtime: Option<MountSpec>,
+    /// A volume not filled from the image (`nocopy`).
+    nocopy: bool,
 }
 
 impl PlannedMount {
@@ -178,7 +180,7 @@ impl PlannedMount {
         let mut volume_options = BTreeMap::new();
         let (kind, source, volume, options, create_source) = match &m.source {
             MountSource::Bind { path, create } => (MountKind::Bind, path.clone(), None, vec![], *create),
-            MountSource::Volume { name, options } => {
+            MountSource::Volume { name, options, .. } => {
                 volume_options = options.clone();
                 (MountKind::Volume, PathBuf::new(), name.clone(), vec![], false)
             }
@@ -200,6 +202,7 @@ impl PlannedMount {
             from_image: false,
             volume_options,
             runtime: None,
+            nocopy: matches!(m.source, MountSource::Volume { nocopy: true, .. }),
         }
     }
 
@@ -617,6 +620,7 @@ impl Engine {
                         from_image: true,
                         volume_options: BTreeMap::new(),
                         runtime: None,
+                        nocopy: false,
                     });
                 }
             }
@@ -644,6 +648,7 @@ impl Engine {
         let shell = ic.shell.clone().unwrap_or_default();
         let mut cc = ContainerConfig {
             log_driver: o.log_driver.clone().unwrap_or_default(),
+            log_limits: o.log_limits()?,
             id: id.clone(),
             name: name.clone(),
             image_id: img.id.to_string(),
@@ -766,7 +771,7 @@ impl Engine {
                     Some(device)
                 }
             };
-            if let Some(dest) = copy_into.filter(|d| created || dir_is_empty(d)) {
+            if let Some(dest) = copy_into.filter(|d| !p.nocopy && (created || dir_is_empty(d))) {
                 super::files::copy_image_path_into(&rootfs, &p.spec.target, &dest)
                     .with_context(|| format!("copying the image's {} into volume {vname}", p.spec.target))?;
             }
@@ -1232,6 +1237,7 @@ impl Engine {
                         MountSource::Volume {
                             name: m.name.clone(),
                             options: Default::default(),
+                            nocopy: false,
                         },
                         String::new(),
                     )

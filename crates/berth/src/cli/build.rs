@@ -282,6 +282,9 @@ fn csv_map(s: &str) -> BTreeMap<String, String> {
 pub(super) enum CacheSpec {
     Local(PathBuf),
     Registry(RegistryCache),
+    /// A bare image reference (`--cache-from app:1`): an image in the store
+    /// whose history serves as a cache, as Docker's classic builder uses it.
+    Image(String),
 }
 
 /// `--ssh default`, `--ssh ID` (both: the agent at $SSH_AUTH_SOCK) or
@@ -320,6 +323,9 @@ pub(super) fn ssh_agent(spec: &str) -> Result<(String, PathBuf)> {
 }
 
 pub(super) fn cache_spec(flag: &str, spec: &str, dir_key: &str) -> Result<CacheSpec> {
+    if !spec.contains('=') {
+        return Ok(CacheSpec::Image(spec.to_string()));
+    }
     let m = csv_map(spec);
     match m.get("type").map(String::as_str) {
         Some("local") | None => m
@@ -408,13 +414,18 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
         match cache_spec("--cache-to", s, "dest")? {
             CacheSpec::Local(d) => cache_to = Some(d),
             CacheSpec::Registry(r) => remote.to = Some(r),
+            CacheSpec::Image(i) => bail!(
+                "--cache-to {i}: give type=local,dest=DIR or type=registry,ref=REF (berth does not export a cache to a local image)"
+            ),
         }
     }
     let mut cache_from = Vec::new();
+    let mut cache_from_images = Vec::new();
     for s in &a.cache_from {
         match cache_spec("--cache-from", s, "src")? {
             CacheSpec::Local(d) => cache_from.push(d),
             CacheSpec::Registry(r) => remote.from.push(r),
+            CacheSpec::Image(i) => cache_from_images.push(i),
         }
     }
     let more = &a.more;
@@ -427,21 +438,17 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
     let ulimits = more.ulimit.clone();
     let mut context_images = BTreeMap::new();
     let mut context_dirs = BTreeMap::new();
+    let here = std::env::current_dir().context("reading the working directory")?;
     for c in &more.build_context {
-        let (name, value) = c
-            .split_once('=')
-            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
-            .with_context(|| format!("invalid --build-context {c:?}: use NAME=DIR or NAME=docker-image://REF"))?;
-        if let Some(image) = value.strip_prefix("docker-image://") {
-            context_images.insert(name.to_string(), image.to_string());
-        } else if value.contains("://") || value.starts_with("git@") {
-            bail!("--build-context {c}: berth takes a directory or docker-image://REF (not {value})");
-        } else {
-            let dir = std::path::absolute(value).with_context(|| format!("--build-context {c}"))?;
-            if !dir.is_dir() {
-                bail!("--build-context {c}: unable to prepare context: path {value:?} not found");
+        let (name, value) = c.split_once('=').unwrap_or((c, ""));
+        use berth_build::context::named::{parse_named, NamedContext};
+        match parse_named(name, value, &here).map_err(|e| anyhow::anyhow!("--build-context {c}: {e}"))? {
+            NamedContext::Image(image) => {
+                context_images.insert(name.to_string(), image);
             }
-            context_dirs.insert(name.to_string(), dir);
+            NamedContext::Dir(dir) => {
+                context_dirs.insert(name.to_string(), dir);
+            }
         }
     }
     let mut annotations = BTreeMap::new();
@@ -480,6 +487,7 @@ fn options(a: &BuildArgs) -> Result<(BuildOptions, RegistryCaches)> {
         source_date_epoch: epoch,
         cache_to,
         cache_from,
+        cache_from_images,
         ..Default::default()
     };
     Ok((opts, remote))

@@ -671,11 +671,19 @@ fn build_service(
                 super::build::ssh_agent(spec).map_err(|e| anyhow!("service {name:?}: build.ssh: {e:#}"))?;
             req.options.ssh.insert(id, path);
         }
-        let local = |key: &str, spec: &str, dir_key: &str| -> Result<PathBuf> {
+        let mut local = |key: &str, spec: &str, dir_key: &str| -> Result<Option<PathBuf>> {
             match super::build::cache_spec(&format!("build.{key}"), spec, dir_key)
                 .map_err(|e| anyhow!("service {name:?}: {e:#}"))?
             {
-                super::build::CacheSpec::Local(d) => Ok(c.loaded.working_dir.join(d)),
+                super::build::CacheSpec::Local(d) => Ok(Some(c.loaded.working_dir.join(d))),
+                // An image: its history serves as a cache (the classic builder's way).
+                super::build::CacheSpec::Image(i) if key == "cache_from" => {
+                    req.options.cache_from_images.push(i);
+                    Ok(None)
+                }
+                super::build::CacheSpec::Image(i) => bail!(
+                    "service {name:?}: build.cache_to {i}: give type=local,dest=DIR (berth does not export a cache to an image)"
+                ),
                 super::build::CacheSpec::Registry(_) => bail!(
                     "service {name:?}: build.{key} {spec}: registry caches are not supported by berth compose yet \
                      (use type=local,{dir_key}=DIR, or `berth build --{}`)",
@@ -684,22 +692,29 @@ fn build_service(
             }
         };
         for spec in &b.cache_from {
-            req.options.cache_from.push(local("cache_from", spec, "src")?);
+            if let Some(d) = local("cache_from", spec, "src")? {
+                req.options.cache_from.push(d);
+            }
         }
         if let Some(spec) = b.cache_to.first() {
             if b.cache_to.len() > 1 {
                 bail!("service {name:?}: build.cache_to: berth writes one cache; give one entry");
             }
-            req.options.cache_to = Some(local("cache_to", spec, "dest")?);
+            req.options.cache_to = local("cache_to", spec, "dest")?;
         }
     }
-    // dockerfile_inline: a private file of this process's for the build's length.
+    // dockerfile_inline: a private file (0600, a name nobody can guess or
+    // plant a link at), removed when the build ends.
     let _inline = match convert::inline_dockerfile(c.loaded, name) {
         Some(text) => {
-            let path = std::env::temp_dir().join(format!("berth-compose-{}-{name}.Dockerfile", std::process::id()));
-            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-            req.file = Some(path.clone());
-            Some(RemoveOnDrop(path))
+            let mut f = tempfile::Builder::new()
+                .prefix("berth-compose-")
+                .suffix(".Dockerfile")
+                .tempfile()
+                .context("creating a file for dockerfile_inline")?;
+            io::Write::write_all(&mut f, text.as_bytes()).context("writing dockerfile_inline")?;
+            req.file = Some(f.path().to_path_buf());
+            Some(f)
         }
         None => None,
     };
@@ -733,15 +748,6 @@ fn build_service(
             Ok(())
         }
         BuildResult::Failed(e) => Err(EngineError::exit(1, format!("failed to solve: service {name:?}: {e}")).into()),
-    }
-}
-
-/// A file removed when dropped.
-struct RemoveOnDrop(std::path::PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -57,7 +57,14 @@ try:
 except docker.errors.APIError as e:
     assert "does not support reading" in str(e.explanation), e.explanation
 c.remove()
-refused("no options", log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m"}))
+# json-file's max-size/max-file rotate the log; other options are refused.
+c = client.containers.create(
+    "bb", "true", log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m", "max-file": "2"})
+)
+assert c.attrs["HostConfig"]["LogConfig"]["Config"] == {"max-size": "1m", "max-file": "2"}, c.attrs["HostConfig"]
+c.remove()
+refused("unknown log opt 'bogus'", log_config=docker.types.LogConfig(type="json-file", config={"bogus": "1"}))
+refused("max-size must be a positive number", log_config=docker.types.LogConfig(type="json-file", config={"max-size": "0"}))
 
 # VolumesFrom: the volumes of another container, at the same paths.
 src = client.api.create_container("bb", ["sh", "-c", "echo shared > /data/f"], volumes=["/data"],
@@ -113,6 +120,11 @@ assert hc["BlkioDeviceWriteIOps"] == [{"Path": dev, "Rate": 77}], hc["BlkioDevic
 assert hc["DeviceCgroupRules"] == ["c 42:* rmw"], hc["DeviceCgroupRules"]
 c.remove()
 refused("is not a block device", device_read_iops=[{"Path": "/dev/null", "Rate": 10}])
+
+# What berth has no setting for is refused by name, never dropped.
+refused("HostConfig.Sysctls is not supported", sysctls={"net.ipv4.ip_forward": "1"})
+refused("HostConfig.CpusetCpus is not supported", cpuset_cpus="0")
+refused("HostConfig.OomScoreAdj is not supported", oom_score_adj=-500)
 
 assert client.containers.list(all=True) == [], client.containers.list(all=True)
 print("docker-py hostconfig: every check passed")
