@@ -50,7 +50,7 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     if !s.pre_stop.is_empty() {
         ignored(out, name, "pre_stop");
     }
-    let values: [(&str, bool); 9] = [
+    let values: [(&str, bool); 8] = [
         ("cpu_count", s.cpu_count.is_some()),
         ("cpu_percent", s.cpu_percent.is_some()),
         ("cgroup", s.cgroup.as_deref().is_some_and(|c| c != "private")),
