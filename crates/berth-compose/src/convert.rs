@@ -112,6 +112,7 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     }
     spec.sysctls = s.sysctls.clone();
     spec.annotations = s.annotations.clone();
+    spec.group_add = s.group_add.clone();
     for e in &s.expose {
         spec.expose
             .extend(spec::parse_expose(e).map_err(|err| invalid(name, "expose", err))?);

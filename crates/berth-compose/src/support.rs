@@ -38,10 +38,7 @@ fn ignored(out: &mut Vec<String>, name: &str, key: &str) {
 }
 
 fn service(name: &str, s: &Service, out: &mut Vec<String>) {
-    let lists: [(&str, bool); 2] = [
-        ("group_add", !s.group_add.is_empty()),
-        ("post_start", !s.post_start.is_empty()),
-    ];
+    let lists: [(&str, bool); 1] = [("post_start", !s.post_start.is_empty())];
     for (key, set) in lists {
         if set {
             ignored(out, name, key);

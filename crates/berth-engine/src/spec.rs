@@ -138,6 +138,9 @@ pub struct ContainerSpec {
     pub sysctls: BTreeMap<String, String>,
     /// `--annotation KEY=VALUE`: OCI annotations handed to the runtime.
     pub annotations: BTreeMap<String, String>,
+    /// `--group-add`: supplementary groups, by number or by a name of the
+    /// image's /etc/group (resolved when the container starts).
+    pub group_add: Vec<String>,
     /// `--expose`: more ports the container listens on, as `80/tcp` (`-P`
     /// publishes them with the image's).
     pub expose: Vec<String>,

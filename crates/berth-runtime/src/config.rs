@@ -66,6 +66,9 @@ pub struct ContainerConfig {
     pub sysctl: BTreeMap<String, String>,
     /// `--annotation`: OCI annotations, over the labels of the same key.
     pub annotations: BTreeMap<String, String>,
+    /// `--group-add`: supplementary groups of the container's process, by
+    /// number or by a name of the image's /etc/group.
+    pub group_add: Vec<String>,
     /// `--log-opt max-size`/`max-file`: where the log is rotated and how
     /// many files are kept (the default: one file that grows).
     pub log_limits: crate::logs::LogLimits,

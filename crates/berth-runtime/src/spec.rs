@@ -317,6 +317,30 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser> {
     })
 }
 
+/// `--group-add`: each group by number, or by a name of the rootfs'
+/// /etc/group (a name it lacks is refused, as Docker refuses it).
+pub fn resolve_groups(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let table = read_in_root(rootfs, "/etc/group").unwrap_or_default();
+    groups
+        .iter()
+        .map(|g| {
+            if let Ok(n) = g.parse::<u32>() {
+                return Ok(n);
+            }
+            table
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| RuntimeError::GroupNotFound(g.clone()))
+        })
+        .collect()
+}
+
 fn warn_once(once: &'static Once, msg: String) {
     once.call_once(|| log::warn!("{msg}"));
 }
@@ -780,7 +804,12 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         cfg.id.chars().take(12).collect()
     };
     let (own_netns, join_netns) = network_mode(cfg);
-    let user = resolve_user(rootfs, &cfg.user)?;
+    let mut user = resolve_user(rootfs, &cfg.user)?;
+    for g in resolve_groups(rootfs, &cfg.group_add)? {
+        if !user.additional_gids.contains(&g) {
+            user.additional_gids.push(g);
+        }
+    }
     let caps = effective_caps(cfg)?;
     let (seccomp_opt, no_new_privs) = parse_security_opts(cfg)?;
 

@@ -410,3 +410,66 @@ fn expose_adds_exposed_ports_and_p_publishes_them() {
     );
     r.ok(&["rm", "-f", &id, &published]);
 }
+
+/// `--group-add`: supplementary groups by number and by a name of the
+/// image's /etc/group (`id -G` inside), shown by inspect; exec gets them
+/// too; a group the image lacks is refused.
+#[test]
+#[ignore = "needs root"]
+fn group_add_gives_the_process_supplementary_groups() {
+    let e = Env::new();
+    let r = &e.root;
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nRUN mkdir -p /etc && echo 'root:x:0:' > /etc/group && echo 'staff:x:50:' >> /etc/group\n",
+    )
+    .unwrap();
+    r.ok(&["build", "-q", "-t", "bbgroups", ctx.path().to_str().unwrap()]);
+    let out = r.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "1234",
+        "--group-add",
+        "staff",
+        "bbgroups",
+        "id",
+        "-G",
+    ]);
+    let groups: Vec<&str> = out.split_whitespace().collect();
+    assert!(groups.contains(&"1234") && groups.contains(&"50"), "{out}");
+    let id = r.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--group-add",
+        "777",
+        "bbgroups",
+        "sleep",
+        "1000",
+    ]);
+    let id = id.trim();
+    assert_eq!(
+        r.ok(&["inspect", "--format", "{{json .HostConfig.GroupAdd}}", id])
+            .trim(),
+        r#"["777"]"#
+    );
+    assert!(r.ok(&["exec", id, "id", "-G"]).split_whitespace().any(|g| g == "777"));
+    r.ok(&["rm", "-f", id]);
+    let o = r.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "nosuch",
+        "bbgroups",
+        "true",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("unable to find group nosuch"), "{}", stderr(&o));
+}

@@ -140,6 +140,7 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.storage_opts = string_map(&h["StorageOpt"], "StorageOpt")?;
     s.sysctls = string_map(&h["Sysctls"], "Sysctls")?;
     s.annotations = string_map(&h["Annotations"], "Annotations")?;
+    s.group_add = strings_of(&h["GroupAdd"], "GroupAdd")?;
     // `Config.ExposedPorts` (`--expose`, and what the docker CLI adds for -p).
     if let Some(m) = body["ExposedPorts"].as_object() {
         for k in m.keys() {
@@ -162,7 +163,6 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
 fn refuse_unsupported(h: &Value) -> Result<(), ApiError> {
     const FIELDS: &[&str] = &[
         "Sysctls",
-        "GroupAdd",
         "CpusetCpus",
         "CpusetMems",
         "CpuPeriod",

@@ -696,6 +696,7 @@ impl Engine {
             shm_size: o.shm_size.filter(|n| *n > 0),
             sysctl: o.sysctls.clone(),
             annotations: o.annotations.clone(),
+            group_add: o.group_add.clone(),
         };
         // Validate before touching the disk.
         berth_runtime::spec::effective_caps(&cc).map_err(|e| EngineError::invalid(e.to_string()))?;
@@ -789,9 +790,9 @@ impl Engine {
         }
 
         let spec = berth_runtime::build_spec(&cc, &rootfs, &dir).map_err(|e| match e {
-            e @ (berth_runtime::RuntimeError::InvalidConfig(_) | berth_runtime::RuntimeError::UserNotFound { .. }) => {
-                EngineError::invalid(e.to_string())
-            }
+            e @ (berth_runtime::RuntimeError::InvalidConfig(_)
+            | berth_runtime::RuntimeError::UserNotFound { .. }
+            | berth_runtime::RuntimeError::GroupNotFound(_)) => EngineError::invalid(e.to_string()),
             e => e.into(),
         })?;
         self.give_to_container_root(&dir, &new_volumes)?;
@@ -1144,6 +1145,9 @@ impl Engine {
         }
         if let (Some(h), false) = (host_config.as_object_mut(), o.annotations.is_empty()) {
             h.insert("Annotations".into(), json!(o.annotations));
+        }
+        if let (Some(h), false) = (host_config.as_object_mut(), o.group_add.is_empty()) {
+            h.insert("GroupAdd".into(), json!(o.group_add));
         }
         if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
             h.extend(asked);

@@ -1002,6 +1002,7 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             .transpose()?,
         sysctls: parse_all(&a.more.sysctl, spec::parse_sysctl)?.into_iter().collect(),
         expose: parse_all(&a.more.expose, spec::parse_expose)?.concat(),
+        group_add: a.more.group_add.clone(),
         annotations: parse_all(&a.more.annotation, spec::parse_annotation)?
             .into_iter()
             .collect(),

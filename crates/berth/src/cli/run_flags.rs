@@ -166,10 +166,7 @@ impl MoreRunArgs {
         let refuse = |flag: &str| -> Result<()> {
             bail!("{flag} is not supported by berth yet: leave it out (the container would not get what it asks for)")
         };
-        let lists: &[(&str, &Vec<String>)] = &[
-            ("--group-add", &self.group_add),
-            ("--link-local-ip", &self.link_local_ip),
-        ];
+        let lists: &[(&str, &Vec<String>)] = &[("--link-local-ip", &self.link_local_ip)];
         for (flag, v) in lists.iter().copied() {
             if !v.is_empty() {
                 return refuse(flag);
