@@ -107,6 +107,16 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
         inst.image_id.as_deref(),
     );
     spec.mounts = mounts(loaded, name, s, &mut spec.files)?;
+    for k in s.sysctls.keys() {
+        spec::check_sysctl(k).map_err(|e| invalid(name, "sysctls", e))?;
+    }
+    spec.sysctls = s.sysctls.clone();
+    spec.annotations = s.annotations.clone();
+    spec.group_add = s.group_add.clone();
+    for e in &s.expose {
+        spec.expose
+            .extend(spec::parse_expose(e).map_err(|err| invalid(name, "expose", err))?);
+    }
     if let Some(size) = &s.shm_size {
         // `shm_size`: the container's /dev/shm as Docker makes it, sized.
         let bytes = spec::parse_bytes("shm_size", size).map_err(|e| invalid(name, "shm_size", e))?;
@@ -445,6 +455,21 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         .map(spec::parse_cpus)
         .transpose()
         .map_err(|e| invalid(name, "cpus", e))?;
+    // `mem_reservation`, or deploy's memory reservation (Docker Compose's
+    // soft limit); the CPU reservation is a swarm scheduling hint.
+    let memory_reservation = s
+        .mem_reservation
+        .clone()
+        .or_else(|| {
+            s.deploy
+                .as_ref()
+                .and_then(|d| d.resources.as_ref())
+                .and_then(|r| r.reservations.as_ref())
+                .and_then(|r| r.memory.clone())
+        })
+        .map(|m| spec::parse_bytes("mem_reservation", &m))
+        .transpose()
+        .map_err(|e| invalid(name, "mem_reservation", e))?;
     let mut ulimits = Vec::new();
     for (k, u) in &s.ulimits {
         ulimits.push(spec::parse_ulimit(&ulimit_text(k, u)).map_err(|e| invalid(name, "ulimits", e))?);
@@ -460,6 +485,13 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         cgroup_parent: s.cgroup_parent.clone(),
         cpu_rt_period: s.cpu_rt_period,
         cpu_rt_runtime: s.cpu_rt_runtime,
+        cpuset_cpus: s.cpuset.clone(),
+        cpu_period: s.cpu_period,
+        cpu_quota: s.cpu_quota,
+        memory_reservation,
+        memory_swappiness: s.mem_swappiness,
+        oom_kill_disable: s.oom_kill_disable,
+        oom_score_adj: s.oom_score_adj,
         ..Default::default()
     })
 }

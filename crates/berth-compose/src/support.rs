@@ -38,13 +38,7 @@ fn ignored(out: &mut Vec<String>, name: &str, key: &str) {
 }
 
 fn service(name: &str, s: &Service, out: &mut Vec<String>) {
-    let lists: [(&str, bool); 5] = [
-        ("sysctls", !s.sysctls.is_empty()),
-        ("expose", !s.expose.is_empty()),
-        ("group_add", !s.group_add.is_empty()),
-        ("annotations", !s.annotations.is_empty()),
-        ("post_start", !s.post_start.is_empty()),
-    ];
+    let lists: [(&str, bool); 1] = [("post_start", !s.post_start.is_empty())];
     for (key, set) in lists {
         if set {
             ignored(out, name, key);
@@ -53,16 +47,9 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     if !s.pre_stop.is_empty() {
         ignored(out, name, "pre_stop");
     }
-    let values: [(&str, bool); 15] = [
-        ("mem_reservation", s.mem_reservation.is_some()),
-        ("mem_swappiness", s.mem_swappiness.is_some()),
-        ("oom_score_adj", s.oom_score_adj.is_some()),
-        ("oom_kill_disable", s.oom_kill_disable),
+    let values: [(&str, bool); 8] = [
         ("cpu_count", s.cpu_count.is_some()),
         ("cpu_percent", s.cpu_percent.is_some()),
-        ("cpu_period", s.cpu_period.is_some()),
-        ("cpu_quota", s.cpu_quota.is_some()),
-        ("cpuset", s.cpuset.is_some()),
         ("cgroup", s.cgroup.as_deref().is_some_and(|c| c != "private")),
         ("pid", s.pid.is_some()),
         ("uts", s.uts.is_some()),
@@ -98,7 +85,8 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     }
     if let Some(r) = s.deploy.as_ref().and_then(|d| d.resources.as_ref()) {
         if let Some(res) = &r.reservations {
-            if res.cpus.is_some() || res.memory.is_some() || res.devices.is_some() || res.generic_resources.is_some() {
+            // memory is the container's soft limit (convert.rs).
+            if res.cpus.is_some() || res.devices.is_some() || res.generic_resources.is_some() {
                 ignored(out, name, "deploy.resources.reservations");
             }
         }
@@ -140,13 +128,15 @@ mod tests {
         s.sysctls.insert("net.core.somaxconn".into(), "1024".into());
         s.ipc = Some("shareable".into());
         s.oom_score_adj = Some(100);
+        s.cpu_count = Some(2);
+        s.gpus = Some(Default::default());
         p.services.insert("web".into(), s);
         let w = unsupported(&p);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
-            w[0].starts_with("services.web.sysctls: not supported by berth yet"),
+            w[0].starts_with("services.web.cpu_count: not supported by berth yet"),
             "{w:?}"
         );
-        assert!(w[1].starts_with("services.web.oom_score_adj: "), "{w:?}");
+        assert!(w[1].starts_with("services.web.gpus: "), "{w:?}");
     }
 }

@@ -242,7 +242,7 @@ fn kind_of(cause: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     }
     if let Some(e) = cause.downcast_ref::<Rt>() {
         return match e {
-            Rt::InvalidConfig(_) | Rt::UserNotFound { .. } => Some(ErrorKind::InvalidArgument),
+            Rt::InvalidConfig(_) | Rt::UserNotFound { .. } | Rt::GroupNotFound(_) => Some(ErrorKind::InvalidArgument),
             _ => None,
         };
     }

@@ -133,6 +133,17 @@ pub struct ContainerSpec {
     /// `--shm-size`: the size of the container's `/dev/shm` in bytes;
     /// `None` (or 0) is Docker's 64 MiB.
     pub shm_size: Option<u64>,
+    /// `--sysctl KEY=VALUE`: namespaced kernel parameters set in the
+    /// container's namespaces (see [`check_sysctl`]).
+    pub sysctls: BTreeMap<String, String>,
+    /// `--annotation KEY=VALUE`: OCI annotations handed to the runtime.
+    pub annotations: BTreeMap<String, String>,
+    /// `--group-add`: supplementary groups, by number or by a name of the
+    /// image's /etc/group (resolved when the container starts).
+    pub group_add: Vec<String>,
+    /// `--expose`: more ports the container listens on, as `80/tcp` (`-P`
+    /// publishes them with the image's).
+    pub expose: Vec<String>,
 }
 
 /// `--user`: a user and optionally a group, by name or number.
@@ -439,6 +450,152 @@ pub struct Resources {
     pub cpu_rt_period: Option<i64>,
     /// `--cpu-rt-runtime`: real-time runtime in microseconds per period (cgroup v1).
     pub cpu_rt_runtime: Option<i64>,
+    /// `--cpuset-cpus`: the CPUs the container may run on (`0-3`, `0,1`).
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: the memory nodes it may allocate from.
+    pub cpuset_mems: Option<String>,
+    /// `--cpu-period`: the CFS period in microseconds (1000–1000000).
+    pub cpu_period: Option<i64>,
+    /// `--cpu-quota`: CFS runtime per period in microseconds (`-1`/0: none).
+    pub cpu_quota: Option<i64>,
+    /// `--memory-reservation`: the soft memory limit in bytes.
+    pub memory_reservation: Option<u64>,
+    /// `--memory-swappiness`: 0–100; `-1` or `None` the host's.
+    pub memory_swappiness: Option<i64>,
+    /// `--oom-kill-disable`.
+    pub oom_kill_disable: bool,
+    /// `--oom-score-adj`: -1000–1000, the container's processes' `oom_score_adj`.
+    pub oom_score_adj: Option<i64>,
+}
+
+/// Docker's `0-3,5` list (`--cpuset-cpus`, `--cpuset-mems`) as numbers;
+/// `None` when malformed.
+pub fn parse_cpuset(s: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    if s.is_empty() {
+        return Some(out);
+    }
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a || b - a > 65536 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => {
+                out.insert(part.parse().ok()?);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Checks a `--cpuset-cpus`/`--cpuset-mems` value against what this host
+/// has (`available`, the same list syntax), in Docker's daemon's words.
+fn check_cpuset(value: &str, available: &str, cpus: bool) -> Result<()> {
+    let what = if cpus { "cpus" } else { "mems" };
+    let asked =
+        parse_cpuset(value).ok_or_else(|| EngineError::invalid(format!("Invalid value {value} for cpuset {what}")))?;
+    let have = parse_cpuset(available.trim()).unwrap_or_default();
+    if !asked.is_subset(&have) {
+        return Err(EngineError::invalid(if cpus {
+            format!(
+                "Requested CPUs are not available - requested {value}, available: {}",
+                available.trim()
+            )
+        } else {
+            format!(
+                "Requested memory nodes are not available - requested {value}, available: {}",
+                available.trim()
+            )
+        }));
+    }
+    Ok(())
+}
+
+/// This host's CPUs or memory nodes as the cpuset controller offers them.
+fn host_cpuset(cpus: bool) -> String {
+    let (v1, v2, sys) = if cpus {
+        ("cpuset.cpus", "cpuset.cpus.effective", "/sys/devices/system/cpu/online")
+    } else {
+        (
+            "cpuset.mems",
+            "cpuset.mems.effective",
+            "/sys/devices/system/node/online",
+        )
+    };
+    [
+        format!("/sys/fs/cgroup/cpuset/{v1}"),
+        format!("/sys/fs/cgroup/{v2}"),
+        sys.to_string(),
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok().filter(|s| !s.trim().is_empty()))
+    .unwrap_or_else(|| "0".into())
+}
+
+/// The `kernel.*` sysctls Docker lets a container set (the IPC namespace's).
+pub const IPC_SYSCTLS: [&str; 8] = [
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// Whether sysctl `key` belongs to the IPC namespace (`kernel.msg*`,
+/// `kernel.sem`, `kernel.shm*`, `fs.mqueue.*`).
+pub fn is_ipc_sysctl(key: &str) -> bool {
+    IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.")
+}
+
+/// Docker's rule for `--sysctl`: only what a container's own namespaces
+/// hold (the IPC ones and `net.*`); anything else would set the host's.
+pub fn check_sysctl(key: &str) -> Result<()> {
+    if is_ipc_sysctl(key) || (key.starts_with("net.") && key.len() > 4) {
+        return Ok(());
+    }
+    Err(EngineError::invalid_value(format!("sysctl '{key}' is not allowed")))
+}
+
+/// `--expose PORT[-PORT][/PROTO]`: the ports as `Config.ExposedPorts`'
+/// keys (`80/tcp`), one per port of a range.
+pub fn parse_expose(s: &str) -> Result<Vec<String>> {
+    let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let keys: Vec<String> = berth_net::parse_exposed(&format!("{ports}/{proto}"))
+        .into_iter()
+        .map(|(p, _)| format!("{p}/{}", proto.to_ascii_lowercase()))
+        .collect();
+    if keys.is_empty() {
+        return Err(EngineError::invalid_value(format!(
+            "invalid range format for --expose: {s}"
+        )));
+    }
+    Ok(keys)
+}
+
+/// `--annotation KEY=VALUE`.
+pub fn parse_annotation(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(EngineError::invalid_value(format!(
+            "invalid annotation {s:?}: use KEY=VALUE"
+        ))),
+    }
+}
+
+/// `--sysctl KEY=VALUE`, in the docker CLI's words when refused.
+pub fn parse_sysctl(s: &str) -> Result<(String, String)> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err(EngineError::invalid_value(format!("sysctl '{s}' is not allowed")));
+    };
+    check_sysctl(key).map_err(|_| EngineError::invalid_value(format!("sysctl '{s}' is not allowed")))?;
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// `--blkio-weight-device DEVICE:WEIGHT`.
@@ -582,7 +739,15 @@ impl ContainerSpec {
         } else {
             0
         };
-        self.validate_for(ncpu)
+        self.validate_for(ncpu)?;
+        let r = &self.resources;
+        if let Some(c) = r.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+            check_cpuset(c, &host_cpuset(true), true)?;
+        }
+        if let Some(m) = r.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+            check_cpuset(m, &host_cpuset(false), false)?;
+        }
+        Ok(())
     }
 
     /// `--cpu-rt-period`/`--cpu-rt-runtime`: Docker's daemon's checks and
@@ -630,6 +795,16 @@ impl ContainerSpec {
         if let Some(u) = &self.user {
             UserSpec::parse(&u.to_string())?;
         }
+        for k in self.sysctls.keys() {
+            check_sysctl(k)?;
+        }
+        if matches!(self.network, NetworkMode::Host) {
+            if let Some(k) = self.sysctls.keys().find(|k| k.starts_with("net.")) {
+                return Err(EngineError::invalid(format!(
+                    "sysctl {k:?} not allowed in host network namespace"
+                )));
+            }
+        }
         match self.log_driver.as_deref() {
             None | Some("json-file" | "local") => {
                 self.log_limits()?;
@@ -655,6 +830,54 @@ impl ContainerSpec {
         }
         let r = &self.resources;
         self.validate_realtime()?;
+        if let Some(c) = r.cpuset_cpus.as_deref().filter(|c| parse_cpuset(c).is_none()) {
+            return Err(EngineError::invalid(format!("Invalid value {c} for cpuset cpus")));
+        }
+        if let Some(m) = r.cpuset_mems.as_deref().filter(|m| parse_cpuset(m).is_none()) {
+            return Err(EngineError::invalid(format!("Invalid value {m} for cpuset mems")));
+        }
+        if r.nano_cpus.is_some_and(|n| n > 0) {
+            if r.cpu_period.is_some_and(|p| p > 0) {
+                return Err(EngineError::invalid(
+                    "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+                ));
+            }
+            if r.cpu_quota.is_some_and(|q| q > 0) {
+                return Err(EngineError::invalid(
+                    "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+                ));
+            }
+        }
+        if r.cpu_period.is_some_and(|p| p != 0 && !(1000..=1_000_000).contains(&p)) {
+            return Err(EngineError::invalid(
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ));
+        }
+        if r.cpu_quota.is_some_and(|q| q > 0 && q < 1000) {
+            return Err(EngineError::invalid(
+                "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+            ));
+        }
+        if let Some(res) = r.memory_reservation.filter(|m| *m > 0) {
+            if res < MIN_MEMORY {
+                return Err(EngineError::invalid("Minimum memory reservation allowed is 6MB"));
+            }
+            if r.memory.is_some_and(|m| m > 0 && m < res) {
+                return Err(EngineError::invalid(
+                    "Minimum memory limit can not be less than memory reservation limit, see usage",
+                ));
+            }
+        }
+        if let Some(sw) = r.memory_swappiness.filter(|s| *s != -1 && !(0..=100).contains(s)) {
+            return Err(EngineError::invalid(format!(
+                "Invalid value: {sw}, valid memory swappiness range is 0-100"
+            )));
+        }
+        if let Some(adj) = r.oom_score_adj.filter(|a| !(-1000..=1000).contains(a)) {
+            return Err(EngineError::invalid(format!(
+                "Invalid value {adj}, range for oom score adj is [-1000, 1000]"
+            )));
+        }
         if let Some(m) = r.memory {
             if m > 0 && m < MIN_MEMORY {
                 return Err(EngineError::invalid("Minimum memory limit allowed is 6MB"));

@@ -61,6 +61,14 @@ pub struct ContainerConfig {
     pub shm_size: Option<u64>,
     /// `--log-driver`: `""`/`json-file`/`local` keep the log, `none` keeps nothing.
     pub log_driver: String,
+    /// `--sysctl`: kernel parameters of the container's namespaces (OCI
+    /// `linux.sysctl`), checked by the engine.
+    pub sysctl: BTreeMap<String, String>,
+    /// `--annotation`: OCI annotations, over the labels of the same key.
+    pub annotations: BTreeMap<String, String>,
+    /// `--group-add`: supplementary groups of the container's process, by
+    /// number or by a name of the image's /etc/group.
+    pub group_add: Vec<String>,
     /// `--log-opt max-size`/`max-file`: where the log is rotated and how
     /// many files are kept (the default: one file that grows).
     pub log_limits: crate::logs::LogLimits,
@@ -121,6 +129,22 @@ pub struct Resources {
     pub cpu_rt_period: Option<u64>,
     /// `--cpu-rt-runtime` (µs), OCI `linux.resources.cpu.realtimeRuntime`.
     pub cpu_rt_runtime: Option<i64>,
+    /// `--cpuset-cpus`, OCI `cpu.cpus`.
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`, OCI `cpu.mems`.
+    pub cpuset_mems: Option<String>,
+    /// `--cpu-period` (µs), OCI `cpu.period`.
+    pub cpu_period: Option<u64>,
+    /// `--cpu-quota` (µs), OCI `cpu.quota`.
+    pub cpu_quota: Option<i64>,
+    /// `--memory-reservation` (bytes), OCI `memory.reservation`.
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swappiness` (0–100), OCI `memory.swappiness`.
+    pub memory_swappiness: Option<u64>,
+    /// `--oom-kill-disable`, OCI `memory.disableOOMKiller`.
+    pub oom_kill_disable: bool,
+    /// `--oom-score-adj`, OCI `process.oomScoreAdj`.
+    pub oom_score_adj: Option<i32>,
 }
 
 /// Block IO limits, by device number (OCI `linux.resources.blockIO`).

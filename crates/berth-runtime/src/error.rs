@@ -34,6 +34,10 @@ pub enum RuntimeError {
     )]
     UserNotFound { user: String, reason: String },
 
+    /// A group named in `--group-add` does not exist in the image.
+    #[error("unable to find group {0}: no matching entries in group file")]
+    GroupNotFound(String),
+
     /// Mounting or unmounting failed.
     #[error("mount of {target} failed: {reason}")]
     Mount { target: PathBuf, reason: String },

@@ -254,16 +254,38 @@ pub fn update_resources(
     if before.cpu_rt_runtime.is_some_and(|rt| rt != 0) && doc["cpu"].get("realtimeRuntime").is_none() {
         doc["cpu"]["realtimeRuntime"] = serde_json::json!(0);
     }
+    if doc["cpu"].get("quota").is_none() && before.cpu_quota.is_some_and(|q| q > 0) {
+        doc["cpu"]["quota"] = serde_json::json!(-1);
+    }
+    if doc["memory"].get("reservation").is_none() && before.memory_reservation.is_some_and(|m| m > 0) {
+        doc["memory"]["reservation"] = serde_json::json!(-1);
+    }
     if doc.get("pids").is_none() && before.pids_limit.is_some_and(|p| p > 0) {
         doc["pids"] = serde_json::json!({"limit": -1});
+    }
+    let cfg = load_config(container_dir)?;
+    // crun (1.8) writes a quota of -1 to cgroup v1's cpu.cfs_quota_us as
+    // an unsigned number, which the kernel refuses (ERANGE): lift it here.
+    let v1_quota = Path::new("/sys/fs/cgroup/cpu")
+        .join(crate::spec::cgroups_path(&cfg).trim_start_matches('/'))
+        .join("cpu.cfs_quota_us");
+    let lift_v1_quota = doc["cpu"]["quota"] == -1 && v1_quota.exists();
+    if lift_v1_quota {
+        if let Some(cpu) = doc["cpu"].as_object_mut() {
+            cpu.remove("quota");
+        }
     }
     let file = container_dir.join("resources-update.json");
     let bytes = serde_json::to_vec(&doc).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
     crate::spec::write_atomic(&file, &bytes, berth_archive::perms::PRIVATE_FILE)?;
-    let cfg = load_config(container_dir)?;
     let r = runtime.update(&cfg.id, &file);
     let _ = std::fs::remove_file(&file);
-    r
+    r?;
+    if lift_v1_quota {
+        std::fs::write(&v1_quota, "-1")
+            .map_err(|e| RuntimeError::InvalidConfig(format!("lifting the CPU quota ({}): {e}", v1_quota.display())))?;
+    }
+    Ok(())
 }
 
 /// Freezes the container.

@@ -317,6 +317,30 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser> {
     })
 }
 
+/// `--group-add`: each group by number, or by a name of the rootfs'
+/// /etc/group (a name it lacks is refused, as Docker refuses it).
+pub fn resolve_groups(rootfs: &Path, groups: &[String]) -> Result<Vec<u32>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let table = read_in_root(rootfs, "/etc/group").unwrap_or_default();
+    groups
+        .iter()
+        .map(|g| {
+            if let Ok(n) = g.parse::<u32>() {
+                return Ok(n);
+            }
+            table
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| RuntimeError::GroupNotFound(g.clone()))
+        })
+        .collect()
+}
+
 fn warn_once(once: &'static Once, msg: String) {
     once.call_once(|| log::warn!("{msg}"));
 }
@@ -670,8 +694,9 @@ fn bind_opts(readonly: bool, propagation: &str) -> Vec<String> {
 /// each only when limited.
 pub fn resource_limits(r: &Resources) -> Result<serde_json::Map<String, Value>> {
     let mut out = serde_json::Map::new();
+    let mut m = json!({});
     if let Some(mem) = r.memory.filter(|m| *m > 0) {
-        let mut m = json!({"limit": mem});
+        m["limit"] = json!(mem);
         let swap = match r.memory_swap {
             Some(-1) => Some(-1),
             Some(s) if s > 0 => {
@@ -693,12 +718,35 @@ pub fn resource_limits(r: &Resources) -> Result<serde_json::Map<String, Value>> 
                 log::warn!("this kernel has no swap accounting; --memory-swap is ignored");
             }
         }
+    }
+    if let Some(res) = r.memory_reservation.filter(|m| *m > 0) {
+        m["reservation"] = json!(res);
+    }
+    if let Some(sw) = r.memory_swappiness {
+        m["swappiness"] = json!(sw);
+    }
+    if r.oom_kill_disable {
+        m["disableOOMKiller"] = json!(true);
+    }
+    if m.as_object().is_some_and(|o| !o.is_empty()) {
         out.insert("memory".into(), m);
     }
     let mut cpu = serde_json::Map::new();
     if let Some(c) = r.cpus.filter(|c| *c > 0.0) {
         cpu.insert("period".into(), json!(100_000u64));
         cpu.insert("quota".into(), json!((c * 100_000.0).round() as i64));
+    }
+    if let Some(p) = r.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(q) = r.cpu_quota.filter(|q| *q > 0) {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(c) = r.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = r.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+        cpu.insert("mems".into(), json!(m));
     }
     if let Some(s) = r.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(s));
@@ -756,7 +804,12 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         cfg.id.chars().take(12).collect()
     };
     let (own_netns, join_netns) = network_mode(cfg);
-    let user = resolve_user(rootfs, &cfg.user)?;
+    let mut user = resolve_user(rootfs, &cfg.user)?;
+    for g in resolve_groups(rootfs, &cfg.group_add)? {
+        if !user.additional_gids.contains(&g) {
+            user.additional_gids.push(g);
+        }
+    }
     let caps = effective_caps(cfg)?;
     let (seccomp_opt, no_new_privs) = parse_security_opts(cfg)?;
 
@@ -956,6 +1009,9 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     if !user.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(user.additional_gids);
     }
+    if let Some(adj) = cfg.resources.oom_score_adj {
+        process["oomScoreAdj"] = json!(adj);
+    }
 
     let mut linux = json!({
         "namespaces": namespaces,
@@ -964,6 +1020,9 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     });
     if !rootless {
         linux["cgroupsPath"] = json!(cgroups_path(cfg));
+    }
+    if !cfg.sysctl.is_empty() {
+        linux["sysctl"] = json!(cfg.sysctl);
     }
     if own_userns {
         linux["uidMappings"] = json!(uid_mappings);
@@ -992,7 +1051,7 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         "mounts": mounts,
         "process": process,
         "linux": linux,
-        "annotations": cfg.labels,
+        "annotations": cfg.labels.iter().chain(&cfg.annotations).collect::<std::collections::BTreeMap<_, _>>(),
     });
     if !cfg.domainname.is_empty() {
         spec["domainname"] = json!(cfg.domainname);

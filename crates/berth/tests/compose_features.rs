@@ -448,10 +448,9 @@ fn attached_up_follows_the_services_it_is_told_to() {
     assert_eq!(root.ok(&["ps", "-aq"]), "", "nothing made for a bad --attach");
 }
 
-/// `volumes_from`, `shm_size`, `logging.driver` and `deploy.restart_policy`
-/// reach the containers; what berth cannot honour (sysctls, memory
-/// reservations) is a compose-style warning on `up`, not
-/// silence; a `required: false` dependency that fails warns and its
+/// `volumes_from`, `shm_size`, `logging.driver`, `deploy.restart_policy`,
+/// `sysctls` and the memory reservation reach the containers, with no
+/// warning; a `required: false` dependency that fails warns and its
 /// dependent starts anyway.
 #[test]
 #[ignore = "needs root"]
@@ -491,13 +490,13 @@ fn settings_reach_the_containers_or_warn() {
     std::fs::write(d.join("compose.yaml"), text).unwrap();
     let _down = Down(root, d.clone());
     let (_, err) = ok(root, &d, &["up", "-d"]);
-    for want in [
-        "WARN[0000] services.app.sysctls: not supported by berth yet, ignored",
-        "WARN[0000] services.app.deploy.resources.reservations: not supported by berth yet, ignored",
-        "WARN[0000] optional dependency \"fails\" failed: service \"fails\" didn't complete successfully: exit 3",
-    ] {
-        assert!(err.contains(want), "no {want:?} in:\n{err}");
-    }
+    let want =
+        "WARN[0000] optional dependency \"fails\" failed: service \"fails\" didn't complete successfully: exit 3";
+    assert!(err.contains(want), "no {want:?} in:\n{err}");
+    assert!(
+        !err.contains("not supported by berth"),
+        "nothing here is ignored:\n{err}"
+    );
     let (out, _) = ok(
         root,
         &d,
@@ -507,18 +506,21 @@ fn settings_reach_the_containers_or_warn() {
             "app",
             "sh",
             "-c",
-            "cat /shared/f; df -k /dev/shm | tail -1",
+            "cat /shared/f; df -k /dev/shm | tail -1; cat /proc/sys/net/core/somaxconn",
         ],
     );
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("kept"));
     let shm: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(shm[1], "16384", "{out}");
+    assert_eq!(lines.next(), Some("1024"), "sysctls reach the container: {out}");
+    assert!(!err.contains("sysctls"), "{err}");
     let w = compose(root, &d, &["exec", "-T", "app", "touch", "/shared/g"]);
     assert!(!w.status.success(), "volumes_from data:ro is read-only");
-    let fmt = "{{.HostConfig.LogConfig.Type}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}";
+    let fmt = "{{.HostConfig.LogConfig.Type}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}} {{.HostConfig.MemoryReservation}}";
     assert_eq!(
         root.ok(&["inspect", "--format", fmt, "warned-app-1"]),
-        "none on-failure:2\n"
+        "none on-failure:2 67108864\n"
     );
+    assert!(!err.contains("reservations"), "{err}");
 }

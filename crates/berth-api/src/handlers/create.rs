@@ -138,6 +138,16 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.shm_size = positive(&h["ShmSize"]);
     s.volumes_from = strings_of(&h["VolumesFrom"], "VolumesFrom")?;
     s.storage_opts = string_map(&h["StorageOpt"], "StorageOpt")?;
+    s.sysctls = string_map(&h["Sysctls"], "Sysctls")?;
+    s.annotations = string_map(&h["Annotations"], "Annotations")?;
+    s.group_add = strings_of(&h["GroupAdd"], "GroupAdd")?;
+    // `Config.ExposedPorts` (`--expose`, and what the docker CLI adds for -p).
+    if let Some(m) = body["ExposedPorts"].as_object() {
+        for k in m.keys() {
+            s.expose
+                .extend(berth_engine::spec::parse_expose(k).map_err(engine_bad)?);
+        }
+    }
     if let Some(d) = non_empty(&h["LogConfig"]["Type"]) {
         s.log_driver = Some(d.to_string());
     }
@@ -153,7 +163,6 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
 fn refuse_unsupported(h: &Value) -> Result<(), ApiError> {
     const FIELDS: &[&str] = &[
         "Sysctls",
-        "GroupAdd",
         "CpusetCpus",
         "CpusetMems",
         "CpuPeriod",
@@ -344,6 +353,15 @@ fn resources(h: &Value) -> Result<Resources, ApiError> {
     r.cgroup_parent = non_empty(&h["CgroupParent"]).map(str::to_string);
     r.cpu_rt_period = h["CpuRealtimePeriod"].as_i64().filter(|n| *n != 0);
     r.cpu_rt_runtime = h["CpuRealtimeRuntime"].as_i64().filter(|n| *n != 0);
+    r.cpuset_cpus = non_empty(&h["CpusetCpus"]).map(str::to_string);
+    r.cpuset_mems = non_empty(&h["CpusetMems"]).map(str::to_string);
+    r.cpu_period = h["CpuPeriod"].as_i64().filter(|n| *n != 0);
+    r.cpu_quota = h["CpuQuota"].as_i64().filter(|n| *n != 0);
+    r.memory_reservation = positive(&h["MemoryReservation"]);
+    // null (or -1) is the docker CLI's "not set".
+    r.memory_swappiness = h["MemorySwappiness"].as_i64().filter(|n| *n != -1);
+    r.oom_kill_disable = h["OomKillDisable"].as_bool().unwrap_or(false);
+    r.oom_score_adj = h["OomScoreAdj"].as_i64().filter(|n| *n != 0);
     if let Some(w) = h["BlkioWeight"].as_u64().filter(|w| *w > 0) {
         // Out of u16's range is out of Docker's 10–1000 too.
         r.blkio_weight = Some(w.min(u16::MAX as u64) as u16);
@@ -417,6 +435,11 @@ pub fn update_of(v: &Value) -> Result<UpdateSpec, ApiError> {
         pids_limit: v["PidsLimit"].as_i64(),
         cpu_rt_period: r.cpu_rt_period,
         cpu_rt_runtime: r.cpu_rt_runtime,
+        cpuset_cpus: r.cpuset_cpus,
+        cpuset_mems: r.cpuset_mems,
+        cpu_period: r.cpu_period,
+        cpu_quota: r.cpu_quota,
+        memory_reservation: r.memory_reservation,
     })
 }
 

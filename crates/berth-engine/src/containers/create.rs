@@ -563,7 +563,20 @@ impl Engine {
             cgroup_parent: r.cgroup_parent.clone().filter(|p| !p.is_empty()),
             cpu_rt_period: r.cpu_rt_period.filter(|p| *p > 0).map(|p| p as u64),
             cpu_rt_runtime: r.cpu_rt_runtime.filter(|rt| *rt != 0),
+            cpuset_cpus: r.cpuset_cpus.clone().filter(|c| !c.is_empty()),
+            cpuset_mems: r.cpuset_mems.clone().filter(|m| !m.is_empty()),
+            cpu_period: r.cpu_period.filter(|p| *p > 0).map(|p| p as u64),
+            cpu_quota: r.cpu_quota.filter(|q| *q > 0),
+            memory_reservation: r.memory_reservation.filter(|m| *m > 0).map(|m| m as i64),
+            memory_swappiness: r.memory_swappiness.filter(|s| *s >= 0).map(|s| s as u64),
+            oom_kill_disable: r.oom_kill_disable,
+            oom_score_adj: r.oom_score_adj.filter(|a| *a != 0).map(|a| a as i32),
         };
+        if r.oom_kill_disable && r.memory.is_none_or(|m| m == 0) {
+            warnings.push(
+                "Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.".into(),
+            );
+        }
         let restart_policy = o.restart.clone();
         let healthcheck = health_config(ic.healthcheck.as_ref(), &o.health);
         // Bridge networks: the plan, and the namespace the runtime joins
@@ -576,7 +589,12 @@ impl Engine {
         if net_mode == "host" && o.hostname.is_some() {
             warnings.push("--hostname has no effect with --network host".into());
         }
-        let ports = published_ports(o, ic.exposed_ports.as_ref(), &net_mode, &mut warnings)?;
+        // The image's EXPOSEd ports and `--expose`'s.
+        let mut exposed_all = ic.exposed_ports.clone().unwrap_or_default();
+        for k in &o.expose {
+            exposed_all.insert(k.clone(), json!({}));
+        }
+        let ports = published_ports(o, Some(&exposed_all), &net_mode, &mut warnings)?;
         if keep_mounted && !ports.is_empty() {
             // `run`: a taken port fails now, before anything exists.
             berth_net::check_available(&ports)?;
@@ -676,6 +694,9 @@ impl Engine {
             shell,
             id_mappings: None,
             shm_size: o.shm_size.filter(|n| *n > 0),
+            sysctl: o.sysctls.clone(),
+            annotations: o.annotations.clone(),
+            group_add: o.group_add.clone(),
         };
         // Validate before touching the disk.
         berth_runtime::spec::effective_caps(&cc).map_err(|e| EngineError::invalid(e.to_string()))?;
@@ -769,9 +790,9 @@ impl Engine {
         }
 
         let spec = berth_runtime::build_spec(&cc, &rootfs, &dir).map_err(|e| match e {
-            e @ (berth_runtime::RuntimeError::InvalidConfig(_) | berth_runtime::RuntimeError::UserNotFound { .. }) => {
-                EngineError::invalid(e.to_string())
-            }
+            e @ (berth_runtime::RuntimeError::InvalidConfig(_)
+            | berth_runtime::RuntimeError::UserNotFound { .. }
+            | berth_runtime::RuntimeError::GroupNotFound(_)) => EngineError::invalid(e.to_string()),
             e => e.into(),
         })?;
         self.give_to_container_root(&dir, &new_volumes)?;
@@ -934,6 +955,10 @@ impl Engine {
             .filter(|p| p.spec.kind == MountKind::Volume)
             .map(|p| (p.spec.target.clone(), json!({})))
             .collect();
+        let mut exposed_shown = icfg.config.exposed_ports.clone().unwrap_or_default();
+        for k in &o.expose {
+            exposed_shown.insert(k.clone(), json!({}));
+        }
         let config = json!({
             "Hostname": if cc.hostname.is_empty() { cc.id[..12].to_string() } else { cc.hostname.clone() },
             "Domainname": cc.domainname,
@@ -941,7 +966,7 @@ impl Engine {
             "AttachStdin": o.open_stdin && !o.detached,
             "AttachStdout": !o.detached,
             "AttachStderr": !o.detached,
-            "ExposedPorts": exposed_ports(icfg.config.exposed_ports.as_ref(), &cc.ports),
+            "ExposedPorts": exposed_ports(Some(&exposed_shown).filter(|e| !e.is_empty()), &cc.ports),
             "Tty": cc.tty,
             "OpenStdin": cc.open_stdin,
             "StdinOnce": cc.open_stdin,
@@ -1105,7 +1130,25 @@ impl Engine {
             "CgroupParent": sr.cgroup_parent.clone().unwrap_or_default(),
             "CpuRealtimePeriod": sr.cpu_rt_period.unwrap_or(0),
             "CpuRealtimeRuntime": sr.cpu_rt_runtime.unwrap_or(0),
+            "CpusetCpus": sr.cpuset_cpus.clone().unwrap_or_default(),
+            "CpusetMems": sr.cpuset_mems.clone().unwrap_or_default(),
+            "CpuPeriod": sr.cpu_period.unwrap_or(0),
+            "CpuQuota": sr.cpu_quota.unwrap_or(0),
+            "MemoryReservation": sr.memory_reservation.unwrap_or(0),
+            "MemorySwappiness": sr.memory_swappiness,
+            "OomKillDisable": sr.oom_kill_disable,
+            "OomScoreAdj": sr.oom_score_adj.unwrap_or(0),
         });
+        if let (Some(h), false) = (host_config.as_object_mut(), o.sysctls.is_empty()) {
+            // Left out when none, as Docker's (`omitempty`).
+            h.insert("Sysctls".into(), json!(o.sysctls));
+        }
+        if let (Some(h), false) = (host_config.as_object_mut(), o.annotations.is_empty()) {
+            h.insert("Annotations".into(), json!(o.annotations));
+        }
+        if let (Some(h), false) = (host_config.as_object_mut(), o.group_add.is_empty()) {
+            h.insert("GroupAdd".into(), json!(o.group_add));
+        }
         if let (Some(h), Value::Object(asked)) = (host_config.as_object_mut(), asked) {
             h.extend(asked);
         }

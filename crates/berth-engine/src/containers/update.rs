@@ -29,6 +29,16 @@ pub struct UpdateSpec {
     pub cpu_rt_period: Option<i64>,
     /// `--cpu-rt-runtime`, µs.
     pub cpu_rt_runtime: Option<i64>,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`.
+    pub cpuset_mems: Option<String>,
+    /// `--cpu-period`, µs.
+    pub cpu_period: Option<i64>,
+    /// `--cpu-quota`, µs; `-1` lifts it.
+    pub cpu_quota: Option<i64>,
+    /// `--memory-reservation`, bytes.
+    pub memory_reservation: Option<u64>,
 }
 
 impl UpdateSpec {
@@ -40,6 +50,11 @@ impl UpdateSpec {
             || self.pids_limit.is_some()
             || self.cpu_rt_period.is_some()
             || self.cpu_rt_runtime.is_some()
+            || self.cpuset_cpus.is_some()
+            || self.cpuset_mems.is_some()
+            || self.cpu_period.is_some()
+            || self.cpu_quota.is_some()
+            || self.memory_reservation.is_some()
     }
 }
 
@@ -118,6 +133,39 @@ impl Engine {
                 r.cpu_rt_runtime = (rt != 0).then_some(rt);
             }
         }
+        if u.cpuset_cpus.is_some()
+            || u.cpuset_mems.is_some()
+            || u.cpu_period.is_some()
+            || u.cpu_quota.is_some()
+            || u.memory_reservation.is_some()
+        {
+            if let Some(c) = &u.cpuset_cpus {
+                r.cpuset_cpus = Some(c.clone()).filter(|c| !c.is_empty());
+            }
+            if let Some(m) = &u.cpuset_mems {
+                r.cpuset_mems = Some(m.clone()).filter(|m| !m.is_empty());
+            }
+            if let Some(p) = u.cpu_period {
+                r.cpu_period = (p > 0).then_some(p as u64);
+            }
+            if let Some(q) = u.cpu_quota {
+                r.cpu_quota = (q > 0).then_some(q);
+            }
+            if let Some(m) = u.memory_reservation {
+                r.memory_reservation = (m > 0).then_some(m as i64);
+            }
+            // Create's checks, on the values the container ends with.
+            let mut check = crate::spec::ContainerSpec::new("-");
+            let cr = &mut check.resources;
+            cr.cpuset_cpus = r.cpuset_cpus.clone();
+            cr.cpuset_mems = r.cpuset_mems.clone();
+            cr.cpu_period = r.cpu_period.map(|p| p as i64);
+            cr.cpu_quota = r.cpu_quota;
+            cr.memory_reservation = r.memory_reservation.map(|m| m as u64);
+            cr.memory = r.memory.map(|m| m as u64);
+            cr.nano_cpus = r.cpus.map(|c| (c * 1e9).round() as u64);
+            check.validate()?;
+        }
         if u.resources() && c.dir.is_dir() {
             let rt = self.container_runtime(&c)?;
             berth_runtime::ops::update_resources(&c.dir, &rt, &c.cfg.resources, &cfg.resources).map_err(|e| {
@@ -160,6 +208,11 @@ impl Engine {
         h.insert("PidsLimit".into(), json!(r.pids_limit));
         h.insert("CpuRealtimePeriod".into(), json!(r.cpu_rt_period.unwrap_or(0)));
         h.insert("CpuRealtimeRuntime".into(), json!(r.cpu_rt_runtime.unwrap_or(0)));
+        h.insert("CpusetCpus".into(), json!(r.cpuset_cpus.clone().unwrap_or_default()));
+        h.insert("CpusetMems".into(), json!(r.cpuset_mems.clone().unwrap_or_default()));
+        h.insert("CpuPeriod".into(), json!(r.cpu_period.unwrap_or(0)));
+        h.insert("CpuQuota".into(), json!(r.cpu_quota.unwrap_or(0)));
+        h.insert("MemoryReservation".into(), json!(r.memory_reservation.unwrap_or(0)));
         self.store.update_container_config(&c.rec.id, &doc.to_value())?;
         Ok(())
     }

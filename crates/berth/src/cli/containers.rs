@@ -932,6 +932,19 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             cgroup_parent: a.more.cgroup_parent.clone(),
             cpu_rt_period: a.more.cpu_rt_period,
             cpu_rt_runtime: a.more.cpu_rt_runtime,
+            cpuset_cpus: a.more.cpuset_cpus.clone(),
+            cpuset_mems: a.more.cpuset_mems.clone(),
+            cpu_period: a.more.cpu_period,
+            cpu_quota: a.more.cpu_quota,
+            memory_reservation: a
+                .more
+                .memory_reservation
+                .as_deref()
+                .map(|m| spec::parse_bytes("--memory-reservation", m))
+                .transpose()?,
+            memory_swappiness: a.more.memory_swappiness,
+            oom_kill_disable: a.more.oom_kill_disable,
+            oom_score_adj: a.more.oom_score_adj,
         },
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
@@ -987,6 +1000,12 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             .as_deref()
             .map(|s| spec::parse_bytes("--shm-size", s))
             .transpose()?,
+        sysctls: parse_all(&a.more.sysctl, spec::parse_sysctl)?.into_iter().collect(),
+        expose: parse_all(&a.more.expose, spec::parse_expose)?.concat(),
+        group_add: a.more.group_add.clone(),
+        annotations: parse_all(&a.more.annotation, spec::parse_annotation)?
+            .into_iter()
+            .collect(),
         health: spec::HealthSpec {
             disabled: a.no_healthcheck,
             test: a.health_cmd.clone().map(|c| vec!["CMD-SHELL".to_string(), c]),

@@ -32,7 +32,7 @@ fn device_cgroup_rule(s: &str) -> Result<String, String> {
 #[derive(clap::Args, Debug, Default)]
 pub struct MoreRunArgs {
     /// Expose a port or a range of ports
-    #[arg(long, value_name = "PORT[/PROTO]")]
+    #[arg(long, value_name = "PORT[/PROTO]", value_parser = checked(spec::parse_expose))]
     pub expose: Vec<String>,
     /// Size of /dev/shm
     #[arg(long, value_name = "BYTES")]
@@ -46,8 +46,8 @@ pub struct MoreRunArgs {
     /// UTS namespace to use (not supported yet)
     #[arg(long, value_name = "MODE")]
     pub uts: Option<String>,
-    /// Sysctl options (not supported yet)
-    #[arg(long, value_name = "KEY=VALUE")]
+    /// Sysctl options
+    #[arg(long, value_name = "KEY=VALUE", value_parser = checked(spec::parse_sysctl))]
     pub sysctl: Vec<String>,
     /// Logging driver for the container (json-file, local, none)
     #[arg(long, value_name = "DRIVER")]
@@ -70,18 +70,18 @@ pub struct MoreRunArgs {
     /// Optional parent cgroup for the container
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
-    /// CPUs in which to allow execution (not supported yet)
+    /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long, value_name = "0-3,0,1")]
     pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (not supported yet)
+    /// MEMs in which to allow execution (0-3, 0,1)
     #[arg(long, value_name = "0-3,0,1")]
     pub cpuset_mems: Option<String>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period (not supported yet)
+    /// Limit CPU CFS (Completely Fair Scheduler) period
     #[arg(long, value_name = "US")]
-    pub cpu_period: Option<String>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota (not supported yet)
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
     #[arg(long, value_name = "US", allow_hyphen_values = true)]
-    pub cpu_quota: Option<String>,
+    pub cpu_quota: Option<i64>,
     /// Limit CPU real-time period in microseconds
     #[arg(long, value_name = "US")]
     pub cpu_rt_period: Option<i64>,
@@ -94,21 +94,21 @@ pub struct MoreRunArgs {
     /// CPU percent (Windows only)
     #[arg(long, value_name = "N")]
     pub cpu_percent: Option<String>,
-    /// Memory soft limit (not supported yet)
+    /// Memory soft limit
     #[arg(long, value_name = "BYTES")]
     pub memory_reservation: Option<String>,
-    /// Tune container memory swappiness (0 to 100; not supported yet)
+    /// Tune container memory swappiness (0 to 100)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    pub memory_swappiness: Option<String>,
+    pub memory_swappiness: Option<i64>,
     /// Kernel memory limit (deprecated by Docker; refused)
     #[arg(long, value_name = "BYTES")]
     pub kernel_memory: Option<String>,
-    /// Disable OOM Killer (not supported yet)
+    /// Disable OOM Killer
     #[arg(long)]
     pub oom_kill_disable: bool,
-    /// Tune host's OOM preferences (-1000 to 1000; not supported yet)
+    /// Tune host's OOM preferences (-1000 to 1000)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    pub oom_score_adj: Option<String>,
+    pub oom_score_adj: Option<i64>,
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable
     #[arg(long, value_name = "N")]
     pub blkio_weight: Option<u16>,
@@ -136,8 +136,8 @@ pub struct MoreRunArgs {
     /// Maximum IOps limit for the system drive (Windows only)
     #[arg(long, value_name = "N")]
     pub io_maxiops: Option<String>,
-    /// Add an annotation to the container (passed through to the OCI runtime; not supported yet)
-    #[arg(long, value_name = "KEY=VALUE")]
+    /// Add an annotation to the container (passed through to the OCI runtime)
+    #[arg(long, value_name = "KEY=VALUE", value_parser = checked(spec::parse_annotation))]
     pub annotation: Vec<String>,
     /// Storage driver options for the container (overlay without quotas: refused as Docker's)
     #[arg(long, value_name = "OPT")]
@@ -166,13 +166,7 @@ impl MoreRunArgs {
         let refuse = |flag: &str| -> Result<()> {
             bail!("{flag} is not supported by berth yet: leave it out (the container would not get what it asks for)")
         };
-        let lists: &[(&str, &Vec<String>)] = &[
-            ("--expose", &self.expose),
-            ("--sysctl", &self.sysctl),
-            ("--group-add", &self.group_add),
-            ("--annotation", &self.annotation),
-            ("--link-local-ip", &self.link_local_ip),
-        ];
+        let lists: &[(&str, &Vec<String>)] = &[("--link-local-ip", &self.link_local_ip)];
         for (flag, v) in lists.iter().copied() {
             if !v.is_empty() {
                 return refuse(flag);
@@ -182,16 +176,9 @@ impl MoreRunArgs {
             ("--pid", &self.pid),
             ("--uts", &self.uts),
             ("--gpus", &self.gpus),
-            ("--cpuset-cpus", &self.cpuset_cpus),
-            ("--cpuset-mems", &self.cpuset_mems),
-            ("--cpu-period", &self.cpu_period),
-            ("--cpu-quota", &self.cpu_quota),
             ("--cpu-count", &self.cpu_count),
             ("--cpu-percent", &self.cpu_percent),
-            ("--memory-reservation", &self.memory_reservation),
-            ("--memory-swappiness", &self.memory_swappiness),
             ("--kernel-memory", &self.kernel_memory),
-            ("--oom-score-adj", &self.oom_score_adj),
         ];
         for (flag, v) in values.iter().copied() {
             if v.is_some() {
@@ -218,9 +205,6 @@ impl MoreRunArgs {
                     bail!("{flag} {v}: berth supports only {}", ok[..ok.len() - 1].join(" or "));
                 }
             }
-        }
-        if self.oom_kill_disable {
-            return refuse("--oom-kill-disable");
         }
         if self.use_api_socket {
             return refuse("--use-api-socket");

@@ -26,25 +26,25 @@ pub struct UpdateArgs {
     /// Restart policy to apply when a container exits
     #[arg(long, value_name = "POLICY")]
     pub restart: Option<String>,
-    /// Memory soft limit (not supported yet)
+    /// Memory soft limit
     #[arg(long, value_name = "BYTES")]
     pub memory_reservation: Option<String>,
-    /// Limit CPU CFS period (not supported yet: use --cpus)
+    /// Limit CPU CFS (Completely Fair Scheduler) period
     #[arg(long, value_name = "US")]
-    pub cpu_period: Option<String>,
-    /// Limit CPU CFS quota (not supported yet: use --cpus)
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
     #[arg(long, value_name = "US", allow_hyphen_values = true)]
-    pub cpu_quota: Option<String>,
+    pub cpu_quota: Option<i64>,
     /// Limit the CPU real-time period in microseconds
     #[arg(long, value_name = "US")]
     pub cpu_rt_period: Option<i64>,
     /// Limit the CPU real-time runtime in microseconds
     #[arg(long, value_name = "US", allow_hyphen_values = true)]
     pub cpu_rt_runtime: Option<i64>,
-    /// CPUs in which to allow execution (not supported yet)
+    /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long, value_name = "0-3,0,1")]
     pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (not supported yet)
+    /// MEMs in which to allow execution (0-3, 0,1)
     #[arg(long, value_name = "0-3,0,1")]
     pub cpuset_mems: Option<String>,
     /// Block IO (relative weight) (not supported yet)
@@ -56,14 +56,7 @@ pub struct UpdateArgs {
 
 /// The request, checked once for all the containers.
 fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
-    for (flag, v) in [
-        ("--memory-reservation", &a.memory_reservation),
-        ("--cpu-period", &a.cpu_period),
-        ("--cpu-quota", &a.cpu_quota),
-        ("--cpuset-cpus", &a.cpuset_cpus),
-        ("--cpuset-mems", &a.cpuset_mems),
-        ("--blkio-weight", &a.blkio_weight),
-    ] {
+    for (flag, v) in [("--blkio-weight", &a.blkio_weight)] {
         if v.is_some() {
             bail!("{flag} is not supported by berth yet: leave it out");
         }
@@ -85,6 +78,15 @@ fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
         restart: a.restart.as_deref().map(spec::parse_restart).transpose()?,
         cpu_rt_period: a.cpu_rt_period,
         cpu_rt_runtime: a.cpu_rt_runtime,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        cpuset_mems: a.cpuset_mems.clone(),
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        memory_reservation: a
+            .memory_reservation
+            .as_deref()
+            .map(|m| spec::parse_bytes("--memory-reservation", m))
+            .transpose()?,
     };
     if u.memory.is_none()
         && u.memory_swap.is_none()
@@ -94,6 +96,11 @@ fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
         && u.restart.is_none()
         && u.cpu_rt_period.is_none()
         && u.cpu_rt_runtime.is_none()
+        && u.cpuset_cpus.is_none()
+        && u.cpuset_mems.is_none()
+        && u.cpu_period.is_none()
+        && u.cpu_quota.is_none()
+        && u.memory_reservation.is_none()
     {
         bail!("you must provide one or more flags when using this command");
     }
