@@ -668,9 +668,32 @@ fn forget_run_dir_if_unused(ctx: &NetContext, store: &Store) -> Result<()> {
         // mount not yet).
         && std::fs::read_dir(ctx.run_dir.join("netns")).map_or(true, |mut d| d.next().is_none())
     {
-        let _ = std::fs::remove_dir_all(&ctx.run_dir);
+        remove_run_dir(&ctx.run_dir);
     }
     Ok(())
+}
+
+/// Removes a live store's run directory but never a namespace mount point
+/// in it: a run beside this may make one after the checks above, and its
+/// mount, made in another mount namespace, cannot be seen here, while an
+/// unlink from here would still detach it there. `netns/` goes only by
+/// `rmdir`, which fails (atomically) when a run has put a mount point in.
+fn remove_run_dir(run_dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(run_dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if e.file_name() == "netns" {
+                continue;
+            }
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+    let _ = std::fs::remove_dir(run_dir.join("netns"));
+    let _ = std::fs::remove_dir(run_dir);
 }
 
 fn free_ifname(nl: &mut Netlink) -> Result<String> {

@@ -220,12 +220,21 @@ pub fn remove_persistent(path: &Path) -> Result<()> {
 }
 
 /// Makes the empty file (and its directory) a namespace is bind-mounted on.
+/// Made again if its directory vanishes in between: the store's run
+/// directory goes with its last network, which a prune beside a run may
+/// remove at any moment.
 pub(crate) fn make_mount_point(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
+    let mut attempts = 0;
+    loop {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
+        }
+        match std::fs::File::create(path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 5 => attempts += 1,
+            Err(e) => return Err(NetError::io(format!("creating {}", path.display()), e)),
+        }
     }
-    std::fs::File::create(path).map_err(|e| NetError::io(format!("creating {}", path.display()), e))?;
-    Ok(())
 }
 
 /// Removes a namespace's mount point; one already gone is no error.
