@@ -130,7 +130,8 @@ pub fn serve(engine: Engine, listeners: Vec<Bound>, idle: Option<Duration>) -> R
     res
 }
 
-async fn run(engine: Engine, listeners: Vec<Bound>, idle: Option<Duration>) -> Result<()> {
+async fn run(mut engine: Engine, listeners: Vec<Bound>, idle: Option<Duration>) -> Result<()> {
+    engine.set_long_lived();
     let state = Arc::new(State {
         engine: Arc::new(engine),
         activity: Arc::new(Activity::default()),

@@ -54,6 +54,10 @@ pub struct Engine {
     /// arguments (the container directory is appended); see
     /// [`Engine::set_monitor_program`].
     monitor: Option<(PathBuf, Vec<String>)>,
+    /// A long-lived front (the API service) holds what a call uses for the
+    /// call only; a command holds it until it ends. See
+    /// [`Engine::set_long_lived`].
+    long_lived: bool,
 }
 
 impl Engine {
@@ -82,6 +86,7 @@ impl Engine {
             root: root.to_path_buf(),
             runtime,
             monitor: None,
+            long_lived: false,
         })
     }
 
@@ -97,6 +102,30 @@ impl Engine {
     /// executable, else this executable's `__monitor` (the CLI's).
     pub fn set_monitor_program(&mut self, exe: PathBuf, args: Vec<String>) {
         self.monitor = Some((exe, args));
+    }
+
+    /// This engine serves many calls over a long life (the API service):
+    /// what a call holds against prunes (a container it creates, starts or
+    /// removes) is held for that call, not until the process ends, so a
+    /// prune through the same service removes a container created by an
+    /// earlier request, as Docker's does.
+    pub fn set_long_lived(&mut self) {
+        self.long_lived = true;
+    }
+
+    /// Holds container `id` against prunes beside this call: in a command,
+    /// until the command ends (a `run`'s create, start, wait and `--rm`
+    /// are one span); in a long-lived engine, while the returned lease
+    /// lives (the caller keeps it for the call).
+    pub(crate) fn hold_container(&self, id: &str) -> Result<Option<berth_store::Lease<'_>>> {
+        if self.long_lived {
+            let lease = self.store.lease("container")?;
+            lease.hold_container(id)?;
+            Ok(Some(lease))
+        } else {
+            self.store.hold_for_process(berth_store::LeaseKind::Container, id)?;
+            Ok(None)
+        }
     }
 
     /// The OCI runtime asked for (`--runtime`), if any.

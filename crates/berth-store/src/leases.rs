@@ -226,6 +226,15 @@ impl Lease<'_> {
         Ok(())
     }
 
+    /// Holds container `id` (its full ID) for this lease's life.
+    pub fn hold_container(&self, id: &str) -> Result<()> {
+        self.store.db().execute(
+            "INSERT OR IGNORE INTO lease_refs (lease, kind, ref) VALUES (?1, ?2, ?3)",
+            params![self.id, LeaseKind::Container.as_str(), id],
+        )?;
+        Ok(())
+    }
+
     /// Holds image `id` (and so its layers and blobs). `ImageNotFound` when
     /// it no longer exists: it was removed before the lease could hold it.
     pub fn image(&self, id: &Digest) -> Result<()> {

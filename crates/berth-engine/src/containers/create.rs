@@ -815,7 +815,7 @@ impl Engine {
 
         // Record last: only now does the container exist. Held until this
         // command ends (a run's start, wait and --rm): prune leaves it.
-        self.store.hold_for_process(berth_store::LeaseKind::Container, &id)?;
+        let _held = self.hold_container(&id)?;
         let created = now_rfc3339();
         let mut record = self.record_json(o, &cc, &img, &planned, &eff_ep, &eff_cmd, &net_shown, &icfg);
         record["HostConfig"]["UsernsMode"] = json!(userns.shown);

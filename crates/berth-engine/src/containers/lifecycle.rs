@@ -150,6 +150,9 @@ impl Engine {
     /// afterwards with `--rm`.
     pub fn run_attached(&self, word: &str, streams: Streams) -> Result<i32> {
         let c = self.container(word)?;
+        // Held, as create's lease is: a prune beside this start leaves the
+        // container and the namespace its start makes before it runs.
+        let _held = self.hold_container(&c.rec.id)?;
         let (rt, _warm) = self.prepare_start(&c, streams.console_size)?;
         self.record_container_event("start", &c, &[]);
         let res = berth_runtime::monitor_main(&c.dir, MonitorOptions::attached(rt, streams));
@@ -223,6 +226,8 @@ impl Engine {
         console: Option<ConsoleSize>,
     ) -> Result<(PathBuf, Option<AttachClient>)> {
         let c = self.container(word)?;
+        // Held while it starts (see run_attached).
+        let _held = self.hold_container(&c.rec.id)?;
         let (rt, _warm) = self.prepare_start(&c, console)?;
         let opts = MonitorOptions {
             runtime: rt,
@@ -404,6 +409,9 @@ impl Engine {
     /// `volumes`) its anonymous volumes.
     pub fn remove_container(&self, word: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.container(word)?;
+        // Held while it goes: a prune beside an `rm -f` finds it stopped
+        // once it is killed, and must leave it to this removal.
+        let _held = self.hold_container(&c.rec.id)?;
         if c.dir.is_dir() {
             if !c.status().can_remove(false) {
                 if !force {

@@ -643,9 +643,16 @@ impl Engine {
     /// was killed, the host rebooted): released, so `network rm` and
     /// `prune` see only real users.
     pub(crate) fn release_stale_endpoints(&self) -> Result<()> {
+        // The leases are read after the endpoints: a container is leased
+        // (by its create, or its start) before its start makes endpoints, so
+        // one whose endpoints are listed here and which is being started
+        // shows in this later read. Read the other way round, a run that
+        // started in between looked stale (created, not yet running) and
+        // lost its namespace under it.
+        let endpoints = self.store.all_endpoints()?;
         let leased = self.store.leased()?.containers;
         let mut seen = std::collections::HashSet::new();
-        for e in self.store.all_endpoints()? {
+        for e in endpoints {
             if !seen.insert(e.container_id.clone()) || leased.contains(&e.container_id) {
                 continue;
             }
