@@ -113,6 +113,10 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     spec.sysctls = s.sysctls.clone();
     spec.annotations = s.annotations.clone();
     spec.group_add = s.group_add.clone();
+    spec.pid = namespace(loaded, name, "pid", spec::NamespaceKind::Pid, &s.pid)?;
+    spec.ipc = namespace(loaded, name, "ipc", spec::NamespaceKind::Ipc, &s.ipc)?;
+    spec.uts = namespace(loaded, name, "uts", spec::NamespaceKind::Uts, &s.uts)?;
+    spec.cgroupns = namespace(loaded, name, "cgroup", spec::NamespaceKind::Cgroup, &s.cgroup)?;
     for e in &s.expose {
         spec.expose
             .extend(spec::parse_expose(e).map_err(|err| invalid(name, "expose", err))?);
@@ -494,6 +498,28 @@ fn resources(name: &str, s: &Service) -> Result<spec::Resources> {
         oom_score_adj: s.oom_score_adj,
         ..Default::default()
     })
+}
+
+/// `pid`, `ipc`, `uts`, `cgroup`: as the run flags take them, and
+/// `service:NAME` for that service's (first) container.
+fn namespace(
+    loaded: &Loaded,
+    name: &str,
+    key: &str,
+    kind: spec::NamespaceKind,
+    v: &Option<String>,
+) -> Result<spec::NamespaceMode> {
+    let v = v.as_deref().unwrap_or("");
+    if let Some(other) = v.strip_prefix("service:") {
+        let svc = loaded
+            .project
+            .services
+            .get(other)
+            .ok_or_else(|| invalid(name, key, format!("no such service: {other}")))?;
+        let container = identity::container_name(&loaded.project.name, other, svc, 1);
+        return spec::NamespaceMode::parse(kind, &format!("container:{container}")).map_err(|e| invalid(name, key, e));
+    }
+    spec::NamespaceMode::parse(kind, v).map_err(|e| invalid(name, key, e))
 }
 
 /// `network_mode`, `networks` (aliases, addresses), `links`, `dns*`, `extra_hosts`.

@@ -551,7 +551,8 @@ fn add_included(root: &mut Node, included: Node, from: &Path, loc: &Loc) -> Resu
     Ok(())
 }
 
-/// `links`, `volumes_from` (service) and `network_mode: service:X` are
+/// `links`, `volumes_from` (service), `network_mode`, `pid` and `ipc` of
+/// `service:X` are
 /// dependencies too, as compose records them (`restart: true`).
 fn add_implicit_dependencies(root: &mut Node) {
     let Some(Value::Map(services)) = root.get_mut("services").map(|s| &mut s.value) else {
@@ -579,9 +580,11 @@ fn add_implicit_dependencies(root: &mut Node) {
                 }
             }
         }
-        if let Some(mode) = svc.get("network_mode") {
-            if let Some(s) = mode.as_scalar().and_then(|m| m.strip_prefix("service:")) {
-                implied.push((s.to_string(), mode.loc.clone()));
+        for key in ["network_mode", "pid", "ipc"] {
+            if let Some(mode) = svc.get(key) {
+                if let Some(s) = mode.as_scalar().and_then(|m| m.strip_prefix("service:")) {
+                    implied.push((s.to_string(), mode.loc.clone()));
+                }
             }
         }
         if implied.is_empty() {

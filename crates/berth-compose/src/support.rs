@@ -47,16 +47,9 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     if !s.pre_stop.is_empty() {
         ignored(out, name, "pre_stop");
     }
-    let values: [(&str, bool); 8] = [
+    let values: [(&str, bool); 4] = [
         ("cpu_count", s.cpu_count.is_some()),
         ("cpu_percent", s.cpu_percent.is_some()),
-        ("cgroup", s.cgroup.as_deref().is_some_and(|c| c != "private")),
-        ("pid", s.pid.is_some()),
-        ("uts", s.uts.is_some()),
-        (
-            "ipc",
-            s.ipc.as_deref().is_some_and(|i| !matches!(i, "private" | "shareable")),
-        ),
         ("gpus", s.gpus.is_some()),
         ("credential_spec", s.credential_spec.is_some()),
     ];

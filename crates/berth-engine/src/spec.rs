@@ -144,6 +144,104 @@ pub struct ContainerSpec {
     /// `--expose`: more ports the container listens on, as `80/tcp` (`-P`
     /// publishes them with the image's).
     pub expose: Vec<String>,
+    /// `--pid`: its own PID namespace, the host's or another container's.
+    pub pid: NamespaceMode,
+    /// `--ipc`: its own IPC namespace (with or without `/dev/shm`), the
+    /// host's or another container's (its `/dev/shm` too).
+    pub ipc: NamespaceMode,
+    /// `--uts`: its own host name or the host's.
+    pub uts: NamespaceMode,
+    /// `--cgroupns`: its own cgroup namespace or the host's.
+    pub cgroupns: NamespaceMode,
+}
+
+/// Which namespace of a kind a container gets (`--pid`, `--ipc`, `--uts`,
+/// `--cgroupns`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NamespaceMode {
+    /// Its own: Docker's `""` and `private`.
+    #[default]
+    Private,
+    /// `--ipc shareable`: its own, which other containers may join (its
+    /// `/dev/shm` is made where they can bind it).
+    Shareable,
+    /// `--ipc none`: its own, with no `/dev/shm`.
+    None,
+    /// The host's.
+    Host,
+    /// That of another container, by name or ID, which must be running
+    /// when this one starts.
+    Container(String),
+}
+
+/// The kinds of namespace [`NamespaceMode`] chooses for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceKind {
+    /// `--pid`.
+    Pid,
+    /// `--ipc`.
+    Ipc,
+    /// `--uts`.
+    Uts,
+    /// `--cgroupns`.
+    Cgroup,
+}
+
+impl NamespaceKind {
+    /// The flag, and Docker's word for the mode in its error.
+    fn flag(self) -> (&'static str, &'static str) {
+        match self {
+            NamespaceKind::Pid => ("--pid", "PID"),
+            NamespaceKind::Ipc => ("--ipc", "IPC"),
+            NamespaceKind::Uts => ("--uts", "UTS"),
+            NamespaceKind::Cgroup => ("--cgroupns", "CGROUP"),
+        }
+    }
+}
+
+impl NamespaceMode {
+    /// Parses the flag's value as the docker CLI takes it: `--pid
+    /// host|container:X`, `--ipc none|private|shareable|host|container:X`,
+    /// `--uts host`, `--cgroupns host|private`.
+    pub fn parse(kind: NamespaceKind, s: &str) -> Result<NamespaceMode> {
+        use NamespaceKind::*;
+        let joined = s.strip_prefix("container:").filter(|c| !c.is_empty());
+        match (kind, s) {
+            (_, "") => Ok(NamespaceMode::Private),
+            (Ipc | Cgroup, "private") => Ok(NamespaceMode::Private),
+            (Ipc, "shareable") => Ok(NamespaceMode::Shareable),
+            (Ipc, "none") => Ok(NamespaceMode::None),
+            (_, "host") => Ok(NamespaceMode::Host),
+            (Pid | Ipc, _) if joined.is_some() => Ok(NamespaceMode::Container(joined.unwrap_or_default().to_string())),
+            _ => {
+                let (flag, word) = kind.flag();
+                let takes = match kind {
+                    Pid => "host or container:NAME",
+                    Ipc => "none, private, shareable, host or container:NAME",
+                    Uts => "host",
+                    Cgroup => "host or private",
+                };
+                Err(EngineError::invalid(format!(
+                    "{flag}: invalid {word} mode {}: it takes {takes}",
+                    shown(s)
+                )))
+            }
+        }
+    }
+
+    /// The mode as inspect's `HostConfig` shows it (`container:` with the
+    /// other container's ID once resolved).
+    pub fn shown(&self, kind: NamespaceKind) -> String {
+        match self {
+            NamespaceMode::Private if kind == NamespaceKind::Ipc => "private".into(),
+            NamespaceMode::Private if kind == NamespaceKind::Cgroup => "private".into(),
+            NamespaceMode::Private => String::new(),
+            NamespaceMode::None => "none".into(),
+            NamespaceMode::Shareable => "shareable".into(),
+            NamespaceMode::Host => "host".into(),
+            NamespaceMode::Container(c) => format!("container:{c}"),
+        }
+    }
 }
 
 /// `--user`: a user and optionally a group, by name or number.

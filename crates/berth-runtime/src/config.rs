@@ -45,6 +45,20 @@ pub struct ContainerConfig {
     /// "none" | "host" | "private" (default: own network namespace with loopback up)
     /// | "container:<path-to-netns>" / "ns:<path>" to join an existing namespace.
     pub network_mode: String,
+    /// The PID namespace: `""` its own, `"host"`, or `"ns:<path>"` to join.
+    pub pid_mode: String,
+    /// The IPC namespace: `""` its own, `"none"` its own without
+    /// `/dev/shm`, `"shareable"` its own with `/dev/shm` beside the
+    /// container ([`crate::mount::SHM_DIR`]) for others to join, `"host"`
+    /// (the host's `/dev/shm` bound), or `"ns:<path>"` to join (its
+    /// owner's `/dev/shm` is set by whoever starts it).
+    pub ipc_mode: String,
+    /// The UTS namespace: `""` its own (named `hostname`), `"host"`, or
+    /// `"ns:<path>"`; a shared one keeps its name, `hostname` only names it
+    /// in the environment and `/etc/hostname`.
+    pub uts_mode: String,
+    /// The cgroup namespace: `""` its own, or `"host"`.
+    pub cgroupns_mode: String,
     /// Published ports (`-p`/`-P`), forwarded by the monitor into the
     /// container's own network namespace.
     pub ports: Vec<berth_net::PortMapping>,

@@ -1070,6 +1070,7 @@ pub fn detached_monitor_main(container_dir: &Path, on_done: Option<DoneHook>) ->
         monitor_main(container_dir, opts)
     });
     let _ = crate::mount::unmount(&container_dir.join(ROOTFS_DIR));
+    let _ = crate::mount::unmount(&container_dir.join(crate::mount::SHM_DIR));
     match res {
         Ok(code) => code,
         Err(e) => {

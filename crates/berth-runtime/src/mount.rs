@@ -182,6 +182,39 @@ fn mount_legacy(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) ->
     res
 }
 
+/// The directory of a container directory where a shareable IPC
+/// namespace's `/dev/shm` lives (`--ipc shareable`), so that a container
+/// joining that namespace binds the same one.
+pub const SHM_DIR: &str = "shm";
+
+/// Makes `dir` a `/dev/shm` of `size` bytes that other containers can
+/// bind: a tmpfs mounted here as root; a plain directory for a rootless
+/// user, who cannot mount outside a container's namespaces. Already
+/// mounted is kept (a restart keeps its shared memory).
+pub fn mount_shm(dir: &Path, size: u64) -> Result<()> {
+    use rustix::fs::Mode;
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(merr(dir, format!("creating {}: {e}", dir.display()))),
+    }
+    if !rustix::process::geteuid().is_root() {
+        return rustix::fs::chmod(dir, Mode::from_raw_mode(0o1777)).map_err(|e| merr(dir, format!("chmod: {e}")));
+    }
+    if is_mountpoint(dir) {
+        return Ok(());
+    }
+    let data = std::ffi::CString::new(format!("mode=1777,size={}k", size.div_ceil(1024))).expect("no NUL");
+    rustix::mount::mount(
+        "shm",
+        dir,
+        "tmpfs",
+        rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NOEXEC | rustix::mount::MountFlags::NODEV,
+        data.as_c_str(),
+    )
+    .map_err(|e| merr(dir, format!("mounting its tmpfs: {e}")))
+}
+
 /// Detaches whatever is mounted at `target` (lazily). Not mounted or
 /// missing is not an error.
 pub fn unmount(target: &Path) -> Result<()> {

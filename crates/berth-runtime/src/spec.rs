@@ -843,10 +843,33 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         } else {
             json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620","gid=5"]})
         },
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid","noexec","nodev","mode=1777",
-            format!("size={}k", cfg.shm_size.map_or(65536, |b| b.div_ceil(1024)))]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid","noexec","nodev"]}),
     ];
+    // /dev/shm and /dev/mqueue belong with the IPC namespace: a shared one
+    // brings its owner's (the host's, another container's).
+    match cfg.ipc_mode.as_str() {
+        "none" => {}
+        "host" => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind","nosuid","noexec","nodev"]})),
+        // Made beside the container (crate::mount::mount_shm) by its start;
+        // a joined one is its owner's, pointed at by each start.
+        "shareable" => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": container_dir.join(crate::mount::SHM_DIR), "options": ["rbind","nosuid","noexec","nodev"]})),
+        m if m.starts_with("ns:") => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind","nosuid","noexec","nodev"]})),
+        _ => mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid","noexec","nodev","mode=1777",
+            format!("size={}k", cfg.shm_size.map_or(65536, |b| b.div_ceil(1024)))]})),
+    }
+    if cfg.ipc_mode == "host" && (rootless || Path::new("/dev/mqueue").is_dir()) {
+        // The host's message queues: its /dev/mqueue bound where it has
+        // one (a rootless user may not mount the host's IPC namespace's).
+        if Path::new("/dev/mqueue").is_dir() {
+            mounts.push(json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue", "options": ["rbind","nosuid","noexec","nodev"]}));
+        }
+    } else {
+        mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid","noexec","nodev"]}));
+    }
+    if cfg.pid_mode == "host" && (rootless || cfg.id_mappings.is_some()) {
+        // A new procfs of the host's PID namespace needs the host's user
+        // namespace: its /proc is bound instead (masked paths still apply).
+        mounts[0] = json!({"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind","nosuid","noexec","nodev"]});
+    }
     let sys_ro = if cfg.privileged { "rw" } else { "ro" };
     // sysfs can only be mounted by a user namespace that owns the network
     // namespace: with the host's network, the host's /sys is bound.
@@ -921,13 +944,24 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     }
 
     // Namespaces.
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "mount"}),
-        json!({"type": "uts"}),
-        json!({"type": "ipc"}),
-        json!({"type": "cgroup"}),
-    ];
+    // Each its own, the host's (none listed) or one joined by path.
+    let mut namespaces = vec![json!({"type": "mount"})];
+    for (kind, mode) in [
+        ("pid", &cfg.pid_mode),
+        ("uts", &cfg.uts_mode),
+        ("ipc", &cfg.ipc_mode),
+        ("cgroup", &cfg.cgroupns_mode),
+    ] {
+        match mode.as_str() {
+            "host" => {}
+            // Its own (with /dev/shm beside the container for others).
+            "shareable" | "none" => namespaces.push(json!({"type": kind})),
+            m => match m.strip_prefix("ns:") {
+                Some(path) => namespaces.push(json!({"type": kind, "path": path})),
+                None => namespaces.push(json!({"type": kind})),
+            },
+        }
+    }
     if own_netns {
         namespaces.push(json!({"type": "network"}));
     } else if let Some(p) = &join_netns {
@@ -1047,14 +1081,17 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "root": {"path": rootfs, "readonly": cfg.read_only},
-        "hostname": hostname,
         "mounts": mounts,
         "process": process,
         "linux": linux,
         "annotations": cfg.labels.iter().chain(&cfg.annotations).collect::<std::collections::BTreeMap<_, _>>(),
     });
-    if !cfg.domainname.is_empty() {
-        spec["domainname"] = json!(cfg.domainname);
+    // A shared UTS namespace keeps the name it has.
+    if cfg.uts_mode.is_empty() {
+        spec["hostname"] = json!(hostname);
+        if !cfg.domainname.is_empty() {
+            spec["domainname"] = json!(cfg.domainname);
+        }
     }
     serde_json::from_value(spec).map_err(|e| {
         RuntimeError::InvalidConfig(format!("generated OCI spec does not fit the schema (a berth bug): {e}"))

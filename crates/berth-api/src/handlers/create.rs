@@ -13,8 +13,8 @@ use serde_json::Value;
 use berth_engine::containers::update::UpdateSpec;
 use berth_engine::spec::{
     parse_publish, parse_throttle_iops, parse_tmpfs, parse_volume, parse_weight_device, ContainerSpec, DnsSpec,
-    EndpointSpec, HealthSpec, MemorySwap, Mount, MountOrigin, MountSource, NetworkMode, PullPolicy, Resources,
-    RestartPolicy, Signal, ThrottleDevice, Ulimit, UserSpec,
+    EndpointSpec, HealthSpec, MemorySwap, Mount, MountOrigin, MountSource, NamespaceKind, NamespaceMode, NetworkMode,
+    PullPolicy, Resources, RestartPolicy, Signal, ThrottleDevice, Ulimit, UserSpec,
 };
 
 use crate::error::ApiError;
@@ -141,6 +141,10 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
     s.sysctls = string_map(&h["Sysctls"], "Sysctls")?;
     s.annotations = string_map(&h["Annotations"], "Annotations")?;
     s.group_add = strings_of(&h["GroupAdd"], "GroupAdd")?;
+    s.pid = namespace(h, "PidMode", NamespaceKind::Pid)?;
+    s.ipc = namespace(h, "IpcMode", NamespaceKind::Ipc)?;
+    s.uts = namespace(h, "UTSMode", NamespaceKind::Uts)?;
+    s.cgroupns = namespace(h, "CgroupnsMode", NamespaceKind::Cgroup)?;
     // `Config.ExposedPorts` (`--expose`, and what the docker CLI adds for -p).
     if let Some(m) = body["ExposedPorts"].as_object() {
         for k in m.keys() {
@@ -161,22 +165,12 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
 /// dropped (the container would not get what it asks for). Clients send
 /// the defaults (null, 0, "", false, [], {}) for what they were not asked.
 fn refuse_unsupported(h: &Value) -> Result<(), ApiError> {
+    // Windows' CPU counts, the kernel memory limit cgroup v2 dropped, GPUs.
     const FIELDS: &[&str] = &[
-        "Sysctls",
-        "CpusetCpus",
-        "CpusetMems",
-        "CpuPeriod",
-        "CpuQuota",
         "CpuCount",
         "CpuPercent",
-        "MemoryReservation",
         "KernelMemory",
         "KernelMemoryTCP",
-        "OomScoreAdj",
-        "OomKillDisable",
-        "PidMode",
-        "UTSMode",
-        "Annotations",
         "DeviceRequests",
     ];
     let set = |v: &Value| match v {
@@ -194,25 +188,12 @@ fn refuse_unsupported(h: &Value) -> Result<(), ApiError> {
             )));
         }
     }
-    // -1 is the docker CLI's "not set" for the swappiness.
-    if h["MemorySwappiness"].as_i64().is_some_and(|n| n != -1) {
-        return Err(bad(
-            "HostConfig.MemorySwappiness is not supported by berth yet: leave it out (the container would not get what it asks for)",
-        ));
-    }
-    let only = |f: &str, ok: &[&str]| match h[f].as_str() {
-        Some(v) if !ok.contains(&v) => {
-            let named: Vec<&str> = ok.iter().copied().filter(|o| !o.is_empty()).collect();
-            Err(bad(format!(
-                "HostConfig.{f} {v}: berth supports only {}",
-                named.join(" or ")
-            )))
-        }
-        _ => Ok(()),
-    };
-    only("IpcMode", &["", "private", "shareable"])?;
-    only("CgroupnsMode", &["", "private"])?;
     Ok(())
+}
+
+/// `PidMode`, `IpcMode`, `UTSMode`, `CgroupnsMode` (`""`: the container's own).
+fn namespace(h: &Value, field: &str, kind: NamespaceKind) -> Result<NamespaceMode, ApiError> {
+    NamespaceMode::parse(kind, h[field].as_str().unwrap_or("")).map_err(engine_bad)
 }
 
 fn health(v: &Value) -> Result<HealthSpec, ApiError> {
@@ -584,17 +565,36 @@ mod tests {
         }});
         assert!(spec_of(&plain, None, None).is_ok());
         for (k, v) in [
-            ("Sysctls", json!({"net.ipv4.ip_forward": "1"})),
-            ("CpusetCpus", json!("0")),
-            ("OomScoreAdj", json!(-500)),
-            ("MemorySwappiness", json!(10)),
-            ("IpcMode", json!("host")),
+            ("CpuCount", json!(2)),
+            ("KernelMemory", json!(1 << 20)),
+            ("DeviceRequests", json!([{"Driver": "nvidia", "Count": -1}])),
         ] {
             let mut b = plain.clone();
             b["HostConfig"][k] = v;
             let e = spec_of(&b, None, None).unwrap_err();
             assert!(e.message.contains(&format!("HostConfig.{k}")), "{}", e.message);
         }
+        // What berth has a setting for reaches the spec.
+        let mut b = plain.clone();
+        let h = &mut b["HostConfig"];
+        h["Sysctls"] = json!({"net.ipv4.ip_forward": "1"});
+        h["CpusetCpus"] = json!("0");
+        h["OomScoreAdj"] = json!(-500);
+        h["MemorySwappiness"] = json!(10);
+        h["IpcMode"] = json!("host");
+        h["PidMode"] = json!("container:db");
+        h["UTSMode"] = json!("host");
+        h["CgroupnsMode"] = json!("host");
+        let s = spec_of(&b, None, None).unwrap();
+        assert_eq!(s.sysctls.get("net.ipv4.ip_forward").map(String::as_str), Some("1"));
+        assert_eq!(s.resources.cpuset_cpus.as_deref(), Some("0"));
+        assert_eq!(s.resources.oom_score_adj, Some(-500));
+        assert_eq!(s.resources.memory_swappiness, Some(10));
+        assert_eq!(s.ipc, NamespaceMode::Host);
+        assert_eq!(s.pid, NamespaceMode::Container("db".into()));
+        assert_eq!((s.uts, s.cgroupns), (NamespaceMode::Host, NamespaceMode::Host));
+        b["HostConfig"]["PidMode"] = json!("bogus");
+        assert!(spec_of(&b, None, None).unwrap_err().message.contains("--pid"));
     }
 
     #[test]

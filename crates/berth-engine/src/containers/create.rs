@@ -589,6 +589,22 @@ impl Engine {
         if net_mode == "host" && o.hostname.is_some() {
             warnings.push("--hostname has no effect with --network host".into());
         }
+        // The host's or another container's PID, IPC, UTS, cgroup namespace.
+        use crate::spec::NamespaceKind;
+        let pid_ns = self.resolve_namespace(NamespaceKind::Pid, &o.pid)?;
+        let ipc_ns = self.resolve_namespace(NamespaceKind::Ipc, &o.ipc)?;
+        let uts_ns = self.resolve_namespace(NamespaceKind::Uts, &o.uts)?;
+        let cgroup_ns = self.resolve_namespace(NamespaceKind::Cgroup, &o.cgroupns)?;
+        if o.uts == crate::spec::NamespaceMode::Host && (o.hostname.is_some() || o.domainname.is_some()) {
+            return Err(EngineError::invalid(
+                "conflicting options: hostname and the UTS mode: --uts host keeps the host's name; leave out --hostname",
+            ));
+        }
+        // With the host's UTS namespace the container is named as the host.
+        let hostname = match o.uts {
+            crate::spec::NamespaceMode::Host => rustix::system::uname().nodename().to_string_lossy().into_owned(),
+            _ => o.hostname.clone().unwrap_or_default(),
+        };
         // The image's EXPOSEd ports and `--expose`'s.
         let mut exposed_all = ic.exposed_ports.clone().unwrap_or_default();
         for k in &o.expose {
@@ -657,7 +673,7 @@ impl Engine {
             env: env.clone(),
             working_dir: working_dir.clone(),
             user: user.clone(),
-            hostname: o.hostname.clone().unwrap_or_default(),
+            hostname,
             domainname: o.domainname.clone().unwrap_or_default(),
             tty: o.tty,
             open_stdin: o.open_stdin,
@@ -686,6 +702,10 @@ impl Engine {
                 ),
                 None => net_mode.clone(),
             },
+            pid_mode: pid_ns.runtime,
+            ipc_mode: ipc_ns.runtime,
+            uts_mode: uts_ns.runtime,
+            cgroupns_mode: cgroup_ns.runtime,
             ports,
             resources: resources.clone(),
             restart_policy: restart_policy.clone(),
@@ -819,6 +839,10 @@ impl Engine {
         let created = now_rfc3339();
         let mut record = self.record_json(o, &cc, &img, &planned, &eff_ep, &eff_cmd, &net_shown, &icfg);
         record["HostConfig"]["UsernsMode"] = json!(userns.shown);
+        record["HostConfig"]["PidMode"] = json!(pid_ns.shown);
+        record["HostConfig"]["IpcMode"] = json!(ipc_ns.shown);
+        record["HostConfig"]["UTSMode"] = json!(uts_ns.shown);
+        record["HostConfig"]["CgroupnsMode"] = json!(cgroup_ns.shown);
         if let Some(plan) = &net_plan {
             let hc = &mut record["HostConfig"];
             hc["Dns"] = json!(plan.dns);

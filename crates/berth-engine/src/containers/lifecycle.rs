@@ -97,6 +97,8 @@ pub fn unmount_rootfs(dir: &Path) -> Result<()> {
     }
     let rootfs = dir.join(ROOTFS);
     berth_runtime::unmount(&rootfs)?;
+    // A shareable IPC namespace's /dev/shm (--ipc shareable).
+    berth_runtime::unmount(&dir.join(berth_runtime::mount::SHM_DIR))?;
     if berth_runtime::mount::is_mountpoint(&rootfs) {
         bail!("{} is still mounted; unmount it and try again", rootfs.display());
     }
@@ -123,7 +125,26 @@ impl Engine {
         }
         // A previous monitor may still be finishing (unmounting, exit hook).
         wait_monitor_gone(&c.dir, Duration::from_secs(10));
+        self.prepare_started(c, console).inspect_err(|_| {
+            // Nothing of a start that failed stays behind; a `--rm`
+            // container goes, as Docker removes it.
+            let _ = unmount_rootfs(&c.dir);
+            let _ = self.net_down(&c.rec.id);
+            if c.cfg.auto_remove {
+                let _ = self.remove_container(&c.rec.id, true, true);
+            }
+        })
+    }
+
+    /// [`Self::prepare_start`] once the container may start.
+    fn prepare_started(
+        &self,
+        c: &Container,
+        console: Option<ConsoleSize>,
+    ) -> Result<(OciRuntime, Option<AttachWarmer>)> {
         let _ = std::fs::remove_file(c.dir.join(REMOVE_MARKER));
+        // Another container's namespaces: those of its process now.
+        self.prepare_namespaces(c)?;
         let warm = warm_cgroup_attach();
         // An explicit --runtime picks the runtime for this start.
         let rt = match self.runtime {

@@ -11,10 +11,13 @@
 //! * [`lifecycle`] — start/stop/kill/restart/rm/wait/pause/rename/prune/exec.
 //! * [`view`] — `ps` rows and `inspect` JSON.
 //! * [`files`] — cp, diff, commit, export (all confined to the rootfs).
+//! * `namespaces` — `--pid`, `--ipc`, `--uts`, `--cgroupns`: the host's or
+//!   another container's namespaces, joined afresh at each start.
 
 pub mod create;
 pub mod files;
 pub mod lifecycle;
+mod namespaces;
 pub mod network;
 pub mod prune;
 pub mod record;

@@ -1003,6 +1003,10 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         sysctls: parse_all(&a.more.sysctl, spec::parse_sysctl)?.into_iter().collect(),
         expose: parse_all(&a.more.expose, spec::parse_expose)?.concat(),
         group_add: a.more.group_add.clone(),
+        pid: namespace(spec::NamespaceKind::Pid, &a.more.pid)?,
+        ipc: namespace(spec::NamespaceKind::Ipc, &a.more.ipc)?,
+        uts: namespace(spec::NamespaceKind::Uts, &a.more.uts)?,
+        cgroupns: namespace(spec::NamespaceKind::Cgroup, &a.more.cgroupns)?,
         annotations: parse_all(&a.more.annotation, spec::parse_annotation)?
             .into_iter()
             .collect(),
@@ -1016,6 +1020,11 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             retries: a.health_retries,
         },
     })
+}
+
+/// `--pid`, `--ipc`, `--uts`, `--cgroupns` (absent: the container's own).
+fn namespace(kind: spec::NamespaceKind, v: &Option<String>) -> Result<spec::NamespaceMode> {
+    Ok(spec::NamespaceMode::parse(kind, v.as_deref().unwrap_or(""))?)
 }
 
 /// Creates the container (pulling its image as `--pull` says, with

@@ -4,7 +4,7 @@
 //! does; a value that would change what the container gets is refused in
 //! so many words, never silently dropped (a memory reservation or a sysctl
 //! that quietly does nothing is worse than an error). Values that ask for
-//! what berth does anyway (`--log-driver json-file`, `--ipc private`,
+//! what berth does anyway (`--log-driver json-file`,
 //! `--volume-driver local`, `--disable-content-trust`, …) are accepted.
 //!
 //! The network flags (`--dns`, `--add-host`, `--ip`, …) are not here: the
@@ -37,13 +37,13 @@ pub struct MoreRunArgs {
     /// Size of /dev/shm
     #[arg(long, value_name = "BYTES")]
     pub shm_size: Option<String>,
-    /// IPC mode to use (private, shareable; others not supported yet)
+    /// IPC mode to use (none, private, shareable, host, container:NAME)
     #[arg(long, value_name = "MODE")]
     pub ipc: Option<String>,
-    /// PID namespace to use (not supported yet)
+    /// PID namespace to use (host, container:NAME)
     #[arg(long, value_name = "MODE")]
     pub pid: Option<String>,
-    /// UTS namespace to use (not supported yet)
+    /// UTS namespace to use (host)
     #[arg(long, value_name = "MODE")]
     pub uts: Option<String>,
     /// Sysctl options
@@ -64,7 +64,7 @@ pub struct MoreRunArgs {
     /// Add additional groups to join (not supported yet)
     #[arg(long, value_name = "GROUP")]
     pub group_add: Vec<String>,
-    /// Cgroup namespace to use (private; host not supported yet)
+    /// Cgroup namespace to use (host|private)
     #[arg(long, value_name = "host|private")]
     pub cgroupns: Option<String>,
     /// Optional parent cgroup for the container
@@ -173,8 +173,6 @@ impl MoreRunArgs {
             }
         }
         let values: &[(&str, &Option<String>)] = &[
-            ("--pid", &self.pid),
-            ("--uts", &self.uts),
             ("--gpus", &self.gpus),
             ("--cpu-count", &self.cpu_count),
             ("--cpu-percent", &self.cpu_percent),
@@ -194,8 +192,6 @@ impl MoreRunArgs {
             }
         }
         let default_only: &[(&str, &Option<String>, &[&str])] = &[
-            ("--ipc", &self.ipc, &["private", "shareable", ""]),
-            ("--cgroupns", &self.cgroupns, &["private", ""]),
             ("--volume-driver", &self.volume_driver, &["local", ""]),
             ("--isolation", &self.isolation, &["default", ""]),
         ];

@@ -1,0 +1,173 @@
+//! `--pid`, `--ipc`, `--uts` and `--cgroupns`: a container's own namespace
+//! of a kind, the host's, or (PID, IPC, network) another container's.
+//!
+//! Another container's namespace is named by its process
+//! (`/proc/<pid>/ns/<kind>`), which changes each time that container
+//! starts: create records the container's ID, and every start points the
+//! OCI spec at the namespaces of its current process, refusing to start
+//! when it is not running (as Docker does).
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use super::Container;
+use crate::error::{EngineError, Result};
+use crate::spec::{NamespaceKind, NamespaceMode};
+use crate::Engine;
+
+/// A namespace mode resolved at create: the runtime's form (`""`, `none`,
+/// `host`, `ns:<path>`) and what inspect shows (`container:<ID>`).
+pub(crate) struct Resolved {
+    pub runtime: String,
+    pub shown: String,
+}
+
+/// The namespace's name under `/proc/<pid>/ns/`.
+fn proc_name(kind: NamespaceKind) -> &'static str {
+    match kind {
+        NamespaceKind::Pid => "pid",
+        NamespaceKind::Ipc => "ipc",
+        NamespaceKind::Uts => "uts",
+        NamespaceKind::Cgroup => "cgroup",
+    }
+}
+
+/// Docker's word for the kind in "cannot join … of a non running container".
+fn joined_word(kind: &str) -> &'static str {
+    match kind {
+        "pid" => "PID",
+        "ipc" => "IPC",
+        _ => "network",
+    }
+}
+
+impl Engine {
+    /// Resolves `m` for a container being created: another container is
+    /// looked up now (its ID is kept); its namespace is joined at start.
+    pub(crate) fn resolve_namespace(&self, kind: NamespaceKind, m: &NamespaceMode) -> Result<Resolved> {
+        Ok(match m {
+            NamespaceMode::Private => Resolved {
+                runtime: String::new(),
+                shown: m.shown(kind),
+            },
+            NamespaceMode::None | NamespaceMode::Shareable => Resolved {
+                runtime: m.shown(kind),
+                shown: m.shown(kind),
+            },
+            NamespaceMode::Host => Resolved {
+                runtime: "host".into(),
+                shown: m.shown(kind),
+            },
+            NamespaceMode::Container(word) => {
+                let other = self.container(word)?;
+                // The path of its process now, if it runs; each start sets
+                // the path afresh (see join_other_namespaces).
+                Resolved {
+                    runtime: format!("ns:/proc/{}/ns/{}", other.state.pid.max(0), proc_name(kind)),
+                    shown: format!("container:{}", other.rec.id),
+                }
+            }
+        })
+    }
+
+    /// Before a start: makes a shareable IPC namespace's `/dev/shm`, and
+    /// points the container's OCI spec at the current processes of the
+    /// containers whose PID, IPC or network namespace it shares; refuses
+    /// when one is not running. Nothing to do (no file written) for a
+    /// container that shares none.
+    pub(crate) fn prepare_namespaces(&self, c: &Container) -> Result<()> {
+        let hc = c.doc().host_config;
+        let mode = |k: &str| {
+            hc.rest
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let (pid_mode, ipc_mode) = (mode("PidMode"), mode("IpcMode"));
+        if ipc_mode == "shareable" {
+            berth_runtime::mount::mount_shm(
+                &c.dir.join(berth_runtime::mount::SHM_DIR),
+                c.cfg.shm_size.unwrap_or(64 << 20),
+            )?;
+        }
+        let joins: Vec<(&str, &str)> = [
+            ("pid", pid_mode.as_str()),
+            ("ipc", ipc_mode.as_str()),
+            ("network", hc.network_mode.as_str()),
+        ]
+        .into_iter()
+        .filter_map(|(kind, mode)| mode.strip_prefix("container:").map(|id| (kind, id)))
+        .collect();
+        if joins.is_empty() {
+            return Ok(());
+        }
+        let p = c.dir.join("config.json");
+        let mut spec = read_spec(&p)?;
+        for (kind, id) in joins {
+            let other = self.container(id).map_err(|_| {
+                EngineError::not_found(format!(
+                    "cannot join {} of container {}: No such container: {id}",
+                    joined_word(kind),
+                    c.rec.name
+                ))
+            })?;
+            if !other.status().is_up() || other.state.pid <= 0 {
+                return Err(EngineError::conflict(format!(
+                    "cannot join {} of a non running container: {}",
+                    joined_word(kind),
+                    other.rec.id
+                )));
+            }
+            let ns = if kind == "network" { "net" } else { kind };
+            let path = format!("/proc/{}/ns/{ns}", other.state.pid);
+            set_namespace(&mut spec, kind, &path);
+            if crate::is_rootless() || c.cfg.id_mappings.is_some() {
+                // Its namespaces belong to its user namespace, which only a
+                // process of that one may join: this container joins it
+                // too, as a rootless Podman's containers share one.
+                set_namespace(&mut spec, "user", &format!("/proc/{}/ns/user", other.state.pid));
+            }
+            if kind == "ipc" {
+                // Its /dev/shm goes with its IPC namespace: made where this
+                // one can bind it only by a shareable one (Docker's rule).
+                let donor = other.doc().host_config;
+                if donor.rest.get("IpcMode").and_then(serde_json::Value::as_str) != Some("shareable") {
+                    return Err(EngineError::conflict(format!(
+                        "cannot join IPC of container {}: non-shareable IPC (hint: use IpcMode:shareable for the donor container: --ipc shareable)",
+                        other.rec.name
+                    )));
+                }
+                let shm = other.dir.join(berth_runtime::mount::SHM_DIR);
+                if let Some(m) = spec["mounts"]
+                    .as_array_mut()
+                    .and_then(|ms| ms.iter_mut().find(|m| m["destination"] == "/dev/shm"))
+                {
+                    m["source"] = json!(shm);
+                }
+            }
+        }
+        super::write_atomic(
+            &p,
+            &serde_json::to_vec_pretty(&spec).context("serialising config.json")?,
+        )?;
+        Ok(())
+    }
+}
+
+fn read_spec(p: &Path) -> Result<Value> {
+    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", p.display()))?)
+}
+
+/// Sets the path of the spec's namespace of `kind`, adding the entry if
+/// it is missing.
+fn set_namespace(spec: &mut Value, kind: &str, path: &str) {
+    let Some(nss) = spec["linux"]["namespaces"].as_array_mut() else {
+        return;
+    };
+    nss.retain(|n| n["type"] != kind);
+    nss.push(json!({"type": kind, "path": path}));
+}
