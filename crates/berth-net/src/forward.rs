@@ -163,7 +163,86 @@ pub fn check_available(maps: &[PortMapping]) -> Result<()> {
 }
 
 fn bind_all(maps: &[PortMapping]) -> Result<Vec<(Socket, PortBinding)>> {
-    maps.iter().map(bind_one).collect()
+    let mut out = Vec::new();
+    for m in maps {
+        let first = bind_one(m)?;
+        let port = first.1.host_port;
+        out.push(first);
+        // Docker's default address is every one of both families: `[::]`
+        // too, on the port `0.0.0.0` got (a host without IPv6 has only
+        // the one).
+        if m.host_ip.is_none() {
+            out.extend(bind_any_v6(m, port, m.host_port == 0)?);
+        }
+    }
+    Ok(out)
+}
+
+/// `[::]:port` for mapping `m`, IPv6 only (its IPv4 side is bound apart).
+/// None where the host has no IPv6, or (`optional`: a port the kernel
+/// picked for IPv4) where that port is taken on IPv6.
+fn bind_any_v6(m: &PortMapping, port: u16, optional: bool) -> Result<Option<(Socket, PortBinding)>> {
+    use rustix::io::Errno;
+    use rustix::net::{bind, listen, socket_with, sockopt, AddressFamily, SocketFlags, SocketType};
+    let addr = SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), port);
+    let shown = addr.to_string();
+    let kind = match m.proto {
+        Proto::Tcp => SocketType::STREAM,
+        Proto::Udp => SocketType::DGRAM,
+    };
+    let fd = match socket_with(AddressFamily::INET6, kind, SocketFlags::CLOEXEC, None) {
+        Ok(fd) => fd,
+        Err(Errno::AFNOSUPPORT) => return Ok(None),
+        Err(e) => {
+            return Err(NetError::io(
+                format!("making a socket for {shown}"),
+                std::io::Error::from(e),
+            ))
+        }
+    };
+    let setup = || -> std::result::Result<(), Errno> {
+        sockopt::set_ipv6_v6only(&fd, true)?;
+        if m.proto == Proto::Tcp {
+            // As std's TcpListener: a port in TIME_WAIT can be bound again.
+            sockopt::set_socket_reuseaddr(&fd, true)?;
+        }
+        bind(&fd, &addr)?;
+        if m.proto == Proto::Tcp {
+            listen(&fd, 128)?;
+        }
+        Ok(())
+    };
+    match setup() {
+        Ok(()) => {}
+        Err(Errno::ADDRNOTAVAIL) | Err(Errno::AFNOSUPPORT) => return Ok(None),
+        Err(Errno::ADDRINUSE) if optional => return Ok(None),
+        Err(Errno::ADDRINUSE) => return Err(NetError::PortInUse { addr: shown }),
+        Err(Errno::ACCESS) => {
+            return Err(NetError::PrivilegedPort {
+                addr: shown,
+                limit: unprivileged_port_start(),
+            })
+        }
+        Err(e) => {
+            return Err(NetError::io(
+                format!("binding {shown} ({})", m.proto),
+                std::io::Error::from(e),
+            ))
+        }
+    }
+    let sock = match m.proto {
+        Proto::Tcp => Socket::Tcp(TcpListener::from(fd)),
+        Proto::Udp => Socket::Udp(UdpSocket::from(fd)),
+    };
+    Ok(Some((
+        sock,
+        PortBinding {
+            host_ip: addr.ip(),
+            host_port: port,
+            container_port: m.container_port,
+            proto: m.proto,
+        },
+    )))
 }
 
 fn unprivileged_port_start() -> u16 {

@@ -18,9 +18,14 @@ fn free_port() -> u16 {
 
 /// `GET /` on 127.0.0.1:port, retried until the server inside answers.
 fn http_get(port: u16) -> Option<String> {
+    http_get_at("127.0.0.1", port)
+}
+
+/// `GET /` on host:port, retried until the server inside answers.
+fn http_get_at(host: &str, port: u16) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+        if let Ok(mut s) = TcpStream::connect((host, port)) {
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let _ = s.write_all(b"GET /index.html HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
             let mut resp = String::new();
@@ -126,6 +131,61 @@ fn publish_serves_and_is_shown_then_freed() {
     assert_eq!(body(&http_get(port).expect("served after start")), "hi\n");
     root.ok(&["rm", "-f", "web"]);
     assert!(port_freed(port), "port {port} still held after rm -f");
+}
+
+/// `-p PORT:80` with no address is Docker's every address of both
+/// families: `0.0.0.0` and `[::]` on the same port, both shown; a port
+/// taken on IPv6 alone is refused before anything is made.
+#[test]
+#[ignore = "needs root"]
+fn the_default_address_publishes_on_ipv4_and_ipv6() {
+    let root = Root::new();
+    root.busybox("bb");
+    // Free on both families ([::] without IPV6_V6ONLY takes both).
+    let port = TcpListener::bind("[::]:0").unwrap().local_addr().unwrap().port();
+    let spec = format!("{port}:8080");
+    root.ok(&["run", "-d", "--name", "web", "-p", &spec, "bb", "sh", "-c", HTTPD]);
+    for host in ["127.0.0.1", "::1"] {
+        let resp = http_get_at(host, port).unwrap_or_else(|| panic!("no answer on {host}"));
+        assert_eq!(body(&resp), "hi\n", "{host}");
+    }
+    assert_eq!(
+        root.ok(&["port", "web"]),
+        format!("8080/tcp -> 0.0.0.0:{port}\n8080/tcp -> [::]:{port}\n")
+    );
+    assert_eq!(
+        root.ok(&["ps", "--format", "{{.Ports}}"]),
+        format!("0.0.0.0:{port}->8080/tcp, [::]:{port}->8080/tcp\n")
+    );
+    assert_eq!(
+        root.ok(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"])
+            .trim(),
+        format!(r#"{{"8080/tcp":[{{"HostIp":"0.0.0.0","HostPort":"{port}"}},{{"HostIp":"::","HostPort":"{port}"}}]}}"#)
+    );
+    root.ok(&["rm", "-f", "web"]);
+    assert!(port_freed(port));
+
+    // Taken on [::1] only: the IPv6 side cannot be had.
+    let held = TcpListener::bind("[::1]:0").unwrap();
+    let taken = held.local_addr().unwrap().port();
+    let o = root.run(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "-p",
+        &format!("{taken}:8080"),
+        "bb",
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        common::stderr(&o).contains(&format!("[::]:{taken}")),
+        "{}",
+        common::stderr(&o)
+    );
+    assert_eq!(root.ok(&["ps", "-aq"]), "");
 }
 
 #[test]

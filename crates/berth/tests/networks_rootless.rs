@@ -331,7 +331,10 @@ fn rootless_default_network_publish() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(page.starts_with("HTTP/1.") && page.ends_with("course-web\n"), "{page}");
-    assert_eq!(rl.ok("port web"), format!("80/tcp -> 0.0.0.0:{port}\n"));
+    assert_eq!(
+        rl.ok("port web"),
+        format!("80/tcp -> 0.0.0.0:{port}\n80/tcp -> [::]:{port}\n")
+    );
     rl.ok("rm -f web");
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_err(),
