@@ -1,7 +1,7 @@
 """docker-py's HostConfig fields that map to berth's run options reach the
 container through `POST /containers/create`: ShmSize, LogConfig,
-VolumesFrom, StorageOpt, BlkioWeight, the Blkio device limits and
-DeviceCgroupRules.
+VolumesFrom, StorageOpt, BlkioWeight, the Blkio device limits,
+DeviceCgroupRules, Sysctls, CpusetCpus, OomScoreAdj, PidMode and IpcMode.
 
 Usage: docker_py_hostconfig.py BASE_URL
 Image `bb` (busybox) is in the store. Every step checks what it got; the
@@ -121,10 +121,29 @@ assert hc["DeviceCgroupRules"] == ["c 42:* rmw"], hc["DeviceCgroupRules"]
 c.remove()
 refused("is not a block device", device_read_iops=[{"Path": "/dev/null", "Rate": 10}])
 
+# Sysctls, cpusets, the OOM score and the namespaces reach the container.
+out = client.containers.run(
+    "bb", ["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj; grep Cpus_allowed_list /proc/self/status"],
+    sysctls={"net.ipv4.ip_forward": "1"}, cpuset_cpus="0", oom_score_adj=500, remove=True,
+)
+assert out.decode().split() == ["1", "500", "Cpus_allowed_list:", "0"], out
+with open("/proc/1/comm") as f:
+    host_init = f.read().encode()
+out = client.containers.run("bb", ["cat", "/proc/1/comm"], pid_mode="host", remove=True)
+assert out == host_init, (out, host_init)
+donor = client.containers.run("bb", ["sleep", "60"], ipc_mode="shareable", detach=True)
+donor.exec_run(["sh", "-c", "echo py > /dev/shm/x"])
+out = client.containers.run(
+    "bb", ["sh", "-c", "ps -o comm | grep -c sleep; cat /dev/shm/x"],
+    pid_mode=f"container:{donor.id}", ipc_mode=f"container:{donor.id}", remove=True,
+)
+assert out == b"1\npy\n", out
+donor.remove(force=True)
+
 # What berth has no setting for is refused by name, never dropped.
-refused("HostConfig.Sysctls is not supported", sysctls={"net.ipv4.ip_forward": "1"})
-refused("HostConfig.CpusetCpus is not supported", cpuset_cpus="0")
-refused("HostConfig.OomScoreAdj is not supported", oom_score_adj=-500)
+refused("HostConfig.CpuCount is not supported", cpu_count=2)
+refused("HostConfig.DeviceRequests is not supported",
+        device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])])
 
 assert client.containers.list(all=True) == [], client.containers.list(all=True)
 print("docker-py hostconfig: every check passed")
