@@ -572,12 +572,19 @@ fn networking(loaded: &Loaded, name: &str, s: &Service, oneoff: bool, spec: &mut
                     .map(|a| a.parse())
                     .transpose()
                     .map_err(|e| invalid(name, "networks.ipv6_address", e))?;
+                let link_local_ips = opts
+                    .link_local_ips
+                    .iter()
+                    .map(|a| a.parse())
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| invalid(name, "networks.link_local_ips", e))?;
                 spec.endpoints.push(EndpointSpec {
                     network: network_name(loaded, key),
                     aliases,
                     ipv4,
                     ipv6,
                     mac_address: opts.mac_address.clone(),
+                    link_local_ips,
                 });
             }
             if let Some(first) = spec.endpoints.first() {

@@ -96,9 +96,6 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
     }
     for (key, n) in &s.networks {
         let Some(n) = n else { continue };
-        if !n.link_local_ips.is_empty() {
-            ignored(out, name, &format!("networks.{key}.link_local_ips"));
-        }
         if !n.driver_opts.is_empty() {
             ignored(out, name, &format!("networks.{key}.driver_opts"));
         }

@@ -213,18 +213,12 @@ impl NamespaceMode {
             (Ipc, "none") => Ok(NamespaceMode::None),
             (_, "host") => Ok(NamespaceMode::Host),
             (Pid | Ipc, _) if joined.is_some() => Ok(NamespaceMode::Container(joined.unwrap_or_default().to_string())),
+            // Docker's words: its CLI checks --pid, --uts and --cgroupns,
+            // its daemon --ipc.
+            (Ipc, _) => Err(EngineError::invalid(format!("Invalid IPC mode: {s}"))),
             _ => {
                 let (flag, word) = kind.flag();
-                let takes = match kind {
-                    Pid => "host or container:NAME",
-                    Ipc => "none, private, shareable, host or container:NAME",
-                    Uts => "host",
-                    Cgroup => "host or private",
-                };
-                Err(EngineError::invalid(format!(
-                    "{flag}: invalid {word} mode {}: it takes {takes}",
-                    shown(s)
-                )))
+                Err(EngineError::invalid(format!("{flag}: invalid {word} mode")))
             }
         }
     }
@@ -407,6 +401,8 @@ pub struct EndpointSpec {
     pub ipv6: Option<std::net::Ipv6Addr>,
     /// `--mac-address` for this interface.
     pub mac_address: Option<String>,
+    /// `--link-local-ip`: more addresses of this interface.
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// The resolver settings written to the container's `/etc/resolv.conf`.

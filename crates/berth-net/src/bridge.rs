@@ -761,7 +761,7 @@ pub fn connect_with_dns(
         net,
         (&addr, addr6.as_ref()),
         container_ns,
-        &lease,
+        (&lease, &ep.link_local),
         upstreams,
     ) {
         Ok(a) => Ok(a),
@@ -779,7 +779,7 @@ fn plug(
     net: &NetworkRecord,
     (addr, addr6): (&Addressing, Option<&Addressing6>),
     container_ns: &Namespace,
-    lease: &EndpointRecord,
+    (lease, link_local): (&EndpointRecord, &[IpAddr]),
     upstreams: &[IpAddr],
 ) -> Result<Attachment> {
     let mut host = ctx.netlink()?;
@@ -829,6 +829,13 @@ fn plug(
         }
         _ => None,
     };
+    // --link-local-ip: Docker's prefixes for them.
+    for ip in link_local {
+        match ip {
+            IpAddr::V4(v4) => inside.add_addr(cl.index, *v4, 16)?,
+            IpAddr::V6(v6) => inside.add_addr6(cl.index, *v6, 64)?,
+        }
+    }
     inside.set_up(cl.index)?;
     if let Some(lo) = inside.link("lo")? {
         if !lo.up {

@@ -95,6 +95,9 @@ pub struct NewEndpoint {
     /// `--mac-address`; derived from the address when `None`.
     pub mac: Option<String>,
     pub aliases: Vec<String>,
+    /// `--link-local-ip`: more addresses of the container's interface on
+    /// this network (IPv4 in a /16, IPv6 in a /64, as Docker adds them).
+    pub link_local: Vec<std::net::IpAddr>,
 }
 
 type NetRow = (

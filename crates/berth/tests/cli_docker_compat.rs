@@ -278,6 +278,18 @@ fn failures_end_as_dockers_do() {
             All,
         ),
         (&["create", "--cpu-rt-period", "abc", "busybox"], All),
+        // Namespaces: the CLI's checks, then the daemon's.
+        (&["run", "--rm", "--uts", "host", "-h", "x", "busybox", "true"], All),
+        (&["run", "--rm", "--pid", "bogus", "busybox", "true"], All),
+        (&["run", "--rm", "--uts", "bogus", "busybox", "true"], All),
+        (&["run", "--rm", "--ipc", "bogus", "busybox", "true"], All),
+        (&["run", "--rm", "--cgroupns", "bogus", "busybox", "true"], All),
+        (&["run", "--rm", "--pid", "container:nosuch", "busybox", "true"], All),
+        (&["run", "--rm", "--ipc", "container:nosuch", "busybox", "true"], All),
+        // Windows' CPU flags; GPUs with no GPU driver.
+        (&["run", "--rm", "--cpu-count", "2", "busybox", "true"], All),
+        (&["create", "--cpu-percent", "50", "busybox", "true"], All),
+        (&["run", "--rm", "--gpus", "all", "busybox", "true"], All),
         (&["exec", "--bogus", "x", "true"], All),
         (&["image", "ls", "--bogus"], First),
         (&["system", "df", "--bogus"], First),
@@ -929,19 +941,12 @@ fn block_io_and_device_rules_reach_the_cgroup() {
         assert_eq!(shown, "0\n");
     }
     // --storage-opt: berth's overlay store has no quotas: Docker's overlay2
-    // words without xfs project quotas; --link-local-ip refused by name.
+    // words without xfs project quotas.
     let o = berth(r, &["create", "--storage-opt", "size=1G", "bb", "true"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o),
         "Error response from daemon: --storage-opt is supported only for overlay over xfs with 'pquota' mount option\n"
-    );
-    let o = berth(r, &["create", "--link-local-ip", "169.254.1.1", "bb", "true"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("--link-local-ip is not supported by berth yet"),
-        "{}",
-        stderr(&o)
     );
     // A path that is not a block device is refused by the engine.
     let o = berth(r, &["create", "--device-read-bps", "/dev/null:1mb", "bb", "true"]);

@@ -453,3 +453,72 @@ fn legacy_links_follow_the_linked_containers_address() {
     env.root.ok(&["rm", "-f", "par", "tgt", "squatter"]);
     env.root.ok(&["network", "rm", "lf-net"]);
 }
+
+/// `--link-local-ip` (run, and `network connect`): more addresses on the
+/// container's interface, IPv4 in a /16 and IPv6 in a /64 as Docker adds
+/// them, reachable from a neighbour on the same bridge, shown by inspect
+/// and kept for later starts; a value that is no address is refused.
+#[test]
+#[ignore = "needs root"]
+fn link_local_addresses_join_the_containers_interface() {
+    let env = NetEnv(Env::new());
+    env.root.ok(&["network", "create", "ll-net"]);
+    env.root.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ll1",
+        "--network",
+        "ll-net",
+        "--link-local-ip",
+        "169.254.10.10",
+        "--link-local-ip",
+        "fe80::10",
+        "bb",
+        "sleep",
+        "120",
+    ]);
+    let addrs = env.root.ok(&["exec", "ll1", "ip", "-o", "addr", "show", "eth0"]);
+    assert!(addrs.contains("inet 169.254.10.10/16"), "{addrs}");
+    assert!(addrs.contains("inet6 fe80::10/64"), "{addrs}");
+    assert_eq!(
+        inspect(
+            &env,
+            "{{json (index .NetworkSettings.Networks \"ll-net\").IPAMConfig}}",
+            "ll1"
+        ),
+        r#"{"LinkLocalIPs":["169.254.10.10","fe80::10"]}"#
+    );
+    let (ok, out) = sh(
+        &env,
+        &["--network", "ll-net", "--link-local-ip", "169.254.10.11"],
+        "ping -c 1 -W 5 169.254.10.10",
+    );
+    assert!(ok, "{out}");
+    env.root.ok(&["restart", "-t", "0", "ll1"]);
+    let addrs = env.root.ok(&["exec", "ll1", "ip", "-o", "addr", "show", "eth0"]);
+    assert!(addrs.contains("inet 169.254.10.10/16"), "{addrs}");
+    // Live, with network connect.
+    env.root.ok(&["run", "-d", "--name", "ll2", "bb", "sleep", "120"]);
+    env.root.ok(&[
+        "network",
+        "connect",
+        "--link-local-ip",
+        "169.254.20.20",
+        "ll-net",
+        "ll2",
+    ]);
+    let addrs = env.root.ok(&["exec", "ll2", "ip", "-o", "addr"]);
+    assert!(addrs.contains("inet 169.254.20.20/16"), "{addrs}");
+    let o = env.root.run(&["run", "--rm", "--link-local-ip", "bogus", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        common::stderr(&o).starts_with(
+            "invalid argument \"bogus\" for \"--link-local-ip\" flag: IP address is not correctly formatted: bogus"
+        ),
+        "{}",
+        common::stderr(&o)
+    );
+    env.root.ok(&["rm", "-f", "ll1", "ll2"]);
+    env.root.ok(&["network", "rm", "ll-net"]);
+}

@@ -143,7 +143,9 @@ fn the_hosts_namespaces_and_another_containers_as_docker_shares_them() {
     let o = root.run(&["start", "joiner"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains(&format!("cannot join PID of a non running container: {donor_id}")),
+        stderr(&o).contains(&format!(
+            "Error response from daemon: container {donor_id} is not running"
+        )),
         "{}",
         stderr(&o)
     );

@@ -470,6 +470,32 @@ fn ports(v: &Value) -> Result<Vec<berth_engine::spec::PortMapping>, ApiError> {
 
 /// `NetworkMode`, `NetworkingConfig.EndpointsConfig`, DNS, extra hosts and
 /// links.
+/// One `EndpointSettings` (of `NetworkingConfig.EndpointsConfig`, or of
+/// `POST /networks/{id}/connect`): its aliases, addresses, MAC address.
+pub(crate) fn endpoint_spec(network: &str, e: &Value) -> Result<EndpointSpec, ApiError> {
+    let ipam = &e["IPAMConfig"];
+    let ipv4 = match non_empty(&ipam["IPv4Address"]) {
+        Some(a) => Some(a.parse().map_err(|_| bad(format!("invalid IPv4 address: {a}")))?),
+        None => None,
+    };
+    let ipv6 = match non_empty(&ipam["IPv6Address"]) {
+        Some(a) => Some(a.parse().map_err(|_| bad(format!("invalid IPv6 address: {a}")))?),
+        None => None,
+    };
+    let link_local_ips = strings_of(&ipam["LinkLocalIPs"], "LinkLocalIPs")?
+        .iter()
+        .map(|a| a.parse().map_err(|_| bad(format!("invalid link-local address: {a}"))))
+        .collect::<Result<_, _>>()?;
+    Ok(EndpointSpec {
+        network: network.to_string(),
+        aliases: strings_of(&e["Aliases"], "Aliases")?,
+        ipv4,
+        ipv6,
+        mac_address: non_empty(&e["MacAddress"]).map(str::to_string),
+        link_local_ips,
+    })
+}
+
 fn networking(s: &mut ContainerSpec, h: &Value, nc: &Value) -> Result<(), ApiError> {
     let mode = h["NetworkMode"].as_str().unwrap_or("");
     s.network = match mode {
@@ -482,23 +508,7 @@ fn networking(s: &mut ContainerSpec, h: &Value, nc: &Value) -> Result<(), ApiErr
         let mut names: Vec<&String> = eps.keys().collect();
         names.sort_by_key(|n| n.as_str() != mode);
         for name in names {
-            let e = &eps[name.as_str()];
-            let ipam = &e["IPAMConfig"];
-            let ipv4 = match non_empty(&ipam["IPv4Address"]) {
-                Some(a) => Some(a.parse().map_err(|_| bad(format!("invalid IPv4 address: {a}")))?),
-                None => None,
-            };
-            let ipv6 = match non_empty(&ipam["IPv6Address"]) {
-                Some(a) => Some(a.parse().map_err(|_| bad(format!("invalid IPv6 address: {a}")))?),
-                None => None,
-            };
-            s.endpoints.push(EndpointSpec {
-                network: name.clone(),
-                aliases: strings_of(&e["Aliases"], "Aliases")?,
-                ipv4,
-                ipv6,
-                mac_address: non_empty(&e["MacAddress"]).map(str::to_string),
-            });
+            s.endpoints.push(endpoint_spec(name, &eps[name.as_str()])?);
         }
     }
     let mut dns = DnsSpec::default();
@@ -615,7 +625,7 @@ mod tests {
                 "NetworkMode": "front", "Dns": ["10.0.0.1"], "DnsSearch": ["x.test"], "DnsOptions": ["ndots:1"],
                 "ExtraHosts": ["db:10.0.0.5"], "Links": ["/web:/me/w"],
             },
-            "NetworkingConfig": {"EndpointsConfig": {"back": {}, "front": {"Aliases": ["api"], "IPAMConfig": {"IPv4Address": "10.1.0.9"}}}},
+            "NetworkingConfig": {"EndpointsConfig": {"back": {}, "front": {"Aliases": ["api"], "IPAMConfig": {"IPv4Address": "10.1.0.9", "LinkLocalIPs": ["169.254.1.1"]}}}},
         });
         let s = spec_of(&body, Some("c1"), None).unwrap();
         assert_eq!(s.name.as_deref(), Some("c1"));
@@ -637,6 +647,10 @@ mod tests {
         assert_eq!(s.endpoints[0].network, "front");
         assert_eq!(s.endpoints[0].aliases, ["api"]);
         assert_eq!(s.endpoints[0].ipv4, Some("10.1.0.9".parse().unwrap()));
+        assert_eq!(
+            s.endpoints[0].link_local_ips,
+            ["169.254.1.1".parse::<std::net::IpAddr>().unwrap()]
+        );
         assert_eq!(s.endpoints[1].network, "back");
         assert_eq!(s.extra_hosts, [("db".to_string(), "10.0.0.5".to_string())]);
         assert_eq!(s.links, [("web".to_string(), "w".to_string())]);

@@ -1,7 +1,6 @@
 //! Networks: list, inspect, create, remove, prune, connect, disconnect.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -145,29 +144,12 @@ pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -
                 .unwrap_or(Value::Null);
             let ctr = container_of(&v)?;
             let ep = &v["EndpointConfig"];
-            let aliases: Vec<String> = ep["Aliases"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str()).map(str::to_string).collect())
-                .unwrap_or_default();
-            let ip = match ep["IPAMConfig"]["IPv4Address"].as_str().filter(|s| !s.is_empty()) {
-                Some(s) => Some(
-                    s.parse::<Ipv4Addr>()
-                        .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {s}")))?,
-                ),
-                None => None,
-            };
-            let ip6 = match ep["IPAMConfig"]["IPv6Address"].as_str().filter(|s| !s.is_empty()) {
-                Some(s) => Some(
-                    s.parse::<std::net::Ipv6Addr>()
-                        .map_err(|_| ApiError::bad_request(format!("invalid IPv6 address: {s}")))?,
-                ),
-                None => None,
-            };
+            let spec = super::create::endpoint_spec(&id, ep)?;
             let links: Vec<String> = ep["Links"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|x| x.as_str()).map(str::to_string).collect())
                 .unwrap_or_default();
-            ctx.blocking(move |e| e.network_connect(&id, &ctr, &aliases, ip, ip6, &links))
+            ctx.blocking(move |e| e.network_connect(&id, &ctr, &spec, &links))
                 .await
                 .map_err(forbidden)?;
             Ok(body::status(StatusCode::OK))

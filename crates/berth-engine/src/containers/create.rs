@@ -596,9 +596,8 @@ impl Engine {
         let uts_ns = self.resolve_namespace(NamespaceKind::Uts, &o.uts)?;
         let cgroup_ns = self.resolve_namespace(NamespaceKind::Cgroup, &o.cgroupns)?;
         if o.uts == crate::spec::NamespaceMode::Host && (o.hostname.is_some() || o.domainname.is_some()) {
-            return Err(EngineError::invalid(
-                "conflicting options: hostname and the UTS mode: --uts host keeps the host's name; leave out --hostname",
-            ));
+            // Docker's words (--uts host keeps the host's name).
+            return Err(EngineError::invalid("conflicting options: hostname and the UTS mode"));
         }
         // With the host's UTS namespace the container is named as the host.
         let hostname = match o.uts {

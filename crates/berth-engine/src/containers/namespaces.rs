@@ -115,9 +115,9 @@ impl Engine {
                 ))
             })?;
             if !other.status().is_up() || other.state.pid <= 0 {
+                // Docker's words.
                 return Err(EngineError::conflict(format!(
-                    "cannot join {} of a non running container: {}",
-                    joined_word(kind),
+                    "container {} is not running",
                     other.rec.id
                 )));
             }
@@ -136,8 +136,8 @@ impl Engine {
                 let donor = other.doc().host_config;
                 if donor.rest.get("IpcMode").and_then(serde_json::Value::as_str) != Some("shareable") {
                     return Err(EngineError::conflict(format!(
-                        "cannot join IPC of container {}: non-shareable IPC (hint: use IpcMode:shareable for the donor container: --ipc shareable)",
-                        other.rec.name
+                        "can't join IPC of container {}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)",
+                        other.rec.id
                     )));
                 }
                 let shm = other.dir.join(berth_runtime::mount::SHM_DIR);

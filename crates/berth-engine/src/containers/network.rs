@@ -96,6 +96,9 @@ pub struct PlannedEndpoint {
     /// (in its `/etc/hosts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<(String, String)>,
+    /// `--link-local-ip`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<IpAddr>,
 }
 
 impl PlannedEndpoint {
@@ -230,6 +233,7 @@ impl Engine {
                 }
             }
             let ipv6 = ep.and_then(|e| e.ipv6);
+            let link_local_ips = ep.map(|e| e.link_local_ips.clone()).unwrap_or_default();
             let (id, shown_name) = if name == DEFAULT_NETWORK {
                 if !aliases.is_empty() {
                     return Err(EngineError::invalid(
@@ -266,6 +270,7 @@ impl Engine {
                 ipv6,
                 mac,
                 links: Vec::new(),
+                link_local_ips,
             });
         }
         for (name, addr) in &o.extra_hosts {
@@ -379,6 +384,7 @@ impl Engine {
             ip: p.ipv4,
             ip6: p.ipv6,
             mac: p.mac.clone(),
+            link_local: p.link_local_ips.clone(),
             aliases: if net.dns {
                 let mut a = p.aliases.clone();
                 let short = c_id[..12.min(c_id.len())].to_string();
@@ -668,16 +674,16 @@ impl Engine {
     }
 
     /// `network connect`: joins a network live (a running container gets
-    /// its interface now) and for every later start.
+    /// its interface now) and for every later start, with `ep`'s aliases
+    /// and addresses (its `network` is not read: `net_word` names it).
     pub fn network_connect(
         &self,
         net_word: &str,
         ctr: &str,
-        aliases: &[String],
-        ip: Option<Ipv4Addr>,
-        ip6: Option<Ipv6Addr>,
+        ep: &crate::spec::EndpointSpec,
         links: &[String],
     ) -> Result<()> {
+        let (aliases, ip, ip6) = (&ep.aliases, ep.ipv4, ep.ipv6);
         let c = self.container(ctr)?;
         let net = self.network_by_word(net_word)?;
         let mut plan = match read_plan(&c.dir) {
@@ -719,8 +725,9 @@ impl Engine {
             aliases: aliases.to_vec(),
             ipv4: ip,
             ipv6: ip6,
-            mac: None,
+            mac: ep.mac_address.clone(),
             links: Vec::new(),
+            link_local_ips: ep.link_local_ips.clone(),
         };
         for l in links {
             let (ctr, alias) = l.split_once(':').unwrap_or((l.as_str(), ""));
@@ -853,15 +860,19 @@ impl Engine {
             let name = net.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| p.name.clone());
             let ep = net.as_ref().and_then(|n| eps.iter().find(|e| e.network_id == n.id));
             let mut v = empty_endpoint(net.as_ref().map(|n| n.id.as_str()).unwrap_or_default());
-            v["IPAMConfig"] = match (p.ipv4, p.ipv6) {
-                (None, None) => Value::Null,
-                (v4, v6) => {
+            v["IPAMConfig"] = match (p.ipv4, p.ipv6, p.link_local_ips.is_empty()) {
+                (None, None, true) => Value::Null,
+                (v4, v6, _) => {
                     let mut m = serde_json::Map::new();
                     if let Some(ip) = v4 {
                         m.insert("IPv4Address".into(), json!(ip.to_string()));
                     }
                     if let Some(ip) = v6 {
                         m.insert("IPv6Address".into(), json!(ip.to_string()));
+                    }
+                    if !p.link_local_ips.is_empty() {
+                        let ips: Vec<String> = p.link_local_ips.iter().map(IpAddr::to_string).collect();
+                        m.insert("LinkLocalIPs".into(), json!(ips));
                     }
                     Value::Object(m)
                 }

@@ -803,7 +803,7 @@ fn endpoint_specs(a: &CreateArgs) -> Vec<spec::EndpointSpec> {
             ..Default::default()
         })
         .collect();
-    let any = !a.network_alias.is_empty() || a.ip.is_some() || a.ip6.is_some();
+    let any = !a.network_alias.is_empty() || a.ip.is_some() || a.ip6.is_some() || !a.more.link_local_ip.is_empty();
     if eps.is_empty() && any {
         // The default network: create refuses aliases and addresses there, in Docker's words.
         eps.push(spec::EndpointSpec {
@@ -816,6 +816,7 @@ fn endpoint_specs(a: &CreateArgs) -> Vec<spec::EndpointSpec> {
         first.ipv4 = a.ip;
         first.ipv6 = a.ip6;
         first.mac_address = a.mac_address.clone();
+        first.link_local_ips = a.more.link_local_ip.clone();
     }
     eps
 }
@@ -1023,8 +1024,13 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
 }
 
 /// `--pid`, `--ipc`, `--uts`, `--cgroupns` (absent: the container's own).
+/// A bad value of the first three is the docker CLI's own error; of
+/// `--ipc`, its daemon's.
 fn namespace(kind: spec::NamespaceKind, v: &Option<String>) -> Result<spec::NamespaceMode> {
-    Ok(spec::NamespaceMode::parse(kind, v.as_deref().unwrap_or(""))?)
+    spec::NamespaceMode::parse(kind, v.as_deref().unwrap_or("")).map_err(|e| match kind {
+        spec::NamespaceKind::Ipc => e.into(),
+        _ => anyhow!("{}", e.message()),
+    })
 }
 
 /// Creates the container (pulling its image as `--pull` says, with

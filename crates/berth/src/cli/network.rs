@@ -48,6 +48,9 @@ pub struct ConnectArgs {
     /// Add link to another container
     #[arg(long)]
     pub link: Vec<String>,
+    /// Add a link-local address for the container
+    #[arg(long, value_name = "IP", value_parser = super::flags::link_local_ip)]
+    pub link_local_ip: Vec<std::net::IpAddr>,
     #[arg(value_name = "NETWORK")]
     pub network: String,
     #[arg(value_name = "CONTAINER")]
@@ -175,7 +178,15 @@ pub fn dispatch(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
         NetworkCommand::Rm(a) => rm(engine, a),
         NetworkCommand::Prune(a) => prune(engine, a),
         NetworkCommand::Connect(a) => {
-            engine.network_connect(&a.network, &a.container, &a.alias, a.ip, a.ip6, &a.link)?;
+            let ep = berth_engine::spec::EndpointSpec {
+                network: a.network.clone(),
+                aliases: a.alias.clone(),
+                ipv4: a.ip,
+                ipv6: a.ip6,
+                mac_address: None,
+                link_local_ips: a.link_local_ip.clone(),
+            };
+            engine.network_connect(&a.network, &a.container, &ep, &a.link)?;
             Ok(0)
         }
         NetworkCommand::Disconnect(a) => {

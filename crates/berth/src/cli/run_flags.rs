@@ -52,16 +52,16 @@ pub struct MoreRunArgs {
     /// Logging driver for the container (json-file, local, none)
     #[arg(long, value_name = "DRIVER")]
     pub log_driver: Option<String>,
-    /// Log driver options (none taken yet)
+    /// Log driver options (json-file: max-size, max-file)
     #[arg(long, value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
     /// Mount volumes from the specified container(s)
     #[arg(long, value_name = "CONTAINER[:ro|rw]")]
     pub volumes_from: Vec<String>,
-    /// GPU devices to add to the container (not supported)
+    /// GPU devices to add to the container (no GPU driver: refused as Docker's daemon refuses it without one)
     #[arg(long, value_name = "GPU-REQUEST")]
     pub gpus: Option<String>,
-    /// Add additional groups to join (not supported yet)
+    /// Add additional groups to join
     #[arg(long, value_name = "GROUP")]
     pub group_add: Vec<String>,
     /// Cgroup namespace to use (host|private)
@@ -100,7 +100,7 @@ pub struct MoreRunArgs {
     /// Tune container memory swappiness (0 to 100)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub memory_swappiness: Option<i64>,
-    /// Kernel memory limit (deprecated by Docker; refused)
+    /// Kernel memory limit (deprecated; ignored, as runc and crun ignore it)
     #[arg(long, value_name = "BYTES")]
     pub kernel_memory: Option<String>,
     /// Disable OOM Killer
@@ -142,9 +142,9 @@ pub struct MoreRunArgs {
     /// Storage driver options for the container (overlay without quotas: refused as Docker's)
     #[arg(long, value_name = "OPT")]
     pub storage_opt: Vec<String>,
-    /// Container IPv4/IPv6 link-local addresses (not supported yet)
-    #[arg(long, value_name = "IP")]
-    pub link_local_ip: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long, value_name = "IP", value_parser = super::flags::link_local_ip)]
+    pub link_local_ip: Vec<std::net::IpAddr>,
     /// Optional volume driver for the container (local only)
     #[arg(long, value_name = "DRIVER")]
     pub volume_driver: Option<String>,
@@ -166,22 +166,33 @@ impl MoreRunArgs {
         let refuse = |flag: &str| -> Result<()> {
             bail!("{flag} is not supported by berth yet: leave it out (the container would not get what it asks for)")
         };
-        let lists: &[(&str, &Vec<String>)] = &[("--link-local-ip", &self.link_local_ip)];
-        for (flag, v) in lists.iter().copied() {
-            if !v.is_empty() {
-                return refuse(flag);
-            }
-        }
-        let values: &[(&str, &Option<String>)] = &[
-            ("--gpus", &self.gpus),
-            ("--cpu-count", &self.cpu_count),
-            ("--cpu-percent", &self.cpu_percent),
-            ("--kernel-memory", &self.kernel_memory),
-        ];
+        let values: &[(&str, &Option<String>)] = &[];
         for (flag, v) in values.iter().copied() {
             if v.is_some() {
                 return refuse(flag);
             }
+        }
+        // Docker's CLI refuses these before it asks the daemon.
+        for (flag, v) in [("--cpu-count", &self.cpu_count), ("--cpu-percent", &self.cpu_percent)] {
+            if v.is_some() {
+                // Its words alone, exit 1 (not a daemon error).
+                eprintln!("\"{flag}\" is only supported on a Docker daemon running on windows, but the Docker daemon is running on linux");
+                return Err(berth_engine::EngineError::exit(1, "").into());
+            }
+        }
+        // Docker's daemon, with no GPU driver (berth has none).
+        if self.gpus.is_some() {
+            return Err(berth_engine::EngineError::invalid(
+                "could not select device driver \"\" with capabilities: [[gpu]]",
+            )
+            .into());
+        }
+        if self.kernel_memory.is_some() {
+            // Docker records it and runc ignores it: said, not silent.
+            eprintln!(
+                "WARNING: Specifying a kernel memory limit is deprecated and will be removed in a future release."
+            );
+            eprintln!("WARNING: berth ignores --kernel-memory, as runc and crun do.");
         }
         for (flag, v) in [
             ("--io-maxbandwidth", &self.io_maxbandwidth),
