@@ -421,6 +421,7 @@ pub fn update_of(v: &Value) -> Result<UpdateSpec, ApiError> {
         cpu_period: r.cpu_period,
         cpu_quota: r.cpu_quota,
         memory_reservation: r.memory_reservation,
+        blkio_weight: r.blkio_weight,
     })
 }
 

@@ -1294,6 +1294,29 @@ impl Engine {
 
 /// The block IO limits by device number, as the runtime takes them; what
 /// this host's cgroups cannot do is discarded with Docker's warning.
+/// Docker's warning where the host's block IO controller has no weights.
+pub(crate) const NO_BLKIO_WEIGHT: &str =
+    "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
+
+/// Whether the host's block IO controller takes weights (cgroup v1's
+/// `blkio.weight` or BFQ's, v2's `io` controller).
+pub(crate) fn blkio_weights_supported() -> bool {
+    blkio_has(&["blkio.weight", "blkio.bfq.weight"])
+}
+
+/// Whether the block IO controller is there with one of `v1_files` (v2:
+/// the `io` controller).
+fn blkio_has(v1_files: &[&str]) -> bool {
+    if berth_runtime::spec::cgroup_v2_unified() {
+        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+    } else {
+        v1_files
+            .iter()
+            .any(|f| Path::new("/sys/fs/cgroup/blkio").join(f).exists())
+    }
+}
+
 fn block_io(r: &crate::spec::Resources, warnings: &mut Vec<String>) -> Result<berth_runtime::config::BlockIo> {
     let number = |path: &str| -> Result<(i64, i64)> {
         let st = rustix::fs::stat(path).map_err(|e| {
@@ -1307,19 +1330,8 @@ fn block_io(r: &crate::spec::Resources, warnings: &mut Vec<String>) -> Result<be
         let dev = st.st_rdev;
         Ok((rustix::fs::major(dev) as i64, rustix::fs::minor(dev) as i64))
     };
-    let v2 = berth_runtime::spec::cgroup_v2_unified();
-    let has = |v1_files: &[&str]| -> bool {
-        if v2 {
-            std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-                .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
-        } else {
-            v1_files
-                .iter()
-                .any(|f| Path::new("/sys/fs/cgroup/blkio").join(f).exists())
-        }
-    };
-    let weight_ok = has(&["blkio.weight", "blkio.bfq.weight"]);
-    let throttle_ok = has(&["blkio.throttle.read_bps_device"]);
+    let weight_ok = blkio_weights_supported();
+    let throttle_ok = blkio_has(&["blkio.throttle.read_bps_device"]);
     let mut b = berth_runtime::config::BlockIo::default();
     if let Some(w) = r.blkio_weight.filter(|w| *w > 0) {
         // Docker's order: a host without weights discards it before the range is checked.
@@ -1329,9 +1341,7 @@ fn block_io(r: &crate::spec::Resources, warnings: &mut Vec<String>) -> Result<be
             }
             b.weight = Some(w);
         } else {
-            warnings.push(
-                "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into(),
-            );
+            warnings.push(NO_BLKIO_WEIGHT.into());
         }
     }
     if !r.blkio_weight_device.is_empty() {

@@ -39,6 +39,8 @@ pub struct UpdateSpec {
     pub cpu_quota: Option<i64>,
     /// `--memory-reservation`, bytes.
     pub memory_reservation: Option<u64>,
+    /// `--blkio-weight`: 10–1000 (0 leaves it as it is, as Docker's).
+    pub blkio_weight: Option<u16>,
 }
 
 impl UpdateSpec {
@@ -55,6 +57,7 @@ impl UpdateSpec {
             || self.cpu_period.is_some()
             || self.cpu_quota.is_some()
             || self.memory_reservation.is_some()
+            || self.blkio_weight.is_some_and(|w| w > 0)
     }
 }
 
@@ -166,6 +169,18 @@ impl Engine {
             cr.nano_cpus = r.cpus.map(|c| (c * 1e9).round() as u64);
             check.validate()?;
         }
+        let mut warnings = Vec::new();
+        if let Some(w) = u.blkio_weight.filter(|w| *w > 0) {
+            // Create's rule: a host without weights discards it, said.
+            if super::create::blkio_weights_supported() {
+                if !(10..=1000).contains(&w) {
+                    return Err(EngineError::invalid("Range of blkio weight is from 10 to 1000"));
+                }
+                r.blkio.weight = Some(w);
+            } else {
+                warnings.push(super::create::NO_BLKIO_WEIGHT.to_string());
+            }
+        }
         if u.resources() && c.dir.is_dir() {
             let rt = self.container_runtime(&c)?;
             berth_runtime::ops::update_resources(&c.dir, &rt, &c.cfg.resources, &cfg.resources).map_err(|e| {
@@ -183,7 +198,7 @@ impl Engine {
         }
         self.record_update(&c, &cfg)?;
         self.record_container_event("update", &c, &[]);
-        Ok(Vec::new())
+        Ok(warnings)
     }
 
     /// The record's `HostConfig` with the new values, as `inspect` shows them.
@@ -213,6 +228,7 @@ impl Engine {
         h.insert("CpuPeriod".into(), json!(r.cpu_period.unwrap_or(0)));
         h.insert("CpuQuota".into(), json!(r.cpu_quota.unwrap_or(0)));
         h.insert("MemoryReservation".into(), json!(r.memory_reservation.unwrap_or(0)));
+        h.insert("BlkioWeight".into(), json!(r.blkio.weight.unwrap_or(0)));
         self.store.update_container_config(&c.rec.id, &doc.to_value())?;
         Ok(())
     }

@@ -47,20 +47,15 @@ pub struct UpdateArgs {
     /// MEMs in which to allow execution (0-3, 0,1)
     #[arg(long, value_name = "0-3,0,1")]
     pub cpuset_mems: Option<String>,
-    /// Block IO (relative weight) (not supported yet)
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
     #[arg(long, value_name = "N")]
-    pub blkio_weight: Option<String>,
+    pub blkio_weight: Option<u16>,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
 
 /// The request, checked once for all the containers.
 fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
-    for (flag, v) in [("--blkio-weight", &a.blkio_weight)] {
-        if v.is_some() {
-            bail!("{flag} is not supported by berth yet: leave it out");
-        }
-    }
     let u = UpdateSpec {
         memory: a
             .memory
@@ -87,6 +82,7 @@ fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
             .as_deref()
             .map(|m| spec::parse_bytes("--memory-reservation", m))
             .transpose()?,
+        blkio_weight: a.blkio_weight,
     };
     if u.memory.is_none()
         && u.memory_swap.is_none()
@@ -101,30 +97,34 @@ fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
         && u.cpu_period.is_none()
         && u.cpu_quota.is_none()
         && u.memory_reservation.is_none()
+        && u.blkio_weight.is_none()
     {
         bail!("you must provide one or more flags when using this command");
     }
     Ok(u)
 }
 
-/// Prints each container updated, and the error of each one that was not
-/// (then exits 1), as Docker's.
+/// Prints each container updated, then the daemon's warnings (both on
+/// stdout, as the docker CLI prints them), and the error of each one that
+/// was not (then exits 1).
 pub fn run(engine: &Engine, a: UpdateArgs) -> Result<i32> {
     let u = update_spec(&a)?;
     let mut failed = false;
+    let mut warnings = Vec::new();
     for c in &a.containers {
         match engine.update_container(c, &u) {
-            Ok(warnings) => {
-                for w in warnings {
-                    eprintln!("WARNING: {w}");
-                }
+            Ok(w) => {
                 println!("{c}");
+                warnings.extend(w);
             }
             Err(e) => {
                 eprintln!("{}", super::error_text(&e.into()));
                 failed = true;
             }
         }
+    }
+    for w in warnings {
+        println!("{w}");
     }
     Ok(if failed { 1 } else { 0 })
 }
