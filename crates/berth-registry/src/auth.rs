@@ -233,6 +233,46 @@ impl AuthFile {
     }
 }
 
+/// Every login berth would use, by server: those of Docker's file and of
+/// berth's (`auth_file` or the default), berth's winning, each through its
+/// credential helper where the file names one for that server. (A general
+/// `credsStore`'s logins for servers no file names are not listed.)
+pub fn all_credentials(auth_file: Option<&Path>) -> Result<BTreeMap<String, Credentials>> {
+    let own = auth_file.map(Path::to_path_buf).unwrap_or_else(default_auth_file);
+    let docker = AuthFile::open(&docker_config_file()).ok();
+    let mut out = BTreeMap::new();
+    for f in docker.iter().chain(std::iter::once(&AuthFile::open(&own)?)) {
+        let mut servers: Vec<String> = f.auths().into_keys().collect();
+        if let Some(m) = f.doc["credHelpers"].as_object() {
+            servers.extend(m.keys().cloned());
+        }
+        for s in servers {
+            if let Some(c) = f.credentials(&s)? {
+                out.insert(normalize_server(&s), c);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Logins as a Docker `config.json` (`{"auths": {server: {"auth": …}}}`,
+/// an identity token as `identitytoken`).
+pub fn docker_config_of(logins: &BTreeMap<String, Credentials>) -> Value {
+    let auths: serde_json::Map<String, Value> = logins
+        .iter()
+        .map(|(server, c)| {
+            let entry = if c.username == "<token>" {
+                json!({"identitytoken": c.password})
+            } else {
+                let raw = format!("{}:{}", c.username, c.password);
+                json!({"auth": base64::engine::general_purpose::STANDARD.encode(raw)})
+            };
+            (server.clone(), entry)
+        })
+        .collect();
+    json!({ "auths": auths })
+}
+
 /// Credentials for `server`: berth's auth file first, then Docker's.
 pub fn lookup(auth_file: Option<&Path>, server: &str) -> Result<Option<Credentials>> {
     let own = auth_file.map(Path::to_path_buf).unwrap_or_else(default_auth_file);

@@ -179,6 +179,65 @@ fn systemd_socket_activation_serves_the_socket_it_is_given() {
     }
 }
 
+/// `run --use-api-socket`, as the docker CLI 28 does it: the service's
+/// socket at /var/run/docker.sock (a docker CLI inside drives the engine
+/// that runs it), berth's logins in a 0600 /run/secrets/docker/config.json
+/// named by DOCKER_CONFIG; no socket to bind is a clear error.
+#[test]
+#[ignore = "needs root"]
+fn use_api_socket_hands_the_container_the_service_and_the_logins() {
+    let root = Root::new();
+    root.busybox("bb");
+    let o = root
+        .cmd(&["run", "--rm", "--use-api-socket", "bb", "true"])
+        .env("DOCKER_HOST", format!("unix://{}/none.sock", root.path().display()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("--use-api-socket: no Docker API socket at"),
+        "{}",
+        stderr(&o)
+    );
+
+    let svc = Service::start(&root);
+    let auth = root.path().join("auth.json");
+    std::fs::write(&auth, r#"{"auths":{"127.0.0.1:5000":{"auth":"dXNlcjpwYXNz"}}}"#).unwrap();
+    // The host's libraries too, for a client that is not static (Debian's).
+    let client = api::docker_clients()[0].clone();
+    let libs = ["/lib", "/lib64", "/usr/lib"].map(|d| format!("{d}:{d}:ro"));
+    let script = "stat -c '%a %u' /run/secrets/docker/config.json; echo $DOCKER_CONFIG; \
+                  grep -c dXNlcjpwYXNz /run/secrets/docker/config.json; \
+                  /docker ps --format '{{.Image}} {{.Status}}'";
+    let o = root
+        .cmd(&[
+            "run",
+            "--rm",
+            "--use-api-socket",
+            "-v",
+            &format!("{}:/docker:ro", client.display()),
+            "-v",
+            &libs[0],
+            "-v",
+            &libs[1],
+            "-v",
+            &libs[2],
+            "bb",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", svc.socket.display()))
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["600 0", "/run/secrets/docker", "1"], "{out}");
+    assert!(lines[3].starts_with("bb Up "), "{out}");
+}
+
 #[test]
 #[ignore = "needs root"]
 fn the_socket_is_root_and_the_berth_group_s_or_root_s_alone() {

@@ -154,7 +154,7 @@ pub struct MoreRunArgs {
     /// Skip image verification (berth verifies digests, never signatures: accepted)
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = super::flags::parse_go_bool)]
     pub disable_content_trust: bool,
-    /// Bind-mount the Docker API socket (not supported)
+    /// Bind mount the Docker API socket (berth's service's) and the logins berth has
     #[arg(long)]
     pub use_api_socket: bool,
 }
@@ -212,9 +212,6 @@ impl MoreRunArgs {
                     bail!("{flag} {v}: berth supports only {}", ok[..ok.len() - 1].join(" or "));
                 }
             }
-        }
-        if self.use_api_socket {
-            return refuse("--use-api-socket");
         }
         Ok(())
     }
