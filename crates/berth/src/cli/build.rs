@@ -85,6 +85,7 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub more: MoreBuildArgs,
     /// Build context (a directory, or - for a tar on stdin)
+    #[arg(value_name = "PATH | URL | -")]
     pub context: Option<String>,
 }
 

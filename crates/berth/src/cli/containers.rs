@@ -469,9 +469,9 @@ pub struct CpArgs {
     /// Suppress progress output during copy (accepted)
     #[arg(short, long)]
     pub quiet: bool,
-    #[arg(value_name = "SRC")]
+    #[arg(value_name = "CONTAINER:SRC_PATH")]
     pub src: String,
-    #[arg(value_name = "DEST")]
+    #[arg(value_name = "DEST_PATH|-")]
     pub dest: String,
 }
 
@@ -480,7 +480,7 @@ pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
     /// ps options (accepted, ignored)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "[ps OPTIONS]", trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
 }
 

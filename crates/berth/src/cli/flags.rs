@@ -14,7 +14,54 @@ use clap::{Arg, ArgAction, Command};
 /// (what pflag, behind the docker CLI, accepts): `--rm`, `--rm=true`,
 /// `--tty=false`, `-d=0`, and clusters such as `-it` keep working.
 pub fn docker_style(cmd: Command) -> Command {
-    cmd.mut_args(bool_flag).mut_subcommands(docker_style)
+    let name = cmd.get_name().to_string();
+    docker_usages(bool_flags(cmd), &name)
+}
+
+fn bool_flags(cmd: Command) -> Command {
+    cmd.mut_args(bool_flag).mut_subcommands(bool_flags)
+}
+
+/// Every subcommand's usage line as the docker CLI writes it (`berth rm
+/// [OPTIONS] CONTAINER [CONTAINER...]`, not clap's `<CONTAINER>...`).
+fn docker_usages(cmd: Command, prefix: &str) -> Command {
+    cmd.mut_subcommands(|sc| {
+        let full = format!("{prefix} {}", sc.get_name());
+        let usage = docker_usage(&sc, &full);
+        docker_usages(sc, &full).override_usage(usage)
+    })
+}
+
+/// `FULL [OPTIONS] OPERAND…`: `[OPTIONS]` when it has flags besides
+/// `--help`, `COMMAND` for a command of commands, an operand as its value
+/// name, `[NAME]` when optional, `NAME [NAME...]` when repeated (a value
+/// name that spells out its own shape, `IMAGE [COMMAND] [ARG...]`, as is).
+fn docker_usage(cmd: &Command, full: &str) -> String {
+    let mut parts = vec![full.to_string()];
+    let flags = cmd
+        .get_arguments()
+        .any(|a| !a.is_positional() && !a.is_hide_set() && a.get_id() != "help");
+    if flags {
+        parts.push("[OPTIONS]".into());
+    }
+    if cmd.has_subcommands() {
+        parts.push("COMMAND".into());
+    }
+    for p in cmd.get_positionals().filter(|p| !p.is_hide_set()) {
+        let name = p
+            .get_value_names()
+            .map(|v| v.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| p.get_id().as_str().to_uppercase());
+        let many = p.get_num_args().is_some_and(|r| r.max_values() > 1) || matches!(p.get_action(), ArgAction::Append);
+        parts.push(match (name.contains(' '), p.is_required_set(), many) {
+            (true, _, _) => name,
+            (false, true, false) => name,
+            (false, true, true) => format!("{name} [{name}...]"),
+            (false, false, false) => format!("[{name}]"),
+            (false, false, true) => format!("[{name}...]"),
+        });
+    }
+    parts.join(" ")
 }
 
 fn bool_flag(a: Arg) -> Arg {
@@ -97,7 +144,7 @@ pub fn report(cmd: &Command, e: &clap::Error, argv: &[OsString]) -> i32 {
     if e.kind() == ErrorKind::DisplayHelp {
         // Help from the command as declared: flags read `-a, --all`, not
         // the `--all[=<ALL>]` the boolean syntax above would show.
-        let plain = <super::Cli as clap::CommandFactory>::command();
+        let plain = docker_usages(<super::Cli as clap::CommandFactory>::command(), "berth");
         let mut sub = find(&plain, &path).clone().bin_name(if path.is_empty() {
             "berth".to_string()
         } else {

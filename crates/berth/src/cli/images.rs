@@ -146,7 +146,7 @@ pub struct ImageInspectArgs {
     /// Inspect the given platform of a multi-platform image
     #[arg(long, value_name = "os/arch[/variant]")]
     pub platform: Option<String>,
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
 
@@ -169,7 +169,9 @@ pub struct HistoryArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct TagArgs {
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
     pub source: String,
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
     pub target: String,
 }
 
@@ -184,7 +186,7 @@ pub struct RmiArgs {
     /// Remove only the given platform of a multi-platform image
     #[arg(long, value_name = "os/arch[/variant]")]
     pub platform: Option<String>,
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
 

@@ -97,6 +97,7 @@ pub struct CreateArgs {
     /// Enable manual container attachment (accepted; every berth network is attachable)
     #[arg(long)]
     pub attachable: bool,
+    #[arg(value_name = "NETWORK")]
     pub name: String,
 }
 

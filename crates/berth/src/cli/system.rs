@@ -36,6 +36,8 @@ pub enum SystemCommand {
     Service(super::service::ServiceArgs),
     /// Check the store for damage and leftovers (and repair them)
     Check(CheckArgs),
+    /// Get real time events from the server
+    Events(super::events::EventsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -353,6 +355,7 @@ pub fn dispatch(engine: &Engine, cmd: SystemCommand) -> Result<i32> {
         SystemCommand::Binfmt(a) => super::binfmt::run(a),
         SystemCommand::Service(a) => super::service::run(engine, a),
         SystemCommand::Check(a) => check(engine, a),
+        SystemCommand::Events(a) => super::events::run(engine, a),
     }
 }
 

@@ -41,6 +41,7 @@ pub struct CreateArgs {
     #[arg(short, long = "opt")]
     pub opt: Vec<String>,
     /// The volume's name (random when omitted)
+    #[arg(value_name = "VOLUME")]
     pub name: Option<String>,
 }
 
