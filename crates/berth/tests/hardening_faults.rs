@@ -69,6 +69,16 @@ struct Op<'a> {
 
 /// Runs `op` whole once to time it, then kills it at two points; after
 /// each kill checks, repairs, checks again and runs it whole.
+/// What berth's commands could leave in the host's shared /tmp.
+fn berth_entries_in_tmp() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("berth-") && !n.starts_with("berth-test"))
+        .collect()
+}
+
 fn kill_and_check(root: &Root, op: &Op<'_>) {
     let args: Vec<&str> = op.args.iter().map(String::as_str).collect();
     (op.prepare)(root);
@@ -77,6 +87,7 @@ fn kill_and_check(root: &Root, op: &Op<'_>) {
     let whole = t.elapsed();
     for frac in [0.25, 0.65] {
         (op.prepare)(root);
+        let tmp_before = berth_entries_in_tmp();
         let mut child = root
             .cmd(&args)
             .stdout(std::process::Stdio::null())
@@ -121,6 +132,13 @@ fn kill_and_check(root: &Root, op: &Op<'_>) {
         assert!(
             procs.is_empty(),
             "{} killed at {frac}: left running: {procs:?}",
+            op.name
+        );
+        // Nor a file in the host's /tmp: scratch files live in the store.
+        let tmp_new: Vec<String> = berth_entries_in_tmp().difference(&tmp_before).cloned().collect();
+        assert!(
+            tmp_new.is_empty(),
+            "{} killed at {frac}: left in /tmp: {tmp_new:?}",
             op.name
         );
         // The command works whole afterwards.

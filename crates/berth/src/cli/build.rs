@@ -564,7 +564,8 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     opts.cache_lookup = engine.open_registry_caches(&remote.from, &reg_opts, &mut |w| eprintln!("{w}"))?;
     // Stdin: a context archive, or (as Docker) a Dockerfile alone, built
     // with an empty context; `-f -`: the Dockerfile, with the context given.
-    let staged = tempfile::Builder::new().prefix("berth-build-stdin-").tempdir()?;
+    // A Dockerfile from stdin is written to a scratch directory of the
+    // store's (removed when this command ends, swept if it is killed).
     let mut file = a.file.clone();
     let context = if ctx == "-" {
         let mut data = Vec::new();
@@ -572,16 +573,17 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
         if is_archive(&data) {
             ContextSource::Tar(Box::new(std::io::Cursor::new(data)))
         } else {
-            std::fs::write(staged.path().join("Dockerfile"), &data)?;
+            let staged = engine.scratch_dir("stdin-context")?;
+            std::fs::write(staged.join("Dockerfile"), &data)?;
             file = None;
-            ContextSource::Dir(staged.path().to_path_buf())
+            ContextSource::Dir(staged)
         }
     } else {
         if stdin_dockerfile {
             let mut data = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
                 .context("reading the Dockerfile from stdin")?;
-            let p = staged.path().join("Dockerfile");
+            let p = engine.scratch_dir("stdin-dockerfile")?.join("Dockerfile");
             std::fs::write(&p, &data)?;
             file = Some(p);
         }

@@ -703,21 +703,13 @@ fn build_service(
             req.options.cache_to = local("cache_to", spec, "dest")?;
         }
     }
-    // dockerfile_inline: a private file (0600, a name nobody can guess or
-    // plant a link at), removed when the build ends.
-    let _inline = match convert::inline_dockerfile(c.loaded, name) {
-        Some(text) => {
-            let mut f = tempfile::Builder::new()
-                .prefix("berth-compose-")
-                .suffix(".Dockerfile")
-                .tempfile()
-                .context("creating a file for dockerfile_inline")?;
-            io::Write::write_all(&mut f, text.as_bytes()).context("writing dockerfile_inline")?;
-            req.file = Some(f.path().to_path_buf());
-            Some(f)
-        }
-        None => None,
-    };
+    // dockerfile_inline: a file in a scratch directory of the store's
+    // (private, removed when this command ends, swept if it is killed).
+    if let Some(text) = convert::inline_dockerfile(c.loaded, name) {
+        let f = c.engine.scratch_dir("dockerfile-inline")?.join("Dockerfile");
+        std::fs::write(&f, text.as_bytes()).context("writing dockerfile_inline")?;
+        req.file = Some(f);
+    }
     let mode = if quiet {
         berth_build::executor::ProgressMode::Quiet
     } else {
