@@ -358,6 +358,9 @@ pub fn create_network(ctx: &NetContext, store: &Store, req: &NetworkRequest) -> 
     if let Err(e) = sweep_dead_stores(ctx) {
         log::warn!("removing the networks of deleted stores: {e}");
     }
+    if let Err(e) = sweep_stale_rules(ctx) {
+        log::warn!("removing firewall rules of bridges that are gone: {e}");
+    }
     record_store(ctx, store)?;
     let taken = taken_subnets(ctx, store)?;
     let is_default = req.name == DEFAULT_NETWORK;
@@ -572,6 +575,30 @@ pub fn sweep_dead_stores(ctx: &NetContext) -> Result<Vec<PathBuf>> {
         gone.push(e.path());
     }
     Ok(gone)
+}
+
+/// Removes the firewall elements whose bridge is gone, whoever's they were
+/// (a bridge deleted by hand, a crash between a teardown's two steps). As
+/// root only, under the networks lock.
+pub fn sweep_stale_rules(ctx: &NetContext) -> Result<()> {
+    if ctx.bridge_ns != crate::ns::host() {
+        return Ok(());
+    }
+    let mut nl = ctx.netlink()?;
+    let mut live = std::collections::HashSet::new();
+    let mut live_nets = std::collections::HashSet::new();
+    for l in nl.links()?.into_iter().filter(|l| l.kind == "bridge") {
+        for (ip, p) in nl.addrs(l.index)? {
+            let s = Subnet::new(Subnet::new(ip, p).network(), p);
+            live_nets.insert(format!("{}/{}", s.network(), s.prefix));
+        }
+        for (ip, p) in nl.addrs6(l.index)? {
+            let s = Subnet6::new(Subnet6::new(ip, p).network(), p);
+            live_nets.insert(format!("{}/{}", s.network(), s.prefix));
+        }
+        live.insert(l.name);
+    }
+    ctx.firewall().remove_stale(&live, &live_nets)
 }
 
 fn forget_dead_store(ctx: &NetContext) -> Result<()> {

@@ -269,6 +269,53 @@ impl Firewall {
         self.nft(&["-f", "-"], Some(&t)).map(drop)
     }
 
+    /// Removes, from both families' tables, the elements of bridges that
+    /// no longer exist (`live`: the bridges there are) and the masquerade
+    /// of subnets no bridge holds (`live_nets`, as `10.1.0.0/16` and
+    /// `fd00::/64`), and a table left empty: what a store deleted with its
+    /// bridge gone and its rules not (a crash, a bridge deleted by hand)
+    /// leaves behind. Elements are added after their bridge is made, so
+    /// a network being made beside this is never taken for stale.
+    pub fn remove_stale(
+        &self,
+        live: &std::collections::HashSet<String>,
+        live_nets: &std::collections::HashSet<String>,
+    ) -> Result<()> {
+        let _lock = self.locked()?;
+        let mut t = String::new();
+        for family in ["ip", "ip6"] {
+            let st = self.state_of(family)?;
+            if !st.exists {
+                continue;
+            }
+            let mut text = String::new();
+            for b in st.bridges.iter().filter(|b| !live.contains(*b)) {
+                let q = quote(b)?;
+                text.push_str(&format!("delete element {family} berth bridges {{ {q} }}\n"));
+                text.push_str(&format!("delete element {family} berth same {{ {q} . {q} }}\n"));
+            }
+            for b in st.internal.iter().filter(|b| !live.contains(*b)) {
+                text.push_str(&format!("delete element {family} berth internal {{ {} }}\n", quote(b)?));
+            }
+            for n in st.masq.iter().filter(|n| !live_nets.contains(*n)) {
+                text.push_str(&format!("delete element {family} berth masq {{ {n} }}\n"));
+            }
+            let left = st.bridges.iter().chain(&st.internal).any(|b| live.contains(b))
+                || st.masq.iter().any(|n| live_nets.contains(n));
+            if !left {
+                text = format!("delete table {family} {TABLE}\n");
+            }
+            if !text.is_empty() {
+                log::debug!("removing stale firewall elements:\n{text}");
+            }
+            t.push_str(&text);
+        }
+        if t.is_empty() {
+            return Ok(());
+        }
+        self.nft(&["-f", "-"], Some(&t)).map(drop)
+    }
+
     /// The table's sets as they are now.
     pub fn state(&self) -> Result<TableState> {
         self.state_of("ip")
