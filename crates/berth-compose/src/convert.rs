@@ -669,19 +669,6 @@ fn health(name: &str, s: &Service) -> Result<HealthSpec> {
     })
 }
 
-/// A service's `build.dockerfile_inline`: the front writes it to a file
-/// and sets the [`BuildRequest`]'s `file` to it.
-pub fn inline_dockerfile<'l>(loaded: &'l Loaded, name: &str) -> Option<&'l str> {
-    loaded
-        .project
-        .services
-        .get(name)?
-        .build
-        .as_ref()?
-        .dockerfile_inline
-        .as_deref()
-}
-
 /// The build of service `name`'s image, tagged with its image name and
 /// `build.tags`; `None` when it has no `build`. `extra_args` are
 /// `--build-arg` values over the file's.
@@ -708,8 +695,7 @@ pub fn build_request(
         ));
     }
     let file = match (&b.dockerfile_inline, &b.dockerfile) {
-        // The caller writes the text to a file and names it (see
-        // [`inline_dockerfile`]): the engine reads Dockerfiles from files.
+        // The text itself (below).
         (Some(_), _) => None,
         (None, Some(f)) if Path::new(f).is_absolute() => Some(PathBuf::from(f)),
         (None, Some(f)) => Some(context.join(f)),
@@ -856,6 +842,7 @@ pub fn build_request(
     Ok(Some(BuildRequest {
         context: ContextSource::Dir(context),
         file,
+        inline: b.dockerfile_inline.clone(),
         tags,
         options,
     }))

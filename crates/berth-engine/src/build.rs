@@ -31,6 +31,10 @@ pub struct BuildRequest<'a> {
     /// `-f`: a path (relative to the current directory); default
     /// `<context>/Dockerfile` (for a tar: `Dockerfile` inside it).
     pub file: Option<PathBuf>,
+    /// The Dockerfile's text itself, when it is no file (read from stdin,
+    /// compose's `dockerfile_inline`): `file` is not read, and messages
+    /// name it `Dockerfile`.
+    pub inline: Option<String>,
     /// Names as the user wrote them (`bb`, `bb:1`).
     pub tags: Vec<String>,
     /// Build args, labels, target, cache settings… (the builder's options).
@@ -135,7 +139,10 @@ impl Engine {
                 (dir, Some(PathBuf::from(name)))
             }
         };
-        let (text, name, path) = if staged {
+        let (text, name, path) = if let Some(text) = req.inline {
+            let path = context_dir.join("Dockerfile");
+            (text, "Dockerfile".to_string(), path)
+        } else if staged {
             read_staged_dockerfile(&context_dir, file.as_deref())?
         } else {
             read_dockerfile(&context_dir, file.as_deref())?

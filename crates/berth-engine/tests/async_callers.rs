@@ -108,6 +108,7 @@ fn a_build_that_pulls_its_base_from_inside_a_tokio_runtime() {
             let req = BuildRequest {
                 context: ContextSource::Dir(dir),
                 file: None,
+                inline: None,
                 tags: vec!["built".into()],
                 options: Default::default(),
             };

@@ -1347,6 +1347,14 @@ fn build_reads_the_dockerfile_from_stdin() {
     let o = build(&["build", "-q", "-t", "two", "-f", "-", dir], b"FROM bb\nCOPY f /f\n");
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(r.ok(&["run", "--rm", "two", "cat", "/f"]), "data\n");
+    // Its errors name it `Dockerfile`, as BuildKit does.
+    let o = build(&["build", "-q", "-f", "-", dir], b"FROM bb\nBOGUS x\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("Dockerfile:2:1: unknown instruction \"BOGUS\""),
+        "{}",
+        stderr(&o)
+    );
     let o = build(&["build", "-f", "-", "-"], b"");
     assert_eq!(o.status.code(), Some(1));
     assert!(

@@ -564,6 +564,7 @@ pub async fn build(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, 
                 let req = BuildRequest {
                     context: ContextSource::Tar(Box::new(input)),
                     file,
+                    inline: None,
                     tags: tags.clone(),
                     options,
                 };

@@ -564,28 +564,27 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     opts.cache_lookup = engine.open_registry_caches(&remote.from, &reg_opts, &mut |w| eprintln!("{w}"))?;
     // Stdin: a context archive, or (as Docker) a Dockerfile alone, built
     // with an empty context; `-f -`: the Dockerfile, with the context given.
-    // A Dockerfile from stdin is written to a scratch directory of the
-    // store's (removed when this command ends, swept if it is killed).
+    // A Dockerfile from stdin goes to the engine as text.
     let mut file = a.file.clone();
+    let mut inline = None;
     let context = if ctx == "-" {
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data).context("reading stdin")?;
         if is_archive(&data) {
             ContextSource::Tar(Box::new(std::io::Cursor::new(data)))
         } else {
-            let staged = engine.scratch_dir("stdin-context")?;
-            std::fs::write(staged.join("Dockerfile"), &data)?;
+            // As Docker: a Dockerfile alone, built with an empty context.
+            inline = Some(String::from_utf8(data).context("the Dockerfile on stdin is not UTF-8")?);
             file = None;
-            ContextSource::Dir(staged)
+            ContextSource::Dir(engine.scratch_dir("empty-context")?)
         }
     } else {
         if stdin_dockerfile {
             let mut data = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
                 .context("reading the Dockerfile from stdin")?;
-            let p = engine.scratch_dir("stdin-dockerfile")?.join("Dockerfile");
-            std::fs::write(&p, &data)?;
-            file = Some(p);
+            inline = Some(String::from_utf8(data).context("the Dockerfile on stdin is not UTF-8")?);
+            file = None;
         }
         ContextSource::Dir(PathBuf::from(&ctx))
     };
@@ -601,6 +600,7 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     let req = BuildRequest {
         context,
         file,
+        inline,
         tags: a.tags.clone(),
         options: opts,
     };

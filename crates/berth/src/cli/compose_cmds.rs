@@ -703,13 +703,6 @@ fn build_service(
             req.options.cache_to = local("cache_to", spec, "dest")?;
         }
     }
-    // dockerfile_inline: a file in a scratch directory of the store's
-    // (private, removed when this command ends, swept if it is killed).
-    if let Some(text) = convert::inline_dockerfile(c.loaded, name) {
-        let f = c.engine.scratch_dir("dockerfile-inline")?.join("Dockerfile");
-        std::fs::write(&f, text.as_bytes()).context("writing dockerfile_inline")?;
-        req.file = Some(f);
-    }
     let mode = if quiet {
         berth_build::executor::ProgressMode::Quiet
     } else {
