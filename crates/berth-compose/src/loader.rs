@@ -551,9 +551,9 @@ fn add_included(root: &mut Node, included: Node, from: &Path, loc: &Loc) -> Resu
     Ok(())
 }
 
-/// `links`, `volumes_from` (service), `network_mode`, `pid` and `ipc` of
-/// `service:X` are
-/// dependencies too, as compose records them (`restart: true`).
+/// `links`, `volumes_from` (service), and `network_mode`, `pid` and `ipc`
+/// of `service:X` are dependencies too, as compose records them
+/// (`restart: true`).
 fn add_implicit_dependencies(root: &mut Node) {
     let Some(Value::Map(services)) = root.get_mut("services").map(|s| &mut s.value) else {
         return;

@@ -469,8 +469,6 @@ fn ports(v: &Value) -> Result<Vec<berth_engine::spec::PortMapping>, ApiError> {
     Ok(out)
 }
 
-/// `NetworkMode`, `NetworkingConfig.EndpointsConfig`, DNS, extra hosts and
-/// links.
 /// One `EndpointSettings` (of `NetworkingConfig.EndpointsConfig`, or of
 /// `POST /networks/{id}/connect`): its aliases, addresses, MAC address.
 pub(crate) fn endpoint_spec(network: &str, e: &Value) -> Result<EndpointSpec, ApiError> {
@@ -497,6 +495,8 @@ pub(crate) fn endpoint_spec(network: &str, e: &Value) -> Result<EndpointSpec, Ap
     })
 }
 
+/// `NetworkMode`, `NetworkingConfig.EndpointsConfig`, DNS, extra hosts and
+/// links.
 fn networking(s: &mut ContainerSpec, h: &Value, nc: &Value) -> Result<(), ApiError> {
     let mode = h["NetworkMode"].as_str().unwrap_or("");
     s.network = match mode {

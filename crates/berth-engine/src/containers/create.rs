@@ -1292,8 +1292,6 @@ impl Engine {
     }
 }
 
-/// The block IO limits by device number, as the runtime takes them; what
-/// this host's cgroups cannot do is discarded with Docker's warning.
 /// Docker's warning where the host's block IO controller has no weights.
 pub(crate) const NO_BLKIO_WEIGHT: &str =
     "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
@@ -1317,6 +1315,8 @@ fn blkio_has(v1_files: &[&str]) -> bool {
     }
 }
 
+/// The block IO limits by device number, as the runtime takes them; what
+/// this host's cgroups cannot do is discarded with Docker's warning.
 fn block_io(r: &crate::spec::Resources, warnings: &mut Vec<String>) -> Result<berth_runtime::config::BlockIo> {
     let number = |path: &str| -> Result<(i64, i64)> {
         let st = rustix::fs::stat(path).map_err(|e| {

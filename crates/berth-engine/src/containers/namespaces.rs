@@ -63,7 +63,7 @@ impl Engine {
             NamespaceMode::Container(word) => {
                 let other = self.container(word)?;
                 // The path of its process now, if it runs; each start sets
-                // the path afresh (see join_other_namespaces).
+                // the path afresh (see prepare_namespaces).
                 Resolved {
                     runtime: format!("ns:/proc/{}/ns/{}", other.state.pid.max(0), proc_name(kind)),
                     shown: format!("container:{}", other.rec.id),

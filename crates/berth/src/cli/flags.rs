@@ -120,13 +120,13 @@ fn go_number<T: std::str::FromStr>(s: &str, func: &str) -> Result<T, String> {
     })
 }
 
-/// Go's `strconv.ParseBool`.
 /// `--link-local-ip`: an address, in the docker CLI's words when it is not one.
 pub fn link_local_ip(s: &str) -> Result<std::net::IpAddr, String> {
     s.parse()
         .map_err(|_| format!("IP address is not correctly formatted: {s}"))
 }
 
+/// Go's `strconv.ParseBool`.
 pub fn parse_go_bool(s: &str) -> Result<bool, String> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),

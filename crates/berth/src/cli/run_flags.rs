@@ -163,15 +163,6 @@ impl MoreRunArgs {
     /// Refuses a flag whose value would change what the container gets,
     /// naming it; accepts the ones that ask for what berth does anyway.
     pub fn check(&self) -> Result<()> {
-        let refuse = |flag: &str| -> Result<()> {
-            bail!("{flag} is not supported by berth yet: leave it out (the container would not get what it asks for)")
-        };
-        let values: &[(&str, &Option<String>)] = &[];
-        for (flag, v) in values.iter().copied() {
-            if v.is_some() {
-                return refuse(flag);
-            }
-        }
         // Docker's CLI refuses these before it asks the daemon.
         for (flag, v) in [("--cpu-count", &self.cpu_count), ("--cpu-percent", &self.cpu_percent)] {
             if v.is_some() {
