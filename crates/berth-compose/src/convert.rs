@@ -511,15 +511,21 @@ fn namespace(
 ) -> Result<spec::NamespaceMode> {
     let v = v.as_deref().unwrap_or("");
     if let Some(other) = v.strip_prefix("service:") {
-        let svc = loaded
-            .project
-            .services
-            .get(other)
-            .ok_or_else(|| invalid(name, key, format!("no such service: {other}")))?;
-        let container = identity::container_name(&loaded.project.name, other, svc, 1);
+        let container = service_container(loaded, name, key, other)?;
         return spec::NamespaceMode::parse(kind, &format!("container:{container}")).map_err(|e| invalid(name, key, e));
     }
     spec::NamespaceMode::parse(kind, v).map_err(|e| invalid(name, key, e))
+}
+
+/// The (first) container of service `other`, which `key` of service
+/// `name` names as `service:OTHER`.
+fn service_container(loaded: &Loaded, name: &str, key: &str, other: &str) -> Result<String> {
+    let svc = loaded
+        .project
+        .services
+        .get(other)
+        .ok_or_else(|| invalid(name, key, format!("no such service: {other}")))?;
+    Ok(identity::container_name(&loaded.project.name, other, svc, 1))
 }
 
 /// `network_mode`, `networks` (aliases, addresses), `links`, `dns*`, `extra_hosts`.
@@ -531,11 +537,7 @@ fn networking(loaded: &Loaded, name: &str, s: &Service, oneoff: bool, spec: &mut
         Some("host") => spec.network = NetworkMode::Host,
         Some(m) if m.starts_with("service:") => {
             let other = &m["service:".len()..];
-            let svc = project
-                .services
-                .get(other)
-                .ok_or_else(|| invalid(name, "network_mode", format!("no such service: {other}")))?;
-            spec.network = NetworkMode::Container(identity::container_name(&project.name, other, svc, 1));
+            spec.network = NetworkMode::Container(service_container(loaded, name, "network_mode", other)?);
         }
         Some(m) if m.starts_with("container:") => {
             spec.network = NetworkMode::Container(m["container:".len()..].to_string());

@@ -184,8 +184,7 @@ impl AuthFile {
         if !self.doc["auths"].is_object() {
             self.doc["auths"] = json!({});
         }
-        let raw = format!("{}:{}", creds.username, creds.password);
-        self.doc["auths"][key] = json!({"auth": base64::engine::general_purpose::STANDARD.encode(raw)});
+        self.doc["auths"][key] = json!({ "auth": basic_auth(creds) });
     }
 
     /// Remove every spelling of `server`; false if there was none.
@@ -264,13 +263,17 @@ pub fn docker_config_of(logins: &BTreeMap<String, Credentials>) -> Value {
             let entry = if c.username == "<token>" {
                 json!({"identitytoken": c.password})
             } else {
-                let raw = format!("{}:{}", c.username, c.password);
-                json!({"auth": base64::engine::general_purpose::STANDARD.encode(raw)})
+                json!({ "auth": basic_auth(c) })
             };
             (server.clone(), entry)
         })
         .collect();
     json!({ "auths": auths })
+}
+
+/// `user:password` in base64, a config file's `auth`.
+fn basic_auth(c: &Credentials) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password))
 }
 
 /// Credentials for `server`: berth's auth file first, then Docker's.

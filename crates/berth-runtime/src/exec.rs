@@ -33,7 +33,7 @@ pub struct ExecOptions {
 }
 
 /// Reads the container's OCI spec (`config.json`) as JSON.
-pub(crate) fn load_spec_json(container_dir: &Path) -> Result<Value> {
+pub fn load_spec_json(container_dir: &Path) -> Result<Value> {
     let p = container_dir.join("config.json");
     let text = std::fs::read_to_string(&p).ctx(|| format!("reading {}", p.display()))?;
     serde_json::from_str(&text).map_err(|e| RuntimeError::Corrupt {
@@ -43,7 +43,7 @@ pub(crate) fn load_spec_json(container_dir: &Path) -> Result<Value> {
 }
 
 /// Writes the container's OCI spec back (atomically).
-pub(crate) fn save_spec_json(container_dir: &Path, spec: &Value) -> Result<()> {
+pub fn save_spec_json(container_dir: &Path, spec: &Value) -> Result<()> {
     let bytes = serde_json::to_vec(spec).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
     spec::write_atomic(&container_dir.join("config.json"), &bytes, perms::PRIVATE_FILE)
 }

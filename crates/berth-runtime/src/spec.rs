@@ -852,18 +852,18 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         // Made beside the container (crate::mount::mount_shm) by its start;
         // a joined one is its owner's, pointed at by each start.
         "shareable" => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": container_dir.join(crate::mount::SHM_DIR), "options": ["rbind","nosuid","noexec","nodev"]})),
-        m if m.starts_with("ns:") => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind","nosuid","noexec","nodev"]})),
+        // The owner's is set by each start; a path that does not exist
+        // until then, so a start that did not set it fails, binding nothing.
+        m if m.starts_with("ns:") => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": container_dir.join("ipc-owner-shm"), "options": ["rbind","nosuid","noexec","nodev"]})),
         _ => mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid","noexec","nodev","mode=1777",
             format!("size={}k", cfg.shm_size.map_or(65536, |b| b.div_ceil(1024)))]})),
     }
-    if cfg.ipc_mode == "host" && (rootless || Path::new("/dev/mqueue").is_dir()) {
-        // The host's message queues: its /dev/mqueue bound where it has
-        // one (a rootless user may not mount the host's IPC namespace's).
-        if Path::new("/dev/mqueue").is_dir() {
-            mounts.push(json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue", "options": ["rbind","nosuid","noexec","nodev"]}));
-        }
-    } else {
-        mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid","noexec","nodev"]}));
+    // The host's message queues are its /dev/mqueue, bound where it has one
+    // (a rootless user may not mount the host's IPC namespace's).
+    match (cfg.ipc_mode.as_str(), Path::new("/dev/mqueue").is_dir()) {
+        ("host", true) => mounts.push(json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue", "options": ["rbind","nosuid","noexec","nodev"]})),
+        ("host", false) if rootless => {}
+        _ => mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid","noexec","nodev"]})),
     }
     if cfg.pid_mode == "host" && (rootless || cfg.id_mappings.is_some()) {
         // A new procfs of the host's PID namespace needs the host's user
@@ -952,14 +952,11 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         ("ipc", &cfg.ipc_mode),
         ("cgroup", &cfg.cgroupns_mode),
     ] {
-        match mode.as_str() {
-            "host" => {}
-            // Its own (with /dev/shm beside the container for others).
-            "shareable" | "none" => namespaces.push(json!({"type": kind})),
-            m => match m.strip_prefix("ns:") {
-                Some(path) => namespaces.push(json!({"type": kind, "path": path})),
-                None => namespaces.push(json!({"type": kind})),
-            },
+        match mode.strip_prefix("ns:") {
+            _ if mode == "host" => {}
+            Some(path) => namespaces.push(json!({"type": kind, "path": path})),
+            // Its own ("", and for IPC "shareable" and "none").
+            None => namespaces.push(json!({"type": kind})),
         }
     }
     if own_netns {

@@ -219,18 +219,18 @@ impl Lease<'_> {
     /// committed (its ID is its config's digest) is held before it is
     /// visible, so nothing can remove it between its commit and its use.
     pub fn hold(&self, kind: LeaseKind, d: &Digest) -> Result<()> {
-        self.store.db().execute(
-            "INSERT OR IGNORE INTO lease_refs (lease, kind, ref) VALUES (?1, ?2, ?3)",
-            params![self.id, kind.as_str(), d.as_str()],
-        )?;
-        Ok(())
+        self.hold_ref(kind, d.as_str())
     }
 
     /// Holds container `id` (its full ID) for this lease's life.
     pub fn hold_container(&self, id: &str) -> Result<()> {
+        self.hold_ref(LeaseKind::Container, id)
+    }
+
+    fn hold_ref(&self, kind: LeaseKind, r: &str) -> Result<()> {
         self.store.db().execute(
             "INSERT OR IGNORE INTO lease_refs (lease, kind, ref) VALUES (?1, ?2, ?3)",
-            params![self.id, LeaseKind::Container.as_str(), id],
+            params![self.id, kind.as_str(), r],
         )?;
         Ok(())
     }

@@ -1292,14 +1292,23 @@ impl Engine {
     }
 }
 
-/// Docker's warning where the host's block IO controller has no weights.
-pub(crate) const NO_BLKIO_WEIGHT: &str =
-    "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
-
-/// Whether the host's block IO controller takes weights (cgroup v1's
-/// `blkio.weight` or BFQ's, v2's `io` controller).
-pub(crate) fn blkio_weights_supported() -> bool {
-    blkio_has(&["blkio.weight", "blkio.bfq.weight"])
+/// `--blkio-weight` `w` (0: none) on this host, create's and update's
+/// rule, in Docker's order: a host whose block IO controller has no
+/// weights discards it with Docker's warning before the range is checked.
+pub(crate) fn blkio_weight(w: u16, warnings: &mut Vec<String>) -> Result<Option<u16>> {
+    if w == 0 {
+        return Ok(None);
+    }
+    if !blkio_has(&["blkio.weight", "blkio.bfq.weight"]) {
+        warnings.push(
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into(),
+        );
+        return Ok(None);
+    }
+    if !(10..=1000).contains(&w) {
+        return Err(EngineError::invalid("Range of blkio weight is from 10 to 1000"));
+    }
+    Ok(Some(w))
 }
 
 /// Whether the block IO controller is there with one of `v1_files` (v2:
@@ -1330,20 +1339,12 @@ fn block_io(r: &crate::spec::Resources, warnings: &mut Vec<String>) -> Result<be
         let dev = st.st_rdev;
         Ok((rustix::fs::major(dev) as i64, rustix::fs::minor(dev) as i64))
     };
-    let weight_ok = blkio_weights_supported();
+    let weight_ok = blkio_has(&["blkio.weight", "blkio.bfq.weight"]);
     let throttle_ok = blkio_has(&["blkio.throttle.read_bps_device"]);
-    let mut b = berth_runtime::config::BlockIo::default();
-    if let Some(w) = r.blkio_weight.filter(|w| *w > 0) {
-        // Docker's order: a host without weights discards it before the range is checked.
-        if weight_ok {
-            if !(10..=1000).contains(&w) {
-                return Err(EngineError::invalid("Range of blkio weight is from 10 to 1000"));
-            }
-            b.weight = Some(w);
-        } else {
-            warnings.push(NO_BLKIO_WEIGHT.into());
-        }
-    }
+    let mut b = berth_runtime::config::BlockIo {
+        weight: blkio_weight(r.blkio_weight.unwrap_or(0), warnings)?,
+        ..Default::default()
+    };
     if !r.blkio_weight_device.is_empty() {
         if weight_ok {
             for d in &r.blkio_weight_device {

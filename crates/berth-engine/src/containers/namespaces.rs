@@ -7,9 +7,6 @@
 //! OCI spec at the namespaces of its current process, refusing to start
 //! when it is not running (as Docker does).
 
-use std::path::Path;
-
-use anyhow::Context;
 use serde_json::{json, Value};
 
 use super::Container;
@@ -62,10 +59,10 @@ impl Engine {
             },
             NamespaceMode::Container(word) => {
                 let other = self.container(word)?;
-                // The path of its process now, if it runs; each start sets
-                // the path afresh (see prepare_namespaces).
+                // Each start sets the path of its process then (see
+                // prepare_namespaces); until that, one that does not exist.
                 Resolved {
-                    runtime: format!("ns:/proc/{}/ns/{}", other.state.pid.max(0), proc_name(kind)),
+                    runtime: format!("ns:/proc/0/ns/{}", proc_name(kind)),
                     shown: format!("container:{}", other.rec.id),
                 }
             }
@@ -104,8 +101,7 @@ impl Engine {
         if joins.is_empty() {
             return Ok(());
         }
-        let p = c.dir.join("config.json");
-        let mut spec = read_spec(&p)?;
+        let mut spec = berth_runtime::exec::load_spec_json(&c.dir)?;
         for (kind, id) in joins {
             let other = self.container(id).map_err(|_| {
                 EngineError::not_found(format!(
@@ -123,12 +119,12 @@ impl Engine {
             }
             let ns = if kind == "network" { "net" } else { kind };
             let path = format!("/proc/{}/ns/{ns}", other.state.pid);
-            set_namespace(&mut spec, kind, &path);
+            set_namespace(&mut spec, kind, json!(path))?;
             if crate::is_rootless() || c.cfg.id_mappings.is_some() {
                 // Its namespaces belong to its user namespace, which only a
                 // process of that one may join: this container joins it
                 // too, as a rootless Podman's containers share one.
-                set_namespace(&mut spec, "user", &format!("/proc/{}/ns/user", other.state.pid));
+                set_namespace(&mut spec, "user", json!(format!("/proc/{}/ns/user", other.state.pid)))?;
             }
             if kind == "ipc" {
                 // Its /dev/shm goes with its IPC namespace: made where this
@@ -149,25 +145,20 @@ impl Engine {
                 }
             }
         }
-        super::write_atomic(
-            &p,
-            &serde_json::to_vec_pretty(&spec).context("serialising config.json")?,
-        )?;
+        berth_runtime::exec::save_spec_json(&c.dir, &spec)?;
         Ok(())
     }
 }
 
-fn read_spec(p: &Path) -> Result<Value> {
-    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-    Ok(serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", p.display()))?)
-}
-
-/// Sets the path of the spec's namespace of `kind`, adding the entry if
-/// it is missing.
-fn set_namespace(spec: &mut Value, kind: &str, path: &str) {
+/// Points the OCI spec's namespace of `kind` at `path` (a namespace to
+/// join), adding the entry if it is missing.
+pub(super) fn set_namespace(spec: &mut Value, kind: &str, path: Value) -> Result<()> {
     let Some(nss) = spec["linux"]["namespaces"].as_array_mut() else {
-        return;
+        return Err(EngineError::from(anyhow::anyhow!(
+            "the container's OCI spec lists no namespaces"
+        )));
     };
     nss.retain(|n| n["type"] != kind);
     nss.push(json!({"type": kind, "path": path}));
+    Ok(())
 }

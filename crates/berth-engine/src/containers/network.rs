@@ -343,20 +343,10 @@ impl Engine {
     /// it joins instead of making one (the mappings stay: they are the
     /// holder's, and runc checks a rootless spec has some).
     fn join_rootless_netns(&self, c: &Container, rl: &RootlessNetns, netns: &Path) -> Result<()> {
-        let p = c.dir.join("config.json");
-        let mut spec: Value =
-            serde_json::from_slice(&std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?)
-                .with_context(|| format!("parsing {}", p.display()))?;
-        let Some(nss) = spec["linux"]["namespaces"].as_array_mut() else {
-            return Err(anyhow::anyhow!("{}: no namespaces", p.display()).into());
-        };
-        nss.retain(|n| n["type"] != "user" && n["type"] != "network");
-        nss.push(json!({"type": "network", "path": rl.view(netns)}));
-        nss.push(json!({"type": "user", "path": rl.userns_path()}));
-        super::write_atomic(
-            &p,
-            &serde_json::to_vec_pretty(&spec).context("serialising config.json")?,
-        )?;
+        let mut spec = berth_runtime::exec::load_spec_json(&c.dir)?;
+        super::namespaces::set_namespace(&mut spec, "network", json!(rl.view(netns)))?;
+        super::namespaces::set_namespace(&mut spec, "user", json!(rl.userns_path()))?;
+        berth_runtime::exec::save_spec_json(&c.dir, &spec)?;
         Ok(())
     }
 

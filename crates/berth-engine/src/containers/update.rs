@@ -170,16 +170,8 @@ impl Engine {
             check.validate()?;
         }
         let mut warnings = Vec::new();
-        if let Some(w) = u.blkio_weight.filter(|w| *w > 0) {
-            // Create's rule: a host without weights discards it, said.
-            if super::create::blkio_weights_supported() {
-                if !(10..=1000).contains(&w) {
-                    return Err(EngineError::invalid("Range of blkio weight is from 10 to 1000"));
-                }
-                r.blkio.weight = Some(w);
-            } else {
-                warnings.push(super::create::NO_BLKIO_WEIGHT.to_string());
-            }
+        if let Some(w) = super::create::blkio_weight(u.blkio_weight.unwrap_or(0), &mut warnings)? {
+            r.blkio.weight = Some(w);
         }
         if u.resources() && c.dir.is_dir() {
             let rt = self.container_runtime(&c)?;

@@ -84,21 +84,7 @@ fn update_spec(a: &UpdateArgs) -> Result<UpdateSpec> {
             .transpose()?,
         blkio_weight: a.blkio_weight,
     };
-    if u.memory.is_none()
-        && u.memory_swap.is_none()
-        && u.nano_cpus.is_none()
-        && u.cpu_shares.is_none()
-        && u.pids_limit.is_none()
-        && u.restart.is_none()
-        && u.cpu_rt_period.is_none()
-        && u.cpu_rt_runtime.is_none()
-        && u.cpuset_cpus.is_none()
-        && u.cpuset_mems.is_none()
-        && u.cpu_period.is_none()
-        && u.cpu_quota.is_none()
-        && u.memory_reservation.is_none()
-        && u.blkio_weight.is_none()
-    {
+    if u == UpdateSpec::default() {
         bail!("you must provide one or more flags when using this command");
     }
     Ok(u)
