@@ -22,6 +22,9 @@ pub enum ContextSource<'a> {
     Dir(PathBuf),
     /// `-`: a tar on stdin.
     Tar(Box<dyn Read + 'a>),
+    /// No context at all: `build -` given a Dockerfile alone (its text in
+    /// [`BuildRequest::inline`]), built with an empty context as Docker does.
+    Empty,
 }
 
 /// A build request as the fronts make it.
@@ -115,7 +118,7 @@ impl Engine {
             }
         }
         let staged_context;
-        let staged = matches!(req.context, ContextSource::Tar(_));
+        let staged = matches!(req.context, ContextSource::Tar(_) | ContextSource::Empty);
         let (context_dir, file) = match req.context {
             ContextSource::Dir(d) => {
                 if !d.is_dir() {
@@ -137,6 +140,12 @@ impl Engine {
                     .unwrap_or_else(|| "Dockerfile".into());
                 BuildContext::from_tar(r, &staged_context.0, &name).context("reading the build context from stdin")?;
                 (dir, Some(PathBuf::from(name)))
+            }
+            ContextSource::Empty => {
+                let dir = self.store.staging().path("empty-context")?;
+                berth_archive::perms::create_dir(&dir, berth_archive::perms::PRIVATE_DIR)?;
+                staged_context = StagedDir(dir);
+                (staged_context.0.clone(), None)
             }
         };
         let (text, name, path) = if let Some(text) = req.inline {

@@ -128,16 +128,6 @@ impl Engine {
         }
     }
 
-    /// A new private directory for this command's scratch files (a
-    /// Dockerfile read from stdin): in the store's staging area, so it is
-    /// removed when the command ends, and swept if it is killed.
-    pub fn scratch_dir(&self, hint: &str) -> Result<PathBuf> {
-        let dir = self.store.staging().path(hint)?;
-        berth_archive::perms::create_dir_all(&dir, berth_archive::perms::PRIVATE_DIR)
-            .map_err(|e| EngineError::from(anyhow::anyhow!("making {}: {e}", dir.display())))?;
-        Ok(dir)
-    }
-
     /// The OCI runtime asked for (`--runtime`), if any.
     pub fn runtime_choice(&self) -> Option<&str> {
         self.runtime.as_deref()

@@ -576,7 +576,7 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
             // As Docker: a Dockerfile alone, built with an empty context.
             inline = Some(String::from_utf8(data).context("the Dockerfile on stdin is not UTF-8")?);
             file = None;
-            ContextSource::Dir(engine.scratch_dir("empty-context")?)
+            ContextSource::Empty
         }
     } else {
         if stdin_dockerfile {
