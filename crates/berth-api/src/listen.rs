@@ -65,23 +65,7 @@ pub fn parse_uri(uri: &str) -> Result<Endpoint> {
 /// `/run/berth/berth.sock` as root; `$XDG_RUNTIME_DIR/berth/berth.sock`
 /// (or `/run/user/UID/berth/berth.sock`) rootless.
 pub fn default_endpoint() -> Result<Endpoint> {
-    if !berth_engine::is_rootless() {
-        return Ok(Endpoint::Unix(PathBuf::from("/run/berth/berth.sock")));
-    }
-    let runtime_dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let d = PathBuf::from(format!("/run/user/{}", rustix::process::getuid().as_raw()));
-            if !d.is_dir() {
-                bail!(
-                    "XDG_RUNTIME_DIR is not set and {} does not exist: give the socket's URI (unix:///PATH)",
-                    d.display()
-                );
-            }
-            d
-        }
-    };
-    Ok(Endpoint::Unix(runtime_dir.join("berth/berth.sock")))
+    Ok(Endpoint::Unix(berth_engine::default_api_socket()?))
 }
 
 /// Files of `--tlsverify --tlscacert --tlscert --tlskey`.

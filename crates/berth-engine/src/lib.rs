@@ -134,6 +134,29 @@ impl Engine {
     }
 }
 
+/// The socket `berth system service` serves by default:
+/// `/run/berth/berth.sock` as root; `$XDG_RUNTIME_DIR/berth/berth.sock`
+/// (or `/run/user/UID/berth/berth.sock`) rootless.
+pub fn default_api_socket() -> Result<PathBuf> {
+    if !is_rootless() {
+        return Ok(PathBuf::from("/run/berth/berth.sock"));
+    }
+    let runtime_dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let d = PathBuf::from(format!("/run/user/{}", rustix::process::getuid().as_raw()));
+            if !d.is_dir() {
+                return Err(EngineError::invalid(format!(
+                    "XDG_RUNTIME_DIR is not set and {} does not exist: give the socket's URI (unix:///PATH)",
+                    d.display()
+                )));
+            }
+            d
+        }
+    };
+    Ok(runtime_dir.join("berth/berth.sock"))
+}
+
 /// `/var/lib/berth` as root, `$XDG_DATA_HOME/berth` (or `~/.local/share/berth`) otherwise.
 pub fn default_root() -> PathBuf {
     if rustix::process::geteuid().is_root() {

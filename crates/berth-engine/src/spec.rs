@@ -153,6 +153,9 @@ pub struct ContainerSpec {
     pub uts: NamespaceMode,
     /// `--cgroupns`: its own cgroup namespace or the host's.
     pub cgroupns: NamespaceMode,
+    /// `--use-api-socket`: the Docker API socket and the logins berth
+    /// would use, inside (see `containers::api_socket`).
+    pub use_api_socket: bool,
 }
 
 /// Which namespace of a kind a container gets (`--pid`, `--ipc`, `--uts`,

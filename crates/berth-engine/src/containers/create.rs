@@ -464,6 +464,7 @@ impl Engine {
     /// Creates a container from `spec` (validated first); a missing image
     /// is an [`ImageMissing`] error (see [`Self::create_container_pulling`]).
     pub fn create_container(&self, o: &ContainerSpec, opts: CreateOptions) -> Result<Created> {
+        let o = &*super::api_socket::with_api_socket(o)?;
         o.validate()?;
         let keep_mounted = opts.start_next;
         let img = image_for_platform(self, &o.image, o.platform.as_deref())?;

@@ -11,9 +11,11 @@
 //! * [`lifecycle`] — start/stop/kill/restart/rm/wait/pause/rename/prune/exec.
 //! * [`view`] — `ps` rows and `inspect` JSON.
 //! * [`files`] — cp, diff, commit, export (all confined to the rootfs).
+//! * `api_socket` — `--use-api-socket`: the API socket and logins inside.
 //! * `namespaces` — `--pid`, `--ipc`, `--uts`, `--cgroupns`: the host's or
 //!   another container's namespaces, joined afresh at each start.
 
+mod api_socket;
 pub mod create;
 pub mod files;
 pub mod lifecycle;

@@ -880,10 +880,6 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
     for t in &a.tmpfs {
         mounts.push(spec::parse_tmpfs(t)?);
     }
-    let (api_env, api_files) = match a.more.use_api_socket {
-        true => api_socket(&mut mounts, &cwd)?,
-        false => (None, Vec::new()),
-    };
     let mut ports = Vec::new();
     for p in &a.publish {
         ports.extend(spec::parse_publish(p)?);
@@ -907,18 +903,14 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             .entrypoint
             .as_ref()
             .map(|e| if e.is_empty() { vec![] } else { vec![e.clone()] }),
-        env: {
-            let mut env = resolved_env(&a.env_file, &a.env)?;
-            env.extend(api_env);
-            env
-        },
+        env: resolved_env(&a.env_file, &a.env)?,
         working_dir: a.workdir.clone(),
         user: a.user.as_deref().map(spec::UserSpec::parse).transpose()?,
         hostname: a.hostname.clone(),
         domainname: a.domainname.clone(),
         labels,
         mounts,
-        files: api_files,
+        files: Vec::new(),
         read_only: a.read_only,
         resources: spec::Resources {
             memory: a
@@ -1012,6 +1004,7 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
         sysctls: parse_all(&a.more.sysctl, spec::parse_sysctl)?.into_iter().collect(),
         expose: parse_all(&a.more.expose, spec::parse_expose)?.concat(),
         group_add: a.more.group_add.clone(),
+        use_api_socket: a.more.use_api_socket,
         pid: namespace(spec::NamespaceKind::Pid, &a.more.pid)?,
         ipc: namespace(spec::NamespaceKind::Ipc, &a.more.ipc)?,
         uts: namespace(spec::NamespaceKind::Uts, &a.more.uts)?,
@@ -1029,50 +1022,6 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
             retries: a.health_retries,
         },
     })
-}
-
-/// `--use-api-socket`, as the docker CLI does it: the API socket (berth's
-/// service's, or `DOCKER_HOST`'s when that is a unix socket) bound at
-/// `/var/run/docker.sock`, and the logins berth has written to a 0600
-/// `/run/secrets/docker/config.json` (a file of the container's own, made
-/// in its directory) with `DOCKER_CONFIG` naming its directory.
-fn api_socket(
-    mounts: &mut Vec<spec::Mount>,
-    cwd: &std::path::Path,
-) -> Result<(Option<String>, Vec<spec::ContainerFile>)> {
-    let sock = match std::env::var("DOCKER_HOST")
-        .ok()
-        .as_deref()
-        .and_then(|h| h.strip_prefix("unix://"))
-    {
-        Some(p) => std::path::PathBuf::from(p),
-        None => match berth_api::listen::default_endpoint()? {
-            berth_api::Endpoint::Unix(p) => p,
-            _ => bail!("--use-api-socket: berth's API has no unix socket to bind"),
-        },
-    };
-    use std::os::unix::fs::FileTypeExt;
-    if !std::fs::metadata(&sock).is_ok_and(|m| m.file_type().is_socket()) {
-        bail!(
-            "--use-api-socket: no Docker API socket at {}: serve one there with `berth system service -t 0` (or point DOCKER_HOST=unix:///PATH at one)",
-            sock.display()
-        );
-    }
-    let bind = format!("type=bind,source={},target=/var/run/docker.sock", sock.display());
-    mounts.push(spec::parse_mount(&bind, cwd)?);
-    let logins = berth_registry::auth::all_credentials(None)?;
-    if logins.is_empty() {
-        return Ok((None, Vec::new()));
-    }
-    let content = serde_json::to_vec_pretty(&berth_registry::auth::docker_config_of(&logins))?;
-    let file = spec::ContainerFile {
-        target: "/run/secrets/docker/config.json".into(),
-        content,
-        uid: 0,
-        gid: 0,
-        mode: 0o600,
-    };
-    Ok((Some("DOCKER_CONFIG=/run/secrets/docker".into()), vec![file]))
 }
 
 /// `--pid`, `--ipc`, `--uts`, `--cgroupns` (absent: the container's own).
