@@ -113,6 +113,7 @@ pub fn container_spec(loaded: &Loaded, name: &str, inst: &Instance) -> Result<Co
     spec.sysctls = s.sysctls.clone();
     spec.annotations = s.annotations.clone();
     spec.group_add = s.group_add.clone();
+    spec.use_api_socket = s.use_api_socket;
     spec.pid = namespace(loaded, name, "pid", spec::NamespaceKind::Pid, &s.pid)?;
     spec.ipc = namespace(loaded, name, "ipc", spec::NamespaceKind::Ipc, &s.ipc)?;
     spec.uts = namespace(loaded, name, "uts", spec::NamespaceKind::Uts, &s.uts)?;

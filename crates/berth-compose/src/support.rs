@@ -73,9 +73,6 @@ fn service(name: &str, s: &Service, out: &mut Vec<String>) {
             "services.{name}.pull_policy: {p}: berth keeps no pull times, so it pulls only a missing image"
         ));
     }
-    if s.use_api_socket {
-        ignored(out, name, "use_api_socket");
-    }
     if let Some(r) = s.deploy.as_ref().and_then(|d| d.resources.as_ref()) {
         if let Some(res) = &r.reservations {
             // memory is the container's soft limit (convert.rs).

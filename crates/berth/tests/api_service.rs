@@ -236,6 +236,26 @@ fn use_api_socket_hands_the_container_the_service_and_the_logins() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[..3], ["600 0", "/run/secrets/docker", "1"], "{out}");
     assert!(lines[3].starts_with("bb Up "), "{out}");
+
+    // compose's `use_api_socket: true` is the same request.
+    let project = root.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("compose.yaml"),
+        "services:\n  cli:\n    image: bb\n    network_mode: none\n    use_api_socket: true\n    \
+         command: [sh, -c, 'test -S /var/run/docker.sock && echo $$DOCKER_CONFIG']\n",
+    )
+    .unwrap();
+    let o = root
+        .cmd(&["compose", "run", "--rm", "cli"])
+        .current_dir(&project)
+        .env("DOCKER_HOST", format!("unix://{}", svc.socket.display()))
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("use_api_socket"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "/run/secrets/docker\n");
 }
 
 #[test]
