@@ -588,13 +588,10 @@ pub fn sweep_stale_rules(ctx: &NetContext) -> Result<()> {
     let mut live = std::collections::HashSet::new();
     let mut live_nets = std::collections::HashSet::new();
     for l in nl.links()?.into_iter().filter(|l| l.kind == "bridge") {
-        for (ip, p) in nl.addrs(l.index)? {
-            let s = Subnet::new(Subnet::new(ip, p).network(), p);
-            live_nets.insert(format!("{}/{}", s.network(), s.prefix));
-        }
-        for (ip, p) in nl.addrs6(l.index)? {
-            let s = Subnet6::new(Subnet6::new(ip, p).network(), p);
-            live_nets.insert(format!("{}/{}", s.network(), s.prefix));
+        // Its subnets as the firewall names them (`10.1.0.0/16`).
+        if let Some(r) = rules_of_link(&mut nl, &l)? {
+            live_nets.insert(r.subnet.to_string());
+            live_nets.extend(r.subnet6.map(|s| s.to_string()));
         }
         live.insert(l.name);
     }

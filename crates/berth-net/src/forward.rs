@@ -216,19 +216,7 @@ fn bind_any_v6(m: &PortMapping, port: u16, optional: bool) -> Result<Option<(Soc
         Ok(()) => {}
         Err(Errno::ADDRNOTAVAIL) | Err(Errno::AFNOSUPPORT) => return Ok(None),
         Err(Errno::ADDRINUSE) if optional => return Ok(None),
-        Err(Errno::ADDRINUSE) => return Err(NetError::PortInUse { addr: shown }),
-        Err(Errno::ACCESS) => {
-            return Err(NetError::PrivilegedPort {
-                addr: shown,
-                limit: unprivileged_port_start(),
-            })
-        }
-        Err(e) => {
-            return Err(NetError::io(
-                format!("binding {shown} ({})", m.proto),
-                std::io::Error::from(e),
-            ))
-        }
+        Err(e) => return Err(bind_failed(e.into(), addr, m.proto)),
     }
     let sock = match m.proto {
         Proto::Tcp => Socket::Tcp(TcpListener::from(fd)),
@@ -243,6 +231,23 @@ fn bind_any_v6(m: &PortMapping, port: u16, optional: bool) -> Result<Option<(Soc
             proto: m.proto,
         },
     )))
+}
+
+/// Why binding `addr` failed, in words that say what to do.
+fn bind_failed(e: std::io::Error, addr: SocketAddr, proto: Proto) -> NetError {
+    let shown = addr.to_string();
+    match e.kind() {
+        ErrorKind::AddrInUse => NetError::PortInUse { addr: shown },
+        ErrorKind::PermissionDenied => NetError::PrivilegedPort {
+            addr: shown,
+            limit: unprivileged_port_start(),
+        },
+        ErrorKind::AddrNotAvailable => NetError::AddressNotAvailable {
+            addr: shown,
+            ip: addr.ip(),
+        },
+        _ => NetError::io(format!("binding {shown} ({proto})"), e),
+    }
 }
 
 fn unprivileged_port_start() -> u16 {
@@ -279,30 +284,15 @@ fn bind_one(m: &PortMapping) -> Result<(Socket, PortBinding)> {
                 };
                 return Ok((s, b));
             }
-            Err(e) if e.kind() == ErrorKind::AddrInUse => {
-                if port < last {
-                    port += 1;
-                    continue;
-                }
-                if m.host_port_end.is_some_and(|e| e != m.host_port) {
-                    return Err(NetError::RangeExhausted {
-                        ip,
-                        first: m.host_port,
-                        last,
-                    });
-                }
-                return Err(NetError::PortInUse { addr: shown });
-            }
-            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-                return Err(NetError::PrivilegedPort {
-                    addr: shown,
-                    limit: unprivileged_port_start(),
+            Err(e) if e.kind() == ErrorKind::AddrInUse && port < last => port += 1,
+            Err(e) if e.kind() == ErrorKind::AddrInUse && m.host_port_end.is_some_and(|e| e != m.host_port) => {
+                return Err(NetError::RangeExhausted {
+                    ip,
+                    first: m.host_port,
+                    last,
                 })
             }
-            Err(e) if e.kind() == ErrorKind::AddrNotAvailable => {
-                return Err(NetError::AddressNotAvailable { addr: shown, ip })
-            }
-            Err(e) => return Err(NetError::io(format!("binding {shown} ({})", m.proto), e)),
+            Err(e) => return Err(bind_failed(e, addr, m.proto)),
         }
     }
 }
