@@ -278,6 +278,7 @@ fn api_version_header() -> &'static str {
 
 async fn handle(state: Arc<State>, takeover: Takeover, req: Request<Incoming>) -> Response<Body> {
     let guard = state.activity.begin();
+    let began = std::time::Instant::now();
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
     let mut resp = match percent_encoding::percent_decode_str(&raw_path).decode_utf8() {
@@ -305,7 +306,11 @@ async fn handle(state: Arc<State>, takeover: Takeover, req: Request<Incoming>) -
             }
         },
     };
-    log::debug!("{method} {raw_path} -> {}", resp.status().as_u16());
+    log::debug!(
+        "{method} {raw_path} -> {} in {:.1} ms",
+        resp.status().as_u16(),
+        began.elapsed().as_secs_f64() * 1000.0
+    );
     add_headers(&mut resp);
     resp.map(|inner| Guarded { inner, _guard: guard }.boxed())
 }

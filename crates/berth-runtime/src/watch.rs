@@ -73,6 +73,40 @@ impl DirWatch {
     }
 }
 
+impl Drop for DirWatch {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            close_later(fd);
+        }
+    }
+}
+
+/// Closes an inotify instance on the process's closer thread. Closing one
+/// that held a watch waits for the kernel's SRCU grace period (the
+/// fsnotify group's teardown): 5 to 15 ms, one close in three or so on
+/// this machine. A `wait` that just saw its container go would otherwise
+/// answer that much later; the API service answered `docker run --rm`'s
+/// wait up to 15 ms late this way. Without the thread (it could not be
+/// started) the close happens here.
+fn close_later(fd: OwnedFd) {
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::OnceLock;
+    static CLOSER: OnceLock<Option<Sender<OwnedFd>>> = OnceLock::new();
+    let tx = CLOSER.get_or_init(|| {
+        let (tx, rx) = channel::<OwnedFd>();
+        std::thread::Builder::new()
+            .name("inotify-close".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .ok()
+            .map(|_| tx)
+    });
+    if let Some(tx) = tx {
+        // A send fails only if the thread is gone: the fd comes back and
+        // is closed here.
+        let _ = tx.send(fd);
+    }
+}
+
 /// Reads every queued event (their content does not matter: the caller
 /// looks at the directory again).
 fn drain(fd: &OwnedFd) {
