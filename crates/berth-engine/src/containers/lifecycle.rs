@@ -210,9 +210,9 @@ impl Engine {
     /// the container with a client connected before its process runs, and
     /// returns that client for the caller to run the session on later.
     pub fn start_with_session(&self, word: &str, console: Option<ConsoleSize>) -> Result<PendingSession> {
-        let (dir, client) = self.start_monitored(word, true, console)?;
+        let (_, client) = self.start_monitored(word, true, console)?;
         let client = client.context("the monitor did not accept the attach")?;
-        Ok(PendingSession { client, dir })
+        Ok(PendingSession { client })
     }
 
     /// `attach`: joins a running container's monitor with `streams`.
@@ -635,14 +635,16 @@ pub fn logs_readable(c: &Container) -> Result<()> {
 /// [`Engine::start_with_session`]).
 pub struct PendingSession {
     client: AttachClient,
-    dir: PathBuf,
 }
 
 impl PendingSession {
     /// Runs the session on `streams` until the container exits or the
-    /// client detaches or closes.
+    /// client detaches or closes. It ends with the container's output, as
+    /// dockerd's attach stream does, not after the monitor's work (unmount,
+    /// `--rm`): an API client that needs the final state waits for it
+    /// (`/wait`, which the docker CLI's `run` and `start -a` call).
     pub fn run(self, opts: &AttachOptions, streams: Streams) -> Result<AttachEnd> {
-        session_then_wait(self.client, &self.dir, opts, streams)
+        self.client.session(opts, streams).map_err(runtime_exit)
     }
 }
 
