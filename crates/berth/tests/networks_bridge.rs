@@ -450,6 +450,9 @@ fn legacy_links_follow_the_linked_containers_address() {
     );
     let hosts = env.root.ok(&["exec", "par", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("{ip3}\tlate {tgt_id} tgt")), "{hosts}");
+    // What the links wrote in the store is private, as everything there.
+    let check = env.root.ok(&["system", "check"]);
+    assert!(!check.contains("lets other users in"), "{check}");
     env.root.ok(&["rm", "-f", "par", "tgt", "squatter"]);
     env.root.ok(&["network", "rm", "lf-net"]);
 }

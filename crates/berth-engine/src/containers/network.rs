@@ -150,9 +150,11 @@ fn note_linked_by(target_dir: &Path, linker: &str) {
         return;
     }
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(berth_archive::perms::PRIVATE_FILE)
         .open(&p)
         .and_then(|mut f| f.write_all(format!("{linker}\n").as_bytes()));
 }
