@@ -89,6 +89,18 @@ fn docker_runs_execs_attaches_builds_and_pushes_through_the_socket() {
         .trim(),
         "4 v"
     );
+    // `start -a` of a container that ran before: the attach waits for the
+    // start, so the output of each run comes, as with dockerd.
+    for client in &clients {
+        let o = docker(client, &svc, root, &["start", "-a", "kept"]);
+        assert_eq!(
+            (o.status.code(), stdout(&o).as_str()),
+            (Some(4), "1\n"),
+            "{}: {}",
+            client.display(),
+            stderr(&o)
+        );
+    }
     d(&["rm", "kept"]);
 
     // Detached, with a port, a volume, a tmpfs and resources: what berth's

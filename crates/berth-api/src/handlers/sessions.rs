@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
@@ -22,6 +22,7 @@ use berth_engine::streams::{
     control_channel, multiplexed, parse_detach_keys, AttachOptions, ConsoleSize, ControlSender, ExecOptions,
     LogOptions, StreamIn, StreamOut, Streams,
 };
+use berth_engine::Engine;
 
 use super::Ctx;
 use crate::body::{self, Body};
@@ -152,11 +153,10 @@ pub async fn attach(ctx: &Ctx, word: String, req: Request<Incoming>) -> Result<R
     let keys = parse_detach_keys(q.get("detachKeys").unwrap_or("")).map_err(ApiError::bad_request)?;
     let c = ctx.blocking(move |e| e.container(&word)).await?;
     let (id, tty, status) = (c.rec.id.clone(), c.cfg.tty, c.status());
-    // Attaching to a created container waits for its start. A stopped
-    // one's stream ends at once, as dockerd's does (the docker CLI refuses
-    // beforehand; docker-compose's `run` attaches after the start, and a
-    // quick container may be done by then).
-    let waiter = if stream && status.as_str() == "created" {
+    // Attaching to a container that is not running waits for its next
+    // start, as dockerd's attach does: `docker start -a` attaches, then
+    // starts, a created container or one that ran before.
+    let waiter = if stream && !status.is_up() {
         let (tx, rx) = oneshot::channel();
         lock(&ctx.shared.waiting).entry(id.clone()).or_default().push(tx);
         Some(rx)
@@ -173,9 +173,10 @@ pub async fn attach(ctx: &Ctx, word: String, req: Request<Incoming>) -> Result<R
         let Ok(raw) = raw.await else { return };
         let (reader, writer) = raw.into_blocking();
         let session = match waiter {
-            Some(rx) => match rx.await {
-                Ok(s) => Some(s),
-                Err(_) => return,
+            Some(rx) => match next_start(rx, &engine, &id).await {
+                NextStart::Session(s) => Some(s),
+                NextStart::Running => None,
+                NextStart::Gone => return,
             },
             None => None,
         };
@@ -224,6 +225,37 @@ pub async fn attach(ctx: &Ctx, word: String, req: Request<Incoming>) -> Result<R
         .await;
     });
     Ok(resp)
+}
+
+/// How a wait for a container's next start ended.
+enum NextStart {
+    /// Started through this service: the session opened before its process ran.
+    Session(PendingSession),
+    /// Started another way (the CLI, a restart policy): join it as `attach` does.
+    Running,
+    /// Removed, or the service lost the waiter.
+    Gone,
+}
+
+/// Waits for the session a start through this service hands over on
+/// `rx`, looking every second whether the container was started another
+/// way or removed meanwhile (then the client's stream ends).
+async fn next_start(mut rx: oneshot::Receiver<PendingSession>, engine: &Arc<Engine>, id: &str) -> NextStart {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), &mut rx).await {
+            Ok(Ok(s)) => return NextStart::Session(s),
+            Ok(Err(_)) => return NextStart::Gone,
+            Err(_) => {
+                let (e, id) = (engine.clone(), id.to_string());
+                let now = tokio::task::spawn_blocking(move || e.container(&id).map(|c| c.status().is_up())).await;
+                match now {
+                    Ok(Ok(false)) => continue,
+                    Ok(Ok(true)) => return NextStart::Running,
+                    _ => return NextStart::Gone,
+                }
+            }
+        }
+    }
 }
 
 /// `POST /containers/{id}/start`, with the attach clients waiting for it.
