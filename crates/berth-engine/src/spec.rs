@@ -230,8 +230,7 @@ impl NamespaceMode {
     /// other container's ID once resolved).
     pub fn shown(&self, kind: NamespaceKind) -> String {
         match self {
-            NamespaceMode::Private if kind == NamespaceKind::Ipc => "private".into(),
-            NamespaceMode::Private if kind == NamespaceKind::Cgroup => "private".into(),
+            NamespaceMode::Private if matches!(kind, NamespaceKind::Ipc | NamespaceKind::Cgroup) => "private".into(),
             NamespaceMode::Private => String::new(),
             NamespaceMode::None => "none".into(),
             NamespaceMode::Shareable => "shareable".into(),

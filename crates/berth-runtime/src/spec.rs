@@ -844,31 +844,33 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
             json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620","gid=5"]})
         },
     ];
+    // A host path bound in, as the host's or another container's share is.
+    let bind = |destination: &str, source: Value| json!({"destination": destination, "type": "bind", "source": source, "options": ["rbind","nosuid","noexec","nodev"]});
     // /dev/shm and /dev/mqueue belong with the IPC namespace: a shared one
     // brings its owner's (the host's, another container's).
     match cfg.ipc_mode.as_str() {
         "none" => {}
-        "host" => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind","nosuid","noexec","nodev"]})),
+        "host" => mounts.push(bind("/dev/shm", json!("/dev/shm"))),
         // Made beside the container (crate::mount::mount_shm) by its start;
         // a joined one is its owner's, pointed at by each start.
-        "shareable" => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": container_dir.join(crate::mount::SHM_DIR), "options": ["rbind","nosuid","noexec","nodev"]})),
+        "shareable" => mounts.push(bind("/dev/shm", json!(container_dir.join(crate::mount::SHM_DIR)))),
         // The owner's is set by each start; a path that does not exist
         // until then, so a start that did not set it fails, binding nothing.
-        m if m.starts_with("ns:") => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": container_dir.join("ipc-owner-shm"), "options": ["rbind","nosuid","noexec","nodev"]})),
+        m if m.starts_with("ns:") => mounts.push(bind("/dev/shm", json!(container_dir.join("ipc-owner-shm")))),
         _ => mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid","noexec","nodev","mode=1777",
             format!("size={}k", cfg.shm_size.map_or(65536, |b| b.div_ceil(1024)))]})),
     }
     // The host's message queues are its /dev/mqueue, bound where it has one
     // (a rootless user may not mount the host's IPC namespace's).
     match (cfg.ipc_mode.as_str(), Path::new("/dev/mqueue").is_dir()) {
-        ("host", true) => mounts.push(json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue", "options": ["rbind","nosuid","noexec","nodev"]})),
+        ("host", true) => mounts.push(bind("/dev/mqueue", json!("/dev/mqueue"))),
         ("host", false) if rootless => {}
         _ => mounts.push(json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid","noexec","nodev"]})),
     }
     if cfg.pid_mode == "host" && (rootless || cfg.id_mappings.is_some()) {
         // A new procfs of the host's PID namespace needs the host's user
         // namespace: its /proc is bound instead (masked paths still apply).
-        mounts[0] = json!({"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind","nosuid","noexec","nodev"]});
+        mounts[0] = bind("/proc", json!("/proc"));
     }
     let sys_ro = if cfg.privileged { "rw" } else { "ro" };
     // sysfs can only be mounted by a user namespace that owns the network

@@ -149,7 +149,7 @@ pub async fn one(ctx: &Ctx, id: String, op: NetworkOp, req: Request<Incoming>) -
                 .as_array()
                 .map(|a| a.iter().filter_map(|x| x.as_str()).map(str::to_string).collect())
                 .unwrap_or_default();
-            ctx.blocking(move |e| e.network_connect(&id, &ctr, &spec, &links))
+            ctx.blocking(move |e| e.network_connect(&ctr, &spec, &links))
                 .await
                 .map_err(forbidden)?;
             Ok(body::status(StatusCode::OK))

@@ -125,15 +125,17 @@ impl Engine {
         }
         // A previous monitor may still be finishing (unmounting, exit hook).
         wait_monitor_gone(&c.dir, Duration::from_secs(10));
-        self.prepare_started(c, console).inspect_err(|_| {
-            // Nothing of a start that failed stays behind; a `--rm`
-            // container goes, as Docker removes it.
-            let _ = unmount_rootfs(&c.dir);
-            let _ = self.net_down(&c.rec.id);
-            if c.cfg.auto_remove {
-                let _ = self.remove_container(&c.rec.id, true, true);
-            }
-        })
+        self.prepare_started(c, console).inspect_err(|_| self.abandon_start(c))
+    }
+
+    /// Undoes a start that failed: nothing of it stays behind (rootfs,
+    /// networks), and a `--rm` container goes, as Docker removes it.
+    fn abandon_start(&self, c: &Container) {
+        let _ = unmount_rootfs(&c.dir);
+        let _ = self.net_down(&c.rec.id);
+        if c.cfg.auto_remove {
+            let _ = self.remove_container(&c.rec.id, true, true);
+        }
     }
 
     /// [`Self::prepare_start`] once the container may start.
@@ -275,11 +277,7 @@ impl Engine {
             Err(e) => {
                 // The monitor unmounts on its way out; make sure of it.
                 wait_monitor_gone(&c.dir, Duration::from_secs(5));
-                let _ = unmount_rootfs(&c.dir);
-                let _ = self.net_down(&c.rec.id);
-                if c.cfg.auto_remove {
-                    let _ = self.remove_container(&c.rec.id, true, true);
-                }
+                self.abandon_start(&c);
                 Err(runtime_exit(e))
             }
         }

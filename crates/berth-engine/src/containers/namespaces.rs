@@ -31,15 +31,6 @@ fn proc_name(kind: NamespaceKind) -> &'static str {
     }
 }
 
-/// Docker's word for the kind in "cannot join … of a non running container".
-fn joined_word(kind: &str) -> &'static str {
-    match kind {
-        "pid" => "PID",
-        "ipc" => "IPC",
-        _ => "network",
-    }
-}
-
 impl Engine {
     /// Resolves `m` for a container being created: another container is
     /// looked up now (its ID is kept); its namespace is joined at start.
@@ -90,23 +81,24 @@ impl Engine {
                 c.cfg.shm_size.unwrap_or(64 << 20),
             )?;
         }
-        let joins: Vec<(&str, &str)> = [
-            ("pid", pid_mode.as_str()),
-            ("ipc", ipc_mode.as_str()),
-            ("network", hc.network_mode.as_str()),
+        // The OCI spec's kind, its name under /proc/<pid>/ns/, Docker's word
+        // for it, and whose it is.
+        let joins: Vec<(&str, &str, &str, &str)> = [
+            ("pid", "pid", "PID", pid_mode.as_str()),
+            ("ipc", "ipc", "IPC", ipc_mode.as_str()),
+            ("network", "net", "network", hc.network_mode.as_str()),
         ]
         .into_iter()
-        .filter_map(|(kind, mode)| mode.strip_prefix("container:").map(|id| (kind, id)))
+        .filter_map(|(kind, ns, word, mode)| mode.strip_prefix("container:").map(|id| (kind, ns, word, id)))
         .collect();
         if joins.is_empty() {
             return Ok(());
         }
         let mut spec = berth_runtime::exec::load_spec_json(&c.dir)?;
-        for (kind, id) in joins {
+        for (kind, ns, word, id) in joins {
             let other = self.container(id).map_err(|_| {
                 EngineError::not_found(format!(
-                    "cannot join {} of container {}: No such container: {id}",
-                    joined_word(kind),
+                    "cannot join {word} of container {}: No such container: {id}",
                     c.rec.name
                 ))
             })?;
@@ -117,7 +109,6 @@ impl Engine {
                     other.rec.id
                 )));
             }
-            let ns = if kind == "network" { "net" } else { kind };
             let path = format!("/proc/{}/ns/{ns}", other.state.pid);
             set_namespace(&mut spec, kind, json!(path))?;
             if crate::is_rootless() || c.cfg.id_mappings.is_some() {

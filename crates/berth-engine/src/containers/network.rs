@@ -665,19 +665,13 @@ impl Engine {
         Ok(())
     }
 
-    /// `network connect`: joins a network live (a running container gets
-    /// its interface now) and for every later start, with `ep`'s aliases
-    /// and addresses (its `network` is not read: `net_word` names it).
-    pub fn network_connect(
-        &self,
-        net_word: &str,
-        ctr: &str,
-        ep: &crate::spec::EndpointSpec,
-        links: &[String],
-    ) -> Result<()> {
+    /// `network connect`: joins the network `ep` names (by name or ID)
+    /// live (a running container gets its interface now) and for every
+    /// later start, with `ep`'s aliases and addresses.
+    pub fn network_connect(&self, ctr: &str, ep: &crate::spec::EndpointSpec, links: &[String]) -> Result<()> {
         let (aliases, ip, ip6) = (&ep.aliases, ep.ipv4, ep.ipv6);
         let c = self.container(ctr)?;
-        let net = self.network_by_word(net_word)?;
+        let net = self.network_by_word(&ep.network)?;
         let mut plan = match read_plan(&c.dir) {
             Some(p) => p,
             None => {

@@ -567,24 +567,28 @@ pub fn run(engine: &Engine, a: BuildArgs) -> Result<i32> {
     // A Dockerfile from stdin goes to the engine as text.
     let mut file = a.file.clone();
     let mut inline = None;
-    let context = if ctx == "-" {
+    let stdin = || -> Result<Vec<u8>> {
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data).context("reading stdin")?;
+        Ok(data)
+    };
+    let mut dockerfile = |data: Vec<u8>| -> Result<()> {
+        inline = Some(String::from_utf8(data).context("the Dockerfile on stdin is not UTF-8")?);
+        file = None;
+        Ok(())
+    };
+    let context = if ctx == "-" {
+        let data = stdin()?;
         if is_archive(&data) {
             ContextSource::Tar(Box::new(std::io::Cursor::new(data)))
         } else {
             // As Docker: a Dockerfile alone, built with an empty context.
-            inline = Some(String::from_utf8(data).context("the Dockerfile on stdin is not UTF-8")?);
-            file = None;
+            dockerfile(data)?;
             ContextSource::Empty
         }
     } else {
         if stdin_dockerfile {
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
-                .context("reading the Dockerfile from stdin")?;
-            inline = Some(String::from_utf8(data).context("the Dockerfile on stdin is not UTF-8")?);
-            file = None;
+            dockerfile(stdin()?)?;
         }
         ContextSource::Dir(PathBuf::from(&ctx))
     };

@@ -187,7 +187,7 @@ pub fn dispatch(engine: &Engine, cmd: NetworkCommand) -> Result<i32> {
                 mac_address: None,
                 link_local_ips: a.link_local_ip.clone(),
             };
-            engine.network_connect(&a.network, &a.container, &ep, &a.link)?;
+            engine.network_connect(&a.container, &ep, &a.link)?;
             Ok(0)
         }
         NetworkCommand::Disconnect(a) => {
