@@ -545,6 +545,50 @@ fn run_once(
         }
     };
     cleanup(rt);
+    // Once the runtime has the process (its pid file is written), it is
+    // recorded running, before crun's `start` lets its program go: a
+    // container that asks the engine about itself finds itself running.
+    let mut started: Option<(i32, rustix::process::Pid, OwnedFd)> = None;
+    let mut created = || -> Result<()> {
+        // The runtime wrote it with its own umask.
+        let _ = berth_archive::perms::set_mode(&pid_file, berth_archive::perms::PRIVATE_FILE);
+        let pid = read_pid(&pid_file)?;
+        let waited = rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::Corrupt {
+            path: pid_file.clone(),
+            reason: "pid 0".into(),
+        })?;
+        // The process is our child (we are its subreaper), so its pid is not
+        // reused before we reap it.
+        let pidfd = rustix::process::pidfd_open(waited, rustix::process::PidfdFlags::empty())
+            .ctx(|| format!("watching process {}", waited.as_raw_nonzero()))?;
+        if let Some(f) = ports {
+            if let Err(e) = f.attach(pid) {
+                let _ = rt.delete(id, true);
+                let _ = rustix::process::waitpid(Some(waited), rustix::process::WaitOptions::empty());
+                return Err(RuntimeError::StartFailed {
+                    code: crate::error::EXIT_ENGINE_FAILURE,
+                    message: format!("publishing ports: {e}"),
+                });
+            }
+        }
+        let pid_start = state::process_start_time(pid).unwrap_or(0);
+        update_state(dir, |s| {
+            s.status = "running".into();
+            s.pid = pid;
+            s.pid_start = pid_start;
+            s.started_at = Some(state::now_rfc3339());
+            s.finished_at = None;
+            s.exit_code = 0;
+            s.oom_killed = false;
+            s.error.clear();
+            s.health = sched.map(|_| state::Health {
+                status: "starting".into(),
+                ..Default::default()
+            });
+        })?;
+        started = Some((pid, waited, pidfd));
+        Ok(())
+    };
     // runc: `run --detach` (create + start would cost one Go start-up
     // more); crun: create then start (see `OciRuntime::run_detached`).
     let mut io = if cfg.tty {
@@ -559,6 +603,7 @@ fn run_once(
                 Some(&sock),
                 (Stdio::null(), Stdio::null(), Stdio::null()),
                 &rlog,
+                &mut created,
             )
             .and_then(|_| receive_master(&listener));
         drop(listener);
@@ -583,6 +628,7 @@ fn run_once(
             None,
             (stdin_child, Stdio::from(out_w), Stdio::from(err_w)),
             &rlog,
+            &mut created,
         )
         .inspect_err(|_| cleanup(rt))?;
         Io::Pipes {
@@ -591,42 +637,9 @@ fn run_once(
             stdin: stdin_ours,
         }
     };
-    // `run --detach` returned: the process runs (or already exited) and is
-    // our child now (we are its subreaper), so its pid is not reused before
-    // we reap it.
-    // The runtime wrote it with its own umask.
-    let _ = berth_archive::perms::set_mode(&pid_file, berth_archive::perms::PRIVATE_FILE);
-    let pid = read_pid(&pid_file)?;
-    let waited = rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::Corrupt {
+    let (pid, waited, pidfd) = started.take().ok_or_else(|| RuntimeError::Corrupt {
         path: pid_file.clone(),
-        reason: "pid 0".into(),
-    })?;
-    let pidfd = rustix::process::pidfd_open(waited, rustix::process::PidfdFlags::empty())
-        .ctx(|| format!("watching process {}", waited.as_raw_nonzero()))?;
-    if let Some(f) = ports {
-        if let Err(e) = f.attach(pid) {
-            let _ = rt.delete(id, true);
-            let _ = rustix::process::waitpid(Some(waited), rustix::process::WaitOptions::empty());
-            return Err(RuntimeError::StartFailed {
-                code: crate::error::EXIT_ENGINE_FAILURE,
-                message: format!("publishing ports: {e}"),
-            });
-        }
-    }
-    let pid_start = state::process_start_time(pid).unwrap_or(0);
-    update_state(dir, |s| {
-        s.status = "running".into();
-        s.pid = pid;
-        s.pid_start = pid_start;
-        s.started_at = Some(state::now_rfc3339());
-        s.finished_at = None;
-        s.exit_code = 0;
-        s.oom_killed = false;
-        s.error.clear();
-        s.health = sched.map(|_| state::Health {
-            status: "starting".into(),
-            ..Default::default()
-        });
+        reason: "the runtime started the container without a pid".into(),
     })?;
     notifier.ok(pid);
 

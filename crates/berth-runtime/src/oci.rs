@@ -252,6 +252,9 @@ impl OciRuntime {
     /// `start`: after `crun run --detach` a process that exits at once may
     /// already have been reaped by crun, and its exit code lost, whereas a
     /// created container waits for `start`, by which time it is ours.
+    /// `created` runs once the pid file is written: between crun's `create`
+    /// and `start`, after `run --detach` for the others; its error ends the
+    /// start (the caller deletes what the runtime made).
     #[allow(clippy::too_many_arguments)]
     pub fn run_detached(
         &self,
@@ -261,6 +264,7 @@ impl OciRuntime {
         console_socket: Option<&Path>,
         stdio: (Stdio, Stdio, Stdio),
         log_file: &Path,
+        created: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
         let two_step = self.name == "crun";
         let action: &[&str] = if two_step { &["create"] } else { &["run", "--detach"] };
@@ -289,6 +293,10 @@ impl OciRuntime {
         if let crate::seccomp::precompiled::Applied::Missing(cached) = seccomp {
             crate::seccomp::precompiled::remember(&self.root.join(id), &cached);
         }
+        // The pid file is written: with crun the process waits in the
+        // runtime's exec fifo until `start`, so whoever looks at the state
+        // from now on finds it running before its program does anything.
+        created()?;
         if two_step {
             let mut cmd = self.logged_command(log_file);
             cmd.arg("start").arg(id);

@@ -463,6 +463,31 @@ fn killed_monitor_is_recovered_not_invented() {
     assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}")).exists());
 }
 
+/// The engine records a container running before its program runs: the
+/// program, reading its own state (its hostname is its short ID), finds
+/// itself running with its own pid, on every start, the first and a restart.
+#[test]
+#[ignore = "needs root"]
+fn a_program_finds_itself_recorded_running() {
+    let e = Env::new();
+    let r = &e.root;
+    let containers = r.path().join("store/containers");
+    let script = "cat /c/$(hostname)*/state.json";
+    let volume = format!("{}:/c:ro", containers.display());
+    let running = |out: &str| {
+        let st: serde_json::Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(st["status"], "running", "{out}");
+        assert!(st["pid"].as_i64().unwrap() > 0, "{out}");
+    };
+    for _ in 0..3 {
+        running(&r.ok(&["run", "--rm", "-v", &volume, "bb", "sh", "-c", script]));
+    }
+    // A second start of the same container.
+    running(&r.ok(&["run", "--name", "again", "-v", &volume, "bb", "sh", "-c", script]));
+    running(&r.ok(&["start", "-a", "again"]));
+    r.ok(&["rm", "again"]);
+}
+
 /// `--log-opt max-size=…,max-file=…` (json-file): the log is rotated as
 /// Docker's driver does, `logs` reads what is kept in order, `logs -f`
 /// follows across a rotation; bad options get the daemon's words.
