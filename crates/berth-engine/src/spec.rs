@@ -556,6 +556,10 @@ pub struct Resources {
     pub cpu_quota: Option<i64>,
     /// `--memory-reservation`: the soft memory limit in bytes.
     pub memory_reservation: Option<u64>,
+    /// `--kernel-memory` (deprecated by Docker, gone from cgroup v2 and
+    /// from kernels since 6.1): checked as Docker checks it, then
+    /// discarded with its warnings.
+    pub kernel_memory: Option<u64>,
     /// `--memory-swappiness`: 0–100; `-1` or `None` the host's.
     pub memory_swappiness: Option<i64>,
     /// `--oom-kill-disable`.

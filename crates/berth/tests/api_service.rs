@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api::{docker, docker_clients, docker_ok, header, raw_http, Service};
+use api::{docker, docker_clients, docker_cmd, docker_ok, header, raw_http, raw_http_json, Service};
 use common::{stderr, stdout, Env, Root, Rootless};
 
 /// Waits (up to a minute) for a child to exit by itself.
@@ -551,4 +551,44 @@ fn what_the_cli_does_is_seen_through_the_socket_at_once() {
     assert_eq!(o.status.code(), Some(1));
     let (_, body) = raw_http(&svc.socket, "GET", "/containers/json?all=1");
     assert_eq!(body, "[]");
+}
+
+/// `HostConfig.KernelMemory`, deprecated: checked and discarded with
+/// dockerd's warnings up to API 1.41 (the docker CLI sends it then),
+/// ignored from 1.42 on, as dockerd ignores it.
+#[test]
+#[ignore = "needs root"]
+fn kernel_memory_is_checked_below_api_1_42_and_ignored_from_it() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let client = &docker_clients()[0];
+    let old = |args: &[&str]| {
+        let mut c = docker_cmd(client, &svc, root, args);
+        c.env("DOCKER_API_VERSION", "1.41");
+        c.output().unwrap()
+    };
+    let o = old(&["run", "--rm", "--kernel-memory", "4m", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("Error response from daemon: Minimum kernel memory limit allowed is 6MB"),
+        "{}",
+        stderr(&o)
+    );
+    let o = old(&["run", "--rm", "--kernel-memory", "8m", "bb", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("WARNING: Specifying a kernel memory limit is deprecated"),
+        "{}",
+        stderr(&o)
+    );
+    // From 1.42 the field is not read at all, whatever its value.
+    let body = r#"{"Image": "bb", "Cmd": ["true"], "HostConfig": {"KernelMemory": 4194304}}"#;
+    let (head, out) = raw_http_json(&svc.socket, "POST", "/v1.43/containers/create", body);
+    assert!(head.starts_with("HTTP/1.1 201"), "{head}\n{out}");
+    assert!(out.contains(r#""Warnings":[]"#), "{out}");
+    let (head, out) = raw_http_json(&svc.socket, "POST", "/v1.41/containers/create", body);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}\n{out}");
+    assert!(out.contains("Minimum kernel memory limit allowed is 6MB"), "{out}");
+    root.ok(&["container", "prune", "-f"]);
 }

@@ -255,6 +255,10 @@ fn cpu_and_memory_controls_reach_the_cgroup() {
             "Minimum memory limit can not be less than memory reservation limit, see usage",
         ),
         (
+            &["--kernel-memory", "4m"][..],
+            "Minimum kernel memory limit allowed is 6MB",
+        ),
+        (
             &["--memory-swappiness", "101"][..],
             "Invalid value: 101, valid memory swappiness range is 0-100",
         ),
@@ -268,6 +272,15 @@ fn cpu_and_memory_controls_reach_the_cgroup() {
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
     assert_eq!(r.ok(&["ps", "-aq"]), "");
+    // A kernel memory limit no cgroup here can hold: run, with Docker's warnings.
+    let o = r.run(&["run", "--rm", "--kernel-memory", "8m", "bb", "true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "WARNING: Specifying a kernel memory limit is deprecated and will be removed in a future release.\n\
+         WARNING: Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. \
+         Limitation discarded.\n"
+    );
 }
 
 /// `update --cpuset-cpus/--cpu-period/--cpu-quota/--memory-reservation`:

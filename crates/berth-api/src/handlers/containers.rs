@@ -22,7 +22,7 @@ use super::{unix_time, Ctx};
 use crate::body::{self, Body, BodyReader};
 use crate::error::ApiError;
 use crate::query::{as_pairs, only_filters};
-use crate::router::ContainerOp;
+use crate::router::{ApiVersion, ContainerOp};
 
 /// The header `archive` answers carry the path's stat in.
 pub const PATH_STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
@@ -146,9 +146,15 @@ pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 
 /// `POST /containers/create?name&platform`: 201 `{"Id", "Warnings"}`.
 pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
-    let v: Value = body::read_json(req.into_body(), body::JSON_LIMIT)
+    let mut v: Value = body::read_json(req.into_body(), body::JSON_LIMIT)
         .await?
         .ok_or_else(|| ApiError::bad_request("Config cannot be empty in order to create a container"))?;
+    if ctx.version >= ApiVersion::new(1, 42) {
+        // Gone from API 1.42: dockerd ignores it (and clients stop sending it).
+        if let Some(h) = v.get_mut("HostConfig").and_then(Value::as_object_mut) {
+            h.remove("KernelMemory");
+        }
+    }
     let spec = super::create::spec_of(&v, ctx.query.get("name"), ctx.query.get("platform"))?;
     let created = ctx
         .blocking(move |e| e.create_container(&spec, CreateOptions::default()))

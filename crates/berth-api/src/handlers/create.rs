@@ -165,14 +165,8 @@ pub fn spec_of(body: &Value, name: Option<&str>, platform: Option<&str>) -> Resu
 /// dropped (the container would not get what it asks for). Clients send
 /// the defaults (null, 0, "", false, [], {}) for what they were not asked.
 fn refuse_unsupported(h: &Value) -> Result<(), ApiError> {
-    // Windows' CPU counts, the kernel memory limit cgroup v2 dropped, GPUs.
-    const FIELDS: &[&str] = &[
-        "CpuCount",
-        "CpuPercent",
-        "KernelMemory",
-        "KernelMemoryTCP",
-        "DeviceRequests",
-    ];
+    // Windows' CPU counts, the kernel's TCP buffer limit, GPUs.
+    const FIELDS: &[&str] = &["CpuCount", "CpuPercent", "KernelMemoryTCP", "DeviceRequests"];
     let set = |v: &Value| match v {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -339,6 +333,7 @@ fn resources(h: &Value) -> Result<Resources, ApiError> {
     r.cpu_period = h["CpuPeriod"].as_i64().filter(|n| *n != 0);
     r.cpu_quota = h["CpuQuota"].as_i64().filter(|n| *n != 0);
     r.memory_reservation = positive(&h["MemoryReservation"]);
+    r.kernel_memory = positive(&h["KernelMemory"]);
     // null (or -1) is the docker CLI's "not set".
     r.memory_swappiness = h["MemorySwappiness"].as_i64().filter(|n| *n != -1);
     r.oom_kill_disable = h["OomKillDisable"].as_bool().unwrap_or(false);
@@ -577,7 +572,7 @@ mod tests {
         assert!(spec_of(&plain, None, None).is_ok());
         for (k, v) in [
             ("CpuCount", json!(2)),
-            ("KernelMemory", json!(1 << 20)),
+            ("KernelMemoryTCP", json!(1 << 20)),
             ("DeviceRequests", json!([{"Driver": "nvidia", "Count": -1}])),
         ] {
             let mut b = plain.clone();
@@ -596,7 +591,9 @@ mod tests {
         h["PidMode"] = json!("container:db");
         h["UTSMode"] = json!("host");
         h["CgroupnsMode"] = json!("host");
+        h["KernelMemory"] = json!(8 << 20);
         let s = spec_of(&b, None, None).unwrap();
+        assert_eq!(s.resources.kernel_memory, Some(8 << 20));
         assert_eq!(s.sysctls.get("net.ipv4.ip_forward").map(String::as_str), Some("1"));
         assert_eq!(s.resources.cpuset_cpus.as_deref(), Some("0"));
         assert_eq!(s.resources.oom_score_adj, Some(-500));

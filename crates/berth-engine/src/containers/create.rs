@@ -573,6 +573,9 @@ impl Engine {
             oom_kill_disable: r.oom_kill_disable,
             oom_score_adj: r.oom_score_adj.filter(|a| *a != 0).map(|a| a as i32),
         };
+        if let Some(k) = r.kernel_memory.filter(|k| *k > 0) {
+            kernel_memory(k, &mut warnings)?;
+        }
         if r.oom_kill_disable && r.memory.is_none_or(|m| m == 0) {
             warnings.push(
                 "Disabling the OOM killer on containers without setting a '-m/--memory' limit may be dangerous.".into(),
@@ -1293,14 +1296,41 @@ impl Engine {
     }
 }
 
+/// `--kernel-memory` `k`: Docker's minimum, then its warnings; no runtime
+/// berth drives sets it (cgroup v2 has no such limit, and kernels since
+/// 6.1 have no `memory.kmem.limit_in_bytes`), so it is discarded, as
+/// dockerd discards it where the kernel lacks it.
+fn kernel_memory(k: u64, warnings: &mut Vec<String>) -> Result<()> {
+    const MIN: u64 = 6 << 20;
+    if k < MIN {
+        return Err(EngineError::invalid("Minimum kernel memory limit allowed is 6MB"));
+    }
+    warnings.push("Specifying a kernel memory limit is deprecated and will be removed in a future release.".into());
+    warnings.push(
+        "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded."
+            .into(),
+    );
+    Ok(())
+}
+
 /// `--blkio-weight` `w` (0: none) on this host, create's and update's
 /// rule, in Docker's order: a host whose block IO controller has no
 /// weights discards it with Docker's warning before the range is checked.
 pub(crate) fn blkio_weight(w: u16, warnings: &mut Vec<String>) -> Result<Option<u16>> {
+    blkio_weight_on(w, &mut || blkio_has(WEIGHT_FILES), warnings)
+}
+
+/// The cgroup v1 files of block IO weights and of throttling.
+const WEIGHT_FILES: &[&str] = &["blkio.weight", "blkio.bfq.weight"];
+const THROTTLE_FILES: &[&str] = &["blkio.throttle.read_bps_device"];
+
+/// [`blkio_weight`] with the host's answer asked of `weight_ok` (only
+/// when a weight is given).
+fn blkio_weight_on(w: u16, weight_ok: &mut dyn FnMut() -> bool, warnings: &mut Vec<String>) -> Result<Option<u16>> {
     if w == 0 {
         return Ok(None);
     }
-    if !blkio_has(&["blkio.weight", "blkio.bfq.weight"]) {
+    if !weight_ok() {
         warnings.push(
             "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into(),
         );
@@ -1340,14 +1370,19 @@ fn block_io(r: &crate::spec::Resources, warnings: &mut Vec<String>) -> Result<be
         let dev = st.st_rdev;
         Ok((rustix::fs::major(dev) as i64, rustix::fs::minor(dev) as i64))
     };
-    let weight_ok = blkio_has(&["blkio.weight", "blkio.bfq.weight"]);
-    let throttle_ok = blkio_has(&["blkio.throttle.read_bps_device"]);
+    // The controller's files are looked at once, and only for what is asked.
+    let once = |files: &'static [&'static str]| {
+        let mut known = None;
+        move || *known.get_or_insert_with(|| blkio_has(files))
+    };
+    let mut weight_ok = once(WEIGHT_FILES);
+    let mut throttle_ok = once(THROTTLE_FILES);
     let mut b = berth_runtime::config::BlockIo {
-        weight: blkio_weight(r.blkio_weight.unwrap_or(0), warnings)?,
+        weight: blkio_weight_on(r.blkio_weight.unwrap_or(0), &mut weight_ok, warnings)?,
         ..Default::default()
     };
     if !r.blkio_weight_device.is_empty() {
-        if weight_ok {
+        if weight_ok() {
             for d in &r.blkio_weight_device {
                 let (major, minor) = number(&d.path)?;
                 b.weight_device.push((major, minor, d.weight));
@@ -1365,7 +1400,7 @@ fn block_io(r: &crate::spec::Resources, warnings: &mut Vec<String>) -> Result<be
         if asked.is_empty() {
             continue;
         }
-        if !throttle_ok {
+        if !throttle_ok() {
             warnings.push(format!(
                 "Your kernel does not support BPS Block I/O {what} limit or the cgroup is not mounted. Block I/O BPS {what} limit discarded."
             ));

@@ -943,6 +943,12 @@ fn container_spec(a: &CreateArgs, command: &str) -> Result<ContainerSpec> {
                 .as_deref()
                 .map(|m| spec::parse_bytes("--memory-reservation", m))
                 .transpose()?,
+            kernel_memory: a
+                .more
+                .kernel_memory
+                .as_deref()
+                .map(|m| spec::parse_bytes("--kernel-memory", m))
+                .transpose()?,
             memory_swappiness: a.more.memory_swappiness,
             oom_kill_disable: a.more.oom_kill_disable,
             oom_score_adj: a.more.oom_score_adj,

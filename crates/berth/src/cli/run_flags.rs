@@ -100,7 +100,7 @@ pub struct MoreRunArgs {
     /// Tune container memory swappiness (0 to 100)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub memory_swappiness: Option<i64>,
-    /// Kernel memory limit (deprecated; ignored, as runc and crun ignore it)
+    /// Kernel memory limit (deprecated; discarded with a warning)
     #[arg(long, value_name = "BYTES")]
     pub kernel_memory: Option<String>,
     /// Disable OOM Killer
@@ -177,13 +177,6 @@ impl MoreRunArgs {
                 "could not select device driver \"\" with capabilities: [[gpu]]",
             )
             .into());
-        }
-        if self.kernel_memory.is_some() {
-            // Docker records it and runc ignores it: said, not silent.
-            eprintln!(
-                "WARNING: Specifying a kernel memory limit is deprecated and will be removed in a future release."
-            );
-            eprintln!("WARNING: berth ignores --kernel-memory, as runc and crun do.");
         }
         for (flag, v) in [
             ("--io-maxbandwidth", &self.io_maxbandwidth),

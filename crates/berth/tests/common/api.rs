@@ -90,10 +90,21 @@ impl Drop for Service {
 
 /// One request on a fresh connection (`Connection: close`): (head, body).
 pub fn raw_http(socket: &Path, method: &str, path: &str) -> (String, String) {
+    raw_http_json(socket, method, path, "")
+}
+
+/// [`raw_http`] with a JSON body.
+pub fn raw_http_json(socket: &Path, method: &str, path: &str, json: &str) -> (String, String) {
     let mut s = UnixStream::connect(socket).expect("the service's socket accepts");
+    let kind = if json.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/json\r\n".to_string()
+    };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{kind}Content-Length: {}\r\n\r\n{json}",
+        json.len()
     )
     .unwrap();
     let mut out = String::new();
