@@ -169,6 +169,9 @@ pub fn load_config(container_dir: &Path) -> Result<ContainerConfig> {
 /// also recorded in the state.
 pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i32> {
     let mut notifier = Notifier(opts.ready.take());
+    // A container that never ran stays created when its start fails, as
+    // Docker's does (with the exit code and the error).
+    let never_ran = state::read_state(container_dir).is_ok_and(|s| s.status == "created");
     let mut on_done = opts.on_done.0.take();
     let fg = match opts.attached.take().map(Foreground::new).transpose() {
         Ok(fg) => fg,
@@ -184,11 +187,15 @@ pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i3
             let msg = e.to_string();
             let code = e.exit_code();
             let _ = update_state(container_dir, |s| {
-                s.status = "exited".into();
+                s.status = if never_ran { "created" } else { "exited" }.into();
                 s.exit_code = code;
                 s.error = msg;
                 s.pid = 0;
-                s.finished_at = Some(state::now_rfc3339());
+                if never_ran {
+                    s.started_at = None;
+                } else {
+                    s.finished_at = Some(state::now_rfc3339());
+                }
             });
             if let Some(h) = on_done.take() {
                 h();

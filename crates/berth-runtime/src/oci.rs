@@ -289,7 +289,7 @@ impl OciRuntime {
         }
         cmd.arg(id);
         cmd.stdin(stdio.0).stdout(stdio.1).stderr(stdio.2);
-        self.status_or_start_error(action[0], cmd, log_file)?;
+        self.status_or_start_error(action[0], cmd, log_file, bundle)?;
         if let crate::seccomp::precompiled::Applied::Missing(cached) = seccomp {
             crate::seccomp::precompiled::remember(&self.root.join(id), &cached);
         }
@@ -303,14 +303,15 @@ impl OciRuntime {
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
             // On failure the caller deletes what create left (as after a
             // failed create).
-            self.status_or_start_error("start", cmd, log_file)?;
+            self.status_or_start_error("start", cmd, log_file, bundle)?;
         }
         Ok(())
     }
 
     /// Runs a create/start step; a failure becomes the runtime's own error
-    /// from its JSON log, classified like Docker's (see [`start_error`]).
-    fn status_or_start_error(&self, what: &str, mut cmd: Command, log_file: &Path) -> Result<()> {
+    /// from its JSON log, classified and worded like Docker's (see
+    /// [`start_error_for`]; the command is the bundle's).
+    fn status_or_start_error(&self, what: &str, mut cmd: Command, log_file: &Path, bundle: &Path) -> Result<()> {
         let status = cmd
             .status()
             .map_err(|e| RuntimeError::io(format!("running {} {what}", self.path.display()), e))?;
@@ -320,7 +321,7 @@ impl OciRuntime {
         }
         let msg =
             read_runtime_log_error(log_file).unwrap_or_else(|| format!("{} {what} exited with {status}", self.name));
-        Err(start_error(&msg))
+        Err(start_error_for("create", &msg, bundle_command(bundle).as_deref()))
     }
 
     /// `state`.
@@ -627,6 +628,36 @@ pub fn start_error(message: &str) -> RuntimeError {
 /// [`start_error`] for the runtime command `verb` ("create", "exec"),
 /// worded like Docker's "OCI runtime exec failed: …".
 pub fn start_error_of(verb: &str, message: &str) -> RuntimeError {
+    start_error_for(verb, message, None)
+}
+
+/// The first argument of the process in a bundle's `config.json`.
+fn bundle_command(bundle: &Path) -> Option<String> {
+    let text = std::fs::read(bundle.join("config.json")).ok()?;
+    let spec: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    spec["process"]["args"][0].as_str().map(str::to_string)
+}
+
+/// The command a runtime's "not found" message names: crun's
+/// `executable file `x` not found`, youki's `executable 'x' not found`,
+/// runc's `exec: "x": …`.
+fn named_command(message: &str) -> Option<&str> {
+    [("`", "`"), ("executable '", "'"), ("exec: \"", "\"")]
+        .iter()
+        .find_map(|(open, close)| {
+            let rest = &message[message.find(open)? + open.len()..];
+            Some(&rest[..rest.find(close)?])
+        })
+        .filter(|n| !n.is_empty())
+}
+
+/// [`start_error_of`], knowing the command the process was to run: a
+/// command that is not there or cannot run is told in runc's words
+/// (`exec: "x": executable file not found in $PATH`, `exec: "x":
+/// permission denied`), whatever the runtime's, since clients of Docker's
+/// API read the exit code from them (the docker CLI gives 127 and 126
+/// only for these words).
+pub fn start_error_for(verb: &str, message: &str, command: Option<&str>) -> RuntimeError {
     let m = message.to_ascii_lowercase();
     let is_exec = m.contains("exec:") || m.contains("exec ") || m.contains("executable") || m.contains("execve");
     // runc: `exec: "x": executable file not found in $PATH`; youki:
@@ -651,6 +682,20 @@ pub fn start_error_of(verb: &str, message: &str) -> RuntimeError {
          drop --runtime crun, and berth picks runc or youki)"
     } else {
         ""
+    };
+    let name = named_command(message).or(command).unwrap_or_default();
+    let message = match code {
+        // The docker CLI's test is case-sensitive: crun's "No such file"
+        // would not do.
+        EXIT_NOT_FOUND
+            if !message.contains("executable file not found") && !message.contains("no such file or directory") =>
+        {
+            format!("unable to start container process: exec: {name:?}: executable file not found in $PATH")
+        }
+        EXIT_NOT_EXECUTABLE if !message.contains("permission denied") => {
+            format!("unable to start container process: exec: {name:?}: permission denied")
+        }
+        _ => message.to_string(),
     };
     RuntimeError::StartFailed {
         code,
@@ -684,6 +729,25 @@ mod tests {
         assert_eq!(e.exit_code(), 127);
         let e = start_error("open executable: Operation not permitted");
         assert_eq!(e.exit_code(), 126);
+    }
+
+    #[test]
+    fn words_missing_and_unrunnable_commands_as_runc_does() {
+        let words = |m: &str, cmd: Option<&str>| start_error_for("create", m, cmd).to_string();
+        let want = "exec: \"nosuch\": executable file not found in $PATH";
+        for m in [
+            "executable file `nosuch` not found in $PATH: No such file or directory",
+            "error in executing process : executable 'nosuch' not found in $PATH",
+            "unable to start container process: exec: \"nosuch\": executable file not found in $PATH",
+        ] {
+            assert!(words(m, Some("other")).contains(want), "{m}: {}", words(m, None));
+        }
+        // crun names no command for a directory: the bundle's is used.
+        let e = words("open executable: Operation not permitted", Some("/etc"));
+        assert!(e.contains("exec: \"/etc\": permission denied"), "{e}");
+        // Anything else keeps the runtime's words.
+        let e = words("cgroup: cannot write memory.max: busy", Some("x"));
+        assert!(e.contains("cgroup: cannot write memory.max: busy"), "{e}");
     }
 
     #[test]

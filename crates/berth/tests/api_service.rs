@@ -592,3 +592,39 @@ fn kernel_memory_is_checked_below_api_1_42_and_ignored_from_it() {
     assert!(out.contains("Minimum kernel memory limit allowed is 6MB"), "{out}");
     root.ok(&["container", "prune", "-f"]);
 }
+
+/// Through the docker CLI, a command that is not there or cannot run
+/// gives Docker's exit codes (the client reads them from the error's
+/// words: 127, 126) and leaves the container created, as dockerd does.
+#[test]
+#[ignore = "needs root"]
+fn start_errors_reach_the_docker_cli_as_dockerd_s() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let client = &docker_clients()[0];
+    let o = docker(client, &svc, root, &["run", "--name", "typo", "bb", "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("exec: \"nosuchcommand\": executable file not found in $PATH"),
+        "{}",
+        stderr(&o)
+    );
+    let o = docker(client, &svc, root, &["run", "--rm", "bb", "/etc"]);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("exec: \"/etc\": permission denied"),
+        "{}",
+        stderr(&o)
+    );
+    let ps = docker_ok(client, &svc, root, &["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert_eq!(ps, "typo Created\n");
+    let st = docker_ok(
+        client,
+        &svc,
+        root,
+        &["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "typo"],
+    );
+    assert_eq!(st, "created 127\n");
+    root.ok(&["rm", "typo"]);
+}

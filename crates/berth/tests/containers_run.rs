@@ -23,6 +23,38 @@ fn echo_hello_exit_codes_and_missing_things() {
 
     let o = r.run(&["run", "--rm", "bb", "/etc"]);
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("exec: \"/etc\": permission denied"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A container whose start failed stays created, with the exit code
+    // and the reason, as Docker's does; it can be started again.
+    let o = r.run(&["run", "-d", "--name", "never", "bb", "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("exec: \"nosuchcommand\": executable file not found in $PATH"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        r.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]),
+        "never Created\n"
+    );
+    let st = r.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.State.StartedAt}}",
+        "never",
+    ]);
+    assert_eq!(st, "created 127 0001-01-01T00:00:00Z\n");
+    // `start` fails as docker's does: 1, the reason, the names.
+    let o = r.run(&["start", "never"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("executable file not found"), "{}", stderr(&o));
+    assert_eq!(r.ok(&["ps", "-a", "--format", "{{.Status}}"]), "Created\n");
+    r.ok(&["rm", "never"]);
 
     let o = r.run(&["run", "--rm", "nosuchimage"]);
     assert_eq!(o.status.code(), Some(125));
