@@ -213,6 +213,16 @@ pub struct ResolvedUser {
     pub name: Option<String>,
 }
 
+impl ResolvedUser {
+    /// Makes the primary group a supplementary one too, first, as Docker's
+    /// process has it (`id` shows `groups=GID`). Only as root: runc
+    /// refuses any supplementary group to a rootless container.
+    pub fn with_primary_group(&mut self) {
+        self.additional_gids.retain(|g| *g != self.gid);
+        self.additional_gids.insert(0, self.gid);
+    }
+}
+
 /// Reads a file of the rootfs without following symlinks out of it.
 fn read_in_root(rootfs: &Path, rel: &str) -> Option<String> {
     use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
@@ -238,8 +248,9 @@ fn read_in_root(rootfs: &Path, rel: &str) -> Option<String> {
 }
 
 /// Resolves `uid[:gid]` / `name[:group]` against the rootfs' /etc/passwd
-/// and /etc/group, including supplementary groups (Docker's rules: a
-/// numeric uid needs no passwd entry; a name must exist).
+/// and /etc/group, including the supplementary groups listing the user
+/// (Docker's rules: a numeric uid needs no passwd entry; a name must
+/// exist).
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser> {
     let passwd = read_in_root(rootfs, "/etc/passwd").unwrap_or_default();
     let group = read_in_root(rootfs, "/etc/group").unwrap_or_default();
@@ -805,6 +816,9 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     };
     let (own_netns, join_netns) = network_mode(cfg);
     let mut user = resolve_user(rootfs, &cfg.user)?;
+    if !rootless {
+        user.with_primary_group();
+    }
     for g in resolve_groups(rootfs, &cfg.group_add)? {
         if !user.additional_gids.contains(&g) {
             user.additional_gids.push(g);

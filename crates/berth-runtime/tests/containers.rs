@@ -42,7 +42,8 @@ fn missing_command_is_127_and_not_executable_is_126() {
     assert_eq!(e.exit_code(), 127, "{e}");
     assert!(e.to_string().contains("no-such-command"), "{e}");
     assert_eq!(c.state().exit_code, 127);
-    assert_eq!(c.state().status, "exited");
+    // It never ran: it stays created, as Docker's does.
+    assert_eq!(c.state().status, "created");
 
     let c = Ctr::new("notexec", &["/etc/passwd"]);
     let e = c.run().unwrap_err();

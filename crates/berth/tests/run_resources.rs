@@ -472,7 +472,21 @@ fn group_add_gives_the_process_supplementary_groups() {
         r#"["777"]"#
     );
     assert!(r.ok(&["exec", id, "id", "-G"]).split_whitespace().any(|g| g == "777"));
+    // The primary group is among the supplementary ones, as in Docker's
+    // containers (`id` shows `groups=2000,…`), for run and exec alike.
+    let groups = |args: &[&str]| {
+        let out = r.ok(args);
+        let (_, list) = out.trim().rsplit_once("groups=").unwrap_or_else(|| panic!("{out}"));
+        list.to_string()
+    };
+    assert_eq!(groups(&["exec", "-u", "1000:2000", id, "id"]), "2000");
     r.ok(&["rm", "-f", id]);
+    let run = ["run", "--rm", "--network", "none"];
+    assert_eq!(groups(&[&run[..], &["bb", "id"]].concat()), "0(root)");
+    assert_eq!(
+        groups(&[&run[..], &["-u", "1000:2000", "--group-add", "3000", "bb", "id"]].concat()),
+        "2000,3000"
+    );
     let o = r.run(&[
         "run",
         "--rm",
