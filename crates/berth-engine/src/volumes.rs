@@ -40,6 +40,8 @@ pub struct VolumeFilters {
     pub drivers: Vec<String>,
     /// `label=` values (`KEY` or `KEY=VALUE`).
     pub labels: Vec<String>,
+    /// `label!=` values: volumes without that label.
+    pub not_labels: Vec<String>,
     /// `dangling=true`: volumes no container uses.
     pub dangling: Option<bool>,
 }
@@ -54,15 +56,28 @@ impl VolumeFilters {
                 "name" => f.names.push(v.into()),
                 "driver" => f.drivers.push(v.into()),
                 "label" => f.labels.push(v.into()),
+                "label!" => f.not_labels.push(v.into()),
                 "dangling" => f.dangling = Some(dangling_value(v)?),
                 other => {
                     return Err(EngineError::invalid(format!(
-                        "invalid filter {other:?}: volumes take name, driver, label, dangling"
+                        "invalid filter {other:?}: volumes take name, driver, label, label!, dangling"
                     )))
                 }
             }
         }
         Ok(f)
+    }
+
+    /// Parses `volume prune --filter` values: `label=` and `label!=` only,
+    /// as Docker's.
+    pub fn parse_prune(filters: &[String]) -> Result<VolumeFilters> {
+        for raw in filters {
+            let (k, _) = split_filter(raw)?;
+            if !matches!(k, "label" | "label!") {
+                return Err(EngineError::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        Self::parse(filters)
     }
 }
 
@@ -270,6 +285,7 @@ impl Engine {
             let keep = (f.names.is_empty() || f.names.iter().any(|n| view.volume.record.name.contains(n.as_str())))
                 && (f.drivers.is_empty() || f.drivers.contains(&view.volume.driver))
                 && f.labels.iter().all(|l| label_matches(labels, l))
+                && !f.not_labels.iter().any(|l| label_matches(labels, l))
                 && f.dangling.is_none_or(|d| d == view.users.is_empty());
             if keep {
                 out.push(view);
@@ -310,12 +326,13 @@ impl Engine {
         Ok(true)
     }
 
-    /// `volume prune`: unused anonymous volumes (all unused with `all`);
-    /// returns their names and the bytes freed.
-    pub fn volume_prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
+    /// `volume prune`: unused anonymous volumes (all unused with `all`)
+    /// that `filters` keep (their labels); returns their names and the
+    /// bytes freed.
+    pub fn volume_prune(&self, all: bool, filters: &VolumeFilters) -> Result<(Vec<String>, u64)> {
         let mut gone = Vec::new();
         let mut bytes = 0;
-        for view in self.volume_list(&VolumeFilters::default())? {
+        for view in self.volume_list(filters)? {
             if !view.users.is_empty() || !(all || view.volume.anonymous()) {
                 continue;
             }

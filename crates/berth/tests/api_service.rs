@@ -628,3 +628,47 @@ fn start_errors_reach_the_docker_cli_as_dockerd_s() {
     assert_eq!(st, "created 127\n");
     root.ok(&["rm", "typo"]);
 }
+
+/// `POST /volumes/prune`: from API 1.42 only anonymous volumes unless
+/// `all=true`; a client of an older version gets every unused volume
+/// pruned, as dockerd prunes for it.
+#[test]
+#[ignore = "needs root"]
+fn volume_prune_follows_the_client_s_api_version() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let client = &docker_clients()[0];
+    root.ok(&["volume", "create", "kept"]);
+    let o = docker(client, &svc, root, &["volume", "prune", "-f"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(root.ok(&["volume", "ls", "-q"]), "kept\n");
+    let mut c = docker_cmd(client, &svc, root, &["volume", "prune", "-f"]);
+    let o = c.env("DOCKER_API_VERSION", "1.41").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Deleted Volumes:\nkept\n"), "{}", stdout(&o));
+    assert_eq!(root.ok(&["volume", "ls", "-q"]), "");
+    // Label filters choose among the unused: through the socket and the CLI.
+    for (name, label) in [("va", "keep=1"), ("vb", "tier=db"), ("vc", "tier=web")] {
+        root.ok(&["volume", "create", "--label", label, name]);
+    }
+    let o = docker(
+        client,
+        &svc,
+        root,
+        &["volume", "prune", "-f", "-a", "--filter", "label!=keep"],
+    );
+    assert!(
+        stdout(&o).contains("Deleted Volumes:\nvb\nvc\n"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    root.ok(&["volume", "create", "--label", "tier=db", "vb"]);
+    let out = root.ok(&["volume", "prune", "-f", "-a", "--filter", "label=tier=db"]);
+    assert!(out.contains("Deleted Volumes:\nvb\n"), "{out}");
+    assert_eq!(root.ok(&["volume", "ls", "-q"]), "va\n");
+    let o = root.run(&["volume", "prune", "-f", "--filter", "name=va"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("invalid filter 'name'"), "{}", stderr(&o));
+}

@@ -7,12 +7,13 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use berth_engine::system::VolumeUsage;
-use berth_engine::volumes::VolumeCreate;
+use berth_engine::volumes::{VolumeCreate, VolumeFilters};
 
 use super::Ctx;
 use crate::body::{self, Body};
 use crate::error::ApiError;
 use crate::query::only_filters;
+use crate::router::ApiVersion;
 
 /// Docker's `Volume`; with `usage`, its `UsageData` (`system df`).
 pub fn volume(v: &VolumeUsage, usage: bool) -> Value {
@@ -108,14 +109,20 @@ pub async fn remove(ctx: &Ctx, name: String) -> Result<Response<Body>, ApiError>
 }
 
 /// `POST /volumes/prune?filters` (`all=true` takes named volumes too, as
-/// API 1.42 does; anonymous ones only otherwise).
+/// API 1.42 does; anonymous ones only otherwise). Before 1.42 a prune
+/// took every unused volume, and dockerd still does so for such clients.
 pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let f = ctx.query.filters()?;
-    only_filters(&f, &["all"])?;
-    let all = f
-        .get("all")
-        .is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "true" | "1")));
-    let (gone, bytes): (Vec<String>, u64) = ctx.blocking(move |e| e.volume_prune(all)).await?;
+    only_filters(&f, &["all", "label", "label!"])?;
+    let all = ctx.version < ApiVersion::new(1, 42)
+        || f.get("all")
+            .is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "true" | "1")));
+    let labels = VolumeFilters {
+        labels: f.get("label").cloned().unwrap_or_default(),
+        not_labels: f.get("label!").cloned().unwrap_or_default(),
+        ..Default::default()
+    };
+    let (gone, bytes): (Vec<String>, u64) = ctx.blocking(move |e| e.volume_prune(all, &labels)).await?;
     Ok(body::json(
         StatusCode::OK,
         &json!({"VolumesDeleted": gone, "SpaceReclaimed": bytes}),

@@ -531,7 +531,7 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
         }
     }
     if a.volumes {
-        let (gone, bytes) = engine.volume_prune(false)?;
+        let (gone, bytes) = engine.volume_prune(false, &Default::default())?;
         freed += bytes;
         if !gone.is_empty() {
             println!("Deleted Volumes:");

@@ -81,6 +81,9 @@ pub struct PruneArgs {
     /// Remove all unused volumes, not just anonymous ones
     #[arg(short, long)]
     pub all: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long)]
+    pub filter: Vec<String>,
     /// Do not prompt for confirmation
     #[arg(short, long)]
     pub force: bool,
@@ -128,6 +131,7 @@ pub fn dispatch(engine: &Engine, cmd: VolumeCommand) -> Result<i32> {
             Ok(if failed { 1 } else { 0 })
         }
         VolumeCommand::Prune(a) => {
+            let filters = berth_engine::volumes::VolumeFilters::parse_prune(&a.filter)?;
             let warning = if a.all {
                 "WARNING! This will remove all local volumes not used by at least one container."
             } else {
@@ -136,7 +140,7 @@ pub fn dispatch(engine: &Engine, cmd: VolumeCommand) -> Result<i32> {
             if !a.force && !confirm(warning)? {
                 return Ok(0);
             }
-            let (gone, bytes) = engine.volume_prune(a.all)?;
+            let (gone, bytes) = engine.volume_prune(a.all, &filters)?;
             if !gone.is_empty() {
                 println!("Deleted Volumes:");
                 for n in &gone {
