@@ -672,3 +672,59 @@ fn volume_prune_follows_the_client_s_api_version() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("invalid filter 'name'"), "{}", stderr(&o));
 }
+
+/// `docker ps --filter`: every filter the CLI's `ps` takes works through
+/// the socket too (volume, network, expose, before, since; the socket
+/// refused them).
+#[test]
+#[ignore = "needs root"]
+fn ps_filters_through_the_socket_are_the_cli_s() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let client = &docker_clients()[0];
+    let host = root.path().join("hd");
+    std::fs::create_dir_all(&host).unwrap();
+    let bind = format!("{}:/hd:ro", host.display());
+    root.ok(&[
+        "create",
+        "--name",
+        "first",
+        "--network",
+        "none",
+        "-v",
+        "data:/data",
+        "bb",
+        "true",
+    ]);
+    root.ok(&[
+        "create",
+        "--name",
+        "second",
+        "--network",
+        "none",
+        "-v",
+        &bind,
+        "--expose",
+        "8080",
+        "bb",
+        "true",
+    ]);
+    root.ok(&["create", "--name", "third", "--network", "none", "bb", "true"]);
+    let ps = |filter: &str| {
+        let args = ["ps", "-a", "--filter", filter, "--format", "{{.Names}}"];
+        let o = docker(client, &svc, root, &args);
+        assert!(o.status.success(), "{filter}: {}", stderr(&o));
+        assert_eq!(stdout(&o), root.ok(&args), "{filter}: the CLI and the socket differ");
+        stdout(&o)
+    };
+    assert_eq!(ps("volume=data"), "first\n");
+    assert_eq!(ps("volume=/hd"), "second\n");
+    // Ports count for running containers only, as Docker's.
+    assert_eq!(ps("expose=8080"), "");
+    assert_eq!(ps("before=third"), "second\nfirst\n");
+    assert_eq!(ps("since=first"), "third\nsecond\n");
+    assert_eq!(ps("network=none"), "third\nsecond\nfirst\n");
+    root.ok(&["rm", "first", "second", "third"]);
+    root.ok(&["volume", "rm", "data"]);
+}

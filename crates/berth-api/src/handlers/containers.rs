@@ -106,7 +106,10 @@ pub fn summary(e: &Engine, c: &Container, size: bool) -> Value {
 
 /// `GET /containers/json?all&limit&size&filters`.
 pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    const KEYS: &[&str] = &["status", "name", "label", "ancestor", "health", "id", "exited"];
+    const KEYS: &[&str] = &[
+        "status", "name", "label", "ancestor", "health", "id", "exited", "before", "since", "publish", "expose",
+        "volume", "network",
+    ];
     let f = ctx.query.filters()?;
     only_filters(&f, KEYS)?;
     let filter = PsFilter::parse(&as_pairs(&f, KEYS)).map_err(|e| ApiError::bad_request(e.to_string()))?;
