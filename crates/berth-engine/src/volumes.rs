@@ -31,6 +31,9 @@ pub struct VolumeCreate {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Docker's `local` driver, the only one berth has.
+pub const LOCAL_DRIVER: &str = "local";
+
 /// `volume ls --filter` values.
 #[derive(Clone, Debug, Default)]
 pub struct VolumeFilters {
@@ -66,6 +69,16 @@ impl VolumeFilters {
             }
         }
         Ok(f)
+    }
+
+    /// Whether a volume named `name` of `driver` with `labels`, used by a
+    /// container or not, passes these filters.
+    pub fn keeps(&self, name: &str, driver: &str, labels: &BTreeMap<String, String>, in_use: bool) -> bool {
+        (self.names.is_empty() || self.names.iter().any(|n| name.contains(n.as_str())))
+            && (self.drivers.is_empty() || self.drivers.iter().any(|d| d == driver))
+            && self.labels.iter().all(|l| label_matches(labels, l))
+            && !self.not_labels.iter().any(|l| label_matches(labels, l))
+            && self.dangling.is_none_or(|d| d != in_use)
     }
 
     /// Parses `volume prune --filter` values: `label=` and `label!=` only,
@@ -141,9 +154,9 @@ impl Engine {
     /// existing volume of that name is returned as it is (Docker does the
     /// same) unless other options were asked for.
     pub fn volume_create(&self, req: &VolumeCreate) -> Result<Volume> {
-        let driver = req.driver.clone().unwrap_or_else(|| "local".into());
+        let driver = req.driver.clone().unwrap_or_else(|| LOCAL_DRIVER.into());
         let name = req.name.clone().unwrap_or_else(|| crate::containers::random_hex(32));
-        if driver != "local" {
+        if driver != LOCAL_DRIVER {
             return Err(EngineError::not_found(format!(
                 "create {name}: error looking up volume plugin {driver}: plugin {driver:?} not found"
             )));
@@ -229,7 +242,7 @@ impl Engine {
                 created: now_rfc3339(),
                 labels,
             },
-            driver: "local".into(),
+            driver: LOCAL_DRIVER.into(),
             options: options.clone(),
         };
         if !self.store.insert_volume_full(&v)? {
@@ -241,7 +254,7 @@ impl Engine {
                 .ok_or_else(|| EngineError::not_found(format!("volume {name} vanished")))?;
             return Ok((v, data, false));
         }
-        self.volume_event("create", name, "local");
+        self.volume_event("create", name, LOCAL_DRIVER);
         Ok((v, data, true))
     }
 
@@ -281,13 +294,8 @@ impl Engine {
         let mut out = Vec::new();
         for v in self.store.list_volumes_full()? {
             let view = self.view(v)?;
-            let labels = &view.volume.record.labels;
-            let keep = (f.names.is_empty() || f.names.iter().any(|n| view.volume.record.name.contains(n.as_str())))
-                && (f.drivers.is_empty() || f.drivers.contains(&view.volume.driver))
-                && f.labels.iter().all(|l| label_matches(labels, l))
-                && !f.not_labels.iter().any(|l| label_matches(labels, l))
-                && f.dangling.is_none_or(|d| d == view.users.is_empty());
-            if keep {
+            let r = &view.volume.record;
+            if f.keeps(&r.name, &view.volume.driver, &r.labels, !view.users.is_empty()) {
                 out.push(view);
             }
         }
@@ -322,8 +330,18 @@ impl Engine {
         }
         self.store.remove_volume(name)?;
         berth_store::staging::remove_tree(&self.store.volumes_dir().join(name));
-        self.volume_event("destroy", name, "local");
+        self.volume_event("destroy", name, LOCAL_DRIVER);
         Ok(true)
+    }
+
+    /// The volumes with their use (as [`Engine::volumes`] gives them) that
+    /// `f` keeps: the API's volume list.
+    pub fn volumes_filtered(&self, f: &VolumeFilters) -> Result<Vec<crate::system::VolumeUsage>> {
+        Ok(self
+            .volumes(false)?
+            .into_iter()
+            .filter(|v| f.keeps(&v.name, LOCAL_DRIVER, &v.labels, v.ref_count > 0))
+            .collect())
     }
 
     /// `volume prune`: unused anonymous volumes (all unused with `all`)

@@ -652,6 +652,15 @@ fn volume_prune_follows_the_client_s_api_version() {
     for (name, label) in [("va", "keep=1"), ("vb", "tier=db"), ("vc", "tier=web")] {
         root.ok(&["volume", "create", "--label", label, name]);
     }
+    // The list takes the CLI's filters, through the engine's one rule.
+    for filter in ["label!=keep", "driver=local", "label=tier", "name=v", "dangling=true"] {
+        let args = ["volume", "ls", "-q", "--filter", filter];
+        let o = docker(client, &svc, root, &args);
+        assert!(o.status.success(), "{filter}: {}", stderr(&o));
+        assert_eq!(stdout(&o), root.ok(&args), "{filter}");
+    }
+    let o = docker(client, &svc, root, &["volume", "ls", "-q", "--filter", "label!=keep"]);
+    assert_eq!(stdout(&o), "vb\nvc\n");
     let o = docker(
         client,
         &svc,

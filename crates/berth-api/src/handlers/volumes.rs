@@ -12,7 +12,7 @@ use berth_engine::volumes::{VolumeCreate, VolumeFilters};
 use super::Ctx;
 use crate::body::{self, Body};
 use crate::error::ApiError;
-use crate::query::only_filters;
+use crate::query::{as_pairs, only_filters};
 use crate::router::ApiVersion;
 
 /// Docker's `Volume`; with `usage`, its `UsageData` (`system df`).
@@ -32,33 +32,15 @@ pub fn volume(v: &VolumeUsage, usage: bool) -> Value {
     out
 }
 
-/// `GET /volumes?filters` (`name`, `label`, `dangling`).
+/// `GET /volumes?filters` (`name`, `driver`, `label`, `label!`,
+/// `dangling`), filtered by the engine as `volume ls` is.
 pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    const KEYS: &[&str] = &["name", "driver", "label", "label!", "dangling"];
     let f = ctx.query.filters()?;
-    only_filters(&f, &["name", "label", "dangling"])?;
-    let dangling = match f.get("dangling").map(Vec::as_slice) {
-        None | Some([]) => None,
-        Some([v]) if matches!(v.as_str(), "true" | "1") => Some(true),
-        Some([v]) if matches!(v.as_str(), "false" | "0") => Some(false),
-        Some(v) => {
-            return Err(ApiError::bad_request(format!(
-                "invalid filter 'dangling={}'",
-                v.join(",")
-            )))
-        }
-    };
-    let all = ctx.blocking(|e| e.volumes(false)).await?;
-    let names = f.get("name").cloned().unwrap_or_default();
-    let labels = f.get("label").cloned().unwrap_or_default();
-    let keep = |v: &VolumeUsage| {
-        (names.is_empty() || names.iter().any(|n| v.name.contains(n.as_str())))
-            && labels.iter().all(|l| match l.split_once('=') {
-                Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
-                None => v.labels.contains_key(l.as_str()),
-            })
-            && dangling.is_none_or(|d| d == (v.ref_count == 0))
-    };
-    let list: Vec<Value> = all.iter().filter(|v| keep(v)).map(|v| volume(v, false)).collect();
+    only_filters(&f, KEYS)?;
+    let filters = VolumeFilters::parse(&as_pairs(&f, KEYS)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let all = ctx.blocking(move |e| e.volumes_filtered(&filters)).await?;
+    let list: Vec<Value> = all.iter().map(|v| volume(v, false)).collect();
     Ok(body::json(StatusCode::OK, &json!({"Volumes": list, "Warnings": null})))
 }
 
