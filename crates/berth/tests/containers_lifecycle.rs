@@ -5,6 +5,7 @@
 mod common;
 
 use common::{stderr, stdout, Env};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
@@ -393,6 +394,40 @@ fn diff_commit_export_prune() {
     assert!(lines.contains(&"D /etc/group"), "{diff}");
     assert!(lines.contains(&"C /etc/passwd"), "{diff}");
     assert!(!diff.contains("/etc/hosts") && !diff.contains("/proc"), "{diff}");
+
+    // An image without /etc: the directory made for /etc/hosts and the
+    // other runtime files is no change of the container's (Docker keeps it
+    // in its init layer); a file written there is.
+    let bare = tempfile::tempdir().unwrap();
+    std::fs::create_dir(bare.path().join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", bare.path().join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", bare.path().join("bin/sh")).unwrap();
+    let tar = bare.path().join("bare.tar");
+    let st = Command::new("tar")
+        .args(["--exclude", "./bare.tar", "-C"])
+        .arg(bare.path())
+        .args(["-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    r.ok(&["import", tar.to_str().unwrap(), "bare"]);
+    r.ok(&["run", "--name", "bare", "--network", "none", "bare", "sh", "-c", "true"]);
+    assert_eq!(r.ok(&["diff", "bare"]), "");
+    r.ok(&[
+        "run",
+        "--name",
+        "bare2",
+        "--network",
+        "none",
+        "bare",
+        "sh",
+        "-c",
+        "echo x > /etc/new",
+    ]);
+    assert_eq!(r.ok(&["diff", "bare2"]), "A /etc\nA /etc/new\n");
+    r.ok(&["rm", "bare", "bare2"]);
 
     let id = r.ok(&[
         "commit",

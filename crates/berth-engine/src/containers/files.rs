@@ -489,13 +489,26 @@ impl Engine {
         let excluded = mount_excludes(&c);
         walk_upper(&upper, "", &lowers, &excluded, &mut out)?;
         out.sort_by(|a, b| a.1.cmp(&b.1));
-        // Directories copied up only to hold a runtime mount point show nothing.
+        // Directories copied up only to hold a runtime mount point show
+        // nothing; nor does one made for the runtime's files alone (an
+        // image without /etc gets one for /etc/hosts): Docker keeps those
+        // in its init layer.
+        let made_for_runtime = |p: &str| {
+            let rel = p.trim_start_matches('/');
+            RUNTIME_PATHS
+                .iter()
+                .any(|r| parent_str(r) == rel && upper.join(r).symlink_metadata().is_ok())
+        };
         let keep: Vec<bool> = out
             .iter()
             .map(|(k, p)| {
-                *k != 'C'
-                    || !upper.join(p.trim_start_matches('/')).is_dir()
-                    || out.iter().any(|(_, q)| q.starts_with(&format!("{p}/")))
+                let dir = upper.join(p.trim_start_matches('/')).is_dir();
+                let children = out.iter().any(|(_, q)| q.starts_with(&format!("{p}/")));
+                match k {
+                    'C' => !dir || children,
+                    'A' => !dir || children || !made_for_runtime(p),
+                    _ => true,
+                }
             })
             .collect();
         Ok(out.into_iter().zip(keep).filter(|(_, k)| *k).map(|(e, _)| e).collect())
