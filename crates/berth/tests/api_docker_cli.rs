@@ -104,6 +104,12 @@ fn docker_ps_start_cp_top_stop_rm_of_a_container_berth_created() {
         );
         let top = d(&["top", "web"]);
         assert!(top.contains("sleep 300"), "{top}");
+        // ps options, as dockerd runs the host's ps with them; the CLI's
+        // top gives the same table.
+        let top = d(&["top", "web", "-o", "pid,comm"]);
+        let cmds: Vec<&str> = top.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
+        assert_eq!(cmds, ["COMMAND", "sleep"], "{top}");
+        assert_eq!(top, root.ok(&["top", "web", "-o", "pid,comm"]));
 
         // cp both ways, into a directory and to a new name.
         let note = host.join("note.txt");

@@ -191,6 +191,21 @@ fn logs_wait_exec_pause_top_stats() {
         top.starts_with("UID") && top.contains("PID") && top.contains("sleep 1000"),
         "{top}"
     );
+    // ps options: the container's processes only, in those columns.
+    let top = r.ok(&["top", "live", "-o", "pid,args"]);
+    let lines: Vec<&str> = top.lines().collect();
+    assert!(
+        lines[0].starts_with("PID") && lines[0].trim_end().ends_with("COMMAND"),
+        "{top}"
+    );
+    assert!(lines[1..].iter().all(|l| !l.contains("berth")), "{top}");
+    assert!(lines.iter().any(|l| l.ends_with("sleep 1000")), "{top}");
+    let o = r.run(&["top", "live", "-o", "user=PID"]);
+    assert!(
+        stderr(&o).contains("specifying \"user=PID\" is not allowed"),
+        "{}",
+        stderr(&o)
+    );
     let stats = r.ok(&["stats", "--no-stream"]);
     assert!(
         stats.contains("CONTAINER ID") && stats.contains("MEM USAGE / LIMIT") && stats.contains("live"),

@@ -291,38 +291,11 @@ pub async fn one(ctx: &Ctx, word: String, op: ContainerOp, req: Request<Incoming
             Ok(body::status(StatusCode::NO_CONTENT))
         }
         ContainerOp::Top => {
-            if let Some(a) = q.get("ps_args").filter(|a| !a.is_empty() && *a != "-ef") {
-                return Err(ApiError::bad_request(format!(
-                    "ps_args {a:?} is not supported: berth lists processes itself (UID PID PPID C STIME TTY TIME CMD)"
-                )));
-            }
-            let (_, procs) = ctx.blocking(move |e| e.container_top(&word)).await?;
-            let rows: Vec<Value> = procs
-                .iter()
-                .map(|p| {
-                    let t = p.cpu_seconds;
-                    json!([
-                        if p.uid == 0 {
-                            "root".to_string()
-                        } else {
-                            p.uid.to_string()
-                        },
-                        p.pid.to_string(),
-                        p.ppid.to_string(),
-                        "0",
-                        "-",
-                        "?",
-                        format!("{:02}:{:02}:{:02}", t / 3600, (t % 3600) / 60, t % 60),
-                        p.cmd,
-                    ])
-                })
-                .collect();
+            let args = q.get("ps_args").unwrap_or("").to_string();
+            let t = ctx.blocking(move |e| e.container_top_table(&word, &args)).await?;
             Ok(body::json(
                 StatusCode::OK,
-                &json!({
-                    "Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
-                    "Processes": rows,
-                }),
+                &json!({"Titles": t.titles, "Processes": t.processes}),
             ))
         }
         ContainerOp::Changes => {

@@ -23,6 +23,7 @@ mod namespaces;
 pub mod network;
 pub mod prune;
 pub mod record;
+pub mod top;
 pub mod update;
 pub mod view;
 

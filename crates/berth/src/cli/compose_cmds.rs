@@ -1549,25 +1549,11 @@ fn top(ctx: &Ctx<'_>, services: &[String]) -> Result<i32> {
         if !ctr.state.is_running() {
             continue;
         }
-        let (_, procs) = c.engine.container_top(&ctr.rec.id)?;
-        let mut rows = vec!["UID\tPID\tPPID\tC\tSTIME\tTTY\tTIME\tCMD".to_string()];
-        for p in procs {
-            let user = if p.uid == 0 {
-                "root".to_string()
-            } else {
-                p.uid.to_string()
-            };
-            let t = p.cpu_seconds;
-            rows.push(format!(
-                "{user}\t{}\t{}\t0\t-\t?\t{:02}:{:02}:{:02}\t{}",
-                p.pid,
-                p.ppid,
-                t / 3600,
-                (t % 3600) / 60,
-                t % 60,
-                p.cmd
-            ));
-        }
+        let t = c.engine.container_top_table(&ctr.rec.id, "")?;
+        let rows: Vec<String> = std::iter::once(t.titles)
+            .chain(t.processes)
+            .map(|r| r.join("\t"))
+            .collect();
         println!("{}", ctr.rec.name);
         println!("{}", super::format::align(&rows));
     }

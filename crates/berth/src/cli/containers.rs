@@ -479,7 +479,7 @@ pub struct CpArgs {
 pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
-    /// ps options (accepted, ignored)
+    /// ps options (the host's ps, as Docker's daemon runs it)
     #[arg(value_name = "[ps OPTIONS]", trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
 }
@@ -1442,46 +1442,8 @@ fn cp(engine: &Engine, a: CpArgs) -> Result<i32> {
 }
 
 fn top(engine: &Engine, a: TopArgs) -> Result<i32> {
-    let (_, procs) = engine.container_top(&a.container)?;
-    // As Docker's daemon: the host's `ps` with the options given (default
-    // `-ef`), its lines kept for the container's processes.
-    let pids: std::collections::HashSet<i32> = procs.iter().map(|p| p.pid).collect();
-    let ps_args: Vec<String> = if a.ps_args.is_empty() {
-        vec!["-ef".into()]
-    } else {
-        a.ps_args
-            .iter()
-            .flat_map(|s| s.split_whitespace().map(str::to_string))
-            .collect()
-    };
-    let rows = match std::process::Command::new("ps").args(&ps_args).output() {
-        Ok(o) if o.status.success() => ps_rows(&String::from_utf8_lossy(&o.stdout), &pids)?,
-        Ok(o) => bail!(
-            "Error running ps: exit status {}: {}",
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        // No `ps` on this host: the same columns from /proc.
-        Err(_) => {
-            let mut rows = vec![["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
-                .map(String::from)
-                .to_vec()];
-            for p in procs {
-                let t = p.cpu_seconds;
-                rows.push(vec![
-                    if p.uid == 0 { "root".into() } else { p.uid.to_string() },
-                    p.pid.to_string(),
-                    p.ppid.to_string(),
-                    "0".into(),
-                    "-".into(),
-                    "?".into(),
-                    format!("{:02}:{:02}:{:02}", t / 3600, (t % 3600) / 60, t % 60),
-                    p.cmd,
-                ]);
-            }
-            rows
-        }
-    };
+    let t = engine.container_top_table(&a.container, &a.ps_args.join(" "))?;
+    let rows: Vec<Vec<String>> = std::iter::once(t.titles).chain(t.processes).collect();
     // Docker's table: columns at least 20 wide, 3 spaces apart.
     let ncols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..ncols)
@@ -1507,36 +1469,6 @@ fn top(engine: &Engine, a: TopArgs) -> Result<i32> {
     }
     io::stdout().write_all(out.as_bytes())?;
     Ok(0)
-}
-
-/// `ps` output → the header and the lines of `pids`, split in columns (the
-/// last column keeps its spaces), as Docker's daemon reads it.
-fn ps_rows(text: &str, pids: &std::collections::HashSet<i32>) -> Result<Vec<Vec<String>>> {
-    let mut lines = text.lines();
-    let titles: Vec<String> = lines
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let Some(pid_col) = titles.iter().position(|t| t == "PID") else {
-        bail!("Couldn't find PID field in ps output");
-    };
-    let mut rows = vec![titles.clone()];
-    for line in lines {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else {
-            continue;
-        };
-        if !pids.contains(&pid) || fields.len() < titles.len() {
-            continue;
-        }
-        let last = titles.len() - 1;
-        let mut row: Vec<String> = fields[..last].iter().map(|s| s.to_string()).collect();
-        row.push(fields[last..].join(" "));
-        rows.push(row);
-    }
-    Ok(rows)
 }
 
 /// go-units BytesSize: binary units, 4 significant digits ("1.5MiB").
