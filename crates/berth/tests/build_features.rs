@@ -142,6 +142,58 @@ fn run_mounts_cache_secret_tmpfs_bind() {
     assert!(stderr(&o).contains("secret nope is required"), "{}", stderr(&o));
 }
 
+/// The history of metadata steps reads as Docker's classic builder
+/// writes it (compared with dockerd 20.10's): Go's formatting of each
+/// value, the shell SHELL set as the prefix; a base without PATH gets
+/// Docker's default PATH in the image; a RUN step's output names its
+/// sandbox going.
+#[test]
+#[ignore = "needs root"]
+fn history_text_and_default_path_are_docker_s() {
+    need_root();
+    let root = Root::new();
+    root.busybox("bb");
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nENTRYPOINT [\"sh\",\"-c\"]\nCMD [\"echo a b\", \"x\"]\nSHELL [\"/bin/sh\",\"-ec\"]\n\
+         VOLUME [\"/data\",\"/d2\"]\nEXPOSE 80 53/udp\nLABEL a=1 b=\"x y\"\nARG Z=3\nWORKDIR /w\n",
+    )]);
+    build_ok(&root, &["-t", "hist", ctx.path().to_str().unwrap()]);
+    let out = root.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "hist"]);
+    let want = [
+        "/bin/sh -ec #(nop) WORKDIR /w",
+        "/bin/sh -ec #(nop)  ARG Z=3",
+        "/bin/sh -ec #(nop)  LABEL a=1 b=x y",
+        "/bin/sh -ec #(nop)  EXPOSE 53/udp 80",
+        "/bin/sh -ec #(nop)  VOLUME [/data /d2]",
+        "/bin/sh -ec #(nop)  SHELL [/bin/sh -ec]",
+        "/bin/sh -c #(nop)  CMD [\"echo a b\" \"x\"]",
+        "/bin/sh -c #(nop)  ENTRYPOINT [\"sh\" \"-c\"]",
+    ];
+    let got: Vec<&str> = out.lines().take(want.len()).collect();
+    assert_eq!(got, want, "{out}");
+    let env = &inspect(&root, "hist")["Config"]["Env"];
+    assert_eq!(
+        env[0], "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "{env}"
+    );
+    // A RUN step says its sandbox goes, as the classic builder does.
+    let run = context(&[("Dockerfile", "FROM bb\nRUN true\n")]);
+    let out = build_ok(&root, &[run.path().to_str().unwrap()]);
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix(" ---> Running in "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        out.contains(&format!("Removing intermediate container {id}\n")),
+        "{out}"
+    );
+    // FROM alone is the base image itself, PATH or not.
+    let bare = context(&[("Dockerfile", "FROM bb\n")]);
+    build_ok(&root, &["-t", "same", bare.path().to_str().unwrap()]);
+    assert_eq!(root.ok(&["images", "-q", "same"]), root.ok(&["images", "-q", "bb"]));
+}
+
 #[test]
 #[ignore = "needs root"]
 fn onbuild_triggers_run_in_the_child() {

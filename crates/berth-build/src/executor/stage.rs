@@ -192,6 +192,12 @@ pub(crate) fn run_stage(b: &Builder<'_>, s: usize) -> Result<StageOut, BuildErro
         cur.platform = want.unwrap_or(have);
         cur.image = Some(rec.id);
     }
+    // Docker's builders (classic and BuildKit) give a stage whose base has
+    // no PATH the default one; its steps, and the image, have it.
+    let env = cur.config.config.env.get_or_insert_with(Vec::new);
+    if cur.config.os != "windows" && !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={}", berth_runtime::spec::DEFAULT_PATH));
+    }
     if let Some(name) = dir_base {
         let c = crate::dockerfile::CopyArgs {
             sources: vec![".".into()],
@@ -359,7 +365,7 @@ pub(crate) fn exec_instruction(b: &Builder<'_>, cur: &mut Cur, ins: &Instruction
             }
             check_vars(b, cur, ins)?;
             let text = format!("ARG {}", shown.join(" "));
-            let created_by = format!("/bin/sh -c #(nop)  {}", ins.original.trim());
+            let created_by = format!("{}  {}", nop_prefix(&cur.config), ins.original.trim());
             let config = cur.config.clone();
             let classic = ClassicStep {
                 created_by: created_by.clone(),
@@ -464,9 +470,28 @@ fn workdir_layer(b: &Builder<'_>, cur: &Cur, dir: &str) -> Result<Option<LayerOu
     diff_upper(b.store, &upper, b.opts.source_date_epoch, Vec::new())
 }
 
-/// Docker's history text for a metadata step: `/bin/sh -c #(nop)  CMD ["sh"]`.
+/// The classic builder's history prefix: the stage's shell as it is then
+/// (`/bin/sh -c`, or what `SHELL` made it) and `#(nop)`.
+pub(crate) fn nop_prefix(config: &ImageConfig) -> String {
+    let shell = match config.config.shell.as_deref() {
+        Some(s) if !s.is_empty() => s.join(" "),
+        _ => "/bin/sh -c".to_string(),
+    };
+    format!("{shell} #(nop)")
+}
+
+/// Go's `%q` of a `[]string`: `["echo a" "b"]`.
+fn go_quoted_list(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| berth_template::gofmt::quote(s)).collect();
+    format!("[{}]", items.join(" "))
+}
+
+/// Docker's history text for a metadata step, as its classic builder
+/// writes it (Go's formatting of each value): `/bin/sh -c #(nop)  CMD
+/// ["sh" "-c"]`, `VOLUME [/data]`, `EXPOSE 443 80`.
 fn nop_created_by(x: &Instruction, config: &ImageConfig) -> String {
-    let json = |v: &Option<Vec<String>>| serde_json::to_string(v.as_deref().unwrap_or(&[])).unwrap_or_default();
+    let prefix = nop_prefix(config);
+    let q = |v: &Option<Vec<String>>| go_quoted_list(v.as_deref().unwrap_or(&[]));
     let rest = || {
         let t = x.original.trim();
         t.split_once(char::is_whitespace)
@@ -474,9 +499,9 @@ fn nop_created_by(x: &Instruction, config: &ImageConfig) -> String {
             .unwrap_or_default()
     };
     let text = match &x.kind {
-        InstructionKind::Cmd(_) => format!("CMD {}", json(&config.config.cmd)),
-        InstructionKind::Entrypoint(_) => format!("ENTRYPOINT {}", json(&config.config.entrypoint)),
-        InstructionKind::Shell(v) => format!("SHELL {}", serde_json::to_string(v).unwrap_or_default()),
+        InstructionKind::Cmd(_) => format!("CMD {}", q(&config.config.cmd)),
+        InstructionKind::Entrypoint(_) => format!("ENTRYPOINT {}", q(&config.config.entrypoint)),
+        InstructionKind::Shell(v) => format!("SHELL [{}]", v.join(" ")),
         InstructionKind::Env(pairs) => format!(
             "ENV {}",
             pairs
@@ -489,20 +514,24 @@ fn nop_created_by(x: &Instruction, config: &ImageConfig) -> String {
             "LABEL {}",
             pairs
                 .iter()
-                .map(|(k, v)| format!("{k}={}", quote_if_needed(v)))
+                .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
-        InstructionKind::Workdir(w) => return format!("/bin/sh -c #(nop) WORKDIR {w}"),
+        InstructionKind::Workdir(w) => return format!("{prefix} WORKDIR {w}"),
         InstructionKind::User(u) => format!("USER {u}"),
-        InstructionKind::Expose(p) => format!("EXPOSE {}", p.join(" ")),
-        InstructionKind::Volume(v) => format!("VOLUME {}", serde_json::to_string(v).unwrap_or_default()),
+        InstructionKind::Expose(p) => {
+            let mut ports = p.clone();
+            ports.sort();
+            format!("EXPOSE {}", ports.join(" "))
+        }
+        InstructionKind::Volume(v) => format!("VOLUME [{}]", v.join(" ")),
         InstructionKind::Stopsignal(s) => format!("STOPSIGNAL {s}"),
         InstructionKind::Healthcheck(_) => match &config.config.healthcheck {
             Some(h) if h.test.first().map(String::as_str) == Some("NONE") => "HEALTHCHECK NONE".to_string(),
             Some(h) => format!(
-                "HEALTHCHECK &{{{:?} \"{}\" \"{}\" \"{}\" \"{}\" '\\x{:02x}'}}",
-                h.test,
+                "HEALTHCHECK &{{{} \"{}\" \"{}\" \"{}\" \"{}\" '\\x{:02x}'}}",
+                go_quoted_list(&h.test),
                 go_duration(h.interval),
                 go_duration(h.timeout),
                 go_duration(h.start_period),
@@ -513,7 +542,7 @@ fn nop_created_by(x: &Instruction, config: &ImageConfig) -> String {
         },
         other => format!("{} {}", other.name(), rest()),
     };
-    format!("/bin/sh -c #(nop)  {text}")
+    format!("{prefix}  {text}")
 }
 
 /// Nanoseconds as Go prints a `time.Duration` (`5s`, `1m30s`, `0s`).
@@ -736,6 +765,18 @@ mod tests {
         let ins = &df.stages[0].instructions[0];
         apply_metadata(&ins.kind, &ins.original, &mut cfg, &mut st);
         assert_eq!(nop_created_by(ins, &cfg), "/bin/sh -c #(nop)  CMD [\"sh\"]");
+        // Go's formatting, and the shell SHELL set, as the classic builder.
+        cfg.config.cmd = Some(vec!["echo a b".into(), "x\"y".into()]);
+        assert_eq!(
+            nop_created_by(ins, &cfg),
+            "/bin/sh -c #(nop)  CMD [\"echo a b\" \"x\\\"y\"]"
+        );
+        cfg.config.shell = Some(vec!["/bin/bash".into(), "-ec".into()]);
+        assert_eq!(
+            nop_created_by(ins, &cfg),
+            "/bin/bash -ec #(nop)  CMD [\"echo a b\" \"x\\\"y\"]"
+        );
+        cfg.config.shell = None;
         let ins = &df.stages[0].instructions[1];
         assert_eq!(nop_created_by(ins, &cfg), "/bin/sh -c #(nop) WORKDIR /app");
     }

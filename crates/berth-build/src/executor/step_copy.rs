@@ -205,7 +205,11 @@ pub(crate) fn copy_step(
         content = fetched[0].digest.trim_start_matches("sha256:").to_string();
     }
     let key = cur.step_key(&format!("{:?}", x.kind), &extra);
-    let created_by = format!("/bin/sh -c #(nop) {name} {kind_word}:{content} in {} ", c.dest);
+    let created_by = format!(
+        "{} {name} {kind_word}:{content} in {} ",
+        super::stage::nop_prefix(&cur.config),
+        c.dest
+    );
     let workdir = if cur.config.config.working_dir.is_empty() {
         "/".to_string()
     } else {

@@ -548,7 +548,12 @@ fn execute(
         ));
     }
     let exclude = leftover_mount_points(&rootfs.upper, &rootfs.lowers, &absent);
-    diff_upper(b.store, &rootfs.upper, b.opts.source_date_epoch, exclude)
+    let out = diff_upper(b.store, &rootfs.upper, b.opts.source_date_epoch, exclude);
+    // The step's sandbox goes with `sd`, as Docker's classic builder says
+    // of its step container.
+    b.progress
+        .line(&cur.label, &format!("Removing intermediate container {short}"));
+    out
 }
 
 /// Mount points the runtime created (absent before, still empty) and the
