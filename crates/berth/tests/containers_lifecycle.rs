@@ -455,6 +455,17 @@ fn diff_commit_export_prune() {
     ]);
     assert!(id.starts_with("sha256:"), "{id}");
     assert_eq!(r.ok(&["run", "--rm", "snap:1"]), "new\n");
+    // An image without PATH: the process has Docker's default one, while
+    // the container's and the committed image's Env record none (as Docker's).
+    assert_eq!(r.ok(&["inspect", "-f", "{{json .Config.Env}}", "ch"]), "null\n");
+    assert_eq!(
+        r.ok(&["image", "inspect", "-f", "{{json .Config.Env}}", "snap:1"]),
+        "null\n"
+    );
+    assert_eq!(
+        r.ok(&["run", "--rm", "snap:1", "sh", "-c", "echo $PATH"]),
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
     let o = r.run(&["run", "--rm", "snap:1", "cat", "/etc/group"]);
     assert_ne!(o.status.code(), Some(0), "the deletion is committed too");
 

@@ -520,12 +520,11 @@ impl Engine {
             return Err(EngineError::invalid("No command specified"));
         }
 
-        // Environment.
+        // Environment: the image's and the caller's, as recorded (Docker's
+        // Config.Env); a process without PATH gets the default one from the
+        // runtime spec, not from the record (so commit does not add it).
         let mut env = ic.env.clone().unwrap_or_default();
         merge_env(&mut env, &o.env);
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, format!("PATH={}", berth_runtime::spec::DEFAULT_PATH));
-        }
 
         let working_dir = o.working_dir.clone().unwrap_or_else(|| ic.working_dir.clone());
         if !working_dir.is_empty() && !working_dir.starts_with('/') {
@@ -997,7 +996,7 @@ impl Engine {
             "Tty": cc.tty,
             "OpenStdin": cc.open_stdin,
             "StdinOnce": cc.open_stdin,
-            "Env": cc.env,
+            "Env": if cc.env.is_empty() { Value::Null } else { json!(cc.env) },
             "Cmd": if cmd.is_empty() { Value::Null } else { json!(cmd) },
             "Healthcheck": hc,
             "Image": o.image,

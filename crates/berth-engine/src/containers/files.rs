@@ -550,7 +550,7 @@ impl Engine {
         let mut cfg = self.store.image_config(&parent.id)?;
         // The container's own settings become the image's, as in Docker.
         let rc = c.doc().config;
-        cfg.config.env = rc.env.or(cfg.config.env.take());
+        cfg.config.env = rc.env.filter(|e| !e.is_empty()).or(cfg.config.env.take());
         cfg.config.cmd = rc.cmd;
         cfg.config.entrypoint = rc.entrypoint;
         cfg.config.working_dir = rc.working_dir;
