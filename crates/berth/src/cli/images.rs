@@ -238,7 +238,13 @@ fn import(engine: &Engine, a: ImportArgs) -> Result<i32> {
         changes: a.changes.clone(),
         message: a.message.clone(),
         platform: a.platform.clone(),
-        source_name: a.source.clone(),
+        // The docker CLI sends a file as the request body, which its daemon
+        // records as `-`: the image's history says what Docker's says.
+        source_name: if a.source.starts_with("http://") || a.source.starts_with("https://") {
+            a.source.clone()
+        } else {
+            "-".to_string()
+        },
     };
     let id = if a.source == "-" {
         engine.import(io::stdin().lock(), &opts)?
