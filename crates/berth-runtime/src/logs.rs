@@ -205,6 +205,10 @@ pub struct LogOptions {
     /// Only the last N entries.
     pub tail: Option<usize>,
     pub timestamps: bool,
+    /// `--details`: each line after its attributes (none are kept: the
+    /// json-file driver's `labels`/`env` options are not taken) and a space,
+    /// as Docker prints them.
+    pub details: bool,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
 }
@@ -221,6 +225,9 @@ fn emit(e: &LogEntry, opts: &LogOptions, out: &mut dyn Write, err: &mut dyn Writ
     let w: &mut dyn Write = if e.stream == "stderr" { err } else { out };
     if opts.timestamps {
         write!(w, "{} ", e.time).ctx(|| "writing logs".to_string())?;
+    }
+    if opts.details {
+        w.write_all(b" ").ctx(|| "writing logs".to_string())?;
     }
     w.write_all(e.log.as_bytes()).ctx(|| "writing logs".to_string())
 }
@@ -445,6 +452,7 @@ mod tests {
         assert_eq!(String::from_utf8(e).unwrap(), "oops\n");
         let (mut o, mut e) = (Vec::new(), Vec::new());
         let opts = LogOptions {
+            details: false,
             tail: Some(2),
             timestamps: true,
             ..Default::default()
@@ -456,6 +464,7 @@ mod tests {
         assert!(e.is_empty());
         let (mut o, mut e) = (Vec::new(), Vec::new());
         let opts = LogOptions {
+            details: false,
             since: Some(Utc::now() + chrono::Duration::hours(1)),
             ..Default::default()
         };

@@ -300,6 +300,7 @@ fn docker_runs_execs_attaches_builds_and_pushes_through_the_socket() {
         lines,
         [
             "container create from-cli",
+            "container attach from-cli",
             "container start from-cli",
             "container die from-cli",
             "container destroy from-cli"

@@ -128,6 +128,8 @@ fn logs_wait_exec_pause_top_stats() {
     assert_eq!(stdout(&o), "one\nthree\n");
     assert_eq!(stderr(&o), "two\n");
     assert_eq!(r.ok(&["logs", "--tail", "1", "talk"]), "three\n");
+    // --details: each line after its attributes (none here) and a space.
+    assert_eq!(r.ok(&["logs", "--details", "--tail", "1", "talk"]), " three\n");
     let ts = r.ok(&["logs", "-t", "--tail", "1", "talk"]);
     assert!(ts.ends_with(" three\n") && ts.contains('T') && ts.contains('Z'), "{ts}");
     assert_eq!(r.ok(&["logs", "--since", "1h", "talk"]), "one\nthree\n");

@@ -538,6 +538,7 @@ pub async fn logs(ctx: &Ctx, word: String) -> Result<Response<Body>, ApiError> {
         follow: q.bool("follow"),
         tail,
         timestamps: q.bool("timestamps"),
+        details: q.bool("details"),
         since: time_param(ctx, "since")?,
         until: time_param(ctx, "until")?,
     };

@@ -177,6 +177,8 @@ impl Engine {
         // container and the namespace its start makes before it runs.
         let _held = self.hold_container(&c.rec.id)?;
         let (rt, _warm) = self.prepare_start(&c, streams.console_size)?;
+        // This process is the container's attached client, as `docker run`'s.
+        self.record_container_event("attach", &c, &[]);
         self.record_container_event("start", &c, &[]);
         let res = berth_runtime::monitor_main(&c.dir, MonitorOptions::attached(rt, streams));
         let code = res.as_ref().map(|c| *c).unwrap_or_else(|e| e.exit_code());
@@ -237,6 +239,7 @@ impl Engine {
                 c.rec.name
             )
         })?;
+        self.record_container_event("attach", &c, &[]);
         session_then_wait(client, &c.dir, opts, streams)
     }
 
@@ -271,6 +274,11 @@ impl Engine {
         };
         match berth_runtime::spawn_monitor_with(&c.dir, &monitor_exe, &args, &opts, &mut connect) {
             Ok(_) => {
+                // A client attached before the start (run -it, start -a,
+                // the API's attach then start): Docker's order of events.
+                if attach {
+                    self.record_container_event("attach", &c, &[]);
+                }
                 self.record_container_event("start", &c, &[]);
                 Ok((c.dir.clone(), client))
             }

@@ -921,6 +921,7 @@ fn log_options(
         follow,
         tail,
         timestamps,
+        details: false,
         since: time(since)?,
         until: time(until)?,
     })

@@ -405,7 +405,7 @@ pub struct LogsArgs {
     /// Show logs before a timestamp or relative (e.g. 42m)
     #[arg(long)]
     pub until: Option<String>,
-    /// Show extra details (accepted)
+    /// Show extra details provided to logs
     #[arg(long)]
     pub details: bool,
     #[arg(value_name = "CONTAINER")]
@@ -1301,6 +1301,7 @@ fn logs(engine: &Engine, a: LogsArgs) -> Result<i32> {
         follow: a.follow,
         tail,
         timestamps: a.timestamps,
+        details: a.details,
         since: a.since.as_deref().map(parse_time).transpose()?,
         until: a.until.as_deref().map(parse_time).transpose()?,
     };
