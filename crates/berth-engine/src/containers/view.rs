@@ -28,7 +28,7 @@ pub struct PsFilter {
     pub before: Option<String>,
     /// `since=` a container: only those created after it.
     pub since: Option<String>,
-    /// `publish=` container ports (`80`, `80/udp`, `8000-8080`) published (any of them).
+    /// `publish=` host ports (`8080`, `53/udp`, `8000-8080`) a port is published on (any of them).
     pub publish: Vec<(u16, u16, berth_net::Proto)>,
     /// `expose=` container ports exposed or published (any of them).
     pub expose: Vec<(u16, u16, berth_net::Proto)>,
@@ -287,7 +287,13 @@ impl Engine {
                 continue;
             }
             if !f.publish.is_empty() {
-                let published: Vec<_> = c.cfg.ports.iter().map(|m| (m.container_port, m.proto)).collect();
+                // The host side, as dockerd matches `publish=` (its own port
+                // is `expose=`'s).
+                let published: Vec<_> = self
+                    .container_ports(&c)
+                    .iter()
+                    .map(|b| (b.host_port, b.proto))
+                    .collect();
                 if !in_ranges(&f.publish, &published) {
                     continue;
                 }
