@@ -72,6 +72,8 @@ fn a_name_in_use_is_a_conflict_and_a_stopped_container_is_not_running() {
     common::busybox(&engine, "bb");
     let mut s = ContainerSpec::new("bb");
     s.name = Some("web".into());
+    // Up until removed (the image's sh would end at once, stdin closed).
+    s.command = vec!["sleep".into(), "1000".into()];
     engine.create_container(&s, CreateOptions::default()).unwrap();
     let e = engine.create_container(&s, CreateOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
