@@ -21,7 +21,17 @@ HEADERS = f"Api-Version: {API}\r\nDocker-Experimental: false\r\nOstype: linux\r\
 
 # Per container: the attach and wait connections waiting for the start.
 pending = {}
+# Containers already started ("exited"): the docker client sends its wait
+# without waiting for an answer, so the start may be served first.
+started = set()
 lock = threading.Lock()
+
+WAIT_BODY = b'{"StatusCode":0,"Error":null}\n'
+
+
+def end_wait(w):
+    w.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(WAIT_BODY), WAIT_BODY))
+    w.close()
 
 
 def read_request(conn, buf):
@@ -79,26 +89,33 @@ def serve(conn):
                     b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
                 )
                 with lock:
-                    pending.setdefault(container_id(path), {})["attach"] = conn
-                return  # closed at the start
+                    cid = container_id(path)
+                    if cid not in started:
+                        pending.setdefault(cid, {})["attach"] = conn
+                        return  # closed at the start
+                conn.close()
+                return
             elif path.endswith("/wait"):
                 conn.sendall(
                     f"HTTP/1.1 200 OK\r\n{HEADERS}Content-Type: application/json\r\n"
                     "Transfer-Encoding: chunked\r\n\r\n".encode()
                 )
                 with lock:
-                    pending.setdefault(container_id(path), {})["wait"] = conn
-                return  # answered at the start
+                    cid = container_id(path)
+                    if cid not in started:
+                        pending.setdefault(cid, {})["wait"] = conn
+                        return  # answered at the start
+                end_wait(conn)
+                return
             elif path.endswith("/start"):
                 cid = container_id(path)
                 respond(conn, "204 No Content")
                 with lock:
+                    started.add(cid)
                     waiting = pending.pop(cid, {})
                 w = waiting.get("wait")
                 if w:
-                    body = b'{"StatusCode":0,"Error":null}\n'
-                    w.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
-                    w.close()
+                    end_wait(w)
                 a = waiting.get("attach")
                 if a:
                     a.close()
