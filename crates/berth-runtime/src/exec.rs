@@ -77,10 +77,7 @@ pub fn exec_process(spec: &Value, opts: &ExecOptions) -> Result<Value> {
     }
     if let Some(u) = opts.user.as_ref().filter(|u| !u.is_empty()) {
         let rootfs = PathBuf::from(spec["root"]["path"].as_str().unwrap_or("/nonexistent"));
-        let mut r = spec::resolve_user(&rootfs, u)?;
-        if rustix::process::geteuid().is_root() {
-            r.with_primary_group();
-        }
+        let r = spec::resolve_process_user(&rootfs, u)?;
         p["user"] = json!({"uid": r.uid, "gid": r.gid});
         if !r.additional_gids.is_empty() {
             p["user"]["additionalGids"] = json!(r.additional_gids);

@@ -452,7 +452,6 @@ mod tests {
         assert_eq!(String::from_utf8(e).unwrap(), "oops\n");
         let (mut o, mut e) = (Vec::new(), Vec::new());
         let opts = LogOptions {
-            details: false,
             tail: Some(2),
             timestamps: true,
             ..Default::default()
@@ -464,7 +463,6 @@ mod tests {
         assert!(e.is_empty());
         let (mut o, mut e) = (Vec::new(), Vec::new());
         let opts = LogOptions {
-            details: false,
             since: Some(Utc::now() + chrono::Duration::hours(1)),
             ..Default::default()
         };

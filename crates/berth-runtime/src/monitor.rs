@@ -169,9 +169,9 @@ pub fn load_config(container_dir: &Path) -> Result<ContainerConfig> {
 /// also recorded in the state.
 pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i32> {
     let mut notifier = Notifier(opts.ready.take());
-    // A container that never ran stays created when its start fails, as
-    // Docker's does (with the exit code and the error).
-    let never_ran = state::read_state(container_dir).is_ok_and(|s| s.status == "created");
+    // Whether the container had never run, as the monitor's first state
+    // update found it (a failed first start keeps it created).
+    let mut never_ran = None;
     let mut on_done = opts.on_done.0.take();
     let fg = match opts.attached.take().map(Foreground::new).transpose() {
         Ok(fg) => fg,
@@ -180,9 +180,14 @@ pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i3
             return Err(e);
         }
     };
-    match run(container_dir, &opts, &mut notifier, fg, &mut on_done) {
+    match run(container_dir, &opts, &mut notifier, fg, &mut on_done, &mut never_ran) {
         Ok(code) => Ok(code),
         Err(e) => {
+            // A container that never ran stays created when its start fails,
+            // as Docker's does (with the exit code and the error). Read here
+            // only if the monitor failed before its first state update.
+            let never_ran =
+                never_ran.unwrap_or_else(|| state::read_state(container_dir).is_ok_and(|s| s.status == "created"));
             notifier.fail(&e);
             let msg = e.to_string();
             let code = e.exit_code();
@@ -272,6 +277,7 @@ fn run(
     notifier: &mut Notifier,
     mut fg: Option<Foreground>,
     on_done: &mut Option<DoneHook>,
+    never_ran: &mut Option<bool>,
 ) -> Result<i32> {
     let me = rustix::process::getpid();
     rustix::process::set_child_subreaper(Some(me)).ctx(|| "becoming child subreaper".to_string())?;
@@ -279,6 +285,7 @@ fn run(
     let _ = std::fs::remove_file(dir.join(STOP_MARKER));
     let me_start = state::process_start_time(me.as_raw_nonzero().get()).unwrap_or(0);
     update_state(dir, |s| {
+        *never_ran = Some(s.status == "created");
         s.monitor_pid = me.as_raw_nonzero().get();
         s.monitor_start = me_start;
         s.error.clear();

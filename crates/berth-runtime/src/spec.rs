@@ -213,14 +213,17 @@ pub struct ResolvedUser {
     pub name: Option<String>,
 }
 
-impl ResolvedUser {
-    /// Makes the primary group a supplementary one too, first, as Docker's
-    /// process has it (`id` shows `groups=GID`). Only as root: runc
-    /// refuses any supplementary group to a rootless container.
-    pub fn with_primary_group(&mut self) {
-        self.additional_gids.retain(|g| *g != self.gid);
-        self.additional_gids.insert(0, self.gid);
+/// The user a container's process (its own, or an exec'd one) runs as:
+/// [`resolve_user`], with the primary group a supplementary one too,
+/// first, as Docker's process has it (`id` shows `groups=GID`). Only as
+/// root: runc refuses any supplementary group to a rootless container.
+pub fn resolve_process_user(rootfs: &Path, user: &str) -> Result<ResolvedUser> {
+    let mut u = resolve_user(rootfs, user)?;
+    if rustix::process::geteuid().is_root() {
+        u.additional_gids.retain(|g| *g != u.gid);
+        u.additional_gids.insert(0, u.gid);
     }
+    Ok(u)
 }
 
 /// Reads a file of the rootfs without following symlinks out of it.
@@ -815,10 +818,7 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
         cfg.id.chars().take(12).collect()
     };
     let (own_netns, join_netns) = network_mode(cfg);
-    let mut user = resolve_user(rootfs, &cfg.user)?;
-    if !rootless {
-        user.with_primary_group();
-    }
+    let mut user = resolve_process_user(rootfs, &cfg.user)?;
     for g in resolve_groups(rootfs, &cfg.group_add)? {
         if !user.additional_gids.contains(&g) {
             user.additional_gids.push(g);

@@ -99,11 +99,8 @@ pub async fn prune(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let all = ctx.version < ApiVersion::new(1, 42)
         || f.get("all")
             .is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "true" | "1")));
-    let labels = VolumeFilters {
-        labels: f.get("label").cloned().unwrap_or_default(),
-        not_labels: f.get("label!").cloned().unwrap_or_default(),
-        ..Default::default()
-    };
+    let labels = VolumeFilters::parse_prune(&as_pairs(&f, &["label", "label!"]))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let (gone, bytes): (Vec<String>, u64) = ctx.blocking(move |e| e.volume_prune(all, &labels)).await?;
     Ok(body::json(
         StatusCode::OK,

@@ -548,12 +548,12 @@ fn execute(
         ));
     }
     let exclude = leftover_mount_points(&rootfs.upper, &rootfs.lowers, &absent);
-    let out = diff_upper(b.store, &rootfs.upper, b.opts.source_date_epoch, exclude);
+    let out = diff_upper(b.store, &rootfs.upper, b.opts.source_date_epoch, exclude)?;
     // The step's sandbox goes with `sd`, as Docker's classic builder says
-    // of its step container.
+    // of its step container once it is committed.
     b.progress
         .line(&cur.label, &format!("Removing intermediate container {short}"));
-    out
+    Ok(out)
 }
 
 /// Mount points the runtime created (absent before, still empty) and the
