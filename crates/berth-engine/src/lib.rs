@@ -58,6 +58,9 @@ pub struct Engine {
     /// call only; a command holds it until it ends. See
     /// [`Engine::set_long_lived`].
     long_lived: bool,
+    /// A long-lived engine's monitor started ahead of the next start
+    /// (see [`berth_runtime::spare`]); refilled after each use.
+    spare_monitor: berth_runtime::spare::SpareKeeper,
 }
 
 impl Engine {
@@ -87,6 +90,7 @@ impl Engine {
             runtime,
             monitor: None,
             long_lived: false,
+            spare_monitor: Default::default(),
         })
     }
 
@@ -108,7 +112,8 @@ impl Engine {
     /// what a call holds against prunes (a container it creates, starts or
     /// removes) is held for that call, not until the process ends, so a
     /// prune through the same service removes a container created by an
-    /// earlier request, as Docker's does.
+    /// earlier request, as Docker's does. It also keeps a monitor process
+    /// started ahead of the next container start.
     pub fn set_long_lived(&mut self) {
         self.long_lived = true;
     }

@@ -21,8 +21,21 @@ fn root_and_id(container_dir: &Path) -> Option<(PathBuf, String)> {
 }
 
 /// Runs the detached monitor of the container in `container_dir`; returns
-/// the process's exit code.
+/// the process's exit code. A spare monitor
+/// ([`berth_runtime::spare::SPARE_DIR`]) first waits to be told its
+/// container, and ends with 0 if none comes.
 pub fn detached_monitor_main(container_dir: &Path) -> i32 {
+    if container_dir.as_os_str() == berth_runtime::spare::SPARE_DIR {
+        return match berth_runtime::spare::await_container_dir() {
+            Some(dir) => container_monitor_main(&dir),
+            None => 0,
+        };
+    }
+    container_monitor_main(container_dir)
+}
+
+/// [`detached_monitor_main`] once the container is known.
+fn container_monitor_main(container_dir: &Path) -> i32 {
     let dir = container_dir.to_path_buf();
     let died = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let d = died.clone();

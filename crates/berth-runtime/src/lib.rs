@@ -9,7 +9,8 @@
 //! * [`mount`]: overlay root file systems; [`idmap`]: user namespaces and idmapped layers.
 //! * [`oci`]: the OCI runtime command line.
 //! * [`cgroup_warm`]: overlaps the kernel's wait of a cgroup attach with the start.
-//! * [`monitor`]: the per-container monitor (logs, exit, restarts, health).
+//! * [`monitor`]: the per-container monitor (logs, exit, restarts, health);
+//!   [`spare`]: one started ahead of its container, for a long-lived front.
 //! * [`attach`]: the monitor's attach socket and the client of `run -it`, `attach`.
 //! * [`streams`]: the caller's stdio, passed in (never this process's own).
 //! * [`term`]: raw mode, window size and forwarded signals, for a front with a terminal.
@@ -33,6 +34,7 @@ pub mod mount;
 pub mod oci;
 pub mod ops;
 pub mod seccomp;
+pub mod spare;
 pub mod spec;
 pub mod state;
 pub mod streams;

@@ -1125,20 +1125,38 @@ pub fn spawn_monitor_with(
     opts: &MonitorOptions,
     on_listening: &mut dyn FnMut() -> Result<()>,
 ) -> Result<u32> {
-    use std::io::BufRead;
-    use std::os::unix::process::CommandExt;
+    write_monitor_options(container_dir, opts)?;
+    let (child, ready) = launch_monitor(exe, args, container_dir.as_os_str(), Stdio::null())?;
+    await_monitor(container_dir, child, ready, on_listening)
+}
+
+/// Writes the options a detached monitor loads ([`MonitorOptions::from_dir`]).
+pub(crate) fn write_monitor_options(container_dir: &Path, opts: &MonitorOptions) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(opts).map_err(|e| RuntimeError::InvalidConfig(e.to_string()))?;
     crate::spec::write_atomic(
         &container_dir.join(MONITOR_FILE),
         &bytes,
         berth_archive::perms::PRIVATE_FILE,
-    )?;
+    )
+}
+
+/// Runs `exe args… dir` as a monitor: in a new session, stdout and stderr
+/// on /dev/null, `stdin` as given, and the write end of a readiness pipe
+/// as its fd 3 (named by [`READY_FD_ENV`]). Returns the child and the
+/// read end.
+pub(crate) fn launch_monitor(
+    exe: &Path,
+    args: &[String],
+    dir: &std::ffi::OsStr,
+    stdin: Stdio,
+) -> Result<(std::process::Child, std::fs::File)> {
+    use std::os::unix::process::CommandExt;
     let (r, w) = pipe()?;
     let wfd = w.as_raw_fd();
     let mut cmd = std::process::Command::new(exe);
     cmd.args(args)
-        .arg(container_dir)
-        .stdin(Stdio::null())
+        .arg(dir)
+        .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .env(READY_FD_ENV, "3");
@@ -1156,11 +1174,25 @@ pub fn spawn_monitor_with(
             Ok(())
         });
     }
-    let mut child = cmd.spawn().ctx(|| format!("starting the monitor {}", exe.display()))?;
+    let child = cmd.spawn().ctx(|| format!("starting the monitor {}", exe.display()))?;
     drop(cmd);
     drop(w);
+    Ok((child, std::fs::File::from(r)))
+}
+
+/// Reads a launched monitor's readiness for the container in
+/// `container_dir`: its pid once the container runs, or the error it
+/// reported (with Docker's exit code). `on_listening` runs each time it
+/// says it listens for the attach client it waits for.
+pub(crate) fn await_monitor(
+    container_dir: &Path,
+    mut child: std::process::Child,
+    ready: std::fs::File,
+    on_listening: &mut dyn FnMut() -> Result<()>,
+) -> Result<u32> {
+    use std::io::BufRead;
     let pid = child.id();
-    let mut lines = std::io::BufReader::new(std::fs::File::from(r));
+    let mut lines = std::io::BufReader::new(ready);
     let mut line = String::new();
     loop {
         line.clear();

@@ -737,3 +737,107 @@ fn ps_filters_through_the_socket_are_the_cli_s() {
     root.ok(&["rm", "first", "second", "third"]);
     root.ok(&["volume", "rm", "data"]);
 }
+
+/// The service's spare monitors waiting for a container: its children
+/// `berth-monitor __monitor -` whose stdin is still the service's pipe (a
+/// spare that took a container keeps its command line; its stdin is then
+/// /dev/null).
+fn spares_of(svc: &Service) -> Vec<i32> {
+    let parent = svc.child.id().to_string();
+    let mut found = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid …: the fields after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().nth(1).unwrap_or_default());
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let stdin = std::fs::read_link(e.path().join("fd/0")).unwrap_or_default();
+        if ppid == Some(parent.as_str())
+            && cmdline.ends_with(b"__monitor\0-\0")
+            && stdin.to_string_lossy().starts_with("pipe:")
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits (up to 10 s) for the service to have exactly one spare monitor.
+fn one_spare(svc: &Service) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = spares_of(svc);
+        if s.len() == 1 {
+            return s[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service has spare monitors {s:?}, not one"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a process is gone (or a zombie nobody reaped yet).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// A start through the service hands the container to a monitor started
+/// ahead of it; a spare that died is replaced and the start still works;
+/// no spare outlives the service.
+#[test]
+#[ignore = "needs root"]
+fn a_start_takes_the_service_s_spare_monitor_and_none_outlives_it() {
+    let env = Env::new();
+    let root = &env.root;
+    let mut svc = Service::start(root);
+    let client = &docker_clients()[0];
+    assert!(spares_of(&svc).is_empty(), "no spare before any start");
+    docker_ok(client, &svc, root, &["run", "-d", "--name", "one", "bb", "sleep", "60"]);
+    let spare = one_spare(&svc);
+
+    let id = docker_ok(client, &svc, root, &["run", "-d", "--name", "two", "bb", "sleep", "60"]);
+    let state = root.path().join("store/containers").join(id.trim()).join("state.json");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(
+        state["monitor_pid"], spare,
+        "the second container's monitor is the spare"
+    );
+    assert_eq!(state["status"], "running");
+
+    // A spare killed in the meantime: the start falls back to a new monitor.
+    let next = one_spare(&svc);
+    assert_ne!(next, spare);
+    let pid = rustix::process::Pid::from_raw(next).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone(next) {
+        assert!(Instant::now() < deadline, "the killed spare {next} is still there");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = docker_ok(client, &svc, root, &["run", "--rm", "bb", "echo", "after"]);
+    assert_eq!(out.trim(), "after");
+    let ps = docker_ok(client, &svc, root, &["ps", "--format", "{{.Names}} {{.State}}"]);
+    let mut names: Vec<&str> = ps.lines().collect();
+    names.sort();
+    assert_eq!(names, ["one running", "two running"]);
+
+    docker_ok(client, &svc, root, &["rm", "-f", "one", "two"]);
+    let last = one_spare(&svc);
+    svc.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone(last) {
+        assert!(Instant::now() < deadline, "the spare {last} outlived the service");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -272,7 +272,13 @@ impl Engine {
             client = Some(AttachClient::connect(&c.dir)?);
             Ok(())
         };
-        match berth_runtime::spawn_monitor_with(&c.dir, &monitor_exe, &args, &opts, &mut connect) {
+        let spawned = match self.take_spare_monitor(&monitor_exe, &args) {
+            Some(spare) => spare.take(&c.dir, &opts, &mut connect).unwrap_or_else(|_| {
+                berth_runtime::spawn_monitor_with(&c.dir, &monitor_exe, &args, &opts, &mut connect)
+            }),
+            None => berth_runtime::spawn_monitor_with(&c.dir, &monitor_exe, &args, &opts, &mut connect),
+        };
+        match spawned {
             Ok(_) => {
                 // A client attached before the start (run -it, start -a,
                 // the API's attach then start): Docker's order of events.
@@ -289,6 +295,13 @@ impl Engine {
                 Err(runtime_exit(e))
             }
         }
+    }
+
+    /// A long-lived engine's spare monitor for this start, if it has a live
+    /// one; a new spare is started beside, for the next start. A command
+    /// (one start at most) never keeps one.
+    fn take_spare_monitor(&self, exe: &Path, args: &[String]) -> Option<berth_runtime::spare::SpareMonitor> {
+        self.long_lived.then(|| self.spare_monitor.take(exe, args)).flatten()
     }
 
     /// The program a detached monitor runs as: the one set with
