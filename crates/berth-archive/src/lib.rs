@@ -24,6 +24,7 @@ mod limits;
 mod path;
 pub mod perms;
 mod scan;
+mod usage;
 
 pub use apply::{apply_layer, dir_entries, remove_all_at, start_writeback, sync_tree, Applied, ApplyOptions};
 pub use compress::{decompressed, decompressed_within, sniff, Compression};
@@ -32,3 +33,4 @@ pub use error::ArchiveError;
 pub use io::{HashingWriter, TeeReader};
 pub use limits::{parse_size, LimitKind, Limits, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_SIZE, MAX_ENTRIES_ENV, MAX_SIZE_ENV};
 pub use scan::{scan_layer_dir, EntryKind, LayerEntry};
+pub use usage::tree_size;

@@ -1,8 +1,19 @@
 //! Docker's human-readable units (go-units): sizes, durations, "… ago".
 //! Shared by every front, so `ps`, `images` and the API say the same.
 
-/// Docker's human sizes: decimal units, 3 significant digits ("4.26MB").
+/// Docker's human sizes: decimal units, 3 significant digits ("4.26MB"),
+/// as `images`, `history` and `ps --size` show them.
 pub fn human_size(bytes: u64) -> String {
+    human_size_digits(bytes, 3)
+}
+
+/// Docker's longer human sizes, 4 significant digits ("4.257MB"), as
+/// `system df` shows them (go-units' HumanSize).
+pub fn human_size_4(bytes: u64) -> String {
+    human_size_digits(bytes, 4)
+}
+
+fn human_size_digits(bytes: u64, digits: i32) -> String {
     let units = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut size = bytes as f64;
     let mut i = 0;
@@ -10,22 +21,17 @@ pub fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         i += 1;
     }
-    format!("{}{}", sig3(size), units[i])
+    format!("{}{}", significant(size, digits), units[i])
 }
 
-/// Go's `%.3g` for values below 1000.
-fn sig3(v: f64) -> String {
+/// Go's `%.Ng` for values below 1000: N significant digits, trailing
+/// zeros dropped.
+fn significant(v: f64, digits: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
-    let digits = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    let s = format!("{v:.digits$}");
+    let decimals = (digits - 1 - v.log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
@@ -85,6 +91,12 @@ mod tests {
         assert_eq!(human_size(4_261_000), "4.26MB");
         assert_eq!(human_size(1_500), "1.5kB");
         assert_eq!(human_size(123_400_000), "123MB");
+        // What dockerd's `system df` showed beside `images`' 1.98MB.
+        assert_eq!(human_size_4(1_984_155), "1.984MB");
+        assert_eq!(human_size_4(1_234_010), "1.234MB");
+        assert_eq!(human_size_4(23), "23B");
+        assert_eq!(human_size_4(0), "0B");
+        assert_eq!(human_size_4(9_999_600), "10MB");
     }
 
     #[test]

@@ -106,8 +106,10 @@ pub struct StackedLayer {
     pub media_type: String,
     /// The blob's size in bytes.
     pub blob_size: u64,
-    /// Unpacked size.
+    /// Bytes of its uncompressed tar.
     pub size: u64,
+    /// Bytes of its files (the size Docker shows for a layer).
+    pub content_size: u64,
     /// The parent's history entry for it.
     pub history: History,
 }
@@ -471,6 +473,7 @@ impl Engine {
                     media_type,
                     blob_size,
                     size: rec.size,
+                    content_size: rec.content_size,
                     history: histories[li].clone(),
                 });
             }

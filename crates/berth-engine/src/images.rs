@@ -157,7 +157,7 @@ impl Engine {
                 tag: "<none>".into(),
                 digest,
                 created: img.created.clone(),
-                size: img.size,
+                size: img.content_size,
                 dangling,
                 intermediate,
                 containers: used.get(img.id.as_str()).copied().unwrap_or(0),
@@ -295,7 +295,7 @@ impl Engine {
             "Architecture": cfg.architecture,
             "Variant": cfg.variant,
             "Os": cfg.os,
-            "Size": img.size,
+            "Size": img.content_size,
             "GraphDriver": {
                 "Data": { "LowerDir": lower.join(":") },
                 "Name": "overlay"
@@ -322,7 +322,7 @@ impl Engine {
         let cfg = self.store.image_config(&img.id)?;
         let mut sizes = Vec::new();
         for chain in &img.layers {
-            sizes.push(self.store.layer(chain)?.map(|l| l.size).unwrap_or(0));
+            sizes.push(self.store.layer(chain)?.map(|l| l.content_size).unwrap_or(0));
         }
         let mut rows = Vec::new();
         let mut layer_i = 0usize;
@@ -700,28 +700,19 @@ impl Engine {
 
     /// Bytes of all unpacked layers.
     pub(crate) fn disk_usage_images(&self) -> anyhow::Result<u64> {
-        Ok(self.store.list_layers()?.iter().map(|l| l.size).sum())
+        Ok(self.store.list_layers()?.iter().map(|l| l.content_size).sum())
     }
 
-    /// `system df` numbers for images: (total, active, size, reclaimable).
+    /// `system df` numbers for images, as the docker CLI makes them from
+    /// dockerd's answer: the images `images` lists, those containers use,
+    /// the bytes of every layer in the store, and what is left of them
+    /// once the images in use keep their own (not shared) layers.
     pub fn df_images(&self) -> Result<(usize, usize, u64, u64)> {
-        let images = self.store.list_images()?;
-        let used: HashSet<String> = self.store.list_containers()?.into_iter().map(|c| c.image_id).collect();
-        let layers = self.store.list_layers()?;
-        let size_of: BTreeMap<&Digest, u64> = layers.iter().map(|l| (&l.chain_id, l.size)).collect();
-        let mut all_layers: HashSet<&Digest> = HashSet::new();
-        let mut active_layers: HashSet<&Digest> = HashSet::new();
-        let mut active = 0;
-        for img in &images {
-            all_layers.extend(img.layers.iter());
-            if used.contains(img.id.as_str()) {
-                active += 1;
-                active_layers.extend(img.layers.iter());
-            }
-        }
-        let total: u64 = all_layers.iter().map(|l| size_of.get(l).copied().unwrap_or(0)).sum();
-        let act: u64 = active_layers.iter().map(|l| size_of.get(l).copied().unwrap_or(0)).sum();
-        Ok((images.len(), active, total, total - act))
+        let entries = self.image_entries(&Default::default(), true)?;
+        let size: u64 = self.store.list_layers()?.iter().map(|l| l.content_size).sum();
+        let in_use = entries.iter().filter(|e| e.containers > 0);
+        let kept: u64 = in_use.clone().map(|e| e.size.saturating_sub(e.shared_size)).sum();
+        Ok((entries.len(), in_use.count(), size, size.saturating_sub(kept)))
     }
 }
 

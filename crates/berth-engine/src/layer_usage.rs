@@ -28,17 +28,18 @@ impl Engine {
     /// step images would share every layer with the image they led to):
     /// its size split into bytes another of them also uses, and the rest.
     pub fn image_layer_usage(&self, ids: &[Digest]) -> Result<BTreeMap<Digest, ImageLayerUsage>> {
+        let wanted: std::collections::HashSet<&Digest> = ids.iter().collect();
         let images: Vec<_> = self
             .store
             .list_images()?
             .into_iter()
-            .filter(|i| ids.contains(&i.id))
+            .filter(|i| wanted.contains(&i.id))
             .collect();
         let sizes: BTreeMap<Digest, u64> = self
             .store
             .list_layers()?
             .into_iter()
-            .map(|l| (l.chain_id, l.size))
+            .map(|l| (l.chain_id, l.content_size))
             .collect();
         let mut users: BTreeMap<&Digest, usize> = BTreeMap::new();
         for img in &images {

@@ -9,7 +9,7 @@
 //! API's JSON); none of them reads the store for these answers itself.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use berth_registry::{Credentials, Options, Registry};
 use berth_store::reference::familiar_name;
@@ -142,25 +142,6 @@ pub struct DiskUsage {
     pub volumes: UsageRow,
     /// Build cache: the cached build steps, and the layers only they hold.
     pub build_cache: UsageRow,
-}
-
-/// Bytes of the files under `p` (not following links; each hard-linked
-/// inode once, as `du` does).
-pub(crate) fn dir_size(p: &Path) -> u64 {
-    fn walk(p: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
-        if md.is_dir() {
-            std::fs::read_dir(p)
-                .map(|rd| rd.flatten().map(|e| walk(&e.path(), seen)).sum())
-                .unwrap_or(0)
-        } else if md.nlink() > 1 && !seen.insert((md.dev(), md.ino())) {
-            0
-        } else {
-            md.len()
-        }
-    }
-    walk(p, &mut HashSet::new())
 }
 
 /// Which objects `inspect` looks among.
@@ -326,7 +307,7 @@ impl Engine {
             ..Default::default()
         };
         for c in &all {
-            let rw = dir_size(&c.dir.join(super::containers::UPPER));
+            let rw = berth_archive::tree_size(&c.dir.join(super::containers::UPPER));
             containers.size += rw;
             if c.state.is_running() {
                 containers.active += 1;
@@ -341,7 +322,7 @@ impl Engine {
             .collect();
         let mut volumes = UsageRow::default();
         for v in self.store.list_volumes()? {
-            let bytes = dir_size(&self.store.volumes_dir().join(&v.name).join("_data"));
+            let bytes = berth_archive::tree_size(&self.store.volumes_dir().join(&v.name).join("_data"));
             volumes.total += 1;
             volumes.size += bytes;
             if used.contains(&v.name) {
@@ -387,7 +368,7 @@ impl Engine {
             .store
             .list_layers()?
             .into_iter()
-            .map(|l| (l.chain_id, l.size))
+            .map(|l| (l.chain_id, l.content_size))
             .collect();
         let size: u64 = cache_layers.iter().map(|l| sizes.get(*l).copied().unwrap_or(0)).sum();
         Ok(UsageRow {
@@ -518,8 +499,10 @@ pub fn check_login(server: &str, username: &str, password: &str) -> Result<()> {
 impl Engine {
     /// Images one entry each, with the names [`Engine::list_images`] keeps
     /// under `f` (its filters decide which images and which names), newest
-    /// first. `shared_size` is computed only when asked (it needs every
-    /// image's layers).
+    /// first. `shared_size` is computed only when asked: the bytes of an
+    /// image's layers another listed image also stands on, as dockerd
+    /// counts them (a build's step images under it are not listed, so they
+    /// share nothing).
     pub fn image_entries(&self, f: &ListFilter, shared_size: bool) -> Result<Vec<ImageEntry>> {
         let rows = self.list_images(f)?;
         let records: HashMap<String, berth_store::ImageRecord> = self
@@ -528,18 +511,14 @@ impl Engine {
             .into_iter()
             .map(|r| (r.id.to_string(), r))
             .collect();
-        let mut layer_users: HashMap<&berth_store::Digest, usize> = HashMap::new();
-        let mut layer_size: HashMap<berth_store::Digest, u64> = HashMap::new();
-        if shared_size {
-            for r in records.values() {
-                for l in &r.layers {
-                    *layer_users.entry(l).or_default() += 1;
-                }
-            }
-            for l in self.store.list_layers()? {
-                layer_size.insert(l.chain_id.clone(), l.size);
-            }
-        }
+        let usage = if shared_size {
+            let mut ids: Vec<berth_store::Digest> = rows.iter().map(|r| r.id.clone()).collect();
+            ids.sort();
+            ids.dedup();
+            self.image_layer_usage(&ids)?
+        } else {
+            Default::default()
+        };
         let mut out: Vec<ImageEntry> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         for row in rows {
@@ -559,12 +538,7 @@ impl Engine {
                 .ok()
                 .and_then(|c| c.config.labels)
                 .unwrap_or_default();
-            let shared = rec
-                .layers
-                .iter()
-                .filter(|l| layer_users.get(l).copied().unwrap_or(0) > 1)
-                .map(|l| layer_size.get(l).copied().unwrap_or(0))
-                .sum();
+            let shared = usage.get(&rec.id).map(|u| u.shared).unwrap_or(0);
             seen.insert(id.clone(), out.len());
             out.push(ImageEntry {
                 id,
@@ -572,7 +546,7 @@ impl Engine {
                 repo_tags: name.into_iter().collect(),
                 repo_digests: rec.repo_digests.iter().map(|d| familiar_name(d)).collect(),
                 created: unix_seconds(&rec.created),
-                size: rec.size,
+                size: rec.content_size,
                 shared_size: shared,
                 containers: row.containers,
                 labels,
@@ -604,7 +578,7 @@ impl Engine {
                 let mountpoint = self.store.volumes_dir().join(&v.name).join("_data");
                 VolumeUsage {
                     size: if with_size {
-                        crate::containers::view::dir_size(&mountpoint)
+                        berth_archive::tree_size(&mountpoint)
                     } else {
                         0
                     },
@@ -620,14 +594,10 @@ impl Engine {
 
     /// `system df -v` / `/system/df`: images (with shared sizes), volumes, layers' total.
     pub fn disk_usage_detail(&self) -> Result<DiskUsageDetail> {
-        let images = self.image_entries(
-            &ListFilter {
-                all: true,
-                ..Default::default()
-            },
-            true,
-        )?;
-        let layers_size = self.store.list_layers()?.iter().map(|l| l.size).sum();
+        // What `images` lists, as dockerd counts them: not the build steps
+        // under them (their layers are in the layers' size).
+        let images = self.image_entries(&ListFilter::default(), true)?;
+        let layers_size = self.store.list_layers()?.iter().map(|l| l.content_size).sum();
         let volumes = self.volumes(true)?;
         Ok(DiskUsageDetail {
             layers_size,

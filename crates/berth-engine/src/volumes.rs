@@ -354,7 +354,7 @@ impl Engine {
             if !view.users.is_empty() || !(all || view.volume.anonymous()) {
                 continue;
             }
-            bytes += dir_size(std::path::Path::new(&view.mountpoint));
+            bytes += berth_archive::tree_size(std::path::Path::new(&view.mountpoint));
             if self.volume_remove(&view.volume.record.name, true)? {
                 gone.push(view.volume.record.name);
             }
@@ -427,15 +427,4 @@ pub fn volume_json(view: &VolumeView) -> Value {
         "Options": v.options,
         "Scope": "local",
     })
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
 }

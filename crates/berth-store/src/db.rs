@@ -10,7 +10,7 @@ use rusqlite::Connection;
 
 use crate::error::Result;
 
-const SCHEMA: &str = r#"
+pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS images (
     id          TEXT PRIMARY KEY,      -- sha256:<config digest>
     manifest    TEXT NOT NULL,         -- our OCI manifest blob for it
@@ -123,7 +123,17 @@ ALTER TABLE endpoints ADD COLUMN ip6 TEXT;
 CREATE UNIQUE INDEX IF NOT EXISTS endpoints_ip6 ON endpoints(network_id, ip6);
 "#;
 
-const SCHEMA_VERSION: i64 = 5;
+/// Version 6: the sizes Docker shows (`images`, `history`, `system df`):
+/// the bytes of a layer's files ([`berth_archive::tree_size`]), beside the
+/// bytes of its tar (`size`, which `save` and the registry need), and an
+/// image's sum of them. An older store's rows are filled in by
+/// [`fill_content_sizes`] from the layer directories it has.
+const MIGRATION_6: &str = r#"
+ALTER TABLE layers ADD COLUMN content_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE images ADD COLUMN content_size INTEGER NOT NULL DEFAULT 0;
+"#;
+
+const SCHEMA_VERSION: i64 = 6;
 use crate::variants::MIGRATION_4;
 
 pub fn open(path: &Path) -> Result<Connection> {
@@ -198,20 +208,129 @@ fn try_open(path: &Path) -> rusqlite::Result<Connection> {
         // Another process may have migrated while we waited for the lock.
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let steps = match version {
-            ..=0 => format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5}"),
-            1 => format!("{MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5}"),
-            2 => format!("{MIGRATION_3} {MIGRATION_4} {MIGRATION_5}"),
-            3 => format!("{MIGRATION_4} {MIGRATION_5}"),
-            4 => MIGRATION_5.to_string(),
+            ..=0 => format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6}"),
+            1 => format!("{MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6}"),
+            2 => format!("{MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6}"),
+            3 => format!("{MIGRATION_4} {MIGRATION_5} {MIGRATION_6}"),
+            4 => format!("{MIGRATION_5} {MIGRATION_6}"),
+            5 => MIGRATION_6.to_string(),
             _ => String::new(),
         };
-        match conn.execute_batch(&format!("{steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")) {
-            Ok(()) => {}
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK;");
-                return Err(e);
+        let migrated = conn.execute_batch(&steps).and_then(|()| {
+            if version < 6 {
+                let root = path.parent().unwrap_or(Path::new("."));
+                fill_content_sizes(&conn, root)?;
             }
+            conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+        });
+        if let Err(e) = migrated {
+            let _ = conn.execute_batch("ROLLBACK;");
+            return Err(e);
         }
     }
     Ok(conn)
+}
+
+/// Migration 6's data: each layer's content size from its directory under
+/// `root` (a layer without one of its own shares the files of a layer with
+/// the same diff ID; one with neither keeps its tar size), then each
+/// image's as the sum of its layers'.
+fn fill_content_sizes(conn: &Connection, root: &Path) -> rusqlite::Result<()> {
+    let layers: Vec<(String, String, i64)> = {
+        let mut st = conn.prepare("SELECT chain_id, diff_id, size FROM layers")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let dir_of = |chain: &str| {
+        let hex = chain.strip_prefix("sha256:").unwrap_or(chain);
+        root.join("layers").join(hex).join("diff")
+    };
+    let mut by_diff = std::collections::HashMap::new();
+    for (chain, diff, _) in &layers {
+        let dir = dir_of(chain);
+        if dir.is_dir() && !by_diff.contains_key(diff) {
+            by_diff.insert(diff.clone(), berth_archive::tree_size(&dir) as i64);
+        }
+    }
+    let mut content = std::collections::HashMap::new();
+    for (chain, diff, tar_size) in &layers {
+        let n = by_diff.get(diff).copied().unwrap_or(*tar_size);
+        conn.execute(
+            "UPDATE layers SET content_size = ?1 WHERE chain_id = ?2",
+            rusqlite::params![n, chain],
+        )?;
+        content.insert(chain.clone(), n);
+    }
+    let images: Vec<(String, String)> = {
+        let mut st = conn.prepare("SELECT id, layers FROM images")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (id, chains) in images {
+        let chains: Vec<String> = serde_json::from_str(&chains).unwrap_or_default();
+        let total: i64 = chains.iter().filter_map(|c| content.get(c)).sum();
+        conn.execute(
+            "UPDATE images SET content_size = ?1 WHERE id = ?2",
+            rusqlite::params![total, id],
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-5 store (no content sizes) gets them from its layer
+    /// directories when it is opened: a layer with its own directory, one
+    /// sharing another's files (same diff ID), one without any (its tar
+    /// size stays), and an image summing its layers.
+    #[test]
+    fn version_6_counts_the_files_of_an_older_store_s_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (a, b, c) = ("sha256:aa", "sha256:bb", "sha256:cc");
+        {
+            let conn = Connection::open(root.join("berth.db")).unwrap();
+            conn.execute_batch(&format!(
+                "{SCHEMA} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5} PRAGMA user_version = 5;"
+            ))
+            .unwrap();
+            for (chain, diff, size) in [(a, "sha256:d1", 3072), (b, "sha256:d1", 3072), (c, "sha256:d2", 2048)] {
+                conn.execute(
+                    "INSERT INTO layers (chain_id, diff_id, size, blob, media_type, blob_size) VALUES (?1, ?2, ?3, ?2, 'tar', ?3)",
+                    rusqlite::params![chain, diff, size],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO images (id, manifest, created, size, added, layers) VALUES ('sha256:i', 'sha256:m', '', 8192, 0, ?1)",
+                rusqlite::params![format!(r#"["{a}","{c}"]"#)],
+            )
+            .unwrap();
+        }
+        let files = root.join("layers/aa/diff");
+        std::fs::create_dir_all(files.join("etc")).unwrap();
+        std::fs::write(files.join("etc/f"), "hello").unwrap();
+        std::os::unix::fs::symlink("f", files.join("etc/l")).unwrap();
+
+        let conn = open(&root.join("berth.db")).unwrap();
+        let content = |chain: &str| -> i64 {
+            conn.query_row("SELECT content_size FROM layers WHERE chain_id = ?1", [chain], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(content(a), 6, "its files: 5 bytes and a 1-byte link");
+        assert_eq!(content(b), 6, "the same files, under another stack");
+        assert_eq!(content(c), 2048, "no files here: its tar size");
+        let image: i64 = conn
+            .query_row("SELECT content_size FROM images WHERE id = 'sha256:i'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(image, 6 + 2048);
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
 }

@@ -26,7 +26,10 @@ pub struct ImageRecord {
     pub id: Digest,
     pub manifest: Digest,
     pub created: String,
+    /// Bytes of its layers' tars.
     pub size: u64,
+    /// Bytes of its layers' files: the size Docker shows for an image.
+    pub content_size: u64,
     pub parent: Option<Digest>,
     pub added: i64,
     /// Chain IDs, bottom layer first.
@@ -100,6 +103,7 @@ impl Store {
         let mut layer_rows = Vec::new();
         let mut descriptors = Vec::new();
         let mut total = 0u64;
+        let mut content_total = 0u64;
         for (i, l) in new.layers.into_iter().enumerate() {
             let NewLayer {
                 diff_id,
@@ -144,12 +148,15 @@ impl Store {
                 }
             }
             total += size;
+            let content = self.layer_content_size(chain)?;
+            content_total += content;
             descriptors.push(json!({"mediaType": media_type, "digest": blob.as_str(), "size": blob_size}));
             layer_rows.push((
                 chain.clone(),
                 diff_id,
                 keys.last().cloned(),
                 size,
+                content,
                 blob,
                 media_type,
                 blob_size,
@@ -173,14 +180,14 @@ impl Store {
         {
             let mut db = self.db();
             let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for (chain, diff, parent, size, blob, mt, bsize) in &layer_rows {
+            for (chain, diff, parent, size, content, blob, mt, bsize) in &layer_rows {
                 tx.execute(
-                    "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, blob, media_type, blob_size) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                    params![chain.as_str(), diff.as_str(), parent.as_ref().map(|p| p.as_str()), *size as i64, blob.as_str(), mt, *bsize as i64],
+                    "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, blob, media_type, blob_size, content_size) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                    params![chain.as_str(), diff.as_str(), parent.as_ref().map(|p| p.as_str()), *size as i64, blob.as_str(), mt, *bsize as i64, *content as i64],
                 )?;
             }
             tx.execute(
-                "INSERT INTO images (id, manifest, created, size, parent, added, layers) VALUES (?1,?2,?3,?4,?5,?6,?7)
+                "INSERT INTO images (id, manifest, created, size, parent, added, layers, content_size) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)
                  ON CONFLICT(id) DO UPDATE SET manifest = excluded.manifest",
                 params![
                     config_digest.as_str(),
@@ -189,7 +196,8 @@ impl Store {
                     total as i64,
                     new.parent.as_ref().map(|p| p.as_str()),
                     now_unix(),
-                    layers_json
+                    layers_json,
+                    content_total as i64
                 ],
             )?;
             for t in &new.tags {
@@ -236,7 +244,7 @@ impl Store {
 
     fn images_where(&self, clause: &str, args: &[&str]) -> Result<Vec<ImageRecord>> {
         let db = self.db();
-        let sql = format!("SELECT i.id, i.manifest, i.created, i.size, i.parent, i.added, i.layers FROM images i {clause} ORDER BY i.added DESC, i.id");
+        let sql = format!("SELECT i.id, i.manifest, i.created, i.size, i.parent, i.added, i.layers, i.content_size FROM images i {clause} ORDER BY i.added DESC, i.id");
         let mut st = db.prepare_cached(&sql)?;
         let mut out = Vec::new();
         let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
@@ -248,16 +256,18 @@ impl Store {
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, i64>(5)?,
                 r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
             ))
         })?;
         for row in rows {
-            let (id, manifest, created, size, parent, added, layers) = row?;
+            let (id, manifest, created, size, parent, added, layers, content_size) = row?;
             let layers: Vec<String> = serde_json::from_str(&layers).unwrap_or_default();
             out.push(ImageRecord {
                 id: Digest::parse(&id)?,
                 manifest: Digest::parse(&manifest)?,
                 created,
                 size: size as u64,
+                content_size: content_size as u64,
                 parent: parent.as_deref().map(Digest::parse).transpose()?,
                 added,
                 layers: layers.iter().map(|l| Digest::parse(l)).collect::<Result<_>>()?,

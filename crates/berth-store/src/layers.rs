@@ -29,7 +29,11 @@ pub struct LayerRecord {
     pub chain_id: Digest,
     pub diff_id: Digest,
     pub parent: Option<Digest>,
+    /// Bytes of the layer's uncompressed tar (what `save` writes).
     pub size: u64,
+    /// Bytes of its files, as Docker shows a layer's size
+    /// ([`berth_archive::tree_size`]).
+    pub content_size: u64,
     pub blob: Digest,
     pub media_type: String,
     pub blob_size: u64,
@@ -76,12 +80,30 @@ impl Store {
         let db = self.db();
         let row = db
             .query_row(
-                "SELECT chain_id, diff_id, parent, size, blob, media_type, blob_size FROM layers WHERE chain_id = ?1",
+                "SELECT chain_id, diff_id, parent, size, blob, media_type, blob_size, content_size FROM layers WHERE chain_id = ?1",
                 params![chain.as_str()],
                 row_to_layer,
             )
             .optional()?;
         row.transpose()
+    }
+
+    /// The content size of the layer whose files are at `chain` (see
+    /// [`LayerRecord::content_size`]): recorded, or counted from its
+    /// directory when it is new.
+    pub(crate) fn layer_content_size(&self, chain: &Digest) -> Result<u64> {
+        let recorded: Option<i64> = self
+            .db()
+            .query_row(
+                "SELECT content_size FROM layers WHERE chain_id = ?1",
+                params![chain.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match recorded {
+            Some(n) => n as u64,
+            None => berth_archive::tree_size(&self.layer_dir(chain)),
+        })
     }
 
     /// Apply a layer stream (any compression) into a fresh staged directory.
@@ -296,7 +318,8 @@ impl Store {
 
     pub fn list_layers(&self) -> Result<Vec<LayerRecord>> {
         let db = self.db();
-        let mut st = db.prepare("SELECT chain_id, diff_id, parent, size, blob, media_type, blob_size FROM layers")?;
+        let mut st = db
+            .prepare("SELECT chain_id, diff_id, parent, size, blob, media_type, blob_size, content_size FROM layers")?;
         let rows = st.query_map([], row_to_layer)?;
         let mut out = Vec::new();
         for r in rows {
@@ -381,12 +404,14 @@ pub(crate) fn row_to_layer(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Lay
     let blob: String = r.get(4)?;
     let media_type: String = r.get(5)?;
     let blob_size: i64 = r.get(6)?;
+    let content_size: i64 = r.get(7)?;
     Ok((|| {
         Ok(LayerRecord {
             chain_id: Digest::parse(&chain)?,
             diff_id: Digest::parse(&diff)?,
             parent: parent.as_deref().map(Digest::parse).transpose()?,
             size: size as u64,
+            content_size: content_size as u64,
             blob: Digest::parse(&blob)?,
             media_type,
             blob_size: blob_size as u64,

@@ -169,11 +169,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let c = rusqlite::Connection::open(dir.path().join("berth.db")).unwrap();
-            c.execute_batch(
-                "CREATE TABLE volumes (name TEXT PRIMARY KEY, created TEXT NOT NULL, labels TEXT NOT NULL DEFAULT '{}');
-                 INSERT INTO volumes VALUES ('old', 't', '{}');
-                 PRAGMA user_version = 1;",
-            )
+            c.execute_batch(&format!(
+                "{} INSERT INTO volumes VALUES ('old', 't', '{{}}'); PRAGMA user_version = 1;",
+                crate::db::SCHEMA
+            ))
             .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();

@@ -624,3 +624,54 @@ fn another_users_store_is_a_clear_permission_error() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("permission denied on the store"), "{}", stderr(&o));
 }
+
+/// Sizes are the bytes of the layers' files, as Docker counts them: a
+/// symlink its target's length, a hard link once, directories and
+/// whiteouts nothing (not the layer tar's headers and padding). The build
+/// below is the one dockerd 20.10 showed as 23B and 0B.
+#[test]
+#[ignore = "needs root"]
+fn sizes_count_the_layers_files_as_docker_does() {
+    let r = Root::new();
+    let src = tempfile::tempdir().unwrap();
+    let d = src.path();
+    std::fs::write(d.join("a"), "12345").unwrap();
+    std::fs::hard_link(d.join("a"), d.join("b")).unwrap();
+    std::os::unix::fs::symlink("a", d.join("l")).unwrap();
+    std::fs::create_dir(d.join("d")).unwrap();
+    std::fs::write(d.join("d/e"), "1234567").unwrap();
+    let tar = d.join("../sizes.tar");
+    let st = Command::new("tar")
+        .args(["-C", d.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    r.ok(&["import", tar.to_str().unwrap(), "files"]);
+    let size = |img: &str| -> u64 {
+        r.ok(&["image", "inspect", "-f", "{{.Size}}", img])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(size("files"), 5 + 1 + 7);
+    assert_eq!(r.ok(&["images", "--format", "{{.Size}}", "files"]).trim(), "13B");
+    assert_eq!(r.ok(&["history", "--format", "{{.Size}}", "files"]).trim(), "13B");
+
+    r.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nRUN echo hi > /f && ln -s /some/target/x /l && ln /f /h && mkdir -p /d/e && : > /empty && echo 12345 > /d/e/g\nRUN rm /f\n",
+    )
+    .unwrap();
+    r.ok(&["build", "-q", "-t", "sizes", ctx.path().to_str().unwrap()]);
+    let hist = r.ok(&["history", "--format", "{{.Size}}", "sizes"]);
+    let rows: Vec<&str> = hist.lines().collect();
+    assert_eq!(rows[..2], ["0B", "23B"], "{hist}");
+    assert_eq!(size("sizes"), size("bb") + 23);
+    let ps_size = {
+        r.ok(&["run", "--name", "wr", "sizes", "sh", "-c", "echo abc > /x"]);
+        r.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"])
+    };
+    assert!(ps_size.starts_with("4B (virtual "), "{ps_size}");
+}

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 
-/// `system df` rows as "TYPE TOTAL ACTIVE SIZE RECLAIMABLE".
+/// `system df` rows as "TYPE TOTAL ACTIVE SIZE RECLAIMABLE" (sizes with
+/// four significant digits, as the docker CLI prints them there).
 fn df_rows(r: &Root) -> Vec<String> {
     r.ok(&[
         "system",
@@ -61,16 +62,16 @@ fn disk_usage_counts_containers_volumes_and_build_cache() {
     let rows = df_rows(r);
     assert_eq!(rows.len(), 4, "{rows:?}");
     assert!(rows[0].starts_with("Images|"), "{rows:?}");
-    assert_eq!(rows[1], "Containers|2|1|3.15MB|3.15MB (100%)", "{rows:?}");
-    assert_eq!(rows[2], "Local Volumes|2|1|3.15MB|1.05MB (33%)", "{rows:?}");
+    assert_eq!(rows[1], "Containers|2|1|3.146MB|3.146MB (100%)", "{rows:?}");
+    assert_eq!(rows[2], "Local Volumes|2|1|3.146MB|1.049MB (33%)", "{rows:?}");
     let cache: Vec<&str> = rows[3].split('|').collect();
     assert_eq!(cache[0], "Build Cache");
     assert!(cache[1].parse::<u32>().unwrap() >= 2, "{rows:?}");
-    assert_eq!(&cache[3..], ["1.05MB", "1.05MB (100%)"], "{rows:?}");
+    assert_eq!(&cache[3..], ["1.049MB", "1.049MB (100%)"], "{rows:?}");
 
     // Removing the stopped container gives its space back.
     r.ok(&["rm", "writer"]);
     let rows = df_rows(r);
     assert_eq!(rows[1], "Containers|1|1|0B|0B", "{rows:?}");
-    assert_eq!(rows[2], "Local Volumes|2|0|3.15MB|3.15MB (100%)", "{rows:?}");
+    assert_eq!(rows[2], "Local Volumes|2|0|3.146MB|3.146MB (100%)", "{rows:?}");
 }

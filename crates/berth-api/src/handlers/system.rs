@@ -208,15 +208,7 @@ pub async fn df(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let usage = ctx.blocking(|e| e.disk_usage_detail()).await?;
     let mut v = json!({"LayersSize": usage.layers_size, "BuilderSize": 0});
     if want("image") {
-        // What `/images/json` lists, as dockerd counts them: not the
-        // steps under them (their layers are in LayersSize).
-        let top = ctx.blocking(|e| e.image_entries(&Default::default(), true)).await?;
-        v["Images"] = usage
-            .images
-            .iter()
-            .filter(|i| top.iter().any(|t| t.id == i.id))
-            .map(|i| images::summary(i, true))
-            .collect();
+        v["Images"] = usage.images.iter().map(|i| images::summary(i, true)).collect();
     }
     if want("container") {
         v["Containers"] = ctx

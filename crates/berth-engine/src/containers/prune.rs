@@ -100,7 +100,7 @@ impl Engine {
             if c.state.is_running() || leased.contains(&c.rec.id) || !f.matches(&c.cfg.labels, &c.rec.created) {
                 continue;
             }
-            let size = super::view::dir_size(&c.dir.join(super::UPPER));
+            let size = berth_archive::tree_size(&c.dir.join(super::UPPER));
             match self.remove_container(&c.rec.id, false, false) {
                 Ok(()) => {
                     out.push(c.rec.id.clone());

@@ -152,17 +152,6 @@ pub fn status_string(c: &Container) -> String {
     }
 }
 
-pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else { return 0 };
-    if md.is_dir() {
-        std::fs::read_dir(p)
-            .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
-            .unwrap_or(0)
-    } else {
-        md.len()
-    }
-}
-
 /// The container ports exposed (image EXPOSE and published), as `80/tcp` keys.
 fn exposed_keys(c: &Container) -> Vec<(u16, berth_net::Proto)> {
     if c.cfg.network_mode == "host" {
@@ -403,8 +392,12 @@ impl Engine {
             .collect::<Vec<_>>()
             .join(",");
         let size_s = if size {
-            let upper = dir_size(&c.dir.join(UPPER));
-            let virt = self.store.resolve_image(&c.rec.image_id).map(|i| i.size).unwrap_or(0);
+            let upper = berth_archive::tree_size(&c.dir.join(UPPER));
+            let virt = self
+                .store
+                .resolve_image(&c.rec.image_id)
+                .map(|i| i.content_size)
+                .unwrap_or(0);
             format!(
                 "{} (virtual {})",
                 crate::human::human_size(upper),
@@ -577,9 +570,9 @@ impl Engine {
             }
         }
         if size {
-            let rw = dir_size(&c.dir.join(UPPER));
+            let rw = berth_archive::tree_size(&c.dir.join(UPPER));
             v["SizeRw"] = json!(rw);
-            v["SizeRootFs"] = json!(rw + img.map(|i| i.size).unwrap_or(0));
+            v["SizeRootFs"] = json!(rw + img.map(|i| i.content_size).unwrap_or(0));
         }
         Ok(v)
     }

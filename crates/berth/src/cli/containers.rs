@@ -13,7 +13,7 @@ use berth_engine::streams::{AttachEnd, AttachOptions, ExecOptions};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::format::{human_size, Format};
+use super::format::{human_size, human_size_4, Format};
 use berth_engine::containers::files::{CpEnd, CpOptions};
 use berth_engine::containers::view::PsFilter;
 use berth_engine::containers::CreateOptions;
@@ -1650,7 +1650,7 @@ fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(freed));
+    println!("Total reclaimed space: {}", human_size_4(freed));
     Ok(0)
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use anyhow::{anyhow, Result};
 use berth_template::{docker, tabwriter, MissingKey, Template, Value};
 
-pub use berth_engine::human::{human_duration, human_size, since};
+pub use berth_engine::human::{human_duration, human_size, human_size_4, since};
 
 /// An RFC 3339 time as Go's `time.Time.String()` prints it in UTC
 /// (`2026-12-03 08:25:10 +0000 UTC`: `images`' `{{.CreatedAt}}`); the

@@ -91,7 +91,7 @@ fn print_plan(plan: &MergePlan) -> Result<()> {
         .enumerate()
         .map(|(i, l)| {
             json!({"N": (i + 1).to_string(), "From": format!("{} layer {}", plan.parents[l.parent].role(l.parent), l.index + 1),
-                   "Digest": l.diff_id.short(), "Size": human_size(l.size)})
+                   "Digest": l.diff_id.short(), "Size": human_size(l.content_size)})
         })
         .collect();
     let headers: HashMap<&str, &str> = [

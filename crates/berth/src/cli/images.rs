@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::format::{human_size, since, Format};
+use super::format::{human_size, human_size_4, since, Format};
 use berth_engine::image_archive::SaveFormat;
 use berth_engine::images::{ListFilter, Removal};
 use berth_engine::import::ImportOptions;
@@ -646,6 +646,6 @@ fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(freed));
+    println!("Total reclaimed space: {}", human_size_4(freed));
     Ok(0)
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::format::{human_size, Format};
+use super::format::{human_size, human_size_4, Format};
 use berth_engine::system::UsageRow;
 use berth_engine::Engine;
 
@@ -120,7 +120,7 @@ pub fn builder(engine: &Engine, cmd: BuilderCommand) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(freed));
+    println!("Total reclaimed space: {}", human_size_4(freed));
     Ok(0)
 }
 
@@ -383,12 +383,12 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
     let du = engine.disk_usage()?;
     // Docker's RECLAIMABLE: the size, and its share of the row's size.
     let reclaimable = |r: &UsageRow| match (r.reclaimable * 100).checked_div(r.size) {
-        Some(p) => format!("{} ({p}%)", human_size(r.reclaimable)),
-        None => human_size(r.reclaimable),
+        Some(p) => format!("{} ({p}%)", human_size_4(r.reclaimable)),
+        None => human_size_4(r.reclaimable),
     };
     let row = |kind: &str, r: &UsageRow| {
         json!({"Type": kind, "TotalCount": r.total.to_string(), "Active": r.active.to_string(),
-               "Size": human_size(r.size), "Reclaimable": reclaimable(r)})
+               "Size": human_size_4(r.size), "Reclaimable": reclaimable(r)})
     };
     let rows = vec![
         row("Images", &du.images),
@@ -423,7 +423,7 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
             .map(|r| {
                 let u = usage.get(&r.id).copied().unwrap_or_default();
                 json!({"Repository": r.repository, "Tag": r.tag, "ID": r.id.short(), "CreatedSince": super::format::since(&r.created),
-                       "Size": human_size(r.size), "SharedSize": human_size(u.shared), "UniqueSize": human_size(u.unique),
+                       "Size": human_size(r.size), "SharedSize": human_size_4(u.shared), "UniqueSize": human_size_4(u.unique),
                        "Containers": r.containers.to_string()})
             })
             .collect();
@@ -482,14 +482,14 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
         let items: Vec<Value> = detail
             .volumes
             .iter()
-            .map(|v| json!({"Name": v.name, "Links": v.ref_count.to_string(), "Size": human_size(v.size)}))
+            .map(|v| json!({"Name": v.name, "Links": v.ref_count.to_string(), "Size": human_size_4(v.size)}))
             .collect();
         let h: HashMap<&str, &str> = [("Name", "VOLUME NAME"), ("Links", "LINKS"), ("Size", "SIZE")]
             .into_iter()
             .collect();
         Format::parse(Some("table {{.Name}}\t{{.Links}}\t{{.Size}}"))?.print_items(&items, &h)?;
 
-        println!("\nBuild cache usage: {}\n", human_size(du.build_cache.size));
+        println!("\nBuild cache usage: {}\n", human_size_4(du.build_cache.size));
         println!("CACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED");
     }
     Ok(0)
@@ -562,6 +562,6 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
         }
         println!();
     }
-    println!("Total reclaimed space: {}", human_size(freed));
+    println!("Total reclaimed space: {}", human_size_4(freed));
     Ok(0)
 }

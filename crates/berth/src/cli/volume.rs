@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::format::{human_size, Format};
+use super::format::{human_size_4, Format};
 use super::network::{inspect_each, key_values};
 use berth_engine::volumes::{volume_json, VolumeCreate, VolumeFilters};
 use berth_engine::Engine;
@@ -148,7 +148,7 @@ pub fn dispatch(engine: &Engine, cmd: VolumeCommand) -> Result<i32> {
                 }
                 println!();
             }
-            println!("Total reclaimed space: {}", human_size(bytes));
+            println!("Total reclaimed space: {}", human_size_4(bytes));
             Ok(0)
         }
     }
