@@ -1,7 +1,7 @@
 //! Image operations: list, inspect, history, tag, remove, prune, disk usage.
 //! Docker's rules for what `rmi` untags versus deletes live here, once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::error::Result;
 use anyhow::Context;
@@ -57,13 +57,58 @@ pub struct ListFilter {
     pub platforms: bool,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 /// One thing `rmi` or a prune did.
 pub enum Removal {
     /// A name was removed.
     Untagged(String),
     /// An image was deleted.
     Deleted(Digest),
+    /// A layer went with the image told before it (its chain ID): dockerd
+    /// tells them as `Deleted:` too.
+    DeletedLayer(Digest),
+}
+
+/// The layers of the images a removal may delete, read before they go:
+/// once the store collected what nothing uses, [`LayerReport::told`] puts
+/// each layer that went after the last image that stood on it (the one
+/// whose deletion let it go), top layer first, as dockerd releases them.
+struct LayerReport {
+    layers_of: HashMap<Digest, Vec<Digest>>,
+}
+
+impl LayerReport {
+    fn before(store: &berth_store::Store) -> Result<LayerReport> {
+        let layers_of = store.list_images()?.into_iter().map(|i| (i.id, i.layers)).collect();
+        Ok(LayerReport { layers_of })
+    }
+
+    fn told(&self, out: Vec<Removal>, collected: Vec<Digest>) -> Vec<Removal> {
+        let gone: HashSet<Digest> = collected.into_iter().collect();
+        let layers = |r: &Removal| match r {
+            Removal::Deleted(id) => self.layers_of.get(id).map(Vec::as_slice).unwrap_or_default(),
+            _ => &[],
+        };
+        // Which removal each layer that went is told after.
+        let mut last: HashMap<&Digest, usize> = HashMap::new();
+        for (i, r) in out.iter().enumerate() {
+            for l in layers(r).iter().filter(|l| gone.contains(*l)) {
+                last.insert(l, i);
+            }
+        }
+        let mut told = Vec::with_capacity(out.len() + last.len());
+        for (i, r) in out.iter().enumerate() {
+            let mine: Vec<Digest> = layers(r)
+                .iter()
+                .rev()
+                .filter(|l| last.get(l) == Some(&i))
+                .cloned()
+                .collect();
+            told.push(r.clone());
+            told.extend(mine.into_iter().map(Removal::DeletedLayer));
+        }
+        told
+    }
 }
 
 /// Go's path.Match subset Docker uses for `reference=` filters: `*`, `?`, `[...]`.
@@ -420,6 +465,7 @@ impl Engine {
                 }
             }
         }
+        let report = LayerReport::before(&self.store)?;
         self.store.untag(name)?;
         let mut out = vec![Removal::Untagged(familiar_name(name))];
         let mut deleted = false;
@@ -437,7 +483,8 @@ impl Engine {
             }
         }
         if deleted {
-            self.store.gc().context("collecting unused layers")?;
+            let collected = self.store.gc().context("collecting unused layers")?;
+            return Ok(report.told(out, collected));
         }
         Ok(out)
     }
@@ -468,9 +515,11 @@ impl Engine {
             && self.store.children(&img.id)?.is_empty()
             && self.store.containers_using(img.id.as_str())?.is_empty()
         {
+            let report = LayerReport::before(&self.store)?;
             self.store.delete_image(&img.id)?;
             out.push(Removal::Deleted(img.id.clone()));
-            self.store.gc().context("collecting unused layers")?;
+            let collected = self.store.gc().context("collecting unused layers")?;
+            return Ok(report.told(out, collected));
         }
         Ok(out)
     }
@@ -482,6 +531,7 @@ impl Engine {
             match r {
                 Removal::Untagged(n) => self.record_image_event("untag", n),
                 Removal::Deleted(d) => self.record_image_event("delete", d.as_str()),
+                Removal::DeletedLayer(_) => {}
             }
         }
         Ok(out)
@@ -576,6 +626,7 @@ impl Engine {
         for t in img.tags.iter().chain(&img.repo_digests) {
             out.push(Removal::Untagged(familiar_name(t)));
         }
+        let report = LayerReport::before(&self.store)?;
         self.store.delete_image(&img.id)?;
         out.push(Removal::Deleted(img.id.clone()));
         // Untagged build parents that nothing else needs go too.
@@ -600,8 +651,8 @@ impl Engine {
             out.push(Removal::Deleted(p));
             parent = pimg.parent.clone();
         }
-        self.store.gc().context("collecting unused layers")?;
-        Ok(out)
+        let collected = self.store.gc().context("collecting unused layers")?;
+        Ok(report.told(out, collected))
     }
 
     /// `image prune`: dangling images (or, with `all`, every image no container uses).
@@ -623,6 +674,7 @@ impl Engine {
     ) -> Result<(Vec<Removal>, u64)> {
         let mut removed = Vec::new();
         let before = self.disk_usage_images()?;
+        let report = LayerReport::before(&self.store)?;
         loop {
             let images = self.store.list_images()?;
             let parents: HashSet<Digest> = images.iter().filter_map(|i| i.parent.clone()).collect();
@@ -675,9 +727,9 @@ impl Engine {
                 break;
             }
         }
-        self.store.gc()?;
+        let collected = self.store.gc()?;
         let after = self.disk_usage_images()?;
-        Ok((removed, before.saturating_sub(after)))
+        Ok((report.told(removed, collected), before.saturating_sub(after)))
     }
 
     /// Does the image carry every `key` / `key=value` label filter? Reads

@@ -499,26 +499,26 @@ impl Store {
         })
     }
 
-    /// Remove blobs and layers that no image references. Returns the bytes
-    /// freed. A live layer's blob may be absent (lazy: made from its
+    /// Remove blobs and layers that no image references. Returns the chain
+    /// IDs of the layer records it removed. A live layer's blob may be absent (lazy: made from its
     /// directory when read); that is not damage and nothing is done about it.
     ///
     /// Kept as well: what a live process leases, and every layer a mount
     /// uses as a lower dir (a step of a build, a container's root). A
     /// layer's record goes before its directory, so a kill in between
     /// leaves a directory without a record, which the next `gc` removes.
-    pub fn gc(&self) -> Result<u64> {
+    pub fn gc(&self) -> Result<Vec<Digest>> {
         let _lock = self.gc_lock()?;
         let (keep_blobs, keep_layers) = self.referenced()?;
-        let mut freed = 0u64;
+        let mut removed = Vec::new();
         // Layers.
         let layers = self.list_layers()?;
-        for l in &layers {
+        for l in layers {
             if !keep_layers.contains(&l.chain_id) {
                 self.db()
                     .execute("DELETE FROM layers WHERE chain_id = ?1", params![l.chain_id.as_str()])?;
                 self.remove_layer_dir(&l.chain_id);
-                freed += l.size;
+                removed.push(l.chain_id);
             }
         }
         // Layer dirs with no record (an interrupted publish).
@@ -533,11 +533,10 @@ impl Store {
         }
         for b in self.blobs().list()? {
             if !keep_blobs.contains(&b) {
-                freed += self.blobs().size(&b).unwrap_or(0);
                 self.blobs().remove(&b);
             }
         }
-        Ok(freed)
+        Ok(removed)
     }
 
     /// Build cache: the image a step key produced, if it still exists.

@@ -675,3 +675,43 @@ fn sizes_count_the_layers_files_as_docker_does() {
     };
     assert!(ps_size.starts_with("4B (virtual "), "{ps_size}");
 }
+
+/// `rmi` tells the layers that went with each image right after it, top
+/// layer first, as dockerd 20.10 does (`Deleted: <chain ID>`); a layer an
+/// image that stays still uses (the base's) is not told and stays.
+#[test]
+#[ignore = "needs root"]
+fn rmi_tells_the_layers_that_went_after_each_image() {
+    let r = Root::new();
+    r.busybox("bb");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nRUN echo hi > /f\nRUN rm /f\n").unwrap();
+    let id = r.ok(&["build", "-q", "-t", "gone", ctx.path().to_str().unwrap()]);
+    let step = r
+        .ok(&["history", "-q", "--no-trunc", "gone"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let diffs: Vec<berth_store::Digest> =
+        serde_json::from_str::<Vec<String>>(&r.ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", "gone"]))
+            .unwrap()
+            .iter()
+            .map(|d| berth_store::Digest::parse(d).unwrap())
+            .collect();
+    let chains = berth_store::chain_ids(&diffs);
+    assert_eq!(chains.len(), 3);
+    let out = r.ok(&["rmi", "gone"]);
+    let want = [
+        "Untagged: gone:latest".to_string(),
+        format!("Deleted: {}", id.trim()),
+        format!("Deleted: {}", chains[2]),
+        format!("Deleted: {step}"),
+        format!("Deleted: {}", chains[1]),
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), want, "{out}");
+    assert!(
+        r.ok(&["run", "--rm", "bb", "true"]).is_empty(),
+        "the base's layer stays"
+    );
+}

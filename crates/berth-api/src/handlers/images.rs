@@ -163,7 +163,7 @@ fn removals(list: &[Removal]) -> Value {
     list.iter()
         .map(|r| match r {
             Removal::Untagged(n) => json!({"Untagged": n}),
-            Removal::Deleted(d) => json!({"Deleted": d.to_string()}),
+            Removal::Deleted(d) | Removal::DeletedLayer(d) => json!({"Deleted": d.to_string()}),
         })
         .collect()
 }

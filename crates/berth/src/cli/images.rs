@@ -605,7 +605,7 @@ fn print_removals(out: &[Removal]) {
     for r in out {
         match r {
             Removal::Untagged(n) => println!("Untagged: {n}"),
-            Removal::Deleted(d) => println!("Deleted: {d}"),
+            Removal::Deleted(d) | Removal::DeletedLayer(d) => println!("Deleted: {d}"),
         }
     }
 }
@@ -641,7 +641,7 @@ fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
         for r in &removed {
             match r {
                 Removal::Untagged(n) => println!("untagged: {n}"),
-                Removal::Deleted(d) => println!("deleted: {d}"),
+                Removal::Deleted(d) | Removal::DeletedLayer(d) => println!("deleted: {d}"),
             }
         }
         println!();

@@ -548,7 +548,9 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
         for r in &removed {
             match r {
                 berth_engine::images::Removal::Untagged(n) => println!("untagged: {n}"),
-                berth_engine::images::Removal::Deleted(d) => println!("deleted: {d}"),
+                berth_engine::images::Removal::Deleted(d) | berth_engine::images::Removal::DeletedLayer(d) => {
+                    println!("deleted: {d}")
+                }
             }
         }
         println!();
