@@ -1098,15 +1098,16 @@ fn check_target(t: &str, what: &str) -> Result<()> {
     }
 }
 
-/// A `KEY=VALUE` environment entry with a name.
+/// An environment entry with a name: `KEY=VALUE`, or a bare `KEY` (which
+/// unsets KEY, as dockerd takes it).
 fn check_env(e: &str) -> Result<()> {
-    match e.split_once('=') {
-        Some((k, _)) if !k.is_empty() => Ok(()),
-        _ => Err(EngineError::invalid(format!(
+    if berth_runtime::env_key(e).is_empty() {
+        return Err(EngineError::invalid(format!(
             "invalid environment variable: {}",
             shown_bare(e)
-        ))),
+        )));
     }
+    Ok(())
 }
 
 /// Like [`shown`] for text inside Docker's fixed wording, which does not
@@ -1140,6 +1141,13 @@ pub fn parse_env(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<
         Some(_) => Some(item.to_string()),
         None => lookup(k).map(|v| format!("{k}={v}")),
     })
+}
+
+/// One `-e` value, as the docker CLI sends it: [`parse_env`], except that
+/// a `KEY` this front's environment does not set is kept bare, and so
+/// unsets KEY in the container (an image's ENV included).
+pub fn parse_env_flag(item: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+    Ok(parse_env(item, lookup)?.unwrap_or_else(|| item.to_string()))
 }
 
 /// One `--label` value: `KEY=VALUE`, or `KEY` with an empty value.
@@ -1665,6 +1673,8 @@ mod tests {
         assert_eq!(parse_env("A=", &none).unwrap().as_deref(), Some("A="));
         assert_eq!(parse_env("HOME", &home).unwrap().as_deref(), Some("HOME=/root"));
         assert_eq!(parse_env("UNSET", &home).unwrap(), None);
+        assert_eq!(parse_env_flag("UNSET", &home).unwrap(), "UNSET");
+        assert_eq!(parse_env_flag("HOME", &home).unwrap(), "HOME=/root");
         assert_eq!(invalid(parse_env("", &none)), "invalid environment variable: ");
         assert_eq!(invalid(parse_env("=x", &none)), "invalid environment variable: =x");
         let mut s = ContainerSpec::new("bb");

@@ -237,6 +237,30 @@ pub struct HealthConfig {
     pub retries: u32,
 }
 
+/// The name of an environment entry: `KEY` of `KEY=VALUE`, or the bare
+/// `KEY` (which unsets it).
+pub fn env_key(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(k, _)| k)
+}
+
+/// Docker's rule for laying environment entries over others (a
+/// container's over the defaults, an exec's over the container's):
+/// `KEY=VALUE` replaces KEY where it stands or is appended; a bare `KEY`
+/// removes it.
+pub fn replace_or_append_env(env: &mut Vec<String>, overrides: &[String]) {
+    for e in overrides {
+        if !e.contains('=') {
+            env.retain(|x| env_key(x) != e);
+            continue;
+        }
+        let k = env_key(e);
+        match env.iter_mut().find(|x| env_key(x) == k) {
+            Some(slot) => slot.clone_from(e),
+            None => env.push(e.clone()),
+        }
+    }
+}
+
 /// Docker's rule for combining ENTRYPOINT and CMD: the effective
 /// ENTRYPOINT and CMD (what `inspect` shows); the process runs the one
 /// followed by the other.
@@ -275,4 +299,22 @@ pub fn resolve_args(
     let (mut out, cmd) = entrypoint_and_cmd(image_entrypoint, image_cmd, override_entrypoint.as_deref(), &user_args);
     out.extend(cmd);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_entries_replace_in_place_append_or_unset() {
+        let mut env = vec!["PATH=/usr/bin".to_string(), "HOSTNAME=h".into(), "TERM=xterm".into()];
+        let over: Vec<String> = ["TERM=vt100", "Q", "PATH=/bin", "Z=img", "HOSTNAME"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        replace_or_append_env(&mut env, &over);
+        assert_eq!(env, ["PATH=/bin", "TERM=vt100", "Z=img"]);
+        assert_eq!(env_key("A=b=c"), "A");
+        assert_eq!(env_key("A"), "A");
+    }
 }

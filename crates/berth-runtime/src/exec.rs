@@ -63,11 +63,7 @@ pub fn exec_process(spec: &Value, opts: &ExecOptions) -> Result<Value> {
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    for e in &opts.env {
-        let k = e.split('=').next().unwrap_or("");
-        env.retain(|x| x.split('=').next() != Some(k));
-        env.push(e.clone());
-    }
+    crate::config::replace_or_append_env(&mut env, &opts.env);
     if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }

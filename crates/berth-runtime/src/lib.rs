@@ -44,7 +44,8 @@ pub mod watch;
 pub use attach::{AttachClient, AttachEnd, AttachOptions};
 pub use cgroup_warm::{warm_cgroup_attach, AttachWarmer};
 pub use config::{
-    entrypoint_and_cmd, resolve_args, ContainerConfig, HealthConfig, MountKind, MountSpec, Resources, RestartPolicy,
+    entrypoint_and_cmd, env_key, replace_or_append_env, resolve_args, ContainerConfig, HealthConfig, MountKind,
+    MountSpec, Resources, RestartPolicy,
 };
 pub use error::{Result, RuntimeError};
 pub use exec::{exec, ExecOptions};

@@ -827,23 +827,14 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     let caps = effective_caps(cfg)?;
     let (seccomp_opt, no_new_privs) = parse_security_opts(cfg)?;
 
-    // Environment: image/user env, then defaults Docker adds.
-    let mut env: Vec<String> = Vec::new();
-    for e in &cfg.env {
-        let key = e.split('=').next().unwrap_or("");
-        env.retain(|x: &String| x.split('=').next() != Some(key));
-        env.push(e.clone());
-    }
-    let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
-    if !has(&env, "PATH") {
-        env.insert(0, format!("PATH={DEFAULT_PATH}"));
-    }
-    if !has(&env, "HOSTNAME") {
-        env.push(format!("HOSTNAME={hostname}"));
-    }
-    if cfg.tty && !has(&env, "TERM") {
+    // Environment: Docker's defaults, the container's entries laid over
+    // them (a bare KEY unsets it), then HOME from the user's entry.
+    let mut env = vec![format!("PATH={DEFAULT_PATH}"), format!("HOSTNAME={hostname}")];
+    if cfg.tty {
         env.push("TERM=xterm".into());
     }
+    crate::config::replace_or_append_env(&mut env, &cfg.env);
+    let has = |env: &Vec<String>, k: &str| env.iter().any(|e| crate::config::env_key(e) == k);
     if !has(&env, "HOME") {
         env.push(format!("HOME={}", if user.home.is_empty() { "/" } else { &user.home }));
     }

@@ -841,3 +841,52 @@ fn a_start_takes_the_service_s_spare_monitor_and_none_outlives_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `-e KEY` with KEY unset where the client runs: the docker CLI sends it
+/// bare and dockerd takes it as "unset KEY" (the image's too); the
+/// container's environment is Docker's defaults with the container's
+/// entries laid over them in place. The expected lines are dockerd 20.10's
+/// for the same image and flags; berth's own CLI gives the same.
+#[test]
+#[ignore = "needs root"]
+fn a_bare_e_unsets_the_variable_as_dockerd_does() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let client = &docker_clients()[0];
+    let tar = common::busybox_tar();
+    let changes = ["-c", "ENV PATH=/bin", "-c", "ENV Z=img", "-c", "ENV Y=img"];
+    root.ok(&[&["import"][..], &changes[..], &[tar.to_str().unwrap(), "envimg"]].concat());
+    let args = [
+        "run", "--name", "ee", "-e", "B=2", "-e", "Y", "-e", "Q", "envimg", "env",
+    ];
+    let mut cmd = docker_cmd(client, &svc, root, &args);
+    let out = cmd.env_remove("Y").env_remove("Q").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cli = root.ok(&[
+        "run", "--name", "ee2", "-e", "B=2", "-e", "Y", "-e", "Q", "envimg", "env",
+    ]);
+    for (who, out) in [("docker", stdout(&out)), ("berth", cli)] {
+        // HOSTNAME second, HOME (from the image's passwd) last, as runc adds it.
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 5, "{who}:\n{out}");
+        assert_eq!(
+            [lines[0], lines[2], lines[3]],
+            ["PATH=/bin", "B=2", "Z=img"],
+            "{who}:\n{out}"
+        );
+        assert!(
+            lines[1].starts_with("HOSTNAME=") && lines[4].starts_with("HOME="),
+            "{who}:\n{out}"
+        );
+    }
+    // The caller's entries first (the docker CLI sends its -e's in no
+    // fixed order), then the image's it did not name.
+    let recorded = docker_ok(client, &svc, root, &["inspect", "-f", "{{json .Config.Env}}", "ee"]);
+    let mut recorded: Vec<String> = serde_json::from_str(&recorded).unwrap();
+    recorded[..3].sort();
+    assert_eq!(recorded, ["B=2", "Q", "Y", "PATH=/bin", "Z=img"]);
+    let recorded = root.ok(&["inspect", "-f", "{{json .Config.Env}}", "ee2"]);
+    assert_eq!(recorded.trim(), r#"["B=2","Y","Q","PATH=/bin","Z=img"]"#);
+    docker_ok(client, &svc, root, &["rm", "ee", "ee2"]);
+}

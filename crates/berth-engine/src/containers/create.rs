@@ -93,13 +93,14 @@ pub struct ImageMissing {
     pub word: String,
 }
 
-/// Later entries win; entries are `KEY=VALUE`.
-fn merge_env(base: &mut Vec<String>, add: &[String]) {
-    for e in add {
-        let k = e.split('=').next().unwrap_or("");
-        base.retain(|x| x.split('=').next() != Some(k));
-        base.push(e.clone());
-    }
+/// Docker's `Config.Env`: the caller's entries as given (a bare `KEY`
+/// unsets it in the process), then the image's whose names the caller did
+/// not give.
+fn merge_env(image: &[String], caller: &[String]) -> Vec<String> {
+    use berth_runtime::env_key;
+    let given: std::collections::HashSet<&str> = caller.iter().map(|e| env_key(e)).collect();
+    let kept = image.iter().filter(|e| !given.contains(env_key(e)));
+    caller.iter().chain(kept).cloned().collect()
 }
 
 /// Writes a container's own files ([`crate::spec::ContainerFile`]) into
@@ -523,8 +524,7 @@ impl Engine {
         // Environment: the image's and the caller's, as recorded (Docker's
         // Config.Env); a process without PATH gets the default one from the
         // runtime spec, not from the record (so commit does not add it).
-        let mut env = ic.env.clone().unwrap_or_default();
-        merge_env(&mut env, &o.env);
+        let env = merge_env(ic.env.as_deref().unwrap_or_default(), &o.env);
 
         let working_dir = o.working_dir.clone().unwrap_or_else(|| ic.working_dir.clone());
         if !working_dir.is_empty() && !working_dir.starts_with('/') {

@@ -758,8 +758,9 @@ fn read_lines_file(p: &Path, what: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// `--env-file`s then `-e`s, resolved: `KEY` alone takes this process's
-/// value (and is dropped when unset), as Docker's CLI does.
+/// `--env-file`s then `-e`s, resolved as Docker's CLI does: `KEY` alone
+/// takes this process's value; when unset, an env file's is dropped and a
+/// `-e`'s is sent bare (it unsets KEY in the container).
 fn resolved_env(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>> {
     let lookup = |k: &str| std::env::var(k).ok();
     let mut out = Vec::new();
@@ -769,7 +770,7 @@ fn resolved_env(files: &[PathBuf], flags: &[String]) -> Result<Vec<String>> {
         }
     }
     for e in flags {
-        out.extend(spec::parse_env(e, &lookup)?);
+        out.push(spec::parse_env_flag(e, &lookup)?);
     }
     Ok(out)
 }
