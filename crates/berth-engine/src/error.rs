@@ -155,6 +155,11 @@ impl EngineError {
         Self::new(ErrorKind::Exit(code), message)
     }
 
+    /// The same failure, told as another kind (a front answers it so).
+    pub fn with_kind(self, kind: ErrorKind) -> Self {
+        EngineError { kind, ..self }
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind

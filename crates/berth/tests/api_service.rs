@@ -890,3 +890,63 @@ fn a_bare_e_unsets_the_variable_as_dockerd_does() {
     assert_eq!(recorded.trim(), r#"["B=2","Y","Q","PATH=/bin","Z=img"]"#);
     docker_ok(client, &svc, root, &["rm", "ee", "ee2"]);
 }
+
+/// A create naming something missing other than its image answers 400,
+/// as dockerd's does; a 404 would make the docker CLI take it for a
+/// missing image and pull. (The image here is named on an unreachable
+/// loopback registry, so that a pull could only fail here.)
+#[test]
+#[ignore = "needs root"]
+fn a_create_naming_what_is_missing_is_a_400_and_the_docker_cli_does_not_pull() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let client = &docker_clients()[0];
+    root.ok(&["tag", "bb", "127.0.0.1:1/bb"]);
+    let image = r#""Image":"127.0.0.1:1/bb","Cmd":["true"]"#;
+    for (extra, message) in [
+        (
+            r#""HostConfig":{"NetworkMode":"nosuchnet"}"#,
+            "network nosuchnet not found",
+        ),
+        (
+            r#""HostConfig":{"VolumesFrom":["nosuchc"]}"#,
+            "No such container: nosuchc",
+        ),
+        (
+            r#""HostConfig":{"IpcMode":"container:nosuchc"}"#,
+            "No such container: nosuchc",
+        ),
+        (
+            r#""HostConfig":{"PidMode":"container:nosuchc"}"#,
+            "No such container: nosuchc",
+        ),
+        (
+            r#""HostConfig":{"Links":["nosuchc:al"]}"#,
+            "could not get container for nosuchc: No such container: nosuchc",
+        ),
+    ] {
+        let body = format!("{{{image},{extra}}}");
+        let (head, out) = raw_http_json(&svc.socket, "POST", "/v1.41/containers/create", &body);
+        assert!(head.starts_with("HTTP/1.1 400"), "{body}\n{head}\n{out}");
+        assert_eq!(out, format!(r#"{{"message":"{message}"}}"#), "{body}");
+    }
+    let (head, out) = raw_http_json(&svc.socket, "POST", "/containers/create", r#"{"Image":"nosuchimage"}"#);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}\n{out}");
+
+    let o = docker(
+        client,
+        &svc,
+        root,
+        &["run", "--rm", "--network", "nosuchnet", "127.0.0.1:1/bb", "true"],
+    );
+    assert_eq!(o.status.code(), Some(125));
+    assert!(!stderr(&o).contains("Unable to find image"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Error response from daemon: network nosuchnet not found"),
+        "{}",
+        stderr(&o)
+    );
+    let (_, body) = raw_http(&svc.socket, "GET", "/containers/json?all=1");
+    assert_eq!(body, "[]", "nothing was created");
+}

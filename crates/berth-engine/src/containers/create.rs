@@ -464,7 +464,21 @@ impl Engine {
 
     /// Creates a container from `spec` (validated first); a missing image
     /// is an [`ImageMissing`] error (see [`Self::create_container_pulling`]).
+    /// Anything else the spec names that does not exist (a network, a
+    /// container to share a namespace with, link or take volumes from) is
+    /// an invalid argument, as dockerd answers it with 400: the docker CLI
+    /// takes any "not found" from a create for a missing image, and pulls.
     pub fn create_container(&self, o: &ContainerSpec, opts: CreateOptions) -> Result<Created> {
+        self.create_container_checked(o, opts).map_err(|e| {
+            if e.kind() == crate::error::ErrorKind::NotFound && e.downcast_ref::<ImageMissing>().is_none() {
+                e.with_kind(crate::error::ErrorKind::InvalidArgument)
+            } else {
+                e
+            }
+        })
+    }
+
+    fn create_container_checked(&self, o: &ContainerSpec, opts: CreateOptions) -> Result<Created> {
         let o = &*super::api_socket::with_api_socket(o)?;
         o.validate()?;
         let keep_mounted = opts.start_next;

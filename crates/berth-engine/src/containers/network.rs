@@ -294,8 +294,12 @@ impl Engine {
     /// defaults to the container's name), with Docker's error for a
     /// container that does not exist.
     fn resolve_link(&self, ctr: &str, alias: &str) -> Result<(String, String)> {
-        let other = self.container(ctr).map_err(|_| {
-            EngineError::not_found(format!("could not get container for {}", shown(ctr).trim_matches('"')))
+        let other = self.container(ctr).map_err(|e| {
+            EngineError::not_found(format!(
+                "could not get container for {}: {}",
+                shown(ctr).trim_matches('"'),
+                e.message()
+            ))
         })?;
         let alias = if alias.is_empty() {
             other.rec.name.clone()
