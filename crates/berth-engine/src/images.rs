@@ -334,6 +334,7 @@ impl Engine {
             "Parent": img.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
             "Comment": comment,
             "Created": img.created,
+            "Container": cfg.extra.get("container").and_then(|v| v.as_str()).unwrap_or(""),
             "DockerVersion": cfg.extra.get("docker_version").and_then(|v| v.as_str()).unwrap_or(""),
             "Author": cfg.author.clone().unwrap_or_default(),
             "Config": config,

@@ -444,7 +444,22 @@ fn diff_commit_export_prune() {
         "echo x > /etc/new",
     ]);
     assert_eq!(r.ok(&["diff", "bare2"]), "A /etc\nA /etc/new\n");
+    // A container that changed nothing commits to no layer: only a
+    // history entry, as dockerd commits it; the image names the container.
+    let bare_id = r.ok(&["inspect", "-f", "{{.Id}}", "bare"]);
+    r.ok(&["commit", "bare", "unchanged"]);
+    let layers = |img: &str| r.ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", img]);
+    assert_eq!(layers("unchanged"), layers("bare"));
+    assert_eq!(
+        r.ok(&["history", "--format", "{{.Size}}", "unchanged"]).lines().next(),
+        Some("0B")
+    );
+    assert_eq!(
+        r.ok(&["image", "inspect", "-f", "{{.Container}}", "unchanged"]),
+        bare_id
+    );
     r.ok(&["rm", "bare", "bare2"]);
+    r.ok(&["rmi", "unchanged"]);
 
     let id = r.ok(&[
         "commit",

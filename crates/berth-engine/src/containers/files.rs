@@ -490,15 +490,8 @@ impl Engine {
         walk_upper(&upper, "", &lowers, &excluded, &mut out)?;
         out.sort_by(|a, b| a.1.cmp(&b.1));
         // Directories copied up only to hold a runtime mount point show
-        // nothing; nor does one made for the runtime's files alone (an
-        // image without /etc gets one for /etc/hosts): Docker keeps those
-        // in its init layer.
-        let made_for_runtime = |p: &str| {
-            let rel = p.trim_start_matches('/');
-            RUNTIME_PATHS
-                .iter()
-                .any(|r| parent_str(r) == rel && upper.join(r).symlink_metadata().is_ok())
-        };
+        // nothing; nor does one made for the runtime's files alone.
+        let made_for_runtime = runtime_made_dirs(&upper, &lowers);
         let keep: Vec<bool> = out
             .iter()
             .map(|(k, p)| {
@@ -506,7 +499,7 @@ impl Engine {
                 let children = out.iter().any(|(_, q)| q.starts_with(&format!("{p}/")));
                 match k {
                     'C' => !dir || children,
-                    'A' => !dir || children || !made_for_runtime(p),
+                    'A' => !made_for_runtime.iter().any(|d| d == p.trim_start_matches('/')),
                     _ => true,
                 }
             })
@@ -562,6 +555,14 @@ impl Engine {
 
         let mut excludes: Vec<String> = RUNTIME_PATHS.iter().map(|s| s.to_string()).collect();
         excludes.extend(mount_excludes(c));
+        let lowers: Vec<PathBuf> = self
+            .store
+            .image(&Digest::parse(&c.rec.image_id)?)?
+            .layers
+            .iter()
+            .map(|l| self.store.layer_dir(l))
+            .collect();
+        excludes.extend(runtime_made_dirs(&c.dir.join(UPPER), &lowers));
         let root = rustix::process::geteuid().is_root();
         let diff_opts = DiffOptions {
             source_date_epoch: None,
@@ -583,7 +584,15 @@ impl Engine {
         if let Some(a) = author {
             cfg.author = Some(a.to_string());
         }
-        cfg.rootfs.diff_ids.push(diffed.diff_id.clone());
+        // The container it came from, as dockerd records it (`Container`
+        // in inspect).
+        cfg.extra.insert("container".into(), serde_json::json!(c.rec.id));
+        // No change at all: no layer, only a history entry, as dockerd
+        // commits it (the build's steps do the same).
+        let empty = diffed.entries == 0;
+        if !empty {
+            cfg.rootfs.diff_ids.push(diffed.diff_id.clone());
+        }
         let cmd_shown = format!(
             "{} {}",
             c.cfg.args.first().cloned().unwrap_or_default(),
@@ -594,18 +603,20 @@ impl Engine {
             created_by: Some(cmd_shown.trim().to_string()),
             author: author.map(str::to_string),
             comment: message.map(str::to_string),
-            empty_layer: false,
+            empty_layer: empty,
         });
         let mut layers = self.store.image_layers(&parent)?;
-        layers.push(NewLayer {
-            diff_id: Digest::parse(&diffed.diff_id)?,
-            blob: staged.digest.clone(),
-            media_type: berth_store::images::MEDIA_OCI_LAYER.to_string(),
-            blob_size: staged.size,
-            size: diffed.size,
-            staged_blob: Some(staged),
-            staged_dir: None,
-        });
+        if !empty {
+            layers.push(NewLayer {
+                diff_id: Digest::parse(&diffed.diff_id)?,
+                blob: staged.digest.clone(),
+                media_type: berth_store::images::MEDIA_OCI_LAYER.to_string(),
+                blob_size: staged.size,
+                size: diffed.size,
+                staged_blob: Some(staged),
+                staged_dir: None,
+            });
+        }
         let rec = self.store.commit_image(NewImage {
             config: cfg.to_bytes(),
             layers,
@@ -689,6 +700,33 @@ fn parent_of(p: &Path) -> PathBuf {
         Some(x) if !x.as_os_str().is_empty() => x.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// Directories (relative) the runtime made in the container's upper dir
+/// only to hold its files: an image without /etc gets one for /etc/hosts.
+/// Docker keeps those in its init layer, so they are no change of the
+/// container's: `diff` does not show them and `commit` leaves them out.
+fn runtime_made_dirs(upper: &Path, lowers: &[PathBuf]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in RUNTIME_PATHS {
+        let Some((dir, _)) = r.rsplit_once('/') else { continue };
+        if out.iter().any(|d| d == dir)
+            || !upper.join(dir).is_dir()
+            || lowers.iter().any(|l| l.join(dir).symlink_metadata().is_ok())
+        {
+            continue;
+        }
+        let only_runtime = std::fs::read_dir(upper.join(dir)).is_ok_and(|rd| {
+            rd.flatten().all(|e| {
+                let rel = format!("{dir}/{}", e.file_name().to_string_lossy());
+                RUNTIME_PATHS.contains(&rel.as_str())
+            })
+        });
+        if only_runtime {
+            out.push(dir.to_string());
+        }
+    }
+    out
 }
 
 fn parent_str(p: &str) -> String {
