@@ -609,7 +609,13 @@ fn a_two_platform_build_is_pushed_as_an_index_and_pulled_saved_and_loaded_per_pl
     );
     assert_eq!(other.ok(&["run", "--rm", &multi, "cat", "/out"]), host_out);
     // rmi of the name in the root that has both: the name and both images go.
+    let ids = fresh.ok(&["images", "-q", "--no-trunc"]);
+    assert_eq!(ids.lines().count(), 2, "{ids}");
     let out = fresh.ok(&["rmi", &multi]);
-    assert_eq!(out.lines().filter(|l| l.starts_with("Deleted: ")).count(), 2, "{out}");
+    // Both images, each followed by the layers that went with it.
+    for id in ids.lines() {
+        assert!(out.lines().any(|l| l == format!("Deleted: {id}")), "{id}:\n{out}");
+    }
+    assert!(out.lines().filter(|l| l.starts_with("Deleted: ")).count() > 2, "{out}");
     assert_eq!(fresh.ok(&["images", "-q"]), "");
 }
