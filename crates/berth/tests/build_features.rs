@@ -188,6 +188,14 @@ fn history_text_and_default_path_are_docker_s() {
         out.contains(&format!("Removing intermediate container {id}\n")),
         "{out}"
     );
+    // COPY --chown: its owner stands right before the source's digest,
+    // without a space, as dockerd 20.10's classic builder writes it.
+    let chown = context(&[("Dockerfile", "FROM bb\nCOPY --chown=5:6 f /app/\n"), ("f", "x\n")]);
+    build_ok(&root, &["-t", "owned", chown.path().to_str().unwrap()]);
+    let out = root.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "owned"]);
+    let top = out.lines().next().unwrap_or_default();
+    assert!(top.starts_with("/bin/sh -c #(nop) COPY --chown=5:6file:"), "{out}");
+    assert!(top.ends_with(" in /app/ "), "{out}");
     // FROM alone is the base image itself, PATH or not.
     let bare = context(&[("Dockerfile", "FROM bb\n")]);
     build_ok(&root, &["-t", "same", bare.path().to_str().unwrap()]);

@@ -205,8 +205,11 @@ pub(crate) fn copy_step(
         content = fetched[0].digest.trim_start_matches("sha256:").to_string();
     }
     let key = cur.step_key(&format!("{:?}", x.kind), &extra);
+    // dockerd's classic builder puts `--chown=` right before the source,
+    // without a space: `COPY --chown=5:6dir:<digest> in /app/ `.
+    let chown = c.chown.as_ref().map(|o| format!("--chown={o}")).unwrap_or_default();
     let created_by = format!(
-        "{} {name} {kind_word}:{content} in {} ",
+        "{} {name} {chown}{kind_word}:{content} in {} ",
         super::stage::nop_prefix(&cur.config),
         c.dest
     );
