@@ -414,6 +414,10 @@ pub struct VolumeUsage {
     pub created: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// Its driver (`local`).
+    pub driver: String,
+    /// Its driver options (`type`, `device`, `o`).
+    pub options: BTreeMap<String, String>,
     /// Bytes of its data (0 when not asked for).
     pub size: u64,
     /// How many containers mount it.
@@ -572,21 +576,23 @@ impl Engine {
         }
         Ok(self
             .store
-            .list_volumes()?
+            .list_volumes_full()?
             .into_iter()
             .map(|v| {
-                let mountpoint = self.store.volumes_dir().join(&v.name).join("_data");
+                let mountpoint = self.store.volumes_dir().join(&v.record.name).join("_data");
                 VolumeUsage {
                     size: if with_size {
                         berth_archive::tree_size(&mountpoint)
                     } else {
                         0
                     },
-                    ref_count: users.get(&v.name).copied().unwrap_or(0),
+                    ref_count: users.get(&v.record.name).copied().unwrap_or(0),
                     mountpoint,
-                    name: v.name,
-                    created: v.created,
-                    labels: v.labels,
+                    name: v.record.name,
+                    created: v.record.created,
+                    labels: v.record.labels,
+                    driver: v.driver,
+                    options: v.options,
                 }
             })
             .collect())

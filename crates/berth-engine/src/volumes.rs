@@ -418,13 +418,38 @@ pub fn volume_mount(v: &Volume) -> Result<VolumeMount> {
 /// `volume inspect`'s object.
 pub fn volume_json(view: &VolumeView) -> Value {
     let v = &view.volume;
+    let r = &v.record;
+    volume_object(&r.name, &r.created, &r.labels, &v.driver, &v.options, &view.mountpoint)
+}
+
+/// Docker's `Volume` as the API lists it; with `usage`, its `UsageData`
+/// (`/system/df`).
+pub fn volume_usage_json(v: &crate::system::VolumeUsage, usage: bool) -> Value {
+    let mountpoint = v.mountpoint.display().to_string();
+    let mut out = volume_object(&v.name, &v.created, &v.labels, &v.driver, &v.options, &mountpoint);
+    if usage {
+        out["UsageData"] = json!({"RefCount": v.ref_count, "Size": v.size});
+    }
+    out
+}
+
+/// Docker's `Volume` object: `Options` null when none were given, as
+/// dockerd shows it.
+fn volume_object(
+    name: &str,
+    created: &str,
+    labels: &BTreeMap<String, String>,
+    driver: &str,
+    options: &BTreeMap<String, String>,
+    mountpoint: &str,
+) -> Value {
     json!({
-        "CreatedAt": created_at(&v.record.created),
-        "Driver": v.driver,
-        "Labels": v.record.labels,
-        "Mountpoint": view.mountpoint,
-        "Name": v.record.name,
-        "Options": v.options,
+        "CreatedAt": created_at(created),
+        "Driver": driver,
+        "Labels": labels,
+        "Mountpoint": mountpoint,
+        "Name": name,
+        "Options": if options.is_empty() { Value::Null } else { json!(options) },
         "Scope": "local",
     })
 }

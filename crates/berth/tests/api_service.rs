@@ -950,3 +950,50 @@ fn a_create_naming_what_is_missing_is_a_400_and_the_docker_cli_does_not_pull() {
     let (_, body) = raw_http(&svc.socket, "GET", "/containers/json?all=1");
     assert_eq!(body, "[]", "nothing was created");
 }
+
+/// Volumes through the socket are the engine's objects, as dockerd shows
+/// them: their driver options (null when none), `CreatedAt` in seconds.
+#[test]
+#[ignore = "needs root"]
+fn volumes_through_the_socket_show_their_options_as_dockerd_does() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    root.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=1m",
+        "tv",
+    ]);
+    root.ok(&["volume", "create", "pv"]);
+    let (_, list) = raw_http(&svc.socket, "GET", "/v1.41/volumes");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let (_, one) = raw_http(&svc.socket, "GET", "/v1.41/volumes/tv");
+    let one: serde_json::Value = serde_json::from_str(&one).unwrap();
+    let tv = list["Volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["Name"] == "tv")
+        .unwrap();
+    assert_eq!(tv, &one, "list and inspect agree");
+    assert_eq!(
+        one["Options"],
+        serde_json::json!({"device": "tmpfs", "o": "size=1m", "type": "tmpfs"})
+    );
+    let created = one["CreatedAt"].as_str().unwrap();
+    assert!(created.ends_with('Z') && created.len() == 20, "{created}");
+    let (_, pv) = raw_http(&svc.socket, "GET", "/v1.41/volumes/pv");
+    let pv: serde_json::Value = serde_json::from_str(&pv).unwrap();
+    assert!(pv["Options"].is_null(), "{pv}");
+    assert_eq!(
+        root.ok(&["volume", "inspect", "-f", "{{json .Options}}", "pv"]),
+        "null\n"
+    );
+    root.ok(&["volume", "rm", "tv", "pv"]);
+}

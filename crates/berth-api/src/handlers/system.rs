@@ -223,7 +223,7 @@ pub async fn df(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
         v["Volumes"] = usage
             .volumes
             .iter()
-            .map(|vol| super::volumes::volume(vol, true))
+            .map(|vol| berth_engine::volumes::volume_usage_json(vol, true))
             .collect();
     }
     if want("build-cache") {

@@ -6,31 +6,13 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use berth_engine::system::VolumeUsage;
-use berth_engine::volumes::{VolumeCreate, VolumeFilters};
+use berth_engine::volumes::{volume_usage_json, VolumeCreate, VolumeFilters};
 
 use super::Ctx;
 use crate::body::{self, Body};
 use crate::error::ApiError;
 use crate::query::{as_pairs, only_filters};
 use crate::router::ApiVersion;
-
-/// Docker's `Volume`; with `usage`, its `UsageData` (`system df`).
-pub fn volume(v: &VolumeUsage, usage: bool) -> Value {
-    let mut out = json!({
-        "CreatedAt": v.created,
-        "Driver": "local",
-        "Labels": v.labels,
-        "Mountpoint": v.mountpoint.display().to_string(),
-        "Name": v.name,
-        "Options": null,
-        "Scope": "local",
-    });
-    if usage {
-        out["UsageData"] = json!({"RefCount": v.ref_count, "Size": v.size});
-    }
-    out
-}
 
 /// `GET /volumes?filters` (`name`, `driver`, `label`, `label!`,
 /// `dangling`), filtered by the engine as `volume ls` is.
@@ -40,17 +22,14 @@ pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     only_filters(&f, KEYS)?;
     let filters = VolumeFilters::parse(&as_pairs(&f, KEYS)).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let all = ctx.blocking(move |e| e.volumes_filtered(&filters)).await?;
-    let list: Vec<Value> = all.iter().map(|v| volume(v, false)).collect();
+    let list: Vec<Value> = all.iter().map(|v| volume_usage_json(v, false)).collect();
     Ok(body::json(StatusCode::OK, &json!({"Volumes": list, "Warnings": null})))
 }
 
 /// `GET /volumes/{name}`.
 pub async fn inspect(ctx: &Ctx, name: String) -> Result<Response<Body>, ApiError> {
-    let all = ctx.blocking(|e| e.volumes(false)).await?;
-    match all.iter().find(|v| v.name == name) {
-        Some(v) => Ok(body::json(StatusCode::OK, &volume(v, false))),
-        None => Err(ApiError::not_found(format!("get {name}: no such volume"))),
-    }
+    let v = ctx.blocking(move |e| e.volume_inspect(&name)).await?;
+    Ok(body::json(StatusCode::OK, &v))
 }
 
 /// `POST /volumes/create`: `{Name, Driver, DriverOpts, Labels}`; 201 with
