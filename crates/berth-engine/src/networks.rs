@@ -289,17 +289,20 @@ impl Engine {
                 }),
             );
         }
-        let mut cfg = json!({"Subnet": n.subnet, "Gateway": n.gateway});
-        if !n.ip_range.is_empty() {
-            cfg["IPRange"] = json!(n.ip_range);
-        }
-        let mut configs = vec![cfg];
-        if addr6.is_some() {
-            let mut c6 = json!({"Subnet": n.subnet6, "Gateway": n.gateway6});
-            if !n.ip_range6.is_empty() {
-                c6["IPRange"] = json!(n.ip_range6);
+        // The IPAM config as it was asked for (see NetworkRecord::show_gateway).
+        let ipam = |subnet: &str, range: &str, gateway: &str, show: bool| {
+            let mut c = json!({"Subnet": subnet});
+            if !range.is_empty() {
+                c["IPRange"] = json!(range);
             }
-            configs.push(c6);
+            if show {
+                c["Gateway"] = json!(gateway);
+            }
+            c
+        };
+        let mut configs = vec![ipam(&n.subnet, &n.ip_range, &n.gateway, n.show_gateway)];
+        if addr6.is_some() {
+            configs.push(ipam(&n.subnet6, &n.ip_range6, &n.gateway6, n.show_gateway6));
         }
         Ok(json!({
             "Name": n.name,

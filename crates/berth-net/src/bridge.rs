@@ -427,6 +427,9 @@ pub fn create_network(ctx: &NetContext, store: &Store, req: &NetworkRequest) -> 
             .and_then(|a| a.ip_range)
             .map(|r| r.to_string())
             .unwrap_or_default(),
+        // Inspect shows the IPAM config as asked for, as dockerd does.
+        show_gateway: req.subnet.is_none() || req.gateway.is_some(),
+        show_gateway6: req.subnet6.is_none() || req.gateway6.is_some(),
     };
     if ctx.netlink()?.link(&rec.bridge)?.is_some() {
         return Err(NetError::InvalidNetwork(format!(

@@ -133,7 +133,16 @@ ALTER TABLE layers ADD COLUMN content_size INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE images ADD COLUMN content_size INTEGER NOT NULL DEFAULT 0;
 "#;
 
-const SCHEMA_VERSION: i64 = 6;
+/// Version 7: whether a network's inspect shows each gateway. dockerd
+/// shows the IPAM config as it was asked for: a gateway it chose for a
+/// subnet the user gave is not shown; one for a subnet it chose is.
+/// Older networks keep showing theirs.
+const MIGRATION_7: &str = r#"
+ALTER TABLE networks ADD COLUMN show_gateway INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE networks ADD COLUMN show_gateway6 INTEGER NOT NULL DEFAULT 1;
+"#;
+
+const SCHEMA_VERSION: i64 = 7;
 use crate::variants::MIGRATION_4;
 
 pub fn open(path: &Path) -> Result<Connection> {
@@ -208,12 +217,15 @@ fn try_open(path: &Path) -> rusqlite::Result<Connection> {
         // Another process may have migrated while we waited for the lock.
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let steps = match version {
-            ..=0 => format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6}"),
-            1 => format!("{MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6}"),
-            2 => format!("{MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6}"),
-            3 => format!("{MIGRATION_4} {MIGRATION_5} {MIGRATION_6}"),
-            4 => format!("{MIGRATION_5} {MIGRATION_6}"),
-            5 => MIGRATION_6.to_string(),
+            ..=0 => {
+                format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6} {MIGRATION_7}")
+            }
+            1 => format!("{MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6} {MIGRATION_7}"),
+            2 => format!("{MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6} {MIGRATION_7}"),
+            3 => format!("{MIGRATION_4} {MIGRATION_5} {MIGRATION_6} {MIGRATION_7}"),
+            4 => format!("{MIGRATION_5} {MIGRATION_6} {MIGRATION_7}"),
+            5 => format!("{MIGRATION_6} {MIGRATION_7}"),
+            6 => MIGRATION_7.to_string(),
             _ => String::new(),
         };
         let migrated = conn.execute_batch(&steps).and_then(|()| {

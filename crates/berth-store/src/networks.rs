@@ -44,6 +44,11 @@ pub struct NetworkRecord {
     pub gateway6: String,
     /// The part of the IPv6 subnet addresses come from (`""` = all of it).
     pub ip_range6: String,
+    /// Inspect shows the IPv4 gateway: it was given, or the subnet was
+    /// chosen (not for a given subnet whose gateway was chosen).
+    pub show_gateway: bool,
+    /// The same for the IPv6 gateway.
+    pub show_gateway6: bool,
 }
 
 /// A container's attachment to a network.
@@ -116,10 +121,12 @@ type NetRow = (
     String,
     String,
     String,
+    bool,
+    bool,
 );
 
 const NET_COLS: &str =
-    "id, name, driver, subnet, gateway, ip_range, internal, dns, bridge, labels, options, created, subnet6, gateway6, ip_range6";
+    "id, name, driver, subnet, gateway, ip_range, internal, dns, bridge, labels, options, created, subnet6, gateway6, ip_range6, show_gateway, show_gateway6";
 
 fn net_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
     Ok((
@@ -138,6 +145,8 @@ fn net_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NetRow> {
         r.get(12)?,
         r.get(13)?,
         r.get(14)?,
+        r.get(15)?,
+        r.get(16)?,
     ))
 }
 
@@ -158,6 +167,8 @@ fn to_net(t: NetRow) -> NetworkRecord {
         subnet6: t.12,
         gateway6: t.13,
         ip_range6: t.14,
+        show_gateway: t.15,
+        show_gateway6: t.16,
     }
 }
 
@@ -256,7 +267,7 @@ impl Store {
     /// name (or the bridge name) is taken.
     pub fn insert_network(&self, n: &NetworkRecord) -> Result<()> {
         let r = self.db().execute(
-            &format!("INSERT INTO networks ({NET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+            &format!("INSERT INTO networks ({NET_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
             params![
                 n.id,
                 n.name,
@@ -272,7 +283,9 @@ impl Store {
                 n.created,
                 n.subnet6,
                 n.gateway6,
-                n.ip_range6
+                n.ip_range6,
+                n.show_gateway,
+                n.show_gateway6
             ],
         );
         match r {
@@ -546,6 +559,8 @@ mod tests {
             subnet6: String::new(),
             gateway6: String::new(),
             ip_range6: String::new(),
+            show_gateway: true,
+            show_gateway6: true,
         };
         store.insert_network(&n).unwrap();
         n

@@ -70,6 +70,12 @@ fn network_create_ls_inspect_rm_prune() {
     assert_eq!(n["IPAM"]["Config"][0]["Gateway"], "10.231.0.254");
     assert_eq!(n["IPAM"]["Config"][0]["IPRange"], "10.231.0.128/25");
     assert_eq!(n["Labels"]["team"], "web");
+    // The IPAM config as asked for (dockerd 20.10's): a subnet alone shows
+    // no gateway, the one the engine chose still serves the containers.
+    root.ok(&["network", "create", "--subnet", "10.232.0.0/24", "subonly"]);
+    let s = json(&root.ok(&["network", "inspect", "subonly"]));
+    assert_eq!(s[0]["IPAM"]["Config"], serde_json::json!([{"Subnet": "10.232.0.0/24"}]));
+    root.ok(&["network", "rm", "subonly"]);
     assert!(n["Containers"].as_object().unwrap().is_empty());
     let bridge = n["Options"]["com.docker.network.bridge.name"]
         .as_str()
