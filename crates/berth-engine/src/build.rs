@@ -214,7 +214,7 @@ impl Engine {
         Ok(match res {
             Ok(o) => {
                 for t in &opts.tags {
-                    self.record_image_event("tag", &berth_store::reference::familiar_name(t));
+                    self.record_image_event("tag", o.id.as_str(), &berth_store::reference::familiar_name(t));
                 }
                 progress.emit(Event::Image {
                     id: o.id.to_string(),

@@ -174,8 +174,17 @@ impl EventFilter {
                 "image" => {
                     let img = a.get("image").map(String::as_str).unwrap_or("");
                     let bare = |s: &str| s.strip_suffix(":latest").unwrap_or(s).to_string();
-                    (ev.kind == "image" && (bare(&ev.actor.id) == bare(v) || ev.actor.id.starts_with(v.as_str())))
-                        || (!img.is_empty() && bare(img) == bare(v))
+                    let own = || {
+                        bare(&ev.actor.id) == bare(v)
+                            || ev.actor.id.starts_with(v.as_str())
+                            || ev
+                                .actor
+                                .id
+                                .strip_prefix("sha256:")
+                                .is_some_and(|h| h.starts_with(v.as_str()))
+                            || (!name.is_empty() && bare(name) == bare(v))
+                    };
+                    (ev.kind == "image" && own()) || (!img.is_empty() && bare(img) == bare(v))
                 }
                 "label" => match v.split_once('=') {
                     Some((lk, lv)) => a.get(lk).is_some_and(|x| x == lv),
@@ -296,10 +305,10 @@ impl Engine {
 
     /// Records an image's event; `name` is the image as named (Docker's
     /// actor ID for image events).
-    pub fn record_image_event(&self, action: &str, name: &str) {
+    pub fn record_image_event(&self, action: &str, id: &str, name: &str) {
         let mut a = BTreeMap::new();
         a.insert("name".to_string(), name.to_string());
-        self.record_event("image", action, name, a);
+        self.record_event("image", action, id, a);
     }
 
     /// The exit code of the container's last `die` event in the journal.
@@ -437,7 +446,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = Engine::open(dir.path(), None).unwrap();
         e.record_event("volume", "create", "v1", BTreeMap::new());
-        e.record_image_event("tag", "bb:latest");
+        e.record_image_event("tag", "sha256:ab", "bb:latest");
         let mut seen = Vec::new();
         e.events(&EventQuery::default(), &|| false, &mut |ev| {
             seen.push(ev.action.clone());

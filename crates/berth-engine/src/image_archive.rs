@@ -136,7 +136,7 @@ impl Engine {
                 l.tags.clone()
             };
             for n in names {
-                self.record_image_event("load", &n);
+                self.record_image_event("load", l.id.as_str(), &n);
             }
             if l.tags.is_empty() && !l.variant {
                 progress.emit(crate::progress::Event::Image {

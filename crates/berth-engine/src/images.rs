@@ -448,7 +448,7 @@ impl Engine {
         } else {
             self.store.tag(&img.id, &r.full())?;
         }
-        self.record_image_event("tag", &familiar_name(&r.full()));
+        self.record_image_event("tag", img.id.as_str(), &familiar_name(&r.full()));
         Ok(())
     }
 
@@ -527,12 +527,15 @@ impl Engine {
 
     /// `berth rmi`: untag, or delete when the last name goes, following Docker's conflicts.
     pub fn remove_image(&self, word: &str, force: bool, prune_parents: bool) -> Result<Vec<Removal>> {
+        // dockerd names the image by its ID in untag and delete events.
+        let id = self.store.resolve_image(word).map(|i| i.id.to_string()).ok();
         let out = self.remove_image_inner(word, force, prune_parents)?;
         for r in &out {
-            match r {
-                Removal::Untagged(n) => self.record_image_event("untag", n),
-                Removal::Deleted(d) => self.record_image_event("delete", d.as_str()),
-                Removal::DeletedLayer(_) => {}
+            match (r, &id) {
+                (Removal::Untagged(_), Some(id)) => self.record_image_event("untag", id, id),
+                (Removal::Untagged(n), None) => self.record_image_event("untag", n, n),
+                (Removal::Deleted(d), _) => self.record_image_event("delete", d.as_str(), d.as_str()),
+                (Removal::DeletedLayer(_), _) => {}
             }
         }
         Ok(out)

@@ -124,6 +124,11 @@ impl Engine {
             repo_digests: vec![],
             manifest: None,
         })?;
+        // dockerd's events for an import: the image, then its name.
+        self.record_image_event("import", rec.id.as_str(), rec.id.as_str());
+        if let Some(word) = opts.reference.as_deref() {
+            self.record_image_event("tag", rec.id.as_str(), word);
+        }
         Ok(rec.id)
     }
 }

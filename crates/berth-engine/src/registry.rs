@@ -376,7 +376,8 @@ impl Engine {
     pub fn pull(&self, reference: &str, opts: &PullOptions, out: &Progress) -> Result<Vec<PulledImage>> {
         let pulled = crate::off_runtime(|| self.pull_here(reference, opts, out))?;
         for p in &pulled {
-            self.record_image_event("pull", &berth_store::reference::familiar_name(&p.name));
+            let name = berth_store::reference::familiar_name(&p.name);
+            self.record_image_event("pull", &name, &name);
         }
         Ok(pulled)
     }
@@ -738,7 +739,8 @@ impl Engine {
     ) -> Result<Vec<PushedImage>> {
         let pushed = crate::off_runtime(|| self.push_here(source, dest, opts, out))?;
         for p in &pushed {
-            self.record_image_event("push", &berth_store::reference::familiar_name(&p.name));
+            let name = berth_store::reference::familiar_name(&p.name);
+            self.record_image_event("push", &name, &name);
         }
         Ok(pushed)
     }

@@ -997,3 +997,61 @@ fn volumes_through_the_socket_show_their_options_as_dockerd_does() {
     );
     root.ok(&["volume", "rm", "tv", "pv"]);
 }
+
+/// Image events name the image as dockerd 20.10's do: import, then tag
+/// with the name given; tag with the new name; untag and delete by the
+/// image's ID; and `--filter image=` finds them by name or ID.
+#[test]
+#[ignore = "needs root"]
+fn image_events_name_the_image_as_dockerd_does() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let client = &docker_clients()[0];
+    let tar = common::busybox_tar();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let start = now() - 1;
+    let id = docker_ok(client, &svc, root, &["import", tar.to_str().unwrap(), "evimg"]);
+    let id = id.trim();
+    docker_ok(client, &svc, root, &["tag", "evimg", "evimg2"]);
+    docker_ok(client, &svc, root, &["rmi", "evimg2"]);
+    let until = (now() + 1).to_string();
+    let events = |filter: &str| {
+        docker_ok(
+            client,
+            &svc,
+            root,
+            &[
+                "events",
+                "--since",
+                &start.to_string(),
+                "--until",
+                &until,
+                "--filter",
+                filter,
+                "--format",
+                "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+            ],
+        )
+    };
+    // The environment imported its own image before: this one's only.
+    let all = events(&format!("image={id}"));
+    let want = [
+        format!("import {id} {id}"),
+        format!("tag {id} evimg"),
+        format!("tag {id} evimg2:latest"),
+        format!("untag {id} {id}"),
+    ];
+    assert_eq!(all.lines().collect::<Vec<_>>(), want, "{all}");
+    assert_eq!(events("image=evimg2").lines().count(), 1, "by name");
+    assert_eq!(
+        events(&format!("image={}", &id[7..19])).lines().count(),
+        4,
+        "by short ID"
+    );
+}
