@@ -303,8 +303,9 @@ impl Engine {
         }
     }
 
-    /// Records an image's event; `name` is the image as named (Docker's
-    /// actor ID for image events).
+    /// Records an image's event: `id` is its actor (the image's ID, or the
+    /// reference for a pull or push, as dockerd has them), `name` its
+    /// `name` attribute.
     pub fn record_image_event(&self, action: &str, id: &str, name: &str) {
         let mut a = BTreeMap::new();
         a.insert("name".to_string(), name.to_string());

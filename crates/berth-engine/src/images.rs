@@ -69,6 +69,17 @@ pub enum Removal {
     DeletedLayer(Digest),
 }
 
+impl Removal {
+    /// How Docker tells it: `("Untagged", name)` or `("Deleted", ID)` (a
+    /// layer is told as deleted too).
+    pub fn told(&self) -> (&'static str, &str) {
+        match self {
+            Removal::Untagged(n) => ("Untagged", n),
+            Removal::Deleted(d) | Removal::DeletedLayer(d) => ("Deleted", d.as_str()),
+        }
+    }
+}
+
 /// The layers of the images a removal may delete, read before they go:
 /// once the store collected what nothing uses, [`LayerReport::told`] puts
 /// each layer that went after the last image that stood on it (the one

@@ -406,18 +406,10 @@ pub struct ImageEntry {
 /// A volume and what uses it, for `system df`.
 #[derive(Debug, Clone)]
 pub struct VolumeUsage {
-    /// The volume's name.
-    pub name: String,
+    /// The stored volume (name, labels, driver, options).
+    pub volume: berth_store::volumes::Volume,
     /// Where its data lives on the host.
     pub mountpoint: PathBuf,
-    /// When it was created (RFC 3339).
-    pub created: String,
-    /// Its labels.
-    pub labels: BTreeMap<String, String>,
-    /// Its driver (`local`).
-    pub driver: String,
-    /// Its driver options (`type`, `device`, `o`).
-    pub options: BTreeMap<String, String>,
     /// Bytes of its data (0 when not asked for).
     pub size: u64,
     /// How many containers mount it.
@@ -588,11 +580,7 @@ impl Engine {
                     },
                     ref_count: users.get(&v.record.name).copied().unwrap_or(0),
                     mountpoint,
-                    name: v.record.name,
-                    created: v.record.created,
-                    labels: v.record.labels,
-                    driver: v.driver,
-                    options: v.options,
+                    volume: v,
                 }
             })
             .collect())

@@ -340,7 +340,10 @@ impl Engine {
         Ok(self
             .volumes(false)?
             .into_iter()
-            .filter(|v| f.keeps(&v.name, LOCAL_DRIVER, &v.labels, v.ref_count > 0))
+            .filter(|v| {
+                let r = &v.volume.record;
+                f.keeps(&r.name, LOCAL_DRIVER, &r.labels, v.ref_count > 0)
+            })
             .collect())
     }
 
@@ -417,16 +420,13 @@ pub fn volume_mount(v: &Volume) -> Result<VolumeMount> {
 
 /// `volume inspect`'s object.
 pub fn volume_json(view: &VolumeView) -> Value {
-    let v = &view.volume;
-    let r = &v.record;
-    volume_object(&r.name, &r.created, &r.labels, &v.driver, &v.options, &view.mountpoint)
+    volume_object(&view.volume, &view.mountpoint)
 }
 
 /// Docker's `Volume` as the API lists it; with `usage`, its `UsageData`
 /// (`/system/df`).
 pub fn volume_usage_json(v: &crate::system::VolumeUsage, usage: bool) -> Value {
-    let mountpoint = v.mountpoint.display().to_string();
-    let mut out = volume_object(&v.name, &v.created, &v.labels, &v.driver, &v.options, &mountpoint);
+    let mut out = volume_object(&v.volume, &v.mountpoint.display().to_string());
     if usage {
         out["UsageData"] = json!({"RefCount": v.ref_count, "Size": v.size});
     }
@@ -435,21 +435,15 @@ pub fn volume_usage_json(v: &crate::system::VolumeUsage, usage: bool) -> Value {
 
 /// Docker's `Volume` object: `Options` null when none were given, as
 /// dockerd shows it.
-fn volume_object(
-    name: &str,
-    created: &str,
-    labels: &BTreeMap<String, String>,
-    driver: &str,
-    options: &BTreeMap<String, String>,
-    mountpoint: &str,
-) -> Value {
+fn volume_object(v: &Volume, mountpoint: &str) -> Value {
+    let r = &v.record;
     json!({
-        "CreatedAt": created_at(created),
-        "Driver": driver,
-        "Labels": labels,
+        "CreatedAt": created_at(&r.created),
+        "Driver": v.driver,
+        "Labels": r.labels,
         "Mountpoint": mountpoint,
-        "Name": name,
-        "Options": if options.is_empty() { Value::Null } else { json!(options) },
+        "Name": r.name,
+        "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
         "Scope": "local",
     })
 }

@@ -216,18 +216,17 @@ fn try_open(path: &Path) -> rusqlite::Result<Connection> {
         conn.execute_batch("BEGIN IMMEDIATE;")?;
         // Another process may have migrated while we waited for the lock.
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let steps = match version {
-            ..=0 => {
-                format!("{SCHEMA} {MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6} {MIGRATION_7}")
-            }
-            1 => format!("{MIGRATION_2} {MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6} {MIGRATION_7}"),
-            2 => format!("{MIGRATION_3} {MIGRATION_4} {MIGRATION_5} {MIGRATION_6} {MIGRATION_7}"),
-            3 => format!("{MIGRATION_4} {MIGRATION_5} {MIGRATION_6} {MIGRATION_7}"),
-            4 => format!("{MIGRATION_5} {MIGRATION_6} {MIGRATION_7}"),
-            5 => format!("{MIGRATION_6} {MIGRATION_7}"),
-            6 => MIGRATION_7.to_string(),
-            _ => String::new(),
-        };
+        // Each version's steps from the one after it (version 0: none yet).
+        let all = [
+            SCHEMA,
+            MIGRATION_2,
+            MIGRATION_3,
+            MIGRATION_4,
+            MIGRATION_5,
+            MIGRATION_6,
+            MIGRATION_7,
+        ];
+        let steps = all[version.clamp(0, SCHEMA_VERSION) as usize..].join(" ");
         let migrated = conn.execute_batch(&steps).and_then(|()| {
             if version < 6 {
                 let root = path.parent().unwrap_or(Path::new("."));
@@ -253,13 +252,10 @@ fn fill_content_sizes(conn: &Connection, root: &Path) -> rusqlite::Result<()> {
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let dir_of = |chain: &str| {
-        let hex = chain.strip_prefix("sha256:").unwrap_or(chain);
-        root.join("layers").join(hex).join("diff")
-    };
     let mut by_diff = std::collections::HashMap::new();
     for (chain, diff, _) in &layers {
-        let dir = dir_of(chain);
+        let hex = chain.strip_prefix("sha256:").unwrap_or(chain);
+        let dir = crate::layers::layer_path_in(root, hex).join("diff");
         if dir.is_dir() && !by_diff.contains_key(diff) {
             by_diff.insert(diff.clone(), berth_archive::tree_size(&dir) as i64);
         }

@@ -500,8 +500,9 @@ impl Store {
     }
 
     /// Remove blobs and layers that no image references. Returns the chain
-    /// IDs of the layer records it removed. A live layer's blob may be absent (lazy: made from its
-    /// directory when read); that is not damage and nothing is done about it.
+    /// IDs of the layer records it removed. A live layer's blob may be
+    /// absent (lazy: made from its directory when read); that is not damage
+    /// and nothing is done about it.
     ///
     /// Kept as well: what a live process leases, and every layer a mount
     /// uses as a lower dir (a step of a build, a container's root). A

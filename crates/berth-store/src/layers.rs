@@ -61,10 +61,16 @@ impl Drop for StagedLayer {
     }
 }
 
+/// `ROOT/layers/<hex>`: where the layer whose chain ID has the hex digits
+/// `chain_hex` lives in the store at `root` (its files in `diff/` below).
+pub(crate) fn layer_path_in(root: &Path, chain_hex: &str) -> PathBuf {
+    root.join("layers").join(chain_hex)
+}
+
 impl Store {
     /// `layers/<hex>` — the layer's own directory.
     pub fn layer_path(&self, chain: &Digest) -> PathBuf {
-        self.root().join("layers").join(chain.hex())
+        layer_path_in(self.root(), chain.hex())
     }
 
     /// The directory overlayfs uses as a lower dir.

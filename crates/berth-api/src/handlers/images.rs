@@ -161,9 +161,9 @@ pub async fn one(ctx: &Ctx, name: String, op: ImageOp) -> Result<Response<Body>,
 
 fn removals(list: &[Removal]) -> Value {
     list.iter()
-        .map(|r| match r {
-            Removal::Untagged(n) => json!({"Untagged": n}),
-            Removal::Deleted(d) | Removal::DeletedLayer(d) => json!({"Deleted": d.to_string()}),
+        .map(|r| {
+            let (what, id) = r.told();
+            json!({ what: id })
         })
         .collect()
 }

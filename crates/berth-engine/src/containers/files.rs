@@ -555,13 +555,7 @@ impl Engine {
 
         let mut excludes: Vec<String> = RUNTIME_PATHS.iter().map(|s| s.to_string()).collect();
         excludes.extend(mount_excludes(c));
-        let lowers: Vec<PathBuf> = self
-            .store
-            .image(&Digest::parse(&c.rec.image_id)?)?
-            .layers
-            .iter()
-            .map(|l| self.store.layer_dir(l))
-            .collect();
+        let lowers: Vec<PathBuf> = parent.layers.iter().map(|l| self.store.layer_dir(l)).collect();
         excludes.extend(runtime_made_dirs(&c.dir.join(UPPER), &lowers));
         let root = rustix::process::geteuid().is_root();
         let diff_opts = DiffOptions {

@@ -603,10 +603,8 @@ fn rmi(engine: &Engine, a: RmiArgs) -> Result<i32> {
 
 fn print_removals(out: &[Removal]) {
     for r in out {
-        match r {
-            Removal::Untagged(n) => println!("Untagged: {n}"),
-            Removal::Deleted(d) | Removal::DeletedLayer(d) => println!("Deleted: {d}"),
-        }
+        let (what, id) = r.told();
+        println!("{what}: {id}");
     }
 }
 
@@ -639,10 +637,8 @@ fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
     if !removed.is_empty() {
         println!("Deleted Images:");
         for r in &removed {
-            match r {
-                Removal::Untagged(n) => println!("untagged: {n}"),
-                Removal::Deleted(d) | Removal::DeletedLayer(d) => println!("deleted: {d}"),
-            }
+            let (what, id) = r.told();
+            println!("{}: {id}", what.to_lowercase());
         }
         println!();
     }

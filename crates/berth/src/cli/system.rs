@@ -482,7 +482,7 @@ fn df(engine: &Engine, a: DfArgs) -> Result<i32> {
         let items: Vec<Value> = detail
             .volumes
             .iter()
-            .map(|v| json!({"Name": v.name, "Links": v.ref_count.to_string(), "Size": human_size_4(v.size)}))
+            .map(|v| json!({"Name": v.volume.record.name, "Links": v.ref_count.to_string(), "Size": human_size_4(v.size)}))
             .collect();
         let h: HashMap<&str, &str> = [("Name", "VOLUME NAME"), ("Links", "LINKS"), ("Size", "SIZE")]
             .into_iter()
@@ -546,12 +546,8 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
     if !removed.is_empty() {
         println!("Deleted Images:");
         for r in &removed {
-            match r {
-                berth_engine::images::Removal::Untagged(n) => println!("untagged: {n}"),
-                berth_engine::images::Removal::Deleted(d) | berth_engine::images::Removal::DeletedLayer(d) => {
-                    println!("deleted: {d}")
-                }
-            }
+            let (what, id) = r.told();
+            println!("{}: {id}", what.to_lowercase());
         }
         println!();
     }
