@@ -544,7 +544,8 @@ fn record_store(ctx: &NetContext, store: &Store) -> Result<()> {
 /// default network still up): their bridges and veths, their elements in
 /// the firewall table, their DNS server, namespace mounts and run
 /// directory. As root only, under the networks lock; the run directories
-/// name their store in `store-root` (written when a store makes a bridge).
+/// name their store in `store-root` (written when a store makes a bridge),
+/// and links whose store has no run directory left are removed too.
 /// Returns the run directories removed.
 pub fn sweep_dead_stores(ctx: &NetContext) -> Result<Vec<PathBuf>> {
     let mut gone = Vec::new();
@@ -576,6 +577,28 @@ pub fn sweep_dead_stores(ctx: &NetContext) -> Result<Vec<PathBuf>> {
         };
         forget_dead_store(&other)?;
         gone.push(e.path());
+    }
+    // Links of a store whose run directory is gone too (its store-root
+    // file cannot be read any more): nothing names them but their alias.
+    // Every store that makes a bridge on the host keeps a run directory
+    // while the bridge lives (record_store), so these are nobody's.
+    let mut nl = ctx.netlink()?;
+    let orphans: std::collections::BTreeSet<String> = nl
+        .links()?
+        .into_iter()
+        .filter_map(|l| l.alias.strip_prefix("berth:")?.split(':').next().map(str::to_string))
+        .filter(|tag| *tag != ctx.tag && !ctx.lock_dir.join(format!("net-{tag}")).exists())
+        .collect();
+    drop(nl);
+    for tag in orphans {
+        let other = NetContext {
+            run_dir: ctx.lock_dir.join(format!("net-{tag}")),
+            tag,
+            default_store: false,
+            ..ctx.clone()
+        };
+        forget_dead_store(&other)?;
+        gone.push(other.run_dir);
     }
     Ok(gone)
 }

@@ -712,6 +712,28 @@ fn a_deleted_stores_networks_are_swept_by_the_next_network_made() {
     drop(ns);
 }
 
+/// A bridge whose store and run directory are both gone (found after a
+/// full test run: nothing named it but its alias) goes with the next
+/// network made, with its firewall elements.
+#[test]
+#[ignore = "needs root"]
+fn a_bridge_no_run_directory_names_is_swept_by_the_next_network_made() {
+    let gone = Env::new();
+    let net = gone.network("orphaned", false);
+    std::fs::remove_dir_all(&gone.ctx.run_dir).unwrap();
+    std::fs::remove_dir_all(&gone.store_root).unwrap();
+    let env = Env::new();
+    let other = env.network("fresh2", false);
+    let links = berth_net::nl::Netlink::new().unwrap().links().unwrap();
+    assert!(!links.iter().any(|l| l.name == net.bridge), "{links:?}");
+    assert!(links.iter().any(|l| l.name == other.bridge), "{links:?}");
+    let fw = berth_net::firewall::Firewall::new(berth_net::ns::host())
+        .state()
+        .unwrap();
+    assert!(!fw.bridges.contains(&net.bridge), "{fw:?}");
+    env.cleanup();
+}
+
 #[test]
 #[ignore = "needs root"]
 fn firewall_elements_whose_bridge_is_gone_are_swept_by_the_next_network_made() {
