@@ -495,3 +495,72 @@ fn overlay_with_130_lowers_and_scratch() {
     assert_eq!(std::fs::read_dir(&m2).unwrap().count(), 0);
     unmount(&m2).unwrap();
 }
+
+/// A `crun` on PATH's terms that records each command it is given, then
+/// runs the real crun.
+fn recording_crun(dir: &Path) -> (PathBuf, PathBuf) {
+    let real = ["/usr/bin/crun", "/usr/local/bin/crun", "/bin/crun"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("crun is not installed (scripts/setup installs it)");
+    let log = dir.join("crun-commands");
+    let wrapper = dir.join("bin").join("crun");
+    std::fs::create_dir_all(wrapper.parent().unwrap()).unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\nexec {} \"$@\"\n",
+            log.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (wrapper, log)
+}
+
+/// The crun subcommands run so far (`create`, `start`, `delete`…).
+fn crun_commands(log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let words = ["create", "start", "run", "delete", "kill", "state"];
+    text.lines()
+        .filter_map(|l| l.split_whitespace().find(|w| words.contains(w)).map(str::to_string))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_created_crun_container_is_started_through_its_fifo_unless_its_spec_has_hooks() {
+    need_root();
+    // No hooks: crun creates, berth releases the process itself.
+    let mut c = Ctr::new("fifo", &["sh", "-c", "echo released; exit 4"]);
+    let (wrapper, log) = recording_crun(c.tmp.path());
+    c.runtime = OciRuntime::select(Some(wrapper.to_str().unwrap()), &c.tmp.path().join("runtime")).unwrap();
+    assert_eq!(c.run().unwrap(), 4);
+    assert_eq!(c.output(), "released\n");
+    assert_eq!(crun_commands(&log), ["create"], "crun's start was run");
+    assert!(
+        !c.tmp.path().join("runtime").join(&c.cfg.id).exists(),
+        "crun's state stayed"
+    );
+
+    // A poststart hook: only `crun start` runs it, so crun starts it.
+    let mut c = Ctr::new("hooked", &["echo", "hooked"]);
+    let (wrapper, log) = recording_crun(c.tmp.path());
+    c.runtime = OciRuntime::select(Some(wrapper.to_str().unwrap()), &c.tmp.path().join("runtime")).unwrap();
+    c.prepare();
+    let mark = c.tmp.path().join("poststart-ran");
+    let config = c.dir.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    // A hook reads the state crun writes to its stdin (crun dies of
+    // SIGPIPE when the hook went before it wrote).
+    let hook = format!("cat > /dev/null; echo ran > {}", mark.display());
+    spec["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}]});
+    std::fs::write(&config, serde_json::to_vec(&spec).unwrap()).unwrap();
+    assert_eq!(berth_runtime::monitor_main(&c.dir, c.opts()).unwrap(), 0);
+    assert_eq!(c.output(), "hooked\n");
+    assert_eq!(std::fs::read_to_string(&mark).unwrap(), "ran\n");
+    let commands = crun_commands(&log);
+    assert_eq!(&commands[..2], ["create", "start"], "{commands:?}");
+}
