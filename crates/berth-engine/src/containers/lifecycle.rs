@@ -452,6 +452,7 @@ impl Engine {
         // Held while it goes: a prune beside an `rm -f` finds it stopped
         // once it is killed, and must leave it to this removal.
         let _held = self.hold_container(&c.rec.id)?;
+        let mut grave_tree = None;
         if c.dir.is_dir() {
             if !c.status().can_remove(false) {
                 if !force {
@@ -491,13 +492,19 @@ impl Engine {
                 }
             }
             self.store.remove_container(&c.rec.id)?;
-            berth_store::staging::remove_tree(&grave);
+            grave_tree = Some(grave);
         } else {
             self.net_down(&c.rec.id)?;
             self.store.remove_container(&c.rec.id)?;
         }
         self.store.free_host_ids(&c.rec.id)?;
         self.record_container_event("destroy", &c, &[]);
+        // The container is gone: its moved-away directory is garbage. A
+        // `wait --condition removed` wakes at the first file deleted here,
+        // so `destroy` is in the journal before it returns.
+        if let Some(grave) = grave_tree {
+            berth_store::staging::remove_tree(&grave);
+        }
         if volumes {
             self.remove_anonymous_volumes(&c)?;
         }
