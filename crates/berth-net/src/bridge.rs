@@ -871,6 +871,13 @@ fn plug(
         .link(&ifname)?
         .ok_or_else(|| NetError::InvalidNetwork(format!("{ifname} did not appear in the container")))?;
     inside.add_addr(cl.index, lease.ip, addr.subnet.prefix)?;
+    // The namespace starts without IPv6 (see `ns::ipv6_off_by_default`):
+    // an endpoint with an IPv6 address turns it on for its interface and
+    // for loopback (`::1`), as Docker does.
+    if (lease.ip6.is_some() && addr6.is_some()) || link_local.iter().any(IpAddr::is_ipv6) {
+        container_ns.set_ipv6(&ifname, true)?;
+        container_ns.set_ipv6("lo", true)?;
+    }
     let ip6 = match (addr6, lease.ip6) {
         (Some(a6), Some(ip6)) => {
             // nodad: usable at once (no duplicate address detection to wait out).

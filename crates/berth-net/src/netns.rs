@@ -157,10 +157,27 @@ impl NetnsHelper {
 
     /// A new socket of `kind`, created inside the namespace.
     pub(crate) fn socket(&self, kind: SocketKind) -> std::io::Result<OwnedFd> {
+        self.request(&[kind as u8])
+    }
+
+    /// The namespace's `/proc/sys/net/ipv6/conf/IFNAME/disable_ipv6`,
+    /// open for writing (a sysctl file belongs to the namespace it was
+    /// opened in).
+    pub(crate) fn ipv6_switch(&self, ifname: &str) -> std::io::Result<OwnedFd> {
+        if !valid_ifname(ifname) {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut req = vec![IPV6_SWITCH];
+        req.extend_from_slice(ifname.as_bytes());
+        self.request(&req)
+    }
+
+    /// Sends one request; returns the descriptor the helper made for it.
+    fn request(&self, req: &[u8]) -> std::io::Result<OwnedFd> {
         use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendFlags};
         use std::mem::MaybeUninit;
         let chan = self.chan.lock().unwrap_or_else(|e| e.into_inner());
-        rustix::net::send(&*chan, &[kind as u8], SendFlags::NOSIGNAL)?;
+        rustix::net::send(&*chan, req, SendFlags::NOSIGNAL)?;
         let mut st = [0u8; 4];
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut anc = RecvAncillaryBuffer::new(&mut space);
@@ -203,6 +220,15 @@ impl Drop for NetnsHelper {
             libc::waitpid(self.pid, std::ptr::null_mut(), 0);
         }
     }
+}
+
+/// The request for an interface's IPv6 switch (followed by its name).
+const IPV6_SWITCH: u8 = 4;
+
+/// An interface name the kernel could have (IFNAMSIZ less its NUL), safe
+/// to put in a path.
+pub(crate) fn valid_ifname(name: &str) -> bool {
+    (1..=15).contains(&name.len()) && name != "." && name != ".." && !name.bytes().any(|b| b == b'/' || b == 0)
 }
 
 /// Sends a 4-byte status and, optionally, one file descriptor.
@@ -266,13 +292,40 @@ fn child_main(chan: i32, netns: i32, userns: i32, parent: libc::pid_t) -> ! {
             libc::_exit(1);
         }
         loop {
-            let mut req = [0u8; 1];
-            let n = libc::recv(chan, req.as_mut_ptr().cast(), 1, 0);
+            // A kind, or IPV6_SWITCH and an interface name.
+            let mut req = [0u8; 17];
+            let n = libc::recv(chan, req.as_mut_ptr().cast(), req.len(), 0);
             if n < 0 && errno() == libc::EINTR {
                 continue;
             }
             if n <= 0 {
                 libc::_exit(0);
+            }
+            if req[0] == IPV6_SWITCH {
+                let name = &req[1..n as usize];
+                let ok = (1..=15).contains(&name.len())
+                    && name != b"."
+                    && name != b".."
+                    && !name.iter().any(|&b| b == b'/' || b == 0);
+                if !ok {
+                    send_reply(chan, libc::EINVAL, -1);
+                    continue;
+                }
+                // "/proc/sys/net/ipv6/conf/" NAME "/disable_ipv6" NUL, on the stack.
+                const HEAD: &[u8] = b"/proc/sys/net/ipv6/conf/";
+                const TAIL: &[u8] = b"/disable_ipv6\0";
+                let mut path = [0u8; 64];
+                path[..HEAD.len()].copy_from_slice(HEAD);
+                path[HEAD.len()..HEAD.len() + name.len()].copy_from_slice(name);
+                path[HEAD.len() + name.len()..HEAD.len() + name.len() + TAIL.len()].copy_from_slice(TAIL);
+                let f = libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if f < 0 {
+                    send_reply(chan, errno(), -1);
+                } else {
+                    send_reply(chan, 0, f);
+                    libc::close(f);
+                }
+                continue;
             }
             let (family, ty, proto) = match req[0] {
                 1 => (libc::AF_INET, libc::SOCK_STREAM, 0),

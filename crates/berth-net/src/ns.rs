@@ -76,6 +76,34 @@ impl Namespace {
         self.socket(SocketKind::Udp4)
     }
 
+    /// Turns IPv6 on or off on interface `ifname` (`lo`, `eth0`…) inside
+    /// this namespace: its `disable_ipv6` switch, as Docker sets it.
+    pub fn set_ipv6(&self, ifname: &str, on: bool) -> Result<()> {
+        let shown = || format!("{} in {}", ipv6_switch_path(ifname), self.netns.display());
+        if !crate::netns::valid_ifname(ifname) {
+            return Err(NetError::io(shown(), std::io::Error::from_raw_os_error(libc::EINVAL)));
+        }
+        let open_here = || -> Result<OwnedFd> {
+            let p = ipv6_switch_path(ifname);
+            rustix::fs::open(
+                p.as_str(),
+                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| NetError::io(shown(), e))
+        };
+        let fd = match &self.userns {
+            None if is_current(&self.netns) => open_here()?,
+            None => with_netns(self.open()?.as_fd(), &self.netns.to_string_lossy(), open_here)?,
+            Some(u) => {
+                let helper = NetnsHelper::spawn_fds(0, Some(self.open()?), Some(open(u)?))?;
+                helper.ipv6_switch(ifname).map_err(|e| NetError::io(shown(), e))?
+            }
+        };
+        rustix::io::write(&fd, if on { b"0" } else { b"1" }).map_err(|e| NetError::io(shown(), e))?;
+        Ok(())
+    }
+
     fn socket(&self, kind: SocketKind) -> Result<OwnedFd> {
         if self.userns.is_none() && is_current(&self.netns) {
             return make_socket(kind).map_err(|e| NetError::io("making a socket", e));
@@ -187,6 +215,7 @@ pub fn create_persistent(path: &Path) -> Result<Namespace> {
             nl.set_up(lo.index)?;
         }
         no_dad_by_default();
+        ipv6_off_by_default();
         Ok(())
     })();
     restore_netns(&orig);
@@ -206,6 +235,29 @@ fn no_dad_by_default() {
     let p = "/proc/sys/net/ipv6/conf/default/accept_dad";
     if let Err(e) = std::fs::write(p, "0") {
         log::debug!("{p}: {e}");
+    }
+}
+
+/// An interface's IPv6 switch under `/proc/sys/net` (of the namespace of
+/// whoever opens it).
+fn ipv6_switch_path(ifname: &str) -> String {
+    format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6")
+}
+
+/// Turns IPv6 off in the calling thread's network namespace, for the
+/// interfaces in it (loopback) and those made or moved in later, as
+/// dockerd 20.10 does in a container's namespace: an interface gets it
+/// back only on a network with IPv6 ([`Namespace::set_ipv6`]). `default`
+/// first, then `all`, which the kernel passes on to every interface in
+/// the namespace. Best effort: a kernel without IPv6 has no such files.
+pub(crate) fn ipv6_off_by_default() {
+    for p in [
+        "/proc/sys/net/ipv6/conf/default/disable_ipv6",
+        "/proc/sys/net/ipv6/conf/all/disable_ipv6",
+    ] {
+        if let Err(e) = std::fs::write(p, "1") {
+            log::debug!("{p}: {e}");
+        }
     }
 }
 

@@ -475,6 +475,27 @@ pub fn container_resolv_conf(host_resolv: &str, own_netns: bool) -> String {
     out
 }
 
+/// The host's switch for IPv6 on every interface; missing without IPv6.
+const IPV6_ALL: &str = "/proc/sys/net/ipv6/conf/all/disable_ipv6";
+
+/// The container's `linux.sysctl`: its `--sysctl`s and, when the runtime
+/// makes its network namespace (`none`, a private loopback), IPv6 off in
+/// it, as dockerd 20.10 leaves a namespace on no IPv6 network (a namespace
+/// berth makes for bridge networks gets that from berth-net, which turns
+/// IPv6 back on for an IPv6 network's interface). A `--sysctl` of
+/// `net.ipv6.conf.all.disable_ipv6` leaves both to the user, as dockerd
+/// does.
+fn sysctls(cfg: &ContainerConfig, runtime_made_netns: bool) -> std::collections::BTreeMap<String, String> {
+    const ALL: &str = "net.ipv6.conf.all.disable_ipv6";
+    let mut out = cfg.sysctl.clone();
+    if runtime_made_netns && !out.contains_key(ALL) && Path::new(IPV6_ALL).exists() {
+        for key in [ALL, "net.ipv6.conf.default.disable_ipv6"] {
+            out.entry(key.to_string()).or_insert_with(|| "1".to_string());
+        }
+    }
+    out
+}
+
 fn network_mode(cfg: &ContainerConfig) -> (bool, Option<String>) {
     // (own new netns?, path to join)
     match cfg.network_mode.as_str() {
@@ -1059,8 +1080,9 @@ pub fn build_spec(cfg: &ContainerConfig, rootfs: &Path, container_dir: &Path) ->
     if !rootless {
         linux["cgroupsPath"] = json!(cgroups_path(cfg));
     }
-    if !cfg.sysctl.is_empty() {
-        linux["sysctl"] = json!(cfg.sysctl);
+    let sysctl = sysctls(cfg, own_netns && join_netns.is_none());
+    if !sysctl.is_empty() {
+        linux["sysctl"] = json!(sysctl);
     }
     if own_userns {
         linux["uidMappings"] = json!(uid_mappings);

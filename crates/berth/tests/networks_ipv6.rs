@@ -512,3 +512,74 @@ fn compose_enable_ipv6_and_ipv6_address() {
     env.root.ok(&["compose", "-f", f, "-p", "v6proj", "down", "-t", "0"]);
     assert!(!ip6_routes().contains(&p), "{}", ip6_routes());
 }
+
+/// Each IPv6 switch of a container's namespace (`-` where there is no
+/// such interface), then its IPv6 addresses as `IFNAME ADDRESS/PREFIX`.
+const IPV6_STATE: &str = "for f in all default lo eth0 eth1; do \
+     printf '%s=%s ' $f $(cat /proc/sys/net/ipv6/conf/$f/disable_ipv6 2>/dev/null || echo -); done; echo; \
+     ip -6 -o addr | awk '{print $2, $4}'";
+
+/// IPv6 is on only where a network has it, as dockerd 20.10 leaves a
+/// container's namespace: off (`all`, `default`, loopback, each
+/// interface) on no network, the default network and an IPv4 network;
+/// on for loopback and the interface of an IPv6 network, also one
+/// connected later; everything on when the container asks with
+/// `--sysctl net.ipv6.conf.all.disable_ipv6=0`.
+#[test]
+#[ignore = "needs root"]
+fn ipv6_is_on_only_for_the_interfaces_of_ipv6_networks() {
+    let env = NetEnv(Env::new());
+    let p = ula_prefix();
+    env.root.ok(&["network", "create", "v4only"]);
+    env.root
+        .ok(&["network", "create", "--ipv6", "--subnet", &format!("{p}::/64"), "v6"]);
+    for net in ["none", "bridge", "v4only"] {
+        let (ok, out) = sh(&env, &["--network", net], IPV6_STATE);
+        assert!(ok, "{out}");
+        let eth0 = if net == "none" { "-" } else { "1" };
+        assert_eq!(out, format!("all=1 default=1 lo=1 eth0={eth0} eth1=- \n"), "on {net}");
+    }
+    let (ok, out) = sh(&env, &["--network", "v6"], IPV6_STATE);
+    assert!(ok, "{out}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("all=1 default=1 lo=0 eth0=0 eth1=- "), "{out}");
+    let addrs: Vec<&str> = lines.collect();
+    assert!(addrs.contains(&"lo ::1/128"), "{out}");
+    assert!(addrs.contains(&format!("eth0 {p}::2/64").as_str()), "{out}");
+
+    // A container on an IPv4 network gets IPv6 with a network connected later.
+    env.root.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dual",
+        "--network",
+        "v4only",
+        "bb",
+        "sleep",
+        "300",
+    ]);
+    env.root.ok(&["network", "connect", "v6", "dual"]);
+    let out = env.root.ok(&["exec", "dual", "sh", "-c", IPV6_STATE]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("all=1 default=1 lo=0 eth0=1 eth1=0 "), "{out}");
+    let addrs: Vec<&str> = lines.collect();
+    assert!(addrs.contains(&"lo ::1/128"), "{out}");
+    assert!(addrs.iter().any(|a| a.starts_with(&format!("eth1 {p}::"))), "{out}");
+    assert!(!addrs.iter().any(|a| a.starts_with("eth0 ")), "{out}");
+
+    // The container's own sysctl wins, as with dockerd.
+    for net in ["none", "v4only"] {
+        let (ok, out) = sh(
+            &env,
+            &["--network", net, "--sysctl", "net.ipv6.conf.all.disable_ipv6=0"],
+            IPV6_STATE,
+        );
+        assert!(ok, "{out}");
+        let eth0 = if net == "none" { "-" } else { "0" };
+        assert!(
+            out.starts_with(&format!("all=0 default=0 lo=0 eth0={eth0} eth1=- \nlo ::1/128\n")),
+            "on {net}: {out}"
+        );
+    }
+}

@@ -681,6 +681,16 @@ fn rootless_ipv6_networks() {
     rl.ok("run -d --name web --network v6a --ip6 fd42:4242:4242:1::10 bb httpd -f -p 8000 -h /etc");
     let web = rl.ok("inspect --format '{{(index .NetworkSettings.Networks \"v6a\").GlobalIPv6Address}}' web");
     assert_eq!(web.trim(), "fd42:4242:4242:1::10");
+    // IPv6 is on for loopback and the IPv6 network's interface only (the
+    // namespace helper turns it on inside the rootless user namespace).
+    let switches = "sh -c 'for f in all default lo eth0; do printf \"%s=%s \" $f $(cat /proc/sys/net/ipv6/conf/$f/disable_ipv6); done'";
+    assert_eq!(rl.ok(&format!("exec web {switches}")), "all=1 default=1 lo=0 eth0=0 ");
+    // On an IPv4 network, off everywhere.
+    rl.ok("network create v4");
+    assert_eq!(
+        rl.ok(&format!("run --rm --network v4 bb {switches}")),
+        "all=1 default=1 lo=1 eth0=1 "
+    );
     let host = rl.ok("inspect --format '{{.Config.Hostname}}' web");
     let o = rl.ok(
         "run --rm --network v6a bb sh -c 'ping -6 -c1 -W2 web >/dev/null && wget -qO- http://[fd42:4242:4242:1::10]:8000/hostname && nslookup -type=AAAA web'",
@@ -694,7 +704,7 @@ fn rootless_ipv6_networks() {
     let nft = stdout(&rl.in_netns(&["nft", "list", "table", "ip6", "berth"]));
     assert!(nft.contains("fd42:4242:4242:1::/64"), "{nft}");
     rl.ok("rm -f web");
-    rl.ok("network rm v6a v6b");
+    rl.ok("network rm v6a v6b v4");
     assert!(
         rl.holder().is_none(),
         "the rootless namespace stops with its last network"
