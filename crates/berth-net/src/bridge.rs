@@ -1010,6 +1010,25 @@ pub fn disconnect_all(ctx: &NetContext, store: &Store, container_id: &str, how: 
     Ok(())
 }
 
+/// Releases a container's addresses and DNS records while the namespace
+/// its networks' bridges are in does not run (rootless, its holder killed):
+/// the links and the container's namespace mount went with that
+/// namespace, so only the store's leases, the DNS server's files (under
+/// `run_dir`) and the namespace's mount point there change; the next
+/// namespace's server starts from those files.
+pub fn release_offline(run_dir: &Path, store: &Store, container_id: &str) -> Result<()> {
+    crate::ns::remove_mount_point(&run_dir.join("netns").join(container_id))?;
+    let nets = store.list_networks()?;
+    let dns = Dns::new(run_dir, crate::ns::host());
+    for ep in store.container_endpoints(container_id)? {
+        if let Some(n) = nets.iter().find(|n| n.id == ep.network_id && n.dns) {
+            dns.forget(&n.bridge, container_id)?;
+        }
+        store.release_endpoint(&ep.network_id, container_id)?;
+    }
+    Ok(())
+}
+
 /// What [`reconcile`] removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {

@@ -216,6 +216,17 @@ impl Dns {
         self.reload_or_stop()
     }
 
+    /// Removes a container's records from network `net`'s file without
+    /// telling the server, for a namespace that is not running (its
+    /// server went with it; the next one reads the file as left here).
+    pub fn forget(&self, net: &str, container_id: &str) -> Result<()> {
+        if !self.config_dir().join(net).exists() {
+            return Ok(());
+        }
+        let _lock = self.lock()?;
+        self.rewrite(net, None, |recs| recs.retain(|r| r.container_id != container_id))
+    }
+
     fn change(
         &self,
         net: &str,
@@ -224,14 +235,7 @@ impl Dns {
         f: impl FnOnce(&mut Vec<DnsRecord>),
     ) -> Result<()> {
         let _lock = self.lock()?;
-        let p = self.config_dir().join(net);
-        let (gw, mut recs) = std::fs::read_to_string(&p).map(|t| parse(&t)).unwrap_or_default();
-        let gateway = gateways.unwrap_or(gw);
-        f(&mut recs);
-        // Staged outside the directory the server reads.
-        let tmp = self.dir.join(format!(".dns-{net}.{}", std::process::id()));
-        std::fs::write(&tmp, render(&gateway, &recs)).map_err(|e| io(format!("writing {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, &p).map_err(|e| io(format!("renaming {}", p.display()), e))?;
+        self.rewrite(net, gateways, f)?;
         if !upstream.is_empty() {
             // Rewritten in place: the server's /etc/resolv.conf is a bind
             // mount of this very inode.
@@ -241,6 +245,18 @@ impl Dns {
             }
         }
         self.reload_or_stop()
+    }
+
+    /// Network `net`'s file with `f` applied to its records (the lock held).
+    fn rewrite(&self, net: &str, gateways: Option<String>, f: impl FnOnce(&mut Vec<DnsRecord>)) -> Result<()> {
+        let p = self.config_dir().join(net);
+        let (gw, mut recs) = std::fs::read_to_string(&p).map(|t| parse(&t)).unwrap_or_default();
+        let gateway = gateways.unwrap_or(gw);
+        f(&mut recs);
+        // Staged outside the directory the server reads.
+        let tmp = self.dir.join(format!(".dns-{net}.{}", std::process::id()));
+        std::fs::write(&tmp, render(&gateway, &recs)).map_err(|e| io(format!("writing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &p).map_err(|e| io(format!("renaming {}", p.display()), e))
     }
 
     /// The running server's pid, if it is alive.

@@ -140,6 +140,13 @@ pub fn default_dir() -> PathBuf {
     }
 }
 
+/// The run directory (DNS server files, locks) of the store at
+/// `store_root` in the rootless namespace of `dir`, whether or not that
+/// namespace runs.
+pub fn run_dir(dir: &Path, store_root: &Path) -> PathBuf {
+    dir.join(format!("net-{}", store_tag(store_root)))
+}
+
 impl RootlessNetns {
     /// The running namespace of `dir`, made (holder and pasta) when there is none.
     pub fn ensure(dir: &Path) -> Result<RootlessNetns> {
@@ -240,7 +247,7 @@ impl RootlessNetns {
     pub fn context(&self, store_root: &Path) -> NetContext {
         let tag = store_tag(store_root);
         NetContext {
-            run_dir: self.dir.join(format!("net-{tag}")),
+            run_dir: run_dir(&self.dir, store_root),
             lock_dir: self.dir.clone(),
             bridge_ns: self.namespace(),
             tag,

@@ -590,8 +590,17 @@ fn rootless_recovers_after_kill_9() {
     let old_ns = vec![ns_of(holder, "net").unwrap(), ns_of(holder, "user").unwrap()];
     // SAFETY: kill(2) on the holder this test's berth started.
     unsafe { libc::kill(holder, libc::SIGKILL) };
+    // Removed while no namespace runs: its address and DNS record go
+    // too, so its name is the new container's alone.
     rl.ok("rm -f wk");
     rl.ok("run -d --name wk --hostname w-host --network rk-a bb httpd -f -p 8000 -h /etc");
+    let ip = rl.ok("inspect --format '{{(index .NetworkSettings.Networks \"rk-a\").IPAddress}}' wk");
+    let found = rl.ok("run --rm --network rk-a bb nslookup -type=A wk");
+    let answers: Vec<&str> = found
+        .lines()
+        .filter(|l| l.starts_with("Address") && !l.ends_with(":53"))
+        .collect();
+    assert_eq!(answers, [format!("Address: {}", ip.trim())], "{found}");
     assert_eq!(rl.ok(get), "w-host\n");
     assert_ne!(rl.holder(), Some(holder));
     assert!(in_namespaces(&old_ns).is_empty(), "{:?}", in_namespaces(&old_ns));

@@ -617,6 +617,14 @@ impl Engine {
     /// call for any container, any number of times.
     pub fn net_down(&self, id: &str) -> Result<()> {
         let Some(ctx) = self.net_context(false)? else {
+            // Rootless with no namespace running (its holder was killed):
+            // its links went with it, but the container's leases and DNS
+            // records would stay for the next one (a removed container's
+            // name resolving to its old address there).
+            if crate::is_rootless() {
+                let run_dir = berth_net::rootless::run_dir(&berth_net::rootless::default_dir(), self.root());
+                bridge::release_offline(&run_dir, &self.store, id)?;
+            }
             return Ok(());
         };
         let had = !self.store.container_endpoints(id)?.is_empty();
