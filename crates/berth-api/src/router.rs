@@ -104,6 +104,8 @@ pub enum Route {
     SystemDf,
     Auth,
     ImagesList,
+    /// `GET /distribution/{name}/json`: what a registry says of a name.
+    Distribution(String),
     ImagesSave,
     ImagesLoad,
     ImagesPrune,
@@ -286,7 +288,9 @@ pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
         ["volumes", "prune"] if post => Ok(Route::VolumesPrune),
         ["volumes", name] if get => Ok(Route::Volume(name.to_string())),
         ["volumes", name] if delete => Ok(Route::VolumeRemove(name.to_string())),
-        ["distribution", ..] => not_yet("distribution"),
+        ["distribution", rest @ .., "json"] if get && !rest.is_empty() => {
+            Ok(Route::Distribution(image_word(&rest.join("/"))?))
+        }
         _ => Err(ApiError::page_not_found()),
     };
     Ok(Routed { version, route: route? })
@@ -374,6 +378,14 @@ mod tests {
         );
         assert_eq!(
             r(Method::GET, "/images/bb/frobnicate").unwrap_err().message,
+            "page not found"
+        );
+        assert_eq!(
+            r(Method::GET, "/distribution/127.0.0.1:5000/team/app:1/json").unwrap(),
+            Route::Distribution("127.0.0.1:5000/team/app:1".into())
+        );
+        assert_eq!(
+            r(Method::GET, "/distribution/json").unwrap_err().message,
             "page not found"
         );
     }

@@ -60,6 +60,57 @@ pub struct PullOptions {
     pub registry: Options,
 }
 
+/// A registry's answer for a name, without pulling
+/// ([`Engine::distribution_inspect`]).
+#[derive(Clone, Debug)]
+pub struct RemoteImage {
+    /// The media type of what the name points at (a manifest or an index).
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The platforms it offers.
+    pub platforms: Vec<OciPlatform>,
+}
+
+/// A platform as OCI's image index and image config name its fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OciPlatform {
+    /// `amd64`, `arm64`…
+    pub architecture: String,
+    /// `linux`, `windows`…
+    pub os: String,
+    /// The OS version, where one matters (Windows).
+    #[serde(rename = "os.version", skip_serializing_if = "String::is_empty")]
+    pub os_version: String,
+    /// Required OS features.
+    #[serde(rename = "os.features", skip_serializing_if = "Vec::is_empty")]
+    pub os_features: Vec<String>,
+    /// The CPU variant (`v7`, `v8`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub variant: String,
+}
+
+impl OciPlatform {
+    /// From an index entry's `platform` or an image config (same keys).
+    fn from_json(v: &Value) -> OciPlatform {
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        OciPlatform {
+            architecture: s("architecture"),
+            os: s("os"),
+            os_version: s("os.version"),
+            os_features: v["os.features"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect(),
+            variant: s("variant"),
+        }
+    }
+}
+
 /// One image a pull brought (or found up to date).
 #[derive(Clone, Debug)]
 pub struct PulledImage {
@@ -1534,6 +1585,46 @@ impl Engine {
             reg.get_manifest(&r.path, &r.tag_or_digest()).await
         })?;
         Ok(m.json()?)
+    }
+
+    /// What the registry says of `reference` without pulling it (the
+    /// API's `GET /distribution/{name}/json`): the descriptor of the
+    /// manifest or index the name points at, and the platforms it offers:
+    /// an index's entries', or a single manifest's from its image config.
+    pub fn distribution_inspect(&self, reference: &str, opts: &Options) -> Result<RemoteImage> {
+        crate::off_runtime(|| {
+            let r = Reference::parse(reference)?;
+            let rt = runtime()?;
+            rt.block_on(async {
+                let reg = Registry::connect(&r.domain, opts).await?;
+                let m = reg.get_manifest(&r.path, &r.tag_or_digest()).await?;
+                let doc = m.json()?;
+                let platforms = if platform::is_index(&m.media_type) {
+                    doc["manifests"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|d| OciPlatform::from_json(&d["platform"]))
+                        .collect()
+                } else {
+                    let desc = &doc["config"];
+                    let digest = desc["digest"]
+                        .as_str()
+                        .and_then(|d| Digest::parse(d).ok())
+                        .ok_or_else(|| anyhow!("the manifest of {reference} names no image config"))?;
+                    let config = reg.get_blob_bytes(&r.path, &digest, 32 << 20).await?;
+                    let config: Value = serde_json::from_slice(&config)
+                        .with_context(|| format!("the image config of {reference} is not JSON"))?;
+                    vec![OciPlatform::from_json(&config)]
+                };
+                Ok(RemoteImage {
+                    media_type: m.media_type.clone(),
+                    size: m.bytes.len() as u64,
+                    digest: m.digest,
+                    platforms,
+                })
+            })
+        })
     }
 
     /// `manifest push NAME [DEST]`: push every image of the list by digest,

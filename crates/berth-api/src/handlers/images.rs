@@ -96,6 +96,19 @@ pub async fn list(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     Ok(body::json(StatusCode::OK, &json!(v)))
 }
 
+/// `GET /distribution/{name}/json`: the registry's descriptor of the
+/// name and the platforms it offers (nothing is pulled).
+pub async fn distribution(ctx: &Ctx, name: String) -> Result<Response<Body>, ApiError> {
+    // Reached as the API's pulls reach it.
+    let opts = PullOptions::default().registry;
+    let info = ctx.blocking(move |e| e.distribution_inspect(&name, &opts)).await?;
+    let v = json!({
+        "Descriptor": {"mediaType": info.media_type, "digest": info.digest.as_str(), "size": info.size},
+        "Platforms": info.platforms,
+    });
+    Ok(body::json(StatusCode::OK, &v))
+}
+
 /// `/images/{name}/…`.
 pub async fn one(ctx: &Ctx, name: String, op: ImageOp) -> Result<Response<Body>, ApiError> {
     match op {

@@ -67,6 +67,7 @@ pub async fn dispatch(ctx: Ctx, route: Route, req: Request<Incoming>) -> Result<
         Route::SystemDf => system::df(&ctx).await,
         Route::Auth => system::auth(&ctx, req).await,
         Route::ImagesList => images::list(&ctx).await,
+        Route::Distribution(name) => images::distribution(&ctx, name).await,
         Route::ImagesSave => images::save(&ctx, ctx.query.all("names")).await,
         Route::ImagesLoad => images::load(&ctx, req).await,
         Route::ImagesPrune => images::prune(&ctx).await,

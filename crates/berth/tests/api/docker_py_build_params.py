@@ -1,5 +1,6 @@
 """docker-py sends /build every parameter dockerd takes, reads stats with
-networks and blkio, and asks for platforms on create and pull.
+networks and blkio, asks for platforms on create and pull, and reads
+a name's registry data (/distribution).
 
 Usage: docker_py_build_params.py BASE_URL REGISTRY
 Image `bb` (busybox, linux/amd64) is in the store and in REGISTRY as
@@ -99,6 +100,21 @@ assert f"{registry}/plat/bb:1" in img.tags, img.tags
 msgs = list(client.api.pull(f"{registry}/plat/bb", tag="1", platform="linux/arm64", stream=True, decode=True))
 errors = [m["error"] for m in msgs if "error" in m]
 assert errors and "does not match the specified platform" in errors[0], msgs
+
+# /distribution/{name}/json: the registry's descriptor and platforms,
+# nothing pulled; a name the registry does not have is a 404.
+pushed = client.images.get(f"{registry}/plat/bb:1").attrs["RepoDigests"]
+data = client.images.get_registry_data(f"{registry}/plat/bb:1")
+assert data.id.startswith("sha256:") and any(d.endswith(data.id) for d in pushed), (data.id, pushed)
+assert data.attrs["Descriptor"]["mediaType"].endswith("manifest.v1+json"), data.attrs
+assert data.attrs["Descriptor"]["size"] > 0, data.attrs
+assert data.attrs["Platforms"] == [{"architecture": "amd64", "os": "linux"}], data.attrs
+assert data.has_platform("linux/amd64") and not data.has_platform("linux/arm64")
+try:
+    client.images.get_registry_data(f"{registry}/plat/bb:absent")
+    raise AssertionError("a missing tag was found")
+except docker.errors.NotFound as e:
+    assert "not found" in str(e), str(e)
 
 # stats: networks on the default bridge network, blkio fields.
 c = client.containers.run("bb", ["sleep", "300"], detach=True)
