@@ -135,6 +135,37 @@ fn docker_ps_start_cp_top_stop_rm_of_a_container_berth_created() {
         );
         let diff = d(&["diff", "web"]);
         assert!(diff.contains("A /tmp/note.txt"), "{diff}");
+        // commit (the running container paused meanwhile): its changes,
+        // author, message and a change, and the container it came from.
+        let img = d(&[
+            "commit",
+            "-a",
+            "ann",
+            "-m",
+            "snap",
+            "-c",
+            "ENV MODE=snap",
+            "web",
+            "snap:1",
+        ]);
+        assert!(img.trim().starts_with("sha256:"), "{img}");
+        assert_eq!(
+            d(&[
+                "inspect",
+                "--format",
+                "{{.Container}} {{.Author}} {{.Comment}}",
+                "snap:1"
+            ])
+            .trim(),
+            format!("{id} ann snap")
+        );
+        assert!(d(&["inspect", "--format", "{{json .Config.Env}}", "snap:1"]).contains("MODE=snap"));
+        assert_eq!(d(&["run", "--rm", "snap:1", "cat", "/tmp/note.txt"]), "from the host\n");
+        assert_eq!(
+            d(&["inspect", "--format", "{{.State.Status}}", "web"]).trim(),
+            "running"
+        );
+        d(&["rmi", "snap:1"]);
 
         assert_eq!(d(&["stop", "-t", "1", "web"]).trim(), "web");
         assert_eq!(d(&["inspect", "--format", "{{.State.Status}}", "web"]).trim(), "exited");

@@ -115,9 +115,9 @@ pub async fn one(ctx: &Ctx, name: String, op: ImageOp) -> Result<Response<Body>,
         ImageOp::Inspect => {
             let mut v = ctx.blocking(move |e| e.image_inspect(&name)).await?;
             // Until API 1.44 images carry VirtualSize (= Size) and the
-            // config of the container they were committed from (none here).
+            // config of the container they were committed from (empty
+            // here; the engine names the container itself).
             v["VirtualSize"] = v["Size"].clone();
-            v["Container"] = json!("");
             v["ContainerConfig"] = json!({
                 "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false,
                 "AttachStdout": false, "AttachStderr": false, "Tty": false, "OpenStdin": false,
