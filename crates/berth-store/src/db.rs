@@ -178,13 +178,7 @@ pub fn open(path: &Path) -> Result<Connection> {
 /// deleted two files; on ext4 without a journal each recently deleted
 /// inode slows the creation of later files in its group for minutes
 /// (`recently_deleted` in the inode allocator), and containers create
-/// many. The files' content stays checkpointed as before, and
-/// `journal_size_limit = 0` empties the kept `-wal` once it is (at the
-/// last connection's close, and whenever a checkpoint lets the log
-/// restart): left full, every later process's first connection read all
-/// of it again to rebuild its index (up to 1,000 pages, 4 MB: 1.5-5 ms
-/// of each `images` or `ps` after a few hundred writes) and checkpointed
-/// the same pages again when it closed.
+/// many. The files' content stays checkpointed as before.
 fn keep_wal_files(conn: &Connection) {
     let mut on: std::ffi::c_int = 1;
     // SAFETY: the handle is this open connection's; "main" names its main
@@ -212,7 +206,6 @@ fn try_open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
     keep_wal_files(&conn);
-    conn.pragma_update(None, "journal_size_limit", 0)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Set up once: later opens only read the version (no write lock taken).
@@ -295,31 +288,6 @@ fn fill_content_sizes(conn: &Connection, root: &Path) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The `-wal` file stays when the last connection closes (no inode
-    /// deleted and made again per command) but empty, so the next
-    /// process has no log to read through.
-    #[test]
-    fn the_last_close_keeps_the_write_ahead_log_file_but_empties_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("berth.db");
-        let wal = dir.path().join("berth.db-wal");
-        {
-            let conn = try_open(&db).unwrap();
-            for i in 0..200 {
-                conn.execute(
-                    "INSERT INTO layers (chain_id, diff_id, size, blob, media_type, blob_size) VALUES (?1, ?1, 1, ?1, 'tar', 1)",
-                    rusqlite::params![format!("sha256:{i:064x}")],
-                )
-                .unwrap();
-            }
-            assert!(std::fs::metadata(&wal).unwrap().len() > 0, "nothing was logged");
-        }
-        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
-        let conn = try_open(&db).unwrap();
-        let n: i64 = conn.query_row("SELECT count(*) FROM layers", [], |r| r.get(0)).unwrap();
-        assert_eq!(n, 200);
-    }
 
     /// A version-5 store (no content sizes) gets them from its layer
     /// directories when it is opened: a layer with its own directory, one
