@@ -875,8 +875,7 @@ fn plug(
     // an endpoint with an IPv6 address turns it on for its interface and
     // for loopback (`::1`), as Docker does.
     if (lease.ip6.is_some() && addr6.is_some()) || link_local.iter().any(IpAddr::is_ipv6) {
-        container_ns.set_ipv6(&ifname, true)?;
-        container_ns.set_ipv6("lo", true)?;
+        container_ns.enable_ipv6(&[&ifname, "lo"])?;
     }
     let ip6 = match (addr6, lease.ip6) {
         (Some(a6), Some(ip6)) => {

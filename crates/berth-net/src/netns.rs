@@ -164,7 +164,7 @@ impl NetnsHelper {
     /// open for writing (a sysctl file belongs to the namespace it was
     /// opened in).
     pub(crate) fn ipv6_switch(&self, ifname: &str) -> std::io::Result<OwnedFd> {
-        if !valid_ifname(ifname) {
+        if !valid_ifname(ifname.as_bytes()) {
             return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
         }
         let mut req = vec![IPV6_SWITCH];
@@ -225,10 +225,16 @@ impl Drop for NetnsHelper {
 /// The request for an interface's IPv6 switch (followed by its name).
 const IPV6_SWITCH: u8 = 4;
 
+/// The directory of a network namespace's IPv6 settings (of whoever
+/// opens it), and the name of each interface's on/off switch in it.
+pub(crate) const IPV6_CONF: &str = "/proc/sys/net/ipv6/conf/";
+pub(crate) const IPV6_SWITCH_FILE: &str = "disable_ipv6";
+
 /// An interface name the kernel could have (IFNAMSIZ less its NUL), safe
-/// to put in a path.
-pub(crate) fn valid_ifname(name: &str) -> bool {
-    (1..=15).contains(&name.len()) && name != "." && name != ".." && !name.bytes().any(|b| b == b'/' || b == 0)
+/// to put in a path. On bytes, without allocating: the helper's child
+/// checks it too.
+pub(crate) fn valid_ifname(name: &[u8]) -> bool {
+    (1..=15).contains(&name.len()) && name != b"." && name != b".." && !name.iter().any(|&b| b == b'/' || b == 0)
 }
 
 /// Sends a 4-byte status and, optionally, one file descriptor.
@@ -303,21 +309,17 @@ fn child_main(chan: i32, netns: i32, userns: i32, parent: libc::pid_t) -> ! {
             }
             if req[0] == IPV6_SWITCH {
                 let name = &req[1..n as usize];
-                let ok = (1..=15).contains(&name.len())
-                    && name != b"."
-                    && name != b".."
-                    && !name.iter().any(|&b| b == b'/' || b == 0);
-                if !ok {
+                if !valid_ifname(name) {
                     send_reply(chan, libc::EINVAL, -1);
                     continue;
                 }
-                // "/proc/sys/net/ipv6/conf/" NAME "/disable_ipv6" NUL, on the stack.
-                const HEAD: &[u8] = b"/proc/sys/net/ipv6/conf/";
-                const TAIL: &[u8] = b"/disable_ipv6\0";
+                // IPV6_CONF NAME "/" IPV6_SWITCH_FILE NUL, on the stack.
                 let mut path = [0u8; 64];
-                path[..HEAD.len()].copy_from_slice(HEAD);
-                path[HEAD.len()..HEAD.len() + name.len()].copy_from_slice(name);
-                path[HEAD.len() + name.len()..HEAD.len() + name.len() + TAIL.len()].copy_from_slice(TAIL);
+                let mut len = 0;
+                for part in [IPV6_CONF.as_bytes(), name, b"/", IPV6_SWITCH_FILE.as_bytes()] {
+                    path[len..len + part.len()].copy_from_slice(part);
+                    len += part.len();
+                }
                 let f = libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if f < 0 {
                     send_reply(chan, errno(), -1);

@@ -76,31 +76,46 @@ impl Namespace {
         self.socket(SocketKind::Udp4)
     }
 
-    /// Turns IPv6 on or off on interface `ifname` (`lo`, `eth0`…) inside
-    /// this namespace: its `disable_ipv6` switch, as Docker sets it.
-    pub fn set_ipv6(&self, ifname: &str, on: bool) -> Result<()> {
-        let shown = || format!("{} in {}", ipv6_switch_path(ifname), self.netns.display());
-        if !crate::netns::valid_ifname(ifname) {
-            return Err(NetError::io(shown(), std::io::Error::from_raw_os_error(libc::EINVAL)));
+    /// Turns IPv6 on for the interfaces `ifnames` (`eth0`, `lo`…) inside
+    /// this namespace, which starts with it off (see
+    /// [`ipv6_off_by_default`]): each one's `disable_ipv6` switch, as
+    /// Docker sets it for an IPv6 network's endpoint.
+    pub fn enable_ipv6(&self, ifnames: &[&str]) -> Result<()> {
+        let shown = |ifname: &str| format!("{} in {}", ipv6_switch_path(ifname), self.netns.display());
+        if let Some(bad) = ifnames.iter().find(|n| !crate::netns::valid_ifname(n.as_bytes())) {
+            return Err(NetError::io(
+                shown(bad),
+                std::io::Error::from_raw_os_error(libc::EINVAL),
+            ));
         }
-        let open_here = || -> Result<OwnedFd> {
-            let p = ipv6_switch_path(ifname);
-            rustix::fs::open(
-                p.as_str(),
-                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .map_err(|e| NetError::io(shown(), e))
+        let open_here = || -> Result<Vec<OwnedFd>> {
+            ifnames
+                .iter()
+                .map(|n| {
+                    rustix::fs::open(
+                        ipv6_switch_path(n).as_str(),
+                        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .map_err(|e| NetError::io(shown(n), e))
+                })
+                .collect()
         };
-        let fd = match &self.userns {
+        let fds = match &self.userns {
             None if is_current(&self.netns) => open_here()?,
             None => with_netns(self.open()?.as_fd(), &self.netns.to_string_lossy(), open_here)?,
             Some(u) => {
+                // One helper (one fork) for all of them.
                 let helper = NetnsHelper::spawn_fds(0, Some(self.open()?), Some(open(u)?))?;
-                helper.ipv6_switch(ifname).map_err(|e| NetError::io(shown(), e))?
+                ifnames
+                    .iter()
+                    .map(|n| helper.ipv6_switch(n).map_err(|e| NetError::io(shown(n), e)))
+                    .collect::<Result<Vec<_>>>()?
             }
         };
-        rustix::io::write(&fd, if on { b"0" } else { b"1" }).map_err(|e| NetError::io(shown(), e))?;
+        for (fd, n) in fds.iter().zip(ifnames) {
+            rustix::io::write(fd, b"0").map_err(|e| NetError::io(shown(n), e))?;
+        }
         Ok(())
     }
 
@@ -241,8 +256,16 @@ fn no_dad_by_default() {
 /// An interface's IPv6 switch under `/proc/sys/net` (of the namespace of
 /// whoever opens it).
 fn ipv6_switch_path(ifname: &str) -> String {
-    format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6")
+    use crate::netns::{IPV6_CONF, IPV6_SWITCH_FILE};
+    format!("{IPV6_CONF}{ifname}/{IPV6_SWITCH_FILE}")
 }
+
+/// The switches [`ipv6_off_by_default`] turns off, in that order (also
+/// written by the rootless holder's child, which may not allocate).
+pub(crate) const IPV6_DEFAULT_SWITCHES: [&std::ffi::CStr; 2] = [
+    c"/proc/sys/net/ipv6/conf/default/disable_ipv6",
+    c"/proc/sys/net/ipv6/conf/all/disable_ipv6",
+];
 
 /// Turns IPv6 off in the calling thread's network namespace, for the
 /// interfaces in it (loopback) and those made or moved in later, as
@@ -251,12 +274,11 @@ fn ipv6_switch_path(ifname: &str) -> String {
 /// first, then `all`, which the kernel passes on to every interface in
 /// the namespace. Best effort: a kernel without IPv6 has no such files.
 pub(crate) fn ipv6_off_by_default() {
-    for p in [
-        "/proc/sys/net/ipv6/conf/default/disable_ipv6",
-        "/proc/sys/net/ipv6/conf/all/disable_ipv6",
-    ] {
+    use std::os::unix::ffi::OsStrExt;
+    for p in IPV6_DEFAULT_SWITCHES {
+        let p = Path::new(std::ffi::OsStr::from_bytes(p.to_bytes()));
         if let Err(e) = std::fs::write(p, "1") {
-            log::debug!("{p}: {e}");
+            log::debug!("{}: {e}", p.display());
         }
     }
 }

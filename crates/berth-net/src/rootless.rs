@@ -516,10 +516,7 @@ unsafe fn in_holder_child(op: HolderOp, uf: i32, mf: i32, wf: i32, source: &CStr
             }
             // IPv6 off until a network with IPv6 turns it on for its
             // interface (see `ns::ipv6_off_by_default`).
-            for p in [
-                c"/proc/sys/net/ipv6/conf/default/disable_ipv6",
-                c"/proc/sys/net/ipv6/conf/all/disable_ipv6",
-            ] {
+            for p in crate::ns::IPV6_DEFAULT_SWITCHES {
                 let f = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if f >= 0 {
                     libc::write(f, b"1".as_ptr().cast(), 1);
