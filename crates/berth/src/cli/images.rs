@@ -634,14 +634,21 @@ fn prune(engine: &Engine, a: PruneArgs) -> Result<i32> {
         return Ok(0);
     }
     let (removed, freed) = engine.prune_images(a.all, &labels)?;
-    if !removed.is_empty() {
-        println!("Deleted Images:");
-        for r in &removed {
-            let (what, id) = r.told();
-            println!("{}: {id}", what.to_lowercase());
-        }
-        println!();
-    }
+    print_pruned_images(&removed);
     println!("Total reclaimed space: {}", human_size_4(freed));
     Ok(0)
+}
+
+/// The `Deleted Images:` section of `image prune` and `system prune`
+/// (nothing when nothing went), in the docker CLI's lower case.
+pub(super) fn print_pruned_images(removed: &[Removal]) {
+    if removed.is_empty() {
+        return;
+    }
+    println!("Deleted Images:");
+    for r in removed {
+        let (what, id) = r.told();
+        println!("{}: {id}", what.to_lowercase());
+    }
+    println!();
 }

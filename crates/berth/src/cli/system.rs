@@ -543,14 +543,7 @@ fn prune(engine: &Engine, a: SystemPruneArgs) -> Result<i32> {
     }
     let (removed, bytes) = engine.prune_images_filtered(a.all, &filter)?;
     freed += bytes;
-    if !removed.is_empty() {
-        println!("Deleted Images:");
-        for r in &removed {
-            let (what, id) = r.told();
-            println!("{}: {id}", what.to_lowercase());
-        }
-        println!();
-    }
+    super::images::print_pruned_images(&removed);
     let (cached, bytes) = engine.prune_build_cache(&filter)?;
     freed += bytes;
     if !cached.is_empty() {
