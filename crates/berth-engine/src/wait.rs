@@ -52,7 +52,7 @@ impl Engine {
         // then its removal needs no look through the events journal.
         let mut code_seen = !c.state.is_running() && c.state.finished_at.is_some();
         // Watching from before the first look: no change is missed.
-        let watch = berth_runtime::watch::DirWatch::new(&c.dir);
+        let watch = berth_runtime::watch::DirWatch::for_files(&c.dir, &[berth_runtime::state::STATE_FILE]);
         loop {
             let current = match self.container(&id) {
                 Ok(c) => Some(c),

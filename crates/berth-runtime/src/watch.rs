@@ -29,6 +29,9 @@ pub const FALLBACK: Duration = Duration::from_millis(250);
 /// removed) or it is itself removed or moved.
 pub struct DirWatch {
     fd: Option<OwnedFd>,
+    /// Wake only for these files (and a deletion, or the directory's own
+    /// end); None: for anything.
+    only: Option<&'static [&'static str]>,
 }
 
 impl DirWatch {
@@ -49,7 +52,17 @@ impl DirWatch {
                     | WatchFlags::MOVE_SELF;
                 inotify::add_watch(&fd, dir, mask).ok().map(|_| fd)
             });
-        DirWatch { fd }
+        DirWatch { fd, only: None }
+    }
+
+    /// [`Self::new`] woken only when one of the files `names` is written
+    /// or renamed into place, when anything in the directory is deleted,
+    /// or when the directory itself goes: a wait for the container's state
+    /// sleeps through its output being logged.
+    pub fn for_files(dir: &Path, names: &'static [&'static str]) -> DirWatch {
+        let mut w = DirWatch::new(dir);
+        w.only = Some(names);
+        w
     }
 
     /// Whether the directory is watched (false: waits are plain sleeps).
@@ -65,11 +78,23 @@ impl DirWatch {
             std::thread::sleep(timeout);
             return false;
         };
-        let woken = poll_readable(fd, timeout);
-        if woken {
-            drain(fd);
+        let Some(names) = self.only else {
+            let woken = poll_readable(fd, timeout);
+            if woken {
+                drain(fd);
+            }
+            return woken;
+        };
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() || !poll_readable(fd, left) {
+                return false;
+            }
+            if any_of(fd, names) {
+                return true;
+            }
         }
-        woken
     }
 }
 
@@ -114,6 +139,34 @@ fn drain(fd: &OwnedFd) {
     while let Ok(n) = rustix::io::read(fd, &mut buf) {
         if n == 0 {
             break;
+        }
+    }
+}
+
+/// Reads every queued event; whether one is about a file in `names`, a
+/// deletion, the directory's own end or an overflow of the queue.
+fn any_of(fd: &OwnedFd, names: &[&str]) -> bool {
+    use std::mem::MaybeUninit;
+    let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+    let mut reader = inotify::Reader::new(fd, &mut buf);
+    let mut hit = false;
+    loop {
+        let ev = match reader.next() {
+            Ok(ev) => ev,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return hit,
+        };
+        let flags = ev.events();
+        if flags.intersects(
+            inotify::ReadFlags::DELETE
+                | inotify::ReadFlags::DELETE_SELF
+                | inotify::ReadFlags::MOVE_SELF
+                | inotify::ReadFlags::IGNORED
+                | inotify::ReadFlags::QUEUE_OVERFLOW,
+        ) {
+            hit = true;
+        } else if let Some(name) = ev.file_name().and_then(|n| n.to_str().ok()) {
+            hit |= names.contains(&name);
         }
     }
 }
@@ -175,6 +228,24 @@ mod tests {
         });
         assert!(w.wait(Duration::from_secs(30)));
         t.join().unwrap();
+    }
+
+    #[test]
+    fn a_filtered_watch_sleeps_through_other_files() {
+        let d = tempfile::tempdir().unwrap();
+        let w = DirWatch::for_files(d.path(), &["state.json"]);
+        std::fs::write(d.path().join("ctr.log"), b"output").unwrap();
+        assert!(!w.wait(Duration::from_millis(50)), "woken by another file");
+        let p = d.path().to_path_buf();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            std::fs::write(p.join("state.json.tmp"), b"{}").unwrap();
+            std::fs::rename(p.join("state.json.tmp"), p.join("state.json")).unwrap();
+        });
+        assert!(w.wait(Duration::from_secs(5)), "not woken by the state");
+        t.join().unwrap();
+        std::fs::remove_file(d.path().join("ctr.log")).unwrap();
+        assert!(w.wait(Duration::from_secs(5)), "not woken by a deletion");
     }
 
     #[test]
