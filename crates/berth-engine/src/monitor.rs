@@ -39,11 +39,13 @@ fn container_monitor_main(container_dir: &Path) -> i32 {
     let dir = container_dir.to_path_buf();
     let died = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let d = died.clone();
+    let early = opened_early(container_dir);
     let hook: berth_runtime::monitor::DoneHook = Box::new(move || {
         // The container is done and will not restart: remove it, its
         // directory, its record and its anonymous volumes, as `rm -f -v`.
         let Some((root, id)) = root_and_id(&dir) else { return };
-        match Engine::open(&root, None) {
+        let ready = early.lock().ok().and_then(|mut e| e.take());
+        match ready.map(Ok).unwrap_or_else(|| Engine::open(&root, None)) {
             Ok(engine) => {
                 record_die(&engine, &dir, &id);
                 d.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -54,9 +56,10 @@ fn container_monitor_main(container_dir: &Path) -> i32 {
             Err(e) => log::warn!("removing container {id} (--rm): {e}"),
         }
     });
-    let code = berth_runtime::monitor::detached_monitor_main(container_dir, Some(hook));
+    let ended = berth_runtime::monitor::detached_monitor_main(container_dir, Some(hook));
     let net = container_dir.join(crate::containers::network::NET_FILE).exists();
-    let died = died.load(std::sync::atomic::Ordering::SeqCst);
+    // A container held created and let go never ran: no `die`.
+    let died = died.load(std::sync::atomic::Ordering::SeqCst) || ended.abandoned;
     if net || !died {
         if let Some((root, id)) = root_and_id(container_dir) {
             match Engine::open(&root, None) {
@@ -76,8 +79,34 @@ fn container_monitor_main(container_dir: &Path) -> i32 {
             }
         }
     }
-    code
+    ended.code
 }
+
+/// For a `--rm` container, the store opened on a thread beside, so that
+/// its removal, which a client may be waiting for, does not wait for the
+/// opening (0.5 ms). Kept only while the container is young: a monitor
+/// whose container runs on stays small, and its removal opens the store
+/// itself then.
+fn opened_early(container_dir: &Path) -> std::sync::Arc<std::sync::Mutex<Option<Engine>>> {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let rm = berth_runtime::monitor::load_config(container_dir).is_ok_and(|c| c.auto_remove);
+    if let (true, Some((root, _))) = (rm, root_and_id(container_dir)) {
+        let s = slot.clone();
+        let _ = std::thread::Builder::new().name("open-early".into()).spawn(move || {
+            let Ok(engine) = Engine::open(&root, None) else { return };
+            if let Ok(mut s) = s.lock() {
+                *s = Some(engine);
+            }
+            std::thread::sleep(KEEP_EARLY);
+            let old = s.lock().ok().and_then(|mut s| s.take());
+            drop(old);
+        });
+    }
+    slot
+}
+
+/// How long a store opened early is kept for the removal.
+const KEEP_EARLY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The journal's `die` event of a container that ended, with its exit code.
 fn record_die(engine: &Engine, dir: &Path, id: &str) {

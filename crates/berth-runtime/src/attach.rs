@@ -64,7 +64,7 @@ const CLIENT_BACKLOG: usize = 1024 * 1024;
 /// are limited to 108 bytes, and a container directory under a long
 /// `--root` may be longer than that on its own. The path goes through
 /// `/proc/self/fd/N`, so it works for bind and connect alike.
-fn with_short_path<T>(dir: &Path, name: &str, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+pub(crate) fn with_short_path<T>(dir: &Path, name: &str, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let d = rustix::fs::open(
         dir,
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -77,7 +77,7 @@ fn with_short_path<T>(dir: &Path, name: &str, f: impl FnOnce(&Path) -> Result<T>
     r
 }
 
-fn seqpacket() -> Result<OwnedFd> {
+pub(crate) fn seqpacket() -> Result<OwnedFd> {
     rustix::net::socket_with(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,

@@ -65,6 +65,12 @@ pub enum RuntimeError {
     #[error("the OCI runtime failed to start the process (exit code {code}; it printed why)")]
     Reported { code: i32 },
 
+    /// A monitor holding a created container for its start (see
+    /// [`crate::warm`]) was told to let it go, or waited in vain: the
+    /// container stays created, as it was, and nothing is recorded.
+    #[error("the container's early create was let go before its start")]
+    WarmAbandoned,
+
     /// A state, config or log file could not be parsed.
     #[error("cannot parse {path}: {reason} (the file may be corrupt; remove the container and recreate it)")]
     Corrupt { path: PathBuf, reason: String },

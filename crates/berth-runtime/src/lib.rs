@@ -39,6 +39,7 @@ pub mod spec;
 pub mod state;
 pub mod streams;
 pub mod term;
+pub mod warm;
 pub mod watch;
 
 pub use attach::{AttachClient, AttachEnd, AttachOptions};

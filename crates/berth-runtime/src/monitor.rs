@@ -38,6 +38,9 @@ pub const PID_FILE: &str = "ctr.pid";
 pub const RUNTIME_LOG: &str = "runtime.log";
 /// Environment variable naming the fd a detached monitor reports readiness on.
 pub const READY_FD_ENV: &str = "BERTH_MONITOR_READY_FD";
+/// How long a detached monitor's container runs before the monitor lets
+/// go of its start-up code's pages (see `release_text_pages`).
+const TRIM_AFTER: Duration = Duration::from_millis(500);
 /// Longest wait between restarts (Docker's cap).
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -71,6 +74,12 @@ pub struct MonitorOptions {
     /// turns it on by itself (its probes are the monitor's descendants).
     #[serde(default)]
     pub reap_strays: bool,
+    /// Create the container at once and hold it created until told to
+    /// start it (see [`crate::warm`]): the monitor reports "held" once the
+    /// runtime's create is done; the start's answer goes to whoever says
+    /// `go`.
+    #[serde(default)]
+    pub hold: bool,
     /// Where readiness ("ok <pid>" or "err <code> <message>") is written once.
     #[serde(skip)]
     pub ready: Option<OwnedFd>,
@@ -97,6 +106,7 @@ impl MonitorOptions {
             on_done: OnDone::default(),
             wait_attach: false,
             reap_strays: false,
+            hold: false,
             ready: None,
         }
     }
@@ -128,7 +138,9 @@ impl MonitorOptions {
 }
 
 /// Reports readiness to whoever spawned the monitor, once.
-struct Notifier(Option<OwnedFd>);
+/// The second field: whether a start of a held container was asked for
+/// (see [`crate::warm`]); the answer then goes to whoever asked.
+struct Notifier(Option<OwnedFd>, bool);
 
 impl Notifier {
     /// An intermediate line; the fd stays open for the final word.
@@ -142,6 +154,11 @@ impl Notifier {
             let mut f = std::fs::File::from(fd);
             let _ = f.write_all(msg.as_bytes());
         }
+    }
+    /// The final word goes to `fd` from now on.
+    fn answer_on(&mut self, fd: OwnedFd) {
+        self.0 = Some(fd);
+        self.1 = true;
     }
     fn ok(&mut self, pid: i32) {
         self.send(&format!("ok {pid}\n"));
@@ -168,7 +185,7 @@ pub fn load_config(container_dir: &Path) -> Result<ContainerConfig> {
 /// A start failure is returned as `StartFailed` (exit code 125/126/127) and
 /// also recorded in the state.
 pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i32> {
-    let mut notifier = Notifier(opts.ready.take());
+    let mut notifier = Notifier(opts.ready.take(), false);
     // Whether the container had never run, as the monitor's first state
     // update found it (a failed first start keeps it created).
     let mut never_ran = None;
@@ -182,6 +199,10 @@ pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i3
     };
     match run(container_dir, &opts, &mut notifier, fg, &mut on_done, &mut never_ran) {
         Ok(code) => Ok(code),
+        // Held and let go, or failed before its start was asked for (that
+        // start fails the same way, and says so): the container is as it was.
+        Err(RuntimeError::WarmAbandoned) => Err(RuntimeError::WarmAbandoned),
+        Err(_) if opts.hold && !notifier.1 => Err(RuntimeError::WarmAbandoned),
         Err(e) => {
             // A container that never ran stays created when its start fails,
             // as Docker's does (with the exit code and the error). Read here
@@ -312,6 +333,7 @@ fn run(
             dir,
             &cfg,
             opts,
+            opts.hold && first,
             sched.as_ref(),
             notifier,
             fg.as_mut(),
@@ -538,6 +560,7 @@ fn run_once(
     dir: &Path,
     cfg: &ContainerConfig,
     opts: &MonitorOptions,
+    hold: bool,
     sched: Option<&health::Schedule>,
     notifier: &mut Notifier,
     fg: Option<&mut Foreground>,
@@ -564,6 +587,9 @@ fn run_once(
     // container that asks the engine about itself finds itself running.
     let mut started: Option<(i32, rustix::process::Pid, OwnedFd)> = None;
     let mut created = || -> Result<()> {
+        if hold {
+            hold_created(dir, notifier, clients)?;
+        }
         // The runtime wrote it with its own umask.
         let _ = berth_archive::perms::set_mode(&pid_file, berth_archive::perms::PRIVATE_FILE);
         let pid = read_pid(&pid_file)?;
@@ -670,10 +696,10 @@ fn run_once(
         None => (None, None),
     };
 
-    if fg.is_none() {
-        // A detached monitor now only waits: let go of the start-up code.
-        release_text_pages();
-    }
+    // A detached monitor then only waits: it lets go of its start-up code
+    // once the container has run a while (not at once: a container that
+    // is done in a moment is waited for by its client).
+    let trim_at = fg.is_none().then(|| Instant::now() + TRIM_AFTER);
     let status = pump(
         &mut io,
         &pidfd,
@@ -683,6 +709,7 @@ fn run_once(
         log,
         clients,
         opts.reap_strays || sched.is_some(),
+        trim_at,
     );
     if let Some(f) = ports {
         f.detach();
@@ -709,6 +736,24 @@ fn run_once(
         s.finished_at = Some(state::now_rfc3339());
     })?;
     Ok(code)
+}
+
+/// Holds the created container until told to start it (see
+/// [`crate::warm`]): `Ok` to start it, with attach clients that connected
+/// before the word accepted first (they see all its output), and the
+/// start's answer going to the word's connection;
+/// [`RuntimeError::WarmAbandoned`] to let it go.
+fn hold_created(dir: &Path, notifier: &mut Notifier, clients: &mut AttachServer) -> Result<()> {
+    let holder = crate::warm::Holder::bind(dir)?;
+    notifier.line("held\n");
+    match holder.wait(crate::warm::HOLD_LIMIT) {
+        crate::warm::Told::Go(conn) => {
+            clients.accept();
+            notifier.answer_on(conn);
+            Ok(())
+        }
+        crate::warm::Told::Abort => Err(RuntimeError::WarmAbandoned),
+    }
 }
 
 fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
@@ -739,6 +784,7 @@ fn pump(
     log: &mut LogWriter,
     clients: &mut AttachServer,
     strays: bool,
+    mut trim_at: Option<Instant>,
 ) -> Result<i32> {
     let mut buf = vec![0u8; 32 * 1024];
     let mut exit: Option<i32> = None;
@@ -857,6 +903,17 @@ fn pump(
             }),
             (None, true) => Some(rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 }),
             (None, false) => None,
+        };
+        // Woken for the start-up code's release too (see run_once).
+        let timeout = match (exit, trim_at) {
+            (None, Some(t)) => {
+                let left = rustix::event::Timespec::try_from(t.saturating_duration_since(Instant::now())).ok();
+                match (timeout, left) {
+                    (Some(a), Some(b)) if (a.tv_sec, a.tv_nsec) <= (b.tv_sec, b.tv_nsec) => Some(a),
+                    (_, left) => left.or(timeout),
+                }
+            }
+            _ => timeout,
         };
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -989,6 +1046,10 @@ fn pump(
             }
         }
         clients.reap();
+        if exit.is_none() && trim_at.is_some_and(|t| Instant::now() >= t) {
+            release_text_pages();
+            trim_at = None;
+        }
         // At most once a second, not after every chunk of output.
         if strays && exit.is_none() && Instant::now() >= next_reap {
             reap_strays();
@@ -1089,7 +1150,7 @@ pub const ROOTFS_DIR: &str = "rootfs";
 /// left, supervise the container until it is done (running `on_done` then
 /// when the options ask for removal), unmount its rootfs. Returns the
 /// process exit code.
-pub fn detached_monitor_main(container_dir: &Path, on_done: Option<DoneHook>) -> i32 {
+pub fn detached_monitor_main(container_dir: &Path, on_done: Option<DoneHook>) -> Ended {
     let res = MonitorOptions::from_dir(container_dir).and_then(|mut opts| {
         if opts.remove_when_done {
             opts.on_done = OnDone(on_done);
@@ -1099,12 +1160,30 @@ pub fn detached_monitor_main(container_dir: &Path, on_done: Option<DoneHook>) ->
     let _ = crate::mount::unmount(&container_dir.join(ROOTFS_DIR));
     let _ = crate::mount::unmount(&container_dir.join(crate::mount::SHM_DIR));
     match res {
-        Ok(code) => code,
+        Ok(code) => Ended { code, abandoned: false },
+        Err(RuntimeError::WarmAbandoned) => Ended {
+            code: 0,
+            abandoned: true,
+        },
         Err(e) => {
             eprintln!("Error: {e}");
-            e.exit_code()
+            Ended {
+                code: e.exit_code(),
+                abandoned: false,
+            }
         }
     }
+}
+
+/// How a detached monitor ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// The process's exit code: the container's last one, or Docker's
+    /// code for a start that failed.
+    pub code: i32,
+    /// It held the container created and let it go: nothing ran, nothing
+    /// is to be recorded.
+    pub abandoned: bool,
 }
 
 /// Starts a detached monitor: writes `monitor.json`, runs
@@ -1207,7 +1286,8 @@ pub(crate) fn await_monitor(
         }
     }
     let line = line.trim_end().to_string();
-    if line.starts_with("ok") {
+    // "held": created, waiting for its start (see crate::warm).
+    if line.starts_with("ok") || line == "held" {
         // Reap the monitor whenever it ends, so long-lived callers keep no zombies.
         std::thread::spawn(move || child.wait());
         return Ok(pid);

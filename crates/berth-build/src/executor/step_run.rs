@@ -524,6 +524,7 @@ fn execute(
             on_done: Default::default(),
             wait_attach: false,
             reap_strays: false,
+            hold: false,
             ready: None,
         };
         let r = monitor_main(&sd.dir, opts);

@@ -43,7 +43,7 @@ pub fn runtime_exit(e: RuntimeError) -> EngineError {
 /// Blocks until the container's monitor is gone (or `timeout` passes;
 /// then false). Woken by the monitor's end (a pidfd), not by polling: a
 /// `--rm` run's client waits for this, and every millisecond shows.
-fn wait_monitor_gone(dir: &Path, timeout: Duration) -> bool {
+pub(super) fn wait_monitor_gone(dir: &Path, timeout: Duration) -> bool {
     let end = std::time::Instant::now() + timeout;
     loop {
         let Ok(st) = berth_runtime::read_state(dir) else {
@@ -139,7 +139,7 @@ impl Engine {
     }
 
     /// [`Self::prepare_start`] once the container may start.
-    fn prepare_started(
+    pub(super) fn prepare_started(
         &self,
         c: &Container,
         console: Option<ConsoleSize>,
@@ -176,6 +176,8 @@ impl Engine {
         // Held, as create's lease is: a prune beside this start leaves the
         // container and the namespace its start makes before it runs.
         let _held = self.hold_container(&c.rec.id)?;
+        // This process is its monitor: a monitor holding it created goes.
+        self.let_go_held(&c);
         let (rt, _warm) = self.prepare_start(&c, streams.console_size)?;
         // This process is the container's attached client, as `docker run`'s.
         self.record_container_event("attach", &c, &[]);
@@ -254,6 +256,24 @@ impl Engine {
         let c = self.container(word)?;
         // Held while it starts (see run_attached).
         let _held = self.hold_container(&c.rec.id)?;
+        // A container held created (see super::warm) starts with a word.
+        if c.status().can_start() {
+            match self.start_held(&c, attach) {
+                Ok(Some(client)) => {
+                    if attach {
+                        self.record_container_event("attach", &c, &[]);
+                    }
+                    self.record_container_event("start", &c, &[]);
+                    return Ok((c.dir.clone(), client));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    wait_monitor_gone(&c.dir, Duration::from_secs(5));
+                    self.abandon_start(&c);
+                    return Err(e);
+                }
+            }
+        }
         let (rt, _warm) = self.prepare_start(&c, console)?;
         let opts = MonitorOptions {
             runtime: rt,
@@ -264,6 +284,7 @@ impl Engine {
             on_done: Default::default(),
             wait_attach: attach,
             reap_strays: false,
+            hold: false,
             ready: None,
         };
         let (monitor_exe, args) = self.monitor_program()?;
@@ -300,7 +321,7 @@ impl Engine {
     /// A long-lived engine's spare monitor for this start, if it has a live
     /// one; a new spare is started beside, for the next start. A command
     /// (one start at most) never keeps one.
-    fn take_spare_monitor(&self, exe: &Path, args: &[String]) -> Option<berth_runtime::spare::SpareMonitor> {
+    pub(super) fn take_spare_monitor(&self, exe: &Path, args: &[String]) -> Option<berth_runtime::spare::SpareMonitor> {
         self.long_lived.then(|| self.spare_monitor.take(exe, args)).flatten()
     }
 
@@ -309,7 +330,7 @@ impl Engine {
     /// beside this executable (it needs no flags: everything is in
     /// `monitor.json`); else this executable's own `__monitor` (a front
     /// that has one: the CLI).
-    fn monitor_program(&self) -> Result<(PathBuf, Vec<String>)> {
+    pub(super) fn monitor_program(&self) -> Result<(PathBuf, Vec<String>)> {
         if let Some(m) = &self.monitor {
             return Ok(m.clone());
         }
@@ -454,6 +475,7 @@ impl Engine {
         let _held = self.hold_container(&c.rec.id)?;
         let mut grave_tree = None;
         if c.dir.is_dir() {
+            self.let_go_held(&c);
             if !c.status().can_remove(false) {
                 if !force {
                     return Err(EngineError::conflict(format!(

@@ -26,6 +26,7 @@ pub mod record;
 pub mod top;
 pub mod update;
 pub mod view;
+mod warm;
 
 use std::path::{Path, PathBuf};
 

@@ -683,6 +683,8 @@ impl Engine {
     pub fn network_connect(&self, ctr: &str, ep: &crate::spec::EndpointSpec, links: &[String]) -> Result<()> {
         let (aliases, ip, ip6) = (&ep.aliases, ep.ipv4, ep.ipv6);
         let c = self.container(ctr)?;
+        // Its next start is to create what this changes.
+        self.let_go_held(&c);
         let net = self.network_by_word(&ep.network)?;
         let mut plan = match read_plan(&c.dir) {
             Some(p) => p,
@@ -774,6 +776,8 @@ impl Engine {
     /// Not connected: Docker's error unless `force`.
     pub fn network_disconnect(&self, net_word: &str, ctr: &str, force: bool) -> Result<()> {
         let c = self.container(ctr)?;
+        // Its next start is to create what this changes.
+        self.let_go_held(&c);
         let net = self.network_by_word(net_word)?;
         let id = if net.name == DEFAULT_NETWORK {
             DEFAULT_NETWORK.to_string()

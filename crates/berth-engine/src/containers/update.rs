@@ -66,6 +66,8 @@ impl Engine {
     /// Returns the warnings Docker's API answers with.
     pub fn update_container(&self, word: &str, u: &UpdateSpec) -> Result<Vec<String>> {
         let c = self.container(word)?;
+        // Its next start is to create what this changes.
+        self.let_go_held(&c);
         let mut cfg = c.cfg.clone();
         if let Some(p) = &u.restart {
             if cfg.auto_remove && *p != RestartPolicy::No {

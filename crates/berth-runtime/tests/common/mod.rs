@@ -128,6 +128,7 @@ impl Ctr {
             wait_attach: false,
             // The tests run `exec` from this very process.
             reap_strays: true,
+            hold: false,
             ready: None,
         }
     }

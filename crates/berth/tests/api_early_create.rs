@@ -1,0 +1,234 @@
+//! Early create through the API (berth-engine's containers/warm.rs): the
+//! service has the runtime create a container as soon as a client created
+//! it, and holds it created; the start is then a word to its monitor.
+//! Driven by the real docker CLI; the hold itself is seen in the store
+//! (`warm.sock` in the container's directory, the runtime's state), since
+//! a client must see nothing of it.
+
+#[path = "common/api.rs"]
+mod api;
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use api::{docker, docker_clients, docker_ok, Service};
+use common::{stderr, stdout, Env, Root};
+
+fn container_dir(root: &Root, id: &str) -> PathBuf {
+    root.path().join("store/containers").join(id)
+}
+
+/// The runtime's state of a container (crun's, under the store's root).
+fn runtime_state(root: &Root, id: &str) -> PathBuf {
+    root.path().join("store/runtime").join(id)
+}
+
+fn held(root: &Root, id: &str) -> bool {
+    container_dir(root, id).join("warm.sock").exists()
+}
+
+fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
+    let end = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether anything is mounted under `dir`.
+fn mounted_under(dir: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let d = dir.display().to_string();
+    info.lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&d)))
+}
+
+/// Nothing of an early create is left: no runtime state, no mount, no
+/// socket; the container is as `create` left it.
+fn assert_let_go(root: &Root, id: &str) {
+    assert!(!held(root, id), "still held");
+    assert!(!runtime_state(root, id).exists(), "the runtime's state is left");
+    assert!(!mounted_under(&container_dir(root, id)), "its rootfs is still mounted");
+}
+
+/// The actions of the events of container `name` from `since` until now.
+fn actions(d: &dyn Fn(&[&str]) -> String, since: &str, name: &str) -> Vec<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    d(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &(now + 1).to_string(),
+        "--filter",
+        &format!("container={name}"),
+        "--format",
+        "{{.Action}}",
+    ])
+    .split_whitespace()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_created_container_is_held_and_its_start_is_a_word() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let cli = &docker_clients()[0];
+    let d = |args: &[&str]| docker_ok(cli, &svc, root, args);
+
+    // `run --rm` through a hold: output, exit code, and gone.
+    let o = docker(
+        cli,
+        &svc,
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bb",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    assert_eq!(d(&["ps", "-aq"]), "");
+
+    // Held after create, and still `created` for everyone.
+    let id = d(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "held",
+        "bb",
+        "sh",
+        "-c",
+        "echo hi",
+    ])
+    .trim()
+    .to_string();
+    wait_until("the container is held", Duration::from_secs(10), || held(root, &id));
+    assert!(runtime_state(root, &id).exists(), "held, yet no runtime state");
+    assert_eq!(
+        d(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Pid}} {{.State.StartedAt}}",
+            "held"
+        ])
+        .trim(),
+        "created 0 0001-01-01T00:00:00Z"
+    );
+    assert_eq!(
+        d(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).trim(),
+        "held Created"
+    );
+    let since = d(&["inspect", "-f", "{{.Created}}", "held"]).trim().to_string();
+    assert_eq!(d(&["start", "-a", "held"]), "hi\n");
+    assert!(!held(root, &id));
+    assert_eq!(
+        d(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "held"]).trim(),
+        "exited 0"
+    );
+    // Docker's events for a create and a start -a, nothing more.
+    assert_eq!(actions(&d, &since, "held"), ["create", "attach", "start", "die"]);
+
+    // `rm` of a held container: nothing of the hold is left behind.
+    let gone = d(&["create", "--network", "none", "bb", "true"]).trim().to_string();
+    wait_until("the container is held", Duration::from_secs(10), || held(root, &gone));
+    d(&["rm", &gone]);
+    assert!(!container_dir(root, &gone).exists());
+    assert_let_go(root, &gone);
+
+    // berth's own CLI starts a container the service holds.
+    let by_cli = d(&["create", "--network", "none", "bb", "sh", "-c", "echo cli"])
+        .trim()
+        .to_string();
+    wait_until("the container is held", Duration::from_secs(10), || held(root, &by_cli));
+    assert_eq!(root.ok(&["start", "-a", &by_cli]), "cli\n");
+
+    // A change before the start lets the hold go: the start creates the
+    // container anew, as it now is.
+    let updated = d(&[
+        "create",
+        "--network",
+        "none",
+        "bb",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+    ])
+    .trim()
+    .to_string();
+    wait_until("the container is held", Duration::from_secs(10), || {
+        held(root, &updated)
+    });
+    d(&["update", "--pids-limit", "77", &updated]);
+    assert_let_go(root, &updated);
+    assert_eq!(d(&["start", "-a", &updated]), "77\n");
+
+    // A command that is not there: the hold's create fails, quietly; the
+    // start fails as Docker's does, and says why.
+    let o = docker(
+        cli,
+        &svc,
+        root,
+        &["run", "--network", "none", "--name", "nope", "bb", "nope"],
+    );
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("\"nope\": executable file not found"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        d(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "nope"]).trim(),
+        "created 127"
+    );
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_hold_nobody_starts_is_let_go_without_a_trace() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let cli = &docker_clients()[0];
+    let d = |args: &[&str]| docker_ok(cli, &svc, root, args);
+
+    let id = d(&["create", "--network", "none", "--name", "idle", "bb", "echo", "late"])
+        .trim()
+        .to_string();
+    wait_until("the container is held", Duration::from_secs(10), || held(root, &id));
+    // berth_runtime::warm::HOLD_LIMIT is 10 s.
+    wait_until("the hold is let go", Duration::from_secs(30), || {
+        !held(root, &id) && !runtime_state(root, &id).exists() && !mounted_under(&container_dir(root, &id))
+    });
+    assert_let_go(root, &id);
+    assert_eq!(
+        d(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}} [{{.State.Error}}]",
+            "idle"
+        ])
+        .trim(),
+        "created 0 []"
+    );
+    let since = d(&["inspect", "-f", "{{.Created}}", "idle"]).trim().to_string();
+    assert_eq!(actions(&d, &since, "idle"), ["create"]);
+    // Started later, the usual way.
+    assert_eq!(d(&["start", "-a", "idle"]), "late\n");
+    assert_eq!(d(&["inspect", "-f", "{{.State.Status}}", "idle"]).trim(), "exited");
+}
