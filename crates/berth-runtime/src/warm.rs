@@ -213,16 +213,22 @@ impl Drop for Holder {
 mod tests {
     use super::*;
 
+    /// A start on a thread, and the connection its `go` came on.
+    fn go_from_a_starter(dir: &Path, holder: Holder) -> (std::thread::JoinHandle<Result<Released>>, OwnedFd) {
+        let d = dir.to_path_buf();
+        let starter = std::thread::spawn(move || release(&d));
+        let Told::Go(conn) = holder.wait(Duration::from_secs(5)) else {
+            panic!("the start's word was not go");
+        };
+        (starter, conn)
+    }
+
     #[test]
     fn go_is_answered_on_its_connection_and_the_socket_goes() {
         let dir = tempfile::tempdir().unwrap();
         let holder = Holder::bind(dir.path()).unwrap();
         assert!(is_held(dir.path()));
-        let d = dir.path().to_path_buf();
-        let starter = std::thread::spawn(move || release(&d));
-        let Told::Go(conn) = holder.wait(Duration::from_secs(5)) else {
-            panic!("the start's word was not go");
-        };
+        let (starter, conn) = go_from_a_starter(dir.path(), holder);
         assert!(!is_held(dir.path()), "the socket outlived the word");
         rustix::net::send(&conn, b"ok 42\n", SendFlags::NOSIGNAL).unwrap();
         assert_eq!(starter.join().unwrap().unwrap(), Released::Started(42));
@@ -232,11 +238,7 @@ mod tests {
     fn a_failed_start_comes_back_with_its_code_and_message() {
         let dir = tempfile::tempdir().unwrap();
         let holder = Holder::bind(dir.path()).unwrap();
-        let d = dir.path().to_path_buf();
-        let starter = std::thread::spawn(move || release(&d));
-        let Told::Go(conn) = holder.wait(Duration::from_secs(5)) else {
-            panic!("the start's word was not go");
-        };
+        let (starter, conn) = go_from_a_starter(dir.path(), holder);
         rustix::net::send(&conn, b"err 127 exec: \"nope\": not found\n", SendFlags::NOSIGNAL).unwrap();
         match starter.join().unwrap() {
             Err(RuntimeError::StartFailed { code, message }) => {
@@ -267,11 +269,7 @@ mod tests {
     fn a_start_whose_holder_dies_unanswered_finds_nothing_held() {
         let dir = tempfile::tempdir().unwrap();
         let holder = Holder::bind(dir.path()).unwrap();
-        let d = dir.path().to_path_buf();
-        let starter = std::thread::spawn(move || release(&d));
-        let Told::Go(conn) = holder.wait(Duration::from_secs(5)) else {
-            panic!("the start's word was not go");
-        };
+        let (starter, conn) = go_from_a_starter(dir.path(), holder);
         drop(conn);
         assert_eq!(starter.join().unwrap().unwrap(), Released::NotHeld);
     }

@@ -293,12 +293,7 @@ impl Engine {
             client = Some(AttachClient::connect(&c.dir)?);
             Ok(())
         };
-        let spawned = match self.take_spare_monitor(&monitor_exe, &args) {
-            Some(spare) => spare.take(&c.dir, &opts, &mut connect).unwrap_or_else(|_| {
-                berth_runtime::spawn_monitor_with(&c.dir, &monitor_exe, &args, &opts, &mut connect)
-            }),
-            None => berth_runtime::spawn_monitor_with(&c.dir, &monitor_exe, &args, &opts, &mut connect),
-        };
+        let spawned = self.spawn_monitor(&c.dir, &monitor_exe, &args, &opts, &mut connect);
         match spawned {
             Ok(_) => {
                 // A client attached before the start (run -it, start -a,
@@ -318,10 +313,29 @@ impl Engine {
         }
     }
 
+    /// Starts the monitor of the container in `dir` with `opts` (see
+    /// [`berth_runtime::spawn_monitor_with`]): a spare one if there is
+    /// one, else a new one.
+    pub(super) fn spawn_monitor(
+        &self,
+        dir: &Path,
+        exe: &Path,
+        args: &[String],
+        opts: &MonitorOptions,
+        on_listening: &mut dyn FnMut() -> berth_runtime::Result<()>,
+    ) -> berth_runtime::Result<u32> {
+        match self.take_spare_monitor(exe, args) {
+            Some(spare) => spare
+                .take(dir, opts, on_listening)
+                .unwrap_or_else(|_| berth_runtime::spawn_monitor_with(dir, exe, args, opts, on_listening)),
+            None => berth_runtime::spawn_monitor_with(dir, exe, args, opts, on_listening),
+        }
+    }
+
     /// A long-lived engine's spare monitor for this start, if it has a live
     /// one; a new spare is started beside, for the next start. A command
     /// (one start at most) never keeps one.
-    pub(super) fn take_spare_monitor(&self, exe: &Path, args: &[String]) -> Option<berth_runtime::spare::SpareMonitor> {
+    fn take_spare_monitor(&self, exe: &Path, args: &[String]) -> Option<berth_runtime::spare::SpareMonitor> {
         self.long_lived.then(|| self.spare_monitor.take(exe, args)).flatten()
     }
 

@@ -73,14 +73,7 @@ impl Engine {
                 ready: None,
             };
             let (exe, args) = self.monitor_program()?;
-            let mut no_client = || Ok(());
-            let spawned = match self.take_spare_monitor(&exe, &args) {
-                Some(spare) => spare
-                    .take(&c.dir, &opts, &mut no_client)
-                    .unwrap_or_else(|_| berth_runtime::spawn_monitor_with(&c.dir, &exe, &args, &opts, &mut no_client)),
-                None => berth_runtime::spawn_monitor_with(&c.dir, &exe, &args, &opts, &mut no_client),
-            };
-            spawned?;
+            self.spawn_monitor(&c.dir, &exe, &args, &opts, &mut || Ok(()))?;
             Ok(())
         })();
         if let Err(e) = held {
