@@ -17,6 +17,7 @@
 //! the create ahead of it.
 
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,8 @@ pub fn lock(dir: &Path) -> Result<WarmLock> {
         .create(true)
         .truncate(false)
         .write(true)
+        // The store's owner only, as everything in the store.
+        .mode(berth_archive::perms::PRIVATE_FILE)
         .open(&path)
         .ctx(|| format!("opening {}", path.display()))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
