@@ -138,27 +138,30 @@ impl MonitorOptions {
 }
 
 /// Reports readiness to whoever spawned the monitor, once.
-/// The second field: whether a start of a held container was asked for
-/// (see [`crate::warm`]); the answer then goes to whoever asked.
-struct Notifier(Option<OwnedFd>, bool);
+struct Notifier {
+    fd: Option<OwnedFd>,
+    /// A held container's start was asked for (see [`crate::warm`]): the
+    /// answer goes to whoever asked.
+    start_asked: bool,
+}
 
 impl Notifier {
     /// An intermediate line; the fd stays open for the final word.
     fn line(&mut self, msg: &str) {
-        if let Some(fd) = self.0.as_ref() {
+        if let Some(fd) = self.fd.as_ref() {
             let _ = rustix::io::write(fd, msg.as_bytes());
         }
     }
     fn send(&mut self, msg: &str) {
-        if let Some(fd) = self.0.take() {
+        if let Some(fd) = self.fd.take() {
             let mut f = std::fs::File::from(fd);
             let _ = f.write_all(msg.as_bytes());
         }
     }
     /// The final word goes to `fd` from now on.
     fn answer_on(&mut self, fd: OwnedFd) {
-        self.0 = Some(fd);
-        self.1 = true;
+        self.fd = Some(fd);
+        self.start_asked = true;
     }
     fn ok(&mut self, pid: i32) {
         self.send(&format!("ok {pid}\n"));
@@ -185,7 +188,10 @@ pub fn load_config(container_dir: &Path) -> Result<ContainerConfig> {
 /// A start failure is returned as `StartFailed` (exit code 125/126/127) and
 /// also recorded in the state.
 pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i32> {
-    let mut notifier = Notifier(opts.ready.take(), false);
+    let mut notifier = Notifier {
+        fd: opts.ready.take(),
+        start_asked: false,
+    };
     // Whether the container had never run, as the monitor's first state
     // update found it (a failed first start keeps it created).
     let mut never_ran = None;
@@ -202,7 +208,7 @@ pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i3
         // Held and let go, or failed before its start was asked for (that
         // start fails the same way, and says so): the container is as it was.
         Err(RuntimeError::WarmAbandoned) => Err(RuntimeError::WarmAbandoned),
-        Err(_) if opts.hold && !notifier.1 => Err(RuntimeError::WarmAbandoned),
+        Err(_) if opts.hold && !notifier.start_asked => Err(RuntimeError::WarmAbandoned),
         Err(e) => {
             // A container that never ran stays created when its start fails,
             // as Docker's does (with the exit code and the error). Read here
@@ -896,25 +902,18 @@ fn pump(
         // runs, wake once a second to reap strays (see reap_strays) when
         // there can be any; otherwise sleep until something happens (an
         // idle monitor touches no pages).
-        let timeout = match (exit, strays) {
-            (Some(_), _) => Some(rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: 100_000_000,
-            }),
-            (None, true) => Some(rustix::event::Timespec { tv_sec: 1, tv_nsec: 0 }),
-            (None, false) => None,
+        // The start-up code's release (see run_once) wakes it once too.
+        let wake_in = match exit {
+            Some(_) => Some(Duration::from_millis(100)),
+            None => [
+                strays.then_some(Duration::from_secs(1)),
+                trim_at.map(|t| t.saturating_duration_since(Instant::now())),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
         };
-        // Woken for the start-up code's release too (see run_once).
-        let timeout = match (exit, trim_at) {
-            (None, Some(t)) => {
-                let left = rustix::event::Timespec::try_from(t.saturating_duration_since(Instant::now())).ok();
-                match (timeout, left) {
-                    (Some(a), Some(b)) if (a.tv_sec, a.tv_nsec) <= (b.tv_sec, b.tv_nsec) => Some(a),
-                    (_, left) => left.or(timeout),
-                }
-            }
-            _ => timeout,
-        };
+        let timeout = wake_in.and_then(|d| rustix::event::Timespec::try_from(d).ok());
         match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(RuntimeError::io("waiting for the container", e.into())),

@@ -39,20 +39,11 @@ impl DirWatch {
     /// left, the directory gone) every wait sleeps its whole timeout, as
     /// polling did.
     pub fn new(dir: &Path) -> DirWatch {
-        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
-            .ok()
-            .and_then(|fd| {
-                let mask = WatchFlags::MODIFY
-                    | WatchFlags::CLOSE_WRITE
-                    | WatchFlags::MOVED_TO
-                    | WatchFlags::MOVED_FROM
-                    | WatchFlags::CREATE
-                    | WatchFlags::DELETE
-                    | WatchFlags::DELETE_SELF
-                    | WatchFlags::MOVE_SELF;
-                inotify::add_watch(&fd, dir, mask).ok().map(|_| fd)
-            });
-        DirWatch { fd, only: None }
+        let mask = WatchFlags::MODIFY | WatchFlags::MOVED_FROM | WatchFlags::CREATE | FILE_DONE;
+        DirWatch {
+            fd: watch(dir, mask),
+            only: None,
+        }
     }
 
     /// [`Self::new`] woken only when one of the files `names` is written
@@ -60,9 +51,11 @@ impl DirWatch {
     /// or when the directory itself goes: a wait for the container's state
     /// sleeps through its output being logged.
     pub fn for_files(dir: &Path, names: &'static [&'static str]) -> DirWatch {
-        let mut w = DirWatch::new(dir);
-        w.only = Some(names);
-        w
+        // Not even woken by a write to a file kept open (the log).
+        DirWatch {
+            fd: watch(dir, FILE_DONE),
+            only: Some(names),
+        }
     }
 
     /// Whether the directory is watched (false: waits are plain sleeps).
@@ -141,6 +134,22 @@ fn drain(fd: &OwnedFd) {
             break;
         }
     }
+}
+
+/// What every watch wakes for: a file written and closed or renamed into
+/// place, a deletion, the directory's own end.
+const FILE_DONE: WatchFlags = WatchFlags::CLOSE_WRITE
+    .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::DELETE)
+    .union(WatchFlags::DELETE_SELF)
+    .union(WatchFlags::MOVE_SELF);
+
+/// An inotify instance watching `dir` for `mask`; None when it cannot be
+/// had (see [`DirWatch::new`]).
+fn watch(dir: &Path, mask: WatchFlags) -> Option<OwnedFd> {
+    let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
+    inotify::add_watch(&fd, dir, mask).ok()?;
+    Some(fd)
 }
 
 /// Reads every queued event; whether one is about a file in `names`, a
