@@ -44,7 +44,8 @@ pub struct WarmLock {
     _file: std::fs::File,
 }
 
-/// Takes the lock of the container in `dir`, waiting for whoever holds it.
+/// Takes the lock of the container in `dir` for an early create (making
+/// the lock file), waiting for whoever holds it.
 pub fn lock(dir: &Path) -> Result<WarmLock> {
     let path = dir.join(WARM_LOCK);
     let file = std::fs::OpenOptions::new()
@@ -55,6 +56,22 @@ pub fn lock(dir: &Path) -> Result<WarmLock> {
         .mode(berth_archive::perms::PRIVATE_FILE)
         .open(&path)
         .ctx(|| format!("opening {}", path.display()))?;
+    take(file, &path)
+}
+
+/// [`lock`] for whoever comes after the create: None when the container
+/// never had an early create (no lock file: nothing to wait for, and
+/// nothing is written).
+pub fn lock_if_any(dir: &Path) -> Result<Option<WarmLock>> {
+    let path = dir.join(WARM_LOCK);
+    match std::fs::OpenOptions::new().write(true).open(&path) {
+        Ok(file) => take(file, &path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RuntimeError::io(format!("opening {}", path.display()), e)),
+    }
+}
+
+fn take(file: std::fs::File, path: &Path) -> Result<WarmLock> {
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
         .ctx(|| format!("locking {}", path.display()))?;
     Ok(WarmLock { _file: file })
@@ -275,6 +292,15 @@ mod tests {
         let (starter, conn) = go_from_a_starter(dir.path(), holder);
         drop(conn);
         assert_eq!(starter.join().unwrap().unwrap(), Released::NotHeld);
+    }
+
+    #[test]
+    fn only_an_early_create_makes_the_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(lock_if_any(dir.path()).unwrap().is_none());
+        assert!(!dir.path().join(WARM_LOCK).exists());
+        drop(lock(dir.path()).unwrap());
+        assert!(lock_if_any(dir.path()).unwrap().is_some());
     }
 
     #[test]

@@ -44,6 +44,13 @@ fn mounted_under(dir: &Path) -> bool {
         .any(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&d)))
 }
 
+/// `docker create ARGS`, once the service holds the container; its ID.
+fn create_held(root: &Root, d: &dyn Fn(&[&str]) -> String, args: &[&str]) -> String {
+    let id = d(&[&["create"], args].concat()).trim().to_string();
+    wait_until("the container is held", Duration::from_secs(10), || held(root, &id));
+    id
+}
+
 /// Nothing of an early create is left: no runtime state, no mount, no
 /// socket; the container is as `create` left it.
 fn assert_let_go(root: &Root, id: &str) {
@@ -105,20 +112,11 @@ fn a_created_container_is_held_and_its_start_is_a_word() {
     assert_eq!(d(&["ps", "-aq"]), "");
 
     // Held after create, and still `created` for everyone.
-    let id = d(&[
-        "create",
-        "--network",
-        "none",
-        "--name",
-        "held",
-        "bb",
-        "sh",
-        "-c",
-        "echo hi",
-    ])
-    .trim()
-    .to_string();
-    wait_until("the container is held", Duration::from_secs(10), || held(root, &id));
+    let id = create_held(
+        root,
+        &d,
+        &["--network", "none", "--name", "held", "bb", "sh", "-c", "echo hi"],
+    );
     assert!(runtime_state(root, &id).exists(), "held, yet no runtime state");
     assert_eq!(
         d(&[
@@ -145,35 +143,29 @@ fn a_created_container_is_held_and_its_start_is_a_word() {
     assert_eq!(actions(&d, &since, "held"), ["create", "attach", "start", "die"]);
 
     // `rm` of a held container: nothing of the hold is left behind.
-    let gone = d(&["create", "--network", "none", "bb", "true"]).trim().to_string();
-    wait_until("the container is held", Duration::from_secs(10), || held(root, &gone));
+    let gone = create_held(root, &d, &["--network", "none", "bb", "true"]);
     d(&["rm", &gone]);
     assert!(!container_dir(root, &gone).exists());
     assert_let_go(root, &gone);
 
     // berth's own CLI starts a container the service holds.
-    let by_cli = d(&["create", "--network", "none", "bb", "sh", "-c", "echo cli"])
-        .trim()
-        .to_string();
-    wait_until("the container is held", Duration::from_secs(10), || held(root, &by_cli));
+    let by_cli = create_held(root, &d, &["--network", "none", "bb", "sh", "-c", "echo cli"]);
     assert_eq!(root.ok(&["start", "-a", &by_cli]), "cli\n");
 
     // A change before the start lets the hold go: the start creates the
     // container anew, as it now is.
-    let updated = d(&[
-        "create",
-        "--network",
-        "none",
-        "bb",
-        "sh",
-        "-c",
-        "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
-    ])
-    .trim()
-    .to_string();
-    wait_until("the container is held", Duration::from_secs(10), || {
-        held(root, &updated)
-    });
+    let updated = create_held(
+        root,
+        &d,
+        &[
+            "--network",
+            "none",
+            "bb",
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+        ],
+    );
     d(&["update", "--pids-limit", "77", &updated]);
     assert_let_go(root, &updated);
     assert_eq!(d(&["start", "-a", &updated]), "77\n");
@@ -207,10 +199,7 @@ fn a_hold_nobody_starts_is_let_go_without_a_trace() {
     let cli = &docker_clients()[0];
     let d = |args: &[&str]| docker_ok(cli, &svc, root, args);
 
-    let id = d(&["create", "--network", "none", "--name", "idle", "bb", "echo", "late"])
-        .trim()
-        .to_string();
-    wait_until("the container is held", Duration::from_secs(10), || held(root, &id));
+    let id = create_held(root, &d, &["--network", "none", "--name", "idle", "bb", "echo", "late"]);
     // berth_runtime::warm::HOLD_LIMIT is 10 s.
     wait_until("the hold is let go", Duration::from_secs(30), || {
         !held(root, &id) && !runtime_state(root, &id).exists() && !mounted_under(&container_dir(root, &id))

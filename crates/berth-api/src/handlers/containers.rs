@@ -159,18 +159,18 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
         }
     }
     let spec = super::create::spec_of(&v, ctx.query.get("name"), ctx.query.get("platform"))?;
-    let (created, lock) = ctx
+    let (created, hold) = ctx
         .blocking(move |e| {
             let created = e.create_container(&spec, CreateOptions::default())?;
-            let lock = e.lock_for_hold(&created.id);
-            Ok((created, lock))
+            let hold = e.lock_for_hold(&created.id);
+            Ok((created, hold))
         })
         .await?;
     // Its start is likely next (a client's `run`): the runtime's create
     // goes on while the client gets there. A start waits for it.
-    if let Some(lock) = lock {
-        let (engine, id) = (ctx.engine.clone(), created.id.clone());
-        tokio::task::spawn_blocking(move || engine.hold_created(&id, lock));
+    if let Some(hold) = hold {
+        let engine = ctx.engine.clone();
+        tokio::task::spawn_blocking(move || engine.hold_created(hold));
     }
     Ok(body::json(
         StatusCode::CREATED,

@@ -19,6 +19,7 @@ use berth_runtime::{
 };
 use berth_store::Digest;
 
+use super::warm::HeldStart;
 use super::{Container, ContainerStatus, ROOTFS};
 use crate::{Engine, EngineError};
 
@@ -257,45 +258,41 @@ impl Engine {
         // Held while it starts (see run_attached).
         let _held = self.hold_container(&c.rec.id)?;
         // A container held created (see super::warm) starts with a word.
-        if c.status().can_start() {
-            match self.start_held(&c, attach) {
-                Ok(Some(client)) => {
-                    if attach {
-                        self.record_container_event("attach", &c, &[]);
-                    }
-                    self.record_container_event("start", &c, &[]);
-                    return Ok((c.dir.clone(), client));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    wait_monitor_gone(&c.dir, Duration::from_secs(5));
-                    self.abandon_start(&c);
-                    return Err(e);
-                }
+        let held = if c.status().can_start() {
+            self.start_held(&c, attach)
+        } else {
+            Ok(HeldStart::NotHeld)
+        };
+        let started = match held {
+            Ok(HeldStart::Started(client)) => Ok(client),
+            Ok(HeldStart::NotHeld) => {
+                // Undoes itself when it fails.
+                let (rt, _warm) = self.prepare_start(&c, console)?;
+                let opts = MonitorOptions {
+                    runtime: rt,
+                    attached: None,
+                    // `--rm`: the monitor removes the container through this
+                    // library when it is done (see crate::monitor).
+                    remove_when_done: c.cfg.auto_remove,
+                    on_done: Default::default(),
+                    wait_attach: attach,
+                    reap_strays: false,
+                    hold: false,
+                    ready: None,
+                };
+                let (monitor_exe, args) = self.monitor_program()?;
+                let mut client = None;
+                let mut connect = || {
+                    client = Some(AttachClient::connect(&c.dir)?);
+                    Ok(())
+                };
+                let spawned = self.spawn_monitor(&c.dir, &monitor_exe, &args, &opts, &mut connect);
+                spawned.map(|_| client).map_err(runtime_exit)
             }
-        }
-        let (rt, _warm) = self.prepare_start(&c, console)?;
-        let opts = MonitorOptions {
-            runtime: rt,
-            attached: None,
-            // `--rm`: the monitor removes the container through this
-            // library when it is done (see crate::monitor).
-            remove_when_done: c.cfg.auto_remove,
-            on_done: Default::default(),
-            wait_attach: attach,
-            reap_strays: false,
-            hold: false,
-            ready: None,
+            Err(e) => Err(e),
         };
-        let (monitor_exe, args) = self.monitor_program()?;
-        let mut client = None;
-        let mut connect = || {
-            client = Some(AttachClient::connect(&c.dir)?);
-            Ok(())
-        };
-        let spawned = self.spawn_monitor(&c.dir, &monitor_exe, &args, &opts, &mut connect);
-        match spawned {
-            Ok(_) => {
+        match started {
+            Ok(client) => {
                 // A client attached before the start (run -it, start -a,
                 // the API's attach then start): Docker's order of events.
                 if attach {
@@ -308,7 +305,7 @@ impl Engine {
                 // The monitor unmounts on its way out; make sure of it.
                 wait_monitor_gone(&c.dir, Duration::from_secs(5));
                 self.abandon_start(&c);
-                Err(runtime_exit(e))
+                Err(e)
             }
         }
     }

@@ -28,6 +28,8 @@ pub mod update;
 pub mod view;
 mod warm;
 
+pub use warm::PendingHold;
+
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;

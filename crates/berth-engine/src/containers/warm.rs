@@ -17,7 +17,7 @@ use std::time::Duration;
 use berth_runtime::warm::{self, Released, WarmLock};
 use berth_runtime::{AttachClient, MonitorOptions};
 
-use super::lifecycle::{unmount_rootfs, wait_monitor_gone};
+use super::lifecycle::{runtime_exit, unmount_rootfs, wait_monitor_gone};
 use super::{Container, ContainerStatus};
 use crate::error::Result;
 use crate::Engine;
@@ -41,19 +41,24 @@ impl Engine {
     /// `id`, for [`Self::hold_created`] to run on another thread: a start
     /// that comes meanwhile waits for it. None when this engine does not
     /// create early (a command, which ends before any start).
-    pub fn lock_for_hold(&self, id: &str) -> Option<WarmLock> {
+    pub fn lock_for_hold(&self, id: &str) -> Option<PendingHold> {
         if !self.long_lived {
             return None;
         }
-        warm::lock(&self.container_dir(id)).ok()
+        let lock = warm::lock(&self.container_dir(id)).ok()?;
+        Some(PendingHold {
+            id: id.to_string(),
+            lock,
+        })
     }
 
     /// Has the runtime create the container ahead of its start, and a
     /// monitor hold it created (up to `berth_runtime::warm::HOLD_LIMIT`).
     /// Best effort: when anything fails, the container is left created as
     /// it was, and its start does the whole work (and reports the error).
-    pub fn hold_created(&self, id: &str, lock: WarmLock) {
-        let Ok(c) = self.container(id) else { return };
+    pub fn hold_created(&self, pending: PendingHold) {
+        let PendingHold { id, lock } = pending;
+        let Ok(c) = self.container(&id) else { return };
         if !holdable(&c) || warm::is_held(&c.dir) {
             return;
         }
@@ -92,31 +97,30 @@ impl Engine {
     /// The lock is held only for this: an early create is begun under the
     /// lock its container's create took (see [`Self::lock_for_hold`]), so
     /// none begins after a start looked.
-    pub(super) fn start_held(&self, c: &Container, attach: bool) -> Result<Option<Option<AttachClient>>> {
-        if !c.dir.is_dir() {
-            return Ok(None);
-        }
-        let _lock = warm::lock(&c.dir).map_err(super::lifecycle::runtime_exit)?;
+    pub(super) fn start_held(&self, c: &Container, attach: bool) -> Result<HeldStart> {
+        let Some(_lock) = lock_if_any(c)? else {
+            return Ok(HeldStart::NotHeld);
+        };
         if !warm::is_held(&c.dir) {
-            return Ok(None);
+            return Ok(HeldStart::NotHeld);
         }
         let client = if attach {
             match AttachClient::connect(&c.dir) {
                 Ok(client) => Some(client),
                 Err(_) => {
                     let_go(c);
-                    return Ok(None);
+                    return Ok(HeldStart::NotHeld);
                 }
             }
         } else {
             None
         };
-        match warm::release(&c.dir).map_err(super::lifecycle::runtime_exit)? {
-            Released::Started(_) => Ok(Some(client)),
+        match warm::release(&c.dir).map_err(runtime_exit)? {
+            Released::Started(_) => Ok(HeldStart::Started(client)),
             Released::NotHeld => {
                 // Let go meanwhile: its monitor is on its way out.
                 wait_monitor_gone(&c.dir, Duration::from_secs(10));
-                Ok(None)
+                Ok(HeldStart::NotHeld)
             }
         }
     }
@@ -128,13 +132,36 @@ impl Engine {
         // Only a created container is ever held, and never while its
         // monitor is this process (a `--rm` one's removal after a failed
         // start).
-        if c.status() != ContainerStatus::Created || !c.dir.is_dir() || c.state.monitor_pid == std::process::id() as i32
-        {
+        if c.status() != ContainerStatus::Created || c.state.monitor_pid == std::process::id() as i32 {
             return;
         }
-        let Ok(_lock) = warm::lock(&c.dir) else { return };
-        let_go(c);
+        if let Ok(Some(_lock)) = lock_if_any(c) {
+            let_go(c);
+        }
     }
+}
+
+/// A container's early create, its lock taken ([`Engine::lock_for_hold`]).
+pub struct PendingHold {
+    id: String,
+    lock: WarmLock,
+}
+
+/// How a start found its container ([`Engine::start_held`]).
+pub(super) enum HeldStart {
+    /// Held, now started; with the attach client connected before.
+    Started(Option<AttachClient>),
+    /// Not held (any more): to be started the usual way.
+    NotHeld,
+}
+
+/// The early-create lock of `c`, if it ever had one (see
+/// [`warm::lock_if_any`]).
+fn lock_if_any(c: &Container) -> Result<Option<WarmLock>> {
+    if !c.dir.is_dir() {
+        return Ok(None);
+    }
+    warm::lock_if_any(&c.dir).map_err(runtime_exit)
 }
 
 /// [`Engine::let_go_held`] under the lock.
