@@ -656,7 +656,10 @@ impl<'a> Compose<'a> {
         }
         let created = self.engine.create_container_pulling(
             &spec,
-            berth_engine::containers::create::CreateOptions { start_next: true },
+            berth_engine::containers::create::CreateOptions {
+                start_next: true,
+                ..Default::default()
+            },
             &berth_engine::progress::Progress::none(),
         )?;
         Ok(created.id)
@@ -708,7 +711,10 @@ impl<'a> Compose<'a> {
         adjust(&mut spec)?;
         let created = self.engine.create_container_pulling(
             &spec,
-            berth_engine::containers::create::CreateOptions { start_next: true },
+            berth_engine::containers::create::CreateOptions {
+                start_next: true,
+                ..Default::default()
+            },
             &berth_engine::progress::Progress::none(),
         )?;
         Ok((created.id, name))

@@ -61,6 +61,9 @@ pub struct Engine {
     /// A long-lived engine's monitor started ahead of the next start
     /// (see [`berth_runtime::spare`]); refilled after each use.
     spare_monitor: berth_runtime::spare::SpareKeeper,
+    /// This process's early creates under way, for the starts that come
+    /// meanwhile (see `containers::warm`).
+    early: std::sync::Arc<containers::warm::EarlyCreates>,
 }
 
 impl Engine {
@@ -91,6 +94,7 @@ impl Engine {
             monitor: None,
             long_lived: false,
             spare_monitor: Default::default(),
+            early: Default::default(),
         })
     }
 

@@ -112,7 +112,13 @@ fn a_foreground_run_writes_to_the_streams_it_is_given() {
         "read l; echo got:$l; echo oops >&2; exit 4".into(),
     ];
     let c = engine
-        .create_container(&spec, CreateOptions { start_next: true })
+        .create_container(
+            &spec,
+            CreateOptions {
+                start_next: true,
+                ..Default::default()
+            },
+        )
         .unwrap();
     let (out, err) = (SharedBuffer::new(), SharedBuffer::new());
     let mut streams = Streams::output(out.stream(), err.stream());

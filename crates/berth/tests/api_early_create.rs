@@ -36,6 +36,16 @@ fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
     }
 }
 
+/// The bind mount that keeps container `id`'s network namespace (berth's
+/// run directory, `/run/berth/net-*/netns/ID`), if there is one.
+fn netns_of(id: &str) -> Option<PathBuf> {
+    std::fs::read_dir("/run/berth")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("netns").join(id))
+        .find(|p| p.exists())
+}
+
 /// Whether anything is mounted under `dir`.
 fn mounted_under(dir: &Path) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -190,6 +200,80 @@ fn a_created_container_is_held_and_its_start_is_a_word() {
     );
 }
 
+/// A shell line that prints the container's line of /etc/hosts for its
+/// address on eth0.
+const OWN_HOSTS_LINE: &str =
+    "a=$(ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1); grep \"^$a\\s\" /etc/hosts";
+
+/// Whether `out` (of [`OWN_HOSTS_LINE`]) is one line naming a bridge
+/// address: the container's short ID (its host name), when given.
+fn names_its_address(out: &str, id: Option<&str>) -> bool {
+    let mut lines = out.lines();
+    let (Some(line), None) = (lines.next(), lines.next()) else {
+        return false;
+    };
+    let mut fields = line.split_whitespace();
+    let addr_ok = fields
+        .next()
+        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .is_some_and(|a| a.is_private());
+    addr_ok && id.is_none_or(|id| fields.any(|n| n == &id[..12]))
+}
+
+#[test]
+#[ignore = "needs root"]
+fn a_container_on_a_bridge_is_held_in_a_namespace_of_its_own_and_joins_at_its_start() {
+    let env = Env::new();
+    let root = &env.root;
+    let svc = Service::start(root);
+    let cli = &docker_clients()[0];
+    let d = |args: &[&str]| docker_ok(cli, &svc, root, args);
+
+    // `docker run --rm` on the default bridge: joined while the runtime
+    // created it, its /etc/hosts names it at its address.
+    let out = d(&["run", "--rm", "bb", "sh", "-c", OWN_HOSTS_LINE]);
+    assert!(names_its_address(&out, None), "{out:?}");
+
+    // Held: its namespace exists, and nothing else of the network shows.
+    let id = create_held(root, &d, &["--name", "bheld", "bb", "sh", "-c", OWN_HOSTS_LINE]);
+    assert!(
+        netns_of(&id).is_some(),
+        "held on a bridge without a namespace of its own"
+    );
+    assert_eq!(
+        d(&["network", "inspect", "-f", "{{len .Containers}}", "bridge"]).trim(),
+        "0"
+    );
+    assert_eq!(
+        d(&[
+            "inspect",
+            "-f",
+            "[{{.NetworkSettings.Networks.bridge.IPAddress}}]",
+            "bheld"
+        ])
+        .trim(),
+        "[]"
+    );
+    // Started (a while after its create): it joins then.
+    let line = d(&["start", "-a", "bheld"]);
+    assert_eq!(d(&["inspect", "-f", "{{.State.Status}}", "bheld"]).trim(), "exited");
+    assert!(names_its_address(&line, Some(&id)), "{line:?}");
+    assert!(netns_of(&id).is_none(), "its namespace outlived it");
+
+    // A held one removed: no namespace, no endpoint left.
+    let gone = create_held(root, &d, &["bb", "true"]);
+    d(&["rm", &gone]);
+    assert_let_go(root, &gone);
+    assert!(
+        netns_of(&gone).is_none(),
+        "the namespace of a removed held container is left"
+    );
+    assert_eq!(
+        d(&["network", "inspect", "-f", "{{len .Containers}}", "bridge"]).trim(),
+        "0"
+    );
+}
+
 #[test]
 #[ignore = "needs root"]
 fn a_hold_nobody_starts_is_let_go_without_a_trace() {
@@ -200,11 +284,19 @@ fn a_hold_nobody_starts_is_let_go_without_a_trace() {
     let d = |args: &[&str]| docker_ok(cli, &svc, root, args);
 
     let id = create_held(root, &d, &["--network", "none", "--name", "idle", "bb", "echo", "late"]);
+    let bridged = create_held(root, &d, &["--name", "idle-bridged", "bb", "sh", "-c", OWN_HOSTS_LINE]);
     // berth_runtime::warm::HOLD_LIMIT is 10 s.
     wait_until("the hold is let go", Duration::from_secs(30), || {
-        !held(root, &id) && !runtime_state(root, &id).exists() && !mounted_under(&container_dir(root, &id))
+        [&id, &bridged]
+            .iter()
+            .all(|id| !held(root, id) && !runtime_state(root, id).exists() && !mounted_under(&container_dir(root, id)))
     });
     assert_let_go(root, &id);
+    assert_let_go(root, &bridged);
+    assert!(netns_of(&bridged).is_none(), "the namespace of a hold let go is left");
+    // Started later, it makes its namespace and joins its network anew.
+    let line = d(&["start", "-a", "idle-bridged"]);
+    assert!(names_its_address(&line, Some(&bridged)), "{line:?}");
     assert_eq!(
         d(&[
             "inspect",

@@ -160,11 +160,7 @@ pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> Result<Response<Body>,
     }
     let spec = super::create::spec_of(&v, ctx.query.get("name"), ctx.query.get("platform"))?;
     let (created, hold) = ctx
-        .blocking(move |e| {
-            let created = e.create_container(&spec, CreateOptions::default())?;
-            let hold = e.lock_for_hold(&created.id);
-            Ok((created, hold))
-        })
+        .blocking(move |e| e.create_to_hold(&spec, CreateOptions::default()))
         .await?;
     // Its start is likely next (a client's `run`): the runtime's create
     // goes on while the client gets there. A start waits for it.

@@ -415,6 +415,9 @@ pub struct CreateOptions {
     /// Keep the rootfs mounted and check the published ports are free now:
     /// `run` starts the container next.
     pub start_next: bool,
+    /// Keep the rootfs mounted: the container is created early next (see
+    /// [`Engine::create_to_hold`]), which unmounts it if it does not.
+    pub keep_mounted: bool,
 }
 
 impl Engine {
@@ -481,7 +484,7 @@ impl Engine {
     fn create_container_checked(&self, o: &ContainerSpec, opts: CreateOptions) -> Result<Created> {
         let o = &*super::api_socket::with_api_socket(o)?;
         o.validate()?;
-        let keep_mounted = opts.start_next;
+        let keep_mounted = opts.start_next || opts.keep_mounted;
         let img = image_for_platform(self, &o.image, o.platform.as_deref())?;
         // Held until the container is recorded: a prune beside us leaves it.
         let _lease = self.store.lease_image(&img.id, "run")?;
@@ -627,7 +630,7 @@ impl Engine {
             exposed_all.insert(k.clone(), json!({}));
         }
         let ports = published_ports(o, Some(&exposed_all), &net_mode, &mut warnings)?;
-        if keep_mounted && !ports.is_empty() {
+        if opts.start_next && !ports.is_empty() {
             // `run`: a taken port fails now, before anything exists.
             berth_net::check_available(&ports)?;
         }

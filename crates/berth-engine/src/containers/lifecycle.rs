@@ -106,6 +106,17 @@ pub fn unmount_rootfs(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How much of its bridge networks a container gets before the runtime
+/// creates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NetStep {
+    /// Everything: a start.
+    Whole,
+    /// Its namespace only (see [`Engine::net_namespace`]): an early
+    /// create, whose start joins the networks.
+    NamespaceOnly,
+}
+
 impl Engine {
     /// Checks a container can start and mounts its rootfs. The warmer
     /// returned with the runtime should live until the container runs.
@@ -126,7 +137,8 @@ impl Engine {
         }
         // A previous monitor may still be finishing (unmounting, exit hook).
         wait_monitor_gone(&c.dir, Duration::from_secs(10));
-        self.prepare_started(c, console).inspect_err(|_| self.abandon_start(c))
+        self.prepare_started(c, console, NetStep::Whole)
+            .inspect_err(|_| self.abandon_start(c))
     }
 
     /// Undoes a start that failed: nothing of it stays behind (rootfs,
@@ -139,11 +151,13 @@ impl Engine {
         }
     }
 
-    /// [`Self::prepare_start`] once the container may start.
+    /// [`Self::prepare_start`] once the container may start; its bridge
+    /// networks as far as `net` says.
     pub(super) fn prepare_started(
         &self,
         c: &Container,
         console: Option<ConsoleSize>,
+        net: NetStep,
     ) -> Result<(OciRuntime, Option<AttachWarmer>)> {
         let _ = std::fs::remove_file(c.dir.join(REMOVE_MARKER));
         // Another container's namespaces: those of its process now.
@@ -162,8 +176,13 @@ impl Engine {
         if c.cfg.tty {
             berth_runtime::term::set_console_size(&c.dir, console)?;
         }
-        // Bridge networks: its namespace, addresses, DNS names, /etc files.
-        self.net_up(c)?;
+        match net {
+            // Bridge networks: its namespace, addresses, DNS names, /etc files.
+            NetStep::Whole => self.net_up(c)?,
+            NetStep::NamespaceOnly => {
+                self.net_namespace(c)?;
+            }
+        }
         Ok((rt, warm))
     }
 

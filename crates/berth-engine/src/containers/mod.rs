@@ -26,7 +26,7 @@ pub mod record;
 pub mod top;
 pub mod update;
 pub mod view;
-mod warm;
+pub(crate) mod warm;
 
 pub use warm::PendingHold;
 

@@ -421,27 +421,58 @@ impl Engine {
     /// describe them. Whatever an earlier run left goes first; on failure
     /// nothing is left.
     pub(crate) fn net_up(&self, c: &Container) -> Result<()> {
-        let Some(plan) = read_plan(&c.dir) else {
-            return Ok(());
-        };
+        if self.net_namespace(c)? {
+            self.net_join(c, EtcWrite::Replace)?;
+        }
+        Ok(())
+    }
+
+    /// The first half of [`Self::net_up`]: the container's network
+    /// namespace, made anew (whatever an earlier run left goes first), with
+    /// nothing in it yet. False when the container is on no bridge network.
+    /// Nothing of it shows outside the container: an early create makes it
+    /// ahead of the start (see super::warm), which then joins the networks.
+    pub(crate) fn net_namespace(&self, c: &Container) -> Result<bool> {
+        if read_plan(&c.dir).is_none() {
+            return Ok(false);
+        }
         self.net_down(&c.rec.id)?;
         let ctx = self.root_net_context()?;
         let path = ctx.netns_path(&c.rec.id);
-        let rl = self.rootless_netns(true)?;
+        let made = match self.rootless_netns(true)? {
+            Some(rl) => rl
+                .create_container_netns(&path)
+                .map_err(EngineError::from)
+                .and_then(|_| self.join_rootless_netns(c, &rl, &path)),
+            None => berth_net::ns::create_persistent(&path)
+                .map(|_| ())
+                .map_err(EngineError::from),
+        };
+        if let Err(e) = made {
+            let _ = self.net_down(&c.rec.id);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// The second half of [`Self::net_up`]: joins the namespace made by
+    /// [`Self::net_namespace`] to the container's networks (addresses, DNS
+    /// names) and writes the files that describe them (`etc`: whether they
+    /// are replaced or, when a created container has them bound already,
+    /// rewritten in place). On failure the container leaves every network
+    /// and its namespace goes.
+    pub(crate) fn net_join(&self, c: &Container, etc: EtcWrite) -> Result<()> {
+        let Some(plan) = read_plan(&c.dir) else {
+            return Ok(());
+        };
         let res = (|| -> Result<()> {
-            let ns = match &rl {
-                Some(rl) => {
-                    let ns = rl.create_container_netns(&path)?;
-                    self.join_rootless_netns(c, rl, &path)?;
-                    ns
-                }
-                None => berth_net::ns::create_persistent(&path)?,
-            };
+            let ctx = self.root_net_context()?;
+            let ns = self.container_netns(&ctx, &c.rec.id)?;
             let mut got = Vec::new();
             for p in &plan.networks {
                 got.push(self.connect_planned(&ctx, &c.rec.id, &c.rec.name, &ns, p, &plan.dns)?);
             }
-            self.write_etc(c, &plan, &got)
+            self.write_etc(c, &plan, &got, etc)
         })();
         if let Err(e) = res {
             let _ = self.net_down(&c.rec.id);
@@ -455,7 +486,13 @@ impl Engine {
     /// `/etc/hosts` and `/etc/resolv.conf` in the container directory
     /// (bound into the container when it starts). `/etc/hosts` names the
     /// container at its address on each network, as Docker's does.
-    fn write_etc(&self, c: &Container, plan: &NetPlan, got: &[(NetworkRecord, Attachment)]) -> Result<()> {
+    fn write_etc(
+        &self,
+        c: &Container,
+        plan: &NetPlan,
+        got: &[(NetworkRecord, Attachment)],
+        how: EtcWrite,
+    ) -> Result<()> {
         let first = got.first();
         let gateway = first.and_then(|(n, _)| n.gateway.parse::<Ipv4Addr>().ok());
         let s = EtcSettings {
@@ -529,8 +566,11 @@ impl Engine {
         use berth_archive::perms;
         for (f, text) in [("hosts", hosts), ("resolv.conf", resolv)] {
             let p = c.dir.join(f);
-            perms::write_atomic(&p, text.as_bytes(), perms::MOUNTED_FILE)
-                .with_context(|| format!("writing {}", p.display()))?;
+            match how {
+                EtcWrite::Replace => perms::write_atomic(&p, text.as_bytes(), perms::MOUNTED_FILE),
+                EtcWrite::InPlace => rewrite_in_place(&p, text.as_bytes()),
+            }
+            .with_context(|| format!("writing {}", p.display()))?;
         }
         Ok(())
     }
@@ -952,6 +992,25 @@ impl Engine {
 }
 
 /// `--ip6` must be an address of the network's IPv6 subnet.
+/// How [`Engine::net_join`] writes a container's `/etc/hosts` and
+/// `/etc/resolv.conf`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EtcWrite {
+    /// A new file renamed over the old: nothing has them bound yet.
+    Replace,
+    /// The same file, truncated and written again: the runtime bound them
+    /// into a container created ahead of its start, whose process has not
+    /// run yet (a new file would not be seen through the bind mount).
+    InPlace,
+}
+
+/// Writes `text` into the existing file `path` (see [`EtcWrite::InPlace`]).
+fn rewrite_in_place(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+    f.write_all(text)
+}
+
 fn check_ip6(n: &NetworkRecord, ip6: Ipv6Addr) -> Result<()> {
     match bridge::addressing6(n)? {
         Some(a6) => a6.check_requested(ip6).map_err(|e| EngineError::invalid(e.to_string())),

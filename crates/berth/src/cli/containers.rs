@@ -1055,7 +1055,14 @@ fn do_create(engine: &Engine, a: &CreateArgs, start_next: bool, detached: bool) 
     let mut spec = container_spec(a, if start_next { "run" } else { "create" })?;
     spec.detached = detached;
     let progress = super::layer_progress::plain_to_stderr();
-    let created = engine.create_container_pulling(&spec, CreateOptions { start_next }, &progress)?;
+    let created = engine.create_container_pulling(
+        &spec,
+        CreateOptions {
+            start_next,
+            ..Default::default()
+        },
+        &progress,
+    )?;
     for w in &created.warnings {
         eprintln!("WARNING: {w}");
     }
