@@ -272,6 +272,19 @@ fn a_container_on_a_bridge_is_held_in_a_namespace_of_its_own_and_joins_at_its_st
         d(&["network", "inspect", "-f", "{{len .Containers}}", "bridge"]).trim(),
         "0"
     );
+
+    // Held, it is still only created: a prune takes it, as dockerd's would.
+    let pruned = create_held(root, &d, &["bb", "true"]);
+    assert!(
+        d(&["container", "prune", "-f"]).contains(&pruned),
+        "a held container was not pruned"
+    );
+    assert!(!container_dir(root, &pruned).exists());
+    assert_let_go(root, &pruned);
+    assert!(
+        netns_of(&pruned).is_none(),
+        "the namespace of a pruned held container is left"
+    );
 }
 
 #[test]

@@ -95,13 +95,14 @@ impl Engine {
         if warm::is_held(&c.dir) {
             return;
         }
-        let lease = holdable(&c).then(|| self.hold_container(&c.rec.id).ok()).flatten();
-        let Some(_lease) = lease else {
+        // No lease: a held container is only created, a prune's to take
+        // as dockerd's would be (its removal lets the hold go first).
+        if !holdable(&c) {
             // Mounted by its create for this (its start waits for this
             // lock): that start mounts it again.
             let _ = unmount_rootfs(&c.dir);
             return;
-        };
+        }
         let held = (|| -> Result<()> {
             let (rt, _warm) = self.prepare_started(&c, None, NetStep::NamespaceOnly)?;
             let opts = MonitorOptions {
