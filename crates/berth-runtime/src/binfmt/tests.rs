@@ -267,14 +267,31 @@ fn the_exit_programs_are_real_executables() {
 
 // ---- In a private binfmt_misc instance (user namespace, Linux 6.7+) ----
 
+/// A temporary directory something is mounted on: unmounted before it is
+/// removed (else the removal fails, and the empty directory stays in /tmp
+/// once the namespace and its mount are gone).
+struct MountedDir(tempfile::TempDir);
+
+impl MountedDir {
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for MountedDir {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(self.0.path(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 const PRIVATE: &str = "BERTH_BINFMT_TEST_PRIVATE";
 
 /// Inside the re-run: a private instance mounted on a fresh directory.
 /// Outside: `None`, after running `test` again in a new user and mount
 /// namespace and asserting that it passed there.
-fn private_instance(test: &str) -> Option<(BinfmtMisc, tempfile::TempDir)> {
+fn private_instance(test: &str) -> Option<(BinfmtMisc, MountedDir)> {
     if std::env::var_os(PRIVATE).is_some() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = MountedDir(tempfile::tempdir().unwrap());
         let b = BinfmtMisc::mount(dir.path()).unwrap_or_else(|e| {
             panic!(
                 "{e}: this test needs binfmt_misc in user namespaces (Linux 6.7+; this is {})",
