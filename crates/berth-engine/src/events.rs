@@ -337,6 +337,17 @@ impl Engine {
         self.record_event("network", action, &n.id, a);
     }
 
+    /// Records a network's `connect` or `disconnect` of container `id`, as
+    /// dockerd does when the container joins or leaves it (its start, its
+    /// end, a live `network connect` or `disconnect`).
+    pub fn network_endpoint_event(&self, action: &str, n: &berth_store::NetworkRecord, container_id: &str) {
+        let mut a = BTreeMap::new();
+        a.insert("container".to_string(), container_id.to_string());
+        a.insert("name".to_string(), n.name.clone());
+        a.insert("type".to_string(), n.driver.clone());
+        self.record_event("network", action, &n.id, a);
+    }
+
     /// Records a volume's event.
     pub fn volume_event(&self, action: &str, name: &str, driver: &str) {
         let mut a = BTreeMap::new();

@@ -259,6 +259,48 @@ fn a_container_on_a_bridge_is_held_in_a_namespace_of_its_own_and_joins_at_its_st
     assert_eq!(d(&["inspect", "-f", "{{.State.Status}}", "bheld"]).trim(), "exited");
     assert!(names_its_address(&line, Some(&id)), "{line:?}");
     assert!(netns_of(&id).is_none(), "its namespace outlived it");
+    // Docker's events (dockerd 20.10 gives the same, on a network of its
+    // own): the network's connect just before the start, its disconnect
+    // after the end.
+    let since = d(&["inspect", "-f", "{{.Created}}", "bheld"]).trim().to_string();
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = d(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"container\"}} {{.Actor.Attributes.name}}",
+    ]);
+    let mine: Vec<String> = events
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let about = match f[0] {
+                "network" => f[3] == id && f[4] == "bridge",
+                _ => f[2] == id,
+            };
+            about.then(|| format!("{} {}", f[0], f[1]))
+        })
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            "container create",
+            "container attach",
+            "network connect",
+            "container start",
+            "container die",
+            "network disconnect"
+        ],
+        "{events}"
+    );
 
     // A held one removed: no namespace, no endpoint left.
     let gone = create_held(root, &d, &["bb", "true"]);
@@ -271,6 +313,15 @@ fn a_container_on_a_bridge_is_held_in_a_namespace_of_its_own_and_joins_at_its_st
     assert_eq!(
         d(&["network", "inspect", "-f", "{{len .Containers}}", "bridge"]).trim(),
         "0"
+    );
+
+    // `rm -f` of a running one: dockerd's kill (signal 9), then die.
+    d(&["run", "-d", "--name", "killed", "bb", "sleep", "100"]);
+    let since = d(&["inspect", "-f", "{{.Created}}", "killed"]).trim().to_string();
+    d(&["rm", "-f", "killed"]);
+    assert_eq!(
+        actions(&d, &since, "killed"),
+        ["create", "start", "kill", "die", "destroy"]
     );
 
     // Held, it is still only created: a prune takes it, as dockerd's would.

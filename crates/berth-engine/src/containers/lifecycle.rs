@@ -201,6 +201,7 @@ impl Engine {
         let (rt, _warm) = self.prepare_start(&c, streams.console_size)?;
         // This process is the container's attached client, as `docker run`'s.
         self.record_container_event("attach", &c, &[]);
+        self.record_network_connects(&c);
         self.record_container_event("start", &c, &[]);
         let res = berth_runtime::monitor_main(&c.dir, MonitorOptions::attached(rt, streams));
         let code = res.as_ref().map(|c| *c).unwrap_or_else(|e| e.exit_code());
@@ -317,6 +318,7 @@ impl Engine {
                 if attach {
                     self.record_container_event("attach", &c, &[]);
                 }
+                self.record_network_connects(&c);
                 self.record_container_event("start", &c, &[]);
                 Ok((c.dir.clone(), client))
             }
@@ -517,7 +519,9 @@ impl Engine {
                 super::write_atomic(&c.dir.join(REMOVE_MARKER), b"")
                     .with_context(|| format!("marking {} for removal", c.dir.display()))?;
                 let rt = self.container_runtime(&c)?;
-                // Docker's `rm -f`: SIGKILL at once, no stop signal first.
+                // Docker's `rm -f`: SIGKILL at once, no stop signal first
+                // (and its `kill` event, as dockerd records it).
+                self.record_container_event("kill", &c, &[("signal", "9".to_string())]);
                 berth_runtime::ops::kill_and_wait(&c.dir, &rt)?;
             }
             wait_monitor_gone(&c.dir, Duration::from_secs(5));

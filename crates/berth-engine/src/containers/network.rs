@@ -483,6 +483,20 @@ impl Engine {
         Ok(())
     }
 
+    /// The `connect` events of the networks container `c` joined for its
+    /// start: recorded just before its `start`, where dockerd has them (a
+    /// client's `attach` comes first).
+    pub(crate) fn record_network_connects(&self, c: &Container) {
+        if !c.dir.join(NET_FILE).exists() {
+            return;
+        }
+        for e in self.store.container_endpoints(&c.rec.id).unwrap_or_default() {
+            if let Ok(net) = self.store.network(&e.network_id) {
+                self.network_endpoint_event("connect", &net, &c.rec.id);
+            }
+        }
+    }
+
     /// `/etc/hosts` and `/etc/resolv.conf` in the container directory
     /// (bound into the container when it starts). `/etc/hosts` names the
     /// container at its address on each network, as Docker's does.
@@ -667,10 +681,16 @@ impl Engine {
             }
             return Ok(());
         };
-        let had = !self.store.container_endpoints(id)?.is_empty();
+        let endpoints = self.store.container_endpoints(id)?;
+        let had = !endpoints.is_empty();
         // The namespace goes just below, and its veths with it: the
         // kernel frees them asynchronously instead of making this wait.
         bridge::disconnect_all(&ctx, &self.store, id, Teardown::WithNamespace)?;
+        for e in &endpoints {
+            if let Ok(net) = self.store.network(&e.network_id) {
+                self.network_endpoint_event("disconnect", &net, id);
+            }
+        }
         let path = ctx.netns_path(id);
         let rl = self.rootless_netns(false)?;
         match &rl {
@@ -803,6 +823,7 @@ impl Engine {
             }
             // Containers linking this one may reach it on this network now.
             self.refresh_links_to(&c);
+            self.network_endpoint_event("connect", &net, &c.rec.id);
         } else if let Some(ip) = ip {
             bridge::addressing(&net)?
                 .check_requested(ip)
@@ -846,6 +867,9 @@ impl Engine {
             Some(ctx) => bridge::disconnect(&ctx, &self.store, &net, &c.rec.id)?,
             None => false,
         };
+        if attached {
+            self.network_endpoint_event("disconnect", &net, &c.rec.id);
+        }
         if let (true, Some(ip)) = (attached, ip) {
             // Its address on that network leaves its /etc/hosts, as in Docker.
             edit_hosts(c.dir.join("hosts"), &host_line(&c, ip), false)?;
