@@ -1047,6 +1047,7 @@ fn pump(
         clients.reap();
         if exit.is_none() && trim_at.is_some_and(|t| Instant::now() >= t) {
             release_text_pages();
+            crate::oci::drop_sealed_copies();
             trim_at = None;
         }
         // At most once a second, not after every chunk of output.
@@ -1204,7 +1205,7 @@ pub fn spawn_monitor_with(
     on_listening: &mut dyn FnMut() -> Result<()>,
 ) -> Result<u32> {
     write_monitor_options(container_dir, opts)?;
-    let (child, ready) = launch_monitor(exe, args, container_dir.as_os_str(), Stdio::null())?;
+    let (child, ready) = launch_monitor(exe, args, container_dir.as_os_str(), Stdio::null(), None)?;
     await_monitor(container_dir, child, ready, on_listening)
 }
 
@@ -1227,6 +1228,7 @@ pub(crate) fn launch_monitor(
     args: &[String],
     dir: &std::ffi::OsStr,
     stdin: Stdio,
+    env: Option<(&str, &std::ffi::OsStr)>,
 ) -> Result<(std::process::Child, std::fs::File)> {
     use std::os::unix::process::CommandExt;
     let (r, w) = pipe()?;
@@ -1238,6 +1240,9 @@ pub(crate) fn launch_monitor(
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .env(READY_FD_ENV, "3");
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
     // SAFETY: the closure runs in the forked child before exec and only calls
     // async-signal-safe functions (setsid, dup2, fcntl) on plain integers.
     unsafe {

@@ -43,8 +43,26 @@ pub struct OciRuntime {
     pub hide_cgroup2: bool,
 }
 
+/// This process's sealed copies of runtime programs (see [`sealed_copy`]).
+static COPIES: std::sync::Mutex<Vec<(PathBuf, Option<OwnedFd>)>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes this process's sealed copy of the runtime program at `path` now,
+/// ahead of its first run (a spare monitor, while it waits).
+pub fn prepare_sealed_copy(path: &Path) {
+    let _ = sealed_copy(path);
+}
+
+/// Lets go of this process's sealed copies (a monitor whose container
+/// runs: the memory is the program's size; a later run makes one again).
+pub fn drop_sealed_copies() {
+    if let Ok(mut copies) = COPIES.lock() {
+        copies.clear();
+    }
+}
+
 /// This process's sealed in-memory copy of the runtime program at `path`
-/// (made once, kept for the process's life), as a descriptor to execute.
+/// (made once, kept until [`drop_sealed_copies`]), as a descriptor to
+/// execute.
 ///
 /// crun and runc protect the host from a container that would overwrite
 /// their program through `/proc/<pid>/exe` (CVE-2019-5736): each run
@@ -57,7 +75,6 @@ pub struct OciRuntime {
 /// or when the copy cannot be made: the program runs from its path.
 fn sealed_copy(path: &Path) -> Option<std::os::fd::RawFd> {
     use std::os::fd::AsRawFd;
-    static COPIES: std::sync::Mutex<Vec<(PathBuf, Option<OwnedFd>)>> = std::sync::Mutex::new(Vec::new());
     let mut copies = COPIES.lock().ok()?;
     if let Some((_, fd)) = copies.iter().find(|(p, _)| p == path) {
         return fd.as_ref().map(|f| f.as_raw_fd());

@@ -25,6 +25,10 @@ use crate::monitor::{await_monitor, launch_monitor, write_monitor_options, Monit
 /// The container directory argument that makes a monitor program a spare.
 pub const SPARE_DIR: &str = "-";
 
+/// The environment variable naming the runtime program a spare copies
+/// ahead (see [`SpareMonitor::spawn`]).
+const SPARE_RUNTIME_ENV: &str = "BERTH_SPARE_RUNTIME";
+
 /// A monitor program started ahead of need, waiting for its container.
 pub struct SpareMonitor {
     child: Option<Child>,
@@ -33,9 +37,13 @@ pub struct SpareMonitor {
 
 impl SpareMonitor {
     /// Starts `exe args… -` as a spare, with the same session, stdio and
-    /// readiness pipe as [`crate::spawn_monitor`] gives a monitor.
-    pub fn spawn(exe: &Path, args: &[String]) -> Result<SpareMonitor> {
-        let (child, ready) = launch_monitor(exe, args, SPARE_DIR.as_ref(), Stdio::piped())?;
+    /// readiness pipe as [`crate::spawn_monitor`] gives a monitor. With
+    /// `runtime`, the spare makes its sealed copy of that runtime program
+    /// while it waits (see `crate::oci`), instead of in its container's
+    /// start.
+    pub fn spawn(exe: &Path, args: &[String], runtime: Option<&Path>) -> Result<SpareMonitor> {
+        let env = runtime.map(|r| (SPARE_RUNTIME_ENV, r.as_os_str()));
+        let (child, ready) = launch_monitor(exe, args, SPARE_DIR.as_ref(), Stdio::piped(), env)?;
         Ok(SpareMonitor {
             child: Some(child),
             ready: Some(ready),
@@ -95,6 +103,9 @@ impl Drop for SpareMonitor {
 /// container came: the spare ends). Stdin is /dev/null afterwards, as a
 /// monitor started with its directory has it.
 pub fn await_container_dir() -> Option<PathBuf> {
+    if let Some(runtime) = std::env::var_os(SPARE_RUNTIME_ENV) {
+        crate::oci::prepare_sealed_copy(Path::new(&runtime));
+    }
     let mut line = Vec::new();
     let read = std::io::stdin().lock().read_until(b'\n', &mut line);
     if let Ok(null) = std::fs::File::open("/dev/null") {
@@ -126,15 +137,17 @@ struct Keeper {
 
 impl SpareKeeper {
     /// The spare for a start now, if there is a live one; starts the next
-    /// (`exe args… -`) unless one is being started already.
-    pub fn take(&self, exe: &Path, args: &[String]) -> Option<SpareMonitor> {
+    /// (`exe args… -`, copying `runtime` ahead) unless one is being
+    /// started already.
+    pub fn take(&self, exe: &Path, args: &[String], runtime: Option<&Path>) -> Option<SpareMonitor> {
         use std::sync::atomic::Ordering::SeqCst;
         let taken = self.inner.spare.lock().ok().and_then(|mut s| s.take());
         if !self.inner.refilling.swap(true, SeqCst) {
             let inner = self.inner.clone();
             let (exe, args) = (exe.to_path_buf(), args.to_vec());
+            let runtime = runtime.map(Path::to_path_buf);
             let started = std::thread::Builder::new().name("spare-monitor".into()).spawn(move || {
-                if let Ok(spare) = SpareMonitor::spawn(&exe, &args) {
+                if let Ok(spare) = SpareMonitor::spawn(&exe, &args, runtime.as_deref()) {
                     if let Ok(mut s) = inner.spare.lock() {
                         s.get_or_insert(spare);
                     }

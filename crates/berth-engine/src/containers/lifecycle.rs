@@ -342,7 +342,7 @@ impl Engine {
         opts: &MonitorOptions,
         on_listening: &mut dyn FnMut() -> berth_runtime::Result<()>,
     ) -> berth_runtime::Result<u32> {
-        match self.take_spare_monitor(exe, args) {
+        match self.take_spare_monitor(exe, args, &opts.runtime) {
             Some(spare) => spare
                 .take(dir, opts, on_listening)
                 .unwrap_or_else(|_| berth_runtime::spawn_monitor_with(dir, exe, args, opts, on_listening)),
@@ -353,8 +353,18 @@ impl Engine {
     /// A long-lived engine's spare monitor for this start, if it has a live
     /// one; a new spare is started beside, for the next start. A command
     /// (one start at most) never keeps one.
-    fn take_spare_monitor(&self, exe: &Path, args: &[String]) -> Option<berth_runtime::spare::SpareMonitor> {
-        self.long_lived.then(|| self.spare_monitor.take(exe, args)).flatten()
+    fn take_spare_monitor(
+        &self,
+        exe: &Path,
+        args: &[String],
+        rt: &OciRuntime,
+    ) -> Option<berth_runtime::spare::SpareMonitor> {
+        // The next spare copies crun ahead (half a megabyte; runc's
+        // program is seventeen times that: it is copied when it runs).
+        let ahead = (rt.name == "crun").then_some(rt.path.as_path());
+        self.long_lived
+            .then(|| self.spare_monitor.take(exe, args, ahead))
+            .flatten()
     }
 
     /// The program a detached monitor runs as: the one set with
