@@ -10,7 +10,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use api::{docker, docker_clients, docker_ok, Service};
+use api::{docker, docker_clients, docker_ok, events_until_now, Service};
 use common::{serve_registry, stderr, stdout, Env};
 
 /// Runs `docker ARGS` under a pty (`script`), feeding `keys` (each after a
@@ -277,13 +277,7 @@ fn docker_runs_execs_attaches_builds_and_pushes_through_the_socket() {
 
     // Events: what berth's own CLI does appears in `docker events`.
     root.ok(&["run", "--rm", "--name", "from-cli", "bb", "true"]);
-    // The client sends `until` in whole seconds: the next second covers now.
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
+    let until = events_until_now();
     let ev = d(&[
         "events",
         "--since",

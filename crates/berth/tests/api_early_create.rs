@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use api::{docker, docker_clients, docker_ok, Service};
+use api::{docker, docker_clients, docker_ok, events_until_now, Service};
 use common::{stderr, stdout, Env, Root};
 
 fn container_dir(root: &Root, id: &str) -> PathBuf {
@@ -71,16 +71,12 @@ fn assert_let_go(root: &Root, id: &str) {
 
 /// The actions of the events of container `name` from `since` until now.
 fn actions(d: &dyn Fn(&[&str]) -> String, since: &str, name: &str) -> Vec<String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
     d(&[
         "events",
         "--since",
         since,
         "--until",
-        &(now + 1).to_string(),
+        &events_until_now(),
         "--filter",
         &format!("container={name}"),
         "--format",
@@ -263,12 +259,7 @@ fn a_container_on_a_bridge_is_held_in_a_namespace_of_its_own_and_joins_at_its_st
     // own): the network's connect just before the start, its disconnect
     // after the end.
     let since = d(&["inspect", "-f", "{{.Created}}", "bheld"]).trim().to_string();
-    let until = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 1)
-    .to_string();
+    let until = events_until_now();
     let events = d(&[
         "events",
         "--since",

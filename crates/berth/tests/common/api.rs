@@ -123,6 +123,16 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 /// The docker CLIs on this machine: the 28.x client in /usr/local/bin and
 /// Debian's docker.io 20.10 in /usr/bin (scripts/setup installs it).
+/// `docker events --until` for "now": the client sends whole seconds, so
+/// the next second covers everything so far.
+pub fn events_until_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (now + 1).to_string()
+}
+
 pub fn docker_clients() -> Vec<PathBuf> {
     let found: Vec<PathBuf> = ["/usr/local/bin/docker", "/usr/bin/docker"]
         .iter()
