@@ -207,7 +207,6 @@ pub fn monitor_main(container_dir: &Path, mut opts: MonitorOptions) -> Result<i3
         Ok(code) => Ok(code),
         // Held and let go, or failed before its start was asked for (that
         // start fails the same way, and says so): the container is as it was.
-        Err(RuntimeError::WarmAbandoned) => Err(RuntimeError::WarmAbandoned),
         Err(_) if opts.hold && !notifier.start_asked => Err(RuntimeError::WarmAbandoned),
         Err(e) => {
             // A container that never ran stays created when its start fails,

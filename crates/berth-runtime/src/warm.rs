@@ -21,11 +21,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rustix::event::{poll, PollFd, PollFlags};
 use rustix::net::{RecvFlags, SendFlags, SocketAddrUnix, SocketFlags};
 
 use crate::attach::{seqpacket, with_short_path};
 use crate::error::{IoContext, Result, RuntimeError};
+use crate::watch::poll_readable;
 
 /// The socket a holding monitor listens on.
 pub const WARM_SOCKET: &str = "warm.sock";
@@ -144,15 +144,8 @@ fn receive(fd: &OwnedFd, limit: Duration) -> Option<String> {
     let end = Instant::now() + limit;
     let mut buf = [0u8; 4096];
     loop {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if !poll_readable(fd, end.saturating_duration_since(Instant::now())) {
             return None;
-        }
-        let ts = rustix::event::Timespec::try_from(left).ok();
-        let mut fds = [PollFd::new(fd, PollFlags::IN)];
-        match poll(&mut fds, ts.as_ref()) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return None,
         }
         match rustix::net::recv(fd, &mut buf, RecvFlags::DONTWAIT) {
             Ok((0, _)) => return None,
@@ -200,15 +193,8 @@ impl Holder {
     pub(crate) fn wait(self, limit: Duration) -> Told {
         let end = Instant::now() + limit;
         loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if !poll_readable(&self.listener, end.saturating_duration_since(Instant::now())) {
                 return Told::Abort;
-            }
-            let ts = rustix::event::Timespec::try_from(left).ok();
-            let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
-            match poll(&mut fds, ts.as_ref()) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(_) => return Told::Abort,
             }
             let Ok(conn) = rustix::net::accept_with(&self.listener, SocketFlags::CLOEXEC) else {
                 continue;

@@ -181,7 +181,7 @@ fn any_of(fd: &OwnedFd, names: &[&str]) -> bool {
 }
 
 /// Polls one fd for input, retrying on EINTR until `timeout`.
-fn poll_readable(fd: &OwnedFd, timeout: Duration) -> bool {
+pub(crate) fn poll_readable(fd: &OwnedFd, timeout: Duration) -> bool {
     let end = Instant::now() + timeout;
     loop {
         let left = end.saturating_duration_since(Instant::now());
