@@ -39,24 +39,26 @@ fn container_monitor_main(container_dir: &Path) -> i32 {
     let dir = container_dir.to_path_buf();
     let died = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let d = died.clone();
-    let early = opened_early(container_dir);
-    let hook: berth_runtime::monitor::DoneHook = Box::new(move || {
-        // The container is done and will not restart: remove it, its
-        // directory, its record and its anonymous volumes, as `rm -f -v`.
-        let Some((root, id)) = root_and_id(&dir) else { return };
-        let ready = early.lock().ok().and_then(|mut e| e.take());
-        match ready.map(Ok).unwrap_or_else(|| Engine::open(&root, None)) {
-            Ok(engine) => {
-                record_die(&engine, &dir, &id);
-                d.store(true, std::sync::atomic::Ordering::SeqCst);
-                if let Err(e) = engine.remove_container(&id, true, true) {
-                    log::warn!("removing container {id} (--rm): {e}");
+    let hook = || -> berth_runtime::monitor::DoneHook {
+        let early = opened_early(&dir);
+        Box::new(move || {
+            // The container is done and will not restart: remove it, its
+            // directory, its record and its anonymous volumes, as `rm -f -v`.
+            let Some((root, id)) = root_and_id(&dir) else { return };
+            let ready = early.lock().ok().and_then(|mut e| e.take());
+            match ready.map(Ok).unwrap_or_else(|| Engine::open(&root, None)) {
+                Ok(engine) => {
+                    record_die(&engine, &dir, &id);
+                    d.store(true, std::sync::atomic::Ordering::SeqCst);
+                    if let Err(e) = engine.remove_container(&id, true, true) {
+                        log::warn!("removing container {id} (--rm): {e}");
+                    }
                 }
+                Err(e) => log::warn!("removing container {id} (--rm): {e}"),
             }
-            Err(e) => log::warn!("removing container {id} (--rm): {e}"),
-        }
-    });
-    let ended = berth_runtime::monitor::detached_monitor_main(container_dir, Some(hook));
+        })
+    };
+    let ended = berth_runtime::monitor::detached_monitor_main(container_dir, hook);
     let net = container_dir.join(crate::containers::network::NET_FILE).exists();
     // A container held created and let go never ran: no `die`.
     let died = died.load(std::sync::atomic::Ordering::SeqCst) || ended.abandoned;
@@ -89,8 +91,7 @@ fn container_monitor_main(container_dir: &Path) -> i32 {
 /// itself then.
 fn opened_early(container_dir: &Path) -> std::sync::Arc<std::sync::Mutex<Option<Engine>>> {
     let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let rm = berth_runtime::monitor::load_config(container_dir).is_ok_and(|c| c.auto_remove);
-    if let (true, Some((root, _))) = (rm, root_and_id(container_dir)) {
+    if let Some((root, _)) = root_and_id(container_dir) {
         let s = slot.clone();
         let _ = std::thread::Builder::new().name("open-early".into()).spawn(move || {
             let Ok(engine) = Engine::open(&root, None) else { return };

@@ -1146,13 +1146,14 @@ pub const ROOTFS_DIR: &str = "rootfs";
 
 /// The whole life of a detached monitor process (`berth-monitor __monitor
 /// DIR`, or `berth __monitor DIR`): load the options [`spawn_monitor`]
-/// left, supervise the container until it is done (running `on_done` then
-/// when the options ask for removal), unmount its rootfs. Returns the
-/// process exit code.
-pub fn detached_monitor_main(container_dir: &Path, on_done: Option<DoneHook>) -> Ended {
+/// left, supervise the container until it is done, unmount its rootfs.
+/// When the options ask for removal, `on_done` makes the hook run then
+/// (made once the options are read, before the container starts).
+/// Returns how it ended.
+pub fn detached_monitor_main(container_dir: &Path, on_done: impl FnOnce() -> DoneHook) -> Ended {
     let res = MonitorOptions::from_dir(container_dir).and_then(|mut opts| {
         if opts.remove_when_done {
-            opts.on_done = OnDone(on_done);
+            opts.on_done = OnDone(Some(on_done()));
         }
         monitor_main(container_dir, opts)
     });
