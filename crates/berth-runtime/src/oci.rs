@@ -266,6 +266,14 @@ impl OciRuntime {
         }
     }
 
+    /// The program a process that will run this runtime may copy ahead
+    /// ([`prepare_sealed_copy`]): crun's, half a megabyte. runc's is
+    /// seventeen times that, too much to keep in an idle process: it is
+    /// copied when it runs.
+    pub fn copied_ahead(&self) -> Option<&Path> {
+        (self.name == "crun").then_some(self.path.as_path())
+    }
+
     /// A command for this runtime with the global flags set. crun and runc
     /// run from a sealed in-memory copy of themselves when one can be made
     /// (see [`sealed_copy`]).

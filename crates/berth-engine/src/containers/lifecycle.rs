@@ -351,19 +351,17 @@ impl Engine {
     }
 
     /// A long-lived engine's spare monitor for this start, if it has a live
-    /// one; a new spare is started beside, for the next start. A command
-    /// (one start at most) never keeps one.
+    /// one; a new spare is started beside, for the next start (with `rt`'s
+    /// program copied ahead). A command (one start at most) never keeps
+    /// one.
     fn take_spare_monitor(
         &self,
         exe: &Path,
         args: &[String],
         rt: &OciRuntime,
     ) -> Option<berth_runtime::spare::SpareMonitor> {
-        // The next spare copies crun ahead (half a megabyte; runc's
-        // program is seventeen times that: it is copied when it runs).
-        let ahead = (rt.name == "crun").then_some(rt.path.as_path());
         self.long_lived
-            .then(|| self.spare_monitor.take(exe, args, ahead))
+            .then(|| self.spare_monitor.take(exe, args, rt.copied_ahead()))
             .flatten()
     }
 
