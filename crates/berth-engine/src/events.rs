@@ -269,6 +269,14 @@ fn read_lines_from(path: &Path, pos: u64, mut each: impl FnMut(EventMessage) -> 
     }
 }
 
+/// A network event's attributes: the network's name and driver.
+fn network_attributes(n: &berth_store::NetworkRecord) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("name".to_string(), n.name.clone()),
+        ("type".to_string(), n.driver.clone()),
+    ])
+}
+
 impl Engine {
     fn journal(&self) -> PathBuf {
         self.root().join(JOURNAL)
@@ -331,20 +339,15 @@ impl Engine {
 
     /// Records a network's event.
     pub fn network_event(&self, action: &str, n: &berth_store::NetworkRecord) {
-        let mut a = BTreeMap::new();
-        a.insert("name".to_string(), n.name.clone());
-        a.insert("type".to_string(), n.driver.clone());
-        self.record_event("network", action, &n.id, a);
+        self.record_event("network", action, &n.id, network_attributes(n));
     }
 
     /// Records a network's `connect` or `disconnect` of container `id`, as
     /// dockerd does when the container joins or leaves it (its start, its
     /// end, a live `network connect` or `disconnect`).
     pub fn network_endpoint_event(&self, action: &str, n: &berth_store::NetworkRecord, container_id: &str) {
-        let mut a = BTreeMap::new();
+        let mut a = network_attributes(n);
         a.insert("container".to_string(), container_id.to_string());
-        a.insert("name".to_string(), n.name.clone());
-        a.insert("type".to_string(), n.driver.clone());
         self.record_event("network", action, &n.id, a);
     }
 

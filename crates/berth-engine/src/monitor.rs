@@ -59,7 +59,7 @@ fn container_monitor_main(container_dir: &Path) -> i32 {
         })
     };
     let ended = berth_runtime::monitor::detached_monitor_main(container_dir, hook);
-    let net = container_dir.join(crate::containers::network::NET_FILE).exists();
+    let net = crate::containers::network::on_bridge(container_dir);
     // A container held created and let go never ran: no `die`.
     let died = died.load(std::sync::atomic::Ordering::SeqCst) || ended.abandoned;
     if net || !died {

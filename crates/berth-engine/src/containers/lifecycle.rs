@@ -200,9 +200,7 @@ impl Engine {
         self.let_go_held(&c);
         let (rt, _warm) = self.prepare_start(&c, streams.console_size)?;
         // This process is the container's attached client, as `docker run`'s.
-        self.record_container_event("attach", &c, &[]);
-        self.record_network_connects(&c);
-        self.record_container_event("start", &c, &[]);
+        self.record_started(&c, true);
         let res = berth_runtime::monitor_main(&c.dir, MonitorOptions::attached(rt, streams));
         let code = res.as_ref().map(|c| *c).unwrap_or_else(|e| e.exit_code());
         self.record_container_event("die", &c, &[("exitCode", code.to_string())]);
@@ -313,13 +311,7 @@ impl Engine {
         };
         match started {
             Ok(client) => {
-                // A client attached before the start (run -it, start -a,
-                // the API's attach then start): Docker's order of events.
-                if attach {
-                    self.record_container_event("attach", &c, &[]);
-                }
-                self.record_network_connects(&c);
-                self.record_container_event("start", &c, &[]);
+                self.record_started(&c, attach);
                 Ok((c.dir.clone(), client))
             }
             Err(e) => {
@@ -329,6 +321,17 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// The events of a start, in dockerd's order: a client's `attach`
+    /// (one attached before the start: run -it, start -a, the API's attach
+    /// then start), its networks' `connect`, `start`.
+    fn record_started(&self, c: &Container, attached: bool) {
+        if attached {
+            self.record_container_event("attach", c, &[]);
+        }
+        self.record_network_connects(c);
+        self.record_container_event("start", c, &[]);
     }
 
     /// Starts the monitor of the container in `dir` with `opts` (see
@@ -675,7 +678,7 @@ impl Engine {
     /// for a container on bridge networks only, as Docker does (the host's
     /// or another container's namespace is not its own).
     pub fn container_stats(&self, c: &Container) -> Result<Stats> {
-        let on_bridge = c.dir.join(super::network::NET_FILE).exists();
+        let on_bridge = super::network::on_bridge(&c.dir);
         Ok(berth_runtime::stats(&c.dir, on_bridge)?)
     }
 }

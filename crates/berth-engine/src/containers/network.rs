@@ -107,6 +107,12 @@ impl PlannedEndpoint {
     }
 }
 
+/// Whether the container in `dir` is planned onto bridge networks (it
+/// has a network namespace of its own, joined at its start).
+pub(crate) fn on_bridge(dir: &Path) -> bool {
+    dir.join(NET_FILE).exists()
+}
+
 /// The plan of the container in `dir`, if it is on bridge networks.
 pub fn read_plan(dir: &Path) -> Option<NetPlan> {
     serde_json::from_slice(&std::fs::read(dir.join(NET_FILE)).ok()?).ok()
@@ -487,7 +493,7 @@ impl Engine {
     /// start: recorded just before its `start`, where dockerd has them (a
     /// client's `attach` comes first).
     pub(crate) fn record_network_connects(&self, c: &Container) {
-        if !c.dir.join(NET_FILE).exists() {
+        if !on_bridge(&c.dir) {
             return;
         }
         for e in self.store.container_endpoints(&c.rec.id).unwrap_or_default() {
@@ -1015,7 +1021,6 @@ impl Engine {
     }
 }
 
-/// `--ip6` must be an address of the network's IPv6 subnet.
 /// How [`Engine::net_join`] writes a container's `/etc/hosts` and
 /// `/etc/resolv.conf`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1028,13 +1033,15 @@ pub(crate) enum EtcWrite {
     InPlace,
 }
 
-/// Writes `text` into the existing file `path` (see [`EtcWrite::InPlace`]).
+/// Writes `text` into the existing file `path`, keeping its inode: a
+/// file bound into a container (see [`EtcWrite::InPlace`]).
 fn rewrite_in_place(path: &Path, text: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path)?;
     f.write_all(text)
 }
 
+/// `--ip6` must be an address of the network's IPv6 subnet.
 fn check_ip6(n: &NetworkRecord, ip6: Ipv6Addr) -> Result<()> {
     match bridge::addressing6(n)? {
         Some(a6) => a6.check_requested(ip6).map_err(|e| EngineError::invalid(e.to_string())),
@@ -1116,13 +1123,7 @@ fn edit_hosts(path: std::path::PathBuf, line: &str, add: bool) -> Result<()> {
     if out == text {
         return Ok(());
     }
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(&path)
-        .and_then(|mut f| f.write_all(out.as_bytes()))
-        .with_context(|| format!("writing {}", path.display()))?;
+    rewrite_in_place(&path, out.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

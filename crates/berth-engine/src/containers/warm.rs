@@ -90,8 +90,7 @@ impl Engine {
     /// Best effort: when anything fails, the container is left created as
     /// it was, and its start does the whole work (and reports the error).
     pub fn hold_created(&self, pending: PendingHold) {
-        let id = pending.id.clone();
-        let Ok(c) = self.container(&id) else { return };
+        let Ok(c) = self.container(&pending.id) else { return };
         if warm::is_held(&c.dir) {
             return;
         }
@@ -118,7 +117,7 @@ impl Engine {
             let (exe, args) = self.monitor_program()?;
             // While the runtime creates it: its networks, if its start
             // comes meanwhile.
-            let on_bridge = c.dir.join(super::network::NET_FILE).exists();
+            let on_bridge = super::network::on_bridge(&c.dir);
             std::thread::scope(|s| {
                 let joiner = on_bridge.then(|| s.spawn(|| self.join_when_started(&c)));
                 let spawned = self.spawn_monitor(&c.dir, &exe, &args, &opts, &mut || Ok(()));
@@ -155,9 +154,9 @@ impl Engine {
     }
 
     /// In a start: starts the container if a monitor holds it created
-    /// (an early create under way is waited for). `Ok(None)`: none does
-    /// (any more), start it the usual way; with `attach`, the client is
-    /// connected before its process runs.
+    /// (an early create under way is waited for). [`HeldStart::NotHeld`]:
+    /// none does (any more), start it the usual way; with `attach`, the
+    /// client is connected before its process runs.
     ///
     /// The lock is held only for this: an early create is begun under the
     /// lock its container's create took (see [`Self::create_to_hold`]), so
@@ -174,7 +173,7 @@ impl Engine {
         // Its networks, into the namespace it was created in, unless its
         // early create joined them (nothing else does while it is held).
         // When that fails, the usual start does it all again and says why.
-        let on_bridge = c.dir.join(super::network::NET_FILE).exists();
+        let on_bridge = super::network::on_bridge(&c.dir);
         let joined = match on_bridge.then(|| self.store.container_endpoints(&c.rec.id)) {
             None => Ok(()),
             Some(Ok(eps)) if !eps.is_empty() => Ok(()),
