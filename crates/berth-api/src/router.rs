@@ -60,6 +60,8 @@ pub enum ContainerOp {
     ArchivePut,
     Remove,
     Attach,
+    /// `GET …/attach/ws`
+    AttachWs,
     Logs,
     Resize,
     Stats,
@@ -272,7 +274,7 @@ pub fn route(method: &Method, path: &str) -> Result<Routed, ApiError> {
                 None => Err(ApiError::page_not_found()),
             }
         }
-        ["containers", _, "attach", "ws"] if get => not_yet("attach over websocket"),
+        ["containers", id, "attach", "ws"] if get => Ok(Route::Container(container_word(id)?, ContainerOp::AttachWs)),
         ["exec", id, "start"] if post => Ok(Route::Exec(exec_word(id)?, ExecOp::Start)),
         ["exec", id, "resize"] if post => Ok(Route::Exec(exec_word(id)?, ExecOp::Resize)),
         ["exec", id, "json"] if get => Ok(Route::Exec(exec_word(id)?, ExecOp::Inspect)),
@@ -414,6 +416,10 @@ mod tests {
         assert_eq!(
             r(Method::POST, "/containers/x/attach").unwrap(),
             Route::Container("x".into(), ContainerOp::Attach)
+        );
+        assert_eq!(
+            r(Method::GET, "/v1.41/containers/x/attach/ws").unwrap(),
+            Route::Container("x".into(), ContainerOp::AttachWs)
         );
         assert_eq!(
             r(Method::POST, "/v1.41/exec/abc123/start").unwrap(),

@@ -1,6 +1,7 @@
 //! docker-py (from PyPI, in the venv scripts/setup makes) drives
 //! `berth system service`: images, a container berth's CLI created,
-//! archives both ways, errors as docker-py's exceptions.
+//! archives both ways, errors as docker-py's exceptions, attach over a
+//! websocket.
 
 #[path = "common/api.rs"]
 mod api;
@@ -31,6 +32,29 @@ fn docker_py_drives_images_and_a_container_through_the_socket() {
     );
     assert!(stdout(&o).contains("docker-py: every check passed"));
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "", "berth's CLI sees the removal");
+}
+
+#[test]
+#[ignore = "needs root"]
+fn docker_py_attaches_over_a_websocket() {
+    let env = Env::new();
+    let root = &env.root;
+    // docker-py speaks websocket only over TCP.
+    let svc = Service::start_tcp(root);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_attach_ws.py");
+    let o = std::process::Command::new(docker_py())
+        .arg(&script)
+        .arg(svc.host())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("docker-py attach/ws: every check passed"));
+    assert_eq!(root.ok(&["ps", "-aq"]).trim(), "", "every container was removed");
 }
 
 #[test]

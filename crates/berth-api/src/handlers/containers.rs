@@ -18,6 +18,7 @@ use berth_engine::path_stat::PathStat;
 use berth_engine::wait::WaitCondition;
 use berth_engine::Engine;
 
+use super::sessions::Transport;
 use super::{unix_time, Ctx};
 use crate::body::{self, Body, BodyReader};
 use crate::error::ApiError;
@@ -278,7 +279,8 @@ pub async fn one(ctx: &Ctx, word: String, op: ContainerOp, req: Request<Incoming
             Ok(body::status(StatusCode::NO_CONTENT))
         }
         ContainerOp::Wait => wait(ctx, word).await,
-        ContainerOp::Attach => super::sessions::attach(ctx, word, req).await,
+        ContainerOp::Attach => super::sessions::attach(ctx, word, req, Transport::Hijacked).await,
+        ContainerOp::AttachWs => super::sessions::attach(ctx, word, req, Transport::WebSocket).await,
         ContainerOp::Logs => super::sessions::logs(ctx, word).await,
         ContainerOp::Resize => super::sessions::resize(ctx, word).await,
         ContainerOp::Stats => super::sessions::stats(ctx, word).await,

@@ -27,7 +27,7 @@ use berth_engine::Engine;
 use super::Ctx;
 use crate::body::{self, Body};
 use crate::error::ApiError;
-use crate::hijack::{self, RawWriter, MULTIPLEXED_STREAM, RAW_STREAM};
+use crate::hijack::{self, Frames, RawWriter, MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::router::ApiVersion;
 
 /// One exec instance.
@@ -114,45 +114,65 @@ fn stream_type(tty: bool, v: ApiVersion) -> &'static str {
     }
 }
 
-/// The output half of a session: one raw stream with a tty, frames without.
-fn outputs(w: RawWriter, tty: bool, want_out: bool, want_err: bool) -> (StreamOut, StreamOut) {
+/// The output half of a session: one raw stream with a tty, frames without
+/// unless `mux` is off (a websocket: both streams raw on one connection,
+/// as dockerd's `attach/ws` sends them).
+fn outputs(w: RawWriter, tty: bool, mux: bool, want_out: bool, want_err: bool) -> (StreamOut, StreamOut) {
     let sink = || StreamOut::Writer(Box::new(std::io::sink()));
+    let pick = |want: bool, w: Box<dyn Write + Send>| if want { StreamOut::Writer(w) } else { sink() };
     if tty {
-        let out = if want_out {
-            StreamOut::Writer(Box::new(w))
-        } else {
-            sink()
-        };
-        return (out, sink());
+        return (pick(want_out, Box::new(w)), sink());
+    }
+    if !mux {
+        return (pick(want_out, Box::new(w.clone())), pick(want_err, Box::new(w)));
     }
     let (o, e) = multiplexed(w);
-    (
-        if want_out {
-            StreamOut::Writer(Box::new(o))
-        } else {
-            sink()
-        },
-        if want_err {
-            StreamOut::Writer(Box::new(e))
-        } else {
-            sink()
-        },
-    )
+    (pick(want_out, Box::new(o)), pick(want_err, Box::new(e)))
 }
 
-/// `POST /containers/{id}/attach?stream&stdin&stdout&stderr&logs&detachKeys`.
-pub async fn attach(ctx: &Ctx, word: String, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+/// How an attach client is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `POST …/attach`: the HTTP connection taken over (upgraded or not).
+    Hijacked,
+    /// `GET …/attach/ws`: a websocket.
+    WebSocket,
+}
+
+/// `POST /containers/{id}/attach?stream&stdin&stdout&stderr&logs&detachKeys`,
+/// and `GET /containers/{id}/attach/ws` with the same parameters: the
+/// websocket carries stdout and stderr unframed, in binary messages (text
+/// before 1.28), and before API 1.42 attaches all three streams whatever
+/// the parameters say, as dockerd does.
+pub async fn attach(
+    ctx: &Ctx,
+    word: String,
+    req: Request<Incoming>,
+    transport: Transport,
+) -> Result<Response<Body>, ApiError> {
     let q = &ctx.query;
+    let ws = transport == Transport::WebSocket;
+    let all = ws && ctx.version < ApiVersion::new(1, 42);
     let (stream, want_in, want_out, want_err, logs) = (
         q.bool("stream"),
-        q.bool("stdin"),
-        q.bool("stdout"),
-        q.bool("stderr"),
+        all || q.bool("stdin"),
+        all || q.bool("stdout"),
+        all || q.bool("stderr"),
         q.bool("logs"),
     );
     let keys = parse_detach_keys(q.get("detachKeys").unwrap_or("")).map_err(ApiError::bad_request)?;
     let c = ctx.blocking(move |e| e.container(&word)).await?;
     let (id, tty, status) = (c.rec.id.clone(), c.cfg.tty, c.status());
+    // The handshake is checked before anything waits for the container.
+    let (resp, raw) = match transport {
+        Transport::Hijacked => hijack::hijack(&req, &ctx.takeover, stream_type(tty, ctx.version)),
+        Transport::WebSocket => hijack::websocket(&req, &ctx.takeover).map_err(ApiError::bad_request)?,
+    };
+    let frames = if ctx.version < ApiVersion::new(1, 28) {
+        Frames::Text
+    } else {
+        Frames::Binary
+    };
     // Attaching to a container that is not running waits for its next
     // start, as dockerd's attach does: `docker start -a` attaches, then
     // starts, a created container or one that ran before.
@@ -164,14 +184,17 @@ pub async fn attach(ctx: &Ctx, word: String, req: Request<Incoming>) -> Result<R
         None
     };
     let stream = stream && (waiter.is_some() || status.is_up());
-    let (resp, raw) = hijack::hijack(&req, &ctx.takeover, stream_type(tty, ctx.version));
     let engine = ctx.engine.clone();
     let shared = ctx.shared.clone();
     let guard = ctx.activity.begin();
     tokio::spawn(async move {
         let _guard = guard;
         let Ok(raw) = raw.await else { return };
-        let (reader, writer) = raw.into_blocking();
+        let (reader, writer) = if ws {
+            raw.into_websocket(frames)
+        } else {
+            raw.into_blocking()
+        };
         let session = match waiter {
             Some(rx) => match next_start(rx, &engine, &id).await {
                 NextStart::Session(s) => Some(s),
@@ -182,7 +205,7 @@ pub async fn attach(ctx: &Ctx, word: String, req: Request<Incoming>) -> Result<R
         };
         let _ = tokio::task::spawn_blocking(move || {
             let keep = writer.clone();
-            let (mut out, mut err) = outputs(writer, tty, want_out, want_err);
+            let (mut out, mut err) = outputs(writer, tty, !ws, want_out, want_err);
             if logs {
                 let opts = LogOptions::default();
                 let (mut o, mut e) = (out.into_writer(), err.into_writer());
@@ -425,7 +448,7 @@ pub async fn exec_start(ctx: &Ctx, id: String, req: Request<Incoming>) -> Result
                 // The connection closes only once the exit code is known:
                 // clients inspect the exec as soon as they read its end.
                 let keep = writer.clone();
-                let (out, err) = outputs(writer, tty, attach.1, attach.2);
+                let (out, err) = outputs(writer, tty, true, attach.1, attach.2);
                 let streams = Streams {
                     stdin: attach.0.then(|| StreamIn::Reader(Box::new(reader))),
                     stdout: out,

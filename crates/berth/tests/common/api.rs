@@ -11,10 +11,15 @@ use std::time::{Duration, Instant};
 
 use crate::common::Root;
 
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
 /// A running service.
 pub struct Service {
     pub child: Child,
     pub socket: PathBuf,
+    /// The loopback port when serving on TCP instead of the socket.
+    pub tcp: Option<u16>,
 }
 
 impl Service {
@@ -30,7 +35,32 @@ impl Service {
         let mut cmd = root.cmd(&["system", "service"]);
         cmd.args(flags).arg(&uri).stderr(Stdio::piped()).stdout(Stdio::null());
         let child = cmd.spawn().expect("berth system service starts");
-        let mut s = Service { child, socket };
+        let mut s = Service {
+            child,
+            socket,
+            tcp: None,
+        };
+        s.wait_ready();
+        s
+    }
+
+    /// `berth system service --time 0 tcp://127.0.0.1:<a free port>` (for
+    /// what a client does only over TCP, as docker-py's websockets).
+    pub fn start_tcp(root: &Root) -> Service {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut cmd = root.cmd(&["system", "service", "--time", "0"]);
+        cmd.arg(format!("tcp://127.0.0.1:{port}"))
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        let child = cmd.spawn().expect("berth system service starts");
+        let mut s = Service {
+            child,
+            socket: root.path().join("no-socket"),
+            tcp: Some(port),
+        };
         s.wait_ready();
         s
     }
@@ -40,13 +70,18 @@ impl Service {
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(mut s) = UnixStream::connect(&self.socket) {
+            let ping = |s: &mut dyn ReadWrite| {
                 let _ = s.write_all(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n");
                 let mut out = String::new();
                 let _ = s.read_to_string(&mut out);
-                if out.starts_with("HTTP/1.1 200") {
-                    return;
-                }
+                out.starts_with("HTTP/1.1 200")
+            };
+            let answered = match self.tcp {
+                Some(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| ping(&mut s)),
+                None => UnixStream::connect(&self.socket).is_ok_and(|mut s| ping(&mut s)),
+            };
+            if answered {
+                return;
             }
             if let Ok(Some(st)) = self.child.try_wait() {
                 let mut err = String::new();
@@ -58,15 +93,18 @@ impl Service {
             assert!(
                 Instant::now() < deadline,
                 "berth system service did not answer on {}",
-                self.socket.display()
+                self.host()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// `unix:///…/berth.sock`
+    /// `unix:///…/berth.sock` (`tcp://127.0.0.1:PORT` on TCP)
     pub fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
+        match self.tcp {
+            Some(port) => format!("tcp://127.0.0.1:{port}"),
+            None => format!("unix://{}", self.socket.display()),
+        }
     }
 
     /// Sends SIGTERM and waits for the exit.
