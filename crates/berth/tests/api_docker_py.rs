@@ -7,8 +7,32 @@
 mod api;
 mod common;
 
+use std::process::Output;
+
 use api::{docker_py, Service};
 use common::{stderr, stdout, Env};
+
+/// Runs `tests/api/<script>` with docker-py's python and `args`.
+fn py(script: &str, args: &[&str]) -> Output {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/api")
+        .join(script);
+    std::process::Command::new(docker_py())
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The script succeeded and its last word is `marker`.
+fn assert_passed(o: &Output, marker: &str) {
+    assert!(
+        o.status.success() && stdout(o).contains(marker),
+        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
 
 #[test]
 #[ignore = "needs root"]
@@ -17,20 +41,8 @@ fn docker_py_drives_images_and_a_container_through_the_socket() {
     let root = &env.root;
     root.ok(&["create", "--name", "pyweb", "-l", "made-by=berth", "bb", "sleep", "300"]);
     let svc = Service::start(root);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_story.py");
-    let o = std::process::Command::new(docker_py())
-        .arg(&script)
-        .arg(svc.host())
-        .arg("pyweb")
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    assert!(stdout(&o).contains("docker-py: every check passed"));
+    let o = py("docker_py_story.py", &[&svc.host(), "pyweb"]);
+    assert_passed(&o, "docker-py: every check passed");
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "", "berth's CLI sees the removal");
 }
 
@@ -41,19 +53,8 @@ fn docker_py_attaches_over_a_websocket() {
     let root = &env.root;
     // docker-py speaks websocket only over TCP.
     let svc = Service::start_tcp(root);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_attach_ws.py");
-    let o = std::process::Command::new(docker_py())
-        .arg(&script)
-        .arg(svc.host())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    assert!(stdout(&o).contains("docker-py attach/ws: every check passed"));
+    let o = py("docker_py_attach_ws.py", &[&svc.host()]);
+    assert_passed(&o, "docker-py attach/ws: every check passed");
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "", "every container was removed");
 }
 
@@ -63,19 +64,8 @@ fn docker_py_runs_builds_execs_and_sixteen_clients_at_once() {
     let env = Env::new();
     let root = &env.root;
     let svc = Service::start(root);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_run.py");
-    let o = std::process::Command::new(docker_py())
-        .arg(&script)
-        .arg(svc.host())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    assert!(stdout(&o).contains("docker-py run: every check passed"));
+    let o = py("docker_py_run.py", &[&svc.host()]);
+    assert_passed(&o, "docker-py run: every check passed");
     // The store agrees: nothing left, nothing half-made.
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
     assert_eq!(root.ok(&["volume", "ls", "-q"]).trim(), "");
@@ -103,22 +93,10 @@ fn sixteen_docker_py_clients_pull_build_run_and_race_at_once() {
     root.ok(&["image", "prune", "-f"]);
 
     let svc = Service::start(root);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_concurrent.py");
-    let o = std::process::Command::new(docker_py())
-        .arg(&script)
-        .arg(svc.host())
-        .arg(&registry_addr)
-        .output()
-        .unwrap();
+    let o = py("docker_py_concurrent.py", &[&svc.host(), &registry_addr]);
     let _ = registry.kill();
     let _ = registry.wait();
-    assert!(
-        o.status.success(),
-        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    assert!(stdout(&o).contains("16 clients, every check passed"), "{}", stdout(&o));
+    assert_passed(&o, "16 clients, every check passed");
     // berth's CLI sees the same store: sixteen tags of eight builds, nothing running.
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
     let built = root.ok(&["images", "--format", "{{.Repository}}"]);
@@ -140,22 +118,10 @@ fn docker_py_sends_every_build_parameter_and_reads_stats_and_platforms() {
     root.ok(&["rmi", &name]);
 
     let svc = Service::start(root);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_build_params.py");
-    let o = std::process::Command::new(docker_py())
-        .arg(&script)
-        .arg(svc.host())
-        .arg(&registry_addr)
-        .output()
-        .unwrap();
+    let o = py("docker_py_build_params.py", &[&svc.host(), &registry_addr]);
     let _ = registry.kill();
     let _ = registry.wait();
-    assert!(
-        o.status.success(),
-        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    assert!(stdout(&o).contains("docker-py build params: every check passed"));
+    assert_passed(&o, "docker-py build params: every check passed");
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
 }
 
@@ -165,19 +131,8 @@ fn docker_py_host_config_fields_reach_the_container() {
     let env = Env::new();
     let root = &env.root;
     let svc = Service::start(root);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/docker_py_hostconfig.py");
-    let o = std::process::Command::new(docker_py())
-        .arg(&script)
-        .arg(svc.host())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "docker-py failed:\nstdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    assert!(stdout(&o).contains("docker-py hostconfig: every check passed"));
+    let o = py("docker_py_hostconfig.py", &[&svc.host()]);
+    assert_passed(&o, "docker-py hostconfig: every check passed");
     assert_eq!(root.ok(&["ps", "-aq"]).trim(), "");
     assert_eq!(
         root.ok(&["volume", "ls", "-q"]).trim(),
