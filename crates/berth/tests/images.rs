@@ -640,7 +640,7 @@ fn sizes_count_the_layers_files_as_docker_does() {
     std::os::unix::fs::symlink("a", d.join("l")).unwrap();
     std::fs::create_dir(d.join("d")).unwrap();
     std::fs::write(d.join("d/e"), "1234567").unwrap();
-    let tar = d.join("../sizes.tar");
+    let tar = r.path().join("sizes.tar");
     let st = Command::new("tar")
         .args(["-C", d.to_str().unwrap(), "-cf", tar.to_str().unwrap(), "."])
         .status()
