@@ -30,7 +30,7 @@ use anyhow::Context;
 use berth_net::bridge::{self, Attachment, NetContext, Teardown, DEFAULT_NETWORK};
 use berth_net::etc::{self, EtcSettings};
 use berth_net::rootless::{self, RootlessNetns};
-use berth_store::{NetworkRecord, NewEndpoint, StoreError};
+use berth_store::{EndpointRecord, NetworkRecord, NewEndpoint, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -496,9 +496,16 @@ impl Engine {
         if !on_bridge(&c.dir) {
             return;
         }
-        for e in self.store.container_endpoints(&c.rec.id).unwrap_or_default() {
+        let endpoints = self.store.container_endpoints(&c.rec.id).unwrap_or_default();
+        self.record_endpoint_events("connect", &c.rec.id, &endpoints);
+    }
+
+    /// A network's `action` event (`connect`, `disconnect`) of container
+    /// `id` for each of `endpoints`.
+    fn record_endpoint_events(&self, action: &str, id: &str, endpoints: &[EndpointRecord]) {
+        for e in endpoints {
             if let Ok(net) = self.store.network(&e.network_id) {
-                self.network_endpoint_event("connect", &net, &c.rec.id);
+                self.network_endpoint_event(action, &net, id);
             }
         }
     }
@@ -692,11 +699,7 @@ impl Engine {
         // The namespace goes just below, and its veths with it: the
         // kernel frees them asynchronously instead of making this wait.
         bridge::disconnect_all(&ctx, &self.store, id, Teardown::WithNamespace)?;
-        for e in &endpoints {
-            if let Ok(net) = self.store.network(&e.network_id) {
-                self.network_endpoint_event("disconnect", &net, id);
-            }
-        }
+        self.record_endpoint_events("disconnect", id, &endpoints);
         let path = ctx.netns_path(id);
         let rl = self.rootless_netns(false)?;
         match &rl {
