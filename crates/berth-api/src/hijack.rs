@@ -103,9 +103,7 @@ impl RawStream {
         });
         (BodyReader::from_channel(in_rx), RawWriter { tx: out_tx })
     }
-}
 
-impl RawStream {
     /// As [`RawStream::into_blocking`], over a websocket: the reader yields
     /// the payloads of the client's messages (text or binary) until its
     /// close frame; each write goes out as one message (`frames`); once

@@ -14,9 +14,18 @@ use crate::common::Root;
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
+/// The URI of a service on `socket`, or on the loopback `tcp` port.
+fn uri(socket: &Path, tcp: Option<u16>) -> String {
+    match tcp {
+        Some(port) => format!("tcp://127.0.0.1:{port}"),
+        None => format!("unix://{}", socket.display()),
+    }
+}
+
 /// A running service.
 pub struct Service {
     pub child: Child,
+    /// Where the socket is (none is made when serving on TCP).
     pub socket: PathBuf,
     /// The loopback port when serving on TCP instead of the socket.
     pub tcp: Option<u16>,
@@ -30,18 +39,7 @@ impl Service {
 
     /// Started with these `system service` flags (the URI is added).
     pub fn start_with(root: &Root, flags: &[&str]) -> Service {
-        let socket = root.path().join("berth.sock");
-        let uri = format!("unix://{}", socket.display());
-        let mut cmd = root.cmd(&["system", "service"]);
-        cmd.args(flags).arg(&uri).stderr(Stdio::piped()).stdout(Stdio::null());
-        let child = cmd.spawn().expect("berth system service starts");
-        let mut s = Service {
-            child,
-            socket,
-            tcp: None,
-        };
-        s.wait_ready();
-        s
+        Service::spawn(root, flags, None)
     }
 
     /// `berth system service --time 0 tcp://127.0.0.1:<a free port>` (for
@@ -51,16 +49,19 @@ impl Service {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
-        let mut cmd = root.cmd(&["system", "service", "--time", "0"]);
-        cmd.arg(format!("tcp://127.0.0.1:{port}"))
+        Service::spawn(root, &["--time", "0"], Some(port))
+    }
+
+    /// The service on `<root>/berth.sock`, or on the loopback `tcp` port.
+    fn spawn(root: &Root, flags: &[&str], tcp: Option<u16>) -> Service {
+        let socket = root.path().join("berth.sock");
+        let mut cmd = root.cmd(&["system", "service"]);
+        cmd.args(flags)
+            .arg(uri(&socket, tcp))
             .stderr(Stdio::piped())
             .stdout(Stdio::null());
         let child = cmd.spawn().expect("berth system service starts");
-        let mut s = Service {
-            child,
-            socket: root.path().join("no-socket"),
-            tcp: Some(port),
-        };
+        let mut s = Service { child, socket, tcp };
         s.wait_ready();
         s
     }
@@ -101,10 +102,7 @@ impl Service {
 
     /// `unix:///…/berth.sock` (`tcp://127.0.0.1:PORT` on TCP)
     pub fn host(&self) -> String {
-        match self.tcp {
-            Some(port) => format!("tcp://127.0.0.1:{port}"),
-            None => format!("unix://{}", self.socket.display()),
-        }
+        uri(&self.socket, self.tcp)
     }
 
     /// Sends SIGTERM and waits for the exit.
@@ -159,8 +157,6 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// The docker CLIs on this machine: the 28.x client in /usr/local/bin and
-/// Debian's docker.io 20.10 in /usr/bin (scripts/setup installs it).
 /// `docker events --until` for "now": the client sends whole seconds, so
 /// the next second covers everything so far.
 pub fn events_until_now() -> String {
@@ -171,6 +167,8 @@ pub fn events_until_now() -> String {
     (now + 1).to_string()
 }
 
+/// The docker CLIs on this machine: the 28.x client in /usr/local/bin and
+/// Debian's docker.io 20.10 in /usr/bin (scripts/setup installs it).
 pub fn docker_clients() -> Vec<PathBuf> {
     let found: Vec<PathBuf> = ["/usr/local/bin/docker", "/usr/bin/docker"]
         .iter()
